@@ -1,0 +1,722 @@
+//! DAGs as Rust values: tasks, their dependencies and groups, and the
+//! scheduling settings users know from Airflow.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::schedule::{RunBounds, Schedule, ScheduleError};
+use crate::state::TriggerRule;
+use crate::stream::StreamTask;
+use crate::task::{Sensor, Task};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DagError {
+    #[error("DAG `{dag}`: duplicate task id `{task}`")]
+    DuplicateTask { dag: String, task: String },
+    #[error("DAG `{dag}`: unknown task or group `{node}` in a dependency")]
+    UnknownNode { dag: String, node: String },
+    #[error("DAG `{dag}`: dependency cycle through `{task}`")]
+    Cycle { dag: String, task: String },
+    #[error("DAG `{dag}`: {source}")]
+    Schedule {
+        dag: String,
+        #[source]
+        source: ScheduleError,
+    },
+    #[error("invalid DAG id `{0}`: use letters, digits, `_`, `-` and `.`")]
+    InvalidId(String),
+}
+
+/// How long to wait before try n+1: `delay * 2^(n-1)` when exponential, never above `max_delay`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub delay: Duration,
+    pub exponential: bool,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            retries: 0,
+            delay: Duration::from_secs(300),
+            exponential: false,
+            max_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay after the failed try number `try_number` (1-based).
+    pub fn delay_after(&self, try_number: u32) -> Duration {
+        let base = if self.exponential {
+            let factor = 2u32.saturating_pow(try_number.saturating_sub(1).min(30));
+            self.delay.saturating_mul(factor)
+        } else {
+            self.delay
+        };
+        base.min(self.max_delay)
+    }
+}
+
+/// What runs when the task instance is executed.
+#[derive(Clone)]
+pub enum TaskKind {
+    Operator(Arc<dyn Task>),
+    Sensor {
+        sensor: Arc<dyn Sensor>,
+        poke_interval: Duration,
+        timeout: Duration,
+    },
+}
+
+/// One task as declared: an operator or sensor plus its per-task settings.
+#[derive(Clone)]
+pub struct TaskSpec {
+    id: String,
+    kind: TaskKind,
+    trigger_rule: TriggerRule,
+    retry: Option<RetryPolicy>,
+    timeout: Option<Duration>,
+    pool: String,
+    pool_slots: u32,
+    priority_weight: i32,
+    group: Option<String>,
+    doc: String,
+}
+
+impl TaskSpec {
+    pub fn new(id: impl Into<String>, task: Arc<dyn Task>) -> Self {
+        Self::with_kind(id.into(), TaskKind::Operator(task))
+    }
+
+    /// A sensor poked every `poke_interval` until it holds or `timeout` passes.
+    pub fn sensor(id: impl Into<String>, sensor: Arc<dyn Sensor>, poke_interval: Duration, timeout: Duration) -> Self {
+        Self::with_kind(
+            id.into(),
+            TaskKind::Sensor {
+                sensor,
+                poke_interval,
+                timeout,
+            },
+        )
+    }
+
+    fn with_kind(id: String, kind: TaskKind) -> Self {
+        Self {
+            id,
+            kind,
+            trigger_rule: TriggerRule::AllSuccess,
+            retry: None,
+            timeout: None,
+            pool: "default_pool".into(),
+            pool_slots: 1,
+            priority_weight: 1,
+            group: None,
+            doc: String::new(),
+        }
+    }
+
+    pub fn trigger_rule(mut self, rule: TriggerRule) -> Self {
+        self.trigger_rule = rule;
+        self
+    }
+
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retry.get_or_insert_with(RetryPolicy::default).retries = retries;
+        self
+    }
+
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn pool(mut self, pool: impl Into<String>, slots: u32) -> Self {
+        self.pool = pool.into();
+        self.pool_slots = slots.max(1);
+        self
+    }
+
+    pub fn priority_weight(mut self, weight: i32) -> Self {
+        self.priority_weight = weight;
+        self
+    }
+
+    pub fn doc(mut self, doc: impl Into<String>) -> Self {
+        self.doc = doc.into();
+        self
+    }
+}
+
+/// A task inside a built DAG, with resolved settings and edges.
+pub struct TaskNode {
+    pub id: String,
+    pub kind: TaskKind,
+    pub trigger_rule: TriggerRule,
+    pub retry: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i32,
+    pub group: Option<String>,
+    pub doc: String,
+    pub upstream: Vec<String>,
+    pub downstream: Vec<String>,
+}
+
+impl TaskNode {
+    pub fn is_sensor(&self) -> bool {
+        matches!(self.kind, TaskKind::Sensor { .. })
+    }
+}
+
+/// A long-running task of a stream task group, supervised by every process.
+#[derive(Clone)]
+pub struct StreamSpec {
+    pub id: String,
+    pub task: Arc<dyn StreamTask>,
+    pub restart: RetryPolicy,
+}
+
+pub struct Dag {
+    pub id: String,
+    pub description: String,
+    pub schedule: Schedule,
+    pub bounds: RunBounds,
+    pub max_active_runs: u32,
+    pub max_active_tasks: u32,
+    pub tags: Vec<String>,
+    pub params: Map<String, Value>,
+    pub fileloc: String,
+    /// Tasks in topological order.
+    tasks: Vec<TaskNode>,
+    index: HashMap<String, usize>,
+    pub streams: Vec<StreamSpec>,
+}
+
+impl std::fmt::Debug for Dag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dag").field("id", &self.id).field("tasks", &self.tasks.len()).finish()
+    }
+}
+
+impl Dag {
+    pub fn builder(id: impl Into<String>) -> DagBuilder {
+        DagBuilder::new(id.into())
+    }
+
+    /// Tasks in topological order (every task after its upstreams).
+    pub fn tasks(&self) -> &[TaskNode] {
+        &self.tasks
+    }
+
+    pub fn task(&self, id: &str) -> Option<&TaskNode> {
+        self.index.get(id).map(|&i| &self.tasks[i])
+    }
+
+    /// `task_id` and every task downstream of it, transitively.
+    pub fn downstream_closure(&self, task_id: &str) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::from([task_id.to_owned()]);
+        while let Some(id) = queue.pop_front() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            if let Some(t) = self.task(&id) {
+                queue.extend(t.downstream.iter().cloned());
+            }
+        }
+        let mut out: Vec<String> = seen.into_iter().collect();
+        out.sort_by_key(|id| self.index.get(id).copied().unwrap_or(usize::MAX));
+        out
+    }
+
+    /// Groups and their task ids, in task order.
+    pub fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in &self.tasks {
+            if let Some(g) = &t.group {
+                groups.entry(g.clone()).or_default().push(t.id.clone());
+            }
+        }
+        groups
+    }
+
+    /// Merge run conf over the DAG's param defaults.
+    pub fn resolve_params(&self, conf: &Value) -> Map<String, Value> {
+        let mut params = self.params.clone();
+        if let Value::Object(overrides) = conf {
+            for (k, v) in overrides {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+        params
+    }
+}
+
+/// A reference to a task or a whole group, for declaring dependencies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Task(String),
+    Group(String),
+}
+
+pub struct DagBuilder {
+    id: String,
+    description: String,
+    schedule: Option<(String, String)>,
+    start_date: DateTime<Utc>,
+    end_date: Option<DateTime<Utc>>,
+    catchup: bool,
+    max_active_runs: u32,
+    max_active_tasks: u32,
+    default_retry: RetryPolicy,
+    default_timeout: Option<Duration>,
+    tags: Vec<String>,
+    params: Map<String, Value>,
+    fileloc: String,
+    specs: Vec<TaskSpec>,
+    edges: Vec<(Node, Node)>,
+    streams: Vec<StreamSpec>,
+}
+
+impl DagBuilder {
+    fn new(id: String) -> Self {
+        Self {
+            id,
+            description: String::new(),
+            schedule: None,
+            start_date: DateTime::<Utc>::UNIX_EPOCH,
+            end_date: None,
+            catchup: false,
+            max_active_runs: 16,
+            max_active_tasks: 16,
+            default_retry: RetryPolicy::default(),
+            default_timeout: None,
+            tags: Vec::new(),
+            params: Map::new(),
+            fileloc: String::new(),
+            specs: Vec::new(),
+            edges: Vec::new(),
+            streams: Vec::new(),
+        }
+    }
+
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+
+    /// Cron expression (5 fields or a preset) in an IANA timezone.
+    pub fn schedule(mut self, cron: &str, timezone: &str) -> Self {
+        self.schedule = Some((cron.to_owned(), timezone.to_owned()));
+        self
+    }
+
+    pub fn start_date(mut self, d: DateTime<Utc>) -> Self {
+        self.start_date = d;
+        self
+    }
+
+    pub fn end_date(mut self, d: DateTime<Utc>) -> Self {
+        self.end_date = Some(d);
+        self
+    }
+
+    pub fn catchup(mut self, on: bool) -> Self {
+        self.catchup = on;
+        self
+    }
+
+    pub fn max_active_runs(mut self, n: u32) -> Self {
+        self.max_active_runs = n.max(1);
+        self
+    }
+
+    pub fn max_active_tasks(mut self, n: u32) -> Self {
+        self.max_active_tasks = n.max(1);
+        self
+    }
+
+    /// Retries and backoff for tasks that do not set their own.
+    pub fn default_retry(mut self, policy: RetryPolicy) -> Self {
+        self.default_retry = policy;
+        self
+    }
+
+    /// Execution timeout for tasks that do not set their own.
+    pub fn execution_timeout(mut self, t: Duration) -> Self {
+        self.default_timeout = Some(t);
+        self
+    }
+
+    pub fn tags(mut self, tags: &[&str]) -> Self {
+        self.tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    pub fn param(mut self, name: &str, default: Value) -> Self {
+        self.params.insert(name.to_owned(), default);
+        self
+    }
+
+    /// Where the DAG is defined, shown in the UI (pass `file!()`).
+    pub fn fileloc(mut self, loc: &str) -> Self {
+        self.fileloc = loc.to_owned();
+        self
+    }
+
+    /// Add a task; returns a node for dependencies.
+    pub fn task(&mut self, spec: TaskSpec) -> Node {
+        let node = Node::Task(spec.id.clone());
+        self.specs.push(spec);
+        node
+    }
+
+    /// Add a task inside a group: its id becomes `group.id`.
+    pub fn group_task(&mut self, group: &str, mut spec: TaskSpec) -> Node {
+        spec.id = format!("{group}.{}", spec.id);
+        spec.group = Some(group.to_owned());
+        self.task(spec)
+    }
+
+    /// A whole group as one node: upstream of its roots, downstream of its leaves.
+    pub fn group(&self, group: &str) -> Node {
+        Node::Group(group.to_owned())
+    }
+
+    /// `upstream >> downstream`.
+    pub fn edge(&mut self, upstream: &Node, downstream: &Node) {
+        self.edges.push((upstream.clone(), downstream.clone()));
+    }
+
+    /// `a >> b >> c …`.
+    pub fn chain(&mut self, nodes: &[&Node]) {
+        for pair in nodes.windows(2) {
+            self.edge(pair[0], pair[1]);
+        }
+    }
+
+    pub fn stream(&mut self, id: &str, task: Arc<dyn StreamTask>, restart: RetryPolicy) {
+        self.streams.push(StreamSpec {
+            id: id.to_owned(),
+            task,
+            restart,
+        });
+    }
+
+    pub fn build(self) -> Result<Dag, DagError> {
+        let dag_id = self.id.clone();
+        if dag_id.is_empty()
+            || !dag_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(DagError::InvalidId(dag_id));
+        }
+        let schedule = match &self.schedule {
+            None => Schedule::Manual,
+            Some((expr, tz)) => Schedule::cron(expr, tz).map_err(|source| DagError::Schedule {
+                dag: dag_id.clone(),
+                source,
+            })?,
+        };
+
+        let mut upstream: HashMap<String, Vec<String>> = HashMap::new();
+        let mut ids = HashSet::new();
+        for s in &self.specs {
+            if !ids.insert(s.id.clone()) {
+                return Err(DagError::DuplicateTask {
+                    dag: dag_id,
+                    task: s.id.clone(),
+                });
+            }
+            upstream.insert(s.id.clone(), Vec::new());
+        }
+        let in_group = |g: &str| -> Vec<&TaskSpec> {
+            self.specs.iter().filter(|s| s.group.as_deref() == Some(g)).collect()
+        };
+        // Edges between tasks only; groups expanded below.
+        let mut task_edges: Vec<(String, String)> = Vec::new();
+        let expand = |n: &Node| -> Result<Vec<String>, DagError> {
+            match n {
+                Node::Task(id) if ids.contains(id) => Ok(vec![id.clone()]),
+                Node::Group(g) if !in_group(g).is_empty() => Ok(in_group(g).iter().map(|s| s.id.clone()).collect()),
+                Node::Task(id) | Node::Group(id) => Err(DagError::UnknownNode {
+                    dag: dag_id.clone(),
+                    node: id.clone(),
+                }),
+            }
+        };
+        // Edges inside groups first, to know each group's roots and leaves.
+        let mut intra: Vec<(String, String)> = Vec::new();
+        for (a, b) in &self.edges {
+            if let (Node::Task(a), Node::Task(b)) = (a, b) {
+                expand(&Node::Task(a.clone()))?;
+                expand(&Node::Task(b.clone()))?;
+                intra.push((a.clone(), b.clone()));
+            }
+        }
+        let group_of: HashMap<&str, &str> = self
+            .specs
+            .iter()
+            .filter_map(|s| s.group.as_deref().map(|g| (s.id.as_str(), g)))
+            .collect();
+        let members_with = |g: &str, has_up: bool| -> Vec<String> {
+            in_group(g)
+                .iter()
+                .filter(|s| {
+                    let linked = intra.iter().any(|(a, b)| {
+                        let (me, other) = if has_up { (b, a) } else { (a, b) };
+                        me == &s.id && group_of.get(other.as_str()) == Some(&g)
+                    });
+                    !linked
+                })
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        for (a, b) in &self.edges {
+            let ups = match a {
+                Node::Group(g) => {
+                    expand(a)?;
+                    members_with(g, false) // leaves: no downstream inside the group
+                }
+                Node::Task(_) => expand(a)?,
+            };
+            let downs = match b {
+                Node::Group(g) => {
+                    expand(b)?;
+                    members_with(g, true) // roots: no upstream inside the group
+                }
+                Node::Task(_) => expand(b)?,
+            };
+            for u in &ups {
+                for d in &downs {
+                    if !task_edges.contains(&(u.clone(), d.clone())) {
+                        task_edges.push((u.clone(), d.clone()));
+                    }
+                }
+            }
+        }
+        for (u, d) in &task_edges {
+            if let Some(v) = upstream.get_mut(d) {
+                v.push(u.clone());
+            }
+        }
+
+        // Kahn's algorithm, keeping declaration order among ready tasks.
+        let order: Vec<&TaskSpec> = {
+            let mut indegree: HashMap<&str, usize> =
+                upstream.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            let mut out = Vec::new();
+            let mut done = HashSet::new();
+            loop {
+                let ready: Vec<&TaskSpec> = self
+                    .specs
+                    .iter()
+                    .filter(|s| !done.contains(&s.id) && indegree[s.id.as_str()] == 0)
+                    .collect();
+                if ready.is_empty() {
+                    break;
+                }
+                for s in ready {
+                    done.insert(s.id.clone());
+                    for (u, d) in &task_edges {
+                        if u == &s.id {
+                            if let Some(n) = indegree.get_mut(d.as_str()) {
+                                *n -= 1;
+                            }
+                        }
+                    }
+                    out.push(s);
+                }
+            }
+            if out.len() != self.specs.len() {
+                let stuck = self.specs.iter().find(|s| !done.contains(&s.id)).map(|s| s.id.clone());
+                return Err(DagError::Cycle {
+                    dag: dag_id,
+                    task: stuck.unwrap_or_default(),
+                });
+            }
+            out
+        };
+
+        let mut tasks = Vec::with_capacity(order.len());
+        let mut index = HashMap::new();
+        for s in order {
+            index.insert(s.id.clone(), tasks.len());
+            tasks.push(TaskNode {
+                id: s.id.clone(),
+                kind: s.kind.clone(),
+                trigger_rule: s.trigger_rule,
+                retry: s.retry.unwrap_or(self.default_retry),
+                timeout: s.timeout.or(self.default_timeout),
+                pool: s.pool.clone(),
+                pool_slots: s.pool_slots,
+                priority_weight: s.priority_weight,
+                group: s.group.clone(),
+                doc: s.doc.clone(),
+                upstream: upstream[&s.id].clone(),
+                downstream: task_edges.iter().filter(|(u, _)| u == &s.id).map(|(_, d)| d.clone()).collect(),
+            });
+        }
+        Ok(Dag {
+            id: self.id,
+            description: self.description,
+            schedule,
+            bounds: RunBounds {
+                start_date: self.start_date,
+                end_date: self.end_date,
+                catchup: self.catchup,
+            },
+            max_active_runs: self.max_active_runs,
+            max_active_tasks: self.max_active_tasks,
+            tags: self.tags,
+            params: self.params,
+            fileloc: self.fileloc,
+            tasks,
+            index,
+            streams: self.streams,
+        })
+    }
+}
+
+/// Every DAG this binary knows, by id, plus the pools they use.
+#[derive(Default, Clone)]
+pub struct DagBag {
+    dags: BTreeMap<String, Arc<Dag>>,
+    pools: BTreeMap<String, u32>,
+}
+
+impl DagBag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, dag: Dag) {
+        self.dags.insert(dag.id.clone(), Arc::new(dag));
+    }
+
+    /// Declare a pool and its slot count; synced to the database at start-up.
+    pub fn pool(&mut self, name: &str, slots: u32) {
+        self.pools.insert(name.to_owned(), slots);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Dag>> {
+        self.dags.get(id)
+    }
+
+    pub fn dags(&self) -> impl Iterator<Item = &Arc<Dag>> {
+        self.dags.values()
+    }
+
+    pub fn pools(&self) -> &BTreeMap<String, u32> {
+        &self.pools
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::task_fn;
+
+    fn noop(id: &str) -> TaskSpec {
+        TaskSpec::new(id, task_fn(|_| async { Ok(Value::Null) }))
+    }
+
+    #[test]
+    fn tasks_come_out_in_dependency_order() {
+        let mut b = Dag::builder("d");
+        let c = b.task(noop("c"));
+        let a = b.task(noop("a"));
+        let bb = b.task(noop("b"));
+        b.chain(&[&a, &bb, &c]);
+        let dag = b.build().unwrap();
+        let ids: Vec<_> = dag.tasks().iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(dag.task("c").unwrap().upstream, ["b"]);
+    }
+
+    #[test]
+    fn group_edges_connect_to_the_groups_roots_and_leaves() {
+        let mut b = Dag::builder("d");
+        let start = b.task(noop("start"));
+        let x = b.group_task("g", noop("x"));
+        let y = b.group_task("g", noop("y"));
+        let end = b.task(noop("end"));
+        b.edge(&x, &y);
+        let g = b.group("g");
+        b.edge(&start, &g);
+        b.edge(&g, &end);
+        let dag = b.build().unwrap();
+        assert_eq!(dag.task("g.x").unwrap().upstream, ["start"]);
+        assert_eq!(dag.task("g.y").unwrap().upstream, ["g.x"]);
+        assert_eq!(dag.task("end").unwrap().upstream, ["g.y"]);
+        assert_eq!(dag.groups()["g"], ["g.x", "g.y"]);
+    }
+
+    #[test]
+    fn cycles_unknown_nodes_and_duplicates_are_rejected() {
+        let mut b = Dag::builder("d");
+        let a = b.task(noop("a"));
+        let c = b.task(noop("c"));
+        b.chain(&[&a, &c, &a]);
+        assert!(matches!(b.build(), Err(DagError::Cycle { .. })));
+
+        let mut b = Dag::builder("d");
+        let a = b.task(noop("a"));
+        b.edge(&a, &Node::Task("ghost".into()));
+        assert!(b.build().unwrap_err().to_string().contains("ghost"));
+
+        let mut b = Dag::builder("d");
+        b.task(noop("a"));
+        b.task(noop("a"));
+        assert!(matches!(b.build(), Err(DagError::DuplicateTask { .. })));
+    }
+
+    #[test]
+    fn downstream_closure_includes_the_task_itself() {
+        let mut b = Dag::builder("d");
+        let a = b.task(noop("a"));
+        let x = b.task(noop("x"));
+        let y = b.task(noop("y"));
+        b.chain(&[&a, &x, &y]);
+        let dag = b.build().unwrap();
+        assert_eq!(dag.downstream_closure("x"), ["x", "y"]);
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            retries: 5,
+            delay: Duration::from_secs(1),
+            exponential: true,
+            max_delay: Duration::from_secs(5),
+        };
+        let delays: Vec<_> = (1..=5).map(|n| p.delay_after(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 5, 5]);
+    }
+
+    #[test]
+    fn run_conf_overrides_param_defaults() {
+        let dag = Dag::builder("d")
+            .param("sport", Value::from("nfl"))
+            .param("days", Value::from(1))
+            .build()
+            .unwrap();
+        let p = dag.resolve_params(&serde_json::json!({"days": 7}));
+        assert_eq!(p["sport"], "nfl");
+        assert_eq!(p["days"], 7);
+    }
+}

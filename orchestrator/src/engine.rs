@@ -1,0 +1,286 @@
+//! One `betflow` process's engine: the scheduler loop, the executor loop,
+//! heartbeats, the LISTEN/NOTIFY wake-ups and the stream supervisors, with a
+//! graceful shutdown that leaves nothing `running` in the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::dag::DagBag;
+use crate::executor::{self, Finished, WorkerIdentity};
+use crate::scheduler;
+use crate::store::write::WAKEUP_CHANNEL;
+use crate::store::{Store, StoreError};
+use crate::stream;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Task instances this process runs at once.
+    pub parallelism: usize,
+    /// Longest sleep between scheduler passes when nothing wakes it.
+    pub poll_interval: Duration,
+    pub heartbeat_interval: Duration,
+    /// A running try whose heartbeat is older than this is a zombie.
+    pub zombie_threshold: Duration,
+    /// How long running tries may take to finish on shutdown before they are requeued.
+    pub shutdown_grace: Duration,
+    pub run_scheduler: bool,
+    pub run_streams: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: 32,
+            poll_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(2),
+            zombie_threshold: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            run_scheduler: true,
+            run_streams: true,
+        }
+    }
+}
+
+/// Wake-up signals shared by the loops of one process.
+#[derive(Default)]
+struct Wakeups {
+    scheduler: Notify,
+    executor: Notify,
+}
+
+pub fn new_identity() -> WorkerIdentity {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    WorkerIdentity {
+        worker_id: format!("{hostname}-{}-{:06x}", std::process::id(), nanos & 0xff_ffff),
+        hostname,
+    }
+}
+
+/// Run until `shutdown` fires, then stop cleanly.
+pub async fn run(store: Store, bag: DagBag, config: EngineConfig, shutdown: CancellationToken) -> Result<(), StoreError> {
+    let me = new_identity();
+    register_worker(&store, &me).await?;
+    tracing::info!(worker_id = %me.worker_id, parallelism = config.parallelism, "engine started");
+    let wake = Arc::new(Wakeups::default());
+    let bag = Arc::new(bag);
+
+    let mut loops = JoinSet::new();
+    loops.spawn(listen(store.clone(), wake.clone(), shutdown.clone()));
+    loops.spawn(heartbeat(store.clone(), me.clone(), config.heartbeat_interval, shutdown.clone()));
+    if config.run_scheduler {
+        loops.spawn(scheduler_loop(store.clone(), bag.clone(), config.clone(), wake.clone(), shutdown.clone()));
+    }
+    if config.run_streams {
+        let (store, bag, id, sd) = (store.clone(), (*bag).clone(), me.worker_id.clone(), shutdown.clone());
+        loops.spawn(async move {
+            stream::supervise_all(store, bag, id, sd).await;
+        });
+    }
+    executor_loop(&store, bag, &config, &me, wake, shutdown.clone()).await;
+    while loops.join_next().await.is_some() {}
+    sqlx::query("UPDATE workers SET stopped_at = now() WHERE worker_id = $1")
+        .bind(&me.worker_id)
+        .execute(store.pool())
+        .await?;
+    tracing::info!(worker_id = %me.worker_id, "engine stopped");
+    Ok(())
+}
+
+async fn register_worker(store: &Store, me: &WorkerIdentity) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO workers (worker_id, hostname, pid, kind) VALUES ($1, $2, $3, 'engine')")
+        .bind(&me.worker_id)
+        .bind(&me.hostname)
+        .bind(std::process::id() as i32)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// LISTEN for wake-ups from other processes (and this one's own commits).
+async fn listen(store: Store, wake: Arc<Wakeups>, shutdown: CancellationToken) {
+    loop {
+        let mut listener = match PgListener::connect_with(store.pool()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("LISTEN connection failed: {e}; polling until it is back");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(WAKEUP_CHANNEL).await {
+            tracing::warn!("LISTEN failed: {e}");
+            continue;
+        }
+        loop {
+            tokio::select! {
+                msg = listener.recv() => match msg {
+                    Ok(_) => {
+                        wake.executor.notify_one();
+                        wake.scheduler.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::warn!("LISTEN connection lost: {e}");
+                        break;
+                    }
+                },
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+async fn heartbeat(store: Store, me: WorkerIdentity, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let res = async {
+            sqlx::query("UPDATE workers SET heartbeat_at = now() WHERE worker_id = $1")
+                .bind(&me.worker_id)
+                .execute(store.pool())
+                .await?;
+            sqlx::query("UPDATE task_instances SET heartbeat_at = now() WHERE worker_id = $1 AND state = 'running'")
+                .bind(&me.worker_id)
+                .execute(store.pool())
+                .await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!("heartbeat failed: {e}");
+        }
+    }
+}
+
+async fn scheduler_loop(store: Store, bag: Arc<DagBag>, config: EngineConfig, wake: Arc<Wakeups>, shutdown: CancellationToken) {
+    let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
+    let mut last_zombie_check = tokio::time::Instant::now();
+    loop {
+        // Creating runs from schedules only needs to happen about once a second.
+        let create = last_runs_check.elapsed() >= Duration::from_secs(1);
+        let res: Result<(), StoreError> = async {
+            if create {
+                last_runs_check = tokio::time::Instant::now();
+                scheduler::create_due_runs(&store, &bag, chrono::Utc::now()).await?;
+            }
+            scheduler::start_queued_runs(&store, &bag).await?;
+            let (queued, _) = scheduler::advance_runs(&store, &bag).await?;
+            if queued > 0 {
+                wake.executor.notify_one();
+            }
+            if last_zombie_check.elapsed() >= config.heartbeat_interval {
+                last_zombie_check = tokio::time::Instant::now();
+                if scheduler::reap_zombies(&store, &bag, config.zombie_threshold).await? > 0 {
+                    wake.scheduler.notify_one();
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!("scheduler pass failed: {e}");
+        }
+        tokio::select! {
+            _ = wake.scheduler.notified() => {}
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn executor_loop(
+    store: &Store,
+    bag: Arc<DagBag>,
+    config: &EngineConfig,
+    me: &WorkerIdentity,
+    wake: Arc<Wakeups>,
+    shutdown: CancellationToken,
+) {
+    let abort = CancellationToken::new();
+    let mut running: JoinSet<Result<Finished, StoreError>> = JoinSet::new();
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let free = config.parallelism.saturating_sub(running.len());
+        let mut claimed_all = false;
+        if free > 0 {
+            match executor::claim(store, &bag, me, free).await {
+                Ok(claimed) => {
+                    claimed_all = !claimed.is_empty() && claimed.len() == free;
+                    for c in claimed {
+                        let Some(dag) = bag.get(&c.dag_id).cloned() else { continue };
+                        let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
+                        running.spawn(async move { executor::run_claimed(&store, dag, &me, c, abort).await });
+                    }
+                }
+                Err(e) => tracing::warn!("claiming tasks failed: {e}"),
+            }
+        }
+        if claimed_all {
+            // Maybe more is queued: wait only for a free slot.
+            if let Some(done) = running.join_next().await {
+                after_try(done, &wake);
+            }
+            continue;
+        }
+        tokio::select! {
+            Some(done) = running.join_next(), if !running.is_empty() => after_try(done, &wake),
+            _ = wake.executor.notified() => {}
+            _ = tokio::time::sleep(config.poll_interval) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Graceful: let running tries finish within the grace period, then requeue the rest.
+    if !running.is_empty() {
+        tracing::info!("waiting up to {:?} for {} running tasks", config.shutdown_grace, running.len());
+        let drained = tokio::time::timeout(config.shutdown_grace, async {
+            while let Some(done) = running.join_next().await {
+                after_try(done, &wake);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            abort.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async { while running.join_next().await.is_some() {} }).await;
+            running.abort_all();
+        }
+    }
+    match executor::requeue_own(store, me).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("returned {n} unfinished tries to the queue"),
+        Err(e) => tracing::warn!("could not requeue unfinished tries: {e}"),
+    }
+}
+
+fn after_try(done: Result<Result<Finished, StoreError>, tokio::task::JoinError>, wake: &Wakeups) {
+    match done {
+        Ok(Ok(f)) => {
+            if f.queued {
+                wake.executor.notify_one();
+            }
+            if f.needs_scheduler {
+                wake.scheduler.notify_one();
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("recording a task try failed: {e}");
+            wake.scheduler.notify_one();
+        }
+        Err(e) => tracing::warn!("task supervisor panicked: {e}"),
+    }
+}

@@ -1,0 +1,23 @@
+//! The orchestrator: DAGs defined in Rust, cron schedules with data
+//! intervals, a Postgres-backed scheduler and executor that several processes
+//! share safely, and supervised long-running stream tasks.
+//!
+//! It knows nothing about sports; BetFlow's pipelines live in the `dags` crate.
+
+pub mod dag;
+pub mod engine;
+pub mod executor;
+pub mod schedule;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+pub mod stream;
+pub mod task;
+
+pub use dag::{Dag, DagBag, DagBuilder, Node, RetryPolicy, TaskSpec};
+pub use engine::EngineConfig;
+pub use schedule::{DataInterval, Schedule};
+pub use state::{RunState, TaskState, TriggerRule};
+pub use store::Store;
+pub use stream::{StreamContext, StreamTask};
+pub use task::{task_fn, Sensor, Task, TaskContext, TaskError, TaskResult};

@@ -1,0 +1,100 @@
+//! The metadata database: connection, migrations and the queries the CLI
+//! and web read. The scheduler's and executor's own statements live beside
+//! them in `scheduler.rs` and `executor.rs`.
+
+pub mod embedded;
+pub mod read;
+pub mod write;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use read::{DagRow, RunFilter, RunRow, TaskInstanceRow, TryRow, LogRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot connect to the metadata database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("migrating the metadata database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// A handle on the metadata database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
+            url: mask_password(url),
+            source,
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: mask_password(url),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Applied and pending migrations: (version, description, applied).
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
+        Ok(MIGRATOR
+            .iter()
+            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+            .collect())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, so URLs can be printed and logged.
+pub fn mask_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else { return url.to_owned() };
+    let creds = &rest[..at];
+    match creds.find(':') {
+        Some(colon) => format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_masked_in_urls() {
+        assert_eq!(
+            super::mask_password("postgres://betflow:s3cr3t@127.0.0.1:5432/betflow"),
+            "postgres://betflow:***@127.0.0.1:5432/betflow"
+        );
+        assert_eq!(super::mask_password("postgres://localhost/db"), "postgres://localhost/db");
+    }
+}

@@ -1,0 +1,200 @@
+//! Write-side operations users ask for: syncing DAG definitions, pausing,
+//! creating runs (scheduled, manual, backfill) and clearing task instances.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use super::{Store, StoreError};
+use crate::dag::{Dag, DagBag};
+use crate::schedule::DataInterval;
+
+/// Why a run was created; also the prefix of its run id, as in Airflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunType {
+    Scheduled,
+    Manual,
+    Backfill,
+}
+
+impl RunType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+/// Airflow-style run id: `scheduled__2024-01-01T00:00:00+00:00`.
+pub fn run_id_for(run_type: RunType, logical_date: DateTime<Utc>) -> String {
+    format!(
+        "{}__{}",
+        run_type.as_str(),
+        logical_date.to_rfc3339_opts(SecondsFormat::Secs, false)
+    )
+}
+
+/// Channel every process LISTENs on; a NOTIFY wakes schedulers and executors.
+pub const WAKEUP_CHANNEL: &str = "betflow_wakeup";
+
+impl Store {
+    /// Record the DAGs and pools this binary defines. DAGs in the database
+    /// but not in the bag are marked stale (kept, with their history).
+    pub async fn sync_dags(&self, bag: &DagBag) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        // One syncer at a time, so concurrent starts do not deadlock on rows.
+        sqlx::query("SELECT pg_advisory_xact_lock(7240001)").execute(&mut *tx).await?;
+        for dag in bag.dags() {
+            sqlx::query(
+                "INSERT INTO dags (dag_id, description, schedule, timezone, tags, fileloc, max_active_runs,
+                                   max_active_tasks, catchup, start_date, end_date, is_stale, last_parsed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, now())
+                 ON CONFLICT (dag_id) DO UPDATE SET
+                    description = EXCLUDED.description, schedule = EXCLUDED.schedule,
+                    timezone = EXCLUDED.timezone, tags = EXCLUDED.tags, fileloc = EXCLUDED.fileloc,
+                    max_active_runs = EXCLUDED.max_active_runs, max_active_tasks = EXCLUDED.max_active_tasks,
+                    catchup = EXCLUDED.catchup, start_date = EXCLUDED.start_date,
+                    end_date = EXCLUDED.end_date, is_stale = FALSE, last_parsed_at = now()",
+            )
+            .bind(&dag.id)
+            .bind(&dag.description)
+            .bind(dag.schedule.expression())
+            .bind(dag.schedule.timezone().name())
+            .bind(&dag.tags)
+            .bind(&dag.fileloc)
+            .bind(dag.max_active_runs as i32)
+            .bind(dag.max_active_tasks as i32)
+            .bind(dag.bounds.catchup)
+            .bind(dag.bounds.start_date)
+            .bind(dag.bounds.end_date)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
+        sqlx::query("UPDATE dags SET is_stale = TRUE WHERE NOT (dag_id = ANY($1))")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        for (name, slots) in bag.pools() {
+            sqlx::query(
+                "INSERT INTO pools (name, slots) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET slots = EXCLUDED.slots",
+            )
+            .bind(name)
+            .bind(*slots as i32)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Returns false when no such DAG is known.
+    pub async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE dags SET is_paused = $2 WHERE dag_id = $1")
+            .bind(dag_id)
+            .bind(paused)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Create a queued run; `None` when a run already exists for that logical date.
+    pub async fn create_run(
+        &self,
+        dag: &Dag,
+        run_type: RunType,
+        interval: DataInterval,
+        conf: &Value,
+    ) -> Result<Option<String>, StoreError> {
+        let run_id = run_id_for(run_type, interval.start);
+        let created: Option<String> = sqlx::query_scalar(
+            "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
+                                   run_type, state, conf)
+             VALUES ($1, $2, $3, $3, $4, $5, 'queued', $6)
+             ON CONFLICT DO NOTHING RETURNING run_id",
+        )
+        .bind(&dag.id)
+        .bind(&run_id)
+        .bind(interval.start)
+        .bind(interval.end)
+        .bind(run_type.as_str())
+        .bind(conf)
+        .fetch_optional(self.pool())
+        .await?;
+        if created.is_some() {
+            self.wake().await?;
+        }
+        Ok(created)
+    }
+
+    /// Reset task instances so the scheduler runs them again, and put their
+    /// run back to running. Returns the task ids cleared.
+    pub async fn clear_tasks(&self, dag: &Dag, run_id: &str, task_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let (ids, retries): (Vec<String>, Vec<i32>) = task_ids
+            .iter()
+            .filter_map(|id| dag.task(id).map(|t| (id.clone(), t.retry.retries as i32)))
+            .unzip();
+        // Each cleared task gets its full retry budget again on top of the tries it used.
+        let cleared: Vec<String> = sqlx::query_scalar(
+            "UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
+                    queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
+             FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
+             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id AND ti.state <> 'running'
+             RETURNING ti.task_id",
+        )
+        .bind(&dag.id)
+        .bind(run_id)
+        .bind(&ids)
+        .bind(&retries)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !cleared.is_empty() {
+            sqlx::query(
+                "UPDATE dag_runs SET state = 'running', end_date = NULL WHERE dag_id = $1 AND run_id = $2",
+            )
+            .bind(&dag.id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// Set a task instance's state by hand (UI "mark success/failed").
+    pub async fn mark_task(&self, dag_id: &str, run_id: &str, task_id: &str, state: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "UPDATE task_instances SET state = $4, end_date = now()
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND state <> 'running'",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(state)
+        .execute(self.pool())
+        .await?;
+        self.wake().await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Wake every scheduler and executor listening on this database.
+    pub async fn wake(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(self.pool()).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_look_like_airflows() {
+        let d = DateTime::parse_from_rfc3339("2024-01-02T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(run_id_for(RunType::Backfill, d), "backfill__2024-01-02T00:00:00+00:00");
+    }
+}

@@ -1,0 +1,134 @@
+//! Stream task groups: long-running tasks (Kafka consumers, tickers) that
+//! start with the process, are restarted with backoff when they exit or fail,
+//! and report their health into `stream_tasks`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::dag::{DagBag, StreamSpec};
+use crate::store::Store;
+use crate::task::TaskError;
+
+/// A task meant to run until cancelled. Returning (Ok or Err) before the
+/// token fires counts as an exit and the supervisor restarts it.
+#[async_trait]
+pub trait StreamTask: Send + Sync + 'static {
+    async fn run(&self, ctx: StreamContext) -> Result<(), TaskError>;
+}
+
+/// Given to a stream task: its identity, a cancellation token and a place to
+/// publish health figures (lag, throughput …) as JSON.
+#[derive(Clone)]
+pub struct StreamContext {
+    pub dag_id: String,
+    pub task_id: String,
+    pub cancel: CancellationToken,
+    health: Arc<Mutex<Value>>,
+}
+
+impl StreamContext {
+    /// Replace the health document shown for this task.
+    pub fn report(&self, health: Value) {
+        if let Ok(mut h) = self.health.lock() {
+            *h = health;
+        }
+    }
+
+    fn snapshot(&self) -> Value {
+        self.health.lock().map(|h| h.clone()).unwrap_or(Value::Null)
+    }
+}
+
+/// Runs every stream task of every DAG in the bag until `shutdown` fires.
+pub async fn supervise_all(store: Store, bag: DagBag, worker_id: String, shutdown: CancellationToken) {
+    let mut handles = Vec::new();
+    for dag in bag.dags() {
+        for spec in &dag.streams {
+            let store = store.clone();
+            let worker_id = worker_id.clone();
+            let shutdown = shutdown.clone();
+            let spec = spec.clone();
+            let dag_id = dag.id.clone();
+            handles.push(tokio::spawn(async move {
+                supervise(store, dag_id, spec, worker_id, shutdown).await;
+            }));
+        }
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+const UPSERT_STREAM: &str = "
+    INSERT INTO stream_tasks (dag_id, task_id, worker_id, state, restarts, last_error, health, started_at, heartbeat_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now())
+    ON CONFLICT (dag_id, task_id, worker_id) DO UPDATE SET
+        state = EXCLUDED.state, restarts = EXCLUDED.restarts,
+        last_error = COALESCE(EXCLUDED.last_error, stream_tasks.last_error),
+        health = EXCLUDED.health, heartbeat_at = now(),
+        started_at = CASE WHEN EXCLUDED.state = 'starting' THEN now() ELSE stream_tasks.started_at END";
+
+async fn record(store: &Store, dag_id: &str, spec: &StreamSpec, worker_id: &str, state: &str, restarts: i32, error: Option<&str>, health: &Value) {
+    let res = sqlx::query(UPSERT_STREAM)
+        .bind(dag_id)
+        .bind(&spec.id)
+        .bind(worker_id)
+        .bind(state)
+        .bind(restarts)
+        .bind(error)
+        .bind(health)
+        .execute(store.pool())
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(dag_id, task_id = %spec.id, "could not record stream task health: {e}");
+    }
+}
+
+async fn supervise(store: Store, dag_id: String, spec: StreamSpec, worker_id: String, shutdown: CancellationToken) {
+    let mut restarts: i32 = 0;
+    loop {
+        let ctx = StreamContext {
+            dag_id: dag_id.clone(),
+            task_id: spec.id.clone(),
+            cancel: shutdown.child_token(),
+            health: Arc::new(Mutex::new(Value::Object(Default::default()))),
+        };
+        record(&store, &dag_id, &spec, &worker_id, "starting", restarts, None, &ctx.snapshot()).await;
+        let task = spec.task.clone();
+        let run_ctx = ctx.clone();
+        let mut run = tokio::spawn(async move { task.run(run_ctx).await });
+        let mut beat = tokio::time::interval(Duration::from_secs(1));
+        let outcome = loop {
+            tokio::select! {
+                res = &mut run => break res,
+                _ = beat.tick() => {
+                    record(&store, &dag_id, &spec, &worker_id, "running", restarts, None, &ctx.snapshot()).await;
+                }
+            }
+        };
+        if shutdown.is_cancelled() {
+            record(&store, &dag_id, &spec, &worker_id, "stopped", restarts, None, &ctx.snapshot()).await;
+            return;
+        }
+        let error = match outcome {
+            Ok(Ok(())) => "exited".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(join) => format!("panicked: {join}"),
+        };
+        restarts += 1;
+        let delay = spec.restart.delay_after(restarts.max(1) as u32);
+        tracing::warn!(dag_id, task_id = %spec.id, restarts, "stream task stopped ({error}); restarting in {delay:?}");
+        record(&store, &dag_id, &spec, &worker_id, "restarting", restarts, Some(&error), &ctx.snapshot()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => {
+                record(&store, &dag_id, &spec, &worker_id, "stopped", restarts, None, &ctx.snapshot()).await;
+                return;
+            }
+        }
+    }
+}

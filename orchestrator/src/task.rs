@@ -1,0 +1,221 @@
+//! What a task is to the orchestrator: an async unit of work that gets a
+//! context and returns a JSON output (its XCom), or asks to be skipped.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::schedule::DataInterval;
+
+/// Why a task did not succeed. `Skip` is not a failure: the instance becomes
+/// `skipped` and the skip propagates downstream per trigger rules.
+pub enum TaskError {
+    Skip(String),
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl TaskError {
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Self::Skip(reason.into())
+    }
+
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::Failed(message.into().into())
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(e: E) -> Self {
+        Self::Failed(Box::new(e))
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Skip(reason) => write!(f, "skipped: {reason}"),
+            Self::Failed(e) => {
+                write!(f, "{e}")?;
+                let mut source = e.source();
+                while let Some(s) = source {
+                    write!(f, ": {s}")?;
+                    source = s.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+pub type TaskResult = Result<Value, TaskError>;
+
+/// A unit of work. The returned JSON is stored as the task's output and is
+/// readable by downstream tasks through [`TaskContext::upstream`].
+#[async_trait]
+pub trait Task: Send + Sync + 'static {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult;
+}
+
+/// A task that waits for a condition. Between pokes it releases its executor
+/// slot (Airflow's reschedule mode), so a waiting sensor costs nothing.
+#[async_trait]
+pub trait Sensor: Send + Sync + 'static {
+    /// `Ok(true)` when the condition holds.
+    async fn poke(&self, ctx: TaskContext) -> Result<bool, TaskError>;
+}
+
+/// A task built from an async closure.
+pub struct FnTask<F>(pub F);
+
+#[async_trait]
+impl<F, Fut> Task for FnTask<F>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = TaskResult> + Send + 'static,
+{
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        (self.0)(ctx).await
+    }
+}
+
+/// Wrap an async closure as a [`Task`].
+pub fn task_fn<F, Fut>(f: F) -> Arc<dyn Task>
+where
+    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = TaskResult> + Send + 'static,
+{
+    Arc::new(FnTask(f))
+}
+
+/// Everything a running task may know about its run.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub dag_id: String,
+    pub task_id: String,
+    pub run_id: String,
+    pub logical_date: DateTime<Utc>,
+    pub data_interval: DataInterval,
+    pub try_number: i32,
+    pub max_tries: i32,
+    /// DAG params with defaults, overridden by the run's conf.
+    pub params: Map<String, Value>,
+    pub log: TaskLogger,
+    /// Fired on timeout or shutdown: long tasks should check it.
+    pub cancel: CancellationToken,
+    upstream: Arc<HashMap<String, Value>>,
+}
+
+impl TaskContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        dag_id: String,
+        task_id: String,
+        run_id: String,
+        data_interval: DataInterval,
+        try_number: i32,
+        max_tries: i32,
+        params: Map<String, Value>,
+        log: TaskLogger,
+        cancel: CancellationToken,
+        upstream: HashMap<String, Value>,
+    ) -> Self {
+        Self {
+            dag_id,
+            task_id,
+            run_id,
+            logical_date: data_interval.start,
+            data_interval,
+            try_number,
+            max_tries,
+            params,
+            log,
+            cancel,
+            upstream: Arc::new(upstream),
+        }
+    }
+
+    /// The output of an upstream task, deserialized.
+    pub fn upstream<T: DeserializeOwned>(&self, task_id: &str) -> Result<T, TaskError> {
+        let value = self
+            .upstream
+            .get(task_id)
+            .ok_or_else(|| TaskError::msg(format!("no output from upstream task `{task_id}`")))?;
+        serde_json::from_value(value.clone()).map_err(|e| {
+            TaskError::msg(format!("output of upstream task `{task_id}` has an unexpected shape: {e}"))
+        })
+    }
+
+    /// A param (DAG default or run conf), deserialized.
+    pub fn param<T: DeserializeOwned>(&self, name: &str) -> Result<T, TaskError> {
+        let value = self
+            .params
+            .get(name)
+            .ok_or_else(|| TaskError::msg(format!("missing param `{name}`")))?;
+        serde_json::from_value(value.clone())
+            .map_err(|e| TaskError::msg(format!("param `{name}` has an unexpected type: {e}")))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub ts: DateTime<Utc>,
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// Lines a task logs; stored per try and shown by `betflow tasks logs`.
+#[derive(Clone)]
+pub struct TaskLogger {
+    tx: Option<mpsc::UnboundedSender<LogLine>>,
+    echo: bool,
+}
+
+impl TaskLogger {
+    /// A logger whose lines go to `tx` (the store's log writer).
+    pub fn channel(tx: mpsc::UnboundedSender<LogLine>) -> Self {
+        Self { tx: Some(tx), echo: false }
+    }
+
+    /// A logger that prints to stderr, for `betflow tasks run`.
+    pub fn stderr() -> Self {
+        Self { tx: None, echo: true }
+    }
+
+    pub fn info(&self, message: impl Into<String>) {
+        self.line("INFO", message.into());
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.line("WARNING", message.into());
+    }
+
+    pub fn error(&self, message: impl Into<String>) {
+        self.line("ERROR", message.into());
+    }
+
+    fn line(&self, level: &'static str, message: String) {
+        let ts = Utc::now();
+        if self.echo {
+            eprintln!("[{}] {level} - {message}", ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        }
+        if let Some(tx) = &self.tx {
+            // The receiver lives until the try's logs are flushed; a send after
+            // that (a task that keeps logging past its end) is dropped on purpose.
+            let _ = tx.send(LogLine { ts, level, message });
+        }
+    }
+}
