@@ -1,1 +1,110 @@
+//! BetFlow's pipelines, defined on the orchestrator.
+//!
+//! [`dag_bag`] is the one entry point the binary uses: it returns every DAG
+//! BetFlow runs, with its real shape (task ids, groups, dependencies,
+//! schedules, pools, retries, tags, params), plus the pools that rate-limit
+//! the external APIs. The tasks are still [`placeholder`]s that log what they
+//! will do and pass a small JSON output downstream; the sources, lake,
+//! transforms, Iceberg tables, quality gates and Kafka consumers replace them
+//! one by one without changing the shape the scheduler, UI and CLI see.
 
+pub mod batch;
+pub mod examples;
+pub mod placeholder;
+pub mod streams;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use orchestrator::DagBag;
+use serde_json::Value;
+
+/// One supported league. Adding a sport is a row in [`SPORTS`], not new code:
+/// every DAG fans out over this table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sport {
+    /// Our key: task group ids, the `sports` param, lake paths
+    /// (`raw/historical/{key}/…`) and Kafka topics (`betflow.odds.{key}`).
+    pub key: &'static str,
+    /// ESPN site API path: `/apis/site/v2/sports/{espn_path}/scoreboard`.
+    pub espn_path: &'static str,
+    /// The Odds API v4 sport key: `/v4/sports/{odds_api_key}/odds`.
+    pub odds_api_key: &'static str,
+}
+
+/// The leagues BetFlow covers (DATA.md, "Sports and leagues").
+pub const SPORTS: &[Sport] = &[
+    Sport {
+        key: "nfl",
+        espn_path: "football/nfl",
+        odds_api_key: "americanfootball_nfl",
+    },
+    Sport {
+        key: "ncaaf",
+        espn_path: "football/college-football",
+        odds_api_key: "americanfootball_ncaaf",
+    },
+    Sport {
+        key: "nba",
+        espn_path: "basketball/nba",
+        odds_api_key: "basketball_nba",
+    },
+    Sport {
+        key: "nhl",
+        espn_path: "hockey/nhl",
+        odds_api_key: "icehockey_nhl",
+    },
+];
+
+/// The row of a sport key, if we cover it.
+pub fn sport(key: &str) -> Option<&'static Sport> {
+    SPORTS.iter().find(|s| s.key == key)
+}
+
+/// The `sports` param's default: every sport in [`SPORTS`].
+pub fn all_sports_param() -> Value {
+    Value::Array(SPORTS.iter().map(|s| Value::from(s.key)).collect())
+}
+
+/// Timezone of the nightly schedules and of the "sports day". US leagues
+/// list games by their Eastern date (ESPN's `dates=YYYYMMDD`, the original's
+/// New York day), and a schedule in this zone stays at the same local hour
+/// across daylight saving time.
+pub const TIMEZONE: &str = "America/New_York";
+
+/// The sports day a run covers: the New York date of its data interval's start.
+pub fn sports_day(interval_start: DateTime<Utc>) -> NaiveDate {
+    interval_start
+        .with_timezone(&chrono_tz::America::New_York)
+        .date_naive()
+}
+
+/// Pool of the ESPN site API (no key, but unofficial: stay polite).
+pub const ESPN_POOL: &str = "espn_api";
+/// Pool of The Odds API: every call costs credits, so one at a time.
+pub const ODDS_POOL: &str = "odds_api";
+/// Pool of the weather APIs (Open-Meteo history, OpenWeather live).
+pub const WEATHER_POOL: &str = "weather_api";
+
+/// Pools and their slots. Shared by every DAG and every `betflow` process,
+/// so a backfill of many dates cannot hammer a source or burn the quota.
+pub const POOLS: &[(&str, u32)] = &[(ESPN_POOL, 2), (ODDS_POOL, 1), (WEATHER_POOL, 2)];
+
+/// Every BetFlow DAG and the pools they use.
+///
+/// # Panics
+/// When a DAG definition is invalid (a cycle, an unknown or duplicate task,
+/// a bad cron expression). Definitions are static code, so that is a bug the
+/// unit tests catch, not a runtime condition.
+pub fn dag_bag() -> DagBag {
+    let mut bag = DagBag::new();
+    for (name, slots) in POOLS {
+        bag.pool(name, *slots);
+    }
+    let dags = batch::dags().into_iter().chain([streams::live_streams()]);
+    for dag in dags {
+        bag.add(dag.unwrap_or_else(|e| panic!("invalid BetFlow DAG definition: {e}")));
+    }
+    bag
+}
+
+#[cfg(test)]
+mod tests;

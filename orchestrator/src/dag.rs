@@ -96,7 +96,12 @@ impl TaskSpec {
     }
 
     /// A sensor poked every `poke_interval` until it holds or `timeout` passes.
-    pub fn sensor(id: impl Into<String>, sensor: Arc<dyn Sensor>, poke_interval: Duration, timeout: Duration) -> Self {
+    pub fn sensor(
+        id: impl Into<String>,
+        sensor: Arc<dyn Sensor>,
+        poke_interval: Duration,
+        timeout: Duration,
+    ) -> Self {
         Self::with_kind(
             id.into(),
             TaskKind::Sensor {
@@ -207,7 +212,10 @@ pub struct Dag {
 
 impl std::fmt::Debug for Dag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dag").field("id", &self.id).field("tasks", &self.tasks.len()).finish()
+        f.debug_struct("Dag")
+            .field("id", &self.id)
+            .field("tasks", &self.tasks.len())
+            .finish()
     }
 }
 
@@ -445,14 +453,19 @@ impl DagBuilder {
             upstream.insert(s.id.clone(), Vec::new());
         }
         let in_group = |g: &str| -> Vec<&TaskSpec> {
-            self.specs.iter().filter(|s| s.group.as_deref() == Some(g)).collect()
+            self.specs
+                .iter()
+                .filter(|s| s.group.as_deref() == Some(g))
+                .collect()
         };
         // Edges between tasks only; groups expanded below.
         let mut task_edges: Vec<(String, String)> = Vec::new();
         let expand = |n: &Node| -> Result<Vec<String>, DagError> {
             match n {
                 Node::Task(id) if ids.contains(id) => Ok(vec![id.clone()]),
-                Node::Group(g) if !in_group(g).is_empty() => Ok(in_group(g).iter().map(|s| s.id.clone()).collect()),
+                Node::Group(g) if !in_group(g).is_empty() => {
+                    Ok(in_group(g).iter().map(|s| s.id.clone()).collect())
+                }
                 Node::Task(id) | Node::Group(id) => Err(DagError::UnknownNode {
                     dag: dag_id.clone(),
                     node: id.clone(),
@@ -517,8 +530,10 @@ impl DagBuilder {
 
         // Kahn's algorithm, keeping declaration order among ready tasks.
         let order: Vec<&TaskSpec> = {
-            let mut indegree: HashMap<&str, usize> =
-                upstream.iter().map(|(k, v)| (k.as_str(), v.len())).collect();
+            let mut indegree: HashMap<&str, usize> = upstream
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.len()))
+                .collect();
             let mut out = Vec::new();
             let mut done = HashSet::new();
             loop {
@@ -543,7 +558,11 @@ impl DagBuilder {
                 }
             }
             if out.len() != self.specs.len() {
-                let stuck = self.specs.iter().find(|s| !done.contains(&s.id)).map(|s| s.id.clone());
+                let stuck = self
+                    .specs
+                    .iter()
+                    .find(|s| !done.contains(&s.id))
+                    .map(|s| s.id.clone());
                 return Err(DagError::Cycle {
                     dag: dag_id,
                     task: stuck.unwrap_or_default(),
@@ -568,7 +587,11 @@ impl DagBuilder {
                 group: s.group.clone(),
                 doc: s.doc.clone(),
                 upstream: upstream[&s.id].clone(),
-                downstream: task_edges.iter().filter(|(u, _)| u == &s.id).map(|(_, d)| d.clone()).collect(),
+                downstream: task_edges
+                    .iter()
+                    .filter(|(u, _)| u == &s.id)
+                    .map(|(_, d)| d.clone())
+                    .collect(),
             });
         }
         Ok(Dag {
@@ -623,6 +646,19 @@ impl DagBag {
 
     pub fn pools(&self) -> &BTreeMap<String, u32> {
         &self.pools
+    }
+
+    /// A bag with just one DAG (and every pool), for running it alone.
+    pub fn only(&self, id: &str) -> DagBag {
+        DagBag {
+            dags: self
+                .dags
+                .iter()
+                .filter(|(k, _)| k.as_str() == id)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            pools: self.pools.clone(),
+        }
     }
 }
 

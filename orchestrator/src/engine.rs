@@ -29,6 +29,8 @@ pub struct EngineConfig {
     /// How long running tries may take to finish on shutdown before they are requeued.
     pub shutdown_grace: Duration,
     pub run_scheduler: bool,
+    /// Create runs from cron schedules (off for in-process runs of `--wait` and benchmarks).
+    pub create_scheduled_runs: bool,
     pub run_streams: bool,
 }
 
@@ -41,6 +43,7 @@ impl Default for EngineConfig {
             zombie_threshold: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             run_scheduler: true,
+            create_scheduled_runs: true,
             run_streams: true,
         }
     }
@@ -62,13 +65,22 @@ pub fn new_identity() -> WorkerIdentity {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     WorkerIdentity {
-        worker_id: format!("{hostname}-{}-{:06x}", std::process::id(), nanos & 0xff_ffff),
+        worker_id: format!(
+            "{hostname}-{}-{:06x}",
+            std::process::id(),
+            nanos & 0xff_ffff
+        ),
         hostname,
     }
 }
 
 /// Run until `shutdown` fires, then stop cleanly.
-pub async fn run(store: Store, bag: DagBag, config: EngineConfig, shutdown: CancellationToken) -> Result<(), StoreError> {
+pub async fn run(
+    store: Store,
+    bag: DagBag,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
     let me = new_identity();
     register_worker(&store, &me).await?;
     tracing::info!(worker_id = %me.worker_id, parallelism = config.parallelism, "engine started");
@@ -77,12 +89,28 @@ pub async fn run(store: Store, bag: DagBag, config: EngineConfig, shutdown: Canc
 
     let mut loops = JoinSet::new();
     loops.spawn(listen(store.clone(), wake.clone(), shutdown.clone()));
-    loops.spawn(heartbeat(store.clone(), me.clone(), config.heartbeat_interval, shutdown.clone()));
+    loops.spawn(heartbeat(
+        store.clone(),
+        me.clone(),
+        config.heartbeat_interval,
+        shutdown.clone(),
+    ));
     if config.run_scheduler {
-        loops.spawn(scheduler_loop(store.clone(), bag.clone(), config.clone(), wake.clone(), shutdown.clone()));
+        loops.spawn(scheduler_loop(
+            store.clone(),
+            bag.clone(),
+            config.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
     }
     if config.run_streams {
-        let (store, bag, id, sd) = (store.clone(), (*bag).clone(), me.worker_id.clone(), shutdown.clone());
+        let (store, bag, id, sd) = (
+            store.clone(),
+            (*bag).clone(),
+            me.worker_id.clone(),
+            shutdown.clone(),
+        );
         loops.spawn(async move {
             stream::supervise_all(store, bag, id, sd).await;
         });
@@ -98,12 +126,14 @@ pub async fn run(store: Store, bag: DagBag, config: EngineConfig, shutdown: Canc
 }
 
 async fn register_worker(store: &Store, me: &WorkerIdentity) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO workers (worker_id, hostname, pid, kind) VALUES ($1, $2, $3, 'engine')")
-        .bind(&me.worker_id)
-        .bind(&me.hostname)
-        .bind(std::process::id() as i32)
-        .execute(store.pool())
-        .await?;
+    sqlx::query(
+        "INSERT INTO workers (worker_id, hostname, pid, kind) VALUES ($1, $2, $3, 'engine')",
+    )
+    .bind(&me.worker_id)
+    .bind(&me.hostname)
+    .bind(std::process::id() as i32)
+    .execute(store.pool())
+    .await?;
     Ok(())
 }
 
@@ -166,12 +196,19 @@ async fn heartbeat(store: Store, me: WorkerIdentity, every: Duration, shutdown: 
     }
 }
 
-async fn scheduler_loop(store: Store, bag: Arc<DagBag>, config: EngineConfig, wake: Arc<Wakeups>, shutdown: CancellationToken) {
+async fn scheduler_loop(
+    store: Store,
+    bag: Arc<DagBag>,
+    config: EngineConfig,
+    wake: Arc<Wakeups>,
+    shutdown: CancellationToken,
+) {
     let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
     let mut last_zombie_check = tokio::time::Instant::now();
     loop {
         // Creating runs from schedules only needs to happen about once a second.
-        let create = last_runs_check.elapsed() >= Duration::from_secs(1);
+        let create =
+            config.create_scheduled_runs && last_runs_check.elapsed() >= Duration::from_secs(1);
         let res: Result<(), StoreError> = async {
             if create {
                 last_runs_check = tokio::time::Instant::now();
@@ -223,9 +260,13 @@ async fn executor_loop(
                 Ok(claimed) => {
                     claimed_all = !claimed.is_empty() && claimed.len() == free;
                     for c in claimed {
-                        let Some(dag) = bag.get(&c.dag_id).cloned() else { continue };
+                        let Some(dag) = bag.get(&c.dag_id).cloned() else {
+                            continue;
+                        };
                         let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
-                        running.spawn(async move { executor::run_claimed(&store, dag, &me, c, abort).await });
+                        running.spawn(async move {
+                            executor::run_claimed(&store, dag, &me, c, abort).await
+                        });
                     }
                 }
                 Err(e) => tracing::warn!("claiming tasks failed: {e}"),
@@ -247,7 +288,11 @@ async fn executor_loop(
     }
     // Graceful: let running tries finish within the grace period, then requeue the rest.
     if !running.is_empty() {
-        tracing::info!("waiting up to {:?} for {} running tasks", config.shutdown_grace, running.len());
+        tracing::info!(
+            "waiting up to {:?} for {} running tasks",
+            config.shutdown_grace,
+            running.len()
+        );
         let drained = tokio::time::timeout(config.shutdown_grace, async {
             while let Some(done) = running.join_next().await {
                 after_try(done, &wake);
@@ -256,7 +301,10 @@ async fn executor_loop(
         .await;
         if drained.is_err() {
             abort.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), async { while running.join_next().await.is_some() {} }).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while running.join_next().await.is_some() {}
+            })
+            .await;
             running.abort_all();
         }
     }

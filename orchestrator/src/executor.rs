@@ -44,12 +44,20 @@ pub struct Claimed {
 const CLAIM_LOCK: i64 = 7240002;
 
 /// Claim up to `limit` queued task instances for this worker.
-pub async fn claim(store: &Store, bag: &DagBag, me: &WorkerIdentity, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+pub async fn claim(
+    store: &Store,
+    bag: &DagBag,
+    me: &WorkerIdentity,
+    limit: usize,
+) -> Result<Vec<Claimed>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     let mut tx = store.pool().begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CLAIM_LOCK)
+        .execute(&mut *tx)
+        .await?;
     let candidates: Vec<(String, String, String, i32, String, i32)> = sqlx::query_as(
         "SELECT dag_id, run_id, task_id, map_index, pool, pool_slots FROM task_instances
          WHERE state = 'queued' ORDER BY priority_weight DESC, queued_at, task_id
@@ -70,12 +78,13 @@ pub async fn claim(store: &Store, bag: &DagBag, me: &WorkerIdentity, limit: usiz
     .await?
     .into_iter()
     .collect();
-    let dag_running: HashMap<String, i64> =
-        sqlx::query_as("SELECT dag_id, count(*) FROM task_instances WHERE state = 'running' GROUP BY dag_id")
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect();
+    let dag_running: HashMap<String, i64> = sqlx::query_as(
+        "SELECT dag_id, count(*) FROM task_instances WHERE state = 'running' GROUP BY dag_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
 
     let mut pool_free = pool_free;
     let mut dag_running = dag_running;
@@ -85,7 +94,9 @@ pub async fn claim(store: &Store, bag: &DagBag, me: &WorkerIdentity, limit: usiz
             break;
         }
         // A DAG this binary does not define (another version is deployed elsewhere).
-        let Some(dag) = bag.get(&dag_id) else { continue };
+        let Some(dag) = bag.get(&dag_id) else {
+            continue;
+        };
         let running = dag_running.entry(dag_id.clone()).or_insert(0);
         if *running >= dag.max_active_tasks as i64 {
             continue;
@@ -127,7 +138,9 @@ pub async fn claim(store: &Store, bag: &DagBag, me: &WorkerIdentity, limit: usiz
     Ok(claimed)
 }
 
-fn unzip4(v: Vec<(String, String, String, i32)>) -> (Vec<String>, Vec<String>, Vec<String>, Vec<i32>) {
+fn unzip4(
+    v: Vec<(String, String, String, i32)>,
+) -> (Vec<String>, Vec<String>, Vec<String>, Vec<i32>) {
     let mut out = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (a, b, c, d) in v {
         out.0.push(a);
@@ -207,7 +220,10 @@ pub async fn run_claimed(
         return Ok(Finished::default());
     }
     match &outcome {
-        Outcome::Success(_) => log.info(format!("Task succeeded in {:.3}s", started.elapsed().as_secs_f64())),
+        Outcome::Success(_) => log.info(format!(
+            "Task succeeded in {:.3}s",
+            started.elapsed().as_secs_f64()
+        )),
         Outcome::Skipped(reason) => log.info(format!("Task skipped: {reason}")),
         Outcome::Failed { error, .. } => log.error(format!("Task failed: {error}")),
         Outcome::Reschedule { at } => log.info(format!("Condition not met; poking again at {at}")),
@@ -217,7 +233,12 @@ pub async fn run_claimed(
     record_outcome(store, &dag, task, me, &claimed, outcome).await
 }
 
-async fn execute(task: &TaskNode, ctx: TaskContext, claimed: &Claimed, cancel: CancellationToken) -> Outcome {
+async fn execute(
+    task: &TaskNode,
+    ctx: TaskContext,
+    claimed: &Claimed,
+    cancel: CancellationToken,
+) -> Outcome {
     let timeout = task.timeout;
     match &task.kind {
         TaskKind::Operator(op) => {
@@ -283,7 +304,9 @@ async fn with_timeout<T>(
     fut: tokio::task::JoinHandle<T>,
     cancel: &CancellationToken,
 ) -> Result<Result<T, tokio::task::JoinError>, Duration> {
-    let Some(limit) = limit else { return Ok(fut.await) };
+    let Some(limit) = limit else {
+        return Ok(fut.await);
+    };
     let abort = fut.abort_handle();
     match tokio::time::timeout(limit, fut).await {
         Ok(res) => Ok(res),
@@ -365,7 +388,9 @@ async fn flush_logs(store: &Store, c: &Claimed, buf: &mut Vec<LogLine>) {
     match res {
         Ok(_) => buf.clear(),
         // Keep the lines and try again at the next flush rather than lose them.
-        Err(e) => tracing::warn!(task_id = %c.task_id, "could not store {} log lines: {e}", buf.len()),
+        Err(e) => {
+            tracing::warn!(task_id = %c.task_id, "could not store {} log lines: {e}", buf.len())
+        }
     }
 }
 
@@ -419,7 +444,11 @@ async fn record_outcome(
         return Ok(Finished::default());
     };
     if !reschedule {
-        let try_state = if state == TaskState::UpForRetry { "failed" } else { state.as_str() };
+        let try_state = if state == TaskState::UpForRetry {
+            "failed"
+        } else {
+            state.as_str()
+        };
         sqlx::query(
             "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, hostname, worker_id,
                                      start_date, end_date, duration, error)
@@ -501,11 +530,9 @@ async fn queue_ready_downstream(
             .bind(&d.upstream)
             .fetch_all(store.pool())
             .await?;
-            UpstreamSummary::from_states(
-                counts
-                    .iter()
-                    .flat_map(|(s, n)| std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)),
-            )
+            UpstreamSummary::from_states(counts.iter().flat_map(|(s, n)| {
+                std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)
+            }))
         };
         match evaluate(d.trigger_rule, summary) {
             Decision::Run => ready.push(&d.id),
@@ -525,7 +552,10 @@ async fn queue_ready_downstream(
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() > 0 {
-            sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKEUP_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
             finished.queued = true;
         }
         tx.commit().await?;

@@ -30,7 +30,7 @@ pub struct DataInterval {
 #[derive(Debug, Clone)]
 pub enum Schedule {
     Manual,
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
 }
 
 #[derive(Debug, Clone)]
@@ -45,17 +45,18 @@ impl Schedule {
     /// Airflow and crontab read them), six with seconds, or a preset
     /// (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
     pub fn cron(expr: &str, timezone: &str) -> Result<Self, ScheduleError> {
-        let tz = Tz::from_str(timezone).map_err(|_| ScheduleError::Timezone(timezone.to_owned()))?;
+        let tz =
+            Tz::from_str(timezone).map_err(|_| ScheduleError::Timezone(timezone.to_owned()))?;
         let normalized = normalize_cron(expr)?;
         let cron = cron::Schedule::from_str(&normalized).map_err(|e| ScheduleError::Cron {
             expr: expr.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Self::Cron(CronSchedule {
+        Ok(Self::Cron(Box::new(CronSchedule {
             expr: expr.to_owned(),
             cron,
             tz,
-        }))
+        })))
     }
 
     /// The expression as the user wrote it, or `None` for manual DAGs.
@@ -89,7 +90,10 @@ impl Schedule {
         if c.cron.includes(local) {
             return Some(t);
         }
-        c.cron.after(&local).next_back().map(|d| d.with_timezone(&Utc))
+        c.cron
+            .after(&local)
+            .next_back()
+            .map(|d| d.with_timezone(&Utc))
     }
 
     /// First tick at or after `t`.
@@ -128,14 +132,17 @@ impl Schedule {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Vec<DataInterval> {
-        let Some(mut start) = self.tick_at_or_after(last_end.unwrap_or(bounds.start_date).max(bounds.start_date))
+        let Some(mut start) =
+            self.tick_at_or_after(last_end.unwrap_or(bounds.start_date).max(bounds.start_date))
         else {
             return Vec::new();
         };
         if !bounds.catchup {
             // Jump to the newest interval that has ended by now.
             if let Some(latest_end) = self.prev_tick_at_or_before(now) {
-                if let Some(latest_start) = self.prev_tick_at_or_before(latest_end - chrono::Duration::seconds(1)) {
+                if let Some(latest_start) =
+                    self.prev_tick_at_or_before(latest_end - chrono::Duration::seconds(1))
+                {
                     if latest_start > start {
                         start = latest_start;
                     }
@@ -147,7 +154,9 @@ impl Schedule {
             if bounds.end_date.is_some_and(|end| start > end) {
                 break;
             }
-            let Some(interval) = self.interval_from(start) else { break };
+            let Some(interval) = self.interval_from(start) else {
+                break;
+            };
             if interval.end > now {
                 break;
             }
@@ -165,9 +174,13 @@ impl Schedule {
         limit: usize,
     ) -> Vec<DataInterval> {
         let mut out = Vec::new();
-        let Some(mut start) = self.tick_at_or_after(from) else { return out };
+        let Some(mut start) = self.tick_at_or_after(from) else {
+            return out;
+        };
         while start <= to && out.len() < limit {
-            let Some(interval) = self.interval_from(start) else { break };
+            let Some(interval) = self.interval_from(start) else {
+                break;
+            };
             out.push(interval);
             start = interval.end;
         }
@@ -191,7 +204,9 @@ pub fn parse_date(input: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let date = NaiveDate::parse_from_str(input, "%Y-%m-%d").map_err(|_| {
         format!("bad date `{input}`: expected YYYY-MM-DD or RFC 3339 (e.g. 2024-01-31T06:00:00Z)")
     })?;
-    let naive = date.and_hms_opt(0, 0, 0).ok_or_else(|| format!("bad date `{input}`"))?;
+    let naive = date
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| format!("bad date `{input}`"))?;
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|d| d.with_timezone(&Utc))
@@ -212,7 +227,10 @@ fn normalize_cron(expr: &str) -> Result<String, ScheduleError> {
                 expr: expr.to_owned(),
                 reason,
             })?;
-            Ok(format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow))
+            Ok(format!(
+                "0 {} {} {} {} {}",
+                fields[0], fields[1], fields[2], fields[3], dow
+            ))
         }
         6 | 7 => Ok(trimmed.to_owned()),
         n => Err(ScheduleError::Cron {
@@ -276,18 +294,32 @@ mod tests {
     #[test]
     fn catchup_creates_every_missed_interval_in_order() {
         let s = Schedule::cron("@daily", "UTC").unwrap();
-        let due = s.due_intervals(&bounds("2024-01-01T00:00:00Z", true), None, utc("2024-01-04T12:00:00Z"), 100);
+        let due = s.due_intervals(
+            &bounds("2024-01-01T00:00:00Z", true),
+            None,
+            utc("2024-01-04T12:00:00Z"),
+            100,
+        );
         let starts: Vec<_> = due.iter().map(|i| i.start).collect();
         assert_eq!(
             starts,
-            vec![utc("2024-01-01T00:00:00Z"), utc("2024-01-02T00:00:00Z"), utc("2024-01-03T00:00:00Z")]
+            vec![
+                utc("2024-01-01T00:00:00Z"),
+                utc("2024-01-02T00:00:00Z"),
+                utc("2024-01-03T00:00:00Z")
+            ]
         );
     }
 
     #[test]
     fn without_catchup_only_the_latest_interval_is_due() {
         let s = Schedule::cron("@daily", "UTC").unwrap();
-        let due = s.due_intervals(&bounds("2024-01-01T00:00:00Z", false), None, utc("2024-01-04T12:00:00Z"), 100);
+        let due = s.due_intervals(
+            &bounds("2024-01-01T00:00:00Z", false),
+            None,
+            utc("2024-01-04T12:00:00Z"),
+            100,
+        );
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].start, utc("2024-01-03T00:00:00Z"));
     }
@@ -296,7 +328,9 @@ mod tests {
     fn nothing_is_due_before_an_interval_ends_or_after_the_end_date() {
         let s = Schedule::cron("@daily", "UTC").unwrap();
         let mut b = bounds("2024-01-01T00:00:00Z", true);
-        assert!(s.due_intervals(&b, None, utc("2024-01-01T23:59:59Z"), 100).is_empty());
+        assert!(s
+            .due_intervals(&b, None, utc("2024-01-01T23:59:59Z"), 100)
+            .is_empty());
         b.end_date = Some(utc("2024-01-02T00:00:00Z"));
         let due = s.due_intervals(&b, None, utc("2024-01-10T00:00:00Z"), 100);
         assert_eq!(due.len(), 2, "start dates 01-01 and 01-02 only");
@@ -347,15 +381,25 @@ mod tests {
     fn crontab_weekdays_mean_monday_to_friday() {
         let s = Schedule::cron("0 6 * * 1-5", "UTC").unwrap();
         // 2024-01-06 is a Saturday: the next tick is Monday the 8th.
-        assert_eq!(s.next_tick(utc("2024-01-05T07:00:00Z")).unwrap(), utc("2024-01-08T06:00:00Z"));
+        assert_eq!(
+            s.next_tick(utc("2024-01-05T07:00:00Z")).unwrap(),
+            utc("2024-01-08T06:00:00Z")
+        );
         let sun = Schedule::cron("0 0 * * 0", "UTC").unwrap();
-        assert_eq!(sun.next_tick(utc("2024-01-01T00:00:00Z")).unwrap(), utc("2024-01-07T00:00:00Z"));
+        assert_eq!(
+            sun.next_tick(utc("2024-01-01T00:00:00Z")).unwrap(),
+            utc("2024-01-07T00:00:00Z")
+        );
     }
 
     #[test]
     fn backfill_range_is_inclusive_of_both_ends() {
         let s = Schedule::cron("@daily", "UTC").unwrap();
-        let ivs = s.intervals_between(utc("2024-01-01T00:00:00Z"), utc("2024-01-07T00:00:00Z"), 1000);
+        let ivs = s.intervals_between(
+            utc("2024-01-01T00:00:00Z"),
+            utc("2024-01-07T00:00:00Z"),
+            1000,
+        );
         assert_eq!(ivs.len(), 7);
     }
 
@@ -363,14 +407,25 @@ mod tests {
     fn bad_expressions_and_timezones_are_named_in_the_error() {
         let e = Schedule::cron("0 0 * *", "UTC").unwrap_err().to_string();
         assert!(e.contains("0 0 * *"), "{e}");
-        assert!(Schedule::cron("@daily", "Mars/Olympus").unwrap_err().to_string().contains("Mars/Olympus"));
+        assert!(Schedule::cron("@daily", "Mars/Olympus")
+            .unwrap_err()
+            .to_string()
+            .contains("Mars/Olympus"));
     }
 
     #[test]
     fn dates_parse_as_local_midnight_or_rfc3339() {
         let tz: Tz = "America/New_York".parse().unwrap();
-        assert_eq!(parse_date("2024-01-02", tz).unwrap(), utc("2024-01-02T05:00:00Z"));
-        assert_eq!(parse_date("2024-01-02T03:00:00+01:00", tz).unwrap(), utc("2024-01-02T02:00:00Z"));
-        assert!(parse_date("2024-13-02", tz).unwrap_err().contains("2024-13-02"));
+        assert_eq!(
+            parse_date("2024-01-02", tz).unwrap(),
+            utc("2024-01-02T05:00:00Z")
+        );
+        assert_eq!(
+            parse_date("2024-01-02T03:00:00+01:00", tz).unwrap(),
+            utc("2024-01-02T02:00:00Z")
+        );
+        assert!(parse_date("2024-13-02", tz)
+            .unwrap_err()
+            .contains("2024-13-02"));
     }
 }

@@ -27,7 +27,11 @@ pub struct PassReport {
 }
 
 /// Create runs whose data interval has ended, for every unpaused DAG.
-pub async fn create_due_runs(store: &Store, bag: &DagBag, now: DateTime<Utc>) -> Result<usize, StoreError> {
+pub async fn create_due_runs(
+    store: &Store,
+    bag: &DagBag,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
     let rows: Vec<(String, bool, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
         "SELECT d.dag_id, d.is_paused,
                 max(r.data_interval_end) FILTER (WHERE r.run_type = 'scheduled'),
@@ -40,13 +44,24 @@ pub async fn create_due_runs(store: &Store, bag: &DagBag, now: DateTime<Utc>) ->
     .await?;
     let mut created = 0;
     for (dag_id, paused, last_end, active) in rows {
-        let Some(dag) = bag.get(&dag_id) else { continue };
+        let Some(dag) = bag.get(&dag_id) else {
+            continue;
+        };
         let room = (dag.max_active_runs as i64 - active).max(0) as usize;
         if paused || room == 0 {
             continue;
         }
         for interval in dag.schedule.due_intervals(&dag.bounds, last_end, now, room) {
-            if store.create_run(dag, RunType::Scheduled, interval, &Value::Object(Default::default())).await?.is_some() {
+            if store
+                .create_run(
+                    dag,
+                    RunType::Scheduled,
+                    interval,
+                    &Value::Object(Default::default()),
+                )
+                .await?
+                .is_some()
+            {
                 created += 1;
             }
         }
@@ -57,28 +72,34 @@ pub async fn create_due_runs(store: &Store, bag: &DagBag, now: DateTime<Utc>) ->
 /// Move queued runs to running, oldest logical date first, within each DAG's
 /// `max_active_runs`, and create their task instances.
 pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, StoreError> {
-    let dag_ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT r.dag_id FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
-         WHERE r.state = 'queued' AND NOT d.is_paused",
+    // Paused DAGs start only backfill runs: a backfill is an explicit request.
+    let dag_ids: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT DISTINCT r.dag_id, d.is_paused FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
+         WHERE r.state = 'queued' AND (NOT d.is_paused OR r.run_type = 'backfill')",
     )
     .fetch_all(store.pool())
     .await?;
     let mut started = 0;
-    for dag_id in dag_ids {
-        let Some(dag) = bag.get(&dag_id) else { continue };
+    for (dag_id, paused) in dag_ids {
+        let Some(dag) = bag.get(&dag_id) else {
+            continue;
+        };
         let mut tx = store.pool().begin().await?;
         // Serialize run starts per DAG across processes; skip if another process is at it.
-        let locked: Option<i32> = sqlx::query_scalar("SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE SKIP LOCKED")
-            .bind(&dag_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let locked: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE SKIP LOCKED")
+                .bind(&dag_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if locked.is_none() {
             continue;
         }
-        let running: i64 = sqlx::query_scalar("SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state = 'running'")
-            .bind(&dag_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state = 'running'",
+        )
+        .bind(&dag_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let room = dag.max_active_runs as i64 - running;
         if room <= 0 {
             continue;
@@ -86,11 +107,13 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
         let run_ids: Vec<String> = sqlx::query_scalar(
             "UPDATE dag_runs SET state = 'running', start_date = now()
              WHERE id IN (SELECT id FROM dag_runs WHERE dag_id = $1 AND state = 'queued'
+                            AND (NOT $3 OR run_type = 'backfill')
                           ORDER BY logical_date LIMIT $2)
              RETURNING run_id",
         )
         .bind(&dag_id)
         .bind(room)
+        .bind(paused)
         .fetch_all(&mut *tx)
         .await?;
         for run_id in &run_ids {
@@ -141,25 +164,32 @@ async fn insert_task_instances(
 
 /// Evaluate every running run this process can lock. Returns (tasks queued, runs finished).
 pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<(usize, usize), StoreError> {
-    let runs: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, dag_id, run_id FROM dag_runs WHERE state = 'running' ORDER BY id")
-            .fetch_all(store.pool())
-            .await?;
+    let runs: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, dag_id, run_id FROM dag_runs WHERE state = 'running' ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await?;
     let (mut queued, mut finished) = (0, 0);
     for (id, dag_id, run_id) in runs {
-        let Some(dag) = bag.get(&dag_id) else { continue };
+        let Some(dag) = bag.get(&dag_id) else {
+            continue;
+        };
         let mut tx = store.pool().begin().await?;
-        let locked: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM dag_runs WHERE id = $1 AND state = 'running' FOR UPDATE SKIP LOCKED")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let locked: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM dag_runs WHERE id = $1 AND state = 'running' FOR UPDATE SKIP LOCKED",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if locked.is_none() {
             continue;
         }
         let (q, done) = advance_run(&mut tx, dag, &run_id).await?;
         if q > 0 {
-            sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKEUP_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         queued += q;
@@ -195,13 +225,20 @@ async fn advance_run(
             }
             continue;
         }
-        if matches!(state, TaskState::UpForRetry | TaskState::UpForReschedule) && next_attempt.is_none_or(|t| t <= now) {
+        if matches!(state, TaskState::UpForRetry | TaskState::UpForReschedule)
+            && next_attempt.is_none_or(|t| t <= now)
+        {
             due_again.push((task_id.clone(), state));
         }
         states.insert(task_id, state);
     }
     // Tasks added to the DAG after the run started.
-    let missing: Vec<&str> = dag.tasks().iter().filter(|t| !states.contains_key(&t.id)).map(|t| t.id.as_str()).collect();
+    let missing: Vec<&str> = dag
+        .tasks()
+        .iter()
+        .filter(|t| !states.contains_key(&t.id))
+        .map(|t| t.id.as_str())
+        .collect();
     if !missing.is_empty() {
         insert_task_instances(tx, dag, run_id, Some(&missing)).await?;
         for id in missing {
@@ -222,10 +259,16 @@ async fn advance_run(
             Decision::UpstreamFailed => TaskState::UpstreamFailed,
         };
         states.insert(task.id.clone(), next);
-        changes.entry((TaskState::None, next)).or_default().push(task.id.clone());
+        changes
+            .entry((TaskState::None, next))
+            .or_default()
+            .push(task.id.clone());
     }
     for (id, from) in due_again {
-        changes.entry((from, TaskState::Queued)).or_default().push(id.clone());
+        changes
+            .entry((from, TaskState::Queued))
+            .or_default()
+            .push(id.clone());
         states.insert(id, TaskState::Queued);
     }
     if !removed.is_empty() {
@@ -281,11 +324,26 @@ async fn advance_run(
     Ok((queued, true))
 }
 
+#[derive(sqlx::FromRow)]
+struct Zombie {
+    dag_id: String,
+    run_id: String,
+    task_id: String,
+    try_number: i32,
+    max_tries: i32,
+    worker_id: Option<String>,
+    start_date: Option<DateTime<Utc>>,
+}
+
 /// Fail or retry the running task instances whose heartbeat has gone stale:
 /// their process died. Returns how many were reaped.
-pub async fn reap_zombies(store: &Store, bag: &DagBag, threshold: Duration) -> Result<usize, StoreError> {
+pub async fn reap_zombies(
+    store: &Store,
+    bag: &DagBag,
+    threshold: Duration,
+) -> Result<usize, StoreError> {
     let mut tx = store.pool().begin().await?;
-    let zombies: Vec<(String, String, String, i32, i32, Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let zombies: Vec<Zombie> = sqlx::query_as(
         "SELECT dag_id, run_id, task_id, try_number, max_tries, worker_id, start_date FROM task_instances
          WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
          FOR UPDATE SKIP LOCKED",
@@ -293,11 +351,27 @@ pub async fn reap_zombies(store: &Store, bag: &DagBag, threshold: Duration) -> R
     .bind(threshold.as_secs_f64())
     .fetch_all(&mut *tx)
     .await?;
-    for (dag_id, run_id, task_id, try_number, max_tries, worker_id, start) in &zombies {
-        let retry = bag.get(dag_id).and_then(|d| d.task(task_id)).map(|t| t.retry).unwrap_or_default();
+    for Zombie {
+        dag_id,
+        run_id,
+        task_id,
+        try_number,
+        max_tries,
+        worker_id,
+        start_date: start,
+    } in &zombies
+    {
+        let retry = bag
+            .get(dag_id)
+            .and_then(|d| d.task(task_id))
+            .map(|t| t.retry)
+            .unwrap_or_default();
         let (state, next) = if try_number <= max_tries {
             let delay = retry.delay_after((*try_number).max(1) as u32);
-            ("up_for_retry", Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()))
+            (
+                "up_for_retry",
+                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()),
+            )
         } else {
             ("failed", None)
         };
@@ -306,7 +380,13 @@ pub async fn reap_zombies(store: &Store, bag: &DagBag, threshold: Duration) -> R
             worker_id.as_deref().unwrap_or("?"),
             threshold.as_secs()
         );
-        tracing::warn!(dag_id, run_id, task_id, try_number, "{error}; marking {state}");
+        tracing::warn!(
+            dag_id,
+            run_id,
+            task_id,
+            try_number,
+            "{error}; marking {state}"
+        );
         sqlx::query(
             "UPDATE task_instances SET state = $5, next_attempt_at = $6, end_date = now(),
                     duration = EXTRACT(EPOCH FROM now() - start_date)
@@ -344,7 +424,10 @@ pub async fn reap_zombies(store: &Store, bag: &DagBag, threshold: Duration) -> R
         .bind(threshold.as_secs_f64())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WAKEUP_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(zombies.len())

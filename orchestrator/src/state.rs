@@ -303,10 +303,22 @@ mod tests {
 
     #[test]
     fn all_success_waits_then_runs_and_propagates_skips_and_failures() {
-        assert_eq!(decide(TriggerRule::AllSuccess, &[Success, Running]), Decision::Wait);
-        assert_eq!(decide(TriggerRule::AllSuccess, &[Success, Success]), Decision::Run);
-        assert_eq!(decide(TriggerRule::AllSuccess, &[Success, Skipped]), Decision::Skip);
-        assert_eq!(decide(TriggerRule::AllSuccess, &[Skipped, Failed]), Decision::UpstreamFailed);
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[Success, Running]),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[Success, Success]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[Success, Skipped]),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(TriggerRule::AllSuccess, &[Skipped, Failed]),
+            Decision::UpstreamFailed
+        );
         assert_eq!(
             decide(TriggerRule::AllSuccess, &[Running, UpstreamFailed]),
             Decision::UpstreamFailed
@@ -315,38 +327,86 @@ mod tests {
 
     #[test]
     fn all_failed_runs_only_when_every_upstream_failed() {
-        assert_eq!(decide(TriggerRule::AllFailed, &[Failed, UpstreamFailed]), Decision::Run);
-        assert_eq!(decide(TriggerRule::AllFailed, &[Failed, Running]), Decision::Wait);
-        assert_eq!(decide(TriggerRule::AllFailed, &[Failed, Success]), Decision::Skip);
+        assert_eq!(
+            decide(TriggerRule::AllFailed, &[Failed, UpstreamFailed]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::AllFailed, &[Failed, Running]),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(TriggerRule::AllFailed, &[Failed, Success]),
+            Decision::Skip
+        );
     }
 
     #[test]
     fn all_done_ignores_outcomes() {
-        assert_eq!(decide(TriggerRule::AllDone, &[Failed, Skipped, Success]), Decision::Run);
-        assert_eq!(decide(TriggerRule::AllDone, &[Failed, UpForRetry]), Decision::Wait);
+        assert_eq!(
+            decide(TriggerRule::AllDone, &[Failed, Skipped, Success]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::AllDone, &[Failed, UpForRetry]),
+            Decision::Wait
+        );
     }
 
     #[test]
     fn one_success_and_one_failed_fire_early() {
-        assert_eq!(decide(TriggerRule::OneSuccess, &[Success, Running]), Decision::Run);
-        assert_eq!(decide(TriggerRule::OneSuccess, &[Failed, Skipped]), Decision::UpstreamFailed);
-        assert_eq!(decide(TriggerRule::OneSuccess, &[Skipped, Skipped]), Decision::Skip);
-        assert_eq!(decide(TriggerRule::OneFailed, &[Failed, Running]), Decision::Run);
-        assert_eq!(decide(TriggerRule::OneFailed, &[Success, Skipped]), Decision::Skip);
-        assert_eq!(decide(TriggerRule::OneFailed, &[Success, Queued]), Decision::Wait);
+        assert_eq!(
+            decide(TriggerRule::OneSuccess, &[Success, Running]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::OneSuccess, &[Failed, Skipped]),
+            Decision::UpstreamFailed
+        );
+        assert_eq!(
+            decide(TriggerRule::OneSuccess, &[Skipped, Skipped]),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(TriggerRule::OneFailed, &[Failed, Running]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::OneFailed, &[Success, Skipped]),
+            Decision::Skip
+        );
+        assert_eq!(
+            decide(TriggerRule::OneFailed, &[Success, Queued]),
+            Decision::Wait
+        );
     }
 
     #[test]
     fn none_failed_tolerates_skips_and_none_skipped_tolerates_failures() {
-        assert_eq!(decide(TriggerRule::NoneFailed, &[Success, Skipped]), Decision::Run);
-        assert_eq!(decide(TriggerRule::NoneFailed, &[Failed, Skipped]), Decision::UpstreamFailed);
-        assert_eq!(decide(TriggerRule::NoneSkipped, &[Success, Failed]), Decision::Run);
-        assert_eq!(decide(TriggerRule::NoneSkipped, &[Success, Skipped]), Decision::Skip);
+        assert_eq!(
+            decide(TriggerRule::NoneFailed, &[Success, Skipped]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::NoneFailed, &[Failed, Skipped]),
+            Decision::UpstreamFailed
+        );
+        assert_eq!(
+            decide(TriggerRule::NoneSkipped, &[Success, Failed]),
+            Decision::Run
+        );
+        assert_eq!(
+            decide(TriggerRule::NoneSkipped, &[Success, Skipped]),
+            Decision::Skip
+        );
     }
 
     #[test]
     fn always_runs_even_while_upstreams_run() {
-        assert_eq!(decide(TriggerRule::Always, &[Running, Failed]), Decision::Run);
+        assert_eq!(
+            decide(TriggerRule::Always, &[Running, Failed]),
+            Decision::Run
+        );
     }
 
     #[test]

@@ -44,7 +44,12 @@ impl StreamContext {
 }
 
 /// Runs every stream task of every DAG in the bag until `shutdown` fires.
-pub async fn supervise_all(store: Store, bag: DagBag, worker_id: String, shutdown: CancellationToken) {
+pub async fn supervise_all(
+    store: Store,
+    bag: DagBag,
+    worker_id: String,
+    shutdown: CancellationToken,
+) {
     let mut handles = Vec::new();
     for dag in bag.dags() {
         for spec in &dag.streams {
@@ -72,23 +77,49 @@ const UPSERT_STREAM: &str = "
         health = EXCLUDED.health, heartbeat_at = now(),
         started_at = CASE WHEN EXCLUDED.state = 'starting' THEN now() ELSE stream_tasks.started_at END";
 
-async fn record(store: &Store, dag_id: &str, spec: &StreamSpec, worker_id: &str, state: &str, restarts: i32, error: Option<&str>, health: &Value) {
-    let res = sqlx::query(UPSERT_STREAM)
-        .bind(dag_id)
-        .bind(&spec.id)
-        .bind(worker_id)
-        .bind(state)
-        .bind(restarts)
-        .bind(error)
-        .bind(health)
-        .execute(store.pool())
-        .await;
-    if let Err(e) = res {
-        tracing::warn!(dag_id, task_id = %spec.id, "could not record stream task health: {e}");
+/// Where one supervised stream task records its state.
+struct Slot<'a> {
+    store: &'a Store,
+    dag_id: &'a str,
+    task_id: &'a str,
+    worker_id: &'a str,
+}
+
+impl Slot<'_> {
+    async fn record(&self, state: &str, restarts: i32, error: Option<&str>, health: &Value) {
+        let res = sqlx::query(UPSERT_STREAM)
+            .bind(self.dag_id)
+            .bind(self.task_id)
+            .bind(self.worker_id)
+            .bind(state)
+            .bind(restarts)
+            .bind(error)
+            .bind(health)
+            .execute(self.store.pool())
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(
+                dag_id = self.dag_id,
+                task_id = self.task_id,
+                "could not record stream task health: {e}"
+            );
+        }
     }
 }
 
-async fn supervise(store: Store, dag_id: String, spec: StreamSpec, worker_id: String, shutdown: CancellationToken) {
+async fn supervise(
+    store: Store,
+    dag_id: String,
+    spec: StreamSpec,
+    worker_id: String,
+    shutdown: CancellationToken,
+) {
+    let slot = Slot {
+        store: &store,
+        dag_id: &dag_id,
+        task_id: &spec.id,
+        worker_id: &worker_id,
+    };
     let mut restarts: i32 = 0;
     loop {
         let ctx = StreamContext {
@@ -97,7 +128,8 @@ async fn supervise(store: Store, dag_id: String, spec: StreamSpec, worker_id: St
             cancel: shutdown.child_token(),
             health: Arc::new(Mutex::new(Value::Object(Default::default()))),
         };
-        record(&store, &dag_id, &spec, &worker_id, "starting", restarts, None, &ctx.snapshot()).await;
+        slot.record("starting", restarts, None, &ctx.snapshot())
+            .await;
         let task = spec.task.clone();
         let run_ctx = ctx.clone();
         let mut run = tokio::spawn(async move { task.run(run_ctx).await });
@@ -106,12 +138,13 @@ async fn supervise(store: Store, dag_id: String, spec: StreamSpec, worker_id: St
             tokio::select! {
                 res = &mut run => break res,
                 _ = beat.tick() => {
-                    record(&store, &dag_id, &spec, &worker_id, "running", restarts, None, &ctx.snapshot()).await;
+                    slot.record("running", restarts, None, &ctx.snapshot()).await;
                 }
             }
         };
         if shutdown.is_cancelled() {
-            record(&store, &dag_id, &spec, &worker_id, "stopped", restarts, None, &ctx.snapshot()).await;
+            slot.record("stopped", restarts, None, &ctx.snapshot())
+                .await;
             return;
         }
         let error = match outcome {
@@ -122,11 +155,12 @@ async fn supervise(store: Store, dag_id: String, spec: StreamSpec, worker_id: St
         restarts += 1;
         let delay = spec.restart.delay_after(restarts.max(1) as u32);
         tracing::warn!(dag_id, task_id = %spec.id, restarts, "stream task stopped ({error}); restarting in {delay:?}");
-        record(&store, &dag_id, &spec, &worker_id, "restarting", restarts, Some(&error), &ctx.snapshot()).await;
+        slot.record("restarting", restarts, Some(&error), &ctx.snapshot())
+            .await;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => {
-                record(&store, &dag_id, &spec, &worker_id, "stopped", restarts, None, &ctx.snapshot()).await;
+                slot.record("stopped", restarts, None, &ctx.snapshot()).await;
                 return;
             }
         }

@@ -155,7 +155,9 @@ impl TaskContext {
             .get(task_id)
             .ok_or_else(|| TaskError::msg(format!("no output from upstream task `{task_id}`")))?;
         serde_json::from_value(value.clone()).map_err(|e| {
-            TaskError::msg(format!("output of upstream task `{task_id}` has an unexpected shape: {e}"))
+            TaskError::msg(format!(
+                "output of upstream task `{task_id}` has an unexpected shape: {e}"
+            ))
         })
     }
 
@@ -187,12 +189,18 @@ pub struct TaskLogger {
 impl TaskLogger {
     /// A logger whose lines go to `tx` (the store's log writer).
     pub fn channel(tx: mpsc::UnboundedSender<LogLine>) -> Self {
-        Self { tx: Some(tx), echo: false }
+        Self {
+            tx: Some(tx),
+            echo: false,
+        }
     }
 
     /// A logger that prints to stderr, for `betflow tasks run`.
     pub fn stderr() -> Self {
-        Self { tx: None, echo: true }
+        Self {
+            tx: None,
+            echo: true,
+        }
     }
 
     pub fn info(&self, message: impl Into<String>) {
@@ -210,7 +218,10 @@ impl TaskLogger {
     fn line(&self, level: &'static str, message: String) {
         let ts = Utc::now();
         if self.echo {
-            eprintln!("[{}] {level} - {message}", ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+            eprintln!(
+                "[{}] {level} - {message}",
+                ts.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            );
         }
         if let Some(tx) = &self.tx {
             // The receiver lives until the try's logs are flushed; a send after

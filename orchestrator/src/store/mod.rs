@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use read::{DagRow, RunFilter, RunRow, TaskInstanceRow, TryRow, LogRow};
+pub use read::{DagRow, LogRow, RunFilter, RunRow, TaskInstanceRow, TryRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,13 +60,20 @@ impl Store {
 
     /// Applied and pending migrations: (version, description, applied).
     pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap_or_default();
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default();
         Ok(MIGRATOR
             .iter()
-            .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+            .map(|m| {
+                (
+                    m.version,
+                    m.description.to_string(),
+                    applied.contains(&m.version),
+                )
+            })
             .collect())
     }
 
@@ -77,12 +84,21 @@ impl Store {
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, so URLs can be printed and logged.
 pub fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_owned() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else { return url.to_owned() };
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
     let creds = &rest[..at];
     match creds.find(':') {
-        Some(colon) => format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]),
+        Some(colon) => format!(
+            "{}://{}:***{}",
+            &url[..scheme_end],
+            &creds[..colon],
+            &rest[at..]
+        ),
         None => url.to_owned(),
     }
 }
@@ -95,6 +111,9 @@ mod tests {
             super::mask_password("postgres://betflow:s3cr3t@127.0.0.1:5432/betflow"),
             "postgres://betflow:***@127.0.0.1:5432/betflow"
         );
-        assert_eq!(super::mask_password("postgres://localhost/db"), "postgres://localhost/db");
+        assert_eq!(
+            super::mask_password("postgres://localhost/db"),
+            "postgres://localhost/db"
+        );
     }
 }

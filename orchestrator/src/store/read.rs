@@ -85,9 +85,11 @@ pub struct RunFilter {
     pub offset: i64,
 }
 
-const DAG_COLUMNS: &str = "dag_id, description, schedule, timezone, is_paused, is_stale, tags, fileloc,
+const DAG_COLUMNS: &str =
+    "dag_id, description, schedule, timezone, is_paused, is_stale, tags, fileloc,
     max_active_runs, max_active_tasks, catchup, last_parsed_at";
-const RUN_COLUMNS: &str = "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
+const RUN_COLUMNS: &str =
+    "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
     state, conf, queued_at, start_date, end_date";
 
 impl Store {
@@ -98,7 +100,10 @@ impl Store {
 
     pub async fn dag(&self, dag_id: &str) -> Result<Option<DagRow>, StoreError> {
         let sql = format!("SELECT {DAG_COLUMNS} FROM dags WHERE dag_id = $1");
-        Ok(sqlx::query_as(&sql).bind(dag_id).fetch_optional(self.pool()).await?)
+        Ok(sqlx::query_as(&sql)
+            .bind(dag_id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// Runs, newest logical date first, and how many match in all.
@@ -116,21 +121,30 @@ impl Store {
             .bind(f.offset)
             .fetch_all(self.pool())
             .await?;
-        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM dag_runs WHERE {where_}"))
-            .bind(&f.dag_id)
-            .bind(&f.state)
-            .bind(&f.run_type)
-            .fetch_one(self.pool())
-            .await?;
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM dag_runs WHERE {where_}"))
+                .bind(&f.dag_id)
+                .bind(&f.state)
+                .bind(&f.run_type)
+                .fetch_one(self.pool())
+                .await?;
         Ok((rows, total))
     }
 
     pub async fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = $1 AND run_id = $2");
-        Ok(sqlx::query_as(&sql).bind(dag_id).bind(run_id).fetch_optional(self.pool()).await?)
+        Ok(sqlx::query_as(&sql)
+            .bind(dag_id)
+            .bind(run_id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
-    pub async fn task_instances(&self, dag_id: &str, run_id: &str) -> Result<Vec<TaskInstanceRow>, StoreError> {
+    pub async fn task_instances(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<TaskInstanceRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, hostname,
                     worker_id, queued_at, start_date, end_date, duration
@@ -175,7 +189,12 @@ impl Store {
         .await?)
     }
 
-    pub async fn xcom(&self, dag_id: &str, run_id: &str, task_id: &str) -> Result<Option<Value>, StoreError> {
+    pub async fn xcom(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Option<Value>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = 'return_value'",
         )

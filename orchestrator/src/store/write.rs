@@ -35,21 +35,32 @@ pub fn run_id_for(run_type: RunType, logical_date: DateTime<Utc>) -> String {
     )
 }
 
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    pub mark_missing_stale: bool,
+    pub paused_at_creation: bool,
+}
+
 /// Channel every process LISTENs on; a NOTIFY wakes schedulers and executors.
 pub const WAKEUP_CHANNEL: &str = "betflow_wakeup";
 
 impl Store {
-    /// Record the DAGs and pools this binary defines. DAGs in the database
-    /// but not in the bag are marked stale (kept, with their history).
-    pub async fn sync_dags(&self, bag: &DagBag) -> Result<(), StoreError> {
+    /// Record the DAGs and pools this binary defines. With
+    /// `mark_missing_stale`, DAGs in the database but not in the bag are
+    /// marked stale (kept, with their history). New DAGs start paused when
+    /// `paused_at_creation` (Airflow's `dags_are_paused_at_creation`).
+    pub async fn sync_dags(&self, bag: &DagBag, opts: SyncOptions) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         // One syncer at a time, so concurrent starts do not deadlock on rows.
-        sqlx::query("SELECT pg_advisory_xact_lock(7240001)").execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7240001)")
+            .execute(&mut *tx)
+            .await?;
         for dag in bag.dags() {
             sqlx::query(
                 "INSERT INTO dags (dag_id, description, schedule, timezone, tags, fileloc, max_active_runs,
-                                   max_active_tasks, catchup, start_date, end_date, is_stale, last_parsed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, now())
+                                   max_active_tasks, catchup, start_date, end_date, is_stale, is_paused,
+                                   last_parsed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, now())
                  ON CONFLICT (dag_id) DO UPDATE SET
                     description = EXCLUDED.description, schedule = EXCLUDED.schedule,
                     timezone = EXCLUDED.timezone, tags = EXCLUDED.tags, fileloc = EXCLUDED.fileloc,
@@ -68,14 +79,17 @@ impl Store {
             .bind(dag.bounds.catchup)
             .bind(dag.bounds.start_date)
             .bind(dag.bounds.end_date)
+            .bind(opts.paused_at_creation)
             .execute(&mut *tx)
             .await?;
         }
-        let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
-        sqlx::query("UPDATE dags SET is_stale = TRUE WHERE NOT (dag_id = ANY($1))")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        if opts.mark_missing_stale {
+            let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
+            sqlx::query("UPDATE dags SET is_stale = TRUE WHERE NOT (dag_id = ANY($1))")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+        }
         for (name, slots) in bag.pools() {
             sqlx::query(
                 "INSERT INTO pools (name, slots) VALUES ($1, $2)
@@ -131,7 +145,12 @@ impl Store {
 
     /// Reset task instances so the scheduler runs them again, and put their
     /// run back to running. Returns the task ids cleared.
-    pub async fn clear_tasks(&self, dag: &Dag, run_id: &str, task_ids: &[String]) -> Result<Vec<String>, StoreError> {
+    pub async fn clear_tasks(
+        &self,
+        dag: &Dag,
+        run_id: &str,
+        task_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let (ids, retries): (Vec<String>, Vec<i32>) = task_ids
             .iter()
@@ -159,14 +178,23 @@ impl Store {
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WAKEUP_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(cleared)
     }
 
     /// Set a task instance's state by hand (UI "mark success/failed").
-    pub async fn mark_task(&self, dag_id: &str, run_id: &str, task_id: &str, state: &str) -> Result<bool, StoreError> {
+    pub async fn mark_task(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        state: &str,
+    ) -> Result<bool, StoreError> {
         let res = sqlx::query(
             "UPDATE task_instances SET state = $4, end_date = now()
              WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND state <> 'running'",
@@ -183,7 +211,10 @@ impl Store {
 
     /// Wake every scheduler and executor listening on this database.
     pub async fn wake(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')").bind(WAKEUP_CHANNEL).execute(self.pool()).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WAKEUP_CHANNEL)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }
@@ -194,7 +225,12 @@ mod tests {
 
     #[test]
     fn run_ids_look_like_airflows() {
-        let d = DateTime::parse_from_rfc3339("2024-01-02T00:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(run_id_for(RunType::Backfill, d), "backfill__2024-01-02T00:00:00+00:00");
+        let d = DateTime::parse_from_rfc3339("2024-01-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            run_id_for(RunType::Backfill, d),
+            "backfill__2024-01-02T00:00:00+00:00"
+        );
     }
 }

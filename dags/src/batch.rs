@@ -1,0 +1,402 @@
+//! The nightly batch DAGs: one per data family (games, odds, weather) that
+//! pulls the previous sports day per sport into the raw lake and models it
+//! bronze → silver behind a quality gate, and one that builds the gold marts
+//! and copies them to the serving schema.
+//!
+//! All four run on cron in New York time with catchup from the start of the
+//! 2024-25 seasons, so `betflow backfill` and a fresh install fill history the
+//! same way the nightly run fills yesterday. The fetch tasks sit in one pool
+//! per external API, so many dates in flight never exceed a source's limits.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use orchestrator::dag::DagError;
+use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
+
+use crate::placeholder::{Ready, Step};
+use crate::{all_sports_param, Sport, ESPN_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL};
+
+pub const HISTORICAL_GAMES: &str = "historical_games_daily";
+pub const HISTORICAL_ODDS: &str = "historical_odds_daily";
+pub const WEATHER: &str = "weather_daily";
+pub const GOLD_MARTS: &str = "gold_marts_nightly";
+
+/// The batch DAGs, as build results so a broken definition reports its error.
+pub fn dags() -> Vec<Result<Dag, DagError>> {
+    vec![
+        historical_games_daily(),
+        historical_odds_daily(),
+        weather_daily(),
+        gold_marts_nightly(),
+    ]
+}
+
+/// Sources, the lake and the catalog fail transiently: retry twice, after
+/// 30 s then 60 s (capped at 10 min).
+pub const RETRY: RetryPolicy = RetryPolicy {
+    retries: 2,
+    delay: Duration::from_secs(30),
+    exponential: true,
+    max_delay: Duration::from_secs(600),
+};
+
+/// A day of one family is small; a task running this long is stuck.
+pub const EXECUTION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Runs of a nightly DAG in flight at once during catchup or a backfill.
+pub const MAX_ACTIVE_RUNS: u32 = 3;
+
+/// The first sports day loaded: the 2024-25 seasons (NFL week 1 and the NBA
+/// and NHL seasons all start after it; college football's week 1 is in it).
+pub fn start_date() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 9, 1, 0, 0, 0)
+        .single()
+        .expect("a valid UTC date")
+}
+
+/// The settings every nightly DAG shares.
+fn nightly(id: &str, description: &str, cron: &str, tags: &[&str]) -> DagBuilder {
+    Dag::builder(id)
+        .description(description)
+        .schedule(cron, TIMEZONE)
+        .start_date(start_date())
+        .catchup(true)
+        .max_active_runs(MAX_ACTIVE_RUNS)
+        .default_retry(RETRY)
+        .execution_timeout(EXECUTION_TIMEOUT)
+        .tags(tags)
+        .param("sports", all_sports_param())
+        .fileloc(file!())
+}
+
+/// A data-quality gate: a failing check is a data problem, not a transient
+/// one, so it fails at once (no retries) and stops everything downstream.
+fn gate(step: Step, id: &str) -> TaskSpec {
+    step.spec(id).retry_policy(RetryPolicy {
+        retries: 0,
+        ..RETRY
+    })
+}
+
+/// How one data family is pulled, per sport, and modelled.
+struct Family {
+    /// `games`, `odds` or `weather`: lake path segment and table suffix.
+    name: &'static str,
+    /// Id of the per-sport fetch task.
+    fetch: &'static str,
+    /// The source's pool.
+    pool: &'static str,
+    /// What the fetch does for one sport.
+    describe_fetch: fn(&Sport) -> String,
+    validate: &'static str,
+    bronze: &'static str,
+    silver: &'static str,
+    quality: &'static str,
+}
+
+/// Adds the shape every family shares and returns its quality gate:
+///
+/// ```text
+/// after? >> {sport}.{fetch} >> {sport}.validate >> {sport}.write_raw     (a group per sport)
+///        >> transform.bronze_{family} >> transform.silver_{family} >> quality.silver_{family}
+/// ```
+///
+/// `after`, when given, is upstream of every sport's fetch, which reads its
+/// output when `read_after` (sensors have none).
+fn ingest(b: &mut DagBuilder, f: &Family, after: Option<&Node>, read_after: bool) -> Node {
+    let bronze_id = format!("bronze_{}", f.name);
+    let silver_id = format!("silver_{}", f.name);
+    // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
+    let bronze = b.group_task(
+        "transform",
+        Step::new(f.bronze)
+            .reads_each_sport("write_raw")
+            .spec(&bronze_id)
+            .trigger_rule(TriggerRule::NoneFailed),
+    );
+    for sport in SPORTS {
+        let mut fetch = Step::new((f.describe_fetch)(sport)).sport(sport.key);
+        if let (Some(up), true) = (after, read_after) {
+            fetch = fetch.reads(up);
+        }
+        let fetch = b.group_task(sport.key, fetch.spec(f.fetch).pool(f.pool, 1));
+        let validate = b.group_task(
+            sport.key,
+            Step::new(f.validate)
+                .sport(sport.key)
+                .reads(&fetch)
+                .spec("validate"),
+        );
+        let what = format!(
+            "write the untouched payloads (gzip) to raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
+            sport.key, f.name
+        );
+        let write_raw = b.group_task(
+            sport.key,
+            Step::new(what)
+                .sport(sport.key)
+                .reads(&validate)
+                .spec("write_raw"),
+        );
+        b.chain(&[&fetch, &validate, &write_raw]);
+        let group = b.group(sport.key);
+        if let Some(up) = after {
+            b.edge(up, &group);
+        }
+        b.edge(&group, &bronze);
+    }
+    let silver = b.group_task(
+        "transform",
+        Step::new(f.silver).reads(&bronze).spec(&silver_id),
+    );
+    let quality = b.group_task(
+        "quality",
+        gate(Step::new(f.quality).reads(&silver), &silver_id),
+    );
+    b.chain(&[&bronze, &silver, &quality]);
+    quality
+}
+
+const GAMES: Family = Family {
+    name: "games",
+    fetch: "fetch_scoreboard",
+    pool: ESPN_POOL,
+    describe_fetch: |s| {
+        format!(
+            "fetch the ESPN scoreboard /apis/site/v2/sports/{}/scoreboard?dates=YYYYMMDD (final games of the day)",
+            s.espn_path
+        )
+    },
+    validate: "validate the scoreboard JSON (ids, start times, status, teams, scores, venue); bad events go to the dead-letter table",
+    bronze: "load the day's raw game payloads into Iceberg bronze.games",
+    silver: "model silver.games and their period scores (UTC start times, final scores, overtime, venue)",
+    quality: "quality gate on silver.games: unique game_id, non-null keys, scores >= 0, periods sum to the final score, row count vs raw",
+};
+
+const ODDS: Family = Family {
+    name: "odds",
+    fetch: "fetch_odds_snapshots",
+    pool: ODDS_POOL,
+    describe_fetch: |s| {
+        format!(
+            "fetch The Odds API snapshots /v4/historical/sports/{}/odds around the day's games (h2h, spreads, totals; us)",
+            s.odds_api_key
+        )
+    },
+    validate: "validate the snapshot JSON (timestamp, events, bookmakers, markets; h2h has two priced outcomes); bad records go to the dead-letter table",
+    bronze: "load the day's raw odds snapshots into Iceberg bronze.odds",
+    silver: "model silver.odds_snapshots: map events to games, decimal prices, opening and closing lines",
+    quality: "quality gate on silver.odds_snapshots: prices in (-100000, 100000), decimal > 1, implied probability in (0, 1), vig in (-5%, 30%), unique keys, unmapped events reported",
+};
+
+const WEATHER_FAMILY: Family = Family {
+    name: "weather",
+    fetch: "fetch_open_meteo",
+    pool: WEATHER_POOL,
+    describe_fetch: |s| {
+        format!(
+            "fetch Open-Meteo /v1/archive hourly history (temperature, precipitation, wind, humidity) at the day's outdoor {} venues",
+            s.key
+        )
+    },
+    validate: "validate the Open-Meteo JSON (hourly arrays of one length, units, coordinates); bad records go to the dead-letter table",
+    bronze: "load the day's raw weather into Iceberg bronze.weather",
+    silver: "model silver.weather_observations per venue and hour",
+    quality: "quality gate on silver.weather_observations: non-null keys, plausible ranges, one row per venue and hour",
+};
+
+/// ESPN scoreboards per sport → raw → bronze/silver games.
+pub fn historical_games_daily() -> Result<Dag, DagError> {
+    let mut b = nightly(
+        HISTORICAL_GAMES,
+        "Final games of the previous sports day from ESPN, per sport, into raw, bronze and silver games",
+        "0 6 * * *",
+        &["batch", "games", "espn"],
+    );
+    ingest(&mut b, &GAMES, None, false);
+    b.build()
+}
+
+/// Historical odds snapshots per sport, once the day's games are in silver
+/// (odds events are mapped to games) → raw → bronze/silver odds.
+pub fn historical_odds_daily() -> Result<Dag, DagError> {
+    let mut b = nightly(
+        HISTORICAL_ODDS,
+        "Historical odds snapshots of the previous sports day from The Odds API, per sport, into raw, bronze and silver odds",
+        "30 6 * * *",
+        &["batch", "odds", "the-odds-api"],
+    );
+    let wait = b.task(
+        Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
+    );
+    ingest(&mut b, &ODDS, Some(&wait), false);
+    b.build()
+}
+
+/// Hourly weather history at the day's outdoor venues (weather does not
+/// matter indoors), so it waits for the day's games to know the venues.
+pub fn weather_daily() -> Result<Dag, DagError> {
+    let mut b = nightly(
+        WEATHER,
+        "Open-Meteo weather history at the previous sports day's outdoor venues into raw, bronze and silver weather",
+        "15 6 * * *",
+        &["batch", "weather", "open-meteo"],
+    );
+    let wait = b.task(
+        Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
+    );
+    let venues = b.task(
+        Step::new("select the day's outdoor venues (ESPN venue.indoor = false) with their coordinates, per sport")
+            .spec("select_outdoor_venues"),
+    );
+    b.edge(&wait, &venues);
+    ingest(&mut b, &WEATHER_FAMILY, Some(&venues), true);
+    b.build()
+}
+
+/// Gold dimensions: (id, upstream sensor if any, what it builds).
+const DIMS: &[(&str, Option<&str>, &str)] = &[
+    (
+        "dim_teams",
+        Some("wait_for_silver_games"),
+        "build gold.dim_teams (slowly changing: league, name, abbreviation, location, aliases, valid_from/valid_to)",
+    ),
+    (
+        "dim_venues",
+        Some("wait_for_silver_games"),
+        "build gold.dim_venues (name, city, state, lat, lon, indoor, capacity)",
+    ),
+    (
+        "dim_bookmakers",
+        Some("wait_for_silver_odds"),
+        "build gold.dim_bookmakers from the bookmakers seen in silver odds",
+    ),
+    (
+        "dim_markets",
+        Some("wait_for_silver_odds"),
+        "build gold.dim_markets (h2h, spreads, totals and their outcomes)",
+    ),
+    (
+        "dim_dates",
+        None,
+        "build gold.dim_dates (calendar, sports day, season and season type per league)",
+    ),
+];
+
+/// Gold marts: (id, the dims it joins, extra sensor if any, what it builds).
+type Mart = (
+    &'static str,
+    &'static [&'static str],
+    Option<&'static str>,
+    &'static str,
+);
+const MARTS: &[Mart] = &[
+    (
+        "market_efficiency",
+        &["dim_teams", "dim_bookmakers", "dim_markets"],
+        None,
+        "build gold.market_efficiency (game x bookmaker x market: avg/min/max vig, efficiency rating, favourite flips, updates)",
+    ),
+    (
+        "odds_movement",
+        &["dim_teams", "dim_bookmakers", "dim_markets"],
+        None,
+        "build gold.odds_movement (opening and closing line, movement, volatility, time of the biggest move)",
+    ),
+    (
+        "bookmaker_comparison",
+        &["dim_bookmakers", "dim_markets", "dim_dates"],
+        None,
+        "build gold.bookmaker_comparison (bookmaker x sport x season: avg vig, share of best prices, deviation from consensus, CLV of openers)",
+    ),
+    (
+        "closing_line_value",
+        &["dim_bookmakers", "dim_markets"],
+        None,
+        "build gold.closing_line_value (price vs the closing no-vig consensus)",
+    ),
+    (
+        "team_trends",
+        &["dim_teams", "dim_markets", "dim_dates"],
+        None,
+        "build gold.team_trends (win, cover and over rates, margins, home/away, by season, rolling 5 and 10 games)",
+    ),
+    (
+        "scoring_patterns",
+        &["dim_teams"],
+        None,
+        "build gold.scoring_patterns (points and share of points per period, per team and league average)",
+    ),
+    (
+        "weather_impact",
+        &["dim_venues", "dim_markets", "dim_dates"],
+        Some("wait_for_silver_weather"),
+        "build gold.weather_impact (outdoor games: correlations of weather with totals, wind buckets, over rate)",
+    ),
+    (
+        "news_sentiment_daily",
+        &["dim_teams", "dim_dates"],
+        None,
+        "build gold.news_sentiment_daily (team x day: articles, mean sentiment, consensus move in the following hours)",
+    ),
+];
+
+/// Dims, then the marts that join them, then one quality gate over gold,
+/// then the copy to the serving schema the dashboards read. Full rebuilds of
+/// shared tables: one run at a time.
+pub fn gold_marts_nightly() -> Result<Dag, DagError> {
+    let mut b = nightly(
+        GOLD_MARTS,
+        "Gold dimensions and marts from silver games, odds, weather and news, gated by quality checks and published to the serving schema",
+        "0 8 * * *",
+        &["batch", "gold", "marts"],
+    )
+    .max_active_runs(1);
+    let sensors = [
+        ("wait_for_silver_games", HISTORICAL_GAMES, "games"),
+        ("wait_for_silver_odds", HISTORICAL_ODDS, "odds_snapshots"),
+        ("wait_for_silver_weather", WEATHER, "weather_observations"),
+    ];
+    for (id, dag, table) in sensors {
+        b.task(Ready::new(format!("the day's silver.{table} ({dag})")).spec(id));
+    }
+    let task = |id: &str| Node::Task(id.to_owned());
+    for (id, sensor, what) in DIMS {
+        let dim = b.group_task("dims", Step::new(*what).spec(id));
+        if let Some(sensor) = sensor {
+            b.edge(&task(sensor), &dim);
+        }
+    }
+    for (id, dims, sensor, what) in MARTS {
+        let mut step = Step::new(*what);
+        for dim in *dims {
+            step = step.reads(&task(&format!("dims.{dim}")));
+        }
+        let mart = b.group_task("marts", step.spec(id));
+        for dim in *dims {
+            b.edge(&task(&format!("dims.{dim}")), &mart);
+        }
+        if let Some(sensor) = sensor {
+            b.edge(&task(sensor), &mart);
+        }
+    }
+    let mut check = Step::new(
+        "quality gate on gold: unique keys per grain, non-null keys, probabilities in (0, 1), vig in (-5%, 30%), row counts, freshness",
+    );
+    for (id, ..) in MARTS {
+        check = check.reads(&task(&format!("marts.{id}")));
+    }
+    let check = b.group_task("quality", gate(check, "gold"));
+    let marts = b.group("marts");
+    b.edge(&marts, &check);
+    let publish = b.task(
+        Step::new(
+            "copy the gold dims and marts to the Postgres serving schema (idempotent upserts)",
+        )
+        .reads(&check)
+        .spec("publish_serving"),
+    );
+    b.edge(&check, &publish);
+    b.build()
+}

@@ -1,0 +1,248 @@
+//! Example DAGs that show (and let the integration tests exercise) each
+//! orchestrator feature through the real binary. Loaded only when
+//! `BETFLOW_LOAD_EXAMPLES=true`, like Airflow's `load_examples`.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use orchestrator::{
+    task_fn, Dag, DagBag, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec, TriggerRule,
+};
+use serde_json::{json, Value};
+
+pub fn add_to(bag: &mut DagBag) {
+    bag.pool("example_single", 1);
+    for dag in [
+        etl(),
+        retries(),
+        timeout(),
+        skips(),
+        sensor(),
+        wide(),
+        slow(),
+        daily(),
+        pool(),
+    ] {
+        match dag {
+            Ok(d) => bag.add(d),
+            Err(e) => tracing::error!("example DAG does not build: {e}"),
+        }
+    }
+}
+
+fn sleep_task(id: &str, ms: u64) -> TaskSpec {
+    TaskSpec::new(
+        id,
+        task_fn(move |ctx: TaskContext| async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = ctx.cancel.cancelled() => return Err(TaskError::msg("cancelled")),
+            }
+            ctx.log.info(format!("slept {ms} ms"));
+            Ok(json!({"slept_ms": ms}))
+        }),
+    )
+}
+
+/// extract → transform → load, passing outputs downstream, inside a group.
+fn etl() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_etl")
+        .description("Extract, transform and load, passing outputs between tasks")
+        .tags(&["example"])
+        .param("multiplier", json!(2))
+        .fileloc(file!());
+    let extract = b.task(TaskSpec::new(
+        "extract",
+        task_fn(|ctx: TaskContext| async move {
+            ctx.log
+                .info(format!("extracting for {}", ctx.logical_date.date_naive()));
+            Ok(json!({"values": [1, 2, 3]}))
+        }),
+    ));
+    let transform = b.group_task(
+        "process",
+        TaskSpec::new(
+            "transform",
+            task_fn(|ctx: TaskContext| async move {
+                let input: Value = ctx.upstream("extract")?;
+                let m: i64 = ctx.param("multiplier")?;
+                let values: Vec<i64> = serde_json::from_value(input["values"].clone())?;
+                let out: Vec<i64> = values.iter().map(|v| v * m).collect();
+                ctx.log.info(format!("transformed {} values", out.len()));
+                Ok(json!({"values": out}))
+            }),
+        ),
+    );
+    let load = b.task(TaskSpec::new(
+        "load",
+        task_fn(|ctx: TaskContext| async move {
+            let input: Value = ctx.upstream("process.transform")?;
+            let sum: i64 = input["values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_i64).sum())
+                .unwrap_or(0);
+            ctx.log.info(format!("loaded total {sum}"));
+            Ok(json!({"total": sum}))
+        }),
+    ));
+    b.chain(&[&extract, &transform, &load]);
+    b.build()
+}
+
+/// A task that fails until its third try, with exponential backoff.
+fn retries() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_retries")
+        .tags(&["example"])
+        .param("succeed_on_try", json!(3))
+        .fileloc(file!());
+    let flaky = b.task(
+        TaskSpec::new(
+            "flaky",
+            task_fn(|ctx: TaskContext| async move {
+                let on: i32 = ctx.param("succeed_on_try")?;
+                if ctx.try_number < on {
+                    return Err(TaskError::msg(format!(
+                        "try {} fails on purpose",
+                        ctx.try_number
+                    )));
+                }
+                Ok(json!({"succeeded_on_try": ctx.try_number}))
+            }),
+        )
+        .retry_policy(RetryPolicy {
+            retries: 3,
+            delay: Duration::from_secs(1),
+            exponential: true,
+            max_delay: Duration::from_secs(2),
+        }),
+    );
+    let after = b.task(sleep_task("after", 1));
+    b.edge(&flaky, &after);
+    b.build()
+}
+
+/// A task that outlives its timeout; what depends on it never runs.
+fn timeout() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_timeout")
+        .tags(&["example"])
+        .fileloc(file!());
+    let slow = b.task(sleep_task("slow", 60_000).timeout(Duration::from_secs(1)));
+    let after = b.task(sleep_task("after", 1));
+    let on_failure = b.task(sleep_task("on_failure", 1).trigger_rule(TriggerRule::OneFailed));
+    b.edge(&slow, &after);
+    b.edge(&slow, &on_failure);
+    b.build()
+}
+
+/// A task that skips itself; the skip propagates, `none_failed` still runs.
+fn skips() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_skip")
+        .tags(&["example"])
+        .fileloc(file!());
+    let branch = b.task(TaskSpec::new(
+        "branch",
+        task_fn(|_ctx: TaskContext| async move { Err(TaskError::skip("nothing to do today")) }),
+    ));
+    let child = b.task(sleep_task("child", 1));
+    let other = b.task(sleep_task("other", 1));
+    let join = b.task(sleep_task("join", 1).trigger_rule(TriggerRule::NoneFailed));
+    b.edge(&branch, &child);
+    b.edge(&child, &join);
+    b.edge(&other, &join);
+    b.build()
+}
+
+/// Waits for the file named by the `path` param to exist.
+struct FileSensor;
+
+#[async_trait::async_trait]
+impl Sensor for FileSensor {
+    async fn poke(&self, ctx: TaskContext) -> Result<bool, TaskError> {
+        let path: String = ctx.param("path")?;
+        let exists = tokio::fs::try_exists(&path).await?;
+        ctx.log.info(format!(
+            "poking for {path}: {}",
+            if exists { "found" } else { "not yet" }
+        ));
+        Ok(exists)
+    }
+}
+
+fn sensor() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_sensor")
+        .tags(&["example"])
+        .param("path", json!("/nonexistent/betflow-example-ready"))
+        .fileloc(file!());
+    let wait = b.task(TaskSpec::sensor(
+        "wait_for_file",
+        std::sync::Arc::new(FileSensor),
+        Duration::from_millis(300),
+        Duration::from_secs(20),
+    ));
+    let after = b.task(sleep_task("after", 1));
+    b.edge(&wait, &after);
+    b.build()
+}
+
+/// 1 → 198 → 1: 200 short tasks, for sharing work between processes.
+fn wide() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_wide")
+        .tags(&["example"])
+        .max_active_tasks(64)
+        .fileloc(file!());
+    let start = b.task(sleep_task("start", 10));
+    let end = b.task(sleep_task("end", 10));
+    for i in 0..198 {
+        let mid = b.task(sleep_task(&format!("mid_{i:03}"), 20));
+        b.edge(&start, &mid);
+        b.edge(&mid, &end);
+    }
+    b.build()
+}
+
+/// Two tasks of a few seconds each, with retries: killed processes leave zombies here.
+fn slow() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_slow")
+        .tags(&["example"])
+        .default_retry(RetryPolicy {
+            retries: 2,
+            delay: Duration::from_secs(1),
+            exponential: false,
+            max_delay: Duration::from_secs(1),
+        })
+        .fileloc(file!());
+    let first = b.task(sleep_task("first", 4000));
+    let second = b.task(sleep_task("second", 500));
+    b.edge(&first, &second);
+    b.build()
+}
+
+/// A daily DAG without catchup, for backfills.
+fn daily() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_daily")
+        .schedule("0 0 * * *", "UTC")
+        .start_date(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )
+        .catchup(false)
+        .max_active_runs(2)
+        .tags(&["example"])
+        .fileloc(file!());
+    let a = b.task(sleep_task("a", 5));
+    let c = b.task(sleep_task("b", 5));
+    b.edge(&a, &c);
+    b.build()
+}
+
+/// Three parallel tasks in a one-slot pool: they must run one at a time.
+fn pool() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_pool")
+        .tags(&["example"])
+        .fileloc(file!());
+    for i in 0..3 {
+        b.task(sleep_task(&format!("task_{i}"), 300).pool("example_single", 1));
+    }
+    b.build()
+}

@@ -1,0 +1,149 @@
+//! The live side: a DAG without a schedule whose stream task group every
+//! `betflow` process supervises (started with the process, restarted with
+//! backoff, health visible like any task).
+//!
+//! For now its one stream task is [`Ticker`], a heartbeat that proves the
+//! supervision, health reporting and cancellation paths; the Kafka
+//! consumers of odds, scores, weather and news join it here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{SecondsFormat, Utc};
+use orchestrator::dag::DagError;
+use orchestrator::{Dag, RetryPolicy, StreamContext, StreamTask, TaskError};
+use serde_json::{json, Value};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+pub const LIVE_STREAMS: &str = "live_streams";
+
+/// Restart backoff of stream tasks: 1 s, 2 s, 4 s … capped at a minute. The
+/// supervisor restarts them for as long as the process lives and reads only
+/// the backoff, so `retries` stays 0.
+pub const STREAM_RESTART: RetryPolicy = RetryPolicy {
+    retries: 0,
+    delay: Duration::from_secs(1),
+    exponential: true,
+    max_delay: Duration::from_secs(60),
+};
+
+/// `live_streams`: manual (it has no batch tasks to schedule), streams only.
+pub fn live_streams() -> Result<Dag, DagError> {
+    let mut b = Dag::builder(LIVE_STREAMS)
+        .description("Long-running stream tasks supervised by every betflow process: for now a heartbeat ticker")
+        .tags(&["stream"])
+        .fileloc(file!());
+    b.stream(
+        "ticker",
+        Arc::new(Ticker {
+            period: Duration::from_secs(1),
+        }),
+        STREAM_RESTART,
+    );
+    b.build()
+}
+
+/// Ticks every `period` and reports `{"ticks": n, "last_tick": rfc3339}` as
+/// its health, until cancelled.
+#[derive(Debug, Clone)]
+pub struct Ticker {
+    pub period: Duration,
+}
+
+#[async_trait]
+impl StreamTask for Ticker {
+    async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
+        tick(self.period, &ctx.cancel, |health| ctx.report(health)).await
+    }
+}
+
+/// The ticker's loop, apart from [`StreamContext`] (whose health cell only
+/// the orchestrator can create) so tests can drive it. The first tick is
+/// immediate; a late tick is not made up for (a heartbeat counts real ticks).
+/// Returns as soon as `cancel` fires, even mid-period.
+pub async fn tick(
+    period: Duration,
+    cancel: &CancellationToken,
+    mut report: impl FnMut(Value),
+) -> Result<(), TaskError> {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    report(json!({"ticks": ticks, "last_tick": null}));
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            _ = interval.tick() => {
+                ticks += 1;
+                report(json!({
+                    "ticks": ticks,
+                    "last_tick": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn live_streams_is_manual_with_one_stream_and_no_tasks() {
+        let dag = live_streams().expect("builds");
+        assert!(dag.schedule.expression().is_none());
+        assert!(dag.tasks().is_empty());
+        assert_eq!(dag.tags, ["stream"]);
+        let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["ticker"]);
+    }
+
+    #[tokio::test]
+    async fn ticker_counts_ticks_and_stops_promptly_when_cancelled() {
+        let cancel = CancellationToken::new();
+        let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+        let sink = seen.clone();
+        let token = cancel.clone();
+        let started = Instant::now();
+        let run = tokio::spawn(async move {
+            tick(Duration::from_secs(1), &token, move |h| {
+                sink.lock().unwrap().push(h)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let cancelled_at = Instant::now();
+        let ran = started.elapsed();
+        cancel.cancel();
+        run.await.expect("no panic").expect("clean exit");
+        assert!(
+            cancelled_at.elapsed() < Duration::from_millis(500),
+            "took {:?} to stop",
+            cancelled_at.elapsed()
+        );
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0], json!({"ticks": 0, "last_tick": null}));
+        let last = seen.last().unwrap();
+        // Ticks at 0 s and 1 s within 1.5 s; a loaded machine may oversleep.
+        let ticks = last["ticks"].as_u64().unwrap();
+        let most = 1 + ran.as_secs();
+        assert!(
+            (2..=most.max(2)).contains(&ticks),
+            "{ticks} ticks in {ran:?}: {seen:?}"
+        );
+        assert_eq!(
+            seen.len() as u64,
+            ticks + 1,
+            "one report per tick after the initial one"
+        );
+        let at = last["last_tick"].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+    }
+}

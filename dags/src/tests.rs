@@ -1,0 +1,507 @@
+//! Shape tests of every DAG, and an in-memory dry run of each batch DAG that
+//! executes its tasks in dependency order with the executor's rules (trigger
+//! rules, skips, only direct upstreams' non-null outputs passed on), so a
+//! step reading an output it will not get fails here, not in production.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use orchestrator::dag::TaskKind;
+use orchestrator::state::{evaluate, Decision, UpstreamSummary};
+use orchestrator::task::{LogLine, TaskLogger};
+use orchestrator::{Dag, TaskContext, TaskError, TaskState};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER};
+use crate::streams::LIVE_STREAMS;
+use crate::{dag_bag, SPORTS};
+
+fn build(id: &str) -> std::sync::Arc<Dag> {
+    dag_bag()
+        .get(id)
+        .unwrap_or_else(|| panic!("no DAG `{id}`"))
+        .clone()
+}
+
+fn ids(dag: &Dag) -> Vec<&str> {
+    dag.tasks().iter().map(|t| t.id.as_str()).collect()
+}
+
+fn upstream(dag: &Dag, id: &str) -> BTreeSet<String> {
+    dag.task(id)
+        .unwrap_or_else(|| panic!("no task `{id}` in {}", dag.id))
+        .upstream
+        .iter()
+        .cloned()
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn every_dag_builds_and_the_bag_holds_exactly_betflows_dags_and_pools() {
+    for dag in batch::dags() {
+        dag.expect("batch DAG builds");
+    }
+    crate::streams::live_streams().expect("stream DAG builds");
+    let bag = dag_bag();
+    let got: Vec<&str> = bag.dags().map(|d| d.id.as_str()).collect();
+    let mut want = vec![
+        HISTORICAL_GAMES,
+        HISTORICAL_ODDS,
+        WEATHER,
+        GOLD_MARTS,
+        LIVE_STREAMS,
+    ];
+    want.sort_unstable();
+    assert_eq!(got, want);
+    let pools: Vec<(&str, u32)> = bag.pools().iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        pools,
+        [("espn_api", 2), ("odds_api", 1), ("weather_api", 2)]
+    );
+}
+
+#[test]
+fn tasks_come_in_dependency_order_so_every_graph_is_acyclic() {
+    for dag in dag_bag().dags() {
+        let mut seen = BTreeSet::new();
+        for t in dag.tasks() {
+            for u in &t.upstream {
+                assert!(
+                    seen.contains(u),
+                    "{}: `{}` listed before its upstream `{u}`",
+                    dag.id,
+                    t.id
+                );
+            }
+            seen.insert(t.id.clone());
+        }
+    }
+}
+
+#[test]
+fn nightly_dags_share_schedule_retry_timeout_and_params() {
+    let expected = [
+        (HISTORICAL_GAMES, "0 6 * * *", "games"),
+        (HISTORICAL_ODDS, "30 6 * * *", "odds"),
+        (WEATHER, "15 6 * * *", "weather"),
+        (GOLD_MARTS, "0 8 * * *", "gold"),
+    ];
+    for (id, cron, tag) in expected {
+        let dag = build(id);
+        assert_eq!(dag.schedule.expression(), Some(cron), "{id}");
+        assert_eq!(dag.schedule.timezone().name(), "America/New_York", "{id}");
+        assert!(dag.bounds.catchup, "{id}");
+        assert_eq!(
+            dag.bounds.start_date.to_rfc3339(),
+            "2024-09-01T00:00:00+00:00"
+        );
+        assert!((1..=3).contains(&dag.max_active_runs), "{id}");
+        assert!(
+            dag.tags.iter().any(|t| t == "batch") && dag.tags.iter().any(|t| t == tag),
+            "{id}: {:?}",
+            dag.tags
+        );
+        assert_eq!(
+            dag.params["sports"],
+            json!(["nfl", "ncaaf", "nba", "nhl"]),
+            "{id}"
+        );
+        assert!(dag.fileloc.ends_with("batch.rs"), "{id}: {}", dag.fileloc);
+        for t in dag.tasks() {
+            assert_eq!(t.timeout, Some(Duration::from_secs(1800)), "{id}.{}", t.id);
+            let expected_retries = if t.id.starts_with("quality.") { 0 } else { 2 };
+            assert_eq!(t.retry.retries, expected_retries, "{id}.{}", t.id);
+            assert!(t.retry.exponential);
+            assert_eq!(t.retry.delay, Duration::from_secs(30));
+            assert_eq!(t.retry.max_delay, Duration::from_secs(600));
+        }
+    }
+    assert_eq!(
+        build(GOLD_MARTS).max_active_runs,
+        1,
+        "full rebuilds of shared tables"
+    );
+}
+
+#[test]
+fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
+    let dag = build(HISTORICAL_GAMES);
+    let mut want = Vec::new();
+    for s in SPORTS {
+        for t in ["fetch_scoreboard", "validate", "write_raw"] {
+            want.push(format!("{}.{t}", s.key));
+        }
+    }
+    want.extend(
+        [
+            "transform.bronze_games",
+            "transform.silver_games",
+            "quality.silver_games",
+        ]
+        .map(String::from),
+    );
+    let mut got = ids(&dag);
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(
+        upstream(&dag, "nfl.validate"),
+        set(&["nfl.fetch_scoreboard"])
+    );
+    assert_eq!(upstream(&dag, "nfl.write_raw"), set(&["nfl.validate"]));
+    let raws: Vec<String> = SPORTS
+        .iter()
+        .map(|s| format!("{}.write_raw", s.key))
+        .collect();
+    assert_eq!(
+        upstream(&dag, "transform.bronze_games"),
+        raws.into_iter().collect()
+    );
+    assert_eq!(
+        dag.task("transform.bronze_games").unwrap().trigger_rule,
+        orchestrator::TriggerRule::NoneFailed
+    );
+    assert_eq!(
+        upstream(&dag, "transform.silver_games"),
+        set(&["transform.bronze_games"])
+    );
+    assert_eq!(
+        upstream(&dag, "quality.silver_games"),
+        set(&["transform.silver_games"])
+    );
+    assert_eq!(
+        dag.groups()["nfl"],
+        ["nfl.fetch_scoreboard", "nfl.validate", "nfl.write_raw"]
+    );
+}
+
+#[test]
+fn fetch_tasks_run_in_their_sources_pool() {
+    let pools = [
+        (HISTORICAL_GAMES, "fetch_scoreboard", "espn_api"),
+        (HISTORICAL_ODDS, "fetch_odds_snapshots", "odds_api"),
+        (WEATHER, "fetch_open_meteo", "weather_api"),
+    ];
+    for (dag_id, fetch, pool) in pools {
+        let dag = build(dag_id);
+        for t in dag.tasks() {
+            let in_pool = t.id.ends_with(&format!(".{fetch}"));
+            assert_eq!(
+                t.pool == pool,
+                in_pool,
+                "{dag_id}.{} in pool {}",
+                t.id,
+                t.pool
+            );
+        }
+        assert_eq!(
+            dag.tasks().iter().filter(|t| t.pool == pool).count(),
+            SPORTS.len()
+        );
+    }
+}
+
+#[test]
+fn historical_odds_daily_starts_with_the_games_sensor() {
+    let dag = build(HISTORICAL_ODDS);
+    let first = &dag.tasks()[0];
+    assert_eq!(first.id, "wait_for_games");
+    match &first.kind {
+        TaskKind::Sensor {
+            poke_interval,
+            timeout,
+            ..
+        } => {
+            assert_eq!(*poke_interval, Duration::from_secs(60));
+            assert_eq!(*timeout, Duration::from_secs(7200));
+        }
+        TaskKind::Operator(_) => panic!("wait_for_games must be a sensor"),
+    }
+    let roots: Vec<&str> = dag
+        .tasks()
+        .iter()
+        .filter(|t| t.upstream.is_empty())
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(roots, ["wait_for_games"]);
+    for s in SPORTS {
+        assert_eq!(
+            upstream(&dag, &format!("{}.fetch_odds_snapshots", s.key)),
+            set(&["wait_for_games"])
+        );
+    }
+    assert_eq!(
+        upstream(&dag, "transform.silver_odds"),
+        set(&["transform.bronze_odds"])
+    );
+    assert_eq!(
+        upstream(&dag, "quality.silver_odds"),
+        set(&["transform.silver_odds"])
+    );
+}
+
+#[test]
+fn weather_daily_selects_outdoor_venues_before_fetching() {
+    let dag = build(WEATHER);
+    assert_eq!(
+        upstream(&dag, "select_outdoor_venues"),
+        set(&["wait_for_games"])
+    );
+    for s in SPORTS {
+        assert_eq!(
+            upstream(&dag, &format!("{}.fetch_open_meteo", s.key)),
+            set(&["select_outdoor_venues"])
+        );
+    }
+    assert_eq!(
+        upstream(&dag, "quality.silver_weather"),
+        set(&["transform.silver_weather"])
+    );
+}
+
+#[test]
+fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
+    let dag = build(GOLD_MARTS);
+    let dims = [
+        "dim_teams",
+        "dim_venues",
+        "dim_bookmakers",
+        "dim_markets",
+        "dim_dates",
+    ];
+    let marts = [
+        "market_efficiency",
+        "odds_movement",
+        "bookmaker_comparison",
+        "closing_line_value",
+        "team_trends",
+        "scoring_patterns",
+        "weather_impact",
+        "news_sentiment_daily",
+    ];
+    let groups = dag.groups();
+    assert_eq!(groups["dims"].len(), dims.len());
+    assert_eq!(groups["marts"].len(), marts.len());
+    for d in dims {
+        let up = upstream(&dag, &format!("dims.{d}"));
+        assert!(up.iter().all(|u| u.starts_with("wait_for_")), "{d}: {up:?}");
+    }
+    for m in marts {
+        let up = upstream(&dag, &format!("marts.{m}"));
+        assert!(
+            up.iter().any(|u| u.starts_with("dims.")),
+            "{m} joins no dim: {up:?}"
+        );
+        assert!(
+            up.iter()
+                .all(|u| u.starts_with("dims.") || u.starts_with("wait_for_")),
+            "{m}: {up:?}"
+        );
+    }
+    assert_eq!(
+        upstream(&dag, "marts.market_efficiency"),
+        set(&["dims.dim_teams", "dims.dim_bookmakers", "dims.dim_markets"])
+    );
+    assert!(upstream(&dag, "marts.weather_impact").contains("wait_for_silver_weather"));
+    assert!(upstream(&dag, "marts.weather_impact").contains("dims.dim_venues"));
+    // Every dim feeds some mart.
+    for d in dims {
+        let id = format!("dims.{d}");
+        assert!(
+            !dag.task(&id).unwrap().downstream.is_empty(),
+            "{d} feeds nothing"
+        );
+    }
+    let all_marts: BTreeSet<String> = marts.iter().map(|m| format!("marts.{m}")).collect();
+    assert_eq!(upstream(&dag, "quality.gold"), all_marts);
+    assert_eq!(upstream(&dag, "publish_serving"), set(&["quality.gold"]));
+    assert_eq!(dag.tasks().last().unwrap().id, "publish_serving");
+}
+
+// ---- dry runs -------------------------------------------------------------
+
+struct DryRun {
+    states: BTreeMap<String, TaskState>,
+    outputs: HashMap<String, Value>,
+    errors: BTreeMap<String, String>,
+    logs: Vec<LogLine>,
+}
+
+/// Run the DAG's first scheduled interval in memory, as the executor would.
+async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
+    let first = dag
+        .schedule
+        .tick_at_or_after(dag.bounds.start_date)
+        .expect("a first tick");
+    let interval = dag.schedule.interval_from(first).expect("an interval");
+    let params = dag.resolve_params(&conf);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut run = DryRun {
+        states: BTreeMap::new(),
+        outputs: HashMap::new(),
+        errors: BTreeMap::new(),
+        logs: Vec::new(),
+    };
+    for task in dag.tasks() {
+        let summary = UpstreamSummary::from_states(task.upstream.iter().map(|u| run.states[u]));
+        let state = match evaluate(task.trigger_rule, summary) {
+            Decision::Skip => TaskState::Skipped,
+            Decision::UpstreamFailed => TaskState::UpstreamFailed,
+            Decision::Wait => panic!(
+                "{}: upstreams of `{}` not done in topological order",
+                dag.id, task.id
+            ),
+            Decision::Run => {
+                let upstream = task
+                    .upstream
+                    .iter()
+                    .filter_map(|u| run.outputs.get(u).map(|v| (u.clone(), v.clone())))
+                    .collect();
+                let ctx = TaskContext::new(
+                    dag.id.clone(),
+                    task.id.clone(),
+                    "dry_run".into(),
+                    interval,
+                    1,
+                    1 + task.retry.retries as i32,
+                    params.clone(),
+                    TaskLogger::channel(tx.clone()),
+                    CancellationToken::new(),
+                    upstream,
+                );
+                let result = match &task.kind {
+                    TaskKind::Operator(op) => op.execute(ctx).await,
+                    TaskKind::Sensor { sensor, .. } => sensor.poke(ctx).await.map(|held| {
+                        assert!(held, "placeholder sensors hold at once");
+                        Value::Null
+                    }),
+                };
+                match result {
+                    Ok(value) => {
+                        // The executor stores no XCom for a null output.
+                        if !value.is_null() {
+                            run.outputs.insert(task.id.clone(), value);
+                        }
+                        TaskState::Success
+                    }
+                    Err(TaskError::Skip(_)) => TaskState::Skipped,
+                    Err(e) => {
+                        run.errors.insert(task.id.clone(), e.to_string());
+                        TaskState::Failed
+                    }
+                }
+            }
+        };
+        run.states.insert(task.id.clone(), state);
+    }
+    drop(tx);
+    while let Ok(line) = rx.try_recv() {
+        run.logs.push(line);
+    }
+    run
+}
+
+#[tokio::test]
+async fn every_batch_dag_dry_runs_to_success_with_default_params() {
+    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER, GOLD_MARTS] {
+        let dag = build(id);
+        let run = dry_run(&dag, Value::Null).await;
+        assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
+        for (task, state) in &run.states {
+            assert_eq!(*state, TaskState::Success, "{id}.{task}");
+        }
+        // The first interval is the first sports day, whatever the UTC offset.
+        for (task, out) in &run.outputs {
+            assert_eq!(out["date"], "2024-09-01", "{id}.{task}: {out}");
+            assert_eq!(out["records"], 0, "{id}.{task}: {out}");
+        }
+        assert!(run.logs.iter().all(|l| l.level == "INFO"));
+        assert!(
+            run.logs.iter().any(|l| l.message.contains("2024-09-01")),
+            "{id}"
+        );
+        assert_eq!(run.logs.len(), dag.tasks().len(), "{id}: one line per task");
+    }
+}
+
+#[tokio::test]
+async fn outputs_flow_downstream_as_small_json() {
+    let dag = build(HISTORICAL_GAMES);
+    let run = dry_run(&dag, Value::Null).await;
+    assert_eq!(
+        run.outputs["nfl.fetch_scoreboard"],
+        json!({"sport": "nfl", "date": "2024-09-01", "records": 0})
+    );
+    assert_eq!(
+        run.outputs["transform.bronze_games"],
+        json!({"sports": ["nfl", "ncaaf", "nba", "nhl"], "date": "2024-09-01", "records": 0})
+    );
+    let fetch_log = run
+        .logs
+        .iter()
+        .find(|l| l.message.contains("scoreboard?dates"))
+        .expect("the fetch logs what it will do");
+    assert!(
+        fetch_log.message.contains("football/nfl"),
+        "{}",
+        fetch_log.message
+    );
+    assert!(
+        fetch_log
+            .message
+            .contains("data interval 2024-09-01T10:00:00+00:00"),
+        "{}",
+        fetch_log.message
+    );
+}
+
+#[tokio::test]
+async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
+    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER] {
+        let dag = build(id);
+        let run = dry_run(&dag, json!({"sports": ["nba", "nfl"]})).await;
+        assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
+        for (task, state) in &run.states {
+            let unselected = task.starts_with("ncaaf.") || task.starts_with("nhl.");
+            let want = if unselected {
+                TaskState::Skipped
+            } else {
+                TaskState::Success
+            };
+            assert_eq!(*state, want, "{id}.{task}");
+        }
+        let bronze = run
+            .outputs
+            .iter()
+            .find(|(k, _)| k.starts_with("transform.bronze_"))
+            .unwrap()
+            .1;
+        assert_eq!(bronze["sports"], json!(["nfl", "nba"]), "{id}: table order");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sport_fails_loudly() {
+    let dag = build(HISTORICAL_GAMES);
+    let run = dry_run(&dag, json!({"sports": ["nfl", "mlb"]})).await;
+    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Failed);
+    assert!(
+        run.errors["nfl.fetch_scoreboard"].contains("mlb"),
+        "{:?}",
+        run.errors
+    );
+    assert_eq!(
+        run.states["transform.bronze_games"],
+        TaskState::UpstreamFailed
+    );
+    assert_eq!(
+        run.states["quality.silver_games"],
+        TaskState::UpstreamFailed
+    );
+}

@@ -1,0 +1,149 @@
+//! `betflow backfill`: runs for every schedule interval in a date range.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use orchestrator::store::write::{run_id_for, RunType};
+use serde_json::json;
+
+use super::dags::find_dag;
+use super::{usage, wait};
+use crate::database::Database;
+
+#[derive(Args)]
+pub struct BackfillArgs {
+    dag: String,
+    /// First logical date (RFC 3339 or YYYY-MM-DD), inclusive.
+    #[arg(long)]
+    from: String,
+    /// Last logical date, inclusive.
+    #[arg(long)]
+    to: String,
+    /// Clear and re-run the failed task instances of existing failed runs.
+    #[arg(long)]
+    rerun_failed: bool,
+    /// Print the runs that would be created; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Wait for the runs with a progress bar, then print a summary.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// Upper bound on runs one backfill creates, against typos like `--to 2204-01-01`.
+const MAX_RUNS: usize = 10_000;
+
+pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    let dag = find_dag(&bag, &args.dag)?;
+    if dag.schedule.expression().is_none() {
+        return Err(usage(format!(
+            "DAG `{}` has no schedule, so it has no intervals to backfill",
+            dag.id
+        )));
+    }
+    let tz = dag.schedule.timezone();
+    let from = orchestrator::schedule::parse_date(&args.from, tz)
+        .map_err(|e| usage(format!("--from: {e}")))?;
+    let to = orchestrator::schedule::parse_date(&args.to, tz)
+        .map_err(|e| usage(format!("--to: {e}")))?;
+    if from > to {
+        return Err(usage(format!(
+            "--from {} is after --to {}",
+            args.from, args.to
+        )));
+    }
+    let intervals = dag.schedule.intervals_between(from, to, MAX_RUNS + 1);
+    if intervals.len() > MAX_RUNS {
+        return Err(usage(format!(
+            "the range holds more than {MAX_RUNS} intervals; split it"
+        )));
+    }
+    if intervals.is_empty() {
+        println!("no schedule interval of {} starts in that range", dag.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let db = Database::open(home, &bag).await?;
+    let existing: Vec<(chrono::DateTime<chrono::Utc>, String, String)> = sqlx::query_as(
+        "SELECT logical_date, run_id, state FROM dag_runs WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
+    )
+    .bind(&dag.id)
+    .bind(from)
+    .bind(intervals.last().map(|i| i.start).unwrap_or(to))
+    .fetch_all(db.store.pool())
+    .await?;
+    let (mut created, mut kept, mut rerun) = (Vec::new(), Vec::new(), Vec::new());
+    for interval in &intervals {
+        match existing.iter().find(|(d, _, _)| *d == interval.start) {
+            Some((_, run_id, state)) if args.rerun_failed && state == "failed" => {
+                rerun.push(run_id.clone())
+            }
+            Some((_, run_id, _)) => kept.push(run_id.clone()),
+            None => {
+                if args.dry_run {
+                    created.push(run_id_for(RunType::Backfill, interval.start));
+                } else if let Some(id) = db
+                    .store
+                    .create_run(&dag, RunType::Backfill, *interval, &json!({}))
+                    .await?
+                {
+                    created.push(id);
+                }
+            }
+        }
+    }
+    if args.dry_run {
+        println!(
+            "dry run: would create {} run(s), re-run {}, keep {} existing:",
+            created.len(),
+            rerun.len(),
+            kept.len()
+        );
+        for id in &created {
+            println!("  create {id}");
+        }
+        for id in &rerun {
+            println!("  re-run {id}");
+        }
+        for id in &kept {
+            println!("  keep   {id}");
+        }
+        db.close().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for run_id in &rerun {
+        let failed: Vec<String> = sqlx::query_scalar(
+            "SELECT task_id FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND state IN ('failed', 'upstream_failed')",
+        )
+        .bind(&dag.id)
+        .bind(run_id)
+        .fetch_all(db.store.pool())
+        .await?;
+        db.store.clear_tasks(&dag, run_id, &failed).await?;
+    }
+    println!(
+        "backfill of {}: {} run(s) created, {} failed run(s) re-run, {} existing run(s) kept",
+        dag.id,
+        created.len(),
+        rerun.len(),
+        kept.len()
+    );
+    let mut code = ExitCode::SUCCESS;
+    if args.wait {
+        let ids: Vec<String> = created.iter().chain(rerun.iter()).cloned().collect();
+        if !ids.is_empty() {
+            let states = wait::until_finished(&db.store, &bag, &dag.id, &ids, true).await?;
+            let ok = states.iter().filter(|s| *s == "success").count();
+            let failed = states.len() - ok;
+            println!("summary: {ok} succeeded, {failed} failed");
+            if failed > 0 {
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    db.close().await?;
+    Ok(code)
+}

@@ -1,0 +1,76 @@
+//! `betflow up` and `betflow scheduler`: the long-running processes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::database::Database;
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot watch SIGTERM: {e}");
+                    let _ = tokio::signal::ctrl_c().await;
+                    t.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("shutting down: finishing running tasks (Ctrl-C again to force)");
+        t.cancel();
+        // A second signal stops at once; unfinished tries go back to the queue via zombie detection.
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    token
+}
+
+pub async fn up(home: &Path, port: u16) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    let config = crate::config::engine_config()?;
+    let db = Database::open(home, &bag).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}; pick another with --port"))?;
+    let shutdown = shutdown_on_signals();
+    println!("BetFlow is up: http://127.0.0.1:{port}");
+    println!(
+        "metadata database: {}",
+        orchestrator::store::mask_password(&db.url)
+    );
+    if db.is_embedded() {
+        println!("home: {}", home.display());
+    }
+    println!("press Ctrl-C to stop");
+    let web = tokio::spawn(web::serve(listener, db.store.clone(), shutdown.clone()));
+    orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
+    shutdown.cancel();
+    web.await.context("web server task")??;
+    db.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn scheduler(home: &Path) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    let config = crate::config::engine_config()?;
+    let db = Database::open(home, &bag).await?;
+    let shutdown = shutdown_on_signals();
+    eprintln!(
+        "scheduler running on {}",
+        orchestrator::store::mask_password(&db.url)
+    );
+    orchestrator::engine::run(db.store.clone(), bag, config, shutdown).await?;
+    db.close().await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,285 @@
+//! `betflow dags …`
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::Utc;
+use clap::Subcommand;
+use orchestrator::dag::TaskKind;
+use orchestrator::store::write::RunType;
+use orchestrator::{Dag, DagBag};
+use serde_json::{json, Value};
+
+use super::{usage, wait};
+use crate::database::Database;
+use crate::output;
+
+#[derive(Subcommand)]
+pub enum DagsCommand {
+    /// Every DAG with its schedule, paused flag and tags.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A DAG's settings, tasks and edges.
+    Show { dag: String },
+    /// Stop creating and starting runs of a DAG.
+    Pause { dag: String },
+    /// Resume a paused DAG.
+    Unpause { dag: String },
+    /// Create a manual run.
+    Trigger {
+        dag: String,
+        /// RFC 3339 or YYYY-MM-DD (midnight in the DAG's timezone); default now.
+        #[arg(long)]
+        logical_date: Option<String>,
+        /// JSON object merged over the DAG's params.
+        #[arg(long)]
+        conf: Option<String>,
+        /// Block until the run ends; exit 1 if it failed.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// The DAG called `id`, or a usage error naming it.
+pub fn find_dag(bag: &DagBag, id: &str) -> Result<Arc<Dag>> {
+    bag.get(id).cloned().ok_or_else(|| {
+        let known: Vec<&str> = bag.dags().map(|d| d.id.as_str()).collect();
+        usage(format!("unknown DAG `{id}` (known: {})", known.join(", ")))
+    })
+}
+
+pub fn parse_conf(conf: Option<&str>) -> Result<Value> {
+    match conf {
+        None => Ok(json!({})),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(usage(
+                "--conf must be a JSON object, e.g. '{\"sports\": [\"nfl\"]}'",
+            )),
+            Err(e) => Err(usage(format!("--conf is not valid JSON: {e}"))),
+        },
+    }
+}
+
+pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    // Validate ids before touching the database, so a typo writes nothing.
+    match &cmd {
+        DagsCommand::Show { dag } => {
+            show(&*find_dag(&bag, dag)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        DagsCommand::Pause { dag }
+        | DagsCommand::Unpause { dag }
+        | DagsCommand::Trigger { dag, .. } => {
+            find_dag(&bag, dag)?;
+        }
+        DagsCommand::List { .. } => {}
+    }
+    let trigger_input = if let DagsCommand::Trigger {
+        dag,
+        logical_date,
+        conf,
+        ..
+    } = &cmd
+    {
+        let d = find_dag(&bag, dag)?;
+        let date = match logical_date {
+            Some(s) => {
+                orchestrator::schedule::parse_date(s, d.schedule.timezone()).map_err(usage)?
+            }
+            None => Utc::now(),
+        };
+        Some((date, parse_conf(conf.as_deref())?))
+    } else {
+        None
+    };
+
+    let db = Database::open(home, &bag).await?;
+    let code = match cmd {
+        DagsCommand::List { json } => {
+            let rows = db.store.list_dags().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.dag_id.clone(),
+                            r.schedule.clone().unwrap_or_else(|| "None".into()),
+                            r.timezone.clone(),
+                            if r.is_paused {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
+                            r.tags.join(","),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["dag_id", "schedule", "timezone", "paused", "tags"],
+                    &table,
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        DagsCommand::Pause { dag } => {
+            db.store.set_paused(&dag, true).await?;
+            println!("paused {dag}");
+            ExitCode::SUCCESS
+        }
+        DagsCommand::Unpause { dag } => {
+            db.store.set_paused(&dag, false).await?;
+            db.store.wake().await?;
+            println!("unpaused {dag}");
+            ExitCode::SUCCESS
+        }
+        DagsCommand::Trigger {
+            dag, wait: block, ..
+        } => {
+            let d = find_dag(&bag, &dag)?;
+            let (date, conf) = trigger_input.unwrap_or((Utc::now(), json!({})));
+            if block && db.store.dag(&dag).await?.is_some_and(|r| r.is_paused) {
+                return Err(usage(format!(
+                    "DAG `{dag}` is paused, so its run would wait forever; run `betflow dags unpause {dag}` first"
+                )));
+            }
+            let interval = d.schedule.manual_interval(date);
+            let Some(run_id) = db
+                .store
+                .create_run(&d, RunType::Manual, interval, &conf)
+                .await?
+            else {
+                return Err(usage(format!(
+                    "DAG `{dag}` already has a run at logical date {}",
+                    interval.start.to_rfc3339()
+                )));
+            };
+            println!("created run {run_id} of {dag}");
+            if block {
+                let states = wait::until_finished(
+                    &db.store,
+                    &bag,
+                    &dag,
+                    std::slice::from_ref(&run_id),
+                    false,
+                )
+                .await?;
+                let state = states.first().map(|s| s.as_str()).unwrap_or("unknown");
+                println!("run {run_id} finished: {state}");
+                if state == "success" {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            } else {
+                if !wait::live_worker(&db.store).await? {
+                    eprintln!("note: no scheduler is running; start `betflow up` or `betflow scheduler` to execute it");
+                }
+                ExitCode::SUCCESS
+            }
+        }
+        DagsCommand::Show { .. } => ExitCode::SUCCESS,
+    };
+    db.close().await?;
+    Ok(code)
+}
+
+fn show(dag: &Dag) {
+    println!("DAG {}", dag.id);
+    if !dag.description.is_empty() {
+        println!("  description:      {}", dag.description);
+    }
+    println!(
+        "  schedule:         {} ({})",
+        dag.schedule.expression().unwrap_or("None (manual)"),
+        dag.schedule.timezone()
+    );
+    println!("  start date:       {}", dag.bounds.start_date.to_rfc3339());
+    if let Some(end) = dag.bounds.end_date {
+        println!("  end date:         {}", end.to_rfc3339());
+    }
+    println!("  catchup:          {}", dag.bounds.catchup);
+    println!("  max active runs:  {}", dag.max_active_runs);
+    println!("  max active tasks: {}", dag.max_active_tasks);
+    if !dag.tags.is_empty() {
+        println!("  tags:             {}", dag.tags.join(", "));
+    }
+    if !dag.params.is_empty() {
+        println!("  params:           {}", Value::Object(dag.params.clone()));
+    }
+    if !dag.fileloc.is_empty() {
+        println!("  defined in:       {}", dag.fileloc);
+    }
+    if !dag.tasks().is_empty() {
+        println!("\nTasks ({}):", dag.tasks().len());
+        let rows: Vec<Vec<String>> = dag
+            .tasks()
+            .iter()
+            .map(|t| {
+                vec![
+                    t.id.clone(),
+                    if matches!(t.kind, TaskKind::Sensor { .. }) {
+                        "sensor"
+                    } else {
+                        "task"
+                    }
+                    .into(),
+                    t.trigger_rule.as_str().into(),
+                    t.retry.retries.to_string(),
+                    t.timeout
+                        .map(|d| format!("{}s", d.as_secs()))
+                        .unwrap_or_else(|| "-".into()),
+                    t.pool.clone(),
+                    if t.upstream.is_empty() {
+                        "-".into()
+                    } else {
+                        t.upstream.join(", ")
+                    },
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "task_id",
+                "kind",
+                "trigger_rule",
+                "retries",
+                "timeout",
+                "pool",
+                "upstream",
+            ],
+            &rows,
+        );
+        println!("\nEdges:");
+        for t in dag.tasks() {
+            for d in &t.downstream {
+                println!("  {} -> {}", t.id, d);
+            }
+        }
+        let groups = dag.groups();
+        if !groups.is_empty() {
+            println!("\nGroups:");
+            for (g, members) in groups {
+                println!("  {g}: {}", members.join(", "));
+            }
+        }
+    }
+    if !dag.streams.is_empty() {
+        println!("\nStream tasks (started with every `betflow up` / `betflow scheduler`):");
+        for s in &dag.streams {
+            println!(
+                "  {} (restart backoff {}s, max {}s)",
+                s.id,
+                s.restart.delay.as_secs(),
+                s.restart.max_delay.as_secs()
+            );
+        }
+    }
+}

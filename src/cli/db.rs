@@ -1,0 +1,50 @@
+//! `betflow db …`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::database::Database;
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+    /// Show applied and pending migrations.
+    Status,
+    /// Print the connection URL of the metadata database (for psql and other tools).
+    Url {
+        /// Print the password instead of `***`.
+        #[arg(long)]
+        show_password: bool,
+    },
+}
+
+pub async fn run(home: &Path, cmd: DbCommand) -> Result<ExitCode> {
+    let db = Database::connect(home).await?;
+    match cmd {
+        DbCommand::Migrate => {
+            db.store.migrate().await?;
+            println!("migrations applied");
+        }
+        DbCommand::Status => {
+            for (version, description, applied) in db.store.migration_status().await? {
+                println!(
+                    "{version}  {:<8} {description}",
+                    if applied { "applied" } else { "pending" }
+                );
+            }
+        }
+        DbCommand::Url { show_password } => {
+            if show_password {
+                println!("{}", db.url);
+            } else {
+                println!("{}", orchestrator::store::mask_password(&db.url));
+            }
+        }
+    }
+    db.close().await?;
+    Ok(ExitCode::SUCCESS)
+}

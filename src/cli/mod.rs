@@ -1,0 +1,123 @@
+//! Command-line interface: argument parsing and dispatch to one module per
+//! command family.
+
+mod backfill;
+mod bench;
+mod daemon;
+mod dags;
+mod db;
+mod runs;
+mod tasks;
+mod wait;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use orchestrator::DagBag;
+
+/// A mistake in what the user typed (unknown id, bad date, bad JSON):
+/// printed as one line, exit code 2, nothing written.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+#[derive(Parser)]
+#[command(
+    name = "betflow",
+    version,
+    about = "Sports-betting analytics on an Airflow-style DAG orchestrator"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Directory for the embedded Postgres, the lake and local state [env: BETFLOW_HOME, default ./.betflow]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+}
+
+impl Global {
+    pub fn home(&self) -> PathBuf {
+        self.home
+            .clone()
+            .unwrap_or_else(crate::config::default_home)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run everything: migrations, scheduler, executor, stream tasks and the web server on 127.0.0.1.
+    Up {
+        /// Port of the web server.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Run the scheduler and executor without the web server (for extra machines).
+    Scheduler,
+    /// Metadata database.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// List, show, pause and trigger DAGs.
+    #[command(subcommand)]
+    Dags(dags::DagsCommand),
+    /// DAG runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Task instances: run one now, clear, read logs.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
+    /// Create runs for every schedule interval in a date range.
+    Backfill(backfill::BackfillArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+impl Command {
+    /// Long-running commands log at info level by default.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self, Command::Up { .. } | Command::Scheduler)
+    }
+}
+
+/// BetFlow's DAGs, plus the examples when `BETFLOW_LOAD_EXAMPLES` is set.
+pub fn dag_bag() -> DagBag {
+    let mut bag = ::dags::dag_bag();
+    if crate::config::load_examples() {
+        ::dags::examples::add_to(&mut bag);
+    }
+    bag
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let home = cli.global.home();
+    match cli.command {
+        Command::Up { port } => daemon::up(&home, port).await,
+        Command::Scheduler => daemon::scheduler(&home).await,
+        Command::Db(cmd) => db::run(&home, cmd).await,
+        Command::Dags(cmd) => dags::run(&home, cmd).await,
+        Command::Runs(cmd) => runs::run(&home, cmd).await,
+        Command::Tasks(cmd) => tasks::run(&home, cmd).await,
+        Command::Backfill(args) => backfill::run(&home, args).await,
+        Command::Bench(cmd) => bench::run(&home, cmd).await,
+    }
+}

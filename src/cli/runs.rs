@@ -1,0 +1,187 @@
+//! `betflow runs …`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use orchestrator::store::RunFilter;
+use orchestrator::RunState;
+use serde_json::json;
+
+use super::usage;
+use crate::database::Database;
+use crate::output;
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        #[arg(long)]
+        dag: Option<String>,
+        /// queued, running, success or failed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: its task instances, tries and durations.
+    Show {
+        dag: String,
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    match &cmd {
+        RunsCommand::List {
+            dag, state, limit, ..
+        } => {
+            if let Some(d) = dag {
+                super::dags::find_dag(&bag, d)?;
+            }
+            if let Some(s) = state {
+                s.parse::<RunState>().map_err(|_| {
+                    usage(format!(
+                        "unknown state `{s}`: use queued, running, success or failed"
+                    ))
+                })?;
+            }
+            if *limit < 1 {
+                return Err(usage("--limit must be at least 1"));
+            }
+        }
+        RunsCommand::Show { dag, .. } => {
+            super::dags::find_dag(&bag, dag)?;
+        }
+    }
+    let db = Database::open(home, &bag).await?;
+    match cmd {
+        RunsCommand::List {
+            dag,
+            state,
+            limit,
+            json,
+        } => {
+            let filter = RunFilter {
+                dag_id: dag,
+                state,
+                run_type: None,
+                limit,
+                offset: 0,
+            };
+            let (rows, total) = db.store.list_runs(&filter).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"dag_runs": rows, "total_entries": total})
+                    )?
+                );
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        let duration = match (r.start_date, r.end_date) {
+                            (Some(s), Some(e)) => Some((e - s).num_milliseconds() as f64 / 1000.0),
+                            _ => None,
+                        };
+                        vec![
+                            r.dag_id.clone(),
+                            r.run_id.clone(),
+                            r.state.clone(),
+                            r.run_type.clone(),
+                            output::time(Some(r.logical_date)),
+                            output::time(r.start_date),
+                            output::secs(duration),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "dag_id",
+                        "run_id",
+                        "state",
+                        "run_type",
+                        "logical_date",
+                        "start_date",
+                        "duration",
+                    ],
+                    &table,
+                );
+                if total > rows.len() as i64 {
+                    println!("({} of {total} runs; use --limit)", rows.len());
+                }
+            }
+        }
+        RunsCommand::Show { dag, run_id, json } => {
+            let Some(run) = db.store.run(&dag, &run_id).await? else {
+                return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
+            };
+            let tis = db.store.task_instances(&dag, &run_id).await?;
+            let tries = db.store.task_tries(&dag, &run_id).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"dag_run": run, "task_instances": tis, "tries": tries})
+                    )?
+                );
+            } else {
+                println!(
+                    "run {} of {}: {} ({})",
+                    run.run_id, run.dag_id, run.state, run.run_type
+                );
+                println!(
+                    "data interval: {} → {}",
+                    run.data_interval_start.to_rfc3339(),
+                    run.data_interval_end.to_rfc3339()
+                );
+                println!(
+                    "started {}  ended {}\n",
+                    output::time(run.start_date),
+                    output::time(run.end_date)
+                );
+                let rows: Vec<Vec<String>> = tis
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.task_id.clone(),
+                            t.state.clone(),
+                            format!("{}/{}", t.try_number, t.max_tries + 1),
+                            output::time(t.start_date),
+                            output::time(t.end_date),
+                            output::secs(t.duration),
+                            t.worker_id.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "task_id", "state", "try", "start", "end", "duration", "worker",
+                    ],
+                    &rows,
+                );
+                let failed: Vec<_> = tries.iter().filter(|t| t.error.is_some()).collect();
+                if !failed.is_empty() {
+                    println!("\nFailed tries:");
+                    for t in failed {
+                        println!(
+                            "  {} try {}: {}",
+                            t.task_id,
+                            t.try_number,
+                            t.error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    db.close().await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,179 @@
+//! `betflow tasks …`
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use orchestrator::dag::TaskKind;
+use orchestrator::task::TaskLogger;
+use orchestrator::{TaskContext, TaskError};
+use tokio_util::sync::CancellationToken;
+
+use super::dags::{find_dag, parse_conf};
+use super::usage;
+use crate::database::Database;
+
+#[derive(Subcommand)]
+pub enum TasksCommand {
+    /// Run one task now, in this process, recording nothing (like `airflow tasks test`).
+    Run {
+        dag: String,
+        task: String,
+        /// Logical date: RFC 3339 or YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// JSON object merged over the DAG's params.
+        #[arg(long)]
+        conf: Option<String>,
+    },
+    /// Reset task instances of a run so the scheduler runs them again.
+    Clear {
+        dag: String,
+        run_id: String,
+        /// Only this task (default: every task of the run).
+        #[arg(long)]
+        task: Option<String>,
+        /// Also clear everything downstream of --task.
+        #[arg(long)]
+        downstream: bool,
+    },
+    /// Print a task instance's log, one try or all.
+    Logs {
+        dag: String,
+        run_id: String,
+        task: String,
+        #[arg(long = "try")]
+        try_number: Option<i32>,
+    },
+}
+
+pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag();
+    match cmd {
+        TasksCommand::Run {
+            dag,
+            task,
+            date,
+            conf,
+        } => {
+            let d = find_dag(&bag, &dag)?;
+            let node = d
+                .task(&task)
+                .ok_or_else(|| usage(format!("DAG `{dag}` has no task `{task}`")))?;
+            let logical =
+                orchestrator::schedule::parse_date(&date, d.schedule.timezone()).map_err(usage)?;
+            let conf = parse_conf(conf.as_deref())?;
+            let interval = d
+                .schedule
+                .interval_from(logical)
+                .unwrap_or_else(|| d.schedule.manual_interval(logical));
+            let ctx = TaskContext::new(
+                dag.clone(),
+                task.clone(),
+                format!("test__{}", logical.to_rfc3339()),
+                interval,
+                1,
+                node.retry.retries as i32,
+                d.resolve_params(&conf),
+                TaskLogger::stderr(),
+                CancellationToken::new(),
+                HashMap::new(),
+            );
+            let result = match &node.kind {
+                TaskKind::Operator(op) => op.execute(ctx).await,
+                TaskKind::Sensor { sensor, .. } => sensor
+                    .poke(ctx)
+                    .await
+                    .map(|met| serde_json::json!({"condition_met": met})),
+            };
+            match result {
+                Ok(output) => {
+                    println!("{}", serde_json::to_string_pretty(&output)?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(TaskError::Skip(reason)) => {
+                    println!("skipped: {reason}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("task failed: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        TasksCommand::Clear {
+            dag,
+            run_id,
+            task,
+            downstream,
+        } => {
+            let d = find_dag(&bag, &dag)?;
+            let ids: Vec<String> = match &task {
+                Some(t) => {
+                    if d.task(t).is_none() {
+                        return Err(usage(format!("DAG `{dag}` has no task `{t}`")));
+                    }
+                    if downstream {
+                        d.downstream_closure(t)
+                    } else {
+                        vec![t.clone()]
+                    }
+                }
+                None if downstream => return Err(usage("--downstream needs --task")),
+                None => d.tasks().iter().map(|t| t.id.clone()).collect(),
+            };
+            let db = Database::open(home, &bag).await?;
+            if db.store.run(&dag, &run_id).await?.is_none() {
+                return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
+            }
+            let cleared = db.store.clear_tasks(&d, &run_id, &ids).await?;
+            println!(
+                "cleared {} task instance(s): {}",
+                cleared.len(),
+                cleared.join(", ")
+            );
+            let skipped = ids.len() - cleared.len();
+            if skipped > 0 {
+                println!("({skipped} left alone because they are running)");
+            }
+            db.close().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TasksCommand::Logs {
+            dag,
+            run_id,
+            task,
+            try_number,
+        } => {
+            let d = find_dag(&bag, &dag)?;
+            if d.task(&task).is_none() {
+                return Err(usage(format!("DAG `{dag}` has no task `{task}`")));
+            }
+            let db = Database::open(home, &bag).await?;
+            if db.store.run(&dag, &run_id).await?.is_none() {
+                return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
+            }
+            let lines = db.store.task_logs(&dag, &run_id, &task, try_number).await?;
+            if lines.is_empty() {
+                println!("(no log lines)");
+            }
+            let mut current = None;
+            for l in lines {
+                if current != Some(l.try_number) {
+                    println!("--- try {} ---", l.try_number);
+                    current = Some(l.try_number);
+                }
+                println!(
+                    "[{}] {} - {}",
+                    l.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    l.level,
+                    l.message
+                );
+            }
+            db.close().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

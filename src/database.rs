@@ -1,0 +1,85 @@
+//! Finding the metadata database the same way for every command:
+//! `DATABASE_URL`, else the embedded cluster under the home directory
+//! (attached to if `betflow up` runs, started on demand otherwise).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use orchestrator::store::write::SyncOptions;
+use orchestrator::{DagBag, Store};
+
+pub struct Database {
+    pub store: Store,
+    pub url: String,
+    /// Declared last so the pool is dropped before an owned cluster stops.
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connect, apply migrations and record the DAG definitions.
+    pub async fn open(home: &Path, bag: &DagBag) -> Result<Self> {
+        let db = Self::connect(home).await?;
+        db.store.migrate().await?;
+        let opts = SyncOptions {
+            mark_missing_stale: true,
+            paused_at_creation: crate::config::paused_at_creation(),
+        };
+        db.store
+            .sync_dags(bag, opts)
+            .await
+            .context("recording DAG definitions")?;
+        Ok(db)
+    }
+
+    /// Like `open`, but leaves DAGs outside `bag` untouched (benchmarks).
+    pub async fn open_isolated(home: &Path, bag: &DagBag) -> Result<Self> {
+        let db = Self::connect(home).await?;
+        db.store.migrate().await?;
+        let opts = SyncOptions {
+            mark_missing_stale: false,
+            paused_at_creation: false,
+        };
+        db.store
+            .sync_dags(bag, opts)
+            .await
+            .context("recording DAG definitions")?;
+        Ok(db)
+    }
+
+    /// Connect without touching the schema (for `db status`, `db url`).
+    pub async fn connect(home: &Path) -> Result<Self> {
+        let (url, embedded) = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => (url, None),
+            _ => {
+                let opts = EmbeddedOptions {
+                    home: home.to_path_buf(),
+                    durable: true,
+                };
+                let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts))
+                    .await
+                    .context("starting the embedded Postgres")??;
+                (pg.url().to_owned(), Some(pg))
+            }
+        };
+        let store = Store::connect(&url, 20).await?;
+        Ok(Self {
+            store,
+            url,
+            embedded,
+        })
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// Stop an owned embedded cluster now (also happens on drop).
+    pub async fn close(mut self) -> Result<()> {
+        self.store.pool().close().await;
+        if let Some(mut pg) = self.embedded.take() {
+            tokio::task::spawn_blocking(move || pg.stop()).await??;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! Test harness: a throwaway Postgres cluster per test (the same embedded
+//! code `betflow` uses), and helpers to drive the real `betflow` binary
+//! against it the way a user would.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+
+pub struct TestEnv {
+    pub home: tempfile::TempDir,
+    pub url: String,
+    children: Vec<Child>,
+    // Last: stop the cluster after the children are gone.
+    pg: EmbeddedPostgres,
+}
+
+impl TestEnv {
+    pub fn start() -> Self {
+        let home = tempfile::tempdir().expect("temp dir");
+        let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+            home: home.path().join("pg"),
+            durable: false,
+        })
+        .expect("start a throwaway Postgres cluster");
+        let url = pg.url().to_owned();
+        Self {
+            home,
+            url,
+            children: Vec::new(),
+            pg,
+        }
+    }
+
+    /// `betflow <args>` with this environment's database and the example DAGs.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_betflow"));
+        c.args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("BETFLOW_HOME", self.home.path())
+            .env("BETFLOW_LOAD_EXAMPLES", "true")
+            .env("BETFLOW_PAUSED_AT_CREATION", "true")
+            .env("BETFLOW_POLL_MS", "200")
+            .env("BETFLOW_HEARTBEAT_SECS", "1")
+            .env_remove("BETFLOW_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run betflow")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "betflow {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Start a long-running `betflow` process; killed when the env drops.
+    pub fn spawn(&mut self, args: &[&str], extra_env: &[(&str, &str)]) -> u32 {
+        let mut c = self.cmd(args);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        let log = std::fs::File::create(
+            self.home
+                .path()
+                .join(format!("proc-{}.log", self.children.len())),
+        )
+        .expect("log file");
+        let child = c
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn betflow");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Send a signal to a spawned process and wait for it; returns its exit status.
+    pub fn signal(&mut self, pid: u32, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
+        let idx = self
+            .children
+            .iter()
+            .position(|c| c.id() == pid)
+            .expect("known child");
+        let mut child = self.children.remove(idx);
+        child.wait().expect("wait child")
+    }
+
+    /// stderr of the n-th spawned process.
+    pub fn proc_log(&self, n: usize) -> String {
+        std::fs::read_to_string(self.home.path().join(format!("proc-{n}.log"))).unwrap_or_default()
+    }
+
+    /// Rows of a query, columns separated by `|`.
+    pub fn sql(&self, query: &str) -> Vec<String> {
+        self.try_sql(query)
+            .unwrap_or_else(|e| panic!("psql failed: {e}"))
+    }
+
+    fn try_sql(&self, query: &str) -> Result<Vec<String>, String> {
+        let out = Command::new("psql")
+            .args(["-X", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1"])
+            .args([&self.url, "-c", query])
+            .output()
+            .expect("run psql");
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    pub fn scalar(&self, query: &str) -> String {
+        self.sql(query).into_iter().next().unwrap_or_default()
+    }
+
+    /// Poll `query` until it returns `want` (or panic after `secs`). Errors
+    /// (tables not yet migrated by a starting process) count as "not yet".
+    pub fn wait_for(&self, query: &str, want: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = match self.try_sql(query) {
+                Ok(rows) => rows.into_iter().next().unwrap_or_default(),
+                Err(e) => e,
+            };
+            if got == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = (0..self.children_spawned())
+                    .map(|n| self.proc_log(n))
+                    .collect();
+                panic!(
+                    "timed out waiting for `{query}` = {want:?}; last {got:?}\nprocess logs:\n{}",
+                    logs.join("\n---\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn children_spawned(&self) -> usize {
+        (0..)
+            .take_while(|n| self.home.path().join(format!("proc-{n}.log")).exists())
+            .count()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,182 @@
+//! Several `betflow` processes on one database: shared work with no try run
+//! twice, recovery after kill -9, graceful shutdown, stream task supervision
+//! and the web server's health endpoint.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::TestEnv;
+use nix::sys::signal::Signal;
+
+#[test]
+fn two_schedulers_share_200_task_instances_running_each_exactly_once() {
+    let mut env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_wide"]);
+    let fast = [("BETFLOW_PARALLELISM", "8")];
+    env.spawn(&["scheduler"], &fast);
+    env.spawn(&["scheduler"], &fast);
+    env.wait_for(
+        "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
+        "2",
+        30,
+    );
+    env.ok(&["dags", "trigger", "example_wide"]);
+    env.wait_for(
+        "SELECT state FROM dag_runs WHERE dag_id = 'example_wide'",
+        "success",
+        90,
+    );
+
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_instances WHERE state = 'success'"),
+        "200"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_instances WHERE try_number <> 1"),
+        "0"
+    );
+    // Each try logs one "Starting try" line when it starts: exactly one per task instance.
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_logs WHERE message LIKE 'Starting try%'"),
+        "200"
+    );
+    assert_eq!(
+        env.scalar(
+            "SELECT count(DISTINCT task_id) FROM task_logs WHERE message LIKE 'Starting try%'"
+        ),
+        "200"
+    );
+    let workers: i64 = env
+        .scalar("SELECT count(DISTINCT worker_id) FROM task_instances")
+        .parse()
+        .unwrap();
+    assert_eq!(workers, 2, "both processes ran tasks");
+}
+
+#[test]
+fn a_killed_process_tasks_are_retried_by_another_after_its_heartbeat_goes_stale() {
+    let mut env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_slow"]);
+    let quick_zombies = [("BETFLOW_ZOMBIE_THRESHOLD_SECS", "3")];
+    let victim = env.spawn(&["scheduler"], &quick_zombies);
+    env.ok(&["dags", "trigger", "example_slow"]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE task_id = 'first'",
+        "running",
+        30,
+    );
+    env.signal(victim, Signal::SIGKILL);
+
+    let survivor = env.spawn(&["scheduler"], &quick_zombies);
+    env.wait_for(
+        "SELECT state FROM dag_runs WHERE dag_id = 'example_slow'",
+        "success",
+        60,
+    );
+    let tries = env.sql("SELECT try_number || ':' || state FROM task_tries WHERE task_id = 'first' ORDER BY try_number");
+    assert_eq!(tries, ["1:failed", "2:success"]);
+    let error =
+        env.scalar("SELECT error FROM task_tries WHERE task_id = 'first' AND try_number = 1");
+    assert!(error.contains("zombie"), "{error}");
+    let status = env.signal(survivor, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_instances WHERE state = 'running'"),
+        "0"
+    );
+}
+
+#[test]
+fn shutdown_returns_unfinished_tries_to_the_queue() {
+    let mut env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_slow"]);
+    let pid = env.spawn(&["scheduler"], &[("BETFLOW_SHUTDOWN_GRACE_SECS", "0")]);
+    env.ok(&["dags", "trigger", "example_slow"]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE task_id = 'first'",
+        "running",
+        30,
+    );
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_instances WHERE state = 'running'"),
+        "0"
+    );
+    assert_eq!(
+        env.scalar("SELECT state || ':' || try_number FROM task_instances WHERE task_id = 'first'"),
+        "queued:0",
+        "the interrupted try does not count"
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM workers WHERE stopped_at IS NULL"),
+        "0"
+    );
+
+    // A restarted process picks the run up and finishes it.
+    env.spawn(&["scheduler"], &[]);
+    env.wait_for(
+        "SELECT state FROM dag_runs WHERE dag_id = 'example_slow'",
+        "success",
+        60,
+    );
+}
+
+#[test]
+fn stream_tasks_start_with_the_process_and_report_health() {
+    let mut env = TestEnv::start();
+    let pid = env.spawn(&["scheduler"], &[]);
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND (health->>'ticks')::int >= 2",
+        "running",
+        30,
+    );
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success());
+    assert_eq!(
+        env.scalar("SELECT DISTINCT state FROM stream_tasks"),
+        "stopped"
+    );
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn up_serves_health_and_stops_cleanly_on_sigterm() {
+    let mut env = TestEnv::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pid = env.spawn(&["up", "--port", &port.to_string()], &[]);
+    env.wait_for(
+        "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
+        "1",
+        30,
+    );
+    let mut response = String::new();
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            response = http_get(port, "/health");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"metadatabase\""), "{response}");
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+}
