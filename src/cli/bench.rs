@@ -249,8 +249,10 @@ async fn dispatch_latencies(
     .bind(run_id)
     .fetch_all(store.pool())
     .await?;
-    let times: std::collections::HashMap<String, Span> =
-        rows.into_iter().map(|r| (r.task_id, (r.start_date, r.end_date))).collect();
+    let times: std::collections::HashMap<String, Span> = rows
+        .into_iter()
+        .map(|r| (r.task_id, (r.start_date, r.end_date)))
+        .collect();
     let mut out = Vec::new();
     for t in dag.tasks() {
         let Some((Some(start), _)) = times.get(&t.id) else {

@@ -1,0 +1,12 @@
+# Image for compose.yaml: the betflow binary on a slim Debian.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin betflow
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/betflow /usr/local/bin/betflow
+EXPOSE 8080
+CMD ["betflow", "up"]
