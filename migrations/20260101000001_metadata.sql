@@ -66,6 +66,8 @@ CREATE TABLE task_instances (
 );
 CREATE INDEX task_instances_queued ON task_instances (priority_weight DESC, queued_at) WHERE state = 'queued';
 CREATE INDEX task_instances_running ON task_instances (worker_id) WHERE state = 'running';
+CREATE INDEX task_instances_unfinished ON task_instances (dag_id, run_id)
+    WHERE state IN ('none', 'scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule');
 CREATE INDEX task_instances_waiting ON task_instances (next_attempt_at)
     WHERE state IN ('up_for_retry', 'up_for_reschedule');
 

@@ -277,13 +277,17 @@ async fn executor_loop(
             if let Some(done) = running.join_next().await {
                 after_try(done, &wake);
             }
-            continue;
+        } else {
+            tokio::select! {
+                Some(done) = running.join_next(), if !running.is_empty() => after_try(done, &wake),
+                _ = wake.executor.notified() => {}
+                _ = tokio::time::sleep(config.poll_interval) => {}
+                _ = shutdown.cancelled() => break,
+            }
         }
-        tokio::select! {
-            Some(done) = running.join_next(), if !running.is_empty() => after_try(done, &wake),
-            _ = wake.executor.notified() => {}
-            _ = tokio::time::sleep(config.poll_interval) => {}
-            _ = shutdown.cancelled() => break,
+        // Collect every try that has already ended, so one claim fills all free slots.
+        while let Some(done) = running.try_join_next() {
+            after_try(done, &wake);
         }
     }
     // Graceful: let running tries finish within the grace period, then requeue the rest.

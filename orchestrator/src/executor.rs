@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
 use crate::schedule::DataInterval;
-use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
+use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
 use crate::store::write::WAKEUP_CHANNEL;
 use crate::store::{Store, StoreError};
 use crate::task::{LogLine, TaskContext, TaskError, TaskLogger};
@@ -216,7 +216,9 @@ pub async fn run_claimed(
     if abort.is_cancelled() {
         log.warn("process shutting down: try returned to the queue");
         let _ = stop_tx.send(());
-        let _ = writer.await;
+        if let Ok(mut rest) = writer.await {
+            flush_logs(store, &claimed, &mut rest).await;
+        }
         return Ok(Finished::default());
     }
     match &outcome {
@@ -229,8 +231,8 @@ pub async fn run_claimed(
         Outcome::Reschedule { at } => log.info(format!("Condition not met; poking again at {at}")),
     }
     let _ = stop_tx.send(());
-    let _ = writer.await;
-    record_outcome(store, &dag, task, me, &claimed, outcome).await
+    let rest = writer.await.unwrap_or_default();
+    record_outcome(store, &dag, task, me, &claimed, outcome, rest).await
 }
 
 async fn execute(
@@ -338,13 +340,15 @@ async fn load_upstream_outputs(
     Ok(rows.into_iter().collect())
 }
 
-/// Flush log lines every half second (so running tasks can be followed) and on stop.
+/// Flush log lines every half second, so running tasks can be followed.
+/// On stop, returns the lines not yet written: they are stored in the same
+/// transaction as the try's outcome, saving a commit per task.
 async fn write_logs(
     store: Store,
     claimed: Claimed,
     mut rx: mpsc::UnboundedReceiver<LogLine>,
     mut stop: oneshot::Receiver<()>,
-) {
+) -> Vec<LogLine> {
     let mut buf: Vec<LogLine> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.tick().await;
@@ -361,17 +365,34 @@ async fn write_logs(
     while let Ok(l) = rx.try_recv() {
         buf.push(l);
     }
-    flush_logs(&store, &claimed, &mut buf).await;
+    buf
 }
 
 async fn flush_logs(store: &Store, c: &Claimed, buf: &mut Vec<LogLine>) {
     if buf.is_empty() {
         return;
     }
-    let ts: Vec<DateTime<Utc>> = buf.iter().map(|l| l.ts).collect();
-    let levels: Vec<&str> = buf.iter().map(|l| l.level).collect();
-    let messages: Vec<&str> = buf.iter().map(|l| l.message.as_str()).collect();
-    let res = sqlx::query(
+    match insert_logs(store.pool(), c, buf).await {
+        Ok(()) => buf.clear(),
+        // Keep the lines and try again at the next flush rather than lose them.
+        Err(e) => {
+            tracing::warn!(task_id = %c.task_id, "could not store {} log lines: {e}", buf.len())
+        }
+    }
+}
+
+async fn insert_logs<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    c: &Claimed,
+    lines: &[LogLine],
+) -> Result<(), sqlx::Error> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let ts: Vec<DateTime<Utc>> = lines.iter().map(|l| l.ts).collect();
+    let levels: Vec<&str> = lines.iter().map(|l| l.level).collect();
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    sqlx::query(
         "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, ts, level, message)
          SELECT $1, $2, $3, $4, $5, * FROM unnest($6::timestamptz[], $7::text[], $8::text[])",
     )
@@ -383,15 +404,9 @@ async fn flush_logs(store: &Store, c: &Claimed, buf: &mut Vec<LogLine>) {
     .bind(&ts)
     .bind(&levels)
     .bind(&messages)
-    .execute(store.pool())
-    .await;
-    match res {
-        Ok(_) => buf.clear(),
-        // Keep the lines and try again at the next flush rather than lose them.
-        Err(e) => {
-            tracing::warn!(task_id = %c.task_id, "could not store {} log lines: {e}", buf.len())
-        }
-    }
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 async fn record_outcome(
@@ -401,6 +416,7 @@ async fn record_outcome(
     me: &WorkerIdentity,
     c: &Claimed,
     outcome: Outcome,
+    log_tail: Vec<LogLine>,
 ) -> Result<Finished, StoreError> {
     let (state, next_attempt, error, output, reschedule) = match outcome {
         Outcome::Success(v) => (TaskState::Success, None, None, Some(v), false),
@@ -439,10 +455,14 @@ async fn record_outcome(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(start_date) = owned else {
+        drop(tx);
+        let mut lines = log_tail;
+        flush_logs(store, c, &mut lines).await;
         tracing::warn!(dag_id = %c.dag_id, task_id = %c.task_id, try_number = c.try_number,
             "try no longer owned by this worker (reaped as zombie or cleared); outcome discarded");
         return Ok(Finished::default());
     };
+    insert_logs(&mut *tx, c, &log_tail).await?;
     if !reschedule {
         let try_state = if state == TaskState::UpForRetry {
             "failed"
@@ -510,30 +530,24 @@ async fn queue_ready_downstream(
     let downstream: Vec<&TaskNode> = task.downstream.iter().filter_map(|d| dag.task(d)).collect();
     let mut ready: Vec<&str> = Vec::new();
     for d in &downstream {
-        let summary = if d.upstream.len() <= 64 {
-            let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT state FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3)",
-            )
-            .bind(&dag.id)
-            .bind(run_id)
-            .bind(&d.upstream)
-            .fetch_all(store.pool())
-            .await?;
-            UpstreamSummary::from_states(rows.iter().map(|s| s.parse().unwrap_or(TaskState::None)))
-        } else {
-            let counts: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT state, count(*) FROM task_instances
-                 WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) GROUP BY state",
-            )
-            .bind(&dag.id)
-            .bind(run_id)
-            .bind(&d.upstream)
-            .fetch_all(store.pool())
-            .await?;
-            UpstreamSummary::from_states(counts.iter().flat_map(|(s, n)| {
-                std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)
-            }))
-        };
+        if waits_for_all(d.trigger_rule)
+            && d.upstream.len() > 1
+            && any_upstream_pending(store, dag, run_id, d).await?
+        {
+            continue;
+        }
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, count(*) FROM task_instances
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) GROUP BY state",
+        )
+        .bind(&dag.id)
+        .bind(run_id)
+        .bind(&d.upstream)
+        .fetch_all(store.pool())
+        .await?;
+        let summary = UpstreamSummary::from_states(counts.iter().flat_map(|(s, n)| {
+            std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)
+        }));
         match evaluate(d.trigger_rule, summary) {
             Decision::Run => ready.push(&d.id),
             Decision::Wait => {}
@@ -561,6 +575,42 @@ async fn queue_ready_downstream(
         tx.commit().await?;
     }
     Ok(finished)
+}
+
+/// Rules that cannot fire while any upstream is unfinished.
+fn waits_for_all(rule: TriggerRule) -> bool {
+    matches!(
+        rule,
+        TriggerRule::AllSuccess
+            | TriggerRule::AllFailed
+            | TriggerRule::AllDone
+            | TriggerRule::NoneFailed
+            | TriggerRule::NoneSkipped
+    )
+}
+
+/// Cheap early answer for fan-ins: is one of `d`'s upstreams certainly still
+/// unfinished? Looks at a few unfinished instances of the run (a partial
+/// index keeps this small) instead of all of `d`'s upstreams, so the n
+/// upstreams of a fan-in cost O(1) each instead of O(n). `false` means "not
+/// sure": the caller then counts properly.
+async fn any_upstream_pending(
+    store: &Store,
+    dag: &Dag,
+    run_id: &str,
+    d: &TaskNode,
+) -> Result<bool, StoreError> {
+    let pending: Vec<String> = sqlx::query_scalar(
+        "SELECT task_id FROM task_instances
+         WHERE dag_id = $1 AND run_id = $2
+           AND state IN ('none', 'scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule')
+         LIMIT 16",
+    )
+    .bind(&dag.id)
+    .bind(run_id)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(pending.iter().any(|p| d.upstream.iter().any(|u| u == p)))
 }
 
 /// Put this worker's running tries back in the queue (hard shutdown), as if
