@@ -1,17 +1,17 @@
 //! `betflow`: one binary for the scheduler, executor, web server and CLI.
 //! This file only wires the command line to the crates that do the work.
 
+#[macro_use]
+mod output;
 mod cli;
 mod config;
 mod database;
-mod output;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    restore_sigpipe();
     let args = cli::Cli::parse();
     config::init_tracing(args.command.is_daemon());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            if e.downcast_ref::<output::StdoutClosed>().is_some() {
+                return ExitCode::SUCCESS;
+            }
             if let Some(usage) = e.downcast_ref::<cli::UsageError>() {
                 eprintln!("error: {usage}");
                 return ExitCode::from(2);
@@ -38,12 +41,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Die quietly on a closed pipe (`betflow dags show x | head`) like other Unix tools,
-/// instead of panicking on the failed write.
-fn restore_sigpipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: installing the default disposition runs no handler code; done before any thread starts.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

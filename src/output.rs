@@ -1,9 +1,44 @@
-//! Plain-text tables and durations for CLI output.
+//! Plain-text tables and durations for CLI output, written so that a
+//! reader closing the pipe (`betflow dags show x | head`) ends the command
+//! quietly and normally: destructors run, an owned embedded Postgres stops.
+
+use std::fmt;
+use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
+/// Stdout was closed by its reader.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stdout closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// One line to stdout; a broken pipe becomes [`StdoutClosed`].
+pub fn write_line(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// `println!` that returns early with [`StdoutClosed`] instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))?
+    };
+}
+
 /// Print rows as left-aligned columns under a header.
-pub fn table(header: &[&str], rows: &[Vec<String>]) {
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -12,27 +47,22 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             }
         }
     }
-    let line = |cells: Vec<&str>| {
+    let line = |cells: Vec<&str>| -> anyhow::Result<()> {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
             .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
+        Ok(())
     };
-    line(header.to_vec());
-    line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    );
+    line(header.to_vec())?;
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(rules.iter().map(|s| s.as_str()).collect())?;
     for row in rows {
-        line(row.iter().map(|s| s.as_str()).collect());
+        line(row.iter().map(|s| s.as_str()).collect())?;
     }
+    Ok(())
 }
 
 pub fn time(t: Option<DateTime<Utc>>) -> String {

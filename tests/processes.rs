@@ -180,3 +180,27 @@ fn up_serves_health_and_stops_cleanly_on_sigterm() {
     let status = env.signal(pid, Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn catchup_creates_a_run_for_every_missed_interval() {
+    let mut env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_hourly_catchup"]);
+    env.spawn(&["scheduler"], &[]);
+    env.wait_for(
+        "SELECT count(*) >= 3 FROM dag_runs WHERE dag_id = 'example_hourly_catchup' AND state = 'success'",
+        "t",
+        60,
+    );
+    // One run per hour, back to back, all scheduled.
+    let gaps = env.sql(
+        "SELECT DISTINCT data_interval_end - data_interval_start, run_type FROM dag_runs
+         WHERE dag_id = 'example_hourly_catchup'",
+    );
+    assert_eq!(gaps, ["01:00:00|scheduled"]);
+    let contiguous = env.scalar(
+        "SELECT bool_and(data_interval_start = prev_end) FROM (
+            SELECT data_interval_start, lag(data_interval_end) OVER (ORDER BY logical_date) AS prev_end
+            FROM dag_runs WHERE dag_id = 'example_hourly_catchup') t WHERE prev_end IS NOT NULL",
+    );
+    assert_eq!(contiguous, "t");
+}

@@ -289,6 +289,17 @@ fn backfill_creates_a_run_per_day_and_keeps_existing_ones() {
         ),
         "2024-01-01..2024-01-07"
     );
+    // max_active_runs = 2: never three backfill runs running at once.
+    let most_at_once = env.scalar(
+        "SELECT max(n) FROM (
+            SELECT (SELECT count(*) FROM dag_runs b
+                    WHERE b.run_type = 'backfill' AND b.start_date <= a.start_date AND b.end_date > a.start_date) AS n
+            FROM dag_runs a WHERE a.run_type = 'backfill') t",
+    );
+    assert!(
+        most_at_once.parse::<i64>().unwrap() <= 2,
+        "{most_at_once} runs at once"
+    );
     // Running it again creates nothing new.
     let again = env.ok(&[
         "backfill",
@@ -299,4 +310,42 @@ fn backfill_creates_a_run_per_day_and_keeps_existing_ones() {
         "2024-01-07",
     ]);
     assert!(again.contains("0 run(s) created"), "{again}");
+}
+
+#[test]
+fn backfill_rerun_failed_clears_the_failed_tasks_of_failed_runs() {
+    let env = TestEnv::start();
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_daily",
+        "--logical-date",
+        "2024-02-01",
+    ]);
+    env.sql("UPDATE dag_runs SET state = 'failed'");
+    env.sql(
+        "INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number)
+         SELECT dag_id, run_id, t.id, t.state, 1 FROM dag_runs,
+                (VALUES ('a', 'success'), ('b', 'failed')) AS t(id, state)",
+    );
+    let out = env.ok(&[
+        "backfill",
+        "example_daily",
+        "--from",
+        "2024-02-01",
+        "--to",
+        "2024-02-01",
+        "--rerun-failed",
+        "--wait",
+    ]);
+    assert!(out.contains("1 failed run(s) re-run"), "{out}");
+    assert!(out.contains("summary: 1 succeeded"), "{out}");
+    assert_eq!(
+        env.scalar("SELECT try_number FROM task_instances WHERE task_id = 'b'"),
+        "2"
+    );
+    assert_eq!(
+        env.scalar("SELECT try_number FROM task_instances WHERE task_id = 'a'"),
+        "1"
+    );
 }

@@ -21,6 +21,7 @@ pub fn add_to(bag: &mut DagBag) {
         wide(),
         slow(),
         daily(),
+        hourly_catchup(),
         pool(),
     ] {
         match dag {
@@ -244,5 +245,21 @@ fn pool() -> Result<Dag, orchestrator::dag::DagError> {
     for i in 0..3 {
         b.task(sleep_task(&format!("task_{i}"), 300).pool("example_single", 1));
     }
+    b.build()
+}
+
+/// Hourly with catchup from three hours before the current hour: a scheduler
+/// started now owes it three runs, one per missed interval.
+fn hourly_catchup() -> Result<Dag, orchestrator::dag::DagError> {
+    let now = Utc::now();
+    let top_of_hour = now.timestamp() - now.timestamp().rem_euclid(3600);
+    let hour = Utc.timestamp_opt(top_of_hour, 0).single().unwrap_or(now);
+    let mut b = Dag::builder("example_hourly_catchup")
+        .schedule("@hourly", "UTC")
+        .start_date(hour - chrono::Duration::hours(3))
+        .catchup(true)
+        .tags(&["example"])
+        .fileloc(file!());
+    b.task(sleep_task("tick", 1));
     b.build()
 }

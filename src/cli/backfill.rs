@@ -62,7 +62,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         )));
     }
     if intervals.is_empty() {
-        println!("no schedule interval of {} starts in that range", dag.id);
+        outln!("no schedule interval of {} starts in that range", dag.id);
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -96,20 +96,20 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         }
     }
     if args.dry_run {
-        println!(
+        outln!(
             "dry run: would create {} run(s), re-run {}, keep {} existing:",
             created.len(),
             rerun.len(),
             kept.len()
         );
         for id in &created {
-            println!("  create {id}");
+            outln!("  create {id}");
         }
         for id in &rerun {
-            println!("  re-run {id}");
+            outln!("  re-run {id}");
         }
         for id in &kept {
-            println!("  keep   {id}");
+            outln!("  keep   {id}");
         }
         db.close().await?;
         return Ok(ExitCode::SUCCESS);
@@ -124,7 +124,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         .await?;
         db.store.clear_tasks(&dag, run_id, &failed).await?;
     }
-    println!(
+    outln!(
         "backfill of {}: {} run(s) created, {} failed run(s) re-run, {} existing run(s) kept",
         dag.id,
         created.len(),
@@ -138,7 +138,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
             let states = wait::until_finished(&db.store, &bag, &dag.id, &ids, true).await?;
             let ok = states.iter().filter(|s| *s == "success").count();
             let failed = states.len() - ok;
-            println!("summary: {ok} succeeded, {failed} failed");
+            outln!("summary: {ok} succeeded, {failed} failed");
             if failed > 0 {
                 code = ExitCode::FAILURE;
             }

@@ -168,7 +168,7 @@ pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
             target_wall_secs: (!shape.target_secs.is_nan()).then_some(shape.target_secs),
         };
         if !as_json {
-            println!(
+            outln!(
                 "{:<18} {:>5} tasks  wall {:>7.3}s (target {})  {:>8.0} tasks/s  dispatch p50 {:>6.2} ms  p99 {:>6.2} ms",
                 r.shape,
                 r.tasks,
@@ -184,13 +184,15 @@ pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
 
     let idle = measure_idle(idle_secs).await?;
     if !as_json {
-        println!(
+        outln!(
             "idle scheduler over {}s: cpu {:.2}% (target < 2%), rss {:.1} MB (target < 60 MB)",
-            idle.seconds, idle.cpu_percent, idle.rss_mb
+            idle.seconds,
+            idle.cpu_percent,
+            idle.rss_mb
         );
-        println!("reference: Apache Airflow 3.3.2 (LocalExecutor, Postgres, 2 cores): ~24 s for the 20-chain, ~16 s for 1 → 100 → 1");
+        outln!("reference: Apache Airflow 3.3.2 (LocalExecutor, Postgres, 2 cores): ~24 s for the 20-chain, ~16 s for 1 → 100 → 1");
     } else {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"shapes": results, "idle": idle}))?
         );

@@ -36,23 +36,23 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-pub async fn up(home: &Path, port: u16) -> Result<ExitCode> {
+pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let bag = super::dag_bag();
     let config = crate::config::engine_config()?;
     let db = Database::open(home, &bag).await?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let listener = tokio::net::TcpListener::bind((host, port))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}; pick another with --port"))?;
+        .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
     let shutdown = shutdown_on_signals();
-    println!("BetFlow is up: http://127.0.0.1:{port}");
-    println!(
+    outln!("BetFlow is up: http://{host}:{port}");
+    outln!(
         "metadata database: {}",
         orchestrator::store::mask_password(&db.url)
     );
     if db.is_embedded() {
-        println!("home: {}", home.display());
+        outln!("home: {}", home.display());
     }
-    println!("press Ctrl-C to stop");
+    outln!("press Ctrl-C to stop");
     let web = tokio::spawn(web::serve(listener, db.store.clone(), shutdown.clone()));
     orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
     shutdown.cancel();

@@ -70,7 +70,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
     // Validate ids before touching the database, so a typo writes nothing.
     match &cmd {
         DagsCommand::Show { dag } => {
-            show(&*find_dag(&bag, dag)?);
+            show(find_dag(&bag, dag)?.as_ref())?;
             return Ok(ExitCode::SUCCESS);
         }
         DagsCommand::Pause { dag }
@@ -104,7 +104,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
         DagsCommand::List { json } => {
             let rows = db.store.list_dags().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 let table: Vec<Vec<String>> = rows
                     .iter()
@@ -125,19 +125,19 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
                 output::table(
                     &["dag_id", "schedule", "timezone", "paused", "tags"],
                     &table,
-                );
+                )?;
             }
             ExitCode::SUCCESS
         }
         DagsCommand::Pause { dag } => {
             db.store.set_paused(&dag, true).await?;
-            println!("paused {dag}");
+            outln!("paused {dag}");
             ExitCode::SUCCESS
         }
         DagsCommand::Unpause { dag } => {
             db.store.set_paused(&dag, false).await?;
             db.store.wake().await?;
-            println!("unpaused {dag}");
+            outln!("unpaused {dag}");
             ExitCode::SUCCESS
         }
         DagsCommand::Trigger {
@@ -161,7 +161,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
                     interval.start.to_rfc3339()
                 )));
             };
-            println!("created run {run_id} of {dag}");
+            outln!("created run {run_id} of {dag}");
             if block {
                 let states = wait::until_finished(
                     &db.store,
@@ -172,7 +172,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
                 )
                 .await?;
                 let state = states.first().map(|s| s.as_str()).unwrap_or("unknown");
-                println!("run {run_id} finished: {state}");
+                outln!("run {run_id} finished: {state}");
                 if state == "success" {
                     ExitCode::SUCCESS
                 } else {
@@ -191,34 +191,34 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn show(dag: &Dag) {
-    println!("DAG {}", dag.id);
+fn show(dag: &Dag) -> Result<()> {
+    outln!("DAG {}", dag.id);
     if !dag.description.is_empty() {
-        println!("  description:      {}", dag.description);
+        outln!("  description:      {}", dag.description);
     }
-    println!(
+    outln!(
         "  schedule:         {} ({})",
         dag.schedule.expression().unwrap_or("None (manual)"),
         dag.schedule.timezone()
     );
-    println!("  start date:       {}", dag.bounds.start_date.to_rfc3339());
+    outln!("  start date:       {}", dag.bounds.start_date.to_rfc3339());
     if let Some(end) = dag.bounds.end_date {
-        println!("  end date:         {}", end.to_rfc3339());
+        outln!("  end date:         {}", end.to_rfc3339());
     }
-    println!("  catchup:          {}", dag.bounds.catchup);
-    println!("  max active runs:  {}", dag.max_active_runs);
-    println!("  max active tasks: {}", dag.max_active_tasks);
+    outln!("  catchup:          {}", dag.bounds.catchup);
+    outln!("  max active runs:  {}", dag.max_active_runs);
+    outln!("  max active tasks: {}", dag.max_active_tasks);
     if !dag.tags.is_empty() {
-        println!("  tags:             {}", dag.tags.join(", "));
+        outln!("  tags:             {}", dag.tags.join(", "));
     }
     if !dag.params.is_empty() {
-        println!("  params:           {}", Value::Object(dag.params.clone()));
+        outln!("  params:           {}", Value::Object(dag.params.clone()));
     }
     if !dag.fileloc.is_empty() {
-        println!("  defined in:       {}", dag.fileloc);
+        outln!("  defined in:       {}", dag.fileloc);
     }
     if !dag.tasks().is_empty() {
-        println!("\nTasks ({}):", dag.tasks().len());
+        outln!("\nTasks ({}):", dag.tasks().len());
         let rows: Vec<Vec<String>> = dag
             .tasks()
             .iter()
@@ -256,25 +256,25 @@ fn show(dag: &Dag) {
                 "upstream",
             ],
             &rows,
-        );
-        println!("\nEdges:");
+        )?;
+        outln!("\nEdges:");
         for t in dag.tasks() {
             for d in &t.downstream {
-                println!("  {} -> {}", t.id, d);
+                outln!("  {} -> {}", t.id, d);
             }
         }
         let groups = dag.groups();
         if !groups.is_empty() {
-            println!("\nGroups:");
+            outln!("\nGroups:");
             for (g, members) in groups {
-                println!("  {g}: {}", members.join(", "));
+                outln!("  {g}: {}", members.join(", "));
             }
         }
     }
     if !dag.streams.is_empty() {
-        println!("\nStream tasks (started with every `betflow up` / `betflow scheduler`):");
+        outln!("\nStream tasks (started with every `betflow up` / `betflow scheduler`):");
         for s in &dag.streams {
-            println!(
+            outln!(
                 "  {} (restart backoff {}s, max {}s)",
                 s.id,
                 s.restart.delay.as_secs(),
@@ -282,4 +282,5 @@ fn show(dag: &Dag) {
             );
         }
     }
+    Ok(())
 }

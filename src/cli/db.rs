@@ -27,11 +27,11 @@ pub async fn run(home: &Path, cmd: DbCommand) -> Result<ExitCode> {
     match cmd {
         DbCommand::Migrate => {
             db.store.migrate().await?;
-            println!("migrations applied");
+            outln!("migrations applied");
         }
         DbCommand::Status => {
             for (version, description, applied) in db.store.migration_status().await? {
-                println!(
+                outln!(
                     "{version}  {:<8} {description}",
                     if applied { "applied" } else { "pending" }
                 );
@@ -39,9 +39,9 @@ pub async fn run(home: &Path, cmd: DbCommand) -> Result<ExitCode> {
         }
         DbCommand::Url { show_password } => {
             if show_password {
-                println!("{}", db.url);
+                outln!("{}", db.url);
             } else {
-                println!("{}", orchestrator::store::mask_password(&db.url));
+                outln!("{}", orchestrator::store::mask_password(&db.url));
             }
         }
     }

@@ -70,6 +70,9 @@ pub enum Command {
         /// Port of the web server.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Address to listen on; 127.0.0.1 keeps the UI local (use 0.0.0.0 in containers).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
     },
     /// Run the scheduler and executor without the web server (for extra machines).
     Scheduler,
@@ -111,7 +114,7 @@ pub fn dag_bag() -> DagBag {
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.global.home();
     match cli.command {
-        Command::Up { port } => daemon::up(&home, port).await,
+        Command::Up { port, host } => daemon::up(&home, host, port).await,
         Command::Scheduler => daemon::scheduler(&home).await,
         Command::Db(cmd) => db::run(&home, cmd).await,
         Command::Dags(cmd) => dags::run(&home, cmd).await,

@@ -77,7 +77,7 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
             };
             let (rows, total) = db.store.list_runs(&filter).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"dag_runs": rows, "total_entries": total})
@@ -113,9 +113,9 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                         "duration",
                     ],
                     &table,
-                );
+                )?;
                 if total > rows.len() as i64 {
-                    println!("({} of {total} runs; use --limit)", rows.len());
+                    outln!("({} of {total} runs; use --limit)", rows.len());
                 }
             }
         }
@@ -126,23 +126,26 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
             let tis = db.store.task_instances(&dag, &run_id).await?;
             let tries = db.store.task_tries(&dag, &run_id).await?;
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(
                         &json!({"dag_run": run, "task_instances": tis, "tries": tries})
                     )?
                 );
             } else {
-                println!(
+                outln!(
                     "run {} of {}: {} ({})",
-                    run.run_id, run.dag_id, run.state, run.run_type
+                    run.run_id,
+                    run.dag_id,
+                    run.state,
+                    run.run_type
                 );
-                println!(
+                outln!(
                     "data interval: {} → {}",
                     run.data_interval_start.to_rfc3339(),
                     run.data_interval_end.to_rfc3339()
                 );
-                println!(
+                outln!(
                     "started {}  ended {}\n",
                     output::time(run.start_date),
                     output::time(run.end_date)
@@ -166,12 +169,12 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                         "task_id", "state", "try", "start", "end", "duration", "worker",
                     ],
                     &rows,
-                );
+                )?;
                 let failed: Vec<_> = tries.iter().filter(|t| t.error.is_some()).collect();
                 if !failed.is_empty() {
-                    println!("\nFailed tries:");
+                    outln!("\nFailed tries:");
                     for t in failed {
-                        println!(
+                        outln!(
                             "  {} try {}: {}",
                             t.task_id,
                             t.try_number,

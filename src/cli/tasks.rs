@@ -90,11 +90,11 @@ pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
             };
             match result {
                 Ok(output) => {
-                    println!("{}", serde_json::to_string_pretty(&output)?);
+                    outln!("{}", serde_json::to_string_pretty(&output)?);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(TaskError::Skip(reason)) => {
-                    println!("skipped: {reason}");
+                    outln!("skipped: {reason}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -129,14 +129,14 @@ pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }
             let cleared = db.store.clear_tasks(&d, &run_id, &ids).await?;
-            println!(
+            outln!(
                 "cleared {} task instance(s): {}",
                 cleared.len(),
                 cleared.join(", ")
             );
             let skipped = ids.len() - cleared.len();
             if skipped > 0 {
-                println!("({skipped} left alone because they are running)");
+                outln!("({skipped} left alone because they are running)");
             }
             db.close().await?;
             Ok(ExitCode::SUCCESS)
@@ -157,15 +157,15 @@ pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
             }
             let lines = db.store.task_logs(&dag, &run_id, &task, try_number).await?;
             if lines.is_empty() {
-                println!("(no log lines)");
+                outln!("(no log lines)");
             }
             let mut current = None;
             for l in lines {
                 if current != Some(l.try_number) {
-                    println!("--- try {} ---", l.try_number);
+                    outln!("--- try {} ---", l.try_number);
                     current = Some(l.try_number);
                 }
-                println!(
+                outln!(
                     "[{}] {} - {}",
                     l.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                     l.level,
