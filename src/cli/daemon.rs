@@ -53,7 +53,15 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
         outln!("home: {}", home.display());
     }
     outln!("press Ctrl-C to stop");
-    let web = tokio::spawn(web::serve(listener, db.store.clone(), shutdown.clone()));
+    if let Some(password) = web::auth::ensure_admin(db.store.pool(), home).await? {
+        outln!("created user `admin` with password {password}");
+        outln!(
+            "(shown once; also saved to {} with mode 0600)",
+            home.join("admin-password").display()
+        );
+    }
+    let state = web::AppState::new(db.store.clone(), bag.clone());
+    let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
     shutdown.cancel();
     web.await.context("web server task")??;

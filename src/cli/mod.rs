@@ -8,6 +8,7 @@ mod dags;
 mod db;
 mod runs;
 mod tasks;
+mod users;
 mod wait;
 
 use std::fmt;
@@ -90,6 +91,12 @@ pub enum Command {
     Tasks(tasks::TasksCommand),
     /// Create runs for every schedule interval in a date range.
     Backfill(backfill::BackfillArgs),
+    /// Web UI and API users.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// API bearer tokens.
+    #[command(subcommand)]
+    Tokens(users::TokensCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -121,6 +128,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(cmd) => runs::run(&home, cmd).await,
         Command::Tasks(cmd) => tasks::run(&home, cmd).await,
         Command::Backfill(args) => backfill::run(&home, args).await,
+        Command::Users(cmd) => users::users(&home, cmd).await,
+        Command::Tokens(cmd) => users::tokens(&home, cmd).await,
         Command::Bench(cmd) => bench::run(&home, cmd).await,
     }
 }

@@ -161,6 +161,56 @@ impl TestEnv {
             .count()
     }
 
+    /// Start `betflow up` on a free port; returns (pid, base URL) once it answers `/health`.
+    pub fn spawn_up(&mut self) -> (u32, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pid = self.spawn(
+            &["up", "--port", &port.to_string()],
+            &[("BETFLOW_INSECURE_COOKIES", "1")],
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::blocking::get(format!("{base}/health")).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "betflow up did not answer: {}",
+                self.proc_log(0)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (pid, base)
+    }
+
+    /// Create a web user with a known password.
+    pub fn create_user(&self, username: &str, role: &str, password: &str) {
+        use std::io::Write;
+        let mut child = self
+            .cmd(&["users", "create", "--username", username, "--role", role])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn users create");
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "users create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A new API token for `username`.
+    pub fn token(&self, username: &str) -> String {
+        self.ok(&["tokens", "create", "--username", username])
+            .trim()
+            .to_owned()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.home.path().join(name)
     }

@@ -1,64 +1,69 @@
-//! The web server `betflow up` runs. For now: `/health`, reporting the
-//! metadata database and the freshest scheduler heartbeat, in the shape of
-//! Airflow's `/api/v2/monitor/health`. The UI and REST API grow here.
+//! The web server `betflow up` runs: login, the UI pages, the REST API
+//! under `/api/v2` (shaped after Airflow's), `/health` and `/metrics`.
+//!
+//! Reads and writes go through the orchestrator's store; the DAG definitions
+//! come from the binary as a `DagBag`. This crate never depends on `dags`.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+pub mod auth;
+pub mod problem;
+
+mod api;
+mod health;
+mod pages;
+mod static_files;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::routing::get;
-use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use orchestrator::Store;
-use serde_json::{json, Value};
+use axum::Router;
+use orchestrator::{DagBag, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub fn router(store: Store) -> Router {
+use crate::auth::limiter::LoginLimiter;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub bag: Arc<DagBag>,
+    pub limiter: Arc<LoginLimiter>,
+    /// Mark cookies `Secure`; browsers accept that on http://localhost and 127.0.0.1 too.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(store: Store, bag: DagBag) -> Self {
+        Self {
+            store,
+            bag: Arc::new(bag),
+            limiter: Arc::new(LoginLimiter::default()),
+            secure_cookies: std::env::var("BETFLOW_INSECURE_COOKIES").is_err(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/api/v2/monitor/health", get(health))
-        .with_state(store)
+        .route("/health", get(health::health))
+        .route("/api/v2/monitor/health", get(health::health))
+        .route("/static/{file}", get(static_files::serve))
+        .nest("/api/v2", api::routes())
+        .merge(pages::routes())
+        .with_state(state)
 }
 
 /// Serve until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
-    store: Store,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-/// A scheduler counts as healthy if it heartbeated within this many seconds.
-const SCHEDULER_HEALTHY_SECS: i64 = 30;
-
-async fn health(State(store): State<Store>) -> (StatusCode, Json<Value>) {
-    let latest: Result<Option<DateTime<Utc>>, sqlx::Error> =
-        sqlx::query_scalar("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
-            .fetch_one(store.pool())
-            .await;
-    match latest {
-        Err(e) => {
-            tracing::warn!("health check: metadata database unreachable: {e}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    json!({"metadatabase": {"status": "unhealthy"}, "scheduler": {"status": "unknown"}}),
-                ),
-            )
-        }
-        Ok(beat) => {
-            let fresh =
-                beat.is_some_and(|b| (Utc::now() - b).num_seconds() <= SCHEDULER_HEALTHY_SECS);
-            let status = if fresh { "healthy" } else { "unhealthy" };
-            (
-                StatusCode::OK,
-                Json(json!({
-                    "metadatabase": {"status": "healthy"},
-                    "scheduler": {"status": status, "latest_scheduler_heartbeat": beat},
-                })),
-            )
-        }
-    }
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

@@ -1,0 +1,160 @@
+//! Who is calling: axum extractors for API callers (bearer token, or a
+//! browser session plus an `X-CSRF-Token` header on writes) and for pages
+//! (session cookie, else a redirect to the login page).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{session_user, token_user, Role, User};
+use crate::problem::Problem;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "betflow_session";
+
+/// The value of one cookie from the request.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    cookie_from_headers(&parts.headers, name)
+}
+
+pub fn cookie_from_headers<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A caller of `/api/v2`.
+pub struct ApiUser(pub User);
+
+impl ApiUser {
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        require(&self.0, role)
+    }
+}
+
+pub fn require(user: &User, role: Role) -> Result<(), Problem> {
+    if user.role >= role {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(format!(
+            "user `{}` has role {}; this needs {}",
+            user.username, user.role, role
+        )))
+    }
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let pool = state.store.pool();
+        if let Some(auth) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
+                return Err(Problem::unauthorized("use `Authorization: Bearer <token>`"));
+            };
+            return match token_user(pool, token).await.map_err(Problem::internal)? {
+                Some(user) => Ok(Self(user)),
+                None => Err(Problem::unauthorized("invalid or revoked token")),
+            };
+        }
+        if let Some(token) = cookie(parts, SESSION_COOKIE) {
+            if let Some((user, csrf)) =
+                session_user(pool, token).await.map_err(Problem::internal)?
+            {
+                let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+                let header_csrf = parts
+                    .headers
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok());
+                if !safe && header_csrf != Some(csrf.as_str()) {
+                    return Err(Problem::forbidden("missing or wrong X-CSRF-Token header"));
+                }
+                return Ok(Self(user));
+            }
+        }
+        Err(Problem::unauthorized(
+            "log in or send `Authorization: Bearer <token>`",
+        ))
+    }
+}
+
+/// A logged-in browser user, with the CSRF token forms must carry.
+pub struct PageUser {
+    pub user: User,
+    pub csrf: String,
+}
+
+impl PageUser {
+    /// 403 unless the user has at least `role`; forms call this before acting.
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        require(&self.user, role)
+    }
+
+    /// 403 unless the submitted form token matches the session's.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), Problem> {
+        if !submitted.is_empty() && constant_time_eq(submitted.as_bytes(), self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(
+                "the form's CSRF token is missing or stale; reload the page",
+            ))
+        }
+    }
+
+    pub fn can_operate(&self) -> bool {
+        self.user.role >= Role::Operator
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = cookie(parts, SESSION_COOKIE) {
+            match session_user(state.store.pool(), token).await {
+                Ok(Some((user, csrf))) => return Ok(Self { user, csrf }),
+                Ok(None) => {}
+                Err(e) => return Err(Problem::internal(e).into_response()),
+            }
+        }
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let target = format!("/login?next={}", encode_component(next));
+        Err(Redirect::to(&target).into_response())
+    }
+}
+
+/// Percent-encode for a query parameter value.
+pub fn encode_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

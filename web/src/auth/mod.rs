@@ -1,0 +1,333 @@
+//! Users, roles, password hashing, browser sessions and API tokens.
+//!
+//! Passwords are hashed with argon2; session and API tokens are random 256-bit
+//! values of which only a SHA-256 hash is stored, so a leaked database does not
+//! leak credentials.
+
+pub mod extract;
+pub mod limiter;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// What a user may do: viewers read, operators also act on runs, admins also manage users and tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Self::Viewer),
+            "operator" => Ok(Self::Operator),
+            "admin" => Ok(Self::Admin),
+            other => Err(AuthError::UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("unknown role `{0}`: use viewer, operator or admin")]
+    UnknownRole(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    #[error("invalid username `{0}`: use 1-64 letters, digits, `.`, `_`, `-` or `@`")]
+    InvalidUsername(String),
+    #[error("password must be at least 8 characters")]
+    WeakPassword,
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn hash_password(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+pub async fn create_user(
+    pool: &PgPool,
+    username: &str,
+    role: Role,
+    password: &str,
+) -> Result<User, AuthError> {
+    if !valid_username(username) {
+        return Err(AuthError::InvalidUsername(username.to_owned()));
+    }
+    if password.chars().count() < 8 {
+        return Err(AuthError::WeakPassword);
+    }
+    let hash = hash_password(password)?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
+         ON CONFLICT (username) DO NOTHING RETURNING id",
+    )
+    .bind(username)
+    .bind(&hash)
+    .bind(role.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let id = id.ok_or_else(|| AuthError::UserExists(username.to_owned()))?;
+    Ok(User {
+        id,
+        username: username.to_owned(),
+        role,
+    })
+}
+
+/// The user with this username and password, if both are right and the user is enabled.
+pub async fn verify_login(
+    pool: &PgPool,
+    username: &str,
+    password: &str,
+) -> Result<Option<User>, AuthError> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, password_hash, role FROM users WHERE username = $1 AND NOT disabled",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, hash, role)) = row else {
+        // Spend the same time as a real check so usernames cannot be probed by timing.
+        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000");
+        return Ok(None);
+    };
+    if !verify_password(password, &hash) {
+        return Ok(None);
+    }
+    Ok(Some(User {
+        id,
+        username: username.to_owned(),
+        role: role.parse()?,
+    }))
+}
+
+/// On a database with no users, create `admin` with a generated password,
+/// write it to `{home}/admin-password` (mode 0600) and return it so the
+/// caller prints it once.
+pub async fn ensure_admin(pool: &PgPool, home: &Path) -> Result<Option<String>, AuthError> {
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(pool)
+        .await?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let password = random_hex(12);
+    create_user(pool, "admin", Role::Admin, &password).await?;
+    let path = home.join("admin-password");
+    write_secret(&path, &password).map_err(|source| AuthError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Some(password))
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "{secret}")
+}
+
+/// How long a browser session lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+/// A new session: (cookie token, CSRF token).
+pub async fn create_session(pool: &PgPool, user: &User) -> Result<(String, String), AuthError> {
+    let token = random_hex(32);
+    let csrf = random_hex(32);
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(hours => $4))",
+    )
+    .bind(sha256_hex(&token))
+    .bind(user.id)
+    .bind(&csrf)
+    .bind(SESSION_HOURS as i32)
+    .execute(pool)
+    .await?;
+    Ok((token, csrf))
+}
+
+/// The user and CSRF token of a live session.
+pub async fn session_user(pool: &PgPool, token: &str) -> Result<Option<(User, String)>, AuthError> {
+    let row: Option<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled",
+    )
+    .bind(sha256_hex(token))
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((id, username, role, csrf)) => Ok(Some((
+            User {
+                id,
+                username,
+                role: role.parse()?,
+            },
+            csrf,
+        ))),
+    }
+}
+
+pub async fn delete_session(pool: &PgPool, token: &str) -> Result<(), AuthError> {
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1 OR expires_at < now()")
+        .bind(sha256_hex(token))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A new API token for `username`; returned once, only its hash is kept.
+pub async fn create_token(pool: &PgPool, username: &str, name: &str) -> Result<String, AuthError> {
+    let user_id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(pool)
+        .await?;
+    let user_id = user_id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
+    let token = format!("bf_{}", random_hex(32));
+    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash) VALUES ($1, $2, $3)")
+        .bind(user_id)
+        .bind(name)
+        .bind(sha256_hex(&token))
+        .execute(pool)
+        .await?;
+    Ok(token)
+}
+
+/// The user behind a bearer token, if it is valid and not revoked.
+pub async fn token_user(pool: &PgPool, token: &str) -> Result<Option<User>, AuthError> {
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.id = t.user_id AND NOT u.disabled
+         RETURNING u.id, u.username, u.role",
+    )
+    .bind(sha256_hex(token))
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((id, username, role)) => Ok(Some(User {
+            id,
+            username,
+            role: role.parse()?,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn roles_are_ordered_by_power() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let a = random_hex(32);
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, random_hex(32));
+        assert_eq!(sha256_hex("abc").len(), 64);
+    }
+}

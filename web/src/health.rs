@@ -1,0 +1,43 @@
+//! `/health`: the metadata database and the freshest scheduler heartbeat, in
+//! the shape of Airflow's `/api/v2/monitor/health`. No login needed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// A scheduler counts as healthy if it heartbeated within this many seconds.
+const SCHEDULER_HEALTHY_SECS: i64 = 30;
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let latest: Result<Option<DateTime<Utc>>, sqlx::Error> =
+        sqlx::query_scalar("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
+            .fetch_one(state.store.pool())
+            .await;
+    match latest {
+        Err(e) => {
+            tracing::warn!("health check: metadata database unreachable: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"metadatabase": {"status": "unhealthy"}, "scheduler": {"status": "unknown"}}),
+                ),
+            )
+        }
+        Ok(beat) => {
+            let fresh =
+                beat.is_some_and(|b| (Utc::now() - b).num_seconds() <= SCHEDULER_HEALTHY_SECS);
+            let status = if fresh { "healthy" } else { "unhealthy" };
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "metadatabase": {"status": "healthy"},
+                    "scheduler": {"status": status, "latest_scheduler_heartbeat": beat},
+                })),
+            )
+        }
+    }
+}
