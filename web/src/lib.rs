@@ -9,6 +9,7 @@ pub mod problem;
 
 mod api;
 mod health;
+mod metrics;
 mod pages;
 mod static_files;
 
@@ -48,6 +49,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/api/v2/monitor/health", get(health::health))
+        // For scrapers, without login like /health; see metrics.rs.
+        .route("/metrics", get(metrics::metrics))
         .route("/static/{file}", get(static_files::serve))
         .nest("/api/v2", api::routes())
         .merge(pages::routes())

@@ -11,7 +11,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use read::{DagRow, LogRow, RunFilter, RunRow, TaskInstanceRow, TryRow};
+pub use read::{
+    DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort,
+    TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow, TaskInstanceSort, TryRow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

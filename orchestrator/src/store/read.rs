@@ -75,6 +75,78 @@ pub struct LogRow {
     pub message: String,
 }
 
+/// One of a DAG's most recent runs, for the DAGs page's coloured squares.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RecentRunRow {
+    pub dag_id: String,
+    pub run_id: String,
+    pub state: String,
+    pub logical_date: DateTime<Utc>,
+}
+
+/// How many runs of a DAG are in one state, and the end of the newest
+/// scheduled run's data interval among them (for the next run).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DagStateCountRow {
+    pub dag_id: String,
+    pub state: String,
+    pub count: i64,
+    pub last_scheduled_end: Option<DateTime<Utc>>,
+}
+
+/// A task instance's state in one run, for the grid and the graph.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TaskStateRow {
+    pub run_id: String,
+    pub task_id: String,
+    pub state: String,
+    pub try_number: i32,
+    pub duration: Option<f64>,
+}
+
+/// A log line with its id, so a follower can ask for what came after it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct LogLineRow {
+    pub id: i64,
+    pub try_number: i32,
+    pub ts: DateTime<Utc>,
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StreamTaskRow {
+    pub dag_id: String,
+    pub task_id: String,
+    pub worker_id: String,
+    pub hostname: Option<String>,
+    pub state: String,
+    pub restarts: i32,
+    pub last_error: Option<String>,
+    pub health: Value,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub heartbeat_age_secs: f64,
+}
+
+/// Finished tries of one task over a window: count and summed duration.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TaskDurationRow {
+    pub dag_id: String,
+    pub task_id: String,
+    pub count: i64,
+    pub sum_secs: f64,
+}
+
+/// A live (not stopped) betflow process and how long ago it heartbeated.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WorkerRow {
+    pub worker_id: String,
+    pub hostname: String,
+    pub kind: String,
+    pub heartbeat_age_secs: f64,
+}
+
 /// Which runs `runs list` shows.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -85,12 +157,185 @@ pub struct RunFilter {
     pub offset: i64,
 }
 
+/// Which DAGs a page of the REST API's DAG list shows.
+#[derive(Debug, Clone, Default)]
+pub struct DagPageFilter {
+    /// Keep DAGs carrying any of these tags (all of them with `tags_match_all`).
+    pub tags: Vec<String>,
+    pub tags_match_all: bool,
+    /// Case-insensitive `ILIKE` patterns on the DAG id; a DAG matching any is kept.
+    pub dag_id_patterns: Vec<String>,
+    pub paused: Option<bool>,
+    pub exclude_stale: bool,
+    pub order: Vec<(DagSort, bool)>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Columns a DAG list may be sorted by; the `bool` beside it in filters means descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagSort {
+    DagId,
+    IsPaused,
+    LastParsedAt,
+}
+
+impl DagSort {
+    fn column(self) -> &'static str {
+        match self {
+            Self::DagId => "dag_id",
+            Self::IsPaused => "is_paused",
+            Self::LastParsedAt => "last_parsed_at",
+        }
+    }
+}
+
+/// Which runs a page of the REST API's run list shows.
+#[derive(Debug, Clone, Default)]
+pub struct RunPageFilter {
+    pub dag_id: Option<String>,
+    /// Any of these states; empty means every state.
+    pub states: Vec<String>,
+    pub run_types: Vec<String>,
+    pub logical_date_gte: Option<DateTime<Utc>>,
+    pub logical_date_lte: Option<DateTime<Utc>>,
+    pub order: Vec<(RunSort, bool)>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Columns a run list may be sorted by; `Id` is creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunSort {
+    Id,
+    DagId,
+    RunId,
+    State,
+    RunType,
+    LogicalDate,
+    DataIntervalStart,
+    DataIntervalEnd,
+    QueuedAt,
+    StartDate,
+    EndDate,
+    /// When the run became due: the trigger time of manual runs, else the end of the data interval.
+    RunAfter,
+    Duration,
+}
+
+impl RunSort {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::DagId => "dag_id",
+            Self::RunId => "run_id",
+            Self::State => "state",
+            Self::RunType => "run_type",
+            Self::LogicalDate => "logical_date",
+            Self::DataIntervalStart => "data_interval_start",
+            Self::DataIntervalEnd => "data_interval_end",
+            Self::QueuedAt => "queued_at",
+            Self::StartDate => "start_date",
+            Self::EndDate => "end_date",
+            Self::RunAfter => {
+                "(CASE WHEN run_type = 'manual' THEN queued_at ELSE data_interval_end END)"
+            }
+            Self::Duration => "(end_date - start_date)",
+        }
+    }
+}
+
+/// A task instance with the run facts and scheduling settings the REST API shows beside it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TaskInstanceDetailRow {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub ti: TaskInstanceRow,
+    pub pool_slots: i32,
+    pub priority_weight: i32,
+    pub logical_date: DateTime<Utc>,
+    pub run_type: String,
+    pub run_queued_at: DateTime<Utc>,
+    pub data_interval_end: DateTime<Utc>,
+}
+
+/// Which task instances a page of the REST API's task-instance list shows.
+#[derive(Debug, Clone, Default)]
+pub struct TaskInstancePageFilter {
+    pub dag_id: Option<String>,
+    pub run_id: Option<String>,
+    pub task_id: Option<String>,
+    /// Any of these states (`none` included); empty means every state.
+    pub states: Vec<String>,
+    pub order: Vec<(TaskInstanceSort, bool)>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Columns a task-instance list may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskInstanceSort {
+    DagId,
+    RunId,
+    TaskId,
+    State,
+    TryNumber,
+    StartDate,
+    EndDate,
+    Duration,
+    LogicalDate,
+}
+
+impl TaskInstanceSort {
+    fn column(self) -> &'static str {
+        match self {
+            Self::DagId => "ti.dag_id",
+            Self::RunId => "ti.run_id",
+            Self::TaskId => "ti.task_id",
+            Self::State => "ti.state",
+            Self::TryNumber => "ti.try_number",
+            Self::StartDate => "ti.start_date",
+            Self::EndDate => "ti.end_date",
+            Self::Duration => "ti.duration",
+            Self::LogicalDate => "r.logical_date",
+        }
+    }
+}
+
+/// `ORDER BY` from whitelisted column expressions, then `tiebreak` so pages never overlap.
+fn order_clause(order: impl Iterator<Item = (&'static str, bool)>, tiebreak: &str) -> String {
+    let mut parts: Vec<String> = order
+        .map(|(col, desc)| format!("{col} {} NULLS LAST", if desc { "DESC" } else { "ASC" }))
+        .collect();
+    parts.push(tiebreak.to_owned());
+    format!("ORDER BY {}", parts.join(", "))
+}
+
 const DAG_COLUMNS: &str =
     "dag_id, description, schedule, timezone, is_paused, is_stale, tags, fileloc,
     max_active_runs, max_active_tasks, catchup, last_parsed_at";
 const RUN_COLUMNS: &str =
     "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
     state, conf, queued_at, start_date, end_date";
+const DAG_PAGE_WHERE: &str = "(cardinality($1::text[]) = 0
+        OR (NOT $2 AND tags && $1) OR ($2 AND tags @> $1))
+    AND (cardinality($3::text[]) = 0 OR dag_id ILIKE ANY($3))
+    AND ($4::bool IS NULL OR is_paused = $4)
+    AND (NOT $5 OR NOT is_stale)";
+const RUN_PAGE_WHERE: &str = "($1::text IS NULL OR dag_id = $1)
+    AND (cardinality($2::text[]) = 0 OR state = ANY($2))
+    AND (cardinality($3::text[]) = 0 OR run_type = ANY($3))
+    AND ($4::timestamptz IS NULL OR logical_date >= $4)
+    AND ($5::timestamptz IS NULL OR logical_date <= $5)";
+const TI_DETAIL_SELECT: &str = "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state,
+        ti.try_number, ti.max_tries, ti.pool, ti.hostname, ti.worker_id, ti.queued_at, ti.start_date,
+        ti.end_date, ti.duration, ti.pool_slots, ti.priority_weight, r.logical_date, r.run_type,
+        r.queued_at AS run_queued_at, r.data_interval_end
+    FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id";
+const TI_PAGE_WHERE: &str = "($1::text IS NULL OR ti.dag_id = $1)
+    AND ($2::text IS NULL OR ti.run_id = $2)
+    AND ($3::text IS NULL OR ti.task_id = $3)
+    AND (cardinality($4::text[]) = 0 OR ti.state = ANY($4))";
 
 impl Store {
     pub async fn list_dags(&self) -> Result<Vec<DagRow>, StoreError> {
@@ -131,6 +376,69 @@ impl Store {
         Ok((rows, total))
     }
 
+    /// One page of DAGs for the REST API, and how many match in all.
+    pub async fn list_dags_page(
+        &self,
+        f: &DagPageFilter,
+    ) -> Result<(Vec<DagRow>, i64), StoreError> {
+        let order = order_clause(f.order.iter().map(|(k, d)| (k.column(), *d)), "dag_id");
+        let sql = format!(
+            "SELECT {DAG_COLUMNS} FROM dags WHERE {DAG_PAGE_WHERE} {order} LIMIT $6 OFFSET $7"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(&f.tags)
+            .bind(f.tags_match_all)
+            .bind(&f.dag_id_patterns)
+            .bind(f.paused)
+            .bind(f.exclude_stale)
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(self.pool())
+            .await?;
+        let total: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM dags WHERE {DAG_PAGE_WHERE}"))
+                .bind(&f.tags)
+                .bind(f.tags_match_all)
+                .bind(&f.dag_id_patterns)
+                .bind(f.paused)
+                .bind(f.exclude_stale)
+                .fetch_one(self.pool())
+                .await?;
+        Ok((rows, total))
+    }
+
+    /// One page of runs for the REST API, and how many match in all.
+    pub async fn list_runs_page(
+        &self,
+        f: &RunPageFilter,
+    ) -> Result<(Vec<RunRow>, i64), StoreError> {
+        let order = order_clause(f.order.iter().map(|(k, d)| (k.column(), *d)), "id");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE {RUN_PAGE_WHERE} {order} LIMIT $6 OFFSET $7"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(&f.dag_id)
+            .bind(&f.states)
+            .bind(&f.run_types)
+            .bind(f.logical_date_gte)
+            .bind(f.logical_date_lte)
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(self.pool())
+            .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM dag_runs WHERE {RUN_PAGE_WHERE}"
+        ))
+        .bind(&f.dag_id)
+        .bind(&f.states)
+        .bind(&f.run_types)
+        .bind(f.logical_date_gte)
+        .bind(f.logical_date_lte)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((rows, total))
+    }
+
     pub async fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM dag_runs WHERE dag_id = $1 AND run_id = $2");
         Ok(sqlx::query_as(&sql)
@@ -154,6 +462,56 @@ impl Store {
         .bind(run_id)
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// One page of task instances, with their runs' facts, for the REST API,
+    /// and how many match in all.
+    pub async fn list_task_instances_page(
+        &self,
+        f: &TaskInstancePageFilter,
+    ) -> Result<(Vec<TaskInstanceDetailRow>, i64), StoreError> {
+        let order = order_clause(
+            f.order.iter().map(|(k, d)| (k.column(), *d)),
+            "r.id, ti.task_id, ti.map_index",
+        );
+        let sql = format!("{TI_DETAIL_SELECT} WHERE {TI_PAGE_WHERE} {order} LIMIT $5 OFFSET $6");
+        let rows = sqlx::query_as(&sql)
+            .bind(&f.dag_id)
+            .bind(&f.run_id)
+            .bind(&f.task_id)
+            .bind(&f.states)
+            .bind(f.limit)
+            .bind(f.offset)
+            .fetch_all(self.pool())
+            .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM task_instances ti WHERE {TI_PAGE_WHERE}"
+        ))
+        .bind(&f.dag_id)
+        .bind(&f.run_id)
+        .bind(&f.task_id)
+        .bind(&f.states)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// One unmapped task instance with its run's facts.
+    pub async fn task_instance_detail(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Option<TaskInstanceDetailRow>, StoreError> {
+        let sql = format!(
+            "{TI_DETAIL_SELECT} WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3 AND ti.map_index = -1"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(dag_id)
+            .bind(run_id)
+            .bind(task_id)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// Every finished try of a run's tasks, oldest first.
@@ -189,6 +547,194 @@ impl Store {
         .await?)
     }
 
+    /// The newest `per_dag` runs of each DAG in `dag_ids`: one index scan of
+    /// `dag_runs_by_dag` per DAG, so the cost does not grow with history.
+    pub async fn recent_runs_per_dag(
+        &self,
+        dag_ids: &[String],
+        per_dag: i64,
+    ) -> Result<Vec<RecentRunRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.dag_id, r.run_id, r.state, r.logical_date
+             FROM unnest($1::text[]) AS d(dag_id)
+             CROSS JOIN LATERAL (
+                 SELECT run_id, state, logical_date FROM dag_runs
+                 WHERE dag_runs.dag_id = d.dag_id ORDER BY logical_date DESC LIMIT $2
+             ) r
+             ORDER BY d.dag_id, r.logical_date DESC",
+        )
+        .bind(dag_ids)
+        .bind(per_dag)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Runs per DAG and state in one grouped scan, with each group's newest
+    /// scheduled data-interval end (the DAGs page derives the next run from
+    /// it). `None` counts every DAG: a plain sequential scan, cheaper than
+    /// probing the index for most of the table's DAGs.
+    pub async fn run_counts_per_dag(
+        &self,
+        dag_ids: Option<&[String]>,
+    ) -> Result<Vec<DagStateCountRow>, StoreError> {
+        const COLUMNS: &str = "dag_id, state, count(*) AS count,
+            max(data_interval_end) FILTER (WHERE run_type = 'scheduled') AS last_scheduled_end";
+        let rows = match dag_ids {
+            Some(ids) => {
+                sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM dag_runs WHERE dag_id = ANY($1) GROUP BY dag_id, state"
+                ))
+                .bind(ids)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as(&format!(
+                    "SELECT {COLUMNS} FROM dag_runs GROUP BY dag_id, state"
+                ))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Runs per state of one DAG and run type (e.g. backfill progress).
+    pub async fn run_counts_of_type(
+        &self,
+        dag_id: &str,
+        run_type: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT state, count(*) FROM dag_runs WHERE dag_id = $1 AND run_type = $2
+             GROUP BY state ORDER BY state",
+        )
+        .bind(dag_id)
+        .bind(run_type)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Logical dates of a DAG's runs in `[from, to]`, so a backfill can skip them.
+    pub async fn logical_dates_between(
+        &self,
+        dag_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT logical_date FROM dag_runs WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
+        )
+        .bind(dag_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Task instance states of several runs of one DAG, for the grid.
+    pub async fn task_states_for_runs(
+        &self,
+        dag_id: &str,
+        run_ids: &[String],
+    ) -> Result<Vec<TaskStateRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, task_id, state, try_number, duration FROM task_instances
+             WHERE dag_id = $1 AND run_id = ANY($2)",
+        )
+        .bind(dag_id)
+        .bind(run_ids)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn task_instance(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Option<TaskInstanceRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, hostname,
+                    worker_id, queued_at, start_date, end_date, duration
+             FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+             ORDER BY map_index LIMIT 1",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Try numbers that have log lines (a rescheduled sensor's pokes keep theirs).
+    pub async fn log_try_numbers(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<i32>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT try_number FROM task_logs
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The last `limit` log lines of one try, oldest first, with their ids.
+    pub async fn task_log_tail(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        try_number: i32,
+        limit: i64,
+    ) -> Result<Vec<LogLineRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM (
+                 SELECT id, try_number, ts, level, message FROM task_logs
+                 WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4
+                 ORDER BY id DESC LIMIT $5
+             ) t ORDER BY id",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(try_number)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Log lines of one try with ids above `after_id`, oldest first (for following).
+    pub async fn task_logs_after(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        try_number: i32,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLineRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, try_number, ts, level, message FROM task_logs
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 AND id > $5
+             ORDER BY id LIMIT $6",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(try_number)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn xcom(
         &self,
         dag_id: &str,
@@ -211,6 +757,68 @@ impl Store {
             "SELECT state, count(*) FROM dag_runs WHERE ($1::text IS NULL OR dag_id = $1) GROUP BY state ORDER BY state",
         )
         .bind(dag_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Every supervised stream task, with its process's hostname and heartbeat age.
+    pub async fn stream_tasks(&self) -> Result<Vec<StreamTaskRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT s.dag_id, s.task_id, s.worker_id, w.hostname, s.state, s.restarts, s.last_error,
+                    s.health, s.started_at, s.heartbeat_at,
+                    EXTRACT(EPOCH FROM now() - s.heartbeat_at)::float8 AS heartbeat_age_secs
+             FROM stream_tasks s LEFT JOIN workers w ON w.worker_id = s.worker_id
+             ORDER BY s.dag_id, s.task_id, s.heartbeat_at DESC",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Runs per DAG and state over all DAGs, for metrics.
+    pub async fn run_counts_by_dag(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT dag_id, state, count(*) FROM dag_runs GROUP BY dag_id, state ORDER BY dag_id, state",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Count and total seconds of tries that finished in the last `window_secs`, per task.
+    pub async fn task_duration_summary(
+        &self,
+        window_secs: i64,
+    ) -> Result<Vec<TaskDurationRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT dag_id, task_id, count(*) AS count, sum(duration)::float8 AS sum_secs
+             FROM task_tries
+             WHERE duration IS NOT NULL AND end_date > now() - make_interval(secs => $1)
+             GROUP BY dag_id, task_id ORDER BY dag_id, task_id",
+        )
+        .bind(window_secs as f64)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Task instances in `state` per pool (queued and running use partial indexes).
+    pub async fn task_instance_counts_by_pool(
+        &self,
+        state: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT pool, count(*) FROM task_instances WHERE state = $1 GROUP BY pool ORDER BY pool",
+        )
+        .bind(state)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Processes that have not stopped, with their heartbeat age.
+    pub async fn live_workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT worker_id, hostname, kind,
+                    EXTRACT(EPOCH FROM now() - heartbeat_at)::float8 AS heartbeat_age_secs
+             FROM workers WHERE stopped_at IS NULL ORDER BY worker_id",
+        )
         .fetch_all(self.pool())
         .await?)
     }

@@ -123,6 +123,20 @@ impl Store {
         conf: &Value,
     ) -> Result<Option<String>, StoreError> {
         let run_id = run_id_for(run_type, interval.start);
+        self.create_run_with_id(dag, run_type, interval, conf, &run_id)
+            .await
+    }
+
+    /// Create a queued run under a caller-chosen run id (the REST API's
+    /// `dag_run_id`); `None` when a run with that id or logical date exists.
+    pub async fn create_run_with_id(
+        &self,
+        dag: &Dag,
+        run_type: RunType,
+        interval: DataInterval,
+        conf: &Value,
+        run_id: &str,
+    ) -> Result<Option<String>, StoreError> {
         let created: Option<String> = sqlx::query_scalar(
             "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
                                    run_type, state, conf)
@@ -130,7 +144,7 @@ impl Store {
              ON CONFLICT DO NOTHING RETURNING run_id",
         )
         .bind(&dag.id)
-        .bind(&run_id)
+        .bind(run_id)
         .bind(interval.start)
         .bind(interval.end)
         .bind(run_type.as_str())

@@ -1,12 +1,203 @@
 //! Server-rendered pages. Each module holds one page family: its handlers,
-//! its askama template structs, and its routes.
+//! its askama template structs, and its routes. Every page but the login
+//! page needs a session ([`PageUser`] redirects to `/login`); forms that
+//! change state carry the session's CSRF token and need the operator role.
 
+mod actions;
+mod dag;
+mod dags;
+mod graph;
+mod grid;
 mod login;
+mod run;
+mod streams;
+mod task;
 
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
 use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
+use crate::auth::extract::PageUser;
+use crate::problem::Problem;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(login::routes())
+    Router::new()
+        .route("/", get(home))
+        .merge(login::routes())
+        .merge(dags::routes())
+        .merge(dag::routes())
+        .merge(grid::routes())
+        .merge(run::routes())
+        .merge(task::routes())
+        .merge(actions::routes())
+        .merge(streams::routes())
+}
+
+/// `/` is the DAGs page, as in Airflow; the redirect keeps one URL per page.
+async fn home(_user: PageUser) -> Redirect {
+    Redirect::to("/dags")
+}
+
+/// What the header of every logged-in page shows, and the CSRF token its
+/// forms and htmx requests carry.
+pub struct Nav {
+    pub username: String,
+    pub role: &'static str,
+    pub csrf: String,
+    pub can_operate: bool,
+    /// Which nav entry is highlighted.
+    pub section: &'static str,
+}
+
+impl Nav {
+    pub fn new(user: &PageUser, section: &'static str) -> Self {
+        Self {
+            username: user.user.username.clone(),
+            role: user.user.role.as_str(),
+            csrf: user.csrf.clone(),
+            can_operate: user.can_operate(),
+            section,
+        }
+    }
+}
+
+/// Render a page, turning a template error into a logged 500.
+pub fn render<T: Template>(page: &T, status: StatusCode) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => Problem::internal(e).into_response(),
+    }
+}
+
+/// Percent-encode one path segment: run ids hold `:` and `+`, task ids `.`.
+pub fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn dag_url(dag_id: &str) -> String {
+    format!("/dags/{}", seg(dag_id))
+}
+
+pub fn run_url(dag_id: &str, run_id: &str) -> String {
+    format!("/dags/{}/runs/{}", seg(dag_id), seg(run_id))
+}
+
+pub fn task_url(dag_id: &str, run_id: &str, task_id: &str) -> String {
+    format!(
+        "/dags/{}/runs/{}/tasks/{}",
+        seg(dag_id),
+        seg(run_id),
+        seg(task_id)
+    )
+}
+
+/// Timestamps in UTC, to the second: the database's and Airflow's default.
+pub fn fmt_time(t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// `0.42s`, `12.3s`, `4m 05s`, `2h 03m`: short enough for table cells.
+pub fn fmt_duration(secs: Option<f64>) -> String {
+    let Some(s) = secs.filter(|s| s.is_finite() && *s >= 0.0) else {
+        return "-".to_owned();
+    };
+    if s < 10.0 {
+        format!("{s:.2}s")
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        let whole = s as u64;
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else {
+        let whole = s as u64;
+        format!("{}h {:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// Seconds between two timestamps; for a run still going, until now.
+pub fn span_secs(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Option<f64> {
+    let start = start?;
+    let end = end.unwrap_or_else(Utc::now);
+    Some((end - start).num_milliseconds() as f64 / 1000.0)
+}
+
+pub fn pretty_json(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// Only local paths, so a form's `next` cannot send the browser elsewhere.
+pub fn local_path(next: Option<&str>, fallback: String) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => fallback,
+    }
+}
+
+/// A run or task state and how many are in it, for the coloured counters.
+pub struct StateCount {
+    pub state: String,
+    pub count: i64,
+}
+
+/// Run states in the order Airflow lists them.
+pub const RUN_STATES: [&str; 4] = ["queued", "running", "success", "failed"];
+
+/// Counts in [`RUN_STATES`] order, zero-filled, so columns line up.
+pub fn run_state_counts(counts: &[(String, i64)]) -> Vec<StateCount> {
+    RUN_STATES
+        .iter()
+        .map(|s| StateCount {
+            state: (*s).to_owned(),
+            count: counts
+                .iter()
+                .filter(|(st, _)| st == s)
+                .map(|(_, n)| *n)
+                .sum(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_survive_as_path_segments() {
+        assert_eq!(
+            seg("manual__2024-03-01T00:00:00+00:00"),
+            "manual__2024-03-01T00%3A00%3A00%2B00%3A00"
+        );
+        assert_eq!(seg("process.transform"), "process.transform");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_duration(None), "-");
+        assert_eq!(fmt_duration(Some(0.421)), "0.42s");
+        assert_eq!(fmt_duration(Some(245.0)), "4m 05s");
+        assert_eq!(fmt_duration(Some(7380.0)), "2h 03m");
+    }
+
+    #[test]
+    fn next_paths_stay_local() {
+        assert_eq!(local_path(Some("/dags?tag=x"), "/".into()), "/dags?tag=x");
+        assert_eq!(local_path(Some("//evil.example"), "/d".into()), "/d");
+        assert_eq!(local_path(Some("https://evil.example"), "/d".into()), "/d");
+        assert_eq!(local_path(None, "/d".into()), "/d");
+    }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use clap::Subcommand;
 use orchestrator::store::write::RunType;
 use orchestrator::{task_fn, Dag, DagBag, DataInterval, Node, TaskSpec};
 use serde::Serialize;
@@ -16,21 +15,6 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
-
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Chains and fan-outs of no-op tasks through the real scheduler and executor.
-    Scheduler {
-        #[arg(long)]
-        json: bool,
-        /// Runs per shape; the median wall time is reported.
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Seconds to sample the idle scheduler's CPU and RSS.
-        #[arg(long, default_value_t = 10)]
-        idle_secs: u64,
-    },
-}
 
 /// A benchmark shape: its DAG id, task count, and the target from the issue.
 struct Shape {
@@ -105,12 +89,7 @@ struct IdleResult {
     rss_mb: f64,
 }
 
-pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
-    let BenchCommand::Scheduler {
-        json: as_json,
-        repeat,
-        idle_secs,
-    } = cmd;
+pub async fn run(home: &Path, as_json: bool, repeat: usize, idle_secs: u64) -> Result<ExitCode> {
     let mut bag = DagBag::new();
     bag.add(chain("bench_chain_20", 20)?);
     bag.add(fanout("bench_fanout_100", 100)?);

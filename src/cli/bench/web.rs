@@ -1,0 +1,192 @@
+//! `betflow bench web`: seed many DAGs and runs into a benchmark database,
+//! serve the real web app, and load its heaviest pages with wrk. Reports
+//! wrk's latency percentiles (on loopback, close to server time).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use orchestrator::{task_fn, Dag, DagBag, Node, TaskSpec};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::database::Database;
+
+/// Tasks of the DAG whose grid is measured (50 tasks × 25 runs).
+const GRID_TASKS: usize = 50;
+const GRID_RUNS: usize = 25;
+const GRID_DAG: &str = "bench_web_grid";
+
+fn chain_dag(id: &str, tasks: usize, tags: &[&str]) -> Result<Dag> {
+    let mut b = Dag::builder(id)
+        .schedule("@daily", "UTC")
+        .tags(tags)
+        .description("benchmark DAG");
+    let nodes: Vec<Node> = (0..tasks)
+        .map(|i| {
+            b.task(TaskSpec::new(
+                format!("task_{i:02}"),
+                task_fn(|_| async { Ok(Value::Null) }),
+            ))
+        })
+        .collect();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    b.chain(&refs);
+    Ok(b.build()?)
+}
+
+/// Runs spread over the DAGs, newest logical dates last, most finished;
+/// task instances for every run of the grid DAG.
+const SEED_RUNS: &str = "
+    INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type, state,
+                          queued_at, start_date, end_date)
+    SELECT d.dag_id, 'scheduled__' || n, ts, ts, ts + interval '1 day', 'scheduled',
+           (ARRAY['success', 'success', 'success', 'failed'])[1 + n % 4],
+           ts + interval '1 day', ts + interval '1 day', ts + interval '1 day 10 minutes'
+    FROM (SELECT dag_id, row_number() OVER (ORDER BY dag_id) - 1 AS k FROM dags WHERE dag_id = ANY($1)) d,
+         generate_series(0, $2 - 1) AS n,
+         LATERAL (SELECT timestamptz '2024-01-01' + (n * interval '1 day') AS ts) t
+    ON CONFLICT DO NOTHING";
+
+const SEED_GRID_TIS: &str = "
+    INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, start_date, end_date, duration)
+    SELECT r.dag_id, r.run_id, t.task_id, r.state, 1, r.start_date, r.end_date, 600
+    FROM dag_runs r, unnest($2::text[]) AS t(task_id)
+    WHERE r.dag_id = $1
+    ON CONFLICT DO NOTHING";
+
+pub async fn run(
+    home: &Path,
+    dags: usize,
+    runs: usize,
+    seconds: u64,
+    connections: usize,
+) -> Result<ExitCode> {
+    if which("wrk").is_none() {
+        bail!(
+            "wrk is not installed; install it (Debian/Ubuntu: apt-get install wrk) and run again"
+        );
+    }
+    let dags = dags.max(1);
+    let mut bag = DagBag::new();
+    for i in 0..dags.saturating_sub(1) {
+        let tag = ["games", "odds", "weather", "gold"][i % 4];
+        bag.add(chain_dag(&format!("bench_web_{i:03}"), 5, &["bench", tag])?);
+    }
+    bag.add(chain_dag(GRID_DAG, GRID_TASKS, &["bench"])?);
+
+    let bench_home = home.join("bench");
+    std::fs::create_dir_all(&bench_home)
+        .with_context(|| format!("creating {}", bench_home.display()))?;
+    let db = Database::open_isolated(&bench_home, &bag).await?;
+    let pool = db.store.pool().clone();
+    let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
+    let per_dag = (runs / dags).max(GRID_RUNS) as i32;
+    eprintln!("seeding {dags} DAGs with {per_dag} runs each …");
+    sqlx::query("DELETE FROM dag_runs WHERE dag_id = ANY($1)")
+        .bind(&ids)
+        .execute(&pool)
+        .await?;
+    sqlx::query(SEED_RUNS)
+        .bind(&ids)
+        .bind(per_dag)
+        .execute(&pool)
+        .await?;
+    let grid_tasks: Vec<String> = (0..GRID_TASKS).map(|i| format!("task_{i:02}")).collect();
+    sqlx::query(SEED_GRID_TIS)
+        .bind(GRID_DAG)
+        .bind(&grid_tasks)
+        .execute(&pool)
+        .await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM dag_runs WHERE dag_id = ANY($1)")
+        .bind(&ids)
+        .fetch_one(&pool)
+        .await?;
+
+    let user = match web::auth::create_user(
+        &pool,
+        "bench",
+        web::auth::Role::Viewer,
+        &web::auth::random_hex(12),
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(web::auth::AuthError::UserExists(_)) => {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bench'")
+                .fetch_one(&pool)
+                .await?;
+            web::auth::User {
+                id,
+                username: "bench".into(),
+                role: web::auth::Role::Viewer,
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (session, _) = web::auth::create_session(&pool, &user).await?;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    let token = CancellationToken::new();
+    let state = web::AppState::new(db.store.clone(), bag.clone());
+    let server = tokio::spawn(web::serve(listener, state, token.clone()));
+
+    outln!("web bench: {dags} DAGs, {total} runs; grid of {GRID_TASKS} tasks × {GRID_RUNS} runs; wrk {seconds}s, {connections} connections");
+    for (label, path, target) in [
+        ("DAGs page", "/dags".to_owned(), "p99 < 100 ms"),
+        ("grid", format!("/dags/{GRID_DAG}"), "p99 < 100 ms"),
+    ] {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let out = tokio::process::Command::new("wrk")
+            .args([
+                "-t",
+                "2",
+                "-c",
+                &connections.to_string(),
+                "-d",
+                &format!("{seconds}s"),
+                "--latency",
+            ])
+            .args([
+                "-H",
+                &format!("Cookie: {}={session}", web::auth::extract::SESSION_COOKIE),
+                &url,
+            ])
+            .output()
+            .await
+            .context("running wrk")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pick = |key: &str| -> String {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+                .unwrap_or_else(|| "?".into())
+        };
+        let rps = text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?");
+        let non_2xx = text.lines().find(|l| l.contains("Non-2xx")).unwrap_or("");
+        outln!(
+            "{label:<10} {path:<28} p50 {:>9}  p90 {:>9}  p99 {:>9}  {rps:>8} req/s  (target {target}) {non_2xx}",
+            pick("50%"),
+            pick("90%"),
+            pick("99%")
+        );
+    }
+    token.cancel();
+    server.await??;
+    db.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn which(cmd: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(cmd))
+            .find(|p| p.is_file())
+    })
+}

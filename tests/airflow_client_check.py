@@ -1,0 +1,157 @@
+"""Drive BetFlow's REST API with Airflow's official Python client.
+
+Usage: airflow_client_check.py BASE_URL TOKEN
+
+The client (apache-airflow-client 3.3.x) validates every response against
+Airflow 3's pydantic models, so a missing or mistyped field fails here.
+Run by tests/airflow_client.rs against a fresh `betflow up` with the
+example DAGs loaded and paused; exits non-zero on the first failed check.
+"""
+
+import sys
+import time
+from datetime import datetime, timezone
+
+import airflow_client.client as af
+from airflow_client.client.exceptions import ApiException
+
+
+def expect_status(status, call, *args, **kwargs):
+    """Call and require an ApiException with this HTTP status."""
+    try:
+        call(*args, **kwargs)
+    except ApiException as e:
+        assert e.status == status, f"{call.__name__}: wanted {status}, got {e.status}: {e.body}"
+        return
+    raise AssertionError(f"{call.__name__} succeeded; wanted HTTP {status}")
+
+
+def task_ids(*ids):
+    """`task_ids` as the client's body model wants them (its anyOf wrapper)."""
+    return [af.ClearTaskInstancesBodyTaskIdsInner(i) for i in ids]
+
+
+def wait_for_run(runs, dag_id, run_id, want="success", secs=30):
+    deadline = time.monotonic() + secs
+    while True:
+        run = runs.get_dag_run(dag_id, run_id)
+        state = run.state.value
+        if state == want:
+            return run
+        assert state not in ("success", "failed"), f"run {run_id} ended {state}, wanted {want}"
+        assert time.monotonic() < deadline, f"run {run_id} still {state} after {secs}s"
+        time.sleep(0.1)
+
+
+def main(base_url, token):
+    config = af.Configuration(host=base_url, access_token=token)
+    with af.ApiClient(config) as client:
+        dags = af.DAGApi(client)
+        runs = af.DagRunApi(client)
+        tis = af.TaskInstanceApi(client)
+
+        version = af.VersionApi(client).get_version()
+        assert version.version, version
+
+        health = af.MonitorApi(client).get_health()
+        assert health.metadatabase.status == "healthy", health
+
+        # DAGs: list, filter, get, unpause.
+        examples = dags.get_dags(tags=["example"], limit=100)
+        ids = [d.dag_id for d in examples.dags]
+        assert "example_etl" in ids, ids
+        assert examples.total_entries == len(ids), (examples.total_entries, ids)
+        assert all(d.dag_id.startswith("example_") for d in examples.dags), ids
+        page = dags.get_dags(tags=["example"], limit=2, offset=1)
+        assert [d.dag_id for d in page.dags] == sorted(ids)[1:3], page.dags
+        assert page.total_entries == len(ids)
+        only_etl = dags.get_dags(dag_id_pattern="example_etl")
+        assert [d.dag_id for d in only_etl.dags] == ["example_etl"], only_etl
+
+        etl = dags.get_dag("example_etl")
+        assert etl.is_paused is True, etl
+        assert [t.name for t in etl.tags] == ["example"], etl.tags
+        assert etl.timetable_summary is None, etl.timetable_summary
+        expect_status(404, dags.get_dag, "no_such_dag")
+
+        patched = dags.patch_dag("example_etl", af.DAGPatchBody(is_paused=False))
+        assert patched.is_paused is False, patched
+        assert dags.get_dag("example_etl").is_paused is False
+
+        # Trigger with conf, follow the run, read its tasks and log.
+        logical = datetime(2024, 4, 1, tzinfo=timezone.utc)
+        run = runs.trigger_dag_run(
+            "example_etl",
+            af.TriggerDAGRunPostBody(logical_date=logical, conf={"multiplier": 3}),
+        )
+        assert run.dag_id == "example_etl", run
+        assert run.run_type.value == "manual", run.run_type
+        assert run.logical_date == logical, run.logical_date
+        assert run.conf == {"multiplier": 3}, run.conf
+        run_id = run.dag_run_id
+        expect_status(
+            409,
+            runs.trigger_dag_run,
+            "example_etl",
+            af.TriggerDAGRunPostBody(logical_date=logical),
+        )
+        # No logical date: the client sends null, meaning now.
+        now_run = runs.trigger_dag_run("example_etl", af.TriggerDAGRunPostBody())
+        assert now_run.logical_date is not None
+        assert now_run.dag_run_id != run_id
+
+        done = wait_for_run(runs, "example_etl", run_id)
+        assert done.end_date is not None and done.duration is not None, done
+        wait_for_run(runs, "example_etl", now_run.dag_run_id)
+
+        listed = runs.get_dag_runs("example_etl", limit=1, order_by=["logical_date"])
+        assert listed.total_entries == 2, listed.total_entries
+        assert [r.dag_run_id for r in listed.dag_runs] == [run_id], listed.dag_runs
+        everywhere = runs.get_dag_runs("~", state=["success"])
+        assert everywhere.total_entries == 2, everywhere.total_entries
+
+        instances = tis.get_task_instances("example_etl", run_id)
+        assert instances.total_entries == 3, instances.total_entries
+        states = {t.task_id: (t.state.value, t.try_number) for t in instances.task_instances}
+        assert states == {
+            "extract": ("success", 1),
+            "process.transform": ("success", 1),
+            "load": ("success", 1),
+        }, states
+        load = tis.get_task_instance("example_etl", run_id, "load")
+        assert load.state.value == "success" and load.try_number == 1, load
+        assert load.dag_run_id == run_id and load.map_index == -1, load
+
+        log = tis.get_log("example_etl", run_id, "load", 1, full_content=True, map_index=-1)
+        lines = log.content.actual_instance
+        events = [line.event for line in lines]
+        assert "loaded total 18" in events, events  # (1 + 2 + 3) * multiplier 3
+        expect_status(404, tis.get_log, "example_etl", run_id, "load", 2)
+
+        # Clear `load`: it runs again as try 2.
+        dry = tis.post_clear_task_instances(
+            "example_etl",
+            af.ClearTaskInstancesBody(dag_run_id=run_id, task_ids=task_ids("load"), only_failed=False),
+        )
+        assert [t.task_id for t in dry.task_instances] == ["load"], dry
+        assert tis.get_task_instance("example_etl", run_id, "load").try_number == 1, "dry run"
+        cleared = tis.post_clear_task_instances(
+            "example_etl",
+            af.ClearTaskInstancesBody(
+                dry_run=False, dag_run_id=run_id, task_ids=task_ids("load"), only_failed=False
+            ),
+        )
+        assert cleared.total_entries == 1, cleared
+        wait_for_run(runs, "example_etl", run_id)
+        again = tis.get_task_instance("example_etl", run_id, "load")
+        assert again.state.value == "success" and again.try_number == 2, again
+        log2 = tis.get_log("example_etl", run_id, "load", 2)
+        assert "loaded total 18" in [line.event for line in log2.content.actual_instance]
+
+    print("airflow client checks passed")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,656 @@
+//! The REST API under `/api/v2` against a real `betflow up`: auth and roles,
+//! problem-details errors, paging, triggering a run and following it to its
+//! logs, clearing, pausing, and the OpenAPI document.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::TestEnv;
+use reqwest::blocking::Client;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// An API caller: a base URL and, unless anonymous, a bearer token.
+struct Api {
+    base: String,
+    token: Option<String>,
+    client: Client,
+}
+
+/// Status, `Content-Type` and parsed JSON body of one response.
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Value,
+}
+
+impl Api {
+    fn new(base: &str, token: Option<String>) -> Self {
+        Self {
+            base: format!("{base}/api/v2"),
+            token,
+            client: Client::new(),
+        }
+    }
+
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = resp.text().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None)
+    }
+
+    fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body))
+    }
+
+    fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body))
+    }
+
+    /// GET that must answer 200; returns the body.
+    fn ok(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.body
+    }
+
+    /// Poll a run until it reaches `want` (panics on another final state or after `secs`).
+    fn wait_run(&self, dag: &str, run_id: &str, want: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let run = self.ok(&format!("/dags/{dag}/dagRuns/{run_id}"));
+            let state = run["state"].as_str().unwrap_or_default().to_owned();
+            if state == want {
+                return run;
+            }
+            assert!(
+                state != "failed" && state != "success",
+                "run {run_id} ended {state}, wanted {want}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} still {state} after {secs}s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A problem-details error with this status.
+fn assert_problem(r: &Reply, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.body);
+    assert_eq!(
+        r.content_type, "application/problem+json",
+        "{what}: {}",
+        r.body
+    );
+    assert_eq!(r.body["status"], status, "{what}: {}", r.body);
+    assert!(
+        r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{what}: {}",
+        r.body
+    );
+}
+
+/// A running server with an operator and a viewer.
+fn start() -> (TestEnv, Api, Api, String) {
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up();
+    env.create_user("olga", "operator", "operator-pass");
+    env.create_user("victor", "viewer", "viewer-pass");
+    let operator = Api::new(&base, Some(env.token("olga")));
+    let viewer = Api::new(&base, Some(env.token("victor")));
+    (env, operator, viewer, base)
+}
+
+#[test]
+fn callers_roles_and_bad_requests_get_the_right_errors() {
+    let (_env, op, viewer, base) = start();
+    let anon = Api::new(&base, None);
+
+    assert_problem(&anon.get("/dags"), 401, "no token");
+    let forged = Api::new(&base, Some("bf_not-a-real-token".into()));
+    assert_problem(&forged.get("/dags/example_etl"), 401, "unknown token");
+
+    // Viewers read but cannot act.
+    assert_eq!(viewer.get("/dags/example_etl").status, 200);
+    assert_problem(
+        &viewer.post("/dags/example_etl/dagRuns", json!({})),
+        403,
+        "viewer trigger",
+    );
+    assert_problem(
+        &viewer.post("/dags/example_etl/clearTaskInstances", json!({})),
+        403,
+        "viewer clear",
+    );
+    assert_problem(
+        &viewer.patch("/dags/example_etl", json!({"is_paused": false})),
+        403,
+        "viewer patch",
+    );
+    // A viewer is refused before the body is even looked at.
+    assert_problem(
+        &viewer.post("/dags/example_etl/dagRuns", json!({"conf": 5})),
+        403,
+        "viewer with bad body",
+    );
+
+    // Unknown things are 404s.
+    assert_problem(&op.get("/dags/nope"), 404, "unknown DAG");
+    assert_problem(&op.get("/dags/nope/dagRuns"), 404, "runs of unknown DAG");
+    assert_problem(
+        &op.post("/dags/nope/dagRuns", json!({})),
+        404,
+        "trigger unknown DAG",
+    );
+    assert_problem(
+        &op.patch("/dags/nope", json!({"is_paused": true})),
+        404,
+        "patch unknown DAG",
+    );
+    assert_problem(
+        &op.get("/dags/example_etl/dagRuns/no_such_run"),
+        404,
+        "unknown run",
+    );
+    assert_problem(
+        &op.get("/dags/example_etl/dagRuns/no_such_run/taskInstances"),
+        404,
+        "task instances of unknown run",
+    );
+    assert_problem(&op.get("/no/such/endpoint"), 404, "unknown route");
+    assert_problem(
+        &op.call(Method::DELETE, "/dags/example_etl", None),
+        405,
+        "wrong method",
+    );
+
+    // Bad input is a 422 problem, not axum's plain-text 400.
+    assert_problem(&op.get("/dags?limit=lots"), 422, "non-numeric limit");
+    assert_problem(&op.get("/dags?paused=maybe"), 422, "non-boolean flag");
+    assert_problem(&op.get("/dags?limit=-1"), 422, "negative limit");
+    assert_problem(
+        &op.get("/dags/~/dagRuns?state=sideways"),
+        422,
+        "unknown run state",
+    );
+    assert_problem(&op.get("/dags?order_by=color"), 400, "unsupported order_by");
+    assert_problem(
+        &op.post(
+            "/dags/example_etl/dagRuns",
+            json!({"logical_date": "yesterday"}),
+        ),
+        422,
+        "bad logical_date",
+    );
+    assert_problem(
+        &op.post(
+            "/dags/example_etl/dagRuns",
+            json!({"logical_date": "2024-01-01T00:00:00"}),
+        ),
+        422,
+        "logical_date without a timezone",
+    );
+    assert_problem(
+        &op.post("/dags/example_etl/dagRuns", json!({"conf": [1, 2]})),
+        422,
+        "conf not an object",
+    );
+    assert_problem(
+        &op.post("/dags/example_etl/dagRuns", json!({"dag_run_id": "a/b"})),
+        422,
+        "run id with a slash",
+    );
+    assert_problem(
+        &op.patch("/dags/example_etl", json!({"paused": true})),
+        422,
+        "patch without is_paused",
+    );
+    assert_problem(
+        &op.post(
+            "/dags/example_etl/clearTaskInstances",
+            json!({"task_ids": ["no_such_task"]}),
+        ),
+        400,
+        "clear unknown task",
+    );
+
+    // Public endpoints.
+    let version = anon.get("/version");
+    assert_eq!(version.status, 200);
+    assert_eq!(version.body["version"], env!("CARGO_PKG_VERSION"));
+    let health = anon.get("/monitor/health");
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(health.body["metadatabase"]["status"], "healthy");
+}
+
+#[test]
+fn dags_and_runs_are_listed_filtered_and_paged() {
+    let (_env, op, _viewer, _base) = start();
+
+    // DAGs: the example tag selects exactly the example_* DAGs.
+    let all = op.ok("/dags?limit=100");
+    let ids: Vec<&str> = all["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["dag_id"].as_str())
+        .collect();
+    assert_eq!(all["total_entries"], ids.len());
+    let examples: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| id.starts_with("example_"))
+        .collect();
+    assert!(examples.contains(&"example_etl"), "{ids:?}");
+    let tagged = op.ok("/dags?tags=example&limit=100");
+    assert_eq!(tagged["total_entries"], examples.len());
+    let page = op.ok("/dags?tags=example&limit=3&offset=3&order_by=-dag_id");
+    let mut desc = examples.clone();
+    desc.sort_unstable_by(|a, b| b.cmp(a));
+    let got: Vec<&str> = page["dags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["dag_id"].as_str())
+        .collect();
+    assert_eq!(got, desc[3..6].to_vec());
+    let etl_like = op.ok("/dags?dag_id_pattern=EXAMPLE_ET");
+    assert_eq!(etl_like["total_entries"], 1);
+    assert_eq!(etl_like["dags"][0]["dag_id"], "example_etl");
+    let etl = &etl_like["dags"][0];
+    assert_eq!(etl["is_paused"], true, "paused at creation: {etl}");
+    assert_eq!(etl["is_stale"], false);
+    assert_eq!(etl["tags"][0]["name"], "example");
+    assert_eq!(
+        op.ok("/dags?paused=false")["total_entries"],
+        0,
+        "every DAG starts paused here"
+    );
+
+    // Pause flag round trip.
+    let patched = op.patch("/dags/example_daily", json!({"is_paused": false}));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["is_paused"], false);
+    let unpaused = op.ok("/dags?paused=false");
+    assert_eq!(unpaused["total_entries"], 1);
+    assert_eq!(unpaused["dags"][0]["dag_id"], "example_daily");
+    let repaused = op.patch(
+        "/dags/example_daily?update_mask=is_paused",
+        json!({"is_paused": true}),
+    );
+    assert_eq!(repaused.body["is_paused"], true, "{}", repaused.body);
+    assert!(op.ok("/dags/example_daily")["is_paused"].as_bool().unwrap());
+
+    // Five runs of a paused DAG stay queued, so their list is stable.
+    let mut run_ids = Vec::new();
+    for day in 1..=5 {
+        let r = op.post(
+            "/dags/example_etl/dagRuns",
+            json!({"logical_date": format!("2024-01-0{day}T00:00:00Z"), "conf": {"day": day}}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["state"], "queued");
+        assert_eq!(r.body["run_type"], "manual");
+        assert_eq!(r.body["conf"]["day"], day);
+        assert_eq!(
+            r.body["dag_run_id"],
+            format!("manual__2024-01-0{day}T00:00:00+00:00")
+        );
+        run_ids.push(r.body["dag_run_id"].as_str().unwrap().to_owned());
+    }
+    // The same logical date again is a conflict, whatever the run id.
+    let dup = op.post(
+        "/dags/example_etl/dagRuns",
+        json!({"logical_date": "2024-01-03T00:00:00+00:00", "dag_run_id": "other_id"}),
+    );
+    assert_problem(&dup, 409, "duplicate logical date");
+    let named = op.post(
+        "/dags/example_etl/dagRuns",
+        json!({"logical_date": "2024-02-01T00:00:00Z", "dag_run_id": "my_run"}),
+    );
+    assert_eq!(named.status, 200, "{}", named.body);
+    assert_problem(
+        &op.post(
+            "/dags/example_etl/dagRuns",
+            json!({"logical_date": "2024-02-02T00:00:00Z", "dag_run_id": "my_run"}),
+        ),
+        409,
+        "duplicate run id",
+    );
+    run_ids.push("my_run".into());
+
+    // Pages in creation order cover every run once.
+    let mut seen = Vec::new();
+    for offset in [0, 2, 4] {
+        let page = op.ok(&format!(
+            "/dags/example_etl/dagRuns?limit=2&offset={offset}"
+        ));
+        assert_eq!(page["total_entries"], 6);
+        for r in page["dag_runs"].as_array().unwrap() {
+            seen.push(r["dag_run_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, run_ids);
+    let past_end = op.ok("/dags/example_etl/dagRuns?limit=2&offset=6");
+    assert_eq!(past_end["dag_runs"].as_array().unwrap().len(), 0);
+    assert_eq!(past_end["total_entries"], 6);
+
+    let newest = op.ok("/dags/example_etl/dagRuns?order_by=-logical_date&limit=1");
+    assert_eq!(newest["dag_runs"][0]["dag_run_id"], "my_run");
+    let window = op.ok(
+        "/dags/example_etl/dagRuns?logical_date_gte=2024-01-02T00:00:00Z&logical_date_lte=2024-01-04T00:00:00%2B00:00",
+    );
+    assert_eq!(window["total_entries"], 3);
+    let queued = op.ok("/dags/example_etl/dagRuns?state=queued&state=running");
+    assert_eq!(queued["total_entries"], 6);
+    assert_eq!(
+        op.ok("/dags/example_etl/dagRuns?state=success")["total_entries"],
+        0
+    );
+    let by_run_after =
+        op.ok("/dags/example_etl/dagRuns?order_by=-run_after&order_by=run_id&limit=1");
+    assert_eq!(
+        by_run_after["dag_runs"][0]["dag_run_id"], "my_run",
+        "triggered last"
+    );
+    assert_problem(
+        &op.get("/dags/example_etl/dagRuns?cursor="),
+        400,
+        "cursor paging",
+    );
+    let everywhere = op.ok("/dags/~/dagRuns?limit=1");
+    assert_eq!(everywhere["total_entries"], 6);
+
+    // A queued run has no task instances yet.
+    let tis = op.ok(&format!(
+        "/dags/example_etl/dagRuns/{}/taskInstances",
+        run_ids[0]
+    ));
+    assert_eq!(tis["total_entries"], 0);
+}
+
+#[test]
+fn a_triggered_run_is_followed_to_its_logs_then_cleared_and_rerun() {
+    let (_env, op, _viewer, _base) = start();
+    let unpaused = op.patch("/dags/example_etl", json!({"is_paused": false}));
+    assert_eq!(unpaused.status, 200, "{}", unpaused.body);
+
+    let trig = op.post(
+        "/dags/example_etl/dagRuns",
+        json!({"logical_date": "2024-03-01T00:00:00Z"}),
+    );
+    assert_eq!(trig.status, 200, "{}", trig.body);
+    let run_id = trig.body["dag_run_id"].as_str().unwrap().to_owned();
+    assert_eq!(trig.body["logical_date"], "2024-03-01T00:00:00Z");
+    let run = op.wait_run("example_etl", &run_id, "success", 30);
+    assert!(run["duration"].as_f64().is_some_and(|d| d >= 0.0), "{run}");
+    assert!(run["end_date"].is_string(), "{run}");
+
+    let tis = op.ok(&format!("/dags/example_etl/dagRuns/{run_id}/taskInstances"));
+    assert_eq!(tis["total_entries"], 3, "{tis}");
+    let mut tasks: Vec<(String, String, i64)> = tis["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["task_id"].as_str().unwrap().to_owned(),
+                t["state"].as_str().unwrap_or("null").to_owned(),
+                t["try_number"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    tasks.sort();
+    assert_eq!(
+        tasks,
+        vec![
+            ("extract".into(), "success".into(), 1),
+            ("load".into(), "success".into(), 1),
+            ("process.transform".into(), "success".into(), 1),
+        ]
+    );
+    let ids: HashSet<&str> = tis["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "distinct ids");
+
+    let load_path = format!("/dags/example_etl/dagRuns/{run_id}/taskInstances/load");
+    let load = op.ok(&load_path);
+    assert_eq!(load["state"], "success");
+    assert_eq!(load["dag_run_id"], run_id.as_str());
+    assert_eq!(load["map_index"], -1);
+    assert_eq!(load["operator"], "Task");
+    assert_problem(
+        &op.get(&format!(
+            "/dags/example_etl/dagRuns/{run_id}/taskInstances/nope"
+        )),
+        404,
+        "unknown task",
+    );
+
+    let log = op.ok(&format!("{load_path}/logs/1"));
+    assert!(log["continuation_token"].is_null());
+    let events: Vec<&str> = log["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["event"].as_str())
+        .collect();
+    assert!(events.contains(&"loaded total 12"), "{log}");
+    assert_eq!(log["content"][0]["level"], "info");
+    assert!(log["content"][0]["timestamp"].is_string());
+    assert_problem(
+        &op.get(&format!("{load_path}/logs/2")),
+        404,
+        "no second try yet",
+    );
+    assert_problem(&op.get(&format!("{load_path}/logs/0")), 404, "try 0");
+    let ndjson = op
+        .client
+        .get(format!("{}{load_path}/logs/1", op.base))
+        .bearer_auth(op.token.as_deref().unwrap())
+        .header("accept", "application/x-ndjson")
+        .send()
+        .unwrap();
+    assert_eq!(
+        ndjson.headers()["content-type"],
+        "application/x-ndjson",
+        "asked for ndjson"
+    );
+    let lines: Vec<Value> = ndjson
+        .text()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["event"] == "loaded total 12"),
+        "{lines:?}"
+    );
+    assert_problem(
+        &op.get(&format!("{load_path}/logs/-1")),
+        422,
+        "negative try",
+    );
+    assert_problem(
+        &op.get(&format!("{load_path}/logs/first")),
+        422,
+        "try not a number",
+    );
+
+    // Airflow's defaults: a dry run of failed tasks only, so nothing here.
+    let dry_default = op.post("/dags/example_etl/clearTaskInstances", json!({}));
+    assert_eq!(dry_default.status, 200, "{}", dry_default.body);
+    assert_eq!(dry_default.body["total_entries"], 0);
+
+    let selection = json!({
+        "dag_run_id": run_id,
+        "task_ids": ["process.transform"],
+        "include_downstream": true,
+        "only_failed": false,
+    });
+    let dry = op.post("/dags/example_etl/clearTaskInstances", selection.clone());
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    let mut would: Vec<&str> = dry.body["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["task_id"].as_str())
+        .collect();
+    would.sort();
+    assert_eq!(would, vec!["load", "process.transform"]);
+    assert_eq!(dry.body["task_instances"][0]["state"], "success");
+    assert_eq!(
+        op.ok(&format!("/dags/example_etl/dagRuns/{run_id}"))["state"],
+        "success",
+        "a dry run changes nothing"
+    );
+
+    let mut real = selection;
+    real["dry_run"] = json!(false);
+    let cleared = op.post("/dags/example_etl/clearTaskInstances", real);
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert_eq!(cleared.body["total_entries"], 2, "{}", cleared.body);
+    for t in cleared.body["task_instances"].as_array().unwrap() {
+        // Cleared: no longer the old success (the scheduler may already be re-running it).
+        let rerun_already = t["try_number"] == 2;
+        assert!(t["state"] != "success" || rerun_already, "{t}");
+    }
+
+    op.wait_run("example_etl", &run_id, "success", 30);
+    let load = op.ok(&load_path);
+    assert_eq!(load["try_number"], 2, "{load}");
+    let extract = op.ok(&format!(
+        "/dags/example_etl/dagRuns/{run_id}/taskInstances/extract"
+    ));
+    assert_eq!(extract["try_number"], 1, "not cleared: {extract}");
+    let log2 = op.ok(&format!("{load_path}/logs/2"));
+    assert!(
+        log2["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["event"] == "loaded total 12"),
+        "{log2}"
+    );
+    let succeeded = op.ok(&format!(
+        "/dags/example_etl/dagRuns/{run_id}/taskInstances?state=success&order_by=-task_id"
+    ));
+    let order: Vec<&str> = succeeded["task_instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["task_id"].as_str())
+        .collect();
+    assert_eq!(order, vec!["process.transform", "load", "extract"]);
+}
+
+#[test]
+fn the_openapi_document_describes_the_served_paths() {
+    let (_env, op, _viewer, base) = start();
+    let anon = Api::new(&base, None);
+    let doc = anon.get("/openapi.json");
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.content_type, "application/json");
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/api/v2/dags", "get"),
+        ("/api/v2/dags/{dag_id}", "get"),
+        ("/api/v2/dags/{dag_id}", "patch"),
+        ("/api/v2/dags/{dag_id}/dagRuns", "get"),
+        ("/api/v2/dags/{dag_id}/dagRuns", "post"),
+        ("/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}", "get"),
+        (
+            "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances",
+            "get",
+        ),
+        (
+            "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}",
+            "get",
+        ),
+        (
+            "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
+            "get",
+        ),
+        ("/api/v2/dags/{dag_id}/clearTaskInstances", "post"),
+        ("/api/v2/version", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    let mut operation_ids = HashSet::new();
+    for ops in paths.values() {
+        for op in ops.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(operation_ids.insert(id), "operationId {id} used twice");
+        }
+    }
+    assert!(
+        operation_ids.contains("trigger_dag_run"),
+        "Airflow's operation ids"
+    );
+    let schemas = &doc.body["components"]["schemas"];
+    for required in ["dag_id", "is_paused", "is_stale", "tags", "file_token"] {
+        assert!(
+            schemas["DAGResponse"]["properties"][required].is_object(),
+            "DAGResponse.{required}"
+        );
+    }
+    assert!(schemas["DAGRunResponse"]["properties"]["run_after"].is_object());
+    assert!(schemas["TaskInstanceResponse"]["properties"]["try_number"].is_object());
+    assert!(doc.body["components"]["securitySchemes"]["HTTPBearer"].is_object());
+
+    // What the document says a DAG looks like is what a DAG looks like.
+    let dag = op.ok("/dags/example_etl");
+    let documented: HashSet<&str> = schemas["DAGResponse"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let served: HashSet<&str> = dag
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(documented, served);
+}

@@ -1,0 +1,558 @@
+//! The web UI through the real binary: `betflow up` against a throwaway
+//! Postgres, driven over HTTP the way a browser would (session cookie,
+//! forms with CSRF tokens, no redirects followed so 303s are visible).
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+
+/// A browser without JavaScript: one session cookie, redirects not followed.
+struct Browser {
+    client: Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            base: base.to_owned(),
+            cookie: None,
+        }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header(COOKIE, c);
+        }
+        req.send().expect("GET")
+    }
+
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect();
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.join("&"));
+        if let Some(c) = &self.cookie {
+            req = req.header(COOKIE, c);
+        }
+        req.send().expect("POST")
+    }
+
+    fn login(&mut self, username: &str, password: &str) -> Response {
+        let resp = self.post(
+            "/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("next", "/dags"),
+            ],
+        );
+        if let Some(set) = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
+            self.cookie = set.split(';').next().map(str::to_owned);
+        }
+        resp
+    }
+
+    /// GET a page that must answer 200; returns its HTML.
+    fn page(&self, path: &str) -> String {
+        let resp = self.get(path);
+        let status = resp.status();
+        let body = resp.text().expect("body");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// The session's CSRF token, from the meta tag every logged-in page has.
+    fn csrf(&self) -> String {
+        let html = self.page("/dags");
+        let start = html
+            .find(r#"<meta name="csrf-token" content=""#)
+            .expect("csrf meta tag")
+            + r#"<meta name="csrf-token" content=""#.len();
+        html[start..]
+            .split('"')
+            .next()
+            .expect("csrf token")
+            .to_owned()
+    }
+}
+
+fn location(resp: &Response) -> String {
+    resp.headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn logged_in(env: &mut TestEnv, role: &str) -> (Browser, String) {
+    let (_pid, base) = env.spawn_up();
+    env.create_user("op", role, "password123");
+    let mut b = Browser::new(&base);
+    let resp = b.login("op", "password123");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/dags");
+    (b, base)
+}
+
+const ETL_RUN: &str = "manual__2024-03-01T00:00:00+00:00";
+const ETL_RUN_PATH: &str = "/dags/example_etl/runs/manual__2024-03-01T00%3A00%3A00%2B00%3A00";
+
+#[test]
+fn pages_need_a_login_and_failed_logins_are_limited() {
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up();
+    env.create_user("op", "operator", "password123");
+    let mut b = Browser::new(&base);
+
+    for path in ["/dags", "/", "/streams", "/dags/example_etl"] {
+        let resp = b.get(path);
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(location(&resp).starts_with("/login"), "{path}");
+    }
+    assert_eq!(location(&b.get("/dags")), "/login?next=/dags");
+    assert_eq!(b.get("/health").status(), StatusCode::OK);
+    assert_eq!(b.get("/metrics").status(), StatusCode::OK);
+
+    let resp = b.login("op", "wrong-password");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.text().unwrap().contains("Wrong username or password"));
+    assert!(b.cookie.is_none());
+    for _ in 0..4 {
+        assert_eq!(
+            b.login("op", "wrong-password").status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Five failures: even the right password is refused for a while.
+    let resp = b.login("op", "password123");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(b.cookie.is_none());
+}
+
+#[test]
+fn an_operator_browses_triggers_inspects_and_clears_through_forms() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "operator");
+    let csrf = b.csrf();
+
+    let resp = b.get("/");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/dags");
+
+    // The DAGs page: every DAG, the header, the toggles; search and tag filters.
+    let html = b.page("/dags");
+    assert!(html.contains(r#"data-dag-id="example_etl""#));
+    assert!(html.contains(r#"data-dag-id="historical_games_daily""#));
+    assert!(html.contains(r#"id="nav-user">op <span class="role">operator</span>"#));
+    assert!(html.contains(r#"action="/logout""#));
+    assert!(html.contains(r#"action="/dags/example_etl/pause""#));
+    let html = b.page("/dags?search=ETL");
+    assert!(html.contains(r#"data-dag-id="example_etl""#));
+    assert!(!html.contains(r#"data-dag-id="historical_games_daily""#));
+    let html = b.page("/dags?tag=games");
+    assert!(html.contains(r#"data-dag-id="historical_games_daily""#));
+    assert!(!html.contains(r#"data-dag-id="example_etl""#));
+
+    // Unpause with the toggle's form, back to where it was.
+    let resp = b.post(
+        "/dags/example_etl/pause",
+        &[
+            ("csrf_token", &csrf),
+            ("paused", "false"),
+            ("next", "/dags?tag=example"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/dags?tag=example");
+    assert_eq!(
+        env.scalar("SELECT is_paused FROM dags WHERE dag_id = 'example_etl'"),
+        "f"
+    );
+
+    // Bad input is shown on the page, nothing is created.
+    let resp = b.post(
+        "/dags/example_etl/trigger",
+        &[
+            ("csrf_token", &csrf),
+            ("logical_date", "yesterday"),
+            ("conf", "{}"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().unwrap().contains(r#"id="trigger-error""#));
+    let resp = b.post(
+        "/dags/example_etl/trigger",
+        &[
+            ("csrf_token", &csrf),
+            ("logical_date", "2024-03-01"),
+            ("conf", "[1, 2]"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().unwrap().contains("JSON object"));
+    assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
+
+    // Trigger through the form; the run goes to success.
+    let resp = b.post(
+        "/dags/example_etl/trigger",
+        &[
+            ("csrf_token", &csrf),
+            ("logical_date", "2024-03-01"),
+            ("conf", "{}"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(location(&resp).starts_with("/dags/example_etl?run_id=manual__2024-03-01"));
+    env.wait_for(
+        &format!("SELECT state FROM dag_runs WHERE run_id = '{ETL_RUN}'"),
+        "success",
+        60,
+    );
+    // The same date again is a conflict shown next to the form.
+    let resp = b.post(
+        "/dags/example_etl/trigger",
+        &[
+            ("csrf_token", &csrf),
+            ("logical_date", "2024-03-01"),
+            ("conf", ""),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.text().unwrap().contains("already has a run"));
+
+    // The DAG page: grid cells and run header in the run's states, an SVG node per task.
+    let html = b.page("/dags/example_etl");
+    assert!(html.contains(r#"<div id="grid""#));
+    assert!(
+        !html.contains(r#"hx-trigger="every 2s""#),
+        "nothing is active"
+    );
+    assert!(html.contains(&format!(
+        r#"<a class="sq s-success" href="{ETL_RUN_PATH}/tasks/load""#
+    )));
+    assert!(html.contains(&format!(
+        r#"<a class="sq run s-success" href="{ETL_RUN_PATH}""#
+    )));
+    assert!(html.contains("<svg"));
+    for task in ["extract", "process.transform", "load"] {
+        assert!(
+            html.contains(&format!(
+                r#"<g class="node s-success" data-task-id="{task}">"#
+            )),
+            "graph node {task}"
+        );
+    }
+    assert!(html.contains(r#"data-from="extract" data-to="process.transform""#));
+    assert!(html.contains("Extract, transform and load"));
+    assert!(html.contains("dags/src/examples.rs"), "code location");
+    assert!(html.contains("&#34;multiplier&#34;: 2"), "params");
+    assert!(html.contains(r#"id="trigger""#));
+    assert!(
+        !html.contains(r#"id="backfill""#),
+        "a manual DAG has nothing to backfill"
+    );
+    let fragment = b.page("/dags/example_etl/grid");
+    assert!(fragment.starts_with(r#"<div id="grid""#));
+    assert!(!fragment.contains("<html"));
+
+    // The run page lists its task instances.
+    let html = b.page(ETL_RUN_PATH);
+    for task in ["extract", "process.transform", "load"] {
+        assert!(
+            html.contains(&format!(r#"<tr data-task-id="{task}">"#)),
+            "{task}"
+        );
+    }
+    assert!(html.contains(
+        r#"action="/dags/example_etl/runs/manual__2024-03-01T00%3A00%3A00%2B00%3A00/clear""#
+    ));
+
+    // The task page: the log, the output, the rendered params.
+    let task_path = format!("{ETL_RUN_PATH}/tasks/load");
+    let html = b.page(&task_path);
+    assert!(html.contains("loaded total 12"), "{html}");
+    assert!(html.contains("&#34;total&#34;: 12"), "output");
+    assert!(html.contains(r#"id="rendered-params""#));
+    assert!(
+        !html.contains("data-follow"),
+        "a finished try is not followed"
+    );
+
+    // The log stream sends the try's lines, then ends.
+    let resp = b.get(&format!("{task_path}/logs/stream?try=1"));
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .starts_with("text/event-stream"));
+    let body = resp.text().unwrap();
+    assert!(body.contains("loaded total 12"), "{body}");
+    assert!(body.contains("event: end"), "{body}");
+    let resp = b.get(&format!("{task_path}/logs/stream?try=1&after=999999999"));
+    let body = resp.text().unwrap();
+    assert!(!body.contains("loaded total"), "only lines after `after`");
+
+    // Metrics count the run.
+    let metrics = b.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains(r#"betflow_dag_runs{dag_id="example_etl",state="success"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics
+        .contains(r#"betflow_task_duration_seconds_count{dag_id="example_etl",task_id="load"} 1"#));
+
+    // Clearing `load` through the form resets it and it runs a second try.
+    let resp = b.post(
+        &format!("{ETL_RUN_PATH}/clear"),
+        &[
+            ("csrf_token", &csrf),
+            ("task_id", "load"),
+            ("next", &task_path),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), task_path);
+    env.wait_for(
+        &format!(
+            "SELECT state || ' ' || try_number FROM task_instances WHERE run_id = '{ETL_RUN}' AND task_id = 'load'"
+        ),
+        "success 2",
+        60,
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT state || ' ' || try_number FROM task_instances WHERE run_id = '{ETL_RUN}' AND task_id = 'extract'"
+        )),
+        "success 1",
+        "without the downstream box only `load` is cleared"
+    );
+    let html = b.page(&format!("{task_path}?try=2"));
+    assert!(html.contains(">Try 1</a>") && html.contains(r#"class="active">Try 2</a>"#));
+
+    // Mark failed, then the run page shows it.
+    let resp = b.post(
+        &format!("{ETL_RUN_PATH}/mark"),
+        &[
+            ("csrf_token", &csrf),
+            ("task_id", "load"),
+            ("state", "failed"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT state FROM task_instances WHERE run_id = '{ETL_RUN}' AND task_id = 'load'"
+        )),
+        "failed"
+    );
+}
+
+#[test]
+fn forms_need_the_csrf_token_and_the_operator_role() {
+    let mut env = TestEnv::start();
+    let (op, base) = logged_in(&mut env, "operator");
+    let csrf = op.csrf();
+
+    for fields in [
+        vec![("logical_date", "2024-03-01"), ("conf", "{}")],
+        vec![
+            ("csrf_token", "not-the-token"),
+            ("logical_date", "2024-03-01"),
+            ("conf", "{}"),
+        ],
+    ] {
+        let resp = op.post("/dags/example_etl/trigger", &fields);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert!(resp.text().unwrap().contains("CSRF"));
+    }
+    let resp = op.post(
+        "/dags/example_etl/pause",
+        &[("paused", "false"), ("csrf_token", "")],
+    );
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
+    assert_eq!(
+        env.scalar("SELECT is_paused FROM dags WHERE dag_id = 'example_etl'"),
+        "t"
+    );
+
+    // A viewer sees no action forms, and its posts are refused even with its token.
+    env.create_user("view", "viewer", "password123");
+    let mut viewer = Browser::new(&base);
+    assert_eq!(
+        viewer.login("view", "password123").status(),
+        StatusCode::SEE_OTHER
+    );
+    let html = viewer.page("/dags/example_daily");
+    assert!(!html.contains(r#"id="trigger""#));
+    assert!(!html.contains(r#"id="backfill""#));
+    assert!(!html.contains(r#"action="/dags/example_daily/pause""#));
+    let viewer_csrf = viewer.csrf();
+    for (path, fields) in [
+        (
+            "/dags/example_daily/trigger",
+            vec![("csrf_token", viewer_csrf.as_str()), ("conf", "{}")],
+        ),
+        (
+            "/dags/example_daily/pause",
+            vec![("csrf_token", viewer_csrf.as_str()), ("paused", "false")],
+        ),
+        (
+            "/dags/example_daily/backfill",
+            vec![
+                ("csrf_token", viewer_csrf.as_str()),
+                ("from", "2024-01-01"),
+                ("to", "2024-01-03"),
+            ],
+        ),
+    ] {
+        let resp = viewer.post(path, &fields);
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            resp.headers().get(CONTENT_TYPE).unwrap(),
+            "application/problem+json"
+        );
+    }
+    assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
+
+    // The operator's backfill creates one run per interval, skipping existing dates,
+    // and the DAG page shows their progress.
+    let html = op.page("/dags/example_daily");
+    assert!(html.contains(r#"id="backfill""#));
+    let resp = op.post(
+        "/dags/example_daily/backfill",
+        &[
+            ("csrf_token", &csrf),
+            ("from", "2024-01-03"),
+            ("to", "2024-01-01"),
+        ],
+    );
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(resp.text().unwrap().contains(r#"id="backfill-error""#));
+    for _ in 0..2 {
+        let resp = op.post(
+            "/dags/example_daily/backfill",
+            &[
+                ("csrf_token", &csrf),
+                ("from", "2024-01-01"),
+                ("to", "2024-01-03"),
+            ],
+        );
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&resp), "/dags/example_daily");
+    }
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM dag_runs WHERE dag_id = 'example_daily' AND run_type = 'backfill'"
+        ),
+        "3"
+    );
+    // Backfill runs execute even though the DAG is paused.
+    env.wait_for(
+        "SELECT count(*) FROM dag_runs WHERE dag_id = 'example_daily' AND state = 'success'",
+        "3",
+        60,
+    );
+    let html = op.page("/dags/example_daily");
+    assert!(html.contains(r#"id="backfill-progress""#));
+    assert!(html.contains(r#"<span class="count s-success" title="success">3</span> success"#));
+}
+
+#[test]
+fn the_streams_page_shows_the_live_ticker() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND (health->>'ticks')::int >= 2",
+        "running",
+        30,
+    );
+    let html = b.page("/streams");
+    assert!(
+        html.contains(r#"data-stream="live_streams.ticker""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<span class="state s-running">running</span>"#));
+    assert!(html.contains("&#34;ticks&#34;"));
+    let metrics = b.get("/metrics").text().unwrap();
+    assert!(metrics
+        .contains(r#"betflow_stream_task_restarts_total{dag_id="live_streams",task_id="ticker""#));
+    assert!(metrics.contains("betflow_worker_heartbeat_age_seconds{worker_id="));
+}
+
+#[test]
+fn a_running_try_is_followed_live() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    env.ok(&["dags", "unpause", "example_slow"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_slow",
+        "--logical-date",
+        "2024-03-01",
+    ]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'",
+        "running",
+        30,
+    );
+    let run = "manual__2024-03-01T00%3A00%3A00%2B00%3A00";
+    let task_path = format!("/dags/example_slow/runs/{run}/tasks/first");
+    let html = b.page(&task_path);
+    assert!(
+        html.contains(&format!(
+            r#"data-follow="{task_path}/logs/stream?try=1&#38;after="#
+        )),
+        "a running try is followed: {html}"
+    );
+    // The stream stays open while the 4 s try runs, sends its lines as they
+    // are written, and ends when the try does.
+    let body = b
+        .get(&format!("{task_path}/logs/stream?try=1"))
+        .text()
+        .unwrap();
+    let start = body.find("Starting try 1").expect("first line");
+    let end = body.find("slept 4000 ms").expect("last line");
+    assert!(start < end && body[end..].contains("event: end"), "{body}");
+    assert_eq!(
+        env.scalar(
+            "SELECT state FROM task_tries WHERE dag_id = 'example_slow' AND task_id = 'first'"
+        ),
+        "success",
+        "the stream ended only once the try was recorded"
+    );
+}

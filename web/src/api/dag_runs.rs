@@ -1,0 +1,481 @@
+//! `/dags/{dag_id}/dagRuns`: list, get and trigger runs, in the shape of
+//! Airflow 3's `DAGRunResponse`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use orchestrator::schedule::DataInterval;
+use orchestrator::store::write::{run_id_for, RunType};
+use orchestrator::store::{RunPageFilter, RunRow, RunSort};
+use orchestrator::RunState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::dags::dag_row;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::openapi::ProblemDetails;
+use super::pagination::{no_cursor, parse_order, Page};
+use super::{parse_query_date, ALL};
+use crate::auth::extract::ApiUser;
+use crate::auth::Role;
+use crate::problem::Problem;
+use crate::AppState;
+
+/// One DAG run. BetFlow DAGs are not versioned, so `dag_versions` is empty.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DAGRunResponse)]
+pub struct DagRunResponse {
+    pub dag_run_id: String,
+    pub dag_id: String,
+    pub dag_display_name: String,
+    /// BetFlow runs always have one: the start of their data interval.
+    pub logical_date: Option<DateTime<Utc>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// Seconds from start to end, once the run has ended.
+    pub duration: Option<f64>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    /// When the run became due: the end of the data interval for scheduled
+    /// and backfill runs, the trigger time for manual ones.
+    pub run_after: DateTime<Utc>,
+    pub last_scheduling_decision: Option<DateTime<Utc>>,
+    /// `scheduled`, `manual` or `backfill`.
+    pub run_type: String,
+    /// `queued`, `running`, `success` or `failed`.
+    pub state: String,
+    /// `timetable` or `backfill`; null for manual runs (CLI, UI and API are not told apart).
+    pub triggered_by: Option<String>,
+    pub triggering_user_name: Option<String>,
+    #[schema(value_type = Object)]
+    pub conf: Value,
+    pub note: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub dag_versions: Vec<Value>,
+    pub bundle_version: Option<String>,
+    pub partition_key: Option<String>,
+    pub partition_date: Option<DateTime<Utc>>,
+}
+
+/// When a run became due; see [`DagRunResponse::run_after`].
+pub fn run_after(
+    run_type: &str,
+    queued_at: DateTime<Utc>,
+    data_interval_end: DateTime<Utc>,
+) -> DateTime<Utc> {
+    if run_type == RunType::Manual.as_str() {
+        queued_at
+    } else {
+        data_interval_end
+    }
+}
+
+impl From<RunRow> for DagRunResponse {
+    fn from(r: RunRow) -> Self {
+        let duration = match (r.start_date, r.end_date) {
+            (Some(s), Some(e)) => Some((e - s).num_microseconds().unwrap_or(0) as f64 / 1e6),
+            _ => None,
+        };
+        let triggered_by = match r.run_type.as_str() {
+            "scheduled" => Some("timetable".to_owned()),
+            "backfill" => Some("backfill".to_owned()),
+            _ => None,
+        };
+        Self {
+            run_after: run_after(&r.run_type, r.queued_at, r.data_interval_end),
+            dag_display_name: r.dag_id.clone(),
+            dag_run_id: r.run_id,
+            dag_id: r.dag_id,
+            logical_date: Some(r.logical_date),
+            queued_at: Some(r.queued_at),
+            start_date: r.start_date,
+            end_date: r.end_date,
+            duration,
+            data_interval_start: Some(r.data_interval_start),
+            data_interval_end: Some(r.data_interval_end),
+            last_scheduling_decision: None,
+            run_type: r.run_type,
+            state: r.state,
+            triggered_by,
+            triggering_user_name: None,
+            conf: r.conf,
+            note: None,
+            dag_versions: Vec::new(),
+            bundle_version: None,
+            partition_key: None,
+            partition_date: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DAGRunCollectionResponse)]
+pub struct DagRunCollectionResponse {
+    pub dag_runs: Vec<DagRunResponse>,
+    pub total_entries: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DagRunListQuery {
+    /// Page size; default 50, at most 100.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+    /// Run states to keep; repeat to give several.
+    #[serde(default)]
+    pub state: Vec<String>,
+    /// Run types to keep; repeat to give several.
+    #[serde(default)]
+    pub run_type: Vec<String>,
+    /// RFC 3339.
+    pub logical_date_gte: Option<String>,
+    /// RFC 3339.
+    pub logical_date_lte: Option<String>,
+    /// Default `id` (creation order); prefix `-` to reverse.
+    #[serde(default)]
+    pub order_by: Vec<String>,
+    /// Refused: only `limit`/`offset` paging is supported.
+    pub cursor: Option<String>,
+}
+
+const RUN_ORDER: &[(&str, RunSort)] = &[
+    ("id", RunSort::Id),
+    ("dag_id", RunSort::DagId),
+    ("run_id", RunSort::RunId),
+    ("dag_run_id", RunSort::RunId),
+    ("state", RunSort::State),
+    ("run_type", RunSort::RunType),
+    ("logical_date", RunSort::LogicalDate),
+    ("data_interval_start", RunSort::DataIntervalStart),
+    ("data_interval_end", RunSort::DataIntervalEnd),
+    ("queued_at", RunSort::QueuedAt),
+    ("start_date", RunSort::StartDate),
+    ("end_date", RunSort::EndDate),
+    ("run_after", RunSort::RunAfter),
+    ("duration", RunSort::Duration),
+];
+
+/// Airflow's run types; BetFlow creates only the first three, the rest match nothing.
+const RUN_TYPES: &[&str] = &[
+    "scheduled",
+    "manual",
+    "backfill",
+    "operator_triggered",
+    "asset_triggered",
+    "asset_materialization",
+];
+
+/// List runs of a DAG, or of every DAG with `~` as the DAG id.
+#[utoipa::path(
+    operation_id = "get_dag_runs",
+    get,
+    path = "/dags/{dag_id}/dagRuns",
+    tag = "DagRun",
+    params(("dag_id" = String, Path, description = "A DAG id, or `~` for all DAGs"), DagRunListQuery),
+    responses(
+        (status = 200, description = "A page of runs", body = DagRunCollectionResponse),
+        (status = 400, description = "Unsupported `order_by`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG, run or task instance", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path, query or body parameters", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    ApiPath(dag_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DagRunListQuery>,
+) -> Result<Json<DagRunCollectionResponse>, Problem> {
+    let page = Page::new(q.limit, q.offset)?;
+    no_cursor(q.cursor.as_deref())?;
+    for s in &q.state {
+        s.parse::<RunState>().map_err(|e| {
+            Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
+        })?;
+    }
+    if let Some(bad) = q.run_type.iter().find(|t| !RUN_TYPES.contains(&t.as_str())) {
+        return Err(Problem::unprocessable(format!(
+            "unknown run type `{bad}`: use {}",
+            RUN_TYPES.join(", ")
+        )));
+    }
+    let dag_filter = if dag_id == ALL {
+        None
+    } else {
+        dag_row(&state, &dag_id).await?;
+        Some(dag_id)
+    };
+    let filter = RunPageFilter {
+        dag_id: dag_filter,
+        states: q.state,
+        run_types: q.run_type,
+        logical_date_gte: parse_query_date("logical_date_gte", q.logical_date_gte.as_deref())?,
+        logical_date_lte: parse_query_date("logical_date_lte", q.logical_date_lte.as_deref())?,
+        order: parse_order(&q.order_by, RUN_ORDER)?,
+        limit: page.limit,
+        offset: page.offset,
+    };
+    let (rows, total) = state.store.list_runs_page(&filter).await?;
+    Ok(Json(DagRunCollectionResponse {
+        dag_runs: rows.into_iter().map(DagRunResponse::from).collect(),
+        total_entries: total,
+    }))
+}
+
+/// The run, or a 404 naming it.
+pub async fn run_row(state: &AppState, dag_id: &str, run_id: &str) -> Result<RunRow, Problem> {
+    state.store.run(dag_id, run_id).await?.ok_or_else(|| {
+        Problem::not_found(format!("DAG run `{run_id}` of DAG `{dag_id}` not found"))
+    })
+}
+
+/// Get a DAG run.
+#[utoipa::path(
+    operation_id = "get_dag_run",
+    get,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    responses(
+        (status = 200, description = "The run", body = DagRunResponse),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG, run or task instance", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    ApiPath((dag_id, run_id)): ApiPath<(String, String)>,
+) -> Result<Json<DagRunResponse>, Problem> {
+    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+}
+
+/// A manual run to create. `logical_date` null or absent means now; a run
+/// covers `[data_interval_start, data_interval_end)`, from the logical date
+/// to the DAG's next cron tick unless both ends are given.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = TriggerDAGRunPostBody)]
+pub struct TriggerDagRunBody {
+    /// Default `manual__<logical date>`; letters, digits and `_.~:+-`.
+    pub dag_run_id: Option<String>,
+    pub logical_date: Option<DateTime<Utc>>,
+    /// With `data_interval_end`; must equal `logical_date` if both are given.
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    /// A JSON object merged over the DAG's params.
+    #[schema(value_type = Option<Object>)]
+    pub conf: Option<Value>,
+    /// Accepted for Airflow compatibility; BetFlow does not store run notes.
+    #[expect(
+        dead_code,
+        reason = "part of Airflow's body schema; BetFlow has no notes"
+    )]
+    pub note: Option<String>,
+}
+
+/// Longest run id accepted, as in Airflow.
+const MAX_RUN_ID_LEN: usize = 250;
+
+/// Run ids appear in URLs and file names; keep to Airflow's default allowed pattern.
+fn check_run_id(run_id: &str) -> Result<(), Problem> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= MAX_RUN_ID_LEN
+        && run_id != ALL
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.~:+-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::unprocessable(format!(
+            "invalid dag_run_id `{run_id}`: use 1-{MAX_RUN_ID_LEN} letters, digits and `_.~:+-`"
+        )))
+    }
+}
+
+/// The run's data interval from the body, with BetFlow's rule that the
+/// logical date is the start of the data interval.
+fn interval_for(
+    body: &TriggerDagRunBody,
+    manual_interval: impl Fn(DateTime<Utc>) -> DataInterval,
+    now: DateTime<Utc>,
+) -> Result<DataInterval, Problem> {
+    match (body.data_interval_start, body.data_interval_end) {
+        (None, None) => Ok(manual_interval(body.logical_date.unwrap_or(now))),
+        (Some(start), Some(end)) => {
+            if end < start {
+                return Err(Problem::unprocessable(
+                    "data_interval_end is before data_interval_start",
+                ));
+            }
+            if body.logical_date.is_some_and(|d| d != start) {
+                return Err(Problem::unprocessable(
+                    "logical_date must equal data_interval_start: a BetFlow run's logical date is the start of its data interval",
+                ));
+            }
+            Ok(DataInterval { start, end })
+        }
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "give both data_interval_start and data_interval_end, or neither",
+        )),
+    }
+}
+
+/// Trigger a manual run (operator or admin). Answers 200 with the run, as Airflow 3 does.
+#[utoipa::path(
+    operation_id = "trigger_dag_run",
+    post,
+    path = "/dags/{dag_id}/dagRuns",
+    tag = "DagRun",
+    params(("dag_id" = String, Path)),
+    request_body = TriggerDagRunBody,
+    responses(
+        (status = 200, description = "The run created", body = DagRunResponse),
+        (status = 400, description = "Only one end of the data interval given", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG, run or task instance", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "A run with this id or logical date exists", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path, query or body parameters", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn trigger(
+    State(state): State<AppState>,
+    user: ApiUser,
+    ApiPath(dag_id): ApiPath<String>,
+    body: Result<ApiJson<TriggerDagRunBody>, Problem>,
+) -> Result<Json<DagRunResponse>, Problem> {
+    user.require(Role::Operator)?;
+    let ApiJson(body) = body?;
+    let dag = state
+        .bag
+        .get(&dag_id)
+        .cloned()
+        .ok_or_else(|| Problem::not_found(format!("DAG `{dag_id}` not found")))?;
+    let conf = match &body.conf {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err(Problem::unprocessable("conf must be a JSON object")),
+    };
+    // The database keeps microseconds; trim now to match so the id and the stored date agree.
+    let now =
+        DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_else(Utc::now);
+    let interval = interval_for(&body, |d| dag.schedule.manual_interval(d), now)?;
+    let run_id = match &body.dag_run_id {
+        Some(id) => {
+            check_run_id(id)?;
+            id.clone()
+        }
+        None if body.logical_date.is_some() || body.data_interval_start.is_some() => {
+            run_id_for(RunType::Manual, interval.start)
+        }
+        // No date given: microseconds in the id, so two triggers in one second both succeed.
+        None => format!(
+            "{}__{}",
+            RunType::Manual.as_str(),
+            interval.start.to_rfc3339_opts(SecondsFormat::Micros, false)
+        ),
+    };
+    let created = state
+        .store
+        .create_run_with_id(&dag, RunType::Manual, interval, &conf, &run_id)
+        .await?;
+    if created.is_none() {
+        let detail = if state.store.run(&dag_id, &run_id).await?.is_some() {
+            format!("DAG `{dag_id}` already has a run with id `{run_id}`")
+        } else {
+            format!(
+                "DAG `{dag_id}` already has a run at logical date {}",
+                interval.start.to_rfc3339()
+            )
+        };
+        return Err(Problem::conflict(detail));
+    }
+    tracing::info!(user = %user.0.username, dag_id, run_id, "run triggered through the API");
+    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn body(logical: Option<&str>, start: Option<&str>, end: Option<&str>) -> TriggerDagRunBody {
+        TriggerDagRunBody {
+            dag_run_id: None,
+            logical_date: logical.map(at),
+            data_interval_start: start.map(at),
+            data_interval_end: end.map(at),
+            conf: None,
+            note: None,
+        }
+    }
+
+    fn daily(d: DateTime<Utc>) -> DataInterval {
+        DataInterval {
+            start: d,
+            end: d + chrono::Duration::days(1),
+        }
+    }
+
+    #[test]
+    fn intervals_come_from_the_schedule_or_the_body() {
+        let now = at("2024-05-01T10:00:00Z");
+        assert_eq!(
+            interval_for(&body(None, None, None), daily, now).unwrap(),
+            daily(now)
+        );
+        let d = "2024-01-01T00:00:00Z";
+        assert_eq!(
+            interval_for(&body(Some(d), None, None), daily, now).unwrap(),
+            daily(at(d))
+        );
+        let given = interval_for(
+            &body(None, Some(d), Some("2024-01-03T00:00:00Z")),
+            daily,
+            now,
+        )
+        .unwrap();
+        assert_eq!(given.end, at("2024-01-03T00:00:00Z"));
+    }
+
+    #[test]
+    fn inconsistent_intervals_are_refused() {
+        let now = at("2024-05-01T10:00:00Z");
+        let d = "2024-01-01T00:00:00Z";
+        let one_end = interval_for(&body(None, Some(d), None), daily, now).unwrap_err();
+        assert_eq!(one_end.status, StatusCode::BAD_REQUEST);
+        let backwards = interval_for(
+            &body(None, Some(d), Some("2023-12-31T00:00:00Z")),
+            daily,
+            now,
+        );
+        assert_eq!(backwards.unwrap_err().status, 422);
+        let moved = interval_for(
+            &body(
+                Some("2024-01-02T00:00:00Z"),
+                Some(d),
+                Some("2024-01-03T00:00:00Z"),
+            ),
+            daily,
+            now,
+        );
+        assert_eq!(moved.unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn run_ids_keep_to_a_url_safe_alphabet() {
+        assert!(check_run_id("manual__2024-01-01T00:00:00+00:00").is_ok());
+        assert!(check_run_id("my_run.1").is_ok());
+        for bad in ["", "~", "a/b", "a b", &"x".repeat(251)] {
+            assert!(check_run_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `/metrics`: orchestration state in the Prometheus text format, read from
+//! the metadata database at scrape time.
+//!
+//! Like `/health`, it needs no login: it is for scrapers (the role Airflow's
+//! statsd exporter plays), and it shows only counts, durations and ids of
+//! DAGs, tasks and processes, never conf, logs or connection URLs. Keep it
+//! on a network only the monitoring system reaches if DAG ids are sensitive.
+//!
+//! Every value is computed by the database from the same tables the
+//! scheduler writes; nothing is kept in process memory, so any process
+//! serving the web UI reports the state of the whole deployment.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::problem::Problem;
+use crate::AppState;
+
+/// Window of the task-duration summary: tries that ended in the last day.
+const DURATION_WINDOW_SECS: i64 = 86_400;
+
+/// Escape a label value as the text format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A metric family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A float as Prometheus prints it (integers without a fraction).
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem> {
+    let store = &state.store;
+    let runs = store.run_counts_by_dag().await?;
+    let durations = store.task_duration_summary(DURATION_WINDOW_SECS).await?;
+    let queued = store.task_instance_counts_by_pool("queued").await?;
+    let running = store.task_instance_counts_by_pool("running").await?;
+    let workers = store.live_workers().await?;
+    let streams = store.stream_tasks().await?;
+
+    let mut out = String::with_capacity(4096);
+    family(
+        &mut out,
+        "betflow_dag_runs",
+        "gauge",
+        "DAG runs by DAG and state.",
+    );
+    for (dag_id, run_state, n) in &runs {
+        let _ = writeln!(
+            out,
+            "betflow_dag_runs{{dag_id=\"{}\",state=\"{}\"}} {n}",
+            label(dag_id),
+            label(run_state)
+        );
+    }
+
+    family(
+        &mut out,
+        "betflow_task_duration_seconds",
+        "summary",
+        "Duration of task tries that finished in the last 24 hours, by DAG and task.",
+    );
+    for d in &durations {
+        let labels = format!(
+            "dag_id=\"{}\",task_id=\"{}\"",
+            label(&d.dag_id),
+            label(&d.task_id)
+        );
+        let _ = writeln!(
+            out,
+            "betflow_task_duration_seconds_sum{{{labels}}} {}",
+            num(d.sum_secs)
+        );
+        let _ = writeln!(
+            out,
+            "betflow_task_duration_seconds_count{{{labels}}} {}",
+            d.count
+        );
+    }
+
+    family(
+        &mut out,
+        "betflow_queued_task_instances",
+        "gauge",
+        "Task instances waiting for an executor slot (queue depth), by pool.",
+    );
+    for (pool, n) in &queued {
+        let _ = writeln!(
+            out,
+            "betflow_queued_task_instances{{pool=\"{}\"}} {n}",
+            label(pool)
+        );
+    }
+    family(
+        &mut out,
+        "betflow_running_task_instances",
+        "gauge",
+        "Task instances running now, by pool.",
+    );
+    for (pool, n) in &running {
+        let _ = writeln!(
+            out,
+            "betflow_running_task_instances{{pool=\"{}\"}} {n}",
+            label(pool)
+        );
+    }
+
+    family(
+        &mut out,
+        "betflow_worker_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since each live betflow process (scheduler and executor) last heartbeated.",
+    );
+    for w in &workers {
+        let _ = writeln!(
+            out,
+            "betflow_worker_heartbeat_age_seconds{{worker_id=\"{}\",hostname=\"{}\",kind=\"{}\"}} {:.3}",
+            label(&w.worker_id),
+            label(&w.hostname),
+            label(&w.kind),
+            w.heartbeat_age_secs.max(0.0)
+        );
+    }
+
+    family(
+        &mut out,
+        "betflow_stream_task_restarts_total",
+        "counter",
+        "Restarts of each stream task under the process supervising it.",
+    );
+    // Stopped rows belong to processes that have exited; leaving them out
+    // keeps the series set bounded as processes come and go.
+    for s in streams.iter().filter(|s| s.state != "stopped") {
+        let _ = writeln!(
+            out,
+            "betflow_stream_task_restarts_total{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\"}} {}",
+            label(&s.dag_id),
+            label(&s.task_id),
+            label(&s.worker_id),
+            s.restarts
+        );
+    }
+
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label("x\ny"), "x\\ny");
+    }
+
+    #[test]
+    fn whole_numbers_print_without_a_fraction() {
+        assert_eq!(num(3.0), "3");
+        assert_eq!(num(0.25), "0.25");
+    }
+}

@@ -1,0 +1,273 @@
+//! `/dags/{dag_id}`: one DAG's grid, graph, run history and details, with
+//! the operator's forms (trigger, backfill, pause). The trigger and backfill
+//! handlers in `actions.rs` re-render this page with their errors, so a bad
+//! date or conf is shown next to the form instead of failing the request.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use orchestrator::store::read::TaskStateRow;
+use orchestrator::store::{RunFilter, RunRow};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::dags::next_run_label;
+use super::graph::{self, GraphView};
+use super::grid::{self, GridView, GRID_RUNS};
+use super::{
+    dag_url, fmt_duration, fmt_time, pretty_json, render, run_state_counts, run_url, seg,
+    span_secs, Nav, StateCount,
+};
+use crate::auth::extract::PageUser;
+use crate::problem::Problem;
+use crate::AppState;
+
+/// Runs per page of the history table.
+const HISTORY_PAGE: i64 = 25;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/dags/{dag_id}", get(dag_page))
+}
+
+#[derive(Deserialize, Default)]
+pub struct DagQuery {
+    /// The run whose states colour the graph; the newest by default.
+    pub run_id: Option<String>,
+    /// First row of the run history.
+    pub offset: Option<i64>,
+}
+
+/// What the trigger and backfill forms show: the values last submitted and
+/// what was wrong with them.
+#[derive(Default)]
+pub struct DagForms {
+    pub logical_date: String,
+    /// `None` pre-fills the DAG's params, as Airflow's trigger form does.
+    pub conf: Option<String>,
+    pub trigger_error: Option<String>,
+    pub backfill_from: String,
+    pub backfill_to: String,
+    pub backfill_error: Option<String>,
+}
+
+struct HistoryRow {
+    run_id: String,
+    href: String,
+    state: String,
+    run_type: String,
+    logical_date: String,
+    start: String,
+    end: String,
+    duration: String,
+}
+
+struct RunChoice {
+    run_id: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dag.html")]
+struct DagPage {
+    nav: Nav,
+    dag_id: String,
+    href: String,
+    description: String,
+    schedule: String,
+    timezone: String,
+    has_schedule: bool,
+    next_run: String,
+    fileloc: String,
+    tags: Vec<String>,
+    params_json: String,
+    is_paused: bool,
+    is_stale: bool,
+    /// The DAG is defined in this build (stale DAGs keep their history only).
+    in_bag: bool,
+    catchup: bool,
+    max_active_runs: i32,
+    max_active_tasks: i32,
+    streams: Vec<String>,
+    counts: Vec<StateCount>,
+    backfill_counts: Vec<StateCount>,
+    backfill_total: i64,
+    grid: GridView,
+    graph: GraphView,
+    graph_runs: Vec<RunChoice>,
+    history: Vec<HistoryRow>,
+    history_total: i64,
+    history_from: i64,
+    history_to: i64,
+    newer_href: String,
+    older_href: String,
+    forms: DagForms,
+    conf_text: String,
+}
+
+async fn dag_page(
+    user: PageUser,
+    State(state): State<AppState>,
+    Path(dag_id): Path<String>,
+    Query(q): Query<DagQuery>,
+) -> Result<Response, Problem> {
+    render_dag(
+        &state,
+        &user,
+        &dag_id,
+        &q,
+        DagForms::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn history_row(r: &RunRow) -> HistoryRow {
+    HistoryRow {
+        run_id: r.run_id.clone(),
+        href: run_url(&r.dag_id, &r.run_id),
+        state: r.state.clone(),
+        run_type: r.run_type.clone(),
+        logical_date: fmt_time(Some(r.logical_date)),
+        start: fmt_time(r.start_date),
+        end: fmt_time(r.end_date),
+        duration: fmt_duration(span_secs(r.start_date, r.end_date)),
+    }
+}
+
+/// The DAG page with `forms` (values and errors) and the given status.
+pub async fn render_dag(
+    state: &AppState,
+    user: &PageUser,
+    dag_id: &str,
+    q: &DagQuery,
+    forms: DagForms,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let store = &state.store;
+    let Some(row) = store.dag(dag_id).await? else {
+        return Err(Problem::not_found(format!("no DAG `{dag_id}`")));
+    };
+    let dag = state.bag.get(dag_id).cloned();
+    let offset = q.offset.unwrap_or(0).max(0);
+    let (history_runs, history_total) = store
+        .list_runs(&RunFilter {
+            dag_id: Some(dag_id.to_owned()),
+            limit: HISTORY_PAGE,
+            offset,
+            ..RunFilter::default()
+        })
+        .await?;
+    let latest = if offset == 0 && HISTORY_PAGE == GRID_RUNS {
+        history_runs.clone()
+    } else {
+        grid::latest_runs(store, dag_id).await?
+    };
+    let summary = store.run_counts_per_dag(Some(&[dag_id.to_owned()])).await?;
+    let counts: Vec<(String, i64)> = summary.iter().map(|c| (c.state.clone(), c.count)).collect();
+    let last_end = summary.iter().filter_map(|c| c.last_scheduled_end).max();
+    let backfill = store.run_counts_of_type(dag_id, "backfill").await?;
+
+    let selected = q
+        .run_id
+        .clone()
+        .or_else(|| latest.first().map(|r| r.run_id.clone()));
+    let mut ids: Vec<String> = latest.iter().map(|r| r.run_id.clone()).collect();
+    if let Some(sel) = &selected {
+        if !ids.contains(sel) {
+            ids.push(sel.clone());
+        }
+    }
+    let states: Vec<TaskStateRow> = store.task_states_for_runs(dag_id, &ids).await?;
+    let graph_states: HashMap<String, String> = states
+        .iter()
+        .filter(|s| Some(&s.run_id) == selected.as_ref())
+        .map(|s| (s.task_id.clone(), s.state.clone()))
+        .collect();
+
+    let (grid, graph, streams) = match &dag {
+        Some(d) => (
+            grid::build(d, &latest, &states),
+            graph::layout(d, selected.as_deref(), &graph_states),
+            d.streams.iter().map(|s| s.id.clone()).collect(),
+        ),
+        None => (
+            GridView::empty(),
+            GraphView {
+                width: 0,
+                height: 0,
+                nodes: Vec::new(),
+                edges: Vec::new(),
+            },
+            Vec::new(),
+        ),
+    };
+    let params = dag
+        .as_ref()
+        .map(|d| Value::Object(d.params.clone()))
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let href = dag_url(dag_id);
+    let page_href = |off: i64| -> String {
+        let mut s = format!("{href}?offset={off}");
+        if let Some(r) = &q.run_id {
+            s.push_str(&format!("&run_id={}", seg(r)));
+        }
+        s
+    };
+    let shown = history_runs.len() as i64;
+    let page = DagPage {
+        nav: Nav::new(user, "dags"),
+        dag_id: row.dag_id.clone(),
+        description: row.description.clone(),
+        schedule: row.schedule.clone().unwrap_or_else(|| "None".to_owned()),
+        timezone: row.timezone.clone(),
+        has_schedule: dag
+            .as_ref()
+            .is_some_and(|d| d.schedule.expression().is_some()),
+        next_run: next_run_label(dag.as_deref(), last_end),
+        fileloc: row.fileloc.clone(),
+        tags: row.tags.clone(),
+        params_json: pretty_json(&params),
+        is_paused: row.is_paused,
+        is_stale: row.is_stale,
+        in_bag: dag.is_some(),
+        catchup: row.catchup,
+        max_active_runs: row.max_active_runs,
+        max_active_tasks: row.max_active_tasks,
+        streams,
+        counts: run_state_counts(&counts),
+        backfill_total: backfill.iter().map(|(_, n)| n).sum(),
+        backfill_counts: run_state_counts(&backfill),
+        grid,
+        graph,
+        graph_runs: latest
+            .iter()
+            .map(|r| RunChoice {
+                selected: Some(&r.run_id) == selected.as_ref(),
+                run_id: r.run_id.clone(),
+            })
+            .collect(),
+        history: history_runs.iter().map(history_row).collect(),
+        history_total,
+        history_from: if shown == 0 { 0 } else { offset + 1 },
+        history_to: offset + shown,
+        newer_href: if offset > 0 {
+            page_href((offset - HISTORY_PAGE).max(0))
+        } else {
+            String::new()
+        },
+        older_href: if offset + shown < history_total {
+            page_href(offset + HISTORY_PAGE)
+        } else {
+            String::new()
+        },
+        conf_text: forms.conf.clone().unwrap_or_else(|| pretty_json(&params)),
+        forms,
+        href,
+    };
+    Ok(render(&page, status))
+}

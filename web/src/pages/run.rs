@@ -1,0 +1,184 @@
+//! `/dags/{dag_id}/runs/{run_id}`: a run's task instances (state, try,
+//! timing, worker), the errors of its failed tries, and for operators the
+//! clear and mark actions. The clear and mark handlers re-render this page
+//! with their error when they could not act (e.g. the task is running).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use orchestrator::store::TaskInstanceRow;
+
+use super::{
+    dag_url, fmt_duration, fmt_time, pretty_json, render, run_url, span_secs, task_url, Nav,
+};
+use crate::auth::extract::PageUser;
+use crate::problem::Problem;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/dags/{dag_id}/runs/{run_id}", get(run_page))
+}
+
+struct TiRow {
+    task_id: String,
+    href: String,
+    state: String,
+    try_number: i32,
+    max_tries: i32,
+    start: String,
+    end: String,
+    duration: String,
+    worker: String,
+    pool: String,
+}
+
+struct FailedTry {
+    task_id: String,
+    href: String,
+    try_number: i32,
+    end: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    nav: Nav,
+    dag_id: String,
+    dag_href: String,
+    run_id: String,
+    href: String,
+    state: String,
+    run_type: String,
+    logical_date: String,
+    interval_start: String,
+    interval_end: String,
+    queued: String,
+    start: String,
+    end: String,
+    duration: String,
+    conf_json: String,
+    tis: Vec<TiRow>,
+    failed_tries: Vec<FailedTry>,
+    /// Operator, and the DAG is in this build (clearing needs its definition).
+    can_act: bool,
+    /// Queued or running: the task table refreshes itself.
+    active: bool,
+    error: Option<String>,
+}
+
+async fn run_page(
+    user: PageUser,
+    State(state): State<AppState>,
+    Path((dag_id, run_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    render_run(&state, &user, &dag_id, &run_id, None, StatusCode::OK).await
+}
+
+/// `hostname / worker_id`, or `-` before a worker claimed the task.
+fn worker_label(ti: &TaskInstanceRow) -> String {
+    match (&ti.hostname, &ti.worker_id) {
+        (Some(h), Some(w)) => format!("{h} / {w}"),
+        (None, Some(w)) => w.clone(),
+        (Some(h), None) => h.clone(),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+/// The run page, with `error` from an action that could not be done.
+pub async fn render_run(
+    state: &AppState,
+    user: &PageUser,
+    dag_id: &str,
+    run_id: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let store = &state.store;
+    let Some(run) = store.run(dag_id, run_id).await? else {
+        return Err(Problem::not_found(format!(
+            "DAG `{dag_id}` has no run `{run_id}`"
+        )));
+    };
+    let dag = state.bag.get(dag_id).cloned();
+    let mut tis = store.task_instances(dag_id, run_id).await?;
+    if let Some(d) = &dag {
+        let order: HashMap<&str, usize> = d
+            .tasks()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        tis.sort_by_key(|ti| {
+            (
+                order
+                    .get(ti.task_id.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                ti.map_index,
+            )
+        });
+    }
+    let tries = store.task_tries(dag_id, run_id).await?;
+    let page = RunPage {
+        nav: Nav::new(user, "dags"),
+        dag_id: dag_id.to_owned(),
+        dag_href: dag_url(dag_id),
+        run_id: run_id.to_owned(),
+        href: run_url(dag_id, run_id),
+        state: run.state.clone(),
+        run_type: run.run_type.clone(),
+        logical_date: fmt_time(Some(run.logical_date)),
+        interval_start: fmt_time(Some(run.data_interval_start)),
+        interval_end: fmt_time(Some(run.data_interval_end)),
+        queued: fmt_time(Some(run.queued_at)),
+        start: fmt_time(run.start_date),
+        end: fmt_time(run.end_date),
+        duration: fmt_duration(span_secs(run.start_date, run.end_date)),
+        conf_json: pretty_json(&run.conf),
+        tis: tis
+            .iter()
+            .map(|ti| TiRow {
+                task_id: ti.task_id.clone(),
+                href: task_url(dag_id, run_id, &ti.task_id),
+                state: ti.state.clone(),
+                try_number: ti.try_number,
+                max_tries: ti.max_tries + 1,
+                start: fmt_time(ti.start_date),
+                end: fmt_time(ti.end_date),
+                duration: fmt_duration(ti.duration.or_else(|| {
+                    (ti.state == "running")
+                        .then(|| span_secs(ti.start_date, None))
+                        .flatten()
+                })),
+                worker: worker_label(ti),
+                pool: ti.pool.clone(),
+            })
+            .collect(),
+        failed_tries: tries
+            .iter()
+            .filter_map(|t| {
+                t.error.as_ref().map(|e| FailedTry {
+                    task_id: t.task_id.clone(),
+                    href: format!(
+                        "{}?try={}",
+                        task_url(dag_id, run_id, &t.task_id),
+                        t.try_number
+                    ),
+                    try_number: t.try_number,
+                    end: fmt_time(t.end_date),
+                    error: e.clone(),
+                })
+            })
+            .collect(),
+        can_act: user.can_operate() && dag.is_some(),
+        active: run.state == "queued" || run.state == "running",
+        error,
+    };
+    Ok(render(&page, status))
+}
