@@ -556,3 +556,69 @@ fn a_running_try_is_followed_live() {
         "the stream ended only once the try was recorded"
     );
 }
+
+#[test]
+fn an_admin_creates_an_api_token_in_the_ui_shown_once_and_revokes_it() {
+    let mut env = TestEnv::start();
+    let (b, base) = logged_in(&mut env, "admin");
+    let csrf = b.csrf();
+    let html = {
+        let resp = b.post(
+            "/admin/tokens",
+            &[
+                ("csrf_token", &csrf),
+                ("username", "op"),
+                ("name", "grafana"),
+            ],
+        );
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().unwrap()
+    };
+    let start = html.find("bf_").expect("the new token is shown");
+    let token: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(token.len(), 3 + 64);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM api_tokens WHERE token_hash LIKE 'bf_%'"),
+        "0",
+        "only the hash is stored"
+    );
+    let api = |t: &str| {
+        reqwest::blocking::Client::new()
+            .get(format!("{base}/api/v2/dags"))
+            .bearer_auth(t)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(api(&token), StatusCode::OK);
+    let listing = b.page("/admin/tokens");
+    assert!(
+        listing.contains("grafana") && !listing.contains(&token),
+        "listed, never shown again"
+    );
+
+    let id = env.scalar("SELECT id FROM api_tokens WHERE name = 'grafana'");
+    let resp = b.post(
+        &format!("/admin/tokens/{id}/revoke"),
+        &[("csrf_token", &csrf)],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(api(&token), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn only_admins_reach_the_token_page() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "operator");
+    assert_eq!(b.get("/admin/tokens").status(), StatusCode::FORBIDDEN);
+    let csrf = b.csrf();
+    let resp = b.post(
+        "/admin/tokens",
+        &[("csrf_token", &csrf), ("username", "op")],
+    );
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(env.scalar("SELECT count(*) FROM api_tokens"), "0");
+}

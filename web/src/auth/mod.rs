@@ -304,6 +304,46 @@ pub async fn token_user(pool: &PgPool, token: &str) -> Result<Option<User>, Auth
     }
 }
 
+/// An API token as listed to admins: never the token itself.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenRow>, AuthError> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.revoked_at NULLS FIRST, t.created_at DESC",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revoke a token; false when there was no such live token.
+pub async fn revoke_token(pool: &PgPool, id: i64) -> Result<bool, AuthError> {
+    let res = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+/// (username, role) of every user, for the admin page.
+pub async fn list_users(pool: &PgPool) -> Result<Vec<(String, String)>, AuthError> {
+    Ok(
+        sqlx::query_as("SELECT username, role FROM users ORDER BY username")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

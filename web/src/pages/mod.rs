@@ -4,6 +4,7 @@
 //! change state carry the session's CSRF token and need the operator role.
 
 mod actions;
+mod admin;
 mod dag;
 mod dags;
 mod graph;
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(task::routes())
         .merge(actions::routes())
         .merge(streams::routes())
+        .merge(admin::routes())
 }
 
 /// `/` is the DAGs page, as in Airflow; the redirect keeps one URL per page.
@@ -50,6 +52,7 @@ pub struct Nav {
     pub role: &'static str,
     pub csrf: String,
     pub can_operate: bool,
+    pub is_admin: bool,
     /// Which nav entry is highlighted.
     pub section: &'static str,
 }
@@ -61,6 +64,7 @@ impl Nav {
             role: user.user.role.as_str(),
             csrf: user.csrf.clone(),
             can_operate: user.can_operate(),
+            is_admin: user.user.role >= crate::auth::Role::Admin,
             section,
         }
     }

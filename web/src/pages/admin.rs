@@ -1,0 +1,153 @@
+//! `/admin/tokens` (admin only): the users, their API tokens (never the
+//! token values, which are stored hashed), a form that creates a token and
+//! shows it exactly once, and revocation.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::{fmt_time, render, Nav};
+use crate::auth::extract::PageUser;
+use crate::auth::{create_token, list_tokens, list_users, revoke_token, AuthError, Role};
+use crate::problem::Problem;
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/tokens", get(tokens_page).post(create))
+        .route("/admin/tokens/{id}/revoke", post(revoke))
+}
+
+struct TokenView {
+    id: i64,
+    username: String,
+    name: String,
+    created: String,
+    last_used: String,
+    revoked: String,
+    live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_tokens.html")]
+struct TokensPage {
+    nav: Nav,
+    users: Vec<(String, String)>,
+    tokens: Vec<TokenView>,
+    /// A token just created: shown once, on this response only.
+    new_token: Option<(String, String)>,
+    error: Option<String>,
+}
+
+async fn page(
+    user: &PageUser,
+    state: &AppState,
+    new_token: Option<(String, String)>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, Problem> {
+    let pool = state.store.pool();
+    let users = list_users(pool).await.map_err(Problem::internal)?;
+    let tokens = list_tokens(pool)
+        .await
+        .map_err(Problem::internal)?
+        .into_iter()
+        .map(|t| TokenView {
+            id: t.id,
+            username: t.username,
+            name: t.name,
+            created: fmt_time(Some(t.created_at)),
+            last_used: fmt_time(t.last_used_at),
+            revoked: fmt_time(t.revoked_at),
+            live: t.revoked_at.is_none(),
+        })
+        .collect();
+    let page = TokensPage {
+        nav: Nav::new(user, "admin"),
+        users,
+        tokens,
+        new_token,
+        error,
+    };
+    Ok(render(&page, status))
+}
+
+async fn tokens_page(user: PageUser, State(state): State<AppState>) -> Result<Response, Problem> {
+    user.require(Role::Admin)?;
+    page(&user, &state, None, None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf_token: String,
+    username: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn create(
+    user: PageUser,
+    State(state): State<AppState>,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, Problem> {
+    user.require(Role::Admin)?;
+    user.check_csrf(&form.csrf_token)?;
+    let name = if form.name.trim().is_empty() {
+        "ui"
+    } else {
+        form.name.trim()
+    };
+    match create_token(state.store.pool(), form.username.trim(), name).await {
+        Ok(token) => {
+            tracing::info!(admin = %user.user.username, for_user = %form.username, "API token created");
+            page(
+                &user,
+                &state,
+                Some((form.username.trim().to_owned(), token)),
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e @ AuthError::NoSuchUser(_)) => {
+            page(
+                &user,
+                &state,
+                None,
+                Some(e.to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(Problem::internal(e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn revoke(
+    user: PageUser,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, Problem> {
+    user.require(Role::Admin)?;
+    user.check_csrf(&form.csrf_token)?;
+    if !revoke_token(state.store.pool(), id)
+        .await
+        .map_err(Problem::internal)?
+    {
+        return Err(Problem::not_found(format!("no live token {id}")));
+    }
+    tracing::info!(admin = %user.user.username, token_id = id, "API token revoked");
+    Ok(Redirect::to("/admin/tokens").into_response())
+}
