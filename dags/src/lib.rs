@@ -10,7 +10,9 @@
 
 pub mod batch;
 pub mod examples;
+pub mod lake;
 pub mod placeholder;
+pub mod sources;
 pub mod streams;
 
 use chrono::{DateTime, NaiveDate, Utc};

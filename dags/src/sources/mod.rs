@@ -1,0 +1,1 @@
+//! HTTP clients for the external data sources, and the offline replay source.
