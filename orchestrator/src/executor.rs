@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
-use crate::store::write::WAKEUP_CHANNEL;
+use crate::store::write::notify_wakeup;
 use crate::store::{Store, StoreError};
 use crate::task::{LogLine, TaskContext, TaskError, TaskLogger};
 
@@ -566,10 +566,7 @@ async fn queue_ready_downstream(
         .execute(&mut *tx)
         .await?;
         if res.rows_affected() > 0 {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(WAKEUP_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+            notify_wakeup(&mut *tx).await?;
             finished.queued = true;
         }
         tx.commit().await?;

@@ -13,7 +13,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::dag::{Dag, DagBag};
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
-use crate::store::write::{RunType, WAKEUP_CHANNEL};
+use crate::store::write::{notify_wakeup, RunType};
 use crate::store::{Store, StoreError};
 
 /// What one scheduler pass did, so the loop knows whether to wake executors.
@@ -186,10 +186,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<(usize, usize),
         }
         let (q, done) = advance_run(&mut tx, dag, &run_id).await?;
         if q > 0 {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(WAKEUP_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+            notify_wakeup(&mut *tx).await?;
         }
         tx.commit().await?;
         queued += q;
@@ -424,10 +421,7 @@ pub async fn reap_zombies(
         .bind(threshold.as_secs_f64())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(WAKEUP_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        notify_wakeup(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(zombies.len())

@@ -44,6 +44,16 @@ pub struct SyncOptions {
 /// Channel every process LISTENs on; a NOTIFY wakes schedulers and executors.
 pub const WAKEUP_CHANNEL: &str = "betflow_wakeup";
 
+/// Wake every scheduler and executor. Inside a transaction the NOTIFY is
+/// delivered at commit, so listeners never look before the change is visible.
+pub async fn notify_wakeup<'e, E: sqlx::PgExecutor<'e>>(db: E) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WAKEUP_CHANNEL)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Record the DAGs and pools this binary defines. With
     /// `mark_missing_stale`, DAGs in the database but not in the bag are
@@ -192,10 +202,7 @@ impl Store {
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(WAKEUP_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+            notify_wakeup(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(cleared)
@@ -225,10 +232,7 @@ impl Store {
 
     /// Wake every scheduler and executor listening on this database.
     pub async fn wake(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(WAKEUP_CHANNEL)
-            .execute(self.pool())
-            .await?;
+        notify_wakeup(self.pool()).await?;
         Ok(())
     }
 }

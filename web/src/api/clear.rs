@@ -201,11 +201,7 @@ pub async fn clear(
 ) -> Result<Json<TaskInstanceCollectionResponse>, Problem> {
     user.require(Role::Operator)?;
     let ApiJson(body) = body?;
-    let dag = state
-        .bag
-        .get(&dag_id)
-        .cloned()
-        .ok_or_else(|| Problem::not_found(format!("DAG `{dag_id}` not found")))?;
+    let dag = super::dags::dag_def(&state, &dag_id)?;
     if body.only_running {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,

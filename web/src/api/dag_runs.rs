@@ -351,11 +351,7 @@ pub async fn trigger(
 ) -> Result<Json<DagRunResponse>, Problem> {
     user.require(Role::Operator)?;
     let ApiJson(body) = body?;
-    let dag = state
-        .bag
-        .get(&dag_id)
-        .cloned()
-        .ok_or_else(|| Problem::not_found(format!("DAG `{dag_id}` not found")))?;
+    let dag = super::dags::dag_def(&state, &dag_id)?;
     let conf = match &body.conf {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(v @ Value::Object(_)) => v.clone(),

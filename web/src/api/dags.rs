@@ -221,6 +221,18 @@ pub async fn list(
     }))
 }
 
+/// The DAG definition, or a 404 naming it.
+pub fn dag_def(
+    state: &AppState,
+    dag_id: &str,
+) -> Result<std::sync::Arc<orchestrator::Dag>, Problem> {
+    state
+        .bag
+        .get(dag_id)
+        .cloned()
+        .ok_or_else(|| Problem::not_found(format!("DAG `{dag_id}` not found")))
+}
+
 /// The DAG row, or a 404 naming it.
 pub async fn dag_row(state: &AppState, dag_id: &str) -> Result<DagRow, Problem> {
     state
