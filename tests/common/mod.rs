@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 
 pub struct TestEnv {
-    pub home: tempfile::TempDir,
     pub url: String,
     children: Vec<Child>,
-    // Last: stop the cluster after the children are gone.
+    // Fields drop in order: the cluster stops after the children are gone,
+    // and its directory is removed only after the cluster has stopped.
     pg: EmbeddedPostgres,
+    pub home: tempfile::TempDir,
 }
 
 impl TestEnv {

@@ -1,0 +1,379 @@
+//! The raw lake against both backends: a local directory in a tempdir and a
+//! real S3 API server (moto's `moto_server`) on loopback. The same behaviour
+//! checks run on both, so the laptop and production paths cannot drift.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use dags::lake::layout::{dead_letter_key, Format, Kind, RawKey};
+use dags::lake::raw::gunzip;
+use dags::lake::{
+    read_raw, write_dead_letters, write_raw, DeadLetter, LakeError, LocalStore, ObjectStore,
+    S3Config, S3Store,
+};
+use serde_json::{json, Value};
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 9, 8).expect("valid date")
+}
+
+fn raw_key(source: &str, run_id: &str) -> RawKey {
+    RawKey::new("nfl", Kind::Games, day(), source, run_id, Format::Json).expect("valid raw key")
+}
+
+/// Behaviours every backend must have. `tick` separates two runs' writes by
+/// more than the backend's last-modified resolution (1 s on real S3).
+async fn exercise(store: &dyn ObjectStore, tick: Duration) {
+    put_get_delete(store).await;
+    list_by_prefix(store).await;
+    dotdot_keys_rejected(store).await;
+    rerun_replaces_the_date(store, tick).await;
+    dead_letters(store).await;
+}
+
+async fn put_get_delete(store: &dyn ObjectStore) {
+    assert_eq!(store.get("misc/absent.bin").await.expect("get"), None);
+    store.put("misc/a.bin", b"one".to_vec()).await.expect("put");
+    store
+        .put("misc/a.bin", b"two".to_vec())
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get("misc/a.bin").await.expect("get"),
+        Some(b"two".to_vec())
+    );
+    store.delete("misc/a.bin").await.expect("delete");
+    assert_eq!(store.get("misc/a.bin").await.expect("get"), None);
+    store
+        .delete("misc/a.bin")
+        .await
+        .expect("deleting a missing key is fine");
+}
+
+async fn list_by_prefix(store: &dyn ObjectStore) {
+    for key in [
+        "p/a/1.json",
+        "p/a/2.json",
+        "p/b/1.json",
+        "p/ab/x.json",
+        "q/other.json",
+    ] {
+        store.put(key, key.as_bytes().to_vec()).await.expect("put");
+    }
+    let keys = |metas: Vec<dags::lake::ObjectMeta>| -> Vec<String> {
+        metas.into_iter().map(|m| m.key).collect()
+    };
+    assert_eq!(
+        keys(store.list("p/a/").await.expect("list")),
+        ["p/a/1.json", "p/a/2.json"]
+    );
+    // A plain string prefix, as in S3: `p/a` also matches `p/ab/…`.
+    assert_eq!(
+        keys(store.list("p/a").await.expect("list")),
+        ["p/a/1.json", "p/a/2.json", "p/ab/x.json"]
+    );
+    assert_eq!(store.list("p/").await.expect("list").len(), 4);
+    assert!(store.list("nothing/here/").await.expect("list").is_empty());
+    let one = store.list("p/b/1.json").await.expect("list");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].size, "p/b/1.json".len() as u64);
+}
+
+async fn dotdot_keys_rejected(store: &dyn ObjectStore) {
+    for key in [
+        "../escape.json",
+        "raw/../../escape.json",
+        "/abs.json",
+        "raw/./x",
+    ] {
+        let put = store.put(key, b"x".to_vec()).await;
+        assert!(
+            matches!(put, Err(LakeError::InvalidKey { .. })),
+            "{key}: {put:?}"
+        );
+        assert!(store.get(key).await.is_err(), "{key}");
+        assert!(store.delete(key).await.is_err(), "{key}");
+    }
+    assert!(store.list("../").await.is_err());
+}
+
+async fn rerun_replaces_the_date(store: &dyn ObjectStore, tick: Duration) {
+    let first_run = "scheduled__2024-09-08T04:00:00+00:00";
+    let second_run = "manual__2024-09-09T10:15:00+00:00";
+    let other_source = write_raw(store, &raw_key("odds_api", first_run), b"{\"odds\":1}")
+        .await
+        .expect("write other source");
+    let first = write_raw(store, &raw_key("espn", first_run), b"{\"run\":1}")
+        .await
+        .expect("first run");
+    tokio::time::sleep(tick).await;
+    let second = write_raw(store, &raw_key("espn", second_run), b"{\"run\":2}")
+        .await
+        .expect("second run");
+    assert_ne!(first, second);
+
+    let prefix = raw_key("espn", second_run).date_prefix();
+    let mut listed: Vec<String> = store
+        .list(&prefix)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    listed.sort();
+    let mut expected = vec![second.clone(), other_source];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "one object per source and date, the newer"
+    );
+
+    // The key decodes back to the run that wrote it, and the bytes gunzip
+    // to exactly the payload.
+    let parsed = RawKey::parse(&second).expect("parse");
+    assert_eq!(parsed.run_id, second_run);
+    assert_eq!(parsed.source, "espn");
+    let body = read_raw(store, &second)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(body, b"{\"run\":2}");
+    let stored = store.get(&second).await.expect("get").expect("present");
+    assert_eq!(&stored[..2], &[0x1f, 0x8b], "stored gzipped");
+
+    // Re-running the same run id (a retry) replaces in place.
+    let again = write_raw(store, &raw_key("espn", second_run), b"{\"run\":3}")
+        .await
+        .expect("retry");
+    assert_eq!(again, second);
+    assert_eq!(store.list(&prefix).await.expect("list").len(), 2);
+    let body = read_raw(store, &second)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(body, b"{\"run\":3}");
+}
+
+async fn dead_letters(store: &dyn ObjectStore) {
+    let run = "scheduled__2024-09-08T04:00:00+00:00";
+    let records = vec![
+        DeadLetter {
+            source: "espn".to_owned(),
+            reason: "missing field `id`".to_owned(),
+            raw: json!({"name": "no id"}),
+        },
+        DeadLetter {
+            source: "espn".to_owned(),
+            reason: "not JSON".to_owned(),
+            raw: Value::String("{broken".to_owned()),
+        },
+    ];
+    let key = write_dead_letters(store, "espn", day(), run, &records)
+        .await
+        .expect("write")
+        .expect("written");
+    assert_eq!(key, dead_letter_key("espn", day(), run).expect("key"));
+    assert!(key.starts_with("raw/dead_letter/espn/date=2024-09-08/"));
+    let bytes = store.get(&key).await.expect("get").expect("present");
+    let text = String::from_utf8(gunzip(&key, &bytes).expect("gunzip")).expect("utf8");
+    let back: Vec<DeadLetter> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(back, records);
+    // A retry of the run with nothing rejected leaves no stale dead letters.
+    let none = write_dead_letters::<DeadLetter>(store, "espn", day(), run, &[])
+        .await
+        .expect("write");
+    assert_eq!(none, None);
+    assert_eq!(store.get(&key).await.expect("get"), None);
+}
+
+/// Every file under `dir`, relative, for checking what is really on disk.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).expect("under root").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn local_backend_behaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path().join("lake"));
+    exercise(&store, Duration::from_millis(20)).await;
+
+    // Atomic writes leave no temp files behind, and nothing outside the root.
+    let files = files_under(dir.path());
+    assert!(!files.is_empty());
+    for file in &files {
+        assert!(file.starts_with("lake"), "{file:?} outside the lake root");
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(
+            !name.unwrap_or_default().starts_with('.'),
+            "temp file left behind: {file:?}"
+        );
+    }
+    assert!(!dir.path().join("escape.json").exists());
+    let expected = dir
+        .path()
+        .join("lake/raw/historical/nfl/games/date=2024-09-08")
+        .join("espn-manual__2024-09-09T10~3A15~3A00~2B00~3A00.json.gz");
+    assert!(expected.is_file(), "{expected:?} missing; have {files:?}");
+}
+
+#[tokio::test]
+async fn local_listing_skips_an_interrupted_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::new(dir.path());
+    store
+        .put("raw/x/a.json.gz", b"a".to_vec())
+        .await
+        .expect("put");
+    // What a crash between write and rename leaves: a hidden temp file.
+    std::fs::write(dir.path().join("raw/x/.b.json.gz.tmp-1-0"), b"partial").expect("write");
+    let listed = store.list("raw/").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, "raw/x/a.json.gz");
+}
+
+/// A `moto_server` child on a free loopback port, killed on drop.
+struct MotoServer {
+    child: Child,
+    endpoint: String,
+}
+
+impl MotoServer {
+    fn start() -> MotoServer {
+        let binary = moto_binary().unwrap_or_else(|| {
+            panic!(
+                "moto_server not found: run scripts/test (it installs moto[server] into its venv \
+                 and sets BETFLOW_MOTO_SERVER), or `pip install 'moto[server]'` and set \
+                 BETFLOW_MOTO_SERVER=/path/to/moto_server"
+            )
+        });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut server = MotoServer {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("moto_server exited before answering: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `BETFLOW_MOTO_SERVER`, else `moto_server` on PATH.
+fn moto_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("BETFLOW_MOTO_SERVER") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("moto_server"))
+        .find(|p| p.is_file())
+}
+
+fn s3_store(server: &MotoServer, bucket: &str) -> S3Store {
+    S3Store::new(&S3Config {
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+        bucket: bucket.to_owned(),
+        path_style: true,
+        access_key_id: "betflow-test".to_owned(),
+        secret_access_key: "betflow-test-secret".to_owned(),
+        session_token: None,
+    })
+    .expect("S3 client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backend_behaves_against_moto() {
+    let server = MotoServer::start();
+    let store = s3_store(&server, "betflow-lake");
+    store.ensure_bucket().await.expect("create bucket");
+    store
+        .ensure_bucket()
+        .await
+        .expect("creating it again is fine");
+    assert_eq!(store.location(), "s3://betflow-lake");
+    exercise(&store, Duration::from_millis(1100)).await;
+
+    // Errors name the bucket and key.
+    let missing = s3_store(&server, "no-such-bucket");
+    let err = missing
+        .put("raw/k.json.gz", b"x".to_vec())
+        .await
+        .expect_err("no bucket");
+    let text = err.to_string();
+    assert!(text.contains("s3://no-such-bucket/raw/k.json.gz"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_listing_follows_continuation_tokens() {
+    let server = MotoServer::start();
+    let store = Arc::new(s3_store(&server, "betflow-pages"));
+    store.ensure_bucket().await.expect("create bucket");
+    // One more than a ListObjectsV2 page (1000 keys).
+    let count: usize = 1001;
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            for i in (chunk..count).step_by(8) {
+                let key = format!("raw/pages/{i:05}.json");
+                store.put(&key, Vec::new()).await.expect("put");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("put task");
+    }
+    let listed = store.list("raw/pages/").await.expect("list");
+    assert_eq!(listed.len(), count);
+    assert_eq!(listed[0].key, "raw/pages/00000.json");
+    assert_eq!(
+        listed[count - 1].key,
+        format!("raw/pages/{:05}.json", count - 1)
+    );
+}
