@@ -511,6 +511,10 @@ fn the_streams_page_shows_the_live_ticker() {
     assert!(metrics
         .contains(r#"betflow_stream_task_restarts_total{dag_id="live_streams",task_id="ticker""#));
     assert!(metrics.contains("betflow_worker_heartbeat_age_seconds{worker_id="));
+    assert!(
+        metrics.contains("betflow_scheduler_loop_seconds{worker_id="),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! heartbeats, the LISTEN/NOTIFY wake-ups and the stream supervisors, with a
 //! graceful shutdown that leaves nothing `running` in the database.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,7 @@ pub async fn run(
     tracing::info!(worker_id = %me.worker_id, parallelism = config.parallelism, "engine started");
     let wake = Arc::new(Wakeups::default());
     let bag = Arc::new(bag);
+    let loop_micros = Arc::new(AtomicU64::new(0));
 
     let mut loops = JoinSet::new();
     loops.spawn(listen(store.clone(), wake.clone(), shutdown.clone()));
@@ -93,6 +95,7 @@ pub async fn run(
         store.clone(),
         me.clone(),
         config.heartbeat_interval,
+        loop_micros.clone(),
         shutdown.clone(),
     ));
     if config.run_scheduler {
@@ -101,6 +104,7 @@ pub async fn run(
             bag.clone(),
             config.clone(),
             wake.clone(),
+            loop_micros.clone(),
             shutdown.clone(),
         ));
     }
@@ -172,7 +176,15 @@ async fn listen(store: Store, wake: Arc<Wakeups>, shutdown: CancellationToken) {
     }
 }
 
-async fn heartbeat(store: Store, me: WorkerIdentity, every: Duration, shutdown: CancellationToken) {
+/// Heartbeat this process and its running tries; also records how long the
+/// latest scheduler pass took (`loop_micros`), for `/metrics`.
+async fn heartbeat(
+    store: Store,
+    me: WorkerIdentity,
+    every: Duration,
+    loop_micros: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -180,8 +192,11 @@ async fn heartbeat(store: Store, me: WorkerIdentity, every: Duration, shutdown: 
             _ = shutdown.cancelled() => return,
         }
         let res = async {
-            sqlx::query("UPDATE workers SET heartbeat_at = now() WHERE worker_id = $1")
+            let micros = loop_micros.load(Ordering::Relaxed);
+            let loop_secs = (micros > 0).then(|| micros as f64 / 1e6);
+            sqlx::query("UPDATE workers SET heartbeat_at = now(), scheduler_loop_seconds = $2 WHERE worker_id = $1")
                 .bind(&me.worker_id)
+                .bind(loop_secs)
                 .execute(store.pool())
                 .await?;
             sqlx::query("UPDATE task_instances SET heartbeat_at = now() WHERE worker_id = $1 AND state = 'running'")
@@ -201,6 +216,7 @@ async fn scheduler_loop(
     bag: Arc<DagBag>,
     config: EngineConfig,
     wake: Arc<Wakeups>,
+    loop_micros: Arc<AtomicU64>,
     shutdown: CancellationToken,
 ) {
     let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
@@ -209,6 +225,7 @@ async fn scheduler_loop(
         // Creating runs from schedules only needs to happen about once a second.
         let create =
             config.create_scheduled_runs && last_runs_check.elapsed() >= Duration::from_secs(1);
+        let pass_started = std::time::Instant::now();
         let res: Result<(), StoreError> = async {
             if create {
                 last_runs_check = tokio::time::Instant::now();
@@ -228,6 +245,10 @@ async fn scheduler_loop(
             Ok(())
         }
         .await;
+        loop_micros.store(
+            pass_started.elapsed().as_micros().max(1) as u64,
+            Ordering::Relaxed,
+        );
         if let Err(e) = res {
             tracing::warn!("scheduler pass failed: {e}");
         }

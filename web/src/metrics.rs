@@ -122,6 +122,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
 
     family(
         &mut out,
+        "betflow_scheduler_loop_seconds",
+        "gauge",
+        "Duration of each live process's latest scheduler pass.",
+    );
+    for w in &workers {
+        if let Some(secs) = w.scheduler_loop_seconds {
+            let _ = writeln!(
+                out,
+                "betflow_scheduler_loop_seconds{{worker_id=\"{}\",hostname=\"{}\"}} {:.6}",
+                label(&w.worker_id),
+                label(&w.hostname),
+                secs
+            );
+        }
+    }
+
+    family(
+        &mut out,
         "betflow_worker_heartbeat_age_seconds",
         "gauge",
         "Seconds since each live betflow process (scheduler and executor) last heartbeated.",

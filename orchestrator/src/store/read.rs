@@ -145,6 +145,8 @@ pub struct WorkerRow {
     pub hostname: String,
     pub kind: String,
     pub heartbeat_age_secs: f64,
+    /// Duration of the process's latest scheduler pass; None before its first.
+    pub scheduler_loop_seconds: Option<f64>,
 }
 
 /// Which runs `runs list` shows.
@@ -816,7 +818,8 @@ impl Store {
     pub async fn live_workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT worker_id, hostname, kind,
-                    EXTRACT(EPOCH FROM now() - heartbeat_at)::float8 AS heartbeat_age_secs
+                    EXTRACT(EPOCH FROM now() - heartbeat_at)::float8 AS heartbeat_age_secs,
+                    scheduler_loop_seconds
              FROM workers WHERE stopped_at IS NULL ORDER BY worker_id",
         )
         .fetch_all(self.pool())
