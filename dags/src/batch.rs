@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
 
+use crate::ingest::{FetchScoreboard, SettingsOverride, ValidateScoreboard};
 use crate::placeholder::{Ready, Step};
 use crate::{all_sports_param, Sport, ESPN_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL};
 
@@ -98,53 +99,40 @@ struct Family {
 /// Adds the shape every family shares and returns its quality gate:
 ///
 /// ```text
-/// after? >> {sport}.{fetch} >> {sport}.validate >> {sport}.write_raw     (a group per sport)
+/// after? >> {sport} group (built by `group`, ending in `{sport}.{leaf}`)
 ///        >> transform.bronze_{family} >> transform.silver_{family} >> quality.silver_{family}
 /// ```
 ///
-/// `after`, when given, is upstream of every sport's fetch, which reads its
-/// output when `read_after` (sensors have none).
-fn ingest(b: &mut DagBuilder, f: &Family, after: Option<&Node>, read_after: bool) -> Node {
+/// `group` adds one sport's tasks, reading `after`'s output when given, and
+/// returns its last task; `after`, when given, is upstream of every group.
+fn ingest<G>(
+    b: &mut DagBuilder,
+    f: &Family,
+    after: Option<&Node>,
+    leaf: &'static str,
+    group: G,
+) -> Node
+where
+    G: Fn(&mut DagBuilder, &'static Sport) -> Node,
+{
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
     // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
     let bronze = b.group_task(
         "transform",
         Step::new(f.bronze)
-            .reads_each_sport("write_raw")
+            .reads_each_sport(leaf)
             .spec(&bronze_id)
             .trigger_rule(TriggerRule::NoneFailed),
     );
     for sport in SPORTS {
-        let mut fetch = Step::new((f.describe_fetch)(sport)).sport(sport.key);
-        if let (Some(up), true) = (after, read_after) {
-            fetch = fetch.reads(up);
-        }
-        let fetch = b.group_task(sport.key, fetch.spec(f.fetch).pool(f.pool, 1));
-        let validate = b.group_task(
-            sport.key,
-            Step::new(f.validate)
-                .sport(sport.key)
-                .reads(&fetch)
-                .spec("validate"),
-        );
-        let what = format!(
-            "write the untouched payloads (gzip) to raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
-            sport.key, f.name
-        );
-        let write_raw = b.group_task(
-            sport.key,
-            Step::new(what)
-                .sport(sport.key)
-                .reads(&validate)
-                .spec("write_raw"),
-        );
-        b.chain(&[&fetch, &validate, &write_raw]);
-        let group = b.group(sport.key);
+        let last = group(b, sport);
+        let group_node = b.group(sport.key);
         if let Some(up) = after {
-            b.edge(up, &group);
+            b.edge(up, &group_node);
         }
-        b.edge(&group, &bronze);
+        debug_assert!(matches!(&last, Node::Task(id) if id.ends_with(leaf)));
+        b.edge(&group_node, &bronze);
     }
     let silver = b.group_task(
         "transform",
@@ -156,6 +144,70 @@ fn ingest(b: &mut DagBuilder, f: &Family, after: Option<&Node>, read_after: bool
     );
     b.chain(&[&bronze, &silver, &quality]);
     quality
+}
+
+/// A sport group of placeholders, `{fetch} >> validate >> write_raw`, for
+/// the families whose ingestion is not real yet. The fetch reads `read`'s
+/// output when given.
+fn placeholder_group(
+    b: &mut DagBuilder,
+    f: &Family,
+    sport: &'static Sport,
+    read: Option<&Node>,
+) -> Node {
+    let mut fetch = Step::new((f.describe_fetch)(sport)).sport(sport.key);
+    if let Some(up) = read {
+        fetch = fetch.reads(up);
+    }
+    let fetch = b.group_task(sport.key, fetch.spec(f.fetch).pool(f.pool, 1));
+    let validate = b.group_task(
+        sport.key,
+        Step::new(f.validate)
+            .sport(sport.key)
+            .reads(&fetch)
+            .spec("validate"),
+    );
+    let what = format!(
+        "write the untouched payloads (gzip) to raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
+        sport.key, f.name
+    );
+    let write_raw = b.group_task(
+        sport.key,
+        Step::new(what)
+            .sport(sport.key)
+            .reads(&validate)
+            .spec("write_raw"),
+    );
+    b.chain(&[&fetch, &validate, &write_raw]);
+    write_raw
+}
+
+/// A games group: `fetch_scoreboard` (source → raw lake) >> `validate`
+/// (raw lake → counts and dead letters). The raw write happens inside the
+/// fetch, so the untouched bytes are stored before anything interprets them.
+fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+    let doc = format!(
+        "{}; store the untouched bytes (gzip) at raw/historical/{}/games/date=YYYY-MM-DD/, replacing that date on a re-run",
+        (GAMES.describe_fetch)(sport),
+        sport.key
+    );
+    let fetch = b.group_task(
+        sport.key,
+        FetchScoreboard::new(sport.key, settings.clone())
+            .spec(GAMES.fetch, doc)
+            .pool(GAMES.pool, 1),
+    );
+    let fetch_id = match &fetch {
+        Node::Task(id) => id.clone(),
+        Node::Group(g) => format!("{g}.{}", GAMES.fetch),
+    };
+    let validate = b.group_task(
+        sport.key,
+        ValidateScoreboard::new(sport.key, fetch_id, settings.clone())
+            .spec("validate", GAMES.validate.to_owned()),
+    );
+    b.chain(&[&fetch, &validate]);
+    validate
 }
 
 const GAMES: Family = Family {
@@ -206,15 +258,24 @@ const WEATHER_FAMILY: Family = Family {
     quality: "quality gate on silver.weather_observations: non-null keys, plausible ranges, one row per venue and hour",
 };
 
-/// ESPN scoreboards per sport → raw → bronze/silver games.
+/// ESPN scoreboards per sport → raw → bronze/silver games, with the
+/// source and lake settings read from the environment when tasks run.
 pub fn historical_games_daily() -> Result<Dag, DagError> {
+    historical_games_daily_with(None)
+}
+
+/// [`historical_games_daily`] with fixed settings (`Some`), so tests run
+/// it against a temporary lake without touching the process environment.
+pub fn historical_games_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     let mut b = nightly(
         HISTORICAL_GAMES,
         "Final games of the previous sports day from ESPN, per sport, into raw, bronze and silver games",
         "0 6 * * *",
         &["batch", "games", "espn"],
     );
-    ingest(&mut b, &GAMES, None, false);
+    ingest(&mut b, &GAMES, None, "validate", |b, s| {
+        games_group(b, s, &settings)
+    });
     b.build()
 }
 
@@ -230,7 +291,9 @@ pub fn historical_odds_daily() -> Result<Dag, DagError> {
     let wait = b.task(
         Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
     );
-    ingest(&mut b, &ODDS, Some(&wait), false);
+    ingest(&mut b, &ODDS, Some(&wait), "write_raw", |b, s| {
+        placeholder_group(b, &ODDS, s, None)
+    });
     b.build()
 }
 
@@ -251,7 +314,13 @@ pub fn weather_daily() -> Result<Dag, DagError> {
             .spec("select_outdoor_venues"),
     );
     b.edge(&wait, &venues);
-    ingest(&mut b, &WEATHER_FAMILY, Some(&venues), true);
+    ingest(
+        &mut b,
+        &WEATHER_FAMILY,
+        Some(&venues),
+        "write_raw",
+        |b, s| placeholder_group(b, &WEATHER_FAMILY, s, Some(&venues)),
+    );
     b.build()
 }
 

@@ -100,7 +100,7 @@ impl Task for Step {
             };
             for id in ids {
                 let output: Value = ctx.upstream(&id)?;
-                records += output.get("records").and_then(Value::as_u64).unwrap_or(0);
+                records += input_records(&output);
             }
         }
         let date = sports_day(ctx.data_interval.start).to_string();
@@ -119,6 +119,16 @@ impl Task for Step {
             None => json!({"sports": selected, "date": date, "records": records}),
         })
     }
+}
+
+/// The records an upstream output carries: a placeholder's `records`, or a
+/// real validate task's `games` (the valid records it passes on).
+fn input_records(output: &Value) -> u64 {
+    output
+        .get("records")
+        .or_else(|| output.get("games"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// A placeholder sensor: logs what it will wait for and holds at once.

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER};
+use crate::ingest::{Settings, SourceMode};
 use crate::streams::LIVE_STREAMS;
 use crate::{dag_bag, SPORTS};
 
@@ -134,7 +135,7 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
     let dag = build(HISTORICAL_GAMES);
     let mut want = Vec::new();
     for s in SPORTS {
-        for t in ["fetch_scoreboard", "validate", "write_raw"] {
+        for t in ["fetch_scoreboard", "validate"] {
             want.push(format!("{}.{t}", s.key));
         }
     }
@@ -154,14 +155,13 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
         upstream(&dag, "nfl.validate"),
         set(&["nfl.fetch_scoreboard"])
     );
-    assert_eq!(upstream(&dag, "nfl.write_raw"), set(&["nfl.validate"]));
-    let raws: Vec<String> = SPORTS
+    let validates: Vec<String> = SPORTS
         .iter()
-        .map(|s| format!("{}.write_raw", s.key))
+        .map(|s| format!("{}.validate", s.key))
         .collect();
     assert_eq!(
         upstream(&dag, "transform.bronze_games"),
-        raws.into_iter().collect()
+        validates.into_iter().collect()
     );
     assert_eq!(
         dag.task("transform.bronze_games").unwrap().trigger_rule,
@@ -177,7 +177,7 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
     );
     assert_eq!(
         dag.groups()["nfl"],
-        ["nfl.fetch_scoreboard", "nfl.validate", "nfl.write_raw"]
+        ["nfl.fetch_scoreboard", "nfl.validate"]
     );
 }
 
@@ -408,8 +408,8 @@ async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
 }
 
 #[tokio::test]
-async fn every_batch_dag_dry_runs_to_success_with_default_params() {
-    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER, GOLD_MARTS] {
+async fn every_placeholder_batch_dag_dry_runs_to_success_with_default_params() {
+    for id in [HISTORICAL_ODDS, WEATHER, GOLD_MARTS] {
         let dag = build(id);
         let run = dry_run(&dag, Value::Null).await;
         assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
@@ -430,41 +430,158 @@ async fn every_batch_dag_dry_runs_to_success_with_default_params() {
     }
 }
 
+/// `historical_games_daily` on a throwaway lake with `mode` as its source.
+fn games_dag(home: &std::path::Path, mode: SourceMode) -> Dag {
+    let settings = Settings {
+        home: home.to_path_buf(),
+        mode,
+    };
+    batch::historical_games_daily_with(Some(std::sync::Arc::new(settings))).expect("games DAG")
+}
+
+fn lake_files(home: &std::path::Path, prefix: &str) -> Vec<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let root = home.join("lake");
+    let mut out = Vec::new();
+    walk(&root.join(prefix), &root, &mut out);
+    out.sort();
+    out
+}
+
 #[tokio::test]
-async fn outputs_flow_downstream_as_small_json() {
-    let dag = build(HISTORICAL_GAMES);
+async fn games_dry_run_fetches_replay_into_the_lake_and_passes_counts_downstream() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(home.path(), SourceMode::Replay);
     let run = dry_run(&dag, Value::Null).await;
-    assert_eq!(
-        run.outputs["nfl.fetch_scoreboard"],
-        json!({"sport": "nfl", "date": "2024-09-01", "records": 0})
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    for (task, state) in &run.states {
+        assert_eq!(*state, TaskState::Success, "{task}");
+    }
+    let mut total: u64 = 0;
+    for s in SPORTS {
+        let fetch = &run.outputs[&format!("{}.fetch_scoreboard", s.key)];
+        assert_eq!(fetch["sport"], s.key);
+        assert_eq!(fetch["date"], "2024-09-01");
+        assert_eq!(fetch["source"], "replay");
+        let key = fetch["key"].as_str().unwrap();
+        assert!(
+            key.starts_with(&format!(
+                "raw/historical/{}/games/date=2024-09-01/replay-dry_run",
+                s.key
+            )),
+            "{key}"
+        );
+        assert!(home.path().join("lake").join(key).is_file(), "{key}");
+        let validate = &run.outputs[&format!("{}.validate", s.key)];
+        assert_eq!(validate["rejected"], 0, "{validate}");
+        assert_eq!(validate["games"], validate["final_games"], "{validate}");
+        total += validate["games"].as_u64().unwrap();
+    }
+    // 2024-09-01 is a Sunday before every season's openers: few or no
+    // games; tests/ingest.rs covers a day full of real ones.
+    let bronze = &run.outputs["transform.bronze_games"];
+    assert_eq!(bronze["records"], total, "{bronze}");
+    assert_eq!(run.outputs["quality.silver_games"]["records"], total);
+    assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
+    // Deterministic: a second run of the date gives the same counts and
+    // still one object per sport and date.
+    let again = dry_run(&dag, Value::Null).await;
+    assert_eq!(again.outputs["transform.bronze_games"], *bronze);
+    assert_eq!(lake_files(home.path(), "raw/historical/nfl/games").len(), 1);
+}
+
+/// A fake ESPN answering every scoreboard request with `body`.
+async fn fake_espn(body: &'static str) -> String {
+    let app = axum::Router::new().fallback(move || async move { body });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
+    let good = std::str::from_utf8(crate::sources::replay::CAPTURES[1].bytes).unwrap();
+    let mut payload: Value = serde_json::from_str(good).unwrap();
+    let events = payload["events"].as_array_mut().unwrap();
+    let n = events.len();
+    events.push(json!({"id": "broken", "competitions": "not a list"}));
+    let body: &'static str = Box::leak(payload.to_string().into_boxed_str());
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(
+        home.path(),
+        SourceMode::Live {
+            base_url: fake_espn(body).await,
+        },
     );
-    assert_eq!(
-        run.outputs["transform.bronze_games"],
-        json!({"sports": ["nfl", "ncaaf", "nba", "nhl"], "date": "2024-09-01", "records": 0})
+    let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.outputs["nfl.fetch_scoreboard"]["source"], "espn");
+    assert_eq!(run.outputs["nfl.fetch_scoreboard"]["bytes"], body.len());
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["rejected"], 1, "{v}");
+    assert_eq!(v["games"].as_u64().unwrap() as usize, n, "{v}");
+    let dead = lake_files(home.path(), "raw/dead_letter");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].starts_with("raw/dead_letter/espn.scoreboard.nfl/date=2024-09-01/"),
+        "{dead:?}"
     );
-    let fetch_log = run
+    assert!(run
         .logs
         .iter()
-        .find(|l| l.message.contains("scoreboard?dates"))
-        .expect("the fetch logs what it will do");
-    assert!(
-        fetch_log.message.contains("football/nfl"),
-        "{}",
-        fetch_log.message
+        .any(|l| l.level == "WARNING" && l.message.contains("1 rejected")));
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_json_fails_validate_but_is_kept_raw() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(
+        home.path(),
+        SourceMode::Live {
+            base_url: fake_espn("<html>maintenance</html>").await,
+        },
     );
+    let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
+    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Success);
+    assert_eq!(run.states["nfl.validate"], TaskState::Failed);
     assert!(
-        fetch_log
-            .message
-            .contains("data interval 2024-09-01T10:00:00+00:00"),
-        "{}",
-        fetch_log.message
+        run.errors["nfl.validate"].contains("is not JSON"),
+        "{:?}",
+        run.errors
     );
+    assert_eq!(
+        run.states["transform.bronze_games"],
+        TaskState::UpstreamFailed
+    );
+    assert_eq!(lake_files(home.path(), "raw/historical/nfl/games").len(), 1);
 }
 
 #[tokio::test]
 async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
+    let home = tempfile::tempdir().unwrap();
+    let games: std::sync::Arc<Dag> =
+        std::sync::Arc::new(games_dag(home.path(), SourceMode::Replay));
     for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER] {
-        let dag = build(id);
+        let dag = if id == HISTORICAL_GAMES {
+            games.clone()
+        } else {
+            build(id)
+        };
         let run = dry_run(&dag, json!({"sports": ["nba", "nfl"]})).await;
         assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
         for (task, state) in &run.states {
@@ -488,7 +605,8 @@ async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
 
 #[tokio::test]
 async fn an_unknown_sport_fails_loudly() {
-    let dag = build(HISTORICAL_GAMES);
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(home.path(), SourceMode::Replay);
     let run = dry_run(&dag, json!({"sports": ["nfl", "mlb"]})).await;
     assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Failed);
     assert!(

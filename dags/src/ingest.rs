@@ -1,0 +1,292 @@
+//! The real ingestion tasks of `historical_games_daily`: fetch a sport's
+//! ESPN scoreboard for the run's sports day into the raw lake, then read it
+//! back and validate it, sending bad events to the dead-letter area.
+//!
+//! Fetch and validate are separate tasks so a validation bug can be fixed
+//! and re-run (`tasks clear --task nfl.validate`) without calling the API
+//! again: validate reads the object fetch wrote, never the network.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::lake::{
+    self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey,
+};
+use crate::placeholder::selected_sports;
+use crate::sources::espn::{self, EspnClient, GameState};
+use crate::sources::generator::SeasonGenerator;
+use crate::sources::replay::Replay;
+use crate::sources::{Fetched, HttpConfig};
+use crate::{sport, sports_day, Sport};
+
+/// Seed of the offline season generator: fixed, so a replayed date always
+/// yields the same games (re-runs and tests are deterministic).
+pub const REPLAY_SEED: u64 = 2024;
+
+/// Where scoreboards come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Offline: the bundled captures for a date that has one, else the
+    /// season generator's games for that date.
+    Replay,
+    /// The ESPN site API at `base_url`.
+    Live { base_url: String },
+}
+
+impl SourceMode {
+    /// The `{source}` part of raw keys: live and replayed bytes of a date
+    /// are kept apart, so a replay run never replaces a real pull.
+    pub fn lake_source(&self) -> &'static str {
+        match self {
+            SourceMode::Replay => "replay",
+            SourceMode::Live { .. } => espn::API,
+        }
+    }
+}
+
+/// What the ingestion tasks need from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `BETFLOW_HOME`: the local lake is `{home}/lake` unless S3 is configured.
+    pub home: PathBuf,
+    pub mode: SourceMode,
+}
+
+impl Settings {
+    /// Reads `BETFLOW_HOME` (default `./.betflow`), `BETFLOW_SOURCES`
+    /// (`replay`, the default, or `live`) and `BETFLOW_ESPN_URL` (live base
+    /// URL, for tests and proxies). Read at task time, not at DAG build
+    /// time, so the process that runs the task decides.
+    pub fn from_env() -> Result<Self, TaskError> {
+        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
+        let sources: String = std::env::var("BETFLOW_SOURCES").unwrap_or_default();
+        let mode: SourceMode = match sources.trim() {
+            "" | "replay" => SourceMode::Replay,
+            "live" => SourceMode::Live {
+                base_url: std::env::var("BETFLOW_ESPN_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| espn::BASE_URL.to_owned()),
+            },
+            other => {
+                return Err(TaskError::msg(format!(
+                "BETFLOW_SOURCES={other:?} is not a source mode; use `replay` (default) or `live`"
+            )))
+            }
+        };
+        Ok(Settings { home, mode })
+    }
+}
+
+/// Settings fixed at DAG build time (tests) or read from the environment
+/// when each task runs (`None`, the binary's case).
+pub type SettingsOverride = Option<Arc<Settings>>;
+
+fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {
+    match fixed {
+        Some(s) => Ok((**s).clone()),
+        None => Settings::from_env(),
+    }
+}
+
+/// `sport` if the run selects it, else a skip (the skip flows down its group).
+fn selected(ctx: &TaskContext, key: &'static str) -> Result<&'static Sport, TaskError> {
+    let chosen: Vec<String> = selected_sports(ctx)?;
+    if !chosen.iter().any(|s| s == key) {
+        return Err(TaskError::skip(format!(
+            "sport `{key}` is not in this run's `sports` param {chosen:?}"
+        )));
+    }
+    sport(key).ok_or_else(|| TaskError::msg(format!("unknown sport `{key}`")))
+}
+
+/// XCom of `{sport}.fetch_scoreboard`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FetchOutput {
+    pub sport: String,
+    pub date: NaiveDate,
+    /// Raw-lake key of the object written.
+    pub key: String,
+    /// Size of the untouched payload (before gzip).
+    pub bytes: usize,
+    /// `replay` or `espn`: the `{source}` of the key.
+    pub source: String,
+    /// Where the bytes came from (`replay://…` or the masked HTTP URL).
+    pub url: String,
+}
+
+/// XCom of `{sport}.validate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateOutput {
+    pub sport: String,
+    pub date: NaiveDate,
+    /// Events that passed validation.
+    pub games: usize,
+    /// Events sent to the dead-letter area.
+    pub rejected: usize,
+    /// Valid games that are over (`post`): what silver.games will keep.
+    pub final_games: usize,
+}
+
+/// `{sport}.fetch_scoreboard`: the sport's scoreboard of the sports day,
+/// stored untouched in the raw lake.
+#[derive(Debug, Clone)]
+pub struct FetchScoreboard {
+    sport: &'static str,
+    settings: SettingsOverride,
+}
+
+impl FetchScoreboard {
+    pub fn new(sport: &'static str, settings: SettingsOverride) -> Self {
+        Self { sport, settings }
+    }
+
+    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
+        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    }
+}
+
+/// The scoreboard bytes of `sport` on `date` from `mode`.
+async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetched, TaskError> {
+    match mode {
+        SourceMode::Live { base_url } => {
+            let client = EspnClient::new(HttpConfig::new(base_url.clone(), espn::RATE_PER_SECOND))?;
+            Ok(client.fetch_scoreboard(sport, Some(date)).await?)
+        }
+        // A real capture beats a generated day; the generator fills every
+        // other date so backfills over whole seasons have games.
+        SourceMode::Replay if Replay.scoreboard_dates(sport.key)?.contains(&date) => {
+            Ok(Replay.scoreboard(sport.key, date)?)
+        }
+        SourceMode::Replay => Ok(SeasonGenerator::new(REPLAY_SEED)?.scoreboard(sport, date)?),
+    }
+}
+
+#[async_trait]
+impl Task for FetchScoreboard {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        let sport: &Sport = selected(&ctx, self.sport)?;
+        let settings: Settings = resolve(&self.settings)?;
+        let date: NaiveDate = sports_day(ctx.data_interval.start);
+        let fetched: Fetched = fetch(&settings.mode, sport, date).await?;
+        let source: &str = settings.mode.lake_source();
+        let key = RawKey::new(
+            sport.key,
+            Kind::Games,
+            date,
+            source,
+            &ctx.run_id,
+            Format::Json,
+        )?;
+        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
+        let written: String = write_raw(store.as_ref(), &key, &fetched.body).await?;
+        ctx.log.info(format!(
+            "fetched {} scoreboard for {date} from {} ({} bytes) into {}/{written}",
+            sport.key,
+            fetched.url,
+            fetched.body.len(),
+            store.location(),
+        ));
+        let out = FetchOutput {
+            sport: sport.key.to_owned(),
+            date,
+            key: written,
+            bytes: fetched.body.len(),
+            source: source.to_owned(),
+            url: fetched.url,
+        };
+        Ok(serde_json::to_value(out)?)
+    }
+}
+
+/// `{sport}.validate`: the stored scoreboard, checked event by event.
+#[derive(Debug, Clone)]
+pub struct ValidateScoreboard {
+    sport: &'static str,
+    /// Full id of the fetch task whose output names the raw object.
+    fetch_task: String,
+    settings: SettingsOverride,
+}
+
+impl ValidateScoreboard {
+    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
+        Self {
+            sport,
+            fetch_task,
+            settings,
+        }
+    }
+
+    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
+        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    }
+}
+
+#[async_trait]
+impl Task for ValidateScoreboard {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        let sport: &Sport = selected(&ctx, self.sport)?;
+        let settings: Settings = resolve(&self.settings)?;
+        let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
+        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
+        let bytes: Vec<u8> = read_raw(store.as_ref(), &fetched.key)
+            .await?
+            .ok_or_else(|| {
+                TaskError::msg(format!(
+                    "raw object {} is missing from {} (replaced by a newer run of {}?); clear {} to fetch it again",
+                    fetched.key,
+                    store.location(),
+                    fetched.date,
+                    self.fetch_task
+                ))
+            })?;
+        // A payload that is not JSON at all is not one bad record: fail
+        // the task (retries apply) rather than dead-letter the whole day.
+        let payload: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            TaskError::msg(format!(
+                "{} scoreboard {} is not JSON ({e}); nothing validated",
+                sport.key, fetched.key
+            ))
+        })?;
+        let checked = espn::validate_scoreboard(sport.key, &payload)?;
+        // The dead-letter key has no sport segment, so the sport goes into
+        // the source name or the groups of one run would overwrite each other.
+        let dead_source: String = format!("espn.scoreboard.{}", sport.key);
+        let dead: Option<String> = write_dead_letters(
+            store.as_ref(),
+            &dead_source,
+            fetched.date,
+            &ctx.run_id,
+            &checked.rejected,
+        )
+        .await?;
+        let out = ValidateOutput {
+            sport: sport.key.to_owned(),
+            date: fetched.date,
+            games: checked.good.len(),
+            rejected: checked.rejected.len(),
+            final_games: checked
+                .good
+                .iter()
+                .filter(|g| g.state == GameState::Post)
+                .count(),
+        };
+        let message: String = format!(
+            "validated {} scoreboard for {}: {} games ({} final), {} rejected",
+            sport.key, out.date, out.games, out.final_games, out.rejected
+        );
+        match dead {
+            Some(key) => ctx.log.warn(format!("{message} → dead letters in {key}")),
+            None => ctx.log.info(message),
+        }
+        Ok(serde_json::to_value(out)?)
+    }
+}
