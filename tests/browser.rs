@@ -701,8 +701,8 @@ fn an_operator_triggers_a_run_watches_the_grid_reads_a_log_and_clears_a_task() {
             "success 2",
             30,
         );
-        // The page shows the second try's success (the task list refreshes
-        // itself while the run is active).
+        // The page shows the second try's success and the run's new state
+        // (the task list and the run badge refresh while the run is active).
         let row = b
             .wait_js(
                 "the run page to show `load` succeeded on try 2",
@@ -717,6 +717,7 @@ fn an_operator_triggers_a_run_watches_the_grid_reads_a_log_and_clears_a_task() {
                 |v| {
                     v["state"] == "success"
                         && v["try"].as_str().is_some_and(|t| t.starts_with("2 "))
+                        && v["run"] == "success"
                 },
             )
             .await;
