@@ -1,7 +1,8 @@
-//! `historical_games_daily` through the real binary, offline: the replay
-//! source's scoreboard lands in the local raw lake under `$BETFLOW_HOME/lake`,
-//! validate reports its counts as XCom, and re-running a sports day keeps
-//! exactly one raw object for that date.
+//! The ingestion DAGs (`historical_games_daily`, `historical_odds_daily`,
+//! `weather_daily`) through the real binary, offline: the replay source's
+//! payloads land in the local raw lake under `$BETFLOW_HOME/lake`, validate
+//! reports its counts as XCom, and re-running a sports day keeps exactly one
+//! raw object for that date.
 
 mod common;
 
@@ -124,4 +125,120 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
     assert_eq!(fetched["date"], DAY);
     assert_eq!(fetched["bytes"], bytes.len(), "deterministic replay");
     assert_eq!(raw_objects(&raw_dir(&env)).len(), 1);
+}
+
+/// NFL week 1 of 2024: a generated Sunday (no capture), 13 games.
+const WEEK1: &str = "2024-09-08";
+
+fn xcom_of(env: &TestEnv, dag: &str, run_id: &str, task: &str) -> Value {
+    let text = env.scalar(&format!(
+        "SELECT value::text FROM xcom WHERE dag_id = '{dag}' AND run_id = '{run_id}' AND task_id = '{task}'"
+    ));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("xcom of {dag}.{task}: {e}: {text:?}"))
+}
+
+/// Triggers `dag` for `date` (NFL only), waits, returns the run id.
+fn run_nfl(env: &TestEnv, dag: &str, date: &str) -> String {
+    let out = env.ok(&[
+        "dags",
+        "trigger",
+        dag,
+        "--logical-date",
+        date,
+        "--conf",
+        r#"{"sports":["nfl"]}"#,
+        "--wait",
+    ]);
+    assert!(out.contains("finished: success"), "{dag}: {out}");
+    env.scalar(&format!(
+        "SELECT run_id FROM dag_runs WHERE dag_id = '{dag}' AND state = 'success' ORDER BY start_date DESC LIMIT 1"
+    ))
+}
+
+fn stored_json(path: &Path) -> Value {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("replay-") && name.ends_with(".json.gz"),
+        "{name}"
+    );
+    let bytes = dags::lake::raw::gunzip(&name, &std::fs::read(path).unwrap()).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn odds_and_weather_runs_land_their_day_in_the_lake_once_per_date() {
+    const ODDS: &str = "historical_odds_daily";
+    const WEATHER: &str = "weather_daily";
+    let env = TestEnv::start();
+    for dag in [DAG, ODDS, WEATHER] {
+        env.ok(&["dags", "unpause", dag]);
+    }
+    let dir = |kind: &str| {
+        env.path("lake")
+            .join(format!("raw/historical/nfl/{kind}/date={WEEK1}"))
+    };
+    run_nfl(&env, DAG, WEEK1);
+
+    // Odds: the day's 24 hourly snapshots in one object, all valid.
+    let run_id = run_nfl(&env, ODDS, WEEK1);
+    let objects = raw_objects(&dir("odds"));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let snapshots = stored_json(&objects[0]);
+    let snapshots = snapshots.as_array().unwrap();
+    assert_eq!(snapshots.len(), 24);
+    let events: usize = snapshots
+        .iter()
+        .map(|s| s["data"].as_array().unwrap().len())
+        .sum();
+    assert!(events > 0);
+    let fetch = xcom_of(&env, ODDS, &run_id, "nfl.fetch_odds_snapshots");
+    assert_eq!(fetch["source"], "replay");
+    assert_eq!(fetch["date"], WEEK1);
+    assert!(
+        objects[0].ends_with(fetch["key"].as_str().unwrap()),
+        "{fetch}"
+    );
+    let validate = xcom_of(&env, ODDS, &run_id, "nfl.validate");
+    assert_eq!(validate["snapshots"], 24, "{validate}");
+    assert_eq!(validate["events"], events, "{validate}");
+    assert_eq!(validate["rejected"], 0, "{validate}");
+    assert_eq!(validate["bookmakers"], 6, "{validate}");
+    assert_eq!(
+        xcom_of(&env, ODDS, &run_id, "transform.bronze_odds")["records"],
+        validate["quotes"]
+    );
+
+    // Weather: one archive response per outdoor venue of the day's games.
+    let run_id = run_nfl(&env, WEATHER, WEEK1);
+    let venues = xcom_of(&env, WEATHER, &run_id, "select_outdoor_venues");
+    let chosen = venues["sports"]["nfl"]["venues"].as_array().unwrap().len();
+    assert!(chosen > 0, "{venues}");
+    let objects = raw_objects(&dir("weather"));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let stored = stored_json(&objects[0]);
+    assert_eq!(stored.as_array().unwrap().len(), chosen);
+    let validate = xcom_of(&env, WEATHER, &run_id, "nfl.validate");
+    assert_eq!(validate["venues"], chosen, "{validate}");
+    assert_eq!(validate["observations"], chosen * 48, "{validate}");
+    assert_eq!(validate["rejected"], 0, "{validate}");
+    assert!(!env.path("lake/raw/dead_letter").exists());
+
+    // Re-runs of the same New York date replace each day's object.
+    let later = format!("{WEEK1}T12:00:00-04:00");
+    for (dag, kind) in [(ODDS, "odds"), (WEATHER, "weather")] {
+        let before = raw_objects(&dir(kind));
+        let content = stored_json(&before[0]);
+        run_nfl(&env, dag, &later);
+        let after = raw_objects(&dir(kind));
+        assert_eq!(after.len(), 1, "{dag}: {after:?}");
+        assert_ne!(
+            after, before,
+            "{dag}: the newer run's object replaced the older"
+        );
+        assert_eq!(
+            stored_json(&after[0]),
+            content,
+            "{dag}: deterministic replay"
+        );
+    }
 }

@@ -14,7 +14,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
 
-use crate::ingest::{FetchScoreboard, SettingsOverride, ValidateScoreboard};
+use crate::ingest::{
+    FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, SettingsOverride,
+    ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
+};
 use crate::placeholder::{Ready, Step};
 use crate::{all_sports_param, Sport, ESPN_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL};
 
@@ -146,42 +149,6 @@ where
     quality
 }
 
-/// A sport group of placeholders, `{fetch} >> validate >> write_raw`, for
-/// the families whose ingestion is not real yet. The fetch reads `read`'s
-/// output when given.
-fn placeholder_group(
-    b: &mut DagBuilder,
-    f: &Family,
-    sport: &'static Sport,
-    read: Option<&Node>,
-) -> Node {
-    let mut fetch = Step::new((f.describe_fetch)(sport)).sport(sport.key);
-    if let Some(up) = read {
-        fetch = fetch.reads(up);
-    }
-    let fetch = b.group_task(sport.key, fetch.spec(f.fetch).pool(f.pool, 1));
-    let validate = b.group_task(
-        sport.key,
-        Step::new(f.validate)
-            .sport(sport.key)
-            .reads(&fetch)
-            .spec("validate"),
-    );
-    let what = format!(
-        "write the untouched payloads (gzip) to raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
-        sport.key, f.name
-    );
-    let write_raw = b.group_task(
-        sport.key,
-        Step::new(what)
-            .sport(sport.key)
-            .reads(&validate)
-            .spec("write_raw"),
-    );
-    b.chain(&[&fetch, &validate, &write_raw]);
-    write_raw
-}
-
 /// A games group: `fetch_scoreboard` (source → raw lake) >> `validate`
 /// (raw lake → counts and dead letters). The raw write happens inside the
 /// fetch, so the untouched bytes are stored before anything interprets them.
@@ -197,14 +164,77 @@ fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOve
             .spec(GAMES.fetch, doc)
             .pool(GAMES.pool, 1),
     );
-    let fetch_id = match &fetch {
-        Node::Task(id) => id.clone(),
-        Node::Group(g) => format!("{g}.{}", GAMES.fetch),
-    };
     let validate = b.group_task(
         sport.key,
-        ValidateScoreboard::new(sport.key, fetch_id, settings.clone())
+        ValidateScoreboard::new(sport.key, task_id(&fetch), settings.clone())
             .spec("validate", GAMES.validate.to_owned()),
+    );
+    b.chain(&[&fetch, &validate]);
+    validate
+}
+
+/// The full id of a task node.
+fn task_id(node: &Node) -> String {
+    match node {
+        Node::Task(id) => id.clone(),
+        Node::Group(g) => panic!("expected a task node, got the group `{g}`"),
+    }
+}
+
+/// The raw-lake doc suffix of a family's fetch.
+fn stores(f: &Family, sport: &Sport) -> String {
+    format!(
+        "store the untouched bytes (gzip) at raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
+        sport.key, f.name
+    )
+}
+
+/// An odds group: `fetch_odds_snapshots` (snapshots every N minutes of the
+/// day → raw lake) >> `validate` (raw lake → counts and dead letters).
+fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+    let doc = format!(
+        "{} every BETFLOW_ODDS_SNAPSHOT_MINUTES (default 60) of the sports day; {}",
+        (ODDS.describe_fetch)(sport),
+        stores(&ODDS, sport)
+    );
+    let fetch = b.group_task(
+        sport.key,
+        FetchOddsSnapshots::new(sport.key, settings.clone())
+            .spec(ODDS.fetch, doc)
+            .pool(ODDS.pool, 1),
+    );
+    let validate = b.group_task(
+        sport.key,
+        ValidateOddsSnapshots::new(sport.key, task_id(&fetch), settings.clone())
+            .spec("validate", ODDS.validate.to_owned()),
+    );
+    b.chain(&[&fetch, &validate]);
+    validate
+}
+
+/// A weather group: `fetch_open_meteo` (the venues `select_outdoor_venues`
+/// chose → raw lake) >> `validate`.
+fn weather_group(
+    b: &mut DagBuilder,
+    sport: &'static Sport,
+    venues: &Node,
+    settings: &SettingsOverride,
+) -> Node {
+    let doc = format!(
+        "{}; {}",
+        (WEATHER_FAMILY.describe_fetch)(sport),
+        stores(&WEATHER_FAMILY, sport)
+    );
+    let fetch = b.group_task(
+        sport.key,
+        FetchOpenMeteo::new(sport.key, task_id(venues), settings.clone())
+            .spec(WEATHER_FAMILY.fetch, doc)
+            .pool(WEATHER_FAMILY.pool, 1),
+    );
+    let validate = b.group_task(
+        sport.key,
+        ValidateWeather::new(sport.key, task_id(&fetch), settings.clone())
+            .spec("validate", WEATHER_FAMILY.validate.to_owned()),
     );
     b.chain(&[&fetch, &validate]);
     validate
@@ -282,6 +312,11 @@ pub fn historical_games_daily_with(settings: SettingsOverride) -> Result<Dag, Da
 /// Historical odds snapshots per sport, once the day's games are in silver
 /// (odds events are mapped to games) → raw → bronze/silver odds.
 pub fn historical_odds_daily() -> Result<Dag, DagError> {
+    historical_odds_daily_with(None)
+}
+
+/// [`historical_odds_daily`] with fixed settings (tests).
+pub fn historical_odds_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     let mut b = nightly(
         HISTORICAL_ODDS,
         "Historical odds snapshots of the previous sports day from The Odds API, per sport, into raw, bronze and silver odds",
@@ -291,8 +326,8 @@ pub fn historical_odds_daily() -> Result<Dag, DagError> {
     let wait = b.task(
         Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
     );
-    ingest(&mut b, &ODDS, Some(&wait), "write_raw", |b, s| {
-        placeholder_group(b, &ODDS, s, None)
+    ingest(&mut b, &ODDS, Some(&wait), "validate", |b, s| {
+        odds_group(b, s, &settings)
     });
     b.build()
 }
@@ -300,6 +335,11 @@ pub fn historical_odds_daily() -> Result<Dag, DagError> {
 /// Hourly weather history at the day's outdoor venues (weather does not
 /// matter indoors), so it waits for the day's games to know the venues.
 pub fn weather_daily() -> Result<Dag, DagError> {
+    weather_daily_with(None)
+}
+
+/// [`weather_daily`] with fixed settings (tests).
+pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     let mut b = nightly(
         WEATHER,
         "Open-Meteo weather history at the previous sports day's outdoor venues into raw, bronze and silver weather",
@@ -309,17 +349,17 @@ pub fn weather_daily() -> Result<Dag, DagError> {
     let wait = b.task(
         Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
     );
-    let venues = b.task(
-        Step::new("select the day's outdoor venues (ESPN venue.indoor = false) with their coordinates, per sport")
-            .spec("select_outdoor_venues"),
-    );
+    let venues = b.task(SelectOutdoorVenues::new(settings.clone()).spec(
+        "select_outdoor_venues",
+        "select, per sport, the outdoor venues (ESPN venue.indoor = false) of the day's valid games in the raw lake, with coordinates from the venue seed table".to_owned(),
+    ));
     b.edge(&wait, &venues);
     ingest(
         &mut b,
         &WEATHER_FAMILY,
         Some(&venues),
-        "write_raw",
-        |b, s| placeholder_group(b, &WEATHER_FAMILY, s, Some(&venues)),
+        "validate",
+        |b, s| weather_group(b, s, &venues, &settings),
     );
     b.build()
 }

@@ -3,9 +3,9 @@
 //! [`dag_bag`] is the one entry point the binary uses: it returns every DAG
 //! BetFlow runs, with its real shape (task ids, groups, dependencies,
 //! schedules, pools, retries, tags, params), plus the pools that rate-limit
-//! the external APIs. The games fetch and validate tasks are real
-//! ([`ingest`]); the rest are still [`placeholder`]s that log what they
-//! will do and pass a small JSON output downstream; the sources, lake,
+//! the external APIs. The per-sport fetch and validate tasks of the games,
+//! odds and weather DAGs are real ([`ingest`]); the rest are still
+//! [`placeholder`]s that log what they will do and pass counts downstream;
 //! transforms, Iceberg tables, quality gates and Kafka consumers replace them
 //! one by one without changing the shape the scheduler, UI and CLI see.
 

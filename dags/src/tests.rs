@@ -335,10 +335,12 @@ struct DryRun {
 
 /// Run the DAG's first scheduled interval in memory, as the executor would.
 async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
-    let first = dag
-        .schedule
-        .tick_at_or_after(dag.bounds.start_date)
-        .expect("a first tick");
+    dry_run_at(dag, conf, dag.bounds.start_date).await
+}
+
+/// Run the DAG's first scheduled interval at or after `at`, in memory.
+async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -> DryRun {
+    let first = dag.schedule.tick_at_or_after(at).expect("a first tick");
     let interval = dag.schedule.interval_from(first).expect("an interval");
     let params = dag.resolve_params(&conf);
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -409,7 +411,7 @@ async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
 
 #[tokio::test]
 async fn every_placeholder_batch_dag_dry_runs_to_success_with_default_params() {
-    for id in [HISTORICAL_ODDS, WEATHER, GOLD_MARTS] {
+    for id in [GOLD_MARTS] {
         let dag = build(id);
         let run = dry_run(&dag, Value::Null).await;
         assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
@@ -432,10 +434,7 @@ async fn every_placeholder_batch_dag_dry_runs_to_success_with_default_params() {
 
 /// `historical_games_daily` on a throwaway lake with `mode` as its source.
 fn games_dag(home: &std::path::Path, mode: SourceMode) -> Dag {
-    let settings = Settings {
-        home: home.to_path_buf(),
-        mode,
-    };
+    let settings = Settings::new(home, mode);
     batch::historical_games_daily_with(Some(std::sync::Arc::new(settings))).expect("games DAG")
 }
 
@@ -538,7 +537,7 @@ async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
     let dead = lake_files(home.path(), "raw/dead_letter");
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert!(
-        dead[0].starts_with("raw/dead_letter/espn.scoreboard.nfl/date=2024-09-01/"),
+        dead[0].starts_with("raw/dead_letter/espn.scoreboard/nfl/date=2024-09-01/"),
         "{dead:?}"
     );
     assert!(run
@@ -574,14 +573,17 @@ async fn a_payload_that_is_not_json_fails_validate_but_is_kept_raw() {
 #[tokio::test]
 async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
     let home = tempfile::tempdir().unwrap();
-    let games: std::sync::Arc<Dag> =
-        std::sync::Arc::new(games_dag(home.path(), SourceMode::Replay));
+    let settings = Some(std::sync::Arc::new(Settings::new(
+        home.path(),
+        SourceMode::Replay,
+    )));
     for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER] {
-        let dag = if id == HISTORICAL_GAMES {
-            games.clone()
-        } else {
-            build(id)
-        };
+        let dag = match id {
+            HISTORICAL_GAMES => batch::historical_games_daily_with(settings.clone()),
+            HISTORICAL_ODDS => batch::historical_odds_daily_with(settings.clone()),
+            _ => batch::weather_daily_with(settings.clone()),
+        }
+        .unwrap();
         let run = dry_run(&dag, json!({"sports": ["nba", "nfl"]})).await;
         assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
         for (task, state) in &run.states {
@@ -621,5 +623,341 @@ async fn an_unknown_sport_fails_loudly() {
     assert_eq!(
         run.states["quality.silver_games"],
         TaskState::UpstreamFailed
+    );
+}
+
+// ---- odds and weather ----------------------------------------------------
+
+/// 2024-09-08, NFL week 1's Sunday: the generator's 13 games (no capture).
+fn week1() -> chrono::DateTime<chrono::Utc> {
+    "2024-09-08T09:00:00Z".parse().unwrap()
+}
+
+fn settings(home: &std::path::Path, mode: SourceMode) -> crate::ingest::SettingsOverride {
+    Some(std::sync::Arc::new(Settings::new(home, mode)))
+}
+
+fn gunzip_json(home: &std::path::Path, key: &str) -> Value {
+    let gz = std::fs::read(home.join("lake").join(key)).unwrap();
+    serde_json::from_slice(&crate::lake::raw::gunzip(key, &gz).unwrap()).unwrap()
+}
+
+#[test]
+fn odds_and_weather_groups_fetch_then_validate() {
+    for (id, fetch) in [
+        (HISTORICAL_ODDS, "fetch_odds_snapshots"),
+        (WEATHER, "fetch_open_meteo"),
+    ] {
+        let dag = build(id);
+        for s in SPORTS {
+            assert_eq!(
+                dag.groups()[s.key],
+                [format!("{}.{fetch}", s.key), format!("{}.validate", s.key)],
+                "{id}"
+            );
+            assert_eq!(
+                upstream(&dag, &format!("{}.validate", s.key)),
+                set(&[&format!("{}.{fetch}", s.key)])
+            );
+        }
+        let bronze = dag
+            .tasks()
+            .iter()
+            .find(|t| t.id.starts_with("transform.bronze_"))
+            .unwrap();
+        let validates: BTreeSet<String> = SPORTS
+            .iter()
+            .map(|s| format!("{}.validate", s.key))
+            .collect();
+        assert_eq!(
+            bronze.upstream.iter().cloned().collect::<BTreeSet<_>>(),
+            validates
+        );
+        assert!(!ids(&dag).iter().any(|t| t.ends_with("write_raw")), "{id}");
+    }
+}
+
+#[test]
+fn snapshot_times_cover_the_new_york_day() {
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 9, 8).unwrap();
+    let times = crate::ingest::odds::snapshot_times(day, 60);
+    assert_eq!(times.len(), 24);
+    assert_eq!(times[0].to_rfc3339(), "2024-09-08T04:00:00+00:00");
+    assert_eq!(crate::ingest::odds::snapshot_times(day, 1440).len(), 1);
+    // The autumn DST change makes a 25-hour day.
+    let fall = chrono::NaiveDate::from_ymd_opt(2024, 11, 3).unwrap();
+    assert_eq!(crate::ingest::odds::snapshot_times(fall, 60).len(), 25);
+}
+
+#[tokio::test]
+async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = batch::historical_odds_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    assert_eq!(fetch["date"], "2024-09-08");
+    assert_eq!(fetch["source"], "replay");
+    assert_eq!(fetch["requested"], 24);
+    assert_eq!(fetch["snapshots"], 24);
+    let key = fetch["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("raw/historical/nfl/odds/date=2024-09-08/replay-dry_run"),
+        "{key}"
+    );
+    let stored = gunzip_json(home.path(), key);
+    let snapshots = stored.as_array().unwrap();
+    assert_eq!(snapshots.len(), 24);
+    let events: usize = snapshots
+        .iter()
+        .map(|s| s["data"].as_array().unwrap().len())
+        .sum();
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["snapshots"], 24, "{v}");
+    assert_eq!(v["events"], events, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    assert!(events > 0, "week 1 has priced games: {v}");
+    // 13 Sunday games, the Monday game, 6 books × 3 markets × 2 outcomes.
+    assert_eq!(v["distinct_events"], 14, "{v}");
+    assert_eq!(v["bookmakers"], 6, "{v}");
+    assert_eq!(v["quotes"], events * 6 * 6, "{v}");
+    assert_eq!(run.outputs["transform.bronze_odds"]["records"], v["quotes"]);
+    // No NBA games in September: an empty day still stores its snapshots.
+    assert_eq!(run.outputs["nba.validate"]["events"], 0);
+    assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
+    // Deterministic, and one object per sport and date on a re-run.
+    let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
+    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(lake_files(home.path(), "raw/historical/nfl/odds").len(), 1);
+}
+
+#[tokio::test]
+async fn odds_replay_uses_a_recorded_capture_for_its_date() {
+    // theoddsapi_nfl_odds_jonathaanh.json has games on 2023-01-01.
+    let home = tempfile::tempdir().unwrap();
+    let dag = batch::historical_odds_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let at: chrono::DateTime<chrono::Utc> = "2023-01-01T09:00:00Z".parse().unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), at).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    assert!(
+        fetch["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("replay://odds_api/nfl/historical"),
+        "{fetch}"
+    );
+    let v = &run.outputs["nfl.validate"];
+    assert!(v["events"].as_u64().unwrap() > 0, "{v}");
+}
+
+/// A fake HTTP API answering every request with `body` (and Odds API
+/// quota headers).
+async fn fake_api(body: &'static str) -> String {
+    let app = axum::Router::new().fallback(move || async move {
+        (
+            [
+                ("x-requests-remaining", "480"),
+                ("x-requests-used", "20"),
+                ("x-requests-last", "10"),
+            ],
+            body,
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn live_odds_dead_letter_bad_events_and_need_a_key() {
+    let generator =
+        crate::sources::generator::SeasonGenerator::new(crate::ingest::REPLAY_SEED).unwrap();
+    let nfl = crate::sport("nfl").unwrap();
+    let snap = generator
+        .historical_odds(nfl, "2024-09-08T16:00:00Z".parse().unwrap())
+        .unwrap();
+    let mut payload: Value = serde_json::from_slice(&snap.body).unwrap();
+    let data = payload["data"].as_array_mut().unwrap();
+    let n = data.len();
+    assert!(n > 0);
+    let mut broken = data[0].clone();
+    broken["id"] = json!("broken");
+    broken["bookmakers"][0]["markets"][0]["outcomes"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    data.push(broken);
+    data.push(json!({"id": "no teams", "commence_time": "2024-09-08T17:00:00Z"}));
+    let body: &'static str = Box::leak(payload.to_string().into_boxed_str());
+    let url = fake_api(body).await;
+    let home = tempfile::tempdir().unwrap();
+    let live = SourceMode::Live {
+        base_url: "http://127.0.0.1:9".into(),
+    };
+
+    // Without ODDS_API_KEY the fetch fails and says why.
+    let mut s = Settings::new(home.path(), live.clone());
+    s.odds_api_url = url.clone();
+    let dag = batch::historical_odds_daily_with(Some(std::sync::Arc::new(s.clone()))).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
+    assert!(
+        run.errors["nfl.fetch_odds_snapshots"].contains("ODDS_API_KEY"),
+        "{:?}",
+        run.errors
+    );
+
+    // One snapshot a day keeps the test fast (the API allows 1 req/s).
+    s.odds_api_key = Some(crate::sources::ApiKey::new("test-key"));
+    s.odds_snapshot_minutes = 1440;
+    let dag = batch::historical_odds_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    assert_eq!(fetch["source"], "odds_api");
+    assert_eq!(fetch["snapshots"], 1);
+    assert_eq!(fetch["credits_used"], 10.0);
+    assert_eq!(fetch["credits_remaining"], 480.0);
+    assert!(
+        !fetch["url"].as_str().unwrap().contains("test-key"),
+        "{fetch}"
+    );
+    assert_eq!(fetch["bytes"], body.len() + 2);
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["events"], n, "{v}");
+    assert_eq!(v["rejected"], 2, "{v}");
+    let dead = lake_files(home.path(), "raw/dead_letter");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].starts_with("raw/dead_letter/odds_api.historical/nfl/date=2024-09-08/"),
+        "{dead:?}"
+    );
+    assert!(run.logs.iter().any(|l| l.message.contains("remaining 480")));
+    assert!(run
+        .logs
+        .iter()
+        .any(|l| l.level == "WARNING" && l.message.contains("2 rejected")));
+}
+
+#[tokio::test]
+async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
+    let home = tempfile::tempdir().unwrap();
+    let conf = json!({"sports": ["nfl", "nba"]});
+    // No games in the lake yet: no venues, an empty (but stored) day.
+    let weather = batch::weather_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let run = dry_run_at(&weather, conf.clone(), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.outputs["select_outdoor_venues"]["records"], 0);
+    assert!(run
+        .logs
+        .iter()
+        .any(|l| l.level == "WARNING" && l.message.contains("historical_games_daily")));
+
+    let games =
+        batch::historical_games_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let g = dry_run_at(&games, conf.clone(), week1()).await;
+    assert!(g.errors.is_empty(), "{:?}", g.errors);
+    let run = dry_run_at(&weather, conf.clone(), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let venues = &run.outputs["select_outdoor_venues"]["sports"]["nfl"];
+    let games_key = g.outputs["nfl.fetch_scoreboard"]["key"].as_str().unwrap();
+    assert_eq!(venues["games_key"], games_key);
+    let scoreboard = gunzip_json(home.path(), games_key);
+    let outdoor: BTreeSet<String> = scoreboard["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["competitions"][0]["venue"]["indoor"] == json!(false))
+        .map(|e| {
+            e["competitions"][0]["venue"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let chosen: BTreeSet<String> = venues["venues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["venue_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!chosen.is_empty(), "{venues}");
+    assert_eq!(
+        chosen, outdoor,
+        "every outdoor venue of the captures is seeded"
+    );
+    assert_eq!(venues["missing_coordinates"], json!([]));
+    // Indoor leagues have nothing to fetch.
+    assert_eq!(
+        run.outputs["select_outdoor_venues"]["sports"]["nba"]["venues"],
+        json!([])
+    );
+
+    let fetch = &run.outputs["nfl.fetch_open_meteo"];
+    assert_eq!(fetch["venues"], chosen.len());
+    let key = fetch["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("raw/historical/nfl/weather/date=2024-09-08/replay-dry_run"),
+        "{key}"
+    );
+    let stored = gunzip_json(home.path(), key);
+    assert_eq!(stored.as_array().unwrap().len(), chosen.len());
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["venues"], chosen.len(), "{v}");
+    // Two UTC days of hourly values per venue.
+    assert_eq!(v["observations"], chosen.len() * 48, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    let again = dry_run_at(&weather, conf, week1()).await;
+    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(
+        lake_files(home.path(), "raw/historical/nfl/weather").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
+    let home = tempfile::tempdir().unwrap();
+    let conf = json!({"sports": ["nfl"]});
+    let games =
+        batch::historical_games_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    assert!(dry_run_at(&games, conf.clone(), week1())
+        .await
+        .errors
+        .is_empty());
+    // Live reads the live games object: copy the replayed one under `espn`.
+    for key in lake_files(home.path(), "raw/historical/nfl/games") {
+        let to = key.replace("/replay-", "/espn-");
+        std::fs::copy(
+            home.path().join("lake").join(&key),
+            home.path().join("lake").join(to),
+        )
+        .unwrap();
+    }
+    // An archive answer for (0, 0): every venue's response is rejected.
+    let body = r#"{"latitude":0.0,"longitude":0.0,"utc_offset_seconds":0,"hourly_units":{"temperature_2m":"°C"},"hourly":{"time":["2024-09-08T00:00"],"temperature_2m":[20.0]}}"#;
+    let mut s = Settings::new(
+        home.path(),
+        SourceMode::Live {
+            base_url: "http://127.0.0.1:9".into(),
+        },
+    );
+    s.open_meteo_url = fake_api(body).await;
+    let weather = batch::weather_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let run = dry_run_at(&weather, conf, week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fetch = &run.outputs["nfl.fetch_open_meteo"];
+    assert_eq!(fetch["source"], "open_meteo");
+    let n = fetch["venues"].as_u64().unwrap();
+    assert!(n > 0);
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["venues"], 0, "{v}");
+    assert_eq!(v["rejected"], n, "{v}");
+    let dead = lake_files(home.path(), "raw/dead_letter");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].starts_with("raw/dead_letter/open_meteo.archive/nfl/date=2024-09-08/"),
+        "{dead:?}"
     );
 }

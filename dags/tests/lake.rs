@@ -172,12 +172,15 @@ async fn dead_letters(store: &dyn ObjectStore) {
             raw: Value::String("{broken".to_owned()),
         },
     ];
-    let key = write_dead_letters(store, "espn", day(), run, &records)
+    let key = write_dead_letters(store, "espn", "nfl", day(), run, &records)
         .await
         .expect("write")
         .expect("written");
-    assert_eq!(key, dead_letter_key("espn", day(), run).expect("key"));
-    assert!(key.starts_with("raw/dead_letter/espn/date=2024-09-08/"));
+    assert_eq!(
+        key,
+        dead_letter_key("espn", "nfl", day(), run).expect("key")
+    );
+    assert!(key.starts_with("raw/dead_letter/espn/nfl/date=2024-09-08/"));
     let bytes = store.get(&key).await.expect("get").expect("present");
     let text = String::from_utf8(gunzip(&key, &bytes).expect("gunzip")).expect("utf8");
     let back: Vec<DeadLetter> = text
@@ -185,8 +188,22 @@ async fn dead_letters(store: &dyn ObjectStore) {
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
     assert_eq!(back, records);
+    // Another sport's rejects of the same source, date and run go beside
+    // them, not over them.
+    let nba = write_dead_letters(store, "espn", "nba", day(), run, &records[..1])
+        .await
+        .expect("write")
+        .expect("written");
+    assert!(nba.starts_with("raw/dead_letter/espn/nba/date=2024-09-08/"));
+    assert!(store.get(&key).await.expect("get").is_some());
+    assert!(
+        write_dead_letters::<DeadLetter>(store, "espn", "nba", day(), run, &[])
+            .await
+            .expect("write")
+            .is_none()
+    );
     // A retry of the run with nothing rejected leaves no stale dead letters.
-    let none = write_dead_letters::<DeadLetter>(store, "espn", day(), run, &[])
+    let none = write_dead_letters::<DeadLetter>(store, "espn", "nfl", day(), run, &[])
         .await
         .expect("write");
     assert_eq!(none, None);

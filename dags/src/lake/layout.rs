@@ -1,7 +1,7 @@
 //! Raw-lake key layout (DATA.md, "Lake layout"):
 //!
 //! - `raw/historical/{sport}/{kind}/date=YYYY-MM-DD/{source}-{run_id}.{json|ndjson}.gz`
-//! - `raw/dead_letter/{source}/date=YYYY-MM-DD/{run_id}.ndjson.gz`
+//! - `raw/dead_letter/{source}/{sport}/date=YYYY-MM-DD/{run_id}.ndjson.gz`
 //!
 //! Sports and sources are our own identifiers, so they are validated, not
 //! encoded: lower-case ASCII letters, digits, `_` and inner `.` (sources name
@@ -176,15 +176,23 @@ pub fn date_prefix(sport: &str, kind: Kind, date: NaiveDate) -> String {
     )
 }
 
-/// `raw/dead_letter/{source}/date=YYYY-MM-DD/{run_id}.ndjson.gz`: one object
-/// per run, replaced whole when the run is retried.
-pub fn dead_letter_key(source: &str, date: NaiveDate, run_id: &str) -> Result<String, LakeError> {
+/// `raw/dead_letter/{source}/{sport}/date=YYYY-MM-DD/{run_id}.ndjson.gz`:
+/// one object per source, sport and run, replaced whole when the run is
+/// retried. The sport keeps the per-sport tasks of one run from
+/// overwriting each other's rejects.
+pub fn dead_letter_key(
+    source: &str,
+    sport: &str,
+    date: NaiveDate,
+    run_id: &str,
+) -> Result<String, LakeError> {
     check_ident("source", source)?;
+    check_ident("sport", sport)?;
     if run_id.is_empty() {
         return Err(LakeError::InvalidPart("empty run id".to_owned()));
     }
     Ok(format!(
-        "{DEAD_LETTER_ROOT}/{source}/date={}/{}{}",
+        "{DEAD_LETTER_ROOT}/{source}/{sport}/date={}/{}{}",
         date.format("%Y-%m-%d"),
         encode_run_id(run_id),
         Format::Ndjson.suffix()
@@ -284,11 +292,13 @@ mod tests {
 
     #[test]
     fn dead_letter_keys_follow_the_layout() {
-        let key = dead_letter_key("espn.scoreboard", day(), "manual__x:y").expect("key");
+        let key = dead_letter_key("espn.scoreboard", "nfl", day(), "manual__x:y").expect("key");
         assert_eq!(
             key,
-            "raw/dead_letter/espn.scoreboard/date=2024-09-08/manual__x~3Ay.ndjson.gz"
+            "raw/dead_letter/espn.scoreboard/nfl/date=2024-09-08/manual__x~3Ay.ndjson.gz"
         );
+        assert!(dead_letter_key("espn.scoreboard", "NFL", day(), "r").is_err());
+        assert!(dead_letter_key("espn.scoreboard", "", day(), "r").is_err());
         assert_eq!(encode_run_id(".hidden"), "~2Ehidden");
     }
 }

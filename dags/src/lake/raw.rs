@@ -75,7 +75,7 @@ pub async fn read_raw(store: &dyn ObjectStore, key: &str) -> Result<Option<Vec<u
     }
 }
 
-/// Stores a run's rejected records of `source` for `date` as one gzipped
+/// Stores a run's rejected records of `source` and `sport` for `date` as one gzipped
 /// NDJSON object, replacing what an earlier try of the same run wrote.
 /// With no records, any earlier object of the run is removed and `None`
 /// returned: a clean retry leaves no stale dead letters behind.
@@ -85,11 +85,12 @@ pub async fn read_raw(store: &dyn ObjectStore, key: &str) -> Result<Option<Vec<u
 pub async fn write_dead_letters<T: Serialize + Sync>(
     store: &dyn ObjectStore,
     source: &str,
+    sport: &str,
     date: NaiveDate,
     run_id: &str,
     records: &[T],
 ) -> Result<Option<String>, LakeError> {
-    let key = dead_letter_key(source, date, run_id)?;
+    let key = dead_letter_key(source, sport, date, run_id)?;
     if records.is_empty() {
         store.delete(&key).await?;
         return Ok(None);

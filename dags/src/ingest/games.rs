@@ -6,7 +6,6 @@
 //! and re-run (`tasks clear --task nfl.validate`) without calling the API
 //! again: validate reads the object fetch wrote, never the network.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,98 +14,18 @@ use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
 use crate::lake::{
     self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey,
 };
-use crate::placeholder::selected_sports;
 use crate::sources::espn::{self, EspnClient, GameState};
 use crate::sources::generator::SeasonGenerator;
 use crate::sources::replay::Replay;
 use crate::sources::{Fetched, HttpConfig};
-use crate::{sport, sports_day, Sport};
+use crate::{sports_day, Sport};
 
-/// Seed of the offline season generator: fixed, so a replayed date always
-/// yields the same games (re-runs and tests are deterministic).
-pub const REPLAY_SEED: u64 = 2024;
-
-/// Where scoreboards come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceMode {
-    /// Offline: the bundled captures for a date that has one, else the
-    /// season generator's games for that date.
-    Replay,
-    /// The ESPN site API at `base_url`.
-    Live { base_url: String },
-}
-
-impl SourceMode {
-    /// The `{source}` part of raw keys: live and replayed bytes of a date
-    /// are kept apart, so a replay run never replaces a real pull.
-    pub fn lake_source(&self) -> &'static str {
-        match self {
-            SourceMode::Replay => "replay",
-            SourceMode::Live { .. } => espn::API,
-        }
-    }
-}
-
-/// What the ingestion tasks need from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// `BETFLOW_HOME`: the local lake is `{home}/lake` unless S3 is configured.
-    pub home: PathBuf,
-    pub mode: SourceMode,
-}
-
-impl Settings {
-    /// Reads `BETFLOW_HOME` (default `./.betflow`), `BETFLOW_SOURCES`
-    /// (`replay`, the default, or `live`) and `BETFLOW_ESPN_URL` (live base
-    /// URL, for tests and proxies). Read at task time, not at DAG build
-    /// time, so the process that runs the task decides.
-    pub fn from_env() -> Result<Self, TaskError> {
-        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
-        let sources: String = std::env::var("BETFLOW_SOURCES").unwrap_or_default();
-        let mode: SourceMode = match sources.trim() {
-            "" | "replay" => SourceMode::Replay,
-            "live" => SourceMode::Live {
-                base_url: std::env::var("BETFLOW_ESPN_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| espn::BASE_URL.to_owned()),
-            },
-            other => {
-                return Err(TaskError::msg(format!(
-                "BETFLOW_SOURCES={other:?} is not a source mode; use `replay` (default) or `live`"
-            )))
-            }
-        };
-        Ok(Settings { home, mode })
-    }
-}
-
-/// Settings fixed at DAG build time (tests) or read from the environment
-/// when each task runs (`None`, the binary's case).
-pub type SettingsOverride = Option<Arc<Settings>>;
-
-fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {
-    match fixed {
-        Some(s) => Ok((**s).clone()),
-        None => Settings::from_env(),
-    }
-}
-
-/// `sport` if the run selects it, else a skip (the skip flows down its group).
-fn selected(ctx: &TaskContext, key: &'static str) -> Result<&'static Sport, TaskError> {
-    let chosen: Vec<String> = selected_sports(ctx)?;
-    if !chosen.iter().any(|s| s == key) {
-        return Err(TaskError::skip(format!(
-            "sport `{key}` is not in this run's `sports` param {chosen:?}"
-        )));
-    }
-    sport(key).ok_or_else(|| TaskError::msg(format!("unknown sport `{key}`")))
-}
+/// `{source}` of the games' dead-letter keys (the sport is its own segment).
+pub const DEAD_LETTER_SOURCE: &str = "espn.scoreboard";
 
 /// XCom of `{sport}.fetch_scoreboard`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,12 +176,10 @@ impl Task for ValidateScoreboard {
             ))
         })?;
         let checked = espn::validate_scoreboard(sport.key, &payload)?;
-        // The dead-letter key has no sport segment, so the sport goes into
-        // the source name or the groups of one run would overwrite each other.
-        let dead_source: String = format!("espn.scoreboard.{}", sport.key);
         let dead: Option<String> = write_dead_letters(
             store.as_ref(),
-            &dead_source,
+            DEAD_LETTER_SOURCE,
+            sport.key,
             fetched.date,
             &ctx.run_id,
             &checked.rejected,

@@ -1,0 +1,174 @@
+//! The real ingestion tasks of the nightly batch DAGs. Each family fetches
+//! a sport's day from its source into the raw lake, then a separate task
+//! reads the stored object back and validates it, sending bad records to
+//! the dead-letter area:
+//!
+//! - [`games`]: ESPN scoreboards (`historical_games_daily`);
+//! - [`odds`]: The Odds API historical snapshots (`historical_odds_daily`);
+//! - [`weather`]: Open-Meteo history at the day's outdoor venues (`weather_daily`).
+//!
+//! Sources come from the environment ([`Settings::from_env`]) when a task
+//! runs, or from a fixed [`Settings`] in tests: offline replay by default,
+//! the real APIs with `BETFLOW_SOURCES=live`.
+
+pub mod games;
+pub mod odds;
+pub mod weather;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use orchestrator::{TaskContext, TaskError};
+
+use crate::placeholder::selected_sports;
+use crate::sources::espn;
+use crate::sources::odds_api;
+use crate::sources::weather::OPEN_METEO_ARCHIVE_URL;
+use crate::sources::ApiKey;
+use crate::{sport, Sport};
+
+pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
+pub use odds::{FetchOddsSnapshots, ValidateOddsSnapshots};
+pub use weather::{FetchOpenMeteo, SelectOutdoorVenues, ValidateWeather};
+
+/// Seed of the offline season generator: fixed, so a replayed date always
+/// yields the same games (re-runs and tests are deterministic).
+pub const REPLAY_SEED: u64 = 2024;
+
+/// Default minutes between two historical odds snapshots pulled in live
+/// mode: each snapshot costs markets × regions credits, so a day is 24
+/// calls per sport rather than the API's ~200 (one every 5–10 minutes).
+pub const DEFAULT_ODDS_SNAPSHOT_MINUTES: u32 = 60;
+
+/// Where payloads come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Offline: the bundled captures for a date that has one, else the
+    /// season generator's games for that date.
+    Replay,
+    /// The ESPN site API at `base_url` (the other APIs' URLs are in
+    /// [`Settings`]).
+    Live { base_url: String },
+}
+
+impl SourceMode {
+    /// The `{source}` part of the games' raw keys: live and replayed bytes
+    /// of a date are kept apart, so a replay run never replaces a real pull.
+    pub fn lake_source(&self) -> &'static str {
+        self.lake_source_for(espn::API)
+    }
+
+    /// `replay`, or `live` (the API's name) when live.
+    pub fn lake_source_for(&self, live: &'static str) -> &'static str {
+        match self {
+            SourceMode::Replay => "replay",
+            SourceMode::Live { .. } => live,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self, SourceMode::Live { .. })
+    }
+}
+
+/// What the ingestion tasks need from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `BETFLOW_HOME`: the local lake is `{home}/lake` unless S3 is configured.
+    pub home: PathBuf,
+    pub mode: SourceMode,
+    /// The Odds API base URL (`BETFLOW_ODDS_API_URL`), used when live.
+    pub odds_api_url: String,
+    /// `ODDS_API_KEY`; live odds fail without it.
+    pub odds_api_key: Option<ApiKey>,
+    /// Minutes between historical odds snapshots of a day
+    /// (`BETFLOW_ODDS_SNAPSHOT_MINUTES`, 5 to 1440, default 60).
+    pub odds_snapshot_minutes: u32,
+    /// Open-Meteo archive base URL (`BETFLOW_OPEN_METEO_URL`), used when live.
+    pub open_meteo_url: String,
+}
+
+impl Settings {
+    /// `mode` with the production URLs, no Odds API key and the default
+    /// snapshot interval.
+    pub fn new(home: impl Into<PathBuf>, mode: SourceMode) -> Self {
+        Settings {
+            home: home.into(),
+            mode,
+            odds_api_url: odds_api::BASE_URL.to_owned(),
+            odds_api_key: None,
+            odds_snapshot_minutes: DEFAULT_ODDS_SNAPSHOT_MINUTES,
+            open_meteo_url: OPEN_METEO_ARCHIVE_URL.to_owned(),
+        }
+    }
+
+    /// Reads `BETFLOW_HOME` (default `./.betflow`), `BETFLOW_SOURCES`
+    /// (`replay`, the default, or `live`), the live base URLs
+    /// `BETFLOW_ESPN_URL`, `BETFLOW_ODDS_API_URL` and `BETFLOW_OPEN_METEO_URL`
+    /// (for tests and proxies), `ODDS_API_KEY` and
+    /// `BETFLOW_ODDS_SNAPSHOT_MINUTES`. Read at task time, not at DAG build
+    /// time, so the process that runs the task decides.
+    pub fn from_env() -> Result<Self, TaskError> {
+        let var = |name: &str| -> Option<String> {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
+        let sources: String = std::env::var("BETFLOW_SOURCES").unwrap_or_default();
+        let mode: SourceMode = match sources.trim() {
+            "" | "replay" => SourceMode::Replay,
+            "live" => SourceMode::Live {
+                base_url: var("BETFLOW_ESPN_URL").unwrap_or_else(|| espn::BASE_URL.to_owned()),
+            },
+            other => {
+                return Err(TaskError::msg(format!(
+                "BETFLOW_SOURCES={other:?} is not a source mode; use `replay` (default) or `live`"
+            )))
+            }
+        };
+        let minutes: u32 = match var("BETFLOW_ODDS_SNAPSHOT_MINUTES") {
+            None => DEFAULT_ODDS_SNAPSHOT_MINUTES,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (5..=1440).contains(m))
+                .ok_or_else(|| {
+                    TaskError::msg(format!(
+                        "BETFLOW_ODDS_SNAPSHOT_MINUTES={v:?} must be whole minutes from 5 to 1440"
+                    ))
+                })?,
+        };
+        let mut settings = Settings::new(home, mode);
+        settings.odds_api_url = var("BETFLOW_ODDS_API_URL").unwrap_or(settings.odds_api_url);
+        settings.odds_api_key = ApiKey::from_env(odds_api::KEY_VAR);
+        settings.odds_snapshot_minutes = minutes;
+        settings.open_meteo_url = var("BETFLOW_OPEN_METEO_URL").unwrap_or(settings.open_meteo_url);
+        Ok(settings)
+    }
+}
+
+/// Settings fixed at DAG build time (tests) or read from the environment
+/// when each task runs (`None`, the binary's case).
+pub type SettingsOverride = Option<Arc<Settings>>;
+
+pub(crate) fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {
+    match fixed {
+        Some(s) => Ok((**s).clone()),
+        None => Settings::from_env(),
+    }
+}
+
+/// `sport` if the run selects it, else a skip (the skip flows down its group).
+pub(crate) fn selected(ctx: &TaskContext, key: &'static str) -> Result<&'static Sport, TaskError> {
+    let chosen: Vec<String> = selected_sports(ctx)?;
+    if !chosen.iter().any(|s| s == key) {
+        return Err(TaskError::skip(format!(
+            "sport `{key}` is not in this run's `sports` param {chosen:?}"
+        )));
+    }
+    sport(key).ok_or_else(|| TaskError::msg(format!("unknown sport `{key}`")))
+}
