@@ -173,7 +173,10 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
         active: runs
             .iter()
             .any(|r| r.state == "queued" || r.state == "running"),
-        refresh_url: format!("{}/grid", dag_url(&dag.id)),
+        // While runs are active the grid polls the whole DAG page and takes the
+        // grid, the run counts and the graph (coloured by the newest run) from it,
+        // so the header and the graph do not go stale beside a live grid.
+        refresh_url: dag_url(&dag.id),
     }
 }
 
