@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod lake;
 pub mod placeholder;
 pub mod sources;
+pub mod stream;
 pub mod streams;
 
 use chrono::{DateTime, NaiveDate, Utc};
