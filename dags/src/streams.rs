@@ -2,9 +2,10 @@
 //! `betflow` process supervises (started with the process, restarted with
 //! backoff, health visible like any task).
 //!
-//! For now its one stream task is [`Ticker`], a heartbeat that proves the
-//! supervision, health reporting and cancellation paths; the Kafka
-//! consumers of odds, scores, weather and news join it here.
+//! Its stream tasks: [`Ticker`], a heartbeat that proves the supervision,
+//! health reporting and cancellation paths, and, when `KAFKA_BROKERS` is set,
+//! the odds consumer ([`crate::stream::kafka::consumer::OddsConsumer`]); the
+//! consumers of scores, weather and news join them here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,9 @@ use orchestrator::{Dag, RetryPolicy, StreamContext, StreamTask, TaskError};
 use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+
+use crate::stream::kafka::consumer::OddsConsumer;
+use crate::stream::kafka::BROKERS_ENV;
 
 pub const LIVE_STREAMS: &str = "live_streams";
 
@@ -31,8 +35,13 @@ pub const STREAM_RESTART: RetryPolicy = RetryPolicy {
 
 /// `live_streams`: manual (it has no batch tasks to schedule), streams only.
 pub fn live_streams() -> Result<Dag, DagError> {
+    live_streams_with(std::env::var(BROKERS_ENV).ok().as_deref())
+}
+
+/// `live_streams` for the given bootstrap servers (`None` or blank: no Kafka tasks).
+pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
-        .description("Long-running stream tasks supervised by every betflow process: for now a heartbeat ticker")
+        .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the odds consumer")
         .tags(&["stream"])
         .fileloc(file!());
     b.stream(
@@ -42,6 +51,13 @@ pub fn live_streams() -> Result<Dag, DagError> {
         }),
         STREAM_RESTART,
     );
+    if let Some(brokers) = brokers.map(str::trim).filter(|b| !b.is_empty()) {
+        b.stream(
+            "odds_consumer",
+            Arc::new(OddsConsumer::new(brokers)),
+            STREAM_RESTART,
+        );
+    }
     b.build()
 }
 
@@ -96,12 +112,21 @@ mod tests {
 
     #[test]
     fn live_streams_is_manual_with_one_stream_and_no_tasks() {
-        let dag = live_streams().expect("builds");
+        let dag = live_streams_with(None).expect("builds");
         assert!(dag.schedule.expression().is_none());
         assert!(dag.tasks().is_empty());
         assert_eq!(dag.tags, ["stream"]);
         let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["ticker"]);
+    }
+
+    #[test]
+    fn kafka_brokers_add_the_odds_consumer() {
+        let dag = live_streams_with(Some("127.0.0.1:9092")).expect("builds");
+        let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["ticker", "odds_consumer"]);
+        let blank = live_streams_with(Some("  ")).expect("builds");
+        assert_eq!(blank.streams.len(), 1);
     }
 
     #[tokio::test]

@@ -28,9 +28,16 @@ pub struct StreamContext {
     pub task_id: String,
     pub cancel: CancellationToken,
     health: Arc<Mutex<Value>>,
+    store: Store,
 }
 
 impl StreamContext {
+    /// The metadata database, whose `serving` schema stream sinks write to:
+    /// the same one, embedded or `DATABASE_URL`, that the process uses.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Replace the health document shown for this task.
     pub fn report(&self, health: Value) {
         if let Ok(mut h) = self.health.lock() {
@@ -127,6 +134,7 @@ async fn supervise(
             task_id: spec.id.clone(),
             cancel: shutdown.child_token(),
             health: Arc::new(Mutex::new(Value::Object(Default::default()))),
+            store: store.clone(),
         };
         slot.record("starting", restarts, None, &ctx.snapshot())
             .await;

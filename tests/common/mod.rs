@@ -46,7 +46,8 @@ impl TestEnv {
             .env("BETFLOW_PAUSED_AT_CREATION", "true")
             .env("BETFLOW_POLL_MS", "200")
             .env("BETFLOW_HEARTBEAT_SECS", "1")
-            .env_remove("BETFLOW_LOG");
+            .env_remove("BETFLOW_LOG")
+            .env_remove("KAFKA_BROKERS");
         c
     }
 
@@ -224,6 +225,97 @@ impl Drop for TestEnv {
             let _ = c.wait();
         }
     }
+}
+
+/// A tansu Kafka-API broker with in-memory storage on a free loopback port;
+/// killed when dropped.
+pub struct Tansu {
+    child: Child,
+    /// `host:port` bootstrap address.
+    pub bootstrap: String,
+    log: PathBuf,
+}
+
+impl Tansu {
+    /// Starts tansu (`$BETFLOW_TANSU`, else `tansu` on PATH, else
+    /// `~/.cache/betflow-tools/bin/tansu`) and waits until it accepts connections.
+    pub fn start(log_dir: &std::path::Path) -> Self {
+        let bin = tansu_binary().unwrap_or_else(|| {
+            panic!(
+                "tansu (the Kafka-API broker the Kafka tests use) is not installed: run \
+                 scripts/test, which installs it into ~/.cache/betflow-tools, or set BETFLOW_TANSU"
+            )
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bootstrap = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{bootstrap}");
+        let log = log_dir.join(format!("tansu-{port}.log"));
+        let out = std::fs::File::create(&log).expect("tansu log file");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut broker = Self {
+            child,
+            bootstrap,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&broker.bootstrap).is_err() {
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                panic!("tansu exited ({status}):\n{}", broker.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {}:\n{}",
+                broker.bootstrap,
+                broker.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("BETFLOW_TANSU").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("tansu"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let home = PathBuf::from(std::env::var_os("HOME")?);
+        let p = home.join(".cache/betflow-tools/bin/tansu");
+        p.is_file().then_some(p)
+    })
 }
 
 pub fn stdout(o: &Output) -> String {

@@ -11,6 +11,7 @@
 
 pub mod envelope;
 pub mod games;
+pub mod kafka;
 pub mod news;
 pub mod odds;
 pub mod serving;

@@ -1,0 +1,153 @@
+//! One shared async producer: envelopes to `betflow.{kind}.{sport}` keyed by
+//! the payload's key (event id), so every update of an event lands on one
+//! partition, in order. Missing topics are created with a configured
+//! partition count; failed deliveries are retried and counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::stream::envelope::{encode, Envelope, Keyed, Topic};
+
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("encoding the envelope: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("creating topic `{topic}`: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("delivery to `{topic}` failed after {attempts} attempts: {error}")]
+    Delivery {
+        topic: String,
+        attempts: u32,
+        error: KafkaError,
+    },
+}
+
+/// Delivery counters, for health reports.
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Cheap to clone; every clone shares the underlying librdkafka producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    brokers: String,
+    partitions: i32,
+    attempts: u32,
+    stats: Arc<ProducerStats>,
+}
+
+impl Producer {
+    /// A producer for `brokers` that creates missing topics with `partitions`.
+    pub fn new(brokers: &str, partitions: i32) -> Result<Self, ProduceError> {
+        let inner: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("message.timeout.ms", "10000")
+            .set("acks", "all")
+            .create()?;
+        Ok(Self {
+            inner,
+            brokers: brokers.to_string(),
+            partitions: partitions.max(1),
+            attempts: 3,
+            stats: Arc::new(ProducerStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
+    }
+
+    /// Creates the topics that do not exist yet.
+    pub async fn ensure_topics(&self, topics: &[Topic]) -> Result<(), ProduceError> {
+        let names: Vec<String> = topics.iter().map(Topic::to_string).collect();
+        ensure_topics(&self.brokers, &names, self.partitions).await
+    }
+
+    /// Publishes one envelope to its topic, keyed by the payload's key.
+    pub async fn publish<P: Serialize + Keyed>(
+        &self,
+        topic: Topic,
+        envelope: &Envelope<P>,
+    ) -> Result<(i32, i64), ProduceError> {
+        let (key, value) = encode(envelope)?;
+        self.send_raw(&topic.to_string(), Some(&key), &value).await
+    }
+
+    /// Sends bytes as they are (replays, tests of malformed input); retries
+    /// a failed delivery up to the configured attempts. Returns (partition, offset).
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(i32, i64), ProduceError> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            match self.inner.send(record, Duration::from_secs(10)).await {
+                Ok(delivery) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    return Ok((delivery.partition, delivery.offset));
+                }
+                Err((error, _)) if attempt < self.attempts => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic, attempt, "delivery failed ({error}); retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err((error, _)) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(ProduceError::Delivery {
+                        topic: topic.to_string(),
+                        attempts: attempt,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Creates each topic in `names` with `partitions` (replication 1) unless it exists.
+pub async fn ensure_topics(
+    brokers: &str,
+    names: &[String],
+    partitions: i32,
+) -> Result<(), ProduceError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(ProduceError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}
