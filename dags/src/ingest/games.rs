@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
-use crate::lake::{
-    self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey,
-};
+use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::sources::espn::{self, EspnClient, GameState};
 use crate::sources::generator::SeasonGenerator;
 use crate::sources::replay::Replay;
@@ -156,25 +154,13 @@ impl Task for ValidateScoreboard {
         let settings: Settings = resolve(&self.settings)?;
         let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
         let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let bytes: Vec<u8> = read_raw(store.as_ref(), &fetched.key)
-            .await?
-            .ok_or_else(|| {
-                TaskError::msg(format!(
-                    "raw object {} is missing from {} (replaced by a newer run of {}?); clear {} to fetch it again",
-                    fetched.key,
-                    store.location(),
-                    fetched.date,
-                    self.fetch_task
-                ))
-            })?;
-        // A payload that is not JSON at all is not one bad record: fail
-        // the task (retries apply) rather than dead-letter the whole day.
-        let payload: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            TaskError::msg(format!(
-                "{} scoreboard {} is not JSON ({e}); nothing validated",
-                sport.key, fetched.key
-            ))
-        })?;
+        let payload: Value = super::read_fetched_json(
+            store.as_ref(),
+            &fetched.key,
+            &self.fetch_task,
+            &format!("{} scoreboard", sport.key),
+        )
+        .await?;
         let checked = espn::validate_scoreboard(sport.key, &payload)?;
         let dead: Option<String> = write_dead_letters(
             store.as_ref(),

@@ -155,6 +155,25 @@ impl Settings {
 /// when each task runs (`None`, the binary's case).
 pub type SettingsOverride = Option<Arc<Settings>>;
 
+/// Read back the raw object a fetch task wrote and parse it as JSON. A
+/// missing object or bytes that are not JSON fail the task (retries apply):
+/// that is the whole day's payload, not one bad record to dead-letter.
+pub(crate) async fn read_fetched_json(
+    store: &dyn crate::lake::ObjectStore,
+    key: &str,
+    fetch_task: &str,
+    what: &str,
+) -> Result<serde_json::Value, TaskError> {
+    let bytes: Vec<u8> = crate::lake::raw::read_raw(store, key).await?.ok_or_else(|| {
+        TaskError::msg(format!(
+            "raw object {key} is missing from {} (replaced by a newer run?); clear {fetch_task} to fetch it again",
+            store.location()
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| TaskError::msg(format!("{what} {key} is not JSON ({e}); nothing validated")))
+}
+
 pub(crate) fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {
     match fixed {
         Some(s) => Ok((**s).clone()),

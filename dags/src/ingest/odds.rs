@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
-use crate::lake::{
-    self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey,
-};
+use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::sources::generator::SeasonGenerator;
 use crate::sources::odds_api::{self, OddsApiClient, OddsFormat};
 use crate::sources::replay::Replay;
@@ -281,25 +279,13 @@ impl Task for ValidateOddsSnapshots {
         let settings: Settings = resolve(&self.settings)?;
         let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
         let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let bytes: Vec<u8> = read_raw(store.as_ref(), &fetched.key)
-            .await?
-            .ok_or_else(|| {
-                TaskError::msg(format!(
-                    "raw object {} is missing from {} (replaced by a newer run of {}?); clear {} to fetch it again",
-                    fetched.key,
-                    store.location(),
-                    fetched.date,
-                    self.fetch_task
-                ))
-            })?;
-        // Not JSON at all (a non-JSON snapshot breaks the array): fail the
-        // task rather than dead-letter the whole day; the raw bytes stay.
-        let payload: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            TaskError::msg(format!(
-                "{} odds snapshots {} are not JSON ({e}); nothing validated",
-                sport.key, fetched.key
-            ))
-        })?;
+        let payload: Value = super::read_fetched_json(
+            store.as_ref(),
+            &fetched.key,
+            &self.fetch_task,
+            &format!("{} odds snapshots", sport.key),
+        )
+        .await?;
         let snapshots: &Vec<Value> = payload.as_array().ok_or_else(|| {
             TaskError::msg(format!(
                 "{} odds object {} is not a JSON array of snapshots; nothing validated",

@@ -505,22 +505,13 @@ impl Task for ValidateWeather {
         let settings: Settings = resolve(&self.settings)?;
         let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
         let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let bytes: Vec<u8> = read_raw(store.as_ref(), &fetched.key)
-            .await?
-            .ok_or_else(|| {
-                TaskError::msg(format!(
-                    "raw object {} is missing from {}; clear {} to fetch it again",
-                    fetched.key,
-                    store.location(),
-                    self.fetch_task
-                ))
-            })?;
-        let payload: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            TaskError::msg(format!(
-                "{} weather {} is not JSON ({e}); nothing validated",
-                sport.key, fetched.key
-            ))
-        })?;
+        let payload: Value = super::read_fetched_json(
+            store.as_ref(),
+            &fetched.key,
+            &self.fetch_task,
+            &format!("{} weather", sport.key),
+        )
+        .await?;
         let items: &Vec<Value> = payload.as_array().ok_or_else(|| {
             TaskError::msg(format!(
                 "{} weather {} is not a JSON array",
