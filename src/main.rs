@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod output;
+mod broker;
 mod cli;
 mod config;
 mod database;

@@ -204,3 +204,60 @@ fn catchup_creates_a_run_for_every_missed_interval() {
     );
     assert_eq!(contiguous, "t");
 }
+
+#[test]
+fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
+    let mut env = TestEnv::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pid = env.spawn(
+        &["up", "--port", &port.to_string()],
+        &[("BETFLOW_EMBEDDED_KAFKA", "true")],
+    );
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let brokers = children_named(pid, "tansu");
+    assert_eq!(brokers.len(), 1, "one embedded broker under `up`");
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", brokers[0])).exists(),
+        "the broker stopped with `up`"
+    );
+    assert_eq!(
+        env.scalar("SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'"),
+        "stopped"
+    );
+}
+
+/// Pids of the direct children of `parent` whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let ppid: u32 = stat[close + 2..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if ppid == parent && comm == name {
+            out.push(pid);
+        }
+    }
+    out
+}

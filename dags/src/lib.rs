@@ -100,11 +100,20 @@ pub const POOLS: &[(&str, u32)] = &[(ESPN_POOL, 2), (ODDS_POOL, 1), (WEATHER_POO
 /// a bad cron expression). Definitions are static code, so that is a bug the
 /// unit tests catch, not a runtime condition.
 pub fn dag_bag() -> DagBag {
+    let brokers = std::env::var(stream::kafka::BROKERS_ENV).ok();
+    dag_bag_with_brokers(brokers.as_deref())
+}
+
+/// [`dag_bag`] with the Kafka bootstrap servers given explicitly (for
+/// `betflow up`, which may start its own broker).
+pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
     let mut bag = DagBag::new();
     for (name, slots) in POOLS {
         bag.pool(name, *slots);
     }
-    let dags = batch::dags().into_iter().chain([streams::live_streams()]);
+    let dags = batch::dags()
+        .into_iter()
+        .chain([streams::live_streams_with(brokers)]);
     for dag in dags {
         bag.add(dag.unwrap_or_else(|e| panic!("invalid BetFlow DAG definition: {e}")));
     }

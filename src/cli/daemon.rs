@@ -37,7 +37,12 @@ pub fn shutdown_on_signals() -> CancellationToken {
 }
 
 pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let broker = crate::broker::EmbeddedBroker::start_if_wanted(home)?;
+    let brokers = match &broker {
+        Some(b) => Some(b.bootstrap.clone()),
+        None => std::env::var("KAFKA_BROKERS").ok(),
+    };
+    let bag = super::dag_bag_with_brokers(brokers.as_deref());
     let config = crate::config::engine_config()?;
     let db = Database::open(home, &bag).await?;
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -51,6 +56,9 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
     );
     if db.is_embedded() {
         outln!("home: {}", home.display());
+    }
+    if let Some(b) = &broker {
+        outln!("Kafka broker (embedded tansu, in memory): {}", b.bootstrap);
     }
     outln!("press Ctrl-C to stop");
     if let Some(password) = web::auth::ensure_admin(db.store.pool(), home).await? {

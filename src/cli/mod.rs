@@ -111,7 +111,13 @@ impl Command {
 
 /// BetFlow's DAGs, plus the examples when `BETFLOW_LOAD_EXAMPLES` is set.
 pub fn dag_bag() -> DagBag {
-    let mut bag = ::dags::dag_bag();
+    let brokers = std::env::var("KAFKA_BROKERS").ok();
+    dag_bag_with_brokers(brokers.as_deref())
+}
+
+/// [`dag_bag`] with explicit Kafka bootstrap servers.
+pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
+    let mut bag = ::dags::dag_bag_with_brokers(brokers);
     if crate::config::load_examples() {
         ::dags::examples::add_to(&mut bag);
     }

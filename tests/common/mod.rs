@@ -46,6 +46,8 @@ impl TestEnv {
             .env("BETFLOW_PAUSED_AT_CREATION", "true")
             .env("BETFLOW_POLL_MS", "200")
             .env("BETFLOW_HEARTBEAT_SECS", "1")
+            // `up` starts no broker of its own unless a test asks for one.
+            .env("BETFLOW_EMBEDDED_KAFKA", "false")
             .env_remove("BETFLOW_LOG")
             .env_remove("KAFKA_BROKERS");
         c
