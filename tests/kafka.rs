@@ -171,3 +171,115 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
     );
     drop(broker);
 }
+
+/// Distinct (event, market, bookmaker, outcome) of the replayed NFL odds of
+/// 2024-09-08: the rows `serving.odds_latest` must end up with.
+fn replayed_nfl_keys() -> usize {
+    use dags::sources::odds_api;
+    use std::collections::BTreeSet;
+    let nfl = dags::sport("nfl").expect("nfl");
+    let day = chrono::NaiveDate::from_ymd_opt(2024, 9, 8).expect("date");
+    let minutes = dags::ingest::DEFAULT_ODDS_SNAPSHOT_MINUTES;
+    let mut keys: BTreeSet<(String, String, String, &'static str)> = BTreeSet::new();
+    for f in dags::ingest::odds::replay_day(nfl, day, minutes).expect("replay") {
+        let body: serde_json::Value = serde_json::from_slice(&f.body).expect("json");
+        let (times, checked) =
+            odds_api::validate_historical(&body, OddsFormat::American).expect("snapshot");
+        for event in checked.good {
+            let payload = OddsPayload {
+                odds_format: OddsFormat::American,
+                event,
+            };
+            let (markets, _) = dags::stream::odds::book_markets(&payload, times.timestamp);
+            for m in markets {
+                for q in &m.quotes {
+                    keys.insert((
+                        m.event_id.clone(),
+                        m.market.clone(),
+                        m.bookmaker.clone(),
+                        q.side.as_str(),
+                    ));
+                }
+            }
+        }
+    }
+    keys.len()
+}
+
+#[test]
+fn stream_replay_publishes_a_day_of_odds_the_consumer_serves() {
+    let mut env = TestEnv::start();
+
+    // No brokers: a one-line usage error.
+    let out = env.run(&[
+        "stream",
+        "replay",
+        "--from",
+        "2024-09-08",
+        "--to",
+        "2024-09-08",
+        "--sport",
+        "nfl",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("KAFKA_BROKERS"));
+
+    let broker = Tansu::start(env.home.path());
+    env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let out = env
+        .cmd(&[
+            "stream",
+            "replay",
+            "--from",
+            "2024-09-08",
+            "--to",
+            "2024-09-08",
+            "--sport",
+            "nfl",
+        ])
+        .env("KAFKA_BROKERS", &broker.bootstrap)
+        .output()
+        .expect("run betflow");
+    let stdout = common::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        common::stderr(&out)
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    let published: usize = summary
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad summary {summary}"));
+    assert!(published > 0, "{summary}");
+    assert!(summary.contains(", 0 failed deliveries"), "{summary}");
+
+    let expected = replayed_nfl_keys();
+    assert!(expected > 0);
+    env.wait_for(
+        "SELECT count(*) FROM serving.odds_latest WHERE sport = 'nfl'",
+        &expected.to_string(),
+        90,
+    );
+    let events: usize = env
+        .scalar("SELECT count(DISTINCT event_id) FROM serving.odds_latest WHERE sport = 'nfl'")
+        .parse()
+        .expect("count");
+    assert!(events >= 10, "{events} distinct events");
+    env.wait_for(
+        "SELECT health->>'messages' FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        &published.to_string(),
+        60,
+    );
+    drop(broker);
+}

@@ -7,6 +7,7 @@ mod daemon;
 mod dags;
 mod db;
 mod runs;
+mod stream;
 mod tasks;
 mod users;
 mod wait;
@@ -91,6 +92,9 @@ pub enum Command {
     Tasks(tasks::TasksCommand),
     /// Create runs for every schedule interval in a date range.
     Backfill(backfill::BackfillArgs),
+    /// Kafka streams: replay historical data into the topics.
+    #[command(subcommand)]
+    Stream(stream::StreamCommand),
     /// Web UI and API users.
     #[command(subcommand)]
     Users(users::UsersCommand),
@@ -134,6 +138,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(cmd) => runs::run(&home, cmd).await,
         Command::Tasks(cmd) => tasks::run(&home, cmd).await,
         Command::Backfill(args) => backfill::run(&home, args).await,
+        Command::Stream(cmd) => stream::run(cmd).await,
         Command::Users(cmd) => users::users(&home, cmd).await,
         Command::Tokens(cmd) => users::tokens(&home, cmd).await,
         Command::Bench(cmd) => bench::run(&home, cmd).await,

@@ -145,6 +145,13 @@ fn replay(
     Ok(out)
 }
 
+/// The replayed snapshots of `sport` over sports day `date`, one every
+/// `minutes`: what `{sport}.fetch_odds_snapshots` stores in replay mode
+/// (also what `betflow stream replay` publishes).
+pub fn replay_day(sport: &Sport, date: NaiveDate, minutes: u32) -> Result<Vec<Fetched>, TaskError> {
+    replay(sport, date, &snapshot_times(date, minutes))
+}
+
 /// The JSON array of `bodies`, each kept byte for byte.
 fn json_array(bodies: &[Fetched]) -> Vec<u8> {
     let mut out: Vec<u8> =
