@@ -6,13 +6,13 @@
 //! and re-run (`tasks clear --task nfl.validate`) without calling the API
 //! again: validate reads the object fetch wrote, never the network.
 
+use super::{StoredPayload, ValidateFrom};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
@@ -126,20 +126,11 @@ impl Task for FetchScoreboard {
 
 /// `{sport}.validate`: the stored scoreboard, checked event by event.
 #[derive(Debug, Clone)]
-pub struct ValidateScoreboard {
-    sport: &'static str,
-    /// Full id of the fetch task whose output names the raw object.
-    fetch_task: String,
-    settings: SettingsOverride,
-}
+pub struct ValidateScoreboard(ValidateFrom);
 
 impl ValidateScoreboard {
     pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self {
-            sport,
-            fetch_task,
-            settings,
-        }
+        Self(ValidateFrom::new(sport, fetch_task, settings))
     }
 
     pub fn spec(self, id: &str, doc: String) -> TaskSpec {
@@ -150,30 +141,26 @@ impl ValidateScoreboard {
 #[async_trait]
 impl Task for ValidateScoreboard {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
-        let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
-        let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let payload: Value = super::read_fetched_json(
-            store.as_ref(),
-            &fetched.key,
-            &self.fetch_task,
-            &format!("{} scoreboard", sport.key),
-        )
-        .await?;
+        let StoredPayload {
+            sport,
+            store,
+            date,
+            payload,
+            ..
+        } = self.0.load(&ctx, "scoreboard").await?;
         let checked = espn::validate_scoreboard(sport.key, &payload)?;
         let dead: Option<String> = write_dead_letters(
             store.as_ref(),
             DEAD_LETTER_SOURCE,
             sport.key,
-            fetched.date,
+            date,
             &ctx.run_id,
             &checked.rejected,
         )
         .await?;
         let out = ValidateOutput {
             sport: sport.key.to_owned(),
-            date: fetched.date,
+            date,
             games: checked.good.len(),
             rejected: checked.rejected.len(),
             final_games: checked

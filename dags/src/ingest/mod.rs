@@ -155,10 +155,73 @@ impl Settings {
 /// when each task runs (`None`, the binary's case).
 pub type SettingsOverride = Option<Arc<Settings>>;
 
+/// What every `{sport}.validate` task starts from: the sport, and the fetch
+/// task whose output names the raw object to check.
+#[derive(Debug, Clone)]
+pub struct ValidateFrom {
+    sport: &'static str,
+    /// Full id of the fetch task (`{sport}.fetch_…`).
+    fetch_task: String,
+    settings: SettingsOverride,
+}
+
+/// The part of every fetch task's output a validate task needs.
+#[derive(serde::Deserialize)]
+struct FetchedRef {
+    key: String,
+    date: chrono::NaiveDate,
+}
+
+/// The raw object a fetch task wrote, read back from the lake and parsed.
+pub(crate) struct StoredPayload {
+    pub sport: &'static Sport,
+    pub store: Arc<dyn crate::lake::ObjectStore>,
+    pub key: String,
+    pub date: chrono::NaiveDate,
+    pub payload: serde_json::Value,
+}
+
+impl ValidateFrom {
+    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
+        Self {
+            sport,
+            fetch_task,
+            settings,
+        }
+    }
+
+    /// Resolve settings, find the fetch task's object and parse it; `what`
+    /// names the payload in errors (`scoreboard`, `odds snapshots`, …).
+    pub(crate) async fn load(
+        &self,
+        ctx: &TaskContext,
+        what: &str,
+    ) -> Result<StoredPayload, TaskError> {
+        let sport: &'static Sport = selected(ctx, self.sport)?;
+        let settings: Settings = resolve(&self.settings)?;
+        let fetched: FetchedRef = ctx.upstream(&self.fetch_task)?;
+        let store = crate::lake::open_from_env(&settings.home)?;
+        let payload = read_fetched_json(
+            store.as_ref(),
+            &fetched.key,
+            &self.fetch_task,
+            &format!("{} {what}", sport.key),
+        )
+        .await?;
+        Ok(StoredPayload {
+            sport,
+            store,
+            key: fetched.key,
+            date: fetched.date,
+            payload,
+        })
+    }
+}
+
 /// Read back the raw object a fetch task wrote and parse it as JSON. A
 /// missing object or bytes that are not JSON fail the task (retries apply):
 /// that is the whole day's payload, not one bad record to dead-letter.
-pub(crate) async fn read_fetched_json(
+async fn read_fetched_json(
     store: &dyn crate::lake::ObjectStore,
     key: &str,
     fetch_task: &str,

@@ -8,6 +8,7 @@
 //! from New York midnight: the API keeps one every 5–10 minutes, but each
 //! costs credits, so a day is a bounded 24 calls per sport by default.
 
+use super::{StoredPayload, ValidateFrom};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -258,20 +259,11 @@ fn show(v: Option<f64>) -> String {
 
 /// `{sport}.validate`: the stored snapshots, checked event by event.
 #[derive(Debug, Clone)]
-pub struct ValidateOddsSnapshots {
-    sport: &'static str,
-    /// Full id of the fetch task whose output names the raw object.
-    fetch_task: String,
-    settings: SettingsOverride,
-}
+pub struct ValidateOddsSnapshots(ValidateFrom);
 
 impl ValidateOddsSnapshots {
     pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self {
-            sport,
-            fetch_task,
-            settings,
-        }
+        Self(ValidateFrom::new(sport, fetch_task, settings))
     }
 
     pub fn spec(self, id: &str, doc: String) -> TaskSpec {
@@ -282,21 +274,17 @@ impl ValidateOddsSnapshots {
 #[async_trait]
 impl Task for ValidateOddsSnapshots {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
-        let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
-        let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let payload: Value = super::read_fetched_json(
-            store.as_ref(),
-            &fetched.key,
-            &self.fetch_task,
-            &format!("{} odds snapshots", sport.key),
-        )
-        .await?;
+        let StoredPayload {
+            sport,
+            store,
+            key,
+            date,
+            payload,
+        } = self.0.load(&ctx, "odds snapshots").await?;
         let snapshots: &Vec<Value> = payload.as_array().ok_or_else(|| {
             TaskError::msg(format!(
                 "{} odds object {} is not a JSON array of snapshots; nothing validated",
-                sport.key, fetched.key
+                sport.key, key
             ))
         })?;
         let mut rejected: Vec<Rejected> = Vec::new();
@@ -328,14 +316,14 @@ impl Task for ValidateOddsSnapshots {
             store.as_ref(),
             DEAD_LETTER_SOURCE,
             sport.key,
-            fetched.date,
+            date,
             &ctx.run_id,
             &rejected,
         )
         .await?;
         let out = ValidateOutput {
             sport: sport.key.to_owned(),
-            date: fetched.date,
+            date,
             snapshots: snapshots.len(),
             events,
             distinct_events: ids.len(),

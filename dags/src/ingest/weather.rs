@@ -15,6 +15,7 @@
 //! (`replay://generated/open_meteo/…`), in Open-Meteo's shape, so offline
 //! runs exercise the same store-and-validate path as live ones.
 
+use super::{StoredPayload, ValidateFrom};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -478,19 +479,11 @@ fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, Strin
 
 /// `{sport}.validate`: the stored responses, checked venue by venue.
 #[derive(Debug, Clone)]
-pub struct ValidateWeather {
-    sport: &'static str,
-    fetch_task: String,
-    settings: SettingsOverride,
-}
+pub struct ValidateWeather(ValidateFrom);
 
 impl ValidateWeather {
     pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self {
-            sport,
-            fetch_task,
-            settings,
-        }
+        Self(ValidateFrom::new(sport, fetch_task, settings))
     }
 
     pub fn spec(self, id: &str, doc: String) -> TaskSpec {
@@ -501,22 +494,15 @@ impl ValidateWeather {
 #[async_trait]
 impl Task for ValidateWeather {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
-        let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
-        let fetched: FetchOutput = ctx.upstream(&self.fetch_task)?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let payload: Value = super::read_fetched_json(
-            store.as_ref(),
-            &fetched.key,
-            &self.fetch_task,
-            &format!("{} weather", sport.key),
-        )
-        .await?;
+        let StoredPayload {
+            sport,
+            store,
+            key,
+            date,
+            payload,
+        } = self.0.load(&ctx, "weather").await?;
         let items: &Vec<Value> = payload.as_array().ok_or_else(|| {
-            TaskError::msg(format!(
-                "{} weather {} is not a JSON array",
-                sport.key, fetched.key
-            ))
+            TaskError::msg(format!("{} weather {} is not a JSON array", sport.key, key))
         })?;
         let mut rejected: Vec<Rejected> = Vec::new();
         let (mut venues, mut observations) = (0usize, 0usize);
@@ -544,14 +530,14 @@ impl Task for ValidateWeather {
             store.as_ref(),
             DEAD_LETTER_SOURCE,
             sport.key,
-            fetched.date,
+            date,
             &ctx.run_id,
             &rejected,
         )
         .await?;
         let out = ValidateOutput {
             sport: sport.key.to_owned(),
-            date: fetched.date,
+            date,
             venues,
             observations,
             rejected: rejected.len(),
