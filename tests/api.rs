@@ -607,6 +607,10 @@ fn the_openapi_document_describes_the_served_paths() {
             "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}",
             "get",
         ),
+        (
+            "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/qualityChecks",
+            "get",
+        ),
         ("/api/v2/dags/{dag_id}/clearTaskInstances", "post"),
         ("/api/v2/version", "get"),
     ] {
@@ -636,6 +640,7 @@ fn the_openapi_document_describes_the_served_paths() {
     }
     assert!(schemas["DAGRunResponse"]["properties"]["run_after"].is_object());
     assert!(schemas["TaskInstanceResponse"]["properties"]["try_number"].is_object());
+    assert!(schemas["QualityCheckResponse"]["properties"]["outcome"].is_object());
     assert!(doc.body["components"]["securitySchemes"]["HTTPBearer"].is_object());
 
     // What the document says a DAG looks like is what a DAG looks like.
@@ -653,4 +658,86 @@ fn the_openapi_document_describes_the_served_paths() {
         .map(String::as_str)
         .collect();
     assert_eq!(documented, served);
+}
+
+#[test]
+fn a_runs_quality_checks_are_listed_and_paged() {
+    let (env, op, viewer, base) = start();
+    let created = op.post(
+        "/dags/example_etl/dagRuns",
+        json!({"dag_run_id": "checked", "logical_date": "2024-03-01T00:00:00Z"}),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let empty = viewer.ok("/dags/example_etl/dagRuns/checked/qualityChecks");
+    assert_eq!(empty, json!({"quality_checks": [], "total_entries": 0}));
+
+    env.sql(
+        "INSERT INTO check_results (dag_id, run_id, task_id, try_number, logical_date, asset,
+             check_name, severity, passed, observed_value, observed, detail)
+         SELECT dag_id, run_id, 'gate', v.try, logical_date, 'silver.odds', v.name, v.severity,
+             v.passed, v.value, v.observed::jsonb, v.detail
+         FROM dag_runs, (VALUES
+             (1, 'unique(event_id)', 'error', false, 9.0, '{}', 'an earlier try'),
+             (2, 'unique(event_id)', 'error', true, 0.0, '{\"sample\": []}', 'all distinct'),
+             (2, 'decimal > 1', 'error', false, 2.0, '{\"sample\": [\"event_id=e1\"]}', '2 rows'),
+             (2, 'freshness(captured_at)', 'warn', false, 90000.5, '{}', 'stale')
+         ) AS v(try, name, severity, passed, value, observed, detail)
+         WHERE run_id = 'checked'",
+    );
+    let all = viewer.ok("/dags/example_etl/dagRuns/checked/qualityChecks");
+    assert_eq!(all["total_entries"], 3, "{all}");
+    let checks = all["quality_checks"].as_array().unwrap();
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["unique(event_id)", "decimal > 1", "freshness(captured_at)"]
+    );
+    let outcomes: Vec<&str> = checks
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["passed", "failed", "warn"]);
+    let failed = &checks[1];
+    assert_eq!(failed["dag_id"], "example_etl");
+    assert_eq!(failed["dag_run_id"], "checked");
+    assert_eq!(failed["task_id"], "gate");
+    assert_eq!(failed["try_number"], 2);
+    assert_eq!(failed["table"], "silver.odds");
+    assert_eq!(failed["severity"], "error");
+    assert_eq!(failed["passed"], false);
+    assert_eq!(failed["observed_value"], 2.0);
+    assert_eq!(failed["observed"]["sample"], json!(["event_id=e1"]));
+    assert_eq!(failed["detail"], "2 rows");
+    assert_eq!(failed["logical_date"], "2024-03-01T00:00:00Z");
+    assert!(failed["checked_at"].is_string());
+
+    let page = viewer.ok("/dags/example_etl/dagRuns/checked/qualityChecks?limit=1&offset=2");
+    assert_eq!(page["total_entries"], 3);
+    assert_eq!(
+        page["quality_checks"][0]["check_name"],
+        "freshness(captured_at)"
+    );
+    assert_problem(
+        &viewer.get("/dags/example_etl/dagRuns/nope/qualityChecks"),
+        404,
+        "unknown run",
+    );
+    assert_problem(
+        &viewer.get("/dags/no_such_dag/dagRuns/checked/qualityChecks"),
+        404,
+        "unknown DAG",
+    );
+    assert_problem(
+        &viewer.get("/dags/example_etl/dagRuns/checked/qualityChecks?limit=-1"),
+        422,
+        "negative limit",
+    );
+    assert_problem(
+        &Api::new(&base, None).get("/dags/example_etl/dagRuns/checked/qualityChecks"),
+        401,
+        "anonymous",
+    );
 }

@@ -171,3 +171,87 @@ fn tasks_run_executes_one_task_without_recording_it() {
     assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
     assert_eq!(env.scalar("SELECT count(*) FROM task_instances"), "0");
 }
+
+/// Check results of a run, as a gate task would store them: try 1 of
+/// `load` (superseded) and try 2 (shown), passed, failed and warned.
+const CHECK_ROWS: &str = "INSERT INTO check_results (dag_id, run_id, task_id, try_number,
+        logical_date, asset, check_name, severity, passed, observed_value, observed, detail)
+    SELECT r.dag_id, r.run_id, v.task_id, v.try_number, r.logical_date, v.asset, v.check_name,
+        v.severity, v.passed, v.observed_value, v.observed::jsonb, v.detail
+    FROM dag_runs r, (VALUES
+        ('load', 1, 'gold.totals', 'unique(id)', 'error', false, 2.0, '{}', 'superseded by try 2'),
+        ('load', 2, 'gold.totals', 'unique(id)', 'error', true, 0.0, '{\"sample\": []}',
+            'all 3 rows have distinct (id)'),
+        ('load', 2, 'gold.totals', 'range(total >= 0)', 'error', false, 1.0,
+            '{\"sample\": [\"id=3\"]}', '1 of 3 rows with total not >= 0; e.g. id=3'),
+        ('load', 2, 'gold.totals', 'row_count_vs_previous', 'warn', false, 3.0, '{}',
+            '3 rows vs 30 in the previous observation (x0.10; allowed x0.5 to x2)')
+    ) AS v(task_id, try_number, asset, check_name, severity, passed, observed_value, observed, detail)
+    WHERE r.dag_id = 'example_etl'";
+
+#[test]
+fn runs_show_lists_the_quality_checks_of_the_latest_try() {
+    let env = TestEnv::start();
+    env.ok(&["db", "migrate"]);
+    let run_id = "manual__2024-03-01T00:00:00+00:00";
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_etl",
+        "--logical-date",
+        "2024-03-01",
+    ]);
+    let bare = env.ok(&["runs", "show", "example_etl", run_id]);
+    assert!(!bare.contains("Quality checks"), "{bare}");
+    env.sql(CHECK_ROWS);
+
+    let out = env.ok(&["runs", "show", "example_etl", run_id]);
+    let section = out
+        .split("Quality checks (1 passed, 1 failed, 1 warn):")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no quality section in {out}"));
+    let header = section.lines().nth(1).unwrap_or_default();
+    for column in ["table", "check", "severity", "result", "observed", "detail"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let line = |check: &str| {
+        section
+            .lines()
+            .find(|l| l.contains(check))
+            .unwrap_or_else(|| panic!("{check} missing from {section}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        line("range(total").starts_with("gold.totals range(total >= 0) error failed 1 1 of 3 rows"),
+        "{section}"
+    );
+    assert!(
+        line("unique(id)").contains("error passed 0 all 3 rows"),
+        "{section}"
+    );
+    assert!(
+        line("row_count_vs_previous").contains("warn warn 3 3 rows vs 30"),
+        "{section}"
+    );
+    assert!(!out.contains("superseded"), "{out}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["runs", "show", "example_etl", run_id, "--json"]))
+            .expect("valid JSON");
+    let checks = json["quality_checks"].as_array().expect("quality_checks");
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert!(checks
+        .iter()
+        .all(|c| c["try_number"] == 2 && c["task_id"] == "load"));
+    let range = checks
+        .iter()
+        .find(|c| c["check_name"] == "range(total >= 0)")
+        .unwrap();
+    assert_eq!(range["passed"], false);
+    assert_eq!(range["severity"], "error");
+    assert_eq!(range["asset"], "gold.totals");
+    assert_eq!(range["observed_value"], 1.0);
+    assert_eq!(range["observed"]["sample"][0], "id=3");
+}

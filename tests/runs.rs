@@ -349,3 +349,100 @@ fn backfill_rerun_failed_clears_the_failed_tasks_of_failed_runs() {
         "1"
     );
 }
+
+#[test]
+fn a_quality_gate_records_its_checks_and_an_error_stops_downstream() {
+    let env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_quality"]);
+    let out = env.ok(&[
+        "dags",
+        "trigger",
+        "example_quality",
+        "--logical-date",
+        "2024-03-01",
+        "--wait",
+    ]);
+    assert!(out.contains("finished: success"), "{out}");
+    let checks = |day: &str| {
+        env.sql(&format!(
+            "SELECT check_name || '=' || passed || '/' || coalesce(observed_value::text, '-')
+             FROM check_results WHERE run_id = 'manual__{day}T00:00:00+00:00' ORDER BY id"
+        ))
+    };
+    assert_eq!(
+        checks("2024-03-01"),
+        [
+            "unique(id)=true/0",
+            "range(score >= 0)=true/0",
+            "not_null(note)=false/2",
+            "row_count_vs_previous=true/4"
+        ]
+    );
+    let show = env.ok(&[
+        "runs",
+        "show",
+        "example_quality",
+        "manual__2024-03-01T00:00:00+00:00",
+    ]);
+    assert!(
+        show.contains("Quality checks (3 passed, 0 failed, 1 warn):"),
+        "{show}"
+    );
+
+    // Five times the rows, one with a negative score: the range check fails
+    // the gate, publish never runs, and the row count is compared with the
+    // previous day's 4.
+    let out = env.run(&[
+        "dags",
+        "trigger",
+        "example_quality",
+        "--logical-date",
+        "2024-03-02",
+        "--conf",
+        r#"{"rows": 20, "bad_rows": 1}"#,
+        "--wait",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        checks("2024-03-02"),
+        [
+            "unique(id)=true/0",
+            "range(score >= 0)=false/1",
+            "not_null(note)=false/10",
+            "row_count_vs_previous=false/20"
+        ]
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT task_id || '=' || state FROM task_instances
+             WHERE run_id = 'manual__2024-03-02T00:00:00+00:00' ORDER BY task_id"
+        ),
+        ["publish=upstream_failed", "quality_gate=failed"]
+    );
+    let error = env
+        .scalar("SELECT error FROM task_tries WHERE run_id = 'manual__2024-03-02T00:00:00+00:00'");
+    assert!(
+        error.contains("quality gate failed: 1 error-level check(s) failed")
+            && error.contains("range(score >= 0)")
+            && error.contains("id=20"),
+        "{error}"
+    );
+    let sample = env.scalar(
+        "SELECT observed->'sample'->>0 FROM check_results
+         WHERE run_id = 'manual__2024-03-02T00:00:00+00:00' AND check_name = 'range(score >= 0)'",
+    );
+    assert_eq!(sample, "id=20");
+    let logs = env.ok(&[
+        "tasks",
+        "logs",
+        "example_quality",
+        "manual__2024-03-02T00:00:00+00:00",
+        "quality_gate",
+    ]);
+    assert!(
+        logs.contains(
+            "quality check WARN: example.scores row_count_vs_previous [warn]: 20 rows vs 4"
+        ),
+        "{logs}"
+    );
+}

@@ -628,3 +628,63 @@ fn only_admins_reach_the_token_page() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(env.scalar("SELECT count(*) FROM api_tokens"), "0");
 }
+
+#[test]
+fn the_run_page_shows_the_runs_quality_check_results() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_etl",
+        "--logical-date",
+        "2024-03-01",
+    ]);
+    let html = b.page(ETL_RUN_PATH);
+    assert!(html.contains("No task of this run has recorded data-quality checks."));
+    env.sql(&format!(
+        "INSERT INTO check_results (dag_id, run_id, task_id, try_number, logical_date, asset,
+             check_name, severity, passed, observed_value, detail)
+         SELECT dag_id, run_id, 'load', 1, logical_date, 'gold.totals', v.name, v.severity,
+             v.passed, v.value, v.detail
+         FROM dag_runs, (VALUES
+             ('unique(id)', 'error', true, 0.0, 'all 3 rows have distinct (id)'),
+             ('range(total >= 0)', 'error', false, 1.0, '1 of 3 rows with total not >= 0'),
+             ('row_count_vs_previous', 'warn', false, 3.5, '3 rows vs 30')
+         ) AS v(name, severity, passed, value, detail)
+         WHERE run_id = '{ETL_RUN}'"
+    ));
+    let html = b.page(ETL_RUN_PATH);
+    assert!(html.contains(r#"<table id="quality-checks">"#), "{html}");
+    let row = |check: &str| {
+        let start = html
+            .find(&format!(r#"<tr data-check="{check}""#))
+            .unwrap_or_else(|| panic!("no row for {check} in {html}"));
+        let end = start + html[start..].find("</tr>").unwrap();
+        html[start..end].to_owned()
+    };
+    let passed = row("unique(id)");
+    assert!(
+        passed.contains(r#"<span class="state q-passed">passed</span>"#),
+        "{passed}"
+    );
+    assert!(passed.contains("gold.totals") && passed.contains("<td class=\"nowrap\">0</td>"));
+    let failed = row("range(total &#62;= 0)");
+    assert!(
+        failed.contains(r#"<span class="state q-failed">failed</span>"#),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("1 of 3 rows with total not &#62;= 0"),
+        "{failed}"
+    );
+    assert!(failed.contains("/tasks/load?try=1"), "{failed}");
+    let warned = row("row_count_vs_previous");
+    assert!(
+        warned.contains(r#"<span class="state q-warn">warn</span>"#),
+        "{warned}"
+    );
+    assert!(warned.contains("3.500"), "{warned}");
+    let css = b.page("/static/app.css");
+    assert!(css.contains(".q-failed { background: var(--failed); }"));
+}

@@ -14,11 +14,15 @@ use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
 
+use crate::glue::GlueJob;
 use crate::ingest::{
     FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, SettingsOverride,
     ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
 };
-use crate::placeholder::{Ready, Step};
+use crate::sensors::UpstreamDay;
+use crate::transform;
+use crate::transform::gold_tasks::{self, BuildGold, GoldGate, PublishServing};
+use crate::transform::tasks::{BuildSilver, LoadBronze, SilverGate};
 use crate::{all_sports_param, Sport, ESPN_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL};
 
 pub const HISTORICAL_GAMES: &str = "historical_games_daily";
@@ -76,8 +80,8 @@ fn nightly(id: &str, description: &str, cron: &str, tags: &[&str]) -> DagBuilder
 
 /// A data-quality gate: a failing check is a data problem, not a transient
 /// one, so it fails at once (no retries) and stops everything downstream.
-fn gate(step: Step, id: &str) -> TaskSpec {
-    step.spec(id).retry_policy(RetryPolicy {
+fn gate_spec(spec: TaskSpec) -> TaskSpec {
+    spec.retry_policy(RetryPolicy {
         retries: 0,
         ..RETRY
     })
@@ -87,6 +91,7 @@ fn gate(step: Step, id: &str) -> TaskSpec {
 struct Family {
     /// `games`, `odds` or `weather`: lake path segment and table suffix.
     name: &'static str,
+    family: transform::tasks::Family,
     /// Id of the per-sport fetch task.
     fetch: &'static str,
     /// The source's pool.
@@ -111,6 +116,7 @@ struct Family {
 fn ingest<G>(
     b: &mut DagBuilder,
     f: &Family,
+    settings: &SettingsOverride,
     after: Option<&Node>,
     leaf: &'static str,
     group: G,
@@ -121,12 +127,17 @@ where
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
     // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
+    let engine = transform::Engine::from_env().unwrap_or_default();
+    let bronze_spec = match engine {
+        transform::Engine::Local => {
+            LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze)
+        }
+        transform::Engine::Glue => GlueJob::from_env(bronze_id.clone())
+            .spec(&bronze_id, format!("AWS Glue job run: {}", f.bronze)),
+    };
     let bronze = b.group_task(
         "transform",
-        Step::new(f.bronze)
-            .reads_each_sport(leaf)
-            .spec(&bronze_id)
-            .trigger_rule(TriggerRule::NoneFailed),
+        bronze_spec.trigger_rule(TriggerRule::NoneFailed),
     );
     for sport in SPORTS {
         let last = group(b, sport);
@@ -137,13 +148,17 @@ where
         debug_assert!(matches!(&last, Node::Task(id) if id.ends_with(leaf)));
         b.edge(&group_node, &bronze);
     }
-    let silver = b.group_task(
-        "transform",
-        Step::new(f.silver).reads(&bronze).spec(&silver_id),
-    );
+    let silver_spec = match engine {
+        transform::Engine::Local => {
+            BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver)
+        }
+        transform::Engine::Glue => GlueJob::from_env(silver_id.clone())
+            .spec(&silver_id, format!("AWS Glue job run: {}", f.silver)),
+    };
+    let silver = b.group_task("transform", silver_spec);
     let quality = b.group_task(
         "quality",
-        gate(Step::new(f.quality).reads(&silver), &silver_id),
+        gate_spec(SilverGate::new(f.family, settings.clone()).spec(&silver_id, f.quality)),
     );
     b.chain(&[&bronze, &silver, &quality]);
     quality
@@ -242,6 +257,7 @@ fn weather_group(
 
 const GAMES: Family = Family {
     name: "games",
+    family: transform::tasks::Family::Games,
     fetch: "fetch_scoreboard",
     pool: ESPN_POOL,
     describe_fetch: |s| {
@@ -252,12 +268,13 @@ const GAMES: Family = Family {
     },
     validate: "validate the scoreboard JSON (ids, start times, status, teams, scores, venue); bad events go to the dead-letter table",
     bronze: "load the day's raw game payloads into Iceberg bronze.games",
-    silver: "model silver.games and their period scores (UTC start times, final scores, overtime, venue)",
-    quality: "quality gate on silver.games: unique game_id, non-null keys, scores >= 0, periods sum to the final score, row count vs raw",
+    silver: "model silver.games (finals, canonical team/venue ids, margins, overtime) and silver.game_periods",
+    quality: "quality gate on silver.games: schema, unique game_id, non-null keys, scores >= 0, period scores sum to the final score, row count vs the previous day",
 };
 
 const ODDS: Family = Family {
     name: "odds",
+    family: transform::tasks::Family::Odds,
     fetch: "fetch_odds_snapshots",
     pool: ODDS_POOL,
     describe_fetch: |s| {
@@ -268,12 +285,13 @@ const ODDS: Family = Family {
     },
     validate: "validate the snapshot JSON (timestamp, events, bookmakers, markets; h2h has two priced outcomes); bad records go to the dead-letter table",
     bronze: "load the day's raw odds snapshots into Iceberg bronze.odds",
-    silver: "model silver.odds_snapshots: map events to games, decimal prices, opening and closing lines",
-    quality: "quality gate on silver.odds_snapshots: prices in (-100000, 100000), decimal > 1, implied probability in (0, 1), vig in (-5%, 30%), unique keys, unmapped events reported",
+    silver: "model silver.odds: dedupe, map events to games, implied and no-vig probability, overround, opening and closing lines",
+    quality: "quality gate on silver.odds: prices in (-100000, 100000) and non-zero, decimal > 1, implied probability in (0, 1), h2h has both sides, unique keys; vig outside (-5%, 30%) and unmapped events warn",
 };
 
 const WEATHER_FAMILY: Family = Family {
     name: "weather",
+    family: transform::tasks::Family::Weather,
     fetch: "fetch_open_meteo",
     pool: WEATHER_POOL,
     describe_fetch: |s| {
@@ -284,8 +302,8 @@ const WEATHER_FAMILY: Family = Family {
     },
     validate: "validate the Open-Meteo JSON (hourly arrays of one length, units, coordinates); bad records go to the dead-letter table",
     bronze: "load the day's raw weather into Iceberg bronze.weather",
-    silver: "model silver.weather_observations per venue and hour",
-    quality: "quality gate on silver.weather_observations: non-null keys, plausible ranges, one row per venue and hour",
+    silver: "model silver.weather per venue and hour",
+    quality: "quality gate on silver.weather: non-null keys, plausible ranges, one row per venue and hour",
 };
 
 /// ESPN scoreboards per sport → raw → bronze/silver games, with the
@@ -303,7 +321,7 @@ pub fn historical_games_daily_with(settings: SettingsOverride) -> Result<Dag, Da
         "0 6 * * *",
         &["batch", "games", "espn"],
     );
-    ingest(&mut b, &GAMES, None, "validate", |b, s| {
+    ingest(&mut b, &GAMES, &settings, None, "validate", |b, s| {
         games_group(b, s, &settings)
     });
     b.build()
@@ -324,9 +342,12 @@ pub fn historical_odds_daily_with(settings: SettingsOverride) -> Result<Dag, Dag
         &["batch", "odds", "the-odds-api"],
     );
     let wait = b.task(
-        Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
+        UpstreamDay::new(HISTORICAL_GAMES, "quality.silver_games").spec(
+            "wait_for_games",
+            format!("wait for the day's silver.games ({HISTORICAL_GAMES} quality.silver_games), so odds events map to games"),
+        ),
     );
-    ingest(&mut b, &ODDS, Some(&wait), "validate", |b, s| {
+    ingest(&mut b, &ODDS, &settings, Some(&wait), "validate", |b, s| {
         odds_group(b, s, &settings)
     });
     b.build()
@@ -347,7 +368,10 @@ pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
         &["batch", "weather", "open-meteo"],
     );
     let wait = b.task(
-        Ready::new(format!("the day's silver.games ({HISTORICAL_GAMES})")).spec("wait_for_games"),
+        UpstreamDay::new(HISTORICAL_GAMES, "quality.silver_games").spec(
+            "wait_for_games",
+            format!("wait for the day's games ({HISTORICAL_GAMES} quality.silver_games), whose outdoor venues get weather"),
+        ),
     );
     let venues = b.task(SelectOutdoorVenues::new(settings.clone()).spec(
         "select_outdoor_venues",
@@ -357,6 +381,7 @@ pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     ingest(
         &mut b,
         &WEATHER_FAMILY,
+        &settings,
         Some(&venues),
         "validate",
         |b, s| weather_group(b, s, &venues, &settings),
@@ -443,18 +468,17 @@ const MARTS: &[Mart] = &[
         Some("wait_for_silver_weather"),
         "build gold.weather_impact (outdoor games: correlations of weather with totals, wind buckets, over rate)",
     ),
-    (
-        "news_sentiment_daily",
-        &["dim_teams", "dim_dates"],
-        None,
-        "build gold.news_sentiment_daily (team x day: articles, mean sentiment, consensus move in the following hours)",
-    ),
 ];
 
 /// Dims, then the marts that join them, then one quality gate over gold,
 /// then the copy to the serving schema the dashboards read. Full rebuilds of
 /// shared tables: one run at a time.
 pub fn gold_marts_nightly() -> Result<Dag, DagError> {
+    gold_marts_nightly_with(None)
+}
+
+/// [`gold_marts_nightly`] with fixed settings (tests).
+pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     let mut b = nightly(
         GOLD_MARTS,
         "Gold dimensions and marts from silver games, odds, weather and news, gated by quality checks and published to the serving schema",
@@ -464,25 +488,36 @@ pub fn gold_marts_nightly() -> Result<Dag, DagError> {
     .max_active_runs(1);
     let sensors = [
         ("wait_for_silver_games", HISTORICAL_GAMES, "games"),
-        ("wait_for_silver_odds", HISTORICAL_ODDS, "odds_snapshots"),
-        ("wait_for_silver_weather", WEATHER, "weather_observations"),
+        ("wait_for_silver_odds", HISTORICAL_ODDS, "odds"),
+        ("wait_for_silver_weather", WEATHER, "weather"),
     ];
     for (id, dag, table) in sensors {
-        b.task(Ready::new(format!("the day's silver.{table} ({dag})")).spec(id));
+        let gate: &'static str = match table {
+            "games" => "quality.silver_games",
+            "odds" => "quality.silver_odds",
+            _ => "quality.silver_weather",
+        };
+        b.task(UpstreamDay::new(dag, gate).spec(
+            id,
+            format!("wait for the day's silver.{table} ({dag} {gate})"),
+        ));
     }
     let task = |id: &str| Node::Task(id.to_owned());
+    let gold = |id: &str| gold_tasks::table(id).unwrap_or_else(|| panic!("no gold table `{id}`"));
     for (id, sensor, what) in DIMS {
-        let dim = b.group_task("dims", Step::new(*what).spec(id));
+        let dim = b.group_task(
+            "dims",
+            BuildGold::new(gold(id), settings.clone()).spec(id, *what),
+        );
         if let Some(sensor) = sensor {
             b.edge(&task(sensor), &dim);
         }
     }
     for (id, dims, sensor, what) in MARTS {
-        let mut step = Step::new(*what);
-        for dim in *dims {
-            step = step.reads(&task(&format!("dims.{dim}")));
-        }
-        let mart = b.group_task("marts", step.spec(id));
+        let mart = b.group_task(
+            "marts",
+            BuildGold::new(gold(id), settings.clone()).spec(id, *what),
+        );
         for dim in *dims {
             b.edge(&task(&format!("dims.{dim}")), &mart);
         }
@@ -490,22 +525,19 @@ pub fn gold_marts_nightly() -> Result<Dag, DagError> {
             b.edge(&task(sensor), &mart);
         }
     }
-    let mut check = Step::new(
-        "quality gate on gold: unique keys per grain, non-null keys, probabilities in (0, 1), vig in (-5%, 30%), row counts, freshness",
+    let check = b.group_task(
+        "quality",
+        gate_spec(GoldGate::new(settings.clone()).spec(
+            "gold",
+            "quality gate on gold: schema, unique and non-null keys per grain, prices > 1, rates in [0, 1]; vig outside (-5%, 30%) warns",
+        )),
     );
-    for (id, ..) in MARTS {
-        check = check.reads(&task(&format!("marts.{id}")));
-    }
-    let check = b.group_task("quality", gate(check, "gold"));
     let marts = b.group("marts");
     b.edge(&marts, &check);
-    let publish = b.task(
-        Step::new(
-            "copy the gold dims and marts to the Postgres serving schema (idempotent upserts)",
-        )
-        .reads(&check)
-        .spec("publish_serving"),
-    );
+    let publish = b.task(PublishServing::new(settings.clone()).spec(
+        "publish_serving",
+        "copy each gold table into Postgres serving.gold_{table}, replacing its rows in one transaction",
+    ));
     b.edge(&check, &publish);
     b.build()
 }

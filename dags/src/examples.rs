@@ -8,7 +8,10 @@ use chrono::{TimeZone, Utc};
 use orchestrator::{
     task_fn, Dag, DagBag, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec, TriggerRule,
 };
+use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde_json::{json, Value};
+
+use crate::quality::{self, Check, Suite};
 
 pub fn add_to(bag: &mut DagBag) {
     bag.pool("example_single", 1);
@@ -23,6 +26,7 @@ pub fn add_to(bag: &mut DagBag) {
         daily(),
         hourly_catchup(),
         pool(),
+        quality(),
     ] {
         match dag {
             Ok(d) => bag.add(d),
@@ -261,5 +265,54 @@ fn hourly_catchup() -> Result<Dag, orchestrator::dag::DagError> {
         .tags(&["example"])
         .fileloc(file!());
     b.task(sleep_task("tick", 1));
+    b.build()
+}
+
+/// `ids` 1..=`rows` with scores; the last `bad_rows` get a negative score,
+/// every other row has no note.
+fn scores(rows: i64, bad_rows: i64) -> Result<DataFrame, TaskError> {
+    let ids: Vec<i64> = (1..=rows).collect();
+    let score: Vec<i64> = ids
+        .iter()
+        .map(|i| if *i > rows - bad_rows { -1 } else { i * 10 })
+        .collect();
+    let note: Vec<Option<&str>> = ids.iter().map(|i| (i % 2 == 1).then_some("ok")).collect();
+    Ok(DataFrame::new_infer_height(vec![
+        Series::new("id".into(), ids).into(),
+        Series::new("score".into(), score).into(),
+        Series::new("note".into(), note).into(),
+    ])?)
+}
+
+/// A data-quality gate between producing and publishing a table: the gate
+/// records its checks' results on the run; an error-level failure (a
+/// negative score, with conf `{"bad_rows": 1}`) fails it, so `publish` ends
+/// `upstream_failed`, while the warn-level checks (notes missing, the row
+/// count far from the previous run's) are only recorded.
+fn quality() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_quality")
+        .description("A quality gate that stops publishing on bad data")
+        .tags(&["example"])
+        .param("rows", json!(4))
+        .param("bad_rows", json!(0))
+        .fileloc(file!());
+    let gate = b.task(
+        TaskSpec::new(
+            "quality_gate",
+            task_fn(|ctx: TaskContext| async move {
+                let df = scores(ctx.param("rows")?, ctx.param("bad_rows")?)?;
+                let suite = Suite::new("example.scores")
+                    .key(["id"])
+                    .error(Check::unique(["id"]))
+                    .error(Check::at_least("score", 0.0))
+                    .warn(Check::not_null(["note"]))
+                    .warn(Check::row_count_vs_previous(0.5, 2.0));
+                quality::check_table(&ctx, &suite, &df).await
+            }),
+        )
+        .retries(0),
+    );
+    let publish = b.task(sleep_task("publish", 1));
+    b.edge(&gate, &publish);
     b.build()
 }

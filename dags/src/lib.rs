@@ -3,20 +3,27 @@
 //! [`dag_bag`] is the one entry point the binary uses: it returns every DAG
 //! BetFlow runs, with its real shape (task ids, groups, dependencies,
 //! schedules, pools, retries, tags, params), plus the pools that rate-limit
-//! the external APIs. The per-sport fetch and validate tasks of the games,
-//! odds and weather DAGs are real ([`ingest`]); the rest are still
-//! [`placeholder`]s that log what they will do and pass counts downstream;
-//! transforms, Iceberg tables, quality gates and Kafka consumers replace them
-//! one by one without changing the shape the scheduler, UI and CLI see.
+//! the external APIs. The nightly DAGs fetch into the raw lake ([`ingest`]),
+//! model bronze and silver Iceberg tables behind quality gates
+//! ([`transform`], [`iceberg`], [`quality`]) and rebuild the gold marts
+//! that are published to Postgres for dashboards; `live_streams` runs the
+//! Kafka consumers ([`stream`]).
 
+pub mod aws;
 pub mod batch;
 pub mod examples;
+pub mod glue;
+pub mod iceberg;
 pub mod ingest;
 pub mod lake;
+pub mod marts_serving;
 pub mod placeholder;
+pub mod quality;
+pub mod sensors;
 pub mod sources;
 pub mod stream;
 pub mod streams;
+pub mod transform;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use orchestrator::DagBag;

@@ -2,11 +2,11 @@
 //! real S3 API server (moto's `moto_server`) on loopback. The same behaviour
 //! checks run on both, so the laptop and production paths cannot drift.
 
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use dags::lake::layout::{dead_letter_key, Format, Kind, RawKey};
@@ -16,6 +16,7 @@ use dags::lake::{
     S3Config, S3Store,
 };
 use serde_json::{json, Value};
+use support::MotoServer;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 9, 8).expect("valid date")
@@ -266,69 +267,6 @@ async fn local_listing_skips_an_interrupted_write() {
     let listed = store.list("raw/").await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key, "raw/x/a.json.gz");
-}
-
-/// A `moto_server` child on a free loopback port, killed on drop.
-struct MotoServer {
-    child: Child,
-    endpoint: String,
-}
-
-impl MotoServer {
-    fn start() -> MotoServer {
-        let binary = moto_binary().unwrap_or_else(|| {
-            panic!(
-                "moto_server not found: run scripts/test (it installs moto[server] into its venv \
-                 and sets BETFLOW_MOTO_SERVER), or `pip install 'moto[server]'` and set \
-                 BETFLOW_MOTO_SERVER=/path/to/moto_server"
-            )
-        });
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut server = MotoServer {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("moto_server exited before answering: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `BETFLOW_MOTO_SERVER`, else `moto_server` on PATH.
-fn moto_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("BETFLOW_MOTO_SERVER") {
-        let path = PathBuf::from(path);
-        return path.is_file().then_some(path);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("moto_server"))
-        .find(|p| p.is_file())
 }
 
 fn s3_store(server: &MotoServer, bucket: &str) -> S3Store {

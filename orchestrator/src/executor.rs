@@ -211,7 +211,8 @@ pub async fn run_claimed(
         log.clone(),
         cancel.clone(),
         upstream,
-    );
+    )
+    .with_store(store.clone());
     let outcome = execute(task, ctx, &claimed, cancel).await;
     if abort.is_cancelled() {
         log.warn("process shutting down: try returned to the queue");

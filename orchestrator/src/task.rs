@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::schedule::DataInterval;
+use crate::store::Store;
 
 /// Why a task did not succeed. `Skip` is not a failure: the instance becomes
 /// `skipped` and the skip propagates downstream per trigger rules.
@@ -117,6 +118,10 @@ pub struct TaskContext {
     /// Fired on timeout or shutdown: long tasks should check it.
     pub cancel: CancellationToken,
     upstream: Arc<HashMap<String, Value>>,
+    /// The metadata database, when the try is recorded (the executor sets
+    /// it; `betflow tasks run` and unit tests do not), so a task can store
+    /// what it observed, such as data-quality check results.
+    store: Option<Store>,
 }
 
 impl TaskContext {
@@ -145,7 +150,19 @@ impl TaskContext {
             log,
             cancel,
             upstream: Arc::new(upstream),
+            store: None,
         }
+    }
+
+    /// The context with access to the metadata database.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The metadata database, if this try is recorded in one.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
     }
 
     /// The output of an upstream task, deserialized.

@@ -130,6 +130,9 @@ pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let home = cli.global.home();
+    // The DAGs' shape depends on it, so a typo must stop every command, not
+    // silently fall back to the local engine.
+    ::dags::transform::Engine::from_env().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Up { port, host } => daemon::up(&home, host, port).await,
         Command::Scheduler => daemon::scheduler(&home).await,

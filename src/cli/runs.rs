@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use orchestrator::store::RunFilter;
+use orchestrator::store::{CheckResultRow, RunFilter};
 use orchestrator::RunState;
 use serde_json::json;
 
@@ -27,7 +27,7 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One run: its task instances, tries and durations.
+    /// One run: its task instances, tries, durations and quality-check results.
     Show {
         dag: String,
         run_id: String,
@@ -125,12 +125,16 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
             };
             let tis = db.store.task_instances(&dag, &run_id).await?;
             let tries = db.store.task_tries(&dag, &run_id).await?;
+            let checks = db.store.check_results(&dag, &run_id).await?;
             if json {
                 outln!(
                     "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"dag_run": run, "task_instances": tis, "tries": tries})
-                    )?
+                    serde_json::to_string_pretty(&json!({
+                        "dag_run": run,
+                        "task_instances": tis,
+                        "tries": tries,
+                        "quality_checks": checks,
+                    }))?
                 );
             } else {
                 outln!(
@@ -170,6 +174,7 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                     ],
                     &rows,
                 )?;
+                print_checks(&checks)?;
                 let failed: Vec<_> = tries.iter().filter(|t| t.error.is_some()).collect();
                 if !failed.is_empty() {
                     outln!("\nFailed tries:");
@@ -187,4 +192,35 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
     }
     db.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's quality-check results, under its task instances; `result` is
+/// `passed`, `failed` (error level) or `warn` (a failed warn-level check).
+fn print_checks(checks: &[CheckResultRow]) -> Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let failed = checks.iter().filter(|c| c.outcome() == "failed").count();
+    let warned = checks.iter().filter(|c| c.outcome() == "warn").count();
+    outln!(
+        "\nQuality checks ({} passed, {failed} failed, {warned} warn):",
+        checks.len() - failed - warned
+    );
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.asset.clone(),
+                c.check_name.clone(),
+                c.severity.clone(),
+                c.outcome().to_owned(),
+                c.observed_label(),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["table", "check", "severity", "result", "observed", "detail"],
+        &rows,
+    )
 }

@@ -31,7 +31,7 @@ use crate::{sports_day, Sport};
 pub const DEAD_LETTER_SOURCE: &str = "odds_api.historical";
 
 /// Prices are requested (live) and generated/recorded (replay) as American.
-const FORMAT: OddsFormat = OddsFormat::American;
+pub(crate) const FORMAT: OddsFormat = OddsFormat::American;
 
 /// XCom of `{sport}.fetch_odds_snapshots`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,23 +3,22 @@
 //! The client is built directly from [`S3Config`] (static credentials, region,
 //! optional endpoint and path-style addressing) rather than through
 //! aws-config's provider chain: BetFlow's settings come from a handful of
-//! variables, and skipping aws-config keeps the build small. HTTPS uses
-//! rustls on aws-lc-rs, the provider the sources' reqwest clients use too,
-//! so the workspace builds one crypto library (aws-lc-sys needs only cc).
+//! variables, and skipping aws-config keeps the build small. The pieces
+//! every BetFlow AWS client shares (credentials, HTTPS on rustls/aws-lc-rs,
+//! timeouts, region variables) live in [`crate::aws`].
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_s3::Client;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use chrono::{DateTime, Utc};
 
 use super::{validate_key, LakeError, ObjectMeta, ObjectStore};
+use crate::aws::{self, AwsCredentials};
 
 /// Where the S3 lake is and how to reach it.
 #[derive(Clone)]
@@ -59,10 +58,11 @@ impl S3Config {
     /// Reads `BETFLOW_S3_BUCKET` (unset → `None`: use the local lake),
     /// `BETFLOW_S3_ENDPOINT`, `BETFLOW_S3_PATH_STYLE` (`1`/`true`/`yes`;
     /// defaults to on when an endpoint is set, since self-hosted S3 APIs
-    /// rarely have per-bucket DNS), `AWS_REGION` (default `us-east-1`),
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    /// rarely have per-bucket DNS), `AWS_REGION` or `AWS_DEFAULT_REGION`
+    /// (default `us-east-1`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+    /// and `AWS_SESSION_TOKEN`.
     pub fn from_env() -> Result<Option<Self>, LakeError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let var = aws::env_var;
         let Some(bucket) = var("BETFLOW_S3_BUCKET") else {
             return Ok(None);
         };
@@ -78,15 +78,15 @@ impl S3Config {
                 "BETFLOW_S3_BUCKET is set but {name} is not: set it (or unset BETFLOW_S3_BUCKET to use the local lake)"
             ))
         };
+        let credentials = AwsCredentials::from_env().map_err(missing)?;
         Ok(Some(S3Config {
             endpoint,
-            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            region: aws::region_from_env(),
             bucket,
             path_style,
-            access_key_id: var("AWS_ACCESS_KEY_ID").ok_or_else(|| missing("AWS_ACCESS_KEY_ID"))?,
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY")
-                .ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?,
-            session_token: var("AWS_SESSION_TOKEN"),
+            access_key_id: credentials.access_key_id,
+            secret_access_key: credentials.secret_access_key,
+            session_token: credentials.session_token,
         }))
     }
 }
@@ -113,27 +113,19 @@ impl S3Store {
         if config.bucket.is_empty() {
             return Err(LakeError::Config("empty bucket name".to_owned()));
         }
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build_https();
-        let credentials = Credentials::new(
-            config.access_key_id.clone(),
-            config.secret_access_key.clone(),
-            config.session_token.clone(),
-            None,
-            "betflow",
+        let credentials = aws::static_credentials(
+            &config.access_key_id,
+            &config.secret_access_key,
+            config.session_token.as_deref(),
         );
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(300))
-            .build();
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(aws::https_client())
             .region(Region::new(config.region.clone()))
             .credentials_provider(credentials)
             .force_path_style(config.path_style)
-            .timeout_config(timeouts);
+            // Whole raw-day objects go up in one PutObject.
+            .timeout_config(aws::timeouts(Duration::from_secs(300)));
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
         }

@@ -1,7 +1,9 @@
 //! The metadata database: connection, migrations and the queries the CLI
 //! and web read. The scheduler's and executor's own statements live beside
-//! them in `scheduler.rs` and `executor.rs`.
+//! them in `scheduler.rs` and `executor.rs`; tasks' data-quality results in
+//! `checks.rs`.
 
+pub mod checks;
 pub mod embedded;
 pub mod read;
 pub mod write;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
 pub use read::{
     DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort,
     TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow, TaskInstanceSort, TryRow,

@@ -13,6 +13,7 @@ mod dags;
 mod extract;
 mod openapi;
 mod pagination;
+mod quality_checks;
 mod task_instances;
 mod version;
 
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(task_instances::list))
         .routes(routes!(task_instances::get))
         .routes(routes!(task_instances::log))
+        .routes(routes!(quality_checks::list))
         .routes(routes!(clear::clear))
         .routes(routes!(version::version))
         .split_for_parts();

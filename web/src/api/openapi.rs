@@ -52,6 +52,7 @@ impl Modify for BearerAuth {
         (name = "DAG"),
         (name = "DagRun"),
         (name = "TaskInstance"),
+        (name = "QualityCheck", description = "BetFlow's own: data-quality check results per run"),
         (name = "Version"),
     ),
 )]

@@ -1,6 +1,6 @@
 //! `/dags/{dag_id}/runs/{run_id}`: a run's task instances (state, try,
-//! timing, worker), the errors of its failed tries, and for operators the
-//! clear and mark actions. The clear and mark handlers re-render this page
+//! timing, worker), its data-quality check results, the errors of its
+//! failed tries, and for operators the clear and mark actions. The clear and mark handlers re-render this page
 //! with their error when they could not act (e.g. the task is running).
 
 use std::collections::HashMap;
@@ -37,6 +37,19 @@ struct TiRow {
     pool: String,
 }
 
+/// One data-quality check result of the run.
+struct CheckRow {
+    task_id: String,
+    task_href: String,
+    table: String,
+    check: String,
+    severity: String,
+    /// `passed`, `failed` or `warn`: the CSS class and the label.
+    outcome: &'static str,
+    observed: String,
+    detail: String,
+}
+
 struct FailedTry {
     task_id: String,
     href: String,
@@ -64,6 +77,7 @@ struct RunPage {
     duration: String,
     conf_json: String,
     tis: Vec<TiRow>,
+    checks: Vec<CheckRow>,
     failed_tries: Vec<FailedTry>,
     /// Operator, and the DAG is in this build (clearing needs its definition).
     can_act: bool,
@@ -125,6 +139,7 @@ pub async fn render_run(
         });
     }
     let tries = store.task_tries(dag_id, run_id).await?;
+    let checks = store.check_results(dag_id, run_id).await?;
     let page = RunPage {
         nav: Nav::new(user, "dags"),
         dag_id: dag_id.to_owned(),
@@ -158,6 +173,23 @@ pub async fn render_run(
                 })),
                 worker: worker_label(ti),
                 pool: ti.pool.clone(),
+            })
+            .collect(),
+        checks: checks
+            .iter()
+            .map(|c| CheckRow {
+                task_id: c.task_id.clone(),
+                task_href: format!(
+                    "{}?try={}",
+                    task_url(dag_id, run_id, &c.task_id),
+                    c.try_number
+                ),
+                table: c.asset.clone(),
+                check: c.check_name.clone(),
+                severity: c.severity.clone(),
+                outcome: c.outcome(),
+                observed: c.observed_label(),
+                detail: c.detail.clone(),
             })
             .collect(),
         failed_tries: tries

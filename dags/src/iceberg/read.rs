@@ -1,0 +1,94 @@
+//! Table scans into polars, for the next layer's transforms and the gates.
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use iceberg::expr::{Predicate, Reference};
+use iceberg::spec::Datum;
+use polars::prelude::DataFrame;
+
+use super::arrow::to_data_frame;
+use super::catalog::Warehouse;
+use super::table::TableDef;
+use super::write::{days_since_epoch, PartValue};
+use super::{ice, IcebergError};
+
+/// Which rows to read. Filters on partition columns prune whole files.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    All,
+    /// `column` is one of these values.
+    In(&'static str, Vec<PartValue>),
+    /// `column` is in [from, to] (dates).
+    Between(&'static str, chrono::NaiveDate, chrono::NaiveDate),
+    And(Vec<Filter>),
+}
+
+impl Filter {
+    fn predicate(&self) -> Option<Predicate> {
+        match self {
+            Filter::All => None,
+            Filter::In(col, values) => {
+                let datums = values.iter().map(datum);
+                Some(Reference::new(*col).is_in(datums))
+            }
+            Filter::Between(col, from, to) => Some(
+                Reference::new(*col)
+                    .greater_than_or_equal_to(Datum::date(days_since_epoch(*from)))
+                    .and(
+                        Reference::new(*col)
+                            .less_than_or_equal_to(Datum::date(days_since_epoch(*to))),
+                    ),
+            ),
+            Filter::And(all) => all
+                .iter()
+                .filter_map(Filter::predicate)
+                .reduce(|a, b| a.and(b)),
+        }
+    }
+}
+
+fn datum(v: &PartValue) -> Datum {
+    match v {
+        PartValue::Str(s) => Datum::string(s),
+        PartValue::Date(d) => Datum::date(days_since_epoch(*d)),
+        PartValue::Int(i) => Datum::int(*i),
+    }
+}
+
+/// The rows of `def` matching `filter`, every column, as polars dtypes of
+/// the table's kinds. A table not created yet reads as empty.
+pub async fn read_table(
+    wh: &Warehouse,
+    def: &TableDef,
+    filter: &Filter,
+) -> Result<DataFrame, IcebergError> {
+    let name = def.full_name();
+    let columns = def.column_names();
+    let ident = def.ident();
+    let exists = wh
+        .catalog()
+        .table_exists(&ident)
+        .await
+        .map_err(ice("look up", &name))?;
+    if !exists {
+        return to_data_frame(def, &columns, &[]);
+    }
+    let table = wh
+        .catalog()
+        .load_table(&ident)
+        .await
+        .map_err(ice("load", &name))?;
+    let mut scan = table.scan().select(columns.iter().copied());
+    if let Some(p) = filter.predicate() {
+        scan = scan.with_filter(p);
+    }
+    let scan = scan.build().map_err(ice("plan a scan of", &name))?;
+    let batches: Vec<RecordBatch> = scan
+        .to_arrow()
+        .await
+        .map_err(ice("scan", &name))?
+        .try_collect()
+        .await
+        .map_err(ice("read", &name))?;
+    to_data_frame(def, &columns, &batches)
+}

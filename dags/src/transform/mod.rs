@@ -1,0 +1,52 @@
+//! The batch transforms: raw lake → bronze → silver → gold, with polars.
+//!
+//! * [`bronze`]: raw payloads flattened to typed rows, one per source
+//!   record, with ingestion metadata (source, raw key, run id, time).
+//! * [`silver`]: cleaned and conformed (deduplicated, canonical ids, UTC,
+//!   both price formats, opening and closing lines, events mapped to games).
+//! * [`gold`]: the marts and dimensions of DATA.md, rebuilt over the whole
+//!   silver history each night.
+//!
+//! Layers are pure functions over DataFrames; [`tasks`] binds them to the
+//! lake, the Iceberg tables and the quality gates.
+
+pub mod bronze;
+pub mod frame;
+pub mod gold;
+pub mod gold_tables;
+pub mod gold_tasks;
+pub mod silver;
+pub mod silver_tables;
+pub mod suites;
+pub mod tasks;
+
+/// Where the bronze and silver transforms run (`BETFLOW_TRANSFORM_ENGINE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// In this process, with polars (the default).
+    #[default]
+    Local,
+    /// As AWS Glue job runs ([`crate::glue::GlueJob`]), one job per
+    /// transform task, named by `BETFLOW_GLUE_JOB_NAME_{TASK}` or
+    /// `BETFLOW_GLUE_JOB_PREFIX` + task (e.g. `bronze_odds`).
+    Glue,
+}
+
+/// The variable choosing the [`Engine`].
+pub const ENGINE_VAR: &str = "BETFLOW_TRANSFORM_ENGINE";
+
+impl Engine {
+    /// The engine `BETFLOW_TRANSFORM_ENGINE` names (`local` when unset).
+    pub fn from_env() -> Result<Engine, String> {
+        match std::env::var(ENGINE_VAR) {
+            Err(_) => Ok(Engine::Local),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "local" | "polars" => Ok(Engine::Local),
+                "glue" => Ok(Engine::Glue),
+                other => Err(format!(
+                    "{ENGINE_VAR}={other:?}: expected `local` (polars in process) or `glue` (AWS Glue job runs)"
+                )),
+            },
+        }
+    }
+}

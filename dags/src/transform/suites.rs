@@ -1,0 +1,170 @@
+//! The quality rules of each silver table (DATA.md, "Data-quality rules"),
+//! as declarative suites the gate tasks evaluate.
+//!
+//! Error-level rules are the ones a dashboard would be wrong to show data
+//! past; warn-level ones are recorded for a person to look at (unmapped
+//! odds events, vig outside the usual band, day-over-day volume swings that
+//! schedules explain).
+
+use polars::prelude::*;
+
+use super::silver_tables;
+use crate::quality::{Check, Suite};
+
+/// Volume between consecutive sports days swings with the schedule (a
+/// Sunday slate vs a Tuesday), so only an order-of-magnitude change warns.
+const ROW_COUNT_BAND: (f64, f64) = (0.1, 10.0);
+
+fn schema(def: &crate::iceberg::TableDef) -> Check {
+    Check::schema(def.columns.iter().map(|c| (c.name, c.kind.polars())))
+}
+
+pub fn games() -> Suite {
+    Suite::new(silver_tables::GAMES.full_name())
+        .key(["game_id"])
+        .error(schema(&silver_tables::GAMES))
+        .error(Check::not_null([
+            "game_id",
+            "sport",
+            "start_time",
+            "home_team_id",
+            "away_team_id",
+            "home_score",
+            "away_score",
+        ]))
+        .error(Check::unique(["game_id"]))
+        .error(Check::at_least("home_score", 0.0))
+        .error(Check::at_least("away_score", 0.0))
+        .error(Check::expression(
+            "period scores sum to the final score",
+            col("home_period_sum")
+                .eq(col("home_score"))
+                .and(col("away_period_sum").eq(col("away_score"))),
+        ))
+        .error(Check::expression(
+            "home and away are different teams",
+            col("home_team_id").neq(col("away_team_id")),
+        ))
+        .warn(Check::row_count_vs_previous(
+            ROW_COUNT_BAND.0,
+            ROW_COUNT_BAND.1,
+        ))
+}
+
+/// silver.games with each side's summed period points beside it, for the
+/// "period scores sum to the final score" rule.
+pub fn games_with_period_sums(games: &DataFrame, periods: &DataFrame) -> PolarsResult<DataFrame> {
+    let sums = periods.clone().lazy().group_by([col("game_id")]).agg([
+        col("home_points").sum().alias("home_period_sum"),
+        col("away_points").sum().alias("away_period_sum"),
+    ]);
+    games
+        .clone()
+        .lazy()
+        .join(
+            sums,
+            [col("game_id")],
+            [col("game_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .collect()
+}
+
+pub fn odds() -> Suite {
+    Suite::new(silver_tables::ODDS.full_name())
+        .key([
+            "event_id",
+            "bookmaker",
+            "market",
+            "outcome",
+            "snapshot_time",
+        ])
+        .error(schema(&silver_tables::ODDS))
+        .error(Check::not_null([
+            "event_id",
+            "bookmaker",
+            "market",
+            "outcome",
+            "snapshot_time",
+            "price_decimal",
+        ]))
+        .error(Check::unique([
+            "event_id",
+            "bookmaker",
+            "market",
+            "outcome",
+            "snapshot_time",
+        ]))
+        .error(Check::accepted_values(
+            "market",
+            ["h2h", "spreads", "totals"],
+        ))
+        .error(Check::accepted_values(
+            "outcome",
+            ["home", "away", "draw", "over", "under"],
+        ))
+        .error(Check::between_exclusive(
+            "price_american",
+            -100_000.0,
+            100_000.0,
+        ))
+        .error(Check::expression(
+            "price_american is not zero",
+            col("price_american").neq(lit(0.0)),
+        ))
+        .error(Check::range("price_decimal", Some(1.0), None, false, false))
+        .error(Check::between_exclusive("implied_prob", 0.0, 1.0))
+        .error(Check::expression(
+            "h2h has both sides",
+            col("market")
+                .neq(lit("h2h"))
+                .or(col("outcomes_in_market").gt_eq(lit(2))),
+        ))
+        .error(Check::expression(
+            "no snapshot after commence_time counted as pre-game",
+            col("is_pre_game")
+                .not()
+                .or(col("snapshot_time").lt_eq(col("commence_time"))),
+        ))
+        .warn(Check::between_exclusive("overround", -0.05, 0.30))
+        .warn(Check::not_null(["game_id"]))
+        .warn(Check::row_count_vs_previous(
+            ROW_COUNT_BAND.0,
+            ROW_COUNT_BAND.1,
+        ))
+}
+
+/// silver.odds with the number of outcomes of each bookmaker's market at
+/// each snapshot, for the "h2h has both sides" rule.
+pub fn odds_with_market_sizes(odds: &DataFrame) -> PolarsResult<DataFrame> {
+    odds.clone()
+        .lazy()
+        .with_column(
+            col("outcome")
+                .count()
+                .over([
+                    col("event_id"),
+                    col("bookmaker"),
+                    col("market"),
+                    col("snapshot_time"),
+                ])?
+                .alias("outcomes_in_market"),
+        )
+        .collect()
+}
+
+pub fn weather() -> Suite {
+    Suite::new(silver_tables::WEATHER.full_name())
+        .key(["sport", "venue_id", "observed_at"])
+        .error(schema(&silver_tables::WEATHER))
+        .error(Check::not_null(["venue_id", "observed_at"]))
+        .error(Check::unique(["sport", "venue_id", "observed_at"]))
+        .error(Check::between("temperature_c", -60.0, 60.0))
+        .error(Check::between("wind_speed_ms", 0.0, 100.0))
+        .error(Check::at_least("precipitation_mm", 0.0))
+        .error(Check::between("humidity_pct", 0.0, 100.0))
+        .warn(Check::row_count_vs_previous(
+            ROW_COUNT_BAND.0,
+            ROW_COUNT_BAND.1,
+        ))
+}

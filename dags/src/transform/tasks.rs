@@ -1,0 +1,371 @@
+//! The orchestrator tasks of the transforms: `transform.bronze_{family}`,
+//! `transform.silver_{family}` and `quality.silver_{family}` of the three
+//! nightly DAGs.
+//!
+//! Each reads the run's sports day for the sports its `sports` param
+//! selects and replaces exactly those (sport, day) partitions, so a re-run
+//! or a backfill of a date range is idempotent. Polars runs on tokio's
+//! blocking pool: its engine blocks the thread it runs on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use polars::prelude::{DataFrame, IntoLazy, PolarsResult};
+use serde_json::{json, Value};
+
+use super::bronze::{self, Origin};
+use super::{silver, silver_tables, suites};
+use crate::iceberg::catalog::default_dir;
+use crate::iceberg::commit::RUN_ID_PROPERTY;
+use crate::iceberg::write::PartValue;
+use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary};
+use crate::ingest::{resolve, Settings, SettingsOverride};
+use crate::lake::layout::date_prefix;
+use crate::lake::{read_raw, Kind, ObjectStore, RawKey};
+use crate::placeholder::selected_sports;
+use crate::sports_day;
+
+/// The data family a transform task models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Games,
+    Odds,
+    Weather,
+}
+
+impl Family {
+    fn kind(self) -> Kind {
+        match self {
+            Family::Games => Kind::Games,
+            Family::Odds => Kind::Odds,
+            Family::Weather => Kind::Weather,
+        }
+    }
+
+    fn bronze(self) -> &'static TableDef {
+        match self {
+            Family::Games => &bronze::GAMES,
+            Family::Odds => &bronze::ODDS,
+            Family::Weather => &bronze::WEATHER,
+        }
+    }
+}
+
+/// What every transform task of a run works on.
+struct Scope {
+    settings: Settings,
+    warehouse: Warehouse,
+    date: NaiveDate,
+    sports: Vec<String>,
+}
+
+impl Scope {
+    async fn of(ctx: &TaskContext, settings: &SettingsOverride) -> Result<Scope, TaskError> {
+        let settings = resolve(settings)?;
+        let store = ctx.store().ok_or_else(|| {
+            TaskError::msg(
+                "this task writes Iceberg tables registered in the metadata database; run it \
+                 through the scheduler or `betflow tasks run`, not without a database",
+            )
+        })?;
+        let warehouse = Warehouse::open(store.pool(), &default_dir(&settings.home)).await?;
+        Ok(Scope {
+            warehouse,
+            date: sports_day(ctx.data_interval.start),
+            sports: selected_sports(ctx)?,
+            settings,
+        })
+    }
+
+    /// Every (sport, day) partition this run owns, even empty ones: a day
+    /// whose data disappeared on re-run must be cleared, not kept.
+    fn partitions(&self) -> Vec<Vec<PartValue>> {
+        self.sports
+            .iter()
+            .map(|s| vec![PartValue::Str(s.clone()), PartValue::Date(self.date)])
+            .collect()
+    }
+
+    fn filter(&self) -> Filter {
+        Filter::And(vec![
+            Filter::In(
+                "sport",
+                self.sports
+                    .iter()
+                    .map(|s| PartValue::Str(s.clone()))
+                    .collect(),
+            ),
+            Filter::In("sports_date", vec![PartValue::Date(self.date)]),
+        ])
+    }
+
+    async fn read(&self, def: &TableDef) -> Result<DataFrame, TaskError> {
+        Ok(read_table(&self.warehouse, def, &self.filter()).await?)
+    }
+
+    async fn write(
+        &self,
+        ctx: &TaskContext,
+        def: &TableDef,
+        df: &DataFrame,
+    ) -> Result<WriteSummary, TaskError> {
+        let props = HashMap::from([
+            (RUN_ID_PROPERTY.to_owned(), ctx.run_id.clone()),
+            ("betflow.dag-id".to_owned(), ctx.dag_id.clone()),
+            ("betflow.task-id".to_owned(), ctx.task_id.clone()),
+        ]);
+        let summary = write_table(
+            &self.warehouse,
+            def,
+            df,
+            Replace::Partitions(self.partitions()),
+            props,
+        )
+        .await?;
+        ctx.log.info(format!(
+            "{}: {} rows for {:?} on {} ({}; snapshot {}, {} rows replaced, {} rows in the table)",
+            summary.table,
+            summary.added_rows,
+            self.sports,
+            self.date,
+            summary.operation,
+            summary.snapshot_id,
+            summary.deleted_rows,
+            summary.total_rows
+        ));
+        Ok(summary)
+    }
+}
+
+/// Run a polars computation on the blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, TaskError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> PolarsResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await?
+        .map_err(|e| TaskError::msg(format!("transform failed: {e}")))
+}
+
+/// The newest raw object of `sport`'s `kind` on `date` (a re-run replaces
+/// the day's object, so there is normally exactly one).
+async fn newest_raw(
+    lake: &dyn ObjectStore,
+    sport: &str,
+    kind: Kind,
+    date: NaiveDate,
+) -> Result<Option<(String, String)>, TaskError> {
+    let objects = lake.list(&date_prefix(sport, kind, date)).await?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|m| RawKey::parse(&m.key).ok().map(|k| (m, k)))
+        .max_by(|(a, _), (b, _)| (a.last_modified, &a.key).cmp(&(b.last_modified, &b.key)))
+        .map(|(m, k)| (m.key, k.source)))
+}
+
+/// `transform.bronze_{family}`: the day's raw objects of the selected
+/// sports → bronze rows → one commit replacing those (sport, day) partitions.
+#[derive(Debug, Clone)]
+pub struct LoadBronze {
+    family: Family,
+    settings: SettingsOverride,
+}
+
+impl LoadBronze {
+    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+        Self { family, settings }
+    }
+
+    pub fn spec(self, id: &str, doc: impl Into<String>) -> TaskSpec {
+        TaskSpec::new(id, Arc::new(self)).doc(doc.into())
+    }
+}
+
+#[async_trait]
+impl Task for LoadBronze {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        let scope = Scope::of(&ctx, &self.settings).await?;
+        let lake = crate::lake::open_from_env(&scope.settings.home)?;
+        let mut payloads: Vec<(Value, Origin)> = Vec::new();
+        let mut missing: Vec<String> = Vec::new();
+        for sport in &scope.sports {
+            let Some((key, source)) =
+                newest_raw(lake.as_ref(), sport, self.family.kind(), scope.date).await?
+            else {
+                missing.push(sport.clone());
+                continue;
+            };
+            let bytes = read_raw(lake.as_ref(), &key).await?.ok_or_else(|| {
+                TaskError::msg(format!("raw object {key} vanished while loading"))
+            })?;
+            let payload: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| TaskError::msg(format!("raw object {key} is not JSON: {e}")))?;
+            payloads.push((
+                payload,
+                Origin {
+                    sport: sport.clone(),
+                    sports_date: scope.date,
+                    source,
+                    raw_key: key,
+                    run_id: ctx.run_id.clone(),
+                    ingested_at: Utc::now(),
+                },
+            ));
+        }
+        if !missing.is_empty() {
+            ctx.log.warn(format!(
+                "no raw {:?} object on {} for {:?}: their partitions are cleared",
+                self.family, scope.date, missing
+            ));
+        }
+        let family = self.family;
+        let frame = blocking(move || bronze_frame(family, &payloads)).await?;
+        let summary = scope.write(&ctx, family.bronze(), &frame).await?;
+        Ok(json!({
+            "table": summary.table,
+            "date": scope.date,
+            "sports": scope.sports,
+            "records": summary.added_rows,
+            "snapshot_id": summary.snapshot_id,
+            "missing_raw": missing,
+        }))
+    }
+}
+
+fn bronze_frame(family: Family, payloads: &[(Value, Origin)]) -> PolarsResult<DataFrame> {
+    match family {
+        Family::Games => {
+            let mut rows = Vec::new();
+            for (payload, origin) in payloads {
+                // The payload was checked by `validate`; an unreadable one
+                // there failed that task, so this is only defensive.
+                let games = bronze::games(payload, origin).unwrap_or_default();
+                rows.extend(games.into_iter().map(|g| (g, origin)));
+            }
+            bronze::games_frame(&rows)
+        }
+        Family::Odds => {
+            let mut rows = Vec::new();
+            for (payload, origin) in payloads {
+                let odds = bronze::odds(payload, crate::ingest::odds::FORMAT);
+                rows.extend(odds.into_iter().map(|o| (o, origin)));
+            }
+            bronze::odds_frame(&rows)
+        }
+        Family::Weather => {
+            let mut rows = Vec::new();
+            for (payload, origin) in payloads {
+                rows.extend(bronze::weather(payload).into_iter().map(|w| (w, origin)));
+            }
+            bronze::weather_frame(&rows)
+        }
+    }
+}
+
+/// `transform.silver_{family}`: the day's bronze rows → silver.
+#[derive(Debug, Clone)]
+pub struct BuildSilver {
+    family: Family,
+    settings: SettingsOverride,
+}
+
+impl BuildSilver {
+    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+        Self { family, settings }
+    }
+
+    pub fn spec(self, id: &str, doc: impl Into<String>) -> TaskSpec {
+        TaskSpec::new(id, Arc::new(self)).doc(doc.into())
+    }
+}
+
+#[async_trait]
+impl Task for BuildSilver {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        let scope = Scope::of(&ctx, &self.settings).await?;
+        let bronze = scope.read(self.family.bronze()).await?;
+        let run_id = ctx.run_id.clone();
+        let mut written: Vec<WriteSummary> = Vec::new();
+        match self.family {
+            Family::Games => {
+                let (games, periods) =
+                    blocking(move || silver::games(bronze.lazy(), &run_id)).await?;
+                written.push(scope.write(&ctx, &silver_tables::GAMES, &games).await?);
+                written.push(
+                    scope
+                        .write(&ctx, &silver_tables::GAME_PERIODS, &periods)
+                        .await?,
+                );
+            }
+            Family::Odds => {
+                let games = scope.read(&silver_tables::GAMES).await?;
+                let odds =
+                    blocking(move || silver::odds(bronze.lazy(), games.lazy(), &run_id)).await?;
+                written.push(scope.write(&ctx, &silver_tables::ODDS, &odds).await?);
+            }
+            Family::Weather => {
+                let weather = blocking(move || silver::weather(bronze.lazy(), &run_id)).await?;
+                written.push(scope.write(&ctx, &silver_tables::WEATHER, &weather).await?);
+            }
+        }
+        Ok(json!({
+            "date": scope.date,
+            "sports": scope.sports,
+            "records": written.first().map(|w| w.added_rows).unwrap_or(0),
+            "tables": written,
+        }))
+    }
+}
+
+/// `quality.silver_{family}`: the day's silver rows against the family's
+/// suite; results are stored per run, an error-level failure fails the task.
+#[derive(Debug, Clone)]
+pub struct SilverGate {
+    family: Family,
+    settings: SettingsOverride,
+}
+
+impl SilverGate {
+    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+        Self { family, settings }
+    }
+
+    pub fn spec(self, id: &str, doc: impl Into<String>) -> TaskSpec {
+        TaskSpec::new(id, Arc::new(self)).doc(doc.into())
+    }
+}
+
+#[async_trait]
+impl Task for SilverGate {
+    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+        let scope = Scope::of(&ctx, &self.settings).await?;
+        let (suite, frame) = match self.family {
+            Family::Games => {
+                let games = scope.read(&silver_tables::GAMES).await?;
+                let periods = scope.read(&silver_tables::GAME_PERIODS).await?;
+                let frame =
+                    blocking(move || suites::games_with_period_sums(&games, &periods)).await?;
+                (suites::games(), frame)
+            }
+            Family::Odds => {
+                let odds = scope.read(&silver_tables::ODDS).await?;
+                let frame = blocking(move || suites::odds_with_market_sizes(&odds)).await?;
+                (suites::odds(), frame)
+            }
+            Family::Weather => (
+                suites::weather(),
+                scope.read(&silver_tables::WEATHER).await?,
+            ),
+        };
+        let rows = frame.height();
+        let mut out = crate::quality::check_table(&ctx, &suite, &frame).await?;
+        if let Value::Object(map) = &mut out {
+            map.insert("records".to_owned(), json!(rows));
+        }
+        Ok(out)
+    }
+}

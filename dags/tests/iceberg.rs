@@ -1,0 +1,192 @@
+//! Iceberg tables written through the SQL catalog in a real Postgres and
+//! read back by BetFlow and by pyiceberg.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use chrono::NaiveDate;
+use dags::iceberg::table::{opt, req};
+use dags::iceberg::write::PartValue;
+use dags::iceberg::{read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse};
+use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use polars::prelude::*;
+
+static SCORES: TableDef = TableDef {
+    namespace: "bronze",
+    name: "scores_test",
+    columns: &[
+        req("sport", Kind::Str, "league key"),
+        req("sports_date", Kind::Date, "sports day"),
+        req("game_id", Kind::Str, "game"),
+        opt("points", Kind::Int, "points"),
+        opt("price", Kind::Double, "a price"),
+        opt("final", Kind::Bool, "over"),
+        opt("start_time", Kind::Timestamp, "kickoff"),
+        opt("attendance", Kind::Long, "fans"),
+    ],
+    partition_by: &["sport", "sports_date"],
+    doc: "test table",
+};
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 9, d).unwrap()
+}
+
+fn frame(rows: &[(&str, u32, &str, i32)]) -> DataFrame {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let days: Vec<i32> = rows
+        .iter()
+        .map(|r| (day(r.1) - epoch).num_days() as i32)
+        .collect();
+    let micros: Vec<i64> = rows
+        .iter()
+        .map(|r| (day(r.1) - epoch).num_days() * 86_400_000_000 + 3_600_000_000)
+        .collect();
+    df!(
+        "sport" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "sports_date" => Series::new("d".into(), days).cast(&DataType::Date).unwrap(),
+        "game_id" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "points" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        "price" => rows.iter().map(|r| Some(1.5 + r.3 as f64)).collect::<Vec<_>>(),
+        "final" => rows.iter().map(|_| true).collect::<Vec<_>>(),
+        "start_time" => Series::new("t".into(), micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None)).unwrap(),
+        "attendance" => rows.iter().map(|r| r.3 as i64 * 1000).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+fn run_props(run: &str) -> HashMap<String, String> {
+    HashMap::from([("betflow.run-id".to_owned(), run.to_owned())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_are_replaced_not_duplicated_and_pyiceberg_reads_them() {
+    let home = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        home: home.path().join("pg"),
+        durable: false,
+    })
+    .expect("start a throwaway Postgres");
+    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let dir = home.path().join("warehouse");
+    let wh = Warehouse::open(&pool, &dir)
+        .await
+        .expect("open the catalog");
+
+    let first = frame(&[
+        ("nfl", 1, "a", 10),
+        ("nfl", 1, "b", 20),
+        ("nba", 1, "c", 30),
+    ]);
+    let s = write_table(
+        &wh,
+        &SCORES,
+        &first,
+        Replace::Partitions(vec![]),
+        run_props("r1"),
+    )
+    .await
+    .expect("first write");
+    assert_eq!(
+        (s.operation.as_str(), s.added_rows, s.total_rows),
+        ("append", 3, 3)
+    );
+
+    // Re-running day 1 for nfl replaces nfl's day 1 only.
+    let rerun = frame(&[("nfl", 1, "a", 11)]);
+    let s = write_table(
+        &wh,
+        &SCORES,
+        &rerun,
+        Replace::Partitions(vec![]),
+        run_props("r2"),
+    )
+    .await
+    .expect("rerun");
+    assert_eq!(s.operation, "overwrite");
+    assert_eq!((s.deleted_rows, s.total_rows), (2, 2));
+
+    // A day that became empty is cleared when named.
+    let empty = frame(&[]);
+    let nba_day1 = vec![PartValue::Str("nba".into()), PartValue::Date(day(1))];
+    let s = write_table(
+        &wh,
+        &SCORES,
+        &empty,
+        Replace::Partitions(vec![nba_day1]),
+        run_props("r3"),
+    )
+    .await
+    .expect("clear nba day 1");
+    assert_eq!((s.deleted_rows, s.total_rows), (1, 1));
+
+    let next = frame(&[("nfl", 2, "d", 40), ("nba", 2, "e", 50)]);
+    write_table(
+        &wh,
+        &SCORES,
+        &next,
+        Replace::Partitions(vec![]),
+        run_props("r4"),
+    )
+    .await
+    .expect("day 2");
+
+    let all = read_table(&wh, &SCORES, &Filter::All)
+        .await
+        .expect("read all");
+    assert_eq!(all.height(), 3);
+    let day2 = read_table(
+        &wh,
+        &SCORES,
+        &Filter::In("sports_date", vec![PartValue::Date(day(2))]),
+    )
+    .await
+    .expect("read day 2");
+    assert_eq!(day2.height(), 2);
+    let a = all
+        .lazy()
+        .filter(col("game_id").eq(lit("a")))
+        .collect()
+        .unwrap();
+    assert_eq!(a.column("points").unwrap().i32().unwrap().get(0), Some(11));
+    assert_eq!(
+        a.column("attendance").unwrap().i64().unwrap().get(0),
+        Some(11_000)
+    );
+    assert_eq!(a.column("sports_date").unwrap().dtype(), &DataType::Date);
+
+    // Another engine reads the same tables through the same catalog.
+    let Some(python) = python() else {
+        panic!("BETFLOW_PYTHON is not set: run scripts/test (it provides a venv with pyiceberg)");
+    };
+    let script = r#"
+import sys
+from pyiceberg.catalog.sql import SqlCatalog
+uri, warehouse = sys.argv[1], sys.argv[2]
+cat = SqlCatalog("betflow", uri=uri.replace("postgres://", "postgresql+psycopg2://", 1), warehouse=warehouse)
+t = cat.load_table("bronze.scores_test")
+rows = t.scan().to_arrow().sort_by("game_id").to_pylist()
+print(len(rows), ",".join(r["game_id"] for r in rows), rows[0]["points"], rows[0]["sports_date"].isoformat())
+print(t.current_snapshot().summary["betflow.run-id"], len(t.history()))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, pg.url(), &wh.location])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "pyiceberg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "3 a,d,e 11 2024-09-01");
+    assert_eq!(lines[1], "r4 4");
+    pool.close().await;
+}
+
+fn python() -> Option<String> {
+    std::env::var("BETFLOW_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
