@@ -1,6 +1,8 @@
 //! Iceberg tables written through the SQL catalog in a real Postgres and
 //! read back by BetFlow and by pyiceberg.
 
+mod support;
+
 use std::collections::HashMap;
 use std::process::Command;
 
@@ -8,8 +10,10 @@ use chrono::NaiveDate;
 use dags::iceberg::table::{opt, req};
 use dags::iceberg::write::PartValue;
 use dags::iceberg::{read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse};
+use dags::lake::{S3Config, S3Store};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use polars::prelude::*;
+use support::MotoServer;
 
 static SCORES: TableDef = TableDef {
     namespace: "bronze",
@@ -189,4 +193,85 @@ fn python() -> Option<String> {
     std::env::var("BETFLOW_PYTHON")
         .ok()
         .filter(|p| !p.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_in_s3_is_written_replaced_and_read_by_pyiceberg() {
+    let home = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        home: home.path().join("pg"),
+        durable: false,
+    })
+    .expect("start a throwaway Postgres");
+    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let moto = MotoServer::start();
+    let s3 = S3Config {
+        endpoint: Some(moto.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+        bucket: "betflow-lake".to_owned(),
+        path_style: true,
+        access_key_id: "betflow-test".to_owned(),
+        secret_access_key: "betflow-test-secret".to_owned(),
+        session_token: None,
+    };
+    S3Store::new(&s3)
+        .unwrap()
+        .ensure_bucket()
+        .await
+        .expect("bucket");
+    let wh = Warehouse::open_s3(&pool, &s3)
+        .await
+        .expect("open the catalog");
+    assert_eq!(wh.location, "s3://betflow-lake/warehouse");
+
+    let first = frame(&[("nfl", 1, "a", 10), ("nba", 1, "c", 30)]);
+    write_table(
+        &wh,
+        &SCORES,
+        &first,
+        Replace::Partitions(vec![]),
+        run_props("s1"),
+    )
+    .await
+    .expect("write to S3");
+    let rerun = frame(&[("nfl", 1, "a", 12), ("nfl", 1, "b", 13)]);
+    let s = write_table(
+        &wh,
+        &SCORES,
+        &rerun,
+        Replace::Partitions(vec![]),
+        run_props("s2"),
+    )
+    .await
+    .expect("replace in S3");
+    assert_eq!((s.deleted_rows, s.total_rows), (1, 3));
+    let all = read_table(&wh, &SCORES, &Filter::All)
+        .await
+        .expect("read back");
+    assert_eq!(all.height(), 3);
+
+    let python = python().expect("BETFLOW_PYTHON (scripts/test provides pyiceberg)");
+    let script = r#"
+import sys
+from pyiceberg.catalog.sql import SqlCatalog
+uri, warehouse, endpoint = sys.argv[1], sys.argv[2], sys.argv[3]
+cat = SqlCatalog("betflow", uri=uri.replace("postgres://", "postgresql+psycopg2://", 1), warehouse=warehouse,
+                 **{"s3.endpoint": endpoint, "s3.access-key-id": "betflow-test",
+                    "s3.secret-access-key": "betflow-test-secret", "s3.region": "us-east-1",
+                    "s3.force-virtual-addressing": "false"})
+t = cat.load_table("bronze.scores_test")
+rows = t.scan().to_arrow().sort_by("game_id").to_pylist()
+print(len(rows), ",".join(r["game_id"] for r in rows), t.current_snapshot().summary["betflow.run-id"])
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, pg.url(), &wh.location, &moto.endpoint])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "pyiceberg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 a,b,c s2");
+    pool.close().await;
 }

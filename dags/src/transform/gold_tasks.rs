@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 
 use super::gold_tables as g;
 use super::{gold, silver_tables};
-use crate::iceberg::catalog::default_dir;
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse};
 use crate::ingest::{resolve, SettingsOverride};
@@ -57,7 +56,7 @@ async fn warehouse(ctx: &TaskContext, settings: &SettingsOverride) -> Result<War
             "gold tasks read and write Iceberg tables registered in the metadata database",
         )
     })?;
-    Ok(Warehouse::open(store.pool(), &default_dir(&settings.home)).await?)
+    Ok(Warehouse::for_lake(store.pool(), &settings.home).await?)
 }
 
 /// Which silver tables a gold table is built from.

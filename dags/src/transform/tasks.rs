@@ -18,7 +18,6 @@ use serde_json::{json, Value};
 
 use super::bronze::{self, Origin};
 use super::{silver, silver_tables, suites};
-use crate::iceberg::catalog::default_dir;
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::write::PartValue;
 use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary};
@@ -71,7 +70,7 @@ impl Scope {
                  through the scheduler or `betflow tasks run`, not without a database",
             )
         })?;
-        let warehouse = Warehouse::open(store.pool(), &default_dir(&settings.home)).await?;
+        let warehouse = Warehouse::for_lake(store.pool(), &settings.home).await?;
         Ok(Scope {
             warehouse,
             date: sports_day(ctx.data_interval.start),
