@@ -1,7 +1,10 @@
-//! The odds consumer end to end: a real Kafka-API broker (tansu, in-memory),
-//! `betflow scheduler` with `KAFKA_BROKERS` (the consumer runs as a stream
-//! task of `live_streams`), the shared producer publishing envelopes, and the
-//! serving tables in a throwaway Postgres.
+//! The stream consumers end to end: a real Kafka-API broker (tansu,
+//! in-memory), `betflow scheduler` with `KAFKA_BROKERS` (the consumers run as
+//! stream tasks of `live_streams`), the shared producer or `betflow stream
+//! replay` publishing envelopes, and the serving tables in a throwaway
+//! Postgres: odds, games, weather and news rows, dead letters for malformed,
+//! oversized and rejected messages, and a consumer killed mid-stream that
+//! restarts to the same tables as a clean run.
 
 mod common;
 
@@ -9,8 +12,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::{Tansu, TestEnv};
 use dags::sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
 use dags::stream::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
+use dags::stream::games::{GameStatus, GameUpdate};
 use dags::stream::kafka::producer::Producer;
+use dags::stream::news::NewsItem;
 use dags::stream::odds::OddsPayload;
+use dags::stream::weather::WeatherUpdate;
 
 const EVENT: &str = "evt-kafka-1";
 
@@ -206,8 +212,47 @@ fn replayed_nfl_keys() -> usize {
     keys.len()
 }
 
+/// The replayed NFL day of the replay test: a generated Sunday (no capture),
+/// so every game goes from scheduled to final.
+fn replay_day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2024, 9, 8).expect("date")
+}
+
+/// `published N message(s) of T (games G, odds O, weather W), …` → kind → count.
+fn published_by_kind(stdout: &str) -> std::collections::BTreeMap<String, usize> {
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("published "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    assert!(summary.contains(", 0 failed deliveries"), "{summary}");
+    let inner = summary
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inner, _)| inner)
+        .unwrap_or_else(|| panic!("no breakdown in {summary}"));
+    inner
+        .split(", ")
+        .map(|part| {
+            let (kind, n) = part.split_once(' ').expect("`kind n`");
+            (kind.to_string(), n.parse().expect("count"))
+        })
+        .collect()
+}
+
+/// Waits until the newest health report of stream task `task` has `field` = `want`.
+fn wait_for_health(env: &TestEnv, task: &str, field: &str, want: usize, secs: u64) {
+    env.wait_for(
+        &format!(
+            "SELECT health->>'{field}' FROM stream_tasks WHERE task_id = '{task}'
+             ORDER BY heartbeat_at DESC LIMIT 1"
+        ),
+        &want.to_string(),
+        secs,
+    );
+}
+
 #[test]
-fn stream_replay_publishes_a_day_of_odds_the_consumer_serves() {
+fn stream_replay_publishes_odds_games_and_weather_the_consumers_serve() {
     let mut env = TestEnv::start();
 
     // No brokers: a one-line usage error.
@@ -226,11 +271,15 @@ fn stream_replay_publishes_a_day_of_odds_the_consumer_serves() {
 
     let broker = Tansu::start(env.home.path());
     env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    for task in ["odds_consumer", "games_consumer", "weather_consumer"] {
+        env.wait_for(
+            &format!(
+                "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = '{task}'"
+            ),
+            "running",
+            60,
+        );
+    }
     let out = env
         .cmd(&[
             "stream",
@@ -252,18 +301,12 @@ fn stream_replay_publishes_a_day_of_odds_the_consumer_serves() {
         "{stdout}{}",
         common::stderr(&out)
     );
-    let summary = stdout
-        .lines()
-        .find(|l| l.starts_with("published "))
-        .unwrap_or_else(|| panic!("no summary in {stdout}"));
-    let published: usize = summary
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad summary {summary}"));
-    assert!(published > 0, "{summary}");
-    assert!(summary.contains(", 0 failed deliveries"), "{summary}");
+    let published = published_by_kind(&stdout);
+    for kind in ["odds", "games", "weather"] {
+        assert!(published[kind] > 0, "no {kind} in {stdout}");
+    }
 
+    // Odds: every replayed (event, market, bookmaker, outcome).
     let expected = replayed_nfl_keys();
     assert!(expected > 0);
     env.wait_for(
@@ -276,10 +319,751 @@ fn stream_replay_publishes_a_day_of_odds_the_consumer_serves() {
         .parse()
         .expect("count");
     assert!(events >= 10, "{events} distinct events");
+
+    // Games: every game of the day ends final with the scoreboard's score,
+    // its points by period summing to it.
+    let nfl = dags::sport("nfl").expect("nfl");
+    let games = dags::stream::replay::games::replay(nfl, replay_day()).expect("games");
+    assert!(games.records.len() >= 10, "{} games", games.records.len());
+    let mut want: Vec<String> = games
+        .records
+        .iter()
+        .map(|g| {
+            format!(
+                "{}|final|{}|{}|{}|t",
+                g.game_id,
+                g.home.score.unwrap_or(0),
+                g.away.score.unwrap_or(0),
+                g.home.linescores.len()
+            )
+        })
+        .collect();
+    want.sort();
+    let query = "SELECT game_id, status, home_score, away_score, period,
+            (SELECT sum((v->>0)::int + (v->>1)::int) FROM jsonb_each(period_points) AS p(k, v))
+                = home_score + away_score
+         FROM serving.game_state WHERE sport = 'nfl' ORDER BY game_id";
     env.wait_for(
-        "SELECT health->>'messages' FROM stream_tasks WHERE task_id = 'odds_consumer'",
-        &published.to_string(),
+        "SELECT count(*) FROM serving.game_state WHERE sport = 'nfl' AND status = 'final'",
+        &want.len().to_string(),
         60,
     );
+    assert_eq!(env.sql(query), want);
+
+    // Weather: each outdoor venue's latest reading is its last replayed one.
+    let weather =
+        dags::stream::replay::weather::replay(nfl, replay_day(), &games.records).expect("weather");
+    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+    let mut sorted = weather.clone();
+    sorted.sort_by_key(|m| m.time);
+    for m in &sorted {
+        let dags::stream::replay::Replayed::Weather(w) = &m.payload else {
+            panic!("not weather");
+        };
+        let num = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
+        last.insert(
+            w.venue_id.clone(),
+            format!(
+                "{}|{}|{}|{}|{}|{}|{}",
+                w.venue_id,
+                w.game_id,
+                num(w.temperature_c),
+                num(w.wind_speed_ms),
+                num(w.precipitation_mm),
+                num(w.humidity_pct),
+                m.time.timestamp()
+            ),
+        );
+    }
+    assert!(last.len() >= 5, "{} outdoor venues", last.len());
+    wait_for_health(
+        &env,
+        "weather_consumer",
+        "messages",
+        published["weather"],
+        60,
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT venue_id, game_id, temperature_c, wind_speed_ms, precipitation_mm,
+                    humidity_pct, extract(epoch FROM event_time)::bigint
+             FROM serving.weather_latest WHERE sport = 'nfl' ORDER BY venue_id"
+        ),
+        last.into_values().collect::<Vec<_>>()
+    );
+
+    // Every message was applied once by its consumer, none dead-lettered.
+    wait_for_health(&env, "odds_consumer", "messages", published["odds"], 60);
+    wait_for_health(&env, "games_consumer", "messages", published["games"], 60);
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM serving.dead_letter WHERE topic <> 'betflow.odds.nfl'"),
+        "0"
+    );
+    drop(broker);
+}
+
+fn envelope<P>(sport: &str, kind: Kind, at: DateTime<Utc>, payload: P) -> Envelope<P> {
+    Envelope {
+        schema_version: SCHEMA_VERSION,
+        source: "test".to_string(),
+        sport: sport.to_string(),
+        kind,
+        event_time: at,
+        ingest_time: at + TimeDelta::seconds(1),
+        payload,
+    }
+}
+
+fn game(id: &str, status: GameStatus, period: u32, home: u32, away: u32) -> GameUpdate {
+    GameUpdate {
+        game_id: id.to_string(),
+        status,
+        period,
+        clock: Some("0:00".to_string()),
+        home_team_id: "h".to_string(),
+        away_team_id: "a".to_string(),
+        home_score: home,
+        away_score: away,
+    }
+}
+
+fn reading(wind: f64, humidity: f64) -> WeatherUpdate {
+    WeatherUpdate {
+        game_id: "wg-1".to_string(),
+        venue_id: "v-1".to_string(),
+        temperature_c: Some(10.5),
+        wind_speed_ms: Some(wind),
+        wind_deg: Some(200.0),
+        precipitation_mm: Some(0.0),
+        humidity_pct: Some(humidity),
+        condition: Some("Clouds".to_string()),
+    }
+}
+
+fn article(id: &str, team: &str, title: &str) -> NewsItem {
+    NewsItem {
+        item_id: id.to_string(),
+        team_id: team.to_string(),
+        source: Some("test".to_string()),
+        title: title.to_string(),
+        description: None,
+    }
+}
+
+#[test]
+fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
+    for task in ["games_consumer", "weather_consumer", "news_consumer"] {
+        env.wait_for(
+            &format!("SELECT state FROM stream_tasks WHERE task_id = '{task}'"),
+            "running",
+            60,
+        );
+    }
+    let nba = dags::sport("nba").expect("nba");
+    let nfl = dags::sport("nfl").expect("nfl");
+    let (games, weather, news) = (
+        Topic::new(Kind::Games, nba),
+        Topic::new(Kind::Weather, nfl),
+        Topic::new(Kind::News, nba),
+    );
+    // On a boundary of the 3- and 5-minute windows.
+    let t0 = DateTime::from_timestamp(1_767_000_000 / 900 * 900, 0).expect("valid");
+    let min = |m: i64| t0 + TimeDelta::minutes(m);
+    let headlines = [
+        ("n1", "t-1", 1, "Star guard injury, out for season"),
+        (
+            "n2",
+            "t-1",
+            2,
+            "Celtics win fifth straight, dominant victory",
+        ),
+        ("n3", "t-2", 3, "Coach fired after slump"),
+        ("n1", "t-1", 4, "Star guard injury, out for season"),
+    ];
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (bad_json, oversized, late) = rt.block_on(async {
+        let producer = Producer::new(&broker.bootstrap, 3).expect("producer");
+        producer
+            .ensure_topics(&[games, weather, news])
+            .await
+            .expect("topics");
+        use GameStatus::{Final, InProgress, Scheduled};
+        for (m, u) in [
+            (0, game("g-1", Scheduled, 0, 0, 0)),
+            (10, game("g-1", InProgress, 1, 10, 8)),
+            (20, game("g-1", InProgress, 2, 30, 35)),
+            (30, game("g-1", InProgress, 3, 60, 58)),
+            // Older than the game's latest: stale, not applied.
+            (15, game("g-1", InProgress, 1, 20, 20)),
+            (40, game("g-1", Final, 4, 100, 98)),
+        ] {
+            producer
+                .publish(games, &envelope("nba", Kind::Games, min(m), u))
+                .await
+                .expect("publish");
+        }
+        let (_, bad_json) = producer
+            .send_raw(&games.to_string(), Some(b"g-1"), b"{\"schema_version\": 1,")
+            .await
+            .expect("send malformed");
+        // Over the default 256 KiB limit: never parsed.
+        let huge = format!("{{\"padding\": \"{}\"}}", "x".repeat(300_000));
+        let (_, oversized) = producer
+            .send_raw(&games.to_string(), Some(b"g-1"), huge.as_bytes())
+            .await
+            .expect("send oversized");
+        // Processing continues after both.
+        producer
+            .publish(
+                games,
+                &envelope("nba", Kind::Games, min(41), game("g-2", Scheduled, 0, 0, 0)),
+            )
+            .await
+            .expect("publish");
+
+        for (m, r) in [
+            (0, reading(2.0, 60.0)),
+            (60, reading(9.5, 65.0)),
+            (120, reading(9.0, 150.0)),
+        ] {
+            producer
+                .publish(weather, &envelope("nfl", Kind::Weather, min(m), r))
+                .await
+                .expect("publish");
+        }
+
+        for (id, team, m, title) in headlines {
+            producer
+                .publish(
+                    news,
+                    &envelope("nba", Kind::News, min(m), article(id, team, title)),
+                )
+                .await
+                .expect("publish");
+        }
+        // Each team's partition moves past the window, closing it …
+        for team in ["t-1", "t-2"] {
+            producer
+                .publish(
+                    news,
+                    &envelope(
+                        "nba",
+                        Kind::News,
+                        min(20),
+                        article(&format!("close-{team}"), team, "Returns healthy"),
+                    ),
+                )
+                .await
+                .expect("publish");
+        }
+        // … after which an article of the first window is late.
+        let (_, late) = producer
+            .publish(
+                news,
+                &envelope("nba", Kind::News, min(2), article("n9", "t-1", "Too late")),
+            )
+            .await
+            .expect("publish");
+        (bad_json, oversized, late)
+    });
+
+    // Games: the final state, lead changes through a tie-free swing, points per period.
+    env.wait_for(
+        "SELECT count(*) FROM serving.game_state WHERE game_id = 'g-2'",
+        "1",
+        60,
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT status, period, home_score, away_score, leader, lead_changes, pace_per_period,
+                    period_points::text, jsonb_array_length(progression)
+             FROM serving.game_state WHERE game_id = 'g-1'"
+        ),
+        [
+            r#"final|4|100|98|home|2|49.5|{"1": [10, 8], "2": [20, 27], "3": [30, 23], "4": [40, 40]}|4"#
+        ]
+    );
+    assert_eq!(
+        env.scalar("SELECT status FROM serving.game_state WHERE game_id = 'g-2'"),
+        "scheduled"
+    );
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT reason_code, \"offset\", length(payload) FROM serving.dead_letter
+             WHERE topic = '{games}' AND reason_code IN ('bad_json', 'oversized') ORDER BY \"offset\""
+        )),
+        [
+            format!("bad_json|{bad_json}|21"),
+            format!("oversized|{oversized}|4096")
+        ]
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT reason_code || ':' || (event_time = to_timestamp({})) FROM serving.dead_letter
+             WHERE topic = '{games}' AND reason_code NOT IN ('bad_json', 'oversized')",
+            min(15).timestamp()
+        )),
+        "stale:true"
+    );
+
+    // Weather: the latest valid reading and one wind alert; the invalid one dead-lettered.
+    env.wait_for(
+        &format!("SELECT count(*) FROM serving.dead_letter WHERE topic = '{weather}'"),
+        "1",
+        60,
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT wind_speed_ms, wind_cardinal, humidity_pct, extract(epoch FROM event_time)::bigint
+             FROM serving.weather_latest WHERE venue_id = 'v-1'"
+        ),
+        [format!("9.5|SW|65|{}", min(60).timestamp())]
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT field, from_value, to_value FROM serving.weather_alerts WHERE venue_id = 'v-1'"
+        ),
+        ["wind_speed_ms|2|9.5"]
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT reason_code FROM serving.dead_letter WHERE topic = '{weather}'"
+        )),
+        "invalid"
+    );
+
+    // News: the first window per team, a re-sent article counted once
+    // (lexicon scores computed the way the processor does).
+    env.wait_for(
+        &format!(
+            "SELECT reason_code || ':' || \"offset\" FROM serving.dead_letter WHERE topic = '{news}'"
+        ),
+        &format!("late:{late}"),
+        60,
+    );
+    let s = |t: &str| dags::stream::news::sentiment(t);
+    let want = [
+        ("t-1", 2, (s(headlines[0].3) + s(headlines[1].3)) / 2.0),
+        ("t-2", 1, s(headlines[2].3)),
+    ];
+    let rows = env.sql(&format!(
+        "SELECT team_id, article_count, mean_sentiment FROM serving.news_sentiment
+         WHERE window_start = to_timestamp({}) ORDER BY team_id",
+        t0.timestamp()
+    ));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, (team, count, mean)) in rows.iter().zip(want) {
+        let cols: Vec<&str> = row.split('|').collect();
+        assert_eq!(
+            (cols[0], cols[1]),
+            (team, count.to_string().as_str()),
+            "{row}"
+        );
+        let got: f64 = cols[2].parse().expect("float");
+        assert_eq!(got.to_bits(), mean.to_bits(), "{row} vs {mean}");
+    }
+    drop(broker);
+}
+
+/// Serving tables as compared between runs: every column but the sink's
+/// own clock (`write_time`, `received_at`) and surrogate ids.
+const COMPARED: &[&str] = &[
+    "odds_latest",
+    "odds_windows",
+    "arbitrage_alerts",
+    "game_state",
+    "game_windows",
+    "weather_latest",
+    "weather_alerts",
+    "news_sentiment",
+    "dead_letter",
+];
+
+fn dump(env: &TestEnv) -> Vec<(String, Vec<String>)> {
+    COMPARED
+        .iter()
+        .map(|t| {
+            let rows = env.sql(&format!(
+                "SELECT (to_jsonb(r) - 'write_time' - 'received_at' - 'id')::text AS row
+                 FROM serving.{t} r ORDER BY row"
+            ));
+            (t.to_string(), rows)
+        })
+        .collect()
+}
+
+/// (topic, key, value) of one message to publish.
+type Raw = (String, Vec<u8>, Vec<u8>);
+
+/// (topic, partition) → next offset after what was published.
+type Ends = std::collections::BTreeMap<(String, i32), i64>;
+
+/// Publishes `messages` one at a time, in order, recording end offsets.
+async fn publish_in_order(producer: &Producer, messages: &[Raw], ends: &mut Ends) {
+    for (topic, key, value) in messages {
+        let (partition, offset) = producer
+            .send_raw(topic, Some(key), value)
+            .await
+            .expect("publish");
+        ends.insert((topic.clone(), partition), offset + 1);
+    }
+}
+
+/// Waits until group `{prefix}-*` has checkpointed everything in `ends`;
+/// on timeout, fails with the consumers' health and checkpoints.
+fn wait_for_checkpoints(env: &TestEnv, broker: &Tansu, prefix: &str, ends: &Ends, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    env.wait_for(
+        "SELECT to_regclass('serving.consumer_checkpoints') IS NOT NULL",
+        "t",
+        secs,
+    );
+    for ((topic, partition), next) in ends {
+        let kind = topic.split('.').nth(1).expect("betflow.{kind}.{sport}");
+        let query = format!(
+            "SELECT coalesce(max(next_offset), -1) FROM serving.consumer_checkpoints
+             WHERE group_id = '{prefix}-{kind}' AND topic = '{topic}' AND partition = {partition}"
+        );
+        loop {
+            let got: i64 = env.scalar(&query).parse().unwrap_or(-1);
+            if got == *next {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "{prefix}: {topic}/{partition} checkpointed at {got}, want {next}\nhealth:\n{}\ncheckpoints:\n{}\nlog:\n{}\nbroker on {prefix}-{kind}:\n{}",
+                    env.sql("SELECT task_id, worker_id, state, health FROM stream_tasks ORDER BY task_id")
+                        .join("\n"),
+                    env.sql("SELECT group_id, topic, partition, next_offset, written_at FROM serving.consumer_checkpoints ORDER BY 1, 2, 3")
+                        .join("\n"),
+                    env.proc_log(0),
+                    broker
+                        .log()
+                        .lines()
+                        .filter(|l| l.contains(&format!("{prefix}-{kind}")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// Waits until the newest process's consumers have applied everything in `ends`.
+fn wait_for_positions(env: &TestEnv, ends: &Ends, secs: u64) {
+    for ((topic, partition), next) in ends {
+        let kind = topic.split('.').nth(1).expect("betflow.{kind}.{sport}");
+        env.wait_for(
+            &format!(
+                "SELECT health->'positions'->>'{topic}/{partition}' FROM stream_tasks
+                 WHERE task_id = '{kind}_consumer' ORDER BY heartbeat_at DESC LIMIT 1"
+            ),
+            &next.to_string(),
+            secs,
+        );
+    }
+}
+
+#[test]
+fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
+    use nix::sys::signal::Signal;
+
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    let bootstrap: String = broker.bootstrap.clone();
+
+    // A replayed NFL Sunday (odds, score progressions, weather) and a day of
+    // headlines, in event-time order, cut in three phases.
+    let nfl = dags::sport("nfl").expect("nfl");
+    let day = dags::stream::replay::replay_day(nfl, replay_day(), 60).expect("replay");
+    let mut timed: Vec<(DateTime<Utc>, Raw)> = Vec::new();
+    for m in &day.messages {
+        let (key, value) = m.encode(m.time + TimeDelta::seconds(1)).expect("encode");
+        timed.push((m.time, (m.topic().to_string(), key, value)));
+    }
+    let news = Topic::new(Kind::News, nfl);
+    let titles = [
+        "Quarterback injury, ruled out",
+        "Defense dominant in victory",
+        "Coach fired after slump",
+        "Star receiver returns healthy",
+        "Kicker struggles in loss",
+    ];
+    let start = day.messages.iter().map(|m| m.time).min().expect("messages");
+    for i in 0..120_i64 {
+        let team = format!("team-{}", i % 6);
+        let at = start + TimeDelta::minutes(11 * i);
+        let e = envelope(
+            "nfl",
+            Kind::News,
+            at,
+            article(&format!("a-{i}"), &team, titles[(i % 5) as usize]),
+        );
+        let (key, value) = dags::stream::envelope::encode(&e).expect("encode");
+        timed.push((at, (news.to_string(), key, value)));
+    }
+    timed.sort_by_key(|t| t.0);
+    let messages: Vec<Raw> = timed.into_iter().map(|(_, raw)| raw).collect();
+    let third = messages.len() / 3;
+    assert!(third > 100, "{} messages", messages.len());
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let producer = Producer::new(&bootstrap, 3).expect("producer");
+    let topics: Vec<Topic> = [Kind::Odds, Kind::Games, Kind::Weather, Kind::News]
+        .into_iter()
+        .map(|k| Topic::new(k, nfl))
+        .collect();
+    rt.block_on(producer.ensure_topics(&topics))
+        .expect("topics");
+    let mut ends = Ends::new();
+
+    // Crashed run: phase 1 applied and checkpointed; phase 2 applied but not
+    // checkpointed (checkpoints 10 s apart) when the process is killed -9.
+    rt.block_on(publish_in_order(&producer, &messages[..third], &mut ends));
+    let crashed = env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_GROUP_PREFIX", "crash"),
+            ("KAFKA_CHECKPOINT_MS", "10000"),
+        ],
+    );
+    wait_for_checkpoints(&env, &broker, "crash", &ends, 90);
+    rt.block_on(publish_in_order(
+        &producer,
+        &messages[third..2 * third],
+        &mut ends,
+    ));
+    wait_for_positions(&env, &ends, 60);
+    env.signal(crashed, Signal::SIGKILL);
+    let behind: i64 = env
+        .scalar("SELECT count(*) FROM serving.consumer_checkpoints WHERE group_id LIKE 'crash-%'")
+        .parse()
+        .expect("count");
+    assert!(behind > 0);
+    let replayed_from: Ends = env
+        .sql("SELECT topic, partition, next_offset FROM serving.consumer_checkpoints WHERE group_id LIKE 'crash-%'")
+        .iter()
+        .map(|r| {
+            let c: Vec<&str> = r.split('|').collect();
+            ((c[0].to_string(), c[1].parse().expect("p")), c[2].parse().expect("o"))
+        })
+        .collect();
+    assert!(
+        replayed_from.iter().any(|(k, o)| ends.get(k).is_some_and(|e| o < e)),
+        "the kill should leave applied messages past the checkpoints: {replayed_from:?} vs {ends:?}"
+    );
+
+    // Restarted: restores the checkpoints, re-applies phase 2, then phase 3.
+    let restarted = env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_GROUP_PREFIX", "crash"),
+        ],
+    );
+    rt.block_on(publish_in_order(
+        &producer,
+        &messages[2 * third..],
+        &mut ends,
+    ));
+    wait_for_checkpoints(&env, &broker, "crash", &ends, 120);
+    env.signal(restarted, Signal::SIGTERM);
+    let after_crash = dump(&env);
+
+    // Clean run over the same partitions, from empty tables.
+    env.sql(&format!(
+        "TRUNCATE {}, serving.consumer_checkpoints",
+        COMPARED
+            .iter()
+            .map(|t| format!("serving.{t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_GROUP_PREFIX", "clean"),
+        ],
+    );
+    wait_for_checkpoints(&env, &broker, "clean", &ends, 120);
+    let clean = dump(&env);
+
+    for ((table, got), (_, want)) in after_crash.iter().zip(&clean) {
+        assert!(
+            !want.is_empty() || table.ends_with("alerts") || table == "dead_letter",
+            "clean run wrote no {table}"
+        );
+        if got != want {
+            let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
+            let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
+            panic!(
+                "serving.{table}: {} rows after the crash, {} in the clean run\nmissing: {missing:#?}\nextra: {extra:#?}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+    let windows: usize = clean
+        .iter()
+        .filter(|(t, _)| t.ends_with("windows") || t == "news_sentiment")
+        .map(|(_, rows)| rows.len())
+        .sum();
+    assert!(windows > 50, "{windows} window rows compared");
+    drop(broker);
+}
+
+/// Every archived record in the lake, as (topic, partition, offset) → (key, value),
+/// checking each object's key against its records on the way.
+type Archived = std::collections::BTreeMap<(String, i32, i64), (Option<Vec<u8>>, Option<Vec<u8>>)>;
+
+fn read_archive(env: &TestEnv, rt: &tokio::runtime::Runtime) -> (Archived, usize) {
+    use dags::lake::ObjectStore;
+    use dags::stream::kafka::archive::{archive_key, ArchivedRecord};
+    let store = dags::lake::LocalStore::new(env.path("lake"));
+    let objects = rt.block_on(store.list("raw/topics/")).expect("list");
+    let mut archived = Archived::new();
+    for meta in &objects {
+        let gz = rt
+            .block_on(store.get(&meta.key))
+            .expect("get")
+            .expect("listed object exists");
+        let text = dags::lake::raw::gunzip(&meta.key, &gz).expect("gzip");
+        let records: Vec<ArchivedRecord> = std::str::from_utf8(&text)
+            .expect("utf-8 ndjson")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let first = records.first().expect("no empty objects");
+        let at =
+            DateTime::from_timestamp_millis(first.timestamp_ms.expect("timestamp")).expect("valid");
+        assert_eq!(
+            meta.key,
+            archive_key(
+                &first.topic,
+                at.date_naive(),
+                chrono::Timelike::hour(&at),
+                first.partition,
+                first.offset
+            )
+        );
+        for r in &records {
+            assert_eq!((&r.topic, r.partition), (&first.topic, first.partition));
+            let t = DateTime::from_timestamp_millis(r.timestamp_ms.expect("ts")).expect("valid");
+            assert_eq!(
+                t.format("%F %H").to_string(),
+                at.format("%F %H").to_string()
+            );
+            let previous = archived.insert(
+                (r.topic.clone(), r.partition, r.offset),
+                (r.key_bytes(), r.value_bytes()),
+            );
+            assert!(
+                previous.is_none(),
+                "{}/{}@{} archived twice",
+                r.topic,
+                r.partition,
+                r.offset
+            );
+        }
+    }
+    (archived, objects.len())
+}
+
+#[test]
+fn the_topic_archive_holds_every_produced_record_exactly_once() {
+    use nix::sys::signal::Signal;
+
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    let archive_env = [
+        ("KAFKA_BROKERS", broker.bootstrap.as_str()),
+        ("KAFKA_ARCHIVE_FLUSH_MS", "300"),
+        ("KAFKA_ARCHIVE_MAX_BYTES", "3000"),
+    ];
+    let first = env.spawn(&["scheduler"], &archive_env);
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE task_id = 'archive_consumer'",
+        "running",
+        60,
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let producer = Producer::new(&broker.bootstrap, 3).expect("producer");
+    let nba = dags::sport("nba").expect("nba");
+    let topics: Vec<Topic> = [Kind::Odds, Kind::Games, Kind::News]
+        .into_iter()
+        .map(|k| Topic::new(k, nba))
+        .collect();
+    rt.block_on(producer.ensure_topics(&topics))
+        .expect("topics");
+
+    // Whatever arrives is archived as it came: envelopes, malformed text,
+    // pretty-printed JSON, binary keys and values, no key.
+    let record = |i: usize| -> (String, Option<Vec<u8>>, Vec<u8>) {
+        let topic = topics[i % topics.len()].to_string();
+        let key: Option<Vec<u8>> = match i % 7 {
+            0 => None,
+            1 => Some(vec![0xff, 0xfe, i as u8]),
+            _ => Some(format!("key-{}", i % 11).into_bytes()),
+        };
+        let value: Vec<u8> = match i % 5 {
+            0 => format!("not json {i}").into_bytes(),
+            1 => format!("{{\n  \"pretty\": {i}\n}}").into_bytes(),
+            2 => vec![0xc3, 0x28, i as u8],
+            _ => format!(r#"{{"i":{i},"price":1.50,"name":"é"}}"#).into_bytes(),
+        };
+        (topic, key, value)
+    };
+    let mut produced: Archived = Archived::new();
+    let mut publish = |from: usize, to: usize| {
+        rt.block_on(async {
+            for i in from..to {
+                let (topic, key, value) = record(i);
+                let (partition, offset) = producer
+                    .send_raw(&topic, key.as_deref(), &value)
+                    .await
+                    .expect("publish");
+                produced.insert((topic, partition, offset), (key, Some(value)));
+            }
+        });
+    };
+
+    // Killed -9 while batches of the second phase are open or being written.
+    publish(0, 300);
+    env.wait_for(
+        "SELECT (health->>'records')::int >= 100 FROM stream_tasks
+         WHERE task_id = 'archive_consumer' ORDER BY heartbeat_at DESC LIMIT 1",
+        "t",
+        60,
+    );
+    publish(300, 450);
+    env.signal(first, Signal::SIGKILL);
+    env.spawn(&["scheduler"], &archive_env);
+    publish(450, 600);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (archived, objects) = read_archive(&env, &rt);
+        if archived.len() >= produced.len() {
+            assert_eq!(archived, produced);
+            assert!(objects > 20, "{objects} objects: batches are size-bounded");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} records archived; health: {:?}",
+            archived.len(),
+            produced.len(),
+            env.sql(
+                "SELECT worker_id, health FROM stream_tasks WHERE task_id = 'archive_consumer'"
+            )
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     drop(broker);
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 const GAMES: &str = "historical_games_daily";
 const ODDS: &str = "historical_odds_daily";
 const WEATHER: &str = "weather_daily";
+const NEWS: &str = "news_daily";
 /// NFL week 1 of 2024: a Sunday slate in the replay captures.
 const DAY: &str = "2024-09-08";
 
@@ -194,7 +195,7 @@ fn gold_marts_rebuild_from_silver_pass_their_gate_and_reach_serving() {
         ))
         .parse()
         .unwrap();
-    assert_eq!(recorded, 12, "one suite per gold table");
+    assert_eq!(recorded, 13, "one suite per gold table");
     // Vig of a real bookmaker market is a few percent.
     let vig: f64 = env
         .scalar("SELECT avg(avg_vig_pct) FROM serving.gold_market_efficiency")
@@ -206,4 +207,129 @@ fn gold_marts_rebuild_from_silver_pass_their_gate_and_reach_serving() {
     let before = count("odds_movement");
     run_nfl(&env, GOLD, &format!("{DAY}T12:00:00-04:00"));
     assert_eq!(count("odds_movement"), before);
+}
+
+/// bronze.news and silver.news as pyiceberg reads them.
+fn pyiceberg_news(env: &TestEnv) -> Value {
+    let python = std::env::var("BETFLOW_PYTHON")
+        .expect("BETFLOW_PYTHON is not set: run scripts/test (it provides pyiceberg in a venv)");
+    let script = r#"
+import json, sys
+from pyiceberg.catalog.sql import SqlCatalog
+uri, warehouse = sys.argv[1], sys.argv[2]
+cat = SqlCatalog("betflow", uri=uri.replace("postgres://", "postgresql+psycopg2://", 1), warehouse=warehouse)
+out = {}
+for name in ["bronze.news", "silver.news"]:
+    t = cat.load_table(name)
+    out[name] = {"rows": t.scan().to_arrow().num_rows, "snapshots": len(t.history()),
+                 "run_id": t.current_snapshot().summary.get("betflow.run-id")}
+rows = cat.load_table("silver.news").scan().to_arrow().to_pylist()
+out["items"] = len({r["item_id"] for r in rows})
+out["unmatched"] = sum(1 for r in rows if r["team_id"] is None)
+out["teams"] = sorted({r["team_name"] for r in rows if r["team_id"] is not None})
+out["sentiment_in_range"] = all(-1 < r["sentiment"] < 1 for r in rows)
+out["scored"] = sum(1 for r in rows if r["sentiment"] != 0)
+out["foreign_teams"] = sum(1 for r in rows if r["team_id"] is not None and not r["team_id"].startswith("nfl:"))
+print(json.dumps(out))
+"#;
+    let warehouse = format!(
+        "file://{}",
+        env.path("lake/warehouse").canonicalize().unwrap().display()
+    );
+    let out = Command::new(python)
+        .args(["-c", script, &env.url, &warehouse])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "pyiceberg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from the script")
+}
+
+#[test]
+fn news_daily_models_headlines_into_iceberg_and_its_mart_reaches_serving() {
+    const GOLD: &str = "gold_marts_nightly";
+    let env = TestEnv::start();
+    for dag in [GAMES, ODDS, NEWS, GOLD] {
+        env.ok(&["dags", "unpause", dag]);
+    }
+    let news_run = run_nfl(&env, NEWS, DAY);
+    let v = xcom(&env, NEWS, &news_run, "nfl.validate");
+    let items = v["items"].as_u64().unwrap();
+    assert!(items > 0, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+
+    let seen = pyiceberg_news(&env);
+    assert_eq!(seen["bronze.news"]["rows"], items, "{seen}");
+    assert_eq!(
+        seen["items"], items,
+        "every article of the day is in silver: {seen}"
+    );
+    assert_eq!(seen["unmatched"], v["unmatched_items"], "{seen}");
+    assert_eq!(seen["silver.news"]["run_id"], news_run.as_str());
+    assert_eq!(seen["sentiment_in_range"], true, "{seen}");
+    assert!(seen["scored"].as_u64().unwrap() > 0, "{seen}");
+    assert_eq!(seen["foreign_teams"], 0, "{seen}");
+    let teams = seen["teams"].as_array().unwrap();
+    assert!(
+        teams.iter().any(|t| t == "Detroit Lions"),
+        "the Combine headline names the Lions: {seen}"
+    );
+
+    // The gate recorded its checks; none failed at error level.
+    let failed = env.scalar(&format!(
+        "SELECT count(*) FROM check_results WHERE dag_id = '{NEWS}' AND task_id = 'quality.silver_news' \
+         AND severity = 'error' AND NOT passed"
+    ));
+    assert_eq!(failed, "0");
+    let shown = env.ok(&["runs", "show", NEWS, &news_run]);
+    assert!(shown.contains("silver.news"), "{shown}");
+
+    // A re-run of the day replaces its partitions.
+    run_nfl(&env, NEWS, &format!("{DAY}T12:00:00-04:00"));
+    let after = pyiceberg_news(&env);
+    assert_eq!(after["silver.news"]["rows"], seen["silver.news"]["rows"]);
+    assert_eq!(
+        after["silver.news"]["snapshots"].as_u64().unwrap(),
+        seen["silver.news"]["snapshots"].as_u64().unwrap() + 1
+    );
+
+    // Gold: one row per team named that day, in serving, with the market's
+    // move on the teams playing in the next days.
+    run_nfl(&env, GAMES, DAY);
+    run_nfl(&env, ODDS, DAY);
+    let gold_run = run_nfl(&env, GOLD, DAY);
+    let rows: i64 = env
+        .scalar("SELECT count(*) FROM serving.gold_news_sentiment_daily")
+        .parse()
+        .unwrap();
+    assert_eq!(rows as usize, teams.len());
+    let published = xcom(&env, GOLD, &gold_run, "publish_serving");
+    assert_eq!(published["tables"]["news_sentiment_daily"], rows);
+    let articles: i64 = env
+        .scalar(&format!(
+            "SELECT articles FROM serving.gold_news_sentiment_daily \
+             WHERE team_name = 'Detroit Lions' AND sports_date = '{DAY}'"
+        ))
+        .parse()
+        .unwrap();
+    assert!(articles >= 1);
+    let moved: i64 = env
+        .scalar(
+            "SELECT count(*) FROM serving.gold_news_sentiment_daily \
+             WHERE consensus_move IS NOT NULL AND prob_before BETWEEN 0 AND 1",
+        )
+        .parse()
+        .unwrap();
+    assert!(
+        moved > 0,
+        "some named team plays a priced game after the news"
+    );
+    let failed = env.scalar(&format!(
+        "SELECT count(*) FROM check_results WHERE dag_id = '{GOLD}' AND run_id = '{gold_run}' \
+         AND severity = 'error' AND NOT passed"
+    ));
+    assert_eq!(failed, "0");
 }

@@ -1,9 +1,9 @@
-//! The nightly batch DAGs: one per data family (games, odds, weather) that
+//! The nightly batch DAGs: one per data family (games, odds, weather, news) that
 //! pulls the previous sports day per sport into the raw lake and models it
 //! bronze → silver behind a quality gate, and one that builds the gold marts
 //! and copies them to the serving schema.
 //!
-//! All four run on cron in New York time with catchup from the start of the
+//! All five run on cron in New York time with catchup from the start of the
 //! 2024-25 seasons, so `betflow backfill` and a fresh install fill history the
 //! same way the nightly run fills yesterday. The fetch tasks sit in one pool
 //! per external API, so many dates in flight never exceed a source's limits.
@@ -16,18 +16,21 @@ use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
 
 use crate::glue::GlueJob;
 use crate::ingest::{
-    FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, SettingsOverride,
-    ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
+    FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues,
+    SettingsOverride, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
 };
 use crate::sensors::UpstreamDay;
 use crate::transform;
 use crate::transform::gold_tasks::{self, BuildGold, GoldGate, PublishServing};
 use crate::transform::tasks::{BuildSilver, LoadBronze, SilverGate};
-use crate::{all_sports_param, Sport, ESPN_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL};
+use crate::{
+    all_sports_param, Sport, ESPN_POOL, NEWS_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL,
+};
 
 pub const HISTORICAL_GAMES: &str = "historical_games_daily";
 pub const HISTORICAL_ODDS: &str = "historical_odds_daily";
 pub const WEATHER: &str = "weather_daily";
+pub const NEWS: &str = "news_daily";
 pub const GOLD_MARTS: &str = "gold_marts_nightly";
 
 /// The batch DAGs, as build results so a broken definition reports its error.
@@ -36,6 +39,7 @@ pub fn dags() -> Vec<Result<Dag, DagError>> {
         historical_games_daily(),
         historical_odds_daily(),
         weather_daily(),
+        news_daily(),
         gold_marts_nightly(),
     ]
 }
@@ -89,7 +93,7 @@ fn gate_spec(spec: TaskSpec) -> TaskSpec {
 
 /// How one data family is pulled, per sport, and modelled.
 struct Family {
-    /// `games`, `odds` or `weather`: lake path segment and table suffix.
+    /// `games`, `odds`, `weather` or `news`: lake path segment and table suffix.
     name: &'static str,
     family: transform::tasks::Family,
     /// Id of the per-sport fetch task.
@@ -255,6 +259,28 @@ fn weather_group(
     validate
 }
 
+/// A news group: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
+fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+    let doc = format!(
+        "{}; {}",
+        (NEWS_FAMILY.describe_fetch)(sport),
+        stores(&NEWS_FAMILY, sport)
+    );
+    let fetch = b.group_task(
+        sport.key,
+        FetchNews::new(sport.key, settings.clone())
+            .spec(NEWS_FAMILY.fetch, doc)
+            .pool(NEWS_FAMILY.pool, 1),
+    );
+    let validate = b.group_task(
+        sport.key,
+        ValidateNews::new(sport.key, task_id(&fetch), settings.clone())
+            .spec("validate", NEWS_FAMILY.validate.to_owned()),
+    );
+    b.chain(&[&fetch, &validate]);
+    validate
+}
+
 const GAMES: Family = Family {
     name: "games",
     family: transform::tasks::Family::Games,
@@ -304,6 +330,25 @@ const WEATHER_FAMILY: Family = Family {
     bronze: "load the day's raw weather into Iceberg bronze.weather",
     silver: "model silver.weather per venue and hour",
     quality: "quality gate on silver.weather: non-null keys, plausible ranges, one row per venue and hour",
+};
+
+const NEWS_FAMILY: Family = Family {
+    name: "news",
+    family: transform::tasks::Family::News,
+    fetch: "fetch_news",
+    pool: NEWS_POOL,
+    describe_fetch: |s| {
+        format!(
+            "fetch the {} news feeds (BETFLOW_NEWS_FEEDS_{}, default {}; RSS or Atom), or offline the recorded NewsAPI headlines moved onto the day",
+            s.key,
+            s.key.to_ascii_uppercase(),
+            s.news_feeds.join(", ")
+        )
+    },
+    validate: "validate the feeds article by article (link, date, title); articles of other days are counted and left out, bad ones go to the dead-letter table",
+    bronze: "load the day's articles into Iceberg bronze.news",
+    silver: "model silver.news: one row per article and team it names (name, location or abbreviation; null when none), lexicon sentiment in (-1, 1)",
+    quality: "quality gate on silver.news: schema, unique (article, team), non-null keys, sentiment in (-1, 1), teams of the sport; articles naming no team warn",
 };
 
 /// ESPN scoreboards per sport → raw → bronze/silver games, with the
@@ -389,6 +434,27 @@ pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
     b.build()
 }
 
+/// The sports' news feeds → raw → bronze/silver news with team and
+/// sentiment. Teams come from the bundled ESPN captures, so it waits for
+/// no other DAG.
+pub fn news_daily() -> Result<Dag, DagError> {
+    news_daily_with(None)
+}
+
+/// [`news_daily`] with fixed settings (tests).
+pub fn news_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+    let mut b = nightly(
+        NEWS,
+        "News articles of the previous sports day from the sports' RSS/Atom feeds, per sport, into raw, bronze and silver news with team and sentiment",
+        "45 6 * * *",
+        &["batch", "news", "rss"],
+    );
+    ingest(&mut b, &NEWS_FAMILY, &settings, None, "validate", |b, s| {
+        news_group(b, s, &settings)
+    });
+    b.build()
+}
+
 /// Gold dimensions: (id, upstream sensor if any, what it builds).
 const DIMS: &[(&str, Option<&str>, &str)] = &[
     (
@@ -418,55 +484,61 @@ const DIMS: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
-/// Gold marts: (id, the dims it joins, extra sensor if any, what it builds).
+/// Gold marts: (id, the dims it joins, extra sensors, what it builds).
 type Mart = (
     &'static str,
     &'static [&'static str],
-    Option<&'static str>,
+    &'static [&'static str],
     &'static str,
 );
 const MARTS: &[Mart] = &[
     (
         "market_efficiency",
         &["dim_teams", "dim_bookmakers", "dim_markets"],
-        None,
+        &[],
         "build gold.market_efficiency (game x bookmaker x market: avg/min/max vig, efficiency rating, favourite flips, updates)",
     ),
     (
         "odds_movement",
         &["dim_teams", "dim_bookmakers", "dim_markets"],
-        None,
+        &[],
         "build gold.odds_movement (opening and closing line, movement, volatility, time of the biggest move)",
     ),
     (
         "bookmaker_comparison",
         &["dim_bookmakers", "dim_markets", "dim_dates"],
-        None,
+        &[],
         "build gold.bookmaker_comparison (bookmaker x sport x season: avg vig, share of best prices, deviation from consensus, CLV of openers)",
     ),
     (
         "closing_line_value",
         &["dim_bookmakers", "dim_markets"],
-        None,
+        &[],
         "build gold.closing_line_value (price vs the closing no-vig consensus)",
     ),
     (
         "team_trends",
         &["dim_teams", "dim_markets", "dim_dates"],
-        None,
+        &[],
         "build gold.team_trends (win, cover and over rates, margins, home/away, by season, rolling 5 and 10 games)",
     ),
     (
         "scoring_patterns",
         &["dim_teams"],
-        None,
+        &[],
         "build gold.scoring_patterns (points and share of points per period, per team and league average)",
     ),
     (
         "weather_impact",
         &["dim_venues", "dim_markets", "dim_dates"],
-        Some("wait_for_silver_weather"),
+        &["wait_for_silver_weather"],
         "build gold.weather_impact (outdoor games: correlations of weather with totals, wind buckets, over rate)",
+    ),
+    (
+        "news_sentiment_daily",
+        &["dim_teams"],
+        &["wait_for_silver_news", "wait_for_silver_odds"],
+        "build gold.news_sentiment_daily (team x day: articles, mean sentiment, consensus win probability move in the 24 h after the first article)",
     ),
 ];
 
@@ -490,11 +562,13 @@ pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagErr
         ("wait_for_silver_games", HISTORICAL_GAMES, "games"),
         ("wait_for_silver_odds", HISTORICAL_ODDS, "odds"),
         ("wait_for_silver_weather", WEATHER, "weather"),
+        ("wait_for_silver_news", NEWS, "news"),
     ];
     for (id, dag, table) in sensors {
         let gate: &'static str = match table {
             "games" => "quality.silver_games",
             "odds" => "quality.silver_odds",
+            "news" => "quality.silver_news",
             _ => "quality.silver_weather",
         };
         b.task(UpstreamDay::new(dag, gate).spec(
@@ -513,7 +587,7 @@ pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagErr
             b.edge(&task(sensor), &dim);
         }
     }
-    for (id, dims, sensor, what) in MARTS {
+    for (id, dims, sensors, what) in MARTS {
         let mart = b.group_task(
             "marts",
             BuildGold::new(gold(id), settings.clone()).spec(id, *what),
@@ -521,7 +595,7 @@ pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagErr
         for dim in *dims {
             b.edge(&task(&format!("dims.{dim}")), &mart);
         }
-        if let Some(sensor) = sensor {
+        for sensor in *sensors {
             b.edge(&task(sensor), &mart);
         }
     }

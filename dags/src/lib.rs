@@ -40,6 +40,11 @@ pub struct Sport {
     pub espn_path: &'static str,
     /// The Odds API v4 sport key: `/v4/sports/{odds_api_key}/odds`.
     pub odds_api_key: &'static str,
+    /// Default RSS/Atom feeds of the league's news (`news_daily`, live mode),
+    /// replaced by `BETFLOW_NEWS_FEEDS_{KEY}`. ESPN publishes one per league
+    /// at `https://www.espn.com/espn/rss/{league}/news`, where college
+    /// football's league is `ncf`.
+    pub news_feeds: &'static [&'static str],
 }
 
 /// The leagues BetFlow covers (DATA.md, "Sports and leagues").
@@ -48,21 +53,25 @@ pub const SPORTS: &[Sport] = &[
         key: "nfl",
         espn_path: "football/nfl",
         odds_api_key: "americanfootball_nfl",
+        news_feeds: &["https://www.espn.com/espn/rss/nfl/news"],
     },
     Sport {
         key: "ncaaf",
         espn_path: "football/college-football",
         odds_api_key: "americanfootball_ncaaf",
+        news_feeds: &["https://www.espn.com/espn/rss/ncf/news"],
     },
     Sport {
         key: "nba",
         espn_path: "basketball/nba",
         odds_api_key: "basketball_nba",
+        news_feeds: &["https://www.espn.com/espn/rss/nba/news"],
     },
     Sport {
         key: "nhl",
         espn_path: "hockey/nhl",
         odds_api_key: "icehockey_nhl",
+        news_feeds: &["https://www.espn.com/espn/rss/nhl/news"],
     },
 ];
 
@@ -95,10 +104,17 @@ pub const ESPN_POOL: &str = "espn_api";
 pub const ODDS_POOL: &str = "odds_api";
 /// Pool of the weather APIs (Open-Meteo history, OpenWeather live).
 pub const WEATHER_POOL: &str = "weather_api";
+/// Pool of the news feeds (outlets' RSS/Atom; free, but not ours to hammer).
+pub const NEWS_POOL: &str = "news_feeds";
 
 /// Pools and their slots. Shared by every DAG and every `betflow` process,
 /// so a backfill of many dates cannot hammer a source or burn the quota.
-pub const POOLS: &[(&str, u32)] = &[(ESPN_POOL, 2), (ODDS_POOL, 1), (WEATHER_POOL, 2)];
+pub const POOLS: &[(&str, u32)] = &[
+    (ESPN_POOL, 2),
+    (ODDS_POOL, 1),
+    (WEATHER_POOL, 2),
+    (NEWS_POOL, 2),
+];
 
 /// Every BetFlow DAG and the pools they use.
 ///

@@ -4,8 +4,12 @@
 //!
 //! Its stream tasks: [`Ticker`], a heartbeat that proves the supervision,
 //! health reporting and cancellation paths, and, when `KAFKA_BROKERS` is set,
-//! the odds consumer ([`crate::stream::kafka::consumer::OddsConsumer`]); the
-//! consumers of scores, weather and news join them here.
+//! one consumer per topic family, each in its own consumer group so they
+//! scale and restart independently: `odds_consumer`, `games_consumer`,
+//! `weather_consumer` and `news_consumer` (the generic
+//! [`crate::stream::kafka::consumer::KafkaConsumer`] over each sink), and
+//! `archive_consumer`, which copies every topic into the lake
+//! ([`crate::stream::kafka::archive`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +22,11 @@ use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::stream::kafka::consumer::OddsConsumer;
+use crate::stream::kafka::archive::ArchiveConsumer;
+use crate::stream::kafka::games::games_consumer;
+use crate::stream::kafka::news::news_consumer;
+use crate::stream::kafka::odds::odds_consumer;
+use crate::stream::kafka::weather::weather_consumer;
 use crate::stream::kafka::BROKERS_ENV;
 
 pub const LIVE_STREAMS: &str = "live_streams";
@@ -41,7 +49,7 @@ pub fn live_streams() -> Result<Dag, DagError> {
 /// `live_streams` for the given bootstrap servers (`None` or blank: no Kafka tasks).
 pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
-        .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the odds consumer")
+        .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the odds, games, weather and news consumers and the raw topic archive")
         .tags(&["stream"])
         .fileloc(file!());
     b.stream(
@@ -54,7 +62,27 @@ pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
     if let Some(brokers) = brokers.map(str::trim).filter(|b| !b.is_empty()) {
         b.stream(
             "odds_consumer",
-            Arc::new(OddsConsumer::new(brokers)),
+            Arc::new(odds_consumer(brokers)),
+            STREAM_RESTART,
+        );
+        b.stream(
+            "games_consumer",
+            Arc::new(games_consumer(brokers)),
+            STREAM_RESTART,
+        );
+        b.stream(
+            "weather_consumer",
+            Arc::new(weather_consumer(brokers)),
+            STREAM_RESTART,
+        );
+        b.stream(
+            "news_consumer",
+            Arc::new(news_consumer(brokers)),
+            STREAM_RESTART,
+        );
+        b.stream(
+            "archive_consumer",
+            Arc::new(ArchiveConsumer::new(brokers)),
             STREAM_RESTART,
         );
     }
@@ -121,10 +149,20 @@ mod tests {
     }
 
     #[test]
-    fn kafka_brokers_add_the_odds_consumer() {
+    fn kafka_brokers_add_the_consumers() {
         let dag = live_streams_with(Some("127.0.0.1:9092")).expect("builds");
         let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
-        assert_eq!(ids, ["ticker", "odds_consumer"]);
+        assert_eq!(
+            ids,
+            [
+                "ticker",
+                "odds_consumer",
+                "games_consumer",
+                "weather_consumer",
+                "news_consumer",
+                "archive_consumer"
+            ]
+        );
         let blank = live_streams_with(Some("  ")).expect("builds");
         assert_eq!(blank.streams.len(), 1);
     }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use orchestrator::store::Store;
 
-use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER};
+use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, NEWS, WEATHER};
 use crate::ingest::{Settings, SourceMode};
 use crate::streams::LIVE_STREAMS;
 use crate::{dag_bag, SPORTS};
@@ -124,6 +124,7 @@ fn every_dag_builds_and_the_bag_holds_exactly_betflows_dags_and_pools() {
         HISTORICAL_GAMES,
         HISTORICAL_ODDS,
         WEATHER,
+        NEWS,
         GOLD_MARTS,
         LIVE_STREAMS,
     ];
@@ -132,7 +133,12 @@ fn every_dag_builds_and_the_bag_holds_exactly_betflows_dags_and_pools() {
     let pools: Vec<(&str, u32)> = bag.pools().iter().map(|(k, v)| (k.as_str(), *v)).collect();
     assert_eq!(
         pools,
-        [("espn_api", 2), ("odds_api", 1), ("weather_api", 2)]
+        [
+            ("espn_api", 2),
+            ("news_feeds", 2),
+            ("odds_api", 1),
+            ("weather_api", 2)
+        ]
     );
 }
 
@@ -160,6 +166,7 @@ fn nightly_dags_share_schedule_retry_timeout_and_params() {
         (HISTORICAL_GAMES, "0 6 * * *", "games"),
         (HISTORICAL_ODDS, "30 6 * * *", "odds"),
         (WEATHER, "15 6 * * *", "weather"),
+        (NEWS, "45 6 * * *", "news"),
         (GOLD_MARTS, "0 8 * * *", "gold"),
     ];
     for (id, cron, tag) in expected {
@@ -256,6 +263,7 @@ fn fetch_tasks_run_in_their_sources_pool() {
         (HISTORICAL_GAMES, "fetch_scoreboard", "espn_api"),
         (HISTORICAL_ODDS, "fetch_odds_snapshots", "odds_api"),
         (WEATHER, "fetch_open_meteo", "weather_api"),
+        (NEWS, "fetch_news", "news_feeds"),
     ];
     for (dag_id, fetch, pool) in pools {
         let dag = build(dag_id);
@@ -352,6 +360,7 @@ fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
         "team_trends",
         "scoring_patterns",
         "weather_impact",
+        "news_sentiment_daily",
     ];
     let groups = dag.groups();
     assert_eq!(groups["dims"].len(), dims.len());
@@ -378,6 +387,14 @@ fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
     );
     assert!(upstream(&dag, "marts.weather_impact").contains("wait_for_silver_weather"));
     assert!(upstream(&dag, "marts.weather_impact").contains("dims.dim_venues"));
+    assert_eq!(
+        upstream(&dag, "marts.news_sentiment_daily"),
+        set(&[
+            "dims.dim_teams",
+            "wait_for_silver_news",
+            "wait_for_silver_odds"
+        ])
+    );
     // Every dim feeds some mart.
     for d in dims {
         let id = format!("dims.{d}");
@@ -673,10 +690,11 @@ async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
         home.path(),
         SourceMode::Replay,
     )));
-    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER] {
+    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER, NEWS] {
         let dag = match id {
             HISTORICAL_GAMES => batch::historical_games_daily_with(settings.clone()),
             HISTORICAL_ODDS => batch::historical_odds_daily_with(settings.clone()),
+            NEWS => batch::news_daily_with(settings.clone()),
             _ => batch::weather_daily_with(settings.clone()),
         }
         .unwrap();
@@ -743,6 +761,7 @@ fn odds_and_weather_groups_fetch_then_validate() {
     for (id, fetch) in [
         (HISTORICAL_ODDS, "fetch_odds_snapshots"),
         (WEATHER, "fetch_open_meteo"),
+        (NEWS, "fetch_news"),
     ] {
         let dag = build(id);
         for s in SPORTS {
@@ -1055,5 +1074,127 @@ async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
     assert!(
         dead[0].starts_with("raw/dead_letter/open_meteo.archive/nfl/date=2024-09-08/"),
         "{dead:?}"
+    );
+}
+
+// ---- news ------------------------------------------------------------------
+
+#[tokio::test]
+async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = batch::news_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    for (task, state) in &run.states {
+        let unselected = task.starts_with("ncaaf.") || task.starts_with("nhl.");
+        let want = if unselected {
+            TaskState::Skipped
+        } else {
+            TaskState::Success
+        };
+        assert_eq!(*state, want, "{task}");
+    }
+    let fetch = &run.outputs["nfl.fetch_news"];
+    assert_eq!(fetch["source"], "replay");
+    assert_eq!(fetch["feeds"], 2);
+    assert_eq!(fetch["failed_feeds"], 0);
+    let key = fetch["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("raw/historical/nfl/news/date=2024-09-08/replay-dry_run"),
+        "{key}"
+    );
+    // Every recorded article is moved onto the day: 20 + 14, none rejected.
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["items"], 34, "{v}");
+    assert_eq!(v["outside_day"], 0, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    let matched = v["matched_items"].as_u64().unwrap();
+    assert!(
+        matched >= 2,
+        "the Lions and the Giants are in the headlines: {v}"
+    );
+    assert_eq!(matched + v["unmatched_items"].as_u64().unwrap(), 34);
+    assert_eq!(run.outputs["transform.bronze_news"]["records"], 34 * 2);
+    let silver = &run.outputs["transform.silver_news"];
+    assert!(silver["records"].as_u64().unwrap() >= 34 * 2, "{silver}");
+    let unmatched = silver["unmatched_items"].as_u64().unwrap();
+    assert_eq!(
+        unmatched,
+        v["unmatched_items"].as_u64().unwrap()
+            + run.outputs["nba.validate"]["unmatched_items"]
+                .as_u64()
+                .unwrap()
+    );
+    assert!(
+        run.outputs["quality.silver_news"]["records"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
+    // Deterministic: a re-run of the day counts the same and keeps one object.
+    let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
+    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(lake_files(home.path(), "raw/historical/nfl/news").len(), 1);
+}
+
+/// A fake feed server: `/good.xml` an RSS feed with one article of the
+/// day and one without a link, `/down.xml` a 404.
+async fn fake_feeds() -> String {
+    let rss = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>Test - NFL</title>
+<item><title>Eagles win big</title><link>https://news.test/eagles</link><pubDate>Sun, 08 Sep 2024 18:00:00 GMT</pubDate><description>Dominant victory</description></item>
+<item><title>No link here</title><pubDate>Sun, 08 Sep 2024 19:00:00 GMT</pubDate></item>
+</channel></rss>"#;
+    let app = axum::Router::new()
+        .route("/good.xml", axum::routing::get(move || async move { rss }))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "gone") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
+    let base = fake_feeds().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut s = Settings::new(
+        home.path(),
+        SourceMode::Live {
+            base_url: "http://127.0.0.1:9".into(),
+        },
+    );
+    s.news_feeds.insert(
+        "nfl".into(),
+        vec![format!("{base}/good.xml"), format!("{base}/down.xml")],
+    );
+    let dag = batch::news_daily_with(Some(std::sync::Arc::new(s.clone()))).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    let fetch = &run.outputs["nfl.fetch_news"];
+    assert_eq!(fetch["source"], "rss");
+    assert_eq!(fetch["feeds"], 2);
+    assert_eq!(fetch["failed_feeds"], 1);
+    let v = &run.outputs["nfl.validate"];
+    assert_eq!(v["items"], 1, "{v}");
+    assert_eq!(v["matched_items"], 1, "{v}");
+    // The article without a link and the 404 feed.
+    assert_eq!(v["rejected"], 2, "{v}");
+    let dead = lake_files(home.path(), "raw/dead_letter");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].starts_with("raw/dead_letter/news.items/nfl/date=2024-09-08/"),
+        "{dead:?}"
+    );
+
+    // Every feed down: the fetch fails (and retries) rather than store nothing.
+    s.news_feeds
+        .insert("nfl".into(), vec![format!("{base}/down.xml")]);
+    let dag = batch::news_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
+    assert!(
+        run.errors["nfl.fetch_news"].contains("every nfl news feed failed"),
+        "{:?}",
+        run.errors
     );
 }

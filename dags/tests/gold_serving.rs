@@ -143,6 +143,35 @@ fn weather(days: &[u32]) -> DataFrame {
         .unwrap()
 }
 
+/// silver.news: (item, team or None, minutes before kickoff on Sept 8, sentiment).
+fn news(rows: &[(&str, Option<&str>, i64, f64)]) -> DataFrame {
+    let r = rows;
+    FrameBuilder::new()
+        .str("sport", r.iter().map(|_| Some("nfl")))
+        .date(
+            "sports_date",
+            r.iter().map(|_| NaiveDate::from_ymd_opt(2024, 9, 8)),
+        )
+        .str("item_id", r.iter().map(|n| Some(n.0)))
+        .str("team_id", r.iter().map(|n| n.1))
+        .str(
+            "team_name",
+            r.iter().map(|n| n.1.map(|t| format!("Team {t}"))),
+        )
+        .str("matched_on", r.iter().map(|n| n.1))
+        .ts(
+            "published_at",
+            r.iter().map(|n| Some(kickoff(8) - Duration::minutes(n.2))),
+        )
+        .str("source", r.iter().map(|_| Some("ESPN")))
+        .str("title", r.iter().map(|n| Some(format!("Story {}", n.0))))
+        .str("url", r.iter().map(|n| Some(format!("https://x/{}", n.0))))
+        .f64("sentiment", r.iter().map(|n| Some(n.3)))
+        .str("run_id", r.iter().map(|_| Some("silver")))
+        .build()
+        .unwrap()
+}
+
 fn first_night() -> SilverInputs {
     SilverInputs {
         games: games(&[(1, 8, "A", "B", 27, 20)]),
@@ -163,6 +192,11 @@ fn first_night() -> SilverInputs {
             ("x", -60, "h2h", "away", 7.00, None),
         ]),
         weather: weather(&[8]),
+        news: news(&[
+            ("n1", Some("nfl:A"), 290, 0.5),
+            ("n2", Some("nfl:A"), 100, -0.1),
+            ("n3", None, 100, 0.2),
+        ]),
     }
 }
 
@@ -298,6 +332,25 @@ async fn gold_marts_replace_their_serving_tables() {
             .await
             .unwrap();
     assert_eq!(first_seen, NaiveDate::from_ymd_opt(2024, 9, 8).unwrap());
+
+    // A's news (first article 290 min before kickoff): the consensus home
+    // probability at the 300-minute snapshot (two books), then at the
+    // 30-minute one (x alone).
+    let (articles, mean, before, after, moved): (i64, f64, f64, f64, f64) = sqlx::query_as(
+        "SELECT articles, mean_sentiment, prob_before, prob_after, consensus_move \
+         FROM serving.gold_news_sentiment_daily WHERE team_id = 'nfl:A' AND sports_date = '2024-09-08'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let fair = |home: f64, away: f64| (1.0 / home) / (1.0 / home + 1.0 / away);
+    let want_before = (fair(1.80, 2.10) + fair(1.85, 2.00)) / 2.0;
+    let want_after = fair(1.70, 2.25);
+    assert_eq!(articles, 2);
+    assert!((mean - 0.2).abs() < 1e-12);
+    assert!((before - want_before).abs() < 1e-12);
+    assert!((after - want_after).abs() < 1e-12);
+    assert!((moved - (want_after - want_before)).abs() < 1e-12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,30 +1,31 @@
-//! `betflow stream replay`: the replay source's historical odds snapshots of
-//! a date range, published to `betflow.odds.{sport}` as if polled live.
+//! `betflow stream replay`: a date range of the replay source, published
+//! as if polled live: odds snapshots to `betflow.odds.{sport}`, each game's
+//! score progression to `betflow.games.{sport}` and weather around outdoor
+//! kickoffs to `betflow.weather.{sport}` (`dags::stream::replay`), all in
+//! one event-time order.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use dags::ingest::odds::replay_day;
 use dags::ingest::Settings;
-use dags::sources::odds_api::{self, OddsEvent, OddsFormat};
-use dags::stream::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
+use dags::stream::envelope::{Kind, Topic};
 use dags::stream::kafka::producer::Producer;
 use dags::stream::kafka::{partitions_from_env, BROKERS_ENV};
-use dags::stream::odds::OddsPayload;
+use dags::stream::replay::{replay_day, ReplayMessage};
 use dags::Sport;
-use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::usage;
 
 #[derive(Subcommand)]
 pub enum StreamCommand {
-    /// Publish the replay source's historical odds snapshots of a date range to Kafka.
+    /// Publish a date range of the replay source (odds snapshots, live scores,
+    /// venue weather) to Kafka.
     Replay(ReplayArgs),
 }
 
@@ -45,12 +46,8 @@ pub struct ReplayArgs {
     speed: Option<f64>,
 }
 
-/// Replay prices are American (what the odds DAG records and generates).
-const FORMAT: OddsFormat = OddsFormat::American;
 /// Upper bound on the days of one replay, against typos like `--to 2204-01-01`.
 const MAX_DAYS: i64 = 3_660;
-/// Source of the envelopes.
-const SOURCE: &str = "replay";
 
 pub async fn run(cmd: StreamCommand) -> Result<ExitCode> {
     match cmd {
@@ -61,13 +58,6 @@ pub async fn run(cmd: StreamCommand) -> Result<ExitCode> {
 fn parse_day(flag: &str, s: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
         .map_err(|e| usage(format!("{flag}: `{s}` is not a YYYY-MM-DD date ({e})")))
-}
-
-/// One message to publish.
-struct Message {
-    time: DateTime<Utc>,
-    sport: &'static Sport,
-    event: OddsEvent,
 }
 
 async fn replay(args: ReplayArgs) -> Result<ExitCode> {
@@ -114,48 +104,52 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{e}"))?
         .odds_snapshot_minutes;
 
-    let mut messages: Vec<Message> = Vec::new();
+    let mut messages: Vec<ReplayMessage> = Vec::new();
     let mut rejected: usize = 0;
     let mut day = from;
     while day <= to {
         for sport in &sports {
-            let snapshots = replay_day(sport, day, minutes)
-                .map_err(|e| anyhow!("replaying {} odds of {day}: {e}", sport.key))?;
-            for f in snapshots {
-                let body: Value = serde_json::from_slice(&f.body)
-                    .with_context(|| format!("replayed snapshot {} is not JSON", f.url))?;
-                let (times, checked) = odds_api::validate_historical(&body, FORMAT)
-                    .with_context(|| format!("replayed snapshot {}", f.url))?;
-                rejected += checked.rejected.len();
-                messages.extend(checked.good.into_iter().map(|event| Message {
-                    time: times.timestamp,
-                    sport,
-                    event,
-                }));
-            }
+            let replayed = replay_day(sport, day, minutes)?;
+            rejected += replayed.rejected;
+            messages.extend(replayed.messages);
         }
         let Some(next) = day.succ_opt() else { break };
         day = next;
     }
     // Event-time order; stable, so one snapshot's events keep their order.
     messages.sort_by_key(|m| m.time);
-    let events: BTreeSet<&str> = messages.iter().map(|m| m.event.id.as_str()).collect();
-    let distinct_events = events.len();
+    let mut by_kind: BTreeMap<Kind, usize> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    for m in &messages {
+        *by_kind.entry(m.kind()).or_default() += 1;
+    }
+    let counts = |counts: &BTreeMap<Kind, usize>| -> String {
+        counts
+            .iter()
+            .filter(|(k, _)| **k != Kind::News)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     outln!(
-        "replaying {} odds message(s) ({distinct_events} distinct event(s), {rejected} rejected) for {} sport(s), {from} to {to}, to {brokers}",
+        "replaying {} message(s) ({}; {rejected} source record(s) rejected) for {} sport(s), {from} to {to}, to {brokers}",
         messages.len(),
+        counts(&by_kind),
         sports.len(),
     );
 
     let producer = Producer::new(&brokers, partitions_from_env())?;
-    let topics: Vec<Topic> = sports.iter().map(|s| Topic::new(Kind::Odds, s)).collect();
+    let topics: Vec<Topic> = sports
+        .iter()
+        .flat_map(|s| [Kind::Odds, Kind::Games, Kind::Weather].map(|k| Topic::new(k, s)))
+        .collect();
     producer.ensure_topics(&topics).await?;
 
     let total = messages.len();
     let mut failed: usize = 0;
     let mut published: usize = 0;
     let mut previous: Option<DateTime<Utc>> = None;
-    let mut batch: JoinSet<Result<(), String>> = JoinSet::new();
+    let mut published_by_kind: BTreeMap<Kind, usize> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    let mut batch: JoinSet<Result<Kind, (Kind, String)>> = JoinSet::new();
     let mut messages = messages.into_iter().peekable();
     while let Some(first) = messages.next() {
         let time = first.time;
@@ -164,8 +158,10 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
             tokio::time::sleep(Duration::from_secs_f64(gap.as_secs_f64() / speed)).await;
         }
         previous = Some(time);
-        // One timestamp's messages have distinct keys (one per event):
-        // sent concurrently, all delivered before the next timestamp.
+        // One timestamp's messages have distinct keys within each topic (one
+        // snapshot per event, one poll or reading per game): sent
+        // concurrently, all delivered before the next timestamp, so every
+        // key's messages reach its partition in event-time order.
         let mut group = vec![first];
         while let Some(m) = messages.next_if(|m| m.time == time) {
             group.push(m);
@@ -173,31 +169,24 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         for m in group {
             let producer = producer.clone();
             batch.spawn(async move {
-                let envelope = Envelope {
-                    schema_version: SCHEMA_VERSION,
-                    source: SOURCE.to_string(),
-                    sport: m.sport.key.to_string(),
-                    kind: Kind::Odds,
-                    event_time: m.time,
-                    ingest_time: Utc::now(),
-                    payload: OddsPayload {
-                        odds_format: FORMAT,
-                        event: m.event,
-                    },
-                };
+                let kind: Kind = m.kind();
+                let (key, value) = m.encode(Utc::now()).map_err(|e| (kind, e.to_string()))?;
                 producer
-                    .publish(Topic::new(Kind::Odds, m.sport), &envelope)
+                    .send_raw(&m.topic().to_string(), Some(&key), &value)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map(|_| kind)
+                    .map_err(|e| (kind, e.to_string()))
             });
         }
         while let Some(joined) = batch.join_next().await {
             match joined {
-                Ok(Ok(())) => published += 1,
-                Ok(Err(e)) => {
+                Ok(Ok(kind)) => {
+                    published += 1;
+                    *published_by_kind.entry(kind).or_default() += 1;
+                }
+                Ok(Err((kind, e))) => {
                     failed += 1;
-                    tracing::warn!("{e}");
+                    tracing::warn!("publishing {kind}: {e}");
                 }
                 Err(e) => {
                     failed += 1;
@@ -214,7 +203,8 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     }
     let retried = producer.stats().retried.load(Ordering::Relaxed);
     outln!(
-        "published {published} message(s) of {total}, {failed} failed deliveries, {retried} retries"
+        "published {published} message(s) of {total} ({}), {failed} failed deliveries, {retried} retries",
+        counts(&published_by_kind)
     );
     Ok(if failed > 0 {
         ExitCode::FAILURE

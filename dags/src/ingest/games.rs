@@ -78,13 +78,20 @@ async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetc
             let client = EspnClient::new(HttpConfig::new(base_url.clone(), espn::RATE_PER_SECOND))?;
             Ok(client.fetch_scoreboard(sport, Some(date)).await?)
         }
-        // A real capture beats a generated day; the generator fills every
-        // other date so backfills over whole seasons have games.
-        SourceMode::Replay if Replay.scoreboard_dates(sport.key)?.contains(&date) => {
-            Ok(Replay.scoreboard(sport.key, date)?)
-        }
-        SourceMode::Replay => Ok(SeasonGenerator::new(REPLAY_SEED)?.scoreboard(sport, date)?),
+        SourceMode::Replay => replay_scoreboard(sport, date),
     }
+}
+
+/// The replayed scoreboard of `sport` on `date`: what
+/// `{sport}.fetch_scoreboard` stores in replay mode (also what
+/// `betflow stream replay` turns into live score updates). A real capture
+/// beats a generated day; the generator fills every other date so
+/// backfills over whole seasons have games.
+pub fn replay_scoreboard(sport: &Sport, date: NaiveDate) -> Result<Fetched, TaskError> {
+    if Replay.scoreboard_dates(sport.key)?.contains(&date) {
+        return Ok(Replay.scoreboard(sport.key, date)?);
+    }
+    Ok(SeasonGenerator::new(REPLAY_SEED)?.scoreboard(sport, date)?)
 }
 
 #[async_trait]

@@ -5,16 +5,20 @@
 //!
 //! - [`games`]: ESPN scoreboards (`historical_games_daily`);
 //! - [`odds`]: The Odds API historical snapshots (`historical_odds_daily`);
-//! - [`weather`]: Open-Meteo history at the day's outdoor venues (`weather_daily`).
+//! - [`weather`]: Open-Meteo history at the day's outdoor venues (`weather_daily`);
+//! - [`news`]: the sports' RSS/Atom feeds, or the recorded NewsAPI
+//!   responses offline (`news_daily`).
 //!
 //! Sources come from the environment ([`Settings::from_env`]) when a task
 //! runs, or from a fixed [`Settings`] in tests: offline replay by default,
 //! the real APIs with `BETFLOW_SOURCES=live`.
 
 pub mod games;
+pub mod news;
 pub mod odds;
 pub mod weather;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use crate::sources::ApiKey;
 use crate::{sport, Sport};
 
 pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
+pub use news::{FetchNews, ValidateNews};
 pub use odds::{FetchOddsSnapshots, ValidateOddsSnapshots};
 pub use weather::{FetchOpenMeteo, SelectOutdoorVenues, ValidateWeather};
 
@@ -86,6 +91,9 @@ pub struct Settings {
     pub odds_snapshot_minutes: u32,
     /// Open-Meteo archive base URL (`BETFLOW_OPEN_METEO_URL`), used when live.
     pub open_meteo_url: String,
+    /// RSS/Atom feeds per sport key (`BETFLOW_NEWS_FEEDS_{SPORT}`, default
+    /// [`Sport::news_feeds`]), used when live.
+    pub news_feeds: BTreeMap<String, Vec<String>>,
 }
 
 impl Settings {
@@ -99,15 +107,23 @@ impl Settings {
             odds_api_key: None,
             odds_snapshot_minutes: DEFAULT_ODDS_SNAPSHOT_MINUTES,
             open_meteo_url: OPEN_METEO_ARCHIVE_URL.to_owned(),
+            news_feeds: crate::SPORTS
+                .iter()
+                .map(|s| {
+                    let feeds = s.news_feeds.iter().map(|f| (*f).to_owned()).collect();
+                    (s.key.to_owned(), feeds)
+                })
+                .collect(),
         }
     }
 
     /// Reads `BETFLOW_HOME` (default `./.betflow`), `BETFLOW_SOURCES`
     /// (`replay`, the default, or `live`), the live base URLs
     /// `BETFLOW_ESPN_URL`, `BETFLOW_ODDS_API_URL` and `BETFLOW_OPEN_METEO_URL`
-    /// (for tests and proxies), `ODDS_API_KEY` and
-    /// `BETFLOW_ODDS_SNAPSHOT_MINUTES`. Read at task time, not at DAG build
-    /// time, so the process that runs the task decides.
+    /// (for tests and proxies), `ODDS_API_KEY`,
+    /// `BETFLOW_ODDS_SNAPSHOT_MINUTES` and `BETFLOW_NEWS_FEEDS_{SPORT}`.
+    /// Read at task time, not at DAG build time, so the process that runs
+    /// the task decides.
     pub fn from_env() -> Result<Self, TaskError> {
         let var = |name: &str| -> Option<String> {
             std::env::var(name)
@@ -147,6 +163,10 @@ impl Settings {
         settings.odds_api_key = ApiKey::from_env(odds_api::KEY_VAR);
         settings.odds_snapshot_minutes = minutes;
         settings.open_meteo_url = var("BETFLOW_OPEN_METEO_URL").unwrap_or(settings.open_meteo_url);
+        settings.news_feeds = crate::SPORTS
+            .iter()
+            .map(|s| (s.key.to_owned(), crate::sources::news::feeds_from_env(s)))
+            .collect();
         Ok(settings)
     }
 }

@@ -89,7 +89,8 @@ pub const VENUE_SEED: &[(&str, f64, f64)] = &[
     ("3994", 33.9730, -81.0192),  // Williams-Brice Stadium, Columbia SC
 ];
 
-fn seed_coordinates(venue_id: &str) -> Option<(f64, f64)> {
+/// (lat, lon) of an outdoor venue in [`VENUE_SEED`].
+pub fn seed_coordinates(venue_id: &str) -> Option<(f64, f64)> {
     VENUE_SEED
         .iter()
         .find(|(id, ..)| *id == venue_id)
@@ -305,8 +306,9 @@ impl Noise {
 
 /// A generated `/v1/archive` response for `venue` over `start..=end` (see
 /// the module docs): seasonal and daily temperature cycles by latitude,
-/// seeded wind, humidity and showers.
-fn generated_archive(
+/// seeded wind, humidity and showers. Also the weather `betflow stream
+/// replay` publishes, so batch and stream see the same conditions.
+pub fn generated_archive(
     venue: &OutdoorVenue,
     start: NaiveDate,
     end: NaiveDate,

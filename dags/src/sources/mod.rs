@@ -1,4 +1,5 @@
-//! HTTP clients for the external data sources, and the offline replay source.
+//! HTTP clients for the external data sources (ESPN, The Odds API, weather,
+//! news feeds), and the offline replay source.
 //!
 //! Each client fetches the untouched response bytes (the lake stores those)
 //! and offers typed models plus a `validate_*` function that turns a payload
@@ -10,6 +11,7 @@ pub mod espn;
 pub mod generator;
 pub mod http;
 pub mod lenient;
+pub mod news;
 pub mod odds_api;
 pub mod odds_math;
 pub mod rate_limit;

@@ -5,11 +5,15 @@
 //!
 //! ESPN scoreboards are filtered to the requested sports day as
 //! `dates=YYYYMMDD` would; historical odds are wrapped from the odds
-//! captures (no real historical capture exists, see SOURCES.md).
+//! captures (no real historical capture exists, see SOURCES.md). News is
+//! the two recorded NewsAPI responses (no RSS capture exists), served as
+//! every sport's feed with each article moved onto the requested sports
+//! day at its original New York wall-clock time.
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use chrono_tz::America::New_York;
 use serde_json::{json, Map, Value};
 
 use super::error::SourceError;
@@ -28,6 +32,8 @@ pub enum Kind {
     Scores,
     OpenWeather(Units),
     OpenMeteo,
+    /// A NewsAPI `/v2/top-headlines` response.
+    NewsApi,
 }
 
 /// One recorded response.
@@ -141,6 +147,16 @@ pub const CAPTURES: &[Capture] = &[
     ),
     capture!("openmeteo_forecast_ZennoFact.json", Kind::OpenMeteo, ""),
     capture!("openmeteo_forecast_TheLuck1987.json", Kind::OpenMeteo, ""),
+    capture!(
+        "newsapi_top-headlines_sports_softdev629.json",
+        Kind::NewsApi,
+        ""
+    ),
+    capture!(
+        "newsapi_top-headlines_football_Arpana-Sitoula.json",
+        Kind::NewsApi,
+        ""
+    ),
 ];
 
 const API: &str = "replay";
@@ -367,4 +383,49 @@ impl Replay {
             .map(|c| fetched(c.file.to_string(), c.bytes.to_vec()))
             .collect()
     }
+
+    /// The recorded NewsAPI responses as if fetched for sports day `date`:
+    /// each article's `publishedAt` is moved onto `date`, keeping its New
+    /// York wall-clock time, so every replayed day has a day of news and the
+    /// same date always gets the same bytes. Everything else is as recorded
+    /// (articles without a parseable date stay as they are, to be rejected).
+    pub fn news(self, date: NaiveDate) -> Result<Vec<Fetched>, SourceError> {
+        let mut out: Vec<Fetched> = Vec::new();
+        for c in CAPTURES.iter().filter(|c| c.kind == Kind::NewsApi) {
+            let mut payload: Value = parse(c)?;
+            let articles = payload
+                .get_mut("articles")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten();
+            for a in articles {
+                let moved: Option<String> = a
+                    .get("publishedAt")
+                    .and_then(Value::as_str)
+                    .and_then(lenient::parse_time)
+                    .map(|t| onto_day(t, date).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                if let Some(moved) = moved {
+                    a["publishedAt"] = Value::String(moved);
+                }
+            }
+            let what: String = format!("newsapi/{}?date={date}", c.file);
+            out.push(fetched(what.clone(), to_bytes(&payload, &what)?));
+        }
+        Ok(out)
+    }
+}
+
+/// `t` moved onto New York day `date` at the same New York wall-clock time;
+/// a time that day skips (spring forward) moves an hour later.
+pub fn onto_day(t: DateTime<Utc>, date: NaiveDate) -> DateTime<Utc> {
+    let local = date.and_time(t.with_timezone(&New_York).time());
+    New_York
+        .from_local_datetime(&local)
+        .earliest()
+        .or_else(|| {
+            New_York
+                .from_local_datetime(&(local + TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map_or(t, |l| l.with_timezone(&Utc))
 }

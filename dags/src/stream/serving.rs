@@ -205,6 +205,33 @@ impl NewsSentimentRow {
     }
 }
 
+/// Why a message (or part of it) goes to `serving.dead_letter`, as a
+/// processor reports it; the consumer adds topic, partition, offset and bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterReason {
+    /// Short stable code: see [`DeadLetterRow::reason_code`].
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl DeadLetterReason {
+    pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// One reason for a message with several problems (the table holds one
+    /// row per message, so a redelivery upserts the same row): the first
+    /// problem's code, every reason joined.
+    pub fn join(problems: Vec<DeadLetterReason>) -> Option<DeadLetterReason> {
+        let code: &'static str = problems.first()?.code;
+        let reason: Vec<String> = problems.into_iter().map(|p| p.reason).collect();
+        Some(DeadLetterReason::new(code, reason.join("; ")))
+    }
+}
+
 /// `serving.dead_letter`: one row per message, whatever went wrong with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetterRow {
@@ -212,8 +239,8 @@ pub struct DeadLetterRow {
     pub partition: i32,
     pub offset: i64,
     pub processor: Option<&'static str>,
-    /// A [`crate::stream::envelope::DecodeError::code`], `late`, `rejected`,
-    /// `anomaly`, `stale` or `invalid`.
+    /// A [`crate::stream::envelope::DecodeError::code`], `oversized`, `late`,
+    /// `rejected`, `anomaly`, `stale`, `invalid` or `sink_error`.
     pub reason_code: String,
     pub reason: String,
     pub message_key: Option<Vec<u8>>,

@@ -14,6 +14,7 @@ use crate::iceberg::table::{opt, req};
 use crate::iceberg::{Kind, TableDef};
 use crate::ingest::weather::OutdoorVenue;
 use crate::sources::espn::{self, GameRecord};
+use crate::sources::news::FeedItem;
 use crate::sources::odds_api::{self, OddsEvent, OddsFormat};
 use crate::sources::weather::{Observation, OpenMeteo};
 
@@ -185,6 +186,44 @@ pub static WEATHER: TableDef = TableDef {
     columns: &WEATHER_COLUMNS,
     partition_by: &["sport", "sports_date"],
     doc: "Hourly observations at outdoor venues, one row per venue and hour",
+};
+
+const NEWS_COLUMNS: [crate::iceberg::Column; 12] = concat(
+    [
+        req("sport", Kind::Str, "league whose feeds listed the article"),
+        req(
+            "sports_date",
+            Kind::Date,
+            "New York day the article was published",
+        ),
+        req(
+            "item_id",
+            Kind::Str,
+            "hash of the url (128 bits of SHA-256, hex)",
+        ),
+        req("url", Kind::Str, "article link"),
+        req("title", Kind::Str, "headline, tags stripped"),
+        opt(
+            "summary",
+            Kind::Str,
+            "description or summary, tags stripped",
+        ),
+        req("published_at", Kind::Timestamp, "publication time, UTC"),
+        req(
+            "outlet",
+            Kind::Str,
+            "publisher: NewsAPI source, feed title or host",
+        ),
+    ],
+    ORIGIN,
+);
+
+pub static NEWS: TableDef = TableDef {
+    namespace: "bronze",
+    name: "news",
+    columns: &NEWS_COLUMNS,
+    partition_by: &["sport", "sports_date"],
+    doc: "News articles of the sports day, one row per article and load",
 };
 
 fn origin(b: FrameBuilder, rows: &[&Origin]) -> FrameBuilder {
@@ -406,6 +445,33 @@ pub fn weather_frame(rows: &[(WeatherRow, &Origin)]) -> PolarsResult<DataFrame> 
         .f64("wind_deg", o(|w| w.wind_deg))
         .f64("precipitation_mm", o(|w| w.precipitation_mm))
         .f64("humidity_pct", o(|w| w.humidity_pct));
+    let origins: Vec<&Origin> = rows.iter().map(|(_, o)| *o).collect();
+    origin(b, &origins).build()
+}
+
+/// The day's articles of one stored news object (a JSON array of feeds).
+/// Rejected articles were dead-lettered by `validate`; left out here.
+pub fn news(payload: &Value, origin_of: &Origin) -> Vec<FeedItem> {
+    crate::ingest::news::read_day(payload, origin_of.sports_date)
+        .map(|d| d.items)
+        .unwrap_or_default()
+}
+
+/// bronze.news rows.
+pub fn news_frame(rows: &[(FeedItem, &Origin)]) -> PolarsResult<DataFrame> {
+    let n = |f: fn(&FeedItem) -> Option<String>| rows.iter().map(move |(r, _)| f(r));
+    let b = FrameBuilder::new()
+        .str("sport", rows.iter().map(|(_, o)| Some(o.sport.clone())))
+        .date("sports_date", rows.iter().map(|(_, o)| Some(o.sports_date)))
+        .str("item_id", n(|r| Some(r.item_id.clone())))
+        .str("url", n(|r| Some(r.url.clone())))
+        .str("title", n(|r| Some(r.title.clone())))
+        .str("summary", n(|r| r.summary.clone()))
+        .ts(
+            "published_at",
+            rows.iter().map(|(r, _)| Some(r.published_at)),
+        )
+        .str("outlet", n(|r| Some(r.source.clone())));
     let origins: Vec<&Origin> = rows.iter().map(|(_, o)| *o).collect();
     origin(b, &origins).build()
 }

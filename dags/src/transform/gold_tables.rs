@@ -355,6 +355,55 @@ pub static WEATHER_IMPACT: TableDef = TableDef {
     doc: "Totals of outdoor games by wind at kickoff, with weather correlations",
 };
 
+/// One row per (team, sports day) with news naming the team.
+pub static NEWS_SENTIMENT_DAILY: TableDef = TableDef {
+    namespace: "gold",
+    name: "news_sentiment_daily",
+    columns: &[
+        req("sport", Kind::Str, "league key"),
+        req("team_id", Kind::Str, "`{sport}:{espn team id}`"),
+        opt("team_name", Kind::Str, "display name"),
+        req(
+            "sports_date",
+            Kind::Date,
+            "New York day the articles were published",
+        ),
+        req("articles", Kind::Long, "distinct articles naming the team"),
+        req("positive_articles", Kind::Long, "articles scoring above 0"),
+        req("negative_articles", Kind::Long, "articles scoring below 0"),
+        req(
+            "mean_sentiment",
+            Kind::Double,
+            "mean lexicon sentiment of the articles, in (-1, 1)",
+        ),
+        req(
+            "first_published",
+            Kind::Timestamp,
+            "the day's first article",
+        ),
+        req("last_published", Kind::Timestamp, "the day's last article"),
+        opt(
+            "next_game_id",
+            Kind::Str,
+            "the team's first priced game starting after the first article",
+        ),
+        opt(
+            "prob_before",
+            Kind::Double,
+            "consensus no-vig win probability at the last snapshot at or before the first article",
+        ),
+        opt(
+            "prob_after",
+            Kind::Double,
+            "consensus no-vig win probability at the last pre-game snapshot within 24 h after it",
+        ),
+        opt("consensus_move", Kind::Double, "prob_after − prob_before"),
+        req("run_id", Kind::Str, "BetFlow run that built the row"),
+    ],
+    partition_by: &[],
+    doc: "News volume and sentiment per team and day, beside the market's move after it",
+};
+
 /// One row per team id.
 pub static DIM_TEAMS: TableDef = TableDef {
     namespace: "gold",
@@ -484,6 +533,7 @@ pub static ALL: &[&TableDef] = &[
     &TEAM_TRENDS,
     &SCORING_PATTERNS,
     &WEATHER_IMPACT,
+    &NEWS_SENTIMENT_DAILY,
     &DIM_TEAMS,
     &DIM_VENUES,
     &DIM_BOOKMAKERS,

@@ -37,6 +37,7 @@ pub const GRAINS: &[(&TableDef, &[&str])] = &[
     (&g::TEAM_TRENDS, &["team_id", "season", "side"]),
     (&g::SCORING_PATTERNS, &["team_id", "period"]),
     (&g::WEATHER_IMPACT, &["sport", "wind_bucket"]),
+    (&g::NEWS_SENTIMENT_DAILY, &["team_id", "sports_date"]),
     (&g::DIM_TEAMS, &["team_id"]),
     (&g::DIM_VENUES, &["venue_id"]),
     (&g::DIM_BOOKMAKERS, &["bookmaker"]),
@@ -61,7 +62,7 @@ async fn warehouse(ctx: &TaskContext, settings: &SettingsOverride) -> Result<War
 
 /// Which silver tables a gold table is built from.
 fn inputs(def: &TableDef) -> Vec<&'static TableDef> {
-    use silver_tables::{GAMES, GAME_PERIODS, ODDS, WEATHER};
+    use silver_tables::{GAMES, GAME_PERIODS, NEWS, ODDS, WEATHER};
     match def.name {
         "market_efficiency" | "odds_movement" | "closing_line_value" | "dim_bookmakers" => {
             vec![&ODDS]
@@ -69,6 +70,7 @@ fn inputs(def: &TableDef) -> Vec<&'static TableDef> {
         "bookmaker_comparison" | "team_trends" => vec![&ODDS, &GAMES],
         "scoring_patterns" => vec![&GAMES, &GAME_PERIODS],
         "weather_impact" | "dim_dates" => vec![&GAMES, &ODDS, &WEATHER],
+        "news_sentiment_daily" => vec![&NEWS, &ODDS, &GAMES],
         "dim_teams" | "dim_venues" => vec![&GAMES],
         _ => Vec::new(),
     }
@@ -80,8 +82,13 @@ fn build(
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
     let lf = |name: &str| silver.get(name).cloned().unwrap_or_default().lazy();
-    let (games, periods, odds, weather) =
-        (lf("games"), lf("game_periods"), lf("odds"), lf("weather"));
+    let (games, periods, odds, weather, news) = (
+        lf("games"),
+        lf("game_periods"),
+        lf("odds"),
+        lf("weather"),
+        lf("news"),
+    );
     match def.name {
         "market_efficiency" => gold::market_efficiency(odds, run_id),
         "odds_movement" => gold::odds_movement(odds, run_id),
@@ -90,6 +97,7 @@ fn build(
         "team_trends" => gold::team_trends(games, odds, run_id),
         "scoring_patterns" => gold::scoring_patterns(games, periods, run_id),
         "weather_impact" => gold::weather_impact(games, odds, weather, run_id),
+        "news_sentiment_daily" => gold::news_sentiment_daily(news, odds, games, run_id),
         "dim_teams" => gold::dim_teams(games, run_id),
         "dim_venues" => gold::dim_venues(games, run_id),
         "dim_bookmakers" => gold::dim_bookmakers(odds, run_id),
@@ -177,6 +185,12 @@ pub fn suite(def: &TableDef, grain: &[&str]) -> Suite {
         ),
         ("win_rate", Check::between("win_rate", 0.0, 1.0)),
         ("games", Check::at_least("games", 0.0)),
+        (
+            "mean_sentiment",
+            Check::between_exclusive("mean_sentiment", -1.0, 1.0),
+        ),
+        ("prob_before", Check::between("prob_before", 0.0, 1.0)),
+        ("prob_after", Check::between("prob_after", 0.0, 1.0)),
     ] {
         if def.column(column).is_some() {
             suite = suite.error(check);

@@ -3,7 +3,8 @@
 //! * [`bronze`]: raw payloads flattened to typed rows, one per source
 //!   record, with ingestion metadata (source, raw key, run id, time).
 //! * [`silver`]: cleaned and conformed (deduplicated, canonical ids, UTC,
-//!   both price formats, opening and closing lines, events mapped to games).
+//!   both price formats, opening and closing lines, events mapped to games);
+//!   [`silver_news`]: articles per team they name, with sentiment.
 //! * [`gold`]: the marts and dimensions of DATA.md, rebuilt over the whole
 //!   silver history each night.
 //!
@@ -16,6 +17,7 @@ pub mod gold;
 pub mod gold_tables;
 pub mod gold_tasks;
 pub mod silver;
+pub mod silver_news;
 pub mod silver_tables;
 pub mod suites;
 pub mod tasks;

@@ -160,3 +160,42 @@ pub static WEATHER: TableDef = TableDef {
     partition_by: &["sport", "sports_date"],
     doc: "Hourly weather at outdoor venues",
 };
+
+/// One row per (article, team it names); an article naming no team has one
+/// row with a null team, so unmatched news is kept and countable.
+pub static NEWS: TableDef = TableDef {
+    namespace: "silver",
+    name: "news",
+    columns: &[
+        req("sport", Kind::Str, "league whose feeds listed the article"),
+        req(
+            "sports_date",
+            Kind::Date,
+            "New York day the article was published",
+        ),
+        req("item_id", Kind::Str, "hash of the url (DATA.md)"),
+        opt(
+            "team_id",
+            Kind::Str,
+            "`{sport}:{espn team id}` named in the headline or summary; null: none",
+        ),
+        opt("team_name", Kind::Str, "display name of the team"),
+        opt(
+            "matched_on",
+            Kind::Str,
+            "the phrase that named the team (name, location or abbreviation)",
+        ),
+        req("published_at", Kind::Timestamp, "publication time, UTC"),
+        req("source", Kind::Str, "outlet"),
+        req("title", Kind::Str, "headline"),
+        req("url", Kind::Str, "article link"),
+        req(
+            "sentiment",
+            Kind::Double,
+            "lexicon score of headline + summary in (-1, 1)",
+        ),
+        req("run_id", Kind::Str, "BetFlow run that modelled the row"),
+    ],
+    partition_by: &["sport", "sports_date"],
+    doc: "News articles per team they name, with sentiment",
+};

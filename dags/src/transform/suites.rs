@@ -168,3 +168,44 @@ pub fn weather() -> Suite {
             ROW_COUNT_BAND.1,
         ))
 }
+
+pub fn news() -> Suite {
+    Suite::new(silver_tables::NEWS.full_name())
+        .key(["sport", "item_id", "team_key"])
+        .error(schema(&silver_tables::NEWS))
+        .error(Check::not_null([
+            "sport",
+            "item_id",
+            "published_at",
+            "title",
+            "url",
+            "sentiment",
+        ]))
+        .error(Check::unique(["sport", "item_id", "team_key"]))
+        .error(Check::between_exclusive("sentiment", -1.0, 1.0))
+        .error(Check::expression(
+            "a matched team belongs to the sport",
+            col("team_id")
+                .is_null()
+                .or(col("team_id").str().starts_with(concat_str(
+                    [col("sport"), lit(":")],
+                    "",
+                    false,
+                ))),
+        ))
+        .warn(Check::not_null(["team_id"]))
+        .warn(Check::row_count_vs_previous(
+            ROW_COUNT_BAND.0,
+            ROW_COUNT_BAND.1,
+        ))
+}
+
+/// silver.news with `team_key` (the team id, or `-` for an article naming
+/// none): uniqueness checks skip null keys, and an unmatched article must
+/// still appear once.
+pub fn news_with_team_key(news: &DataFrame) -> PolarsResult<DataFrame> {
+    news.clone()
+        .lazy()
+        .with_column(col("team_id").fill_null(lit("-")).alias("team_key"))
+        .collect()
+}

@@ -1,6 +1,6 @@
 //! The orchestrator tasks of the transforms: `transform.bronze_{family}`,
-//! `transform.silver_{family}` and `quality.silver_{family}` of the three
-//! nightly DAGs.
+//! `transform.silver_{family}` and `quality.silver_{family}` of the four
+//! nightly ingest DAGs.
 //!
 //! Each reads the run's sports day for the sports its `sports` param
 //! selects and replaces exactly those (sport, day) partitions, so a re-run
@@ -17,7 +17,7 @@ use polars::prelude::{DataFrame, IntoLazy, PolarsResult};
 use serde_json::{json, Value};
 
 use super::bronze::{self, Origin};
-use super::{silver, silver_tables, suites};
+use super::{silver, silver_news, silver_tables, suites};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::write::PartValue;
 use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary};
@@ -33,6 +33,7 @@ pub enum Family {
     Games,
     Odds,
     Weather,
+    News,
 }
 
 impl Family {
@@ -41,6 +42,7 @@ impl Family {
             Family::Games => Kind::Games,
             Family::Odds => Kind::Odds,
             Family::Weather => Kind::Weather,
+            Family::News => Kind::News,
         }
     }
 
@@ -49,6 +51,7 @@ impl Family {
             Family::Games => &bronze::GAMES,
             Family::Odds => &bronze::ODDS,
             Family::Weather => &bronze::WEATHER,
+            Family::News => &bronze::NEWS,
         }
     }
 }
@@ -262,6 +265,17 @@ fn bronze_frame(family: Family, payloads: &[(Value, Origin)]) -> PolarsResult<Da
             }
             bronze::weather_frame(&rows)
         }
+        Family::News => {
+            let mut rows = Vec::new();
+            for (payload, origin) in payloads {
+                rows.extend(
+                    bronze::news(payload, origin)
+                        .into_iter()
+                        .map(|n| (n, origin)),
+                );
+            }
+            bronze::news_frame(&rows)
+        }
     }
 }
 
@@ -309,6 +323,22 @@ impl Task for BuildSilver {
             Family::Weather => {
                 let weather = blocking(move || silver::weather(bronze.lazy(), &run_id)).await?;
                 written.push(scope.write(&ctx, &silver_tables::WEATHER, &weather).await?);
+            }
+            Family::News => {
+                let news = blocking(move || silver_news::news(bronze.lazy(), &run_id)).await?;
+                let unmatched = news.column("team_id").map_or(0, |c| c.null_count());
+                ctx.log.info(format!(
+                    "silver.news: {} rows, {unmatched} of them articles naming no team",
+                    news.height()
+                ));
+                written.push(scope.write(&ctx, &silver_tables::NEWS, &news).await?);
+                return Ok(json!({
+                    "date": scope.date,
+                    "sports": scope.sports,
+                    "records": written[0].added_rows,
+                    "unmatched_items": unmatched,
+                    "tables": written,
+                }));
             }
         }
         Ok(json!({
@@ -359,6 +389,11 @@ impl Task for SilverGate {
                 suites::weather(),
                 scope.read(&silver_tables::WEATHER).await?,
             ),
+            Family::News => {
+                let news = scope.read(&silver_tables::NEWS).await?;
+                let frame = blocking(move || suites::news_with_team_key(&news)).await?;
+                (suites::news(), frame)
+            }
         };
         let rows = frame.height();
         let mut out = crate::quality::check_table(&ctx, &suite, &frame).await?;

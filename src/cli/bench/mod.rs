@@ -1,5 +1,6 @@
 //! `betflow bench …`: benchmarks that print figures and assert nothing.
 
+mod batch;
 mod scheduler;
 mod web;
 
@@ -37,6 +38,33 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// A generated season of odds through raw → bronze → silver → gold, per
+    /// layer, with peak RSS, and the comparable part in DuckDB for a ratio.
+    Batch {
+        #[arg(long)]
+        json: bool,
+        /// Odds rows wanted at least: the snapshot spacing is chosen to reach them.
+        #[arg(long, default_value_t = 10_000_000)]
+        odds_rows: usize,
+        /// Minutes between odds snapshots instead of the spacing `--odds-rows` picks.
+        #[arg(long)]
+        snapshot_minutes: Option<u32>,
+        /// Engine to re-run silver odds and two gold marts in, for a ratio.
+        #[arg(long, value_enum, default_value = "duckdb")]
+        compare: batch::Compare,
+        /// Keep the Parquet files handed to DuckDB in this directory (to run
+        /// scripts/bench_duckdb.py by hand) instead of a removed temporary one.
+        #[arg(long)]
+        export_dir: Option<std::path::PathBuf>,
+        /// Threads parsing a day's raw odds into bronze (default: one per core;
+        /// 1 is what the DAG's bronze task does within one run).
+        #[arg(long)]
+        bronze_threads: Option<usize>,
+        /// Silver odds columns kept in the history gold reads: `gold` (the ones
+        /// it uses; checked on a sample day first) or `all` (as the nightly task reads).
+        #[arg(long, value_enum, default_value = "gold")]
+        silver_columns: batch::SilverColumns,
+    },
 }
 
 pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
@@ -52,5 +80,25 @@ pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
             seconds,
             connections,
         } => web::run(home, dags, runs, seconds, connections).await,
+        BenchCommand::Batch {
+            json,
+            odds_rows,
+            snapshot_minutes,
+            compare,
+            export_dir,
+            bronze_threads,
+            silver_columns,
+        } => {
+            batch::run(batch::Options {
+                json,
+                odds_rows,
+                snapshot_minutes,
+                compare,
+                export_dir,
+                bronze_threads,
+                silver_columns,
+            })
+            .await
+        }
     }
 }

@@ -1,373 +1,374 @@
-//! The odds consumer: a consumer-group stream task over every
-//! `betflow.odds.{sport}` topic. Each message is decoded (a bad one becomes a
-//! `serving.dead_letter` row with its topic/partition/offset and reason), run
-//! through the [`OddsProcessor`] and upserted into `serving.odds_latest`,
-//! `serving.odds_windows` and `serving.arbitrage_alerts` in one transaction;
-//! its offset is committed only after that transaction. Every upsert is
-//! idempotent, so a redelivery after a crash rewrites the same rows.
+//! The consumer-group stream task every processor runs in: one loop over a
+//! [`TopicProcessor`], so odds, games, weather and news share how messages
+//! are batched, decoded, dead-lettered, written and checkpointed.
+//!
+//! Processor state is kept per partition (Kafka's unit of ordering and of
+//! rebalancing), so results depend only on each partition's message order:
+//! not on how partitions interleave, how many processes share the group, or
+//! where a crash fell. Each batch of messages is written in one Postgres
+//! transaction, which also saves, at most every `checkpoint_every`, each
+//! touched partition's state with its next offset
+//! ([`super::checkpoint`]). Only after that commit is the same offset
+//! committed to Kafka. A restart (crash, rebalance, deploy) restores the
+//! checkpoint, skips what it already covers and re-applies the rest, whose
+//! upserts rewrite identical rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use orchestrator::{StreamContext, StreamTask, TaskError};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use serde_json::json;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
 use sqlx::postgres::PgPool;
-use sqlx::{Postgres, Transaction};
+use sqlx::PgConnection;
 
-use crate::stream::envelope::{decode, Envelope, Kind, Topic};
-use crate::stream::odds::rows::{arbitrage_rows, latest_rows, window_rows};
-use crate::stream::odds::{OddsBatch, OddsPayload, OddsProcessor, PROCESSOR};
-use crate::stream::serving::DeadLetterRow;
-use crate::stream::window::WindowSpec;
+use super::checkpoint::{self, Checkpoint, Partition};
+use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
+use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP};
+use super::write::Prepared;
+use crate::stream::envelope::{decode, Envelope, Keyed, Kind, Topic};
+use crate::stream::serving::DeadLetterReason;
+use crate::stream::window::WindowError;
 
-/// Consumer group of the odds consumer.
-pub const ODDS_GROUP: &str = "betflow-odds";
-
-/// The odds consumer's configuration.
+/// Envelope fields a sink needs besides the processor's output.
 #[derive(Debug, Clone)]
-pub struct OddsConsumer {
-    pub brokers: String,
-    pub group_id: String,
-    /// Partitions of topics it creates when missing.
-    pub partitions: i32,
-    /// Window size of `serving.odds_windows`.
-    pub window: TimeDelta,
-    pub allowed_lateness: TimeDelta,
+pub struct Meta {
+    pub sport: String,
+    pub event_time: DateTime<Utc>,
+    pub ingest_time: DateTime<Utc>,
 }
 
-impl OddsConsumer {
-    pub fn new(brokers: &str) -> Self {
-        Self {
-            brokers: brokers.to_string(),
-            group_id: ODDS_GROUP.to_string(),
-            partitions: super::partitions_from_env(),
-            window: TimeDelta::minutes(5),
-            allowed_lateness: TimeDelta::minutes(1),
-        }
+/// Row counters a sink increments, by name (shown in the task's health).
+pub type Counters = BTreeMap<&'static str, u64>;
+
+/// A processor as a consumer runs it: which topics, what state per
+/// partition and how to checkpoint it, and how its output reaches `serving`.
+#[async_trait]
+pub trait TopicProcessor: Send + Sync + 'static {
+    /// The `processor` column of its serving and dead-letter rows.
+    const NAME: &'static str;
+    /// It consumes `betflow.{KIND}.{sport}` for every sport.
+    const KIND: Kind;
+    /// Counters its sink reports, shown as zeros before the first message.
+    const COUNTERS: &'static [&'static str];
+    type Payload: DeserializeOwned + Keyed + Send + Sync;
+    /// One partition's state.
+    type State: Send + Sync;
+    /// The checkpointed form of [`Self::State`].
+    type Snapshot: Serialize + DeserializeOwned;
+    /// What one message produced.
+    type Output: Send + Sync;
+
+    /// The configuration the state depends on (window size, lateness,
+    /// thresholds): a checkpoint saved under another one is not restored.
+    fn fingerprint(&self) -> String;
+    fn fresh(&self) -> Result<Self::State, WindowError>;
+    fn snapshot(&self, state: &Self::State) -> Self::Snapshot;
+    fn restore(&self, snapshot: Self::Snapshot) -> Result<Self::State, WindowError>;
+    /// Processes one decoded message; a problem becomes its dead-letter row
+    /// (the output is still written: a late window event may have updated
+    /// a game's state).
+    fn apply(
+        &self,
+        state: &mut Self::State,
+        envelope: &Envelope<Self::Payload>,
+    ) -> (Self::Output, Option<DeadLetterReason>);
+    /// Upserts one message's output. Every write must be idempotent: after
+    /// a restart the messages since the last checkpoint are written again.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        meta: &Meta,
+        output: &Self::Output,
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error>;
+}
+
+/// A consumer-group stream task running `processor`.
+pub struct KafkaConsumer<P> {
+    pub config: ConsumerConfig,
+    pub processor: P,
+}
+
+impl<P: TopicProcessor> KafkaConsumer<P> {
+    pub fn new(config: ConsumerConfig, processor: P) -> Self {
+        Self { config, processor }
     }
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
     TaskError::msg(format!("{what}: {e}"))
 }
 
+/// One assigned partition's processing state.
+pub(super) struct Part<S> {
+    pub(super) state: S,
+    /// Messages below this offset are covered by the restored checkpoint.
+    skip_below: Option<i64>,
+    /// Offset after the last message applied.
+    pub(super) next_offset: Option<i64>,
+    /// Applied messages not in a checkpoint yet.
+    pub(super) dirty: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Health {
+    messages: u64,
+    skipped: u64,
+    pub(super) dead_letters: u64,
+    pub(super) sink_errors: u64,
+    pub(super) checkpoints: u64,
+    discarded_checkpoints: u64,
+    pub(super) counters: Counters,
+    /// `topic/partition` → next offset applied.
+    positions: BTreeMap<String, i64>,
+    /// `topic/partition` → next offset checkpointed (and committed).
+    committed: BTreeMap<String, i64>,
+}
+
+impl Health {
+    fn json(&self) -> Value {
+        let mut doc = json!({
+            "messages": self.messages,
+            "skipped": self.skipped,
+            "dead_letters": self.dead_letters,
+            "sink_errors": self.sink_errors,
+            "checkpoints": self.checkpoints,
+            "discarded_checkpoints": self.discarded_checkpoints,
+            "positions": self.positions,
+            "committed": self.committed,
+            "last_message": Utc::now().to_rfc3339(),
+        });
+        if let Value::Object(map) = &mut doc {
+            for (name, n) in &self.counters {
+                map.insert((*name).to_string(), json!(n));
+            }
+        }
+        doc
+    }
+}
+
+pub(super) type Parts<S> = HashMap<(String, i32), Part<S>>;
+
 #[async_trait]
-impl StreamTask for OddsConsumer {
+impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
     async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
         // The process's own database (embedded or DATABASE_URL) holds `serving`.
         let pool: PgPool = ctx.store().pool().clone();
+        let cfg: &ConsumerConfig = &self.config;
         let topics: Vec<String> = Topic::all()
             .into_iter()
-            .filter(|t| t.kind == Kind::Odds)
+            .filter(|t| t.kind == P::KIND)
             .map(|t| t.to_string())
             .collect();
-        super::producer::ensure_topics(&self.brokers, &topics, self.partitions)
+        super::producer::ensure_topics(&cfg.brokers, &topics, cfg.partitions)
             .await
-            .map_err(|e| fail("creating odds topics", e))?;
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", &self.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .create()
-            .map_err(|e| fail("creating the Kafka consumer", e))?;
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&names)
-            .map_err(|e| fail("subscribing", e))?;
-        let spec = WindowSpec::tumbling(self.window).map_err(|e| fail("window", e))?;
-        let mut processor = OddsProcessor::new(spec, self.allowed_lateness)
-            .map_err(|e| fail("odds processor", e))?;
-        let mut stats = Stats::default();
-        ctx.report(stats.health());
+            .map_err(|e| fail(&format!("creating {} topics", P::KIND), e))?;
+        let consumer: StreamConsumer<Rebalances> =
+            group::join(&cfg.brokers, &cfg.group_id, &topics)
+                .map_err(|e| fail("joining the consumer group", e))?;
+        // Fail now, not on the first message, if the configuration is bad.
+        self.processor
+            .fresh()
+            .map_err(|e| fail(&format!("{} processor", P::NAME), e))?;
+
+        let mut parts: Parts<P::State> = HashMap::new();
+        let mut health = Health::default();
+        for name in P::COUNTERS {
+            health.counters.insert(*name, 0);
+        }
+        ctx.report(health.json());
+        let mut last_checkpoint: Instant = Instant::now();
+        let mut stuck = Stuck::default();
         loop {
-            let msg: BorrowedMessage<'_> = tokio::select! {
+            for key in group::take_revoked(&consumer) {
+                parts.remove(&key);
+            }
+            if let Some(why) = stuck.check(&consumer, &cfg.group_id) {
+                return Err(TaskError::msg(format!(
+                    "consumer group {}: {why}; rejoining",
+                    cfg.group_id
+                )));
+            }
+            let first: Option<BorrowedMessage<'_>> = tokio::select! {
                 biased;
                 () = ctx.cancel.cancelled() => return Ok(()),
-                m = consumer.recv() => m.map_err(|e| fail("receiving", e))?,
+                m = tokio::time::timeout(IDLE_WAKEUP.min(cfg.checkpoint_every), consumer.recv()) => match m {
+                    Ok(m) => Some(m.map_err(|e| fail("receiving", e))?),
+                    // Idle: still checkpoint what the last batch applied.
+                    Err(_) => None,
+                },
             };
-            let mut tx: Transaction<'_, Postgres> = pool
-                .begin()
-                .await
-                .map_err(|e| fail("starting a transaction", e))?;
-            sink_message(&mut tx, &mut processor, &msg, &mut stats)
-                .await
-                .map_err(|e| fail("writing serving rows", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| fail("committing serving rows", e))?;
-            consumer
-                .commit_message(&msg, CommitMode::Async)
-                .map_err(|e| fail("committing the offset", e))?;
-            stats.messages += 1;
-            ctx.report(stats.health());
+            let mut batch: Vec<BorrowedMessage<'_>> = first.into_iter().collect();
+            while !batch.is_empty() && batch.len() < cfg.batch_max {
+                // A zero timeout takes only what librdkafka already fetched.
+                match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                    Ok(m) => batch.push(m.map_err(|e| fail("receiving", e))?),
+                    Err(_) => break,
+                }
+            }
+            let mut prepared: Vec<Prepared<'_, P::Output>> = Vec::with_capacity(batch.len());
+            for msg in &batch {
+                let key = (msg.topic().to_string(), msg.partition());
+                if !parts.contains_key(&key) {
+                    let part = self.open_part(&pool, &key, &mut health).await?;
+                    parts.insert(key.clone(), part);
+                }
+                let Some(part) = parts.get_mut(&key) else {
+                    continue;
+                };
+                if part.skip_below.is_some_and(|s| msg.offset() < s) {
+                    health.skipped += 1;
+                    continue;
+                }
+                prepared.push(self.prepare(part, msg));
+                part.next_offset = Some(msg.offset() + 1);
+                part.dirty = true;
+                health
+                    .positions
+                    .insert(format!("{}/{}", key.0, key.1), msg.offset() + 1);
+            }
+            let due: bool = last_checkpoint.elapsed() >= cfg.checkpoint_every;
+            if prepared.is_empty() && !(due && parts.values().any(|p| p.dirty)) {
+                continue;
+            }
+            let committed: Vec<((String, i32), i64)> = self
+                .write_batch(&pool, &prepared, &mut parts, due, &mut health)
+                .await?;
+            if due {
+                last_checkpoint = Instant::now();
+            }
+            if !committed.is_empty() {
+                let mut tpl = TopicPartitionList::new();
+                for ((topic, partition), next) in &committed {
+                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                        .map_err(|e| fail("listing offsets", e))?;
+                    health
+                        .committed
+                        .insert(format!("{topic}/{partition}"), *next);
+                }
+                // A lost commit only means re-applying from the checkpoint,
+                // which skips what it covers: log, do not fail.
+                if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                    tracing::warn!(processor = P::NAME, "committing offsets: {e}");
+                }
+            }
+            health.messages += prepared.len() as u64;
+            ctx.report(health.json());
         }
     }
 }
 
-#[derive(Debug, Default)]
-struct Stats {
-    messages: u64,
-    latest_rows: u64,
-    window_rows: u64,
-    alerts: u64,
-    dead_letters: u64,
-}
-
-impl Stats {
-    fn health(&self) -> serde_json::Value {
-        json!({
-            "messages": self.messages,
-            "latest_rows": self.latest_rows,
-            "window_rows": self.window_rows,
-            "arbitrage_alerts": self.alerts,
-            "dead_letters": self.dead_letters,
-            "last_message": Utc::now().to_rfc3339(),
-        })
-    }
-}
-
-async fn sink_message(
-    tx: &mut Transaction<'_, Postgres>,
-    processor: &mut OddsProcessor,
-    msg: &BorrowedMessage<'_>,
-    stats: &mut Stats,
-) -> Result<(), sqlx::Error> {
-    let dead = |reason_code: &str, reason: String| DeadLetterRow {
-        topic: msg.topic().to_string(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        processor: Some(PROCESSOR),
-        reason_code: reason_code.to_string(),
-        reason,
-        message_key: msg.key().map(<[u8]>::to_vec),
-        payload: msg.payload().unwrap_or_default().to_vec(),
-        received_at: Utc::now(),
-        event_time: None,
-        ingest_time: None,
-    };
-    let envelope: Envelope<OddsPayload> =
-        match decode(msg.topic(), msg.key(), msg.payload().unwrap_or_default()) {
-            Ok(e) => e,
-            Err(e) => {
-                stats.dead_letters += 1;
-                return upsert_dead_letter(tx, &dead(e.code(), e.to_string())).await;
+impl<P: TopicProcessor> KafkaConsumer<P> {
+    /// A newly seen partition: its checkpoint restored, else empty state.
+    async fn open_part(
+        &self,
+        pool: &PgPool,
+        (topic, partition): &(String, i32),
+        health: &mut Health,
+    ) -> Result<Part<P::State>, TaskError> {
+        let at = Partition {
+            group_id: &self.config.group_id,
+            topic,
+            partition: *partition,
+        };
+        let saved: Option<Checkpoint> = checkpoint::load(pool, at)
+            .await
+            .map_err(|e| fail("loading the checkpoint", e))?;
+        let fresh = || {
+            self.processor
+                .fresh()
+                .map_err(|e| fail(&format!("{} processor", P::NAME), e))
+        };
+        let Some(saved) = saved else {
+            return Ok(Part {
+                state: fresh()?,
+                skip_below: None,
+                next_offset: None,
+                dirty: false,
+            });
+        };
+        let fingerprint: String = self.processor.fingerprint();
+        let restored: Result<P::State, String> =
+            if saved.processor != P::NAME || saved.fingerprint != fingerprint {
+                Err(format!(
+                    "saved by {} under `{}`, now {} under `{fingerprint}`",
+                    saved.processor,
+                    saved.fingerprint,
+                    P::NAME
+                ))
+            } else {
+                serde_json::from_value::<P::Snapshot>(saved.state)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| self.processor.restore(s).map_err(|e| e.to_string()))
+            };
+        let state: P::State = match restored {
+            Ok(state) => state,
+            Err(why) => {
+                // The offset still holds: what it covers is in `serving`.
+                tracing::warn!(
+                    processor = P::NAME,
+                    topic,
+                    partition,
+                    "checkpoint not restored ({why}); continuing at offset {} with empty state",
+                    saved.next_offset
+                );
+                health.discarded_checkpoints += 1;
+                fresh()?
             }
         };
-    let batch: OddsBatch = processor.handle(&envelope);
-    let sport: &str = &envelope.sport;
-    for row in latest_rows(sport, &batch.latest, envelope.ingest_time) {
-        upsert_latest(tx, &row).await?;
-        stats.latest_rows += 1;
+        Ok(Part {
+            state,
+            skip_below: Some(saved.next_offset),
+            next_offset: Some(saved.next_offset),
+            dirty: false,
+        })
     }
-    for closed in &batch.closed {
-        for row in window_rows(sport, closed) {
-            upsert_window(tx, &row).await?;
-            stats.window_rows += 1;
+
+    /// Size check, decode, apply: what to write for one message.
+    fn prepare<'m>(
+        &self,
+        part: &mut Part<P::State>,
+        msg: &'m BorrowedMessage<'m>,
+    ) -> Prepared<'m, P::Output> {
+        let payload: &[u8] = msg.payload().unwrap_or_default();
+        let rejected = |problem: DeadLetterReason| Prepared {
+            msg,
+            meta: None,
+            output: None,
+            problem: Some(problem),
+        };
+        if payload.len() > self.config.max_message_bytes {
+            return rejected(DeadLetterReason::new(
+                OVERSIZED,
+                format!(
+                    "message of {} bytes exceeds the limit of {} bytes ({MAX_MESSAGE_BYTES_ENV}); payload truncated to its first {} bytes",
+                    payload.len(),
+                    self.config.max_message_bytes,
+                    OVERSIZED_KEPT_BYTES.min(payload.len())
+                ),
+            ));
+        }
+        let envelope: Envelope<P::Payload> = match decode(msg.topic(), msg.key(), payload) {
+            Ok(e) => e,
+            Err(e) => return rejected(DeadLetterReason::new(e.code(), e.to_string())),
+        };
+        let (output, problem) = self.processor.apply(&mut part.state, &envelope);
+        Prepared {
+            msg,
+            meta: Some(Meta {
+                sport: envelope.sport,
+                event_time: envelope.event_time,
+                ingest_time: envelope.ingest_time,
+            }),
+            output: Some(output),
+            problem,
         }
     }
-    for row in arbitrage_rows(
-        sport,
-        &batch.best,
-        envelope.event_time,
-        envelope.ingest_time,
-    ) {
-        insert_alert(tx, &row).await?;
-        stats.alerts += 1;
-    }
-    let mut problems: Vec<String> = batch
-        .rejected
-        .iter()
-        .map(|r| format!("{}/{}: {}", r.bookmaker, r.market, r.reason))
-        .collect();
-    let rejected: bool = !problems.is_empty();
-    problems.extend(batch.late.iter().map(|l| {
-        format!(
-            "{}: late (event {} behind watermark {})",
-            l.key.as_key(),
-            l.event_time,
-            l.watermark
-        )
-    }));
-    if !problems.is_empty() {
-        let code: &str = if rejected { "rejected" } else { "late" };
-        let mut row = dead(code, problems.join("; "));
-        row.event_time = Some(envelope.event_time);
-        row.ingest_time = Some(envelope.ingest_time);
-        upsert_dead_letter(tx, &row).await?;
-        stats.dead_letters += 1;
-    }
-    Ok(())
-}
-
-async fn upsert_latest(
-    tx: &mut Transaction<'_, Postgres>,
-    r: &crate::stream::odds::rows::OddsLatestRow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO serving.odds_latest (sport, event_id, market, bookmaker, outcome, point,
-            price_decimal, price_american, implied_probability, no_vig_probability, overround,
-            open_decimal, open_point, open_time, event_time, ingest_time, write_time)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
-         ON CONFLICT (event_id, market, bookmaker, outcome) DO UPDATE SET
-            sport = EXCLUDED.sport, point = EXCLUDED.point,
-            price_decimal = EXCLUDED.price_decimal, price_american = EXCLUDED.price_american,
-            implied_probability = EXCLUDED.implied_probability,
-            no_vig_probability = EXCLUDED.no_vig_probability, overround = EXCLUDED.overround,
-            open_decimal = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
-                THEN EXCLUDED.open_decimal ELSE odds_latest.open_decimal END,
-            open_point = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
-                THEN EXCLUDED.open_point ELSE odds_latest.open_point END,
-            open_time = LEAST(EXCLUDED.open_time, odds_latest.open_time),
-            event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
-            write_time = now()
-         WHERE EXCLUDED.event_time >= odds_latest.event_time",
-    )
-    .bind(&r.sport)
-    .bind(&r.event_id)
-    .bind(&r.market)
-    .bind(&r.bookmaker)
-    .bind(r.outcome)
-    .bind(r.point)
-    .bind(r.price_decimal)
-    .bind(r.price_american)
-    .bind(r.implied_probability)
-    .bind(r.no_vig_probability)
-    .bind(r.overround)
-    .bind(r.open_decimal)
-    .bind(r.open_point)
-    .bind(r.open_time)
-    .bind(r.event_time)
-    .bind(r.ingest_time)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-async fn upsert_window(
-    tx: &mut Transaction<'_, Postgres>,
-    r: &crate::stream::odds::rows::OddsWindowRow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO serving.odds_windows (processor, key, window_start, outcome, window_end,
-            sport, event_id, market, bookmaker, events, snapshots, open_time, latest_time,
-            open_decimal, open_point, latest_decimal, latest_point, move_decimal, move_american,
-            move_point, implied_probability, no_vig_probability, volatility, outcome_snapshots,
-            overround_latest, overround_avg, overround_min, overround_max, event_time,
-            ingest_time, write_time)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
-            $23,$24,$25,$26,$27,$28,$29,$30, now())
-         ON CONFLICT (processor, key, window_start, outcome) DO UPDATE SET
-            window_end = EXCLUDED.window_end, sport = EXCLUDED.sport,
-            event_id = EXCLUDED.event_id, market = EXCLUDED.market,
-            bookmaker = EXCLUDED.bookmaker, events = EXCLUDED.events,
-            snapshots = EXCLUDED.snapshots, open_time = EXCLUDED.open_time,
-            latest_time = EXCLUDED.latest_time, open_decimal = EXCLUDED.open_decimal,
-            open_point = EXCLUDED.open_point, latest_decimal = EXCLUDED.latest_decimal,
-            latest_point = EXCLUDED.latest_point, move_decimal = EXCLUDED.move_decimal,
-            move_american = EXCLUDED.move_american, move_point = EXCLUDED.move_point,
-            implied_probability = EXCLUDED.implied_probability,
-            no_vig_probability = EXCLUDED.no_vig_probability, volatility = EXCLUDED.volatility,
-            outcome_snapshots = EXCLUDED.outcome_snapshots,
-            overround_latest = EXCLUDED.overround_latest, overround_avg = EXCLUDED.overround_avg,
-            overround_min = EXCLUDED.overround_min, overround_max = EXCLUDED.overround_max,
-            event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
-            write_time = now()",
-    )
-    .bind(r.processor)
-    .bind(&r.key)
-    .bind(r.window_start)
-    .bind(r.outcome)
-    .bind(r.window_end)
-    .bind(&r.sport)
-    .bind(&r.event_id)
-    .bind(&r.market)
-    .bind(&r.bookmaker)
-    .bind(count(r.events))
-    .bind(count(r.snapshots))
-    .bind(r.open_time)
-    .bind(r.latest_time)
-    .bind(r.open_decimal)
-    .bind(r.open_point)
-    .bind(r.latest_decimal)
-    .bind(r.latest_point)
-    .bind(r.move_decimal)
-    .bind(r.move_american)
-    .bind(r.move_point)
-    .bind(r.implied_probability)
-    .bind(r.no_vig_probability)
-    .bind(r.volatility)
-    .bind(count(r.outcome_snapshots))
-    .bind(r.overround_latest)
-    .bind(r.overround_avg)
-    .bind(r.overround_min)
-    .bind(r.overround_max)
-    .bind(r.event_time)
-    .bind(r.ingest_time)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn insert_alert(
-    tx: &mut Transaction<'_, Postgres>,
-    r: &crate::stream::odds::rows::ArbitrageAlertRow,
-) -> Result<(), sqlx::Error> {
-    let legs: serde_json::Value = serde_json::to_value(&r.legs).unwrap_or_default();
-    sqlx::query(
-        "INSERT INTO serving.arbitrage_alerts (sport, event_id, market, line, margin, legs,
-            event_time, ingest_time)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
-         ON CONFLICT ON CONSTRAINT arbitrage_alerts_unique DO UPDATE SET
-            margin = EXCLUDED.margin, legs = EXCLUDED.legs, ingest_time = EXCLUDED.ingest_time,
-            write_time = now()",
-    )
-    .bind(&r.sport)
-    .bind(&r.event_id)
-    .bind(&r.market)
-    .bind(r.line)
-    .bind(r.margin)
-    .bind(legs)
-    .bind(r.event_time)
-    .bind(r.ingest_time)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_dead_letter(
-    tx: &mut Transaction<'_, Postgres>,
-    r: &DeadLetterRow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        r#"INSERT INTO serving.dead_letter (topic, partition, "offset", processor, reason_code,
-            reason, message_key, payload, received_at, event_time, ingest_time)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)
-         ON CONFLICT ON CONSTRAINT dead_letter_message DO UPDATE SET
-            processor = EXCLUDED.processor, reason_code = EXCLUDED.reason_code,
-            reason = EXCLUDED.reason, message_key = EXCLUDED.message_key,
-            payload = EXCLUDED.payload, event_time = EXCLUDED.event_time,
-            ingest_time = EXCLUDED.ingest_time, write_time = now()"#,
-    )
-    .bind(&r.topic)
-    .bind(r.partition)
-    .bind(r.offset)
-    .bind(r.processor)
-    .bind(&r.reason_code)
-    .bind(&r.reason)
-    .bind(r.message_key.as_deref())
-    .bind(r.payload.as_slice())
-    .bind(r.received_at)
-    .bind(r.event_time)
-    .bind(r.ingest_time)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

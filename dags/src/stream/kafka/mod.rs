@@ -1,9 +1,22 @@
 //! Kafka I/O around the broker-independent core: one shared producer
-//! ([`producer`]) and the consumer-group stream tasks ([`consumer`]) that
-//! decode, process and upsert into the `serving.*` tables.
+//! ([`producer`]); the consumer-group stream tasks, one generic loop
+//! ([`consumer`], settings in [`config`], membership in [`group`],
+//! transactional writes in `write`, [`dead_letter`]s and [`checkpoint`]s)
+//! running each processor's sink ([`odds`], [`games`], [`weather`],
+//! [`news`]) into the `serving.*` tables; and the raw topic [`archive`].
 
+pub mod archive;
+pub mod checkpoint;
+pub mod config;
 pub mod consumer;
+pub mod dead_letter;
+pub mod games;
+pub mod group;
+pub mod news;
+pub mod odds;
 pub mod producer;
+pub mod weather;
+mod write;
 
 /// `KAFKA_BROKERS`: bootstrap servers; the Kafka stream tasks run only when set.
 pub const BROKERS_ENV: &str = "KAFKA_BROKERS";

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat};
 use crate::sources::odds_math::american_to_decimal;
 use crate::stream::envelope::{Envelope, Keyed};
-use crate::stream::window::{Closed, LateEvent, WindowError, WindowSpec, Windowed};
+use crate::stream::window::{
+    Closed, LateEvent, WindowError, WindowSpec, Windowed, WindowedSnapshot,
+};
 use market::{best_prices, BookMarket, MarketBest, Quote, Side};
 use window::{OddsWindow, OddsWindowOutput};
 
@@ -34,7 +36,7 @@ impl Keyed for OddsPayload {
 }
 
 /// Window key: one bookmaker's market of one event.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OddsKey {
     pub event_id: String,
     pub market: String,
@@ -176,6 +178,16 @@ impl OddsProcessor {
 
     pub fn windows(&self) -> &Windowed<OddsKey, OddsWindow> {
         &self.windows
+    }
+
+    /// Everything accumulated so far, for a checkpoint.
+    pub fn snapshot(&self) -> WindowedSnapshot<OddsKey, OddsWindow> {
+        self.windows.snapshot()
+    }
+
+    /// Continues from a checkpointed [`OddsProcessor::snapshot`].
+    pub fn restore(&mut self, snapshot: WindowedSnapshot<OddsKey, OddsWindow>) {
+        self.windows.restore(snapshot);
     }
 
     /// Processes one decoded message.

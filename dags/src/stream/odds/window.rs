@@ -9,20 +9,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::market::{no_vig, overround, BookMarket, Quote, Side};
 use crate::sources::odds_math::decimal_to_american;
 use crate::stream::window::Aggregate;
 
 /// Running mean and variance (Welford), so volatility needs no buffer of
-/// the window's snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// the window's snapshots. Checkpointed with exact floats (`stream::exact`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Running {
     n: u64,
+    #[serde(with = "crate::stream::exact")]
     mean: f64,
+    #[serde(with = "crate::stream::exact")]
     m2: f64,
+    #[serde(with = "crate::stream::exact")]
     min: f64,
+    #[serde(with = "crate::stream::exact")]
     max: f64,
 }
 
@@ -63,15 +67,67 @@ impl Running {
 }
 
 /// Accumulates one bookmaker's market over a window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OddsWindow {
     /// Snapshot times already counted: a bookmaker's unchanged `last_update`
     /// seen on several polls, or a redelivered message, counts once.
     seen: BTreeSet<i64>,
+    #[serde(with = "exact_quotes")]
     open: Option<(DateTime<Utc>, Vec<Quote>)>,
+    #[serde(with = "exact_quotes")]
     latest: Option<(DateTime<Utc>, Vec<Quote>)>,
     implied: BTreeMap<Side, Running>,
     overround: Running,
+}
+
+/// A window's timed quotes with exact floats, for checkpoints; [`Quote`]'s
+/// own serialization (plain numbers) stays what rows and logs show.
+mod exact_quotes {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Quote, Side};
+
+    #[derive(Serialize, Deserialize)]
+    struct Exact {
+        side: Side,
+        #[serde(with = "crate::stream::exact::option")]
+        point: Option<f64>,
+        #[serde(with = "crate::stream::exact")]
+        decimal: f64,
+    }
+
+    type Timed<Q> = Option<(DateTime<Utc>, Vec<Q>)>;
+
+    pub fn serialize<S: Serializer>(v: &Timed<Quote>, s: S) -> Result<S::Ok, S::Error> {
+        let exact: Timed<Exact> = v.as_ref().map(|(t, quotes)| {
+            let quotes: Vec<Exact> = quotes
+                .iter()
+                .map(|q| Exact {
+                    side: q.side,
+                    point: q.point,
+                    decimal: q.decimal,
+                })
+                .collect();
+            (*t, quotes)
+        });
+        exact.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timed<Quote>, D::Error> {
+        let exact: Timed<Exact> = Deserialize::deserialize(d)?;
+        Ok(exact.map(|(t, quotes)| {
+            let quotes: Vec<Quote> = quotes
+                .into_iter()
+                .map(|q| Quote {
+                    side: q.side,
+                    point: q.point,
+                    decimal: q.decimal,
+                })
+                .collect();
+            (t, quotes)
+        }))
+    }
 }
 
 /// One outcome's figures over a window.

@@ -1,7 +1,7 @@
 use super::*;
 
 /// Sums values and remembers event times, to check placement.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Sum {
     total: i64,
     times: Vec<i64>,
@@ -176,4 +176,51 @@ fn eviction_keeps_state_bounded_over_a_long_stream() {
     // Every event is in exactly 2 windows; each (key, window) pair is emitted once.
     assert_eq!(w.stats().windows_emitted, emitted + rest);
     assert!(emitted > 10_000);
+}
+
+#[test]
+fn a_restored_snapshot_continues_like_the_uninterrupted_operator() {
+    let events: Vec<(&'static str, i64)> = (0..200_i64)
+        .map(|i| {
+            let key: &'static str = if i % 3 == 0 { "a" } else { "b" };
+            // Every fifth event 40 s behind (on time), every seventh 200 s (late).
+            let jitter: i64 = match (i % 5, i % 7) {
+                (_, 0) => 200,
+                (0, _) => 40,
+                _ => 0,
+            };
+            (key, i * 17 - jitter)
+        })
+        .collect();
+    let fresh = || -> Windowed<String, Sum> {
+        Windowed::new(
+            WindowSpec::tumbling_minutes(5).expect("valid spec"),
+            TimeDelta::minutes(1),
+            Sum::default(),
+        )
+        .expect("valid lateness")
+    };
+    let run = |cut: Option<usize>| {
+        let mut w = fresh();
+        let mut out: Vec<String> = Vec::new();
+        for (i, (key, t)) in events.iter().enumerate() {
+            if cut == Some(i) {
+                let json: String = serde_json::to_string(&w.snapshot()).expect("json");
+                w = fresh();
+                w.restore(serde_json::from_str(&json).expect("restores"));
+            }
+            match w.push(key.to_string(), at(*t), at(*t), *t) {
+                Ok(()) => {}
+                Err(late) => out.push(format!("late {} {}", late.key, t)),
+            }
+            out.extend(w.drain_closed().iter().map(|c| format!("{c:?}")));
+        }
+        out.extend(w.flush_all().iter().map(|c| format!("{c:?}")));
+        (out, w.stats())
+    };
+    let clean = run(None);
+    assert!(clean.0.iter().any(|l| l.starts_with("late")));
+    for cut in [1, 50, 133, 199] {
+        assert_eq!(run(Some(cut)), clean, "restored at event {cut}");
+    }
 }

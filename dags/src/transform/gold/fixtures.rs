@@ -318,3 +318,31 @@ pub fn assert_schema(df: &DataFrame, def: &crate::iceberg::TableDef) {
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
+
+/// silver.news rows: (item, team id or None, minute published, sentiment).
+pub fn news(rows: &[(&str, Option<&str>, i64, f64)]) -> DataFrame {
+    FrameBuilder::new()
+        .str("sport", rows.iter().map(|_| Some("nfl")))
+        .date(
+            "sports_date",
+            rows.iter().map(|r| Some(at(r.2).date_naive())),
+        )
+        .str("item_id", rows.iter().map(|r| Some(r.0)))
+        .str("team_id", rows.iter().map(|r| r.1))
+        .str(
+            "team_name",
+            rows.iter().map(|r| r.1.map(|t| format!("Team {t}"))),
+        )
+        .str("matched_on", rows.iter().map(|r| r.1))
+        .ts("published_at", rows.iter().map(|r| Some(at(r.2))))
+        .str("source", rows.iter().map(|_| Some("ESPN")))
+        .str("title", rows.iter().map(|r| Some(format!("Story {}", r.0))))
+        .str(
+            "url",
+            rows.iter().map(|r| Some(format!("https://x/{}", r.0))),
+        )
+        .f64("sentiment", rows.iter().map(|r| Some(r.3)))
+        .str("run_id", rows.iter().map(|_| Some("silver-run")))
+        .build()
+        .unwrap()
+}

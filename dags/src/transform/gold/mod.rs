@@ -24,6 +24,7 @@ mod dims;
 mod games;
 mod markets;
 mod movement;
+mod news;
 mod prices;
 mod weather;
 
@@ -40,6 +41,7 @@ pub use dims::{dim_bookmakers, dim_dates, dim_markets, dim_teams, dim_venues};
 pub use games::{scoring_patterns, team_trends};
 pub use markets::{bookmaker_comparison, market_efficiency};
 pub use movement::{closing_line_value, odds_movement};
+pub use news::{news_sentiment_daily, MOVE_HOURS};
 pub use weather::weather_impact;
 
 /// The silver tables gold reads, whole. A frame with no columns (the table
@@ -50,6 +52,7 @@ pub struct SilverInputs {
     pub game_periods: DataFrame,
     pub odds: DataFrame,
     pub weather: DataFrame,
+    pub news: DataFrame,
 }
 
 /// Every gold table built from `inputs`, in [`t::ALL`]'s order, each row
@@ -62,6 +65,7 @@ pub fn build_all(
     let periods = input(&inputs.game_periods, &silver::GAME_PERIODS)?;
     let odds = input(&inputs.odds, &silver::ODDS)?;
     let weather = input(&inputs.weather, &silver::WEATHER)?;
+    let news = input(&inputs.news, &silver::NEWS)?;
 
     // Materialised once: every odds mart starts from the same prepared rows.
     let priced = prices::priced(odds.clone())?.collect()?.lazy();
@@ -83,7 +87,7 @@ pub fn build_all(
         ),
         (
             &t::BOOKMAKER_COMPARISON,
-            markets::bookmaker_comparison_of(priced, lines, games.clone(), run_id)?,
+            markets::bookmaker_comparison_of(priced.clone(), lines, games.clone(), run_id)?,
         ),
         (
             &t::TEAM_TRENDS,
@@ -96,6 +100,10 @@ pub fn build_all(
         (
             &t::WEATHER_IMPACT,
             weather::weather_impact_of(games.clone(), game_lines, weather.clone(), run_id)?,
+        ),
+        (
+            &t::NEWS_SENTIMENT_DAILY,
+            news::news_sentiment_daily_of(news, priced, games.clone(), run_id)?,
         ),
         (&t::DIM_TEAMS, dim_teams(games.clone(), run_id)?),
         (&t::DIM_VENUES, dim_venues(games.clone(), run_id)?),
@@ -207,6 +215,7 @@ mod tests {
             game_periods: empty(&silver::GAME_PERIODS),
             odds: empty(&silver::ODDS),
             weather: empty(&silver::WEATHER),
+            news: empty(&silver::NEWS),
         };
         let built = build_all(&schemas_only, "r").unwrap();
         check_all(&built);
@@ -232,6 +241,7 @@ mod tests {
                 Quote::total("a", 0, "under", 44.5, 1.91),
             ]),
             weather: weather(&[("espn:3738", kickoff(8), 18.0, 6.0, 0.0)]),
+            news: news(&[("s1", Some("nfl:A"), 5, 0.4)]),
         };
         let built = build_all(&inputs, "run-7").unwrap();
         check_all(&built);

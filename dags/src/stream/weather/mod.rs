@@ -6,13 +6,17 @@
 //! not the previous observation, so a slow drift of 1 m/s per poll still
 //! raises an alert once it adds up to the threshold.
 
-use std::collections::HashMap;
+pub mod processor;
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::stream::envelope::Keyed;
+
+pub use processor::{WeatherOutput, WeatherProcessor};
 
 /// Processor name in the serving tables' `processor` column.
 pub const PROCESSOR: &str = "weather";
@@ -59,12 +63,23 @@ impl Default for Thresholds {
 }
 
 /// A measured quantity that can trigger an alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     WindSpeedMs,
     PrecipitationMm,
     TemperatureC,
+}
+
+impl Field {
+    /// The serialized name (`serving.weather_alerts.field`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::WindSpeedMs => "wind_speed_ms",
+            Field::PrecipitationMm => "precipitation_mm",
+            Field::TemperatureC => "temperature_c",
+        }
+    }
 }
 
 /// One alert.
@@ -107,7 +122,7 @@ pub enum Observed {
 pub struct VenueWeather {
     pub observation: WeatherUpdate,
     pub event_time: DateTime<Utc>,
-    baseline: HashMap<Field, f64>,
+    baseline: BTreeMap<Field, f64>,
 }
 
 /// Current conditions of every venue seen.
@@ -152,6 +167,23 @@ impl WeatherTracker {
         self.venues.get(venue_id)
     }
 
+    /// Venues tracked.
+    pub fn len(&self) -> usize {
+        self.venues.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.venues.is_empty()
+    }
+
+    /// Forgets venues last observed before `before`; their next observation
+    /// starts a new baseline. Returns how many were dropped.
+    pub fn evict_before(&mut self, before: DateTime<Utc>) -> usize {
+        let n: usize = self.venues.len();
+        self.venues.retain(|_, v| v.event_time >= before);
+        n - self.venues.len()
+    }
+
     /// Applies one observation made at `event_time`.
     pub fn observe(&mut self, event_time: DateTime<Utc>, u: &WeatherUpdate) -> Observed {
         if let Err(e) = validate(u) {
@@ -163,7 +195,7 @@ impl WeatherTracker {
                 .or_insert_with(|| VenueWeather {
                     observation: u.clone(),
                     event_time,
-                    baseline: HashMap::new(),
+                    baseline: BTreeMap::new(),
                 });
         if event_time < venue.event_time {
             return Observed::Stale {

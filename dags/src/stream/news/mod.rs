@@ -8,6 +8,8 @@
 //! `s / sqrt(s² + 15)` follows the idea published with VADER (Hutto and
 //! Gilbert, 2014) to map an unbounded sum into (−1, 1); no VADER data is used.
 
+pub mod processor;
+
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::stream::envelope::Keyed;
 use crate::stream::window::Aggregate;
+
+pub use processor::{NewsOutput, NewsProcessor};
 
 /// Processor name in the serving tables' `processor` column.
 pub const PROCESSOR: &str = "news";
@@ -118,9 +122,10 @@ pub fn sentiment(text: &str) -> f64 {
 }
 
 /// Article count and mean sentiment of one team over a window.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewsWindow {
     seen: BTreeSet<String>,
+    #[serde(with = "crate::stream::exact")]
     total: f64,
 }
 

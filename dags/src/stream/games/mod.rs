@@ -9,14 +9,19 @@
 //! for the dead-letter table and not applied, so one bad poll cannot rewind
 //! a finished game on the dashboard.
 
+pub mod processor;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::sources::espn::{self, GameRecord};
 use crate::stream::envelope::Keyed;
 use crate::stream::window::Aggregate;
+
+pub use processor::{GamesOutput, GamesProcessor};
 
 /// Processor name in the serving tables' `processor` column.
 pub const PROCESSOR: &str = "games";
@@ -31,6 +36,17 @@ pub enum GameStatus {
     InProgress,
     #[serde(alias = "post")]
     Final,
+}
+
+impl GameStatus {
+    /// The serialized name (`serving.game_state.status`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GameStatus::Scheduled => "scheduled",
+            GameStatus::InProgress => "in_progress",
+            GameStatus::Final => "final",
+        }
+    }
 }
 
 /// A games message's payload: one poll of one game.
@@ -57,13 +73,45 @@ impl Keyed for GameUpdate {
     }
 }
 
+impl From<&GameRecord> for GameUpdate {
+    /// One polled ESPN game as a games message: what a live scoreboard
+    /// poller and the replay publish alike.
+    fn from(g: &GameRecord) -> Self {
+        Self {
+            game_id: g.game_id.clone(),
+            status: match g.state {
+                espn::GameState::Pre => GameStatus::Scheduled,
+                espn::GameState::In => GameStatus::InProgress,
+                espn::GameState::Post => GameStatus::Final,
+            },
+            period: g.period,
+            clock: Some(g.clock.clone()),
+            home_team_id: g.home.team_id.clone(),
+            away_team_id: g.away.team_id.clone(),
+            home_score: g.home.score.unwrap_or(0),
+            away_score: g.away.score.unwrap_or(0),
+        }
+    }
+}
+
 /// Who is ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Leader {
     Home,
     Away,
     Tied,
+}
+
+impl Leader {
+    /// The serialized name (`serving.game_state.leader`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Leader::Home => "home",
+            Leader::Away => "away",
+            Leader::Tied => "tied",
+        }
+    }
 }
 
 fn leader(home: u32, away: u32) -> Leader {
@@ -75,7 +123,7 @@ fn leader(home: u32, away: u32) -> Leader {
 }
 
 /// A point in the score progression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScorePoint {
     pub event_time: DateTime<Utc>,
     pub period: u32,
@@ -84,7 +132,7 @@ pub struct ScorePoint {
 }
 
 /// Live state of one game: the `serving.game_state` row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GameState {
     pub game_id: String,
     pub status: GameStatus,
@@ -145,8 +193,9 @@ pub enum Applied {
     Anomaly(GameAnomaly),
 }
 
-/// Live state of every game in progress.
-#[derive(Debug, Default)]
+/// Live state of every game in progress (serializable whole: consumers
+/// checkpoint it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GameTracker {
     games: HashMap<String, GameState>,
 }
@@ -280,7 +329,7 @@ fn check(state: &GameState, u: &GameUpdate) -> Option<GameAnomaly> {
 
 /// Scoring within one window: the scoring run (last − first score in the
 /// window, SEED-SPEC §2), by event time whatever the arrival order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GameWindow {
     first: Option<(DateTime<Utc>, GameUpdate)>,
     last: Option<(DateTime<Utc>, GameUpdate)>,

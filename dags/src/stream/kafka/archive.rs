@@ -1,0 +1,392 @@
+//! The raw topic archive: a consumer group of its own copies every record
+//! of every BetFlow topic, untouched, into the lake as gzipped NDJSON
+//! (DATA.md, "Lake layout"):
+//!
+//! `raw/topics/{topic}/date=YYYY-MM-DD/hour=HH/part-{partition}-{first_offset}.ndjson.gz`
+//!
+//! Records are batched per partition and a batch is written when it reaches
+//! `max_bytes`, when it is `flush_after` old, or before a record of another
+//! hour (by the record's Kafka timestamp) joins it; the partition's offset
+//! is committed only after the object is written. An object's key depends
+//! only on its first record, so after a crash the consumer re-reads from the
+//! committed offset, rebuilds a batch starting at the same record and
+//! replaces the object it may already have written: every record ends up in
+//! exactly one object. (Two members writing the same partition during a
+//! rebalance could still race on one key; the loser's commit fails and it
+//! restarts, but its object may have landed last.)
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use orchestrator::{StreamContext, StreamTask, TaskError};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP};
+use crate::lake::raw::gzip;
+use crate::lake::ObjectStore;
+use crate::stream::envelope::Topic;
+
+/// Root of the topic archive in the lake.
+pub const TOPICS_ROOT: &str = "raw/topics";
+/// Its consumer group is `{KAFKA_GROUP_PREFIX}-archive`.
+pub const ARCHIVE_NAME: &str = "archive";
+/// `KAFKA_ARCHIVE_FLUSH_MS`: oldest a batch gets before it is written (default 60 s).
+pub const FLUSH_MS_ENV: &str = "KAFKA_ARCHIVE_FLUSH_MS";
+/// `KAFKA_ARCHIVE_MAX_BYTES`: uncompressed size that writes a batch (default 16 MiB).
+pub const MAX_BYTES_ENV: &str = "KAFKA_ARCHIVE_MAX_BYTES";
+
+/// One archived record: an NDJSON line. Key and value keep their exact
+/// bytes: as text and embedded JSON when they are (a value is embedded only
+/// if it is one-line JSON, so a line stays a record), else as hex. No
+/// value field at all is a record with no value (a tombstone).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchivedRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's Kafka timestamp (ms since the epoch), if it has one.
+    pub timestamp_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl ArchivedRecord {
+    fn of(msg: &BorrowedMessage<'_>) -> Self {
+        let key: Option<&[u8]> = msg.key();
+        let text_key: Option<String> =
+            key.and_then(|k| std::str::from_utf8(k).ok().map(str::to_string));
+        let value: Option<&[u8]> = msg.payload();
+        let json_value: Option<Box<RawValue>> = value
+            .filter(|v| !v.contains(&b'\n'))
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| RawValue::from_string(v.to_string()).ok());
+        Self {
+            topic: msg.topic().to_string(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            timestamp_ms: msg.timestamp().to_millis(),
+            key_hex: key.filter(|_| text_key.is_none()).map(hex),
+            key: text_key,
+            value_hex: value.filter(|_| json_value.is_none()).map(hex),
+            value: json_value,
+        }
+    }
+
+    /// The record's key bytes, as produced.
+    pub fn key_bytes(&self) -> Option<Vec<u8>> {
+        match (&self.key, &self.key_hex) {
+            (Some(k), _) => Some(k.as_bytes().to_vec()),
+            (None, Some(h)) => unhex(h),
+            (None, None) => None,
+        }
+    }
+
+    /// The record's value bytes, as produced.
+    pub fn value_bytes(&self) -> Option<Vec<u8>> {
+        match (&self.value, &self.value_hex) {
+            (Some(v), _) => Some(v.get().as_bytes().to_vec()),
+            (None, Some(h)) => unhex(h),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The object of a batch of `topic`'s `partition` starting at `first_offset`
+/// (a record of `date`, `hour`).
+pub fn archive_key(
+    topic: &str,
+    date: NaiveDate,
+    hour: u32,
+    partition: i32,
+    first_offset: i64,
+) -> String {
+    format!(
+        "{TOPICS_ROOT}/{topic}/date={}/hour={hour:02}/part-{partition}-{first_offset}.ndjson.gz",
+        date.format("%Y-%m-%d")
+    )
+}
+
+/// The archive consumer's settings.
+#[derive(Debug, Clone)]
+pub struct ArchiveConsumer {
+    pub brokers: String,
+    pub group_id: String,
+    pub partitions: i32,
+    pub flush_after: Duration,
+    pub max_bytes: usize,
+}
+
+impl ArchiveConsumer {
+    /// For `brokers`, group `{KAFKA_GROUP_PREFIX}-archive`, with
+    /// `KAFKA_ARCHIVE_FLUSH_MS` and `KAFKA_ARCHIVE_MAX_BYTES` or their defaults.
+    pub fn new(brokers: &str) -> Self {
+        let env = |name: &str| -> Option<u64> {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0)
+        };
+        let config = super::config::ConsumerConfig::new(brokers, ARCHIVE_NAME);
+        Self {
+            brokers: config.brokers,
+            group_id: config.group_id,
+            partitions: config.partitions,
+            flush_after: Duration::from_millis(env(FLUSH_MS_ENV).unwrap_or(60_000)),
+            max_bytes: env(MAX_BYTES_ENV)
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(16 << 20),
+        }
+    }
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
+    TaskError::msg(format!("{what}: {e}"))
+}
+
+/// Records of one partition not written yet.
+struct Batch {
+    first_offset: i64,
+    next_offset: i64,
+    date: NaiveDate,
+    hour: u32,
+    started: Instant,
+    records: u64,
+    lines: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Health {
+    records: u64,
+    objects: u64,
+    bytes: u64,
+    /// `topic/partition` → next offset archived and committed.
+    committed: BTreeMap<String, i64>,
+    last_object: Option<String>,
+}
+
+impl Health {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "records": self.records,
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "committed": self.committed,
+            "last_object": self.last_object,
+        })
+    }
+}
+
+type Batches = HashMap<(String, i32), Batch>;
+
+#[async_trait]
+impl StreamTask for ArchiveConsumer {
+    async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
+        let settings = crate::ingest::Settings::from_env()?;
+        let store: Arc<dyn ObjectStore> = crate::lake::open_from_env(&settings.home)?;
+        let topics: Vec<String> = Topic::all().iter().map(Topic::to_string).collect();
+        super::producer::ensure_topics(&self.brokers, &topics, self.partitions)
+            .await
+            .map_err(|e| fail("creating topics", e))?;
+        let consumer: StreamConsumer<Rebalances> =
+            group::join(&self.brokers, &self.group_id, &topics)
+                .map_err(|e| fail("joining the consumer group", e))?;
+        let mut batches: Batches = HashMap::new();
+        let mut health = Health::default();
+        let mut stuck = Stuck::default();
+        ctx.report(health.json());
+        let mut reported: u64 = 0;
+        loop {
+            for key in group::take_revoked(&consumer) {
+                // Unwritten records are re-read by the partition's next owner.
+                batches.remove(&key);
+            }
+            if let Some(why) = stuck.check(&consumer, &self.group_id) {
+                return Err(TaskError::msg(format!(
+                    "consumer group {}: {why}; rejoining",
+                    self.group_id
+                )));
+            }
+            let msg: Option<BorrowedMessage<'_>> = tokio::select! {
+                biased;
+                () = ctx.cancel.cancelled() => return Ok(()),
+                m = tokio::time::timeout(IDLE_WAKEUP, consumer.recv()) => match m {
+                    Ok(m) => Some(m.map_err(|e| fail("receiving", e))?),
+                    Err(_) => None,
+                },
+            };
+            if let Some(msg) = msg {
+                let at: DateTime<Utc> = msg
+                    .timestamp()
+                    .to_millis()
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or_else(Utc::now);
+                let (date, hour) = (at.date_naive(), at.hour());
+                let key = (msg.topic().to_string(), msg.partition());
+                // A part never spans two hours.
+                if batches
+                    .get(&key)
+                    .is_some_and(|b| (b.date, b.hour) != (date, hour))
+                {
+                    self.flush(&*store, &consumer, &mut batches, &key, &mut health)
+                        .await?;
+                }
+                let batch: &mut Batch = batches.entry(key.clone()).or_insert_with(|| Batch {
+                    first_offset: msg.offset(),
+                    next_offset: msg.offset(),
+                    date,
+                    hour,
+                    started: Instant::now(),
+                    records: 0,
+                    lines: Vec::new(),
+                });
+                serde_json::to_writer(&mut batch.lines, &ArchivedRecord::of(&msg))
+                    .map_err(|e| fail("encoding a record", e))?;
+                batch.lines.push(b'\n');
+                batch.records += 1;
+                batch.next_offset = msg.offset() + 1;
+                if batch.lines.len() >= self.max_bytes {
+                    self.flush(&*store, &consumer, &mut batches, &key, &mut health)
+                        .await?;
+                }
+            }
+            let due: Vec<(String, i32)> = batches
+                .iter()
+                .filter(|(_, b)| b.started.elapsed() >= self.flush_after)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in due {
+                self.flush(&*store, &consumer, &mut batches, &key, &mut health)
+                    .await?;
+            }
+            if health.objects != reported {
+                reported = health.objects;
+                ctx.report(health.json());
+            }
+        }
+    }
+}
+
+impl ArchiveConsumer {
+    /// Writes a partition's batch, then commits its offset. A failed commit
+    /// fails the task: the restart re-reads from the last commit and
+    /// rewrites the same object.
+    async fn flush(
+        &self,
+        store: &dyn ObjectStore,
+        consumer: &StreamConsumer<Rebalances>,
+        batches: &mut Batches,
+        key: &(String, i32),
+        health: &mut Health,
+    ) -> Result<(), TaskError> {
+        let Some(batch) = batches.remove(key) else {
+            return Ok(());
+        };
+        let (topic, partition) = key;
+        let object: String = archive_key(
+            topic,
+            batch.date,
+            batch.hour,
+            *partition,
+            batch.first_offset,
+        );
+        let bytes: Vec<u8> = gzip(&object, &batch.lines)?;
+        let size: u64 = bytes.len() as u64;
+        store.put(&object, bytes).await?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(batch.next_offset))
+            .map_err(|e| fail("listing offsets", e))?;
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| fail(&format!("committing {topic}/{partition} after {object}"), e))?;
+        health.records += batch.records;
+        health.objects += 1;
+        health.bytes += size;
+        health
+            .committed
+            .insert(format!("{topic}/{partition}"), batch.next_offset);
+        health.last_object = Some(object);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_lake_layout() {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 4).expect("date");
+        assert_eq!(
+            archive_key("betflow.odds.nba", day, 7, 2, 1234),
+            "raw/topics/betflow.odds.nba/date=2026-01-04/hour=07/part-2-1234.ndjson.gz"
+        );
+    }
+
+    #[test]
+    fn records_keep_their_exact_bytes() {
+        type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+        let cases: [Case<'_>; 5] = [
+            (Some(b"evt-1"), Some(br#"{"a": 1.50, "b":[1,2]}"#)),
+            (Some(&[0xff, 0x00]), Some(b"not json")),
+            (None, Some(b"{\n  \"pretty\": true\n}")),
+            (Some(b"k"), Some(&[0xc3, 0x28])),
+            (Some(b"tombstone"), None),
+        ];
+        for (key, value) in cases {
+            let record = ArchivedRecord {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                timestamp_ms: None,
+                key: key
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .map(str::to_string),
+                key_hex: key.filter(|k| std::str::from_utf8(k).is_err()).map(hex),
+                value: value
+                    .filter(|v| !v.contains(&b'\n'))
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| RawValue::from_string(v.to_string()).ok()),
+                value_hex: None,
+            };
+            let record = ArchivedRecord {
+                value_hex: value.filter(|_| record.value.is_none()).map(hex),
+                ..record
+            };
+            let line: String = serde_json::to_string(&record).expect("json");
+            assert!(!line.contains('\n'), "{line}");
+            let back: ArchivedRecord = serde_json::from_str(&line).expect("parses");
+            assert_eq!(back.key_bytes().as_deref(), key, "{line}");
+            assert_eq!(back.value_bytes().as_deref(), value, "{line}");
+        }
+        assert_eq!(unhex("0aff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(unhex("0af"), None);
+    }
+}

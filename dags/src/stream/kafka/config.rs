@@ -1,0 +1,65 @@
+//! Settings of the stream consumers, from the environment.
+
+use std::time::Duration;
+
+/// Settings shared by every consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub brokers: String,
+    pub group_id: String,
+    /// Partitions of topics it creates when missing.
+    pub partitions: i32,
+    /// Larger messages are dead-lettered (`oversized`) without being parsed.
+    pub max_message_bytes: usize,
+    /// Messages written per transaction at most.
+    pub batch_max: usize,
+    /// Minimum time between two checkpoints of a partition: each serializes
+    /// the partition's whole state, so not on every batch.
+    pub checkpoint_every: Duration,
+}
+
+/// `KAFKA_GROUP_PREFIX`: consumer groups are `{prefix}-{processor}`
+/// (default `betflow`), so several deployments (or a test's clean and
+/// crashed runs) can share a cluster without sharing offsets.
+pub const GROUP_PREFIX_ENV: &str = "KAFKA_GROUP_PREFIX";
+pub const DEFAULT_GROUP_PREFIX: &str = "betflow";
+/// `KAFKA_MAX_MESSAGE_BYTES`: the consumers' message size limit.
+pub const MAX_MESSAGE_BYTES_ENV: &str = "KAFKA_MAX_MESSAGE_BYTES";
+/// 256 KiB: a polled odds event with every US bookmaker is ~20 KiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// `KAFKA_CHECKPOINT_MS`: minimum time between checkpoints (default 1000).
+pub const CHECKPOINT_MS_ENV: &str = "KAFKA_CHECKPOINT_MS";
+pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(1);
+/// Reason code of messages over `max_message_bytes`.
+pub const OVERSIZED: &str = "oversized";
+/// Bytes of an oversized message kept in its dead-letter row.
+pub const OVERSIZED_KEPT_BYTES: usize = 4096;
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl ConsumerConfig {
+    /// The consumer of processor `name` (group `{KAFKA_GROUP_PREFIX}-{name}`),
+    /// with `KAFKA_PARTITIONS`, `KAFKA_MAX_MESSAGE_BYTES` and
+    /// `KAFKA_CHECKPOINT_MS` or their defaults.
+    pub fn new(brokers: &str, name: &str) -> Self {
+        let prefix: String = std::env::var(GROUP_PREFIX_ENV)
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| DEFAULT_GROUP_PREFIX.to_string());
+        Self {
+            brokers: brokers.to_string(),
+            group_id: format!("{prefix}-{name}"),
+            partitions: super::partitions_from_env(),
+            max_message_bytes: env(MAX_MESSAGE_BYTES_ENV)
+                .filter(|n: &usize| *n > 0)
+                .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            batch_max: 500,
+            checkpoint_every: env(CHECKPOINT_MS_ENV)
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_CHECKPOINT),
+        }
+    }
+}

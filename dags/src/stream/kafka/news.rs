@@ -1,0 +1,124 @@
+//! The news consumer's sink: [`NewsProcessor`] per partition, upserting
+//! `serving.news_sentiment`.
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use sqlx::PgConnection;
+
+use super::config::ConsumerConfig;
+use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use crate::stream::envelope::{Envelope, Kind};
+use crate::stream::news::processor::NewsSnapshot;
+use crate::stream::news::{NewsItem, NewsOutput, NewsProcessor, PROCESSOR};
+use crate::stream::serving::{DeadLetterReason, NewsSentimentRow};
+use crate::stream::window::{WindowError, WindowSpec};
+
+/// Sentiment windows of `serving.news_sentiment` and their allowed lateness.
+#[derive(Debug, Clone, Copy)]
+pub struct NewsSink {
+    pub spec: WindowSpec,
+    pub allowed_lateness: TimeDelta,
+}
+
+impl Default for NewsSink {
+    /// 5-minute tumbling windows (SEED-SPEC §2), 1 minute of lateness.
+    fn default() -> Self {
+        Self {
+            spec: WindowSpec::tumbling_whole_minutes(5),
+            allowed_lateness: TimeDelta::minutes(1),
+        }
+    }
+}
+
+/// The news consumer for `brokers` (group `{prefix}-news`) with the default settings.
+pub fn news_consumer(brokers: &str) -> KafkaConsumer<NewsSink> {
+    KafkaConsumer::new(ConsumerConfig::new(brokers, PROCESSOR), NewsSink::default())
+}
+
+#[async_trait]
+impl TopicProcessor for NewsSink {
+    const NAME: &'static str = PROCESSOR;
+    const KIND: Kind = Kind::News;
+    const COUNTERS: &'static [&'static str] = &["window_rows"];
+    type Payload = NewsItem;
+    type State = NewsProcessor;
+    type Snapshot = NewsSnapshot;
+    type Output = NewsOutput;
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "v1 size={}ms slide={}ms lateness={}ms",
+            self.spec.size().num_milliseconds(),
+            self.spec.slide().num_milliseconds(),
+            self.allowed_lateness.num_milliseconds()
+        )
+    }
+
+    fn fresh(&self) -> Result<NewsProcessor, WindowError> {
+        NewsProcessor::new(self.spec, self.allowed_lateness)
+    }
+
+    fn snapshot(&self, state: &NewsProcessor) -> NewsSnapshot {
+        state.snapshot()
+    }
+
+    fn restore(&self, snapshot: NewsSnapshot) -> Result<NewsProcessor, WindowError> {
+        let mut state: NewsProcessor = self.fresh()?;
+        state.restore(snapshot);
+        Ok(state)
+    }
+
+    fn apply(
+        &self,
+        state: &mut NewsProcessor,
+        envelope: &Envelope<NewsItem>,
+    ) -> (NewsOutput, Option<DeadLetterReason>) {
+        let mut out: NewsOutput = state.handle(envelope);
+        let problem: Option<DeadLetterReason> = out.problem.take();
+        (out, problem)
+    }
+
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        meta: &Meta,
+        out: &NewsOutput,
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error> {
+        for closed in &out.closed {
+            upsert_sentiment(conn, &NewsSentimentRow::new(&meta.sport, closed)).await?;
+            *counters.entry("window_rows").or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+const UPSERT_SENTIMENT: &str = "INSERT INTO serving.news_sentiment (processor, key,
+        window_start, window_end, sport, team_id, article_count, mean_sentiment, event_time,
+        ingest_time, write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10, now())
+    ON CONFLICT (processor, key, window_start) DO UPDATE SET
+        window_end = EXCLUDED.window_end, sport = EXCLUDED.sport, team_id = EXCLUDED.team_id,
+        article_count = EXCLUDED.article_count, mean_sentiment = EXCLUDED.mean_sentiment,
+        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()";
+
+async fn upsert_sentiment(
+    conn: &mut PgConnection,
+    r: &NewsSentimentRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(UPSERT_SENTIMENT)
+        .bind(r.processor)
+        .bind(&r.key)
+        .bind(r.window_start)
+        .bind(r.window_end)
+        .bind(&r.sport)
+        .bind(&r.team_id)
+        .bind(i64::try_from(r.article_count).unwrap_or(i64::MAX))
+        .bind(r.mean_sentiment)
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

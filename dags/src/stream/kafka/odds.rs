@@ -1,0 +1,261 @@
+//! The odds consumer's sink: [`OddsProcessor`] per partition, upserting
+//! `serving.odds_latest`, `serving.odds_windows` and
+//! `serving.arbitrage_alerts`.
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use sqlx::PgConnection;
+
+use super::config::ConsumerConfig;
+use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use crate::stream::envelope::{Envelope, Kind};
+use crate::stream::odds::rows::{
+    arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, OddsLatestRow, OddsWindowRow,
+};
+use crate::stream::odds::window::OddsWindow;
+use crate::stream::odds::{OddsBatch, OddsKey, OddsPayload, OddsProcessor, PROCESSOR};
+use crate::stream::serving::DeadLetterReason;
+use crate::stream::window::{WindowError, WindowSpec, WindowedSnapshot};
+
+/// Windows of `serving.odds_windows` and their allowed lateness.
+#[derive(Debug, Clone, Copy)]
+pub struct OddsSink {
+    pub spec: WindowSpec,
+    pub allowed_lateness: TimeDelta,
+}
+
+impl Default for OddsSink {
+    /// 5-minute tumbling windows, 1 minute of lateness.
+    fn default() -> Self {
+        Self {
+            spec: WindowSpec::tumbling_whole_minutes(5),
+            allowed_lateness: TimeDelta::minutes(1),
+        }
+    }
+}
+
+/// The odds consumer for `brokers` (group `{prefix}-odds`) with the default settings.
+pub fn odds_consumer(brokers: &str) -> KafkaConsumer<OddsSink> {
+    KafkaConsumer::new(ConsumerConfig::new(brokers, PROCESSOR), OddsSink::default())
+}
+
+#[async_trait]
+impl TopicProcessor for OddsSink {
+    const NAME: &'static str = PROCESSOR;
+    const KIND: Kind = Kind::Odds;
+    const COUNTERS: &'static [&'static str] = &["latest_rows", "window_rows", "arbitrage_alerts"];
+    type Payload = OddsPayload;
+    type State = OddsProcessor;
+    type Snapshot = WindowedSnapshot<OddsKey, OddsWindow>;
+    type Output = OddsBatch;
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "v1 size={}ms slide={}ms lateness={}ms",
+            self.spec.size().num_milliseconds(),
+            self.spec.slide().num_milliseconds(),
+            self.allowed_lateness.num_milliseconds()
+        )
+    }
+
+    fn fresh(&self) -> Result<OddsProcessor, WindowError> {
+        OddsProcessor::new(self.spec, self.allowed_lateness)
+    }
+
+    fn snapshot(&self, state: &OddsProcessor) -> Self::Snapshot {
+        state.snapshot()
+    }
+
+    fn restore(&self, snapshot: Self::Snapshot) -> Result<OddsProcessor, WindowError> {
+        let mut state: OddsProcessor = self.fresh()?;
+        state.restore(snapshot);
+        Ok(state)
+    }
+
+    fn apply(
+        &self,
+        state: &mut OddsProcessor,
+        envelope: &Envelope<OddsPayload>,
+    ) -> (OddsBatch, Option<DeadLetterReason>) {
+        let batch: OddsBatch = state.handle(envelope);
+        let mut problems: Vec<DeadLetterReason> = batch
+            .rejected
+            .iter()
+            .map(|r| {
+                DeadLetterReason::new(
+                    "rejected",
+                    format!("{}/{}: {}", r.bookmaker, r.market, r.reason),
+                )
+            })
+            .collect();
+        problems.extend(batch.late.iter().map(|l| {
+            DeadLetterReason::new(
+                "late",
+                format!(
+                    "{}: late (event {} behind watermark {})",
+                    l.key.as_key(),
+                    l.event_time,
+                    l.watermark
+                ),
+            )
+        }));
+        (batch, DeadLetterReason::join(problems))
+    }
+
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        meta: &Meta,
+        batch: &OddsBatch,
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error> {
+        let sport: &str = &meta.sport;
+        for row in latest_rows(sport, &batch.latest, meta.ingest_time) {
+            upsert_latest(conn, &row).await?;
+            *counters.entry("latest_rows").or_default() += 1;
+        }
+        for closed in &batch.closed {
+            for row in window_rows(sport, closed) {
+                upsert_window(conn, &row).await?;
+                *counters.entry("window_rows").or_default() += 1;
+            }
+        }
+        for row in arbitrage_rows(sport, &batch.best, meta.event_time, meta.ingest_time) {
+            upsert_alert(conn, &row).await?;
+            *counters.entry("arbitrage_alerts").or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the earliest `open_*` (the opening line survives restarts without
+/// processor state) and never lets an older snapshot replace a newer one.
+const UPSERT_LATEST: &str = "INSERT INTO serving.odds_latest (sport, event_id, market, bookmaker,
+        outcome, point, price_decimal, price_american, implied_probability, no_vig_probability,
+        overround, open_decimal, open_point, open_time, event_time, ingest_time, write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
+    ON CONFLICT (event_id, market, bookmaker, outcome) DO UPDATE SET
+        sport = EXCLUDED.sport, point = EXCLUDED.point,
+        price_decimal = EXCLUDED.price_decimal, price_american = EXCLUDED.price_american,
+        implied_probability = EXCLUDED.implied_probability,
+        no_vig_probability = EXCLUDED.no_vig_probability, overround = EXCLUDED.overround,
+        open_decimal = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
+            THEN EXCLUDED.open_decimal ELSE odds_latest.open_decimal END,
+        open_point = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
+            THEN EXCLUDED.open_point ELSE odds_latest.open_point END,
+        open_time = LEAST(EXCLUDED.open_time, odds_latest.open_time),
+        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()
+    WHERE EXCLUDED.event_time >= odds_latest.event_time";
+
+async fn upsert_latest(conn: &mut PgConnection, r: &OddsLatestRow) -> Result<(), sqlx::Error> {
+    sqlx::query(UPSERT_LATEST)
+        .bind(&r.sport)
+        .bind(&r.event_id)
+        .bind(&r.market)
+        .bind(&r.bookmaker)
+        .bind(r.outcome)
+        .bind(r.point)
+        .bind(r.price_decimal)
+        .bind(r.price_american)
+        .bind(r.implied_probability)
+        .bind(r.no_vig_probability)
+        .bind(r.overround)
+        .bind(r.open_decimal)
+        .bind(r.open_point)
+        .bind(r.open_time)
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const UPSERT_WINDOW: &str = "INSERT INTO serving.odds_windows (processor, key, window_start,
+        outcome, window_end, sport, event_id, market, bookmaker, events, snapshots, open_time,
+        latest_time, open_decimal, open_point, latest_decimal, latest_point, move_decimal,
+        move_american, move_point, implied_probability, no_vig_probability, volatility,
+        outcome_snapshots, overround_latest, overround_avg, overround_min, overround_max,
+        event_time, ingest_time, write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
+        $23,$24,$25,$26,$27,$28,$29,$30, now())
+    ON CONFLICT (processor, key, window_start, outcome) DO UPDATE SET
+        window_end = EXCLUDED.window_end, sport = EXCLUDED.sport,
+        event_id = EXCLUDED.event_id, market = EXCLUDED.market,
+        bookmaker = EXCLUDED.bookmaker, events = EXCLUDED.events,
+        snapshots = EXCLUDED.snapshots, open_time = EXCLUDED.open_time,
+        latest_time = EXCLUDED.latest_time, open_decimal = EXCLUDED.open_decimal,
+        open_point = EXCLUDED.open_point, latest_decimal = EXCLUDED.latest_decimal,
+        latest_point = EXCLUDED.latest_point, move_decimal = EXCLUDED.move_decimal,
+        move_american = EXCLUDED.move_american, move_point = EXCLUDED.move_point,
+        implied_probability = EXCLUDED.implied_probability,
+        no_vig_probability = EXCLUDED.no_vig_probability, volatility = EXCLUDED.volatility,
+        outcome_snapshots = EXCLUDED.outcome_snapshots,
+        overround_latest = EXCLUDED.overround_latest, overround_avg = EXCLUDED.overround_avg,
+        overround_min = EXCLUDED.overround_min, overround_max = EXCLUDED.overround_max,
+        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()";
+
+async fn upsert_window(conn: &mut PgConnection, r: &OddsWindowRow) -> Result<(), sqlx::Error> {
+    sqlx::query(UPSERT_WINDOW)
+        .bind(r.processor)
+        .bind(&r.key)
+        .bind(r.window_start)
+        .bind(r.outcome)
+        .bind(r.window_end)
+        .bind(&r.sport)
+        .bind(&r.event_id)
+        .bind(&r.market)
+        .bind(&r.bookmaker)
+        .bind(count(r.events))
+        .bind(count(r.snapshots))
+        .bind(r.open_time)
+        .bind(r.latest_time)
+        .bind(r.open_decimal)
+        .bind(r.open_point)
+        .bind(r.latest_decimal)
+        .bind(r.latest_point)
+        .bind(r.move_decimal)
+        .bind(r.move_american)
+        .bind(r.move_point)
+        .bind(r.implied_probability)
+        .bind(r.no_vig_probability)
+        .bind(r.volatility)
+        .bind(count(r.outcome_snapshots))
+        .bind(r.overround_latest)
+        .bind(r.overround_avg)
+        .bind(r.overround_min)
+        .bind(r.overround_max)
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+const UPSERT_ALERT: &str = "INSERT INTO serving.arbitrage_alerts (sport, event_id, market, line,
+        margin, legs, event_time, ingest_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+    ON CONFLICT ON CONSTRAINT arbitrage_alerts_unique DO UPDATE SET
+        margin = EXCLUDED.margin, legs = EXCLUDED.legs, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()";
+
+async fn upsert_alert(conn: &mut PgConnection, r: &ArbitrageAlertRow) -> Result<(), sqlx::Error> {
+    let legs: serde_json::Value = serde_json::to_value(&r.legs).unwrap_or_default();
+    sqlx::query(UPSERT_ALERT)
+        .bind(&r.sport)
+        .bind(&r.event_id)
+        .bind(&r.market)
+        .bind(r.line)
+        .bind(r.margin)
+        .bind(legs)
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
