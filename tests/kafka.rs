@@ -175,6 +175,12 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
         "4",
         30,
     );
+    // Lag per partition is measured against the broker: nothing left behind.
+    env.wait_for(
+        "SELECT health->>'lag_total' FROM stream_tasks WHERE task_id = 'odds_consumer' AND health ? 'lag' AND health->'lag' <> '{}'::jsonb",
+        "0",
+        30,
+    );
     drop(broker);
 }
 

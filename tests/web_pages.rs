@@ -515,6 +515,23 @@ fn the_streams_page_shows_the_live_ticker() {
         metrics.contains("betflow_scheduler_loop_seconds{worker_id="),
         "{metrics}"
     );
+    // A consumer's health (as the Kafka consumers report it) becomes lag
+    // per partition and a message counter.
+    env.sql(
+        "INSERT INTO stream_tasks (dag_id, task_id, worker_id, state, health) VALUES \
+         ('live_streams', 'odds_consumer', 'w-test', 'running', \
+          '{\"messages\": 42, \"lag\": {\"betflow.odds.nfl/0\": 7, \"betflow.odds.nfl/1\": 0}}')",
+    );
+    let metrics = b.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains(
+            r#"betflow_consumer_lag{dag_id="live_streams",task_id="odds_consumer",worker_id="w-test",topic="betflow.odds.nfl",partition="0"} 7"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        r#"betflow_consumer_messages_total{dag_id="live_streams",task_id="odds_consumer",worker_id="w-test"} 42"#
+    ));
 }
 
 #[test]

@@ -174,6 +174,50 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
         );
     }
 
+    family(
+        &mut out,
+        "betflow_consumer_lag",
+        "gauge",
+        "Messages in a partition past the consumer's position (high watermark - next offset).",
+    );
+    for s in streams.iter().filter(|s| s.state != "stopped") {
+        let Some(lag) = s.health.get("lag").and_then(|l| l.as_object()) else {
+            continue;
+        };
+        for (key, n) in lag {
+            let (topic, partition) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            let _ = writeln!(
+                out,
+                "betflow_consumer_lag{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                label(&s.dag_id),
+                label(&s.task_id),
+                label(&s.worker_id),
+                label(topic),
+                label(partition),
+                n.as_i64().unwrap_or(0)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "betflow_consumer_messages_total",
+        "counter",
+        "Messages a stream consumer has applied since it started (throughput is its rate).",
+    );
+    for s in streams.iter().filter(|s| s.state != "stopped") {
+        let Some(n) = s.health.get("messages").and_then(|n| n.as_u64()) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "betflow_consumer_messages_total{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\"}} {}",
+            label(&s.dag_id),
+            label(&s.task_id),
+            label(&s.worker_id),
+            n
+        );
+    }
+
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -130,6 +130,32 @@ pub(super) struct Health {
     positions: BTreeMap<String, i64>,
     /// `topic/partition` → next offset checkpointed (and committed).
     committed: BTreeMap<String, i64>,
+    /// `topic/partition` → messages in the log past what was applied (the
+    /// broker's high watermark − our position), refreshed every [`LAG_EVERY`].
+    lag: BTreeMap<String, i64>,
+}
+
+/// How often consumer lag is measured: one short metadata round trip per
+/// assigned partition, so not on every batch.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+/// How long one watermark lookup may take before that partition's lag is
+/// left as it was.
+const LAG_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Lag of each partition this consumer has opened: the high watermark minus
+/// the next offset it will apply (the log's start when it has none yet).
+fn measure_lag<S>(
+    consumer: &StreamConsumer<Rebalances>,
+    parts: &Parts<S>,
+    lag: &mut BTreeMap<String, i64>,
+) {
+    for ((topic, partition), part) in parts {
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, *partition, LAG_TIMEOUT) else {
+            continue;
+        };
+        let position = part.next_offset.or(part.skip_below).unwrap_or(low);
+        lag.insert(format!("{topic}/{partition}"), (high - position).max(0));
+    }
 }
 
 impl Health {
@@ -143,6 +169,8 @@ impl Health {
             "discarded_checkpoints": self.discarded_checkpoints,
             "positions": self.positions,
             "committed": self.committed,
+            "lag": self.lag,
+            "lag_total": self.lag.values().sum::<i64>(),
             "last_message": Utc::now().to_rfc3339(),
         });
         if let Value::Object(map) = &mut doc {
@@ -185,6 +213,7 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
         }
         ctx.report(health.json());
         let mut last_checkpoint: Instant = Instant::now();
+        let mut last_lag: Instant = Instant::now();
         let mut stuck = Stuck::default();
         loop {
             for key in group::take_revoked(&consumer) {
@@ -233,6 +262,11 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                 health
                     .positions
                     .insert(format!("{}/{}", key.0, key.1), msg.offset() + 1);
+            }
+            if last_lag.elapsed() >= LAG_EVERY {
+                measure_lag(&consumer, &parts, &mut health.lag);
+                last_lag = Instant::now();
+                ctx.report(health.json());
             }
             let due: bool = last_checkpoint.elapsed() >= cfg.checkpoint_every;
             if prepared.is_empty() && !(due && parts.values().any(|p| p.dirty)) {
