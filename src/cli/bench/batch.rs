@@ -11,6 +11,15 @@
 //! day by day as production does (bronze and silver per sports day, gold
 //! once over the whole silver history), and only silver is kept between
 //! days, so memory follows the silver history, not the raw season.
+//!
+//! Two choices differ from replaying the nightly tasks literally; both are
+//! flags. Bronze parses a day's raw objects on one thread per core
+//! (`--bronze-threads 1` is the task's sequential loop; a backfill gets the
+//! same parallelism by running days side by side). The silver odds history
+//! handed to gold holds only the columns gold reads, the others as null
+//! constants (`--silver-columns all` holds every one, as
+//! `gold_marts_nightly` reads them today); a sample day checks first that
+//! gold builds identical tables either way.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -116,6 +125,13 @@ struct Comparable {
     checks: Value,
 }
 
+/// Rows one gold table came out with.
+#[derive(Debug, Serialize)]
+struct GoldTable {
+    table: &'static str,
+    rows: usize,
+}
+
 #[derive(Debug, Default, Serialize)]
 struct Report {
     season_from: String,
@@ -145,14 +161,12 @@ struct Report {
     bronze_games_rows: usize,
     silver_odds_rows: usize,
     silver_odds_mapped: usize,
-    /// polars' estimate of the silver odds history held for gold.
-    silver_odds_bytes: usize,
     /// Silver odds columns the history holds (the rest are null constants).
     silver_history_columns: usize,
     notes: Vec<String>,
     silver_games_rows: usize,
     silver_periods_rows: usize,
-    gold_tables: Vec<(String, usize)>,
+    gold_tables: Vec<GoldTable>,
     peak_rss_after_silver_bytes: u64,
     /// RSS with the silver history built, just before gold.
     rss_before_gold_bytes: u64,
@@ -729,7 +743,6 @@ fn bench(opts: &Options) -> Result<Report> {
 
     // silver → gold over the whole silver history, as `gold_marts_nightly` does.
     let silver_odds = silver_odds.unwrap_or_default();
-    report.silver_odds_bytes = silver_odds.estimated_size();
     let inputs = SilverInputs {
         games: silver_games.unwrap_or_default(),
         game_periods: silver_periods.unwrap_or_default(),
@@ -749,7 +762,10 @@ fn bench(opts: &Options) -> Result<Report> {
     report.gold.seconds = t.elapsed().as_secs_f64();
     report.gold_tables = tables
         .iter()
-        .map(|(def, df)| (def.name.to_owned(), df.height()))
+        .map(|(def, df)| GoldTable {
+            table: def.name,
+            rows: df.height(),
+        })
         .collect();
     drop(tables);
     report.peak_rss_bytes = peak_rss();
@@ -764,7 +780,7 @@ fn bench(opts: &Options) -> Result<Report> {
     let rows = report.silver.rows_in;
     report.silver.finish(rows);
     report.gold.rows_in = report.silver.rows_out;
-    report.gold.rows_out = report.gold_tables.iter().map(|(_, n)| n).sum();
+    report.gold.rows_out = report.gold_tables.iter().map(|g| g.rows).sum();
     let rows = report.gold.rows_in;
     report.gold.finish(rows);
     report.total_secs = report.bronze.seconds + report.silver.seconds + report.gold.seconds;
@@ -1001,7 +1017,7 @@ fn print_report(r: &Report) -> Result<()> {
         thousands(r.silver_periods_rows)
     );
     outln!(
-        "silver odds history for gold: {} of {} columns ({}), {:.2} GiB by polars' estimate",
+        "silver odds history for gold: {} of {} columns ({})",
         r.silver_history_columns,
         silver_tables::ODDS.columns.len(),
         if r.silver_history_columns < silver_tables::ODDS.columns.len() {
@@ -1011,14 +1027,13 @@ fn print_report(r: &Report) -> Result<()> {
             )
         } else {
             "every one".to_owned()
-        },
-        gib(r.silver_odds_bytes as u64)
+        }
     );
     outln!(
         "gold rows: {}",
         r.gold_tables
             .iter()
-            .map(|(n, rows)| format!("{n} {}", thousands(*rows)))
+            .map(|g| format!("{} {}", g.table, thousands(g.rows)))
             .collect::<Vec<_>>()
             .join(", ")
     );
