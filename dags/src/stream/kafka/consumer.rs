@@ -264,7 +264,9 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                     .insert(format!("{}/{}", key.0, key.1), msg.offset() + 1);
             }
             if last_lag.elapsed() >= LAG_EVERY {
-                measure_lag(&consumer, &parts, &mut health.lag);
+                // Watermark lookups are blocking round trips: keep them off
+                // the async workers' other tasks (betflow runs multi-threaded).
+                tokio::task::block_in_place(|| measure_lag(&consumer, &parts, &mut health.lag));
                 last_lag = Instant::now();
                 ctx.report(health.json());
             }
