@@ -258,7 +258,7 @@ fn wait_for_health(env: &TestEnv, task: &str, field: &str, want: usize, secs: u6
 }
 
 #[test]
-fn stream_replay_publishes_odds_games_and_weather_the_consumers_serve() {
+fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
     let mut env = TestEnv::start();
 
     // No brokers: a one-line usage error.
@@ -277,7 +277,12 @@ fn stream_replay_publishes_odds_games_and_weather_the_consumers_serve() {
 
     let broker = Tansu::start(env.home.path());
     env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
-    for task in ["odds_consumer", "games_consumer", "weather_consumer"] {
+    for task in [
+        "odds_consumer",
+        "games_consumer",
+        "weather_consumer",
+        "news_consumer",
+    ] {
         env.wait_for(
             &format!(
                 "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = '{task}'"
@@ -401,9 +406,17 @@ fn stream_replay_publishes_odds_games_and_weather_the_consumers_serve() {
     // Every message was applied once by its consumer, none dead-lettered.
     wait_for_health(&env, "odds_consumer", "messages", published["odds"], 60);
     wait_for_health(&env, "games_consumer", "messages", published["games"], 60);
-    assert_eq!(
-        env.scalar("SELECT count(*) FROM serving.dead_letter WHERE topic <> 'betflow.odds.nfl'"),
+    // News: the recorded headlines naming NFL teams, each applied once.
+    assert!(published["news"] > 0, "no news in {stdout}");
+    wait_for_health(&env, "news_consumer", "messages", published["news"], 60);
+    assert_ne!(
+        env.scalar("SELECT count(*) FROM serving.news_sentiment WHERE sport = 'nfl'"),
         "0"
+    );
+    // Quotes a snapshot repeats unchanged are skipped, not reported late.
+    assert_eq!(
+        env.sql("SELECT topic || ' ' || reason FROM serving.dead_letter LIMIT 3"),
+        Vec::<String>::new()
     );
     drop(broker);
 }
@@ -1071,5 +1084,120 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+    drop(broker);
+}
+
+/// Leader of `replay_publisher` among the processes: (worker, health).
+fn publisher_roles(env: &TestEnv) -> Vec<String> {
+    env.sql(
+        "SELECT health->>'role' FROM stream_tasks
+         WHERE task_id = 'replay_publisher' AND state = 'running'
+           AND heartbeat_at > now() - interval '10 seconds'
+         ORDER BY health->>'role'",
+    )
+}
+
+#[test]
+fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
+    use dags::stream::publish::replay::day_start;
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    // Two days back, so every game of that day is final by now.
+    let today = dags::sports_day(Utc::now());
+    let day = today - chrono::Days::new(2);
+    let from = day_start(day).to_rfc3339();
+    let publishing: [(&str, &str); 3] = [
+        ("KAFKA_BROKERS", &broker.bootstrap),
+        ("BETFLOW_LIVE_PUBLISH", "auto"),
+        ("BETFLOW_REPLAY_FROM", &from),
+    ];
+    let leader = env.spawn(&["scheduler"], &publishing);
+    env.wait_for(
+        "SELECT health->>'role' FROM stream_tasks WHERE task_id = 'replay_publisher'",
+        "leader",
+        60,
+    );
+    let standby = env.spawn(&["scheduler"], &publishing);
+    let mut roles = Vec::new();
+    for _ in 0..60 {
+        roles = publisher_roles(&env);
+        if roles == ["leader", "standby"] {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(roles, ["leader", "standby"], "one publisher leads");
+
+    // Every game of that day ends final, as the replay source played it.
+    let mut want: Vec<String> = Vec::new();
+    for sport in dags::SPORTS {
+        let games = dags::stream::replay::games::replay(sport, day).expect("games");
+        want.extend(games.records.iter().map(|g| {
+            format!(
+                "{}|final|{}|{}",
+                g.game_id,
+                g.home.score.unwrap_or(0),
+                g.away.score.unwrap_or(0)
+            )
+        }));
+    }
+    assert!(!want.is_empty(), "no games on {day}");
+    want.sort();
+    let ids: Vec<String> = want
+        .iter()
+        .map(|w| format!("'{}'", w.split('|').next().expect("id")))
+        .collect();
+    let finals = format!(
+        "SELECT game_id, status, home_score, away_score FROM serving.game_state
+         WHERE game_id IN ({}) AND status = 'final' ORDER BY game_id",
+        ids.join(",")
+    );
+    env.wait_for(
+        &format!("SELECT count(*) FROM ({finals}) f"),
+        &want.len().to_string(),
+        240,
+    );
+    assert_eq!(env.sql(&finals), want);
+    // Odds of the day's events reached the odds processor with their ingest time.
+    let odds: i64 = env
+        .scalar(&format!(
+            "SELECT count(*) FROM serving.odds_latest
+             WHERE event_time >= '{from}' AND ingest_time >= event_time"
+        ))
+        .parse()
+        .expect("count");
+    assert!(odds > 0, "no odds served");
+
+    // The leader dies: the standby takes over and resumes after the cursor.
+    let cursor_before = env.scalar("SELECT published_through FROM serving.publisher_cursors");
+    assert!(!cursor_before.is_empty(), "the leader saved its cursor");
+    env.signal(leader, nix::sys::signal::Signal::SIGKILL);
+    let mut took_over = false;
+    for _ in 0..90 {
+        if publisher_roles(&env) == ["leader"] {
+            took_over = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert!(
+        took_over,
+        "the standby took the lease: {:?}",
+        publisher_roles(&env)
+    );
+    let late: i64 = env
+        .scalar("SELECT count(*) FROM serving.dead_letter WHERE reason_code = 'late'")
+        .parse()
+        .expect("count");
+    assert_eq!(
+        late,
+        0,
+        "a takeover re-sends nothing behind the watermarks: {:?}",
+        env.sql(
+            "SELECT topic || ' ' || processor || ' ' || count(*) || ' ' || min(reason)
+             FROM serving.dead_letter WHERE reason_code = 'late' GROUP BY topic, processor"
+        )
+    );
+    let _ = standby;
     drop(broker);
 }

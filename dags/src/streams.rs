@@ -9,7 +9,10 @@
 //! `weather_consumer` and `news_consumer` (the generic
 //! [`crate::stream::kafka::consumer::KafkaConsumer`] over each sink), and
 //! `archive_consumer`, which copies every topic into the lake
-//! ([`crate::stream::kafka::archive`]).
+//! ([`crate::stream::kafka::archive`]). With Kafka they also include the
+//! publishers ([`crate::stream::publish`]): `replay_publisher` offline, the
+//! live pollers with `BETFLOW_SOURCES=live`, none with
+//! `BETFLOW_LIVE_PUBLISH=off` (when something else feeds the topics).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +25,16 @@ use serde_json::{json, Value};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::ingest::{Settings, SourceMode};
 use crate::stream::kafka::archive::ArchiveConsumer;
 use crate::stream::kafka::games::games_consumer;
 use crate::stream::kafka::news::news_consumer;
 use crate::stream::kafka::odds::odds_consumer;
 use crate::stream::kafka::weather::weather_consumer;
-use crate::stream::kafka::BROKERS_ENV;
+use crate::stream::kafka::{partitions_from_env, BROKERS_ENV};
+use crate::stream::publish::poll::pollers;
+use crate::stream::publish::replay::{ReplayPublisher, NAME as REPLAY_PUBLISHER};
+use crate::stream::publish::SharedProducer;
 
 pub const LIVE_STREAMS: &str = "live_streams";
 
@@ -41,15 +48,68 @@ pub const STREAM_RESTART: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_secs(60),
 };
 
+/// `BETFLOW_LIVE_PUBLISH`: `auto` (default) publishes from the configured
+/// sources; `off` publishes nothing (the topics are fed by another
+/// deployment, or a test replays into them itself).
+pub const PUBLISH_ENV: &str = "BETFLOW_LIVE_PUBLISH";
+
+/// What feeds the live topics from this deployment.
+#[derive(Debug, Clone)]
+pub enum Publishing {
+    Off,
+    /// The replay source's current day, in real time.
+    Replay,
+    /// The live pollers of these settings.
+    Live(Box<Settings>),
+}
+
+impl Publishing {
+    /// From `BETFLOW_LIVE_PUBLISH` and `BETFLOW_SOURCES`. A bad setting is
+    /// logged and publishes nothing rather than stopping every DAG from loading.
+    pub fn from_env() -> Self {
+        match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
+            "off" => return Publishing::Off,
+            "" | "auto" => {}
+            other => {
+                tracing::error!(
+                    "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
+                );
+                return Publishing::Off;
+            }
+        }
+        match Settings::from_env() {
+            Ok(s) if s.mode == SourceMode::Replay => Publishing::Replay,
+            Ok(s) => Publishing::Live(Box::new(s)),
+            Err(e) => {
+                tracing::error!("live publishers disabled: {e}");
+                Publishing::Off
+            }
+        }
+    }
+}
+
 /// `live_streams`: manual (it has no batch tasks to schedule), streams only.
 pub fn live_streams() -> Result<Dag, DagError> {
     live_streams_with(std::env::var(BROKERS_ENV).ok().as_deref())
 }
 
-/// `live_streams` for the given bootstrap servers (`None` or blank: no Kafka tasks).
+/// `live_streams` for the given bootstrap servers (`None` or blank: no Kafka
+/// tasks), publishing as the environment says.
 pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
+    let publishing = match brokers.map(str::trim) {
+        Some(b) if !b.is_empty() => Publishing::from_env(),
+        _ => Publishing::Off,
+    };
+    live_streams_publishing(brokers, &publishing)
+}
+
+/// `live_streams` with the publishers chosen explicitly.
+pub fn live_streams_publishing(
+    brokers: Option<&str>,
+    publishing: &Publishing,
+) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
-        .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the odds, games, weather and news consumers and the raw topic archive")
+        .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the publishers feeding the live topics, the odds, games, weather and news consumers and the raw topic archive")
         .tags(&["stream"])
         .fileloc(file!());
     b.stream(
@@ -60,6 +120,25 @@ pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
         STREAM_RESTART,
     );
     if let Some(brokers) = brokers.map(str::trim).filter(|b| !b.is_empty()) {
+        let producer = Arc::new(SharedProducer::new(brokers, partitions_from_env()));
+        let sports: Vec<&'static crate::Sport> = crate::SPORTS.iter().collect();
+        match publishing {
+            Publishing::Off => {}
+            Publishing::Replay => b.stream(
+                REPLAY_PUBLISHER,
+                Arc::new(ReplayPublisher::new(producer, sports)),
+                STREAM_RESTART,
+            ),
+            Publishing::Live(settings) => {
+                let (tasks, skipped) = pollers(settings, producer, sports);
+                for why in skipped {
+                    tracing::warn!("live poller left out: {why}");
+                }
+                for (id, task) in tasks {
+                    b.stream(id, task, STREAM_RESTART);
+                }
+            }
+        }
         b.stream(
             "odds_consumer",
             Arc::new(odds_consumer(brokers)),
@@ -149,13 +228,15 @@ mod tests {
     }
 
     #[test]
-    fn kafka_brokers_add_the_consumers() {
-        let dag = live_streams_with(Some("127.0.0.1:9092")).expect("builds");
+    fn kafka_brokers_add_the_publisher_and_the_consumers() {
+        let dag =
+            live_streams_publishing(Some("127.0.0.1:9092"), &Publishing::Replay).expect("builds");
         let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(
             ids,
             [
                 "ticker",
+                "replay_publisher",
                 "odds_consumer",
                 "games_consumer",
                 "weather_consumer",
@@ -163,8 +244,32 @@ mod tests {
                 "archive_consumer"
             ]
         );
-        let blank = live_streams_with(Some("  ")).expect("builds");
+        let blank = live_streams_publishing(Some("  "), &Publishing::Replay).expect("builds");
         assert_eq!(blank.streams.len(), 1);
+        let off =
+            live_streams_publishing(Some("127.0.0.1:9092"), &Publishing::Off).expect("builds");
+        assert_eq!(off.streams.len(), 6, "consumers only");
+    }
+
+    #[test]
+    fn live_sources_add_a_poller_per_source_that_has_its_key() {
+        let mut settings = Settings::new(
+            "/tmp/betflow-test",
+            SourceMode::Live {
+                base_url: "http://127.0.0.1:9".to_string(),
+            },
+        );
+        settings.odds_api_key = Some(crate::sources::ApiKey::new("k"));
+        let dag = live_streams_publishing(
+            Some("127.0.0.1:9092"),
+            &Publishing::Live(Box::new(settings)),
+        )
+        .expect("builds");
+        let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
+        assert!(ids.contains(&"games_poller"), "{ids:?}");
+        assert!(ids.contains(&"odds_poller"), "{ids:?}");
+        assert!(ids.contains(&"news_poller"), "{ids:?}");
+        assert!(!ids.contains(&"replay_publisher"), "{ids:?}");
     }
 
     #[tokio::test]

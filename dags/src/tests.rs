@@ -26,7 +26,7 @@ use crate::streams::LIVE_STREAMS;
 use crate::{dag_bag, SPORTS};
 
 /// A throwaway metadata database for the dry runs of one test.
-struct Metadata {
+pub(crate) struct Metadata {
     store: Store,
     // Dropped after the store: stops the cluster, then removes its directory.
     _pg: EmbeddedPostgres,
@@ -37,8 +37,14 @@ thread_local! {
     static METADATA: std::cell::RefCell<Option<std::rc::Rc<Metadata>>> = const { std::cell::RefCell::new(None) };
 }
 
+impl Metadata {
+    pub(crate) fn pool(&self) -> &sqlx::postgres::PgPool {
+        self.store.pool()
+    }
+}
+
 /// This test thread's metadata database, started on first use.
-async fn metadata() -> std::rc::Rc<Metadata> {
+pub(crate) async fn metadata() -> std::rc::Rc<Metadata> {
     if let Some(m) = METADATA.with(|m| m.borrow().clone()) {
         return m;
     }

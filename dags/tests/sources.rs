@@ -940,3 +940,70 @@ fn generated_seasons_are_deterministic_consistent_and_valid() {
         assert!(games.rejected.is_empty() && !games.good.is_empty(), "{key}");
     }
 }
+
+/// The live pollers' polls, against the same fixture server.
+mod live_pollers {
+    use super::*;
+    use dags::stream::envelope::Kind;
+    use dags::stream::publish::poll::{GamesSource, LiveSource, OddsSource};
+    use dags::stream::replay::Replayed;
+
+    #[tokio::test]
+    async fn an_odds_poll_publishes_every_valid_event_at_the_poll_time() {
+        let server = TestServer::start().await;
+        let client = OddsApiClient::new(
+            server.config("theoddsapi_nba_odds_jonathaanh"),
+            ApiKey::new("test-key"),
+        )
+        .expect("client");
+        let source = OddsSource { client };
+        let at = Utc::now();
+        let polled = source.poll(&[sport("nba")], at).await;
+        assert!(polled.errors.is_empty(), "{:?}", polled.errors);
+        assert_eq!(polled.messages.len(), 14, "the capture's 14 events");
+        for m in &polled.messages {
+            assert_eq!((m.kind(), m.time), (Kind::Odds, at));
+            let Replayed::Odds(p) = &m.payload else {
+                panic!("not odds")
+            };
+            assert_eq!(m.key(), p.event.id);
+        }
+        assert!(server
+            .last_request()
+            .starts_with("/v4/sports/basketball_nba/odds?"));
+    }
+
+    #[tokio::test]
+    async fn a_scoreboard_poll_publishes_a_game_only_when_it_changed() {
+        let server = TestServer::start().await;
+        let client =
+            EspnClient::new(server.config("espn_nba_scoreboard_andrewscheiner")).expect("client");
+        let source = GamesSource::new(client);
+        let first = source.poll(&[sport("nba")], Utc::now()).await;
+        assert_eq!(first.messages.len(), 11, "every game of the scoreboard");
+        source.delivered(&first.messages).await;
+        let second = source.poll(&[sport("nba")], Utc::now()).await;
+        assert!(second.errors.is_empty(), "{:?}", second.errors);
+        assert!(second.messages.is_empty(), "nothing changed between polls");
+    }
+
+    #[tokio::test]
+    async fn a_source_that_is_down_is_reported_per_sport_not_fatal() {
+        let server = TestServer::start().await;
+        let client = EspnClient::new(server.config("down")).expect("client");
+        let source = GamesSource::new(client);
+        let polled = source.poll(&[sport("nfl"), sport("nba")], Utc::now()).await;
+        assert!(polled.messages.is_empty());
+        assert_eq!(polled.errors.len(), 2, "{:?}", polled.errors);
+        assert!(
+            polled.errors[0].starts_with("nfl scoreboard"),
+            "{:?}",
+            polled.errors
+        );
+        assert!(
+            polled.errors[1].starts_with("nba scoreboard"),
+            "{:?}",
+            polled.errors
+        );
+    }
+}

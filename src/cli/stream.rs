@@ -1,8 +1,9 @@
 //! `betflow stream replay`: a date range of the replay source, published
 //! as if polled live: odds snapshots to `betflow.odds.{sport}`, each game's
-//! score progression to `betflow.games.{sport}` and weather around outdoor
-//! kickoffs to `betflow.weather.{sport}` (`dags::stream::replay`), all in
-//! one event-time order.
+//! score progression to `betflow.games.{sport}`, weather around outdoor
+//! kickoffs to `betflow.weather.{sport}` and headlines naming a team to
+//! `betflow.news.{sport}` (`dags::stream::replay`), all in one event-time
+//! order.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,16 +17,16 @@ use dags::ingest::Settings;
 use dags::stream::envelope::{Kind, Topic};
 use dags::stream::kafka::producer::Producer;
 use dags::stream::kafka::{partitions_from_env, BROKERS_ENV};
-use dags::stream::replay::{replay_day, ReplayMessage};
+use dags::stream::publish::{groups, send_group, Sent};
+use dags::stream::replay::{replay_day, ReplayMessage, SOURCE};
 use dags::Sport;
-use tokio::task::JoinSet;
 
 use super::usage;
 
 #[derive(Subcommand)]
 pub enum StreamCommand {
     /// Publish a date range of the replay source (odds snapshots, live scores,
-    /// venue weather) to Kafka.
+    /// venue weather, news) to Kafka.
     Replay(ReplayArgs),
 }
 
@@ -125,7 +126,6 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let counts = |counts: &BTreeMap<Kind, usize>| -> String {
         counts
             .iter()
-            .filter(|(k, _)| **k != Kind::News)
             .map(|(k, n)| format!("{k} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -140,66 +140,37 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let producer = Producer::new(&brokers, partitions_from_env())?;
     let topics: Vec<Topic> = sports
         .iter()
-        .flat_map(|s| [Kind::Odds, Kind::Games, Kind::Weather].map(|k| Topic::new(k, s)))
+        .flat_map(|s| Kind::ALL.map(|k| Topic::new(k, s)))
         .collect();
     producer.ensure_topics(&topics).await?;
 
     let total = messages.len();
-    let mut failed: usize = 0;
-    let mut published: usize = 0;
+    let mut sent = Sent::default();
     let mut previous: Option<DateTime<Utc>> = None;
-    let mut published_by_kind: BTreeMap<Kind, usize> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
-    let mut batch: JoinSet<Result<Kind, (Kind, String)>> = JoinSet::new();
-    let mut messages = messages.into_iter().peekable();
-    while let Some(first) = messages.next() {
-        let time = first.time;
+    for group in groups(messages) {
+        let time = group[0].time;
         if let (Some(speed), Some(prev)) = (args.speed, previous) {
             let gap = (time - prev).to_std().unwrap_or_default();
             tokio::time::sleep(Duration::from_secs_f64(gap.as_secs_f64() / speed)).await;
         }
         previous = Some(time);
-        // One timestamp's messages have distinct keys within each topic (one
-        // snapshot per event, one poll or reading per game): sent
-        // concurrently, all delivered before the next timestamp, so every
-        // key's messages reach its partition in event-time order.
-        let mut group = vec![first];
-        while let Some(m) = messages.next_if(|m| m.time == time) {
-            group.push(m);
+        let this: Sent = send_group(&producer, SOURCE, group, Utc::now()).await;
+        for (kind, e) in &this.failed {
+            tracing::warn!("publishing {kind}: {e}");
         }
-        for m in group {
-            let producer = producer.clone();
-            batch.spawn(async move {
-                let kind: Kind = m.kind();
-                let (key, value) = m.encode(Utc::now()).map_err(|e| (kind, e.to_string()))?;
-                producer
-                    .send_raw(&m.topic().to_string(), Some(&key), &value)
-                    .await
-                    .map(|_| kind)
-                    .map_err(|e| (kind, e.to_string()))
-            });
-        }
-        while let Some(joined) = batch.join_next().await {
-            match joined {
-                Ok(Ok(kind)) => {
-                    published += 1;
-                    *published_by_kind.entry(kind).or_default() += 1;
-                }
-                Ok(Err((kind, e))) => {
-                    failed += 1;
-                    tracing::warn!("publishing {kind}: {e}");
-                }
-                Err(e) => {
-                    failed += 1;
-                    tracing::warn!("publishing task failed: {e}");
-                }
-            }
-        }
+        sent.add(this);
         if args.speed.is_some() {
             outln!(
-                "{time}: {}/{total} published, {failed} failed",
-                published + failed
+                "{time}: {}/{total} published, {} failed",
+                sent.delivered() + sent.failed.len(),
+                sent.failed.len()
             );
         }
+    }
+    let (published, failed) = (sent.delivered(), sent.failed.len());
+    let mut published_by_kind: BTreeMap<Kind, usize> = Kind::ALL.iter().map(|k| (*k, 0)).collect();
+    for (kind, n) in &sent.by_kind {
+        *published_by_kind.entry(*kind).or_default() += n;
     }
     let retried = producer.stats().retried.load(Ordering::Relaxed);
     outln!(

@@ -48,6 +48,7 @@ impl TestEnv {
             .env("BETFLOW_HEARTBEAT_SECS", "1")
             // `up` starts no broker of its own unless a test asks for one.
             .env("BETFLOW_EMBEDDED_KAFKA", "false")
+            .env("BETFLOW_LIVE_PUBLISH", "off")
             .env_remove("BETFLOW_LOG")
             .env_remove("KAFKA_BROKERS");
         c

@@ -15,9 +15,60 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use crate::problem::Problem;
 use crate::AppState;
+
+/// One partition's lag as a Kafka consumer reports it in its health
+/// (`"lag": {"topic/partition": n}`), parsed here once so `/metrics` and the
+/// streams page cannot disagree about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionLag {
+    pub topic: String,
+    /// Kept as text: it is a label here and a cell on the page, and a key
+    /// without a `/` still shows up rather than vanishing.
+    pub partition: String,
+    pub lag: i64,
+}
+
+/// `None` when the health has no `lag` object: the task is not a Kafka
+/// consumer (the ticker, the archive), which is not the same as a consumer
+/// with no partitions assigned yet (`Some(vec![])`). Sorted by topic, then
+/// partition as a number, since the JSON keys sort `10` before `2`.
+pub(crate) fn partition_lags(health: &Value) -> Option<Vec<PartitionLag>> {
+    let lag = health.get("lag")?.as_object()?;
+    let mut parts: Vec<PartitionLag> = lag
+        .iter()
+        .map(|(key, n)| {
+            let (topic, partition) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            PartitionLag {
+                topic: topic.to_owned(),
+                partition: partition.to_owned(),
+                lag: n.as_i64().unwrap_or(0),
+            }
+        })
+        .collect();
+    parts.sort_by(|a, b| {
+        (
+            a.topic.as_str(),
+            a.partition.parse::<i64>().ok(),
+            a.partition.as_str(),
+        )
+            .cmp(&(
+                b.topic.as_str(),
+                b.partition.parse::<i64>().ok(),
+                b.partition.as_str(),
+            ))
+    });
+    Some(parts)
+}
+
+/// The consumer's count of applied messages since it (re)started: a counter,
+/// so its rate over time is the throughput.
+pub(crate) fn messages_applied(health: &Value) -> Option<u64> {
+    health.get("messages")?.as_u64()
+}
 
 /// Window of the task-duration summary: tries that ended in the last day.
 const DURATION_WINDOW_SECS: i64 = 86_400;
@@ -181,20 +232,16 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
         "Messages in a partition past the consumer's position (high watermark - next offset).",
     );
     for s in streams.iter().filter(|s| s.state != "stopped") {
-        let Some(lag) = s.health.get("lag").and_then(|l| l.as_object()) else {
-            continue;
-        };
-        for (key, n) in lag {
-            let (topic, partition) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+        for p in partition_lags(&s.health).unwrap_or_default() {
             let _ = writeln!(
                 out,
                 "betflow_consumer_lag{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
                 label(&s.dag_id),
                 label(&s.task_id),
                 label(&s.worker_id),
-                label(topic),
-                label(partition),
-                n.as_i64().unwrap_or(0)
+                label(&p.topic),
+                label(&p.partition),
+                p.lag
             );
         }
     }
@@ -205,7 +252,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
         "Messages a stream consumer has applied since it started (throughput is its rate).",
     );
     for s in streams.iter().filter(|s| s.state != "stopped") {
-        let Some(n) = s.health.get("messages").and_then(|n| n.as_u64()) else {
+        let Some(n) = messages_applied(&s.health) else {
             continue;
         };
         let _ = writeln!(
@@ -236,6 +283,36 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(label("x\ny"), "x\\ny");
+    }
+
+    #[test]
+    fn lag_keys_split_into_topic_and_partition_in_numeric_order() {
+        let health = serde_json::json!({
+            "messages": 5,
+            "lag": {"b.t/10": 1, "b.t/2": 3, "a.t/0": 0, "odd": 4},
+        });
+        let got: Vec<(String, String, i64)> = partition_lags(&health)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.topic, p.partition, p.lag))
+            .collect();
+        let want = [
+            ("a.t", "0", 0),
+            ("b.t", "2", 3),
+            ("b.t", "10", 1),
+            ("odd", "", 4),
+        ];
+        let want: Vec<(String, String, i64)> = want
+            .iter()
+            .map(|(t, p, n)| ((*t).to_owned(), (*p).to_owned(), *n))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(messages_applied(&health), Some(5));
+        assert_eq!(partition_lags(&serde_json::json!({"ticks": 3})), None);
+        assert_eq!(
+            partition_lags(&serde_json::json!({"lag": {}})),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod games;
 pub mod kafka;
 pub mod news;
 pub mod odds;
+pub mod publish;
 pub mod replay;
 pub mod serving;
 pub mod weather;

@@ -1,7 +1,9 @@
 //! `betflow bench …`: benchmarks that print figures and assert nothing.
 
 mod batch;
+mod process;
 mod scheduler;
+mod stream;
 mod web;
 
 use std::path::Path;
@@ -38,6 +40,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+    /// Odds updates through a real broker, the odds processor and Postgres:
+    /// throughput draining a backlog, latency and RSS at a steady rate.
+    Stream {
+        #[arg(long)]
+        json: bool,
+        /// Updates produced before the consumer starts, for the throughput figure.
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: usize,
+        /// Updates per second of the steady run.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u32,
+        /// Seconds of the steady run (600 for the 10-minute memory check).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Distinct events the updates cycle over.
+        #[arg(long, default_value_t = 1_000)]
+        events: usize,
+    },
     /// A generated season of odds through raw → bronze → silver → gold, per
     /// layer, with peak RSS, and the comparable part in DuckDB for a ratio.
     Batch {
@@ -69,6 +89,21 @@ pub enum BenchCommand {
 
 pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
+        BenchCommand::Stream {
+            json,
+            backlog,
+            rate,
+            seconds,
+            events,
+        } => {
+            let opts = stream::Options {
+                backlog,
+                rate,
+                seconds,
+                events,
+            };
+            stream::run(home, json, opts).await
+        }
         BenchCommand::Scheduler {
             json,
             repeat,

@@ -88,6 +88,21 @@ pub trait TopicProcessor: Send + Sync + 'static {
         output: &Self::Output,
         counters: &mut Counters,
     ) -> Result<(), sqlx::Error>;
+    /// Upserts the outputs of a batch's messages, in offset order, in one
+    /// transaction. The default writes them one by one; a sink whose
+    /// messages keep overwriting the same rows coalesces them first, so a
+    /// busy key costs one row write per batch instead of one per message.
+    async fn write_many(
+        &self,
+        conn: &mut PgConnection,
+        outputs: &[(&Meta, &Self::Output)],
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error> {
+        for (meta, output) in outputs {
+            self.write(conn, meta, output, counters).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A consumer-group stream task running `processor`.

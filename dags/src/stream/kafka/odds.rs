@@ -2,8 +2,10 @@
 //! `serving.odds_latest`, `serving.odds_windows` and
 //! `serving.arbitrage_alerts`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 
 use super::config::ConsumerConfig;
@@ -43,7 +45,12 @@ pub fn odds_consumer(brokers: &str) -> KafkaConsumer<OddsSink> {
 impl TopicProcessor for OddsSink {
     const NAME: &'static str = PROCESSOR;
     const KIND: Kind = Kind::Odds;
-    const COUNTERS: &'static [&'static str] = &["latest_rows", "window_rows", "arbitrage_alerts"];
+    const COUNTERS: &'static [&'static str] = &[
+        "latest_rows",
+        "window_rows",
+        "arbitrage_alerts",
+        "repeated_quotes",
+    ];
     type Payload = OddsPayload;
     type State = OddsProcessor;
     type Snapshot = WindowedSnapshot<OddsKey, OddsWindow>;
@@ -109,31 +116,101 @@ impl TopicProcessor for OddsSink {
         batch: &OddsBatch,
         counters: &mut Counters,
     ) -> Result<(), sqlx::Error> {
-        let sport: &str = &meta.sport;
-        for row in latest_rows(sport, &batch.latest, meta.ingest_time) {
-            upsert_latest(conn, &row).await?;
-            *counters.entry("latest_rows").or_default() += 1;
+        let rows: Vec<OddsLatestRow> = latest_rows(&meta.sport, &batch.latest, meta.ingest_time);
+        *counters.entry("latest_rows").or_default() += rows.len() as u64;
+        upsert_latest_rows(conn, rows).await?;
+        write_windows_and_alerts(conn, meta, batch, counters).await
+    }
+
+    async fn write_many(
+        &self,
+        conn: &mut PgConnection,
+        outputs: &[(&Meta, &OddsBatch)],
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error> {
+        let mut latest: Vec<OddsLatestRow> = Vec::new();
+        for (meta, batch) in outputs {
+            latest.extend(latest_rows(&meta.sport, &batch.latest, meta.ingest_time));
         }
-        for closed in &batch.closed {
-            for row in window_rows(sport, closed) {
-                upsert_window(conn, &row).await?;
-                *counters.entry("window_rows").or_default() += 1;
-            }
-        }
-        for row in arbitrage_rows(sport, &batch.best, meta.event_time, meta.ingest_time) {
-            upsert_alert(conn, &row).await?;
-            *counters.entry("arbitrage_alerts").or_default() += 1;
+        *counters.entry("latest_rows").or_default() += latest.len() as u64;
+        upsert_latest_rows(conn, coalesce_latest(latest)).await?;
+        for (meta, batch) in outputs {
+            write_windows_and_alerts(conn, meta, batch, counters).await?;
         }
         Ok(())
     }
 }
 
+/// A message's closed windows and arbitrage alerts: rare next to price
+/// updates (a window closes once per slide), so written row by row.
+async fn write_windows_and_alerts(
+    conn: &mut PgConnection,
+    meta: &Meta,
+    batch: &OddsBatch,
+    counters: &mut Counters,
+) -> Result<(), sqlx::Error> {
+    let sport: &str = &meta.sport;
+    *counters.entry("repeated_quotes").or_default() += batch.repeats as u64;
+    for closed in &batch.closed {
+        for row in window_rows(sport, closed) {
+            upsert_window(conn, &row).await?;
+            *counters.entry("window_rows").or_default() += 1;
+        }
+    }
+    for row in arbitrage_rows(sport, &batch.best, meta.event_time, meta.ingest_time) {
+        upsert_alert(conn, &row).await?;
+        *counters.entry("arbitrage_alerts").or_default() += 1;
+    }
+    Ok(())
+}
+
+/// One row per (event, market, bookmaker, outcome): the newest snapshot
+/// (the last of equal event times, as offsets order them) with the earliest
+/// opening line seen, which is what upserting them in turn would leave.
+pub fn coalesce_latest(rows: Vec<OddsLatestRow>) -> Vec<OddsLatestRow> {
+    let mut at: HashMap<(String, String, String, &'static str), usize> = HashMap::new();
+    let mut out: Vec<OddsLatestRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = (
+            row.event_id.clone(),
+            row.market.clone(),
+            row.bookmaker.clone(),
+            row.outcome,
+        );
+        match at.get(&key) {
+            None => {
+                at.insert(key, out.len());
+                out.push(row);
+            }
+            Some(&i) => {
+                let kept: &mut OddsLatestRow = &mut out[i];
+                let (open_decimal, open_point, open_time) = if row.open_time < kept.open_time {
+                    (row.open_decimal, row.open_point, row.open_time)
+                } else {
+                    (kept.open_decimal, kept.open_point, kept.open_time)
+                };
+                if row.event_time >= kept.event_time {
+                    *kept = row;
+                }
+                kept.open_decimal = open_decimal;
+                kept.open_point = open_point;
+                kept.open_time = open_time;
+            }
+        }
+    }
+    out
+}
+
 /// Keeps the earliest `open_*` (the opening line survives restarts without
 /// processor state) and never lets an older snapshot replace a newer one.
+/// Rows come as arrays, one statement per batch; their keys must be distinct
+/// ([`coalesce_latest`]).
 const UPSERT_LATEST: &str = "INSERT INTO serving.odds_latest (sport, event_id, market, bookmaker,
         outcome, point, price_decimal, price_american, implied_probability, no_vig_probability,
         overround, open_decimal, open_point, open_time, event_time, ingest_time, write_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
+    SELECT t.*, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[],
+        $12::float8[], $13::float8[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[]) AS t
     ON CONFLICT (event_id, market, bookmaker, outcome) DO UPDATE SET
         sport = EXCLUDED.sport, point = EXCLUDED.point,
         price_decimal = EXCLUDED.price_decimal, price_american = EXCLUDED.price_american,
@@ -148,24 +225,34 @@ const UPSERT_LATEST: &str = "INSERT INTO serving.odds_latest (sport, event_id, m
         write_time = now()
     WHERE EXCLUDED.event_time >= odds_latest.event_time";
 
-async fn upsert_latest(conn: &mut PgConnection, r: &OddsLatestRow) -> Result<(), sqlx::Error> {
+async fn upsert_latest_rows(
+    conn: &mut PgConnection,
+    rows: Vec<OddsLatestRow>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&OddsLatestRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let opt = |f: fn(&OddsLatestRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&OddsLatestRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&OddsLatestRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     sqlx::query(UPSERT_LATEST)
-        .bind(&r.sport)
-        .bind(&r.event_id)
-        .bind(&r.market)
-        .bind(&r.bookmaker)
-        .bind(r.outcome)
-        .bind(r.point)
-        .bind(r.price_decimal)
-        .bind(r.price_american)
-        .bind(r.implied_probability)
-        .bind(r.no_vig_probability)
-        .bind(r.overround)
-        .bind(r.open_decimal)
-        .bind(r.open_point)
-        .bind(r.open_time)
-        .bind(r.event_time)
-        .bind(r.ingest_time)
+        .bind(text(|r| &r.sport))
+        .bind(text(|r| &r.event_id))
+        .bind(text(|r| &r.market))
+        .bind(text(|r| &r.bookmaker))
+        .bind(text(|r| r.outcome))
+        .bind(opt(|r| r.point))
+        .bind(col(|r| r.price_decimal))
+        .bind(opt(|r| r.price_american))
+        .bind(col(|r| r.implied_probability))
+        .bind(col(|r| r.no_vig_probability))
+        .bind(col(|r| r.overround))
+        .bind(col(|r| r.open_decimal))
+        .bind(opt(|r| r.open_point))
+        .bind(time(|r| r.open_time))
+        .bind(time(|r| r.event_time))
+        .bind(time(|r| r.ingest_time))
         .execute(conn)
         .await?;
     Ok(())
@@ -258,4 +345,64 @@ async fn upsert_alert(conn: &mut PgConnection, r: &ArbitrageAlertRow) -> Result<
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(event: &str, outcome: &'static str, at: i64, price: f64, open_at: i64) -> OddsLatestRow {
+        let t = |s: i64| DateTime::from_timestamp(1_767_000_000 + s, 0).expect("time");
+        OddsLatestRow {
+            sport: "nba".to_string(),
+            event_id: event.to_string(),
+            market: "h2h".to_string(),
+            bookmaker: "book".to_string(),
+            outcome,
+            point: None,
+            price_decimal: price,
+            price_american: None,
+            implied_probability: 1.0 / price,
+            no_vig_probability: 0.5,
+            overround: 0.04,
+            open_decimal: price,
+            open_point: None,
+            open_time: t(open_at),
+            event_time: t(at),
+            ingest_time: t(at + 1),
+        }
+    }
+
+    #[test]
+    fn coalescing_keeps_the_newest_price_and_the_earliest_open_per_key() {
+        let rows = vec![
+            row("e1", "home", 10, 1.90, 0),
+            row("e1", "away", 10, 1.95, 0),
+            row("e2", "home", 10, 2.50, 5),
+            row("e1", "home", 20, 1.80, 3),
+            // Older than what the batch already has for e2: not applied.
+            row("e2", "home", 5, 2.70, 5),
+        ];
+        let out = coalesce_latest(rows);
+        let got: Vec<(&str, &str, f64, f64)> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.event_id.as_str(),
+                    r.outcome,
+                    r.price_decimal,
+                    r.open_decimal,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("e1", "home", 1.80, 1.90),
+                ("e1", "away", 1.95, 1.95),
+                ("e2", "home", 2.50, 2.50),
+            ]
+        );
+        assert_eq!(out[0].open_time, row("x", "home", 0, 1.9, 0).open_time);
+    }
 }

@@ -70,8 +70,18 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         let mut dead_letters: u64 = 0;
         let mut sink_errors: u64 = 0;
         let fast: Result<(), sqlx::Error> = async {
+            let outputs: Vec<(&Meta, &P::Output)> = batch
+                .iter()
+                .filter_map(|p| p.meta.as_ref().zip(p.output.as_ref()))
+                .collect();
+            self.processor
+                .write_many(&mut tx, &outputs, &mut counters)
+                .await?;
             for p in batch {
-                dead_letters += self.write_one(&mut tx, p, &mut counters).await?;
+                if let Some(reason) = &p.problem {
+                    dead_letter::upsert(&mut tx, &p.dead_letter(P::NAME, reason)).await?;
+                    dead_letters += 1;
+                }
             }
             Ok(())
         }

@@ -6,6 +6,8 @@ pub mod market;
 pub mod rows;
 pub mod window;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -162,17 +164,30 @@ pub struct OddsBatch {
     /// Bookmaker markets behind the watermark: dead letters.
     pub late: Vec<LateEvent<OddsKey, BookMarket>>,
     pub rejected: Vec<Rejection>,
+    /// Bookmaker markets whose update was already applied: a poll repeats
+    /// every quote with its `last_update`, changed or not.
+    pub repeats: usize,
 }
+
+/// How long the time of a key's last applied update is remembered after
+/// the watermark passed it; a repeat older than that counts as late.
+pub const APPLIED_MEMORY: TimeDelta = TimeDelta::hours(6);
 
 /// Keyed windows over bookmaker markets.
 pub struct OddsProcessor {
     windows: Windowed<OddsKey, OddsWindow>,
+    /// Event time (ms) of each key's newest applied update, to tell a
+    /// repeated quote (skipped) from a late one (dead-lettered).
+    applied: HashMap<OddsKey, i64>,
+    handled: u64,
 }
 
 impl OddsProcessor {
     pub fn new(spec: WindowSpec, allowed_lateness: TimeDelta) -> Result<Self, WindowError> {
         Ok(Self {
             windows: Windowed::new(spec, allowed_lateness, OddsWindow::default())?,
+            applied: HashMap::new(),
+            handled: 0,
         })
     }
 
@@ -186,8 +201,11 @@ impl OddsProcessor {
     }
 
     /// Continues from a checkpointed [`OddsProcessor::snapshot`].
+    /// What was applied is rebuilt from the open windows: a repeat of an
+    /// update whose windows had closed before the checkpoint counts as late.
     pub fn restore(&mut self, snapshot: WindowedSnapshot<OddsKey, OddsWindow>) {
         self.windows.restore(snapshot);
+        self.applied = self.windows.newest_per_key();
     }
 
     /// Processes one decoded message.
@@ -198,17 +216,54 @@ impl OddsProcessor {
             rejected,
             ..OddsBatch::default()
         };
-        for m in &markets {
-            if let Err(late) =
-                self.windows
-                    .push(OddsKey::of(m), m.time, envelope.ingest_time, m.clone())
-            {
-                batch.late.push(late);
+        let mut latest: Vec<BookMarket> = Vec::with_capacity(markets.len());
+        for m in markets {
+            let key: OddsKey = OddsKey::of(&m);
+            let t: i64 = m.time.timestamp_millis();
+            // The same `last_update` again: the quote is unchanged since the
+            // last poll. (An older one is a real out-of-order update.)
+            if self.applied.get(&key).is_some_and(|seen| t == *seen) {
+                batch.repeats += 1;
+                continue;
             }
+            // Windows and the watermark run on the poll's event time: one
+            // poll carries quotes last updated minutes apart, in no order,
+            // and a quote first seen in this poll is news now, not late.
+            match self.windows.push(
+                key.clone(),
+                envelope.event_time,
+                envelope.ingest_time,
+                m.clone(),
+            ) {
+                Ok(()) => {
+                    let seen = self.applied.entry(key).or_insert(t);
+                    *seen = (*seen).max(t);
+                }
+                Err(late) => batch.late.push(late),
+            }
+            latest.push(m);
         }
-        batch.latest = markets;
+        batch.latest = latest;
         batch.closed = self.windows.drain_closed();
+        self.handled += 1;
+        if self.handled.is_multiple_of(1024) {
+            self.forget_applied();
+        }
         batch
+    }
+
+    /// Keeps memory bounded: drops keys whose last update is older than
+    /// [`APPLIED_MEMORY`] behind the watermark.
+    fn forget_applied(&mut self) {
+        if let Some(wm) = self.windows.watermark() {
+            let horizon: i64 = (wm - APPLIED_MEMORY).timestamp_millis();
+            self.applied.retain(|_, t| *t >= horizon);
+        }
+    }
+
+    /// Keys whose last applied update is remembered.
+    pub fn remembered_keys(&self) -> usize {
+        self.applied.len()
     }
 
     /// Emits every open window (shutdown, end of a replay).

@@ -77,6 +77,24 @@ fn message_to_latest_best_arbitrage_and_windows() {
     let late = p.handle(&decoded(2, 100, -110));
     assert_eq!(late.late.len(), 2);
     assert_eq!(p.windows().stats().late, 2);
+
+    // Minute 7 polled again, unchanged: a repeat, neither applied nor late.
+    let again = p.handle(&decoded(7, 100, -110));
+    assert_eq!((again.repeats, again.late.len()), (2, 0));
+    assert!(again.latest.is_empty());
+    assert_eq!(p.windows().stats().late, 2);
+}
+
+#[test]
+fn a_restored_processor_still_knows_the_updates_of_its_open_windows() {
+    let spec = WindowSpec::tumbling_minutes(5).expect("valid");
+    let mut p = OddsProcessor::new(spec, TimeDelta::minutes(1)).expect("valid");
+    p.handle(&decoded(1, 110, 105));
+    let mut restored = OddsProcessor::new(spec, TimeDelta::minutes(1)).expect("valid");
+    restored.restore(p.snapshot());
+    let again = restored.handle(&decoded(1, 110, 105));
+    assert_eq!((again.repeats, again.late.len()), (2, 0));
+    assert_eq!(restored.remembered_keys(), 2);
 }
 
 #[test]

@@ -9,9 +9,12 @@
 //!   in progress period by period, final), built as ESPN scoreboard events
 //!   and read back through the ESPN validation, as a live poll would be;
 //! - [`weather`]: hourly conditions around kickoff at each outdoor venue,
-//!   from the same generated archive the weather DAG stores.
+//!   from the same generated archive the weather DAG stores;
+//! - [`news`]: the recorded headlines moved onto the day, one message per
+//!   article and team it names, as `news_daily` reads them.
 
 pub mod games;
+pub mod news;
 pub mod odds;
 pub mod weather;
 
@@ -21,6 +24,7 @@ use thiserror::Error;
 
 use crate::stream::envelope::{encode, Envelope, Keyed, Kind, Topic, SCHEMA_VERSION};
 use crate::stream::games::GameUpdate;
+use crate::stream::news::NewsItem;
 use crate::stream::odds::OddsPayload;
 use crate::stream::weather::WeatherUpdate;
 use crate::Sport;
@@ -56,6 +60,7 @@ pub enum Replayed {
     Odds(OddsPayload),
     Games(GameUpdate),
     Weather(WeatherUpdate),
+    News(NewsItem),
 }
 
 /// One message to publish at `time` (its event time).
@@ -72,6 +77,7 @@ impl ReplayMessage {
             Replayed::Odds(_) => Kind::Odds,
             Replayed::Games(_) => Kind::Games,
             Replayed::Weather(_) => Kind::Weather,
+            Replayed::News(_) => Kind::News,
         }
     }
 
@@ -79,35 +85,49 @@ impl ReplayMessage {
         Topic::new(self.kind(), self.sport)
     }
 
-    /// The message key: event id (odds) or game id (games, weather).
+    /// The message key: event id (odds), game id (games, weather) or team id (news).
     pub fn key(&self) -> &str {
         match &self.payload {
             Replayed::Odds(p) => p.message_key(),
             Replayed::Games(p) => p.message_key(),
             Replayed::Weather(p) => p.message_key(),
+            Replayed::News(p) => p.message_key(),
         }
     }
 
-    /// (key, value) of the envelope, stamped with `ingest_time` (publish time).
+    /// (key, value) of the envelope from the replay source, stamped with
+    /// `ingest_time` (publish time).
     pub fn encode(
         &self,
         ingest_time: DateTime<Utc>,
     ) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+        self.encode_from(SOURCE, ingest_time)
+    }
+
+    /// (key, value) of the envelope, naming `source` (the polled API's
+    /// name, or `replay`).
+    pub fn encode_from(
+        &self,
+        source: &str,
+        ingest_time: DateTime<Utc>,
+    ) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
         match &self.payload {
-            Replayed::Odds(p) => self.encode_with(p, ingest_time),
-            Replayed::Games(p) => self.encode_with(p, ingest_time),
-            Replayed::Weather(p) => self.encode_with(p, ingest_time),
+            Replayed::Odds(p) => self.encode_with(source, p, ingest_time),
+            Replayed::Games(p) => self.encode_with(source, p, ingest_time),
+            Replayed::Weather(p) => self.encode_with(source, p, ingest_time),
+            Replayed::News(p) => self.encode_with(source, p, ingest_time),
         }
     }
 
     fn encode_with<P: Serialize + Keyed + Clone>(
         &self,
+        source: &str,
         payload: &P,
         ingest_time: DateTime<Utc>,
     ) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
         encode(&Envelope {
             schema_version: SCHEMA_VERSION,
-            source: SOURCE.to_string(),
+            source: source.to_string(),
             sport: self.sport.key.to_string(),
             kind: self.kind(),
             event_time: self.time,
@@ -125,8 +145,8 @@ pub struct DayReplay {
     pub rejected: usize,
 }
 
-/// The odds, games and weather messages of `sport` on sports day `day`;
-/// odds snapshots every `odds_minutes`.
+/// The odds, games, weather and news messages of `sport` on sports day
+/// `day`; odds snapshots every `odds_minutes`.
 pub fn replay_day(
     sport: &'static Sport,
     day: NaiveDate,
@@ -138,5 +158,8 @@ pub fn replay_day(
         .extend(weather::replay(sport, day, &games.records)?);
     out.messages.extend(games.messages);
     out.rejected += games.rejected;
+    let (news, rejected) = news::replay(sport, day)?;
+    out.messages.extend(news);
+    out.rejected += rejected;
     Ok(out)
 }
