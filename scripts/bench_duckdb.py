@@ -60,7 +60,7 @@ WITH dedup AS (
 ),
 mapped AS (
     SELECT o.*,
-           CASE WHEN abs(epoch_us(o.commence_time) - epoch_us(c.candidate_start)) <= 43200000000  -- 12 h in µs (silver's MAP_TOLERANCE_HOURS)
+           CASE WHEN abs(epoch_us(o.commence_time) - epoch_us(c.candidate_start)) <= 43200000000  -- 12 h in µs (event_games::TOLERANCE_HOURS)
                 THEN c.candidate_game_id END AS game_id,
            1.0 / o.price_decimal AS implied_prob,
            o.snapshot_time <= o.commence_time AS is_pre_game

@@ -1117,17 +1117,6 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
         "leader",
         60,
     );
-    let standby = env.spawn(&["scheduler"], &publishing);
-    let mut roles = Vec::new();
-    for _ in 0..60 {
-        roles = publisher_roles(&env);
-        if roles == ["leader", "standby"] {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    assert_eq!(roles, ["leader", "standby"], "one publisher leads");
-
     // Every game of that day ends final, as the replay source played it.
     let mut want: Vec<String> = Vec::new();
     for sport in dags::SPORTS {
@@ -1167,6 +1156,18 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
         .parse()
         .expect("count");
     assert!(odds > 0, "no odds served");
+
+    // A second process joins once the catch-up is served: it waits on standby.
+    let standby = env.spawn(&["scheduler"], &publishing);
+    let mut roles = Vec::new();
+    for _ in 0..60 {
+        roles = publisher_roles(&env);
+        if roles == ["leader", "standby"] {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(roles, ["leader", "standby"], "one publisher leads");
 
     // The leader dies: the standby takes over and resumes after the cursor.
     let cursor_before = env.scalar("SELECT published_through FROM serving.publisher_cursors");

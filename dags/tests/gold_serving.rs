@@ -59,24 +59,46 @@ fn games(rows: &[(u32, u32, &str, &str, i32, i32)]) -> DataFrame {
         .unwrap()
 }
 
-/// One silver.odds price of game 1 (kickoff Sept 8, 17:00): (bookmaker,
-/// minutes before kickoff, market, outcome, decimal, point).
+/// One silver.odds price: (bookmaker, minutes before kickoff, market,
+/// outcome, decimal, point).
 type Price<'a> = (&'a str, i64, &'a str, &'a str, f64, Option<f64>);
 
+/// An Odds API event as silver holds it: its id, the game silver mapped it
+/// to (None: not modelled when its day was), teams and kickoff day.
+struct Event {
+    id: &'static str,
+    silver_game: Option<&'static str>,
+    home: &'static str,
+    away: &'static str,
+    day: u32,
+}
+
+/// Game 1's event (A v B, kickoff Sept 8, 17:00), mapped by silver.
+const EV1: Event = Event {
+    id: "ev1",
+    silver_game: Some("nfl:1"),
+    home: "A",
+    away: "B",
+    day: 8,
+};
+
 fn odds(rows: &[Price]) -> DataFrame {
+    event_odds(&EV1, rows)
+}
+
+/// Prices of `ev`, each snapshot on its own sports day.
+fn event_odds(ev: &Event, rows: &[Price]) -> DataFrame {
     let r = rows;
-    let at = |q: &Price| kickoff(8) - Duration::minutes(q.1);
+    let at = |q: &Price| kickoff(ev.day) - Duration::minutes(q.1);
+    let day_of = |q: &Price| Some((at(q) - Duration::hours(4)).date_naive());
     FrameBuilder::new()
         .str("sport", r.iter().map(|_| Some("nfl")))
-        .date(
-            "sports_date",
-            r.iter().map(|_| NaiveDate::from_ymd_opt(2024, 9, 8)),
-        )
-        .str("event_id", r.iter().map(|_| Some("ev1")))
-        .str("game_id", r.iter().map(|_| Some("nfl:1")))
-        .ts("commence_time", r.iter().map(|_| Some(kickoff(8))))
-        .str("home_team", r.iter().map(|_| Some("A")))
-        .str("away_team", r.iter().map(|_| Some("B")))
+        .date("sports_date", r.iter().map(day_of))
+        .str("event_id", r.iter().map(|_| Some(ev.id)))
+        .str("game_id", r.iter().map(|_| ev.silver_game))
+        .ts("commence_time", r.iter().map(|_| Some(kickoff(ev.day))))
+        .str("home_team", r.iter().map(|_| Some(ev.home)))
+        .str("away_team", r.iter().map(|_| Some(ev.away)))
         .str("bookmaker", r.iter().map(|q| Some(q.0)))
         .str("market", r.iter().map(|q| Some(q.2)))
         .str("outcome", r.iter().map(|q| Some(q.3)))
@@ -172,31 +194,52 @@ fn news(rows: &[(&str, Option<&str>, i64, f64)]) -> DataFrame {
         .unwrap()
 }
 
+/// Game 2's event (C v A on Sept 15), quoted from two days before; silver
+/// modelled those days before game 2 was in, so left it unmapped.
+const EV2: Event = Event {
+    id: "ev2",
+    silver_game: None,
+    home: "C",
+    away: "A",
+    day: 15,
+};
+
 fn first_night() -> SilverInputs {
+    let mut odds_rows = odds(&[
+        ("x", 300, "h2h", "home", 1.80, None),
+        ("x", 300, "h2h", "away", 2.10, None),
+        ("x", 30, "h2h", "home", 1.70, None),
+        ("x", 30, "h2h", "away", 2.25, None),
+        ("y", 300, "h2h", "home", 1.85, None),
+        ("y", 300, "h2h", "away", 2.00, None),
+        ("x", 300, "spreads", "home", 1.91, Some(-3.5)),
+        ("x", 300, "spreads", "away", 1.91, Some(3.5)),
+        ("x", 300, "totals", "over", 1.91, Some(44.5)),
+        ("x", 300, "totals", "under", 1.91, Some(44.5)),
+        // In play: never the closing line.
+        ("x", -60, "h2h", "home", 1.10, None),
+        ("x", -60, "h2h", "away", 7.00, None),
+    ]);
+    let two_days = 48 * 60;
+    let game2 = event_odds(
+        &EV2,
+        &[
+            ("x", two_days, "h2h", "home", 2.20, None),
+            ("x", two_days, "h2h", "away", 1.70, None),
+        ],
+    );
+    odds_rows.vstack_mut(&game2).unwrap();
     SilverInputs {
         games: games(&[(1, 8, "A", "B", 27, 20)]),
         game_periods: periods(1, &[(7, 3), (10, 7), (3, 7), (7, 3)]),
-        odds: odds(&[
-            ("x", 300, "h2h", "home", 1.80, None),
-            ("x", 300, "h2h", "away", 2.10, None),
-            ("x", 30, "h2h", "home", 1.70, None),
-            ("x", 30, "h2h", "away", 2.25, None),
-            ("y", 300, "h2h", "home", 1.85, None),
-            ("y", 300, "h2h", "away", 2.00, None),
-            ("x", 300, "spreads", "home", 1.91, Some(-3.5)),
-            ("x", 300, "spreads", "away", 1.91, Some(3.5)),
-            ("x", 300, "totals", "over", 1.91, Some(44.5)),
-            ("x", 300, "totals", "under", 1.91, Some(44.5)),
-            // In play: never the closing line.
-            ("x", -60, "h2h", "home", 1.10, None),
-            ("x", -60, "h2h", "away", 7.00, None),
-        ]),
+        odds: odds_rows,
         weather: weather(&[8]),
         news: news(&[
             ("n1", Some("nfl:A"), 290, 0.5),
             ("n2", Some("nfl:A"), 100, -0.1),
             ("n3", None, 100, 0.2),
         ]),
+        odds_events: None,
     }
 }
 
@@ -274,6 +317,17 @@ async fn gold_marts_replace_their_serving_tables() {
         assert_eq!(n as usize, df.height(), "{}", def.name);
         assert!(df.height() > 0, "{} built no rows", def.name);
     }
+    let game2_markets = || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM serving.gold_market_efficiency WHERE game_id = 'nfl:2'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        n
+    };
+    // Game 2 is not played yet: its early odds wait, unmapped.
+    assert_eq!(game2_markets().await, 0);
 
     // Second night: the tables hold exactly the new build, no leftovers.
     let second = build_all(&second_night(), "run-2").unwrap();
@@ -289,6 +343,17 @@ async fn gold_marts_replace_their_serving_tables() {
         .unwrap();
         assert_eq!(stale, 0, "{} kept rows of the first load", def.name);
     }
+    // Game 2 is in silver now: gold maps the odds silver took two days
+    // before it, whatever order the nightly DAGs ran in.
+    assert_eq!(game2_markets().await, 1);
+    let opening: f64 = sqlx::query_scalar(
+        "SELECT opening_decimal FROM serving.gold_odds_movement \
+         WHERE game_id = 'nfl:2' AND bookmaker = 'x' AND market = 'h2h' AND outcome = 'home'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!((opening - 2.20).abs() < 1e-12);
     assert_eq!(count(pool, &gold::DIM_TEAMS).await, 3);
     assert_eq!(count(pool, &gold::DIM_DATES).await, 8); // Sept 8 … 15
 

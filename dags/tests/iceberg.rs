@@ -9,7 +9,9 @@ use std::process::Command;
 use chrono::NaiveDate;
 use dags::iceberg::table::{opt, req};
 use dags::iceberg::write::PartValue;
-use dags::iceberg::{read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse};
+use dags::iceberg::{
+    read_columns, read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse,
+};
 use dags::lake::{S3Config, S3Store};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use polars::prelude::*;
@@ -187,6 +189,95 @@ print(t.current_snapshot().summary["betflow.run-id"], len(t.history()))
     assert_eq!(lines[0], "3 a,d,e 11 2024-09-01");
     assert_eq!(lines[1], "r4 4");
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projected_read_returns_only_the_columns_asked_for() {
+    let home = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        home: home.path().join("pg"),
+        durable: false,
+    })
+    .expect("start a throwaway Postgres");
+    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let wh = Warehouse::open(&pool, &home.path().join("warehouse"))
+        .await
+        .expect("open the catalog");
+
+    // Before the table exists: empty, with just those columns.
+    let none = read_columns(&wh, &SCORES, &["game_id", "points"], &Filter::All)
+        .await
+        .expect("read a missing table");
+    assert_eq!(none.height(), 0);
+    assert_eq!(column_names(&none), ["game_id", "points"]);
+
+    let rows = frame(&[
+        ("nfl", 1, "a", 10),
+        ("nfl", 2, "b", 20),
+        ("nba", 2, "c", 30),
+    ]);
+    write_table(
+        &wh,
+        &SCORES,
+        &rows,
+        Replace::Partitions(vec![]),
+        run_props("p1"),
+    )
+    .await
+    .expect("write");
+
+    // In the order asked, with the table's dtypes, filtered as usual.
+    let day2 = read_columns(
+        &wh,
+        &SCORES,
+        &["attendance", "game_id"],
+        &Filter::In("sports_date", vec![PartValue::Date(day(2))]),
+    )
+    .await
+    .expect("projected read");
+    assert_eq!(column_names(&day2), ["attendance", "game_id"]);
+    let day2 = day2
+        .sort(["game_id"], SortMultipleOptions::default())
+        .unwrap();
+    let attendance: Vec<Option<i64>> = day2
+        .column("attendance")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(attendance, [Some(20_000), Some(30_000)]);
+
+    // Every column: the same rows as the full read.
+    let by_game = |df: DataFrame| {
+        df.sort(["game_id"], SortMultipleOptions::default())
+            .unwrap()
+    };
+    let all = by_game(read_table(&wh, &SCORES, &Filter::All).await.unwrap());
+    let names: Vec<&str> = SCORES.column_names();
+    let same = by_game(
+        read_columns(&wh, &SCORES, &names, &Filter::All)
+            .await
+            .unwrap(),
+    );
+    assert!(all.equals_missing(&same));
+
+    // A column the table does not have is named in the error.
+    let err = read_columns(&wh, &SCORES, &["game_id", "venue"], &Filter::All)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "table bronze.scores_test: column `venue`: not a column of the table, cannot be read"
+    );
+    pool.close().await;
+}
+
+fn column_names(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect()
 }
 
 fn python() -> Option<String> {

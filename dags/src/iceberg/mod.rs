@@ -16,7 +16,7 @@ pub mod table;
 pub mod write;
 
 pub use catalog::{Warehouse, CATALOG_NAME};
-pub use read::{read_table, Filter};
+pub use read::{read_columns, read_table, Filter};
 pub use table::{Column, Kind, TableDef};
 pub use write::{write_table, Replace, WriteSummary};
 

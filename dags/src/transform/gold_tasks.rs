@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
-use polars::prelude::{DataFrame, IntoLazy, PolarsResult};
+use polars::prelude::IntoLazy;
 use serde_json::{json, Value};
 
+use super::gold::{self, SilverInputs};
 use super::gold_tables as g;
-use super::{gold, silver_tables};
+use super::{event_games, silver_tables};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
-use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse};
+use crate::iceberg::{read_columns, read_table, write_table, Filter, Replace, TableDef, Warehouse};
 use crate::ingest::{resolve, SettingsOverride};
 use crate::quality::{Check, Suite};
 
@@ -60,51 +61,51 @@ async fn warehouse(ctx: &TaskContext, settings: &SettingsOverride) -> Result<War
     Ok(Warehouse::for_lake(store.pool(), &settings.home).await?)
 }
 
-/// Which silver tables a gold table is built from.
-fn inputs(def: &TableDef) -> Vec<&'static TableDef> {
+/// What one gold task read: the silver columns [`gold::reads`] names for
+/// its table, and, when the table maps odds to games, the odds' events from
+/// a scan of their own (reduced to one row per event before the prices are
+/// read, so the team names are never held for every price).
+async fn read_silver(
+    ctx: &TaskContext,
+    wh: &Warehouse,
+    def: &'static TableDef,
+) -> Result<SilverInputs, TaskError> {
     use silver_tables::{GAMES, GAME_PERIODS, NEWS, ODDS, WEATHER};
-    match def.name {
-        "market_efficiency" | "odds_movement" | "closing_line_value" | "dim_bookmakers" => {
-            vec![&ODDS]
+    let mut inputs = SilverInputs::default();
+    for (input, slot) in [
+        (&GAMES, &mut inputs.games),
+        (&GAME_PERIODS, &mut inputs.game_periods),
+        (&ODDS, &mut inputs.odds),
+        (&WEATHER, &mut inputs.weather),
+        (&NEWS, &mut inputs.news),
+    ] {
+        let columns = gold::reads(def, input);
+        if columns.is_empty() {
+            continue;
         }
-        "bookmaker_comparison" | "team_trends" => vec![&ODDS, &GAMES],
-        "scoring_patterns" => vec![&GAMES, &GAME_PERIODS],
-        "weather_impact" | "dim_dates" => vec![&GAMES, &ODDS, &WEATHER],
-        "news_sentiment_daily" => vec![&NEWS, &ODDS, &GAMES],
-        "dim_teams" | "dim_venues" => vec![&GAMES],
-        _ => Vec::new(),
+        *slot = read_columns(wh, input, columns, &Filter::All).await?;
+        ctx.log.info(format!(
+            "read {}: {} rows, {} of its {} columns",
+            input.full_name(),
+            slot.height(),
+            columns.len(),
+            input.columns.len()
+        ));
     }
-}
-
-fn build(
-    def: &TableDef,
-    silver: &HashMap<&str, DataFrame>,
-    run_id: &str,
-) -> PolarsResult<DataFrame> {
-    let lf = |name: &str| silver.get(name).cloned().unwrap_or_default().lazy();
-    let (games, periods, odds, weather, news) = (
-        lf("games"),
-        lf("game_periods"),
-        lf("odds"),
-        lf("weather"),
-        lf("news"),
-    );
-    match def.name {
-        "market_efficiency" => gold::market_efficiency(odds, run_id),
-        "odds_movement" => gold::odds_movement(odds, run_id),
-        "closing_line_value" => gold::closing_line_value(odds, run_id),
-        "bookmaker_comparison" => gold::bookmaker_comparison(odds, games, run_id),
-        "team_trends" => gold::team_trends(games, odds, run_id),
-        "scoring_patterns" => gold::scoring_patterns(games, periods, run_id),
-        "weather_impact" => gold::weather_impact(games, odds, weather, run_id),
-        "news_sentiment_daily" => gold::news_sentiment_daily(news, odds, games, run_id),
-        "dim_teams" => gold::dim_teams(games, run_id),
-        "dim_venues" => gold::dim_venues(games, run_id),
-        "dim_bookmakers" => gold::dim_bookmakers(odds, run_id),
-        "dim_markets" => gold::dim_markets(run_id),
-        "dim_dates" => gold::dim_dates(games, odds, weather, run_id),
-        other => Err(polars::prelude::polars_err!(ComputeError: "no gold builder for `{other}`")),
+    if gold::maps_events(def) {
+        let rows = read_columns(wh, &ODDS, &event_games::EVENT_COLUMNS, &Filter::All).await?;
+        let events =
+            tokio::task::spawn_blocking(move || event_games::events(rows.lazy()).collect())
+                .await?
+                .map_err(|e| TaskError::msg(format!("reducing the silver.odds events: {e}")))?;
+        ctx.log.info(format!(
+            "read the events of {}: {} events",
+            ODDS.full_name(),
+            events.height()
+        ));
+        inputs.odds_events = Some(events);
     }
+    Ok(inputs)
 }
 
 /// `dims.{table}` / `marts.{table}`: rebuild one gold table from silver.
@@ -128,17 +129,30 @@ impl BuildGold {
 impl Task for BuildGold {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let wh = warehouse(&ctx, &self.settings).await?;
-        let mut silver: HashMap<&str, DataFrame> = HashMap::new();
-        for input in inputs(self.def) {
-            let df = read_table(&wh, input, &Filter::All).await?;
-            ctx.log
-                .info(format!("read {}: {} rows", input.full_name(), df.height()));
-            silver.insert(input.name, df);
-        }
+        let silver = read_silver(&ctx, &wh, self.def).await?;
         let (def, run_id) = (self.def, ctx.run_id.clone());
-        let frame = tokio::task::spawn_blocking(move || build(def, &silver, &run_id))
-            .await?
-            .map_err(|e| TaskError::msg(format!("building {}: {e}", def.full_name())))?;
+        let until = event_games::modelled_until(crate::sports_day(ctx.data_interval.start));
+        let (frame, counts) = tokio::task::spawn_blocking(move || {
+            let counts = match &silver.odds_events {
+                Some(events) => Some(event_games::counts(
+                    event_games::event_games(events.clone().lazy(), silver.games.clone().lazy())?,
+                    until,
+                )?),
+                None => None,
+            };
+            Ok::<_, polars::prelude::PolarsError>((gold::build_one(def, &silver, &run_id)?, counts))
+        })
+        .await?
+        .map_err(|e| TaskError::msg(format!("building {}: {e}", def.full_name())))?;
+        if let Some(c) = &counts {
+            ctx.log.info(format!(
+                "odds events: {} mapped to a game of {}, {} commencing after the day's games (not modelled yet), {} matching no game",
+                c.mapped,
+                c.events,
+                c.awaiting_games,
+                c.unmatched()
+            ));
+        }
         let props = HashMap::from([
             (RUN_ID_PROPERTY.to_owned(), ctx.run_id.clone()),
             ("betflow.dag-id".to_owned(), ctx.dag_id.clone()),
@@ -148,11 +162,15 @@ impl Task for BuildGold {
             "{}: {} rows (snapshot {}, replaced {} rows)",
             summary.table, summary.added_rows, summary.snapshot_id, summary.deleted_rows
         ));
-        Ok(json!({
+        let mut out = json!({
             "table": summary.table,
             "records": summary.added_rows,
             "snapshot_id": summary.snapshot_id,
-        }))
+        });
+        if let (Some(c), Value::Object(map)) = (counts, &mut out) {
+            map.insert("odds_events".to_owned(), json!(c));
+        }
+        Ok(out)
     }
 }
 

@@ -3,15 +3,18 @@
 //! * [`bronze`]: raw payloads flattened to typed rows, one per source
 //!   record, with ingestion metadata (source, raw key, run id, time).
 //! * [`silver`]: cleaned and conformed (deduplicated, canonical ids, UTC,
-//!   both price formats, opening and closing lines, events mapped to games);
+//!   both price formats, opening and closing lines, events mapped to the
+//!   games modelled so far);
 //!   [`silver_news`]: articles per team they name, with sentiment.
 //! * [`gold`]: the marts and dimensions of DATA.md, rebuilt over the whole
-//!   silver history each night.
+//!   silver history each night, odds events mapped to games again over all
+//!   of it ([`event_games`]).
 //!
 //! Layers are pure functions over DataFrames; [`tasks`] binds them to the
 //! lake, the Iceberg tables and the quality gates.
 
 pub mod bronze;
+pub mod event_games;
 pub mod frame;
 pub mod gold;
 pub mod gold_tables;

@@ -6,15 +6,13 @@
 //! * odds: one row per (event, bookmaker, market, outcome, snapshot),
 //!   implied and no-vig probability, overround, opening and closing flags
 //!   (closing = last snapshot at or before commence time), and the event
-//!   mapped to its game by teams and start time.
+//!   mapped to its game where the game is modelled already
+//!   ([`super::event_games`]; gold maps every event again).
 //! * weather: one row per venue and hour.
 
 use polars::prelude::*;
 
-/// An odds event maps to a game with the same teams whose start is within
-/// this many hours of the event's commence time (sources disagree by
-/// minutes; a rescheduled game moves by days).
-pub const MAP_TOLERANCE_HOURS: i64 = 12;
+use super::event_games;
 
 /// Periods in regulation: NHL plays three, the others four.
 pub fn regulation_periods(sport: &str) -> usize {
@@ -132,7 +130,9 @@ fn periods_of(latest: &DataFrame) -> PolarsResult<(Vec<i32>, DataFrame)> {
 }
 
 /// silver.odds from the bronze.odds rows of the days being modelled and
-/// the silver games of those days (for the event → game mapping).
+/// the silver games modelled so far around them (for the event → game
+/// map, [`event_games::silver_window`]); an event whose game is not among
+/// them keeps a null `game_id`.
 pub fn odds(bronze: LazyFrame, games: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
     let line = [
         col("event_id"),
@@ -146,23 +146,8 @@ pub fn odds(bronze: LazyFrame, games: LazyFrame, run_id: &str) -> PolarsResult<D
         col("market"),
         col("snapshot_time"),
     ];
-    let micros = |c: &str| col(c).cast(DataType::Int64);
-    let tolerance = lit(MAP_TOLERANCE_HOURS * 3_600_000_000);
-    // One candidate game per (sport, home, away): the day's slate has each
-    // pairing once; the start-time check below rejects a stale match.
-    let candidates = games
-        .select([
-            col("sport"),
-            col("home_team_name"),
-            col("away_team_name"),
-            col("game_id").alias("candidate_game_id"),
-            col("start_time").alias("candidate_start"),
-        ])
-        .unique_stable(
-            Some(cols(["sport", "home_team_name", "away_team_name"])),
-            UniqueKeepStrategy::First,
-        );
-    by_newest_load(bronze)
+    // Materialised: both the event map and the rows start from it.
+    let latest = by_newest_load(bronze)
         .unique_stable(
             Some(cols([
                 "event_id",
@@ -173,21 +158,11 @@ pub fn odds(bronze: LazyFrame, games: LazyFrame, run_id: &str) -> PolarsResult<D
             ])),
             UniqueKeepStrategy::First,
         )
-        .join(
-            candidates,
-            [col("sport"), col("home_team"), col("away_team")],
-            [col("sport"), col("home_team_name"), col("away_team_name")],
-            JoinArgs::new(JoinType::Left),
-        )
+        .collect()?
+        .lazy();
+    let map = event_games::event_games(event_games::events(latest.clone()), games)?.collect()?;
+    event_games::with_games(latest, map.lazy())
         .with_columns([
-            when(
-                (micros("commence_time") - micros("candidate_start"))
-                    .abs()
-                    .lt_eq(tolerance),
-            )
-            .then(col("candidate_game_id"))
-            .otherwise(lit(NULL).cast(DataType::String))
-            .alias("game_id"),
             (lit(1.0) / col("price_decimal")).alias("implied_prob"),
             col("snapshot_time")
                 .lt_eq(col("commence_time"))
@@ -271,4 +246,126 @@ pub fn weather(bronze: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
             SortMultipleOptions::default(),
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+    use super::*;
+    use crate::quality::{evaluate, Context};
+    use crate::transform::event_games::modelled_until;
+    use crate::transform::frame::FrameBuilder;
+    use crate::transform::suites;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 9, d).unwrap()
+    }
+
+    fn at(d: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 9, d, hour, 0, 0).unwrap()
+    }
+
+    /// bronze.odds of Friday Sept 6: both h2h sides of each (event, home,
+    /// away, commence), quoted at 16:00 UTC.
+    fn bronze_friday(events: &[(&str, &str, &str, DateTime<Utc>)]) -> LazyFrame {
+        let rows: Vec<(&str, &str, &str, DateTime<Utc>, &str)> = events
+            .iter()
+            .flat_map(|e| [(e.0, e.1, e.2, e.3, "home"), (e.0, e.1, e.2, e.3, "away")])
+            .collect();
+        let r = &rows;
+        FrameBuilder::new()
+            .str("sport", r.iter().map(|_| Some("nfl")))
+            .date("sports_date", r.iter().map(|_| Some(day(6))))
+            .ts("snapshot_time", r.iter().map(|_| Some(at(6, 16))))
+            .str("event_id", r.iter().map(|x| Some(x.0)))
+            .ts("commence_time", r.iter().map(|x| Some(x.3)))
+            .str("home_team", r.iter().map(|x| Some(x.1)))
+            .str("away_team", r.iter().map(|x| Some(x.2)))
+            .str("bookmaker", r.iter().map(|_| Some("bk")))
+            .str("market", r.iter().map(|_| Some("h2h")))
+            .str("outcome", r.iter().map(|x| Some(x.4)))
+            .str("outcome_name", r.iter().map(|x| Some(x.4)))
+            .f64("price_american", r.iter().map(|_| Some(-110.0)))
+            .f64("price_decimal", r.iter().map(|_| Some(1.0 + 100.0 / 110.0)))
+            .f64("point", r.iter().map(|_| None))
+            .ts("last_update", r.iter().map(|_| Some(at(6, 16))))
+            .str("source", r.iter().map(|_| Some("replay")))
+            .str("raw_key", r.iter().map(|_| Some("raw/x")))
+            .str("run_id", r.iter().map(|_| Some("bronze")))
+            .ts("ingested_at", r.iter().map(|_| Some(at(10, 0))))
+            .build()
+            .unwrap()
+            .lazy()
+    }
+
+    /// silver.games (the map's columns): (game, home, away, start).
+    fn games(rows: &[(&str, &str, &str, DateTime<Utc>)]) -> LazyFrame {
+        let id = |n: &str| Some(format!("nfl:{}", n.to_ascii_lowercase()));
+        FrameBuilder::new()
+            .str("sport", rows.iter().map(|_| Some("nfl")))
+            .str("game_id", rows.iter().map(|r| Some(r.0)))
+            .ts("start_time", rows.iter().map(|r| Some(r.3)))
+            .str("home_team_id", rows.iter().map(|r| id(r.1)))
+            .str("away_team_id", rows.iter().map(|r| id(r.2)))
+            .str("home_team_name", rows.iter().map(|r| Some(r.1)))
+            .str("away_team_name", rows.iter().map(|r| Some(r.2)))
+            .build()
+            .unwrap()
+            .lazy()
+    }
+
+    fn game_of(odds: &DataFrame, event: &str) -> Option<String> {
+        let df = odds
+            .clone()
+            .lazy()
+            .filter(col("event_id").eq(lit(event)))
+            .collect()
+            .unwrap();
+        let ids = df.column("game_id").unwrap().str().unwrap().clone();
+        assert!(ids.iter().all(|g| g == ids.get(0)), "one game per event");
+        ids.get(0).map(str::to_owned)
+    }
+
+    #[test]
+    fn silver_maps_the_games_modelled_and_the_gate_warns_only_on_real_misses() {
+        let friday_night = at(6, 23);
+        let sunday = at(8, 17);
+        let bronze = bronze_friday(&[
+            // Quoted on Friday, two days before Sunday's game.
+            ("a", "Bills", "Jets", sunday),
+            ("b", "Chiefs", "Ravens", friday_night),
+            // A matchup no game has.
+            ("c", "Bills", "Ravens", friday_night),
+        ]);
+        let friday_game = ("nfl:2", "Chiefs", "Ravens", friday_night);
+        let sunday_game = ("nfl:1", "Bills", "Jets", sunday);
+
+        // The nightly run: Friday's games are in silver, Sunday's are not yet.
+        let nightly = odds(bronze.clone(), games(&[friday_game]), "r").unwrap();
+        assert_eq!(game_of(&nightly, "a"), None);
+        assert_eq!(game_of(&nightly, "b").as_deref(), Some("nfl:2"));
+        assert_eq!(game_of(&nightly, "c"), None);
+
+        // Only "c" warns: "a" waits for Sunday, which gold maps once it is in.
+        let frame = suites::odds_for_checks(&nightly, modelled_until(day(6))).unwrap();
+        let results = evaluate(&suites::odds(), &frame, &Context::new(at(7, 10)));
+        let mapping = results
+            .iter()
+            .find(|r| r.check == "an event whose games are modelled maps to a game")
+            .expect("the mapping check runs");
+        assert!(!mapping.passed);
+        assert_eq!(mapping.observed, Some(2.0), "{}", mapping.detail);
+        let failed_other: Vec<&str> = results
+            .iter()
+            .filter(|r| !r.passed && r.check != mapping.check && !r.check.starts_with("row_count"))
+            .map(|r| r.check.as_str())
+            .collect();
+        assert!(failed_other.is_empty(), "{failed_other:?}");
+
+        // Re-run with Sunday's game modelled (a backfill): "a" maps too.
+        let later = odds(bronze, games(&[friday_game, sunday_game]), "r").unwrap();
+        assert_eq!(game_of(&later, "a").as_deref(), Some("nfl:1"));
+        assert_eq!(game_of(&later, "c"), None);
+    }
 }

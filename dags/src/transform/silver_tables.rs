@@ -83,7 +83,7 @@ pub static ODDS: TableDef = TableDef {
         opt(
             "game_id",
             Kind::Str,
-            "mapped game (`{sport}:{espn id}`); null when unmapped",
+            "game (`{sport}:{espn id}`) as mapped when the day was modelled; null when its game was not in silver yet or none matches (gold maps every event again)",
         ),
         req("commence_time", Kind::Timestamp, "event start, UTC"),
         req("home_team", Kind::Str, "home team as The Odds API names it"),

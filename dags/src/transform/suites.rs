@@ -6,9 +6,10 @@
 //! odds events, vig outside the usual band, day-over-day volume swings that
 //! schedules explain).
 
+use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
-use super::silver_tables;
+use super::{event_games, silver_tables};
 use crate::quality::{Check, Suite};
 
 /// Volume between consecutive sports days swings with the schedule (a
@@ -127,16 +128,28 @@ pub fn odds() -> Suite {
                 .or(col("snapshot_time").lt_eq(col("commence_time"))),
         ))
         .warn(Check::between_exclusive("overround", -0.05, 0.30))
-        .warn(Check::not_null(["game_id"]))
+        .warn(Check::expression(
+            "an event whose games are modelled maps to a game",
+            col("game_id").is_not_null().or(col("awaiting_games")),
+        ))
         .warn(Check::row_count_vs_previous(
             ROW_COUNT_BAND.0,
             ROW_COUNT_BAND.1,
         ))
 }
 
-/// silver.odds with the number of outcomes of each bookmaker's market at
-/// each snapshot, for the "h2h has both sides" rule.
-pub fn odds_with_market_sizes(odds: &DataFrame) -> PolarsResult<DataFrame> {
+/// silver.odds with what its checks need beside each row: the number of
+/// outcomes of the bookmaker's market at the snapshot ("h2h has both
+/// sides"), and `awaiting_games`, true for an unmapped row of an event
+/// commencing at or after `until` — the end of the day modelled — whose
+/// game later nights bring (gold maps it then), so that only events that
+/// should have matched a game warn.
+pub fn odds_for_checks(odds: &DataFrame, until: DateTime<Utc>) -> PolarsResult<DataFrame> {
+    let awaiting = event_games::applied(odds.clone().lazy()).select([
+        col("sport"),
+        col("event_id"),
+        event_games::awaiting_games(until).alias("awaiting_games"),
+    ]);
     odds.clone()
         .lazy()
         .with_column(
@@ -149,6 +162,12 @@ pub fn odds_with_market_sizes(odds: &DataFrame) -> PolarsResult<DataFrame> {
                     col("snapshot_time"),
                 ])?
                 .alias("outcomes_in_market"),
+        )
+        .join(
+            awaiting,
+            [col("sport"), col("event_id")],
+            [col("sport"), col("event_id")],
+            JoinArgs::new(JoinType::Left),
         )
         .collect()
 }

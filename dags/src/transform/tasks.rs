@@ -17,10 +17,12 @@ use polars::prelude::{DataFrame, IntoLazy, PolarsResult};
 use serde_json::{json, Value};
 
 use super::bronze::{self, Origin};
-use super::{silver, silver_news, silver_tables, suites};
+use super::{event_games, silver, silver_news, silver_tables, suites};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::write::PartValue;
-use crate::iceberg::{read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary};
+use crate::iceberg::{
+    read_columns, read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary,
+};
 use crate::ingest::{resolve, Settings, SettingsOverride};
 use crate::lake::layout::date_prefix;
 use crate::lake::{read_raw, Kind, ObjectStore, RawKey};
@@ -106,6 +108,30 @@ impl Scope {
 
     async fn read(&self, def: &TableDef) -> Result<DataFrame, TaskError> {
         Ok(read_table(&self.warehouse, def, &self.filter()).await?)
+    }
+
+    /// The silver games the day's odds events can map to that are modelled
+    /// by now (the map's columns only): the odds DAG waits for the day's
+    /// games, and later days are mapped by gold once they are in.
+    async fn games_around(&self) -> Result<DataFrame, TaskError> {
+        let (from, to) = event_games::silver_window(self.date);
+        let filter = Filter::And(vec![
+            Filter::In(
+                "sport",
+                self.sports
+                    .iter()
+                    .map(|s| PartValue::Str(s.clone()))
+                    .collect(),
+            ),
+            Filter::Between("sports_date", from, to),
+        ]);
+        Ok(read_columns(
+            &self.warehouse,
+            &silver_tables::GAMES,
+            &event_games::GAME_COLUMNS,
+            &filter,
+        )
+        .await?)
     }
 
     async fn write(
@@ -315,10 +341,31 @@ impl Task for BuildSilver {
                 );
             }
             Family::Odds => {
-                let games = scope.read(&silver_tables::GAMES).await?;
-                let odds =
-                    blocking(move || silver::odds(bronze.lazy(), games.lazy(), &run_id)).await?;
+                let games = scope.games_around().await?;
+                let until = event_games::modelled_until(scope.date);
+                let (odds, counts) = blocking(move || {
+                    let odds = silver::odds(bronze.lazy(), games.lazy(), &run_id)?;
+                    let counts =
+                        event_games::counts(event_games::applied(odds.clone().lazy()), until)?;
+                    Ok((odds, counts))
+                })
+                .await?;
+                ctx.log.info(format!(
+                    "silver.odds: {} events, {} mapped to a game, {} of games after {} (not modelled yet; gold maps them), {} matching no game",
+                    counts.events,
+                    counts.mapped,
+                    counts.awaiting_games,
+                    scope.date,
+                    counts.unmatched()
+                ));
                 written.push(scope.write(&ctx, &silver_tables::ODDS, &odds).await?);
+                return Ok(json!({
+                    "date": scope.date,
+                    "sports": scope.sports,
+                    "records": written[0].added_rows,
+                    "events": counts,
+                    "tables": written,
+                }));
             }
             Family::Weather => {
                 let weather = blocking(move || silver::weather(bronze.lazy(), &run_id)).await?;
@@ -382,7 +429,8 @@ impl Task for SilverGate {
             }
             Family::Odds => {
                 let odds = scope.read(&silver_tables::ODDS).await?;
-                let frame = blocking(move || suites::odds_with_market_sizes(&odds)).await?;
+                let until = event_games::modelled_until(scope.date);
+                let frame = blocking(move || suites::odds_for_checks(&odds, until)).await?;
                 (suites::odds(), frame)
             }
             Family::Weather => (

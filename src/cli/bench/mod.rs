@@ -80,8 +80,8 @@ pub enum BenchCommand {
         /// 1 is what the DAG's bronze task does within one run).
         #[arg(long)]
         bronze_threads: Option<usize>,
-        /// Silver odds columns kept in the history gold reads: `gold` (the ones
-        /// it uses; checked on a sample day first) or `all` (as the nightly task reads).
+        /// Silver odds columns held for gold: `gold` (only the columns gold
+        /// reads, as the nightly gold tasks scan them) or `all` (every column).
         #[arg(long, value_enum, default_value = "gold")]
         silver_columns: batch::SilverColumns,
     },

@@ -149,13 +149,14 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
         println!("  produced at {produce_per_sec:.0}/s; starting the odds consumer");
     }
     let shutdown = CancellationToken::new();
+    let worker: String = format!("{run_id}-worker");
     let supervisor = tokio::spawn(orchestrator::stream::supervise_all(
         db.store.clone(),
         bag.clone(),
-        format!("{run_id}-worker"),
+        worker.clone(),
         shutdown.clone(),
     ));
-    let (drain_secs, throughput) = drain(&pool, opts.backlog).await?;
+    let (drain_secs, throughput) = drain(&pool, &worker, opts.backlog).await?;
     if !as_json {
         println!("  drained in {drain_secs:.1} s: {throughput:.0} updates/s");
         println!(
@@ -311,14 +312,15 @@ impl Updates {
     }
 }
 
-/// Messages the bench consumer reports applied, from its health row.
-async fn applied(pool: &PgPool) -> Result<u64> {
+/// Messages this run's consumer reports applied, from its health row.
+async fn applied(pool: &PgPool, worker: &str) -> Result<u64> {
     let n: Option<String> = sqlx::query_scalar(
-        "SELECT health->>'messages' FROM stream_tasks WHERE dag_id = $1 AND task_id = $2
-         ORDER BY heartbeat_at DESC LIMIT 1",
+        "SELECT health->>'messages' FROM stream_tasks
+         WHERE dag_id = $1 AND task_id = $2 AND worker_id = $3",
     )
     .bind(DAG)
     .bind(TASK)
+    .bind(worker)
     .fetch_optional(pool)
     .await?
     .flatten();
@@ -327,12 +329,12 @@ async fn applied(pool: &PgPool) -> Result<u64> {
 
 /// Waits until `backlog` messages are applied; (seconds from the first to
 /// the last health report that moved, updates per second over them).
-async fn drain(pool: &PgPool, backlog: usize) -> Result<(f64, f64)> {
+async fn drain(pool: &PgPool, worker: &str, backlog: usize) -> Result<(f64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, u64)> = None;
     let mut last: u64 = 0;
     loop {
-        let n = applied(pool).await?;
+        let n = applied(pool, worker).await?;
         if n > last {
             last = n;
             if first.is_none() {

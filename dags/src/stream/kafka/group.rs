@@ -13,6 +13,8 @@ use rdkafka::error::KafkaError;
 /// Longest wait for a message before a loop does its periodic work anyway
 /// (due checkpoints or flushes, the stuck-group check).
 pub const IDLE_WAKEUP: Duration = Duration::from_secs(1);
+/// Longest a fetch waits for data at the broker.
+const FETCH_WAIT: Duration = Duration::from_millis(20);
 /// Session timeout of the consumers: a crashed member's partitions move
 /// to the others after this long.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +38,9 @@ pub fn join(
             "session.timeout.ms",
             SESSION_TIMEOUT.as_millis().to_string(),
         )
+        // librdkafka's 500 ms default: a broker that holds a fetch for the
+        // whole wait (tansu does) would put it in every message's latency.
+        .set("fetch.wait.max.ms", FETCH_WAIT.as_millis().to_string())
         .create_with_context(Rebalances::default())?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;

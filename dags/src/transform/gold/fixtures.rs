@@ -99,8 +99,9 @@ pub fn odds(quotes: &[Quote]) -> DataFrame {
             "commence_time",
             q.iter().map(|x| Some(at(x.commence_minute))),
         )
-        .str("home_team", q.iter().map(|_| Some("Home")))
-        .str("away_team", q.iter().map(|_| Some("Away")))
+        // The names of `game(…, "A", "B", …)`, so the event maps to it.
+        .str("home_team", q.iter().map(|_| Some("Team A")))
+        .str("away_team", q.iter().map(|_| Some("Team B")))
         .str("bookmaker", q.iter().map(|x| Some(x.bookmaker)))
         .str("market", q.iter().map(|x| Some(x.market)))
         .str("outcome", q.iter().map(|x| Some(x.outcome)))

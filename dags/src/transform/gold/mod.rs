@@ -5,9 +5,15 @@
 //! silver tables it reads as `LazyFrame`s and returns a DataFrame whose
 //! columns are exactly the table's, in its order and dtypes, sorted by its
 //! grain. [`build_all`] runs them all over one [`SilverInputs`], sharing
-//! the odds preparation (`prices.rs`) instead of repeating it per mart.
+//! the odds preparation (`prices.rs`) instead of repeating it per mart;
+//! [`build_one`] builds one table, as each gold task does.
 //!
 //! Choices DATA.md leaves open, made once here:
+//! * Odds events are mapped to games here, over the whole history
+//!   ([`super::event_games`]), not taken from silver's `game_id`: silver
+//!   maps a day before the games its snapshots quote days ahead are
+//!   modelled. The per-table functions take odds whose `game_id` is that
+//!   map's; [`build_all`] and [`build_one`] apply it first.
 //! * Opening and closing lines are recomputed over the full history rather
 //!   than read from silver's `is_opening` / `is_closing`, which silver sets
 //!   per modelled day (the original's "opening/closing computed only over
@@ -19,6 +25,10 @@
 //!   the same point: a −3 and a −3.5 spread are different bets.
 //! * Unmapped odds (no `game_id`) are left out of every game-grain mart;
 //!   `dim_bookmakers` still counts them.
+//!
+//! Gold reads only the silver columns it uses ([`reads`]): a season of
+//! silver.odds is millions of rows, and the columns no mart reads
+//! (silver's own flags, vig and map, the run id) would be most of them.
 
 mod dims;
 mod games;
@@ -33,6 +43,7 @@ mod fixtures;
 
 use polars::prelude::*;
 
+use super::event_games;
 use super::gold_tables as t;
 use super::silver_tables as silver;
 use crate::iceberg::TableDef;
@@ -44,8 +55,10 @@ pub use movement::{closing_line_value, odds_movement};
 pub use news::{news_sentiment_daily, MOVE_HOURS};
 pub use weather::weather_impact;
 
-/// The silver tables gold reads, whole. A frame with no columns (the table
-/// does not exist yet, e.g. the first night) stands for an empty table.
+/// The silver tables gold reads, whole or only the columns of [`reads`]. A
+/// frame with no columns (the table does not exist yet, e.g. the first
+/// night, or the table being built reads none of it) stands for an empty
+/// table.
 #[derive(Debug, Clone, Default)]
 pub struct SilverInputs {
     pub games: DataFrame,
@@ -53,6 +66,159 @@ pub struct SilverInputs {
     pub odds: DataFrame,
     pub weather: DataFrame,
     pub news: DataFrame,
+    /// The odds' events ([`event_games::events`]) when read apart, so that
+    /// `odds` can leave the team names out; `None`: taken from `odds`.
+    pub odds_events: Option<DataFrame>,
+}
+
+/// silver.odds as the odds marts read it: prices and what places them
+/// (the `game_id` is gold's own map).
+const ODDS_PRICES: &[&str] = &[
+    "sport",
+    "event_id",
+    "commence_time",
+    "bookmaker",
+    "market",
+    "outcome",
+    "price_american",
+    "price_decimal",
+    "point",
+    "implied_prob",
+    "snapshot_time",
+];
+
+/// silver.games as the marts and dimensions read it (the event map's
+/// columns included).
+const GAMES: &[&str] = &[
+    "sport",
+    "sports_date",
+    "game_id",
+    "season",
+    "start_time",
+    "home_team_id",
+    "away_team_id",
+    "home_team_name",
+    "away_team_name",
+    "home_score",
+    "away_score",
+    "total_points",
+    "venue_id",
+    "venue_name",
+    "venue_indoor",
+];
+
+const GAME_PERIODS: &[&str] = &[
+    "sport",
+    "game_id",
+    "period",
+    "is_overtime",
+    "home_points",
+    "away_points",
+];
+
+const WEATHER: &[&str] = &[
+    "venue_id",
+    "observed_at",
+    "temperature_c",
+    "wind_speed_ms",
+    "precipitation_mm",
+];
+
+const NEWS: &[&str] = &[
+    "sport",
+    "sports_date",
+    "item_id",
+    "team_id",
+    "team_name",
+    "published_at",
+    "sentiment",
+];
+
+/// The columns of silver table `input` that building gold table `table`
+/// reads; empty when it reads none of that table. Odds marts read the
+/// event map's team names in a scan of their own
+/// ([`event_games::EVENT_COLUMNS`], [`SilverInputs::odds_events`]) that is
+/// reduced to one row per event before the prices are read.
+pub fn reads(table: &TableDef, input: &TableDef) -> &'static [&'static str] {
+    const MAP: &[&str] = &event_games::GAME_COLUMNS;
+    match (table.name, input.name) {
+        ("market_efficiency" | "odds_movement" | "closing_line_value", "odds") => ODDS_PRICES,
+        ("market_efficiency" | "odds_movement" | "closing_line_value", "games") => MAP,
+        (
+            "bookmaker_comparison" | "team_trends" | "weather_impact" | "news_sentiment_daily",
+            "odds",
+        ) => ODDS_PRICES,
+        (
+            "bookmaker_comparison"
+            | "team_trends"
+            | "weather_impact"
+            | "news_sentiment_daily"
+            | "scoring_patterns"
+            | "dim_teams"
+            | "dim_venues",
+            "games",
+        ) => GAMES,
+        ("scoring_patterns", "game_periods") => GAME_PERIODS,
+        ("weather_impact", "weather") => WEATHER,
+        ("news_sentiment_daily", "news") => NEWS,
+        ("dim_bookmakers", "odds") => {
+            &["sport", "event_id", "bookmaker", "market", "snapshot_time"]
+        }
+        ("dim_bookmakers", "games") => MAP,
+        ("dim_dates", "odds" | "games" | "weather") => &["sports_date"],
+        _ => &[],
+    }
+}
+
+/// Every column of `input` that some gold table reads, in the table's
+/// order: what one [`build_all`] over projected inputs needs.
+pub fn reads_any(input: &TableDef) -> Vec<&'static str> {
+    input
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| t::ALL.iter().any(|g| reads(g, input).contains(name)))
+        .collect()
+}
+
+/// Whether building `table` maps odds events to games (and so reads
+/// [`event_games::EVENT_COLUMNS`] of silver.odds).
+pub fn maps_events(table: &TableDef) -> bool {
+    reads(table, &silver::ODDS).contains(&"event_id")
+}
+
+/// The typed silver inputs.
+struct Inputs {
+    games: LazyFrame,
+    periods: LazyFrame,
+    odds: LazyFrame,
+    weather: LazyFrame,
+    news: LazyFrame,
+}
+
+impl Inputs {
+    fn of(inputs: &SilverInputs) -> PolarsResult<Inputs> {
+        Ok(Inputs {
+            games: input(&inputs.games, &silver::GAMES)?,
+            periods: input(&inputs.game_periods, &silver::GAME_PERIODS)?,
+            odds: input(&inputs.odds, &silver::ODDS)?,
+            weather: input(&inputs.weather, &silver::WEATHER)?,
+            news: input(&inputs.news, &silver::NEWS)?,
+        })
+    }
+
+    /// The odds with gold's event → game map applied, materialised (every
+    /// odds mart starts from them).
+    fn mapped_odds(&self, inputs: &SilverInputs) -> PolarsResult<LazyFrame> {
+        let events = match &inputs.odds_events {
+            Some(df) => input(df, &silver::ODDS)?,
+            None => event_games::events(self.odds.clone()),
+        };
+        let map = event_games::event_games(events, self.games.clone())?.collect()?;
+        Ok(event_games::with_games(self.odds.clone(), map.lazy())
+            .collect()?
+            .lazy())
+    }
 }
 
 /// Every gold table built from `inputs`, in [`t::ALL`]'s order, each row
@@ -61,11 +227,9 @@ pub fn build_all(
     inputs: &SilverInputs,
     run_id: &str,
 ) -> PolarsResult<Vec<(&'static TableDef, DataFrame)>> {
-    let games = input(&inputs.games, &silver::GAMES)?;
-    let periods = input(&inputs.game_periods, &silver::GAME_PERIODS)?;
-    let odds = input(&inputs.odds, &silver::ODDS)?;
-    let weather = input(&inputs.weather, &silver::WEATHER)?;
-    let news = input(&inputs.news, &silver::NEWS)?;
+    let s = Inputs::of(inputs)?;
+    let odds = s.mapped_odds(inputs)?;
+    let games = s.games;
 
     // Materialised once: every odds mart starts from the same prepared rows.
     let priced = prices::priced(odds.clone())?.collect()?.lazy();
@@ -95,27 +259,52 @@ pub fn build_all(
         ),
         (
             &t::SCORING_PATTERNS,
-            scoring_patterns(games.clone(), periods, run_id)?,
+            scoring_patterns(games.clone(), s.periods, run_id)?,
         ),
         (
             &t::WEATHER_IMPACT,
-            weather::weather_impact_of(games.clone(), game_lines, weather.clone(), run_id)?,
+            weather::weather_impact_of(games.clone(), game_lines, s.weather.clone(), run_id)?,
         ),
         (
             &t::NEWS_SENTIMENT_DAILY,
-            news::news_sentiment_daily_of(news, priced, games.clone(), run_id)?,
+            news::news_sentiment_daily_of(s.news, priced, games.clone(), run_id)?,
         ),
         (&t::DIM_TEAMS, dim_teams(games.clone(), run_id)?),
         (&t::DIM_VENUES, dim_venues(games.clone(), run_id)?),
-        (&t::DIM_BOOKMAKERS, dim_bookmakers(odds.clone(), run_id)?),
+        (&t::DIM_BOOKMAKERS, dim_bookmakers(odds, run_id)?),
         (&t::DIM_MARKETS, dim_markets(run_id)?),
-        (&t::DIM_DATES, dim_dates(games, odds, weather, run_id)?),
+        (&t::DIM_DATES, dim_dates(games, s.odds, s.weather, run_id)?),
     ])
 }
 
-/// `df` as a lazy frame with `def`'s columns and dtypes; a missing column
-/// is an error (silver and gold disagree), except that a frame without any
-/// columns is the empty table.
+/// Gold table `def` built from `inputs` (which need hold only the columns
+/// of [`reads`]), each row stamped with `run_id`.
+pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsResult<DataFrame> {
+    let s = Inputs::of(inputs)?;
+    let odds = || s.mapped_odds(inputs);
+    let games = s.games.clone();
+    match def.name {
+        "market_efficiency" => market_efficiency(odds()?, run_id),
+        "odds_movement" => odds_movement(odds()?, run_id),
+        "closing_line_value" => closing_line_value(odds()?, run_id),
+        "bookmaker_comparison" => bookmaker_comparison(odds()?, games, run_id),
+        "team_trends" => team_trends(games, odds()?, run_id),
+        "scoring_patterns" => scoring_patterns(games, s.periods.clone(), run_id),
+        "weather_impact" => weather_impact(games, odds()?, s.weather.clone(), run_id),
+        "news_sentiment_daily" => news_sentiment_daily(s.news.clone(), odds()?, games, run_id),
+        "dim_teams" => dim_teams(games, run_id),
+        "dim_venues" => dim_venues(games, run_id),
+        "dim_bookmakers" => dim_bookmakers(odds()?, run_id),
+        "dim_markets" => dim_markets(run_id),
+        "dim_dates" => dim_dates(games, s.odds, s.weather.clone(), run_id),
+        other => Err(polars_err!(ComputeError: "no gold builder for `{other}`")),
+    }
+}
+
+/// `df`'s columns of `def`, cast to their kinds, as a lazy frame. A frame
+/// without any columns is the empty table (every column); otherwise only
+/// the columns present are there, so a mart reading a column its task
+/// did not scan fails when planned instead of reading nulls.
 fn input(df: &DataFrame, def: &TableDef) -> PolarsResult<LazyFrame> {
     if df.width() == 0 {
         return Ok(empty(def).lazy());
@@ -123,6 +312,7 @@ fn input(df: &DataFrame, def: &TableDef) -> PolarsResult<LazyFrame> {
     let exprs: Vec<Expr> = def
         .columns
         .iter()
+        .filter(|c| df.column(c.name).is_ok())
         .map(|c| col(c.name).cast(c.kind.polars()))
         .collect();
     Ok(df.clone().lazy().select(exprs))
@@ -216,6 +406,7 @@ mod tests {
             odds: empty(&silver::ODDS),
             weather: empty(&silver::WEATHER),
             news: empty(&silver::NEWS),
+            odds_events: None,
         };
         let built = build_all(&schemas_only, "r").unwrap();
         check_all(&built);
@@ -242,6 +433,7 @@ mod tests {
             ]),
             weather: weather(&[("espn:3738", kickoff(8), 18.0, 6.0, 0.0)]),
             news: news(&[("s1", Some("nfl:A"), 5, 0.4)]),
+            odds_events: None,
         };
         let built = build_all(&inputs, "run-7").unwrap();
         check_all(&built);
@@ -249,6 +441,157 @@ mod tests {
             assert!(df.height() > 0, "{} is empty", def.full_name());
             let runs = df.column("run_id").unwrap().str().unwrap();
             assert!(runs.iter().all(|r| r == Some("run-7")));
+        }
+    }
+
+    /// Two games and their odds, the second game's quoted two days out and
+    /// left unmapped by silver, plus an event of a matchup no game has.
+    fn history() -> SilverInputs {
+        let two_days = -2 * 24 * 60;
+        let second = |q: Quote| Quote {
+            minute: q.minute + 7 * 24 * 60,
+            commence_minute: 100 + 7 * 24 * 60,
+            ..q.game(None)
+        };
+        let mut odds_rows = odds(&[
+            Quote::h2h("a", 0, "home", 1.80),
+            Quote::h2h("a", 0, "away", 2.10),
+            Quote::h2h("b", 0, "home", 1.85),
+            Quote::h2h("b", 0, "away", 2.00),
+            Quote::h2h("a", 60, "home", 1.70),
+            Quote::h2h("a", 60, "away", 2.25),
+            Quote::spread("a", 0, "home", -3.5, 1.91),
+            Quote::spread("a", 0, "away", 3.5, 1.91),
+            Quote::total("a", 0, "over", 44.5, 1.91),
+            Quote::total("a", 0, "under", 44.5, 1.91),
+        ]);
+        // Game 2 (A v C, a week later), quoted from two days before it.
+        let mut later = odds(&[
+            second(Quote::h2h("a", two_days, "home", 1.60)),
+            second(Quote::h2h("a", two_days, "away", 2.50)),
+            second(Quote::h2h("a", 0, "home", 1.55)),
+            second(Quote::h2h("a", 0, "away", 2.60)),
+        ]);
+        let name = |n: &str| Series::new(n.into(), vec!["Team C"; later.height()]);
+        later.with_column(name("away_team").into_column()).unwrap();
+        let events = Series::new("event_id".into(), vec!["ev-2"; later.height()]);
+        later.with_column(events.into_column()).unwrap();
+        // An event of a matchup without a game (B at home v C).
+        let mut stray = odds(&[
+            Quote::h2h("a", 0, "home", 1.90).game(None),
+            Quote::h2h("a", 0, "away", 1.90).game(None),
+        ]);
+        stray
+            .with_column(Series::new("home_team".into(), ["Team B", "Team B"]).into_column())
+            .unwrap();
+        stray
+            .with_column(Series::new("away_team".into(), ["Team C", "Team C"]).into_column())
+            .unwrap();
+        stray
+            .with_column(Series::new("event_id".into(), ["ev-x", "ev-x"]).into_column())
+            .unwrap();
+        odds_rows.vstack_mut(&later).unwrap();
+        odds_rows.vstack_mut(&stray).unwrap();
+        SilverInputs {
+            games: games(&[
+                game("nfl:1", 8, "A", "B", 27, 20),
+                game("nfl:2", 15, "A", "C", 17, 21),
+            ]),
+            game_periods: periods(&[("nfl:1", 1, 14, 10), ("nfl:1", 2, 13, 10)]),
+            odds: odds_rows,
+            weather: weather(&[("espn:3738", kickoff(8), 18.0, 6.0, 0.0)]),
+            news: news(&[("s1", Some("nfl:A"), 5, 0.4)]),
+            odds_events: None,
+        }
+    }
+
+    fn games_of(df: &DataFrame) -> Vec<String> {
+        let ids = df.column("game_id").unwrap().unique_stable().unwrap();
+        let mut ids: Vec<String> = ids
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn gold_maps_the_events_silver_could_not_and_only_those_with_a_game() {
+        let built = build_all(&history(), "r").unwrap();
+        let table = |name: &str| &built.iter().find(|(d, _)| d.name == name).unwrap().1;
+        // Game 2's snapshots (from two days out) count; the stray event does not.
+        assert_eq!(games_of(table("market_efficiency")), ["nfl:1", "nfl:2"]);
+        assert_eq!(games_of(table("odds_movement")), ["nfl:1", "nfl:2"]);
+        let books = table("dim_bookmakers");
+        let a = [("bookmaker", "a")];
+        assert_eq!(fixtures::cell_i64(books, &a, "events"), Some(3));
+        assert_eq!(fixtures::cell_i64(books, &a, "games"), Some(2));
+        // Opened two days before game 2 at 1.60, closed at 1.55.
+        let movement = table("odds_movement");
+        let k = [("game_id", "nfl:2"), ("market", "h2h"), ("outcome", "home")];
+        assert!(close(
+            cell_f64(movement, &k, "opening_decimal").unwrap(),
+            1.60
+        ));
+        assert!(close(
+            cell_f64(movement, &k, "closing_decimal").unwrap(),
+            1.55
+        ));
+    }
+
+    /// `input` keeps only the columns `reads` names (none: the empty
+    /// table), as a gold task's scan returns them.
+    fn projected(df: &DataFrame, columns: &[&str]) -> DataFrame {
+        if columns.is_empty() {
+            DataFrame::default()
+        } else {
+            df.select(columns.iter().copied()).unwrap()
+        }
+    }
+
+    #[test]
+    fn each_table_built_from_the_columns_it_reads_is_the_table_built_from_all() {
+        let full = history();
+        let all = build_all(&full, "r").unwrap();
+        for (def, want) in &all {
+            let read = |input: &TableDef, df: &DataFrame| projected(df, reads(def, input));
+            let inputs = SilverInputs {
+                games: read(&silver::GAMES, &full.games),
+                game_periods: read(&silver::GAME_PERIODS, &full.game_periods),
+                odds: read(&silver::ODDS, &full.odds),
+                weather: read(&silver::WEATHER, &full.weather),
+                news: read(&silver::NEWS, &full.news),
+                odds_events: maps_events(def).then(|| {
+                    event_games::events(projected(&full.odds, &event_games::EVENT_COLUMNS).lazy())
+                        .collect()
+                        .unwrap()
+                }),
+            };
+            let got = build_one(def, &inputs, "r")
+                .unwrap_or_else(|e| panic!("{} from its columns: {e}", def.full_name()));
+            assert!(
+                got.equals_missing(want),
+                "{}: {got} vs {want}",
+                def.full_name()
+            );
+            if def.name != "dim_markets" {
+                assert!(want.height() > 0, "{} is empty", def.full_name());
+            }
+        }
+        // Silver's own flags, vig, map and run id are never read.
+        let odds = reads_any(&silver::ODDS);
+        for unread in [
+            "game_id",
+            "overround",
+            "no_vig_prob",
+            "is_opening",
+            "is_closing",
+            "run_id",
+        ] {
+            assert!(!odds.contains(&unread), "{unread}");
         }
     }
 }
