@@ -25,3 +25,30 @@ pub mod replay;
 pub mod serving;
 pub mod weather;
 pub mod window;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use envelope::{Envelope, Keyed};
+use serving::DeadLetterReason;
+
+/// One partition's processor state: fed decoded envelopes in offset order,
+/// snapshotted for the consumer's checkpoints and restored from them.
+pub trait PartitionState: Send + Sync + Sized + 'static {
+    type Payload: DeserializeOwned + Keyed + Send + Sync;
+    /// What one message produced.
+    type Output: Send + Sync;
+    /// The checkpointed form of the state.
+    type Snapshot: Serialize + DeserializeOwned;
+
+    /// Processes one message; a problem becomes its dead-letter row (the
+    /// output is still written: a late window event may have updated a
+    /// game's state).
+    fn apply(
+        &mut self,
+        envelope: &Envelope<Self::Payload>,
+    ) -> (Self::Output, Option<DeadLetterReason>);
+    fn snapshot(&self) -> Self::Snapshot;
+    /// Continues from a snapshot, into a state fresh from the same settings.
+    fn restore(&mut self, snapshot: Self::Snapshot);
+}

@@ -58,6 +58,17 @@ pub enum WindowError {
 }
 
 impl WindowSpec {
+    /// These windows with `allowed_lateness`, as a checkpoint fingerprint:
+    /// state built under other settings must not be restored.
+    pub fn fingerprint(&self, allowed_lateness: TimeDelta) -> String {
+        format!(
+            "size={}ms slide={}ms lateness={}ms",
+            self.size().num_milliseconds(),
+            self.slide().num_milliseconds(),
+            allowed_lateness.num_milliseconds()
+        )
+    }
+
     /// Windows of `size` starting every `slide`.
     pub fn sliding(size: TimeDelta, slide: TimeDelta) -> Result<Self, WindowError> {
         let size_ms: i64 = size.num_milliseconds();

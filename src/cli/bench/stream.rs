@@ -473,7 +473,8 @@ async fn cleanup(pool: &PgPool, run_id: &str) -> Result<()> {
         "DELETE FROM serving.odds_windows WHERE event_id LIKE $1",
         "DELETE FROM serving.arbitrage_alerts WHERE event_id LIKE $1",
         "DELETE FROM serving.consumer_checkpoints WHERE group_id LIKE $1",
-        "DELETE FROM serving.dead_letter WHERE convert_from(message_key, 'UTF8') LIKE $1",
+        // Keys are bytes, and not every dead letter's is UTF-8.
+        "DELETE FROM serving.dead_letter WHERE message_key LIKE convert_to($1, 'UTF8')",
     ] {
         sqlx::query(sql).bind(&pattern).execute(pool).await?;
     }

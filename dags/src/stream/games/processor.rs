@@ -15,6 +15,7 @@ use super::{Applied, GameState, GameTracker, GameUpdate, GameWindow, GameWindowO
 use crate::stream::envelope::Envelope;
 use crate::stream::serving::DeadLetterReason;
 use crate::stream::window::{Closed, WindowError, WindowSpec, Windowed, WindowedSnapshot};
+use crate::stream::PartitionState;
 
 /// Keep final games this long behind the watermark.
 pub const FINAL_RETENTION: TimeDelta = TimeDelta::hours(1);
@@ -99,15 +100,30 @@ impl GamesProcessor {
         out.problem = DeadLetterReason::join(problems);
         out
     }
+}
 
-    pub fn snapshot(&self) -> GamesSnapshot {
+impl PartitionState for GamesProcessor {
+    type Payload = GameUpdate;
+    type Output = GamesOutput;
+    type Snapshot = GamesSnapshot;
+
+    fn apply(
+        &mut self,
+        envelope: &Envelope<GameUpdate>,
+    ) -> (GamesOutput, Option<DeadLetterReason>) {
+        let mut out: GamesOutput = self.handle(envelope);
+        let problem: Option<DeadLetterReason> = out.problem.take();
+        (out, problem)
+    }
+
+    fn snapshot(&self) -> GamesSnapshot {
         GamesSnapshot {
             tracker: self.tracker.clone(),
             windows: self.windows.snapshot(),
         }
     }
 
-    pub fn restore(&mut self, snapshot: GamesSnapshot) {
+    fn restore(&mut self, snapshot: GamesSnapshot) {
         self.tracker = snapshot.tracker;
         self.windows.restore(snapshot.windows);
     }

@@ -22,8 +22,6 @@ use orchestrator::{StreamContext, StreamTask, TaskError};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
@@ -32,9 +30,10 @@ use super::checkpoint::{self, Checkpoint, Partition};
 use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
 use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP};
 use super::write::Prepared;
-use crate::stream::envelope::{decode, Envelope, Keyed, Kind, Topic};
+use crate::stream::envelope::{decode, Envelope, Kind, Topic};
 use crate::stream::serving::DeadLetterReason;
 use crate::stream::window::WindowError;
+pub use crate::stream::PartitionState;
 
 /// Envelope fields a sink needs besides the processor's output.
 #[derive(Debug, Clone)]
@@ -47,8 +46,11 @@ pub struct Meta {
 /// Row counters a sink increments, by name (shown in the task's health).
 pub type Counters = BTreeMap<&'static str, u64>;
 
+/// The output of a processor's messages.
+pub type Output<P> = <<P as TopicProcessor>::State as PartitionState>::Output;
+
 /// A processor as a consumer runs it: which topics, what state per
-/// partition and how to checkpoint it, and how its output reaches `serving`.
+/// partition, and how its output reaches `serving`.
 #[async_trait]
 pub trait TopicProcessor: Send + Sync + 'static {
     /// The `processor` column of its serving and dead-letter rows.
@@ -57,35 +59,20 @@ pub trait TopicProcessor: Send + Sync + 'static {
     const KIND: Kind;
     /// Counters its sink reports, shown as zeros before the first message.
     const COUNTERS: &'static [&'static str];
-    type Payload: DeserializeOwned + Keyed + Send + Sync;
     /// One partition's state.
-    type State: Send + Sync;
-    /// The checkpointed form of [`Self::State`].
-    type Snapshot: Serialize + DeserializeOwned;
-    /// What one message produced.
-    type Output: Send + Sync;
+    type State: PartitionState;
 
     /// The configuration the state depends on (window size, lateness,
     /// thresholds): a checkpoint saved under another one is not restored.
     fn fingerprint(&self) -> String;
     fn fresh(&self) -> Result<Self::State, WindowError>;
-    fn snapshot(&self, state: &Self::State) -> Self::Snapshot;
-    fn restore(&self, snapshot: Self::Snapshot) -> Result<Self::State, WindowError>;
-    /// Processes one decoded message; a problem becomes its dead-letter row
-    /// (the output is still written: a late window event may have updated
-    /// a game's state).
-    fn apply(
-        &self,
-        state: &mut Self::State,
-        envelope: &Envelope<Self::Payload>,
-    ) -> (Self::Output, Option<DeadLetterReason>);
     /// Upserts one message's output. Every write must be idempotent: after
     /// a restart the messages since the last checkpoint are written again.
     async fn write(
         &self,
         conn: &mut PgConnection,
         meta: &Meta,
-        output: &Self::Output,
+        output: &Output<Self>,
         counters: &mut Counters,
     ) -> Result<(), sqlx::Error>;
     /// Upserts the outputs of a batch's messages, in offset order, in one
@@ -95,7 +82,7 @@ pub trait TopicProcessor: Send + Sync + 'static {
     async fn write_many(
         &self,
         conn: &mut PgConnection,
-        outputs: &[(&Meta, &Self::Output)],
+        outputs: &[(&Meta, &Output<Self>)],
         counters: &mut Counters,
     ) -> Result<(), sqlx::Error> {
         for (meta, output) in outputs {
@@ -257,7 +244,7 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                     Err(_) => break,
                 }
             }
-            let mut prepared: Vec<Prepared<'_, P::Output>> = Vec::with_capacity(batch.len());
+            let mut prepared: Vec<Prepared<'_, Output<P>>> = Vec::with_capacity(batch.len());
             for msg in &batch {
                 let key = (msg.topic().to_string(), msg.partition());
                 if !parts.contains_key(&key) {
@@ -346,19 +333,24 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             });
         };
         let fingerprint: String = self.processor.fingerprint();
-        let restored: Result<P::State, String> =
-            if saved.processor != P::NAME || saved.fingerprint != fingerprint {
-                Err(format!(
-                    "saved by {} under `{}`, now {} under `{fingerprint}`",
-                    saved.processor,
-                    saved.fingerprint,
-                    P::NAME
-                ))
-            } else {
-                serde_json::from_value::<P::Snapshot>(saved.state)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| self.processor.restore(s).map_err(|e| e.to_string()))
-            };
+        let restored: Result<P::State, String> = if saved.processor != P::NAME
+            || saved.fingerprint != fingerprint
+        {
+            Err(format!(
+                "saved by {} under `{}`, now {} under `{fingerprint}`",
+                saved.processor,
+                saved.fingerprint,
+                P::NAME
+            ))
+        } else {
+            serde_json::from_value::<<P::State as PartitionState>::Snapshot>(saved.state)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    let mut state: P::State = self.processor.fresh().map_err(|e| e.to_string())?;
+                    state.restore(s);
+                    Ok(state)
+                })
+        };
         let state: P::State = match restored {
             Ok(state) => state,
             Err(why) => {
@@ -387,7 +379,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         &self,
         part: &mut Part<P::State>,
         msg: &'m BorrowedMessage<'m>,
-    ) -> Prepared<'m, P::Output> {
+    ) -> Prepared<'m, Output<P>> {
         let payload: &[u8] = msg.payload().unwrap_or_default();
         let rejected = |problem: DeadLetterReason| Prepared {
             msg,
@@ -406,11 +398,12 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 ),
             ));
         }
-        let envelope: Envelope<P::Payload> = match decode(msg.topic(), msg.key(), payload) {
-            Ok(e) => e,
-            Err(e) => return rejected(DeadLetterReason::new(e.code(), e.to_string())),
-        };
-        let (output, problem) = self.processor.apply(&mut part.state, &envelope);
+        let envelope: Envelope<<P::State as PartitionState>::Payload> =
+            match decode(msg.topic(), msg.key(), payload) {
+                Ok(e) => e,
+                Err(e) => return rejected(DeadLetterReason::new(e.code(), e.to_string())),
+            };
+        let (output, problem) = part.state.apply(&envelope);
         Prepared {
             msg,
             meta: Some(Meta {

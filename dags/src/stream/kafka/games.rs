@@ -7,10 +7,9 @@ use sqlx::PgConnection;
 
 use super::config::ConsumerConfig;
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
-use crate::stream::envelope::{Envelope, Kind};
-use crate::stream::games::processor::GamesSnapshot;
-use crate::stream::games::{GameUpdate, GamesOutput, GamesProcessor, PROCESSOR};
-use crate::stream::serving::{DeadLetterReason, GameStateRow, GameWindowRow};
+use crate::stream::envelope::Kind;
+use crate::stream::games::{GamesOutput, GamesProcessor, PROCESSOR};
+use crate::stream::serving::{GameStateRow, GameWindowRow};
 use crate::stream::window::{WindowError, WindowSpec};
 
 /// Scoring windows of `serving.game_windows` and their allowed lateness.
@@ -43,42 +42,14 @@ impl TopicProcessor for GamesSink {
     const NAME: &'static str = PROCESSOR;
     const KIND: Kind = Kind::Games;
     const COUNTERS: &'static [&'static str] = &["state_rows", "window_rows"];
-    type Payload = GameUpdate;
     type State = GamesProcessor;
-    type Snapshot = GamesSnapshot;
-    type Output = GamesOutput;
 
     fn fingerprint(&self) -> String {
-        format!(
-            "v1 size={}ms slide={}ms lateness={}ms",
-            self.spec.size().num_milliseconds(),
-            self.spec.slide().num_milliseconds(),
-            self.allowed_lateness.num_milliseconds()
-        )
+        format!("v1 {}", self.spec.fingerprint(self.allowed_lateness))
     }
 
     fn fresh(&self) -> Result<GamesProcessor, WindowError> {
         GamesProcessor::new(self.spec, self.allowed_lateness)
-    }
-
-    fn snapshot(&self, state: &GamesProcessor) -> GamesSnapshot {
-        state.snapshot()
-    }
-
-    fn restore(&self, snapshot: GamesSnapshot) -> Result<GamesProcessor, WindowError> {
-        let mut state: GamesProcessor = self.fresh()?;
-        state.restore(snapshot);
-        Ok(state)
-    }
-
-    fn apply(
-        &self,
-        state: &mut GamesProcessor,
-        envelope: &Envelope<GameUpdate>,
-    ) -> (GamesOutput, Option<DeadLetterReason>) {
-        let mut out: GamesOutput = state.handle(envelope);
-        let problem: Option<DeadLetterReason> = out.problem.take();
-        (out, problem)
     }
 
     async fn write(

@@ -7,10 +7,9 @@ use sqlx::PgConnection;
 
 use super::config::ConsumerConfig;
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
-use crate::stream::envelope::{Envelope, Kind};
-use crate::stream::news::processor::NewsSnapshot;
-use crate::stream::news::{NewsItem, NewsOutput, NewsProcessor, PROCESSOR};
-use crate::stream::serving::{DeadLetterReason, NewsSentimentRow};
+use crate::stream::envelope::Kind;
+use crate::stream::news::{NewsOutput, NewsProcessor, PROCESSOR};
+use crate::stream::serving::NewsSentimentRow;
 use crate::stream::window::{WindowError, WindowSpec};
 
 /// Sentiment windows of `serving.news_sentiment` and their allowed lateness.
@@ -40,42 +39,14 @@ impl TopicProcessor for NewsSink {
     const NAME: &'static str = PROCESSOR;
     const KIND: Kind = Kind::News;
     const COUNTERS: &'static [&'static str] = &["window_rows"];
-    type Payload = NewsItem;
     type State = NewsProcessor;
-    type Snapshot = NewsSnapshot;
-    type Output = NewsOutput;
 
     fn fingerprint(&self) -> String {
-        format!(
-            "v1 size={}ms slide={}ms lateness={}ms",
-            self.spec.size().num_milliseconds(),
-            self.spec.slide().num_milliseconds(),
-            self.allowed_lateness.num_milliseconds()
-        )
+        format!("v1 {}", self.spec.fingerprint(self.allowed_lateness))
     }
 
     fn fresh(&self) -> Result<NewsProcessor, WindowError> {
         NewsProcessor::new(self.spec, self.allowed_lateness)
-    }
-
-    fn snapshot(&self, state: &NewsProcessor) -> NewsSnapshot {
-        state.snapshot()
-    }
-
-    fn restore(&self, snapshot: NewsSnapshot) -> Result<NewsProcessor, WindowError> {
-        let mut state: NewsProcessor = self.fresh()?;
-        state.restore(snapshot);
-        Ok(state)
-    }
-
-    fn apply(
-        &self,
-        state: &mut NewsProcessor,
-        envelope: &Envelope<NewsItem>,
-    ) -> (NewsOutput, Option<DeadLetterReason>) {
-        let mut out: NewsOutput = state.handle(envelope);
-        let problem: Option<DeadLetterReason> = out.problem.take();
-        (out, problem)
     }
 
     async fn write(

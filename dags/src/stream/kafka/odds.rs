@@ -10,14 +10,12 @@ use sqlx::PgConnection;
 
 use super::config::ConsumerConfig;
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
-use crate::stream::envelope::{Envelope, Kind};
+use crate::stream::envelope::Kind;
 use crate::stream::odds::rows::{
     arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, OddsLatestRow, OddsWindowRow,
 };
-use crate::stream::odds::window::OddsWindow;
-use crate::stream::odds::{OddsBatch, OddsKey, OddsPayload, OddsProcessor, PROCESSOR};
-use crate::stream::serving::DeadLetterReason;
-use crate::stream::window::{WindowError, WindowSpec, WindowedSnapshot};
+use crate::stream::odds::{OddsBatch, OddsProcessor, PROCESSOR};
+use crate::stream::window::{WindowError, WindowSpec};
 
 /// Windows of `serving.odds_windows` and their allowed lateness.
 #[derive(Debug, Clone, Copy)]
@@ -51,62 +49,14 @@ impl TopicProcessor for OddsSink {
         "arbitrage_alerts",
         "repeated_quotes",
     ];
-    type Payload = OddsPayload;
     type State = OddsProcessor;
-    type Snapshot = WindowedSnapshot<OddsKey, OddsWindow>;
-    type Output = OddsBatch;
 
     fn fingerprint(&self) -> String {
-        format!(
-            "v1 size={}ms slide={}ms lateness={}ms",
-            self.spec.size().num_milliseconds(),
-            self.spec.slide().num_milliseconds(),
-            self.allowed_lateness.num_milliseconds()
-        )
+        format!("v1 {}", self.spec.fingerprint(self.allowed_lateness))
     }
 
     fn fresh(&self) -> Result<OddsProcessor, WindowError> {
         OddsProcessor::new(self.spec, self.allowed_lateness)
-    }
-
-    fn snapshot(&self, state: &OddsProcessor) -> Self::Snapshot {
-        state.snapshot()
-    }
-
-    fn restore(&self, snapshot: Self::Snapshot) -> Result<OddsProcessor, WindowError> {
-        let mut state: OddsProcessor = self.fresh()?;
-        state.restore(snapshot);
-        Ok(state)
-    }
-
-    fn apply(
-        &self,
-        state: &mut OddsProcessor,
-        envelope: &Envelope<OddsPayload>,
-    ) -> (OddsBatch, Option<DeadLetterReason>) {
-        let batch: OddsBatch = state.handle(envelope);
-        let mut problems: Vec<DeadLetterReason> = batch
-            .rejected
-            .iter()
-            .map(|r| {
-                DeadLetterReason::new(
-                    "rejected",
-                    format!("{}/{}: {}", r.bookmaker, r.market, r.reason),
-                )
-            })
-            .collect();
-        problems.extend(batch.late.iter().map(|l| {
-            DeadLetterReason::new(
-                "late",
-                format!(
-                    "{}: late (event {} behind watermark {})",
-                    l.key.as_key(),
-                    l.event_time,
-                    l.watermark
-                ),
-            )
-        }));
-        (batch, DeadLetterReason::join(problems))
     }
 
     async fn write(

@@ -6,12 +6,9 @@ use sqlx::PgConnection;
 
 use super::config::ConsumerConfig;
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
-use crate::stream::envelope::{Envelope, Kind};
-use crate::stream::serving::{DeadLetterReason, WeatherAlertRow, WeatherLatestRow};
-use crate::stream::weather::processor::WeatherSnapshot;
-use crate::stream::weather::{
-    Thresholds, WeatherOutput, WeatherProcessor, WeatherUpdate, PROCESSOR,
-};
+use crate::stream::envelope::Kind;
+use crate::stream::serving::{WeatherAlertRow, WeatherLatestRow};
+use crate::stream::weather::{Thresholds, WeatherOutput, WeatherProcessor, PROCESSOR};
 use crate::stream::window::WindowError;
 
 /// Alert thresholds of `serving.weather_alerts`.
@@ -33,10 +30,7 @@ impl TopicProcessor for WeatherSink {
     const NAME: &'static str = PROCESSOR;
     const KIND: Kind = Kind::Weather;
     const COUNTERS: &'static [&'static str] = &["latest_rows", "alerts"];
-    type Payload = WeatherUpdate;
     type State = WeatherProcessor;
-    type Snapshot = WeatherSnapshot;
-    type Output = WeatherOutput;
 
     fn fingerprint(&self) -> String {
         let t: &Thresholds = &self.thresholds;
@@ -48,26 +42,6 @@ impl TopicProcessor for WeatherSink {
 
     fn fresh(&self) -> Result<WeatherProcessor, WindowError> {
         Ok(WeatherProcessor::new(self.thresholds))
-    }
-
-    fn snapshot(&self, state: &WeatherProcessor) -> WeatherSnapshot {
-        state.snapshot()
-    }
-
-    fn restore(&self, snapshot: WeatherSnapshot) -> Result<WeatherProcessor, WindowError> {
-        let mut state: WeatherProcessor = self.fresh()?;
-        state.restore(snapshot);
-        Ok(state)
-    }
-
-    fn apply(
-        &self,
-        state: &mut WeatherProcessor,
-        envelope: &Envelope<WeatherUpdate>,
-    ) -> (WeatherOutput, Option<DeadLetterReason>) {
-        let mut out: WeatherOutput = state.handle(envelope);
-        let problem: Option<DeadLetterReason> = out.problem.take();
-        (out, problem)
     }
 
     async fn write(

@@ -13,7 +13,9 @@ use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 use super::checkpoint::{self, Checkpoint, Partition};
 use super::config::{OVERSIZED, OVERSIZED_KEPT_BYTES};
-use super::consumer::{fail, Counters, Health, KafkaConsumer, Meta, Parts, TopicProcessor};
+use super::consumer::{
+    fail, Counters, Health, KafkaConsumer, Meta, Output, PartitionState, Parts, TopicProcessor,
+};
 use super::dead_letter;
 use crate::stream::serving::{DeadLetterReason, DeadLetterRow};
 
@@ -57,7 +59,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     pub(super) async fn write_batch(
         &self,
         pool: &PgPool,
-        batch: &[Prepared<'_, P::Output>],
+        batch: &[Prepared<'_, Output<P>>],
         parts: &mut Parts<P::State>,
         due: bool,
         health: &mut Health,
@@ -70,7 +72,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         let mut dead_letters: u64 = 0;
         let mut sink_errors: u64 = 0;
         let fast: Result<(), sqlx::Error> = async {
-            let outputs: Vec<(&Meta, &P::Output)> = batch
+            let outputs: Vec<(&Meta, &Output<P>)> = batch
                 .iter()
                 .filter_map(|p| p.meta.as_ref().zip(p.output.as_ref()))
                 .collect();
@@ -138,7 +140,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 let Some(next_offset) = part.next_offset else {
                     continue;
                 };
-                let state: Value = serde_json::to_value(self.processor.snapshot(&part.state))
+                let state: Value = serde_json::to_value(part.state.snapshot())
                     .map_err(|e| fail("serializing the checkpoint", e))?;
                 let at = Partition {
                     group_id: &self.config.group_id,
@@ -178,7 +180,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     async fn write_one(
         &self,
         conn: &mut PgConnection,
-        p: &Prepared<'_, P::Output>,
+        p: &Prepared<'_, Output<P>>,
         counters: &mut Counters,
     ) -> Result<u64, sqlx::Error> {
         if let (Some(meta), Some(output)) = (&p.meta, &p.output) {
@@ -196,7 +198,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// The dead letter of a message whose rows the database refused; `None`
     /// when the error is not about the data (connection, pool), which must
     /// fail the task instead so the batch is retried.
-    fn sink_error(&self, p: &Prepared<'_, P::Output>, e: &sqlx::Error) -> Option<DeadLetterRow> {
+    fn sink_error(&self, p: &Prepared<'_, Output<P>>, e: &sqlx::Error) -> Option<DeadLetterRow> {
         let sqlx::Error::Database(db) = e else {
             return None;
         };

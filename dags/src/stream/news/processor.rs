@@ -7,6 +7,7 @@ use super::{NewsItem, NewsWindow, NewsWindowOutput};
 use crate::stream::envelope::Envelope;
 use crate::stream::serving::DeadLetterReason;
 use crate::stream::window::{Closed, WindowError, WindowSpec, Windowed, WindowedSnapshot};
+use crate::stream::PartitionState;
 
 /// What one news message produced.
 #[derive(Debug, Default)]
@@ -57,12 +58,24 @@ impl NewsProcessor {
             problem,
         }
     }
+}
 
-    pub fn snapshot(&self) -> NewsSnapshot {
+impl PartitionState for NewsProcessor {
+    type Payload = NewsItem;
+    type Output = NewsOutput;
+    type Snapshot = NewsSnapshot;
+
+    fn apply(&mut self, envelope: &Envelope<NewsItem>) -> (NewsOutput, Option<DeadLetterReason>) {
+        let mut out: NewsOutput = self.handle(envelope);
+        let problem: Option<DeadLetterReason> = out.problem.take();
+        (out, problem)
+    }
+
+    fn snapshot(&self) -> NewsSnapshot {
         self.windows.snapshot()
     }
 
-    pub fn restore(&mut self, snapshot: NewsSnapshot) {
+    fn restore(&mut self, snapshot: NewsSnapshot) {
         self.windows.restore(snapshot);
     }
 }

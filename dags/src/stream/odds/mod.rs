@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat};
 use crate::sources::odds_math::american_to_decimal;
 use crate::stream::envelope::{Envelope, Keyed};
+use crate::stream::serving::DeadLetterReason;
 use crate::stream::window::{
     Closed, LateEvent, WindowError, WindowSpec, Windowed, WindowedSnapshot,
 };
+use crate::stream::PartitionState;
 use market::{best_prices, BookMarket, MarketBest, Quote, Side};
 use window::{OddsWindow, OddsWindowOutput};
 
@@ -195,19 +197,6 @@ impl OddsProcessor {
         &self.windows
     }
 
-    /// Everything accumulated so far, for a checkpoint.
-    pub fn snapshot(&self) -> WindowedSnapshot<OddsKey, OddsWindow> {
-        self.windows.snapshot()
-    }
-
-    /// Continues from a checkpointed [`OddsProcessor::snapshot`].
-    /// What was applied is rebuilt from the open windows: a repeat of an
-    /// update whose windows had closed before the checkpoint counts as late.
-    pub fn restore(&mut self, snapshot: WindowedSnapshot<OddsKey, OddsWindow>) {
-        self.windows.restore(snapshot);
-        self.applied = self.windows.newest_per_key();
-    }
-
     /// Processes one decoded message.
     pub fn handle(&mut self, envelope: &Envelope<OddsPayload>) -> OddsBatch {
         let (markets, rejected) = book_markets(&envelope.payload, envelope.event_time);
@@ -269,6 +258,51 @@ impl OddsProcessor {
     /// Emits every open window (shutdown, end of a replay).
     pub fn flush(&mut self) -> Vec<Closed<OddsKey, OddsWindowOutput>> {
         self.windows.flush_all()
+    }
+}
+
+impl PartitionState for OddsProcessor {
+    type Payload = OddsPayload;
+    type Output = OddsBatch;
+    type Snapshot = WindowedSnapshot<OddsKey, OddsWindow>;
+
+    /// Rejected bookmaker markets and late ones are the message's problems.
+    fn apply(&mut self, envelope: &Envelope<OddsPayload>) -> (OddsBatch, Option<DeadLetterReason>) {
+        let batch: OddsBatch = self.handle(envelope);
+        let mut problems: Vec<DeadLetterReason> = batch
+            .rejected
+            .iter()
+            .map(|r| {
+                DeadLetterReason::new(
+                    "rejected",
+                    format!("{}/{}: {}", r.bookmaker, r.market, r.reason),
+                )
+            })
+            .collect();
+        problems.extend(batch.late.iter().map(|l| {
+            DeadLetterReason::new(
+                "late",
+                format!(
+                    "{}: late (event {} behind watermark {})",
+                    l.key.as_key(),
+                    l.event_time,
+                    l.watermark
+                ),
+            )
+        }));
+        (batch, DeadLetterReason::join(problems))
+    }
+
+    /// Everything accumulated so far, for a checkpoint.
+    fn snapshot(&self) -> WindowedSnapshot<OddsKey, OddsWindow> {
+        self.windows.snapshot()
+    }
+
+    /// What was applied is rebuilt from the open windows: a repeat of an
+    /// update whose windows had closed before the checkpoint counts as late.
+    fn restore(&mut self, snapshot: WindowedSnapshot<OddsKey, OddsWindow>) {
+        self.windows.restore(snapshot);
+        self.applied = self.windows.newest_per_key();
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::stream::envelope::Envelope;
 use crate::stream::serving::DeadLetterReason;
+use crate::stream::PartitionState;
 
 /// Keep a venue this long after its last observation.
 pub const VENUE_RETENTION: TimeDelta = TimeDelta::hours(24);
@@ -77,8 +78,23 @@ impl WeatherProcessor {
         }
         out
     }
+}
 
-    pub fn snapshot(&self) -> WeatherSnapshot {
+impl PartitionState for WeatherProcessor {
+    type Payload = WeatherUpdate;
+    type Output = WeatherOutput;
+    type Snapshot = WeatherSnapshot;
+
+    fn apply(
+        &mut self,
+        envelope: &Envelope<WeatherUpdate>,
+    ) -> (WeatherOutput, Option<DeadLetterReason>) {
+        let mut out: WeatherOutput = self.handle(envelope);
+        let problem: Option<DeadLetterReason> = out.problem.take();
+        (out, problem)
+    }
+
+    fn snapshot(&self) -> WeatherSnapshot {
         let mut venues: Vec<VenueSnapshot> = self
             .tracker
             .venues
@@ -92,7 +108,7 @@ impl WeatherProcessor {
         }
     }
 
-    pub fn restore(&mut self, snapshot: WeatherSnapshot) {
+    fn restore(&mut self, snapshot: WeatherSnapshot) {
         self.newest = snapshot.newest;
         self.tracker.venues = snapshot
             .venues
