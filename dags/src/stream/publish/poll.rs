@@ -481,6 +481,27 @@ pub fn interval(kind: Kind) -> Duration {
 /// Stream tasks by id.
 pub type StreamTasks = Vec<(&'static str, Arc<dyn StreamTask>)>;
 
+/// What every poller of a deployment shares.
+struct Shared {
+    producer: Arc<SharedProducer>,
+    sports: Vec<&'static Sport>,
+    home: std::path::PathBuf,
+}
+
+impl Shared {
+    /// `source` as the stream task `S::NAME`, on its kind's interval.
+    fn task<S: LiveSource>(&self, source: S) -> (&'static str, Arc<dyn StreamTask>) {
+        let poller = Poller::new(
+            source,
+            self.producer.clone(),
+            self.sports.clone(),
+            interval(S::KIND),
+            self.home.clone(),
+        );
+        (S::NAME, Arc::new(poller))
+    }
+}
+
 /// The live pollers of `settings`: games and news always (ESPN and RSS need
 /// no key), odds with `ODDS_API_KEY`, weather with `OPENWEATHER_API_KEY`.
 /// Returns the tasks and, for each source left out, why.
@@ -489,83 +510,43 @@ pub fn pollers(
     producer: Arc<SharedProducer>,
     sports: Vec<&'static Sport>,
 ) -> (StreamTasks, Vec<String>) {
+    let shared = Shared {
+        producer,
+        sports,
+        home: settings.home.clone(),
+    };
     let mut tasks: StreamTasks = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
-    let home = settings.home.clone();
     let espn_url: String = match &settings.mode {
         crate::ingest::SourceMode::Live { base_url } => base_url.clone(),
         crate::ingest::SourceMode::Replay => espn::BASE_URL.to_string(),
     };
     let espn_client = || EspnClient::new(HttpConfig::new(espn_url.clone(), espn::RATE_PER_SECOND));
-    let poller = |task: Arc<dyn StreamTask>, name: &'static str, tasks: &mut Vec<_>| {
-        tasks.push((name, task))
-    };
 
     match espn_client() {
-        Ok(client) => poller(
-            Arc::new(Poller::new(
-                GamesSource::new(client),
-                producer.clone(),
-                sports.clone(),
-                interval(Kind::Games),
-                home.clone(),
-            )),
-            GamesSource::NAME,
-            &mut tasks,
-        ),
+        Ok(client) => tasks.push(shared.task(GamesSource::new(client))),
         Err(e) => skipped.push(format!("{}: {e}", GamesSource::NAME)),
     }
-    match &settings.odds_api_key {
-        Some(key) => match OddsApiClient::new(
+    let odds = match &settings.odds_api_key {
+        Some(key) => OddsApiClient::new(
             HttpConfig::new(settings.odds_api_url.clone(), odds_api::RATE_PER_SECOND),
             key.clone(),
-        ) {
-            Ok(client) => poller(
-                Arc::new(Poller::new(
-                    OddsSource { client },
-                    producer.clone(),
-                    sports.clone(),
-                    interval(Kind::Odds),
-                    home.clone(),
-                )),
-                OddsSource::NAME,
-                &mut tasks,
-            ),
-            Err(e) => skipped.push(format!("{}: {e}", OddsSource::NAME)),
-        },
-        None => skipped.push(format!(
-            "{}: {} is not set",
-            OddsSource::NAME,
-            odds_api::KEY_VAR
-        )),
+        )
+        .map_err(|e| e.to_string()),
+        None => Err(format!("{} is not set", odds_api::KEY_VAR)),
+    };
+    match odds {
+        Ok(client) => tasks.push(shared.task(OddsSource { client })),
+        Err(why) => skipped.push(format!("{}: {why}", OddsSource::NAME)),
     }
     match (OpenWeatherClient::from_env(), espn_client()) {
-        (Ok(client), Ok(scoreboards)) => poller(
-            Arc::new(Poller::new(
-                WeatherSource {
-                    scoreboards,
-                    client,
-                },
-                producer.clone(),
-                sports.clone(),
-                interval(Kind::Weather),
-                home.clone(),
-            )),
-            WeatherSource::NAME,
-            &mut tasks,
-        ),
+        (Ok(client), Ok(scoreboards)) => tasks.push(shared.task(WeatherSource {
+            scoreboards,
+            client,
+        })),
         (Err(e), _) | (_, Err(e)) => skipped.push(format!("{}: {e}", WeatherSource::NAME)),
     }
-    poller(
-        Arc::new(Poller::new(
-            NewsSource::new(NewsClient::production(), settings.news_feeds.clone()),
-            producer,
-            sports,
-            interval(Kind::News),
-            home,
-        )),
-        NewsSource::NAME,
-        &mut tasks,
-    );
+    let feeds = settings.news_feeds.clone();
+    tasks.push(shared.task(NewsSource::new(NewsClient::production(), feeds)));
     (tasks, skipped)
 }
