@@ -48,6 +48,10 @@ fn market(book: &str, home: f64, away: f64) -> Bookmaker {
 
 /// One poll of the event: both bookmakers' h2h prices (decimal) at `at`.
 fn poll(at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Envelope<OddsPayload> {
+    poll_of(EVENT, at, a, b)
+}
+
+fn poll_of(event: &str, at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Envelope<OddsPayload> {
     Envelope {
         schema_version: SCHEMA_VERSION,
         source: "test".to_string(),
@@ -58,7 +62,7 @@ fn poll(at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Envelope<OddsPayload
         payload: OddsPayload {
             odds_format: OddsFormat::Decimal,
             event: OddsEvent {
-                id: EVENT.to_string(),
+                id: event.to_string(),
                 sport_key: Some("basketball_nba".to_string()),
                 sport_title: None,
                 commence_time: at + TimeDelta::hours(3),
@@ -753,12 +757,13 @@ fn wait_for_checkpoints(env: &TestEnv, broker: &Tansu, prefix: &str, ends: &Ends
             }
             if std::time::Instant::now() > deadline {
                 panic!(
-                    "{prefix}: {topic}/{partition} checkpointed at {got}, want {next}\nhealth:\n{}\ncheckpoints:\n{}\nlog:\n{}\nbroker on {prefix}-{kind}:\n{}",
+                    "{prefix}: {topic}/{partition} checkpointed at {got}, want {next}\nhealth:\n{}\ncheckpoints:\n{}\nlog:\n{}\n--- proc 1:\n{}\nbroker on {prefix}-{kind}:\n{}",
                     env.sql("SELECT task_id, worker_id, state, health FROM stream_tasks ORDER BY task_id")
                         .join("\n"),
                     env.sql("SELECT group_id, topic, partition, next_offset, written_at FROM serving.consumer_checkpoints ORDER BY 1, 2, 3")
                         .join("\n"),
                     env.proc_log(0),
+                    env.proc_log(1),
                     broker
                         .log()
                         .lines()
@@ -934,6 +939,124 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
         .map(|(_, rows)| rows.len())
         .sum();
     assert!(windows > 50, "{windows} window rows compared");
+    drop(broker);
+}
+
+/// Known to fail about half the time: a member that gets a partition in a
+/// rebalance sometimes receives it from past the group's committed offset
+/// (the last checkpoint), although the assignment starts at that offset;
+/// the consumer then logs "offsets A..B were never applied" and counts a
+/// hole in its health, and the windows around the hole differ from a
+/// single consumer's. Run it with `--ignored` to reproduce.
+#[test]
+#[ignore = "rebalances during catch-up can leave holes (see the doc comment)"]
+fn a_consumer_joining_during_catch_up_changes_nothing_in_the_serving_tables() {
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    let bootstrap: String = broker.bootstrap.clone();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let producer = Producer::new(&bootstrap, 3).expect("producer");
+    let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
+    rt.block_on(producer.ensure_topics(std::slice::from_ref(&topic)))
+        .expect("topic");
+
+    // A backlog of 12 hours of polls of 60 events, a poll every second:
+    // minutes of event time per batch, so re-applying even one batch of
+    // a partition after a rebalance would put its polls behind the watermark.
+    let start: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z")
+        .expect("time")
+        .to_utc();
+    let messages: Vec<Raw> = (0..43_200_i64)
+        .map(|i| {
+            let tick = (i % 17) as f64 / 100.0;
+            let e = poll_of(
+                &format!("evt-{}", i % 60),
+                start + TimeDelta::seconds(i),
+                (1.8 + tick, 2.1 - tick),
+                (1.85 - tick, 2.0 + tick),
+            );
+            let (key, value) = dags::stream::envelope::encode(&e).expect("encode");
+            (topic.to_string(), key, value)
+        })
+        .collect();
+    let mut ends = Ends::new();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let sent: Vec<(i32, i64)> = futures_util::stream::iter(&messages)
+            .map(|(t, k, v)| async { producer.send_raw(t, Some(k), v).await.expect("publish") })
+            .buffered(5_000)
+            .collect()
+            .await;
+        for (partition, offset) in sent {
+            let end = ends.entry((topic.to_string(), partition)).or_default();
+            *end = (*end).max(offset + 1);
+        }
+    });
+
+    // One consumer starts the catch-up; a second joins while it runs.
+    let joins = |env: &mut TestEnv, prefix: &str| {
+        env.spawn(
+            &["scheduler"],
+            &[
+                ("KAFKA_BROKERS", &bootstrap),
+                ("KAFKA_GROUP_PREFIX", prefix),
+            ],
+        )
+    };
+    let first: u32 = joins(&mut env, "shared");
+    env.wait_for(
+        "SELECT (health->>'messages')::int > 1000 FROM stream_tasks
+         WHERE task_id = 'odds_consumer'",
+        "t",
+        90,
+    );
+    let second: u32 = joins(&mut env, "shared");
+    wait_for_checkpoints(&env, &broker, "shared", &ends, 240);
+    let workers: Vec<String> = env.sql(
+        "SELECT worker_id FROM stream_tasks
+         WHERE task_id = 'odds_consumer' AND (health->>'messages')::int > 0",
+    );
+    assert_eq!(
+        workers.len(),
+        2,
+        "both processes applied messages: {workers:?}"
+    );
+    let late: String =
+        env.scalar("SELECT count(*) FROM serving.dead_letter WHERE reason_code = 'late'");
+    assert_eq!(late, "0", "polls dead-lettered as late after the rebalance");
+    let shared = dump(&env);
+    for pid in [first, second] {
+        env.signal(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    // The same backlog through one consumer, from empty tables.
+    env.sql(&format!(
+        "TRUNCATE {}, serving.consumer_checkpoints",
+        COMPARED
+            .iter()
+            .map(|t| format!("serving.{t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    joins(&mut env, "alone");
+    wait_for_checkpoints(&env, &broker, "alone", &ends, 240);
+    let alone = dump(&env);
+    for ((table, got), (_, want)) in shared.iter().zip(&alone) {
+        let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
+        let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
+        assert!(
+            got == want,
+            "serving.{table}: {} rows with two consumers, {} with one\nmissing: {missing:#?}\nextra: {extra:#?}",
+            got.len(),
+            want.len()
+        );
+    }
+    let windows: usize = alone
+        .iter()
+        .filter(|(t, _)| t == "odds_windows")
+        .map(|(_, rows)| rows.len())
+        .sum();
+    assert!(windows > 1000, "{windows} window rows compared");
     drop(broker);
 }
 

@@ -98,6 +98,34 @@ fn failed_tries_are_retried_with_exponential_backoff_then_succeed() {
 }
 
 #[test]
+fn a_task_that_fails_fatally_is_not_retried() {
+    let env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_retries"]);
+    let out = env.run(&[
+        "dags",
+        "trigger",
+        "example_retries",
+        "--conf",
+        r#"{"give_up": true}"#,
+        "--wait",
+    ]);
+    assert!(
+        stdout(&out).contains("finished: failed"),
+        "{}",
+        stdout(&out)
+    );
+    let tries = env.sql(
+        "SELECT try_number || ':' || state FROM task_tries WHERE dag_id = 'example_retries' AND task_id = 'flaky'
+         ORDER BY try_number",
+    );
+    assert_eq!(tries, ["1:failed"], "three retries left, none used");
+    assert_eq!(
+        states(&env, "example_retries"),
+        ["after=upstream_failed", "flaky=failed"]
+    );
+}
+
+#[test]
 fn a_task_past_its_timeout_is_cancelled_and_fails_its_downstream() {
     let env = TestEnv::start();
     env.ok(&["dags", "unpause", "example_timeout"]);

@@ -115,3 +115,23 @@ pub fn timeouts(attempt: Duration) -> TimeoutConfig {
         .operation_attempt_timeout(attempt)
         .build()
 }
+
+/// A Glue client; no request is made until the first call. `attempt`
+/// bounds one request ([`timeouts`]).
+pub fn glue_client(
+    endpoint: Option<&str>,
+    region: &str,
+    credentials: &AwsCredentials,
+    attempt: Duration,
+) -> aws_sdk_glue::Client {
+    let mut builder = aws_sdk_glue::config::Builder::new()
+        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .region(aws_sdk_glue::config::Region::new(region.to_owned()))
+        .credentials_provider(credentials.provider())
+        .timeout_config(timeouts(attempt));
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    aws_sdk_glue::Client::from_conf(builder.build())
+}

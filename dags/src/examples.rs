@@ -94,17 +94,24 @@ fn etl() -> Result<Dag, orchestrator::dag::DagError> {
     b.build()
 }
 
-/// A task that fails until its third try, with exponential backoff.
+/// A task that fails until its third try, with exponential backoff; with
+/// `give_up`, it fails in a way no retry can fix and is not retried.
 fn retries() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_retries")
         .tags(&["example"])
         .param("succeed_on_try", json!(3))
+        .param("give_up", json!(false))
         .fileloc(file!());
     let flaky = b.task(
         TaskSpec::new(
             "flaky",
             task_fn(|ctx: TaskContext| async move {
                 let on: i32 = ctx.param("succeed_on_try")?;
+                if ctx.param::<bool>("give_up")? {
+                    return Err(TaskError::fatal(
+                        "gives up on purpose: retrying cannot help",
+                    ));
+                }
                 if ctx.try_number < on {
                     return Err(TaskError::msg(format!(
                         "try {} fails on purpose",

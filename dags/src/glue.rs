@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_glue::config::http::HttpResponse;
-use aws_sdk_glue::config::{BehaviorVersion, Region};
 use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types::{JobRun, JobRunState};
 use aws_sdk_glue::Client;
@@ -196,16 +195,12 @@ impl GlueConfig {
     /// call. Public so deploy scripts and tests reach the same endpoint
     /// with the same credentials as the task.
     pub fn client(&self) -> Client {
-        let mut builder = aws_sdk_glue::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(aws::https_client())
-            .region(Region::new(self.region.clone()))
-            .credentials_provider(self.credentials.provider())
-            .timeout_config(aws::timeouts(ATTEMPT_TIMEOUT));
-        if let Some(endpoint) = &self.endpoint {
-            builder = builder.endpoint_url(endpoint.clone());
-        }
-        Client::from_conf(builder.build())
+        aws::glue_client(
+            self.endpoint.as_deref(),
+            &self.region,
+            &self.credentials,
+            ATTEMPT_TIMEOUT,
+        )
     }
 }
 

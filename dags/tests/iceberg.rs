@@ -1,5 +1,6 @@
-//! Iceberg tables written through the SQL catalog in a real Postgres and
-//! read back by BetFlow and by pyiceberg.
+//! Iceberg tables written through the SQL catalog in a real Postgres, or
+//! the Glue Data Catalog of a real Glue API server (moto), and read back by
+//! BetFlow and by pyiceberg.
 
 mod support;
 
@@ -7,6 +8,8 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use chrono::NaiveDate;
+use dags::aws::AwsCredentials;
+use dags::iceberg::catalog::GlueCatalogConfig;
 use dags::iceberg::table::{opt, req};
 use dags::iceberg::write::PartValue;
 use dags::iceberg::{
@@ -286,16 +289,8 @@ fn python() -> Option<String> {
         .filter(|p| !p.is_empty())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warehouse_in_s3_is_written_replaced_and_read_by_pyiceberg() {
-    let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
-    let moto = MotoServer::start();
+/// The lake's S3 settings against `moto`, with its bucket created.
+async fn moto_lake(moto: &MotoServer) -> S3Config {
     let s3 = S3Config {
         endpoint: Some(moto.endpoint.clone()),
         region: "us-east-1".to_owned(),
@@ -310,52 +305,62 @@ async fn a_warehouse_in_s3_is_written_replaced_and_read_by_pyiceberg() {
         .ensure_bucket()
         .await
         .expect("bucket");
-    let wh = Warehouse::open_s3(&pool, &s3)
-        .await
-        .expect("open the catalog");
-    assert_eq!(wh.location, "s3://betflow-lake/warehouse");
+    s3
+}
 
+/// A first load, then a re-run that replaces one of its partitions; the
+/// table read back holds the re-run's rows and the untouched partition's.
+async fn write_then_replace_a_partition(wh: &Warehouse) {
     let first = frame(&[("nfl", 1, "a", 10), ("nba", 1, "c", 30)]);
     write_table(
-        &wh,
+        wh,
         &SCORES,
         &first,
         Replace::Partitions(vec![]),
         run_props("s1"),
     )
     .await
-    .expect("write to S3");
+    .expect("first load");
     let rerun = frame(&[("nfl", 1, "a", 12), ("nfl", 1, "b", 13)]);
     let s = write_table(
-        &wh,
+        wh,
         &SCORES,
         &rerun,
         Replace::Partitions(vec![]),
         run_props("s2"),
     )
     .await
-    .expect("replace in S3");
+    .expect("replacing load");
     assert_eq!((s.deleted_rows, s.total_rows), (1, 3));
-    let all = read_table(&wh, &SCORES, &Filter::All)
+    let all = read_table(wh, &SCORES, &Filter::All)
         .await
         .expect("read back");
     assert_eq!(all.height(), 3);
+}
 
+/// pyiceberg's S3 settings for moto at `endpoint`, as Python keyword arguments.
+const PY_MOTO_S3: &str = r#"{"s3.endpoint": endpoint, "s3.access-key-id": "betflow-test",
+    "s3.secret-access-key": "betflow-test-secret", "s3.region": "us-east-1",
+    "s3.force-virtual-addressing": "false"}"#;
+
+/// Runs `open_catalog` (Python binding `cat`, with `endpoint` and `arg`
+/// from the command line) and prints what pyiceberg reads of the table:
+/// row count, game ids and the run id of the current snapshot.
+fn pyiceberg_reads(open_catalog: &str, endpoint: &str, arg: &str) -> String {
     let python = python().expect("BETFLOW_PYTHON (scripts/test provides pyiceberg)");
-    let script = r#"
+    let script = format!(
+        r#"
 import sys
-from pyiceberg.catalog.sql import SqlCatalog
-uri, warehouse, endpoint = sys.argv[1], sys.argv[2], sys.argv[3]
-cat = SqlCatalog("betflow", uri=uri.replace("postgres://", "postgresql+psycopg2://", 1), warehouse=warehouse,
-                 **{"s3.endpoint": endpoint, "s3.access-key-id": "betflow-test",
-                    "s3.secret-access-key": "betflow-test-secret", "s3.region": "us-east-1",
-                    "s3.force-virtual-addressing": "false"})
+endpoint, arg = sys.argv[1], sys.argv[2]
+s3 = {PY_MOTO_S3}
+{open_catalog}
 t = cat.load_table("bronze.scores_test")
 rows = t.scan().to_arrow().sort_by("game_id").to_pylist()
 print(len(rows), ",".join(r["game_id"] for r in rows), t.current_snapshot().summary["betflow.run-id"])
-"#;
+"#
+    );
     let out = Command::new(python)
-        .args(["-c", script, pg.url(), &wh.location, &moto.endpoint])
+        .args(["-c", &script, endpoint, arg])
         .output()
         .expect("run python");
     assert!(
@@ -363,6 +368,90 @@ print(len(rows), ",".join(r["game_id"] for r in rows), t.current_snapshot().summ
         "pyiceberg failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 a,b,c s2");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_in_s3_is_written_replaced_and_read_by_pyiceberg() {
+    let home = tempfile::tempdir().unwrap();
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        home: home.path().join("pg"),
+        durable: false,
+    })
+    .expect("start a throwaway Postgres");
+    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let moto = MotoServer::start();
+    let s3 = moto_lake(&moto).await;
+    let wh = Warehouse::open_s3(&pool, &s3)
+        .await
+        .expect("open the catalog");
+    assert_eq!(wh.location, "s3://betflow-lake/warehouse");
+    write_then_replace_a_partition(&wh).await;
+
+    let sql_catalog = r#"
+from pyiceberg.catalog.sql import SqlCatalog
+cat = SqlCatalog("betflow", uri=arg.replace("postgres://", "postgresql+psycopg2://", 1),
+                 warehouse="s3://betflow-lake/warehouse", **s3)
+"#;
+    assert_eq!(
+        pyiceberg_reads(sql_catalog, &moto.endpoint, pg.url()),
+        "3 a,b,c s2"
+    );
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_in_the_glue_catalog_are_written_replaced_and_read_by_pyiceberg() {
+    let moto = MotoServer::start();
+    let s3 = moto_lake(&moto).await;
+    let glue = GlueCatalogConfig {
+        endpoint: Some(moto.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+        credentials: AwsCredentials {
+            access_key_id: "betflow-test".to_owned(),
+            secret_access_key: "betflow-test-secret".to_owned(),
+            session_token: None,
+        },
+        catalog_id: None,
+    };
+    let wh = Warehouse::open_glue(&s3, &glue)
+        .await
+        .expect("open the Glue catalog");
+    write_then_replace_a_partition(&wh).await;
+
+    // The table is a Glue table other engines find: an Iceberg table whose
+    // parameters point at the replacing load's metadata.
+    let table = glue
+        .client()
+        .get_table()
+        .database_name("bronze")
+        .name("scores_test")
+        .send()
+        .await
+        .expect("Glue has the table");
+    let params = table
+        .table()
+        .and_then(|t| t.parameters())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        params.get("table_type").map(String::as_str),
+        Some("ICEBERG")
+    );
+    let pointer = params.get("metadata_location").expect("metadata_location");
+    assert!(
+        pointer.starts_with("s3://betflow-lake/warehouse/") && pointer.contains("/00002-"),
+        "{pointer}"
+    );
+
+    let glue_catalog = r#"
+from pyiceberg.catalog.glue import GlueCatalog
+cat = GlueCatalog("betflow", **{"glue.endpoint": endpoint, "glue.region": "us-east-1",
+                  "glue.access-key-id": "betflow-test", "glue.secret-access-key": "betflow-test-secret"},
+                  **s3)
+"#;
+    assert_eq!(
+        pyiceberg_reads(glue_catalog, &moto.endpoint, ""),
+        "3 a,b,c s2"
+    );
 }

@@ -259,8 +259,8 @@ async fn execute(
                 Ok(Ok(Ok(value))) => Outcome::Success(value),
                 Ok(Ok(Err(TaskError::Skip(reason)))) => Outcome::Skipped(reason),
                 Ok(Ok(Err(e))) => Outcome::Failed {
+                    retryable: e.is_retryable(),
                     error: e.to_string(),
-                    retryable: true,
                 },
             }
         }
@@ -285,8 +285,8 @@ async fn execute(
                 },
                 Ok(Ok(Err(TaskError::Skip(reason)))) => Outcome::Skipped(reason),
                 Ok(Ok(Err(e))) => Outcome::Failed {
+                    retryable: e.is_retryable(),
                     error: e.to_string(),
-                    retryable: true,
                 },
                 Ok(Err(join)) => Outcome::Failed {
                     error: format!("sensor panicked: {join}"),

@@ -20,7 +20,12 @@ use crate::store::Store;
 /// `skipped` and the skip propagates downstream per trigger rules.
 pub enum TaskError {
     Skip(String),
+    /// A failure the task's retries may get past (a timeout, a 503).
     Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A failure no retry can fix (a bad setting, an impossible request):
+    /// the instance fails at once, its remaining retries unused, like
+    /// Airflow's `AirflowFailException`.
+    Fatal(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl TaskError {
@@ -30,6 +35,16 @@ impl TaskError {
 
     pub fn msg(message: impl Into<String>) -> Self {
         Self::Failed(message.into().into())
+    }
+
+    /// Fails without retrying: see [`TaskError::Fatal`].
+    pub fn fatal(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Fatal(error.into())
+    }
+
+    /// Whether retrying the task could succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Failed(_))
     }
 }
 
@@ -43,7 +58,7 @@ impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Skip(reason) => write!(f, "skipped: {reason}"),
-            Self::Failed(e) => {
+            Self::Failed(e) | Self::Fatal(e) => {
                 write!(f, "{e}")?;
                 let mut source = e.source();
                 while let Some(s) = source {

@@ -5,8 +5,8 @@
 //! replace that date, not add to it. So this module writes the snapshot the
 //! way Iceberg's own overwrite does — one new manifest (added, existing and
 //! deleted entries), a manifest list, new table metadata — and swaps the
-//! metadata pointer in the SQL catalog's `iceberg_tables` row with a
-//! compare-and-set, exactly as the catalog's own commits do. A concurrent
+//! table's metadata pointer with a compare-and-set, exactly as the
+//! catalog's own commits do ([`Warehouse::swap_metadata`]). A concurrent
 //! writer makes the swap miss; the commit is then rebuilt on the new state.
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use iceberg::spec::{
 use iceberg::table::Table;
 use iceberg::MetadataLocation;
 
-use super::catalog::{Warehouse, CATALOG_NAME};
+use super::catalog::Warehouse;
 use super::table::TableDef;
 use super::write::WriteSummary;
 use super::{ice, IcebergError};
@@ -47,11 +47,6 @@ const ATTEMPTS: u32 = 5;
 /// Snapshot summary key carrying the BetFlow run that wrote the snapshot.
 pub const RUN_ID_PROPERTY: &str = "betflow.run-id";
 
-const SWAP_METADATA: &str = "UPDATE iceberg_tables \
-     SET metadata_location = $1, previous_metadata_location = $2 \
-     WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5 \
-       AND metadata_location = $2";
-
 /// Commit `files`, replacing `scope`, retrying on a lost race.
 pub async fn commit_replace(
     wh: &Warehouse,
@@ -63,7 +58,6 @@ pub async fn commit_replace(
     let name = def.full_name();
     for attempt in 1..=ATTEMPTS {
         let table = wh
-            .catalog()
             .load_table(&def.ident())
             .await
             .map_err(ice("load", &name))?;
@@ -246,16 +240,10 @@ async fn try_commit(
         .await
         .map_err(ice("write metadata of", &name))?;
 
-    let swapped = sqlx::query(SWAP_METADATA)
-        .bind(location.to_string())
-        .bind(&current)
-        .bind(CATALOG_NAME)
-        .bind(def.namespace)
-        .bind(def.name)
-        .execute(&wh.pool)
-        .await
-        .map_err(|e| IcebergError::Catalog(format!("cannot commit {name}: {e}")))?;
-    if swapped.rows_affected() == 0 {
+    if !wh
+        .swap_metadata(&def.ident(), &current, &location.to_string())
+        .await?
+    {
         return Ok(None);
     }
     Ok(Some(WriteSummary {

@@ -1,7 +1,8 @@
 //! BetFlow's Iceberg tables: bronze, silver and gold, written with
 //! iceberg-rust into the lake's `warehouse/` and registered in a SQL catalog
-//! that lives in BetFlow's own Postgres, so any engine that speaks Iceberg
-//! (pyiceberg, Spark, Trino, DuckDB) reads what the DAGs wrote.
+//! that lives in BetFlow's own Postgres, or in the AWS Glue Data Catalog
+//! ([`catalog`]), so any engine that speaks Iceberg (pyiceberg, Spark,
+//! Trino, DuckDB, Athena) reads what the DAGs wrote.
 //!
 //! Tables are declared once ([`TableDef`]) and created on first write.
 //! Every load is one atomic commit that replaces the partitions it writes
@@ -11,6 +12,7 @@
 pub mod arrow;
 pub mod catalog;
 pub mod commit;
+mod glue;
 pub mod read;
 pub mod table;
 pub mod write;
@@ -52,8 +54,23 @@ pub enum IcebergError {
     },
     #[error("iceberg catalog: {0}")]
     Catalog(String),
+    /// Settings that cannot work whatever is retried: an unknown catalog,
+    /// Glue without an S3 lake, missing credentials.
+    #[error("iceberg settings: {0}")]
+    Config(String),
     #[error("table {table}: commit conflicted {attempts} times with concurrent writers")]
     Conflict { table: String, attempts: u32 },
+}
+
+impl IcebergError {
+    /// As a task's failure: bad settings fail the task at once, anything
+    /// else may pass on a retry.
+    pub fn into_task_error(self) -> orchestrator::TaskError {
+        match self {
+            IcebergError::Config(_) => orchestrator::TaskError::fatal(self),
+            other => other.into(),
+        }
+    }
 }
 
 /// Shorthand for mapping an iceberg error with its table and action.

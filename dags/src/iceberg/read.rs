@@ -86,18 +86,13 @@ pub async fn read_columns(
     }
     let ident = def.ident();
     let exists = wh
-        .catalog()
         .table_exists(&ident)
         .await
         .map_err(ice("look up", &name))?;
     if !exists || columns.is_empty() {
         return to_data_frame(def, columns, &[]);
     }
-    let table = wh
-        .catalog()
-        .load_table(&ident)
-        .await
-        .map_err(ice("load", &name))?;
+    let table = wh.load_table(&ident).await.map_err(ice("load", &name))?;
     let mut scan = table.scan().select(columns.iter().copied());
     if let Some(p) = filter.predicate() {
         scan = scan.with_filter(p);

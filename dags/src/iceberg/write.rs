@@ -74,14 +74,14 @@ pub struct WriteSummary {
 /// Create the namespace and table of `def` if they do not exist yet.
 pub async fn ensure_table(wh: &Warehouse, def: &TableDef) -> Result<Table, IcebergError> {
     let name = def.full_name();
-    let catalog = wh.catalog();
+    let catalog = wh;
     let ns = def.namespace_ident();
     if !catalog
         .namespace_exists(&ns)
         .await
         .map_err(ice("look up namespace of", &name))?
     {
-        match catalog.create_namespace(&ns, HashMap::new()).await {
+        match catalog.create_namespace(&ns).await {
             Ok(_) => {}
             // Another task created it meanwhile.
             Err(_) if catalog.namespace_exists(&ns).await.unwrap_or(false) => {}

@@ -262,19 +262,6 @@ impl<K: Ord + Clone, A: Aggregate + Clone> Windowed<K, A> {
             .collect();
     }
 
-    /// The newest event time held per key across its open windows.
-    pub fn newest_per_key(&self) -> std::collections::HashMap<K, i64>
-    where
-        K: std::hash::Hash,
-    {
-        let mut out: std::collections::HashMap<K, i64> = std::collections::HashMap::new();
-        for ((_, key), slot) in &self.open {
-            let t = out.entry(key.clone()).or_insert(slot.max_event_ms);
-            *t = (*t).max(slot.max_event_ms);
-        }
-        out
-    }
-
     /// (key, window) pairs currently held in memory.
     pub fn open_windows(&self) -> usize {
         self.open.len()

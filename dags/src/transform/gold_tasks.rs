@@ -18,7 +18,9 @@ use super::gold::{self, SilverInputs};
 use super::gold_tables as g;
 use super::{event_games, silver_tables};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
-use crate::iceberg::{read_columns, read_table, write_table, Filter, Replace, TableDef, Warehouse};
+use crate::iceberg::{
+    read_columns, read_table, write_table, Filter, IcebergError, Replace, TableDef, Warehouse,
+};
 use crate::ingest::{resolve, SettingsOverride};
 use crate::quality::{Check, Suite};
 
@@ -58,7 +60,9 @@ async fn warehouse(ctx: &TaskContext, settings: &SettingsOverride) -> Result<War
             "gold tasks read and write Iceberg tables registered in the metadata database",
         )
     })?;
-    Ok(Warehouse::for_lake(store.pool(), &settings.home).await?)
+    Warehouse::for_lake(store.pool(), &settings.home)
+        .await
+        .map_err(IcebergError::into_task_error)
 }
 
 /// What one gold task read: the silver columns [`gold::reads`] names for
@@ -280,11 +284,15 @@ impl PublishServing {
 impl Task for PublishServing {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let wh = warehouse(&ctx, &self.settings).await?;
+        let pool = ctx
+            .store()
+            .map(|s| s.pool().clone())
+            .ok_or_else(|| TaskError::msg("publish_serving writes to the metadata database"))?;
         let mut loaded = serde_json::Map::new();
         let mut total = 0u64;
         for def in g::ALL {
             let df = read_table(&wh, def, &Filter::All).await?;
-            let n = crate::marts_serving::replace_serving(&wh.pool, def, &df)
+            let n = crate::marts_serving::replace_serving(&pool, def, &df)
                 .await
                 .map_err(|e| TaskError::msg(e.to_string()))?;
             ctx.log.info(format!(

@@ -21,7 +21,8 @@ use super::{event_games, silver, silver_news, silver_tables, suites};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::write::PartValue;
 use crate::iceberg::{
-    read_columns, read_table, write_table, Filter, Replace, TableDef, Warehouse, WriteSummary,
+    read_columns, read_table, write_table, Filter, IcebergError, Replace, TableDef, Warehouse,
+    WriteSummary,
 };
 use crate::ingest::{resolve, Settings, SettingsOverride};
 use crate::lake::layout::date_prefix;
@@ -75,7 +76,9 @@ impl Scope {
                  through the scheduler or `betflow tasks run`, not without a database",
             )
         })?;
-        let warehouse = Warehouse::for_lake(store.pool(), &settings.home).await?;
+        let warehouse = Warehouse::for_lake(store.pool(), &settings.home)
+            .await
+            .map_err(IcebergError::into_task_error)?;
         Ok(Scope {
             warehouse,
             date: sports_day(ctx.data_interval.start),

@@ -56,7 +56,7 @@ impl ConsumerConfig {
             max_message_bytes: env(MAX_MESSAGE_BYTES_ENV)
                 .filter(|n: &usize| *n > 0)
                 .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            batch_max: 500,
+            batch_max: 2000,
             checkpoint_every: env(CHECKPOINT_MS_ENV)
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_CHECKPOINT),

@@ -28,7 +28,7 @@ use sqlx::PgConnection;
 
 use super::checkpoint::{self, Checkpoint, Partition};
 use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
-use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP};
+use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP, LAG_EVERY};
 use super::write::Prepared;
 use crate::stream::envelope::{decode, Envelope, Kind, Topic};
 use crate::stream::serving::DeadLetterReason;
@@ -111,9 +111,10 @@ pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
 /// One assigned partition's processing state.
 pub(super) struct Part<S> {
     pub(super) state: S,
-    /// Messages below this offset are covered by the restored checkpoint.
-    skip_below: Option<i64>,
-    /// Offset after the last message applied.
+    /// Offset after the last message the state holds (applied, or covered
+    /// by the restored checkpoint); see [`KafkaConsumer::admit`]. The state
+    /// is kept when the partition is revoked: it is still right if the
+    /// partition comes back, and reloaded if another member moved it on.
     pub(super) next_offset: Option<i64>,
     /// Applied messages not in a checkpoint yet.
     pub(super) dirty: bool,
@@ -123,6 +124,8 @@ pub(super) struct Part<S> {
 pub(super) struct Health {
     messages: u64,
     skipped: u64,
+    /// Partitions continued past messages never applied ([`KafkaConsumer::admit`]).
+    holes: u64,
     pub(super) dead_letters: u64,
     pub(super) sink_errors: u64,
     pub(super) checkpoints: u64,
@@ -132,32 +135,9 @@ pub(super) struct Health {
     positions: BTreeMap<String, i64>,
     /// `topic/partition` → next offset checkpointed (and committed).
     committed: BTreeMap<String, i64>,
-    /// `topic/partition` → messages in the log past what was applied (the
-    /// broker's high watermark − our position), refreshed every [`LAG_EVERY`].
+    /// `topic/partition` → messages in the log past the last one received
+    /// (librdkafka's statistics), refreshed every [`LAG_EVERY`].
     lag: BTreeMap<String, i64>,
-}
-
-/// How often consumer lag is measured: one short metadata round trip per
-/// assigned partition, so not on every batch.
-const LAG_EVERY: Duration = Duration::from_secs(5);
-/// How long one watermark lookup may take before that partition's lag is
-/// left as it was.
-const LAG_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Lag of each partition this consumer has opened: the high watermark minus
-/// the next offset it will apply (the log's start when it has none yet).
-fn measure_lag<S>(
-    consumer: &StreamConsumer<Rebalances>,
-    parts: &Parts<S>,
-    lag: &mut BTreeMap<String, i64>,
-) {
-    for ((topic, partition), part) in parts {
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, *partition, LAG_TIMEOUT) else {
-            continue;
-        };
-        let position = part.next_offset.or(part.skip_below).unwrap_or(low);
-        lag.insert(format!("{topic}/{partition}"), (high - position).max(0));
-    }
 }
 
 impl Health {
@@ -165,6 +145,7 @@ impl Health {
         let mut doc = json!({
             "messages": self.messages,
             "skipped": self.skipped,
+            "holes": self.holes,
             "dead_letters": self.dead_letters,
             "sink_errors": self.sink_errors,
             "checkpoints": self.checkpoints,
@@ -218,9 +199,6 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
         let mut last_lag: Instant = Instant::now();
         let mut stuck = Stuck::default();
         loop {
-            for key in group::take_revoked(&consumer) {
-                parts.remove(&key);
-            }
             if let Some(why) = stuck.check(&consumer, &cfg.group_id) {
                 return Err(TaskError::msg(format!(
                     "consumer group {}: {why}; rejoining",
@@ -247,17 +225,15 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
             let mut prepared: Vec<Prepared<'_, Output<P>>> = Vec::with_capacity(batch.len());
             for msg in &batch {
                 let key = (msg.topic().to_string(), msg.partition());
-                if !parts.contains_key(&key) {
-                    let part = self.open_part(&pool, &key, &mut health).await?;
-                    parts.insert(key.clone(), part);
+                if !self
+                    .admit(&pool, &mut parts, &key, msg.offset(), &mut health)
+                    .await?
+                {
+                    continue;
                 }
                 let Some(part) = parts.get_mut(&key) else {
                     continue;
                 };
-                if part.skip_below.is_some_and(|s| msg.offset() < s) {
-                    health.skipped += 1;
-                    continue;
-                }
                 prepared.push(self.prepare(part, msg));
                 part.next_offset = Some(msg.offset() + 1);
                 part.dirty = true;
@@ -266,9 +242,7 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                     .insert(format!("{}/{}", key.0, key.1), msg.offset() + 1);
             }
             if last_lag.elapsed() >= LAG_EVERY {
-                // Watermark lookups are blocking round trips: keep them off
-                // the async workers' other tasks (betflow runs multi-threaded).
-                tokio::task::block_in_place(|| measure_lag(&consumer, &parts, &mut health.lag));
+                health.lag = group::lag(&consumer);
                 last_lag = Instant::now();
                 ctx.report(health.json());
             }
@@ -327,7 +301,6 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         let Some(saved) = saved else {
             return Ok(Part {
                 state: fresh()?,
-                skip_below: None,
                 next_offset: None,
                 dirty: false,
             });
@@ -368,10 +341,64 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         };
         Ok(Part {
             state,
-            skip_below: Some(saved.next_offset),
             next_offset: Some(saved.next_offset),
             dirty: false,
         })
+    }
+
+    /// Whether the message at `offset` continues the state of its
+    /// partition, which holds everything before its `next_offset`: the
+    /// checkpoint's state the first time the partition is seen, then its
+    /// own. One below it was applied already (the partition came back from
+    /// its committed offset): skipped. One above it comes after messages
+    /// another member applied (the partition was away): the state is
+    /// reloaded from the checkpoint, which the committed offset never
+    /// passes. Should even that not reach the message, the log no longer
+    /// has what is missing, and the hole is logged and counted.
+    async fn admit(
+        &self,
+        pool: &PgPool,
+        parts: &mut Parts<P::State>,
+        key: &(String, i32),
+        offset: i64,
+        health: &mut Health,
+    ) -> Result<bool, TaskError> {
+        if !parts.contains_key(key) {
+            let part = self.open_part(pool, key, health).await?;
+            parts.insert(key.clone(), part);
+        }
+        let Some(part) = parts.get_mut(key) else {
+            return Ok(false);
+        };
+        let next: i64 = match part.next_offset {
+            Some(next) if offset > next => next,
+            Some(next) if offset < next => {
+                health.skipped += 1;
+                return Ok(false);
+            }
+            _ => return Ok(true),
+        };
+        let saved: Part<P::State> = self.open_part(pool, key, health).await?;
+        match saved.next_offset {
+            Some(at) if at >= next && at <= offset => *part = saved,
+            Some(at) if at > offset => {
+                *part = saved;
+                health.skipped += 1;
+                return Ok(false);
+            }
+            _ => {}
+        }
+        if let Some(next) = part.next_offset.filter(|n| *n < offset) {
+            let (topic, partition) = key;
+            tracing::warn!(
+                processor = P::NAME,
+                topic,
+                partition,
+                "offsets {next}..{offset} were never applied (no longer in the log?); continuing with a hole"
+            );
+            health.holes += 1;
+        }
+        Ok(true)
     }
 
     /// Size check, decode, apply: what to write for one message.

@@ -1,20 +1,28 @@
 //! Consumer-group membership shared by the stream consumers: the client
-//! settings, which partitions were revoked, and recovery from a group the
-//! broker left stuck.
+//! settings, where an assigned partition starts, and recovery from a group
+//! the broker left stuck.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
 
 /// Longest wait for a message before a loop does its periodic work anyway
 /// (due checkpoints or flushes, the stuck-group check).
 pub const IDLE_WAKEUP: Duration = Duration::from_secs(1);
 /// Longest a fetch waits for data at the broker.
 const FETCH_WAIT: Duration = Duration::from_millis(20);
+/// How often librdkafka reports its statistics, consumer lag among them.
+pub const LAG_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait for the committed offsets of a new assignment.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 /// Session timeout of the consumers: a crashed member's partitions move
 /// to the others after this long.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +41,7 @@ pub fn join(
         .set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set(
             "session.timeout.ms",
@@ -41,25 +50,34 @@ pub fn join(
         // librdkafka's 500 ms default: a broker that holds a fetch for the
         // whole wait (tansu does) would put it in every message's latency.
         .set("fetch.wait.max.ms", FETCH_WAIT.as_millis().to_string())
+        .set("statistics.interval.ms", LAG_EVERY.as_millis().to_string())
         .create_with_context(Rebalances::default())?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     Ok(consumer)
 }
 
-/// Follows rebalances: revoked partitions are recorded so a loop drops
-/// their state (another member of the group may move them ahead before
-/// they come back), and how long the member has gone without partitions.
+/// Runs rebalances (see [`ConsumerContext::rebalance`] below), records
+/// revoked partitions (the archive drops their unwritten batches) and
+/// follows how long the member has gone without partitions.
 ///
-/// That second part works around two ways tansu 0.6 leaves a group stuck
+/// That works around two ways tansu 0.6 leaves a group stuck
 /// after a member dies: the new member waits forever for an assignment
 /// from the dead leader, or the group completes with the new member's empty
 /// follower assignment when the dead leader expires during its SyncGroup.
 /// Either way the member gets no partitions though it is alone in the
 /// group, which [`Stuck::check`] detects so the task can end: the
 /// supervisor restarts it, and the fresh member's join succeeds.
+///
+/// It also keeps the lag of each assigned partition from librdkafka's
+/// statistics, which it computes from the high watermark every fetch
+/// response carries: no extra round trip to the broker, nothing blocking
+/// the consumer loop.
 pub struct Rebalances {
+    /// Revoked since the last [`take_revoked`].
     revoked: Mutex<Vec<(String, i32)>>,
+    /// `topic/partition` → messages in the log past the last one delivered.
+    lag: Mutex<BTreeMap<String, i64>>,
     /// Since when, and with how many partitions (`None`: no assignment yet).
     assignment: Mutex<(Instant, Option<usize>)>,
 }
@@ -68,6 +86,7 @@ impl Default for Rebalances {
     fn default() -> Self {
         Self {
             revoked: Mutex::new(Vec::new()),
+            lag: Mutex::new(BTreeMap::new()),
             assignment: Mutex::new((Instant::now(), None)),
         }
     }
@@ -88,27 +107,93 @@ impl Rebalances {
     }
 }
 
-impl ClientContext for Rebalances {}
+impl ClientContext for Rebalances {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag: BTreeMap<String, i64> = BTreeMap::new();
+        for (name, topic) in &statistics.topics {
+            for (id, p) in &topic.partitions {
+                // Partition -1 is librdkafka's internal unassigned queue.
+                if *id < 0 || !p.desired || p.hi_offset < 0 {
+                    continue;
+                }
+                // Delivered up to `app_offset`; before the first delivery,
+                // the committed offset is where fetching starts.
+                let position: i64 = if p.app_offset >= 0 {
+                    p.app_offset
+                } else if p.committed_offset >= 0 {
+                    p.committed_offset
+                } else {
+                    p.lo_offset.max(0)
+                };
+                lag.insert(format!("{name}/{id}"), (p.hi_offset - position).max(0));
+            }
+        }
+        if let Ok(mut kept) = self.lag.lock() {
+            *kept = lag;
+        }
+    }
+}
 
 impl ConsumerContext for Rebalances {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            if let Ok(mut revoked) = self.revoked.lock() {
-                revoked.extend(
-                    tpl.elements()
-                        .iter()
-                        .map(|e| (e.topic().to_string(), e.partition())),
-                );
+    /// Eager rebalancing (the group's default protocol) with one change:
+    /// each assigned partition starts at the group's committed offset,
+    /// looked up now. Left to itself, librdkafka resumes a partition given
+    /// straight back to this member from where its fetcher was, past the
+    /// last commit (the last checkpoint), and drops what it had fetched:
+    /// the state restored from the checkpoint would miss those messages.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                match consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT) {
+                    Ok(committed) => {
+                        for e in committed.elements() {
+                            if let Offset::Offset(at) = e.offset() {
+                                let _ = tpl.set_partition_offset(
+                                    e.topic(),
+                                    e.partition(),
+                                    Offset::Offset(at),
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("looking up committed offsets: {e}"),
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!("assigning partitions: {e}");
+                }
+                self.set_assignment(Some(tpl.count()));
             }
-            self.set_assignment(None);
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Ok(mut revoked) = self.revoked.lock() {
+                    revoked.extend(
+                        tpl.elements()
+                            .iter()
+                            .map(|e| (e.topic().to_string(), e.partition())),
+                    );
+                }
+                self.set_assignment(None);
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!("revoking partitions: {e}");
+                }
+            }
+            other => tracing::error!("rebalancing: {}", RDKafkaErrorCode::from(other)),
         }
     }
+}
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            self.set_assignment(Some(tpl.count()));
-        }
-    }
+/// Lag per `topic/partition` at librdkafka's last statistics.
+pub fn lag(consumer: &StreamConsumer<Rebalances>) -> BTreeMap<String, i64> {
+    consumer
+        .context()
+        .lag
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default()
 }
 
 /// (topic, partition) revoked since the last call.

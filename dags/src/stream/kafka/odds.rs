@@ -52,7 +52,7 @@ impl TopicProcessor for OddsSink {
     type State = OddsProcessor;
 
     fn fingerprint(&self) -> String {
-        format!("v1 {}", self.spec.fingerprint(self.allowed_lateness))
+        format!("v2 {}", self.spec.fingerprint(self.allowed_lateness))
     }
 
     fn fresh(&self) -> Result<OddsProcessor, WindowError> {
@@ -69,7 +69,7 @@ impl TopicProcessor for OddsSink {
         let rows: Vec<OddsLatestRow> = latest_rows(&meta.sport, &batch.latest, meta.ingest_time);
         *counters.entry("latest_rows").or_default() += rows.len() as u64;
         upsert_latest_rows(conn, rows).await?;
-        write_windows_and_alerts(conn, meta, batch, counters).await
+        write_windows_and_alerts(conn, &[(meta, batch)], counters).await
     }
 
     async fn write_many(
@@ -84,34 +84,69 @@ impl TopicProcessor for OddsSink {
         }
         *counters.entry("latest_rows").or_default() += latest.len() as u64;
         upsert_latest_rows(conn, coalesce_latest(latest)).await?;
-        for (meta, batch) in outputs {
-            write_windows_and_alerts(conn, meta, batch, counters).await?;
-        }
-        Ok(())
+        write_windows_and_alerts(conn, outputs, counters).await
     }
 }
 
-/// A message's closed windows and arbitrage alerts: rare next to price
-/// updates (a window closes once per slide), so written row by row.
+/// The closed windows and arbitrage alerts of a batch's messages, one
+/// statement each. Windows close in bursts (every key's window when the
+/// watermark crosses a boundary), so row-by-row writes would stall there.
 async fn write_windows_and_alerts(
     conn: &mut PgConnection,
-    meta: &Meta,
-    batch: &OddsBatch,
+    outputs: &[(&Meta, &OddsBatch)],
     counters: &mut Counters,
 ) -> Result<(), sqlx::Error> {
-    let sport: &str = &meta.sport;
-    *counters.entry("repeated_quotes").or_default() += batch.repeats as u64;
-    for closed in &batch.closed {
-        for row in window_rows(sport, closed) {
-            upsert_window(conn, &row).await?;
-            *counters.entry("window_rows").or_default() += 1;
+    let mut windows: Vec<OddsWindowRow> = Vec::new();
+    let mut alerts: Vec<ArbitrageAlertRow> = Vec::new();
+    for (meta, batch) in outputs {
+        *counters.entry("repeated_quotes").or_default() += batch.repeats as u64;
+        for closed in &batch.closed {
+            windows.extend(window_rows(&meta.sport, closed));
+        }
+        alerts.extend(arbitrage_rows(
+            &meta.sport,
+            &batch.best,
+            meta.event_time,
+            meta.ingest_time,
+        ));
+    }
+    *counters.entry("window_rows").or_default() += windows.len() as u64;
+    *counters.entry("arbitrage_alerts").or_default() += alerts.len() as u64;
+    upsert_windows(
+        conn,
+        last_per_key(windows, |r| (r.key.clone(), r.window_start, r.outcome)),
+    )
+    .await?;
+    upsert_alerts(
+        conn,
+        last_per_key(alerts, |r| {
+            (
+                r.event_id.clone(),
+                r.market.clone(),
+                r.line.map(f64::to_bits),
+                r.event_time,
+            )
+        }),
+    )
+    .await
+}
+
+/// The last row of each key, in first-seen order: one statement may not
+/// upsert the same row twice, and the last is what writing them in turn
+/// would leave.
+fn last_per_key<R, K: std::hash::Hash + Eq>(rows: Vec<R>, key: impl Fn(&R) -> K) -> Vec<R> {
+    let mut at: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<R> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match at.entry(key(&row)) {
+            std::collections::hash_map::Entry::Occupied(i) => out[*i.get()] = row,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push(row);
+            }
         }
     }
-    for row in arbitrage_rows(sport, &batch.best, meta.event_time, meta.ingest_time) {
-        upsert_alert(conn, &row).await?;
-        *counters.entry("arbitrage_alerts").or_default() += 1;
-    }
-    Ok(())
+    out
 }
 
 /// One row per (event, market, bookmaker, outcome): the newest snapshot
@@ -212,14 +247,20 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-const UPSERT_WINDOW: &str = "INSERT INTO serving.odds_windows (processor, key, window_start,
+/// Rows come as arrays, one statement per batch, with distinct keys
+/// ([`last_per_key`]).
+const UPSERT_WINDOWS: &str = "INSERT INTO serving.odds_windows (processor, key, window_start,
         outcome, window_end, sport, event_id, market, bookmaker, events, snapshots, open_time,
         latest_time, open_decimal, open_point, latest_decimal, latest_point, move_decimal,
         move_american, move_point, implied_probability, no_vig_probability, volatility,
         outcome_snapshots, overround_latest, overround_avg, overround_min, overround_max,
         event_time, ingest_time, write_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
-        $23,$24,$25,$26,$27,$28,$29,$30, now())
+    SELECT t.*, now() FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::text[],
+        $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[],
+        $11::int8[], $12::timestamptz[], $13::timestamptz[], $14::float8[], $15::float8[],
+        $16::float8[], $17::float8[], $18::float8[], $19::float8[], $20::float8[],
+        $21::float8[], $22::float8[], $23::float8[], $24::int8[], $25::float8[], $26::float8[],
+        $27::float8[], $28::float8[], $29::timestamptz[], $30::timestamptz[]) AS t
     ON CONFLICT (processor, key, window_start, outcome) DO UPDATE SET
         window_end = EXCLUDED.window_end, sport = EXCLUDED.sport,
         event_id = EXCLUDED.event_id, market = EXCLUDED.market,
@@ -237,61 +278,83 @@ const UPSERT_WINDOW: &str = "INSERT INTO serving.odds_windows (processor, key, w
         event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
         write_time = now()";
 
-async fn upsert_window(conn: &mut PgConnection, r: &OddsWindowRow) -> Result<(), sqlx::Error> {
-    sqlx::query(UPSERT_WINDOW)
-        .bind(r.processor)
-        .bind(&r.key)
-        .bind(r.window_start)
-        .bind(r.outcome)
-        .bind(r.window_end)
-        .bind(&r.sport)
-        .bind(&r.event_id)
-        .bind(&r.market)
-        .bind(&r.bookmaker)
-        .bind(count(r.events))
-        .bind(count(r.snapshots))
-        .bind(r.open_time)
-        .bind(r.latest_time)
-        .bind(r.open_decimal)
-        .bind(r.open_point)
-        .bind(r.latest_decimal)
-        .bind(r.latest_point)
-        .bind(r.move_decimal)
-        .bind(r.move_american)
-        .bind(r.move_point)
-        .bind(r.implied_probability)
-        .bind(r.no_vig_probability)
-        .bind(r.volatility)
-        .bind(count(r.outcome_snapshots))
-        .bind(r.overround_latest)
-        .bind(r.overround_avg)
-        .bind(r.overround_min)
-        .bind(r.overround_max)
-        .bind(r.event_time)
-        .bind(r.ingest_time)
+async fn upsert_windows(
+    conn: &mut PgConnection,
+    rows: Vec<OddsWindowRow>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let num = |f: fn(&OddsWindowRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let opt = |f: fn(&OddsWindowRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    let int = |f: fn(&OddsWindowRow) -> u64| rows.iter().map(|r| count(f(r))).collect::<Vec<_>>();
+    let time = |f: fn(&OddsWindowRow) -> DateTime<Utc>| rows.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&OddsWindowRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    sqlx::query(UPSERT_WINDOWS)
+        .bind(text(|r| r.processor))
+        .bind(text(|r| &r.key))
+        .bind(time(|r| r.window_start))
+        .bind(text(|r| r.outcome))
+        .bind(time(|r| r.window_end))
+        .bind(text(|r| &r.sport))
+        .bind(text(|r| &r.event_id))
+        .bind(text(|r| &r.market))
+        .bind(text(|r| &r.bookmaker))
+        .bind(int(|r| r.events))
+        .bind(int(|r| r.snapshots))
+        .bind(time(|r| r.open_time))
+        .bind(time(|r| r.latest_time))
+        .bind(opt(|r| r.open_decimal))
+        .bind(opt(|r| r.open_point))
+        .bind(num(|r| r.latest_decimal))
+        .bind(opt(|r| r.latest_point))
+        .bind(opt(|r| r.move_decimal))
+        .bind(opt(|r| r.move_american))
+        .bind(opt(|r| r.move_point))
+        .bind(num(|r| r.implied_probability))
+        .bind(num(|r| r.no_vig_probability))
+        .bind(opt(|r| r.volatility))
+        .bind(int(|r| r.outcome_snapshots))
+        .bind(num(|r| r.overround_latest))
+        .bind(num(|r| r.overround_avg))
+        .bind(num(|r| r.overround_min))
+        .bind(num(|r| r.overround_max))
+        .bind(time(|r| r.event_time))
+        .bind(time(|r| r.ingest_time))
         .execute(conn)
         .await?;
     Ok(())
 }
 
-const UPSERT_ALERT: &str = "INSERT INTO serving.arbitrage_alerts (sport, event_id, market, line,
+/// Rows come as arrays with distinct keys ([`last_per_key`]).
+const UPSERT_ALERTS: &str = "INSERT INTO serving.arbitrage_alerts (sport, event_id, market, line,
         margin, legs, event_time, ingest_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],
+        $6::jsonb[], $7::timestamptz[], $8::timestamptz[])
     ON CONFLICT ON CONSTRAINT arbitrage_alerts_unique DO UPDATE SET
         margin = EXCLUDED.margin, legs = EXCLUDED.legs, ingest_time = EXCLUDED.ingest_time,
         write_time = now()";
 
-async fn upsert_alert(conn: &mut PgConnection, r: &ArbitrageAlertRow) -> Result<(), sqlx::Error> {
-    let legs: serde_json::Value = serde_json::to_value(&r.legs).unwrap_or_default();
-    sqlx::query(UPSERT_ALERT)
-        .bind(&r.sport)
-        .bind(&r.event_id)
-        .bind(&r.market)
-        .bind(r.line)
-        .bind(r.margin)
+async fn upsert_alerts(
+    conn: &mut PgConnection,
+    rows: Vec<ArbitrageAlertRow>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let legs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.legs).unwrap_or_default())
+        .collect();
+    sqlx::query(UPSERT_ALERTS)
+        .bind(rows.iter().map(|r| r.sport.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.market.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.line).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.margin).collect::<Vec<_>>())
         .bind(legs)
-        .bind(r.event_time)
-        .bind(r.ingest_time)
+        .bind(rows.iter().map(|r| r.event_time).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.ingest_time).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

@@ -175,6 +175,17 @@ pub struct OddsBatch {
 /// the watermark passed it; a repeat older than that counts as late.
 pub const APPLIED_MEMORY: TimeDelta = TimeDelta::hours(6);
 
+/// A checkpointed [`OddsProcessor`]: with the `last_update` applied per
+/// key, so a restored processor tells repeats from news exactly as the one
+/// that saved it would have (a poll's time is not a quote's `last_update`),
+/// and the message count that paces forgetting them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OddsSnapshot {
+    windows: WindowedSnapshot<OddsKey, OddsWindow>,
+    applied: Vec<(OddsKey, i64)>,
+    handled: u64,
+}
+
 /// Keyed windows over bookmaker markets.
 pub struct OddsProcessor {
     windows: Windowed<OddsKey, OddsWindow>,
@@ -264,7 +275,7 @@ impl OddsProcessor {
 impl PartitionState for OddsProcessor {
     type Payload = OddsPayload;
     type Output = OddsBatch;
-    type Snapshot = WindowedSnapshot<OddsKey, OddsWindow>;
+    type Snapshot = OddsSnapshot;
 
     /// Rejected bookmaker markets and late ones are the message's problems.
     fn apply(&mut self, envelope: &Envelope<OddsPayload>) -> (OddsBatch, Option<DeadLetterReason>) {
@@ -294,15 +305,21 @@ impl PartitionState for OddsProcessor {
     }
 
     /// Everything accumulated so far, for a checkpoint.
-    fn snapshot(&self) -> WindowedSnapshot<OddsKey, OddsWindow> {
-        self.windows.snapshot()
+    fn snapshot(&self) -> OddsSnapshot {
+        let mut applied: Vec<(OddsKey, i64)> =
+            self.applied.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        applied.sort();
+        OddsSnapshot {
+            windows: self.windows.snapshot(),
+            applied,
+            handled: self.handled,
+        }
     }
 
-    /// What was applied is rebuilt from the open windows: a repeat of an
-    /// update whose windows had closed before the checkpoint counts as late.
-    fn restore(&mut self, snapshot: WindowedSnapshot<OddsKey, OddsWindow>) {
-        self.windows.restore(snapshot);
-        self.applied = self.windows.newest_per_key();
+    fn restore(&mut self, snapshot: OddsSnapshot) {
+        self.windows.restore(snapshot.windows);
+        self.applied = snapshot.applied.into_iter().collect();
+        self.handled = snapshot.handled;
     }
 }
 

@@ -3,7 +3,13 @@ use crate::stream::envelope::decode;
 use serde_json::{json, Value};
 
 fn message(minute: u32, home_a: i64, away_b: i64) -> Vec<u8> {
-    let t: String = format!("2026-01-04T18:{minute:02}:00Z");
+    polled(minute, minute, home_a, away_b)
+}
+
+/// A poll at `poll_minute` of quotes last updated at `update_minute`.
+fn polled(poll_minute: u32, update_minute: u32, home_a: i64, away_b: i64) -> Vec<u8> {
+    let t: String = format!("2026-01-04T18:{update_minute:02}:00Z");
+    let polled_at: String = format!("2026-01-04T18:{poll_minute:02}:30Z");
     let book = |key: &str, home: i64, away: i64| -> Value {
         json!({"key": key, "title": key, "last_update": t, "markets": [
             {"key": "h2h", "outcomes": [
@@ -14,7 +20,7 @@ fn message(minute: u32, home_a: i64, away_b: i64) -> Vec<u8> {
     };
     json!({
         "schema_version": 1, "source": "odds_api", "sport": "nba", "kind": "odds",
-        "event_time": t, "ingest_time": t,
+        "event_time": polled_at, "ingest_time": polled_at,
         "payload": {"odds_format": "american", "event": {
             "id": "ev1", "sport_key": "basketball_nba", "commence_time": "2026-01-05T00:00:00Z",
             "home_team": "Boston Celtics", "away_team": "New York Knicks",
@@ -95,6 +101,31 @@ fn a_restored_processor_still_knows_the_updates_of_its_open_windows() {
     let again = restored.handle(&decoded(1, 110, 105));
     assert_eq!((again.repeats, again.late.len()), (2, 0));
     assert_eq!(restored.remembered_keys(), 2);
+}
+
+#[test]
+fn a_restored_processor_skips_the_same_repeats_as_the_one_that_saved_it() {
+    let spec = WindowSpec::tumbling_minutes(5).expect("valid");
+    let poll = |at: u32, updated: u32| {
+        decode(
+            "betflow.odds.nba",
+            Some(b"ev1"),
+            &polled(at, updated, 110, 105),
+        )
+        .expect("valid")
+    };
+    let mut p = OddsProcessor::new(spec, TimeDelta::minutes(1)).expect("valid");
+    p.handle(&poll(1, 0));
+    let mut restored = OddsProcessor::new(spec, TimeDelta::minutes(1)).expect("valid");
+    restored.restore(p.snapshot());
+    // The next poll repeats the quotes updated at minute 0.
+    let again = restored.handle(&poll(2, 0));
+    assert_eq!((again.repeats, again.late.len()), (2, 0));
+    assert_eq!(p.handle(&poll(2, 0)).repeats, 2);
+    assert_eq!(restored.snapshot(), p.snapshot());
+    // Repeats are not snapshots: each window counted minute 0 once.
+    let closed = restored.flush();
+    assert!(closed.iter().all(|c| c.output.snapshots == 1), "{closed:?}");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! `open_time` earlier, so it survives restarts and rebalances, which an
 //! in-memory map would not.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -66,12 +66,11 @@ impl Running {
     }
 }
 
-/// Accumulates one bookmaker's market over a window.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Accumulates one bookmaker's market over a window, in constant space
+/// however many snapshots it sees. Each snapshot is added once: the
+/// processor skips a quote whose `last_update` it already applied.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OddsWindow {
-    /// Snapshot times already counted: a bookmaker's unchanged `last_update`
-    /// seen on several polls, or a redelivered message, counts once.
-    seen: BTreeSet<i64>,
     #[serde(with = "exact_quotes")]
     open: Option<(DateTime<Utc>, Vec<Quote>)>,
     #[serde(with = "exact_quotes")]
@@ -170,9 +169,6 @@ impl Aggregate for OddsWindow {
     type Output = OddsWindowOutput;
 
     fn add(&mut self, event_time: DateTime<Utc>, market: &BookMarket) {
-        if !self.seen.insert(event_time.timestamp_millis()) {
-            return;
-        }
         for q in &market.quotes {
             self.implied.entry(q.side).or_default().push(q.implied());
         }
@@ -258,13 +254,8 @@ mod tests {
     #[test]
     fn open_latest_move_and_volatility_regardless_of_arrival_order() {
         let mut w = OddsWindow::default();
-        // Arrival order 2, 1, 3, duplicate 2: open is t=1, latest t=3.
-        for (t, h, a) in [
-            (20, 2.0, 2.0),
-            (10, 1.8, 2.2),
-            (30, 2.5, 1.6),
-            (20, 2.0, 2.0),
-        ] {
+        // Arrival order 2, 1, 3: open is t=1, latest t=3.
+        for (t, h, a) in [(20, 2.0, 2.0), (10, 1.8, 2.2), (30, 2.5, 1.6)] {
             let s = snap(t, h, a);
             w.add(s.time, &s);
         }
