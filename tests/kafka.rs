@@ -718,6 +718,15 @@ fn dump(env: &TestEnv) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// Empties the compared tables and the checkpoints, for a second run.
+fn empty_serving_tables(env: &TestEnv) {
+    let tables: Vec<String> = COMPARED.iter().map(|t| format!("serving.{t}")).collect();
+    env.sql(&format!(
+        "TRUNCATE {}, serving.consumer_checkpoints",
+        tables.join(", ")
+    ));
+}
+
 /// (topic, key, value) of one message to publish.
 type Raw = (String, Vec<u8>, Vec<u8>);
 
@@ -900,14 +909,7 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
     let after_crash = dump(&env);
 
     // Clean run over the same partitions, from empty tables.
-    env.sql(&format!(
-        "TRUNCATE {}, serving.consumer_checkpoints",
-        COMPARED
-            .iter()
-            .map(|t| format!("serving.{t}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    empty_serving_tables(&env);
     env.spawn(
         &["scheduler"],
         &[
@@ -1030,14 +1032,7 @@ fn a_consumer_joining_during_catch_up_changes_nothing_in_the_serving_tables() {
     }
 
     // The same backlog through one consumer, from empty tables.
-    env.sql(&format!(
-        "TRUNCATE {}, serving.consumer_checkpoints",
-        COMPARED
-            .iter()
-            .map(|t| format!("serving.{t}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    empty_serving_tables(&env);
     joins(&mut env, "alone");
     wait_for_checkpoints(&env, &broker, "alone", &ends, 240);
     let alone = dump(&env);

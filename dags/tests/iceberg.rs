@@ -64,6 +64,17 @@ fn frame(rows: &[(&str, u32, &str, i32)]) -> DataFrame {
     .unwrap()
 }
 
+/// A Postgres cluster under `home` for the SQL catalog, with a pool on it.
+async fn throwaway_postgres(home: &std::path::Path) -> (EmbeddedPostgres, sqlx::PgPool) {
+    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+        home: home.join("pg"),
+        durable: false,
+    })
+    .expect("start a throwaway Postgres");
+    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    (pg, pool)
+}
+
 fn run_props(run: &str) -> HashMap<String, String> {
     HashMap::from([("betflow.run-id".to_owned(), run.to_owned())])
 }
@@ -71,12 +82,7 @@ fn run_props(run: &str) -> HashMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_are_replaced_not_duplicated_and_pyiceberg_reads_them() {
     let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let (pg, pool) = throwaway_postgres(home.path()).await;
     let dir = home.path().join("warehouse");
     let wh = Warehouse::open(&pool, &dir)
         .await
@@ -197,12 +203,7 @@ print(t.current_snapshot().summary["betflow.run-id"], len(t.history()))
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projected_read_returns_only_the_columns_asked_for() {
     let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let (_pg, pool) = throwaway_postgres(home.path()).await;
     let wh = Warehouse::open(&pool, &home.path().join("warehouse"))
         .await
         .expect("open the catalog");
@@ -374,12 +375,7 @@ print(len(rows), ",".join(r["game_id"] for r in rows), t.current_snapshot().summ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warehouse_in_s3_is_written_replaced_and_read_by_pyiceberg() {
     let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let (pg, pool) = throwaway_postgres(home.path()).await;
     let moto = MotoServer::start();
     let s3 = moto_lake(&moto).await;
     let wh = Warehouse::open_s3(&pool, &s3)
