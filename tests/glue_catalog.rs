@@ -7,7 +7,7 @@ mod common;
 #[path = "../dags/tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::TestEnv;
 use dags::lake::{S3Config, S3Store};
@@ -66,8 +66,6 @@ fn create_bucket(moto: &MotoServer) {
 /// Rows and run id of the current snapshot of each table, as pyiceberg's
 /// Glue catalog sees them.
 fn pyiceberg_glue(endpoint: &str, tables: &[&str]) -> Value {
-    let python = std::env::var("BETFLOW_PYTHON")
-        .expect("BETFLOW_PYTHON is not set: run scripts/test (it provides pyiceberg in a venv)");
     let script = r#"
 import json, sys
 from pyiceberg.catalog.glue import GlueCatalog
@@ -84,17 +82,9 @@ for name in sys.argv[2:]:
                  "run_id": t.current_snapshot().summary.get("betflow.run-id")}
 print(json.dumps(out))
 "#;
-    let out = Command::new(python)
-        .args(["-c", script, endpoint])
-        .args(tables)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "pyiceberg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json from the script")
+    let mut args: Vec<&str> = vec![endpoint];
+    args.extend_from_slice(tables);
+    common::python_json(script, &args)
 }
 
 #[test]

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::TestEnv;
 use serde_json::Value;
 
@@ -43,8 +41,6 @@ fn xcom(env: &TestEnv, dag: &str, run_id: &str, task: &str) -> Value {
 
 /// Row counts (and a few figures) of the warehouse, as pyiceberg sees them.
 fn pyiceberg(env: &TestEnv) -> Value {
-    let python = std::env::var("BETFLOW_PYTHON")
-        .expect("BETFLOW_PYTHON is not set: run scripts/test (it provides pyiceberg in a venv)");
     let script = r#"
 import json, sys
 from pyiceberg.catalog.sql import SqlCatalog
@@ -66,16 +62,7 @@ print(json.dumps(out))
         "file://{}",
         env.path("lake/warehouse").canonicalize().unwrap().display()
     );
-    let out = Command::new(python)
-        .args(["-c", script, &env.url, &warehouse])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "pyiceberg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json from the script")
+    common::python_json(script, &[&env.url, &warehouse])
 }
 
 #[test]
@@ -211,8 +198,6 @@ fn gold_marts_rebuild_from_silver_pass_their_gate_and_reach_serving() {
 
 /// bronze.news and silver.news as pyiceberg reads them.
 fn pyiceberg_news(env: &TestEnv) -> Value {
-    let python = std::env::var("BETFLOW_PYTHON")
-        .expect("BETFLOW_PYTHON is not set: run scripts/test (it provides pyiceberg in a venv)");
     let script = r#"
 import json, sys
 from pyiceberg.catalog.sql import SqlCatalog
@@ -236,16 +221,7 @@ print(json.dumps(out))
         "file://{}",
         env.path("lake/warehouse").canonicalize().unwrap().display()
     );
-    let out = Command::new(python)
-        .args(["-c", script, &env.url, &warehouse])
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "pyiceberg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json from the script")
+    common::python_json(script, &[&env.url, &warehouse])
 }
 
 #[test]

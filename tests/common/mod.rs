@@ -328,3 +328,23 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Runs a Python `script` that prints one JSON document with `args`
+/// (`sys.argv[1:]`) under `$BETFLOW_PYTHON`, the venv `scripts/test`
+/// provides with pyiceberg, and returns that document.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("BETFLOW_PYTHON")
+        .expect("BETFLOW_PYTHON is not set: run scripts/test (it provides pyiceberg in a venv)");
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from the script")
+}

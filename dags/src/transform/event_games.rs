@@ -252,7 +252,7 @@ pub fn counts(map: LazyFrame, until: DateTime<Utc>) -> PolarsResult<MapCounts> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
     use polars::prelude::*;
 
@@ -263,8 +263,9 @@ mod tests {
         Utc.with_ymd_and_hms(2024, 9, day, hour, 0, 0).unwrap()
     }
 
-    /// silver.games rows: (game id, home name, away name, start).
-    fn games(rows: &[(&str, &str, &str, DateTime<Utc>)]) -> LazyFrame {
+    /// silver.games rows: (game id, home name, away name, start); NFL
+    /// teams whose ids are their lower-cased names. Silver's tests use it too.
+    pub(crate) fn games(rows: &[(&str, &str, &str, DateTime<Utc>)]) -> LazyFrame {
         let id = |name: &str| Some(format!("nfl:{}", name.to_ascii_lowercase()));
         FrameBuilder::new()
             .str("sport", rows.iter().map(|_| Some("nfl")))

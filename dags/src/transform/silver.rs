@@ -255,6 +255,7 @@ mod tests {
     use super::*;
     use crate::quality::{evaluate, Context};
     use crate::transform::event_games::modelled_until;
+    use crate::transform::event_games::tests::games;
     use crate::transform::frame::FrameBuilder;
     use crate::transform::suites;
 
@@ -294,22 +295,6 @@ mod tests {
             .str("raw_key", r.iter().map(|_| Some("raw/x")))
             .str("run_id", r.iter().map(|_| Some("bronze")))
             .ts("ingested_at", r.iter().map(|_| Some(at(10, 0))))
-            .build()
-            .unwrap()
-            .lazy()
-    }
-
-    /// silver.games (the map's columns): (game, home, away, start).
-    fn games(rows: &[(&str, &str, &str, DateTime<Utc>)]) -> LazyFrame {
-        let id = |n: &str| Some(format!("nfl:{}", n.to_ascii_lowercase()));
-        FrameBuilder::new()
-            .str("sport", rows.iter().map(|_| Some("nfl")))
-            .str("game_id", rows.iter().map(|r| Some(r.0)))
-            .ts("start_time", rows.iter().map(|r| Some(r.3)))
-            .str("home_team_id", rows.iter().map(|r| id(r.1)))
-            .str("away_team_id", rows.iter().map(|r| id(r.2)))
-            .str("home_team_name", rows.iter().map(|r| Some(r.1)))
-            .str("away_team_name", rows.iter().map(|r| Some(r.2)))
             .build()
             .unwrap()
             .lazy()

@@ -217,16 +217,11 @@ impl LiveSource for WeatherSource {
                     Ok((_, Some(o))) => out.messages.push(ReplayMessage {
                         time: at,
                         sport,
-                        payload: Replayed::Weather(WeatherUpdate {
-                            game_id: g.game_id.clone(),
-                            venue_id: venue.venue_id.clone(),
-                            temperature_c: o.temperature_c,
-                            wind_speed_ms: o.wind_speed_ms,
-                            wind_deg: o.wind_deg,
-                            precipitation_mm: o.precipitation_mm,
-                            humidity_pct: o.humidity_pct,
-                            condition: o.condition,
-                        }),
+                        payload: Replayed::Weather(WeatherUpdate::observed(
+                            &g.game_id,
+                            &venue.venue_id,
+                            o,
+                        )),
                     }),
                     Ok((reading, None)) => out.rejected.push((
                         sport,

@@ -35,6 +35,26 @@ pub struct WeatherUpdate {
     pub condition: Option<String>,
 }
 
+impl WeatherUpdate {
+    /// A source's observation at the venue of `game_id`.
+    pub fn observed(
+        game_id: &str,
+        venue_id: &str,
+        o: crate::sources::weather::Observation,
+    ) -> Self {
+        WeatherUpdate {
+            game_id: game_id.to_owned(),
+            venue_id: venue_id.to_owned(),
+            temperature_c: o.temperature_c,
+            wind_speed_ms: o.wind_speed_ms,
+            wind_deg: o.wind_deg,
+            precipitation_mm: o.precipitation_mm,
+            humidity_pct: o.humidity_pct,
+            condition: o.condition,
+        }
+    }
+}
+
 impl Keyed for WeatherUpdate {
     /// DATA.md keys weather by game, so a game's weather stays on one partition.
     fn message_key(&self) -> &str {
