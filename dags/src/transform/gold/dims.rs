@@ -89,14 +89,37 @@ pub fn dim_venues(games: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
 
 /// gold.dim_bookmakers from silver odds, mapped to a game or not.
 pub fn dim_bookmakers(odds: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
-    let lf = odds.group_by([col("bookmaker")]).agg([
+    dim_bookmakers_of(bookmaker_partials(odds), run_id)
+}
+
+/// What dim_bookmakers counts of some odds (mapped to games), one row per
+/// (bookmaker, sport, market, event, game): the partials of several parts
+/// of the odds stack into the partials of the whole.
+pub(super) fn bookmaker_partials(odds: LazyFrame) -> LazyFrame {
+    odds.group_by([
+        col("bookmaker"),
+        col("sport"),
+        col("market"),
+        col("event_id"),
+        col("game_id"),
+    ])
+    .agg([
+        len().cast(DataType::Int64).alias("prices"),
+        col("snapshot_time").min().alias("first_seen"),
+        col("snapshot_time").max().alias("last_seen"),
+    ])
+}
+
+/// gold.dim_bookmakers from [`bookmaker_partials`].
+pub(super) fn dim_bookmakers_of(partials: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
+    let lf = partials.group_by([col("bookmaker")]).agg([
         distinct_joined("sport", ",").alias("sports"),
         distinct_joined("market", ",").alias("markets"),
         col("event_id").drop_nulls().n_unique().alias("events"),
         col("game_id").drop_nulls().n_unique().alias("games"),
-        len().alias("prices"),
-        col("snapshot_time").min().alias("first_seen"),
-        col("snapshot_time").max().alias("last_seen"),
+        col("prices").sum().alias("prices"),
+        col("first_seen").min().alias("first_seen"),
+        col("last_seen").max().alias("last_seen"),
     ]);
     finish(lf, &t::DIM_BOOKMAKERS, &["bookmaker"], run_id)
 }

@@ -6,7 +6,7 @@
 
 use polars::prelude::*;
 
-use super::prices::{self, OUTCOME};
+use super::prices;
 use super::{cols_of, finish, left_join_nulls, null_of};
 use crate::transform::gold_tables as t;
 
@@ -33,30 +33,22 @@ pub fn market_efficiency(odds: LazyFrame, run_id: &str) -> PolarsResult<DataFram
 /// outcome with the highest probability; null on a tie, so a pick'em
 /// between two favourites is not counted as two flips).
 fn market_snapshots(priced: LazyFrame) -> PolarsResult<LazyFrame> {
-    let in_series = |c: &str| -> PolarsResult<Expr> {
-        col(c).shift(lit(1)).over_with_options(
-            Some(cols_of(&OUTCOME)),
-            Some((vec![col("snapshot_time")], SortOptions::default())),
-            WindowMapping::default(),
-        )
-    };
-    let changed = in_series("price_decimal")?.is_not_null().and(
+    let in_series = prices::previous_in_series;
+    let changed = in_series("price_decimal").is_not_null().and(
         col("price_decimal")
-            .neq(in_series("price_decimal")?)
-            .or(col("point").neq_missing(in_series("point")?)),
+            .neq(in_series("price_decimal"))
+            .or(col("point").neq_missing(in_series("point"))),
     );
     let top = col("implied_prob").eq(col("implied_prob").max());
     Ok(priced
         .filter(col("pre_game"))
         .with_column(changed.alias("changed"))
-        .group_by(cols_of(&[
-            "sport",
-            "game_id",
-            "bookmaker",
-            "market",
-            "snapshot_time",
-        ]))
+        .group_by([col(prices::BOOK_MARKET), col("snapshot_time")])
         .agg([
+            col("sport").first(),
+            col("game_id").first(),
+            col("bookmaker").first(),
+            col("market").first(),
             col("vig").first().alias("vig"),
             col("changed").any(true).alias("changed"),
             col("outcome").filter(top.clone()).first().alias("top"),
@@ -70,35 +62,43 @@ fn market_snapshots(priced: LazyFrame) -> PolarsResult<LazyFrame> {
         ))
 }
 
+/// market_efficiency's grain.
+pub(super) const EFFICIENCY_KEY: &[&str] = &["sport", "game_id", "bookmaker", "market"];
+
+/// bookmaker_comparison's grain.
+pub(super) const COMPARISON_KEY: &[&str] = &["bookmaker", "sport", "season"];
+
 pub(super) fn market_efficiency_of(priced: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
-    let key = ["sport", "game_id", "bookmaker", "market"];
+    let key = EFFICIENCY_KEY;
     let by_time = SortMultipleOptions::default();
     let favourites = col("favourite")
         .sort_by([col("snapshot_time")], by_time.clone())
         .drop_nulls();
     let pct = |e: Expr| e * lit(100.0);
+    let mut aggs: Vec<Expr> = key.iter().map(|c| col(*c).first()).collect();
+    aggs.extend([
+        len().alias("snapshots"),
+        pct(col("vig").mean()).alias("avg_vig_pct"),
+        pct(col("vig").min()).alias("min_vig_pct"),
+        pct(col("vig").max()).alias("max_vig_pct"),
+        favourites
+            .clone()
+            .neq(favourites.shift(lit(1)))
+            .sum()
+            .alias("favourite_flips"),
+        col("changed").sum().alias("updates"),
+        col("favourite")
+            .sort_by([col("snapshot_time")], by_time)
+            .last()
+            .alias("closing_favourite"),
+        col("snapshot_time").min().alias("first_snapshot"),
+        col("snapshot_time").max().alias("last_snapshot"),
+    ]);
     let lf = market_snapshots(priced)?
-        .group_by(cols_of(&key))
-        .agg([
-            len().alias("snapshots"),
-            pct(col("vig").mean()).alias("avg_vig_pct"),
-            pct(col("vig").min()).alias("min_vig_pct"),
-            pct(col("vig").max()).alias("max_vig_pct"),
-            favourites
-                .clone()
-                .neq(favourites.shift(lit(1)))
-                .sum()
-                .alias("favourite_flips"),
-            col("changed").sum().alias("updates"),
-            col("favourite")
-                .sort_by([col("snapshot_time")], by_time)
-                .last()
-                .alias("closing_favourite"),
-            col("snapshot_time").min().alias("first_snapshot"),
-            col("snapshot_time").max().alias("last_snapshot"),
-        ])
+        .group_by([col(prices::BOOK_MARKET)])
+        .agg(aggs)
         .with_column(rating(col("avg_vig_pct")).alias("efficiency_rating"));
-    finish(lf, &t::MARKET_EFFICIENCY, &key, run_id)
+    finish(lf, &t::MARKET_EFFICIENCY, key, run_id)
 }
 
 /// gold.bookmaker_comparison from silver odds and games (for the season).
@@ -118,7 +118,7 @@ pub(super) fn bookmaker_comparison_of(
     games: LazyFrame,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
-    let key = ["bookmaker", "sport", "season"];
+    let key = COMPARISON_KEY;
     let seasons = games
         .select([col("game_id"), col("season")])
         .unique_stable(Some(cols(["game_id"])), UniqueKeepStrategy::First);
@@ -132,10 +132,10 @@ pub(super) fn bookmaker_comparison_of(
     let quotes = pre_game
         .clone()
         .unique_stable(
-            Some(cols(["game_id", "bookmaker", "market", "snapshot_time"])),
+            Some(cols([prices::BOOK_MARKET, "snapshot_time"])),
             UniqueKeepStrategy::First,
         )
-        .group_by(cols_of(&key))
+        .group_by(cols_of(key))
         .agg([
             col("game_id").n_unique().alias("games"),
             len().alias("market_snapshots"),
@@ -157,7 +157,7 @@ pub(super) fn bookmaker_comparison_of(
                 .alias("best"),
             col("fair_prob").median().over(offer)?.alias("consensus"),
         ])
-        .group_by(cols_of(&key))
+        .group_by(cols_of(key))
         .agg([
             contested.clone().sum().alias("contested_prices"),
             col("price_decimal")
@@ -182,7 +182,7 @@ pub(super) fn bookmaker_comparison_of(
         );
 
     let clv = left_join_nulls(super::movement::clv_rows(lines), seasons, &["game_id"])
-        .group_by(cols_of(&key))
+        .group_by(cols_of(key))
         .agg([
             col("clv").count().alias("opening_clv_n"),
             col("clv").mean().alias("opening_clv_avg"),
@@ -193,11 +193,11 @@ pub(super) fn bookmaker_comparison_of(
                 .alias("opening_clv_positive_share"),
         ]);
 
-    let lf = left_join_nulls(left_join_nulls(quotes, rivals, &key), clv, &key).with_columns([
+    let lf = left_join_nulls(left_join_nulls(quotes, rivals, key), clv, key).with_columns([
         col("contested_prices").fill_null(lit(0)),
         col("opening_clv_n").fill_null(lit(0)),
     ]);
-    finish(lf, &t::BOOKMAKER_COMPARISON, &key, run_id)
+    finish(lf, &t::BOOKMAKER_COMPARISON, key, run_id)
 }
 
 #[cfg(test)]

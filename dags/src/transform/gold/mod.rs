@@ -207,18 +207,101 @@ impl Inputs {
         })
     }
 
-    /// The odds with gold's event → game map applied, materialised (every
-    /// odds mart starts from them).
-    fn mapped_odds(&self, inputs: &SilverInputs) -> PolarsResult<LazyFrame> {
+    /// Gold's event → game map ([`event_games::event_games`]) over the
+    /// whole history: one row per event, small.
+    fn event_map(&self, inputs: &SilverInputs) -> PolarsResult<DataFrame> {
         let events = match &inputs.odds_events {
             Some(df) => input(df, &silver::ODDS)?,
             None => event_games::events(self.odds.clone()),
         };
-        let map = event_games::event_games(events, self.games.clone())?.collect()?;
-        Ok(event_games::with_games(self.odds.clone(), map.lazy())
-            .collect()?
-            .lazy())
+        event_games::event_games(events, self.games.clone())?.collect()
     }
+
+    /// `f` over the odds of each sport in turn, the map applied
+    /// ([`SportOdds`]), in the map's sport order. With no odds, `f` runs
+    /// once over the empty odds, so its table still has its schema.
+    fn per_sport<T>(
+        &self,
+        inputs: &SilverInputs,
+        mut f: impl FnMut(SportOdds) -> PolarsResult<T>,
+    ) -> PolarsResult<Vec<T>> {
+        let map = self.event_map(inputs)?;
+        let sports = map.column("sport")?.unique_stable()?;
+        let sports: Vec<String> = sports.str()?.iter().flatten().map(str::to_owned).collect();
+        if sports.is_empty() {
+            let mapped = event_games::with_games(self.odds.clone(), map.lazy()).collect()?;
+            return Ok(vec![f(SportOdds { mapped })?]);
+        }
+        let mut out = Vec::with_capacity(sports.len());
+        for sport in sports {
+            let of_sport = || col("sport").eq(lit(sport.as_str()));
+            let mapped = event_games::with_games(
+                self.odds.clone().filter(of_sport()),
+                map.clone().lazy().filter(of_sport()),
+            )
+            .collect()?;
+            out.push(f(SportOdds { mapped })?);
+        }
+        Ok(out)
+    }
+}
+
+/// One sport's silver odds with gold's map applied. Gold works one sport at
+/// a time: every odds mart's grain holds a game or a sport, so a sport's
+/// rows build its rows alone, and only one sport's prepared odds are held
+/// at once (a season of one sport is a fraction of all the odds).
+struct SportOdds {
+    mapped: DataFrame,
+}
+
+impl SportOdds {
+    fn odds(&self) -> LazyFrame {
+        self.mapped.clone().lazy()
+    }
+
+    /// [`prices::priced`], materialised (every odds mart starts from it).
+    fn priced(&self) -> PolarsResult<LazyFrame> {
+        Ok(prices::priced(self.odds())?.collect()?.lazy())
+    }
+}
+
+/// The parts one sport at a time made of one table, stacked and sorted by
+/// its grain `key` (each part is sorted alone).
+fn stack(parts: Vec<DataFrame>, key: &[&str]) -> PolarsResult<DataFrame> {
+    let mut parts = parts.into_iter();
+    let Some(mut all) = parts.next() else {
+        return Err(polars_err!(ComputeError: "no part to stack"));
+    };
+    let mut stacked = false;
+    for part in parts {
+        all.vstack_mut(&part)?;
+        stacked = true;
+    }
+    if !stacked || key.is_empty() {
+        return Ok(all);
+    }
+    all.lazy()
+        .sort(
+            key.iter().map(|k| (*k).into()).collect::<Vec<PlSmallStr>>(),
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()
+}
+
+/// Stacks intermediate frames (no order to keep) into one lazy frame.
+fn concat_parts(parts: Vec<DataFrame>) -> PolarsResult<LazyFrame> {
+    stack(parts, &[]).map(IntoLazy::lazy)
+}
+
+/// What one sport's odds give the tables built over all sports at once.
+struct SportParts {
+    market_efficiency: DataFrame,
+    odds_movement: DataFrame,
+    closing_line_value: DataFrame,
+    bookmaker_comparison: DataFrame,
+    game_lines: DataFrame,
+    team_consensus: DataFrame,
+    bookmakers: DataFrame,
 }
 
 /// Every gold table built from `inputs`, in [`t::ALL`]'s order, each row
@@ -228,38 +311,67 @@ pub fn build_all(
     run_id: &str,
 ) -> PolarsResult<Vec<(&'static TableDef, DataFrame)>> {
     let s = Inputs::of(inputs)?;
-    let odds = s.mapped_odds(inputs)?;
-    let games = s.games;
-
-    // Materialised once: every odds mart starts from the same prepared rows.
-    let priced = prices::priced(odds.clone())?.collect()?.lazy();
-    let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
-    let game_lines = prices::game_closing_lines(lines.clone()).collect()?.lazy();
+    let games = s.games.clone();
+    let parts = s.per_sport(inputs, |sport| {
+        let bookmakers = dims::bookmaker_partials(sport.odds()).collect()?;
+        // Materialised once: every odds mart starts from the same prepared rows.
+        let priced = sport.priced()?;
+        drop(sport);
+        let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
+        Ok(SportParts {
+            market_efficiency: markets::market_efficiency_of(priced.clone(), run_id)?,
+            odds_movement: movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
+            closing_line_value: movement::closing_line_value_of(lines.clone(), run_id)?,
+            bookmaker_comparison: markets::bookmaker_comparison_of(
+                priced.clone(),
+                lines.clone(),
+                games.clone(),
+                run_id,
+            )?,
+            game_lines: prices::game_closing_lines(lines).collect()?,
+            team_consensus: news::team_consensus(priced, games.clone()).collect()?,
+            bookmakers,
+        })
+    })?;
+    let mut tables: Vec<Vec<DataFrame>> = vec![Vec::new(); 7];
+    for p in parts {
+        for (i, df) in [
+            p.market_efficiency,
+            p.odds_movement,
+            p.closing_line_value,
+            p.bookmaker_comparison,
+            p.game_lines,
+            p.team_consensus,
+            p.bookmakers,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            tables[i].push(df);
+        }
+    }
+    let mut tables = tables.into_iter();
+    let mut next = || tables.next().unwrap_or_default();
+    let market_efficiency = stack(next(), markets::EFFICIENCY_KEY)?;
+    let odds_movement = stack(next(), &prices::OUTCOME)?;
+    let closing_line_value = stack(next(), &prices::OUTCOME)?;
+    let bookmaker_comparison = stack(next(), markets::COMPARISON_KEY)?;
+    let game_lines = concat_parts(next())?;
+    let team_consensus = concat_parts(next())?;
+    let bookmakers = concat_parts(next())?;
 
     Ok(vec![
-        (
-            &t::MARKET_EFFICIENCY,
-            markets::market_efficiency_of(priced.clone(), run_id)?,
-        ),
-        (
-            &t::ODDS_MOVEMENT,
-            movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
-        ),
-        (
-            &t::CLOSING_LINE_VALUE,
-            movement::closing_line_value_of(lines.clone(), run_id)?,
-        ),
-        (
-            &t::BOOKMAKER_COMPARISON,
-            markets::bookmaker_comparison_of(priced.clone(), lines, games.clone(), run_id)?,
-        ),
+        (&t::MARKET_EFFICIENCY, market_efficiency),
+        (&t::ODDS_MOVEMENT, odds_movement),
+        (&t::CLOSING_LINE_VALUE, closing_line_value),
+        (&t::BOOKMAKER_COMPARISON, bookmaker_comparison),
         (
             &t::TEAM_TRENDS,
             games::team_trends_of(games.clone(), game_lines.clone(), run_id)?,
         ),
         (
             &t::SCORING_PATTERNS,
-            scoring_patterns(games.clone(), s.periods, run_id)?,
+            scoring_patterns(games.clone(), s.periods.clone(), run_id)?,
         ),
         (
             &t::WEATHER_IMPACT,
@@ -267,13 +379,19 @@ pub fn build_all(
         ),
         (
             &t::NEWS_SENTIMENT_DAILY,
-            news::news_sentiment_daily_of(s.news, priced, games.clone(), run_id)?,
+            news::news_sentiment_daily_of(s.news.clone(), team_consensus, run_id)?,
         ),
         (&t::DIM_TEAMS, dim_teams(games.clone(), run_id)?),
         (&t::DIM_VENUES, dim_venues(games.clone(), run_id)?),
-        (&t::DIM_BOOKMAKERS, dim_bookmakers(odds, run_id)?),
+        (
+            &t::DIM_BOOKMAKERS,
+            dims::dim_bookmakers_of(bookmakers, run_id)?,
+        ),
         (&t::DIM_MARKETS, dim_markets(run_id)?),
-        (&t::DIM_DATES, dim_dates(games, s.odds, s.weather, run_id)?),
+        (
+            &t::DIM_DATES,
+            dim_dates(games, s.odds.clone(), s.weather.clone(), run_id)?,
+        ),
     ])
 }
 
@@ -281,22 +399,63 @@ pub fn build_all(
 /// of [`reads`]), each row stamped with `run_id`.
 pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsResult<DataFrame> {
     let s = Inputs::of(inputs)?;
-    let odds = || s.mapped_odds(inputs);
-    let games = s.games.clone();
+    let games = || s.games.clone();
+    let lines = |o: &SportOdds| -> PolarsResult<LazyFrame> {
+        Ok(prices::outcome_lines(o.priced()?)?.collect()?.lazy())
+    };
+    let game_lines = || -> PolarsResult<LazyFrame> {
+        concat_parts(s.per_sport(inputs, |o| prices::game_closing_lines(lines(&o)?).collect())?)
+    };
     match def.name {
-        "market_efficiency" => market_efficiency(odds()?, run_id),
-        "odds_movement" => odds_movement(odds()?, run_id),
-        "closing_line_value" => closing_line_value(odds()?, run_id),
-        "bookmaker_comparison" => bookmaker_comparison(odds()?, games, run_id),
-        "team_trends" => team_trends(games, odds()?, run_id),
-        "scoring_patterns" => scoring_patterns(games, s.periods.clone(), run_id),
-        "weather_impact" => weather_impact(games, odds()?, s.weather.clone(), run_id),
-        "news_sentiment_daily" => news_sentiment_daily(s.news.clone(), odds()?, games, run_id),
-        "dim_teams" => dim_teams(games, run_id),
-        "dim_venues" => dim_venues(games, run_id),
-        "dim_bookmakers" => dim_bookmakers(odds()?, run_id),
+        "market_efficiency" => stack(
+            s.per_sport(inputs, |o| {
+                markets::market_efficiency_of(o.priced()?, run_id)
+            })?,
+            markets::EFFICIENCY_KEY,
+        ),
+        "odds_movement" => stack(
+            s.per_sport(inputs, |o| {
+                let priced = o.priced()?;
+                let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
+                movement::odds_movement_of(priced, lines, run_id)
+            })?,
+            &prices::OUTCOME,
+        ),
+        "closing_line_value" => stack(
+            s.per_sport(inputs, |o| {
+                movement::closing_line_value_of(lines(&o)?, run_id)
+            })?,
+            &prices::OUTCOME,
+        ),
+        "bookmaker_comparison" => stack(
+            s.per_sport(inputs, |o| {
+                let priced = o.priced()?;
+                let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
+                markets::bookmaker_comparison_of(priced, lines, games(), run_id)
+            })?,
+            markets::COMPARISON_KEY,
+        ),
+        "team_trends" => games::team_trends_of(games(), game_lines()?, run_id),
+        "scoring_patterns" => scoring_patterns(games(), s.periods.clone(), run_id),
+        "weather_impact" => {
+            weather::weather_impact_of(games(), game_lines()?, s.weather.clone(), run_id)
+        }
+        "news_sentiment_daily" => {
+            let consensus = concat_parts(s.per_sport(inputs, |o| {
+                news::team_consensus(o.priced()?, games()).collect()
+            })?)?;
+            news::news_sentiment_daily_of(s.news.clone(), consensus, run_id)
+        }
+        "dim_teams" => dim_teams(games(), run_id),
+        "dim_venues" => dim_venues(games(), run_id),
+        "dim_bookmakers" => {
+            let partials = concat_parts(
+                s.per_sport(inputs, |o| dims::bookmaker_partials(o.odds()).collect())?,
+            )?;
+            dims::dim_bookmakers_of(partials, run_id)
+        }
         "dim_markets" => dim_markets(run_id),
-        "dim_dates" => dim_dates(games, s.odds, s.weather.clone(), run_id),
+        "dim_dates" => dim_dates(games(), s.odds.clone(), s.weather.clone(), run_id),
         other => Err(polars_err!(ComputeError: "no gold builder for `{other}`")),
     }
 }
@@ -540,6 +699,90 @@ mod tests {
             cell_f64(movement, &k, "closing_decimal").unwrap(),
             1.55
         ));
+    }
+
+    /// `df` as if it were another sport's: every string naming the NFL
+    /// names `sport` instead, and event ids are the other sport's own.
+    fn as_sport(df: &DataFrame, sport: &str) -> DataFrame {
+        let columns: Vec<Column> = df
+            .columns()
+            .iter()
+            .map(|c| {
+                if c.dtype() != &DataType::String {
+                    return c.clone();
+                }
+                let renamed: StringChunked = c
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| match c.name().as_str() {
+                            "event_id" => format!("{sport}-{v}"),
+                            _ => v.replace("nfl", sport),
+                        })
+                    })
+                    .collect();
+                renamed.with_name(c.name().clone()).into_column()
+            })
+            .collect();
+        DataFrame::new_infer_height(columns).unwrap()
+    }
+
+    #[test]
+    fn a_history_of_two_sports_builds_what_one_pass_over_both_builds() {
+        let nfl = history();
+        let stacked = |f: fn(&SilverInputs) -> &DataFrame| {
+            let mut df = f(&nfl).clone();
+            df.vstack_mut(&as_sport(f(&nfl), "nba")).unwrap();
+            df
+        };
+        let both = SilverInputs {
+            games: stacked(|i| &i.games),
+            game_periods: stacked(|i| &i.game_periods),
+            odds: stacked(|i| &i.odds),
+            weather: nfl.weather.clone(),
+            news: stacked(|i| &i.news),
+            odds_events: None,
+        };
+        let built = build_all(&both, "r").unwrap();
+        let table = |name: &str| &built.iter().find(|(d, _)| d.name == name).unwrap().1;
+        assert_eq!(
+            games_of(table("market_efficiency")),
+            ["nba:1", "nba:2", "nfl:1", "nfl:2"]
+        );
+
+        // The per-mart functions, over both sports' odds at once.
+        let s = Inputs::of(&both).unwrap();
+        let map = s.event_map(&both).unwrap();
+        let odds = || event_games::with_games(s.odds.clone(), map.clone().lazy());
+        let games = || s.games.clone();
+        let news = s.news.clone();
+        let weather = s.weather.clone();
+        let one_pass = [
+            ("market_efficiency", market_efficiency(odds(), "r")),
+            ("odds_movement", odds_movement(odds(), "r")),
+            ("closing_line_value", closing_line_value(odds(), "r")),
+            (
+                "bookmaker_comparison",
+                bookmaker_comparison(odds(), games(), "r"),
+            ),
+            ("team_trends", team_trends(games(), odds(), "r")),
+            (
+                "weather_impact",
+                weather_impact(games(), odds(), weather, "r"),
+            ),
+            (
+                "news_sentiment_daily",
+                news_sentiment_daily(news, odds(), games(), "r"),
+            ),
+            ("dim_bookmakers", dim_bookmakers(odds(), "r")),
+        ];
+        for (name, want) in one_pass {
+            let want = want.unwrap();
+            assert!(want.height() > 0, "{name} is empty");
+            let got = table(name);
+            assert!(got.equals_missing(&want), "{name}: {got} vs {want}");
+        }
     }
 
     /// `input` keeps only the columns `reads` names (none: the empty

@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use super::prices::{self, OUTCOME};
-use super::{cols_of, finish, left_join_nulls, null_of};
+use super::{finish, left_join_nulls, null_of};
 use crate::transform::gold_tables as t;
 
 /// gold.odds_movement from silver odds.
@@ -20,11 +20,7 @@ pub fn odds_movement(odds: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
 /// (largest |Δ implied probability| from the previous snapshot, earliest on
 /// a tie; null when the price never moved).
 fn pre_game_moves(priced: LazyFrame) -> PolarsResult<LazyFrame> {
-    let prev = col("implied_prob").shift(lit(1)).over_with_options(
-        Some(cols_of(&OUTCOME)),
-        Some((vec![col("snapshot_time")], SortOptions::default())),
-        WindowMapping::default(),
-    )?;
+    let prev = prices::previous_in_series("implied_prob");
     let biggest_first = SortMultipleOptions::default()
         .with_order_descending_multi([true, false])
         .with_nulls_last(true);
@@ -41,7 +37,7 @@ fn pre_game_moves(priced: LazyFrame) -> PolarsResult<LazyFrame> {
         .filter(col("pre_game"))
         .with_column((col("implied_prob") - prev).alias("prob_move"))
         .with_column(col("prob_move").abs().alias("abs_move"))
-        .group_by(cols_of(&OUTCOME))
+        .group_by([col(prices::SERIES)])
         .agg([
             col("implied_prob").count().alias("n"),
             col("implied_prob").std(1).alias("volatility"),
@@ -72,7 +68,7 @@ pub(super) fn odds_movement_of(
 ) -> PolarsResult<DataFrame> {
     let moves = pre_game_moves(priced)?;
     let diff = |c: &str| col(format!("closing_{c}")) - col(format!("opening_{c}"));
-    let lf = left_join_nulls(lines, moves, &OUTCOME).with_columns([
+    let lf = left_join_nulls(lines, moves, &[prices::SERIES]).with_columns([
         diff("decimal").alias("movement_decimal"),
         diff("american").alias("movement_american"),
         diff("point").alias("movement_point"),

@@ -27,13 +27,14 @@ pub fn news_sentiment_daily(
     games: LazyFrame,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
-    news_sentiment_daily_of(news, prices::priced(odds)?, games, run_id)
+    let consensus = team_consensus(prices::priced(odds)?, games);
+    news_sentiment_daily_of(news, consensus, run_id)
 }
 
+/// The mart from silver news and [`team_consensus`] (of every sport).
 pub(super) fn news_sentiment_daily_of(
     news: LazyFrame,
-    priced: LazyFrame,
-    games: LazyFrame,
+    consensus: LazyFrame,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
     let count = |e: Expr| e.sum().cast(DataType::Int64);
@@ -52,7 +53,7 @@ pub(super) fn news_sentiment_daily_of(
             col("published_at").min().alias("first_published"),
             col("published_at").max().alias("last_published"),
         ]);
-    let moves = consensus_moves(daily.clone(), priced, games)?;
+    let moves = consensus_moves(daily.clone(), consensus)?;
     let lf = left_join_nulls(daily, moves, &["team_id", "sports_date"])
         .with_column((col("prob_after") - col("prob_before")).alias("consensus_move"));
     finish(
@@ -65,7 +66,7 @@ pub(super) fn news_sentiment_daily_of(
 
 /// Each team's consensus h2h probability per game and pre-game snapshot:
 /// (team_id, game_id, commence_time, snapshot_time, consensus).
-fn team_consensus(priced: LazyFrame, games: LazyFrame) -> LazyFrame {
+pub(super) fn team_consensus(priced: LazyFrame, games: LazyFrame) -> LazyFrame {
     let sides = games
         .select([col("game_id"), col("home_team_id"), col("away_team_id")])
         .unique_stable(Some(cols(["game_id"])), UniqueKeepStrategy::First);
@@ -108,13 +109,8 @@ fn team_consensus(priced: LazyFrame, games: LazyFrame) -> LazyFrame {
 }
 
 /// Per (team, day) of `daily`: the next game after the day's first article
-/// and the consensus before and after it.
-fn consensus_moves(
-    daily: LazyFrame,
-    priced: LazyFrame,
-    games: LazyFrame,
-) -> PolarsResult<LazyFrame> {
-    let series = team_consensus(priced, games);
+/// and the consensus before and after it, from [`team_consensus`] rows.
+fn consensus_moves(daily: LazyFrame, series: LazyFrame) -> PolarsResult<LazyFrame> {
     let team_games = series
         .clone()
         .group_by([col("team_id"), col("game_id")])

@@ -10,8 +10,33 @@ use super::{cols_of, null_of};
 /// One price series: a bookmaker's outcome of a market in a game.
 pub(super) const OUTCOME: [&str; 5] = ["sport", "game_id", "bookmaker", "market", "outcome"];
 
-/// One quote of a bookmaker's market: its outcomes at one snapshot.
-const MARKET_SNAPSHOT: [&str; 4] = ["game_id", "bookmaker", "market", "snapshot_time"];
+/// A bookmaker's market in one game.
+pub(super) const MARKET: [&str; 4] = ["sport", "game_id", "bookmaker", "market"];
+
+/// [`priced`]'s number of an [`OUTCOME`] series.
+pub(super) const SERIES: &str = "series";
+
+/// [`priced`]'s number of a [`MARKET`].
+pub(super) const BOOK_MARKET: &str = "book_market";
+
+/// Numbers the runs of equal `key` values of a sorted frame from 1: the
+/// count of rows so far where some key column differs from the row before.
+fn run_number(key: &[&str]) -> Expr {
+    key.iter()
+        .map(|c| col(*c).neq_missing(col(*c).shift(lit(1))))
+        .reduce(Expr::or)
+        .expect("a key has columns")
+        .cast(DataType::UInt32)
+        .cum_sum(false)
+}
+
+/// `c` at the series' previous row of a frame of [`priced`] rows (any
+/// filter of them: filters keep the order), null at a series' first row.
+pub(super) fn previous_in_series(c: &str) -> Expr {
+    when(col(SERIES).eq(col(SERIES).shift(lit(1))))
+        .then(col(c).shift(lit(1)))
+        .otherwise(lit(NULL))
+}
 
 /// Timestamps as silver holds them (UTC by convention).
 pub(super) fn ts_dtype() -> DataType {
@@ -32,12 +57,33 @@ pub(super) fn point_key(point: &str) -> Expr {
 /// of the bookmaker's market at the snapshot, a fraction), `fair_prob`
 /// (implied / Σ implied) — both null when the snapshot has fewer than two
 /// outcomes — and `point_key`.
+///
+/// Two integer keys number the runs of the sort: [`SERIES`] (one per
+/// [`OUTCOME`] series) and [`BOOK_MARKET`] (one per bookmaker market of a
+/// game). Windows and groups over them hash one integer instead of five
+/// strings, and because the rows are sorted a series' previous snapshot
+/// is the row before ([`previous_in_series`]).
 pub(super) fn priced(odds: LazyFrame) -> PolarsResult<LazyFrame> {
     let series_time: Vec<&str> = OUTCOME.iter().copied().chain(["snapshot_time"]).collect();
-    let snapshot = cols_of(&MARKET_SNAPSHOT);
+    let snapshot = [col(BOOK_MARKET), col("snapshot_time")];
     let complete = col("book_outcomes").gt_eq(lit(2));
+    // Only what the marts read goes through the sort (the event only to
+    // break ties between two events of one game).
+    let read: Vec<&str> = series_time
+        .iter()
+        .copied()
+        .chain([
+            "event_id",
+            "commence_time",
+            "price_american",
+            "price_decimal",
+            "point",
+            "implied_prob",
+        ])
+        .collect();
     Ok(odds
         .filter(col("game_id").is_not_null())
+        .select(cols_of(&read))
         .sort(
             series_time
                 .iter()
@@ -48,6 +94,11 @@ pub(super) fn priced(odds: LazyFrame) -> PolarsResult<LazyFrame> {
         )
         // Two events mapped to one game would otherwise double its outcomes.
         .unique_stable(Some(cols(series_time)), UniqueKeepStrategy::First)
+        .drop(by_name(["event_id"], true, false))
+        .with_columns([
+            run_number(&OUTCOME).alias(SERIES),
+            run_number(&MARKET).alias(BOOK_MARKET),
+        ])
         .with_columns([
             col("snapshot_time")
                 .lt_eq(col("commence_time"))
@@ -71,7 +122,8 @@ pub(super) fn priced(odds: LazyFrame) -> PolarsResult<LazyFrame> {
                 .then(col("implied_prob") / col("book_sum"))
                 .otherwise(null_of(DataType::Float64))
                 .alias("fair_prob"),
-        ]))
+        ])
+        .drop(by_name(["book_sum", "book_outcomes"], true, false)))
 }
 
 /// `c` at the rows where `flag` holds (one row per series: the opening or
@@ -86,15 +138,16 @@ fn at(flag: &str, c: &str) -> Expr {
 /// and no-vig probability. Closing is an explicit filter on the whole
 /// series, never "the last row so far" (the original's `last_value` bug).
 pub(super) fn outcome_lines(priced: LazyFrame) -> PolarsResult<LazyFrame> {
-    let key = cols_of(&OUTCOME);
+    let key = [col(SERIES)];
     let pre_game_time = when(col("pre_game"))
         .then(col("snapshot_time"))
         .otherwise(null_of(ts_dtype()));
-    let mut aggs = vec![
+    let mut aggs: Vec<Expr> = OUTCOME.iter().map(|c| col(*c).first()).collect();
+    aggs.extend([
         len().alias("snapshots"),
         col("pre_game").sum().alias("pre_game_snapshots"),
         col("commence_time").first().alias("commence_time"),
-    ];
+    ]);
     for (flag, prefix) in [("is_open", "opening"), ("is_close", "closing")] {
         for (c, suffix) in [
             ("snapshot_time", "time"),
