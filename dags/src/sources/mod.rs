@@ -67,7 +67,14 @@ impl<T> Validated<T> {
 
 /// Decodes one JSON value into `T`, naming the failing field path, so a
 /// rejection says *where* the record was bad, not only that it was.
+///
+/// Tracking the path costs on every field, so only a value that fails is
+/// decoded a second time to find it: nearly every record is good, and a
+/// season of odds is millions of them.
 pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, String> {
+    if let Ok(decoded) = <T as serde::Deserialize>::deserialize(value) {
+        return Ok(decoded);
+    }
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let path: String = e.path().to_string();
         format!("at {path}: {}", e.into_inner())

@@ -173,12 +173,22 @@ pub fn event_games(events: LazyFrame, games: LazyFrame) -> PolarsResult<LazyFram
 /// `odds` with `game_id` from `map` ([`event_games`]), replacing any it
 /// had: whatever mapped the rows before, one rule decides.
 pub fn with_games(odds: LazyFrame, map: LazyFrame) -> LazyFrame {
+    join_games(odds, map, JoinType::Left)
+}
+
+/// The rows of `odds` whose events are in `map` (a part of an
+/// [`event_games`] map), with their `game_id` as [`with_games`] sets it.
+pub fn of_mapped_events(odds: LazyFrame, map: LazyFrame) -> LazyFrame {
+    join_games(odds, map, JoinType::Inner)
+}
+
+fn join_games(odds: LazyFrame, map: LazyFrame, how: JoinType) -> LazyFrame {
     const MAPPED: &str = "mapped_game_id";
     odds.join(
         map.select([col("sport"), col("event_id"), col("game_id").alias(MAPPED)]),
         [col("sport"), col("event_id")],
         [col("sport"), col("event_id")],
-        JoinArgs::new(JoinType::Left),
+        JoinArgs::new(how),
     )
     .with_column(col(MAPPED).alias("game_id"))
     .drop(by_name([MAPPED], true, false))

@@ -118,6 +118,17 @@ pub(super) fn bookmaker_comparison_of(
     games: LazyFrame,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
+    bookmaker_comparison_from(comparison_partials(priced, lines, games)?, run_id)
+}
+
+/// The counts and sums bookmaker_comparison divides, per (bookmaker, sport,
+/// season), over the games of `priced` and `lines`: partials of disjoint
+/// sets of games stack into the partials of all of them.
+pub(super) fn comparison_partials(
+    priced: LazyFrame,
+    lines: LazyFrame,
+    games: LazyFrame,
+) -> PolarsResult<LazyFrame> {
     let key = COMPARISON_KEY;
     let seasons = games
         .select([col("game_id"), col("season")])
@@ -139,12 +150,16 @@ pub(super) fn bookmaker_comparison_of(
         .agg([
             col("game_id").n_unique().alias("games"),
             len().alias("market_snapshots"),
-            (col("vig").mean() * lit(100.0)).alias("avg_vig_pct"),
+            col("vig").sum().alias("vig_sum"),
+            col("vig").count().alias("vig_n"),
         ]);
 
     // Against the other bookmakers quoting the same outcome, point and time.
     let offer = cols_of(&["game_id", "market", "outcome", "point_key", "snapshot_time"]);
     let contested = col("books").gt_eq(lit(2));
+    let deviation = (col("fair_prob") - col("consensus"))
+        .abs()
+        .filter(contested.clone());
     let rivals = pre_game
         .with_columns([
             col("price_decimal")
@@ -162,41 +177,62 @@ pub(super) fn bookmaker_comparison_of(
             contested.clone().sum().alias("contested_prices"),
             col("price_decimal")
                 .eq(col("best"))
-                .and(contested.clone())
+                .and(contested)
                 .sum()
                 .alias("best_prices"),
-            (col("fair_prob") - col("consensus"))
-                .abs()
-                .filter(contested)
-                .mean()
-                .alias("mean_abs_deviation"),
-        ])
-        .with_column(
-            when(col("contested_prices").gt(lit(0)))
-                .then(
-                    col("best_prices").cast(DataType::Float64)
-                        / col("contested_prices").cast(DataType::Float64),
-                )
-                .otherwise(null_of(DataType::Float64))
-                .alias("best_price_share"),
-        );
+            deviation.clone().sum().alias("deviation_sum"),
+            deviation.count().alias("deviation_n"),
+        ]);
 
     let clv = left_join_nulls(super::movement::clv_rows(lines), seasons, &["game_id"])
         .group_by(cols_of(key))
         .agg([
             col("clv").count().alias("opening_clv_n"),
-            col("clv").mean().alias("opening_clv_avg"),
-            col("clv")
-                .gt(lit(0.0))
-                .cast(DataType::Float64)
-                .mean()
-                .alias("opening_clv_positive_share"),
+            col("clv").sum().alias("clv_sum"),
+            col("clv").gt(lit(0.0)).sum().alias("clv_positive"),
         ]);
 
-    let lf = left_join_nulls(left_join_nulls(quotes, rivals, key), clv, key).with_columns([
-        col("contested_prices").fill_null(lit(0)),
-        col("opening_clv_n").fill_null(lit(0)),
-    ]);
+    Ok(left_join_nulls(
+        left_join_nulls(quotes, rivals, key),
+        clv,
+        key,
+    ))
+}
+
+/// gold.bookmaker_comparison from [`comparison_partials`].
+pub(super) fn bookmaker_comparison_from(
+    partials: LazyFrame,
+    run_id: &str,
+) -> PolarsResult<DataFrame> {
+    let key = COMPARISON_KEY;
+    let summed = [
+        "games",
+        "market_snapshots",
+        "vig_sum",
+        "vig_n",
+        "contested_prices",
+        "best_prices",
+        "deviation_sum",
+        "deviation_n",
+        "opening_clv_n",
+        "clv_sum",
+        "clv_positive",
+    ];
+    let ratio = |num: &str, den: &str| {
+        when(col(den).gt(lit(0)))
+            .then(col(num).cast(DataType::Float64) / col(den).cast(DataType::Float64))
+            .otherwise(null_of(DataType::Float64))
+    };
+    let lf = partials
+        .group_by(cols_of(key))
+        .agg(summed.map(|c| col(c).sum()))
+        .with_columns([
+            (ratio("vig_sum", "vig_n") * lit(100.0)).alias("avg_vig_pct"),
+            ratio("best_prices", "contested_prices").alias("best_price_share"),
+            ratio("deviation_sum", "deviation_n").alias("mean_abs_deviation"),
+            ratio("clv_sum", "opening_clv_n").alias("opening_clv_avg"),
+            ratio("clv_positive", "opening_clv_n").alias("opening_clv_positive_share"),
+        ]);
     finish(lf, &t::BOOKMAKER_COMPARISON, key, run_id)
 }
 

@@ -218,8 +218,10 @@ impl Inputs {
     }
 
     /// `f` over the odds of each sport in turn, the map applied
-    /// ([`SportOdds`]), in the map's sport order. With no odds, `f` runs
-    /// once over the empty odds, so its table still has its schema.
+    /// ([`SportOdds`]), in the map's sport order; a sport of more than
+    /// [`CHUNK_ROWS`] odds rows in parts of whole games, so that no part
+    /// holds many more. With no odds, `f` runs once over the empty odds, so
+    /// its table still has its schema.
     fn per_sport<T>(
         &self,
         inputs: &SilverInputs,
@@ -229,34 +231,70 @@ impl Inputs {
         let sports = map.column("sport")?.unique_stable()?;
         let sports: Vec<String> = sports.str()?.iter().flatten().map(str::to_owned).collect();
         if sports.is_empty() {
-            let mapped = event_games::with_games(self.odds.clone(), map.lazy()).collect()?;
+            let mapped = event_games::with_games(self.odds.clone(), map.lazy());
             return Ok(vec![f(SportOdds { mapped })?]);
         }
         let mut out = Vec::with_capacity(sports.len());
         for sport in sports {
             let of_sport = || col("sport").eq(lit(sport.as_str()));
-            let mapped = event_games::with_games(
-                self.odds.clone().filter(of_sport()),
-                map.clone().lazy().filter(of_sport()),
-            )
-            .collect()?;
-            out.push(f(SportOdds { mapped })?);
+            let odds = self.odds.clone().filter(of_sport());
+            let sport_map = map.clone().lazy().filter(of_sport()).collect()?;
+            for part in game_parts(&sport_map, rows(odds.clone())?)? {
+                let mapped = event_games::of_mapped_events(odds.clone(), part.lazy());
+                out.push(f(SportOdds { mapped })?);
+            }
         }
         Ok(out)
     }
 }
 
+/// Odds rows above which gold splits a sport's games into parts: a part's
+/// prepared odds take about half a kilobyte a row while it is built.
+const CHUNK_ROWS: usize = 2_500_000;
+
+/// Rows of `lf`.
+fn rows(lf: LazyFrame) -> PolarsResult<usize> {
+    let n = lf.select([len()]).collect()?;
+    let n = n.column("len")?.cast(&DataType::UInt64)?;
+    Ok(n.u64()?.get(0).unwrap_or(0) as usize)
+}
+
+/// `map` (one sport's events and their games) split into parts of whole
+/// games, as many as `odds_rows` needs at [`CHUNK_ROWS`] a part, the
+/// events of no game in the first.
+fn game_parts(map: &DataFrame, odds_rows: usize) -> PolarsResult<Vec<DataFrame>> {
+    let parts = odds_rows.div_ceil(CHUNK_ROWS).max(1);
+    if parts == 1 {
+        return Ok(vec![map.clone()]);
+    }
+    let ids = map.column("game_id")?.drop_nulls().unique()?;
+    let ids = ids.as_materialized_series().sort(SortOptions::default())?;
+    let per_part = ids.len().div_ceil(parts).max(1);
+    let mut out = Vec::with_capacity(parts);
+    for (i, start) in (0..ids.len()).step_by(per_part).enumerate() {
+        let part = ids.slice(start as i64, per_part);
+        let mut of_part = col("game_id").is_in(lit(part).implode(false), false);
+        if i == 0 {
+            of_part = of_part.or(col("game_id").is_null());
+        }
+        out.push(map.clone().lazy().filter(of_part).collect()?);
+    }
+    Ok(out)
+}
+
 /// One sport's silver odds with gold's map applied. Gold works one sport at
 /// a time: every odds mart's grain holds a game or a sport, so a sport's
 /// rows build its rows alone, and only one sport's prepared odds are held
-/// at once (a season of one sport is a fraction of all the odds).
+/// at once (a season of one sport is a fraction of all the odds). The
+/// mapped rows are a plan, not a copy: each use filters and maps again,
+/// which costs less than holding them beside [`SportOdds::priced`].
 struct SportOdds {
-    mapped: DataFrame,
+    mapped: LazyFrame,
 }
 
 impl SportOdds {
     fn odds(&self) -> LazyFrame {
-        self.mapped.clone().lazy()
+        self.mapped.clone()
     }
 
     /// [`prices::priced`], materialised (every odds mart starts from it).
@@ -322,12 +360,12 @@ pub fn build_all(
             market_efficiency: markets::market_efficiency_of(priced.clone(), run_id)?,
             odds_movement: movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
             closing_line_value: movement::closing_line_value_of(lines.clone(), run_id)?,
-            bookmaker_comparison: markets::bookmaker_comparison_of(
+            bookmaker_comparison: markets::comparison_partials(
                 priced.clone(),
                 lines.clone(),
                 games.clone(),
-                run_id,
-            )?,
+            )?
+            .collect()?,
             game_lines: prices::game_closing_lines(lines).collect()?,
             team_consensus: news::team_consensus(priced, games.clone()).collect()?,
             bookmakers,
@@ -355,7 +393,7 @@ pub fn build_all(
     let market_efficiency = stack(next(), markets::EFFICIENCY_KEY)?;
     let odds_movement = stack(next(), &prices::OUTCOME)?;
     let closing_line_value = stack(next(), &prices::OUTCOME)?;
-    let bookmaker_comparison = stack(next(), markets::COMPARISON_KEY)?;
+    let bookmaker_comparison = markets::bookmaker_comparison_from(concat_parts(next())?, run_id)?;
     let game_lines = concat_parts(next())?;
     let team_consensus = concat_parts(next())?;
     let bookmakers = concat_parts(next())?;
@@ -427,13 +465,13 @@ pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsR
             })?,
             &prices::OUTCOME,
         ),
-        "bookmaker_comparison" => stack(
-            s.per_sport(inputs, |o| {
+        "bookmaker_comparison" => markets::bookmaker_comparison_from(
+            concat_parts(s.per_sport(inputs, |o| {
                 let priced = o.priced()?;
                 let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
-                markets::bookmaker_comparison_of(priced, lines, games(), run_id)
-            })?,
-            markets::COMPARISON_KEY,
+                markets::comparison_partials(priced, lines, games())?.collect()
+            })?)?,
+            run_id,
         ),
         "team_trends" => games::team_trends_of(games(), game_lines()?, run_id),
         "scoring_patterns" => scoring_patterns(games(), s.periods.clone(), run_id),
@@ -783,6 +821,34 @@ mod tests {
             let got = table(name);
             assert!(got.equals_missing(&want), "{name}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn a_large_sport_is_split_into_parts_of_whole_games() {
+        let map = df!(
+            "sport" => ["nba"; 6],
+            "event_id" => ["e1", "e2", "e3", "e4", "e5", "e6"],
+            "game_id" => [Some("nba:3"), Some("nba:1"), None, Some("nba:2"), Some("nba:1"), Some("nba:4")],
+        )
+        .unwrap();
+        assert_eq!(game_parts(&map, CHUNK_ROWS).unwrap().len(), 1);
+        let parts = game_parts(&map, 2 * CHUNK_ROWS + 1).unwrap();
+        let events = |df: &DataFrame| -> Vec<String> {
+            let mut ids: Vec<String> = df
+                .column("event_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
+            ids.sort();
+            ids
+        };
+        let got: Vec<Vec<String>> = parts.iter().map(events).collect();
+        // Two games a part in id order; the event of no game in the first.
+        assert_eq!(got, [vec!["e2", "e3", "e4", "e5"], vec!["e1", "e6"]]);
     }
 
     /// `input` keeps only the columns `reads` names (none: the empty

@@ -19,15 +19,18 @@ pub(super) const SERIES: &str = "series";
 /// [`priced`]'s number of a [`MARKET`].
 pub(super) const BOOK_MARKET: &str = "book_market";
 
-/// Numbers the runs of equal `key` values of a sorted frame from 1: the
-/// count of rows so far where some key column differs from the row before.
-fn run_number(key: &[&str]) -> Expr {
+/// Whether a row of a sorted frame starts a run of equal `key` values: some
+/// key column differs from the row before (the first row always does).
+fn run_number_starts(key: &[&str]) -> Expr {
     key.iter()
         .map(|c| col(*c).neq_missing(col(*c).shift(lit(1))))
         .reduce(Expr::or)
         .expect("a key has columns")
-        .cast(DataType::UInt32)
-        .cum_sum(false)
+}
+
+/// Numbers the runs of equal `key` values of a sorted frame from 1.
+fn run_number(key: &[&str]) -> Expr {
+    run_number_starts(key).cast(DataType::UInt32).cum_sum(false)
 }
 
 /// `c` at the series' previous row of a frame of [`priced`] rows (any
@@ -92,8 +95,9 @@ pub(super) fn priced(odds: LazyFrame) -> PolarsResult<LazyFrame> {
                 .collect::<Vec<_>>(),
             SortMultipleOptions::default(),
         )
-        // Two events mapped to one game would otherwise double its outcomes.
-        .unique_stable(Some(cols(series_time)), UniqueKeepStrategy::First)
+        // Two events mapped to one game would otherwise double its outcomes:
+        // of rows equal but for the event, the sort put the one to keep first.
+        .filter(run_number_starts(&series_time))
         .drop(by_name(["event_id"], true, false))
         .with_columns([
             run_number(&OUTCOME).alias(SERIES),
