@@ -702,17 +702,22 @@ mod tests {
         }
     }
 
-    fn games_of(df: &DataFrame) -> Vec<String> {
-        let ids = df.column("game_id").unwrap().unique_stable().unwrap();
-        let mut ids: Vec<String> = ids
+    /// The distinct values of string column `name`, sorted.
+    fn distinct(df: &DataFrame, name: &str) -> Vec<String> {
+        let values = df.column(name).unwrap().unique_stable().unwrap();
+        let mut values: Vec<String> = values
             .str()
             .unwrap()
             .iter()
             .flatten()
             .map(str::to_owned)
             .collect();
-        ids.sort();
-        ids
+        values.sort();
+        values
+    }
+
+    fn games_of(df: &DataFrame) -> Vec<String> {
+        distinct(df, "game_id")
     }
 
     #[test]
@@ -833,20 +838,7 @@ mod tests {
         .unwrap();
         assert_eq!(game_parts(&map, CHUNK_ROWS).unwrap().len(), 1);
         let parts = game_parts(&map, 2 * CHUNK_ROWS + 1).unwrap();
-        let events = |df: &DataFrame| -> Vec<String> {
-            let mut ids: Vec<String> = df
-                .column("event_id")
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .flatten()
-                .map(str::to_owned)
-                .collect();
-            ids.sort();
-            ids
-        };
-        let got: Vec<Vec<String>> = parts.iter().map(events).collect();
+        let got: Vec<Vec<String>> = parts.iter().map(|p| distinct(p, "event_id")).collect();
         // Two games a part in id order; the event of no game in the first.
         assert_eq!(got, [vec!["e2", "e3", "e4", "e5"], vec!["e1", "e6"]]);
     }
