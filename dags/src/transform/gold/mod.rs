@@ -336,7 +336,7 @@ struct SportParts {
     market_efficiency: DataFrame,
     odds_movement: DataFrame,
     closing_line_value: DataFrame,
-    bookmaker_comparison: DataFrame,
+    comparison_partials: DataFrame,
     game_lines: DataFrame,
     team_consensus: DataFrame,
     bookmakers: DataFrame,
@@ -360,7 +360,7 @@ pub fn build_all(
             market_efficiency: markets::market_efficiency_of(priced.clone(), run_id)?,
             odds_movement: movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
             closing_line_value: movement::closing_line_value_of(lines.clone(), run_id)?,
-            bookmaker_comparison: markets::comparison_partials(
+            comparison_partials: markets::comparison_partials(
                 priced.clone(),
                 lines.clone(),
                 games.clone(),
@@ -371,32 +371,16 @@ pub fn build_all(
             bookmakers,
         })
     })?;
-    let mut tables: Vec<Vec<DataFrame>> = vec![Vec::new(); 7];
-    for p in parts {
-        for (i, df) in [
-            p.market_efficiency,
-            p.odds_movement,
-            p.closing_line_value,
-            p.bookmaker_comparison,
-            p.game_lines,
-            p.team_consensus,
-            p.bookmakers,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            tables[i].push(df);
-        }
-    }
-    let mut tables = tables.into_iter();
-    let mut next = || tables.next().unwrap_or_default();
-    let market_efficiency = stack(next(), markets::EFFICIENCY_KEY)?;
-    let odds_movement = stack(next(), &prices::OUTCOME)?;
-    let closing_line_value = stack(next(), &prices::OUTCOME)?;
-    let bookmaker_comparison = markets::bookmaker_comparison_from(concat_parts(next())?, run_id)?;
-    let game_lines = concat_parts(next())?;
-    let team_consensus = concat_parts(next())?;
-    let bookmakers = concat_parts(next())?;
+    // Each table's parts, one per sport or part of a sport (clones share the columns).
+    let of = |f: fn(&SportParts) -> &DataFrame| parts.iter().map(|p| f(p).clone()).collect();
+    let market_efficiency = stack(of(|p| &p.market_efficiency), markets::EFFICIENCY_KEY)?;
+    let odds_movement = stack(of(|p| &p.odds_movement), &prices::OUTCOME)?;
+    let closing_line_value = stack(of(|p| &p.closing_line_value), &prices::OUTCOME)?;
+    let bookmaker_comparison =
+        markets::bookmaker_comparison_from(concat_parts(of(|p| &p.comparison_partials))?, run_id)?;
+    let game_lines = concat_parts(of(|p| &p.game_lines))?;
+    let team_consensus = concat_parts(of(|p| &p.team_consensus))?;
+    let bookmakers = concat_parts(of(|p| &p.bookmakers))?;
 
     Ok(vec![
         (&t::MARKET_EFFICIENCY, market_efficiency),
