@@ -17,7 +17,6 @@ pub mod iceberg;
 pub mod ingest;
 pub mod lake;
 pub mod marts_serving;
-pub mod placeholder;
 pub mod quality;
 pub mod sensors;
 pub mod sources;
@@ -25,8 +24,10 @@ pub mod stream;
 pub mod streams;
 pub mod transform;
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, NaiveDate, Utc};
-use orchestrator::DagBag;
+use orchestrator::{DagBag, TaskContext, TaskError};
 use serde_json::Value;
 
 /// One supported league. Adding a sport is a row in [`SPORTS`], not new code:
@@ -83,6 +84,30 @@ pub fn sport(key: &str) -> Option<&'static Sport> {
 /// The `sports` param's default: every sport in [`SPORTS`].
 pub fn all_sports_param() -> Value {
     Value::Array(SPORTS.iter().map(|s| Value::from(s.key)).collect())
+}
+
+/// The run's `sports` param, in [`SPORTS`] order, checked against that table
+/// so a typo in a run's conf fails loudly instead of silently selecting nothing.
+pub fn selected_sports(ctx: &TaskContext) -> Result<Vec<String>, TaskError> {
+    let wanted: Vec<String> = ctx.param("sports")?;
+    let unknown: BTreeSet<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|s| sport(s).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = SPORTS.iter().map(|s| s.key).collect();
+        return Err(TaskError::msg(format!(
+            "unknown sport(s) {unknown:?} in the `sports` param; known: {}",
+            known.join(", ")
+        )));
+    }
+    // Table order and no duplicates, whatever the conf says.
+    Ok(SPORTS
+        .iter()
+        .filter(|s| wanted.iter().any(|w| w == s.key))
+        .map(|s| s.key.to_owned())
+        .collect())
 }
 
 /// Timezone of the nightly schedules and of the "sports day". US leagues

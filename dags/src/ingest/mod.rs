@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use orchestrator::{TaskContext, TaskError};
 
-use crate::placeholder::selected_sports;
+use crate::selected_sports;
 use crate::sources::espn;
 use crate::sources::odds_api;
 use crate::sources::weather::OPEN_METEO_ARCHIVE_URL;

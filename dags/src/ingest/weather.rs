@@ -30,7 +30,7 @@ use crate::lake::layout::date_prefix;
 use crate::lake::{
     self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectMeta, ObjectStore, RawKey,
 };
-use crate::placeholder::selected_sports;
+use crate::selected_sports;
 use crate::sources::espn;
 use crate::sources::weather::{
     OpenMeteo, OpenMeteoClient, HOURLY, OPEN_METEO_API, OPEN_METEO_RATE,

@@ -165,6 +165,19 @@ pub enum Side {
     Under,
 }
 
+impl Side {
+    /// The lowercase name stored in the tables (`home`, `over` …), as serde writes it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Side::Home => "home",
+            Side::Away => "away",
+            Side::Draw => "draw",
+            Side::Over => "over",
+            Side::Under => "under",
+        }
+    }
+}
+
 /// One price: the grain of the silver odds snapshots (DATA.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Quote {
@@ -181,6 +194,20 @@ pub struct Quote {
     pub last_update: Option<DateTime<Utc>>,
 }
 
+/// One price of an event, borrowing its names from the decoded event.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotedPrice<'a> {
+    pub bookmaker: &'a str,
+    pub market: &'a str,
+    pub side: Side,
+    pub outcome_name: &'a str,
+    pub american: f64,
+    pub decimal: f64,
+    pub point: Option<f64>,
+    /// The market's update time, else the bookmaker's.
+    pub last_update: Option<DateTime<Utc>>,
+}
+
 /// Markets the quotes cover; others (`h2h_lay`, props) are skipped.
 const QUOTED_MARKETS: &[&str] = &["h2h", "spreads", "totals"];
 
@@ -190,6 +217,26 @@ impl OddsEvent {
     /// validation has already rejected events with such h2h markets.
     pub fn quotes(&self, format: OddsFormat) -> Vec<Quote> {
         let mut out: Vec<Quote> = Vec::new();
+        self.each_quoted_price(format, |p| {
+            out.push(Quote {
+                event_id: self.id.clone(),
+                commence_time: self.commence_time,
+                bookmaker: p.bookmaker.to_owned(),
+                market: p.market.to_owned(),
+                outcome: p.side,
+                outcome_name: p.outcome_name.to_owned(),
+                price_american: p.american,
+                price_decimal: p.decimal,
+                point: p.point,
+                last_update: p.last_update,
+            });
+        });
+        out
+    }
+
+    /// Calls `f` with each price [`OddsEvent::quotes`] keeps, borrowed: the
+    /// bulk loaders copy the strings straight into their columns.
+    pub fn each_quoted_price<'a>(&'a self, format: OddsFormat, mut f: impl FnMut(QuotedPrice<'a>)) {
         for book in &self.bookmakers {
             for market in book
                 .markets
@@ -202,22 +249,19 @@ impl OddsEvent {
                     else {
                         continue;
                     };
-                    out.push(Quote {
-                        event_id: self.id.clone(),
-                        commence_time: self.commence_time,
-                        bookmaker: book.key.clone(),
-                        market: market.key.clone(),
-                        outcome: side,
-                        outcome_name: o.name.clone(),
-                        price_american: american,
-                        price_decimal: decimal,
+                    f(QuotedPrice {
+                        bookmaker: &book.key,
+                        market: &market.key,
+                        side,
+                        outcome_name: &o.name,
+                        american,
+                        decimal,
                         point: o.point,
                         last_update: market.last_update.or(book.last_update),
                     });
                 }
             }
         }
-        out
     }
 
     /// The side `name` stands for in this event.
@@ -261,7 +305,7 @@ fn price_problem(price: f64, format: OddsFormat) -> Option<String> {
 /// The rules an event must pass: ids and teams present, every h2h market
 /// has both sides (two outcomes, three with a draw) named after the event's
 /// teams, every price valid in `format`.
-fn check_event(e: &OddsEvent, format: OddsFormat) -> Result<(), String> {
+pub fn check_event(e: &OddsEvent, format: OddsFormat) -> Result<(), String> {
     if e.id.trim().is_empty() {
         return Err("event has no id".to_string());
     }

@@ -15,7 +15,7 @@ use crate::iceberg::{Kind, TableDef};
 use crate::ingest::weather::OutdoorVenue;
 use crate::sources::espn::{self, GameRecord};
 use crate::sources::news::FeedItem;
-use crate::sources::odds_api::{self, OddsEvent, OddsFormat};
+
 use crate::sources::weather::{Observation, OpenMeteo};
 
 /// Ingestion metadata every bronze row carries.
@@ -315,80 +315,7 @@ pub fn games_frame(rows: &[(GameRecord, &Origin)]) -> PolarsResult<DataFrame> {
     origin(b, &origins).build()
 }
 
-/// One price of one snapshot, flattened.
-#[derive(Debug, Clone)]
-pub struct OddsRow {
-    pub snapshot_time: DateTime<Utc>,
-    pub home_team: String,
-    pub away_team: String,
-    pub quote: odds_api::Quote,
-}
-
-/// Prices of one stored odds object (a JSON array of historical snapshots).
-/// A snapshot that does not decode was dead-lettered by `validate`; skip it.
-pub fn odds(payload: &Value, format: OddsFormat) -> Vec<OddsRow> {
-    let mut out = Vec::new();
-    for snapshot in payload.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let Ok((times, checked)) = odds_api::validate_historical(snapshot, format) else {
-            continue;
-        };
-        for event in &checked.good {
-            out.extend(event_rows(event, times.timestamp, format));
-        }
-    }
-    out
-}
-
-fn event_rows(event: &OddsEvent, at: DateTime<Utc>, format: OddsFormat) -> Vec<OddsRow> {
-    event
-        .quotes(format)
-        .into_iter()
-        .map(|quote| OddsRow {
-            snapshot_time: at,
-            home_team: event.home_team.clone(),
-            away_team: event.away_team.clone(),
-            quote,
-        })
-        .collect()
-}
-
-/// bronze.odds rows.
-pub fn odds_frame(rows: &[(OddsRow, &Origin)]) -> PolarsResult<DataFrame> {
-    let q = |f: fn(&OddsRow) -> Option<String>| rows.iter().map(move |(r, _)| f(r));
-    let b = FrameBuilder::new()
-        .str("sport", rows.iter().map(|(_, o)| Some(o.sport.clone())))
-        .date("sports_date", rows.iter().map(|(_, o)| Some(o.sports_date)))
-        .ts(
-            "snapshot_time",
-            rows.iter().map(|(r, _)| Some(r.snapshot_time)),
-        )
-        .str("event_id", q(|r| Some(r.quote.event_id.clone())))
-        .ts(
-            "commence_time",
-            rows.iter().map(|(r, _)| Some(r.quote.commence_time)),
-        )
-        .str("home_team", q(|r| Some(r.home_team.clone())))
-        .str("away_team", q(|r| Some(r.away_team.clone())))
-        .str("bookmaker", q(|r| Some(r.quote.bookmaker.clone())))
-        .str("market", q(|r| Some(r.quote.market.clone())))
-        .str(
-            "outcome",
-            q(|r| Some(format!("{:?}", r.quote.outcome).to_lowercase())),
-        )
-        .str("outcome_name", q(|r| Some(r.quote.outcome_name.clone())))
-        .f64(
-            "price_american",
-            rows.iter().map(|(r, _)| Some(r.quote.price_american)),
-        )
-        .f64(
-            "price_decimal",
-            rows.iter().map(|(r, _)| Some(r.quote.price_decimal)),
-        )
-        .f64("point", rows.iter().map(|(r, _)| r.quote.point))
-        .ts("last_update", rows.iter().map(|(r, _)| r.quote.last_update));
-    let origins: Vec<&Origin> = rows.iter().map(|(_, o)| *o).collect();
-    origin(b, &origins).build()
-}
+// bronze.odds rows are built column by column in `bronze_odds`.
 
 /// One hourly observation at one venue.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The batch transforms: raw lake → bronze → silver → gold, with polars.
 //!
 //! * [`bronze`]: raw payloads flattened to typed rows, one per source
-//!   record, with ingestion metadata (source, raw key, run id, time).
+//!   record, with ingestion metadata (source, raw key, run id, time);
+//!   [`bronze_odds`]: bronze.odds decoded straight into its columns.
 //! * [`silver`]: cleaned and conformed (deduplicated, canonical ids, UTC,
 //!   both price formats, opening and closing lines, events mapped to the
 //!   games modelled so far);
@@ -14,6 +15,7 @@
 //! lake, the Iceberg tables and the quality gates.
 
 pub mod bronze;
+pub mod bronze_odds;
 pub mod event_games;
 pub mod frame;
 pub mod gold;

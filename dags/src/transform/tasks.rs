@@ -13,10 +13,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
-use polars::prelude::{DataFrame, IntoLazy, PolarsResult};
+use polars::prelude::{polars_err, DataFrame, IntoLazy, PolarsResult};
 use serde_json::{json, Value};
 
 use super::bronze::{self, Origin};
+use super::bronze_odds::OddsColumns;
 use super::{event_games, silver, silver_news, silver_tables, suites};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
 use crate::iceberg::write::PartValue;
@@ -27,7 +28,7 @@ use crate::iceberg::{
 use crate::ingest::{resolve, Settings, SettingsOverride};
 use crate::lake::layout::date_prefix;
 use crate::lake::{read_raw, Kind, ObjectStore, RawKey};
-use crate::placeholder::selected_sports;
+use crate::selected_sports;
 use crate::sports_day;
 
 /// The data family a transform task models.
@@ -221,7 +222,7 @@ impl Task for LoadBronze {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let scope = Scope::of(&ctx, &self.settings).await?;
         let lake = crate::lake::open_from_env(&scope.settings.home)?;
-        let mut payloads: Vec<(Value, Origin)> = Vec::new();
+        let mut payloads: Vec<(Payload, Origin)> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         for sport in &scope.sports {
             let Some((key, source)) =
@@ -233,8 +234,14 @@ impl Task for LoadBronze {
             let bytes = read_raw(lake.as_ref(), &key).await?.ok_or_else(|| {
                 TaskError::msg(format!("raw object {key} vanished while loading"))
             })?;
-            let payload: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| TaskError::msg(format!("raw object {key} is not JSON: {e}")))?;
+            let payload = match self.family {
+                // Odds objects are large: bronze decodes them straight into
+                // its columns, so keep the bytes (checked to be JSON first).
+                Family::Odds => serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+                    .map(|_| Payload::Bytes(bytes)),
+                _ => serde_json::from_slice::<Value>(&bytes).map(Payload::Json),
+            }
+            .map_err(|e| TaskError::msg(format!("raw object {key} is not JSON: {e}")))?;
             payloads.push((
                 payload,
                 Origin {
@@ -267,11 +274,32 @@ impl Task for LoadBronze {
     }
 }
 
-fn bronze_frame(family: Family, payloads: &[(Value, Origin)]) -> PolarsResult<DataFrame> {
+/// A raw object as bronze reads it.
+enum Payload {
+    Json(Value),
+    /// Known to be JSON; decoded by the loader itself.
+    Bytes(Vec<u8>),
+}
+
+impl Payload {
+    fn json(&self) -> Option<&Value> {
+        match self {
+            Payload::Json(v) => Some(v),
+            Payload::Bytes(_) => None,
+        }
+    }
+}
+
+fn bronze_frame(family: Family, payloads: &[(Payload, Origin)]) -> PolarsResult<DataFrame> {
+    let values = || {
+        payloads
+            .iter()
+            .filter_map(|(p, origin)| p.json().map(|v| (v, origin)))
+    };
     match family {
         Family::Games => {
             let mut rows = Vec::new();
-            for (payload, origin) in payloads {
+            for (payload, origin) in values() {
                 // The payload was checked by `validate`; an unreadable one
                 // there failed that task, so this is only defensive.
                 let games = bronze::games(payload, origin).unwrap_or_default();
@@ -280,23 +308,33 @@ fn bronze_frame(family: Family, payloads: &[(Value, Origin)]) -> PolarsResult<Da
             bronze::games_frame(&rows)
         }
         Family::Odds => {
-            let mut rows = Vec::new();
+            let mut columns = OddsColumns::default();
             for (payload, origin) in payloads {
-                let odds = bronze::odds(payload, crate::ingest::odds::FORMAT);
-                rows.extend(odds.into_iter().map(|o| (o, origin)));
+                match payload {
+                    Payload::Bytes(bytes) => {
+                        columns
+                            .add_object(bytes, origin, crate::ingest::odds::FORMAT)
+                            .map_err(|e| {
+                                polars_err!(ComputeError: "raw object {} is not JSON: {e}", origin.raw_key)
+                            })?;
+                    }
+                    Payload::Json(value) => {
+                        columns.add_payload(value, origin, crate::ingest::odds::FORMAT);
+                    }
+                }
             }
-            bronze::odds_frame(&rows)
+            columns.finish()
         }
         Family::Weather => {
             let mut rows = Vec::new();
-            for (payload, origin) in payloads {
+            for (payload, origin) in values() {
                 rows.extend(bronze::weather(payload).into_iter().map(|w| (w, origin)));
             }
             bronze::weather_frame(&rows)
         }
         Family::News => {
             let mut rows = Vec::new();
-            for (payload, origin) in payloads {
+            for (payload, origin) in values() {
                 rows.extend(
                     bronze::news(payload, origin)
                         .into_iter()

@@ -40,6 +40,7 @@ use dags::ingest::odds::snapshot_times;
 use dags::sources::generator::SeasonGenerator;
 use dags::sources::odds_api::OddsFormat;
 use dags::transform::bronze::{self, Origin};
+use dags::transform::bronze_odds::OddsColumns;
 use dags::transform::gold::{self, SilverInputs};
 use dags::transform::{event_games, silver, silver_tables};
 use dags::{Sport, SPORTS};
@@ -261,7 +262,12 @@ fn rows_per_event(
             .get("data")
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
-        let rows = bronze::odds(&Value::Array(vec![snapshot]), OddsFormat::American).len();
+        let o = origin(&SPORTS[*sport], start.date_naive(), "odds", *start);
+        let rows = OddsColumns::default().add_payload(
+            &Value::Array(vec![snapshot]),
+            &o,
+            OddsFormat::American,
+        );
         if events > 0 {
             out[*sport] = rows as f64 / events as f64;
         }
@@ -401,11 +407,9 @@ impl SilverSums {
 /// `transform.bronze_odds` builds in one pass over the same objects.
 fn bronze_odds(raws: &[Vec<u8>], origins: &[Origin], threads: usize) -> Result<DataFrame> {
     let one = |i: usize| -> Result<DataFrame> {
-        let payload: Value = serde_json::from_slice(&raws[i])?;
-        let rows = bronze::odds(&payload, OddsFormat::American);
-        drop(payload);
-        let rows: Vec<_> = rows.into_iter().map(|r| (r, &origins[i])).collect();
-        Ok(bronze::odds_frame(&rows)?)
+        let mut columns = OddsColumns::default();
+        columns.add_object(&raws[i], &origins[i], OddsFormat::American)?;
+        Ok(columns.finish()?)
     };
     let mut order: Vec<usize> = (0..raws.len()).collect();
     order.sort_by_key(|i| std::cmp::Reverse(raws[*i].len()));
@@ -441,7 +445,7 @@ fn bronze_odds(raws: &[Vec<u8>], origins: &[Origin], threads: usize) -> Result<D
     }
     match out {
         Some(df) => Ok(df),
-        None => Ok(bronze::odds_frame(&[])?),
+        None => Ok(OddsColumns::default().finish()?),
     }
 }
 
