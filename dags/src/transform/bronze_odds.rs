@@ -5,6 +5,11 @@
 //! object is decoded into the typed models in one pass and every price is
 //! appended to its column builders, borrowing the decoded strings.
 //!
+//! The strings of an event (its id, teams) and of the object (sport,
+//! source, raw key, run id) repeat over runs of prices: each run stores its
+//! value once and its rows share it, as Parquet's dictionary pages do, so a
+//! price costs a 16-byte view for them, not a copy.
+//!
 //! Only an object whose every snapshot decodes takes that path. Any other is
 //! decoded snapshot by snapshot and event by event through the validators
 //! ([`odds_api::validate_historical`]), which skip exactly what they reject,
@@ -12,9 +17,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::{
-    Column, DataFrame, DataType, IntoColumn, NamedFrom, PolarsResult, Series, StringChunkedBuilder,
-    TimeUnit,
+    Column, DataFrame, DataType, IntoColumn, NamedFrom, PolarsResult, Series, StringChunked,
+    StringChunkedBuilder, TimeUnit,
 };
+use polars_arrow::array::MutableBinaryViewArray;
 use serde_json::Value;
 
 use super::bronze::Origin;
@@ -22,13 +28,13 @@ use crate::sources::odds_api::{self, HistoricalOdds, OddsEvent, OddsFormat};
 
 /// The columns of bronze.odds, in its table's order, filled price by price.
 pub struct OddsColumns {
-    sport: StringChunkedBuilder,
+    sport: RunStrings,
     sports_date: Vec<i32>,
     snapshot_time: Vec<i64>,
-    event_id: StringChunkedBuilder,
+    event_id: RunStrings,
     commence_time: Vec<i64>,
-    home_team: StringChunkedBuilder,
-    away_team: StringChunkedBuilder,
+    home_team: RunStrings,
+    away_team: RunStrings,
     bookmaker: StringChunkedBuilder,
     market: StringChunkedBuilder,
     outcome: StringChunkedBuilder,
@@ -37,10 +43,30 @@ pub struct OddsColumns {
     price_decimal: Vec<f64>,
     point: Vec<Option<f64>>,
     last_update: Vec<Option<i64>>,
-    source: StringChunkedBuilder,
-    raw_key: StringChunkedBuilder,
-    run_id: StringChunkedBuilder,
+    source: RunStrings,
+    raw_key: RunStrings,
+    run_id: RunStrings,
     ingested_at: Vec<i64>,
+}
+
+/// A string column filled in runs of one value, each value stored once.
+#[derive(Default)]
+struct RunStrings(MutableBinaryViewArray<str>);
+
+impl RunStrings {
+    fn with_capacity(rows: usize) -> Self {
+        Self(MutableBinaryViewArray::with_capacity(rows))
+    }
+
+    fn push_run(&mut self, value: &str, rows: usize) {
+        if rows > 0 {
+            self.0.extend_constant(rows, Some(value));
+        }
+    }
+
+    fn finish(self, name: &str) -> Column {
+        StringChunked::with_chunk(name.into(), self.0.freeze()).into_column()
+    }
 }
 
 fn strings(name: &str, capacity: usize) -> StringChunkedBuilder {
@@ -61,13 +87,13 @@ impl Default for OddsColumns {
 impl OddsColumns {
     pub fn with_capacity(rows: usize) -> Self {
         Self {
-            sport: strings("sport", rows),
+            sport: RunStrings::with_capacity(rows),
             sports_date: Vec::with_capacity(rows),
             snapshot_time: Vec::with_capacity(rows),
-            event_id: strings("event_id", rows),
+            event_id: RunStrings::with_capacity(rows),
             commence_time: Vec::with_capacity(rows),
-            home_team: strings("home_team", rows),
-            away_team: strings("away_team", rows),
+            home_team: RunStrings::with_capacity(rows),
+            away_team: RunStrings::with_capacity(rows),
             bookmaker: strings("bookmaker", rows),
             market: strings("market", rows),
             outcome: strings("outcome", rows),
@@ -76,9 +102,9 @@ impl OddsColumns {
             price_decimal: Vec::with_capacity(rows),
             point: Vec::with_capacity(rows),
             last_update: Vec::with_capacity(rows),
-            source: strings("source", rows),
-            raw_key: strings("raw_key", rows),
-            run_id: strings("run_id", rows),
+            source: RunStrings::with_capacity(rows),
+            raw_key: RunStrings::with_capacity(rows),
+            run_id: RunStrings::with_capacity(rows),
             ingested_at: Vec::with_capacity(rows),
         }
     }
@@ -148,14 +174,11 @@ impl OddsColumns {
         let at = at.timestamp_micros();
         let commence = event.commence_time.timestamp_micros();
         let ingested = origin.ingested_at.timestamp_micros();
+        let before = self.len();
         event.each_quoted_price(format, |price| {
-            self.sport.append_value(&origin.sport);
             self.sports_date.push(sports_date);
             self.snapshot_time.push(at);
-            self.event_id.append_value(&event.id);
             self.commence_time.push(commence);
-            self.home_team.append_value(&event.home_team);
-            self.away_team.append_value(&event.away_team);
             self.bookmaker.append_value(price.bookmaker);
             self.market.append_value(price.market);
             self.outcome.append_value(price.side.key());
@@ -165,11 +188,16 @@ impl OddsColumns {
             self.point.push(price.point);
             self.last_update
                 .push(price.last_update.map(|t| t.timestamp_micros()));
-            self.source.append_value(&origin.source);
-            self.raw_key.append_value(&origin.raw_key);
-            self.run_id.append_value(&origin.run_id);
             self.ingested_at.push(ingested);
         });
+        let rows = self.len() - before;
+        self.sport.push_run(&origin.sport, rows);
+        self.event_id.push_run(&event.id, rows);
+        self.home_team.push_run(&event.home_team, rows);
+        self.away_team.push_run(&event.away_team, rows);
+        self.source.push_run(&origin.source, rows);
+        self.raw_key.push_run(&origin.raw_key, rows);
+        self.run_id.push_run(&origin.run_id, rows);
     }
 
     /// The bronze.odds frame, in the table's column order and dtypes.
@@ -187,15 +215,15 @@ impl OddsColumns {
         };
         let f64s = |name: &str, v: Vec<f64>| Series::new(name.into(), v).into_column();
         let columns: Vec<Column> = vec![
-            s(self.sport),
+            self.sport.finish("sport"),
             Series::new("sports_date".into(), self.sports_date)
                 .cast(&DataType::Date)?
                 .into_column(),
             ts("snapshot_time", self.snapshot_time)?,
-            s(self.event_id),
+            self.event_id.finish("event_id"),
             ts("commence_time", self.commence_time)?,
-            s(self.home_team),
-            s(self.away_team),
+            self.home_team.finish("home_team"),
+            self.away_team.finish("away_team"),
             s(self.bookmaker),
             s(self.market),
             s(self.outcome),
@@ -204,9 +232,9 @@ impl OddsColumns {
             f64s("price_decimal", self.price_decimal),
             Series::new("point".into(), self.point).into_column(),
             opt_ts("last_update", self.last_update)?,
-            s(self.source),
-            s(self.raw_key),
-            s(self.run_id),
+            self.source.finish("source"),
+            self.raw_key.finish("raw_key"),
+            self.run_id.finish("run_id"),
             ts("ingested_at", self.ingested_at)?,
         ];
         DataFrame::new_infer_height(columns)
@@ -276,6 +304,22 @@ mod tests {
         let names: Vec<&str> = fast.get_column_names().iter().map(|n| n.as_str()).collect();
         let expected: Vec<&str> = super::super::bronze::ODDS.column_names();
         assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn an_events_id_and_teams_are_stored_once_for_all_its_prices() {
+        let fast = decoded_from_bytes(&stored_object(&real_events()));
+        let rows = fast.height();
+        for name in ["event_id", "home_team", "away_team", "raw_key"] {
+            let strings = fast.column(name).expect("column").str().expect("strings");
+            let copied: usize = strings.iter().flatten().map(str::len).sum();
+            let stored: usize = strings.downcast_iter().map(|a| a.total_buffer_len()).sum();
+            // One copy per event and snapshot, far below a copy per price.
+            assert!(
+                stored * 3 < copied,
+                "{name}: {stored} bytes stored for {rows} rows of {copied} bytes"
+            );
+        }
     }
 
     #[test]

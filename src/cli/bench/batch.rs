@@ -187,6 +187,9 @@ struct Report {
     peak_rss_after_silver_bytes: u64,
     /// RSS with the silver history built, just before gold.
     rss_before_gold_bytes: u64,
+    /// polars' estimate of the silver odds history's own size (shared
+    /// string buffers counted once per chunk that uses them).
+    silver_history_bytes: u64,
     peak_rss_bytes: u64,
     comparable: Comparable,
     duckdb: Option<Value>,
@@ -695,6 +698,9 @@ fn bench(opts: &Options) -> Result<Report> {
     report.generate_secs = generate_secs;
     report.peak_rss_after_silver_bytes = peak_rss();
     report.rss_before_gold_bytes = rss();
+    report.silver_history_bytes = silver_odds
+        .as_ref()
+        .map_or(0, |df| df.estimated_size() as u64);
 
     // silver → gold over the whole silver history, as `gold_marts_nightly`
     // does (gold maps the odds events to games again, over every game).
@@ -976,7 +982,7 @@ fn print_report(r: &Report) -> Result<()> {
         if r.total_secs < 60.0 { "met" } else { "missed" }
     );
     outln!(
-        "peak RSS {:.2} GiB (target < 4 GiB: {}); through silver {:.2} GiB, {:.2} GiB resident with the silver history before gold",
+        "peak RSS {:.2} GiB (target < 4 GiB: {}); through silver {:.2} GiB, {:.2} GiB resident with the silver history ({:.2} GiB of frames) before gold",
         gib(r.peak_rss_bytes),
         if r.peak_rss_bytes < 4 << 30 {
             "met"
@@ -984,7 +990,8 @@ fn print_report(r: &Report) -> Result<()> {
             "missed"
         },
         gib(r.peak_rss_after_silver_bytes),
-        gib(r.rss_before_gold_bytes)
+        gib(r.rss_before_gold_bytes),
+        gib(r.silver_history_bytes)
     );
     let share = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
     outln!(

@@ -249,8 +249,9 @@ impl Inputs {
 }
 
 /// Odds rows above which gold splits a sport's games into parts: a part's
-/// prepared odds take about half a kilobyte a row while it is built.
-const CHUNK_ROWS: usize = 2_500_000;
+/// prepared odds take about half a kilobyte a row while it is built. Below
+/// about 1.5M rows more parts stop saving memory and start costing scans.
+const CHUNK_ROWS: usize = 1_500_000;
 
 /// Rows of `lf`.
 fn rows(lf: LazyFrame) -> PolarsResult<usize> {
