@@ -189,6 +189,10 @@ fn gold_marts_rebuild_from_silver_pass_their_gate_and_reach_serving() {
         .parse()
         .unwrap();
     assert!((0.0..15.0).contains(&vig), "average vig {vig}%");
+    // An odds mart reads the odds one sport at a time, never the whole history.
+    let logs = env.ok(&["tasks", "logs", GOLD, &gold_run, "marts.market_efficiency"]);
+    assert!(logs.contains("read silver.odds of nfl: "), "{logs}");
+    assert!(!logs.contains("read silver.odds: "), "{logs}");
 
     // A second night rebuilds gold instead of adding to it.
     let before = count("odds_movement");

@@ -240,6 +240,7 @@ fn first_night() -> SilverInputs {
             ("n3", None, 100, 0.2),
         ]),
         odds_events: None,
+        odds_by_sport: None,
     }
 }
 

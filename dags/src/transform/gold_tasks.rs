@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
-use polars::prelude::IntoLazy;
+use polars::prelude::{polars_err, DataFrame, IntoLazy};
 use serde_json::{json, Value};
 
-use super::gold::{self, SilverInputs};
+use super::gold::{self, OddsBySport, SilverInputs};
 use super::gold_tables as g;
 use super::{event_games, silver_tables};
 use crate::iceberg::commit::RUN_ID_PROPERTY;
+use crate::iceberg::write::PartValue;
 use crate::iceberg::{
     read_columns, read_table, write_table, Filter, IcebergError, Replace, TableDef, Warehouse,
 };
@@ -75,6 +76,9 @@ async fn read_silver(
     def: &'static TableDef,
 ) -> Result<SilverInputs, TaskError> {
     use silver_tables::{GAMES, GAME_PERIODS, NEWS, ODDS, WEATHER};
+    // A table that maps odds to games builds one sport at a time: it reads
+    // each sport's odds when it gets to it, never the whole history.
+    let by_sport = gold::maps_events(def);
     let mut inputs = SilverInputs::default();
     for (input, slot) in [
         (&GAMES, &mut inputs.games),
@@ -84,7 +88,7 @@ async fn read_silver(
         (&NEWS, &mut inputs.news),
     ] {
         let columns = gold::reads(def, input);
-        if columns.is_empty() {
+        if columns.is_empty() || (by_sport && input.name == ODDS.name) {
             continue;
         }
         *slot = read_columns(wh, input, columns, &Filter::All).await?;
@@ -96,20 +100,76 @@ async fn read_silver(
             input.columns.len()
         ));
     }
-    if gold::maps_events(def) {
-        let rows = read_columns(wh, &ODDS, &event_games::EVENT_COLUMNS, &Filter::All).await?;
-        let events =
-            tokio::task::spawn_blocking(move || event_games::events(rows.lazy()).collect())
-                .await?
-                .map_err(|e| TaskError::msg(format!("reducing the silver.odds events: {e}")))?;
-        ctx.log.info(format!(
-            "read the events of {}: {} events",
-            ODDS.full_name(),
-            events.height()
-        ));
-        inputs.odds_events = Some(events);
+    if by_sport {
+        inputs.odds_events = Some(read_events(ctx, wh).await?);
+        inputs.odds_by_sport = Some(odds_by_sport(ctx, wh, gold::reads(def, &ODDS)));
     }
     Ok(inputs)
+}
+
+fn of_sport(sport: &str) -> Filter {
+    Filter::In("sport", vec![PartValue::Str(sport.to_owned())])
+}
+
+/// The odds' events ([`event_games::events`]), one sport's scan at a time,
+/// each reduced to one row per event before the next is read.
+async fn read_events(ctx: &TaskContext, wh: &Warehouse) -> Result<DataFrame, TaskError> {
+    let odds = &silver_tables::ODDS;
+    let mut events: Option<DataFrame> = None;
+    for sport in crate::SPORTS {
+        let rows =
+            read_columns(wh, odds, &event_games::EVENT_COLUMNS, &of_sport(sport.key)).await?;
+        let reduced =
+            tokio::task::spawn_blocking(move || event_games::events(rows.lazy()).collect())
+                .await?
+                .map_err(|e| {
+                    TaskError::msg(format!(
+                        "reducing the {} events of silver.odds: {e}",
+                        sport.key
+                    ))
+                })?;
+        match events.as_mut() {
+            Some(all) => {
+                all.vstack_mut(&reduced)
+                    .map_err(|e| TaskError::msg(format!("stacking the odds events: {e}")))?;
+            }
+            None => events = Some(reduced),
+        }
+    }
+    let events = events.unwrap_or_default();
+    ctx.log.info(format!(
+        "read the events of {}: {} events",
+        odds.full_name(),
+        events.height()
+    ));
+    Ok(events)
+}
+
+/// Reads `columns` of one sport's silver.odds when gold asks for it (on
+/// gold's blocking thread, so the read is driven to completion there).
+fn odds_by_sport(
+    ctx: &TaskContext,
+    wh: &Warehouse,
+    columns: &'static [&'static str],
+) -> OddsBySport {
+    let (wh, log) = (wh.clone(), ctx.log.clone());
+    let runtime = tokio::runtime::Handle::current();
+    OddsBySport::new(move |sport| {
+        let odds = &silver_tables::ODDS;
+        let df = runtime
+            .block_on(read_columns(&wh, odds, columns, &of_sport(sport)))
+            .map_err(
+                |e| polars_err!(ComputeError: "reading {} of {sport}: {e}", odds.full_name()),
+            )?;
+        log.info(format!(
+            "read {} of {sport}: {} rows, {} of its {} columns",
+            odds.full_name(),
+            df.height(),
+            columns.len(),
+            odds.columns.len()
+        ));
+        Ok(df)
+    })
 }
 
 /// `dims.{table}` / `marts.{table}`: rebuild one gold table from silver.

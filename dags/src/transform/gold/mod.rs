@@ -41,6 +41,8 @@ mod weather;
 #[cfg(test)]
 mod fixtures;
 
+use std::sync::Arc;
+
 use polars::prelude::*;
 
 use super::event_games;
@@ -69,6 +71,33 @@ pub struct SilverInputs {
     /// The odds' events ([`event_games::events`]) when read apart, so that
     /// `odds` can leave the team names out; `None`: taken from `odds`.
     pub odds_events: Option<DataFrame>,
+    /// Where the odds marts read each sport's odds when set (then only
+    /// what is not per sport, like `dim_dates`, reads `odds`), so that one
+    /// sport's prices are held at a time, never the whole history.
+    pub odds_by_sport: Option<OddsBySport>,
+}
+
+/// Reads one sport's silver odds on demand: the gold tasks read each sport
+/// from Iceberg in turn.
+#[derive(Clone)]
+pub struct OddsBySport(Arc<ReadSport>);
+
+type ReadSport = dyn Fn(&str) -> PolarsResult<DataFrame> + Send + Sync;
+
+impl OddsBySport {
+    pub fn new(read: impl Fn(&str) -> PolarsResult<DataFrame> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(read))
+    }
+
+    fn read(&self, sport: &str) -> PolarsResult<DataFrame> {
+        (self.0)(sport)
+    }
+}
+
+impl std::fmt::Debug for OddsBySport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OddsBySport(..)")
+    }
 }
 
 /// silver.odds as the odds marts read it: prices and what places them
@@ -237,7 +266,10 @@ impl Inputs {
         let mut out = Vec::with_capacity(sports.len());
         for sport in sports {
             let of_sport = || col("sport").eq(lit(sport.as_str()));
-            let odds = self.odds.clone().filter(of_sport());
+            let odds = match &inputs.odds_by_sport {
+                Some(by_sport) => input(&by_sport.read(&sport)?, &silver::ODDS)?,
+                None => self.odds.clone().filter(of_sport()),
+            };
             let sport_map = map.clone().lazy().filter(of_sport()).collect()?;
             for part in game_parts(&sport_map, rows(odds.clone())?)? {
                 let mapped = event_games::of_mapped_events(odds.clone(), part.lazy());
@@ -589,6 +621,7 @@ mod tests {
             weather: empty(&silver::WEATHER),
             news: empty(&silver::NEWS),
             odds_events: None,
+            odds_by_sport: None,
         };
         let built = build_all(&schemas_only, "r").unwrap();
         check_all(&built);
@@ -616,6 +649,7 @@ mod tests {
             weather: weather(&[("espn:3738", kickoff(8), 18.0, 6.0, 0.0)]),
             news: news(&[("s1", Some("nfl:A"), 5, 0.4)]),
             odds_events: None,
+            odds_by_sport: None,
         };
         let built = build_all(&inputs, "run-7").unwrap();
         check_all(&built);
@@ -684,6 +718,7 @@ mod tests {
             weather: weather(&[("espn:3738", kickoff(8), 18.0, 6.0, 0.0)]),
             news: news(&[("s1", Some("nfl:A"), 5, 0.4)]),
             odds_events: None,
+            odds_by_sport: None,
         }
     }
 
@@ -771,6 +806,7 @@ mod tests {
             weather: nfl.weather.clone(),
             news: stacked(|i| &i.news),
             odds_events: None,
+            odds_by_sport: None,
         };
         let built = build_all(&both, "r").unwrap();
         let table = |name: &str| &built.iter().find(|(d, _)| d.name == name).unwrap().1;
@@ -844,16 +880,30 @@ mod tests {
         let all = build_all(&full, "r").unwrap();
         for (def, want) in &all {
             let read = |input: &TableDef, df: &DataFrame| projected(df, reads(def, input));
+            // As the gold tasks read: a table that maps odds reads each
+            // sport's odds when it gets to it, and the events apart.
+            let by_sport = maps_events(def);
+            let odds = read(&silver::ODDS, &full.odds);
             let inputs = SilverInputs {
                 games: read(&silver::GAMES, &full.games),
                 game_periods: read(&silver::GAME_PERIODS, &full.game_periods),
-                odds: read(&silver::ODDS, &full.odds),
+                odds: if by_sport {
+                    DataFrame::default()
+                } else {
+                    odds.clone()
+                },
                 weather: read(&silver::WEATHER, &full.weather),
                 news: read(&silver::NEWS, &full.news),
-                odds_events: maps_events(def).then(|| {
+                odds_events: by_sport.then(|| {
                     event_games::events(projected(&full.odds, &event_games::EVENT_COLUMNS).lazy())
                         .collect()
                         .unwrap()
+                }),
+                odds_by_sport: by_sport.then(|| {
+                    OddsBySport::new(move |sport| {
+                        let of_sport = col("sport").eq(lit(sport.to_owned()));
+                        odds.clone().lazy().filter(of_sport).collect()
+                    })
                 }),
             };
             let got = build_one(def, &inputs, "r")
