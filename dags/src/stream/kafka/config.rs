@@ -30,6 +30,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// `KAFKA_CHECKPOINT_MS`: minimum time between checkpoints (default 1000).
 pub const CHECKPOINT_MS_ENV: &str = "KAFKA_CHECKPOINT_MS";
 pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(1);
+/// `KAFKA_BATCH_MAX`: messages written per transaction at most (default
+/// 2000). Smaller batches commit sooner but cost a transaction each.
+pub const BATCH_MAX_ENV: &str = "KAFKA_BATCH_MAX";
+pub const DEFAULT_BATCH_MAX: usize = 2000;
 /// Reason code of messages over `max_message_bytes`.
 pub const OVERSIZED: &str = "oversized";
 /// Bytes of an oversized message kept in its dead-letter row.
@@ -41,8 +45,8 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 
 impl ConsumerConfig {
     /// The consumer of processor `name` (group `{KAFKA_GROUP_PREFIX}-{name}`),
-    /// with `KAFKA_PARTITIONS`, `KAFKA_MAX_MESSAGE_BYTES` and
-    /// `KAFKA_CHECKPOINT_MS` or their defaults.
+    /// with `KAFKA_PARTITIONS`, `KAFKA_MAX_MESSAGE_BYTES`, `KAFKA_BATCH_MAX`
+    /// and `KAFKA_CHECKPOINT_MS` or their defaults.
     pub fn new(brokers: &str, name: &str) -> Self {
         let prefix: String = std::env::var(GROUP_PREFIX_ENV)
             .ok()
@@ -56,7 +60,9 @@ impl ConsumerConfig {
             max_message_bytes: env(MAX_MESSAGE_BYTES_ENV)
                 .filter(|n: &usize| *n > 0)
                 .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            batch_max: 2000,
+            batch_max: env(BATCH_MAX_ENV)
+                .filter(|n: &usize| *n > 0)
+                .unwrap_or(DEFAULT_BATCH_MAX),
             checkpoint_every: env(CHECKPOINT_MS_ENV)
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_CHECKPOINT),

@@ -108,6 +108,10 @@ pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
     TaskError::msg(format!("{what}: {e}"))
 }
 
+/// Longest a seek back to a partition's checkpoint may block the loop (rare:
+/// only after a rebalance delivered a partition from past its state).
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One assigned partition's processing state.
 pub(super) struct Part<S> {
     pub(super) state: S,
@@ -118,6 +122,34 @@ pub(super) struct Part<S> {
     pub(super) next_offset: Option<i64>,
     /// Applied messages not in a checkpoint yet.
     pub(super) dirty: bool,
+    /// Where this member last sought the partition back to, until the
+    /// message at `next_offset` arrives (see [`KafkaConsumer::admit`]).
+    pub(super) rewound_to: Option<i64>,
+}
+
+/// What to do with a received message ([`KafkaConsumer::admit`]).
+enum Admit {
+    Apply,
+    /// Applied already.
+    Skip,
+    /// Messages before it were never applied: fetch the partition again
+    /// from this offset (this message and the rest already fetched are
+    /// dropped).
+    Rewind(i64),
+}
+
+/// How far before the missing offset the first seek back goes; each
+/// further one goes twice as far, down to the start of the log.
+const REWIND_FIRST_STEP: i64 = 1024;
+
+/// Where to seek when the state ends at `next` and the last seek (if any)
+/// went to `previous`: `None` once the start of the log was tried.
+fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
+    match previous {
+        None => Some((next - REWIND_FIRST_STEP).max(0)),
+        Some(0) => None,
+        Some(at) => Some((next - 2 * (next - at).max(REWIND_FIRST_STEP)).max(0)),
+    }
 }
 
 #[derive(Default)]
@@ -126,6 +158,8 @@ pub(super) struct Health {
     skipped: u64,
     /// Partitions continued past messages never applied ([`KafkaConsumer::admit`]).
     holes: u64,
+    /// Partitions fetched again from where their state ends.
+    rewinds: u64,
     pub(super) dead_letters: u64,
     pub(super) sink_errors: u64,
     pub(super) checkpoints: u64,
@@ -146,6 +180,7 @@ impl Health {
             "messages": self.messages,
             "skipped": self.skipped,
             "holes": self.holes,
+            "rewinds": self.rewinds,
             "dead_letters": self.dead_letters,
             "sink_errors": self.sink_errors,
             "checkpoints": self.checkpoints,
@@ -223,13 +258,38 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                 }
             }
             let mut prepared: Vec<Prepared<'_, Output<P>>> = Vec::with_capacity(batch.len());
+            // Partitions sought back in this batch: their later messages in
+            // it were fetched before the seek.
+            let mut rewound: Vec<(String, i32)> = Vec::new();
             for msg in &batch {
                 let key = (msg.topic().to_string(), msg.partition());
-                if !self
+                if rewound.contains(&key) {
+                    continue;
+                }
+                match self
                     .admit(&pool, &mut parts, &key, msg.offset(), &mut health)
                     .await?
                 {
-                    continue;
+                    Admit::Apply => {}
+                    Admit::Skip => continue,
+                    Admit::Rewind(to) => {
+                        let (topic, partition) = &key;
+                        tracing::info!(
+                            processor = P::NAME,
+                            topic,
+                            partition,
+                            "received offset {} past the state; fetching again from {to}",
+                            msg.offset()
+                        );
+                        consumer
+                            .seek(topic, *partition, Offset::Offset(to), SEEK_TIMEOUT)
+                            .map_err(|e| {
+                                fail(&format!("seeking {topic}/{partition} to {to}"), e)
+                            })?;
+                        health.rewinds += 1;
+                        rewound.push(key);
+                        continue;
+                    }
                 }
                 let Some(part) = parts.get_mut(&key) else {
                     continue;
@@ -302,6 +362,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             return Ok(Part {
                 state: fresh()?,
                 next_offset: None,
+                rewound_to: None,
                 dirty: false,
             });
         };
@@ -343,6 +404,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             state,
             next_offset: Some(saved.next_offset),
             dirty: false,
+            rewound_to: None,
         })
     }
 
@@ -353,8 +415,17 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// its committed offset): skipped. One above it comes after messages
     /// another member applied (the partition was away): the state is
     /// reloaded from the checkpoint, which the committed offset never
-    /// passes. Should even that not reach the message, the log no longer
-    /// has what is missing, and the hole is logged and counted.
+    /// passes.
+    ///
+    /// Should even that not reach the message, the partition is fetched
+    /// again from before where the state ends, and what comes before it is
+    /// skipped. A Kafka broker answers a fetch from the middle of a record
+    /// batch with the whole batch, but tansu 0.6 answers with the batches
+    /// that *start* at or after the offset, so a partition assigned at a
+    /// committed offset inside a batch arrives from the next batch on. The
+    /// seeks go back further each time, down to the start of the log; only
+    /// a message past the state from there means the log no longer has
+    /// what is missing, and that hole is logged and counted.
     async fn admit(
         &self,
         pool: &PgPool,
@@ -362,33 +433,41 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         key: &(String, i32),
         offset: i64,
         health: &mut Health,
-    ) -> Result<bool, TaskError> {
+    ) -> Result<Admit, TaskError> {
         if !parts.contains_key(key) {
             let part = self.open_part(pool, key, health).await?;
             parts.insert(key.clone(), part);
         }
         let Some(part) = parts.get_mut(key) else {
-            return Ok(false);
+            return Ok(Admit::Skip);
         };
         let next: i64 = match part.next_offset {
             Some(next) if offset > next => next,
             Some(next) if offset < next => {
                 health.skipped += 1;
-                return Ok(false);
+                return Ok(Admit::Skip);
             }
-            _ => return Ok(true),
+            _ => {
+                part.rewound_to = None;
+                return Ok(Admit::Apply);
+            }
         };
+        let rewound_to: Option<i64> = part.rewound_to;
         let saved: Part<P::State> = self.open_part(pool, key, health).await?;
         match saved.next_offset {
             Some(at) if at >= next && at <= offset => *part = saved,
             Some(at) if at > offset => {
                 *part = saved;
                 health.skipped += 1;
-                return Ok(false);
+                return Ok(Admit::Skip);
             }
             _ => {}
         }
         if let Some(next) = part.next_offset.filter(|n| *n < offset) {
+            if let Some(to) = rewind_target(next, rewound_to) {
+                part.rewound_to = Some(to);
+                return Ok(Admit::Rewind(to));
+            }
             let (topic, partition) = key;
             tracing::warn!(
                 processor = P::NAME,
@@ -398,7 +477,8 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             );
             health.holes += 1;
         }
-        Ok(true)
+        part.rewound_to = None;
+        Ok(Admit::Apply)
     }
 
     /// Size check, decode, apply: what to write for one message.
@@ -441,5 +521,27 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             output: Some(output),
             problem,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeks_back_go_twice_as_far_each_time_down_to_the_start_of_the_log() {
+        let mut seeks = Vec::new();
+        let mut previous = None;
+        while let Some(to) = rewind_target(10_000, previous) {
+            seeks.push(to);
+            previous = Some(to);
+        }
+        assert_eq!(seeks, [8_976, 7_952, 5_904, 1_808, 0]);
+    }
+
+    #[test]
+    fn near_the_start_of_the_log_the_first_seek_goes_to_it() {
+        assert_eq!(rewind_target(300, None), Some(0));
+        assert_eq!(rewind_target(300, Some(0)), None);
     }
 }
