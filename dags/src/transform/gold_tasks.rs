@@ -112,7 +112,9 @@ fn of_sport(sport: &str) -> Filter {
 }
 
 /// The odds' events ([`event_games::events`]), one sport's scan at a time,
-/// each reduced to one row per event before the next is read.
+/// each reduced to one row per event before the next is read. Every sport
+/// of [`crate::SPORTS`]: silver holds no other (bronze keys its rows by the
+/// DAGs' sport groups).
 async fn read_events(ctx: &TaskContext, wh: &Warehouse) -> Result<DataFrame, TaskError> {
     let odds = &silver_tables::ODDS;
     let mut events: Option<DataFrame> = None;

@@ -236,8 +236,11 @@ impl Task for LoadBronze {
             })?;
             let payload = match self.family {
                 // Odds objects are large: bronze decodes them straight into
-                // its columns, so keep the bytes (checked to be JSON first).
-                Family::Odds => serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+                // its columns, so keep the bytes, checked to be JSON first
+                // (UTF-8 apart: skipping values does not check their text).
+                Family::Odds => std::str::from_utf8(&bytes)
+                    .map_err(serde::de::Error::custom)
+                    .and_then(|_| serde_json::from_slice::<serde::de::IgnoredAny>(&bytes))
                     .map(|_| Payload::Bytes(bytes)),
                 _ => serde_json::from_slice::<Value>(&bytes).map(Payload::Json),
             }

@@ -57,6 +57,11 @@ pub enum BenchCommand {
         /// Distinct events the updates cycle over.
         #[arg(long, default_value_t = 1_000)]
         events: usize,
+        /// How long the load generator's producer gathers a partition's
+        /// updates into one record batch (a steady high-rate producer
+        /// batches; tansu's in-memory log slows with the number of batches).
+        #[arg(long, default_value_t = 25)]
+        linger_ms: u64,
     },
     /// A generated season of odds through raw → bronze → silver → gold, per
     /// layer, with peak RSS, and the comparable part in DuckDB for a ratio.
@@ -95,12 +100,14 @@ pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
             rate,
             seconds,
             events,
+            linger_ms,
         } => {
             let opts = stream::Options {
                 backlog,
                 rate,
                 seconds,
                 events,
+                linger_ms,
             };
             stream::run(home, json, opts).await
         }

@@ -122,9 +122,10 @@ pub(super) struct Part<S> {
     pub(super) next_offset: Option<i64>,
     /// Applied messages not in a checkpoint yet.
     pub(super) dirty: bool,
-    /// Where this member last sought the partition back to, until the
-    /// message at `next_offset` arrives (see [`KafkaConsumer::admit`]).
-    pub(super) rewound_to: Option<i64>,
+    /// `(next_offset, to)` of this member's last seek back (see
+    /// [`KafkaConsumer::admit`]), until the message at `next_offset`
+    /// arrives or the partition is revoked.
+    pub(super) rewound: Option<(i64, i64)>,
 }
 
 /// What to do with a received message ([`KafkaConsumer::admit`]).
@@ -258,6 +259,13 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                 }
             }
             let mut prepared: Vec<Prepared<'_, Output<P>>> = Vec::with_capacity(batch.len());
+            // A partition that comes back starts over from its committed
+            // offset: a seek back made before it left says nothing then.
+            for key in group::take_revoked(&consumer) {
+                if let Some(part) = parts.get_mut(&key) {
+                    part.rewound = None;
+                }
+            }
             // Partitions sought back in this batch: their later messages in
             // it were fetched before the seek.
             let mut rewound: Vec<(String, i32)> = Vec::new();
@@ -281,12 +289,24 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                             "received offset {} past the state; fetching again from {to}",
                             msg.offset()
                         );
-                        consumer
-                            .seek(topic, *partition, Offset::Offset(to), SEEK_TIMEOUT)
-                            .map_err(|e| {
-                                fail(&format!("seeking {topic}/{partition} to {to}"), e)
-                            })?;
-                        health.rewinds += 1;
+                        // Fails when a rebalance took the partition away
+                        // meanwhile (librdkafka only seeks a fetched one):
+                        // its next owner starts from the committed offset.
+                        if let Err(e) =
+                            consumer.seek(topic, *partition, Offset::Offset(to), SEEK_TIMEOUT)
+                        {
+                            tracing::warn!(
+                                processor = P::NAME,
+                                topic,
+                                partition,
+                                "seeking back to {to}: {e}; dropping what was fetched past the state"
+                            );
+                            if let Some(part) = parts.get_mut(&key) {
+                                part.rewound = None;
+                            }
+                        } else {
+                            health.rewinds += 1;
+                        }
                         rewound.push(key);
                         continue;
                     }
@@ -362,7 +382,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             return Ok(Part {
                 state: fresh()?,
                 next_offset: None,
-                rewound_to: None,
+                rewound: None,
                 dirty: false,
             });
         };
@@ -404,7 +424,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             state,
             next_offset: Some(saved.next_offset),
             dirty: false,
-            rewound_to: None,
+            rewound: None,
         })
     }
 
@@ -448,11 +468,11 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 return Ok(Admit::Skip);
             }
             _ => {
-                part.rewound_to = None;
+                part.rewound = None;
                 return Ok(Admit::Apply);
             }
         };
-        let rewound_to: Option<i64> = part.rewound_to;
+        let rewound: Option<(i64, i64)> = part.rewound;
         let saved: Part<P::State> = self.open_part(pool, key, health).await?;
         match saved.next_offset {
             Some(at) if at >= next && at <= offset => *part = saved,
@@ -464,8 +484,10 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             _ => {}
         }
         if let Some(next) = part.next_offset.filter(|n| *n < offset) {
-            if let Some(to) = rewind_target(next, rewound_to) {
-                part.rewound_to = Some(to);
+            // A seek made for another state (since reloaded) says nothing.
+            let previous = rewound.filter(|(of, _)| *of == next).map(|(_, to)| to);
+            if let Some(to) = rewind_target(next, previous) {
+                part.rewound = Some((next, to));
                 return Ok(Admit::Rewind(to));
             }
             let (topic, partition) = key;
@@ -477,7 +499,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             );
             health.holes += 1;
         }
-        part.rewound_to = None;
+        part.rewound = None;
         Ok(Admit::Apply)
     }
 
