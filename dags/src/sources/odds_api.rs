@@ -155,7 +155,7 @@ pub struct HistoricalOdds {
 
 /// Which side an outcome is, matched by team *name* (the original matched by
 /// position, which swapped home and away; SEED-SPEC §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Home,
@@ -167,7 +167,7 @@ pub enum Side {
 
 impl Side {
     /// The lowercase name stored in the tables (`home`, `over` …), as serde writes it.
-    pub fn key(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Side::Home => "home",
             Side::Away => "away",

@@ -181,7 +181,7 @@ impl OddsColumns {
             self.commence_time.push(commence);
             self.bookmaker.append_value(price.bookmaker);
             self.market.append_value(price.market);
-            self.outcome.append_value(price.side.key());
+            self.outcome.append_value(price.side.as_str());
             self.outcome_name.append_value(price.outcome_name);
             self.price_american.push(price.american);
             self.price_decimal.push(price.decimal);

@@ -5,32 +5,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::sources::odds_math::implied_probability;
 
 /// Which side an outcome is, mapped by name (never by position: SEED-SPEC §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Home,
-    Away,
-    Draw,
-    Over,
-    Under,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Home => "home",
-            Side::Away => "away",
-            Side::Draw => "draw",
-            Side::Over => "over",
-            Side::Under => "under",
-        }
-    }
-}
+pub use crate::sources::odds_api::Side;
 
 /// One outcome's price in a bookmaker's market.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

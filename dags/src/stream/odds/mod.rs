@@ -71,26 +71,11 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Maps an outcome name to its side by name: a team name, Draw, Over, Under.
-fn side(event: &OddsEvent, name: &str) -> Option<Side> {
-    if name == event.home_team {
-        Some(Side::Home)
-    } else if name == event.away_team {
-        Some(Side::Away)
-    } else {
-        match name.to_ascii_lowercase().as_str() {
-            "draw" | "tie" => Some(Side::Draw),
-            "over" => Some(Side::Over),
-            "under" => Some(Side::Under),
-            _ => None,
-        }
-    }
-}
-
 fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<Quote>, String> {
     let mut quotes: Vec<Quote> = Vec::with_capacity(market.outcomes.len());
     for o in &market.outcomes {
-        let side: Side = side(event, &o.name)
+        let side: Side = event
+            .side(&o.name)
             .ok_or_else(|| format!("outcome `{}` matches neither team", o.name))?;
         if quotes.iter().any(|q| q.side == side) {
             return Err(format!("outcome `{}` listed twice", o.name));
