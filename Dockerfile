@@ -5,7 +5,8 @@ COPY . .
 RUN cargo build --release --locked --bin betflow
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+# libssl3: librdkafka's TLS links the system OpenSSL (the build image has its headers).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/betflow /usr/local/bin/betflow
 EXPOSE 8080

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
@@ -37,8 +36,7 @@ pub fn join(
     group_id: &str,
     topics: &[String],
 ) -> Result<StreamConsumer<Rebalances>, KafkaError> {
-    let consumer: StreamConsumer<Rebalances> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: StreamConsumer<Rebalances> = super::client::client_config(brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -1,4 +1,5 @@
-//! Kafka I/O around the broker-independent core: one shared producer
+//! Kafka I/O around the broker-independent core: the settings every client
+//! shares ([`client`]: brokers, TLS, SASL); one shared producer
 //! ([`producer`]); the consumer-group stream tasks, one generic loop
 //! ([`consumer`], settings in [`config`], membership in [`group`],
 //! transactional writes in `write`, [`dead_letter`]s and [`checkpoint`]s)
@@ -7,6 +8,7 @@
 
 pub mod archive;
 pub mod checkpoint;
+pub mod client;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;

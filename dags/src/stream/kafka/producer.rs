@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -82,12 +81,10 @@ impl Producer {
         partitions: i32,
         linger_ms: u64,
     ) -> Result<Self, ProduceError> {
-        let linger = linger_ms;
-        let inner: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+        let inner: FutureProducer = super::client::client_config(brokers)
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
-            .set("linger.ms", linger.to_string())
+            .set("linger.ms", linger_ms.to_string())
             .create()?;
         Ok(Self {
             inner,
@@ -162,9 +159,8 @@ pub async fn ensure_topics(
     names: &[String],
     partitions: i32,
 ) -> Result<(), ProduceError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        super::client::client_config(brokers).create()?;
     let new: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(1)))
