@@ -1,6 +1,7 @@
 //! `betflow bench …`: benchmarks that print figures and assert nothing.
 
 mod batch;
+mod histogram;
 mod process;
 mod scheduler;
 mod stream;

@@ -10,8 +10,9 @@
 //!    stamping its envelope (`ingest_time`, just before the send) to the
 //!    watcher first seeing its row, so it includes up to one poll interval.
 //! 3. Memory: the process's RSS (producer, consumer and watcher) is sampled
-//!    every second of the steady run; flat means the last minute's mean
-//!    stays near the first's.
+//!    every second of the steady run and printed as a mean per minute; flat
+//!    means the minutes stay level. The watcher counts latencies in fixed
+//!    buckets ([`super::histogram`]), so its own memory does not grow.
 //!
 //! One update is one message: one event, one bookmaker, the h2h market
 //! with two prices, keyed by event id over a fixed set of events.
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::histogram::Histogram;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, TimeDelta, Utc};
 use dags::sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
@@ -79,6 +81,8 @@ struct Report {
     rss_last_minute_mib: f64,
     rss_max_mib: f64,
     rss_peak_mib: f64,
+    /// Mean RSS of each minute of the steady run, to judge "flat".
+    rss_by_minute_mib: Vec<f64>,
 }
 
 pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> {
@@ -177,14 +181,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     db.close().await?;
     drop(broker);
 
-    let mut lat = steady.latencies_ms;
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        lat[((lat.len() - 1) as f64 * p).round() as usize]
-    };
+    let lat: Histogram = steady.latencies;
     let minute = |samples: &[f64]| -> f64 {
         if samples.is_empty() {
             f64::NAN
@@ -206,16 +203,17 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
         steady_secs: opts.seconds,
         producer_linger_ms: opts.linger_ms,
         steady_sent: steady.sent,
-        latency_samples: lat.len(),
-        latency_p50_ms: pct(0.50),
-        latency_p99_ms: pct(0.99),
-        latency_max_ms: lat.last().copied().unwrap_or(f64::NAN),
+        latency_samples: lat.len() as usize,
+        latency_p50_ms: lat.quantile_ms(0.50),
+        latency_p99_ms: lat.quantile_ms(0.99),
+        latency_max_ms: lat.max_ms(),
         target_p99_ms: 500.0,
         watch_interval_ms: WATCH_EVERY.as_millis() as u64,
         rss_first_minute_mib: minute(&steady.rss_mib[..window.min(n)]),
         rss_last_minute_mib: minute(&steady.rss_mib[n.saturating_sub(window)..]),
         rss_max_mib: steady.rss_mib.iter().copied().fold(0.0, f64::max),
         rss_peak_mib: peak_rss() as f64 / 1024.0 / 1024.0,
+        rss_by_minute_mib: steady.rss_mib.chunks(60).map(minute).collect(),
     };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -251,6 +249,12 @@ fn print_report(r: &Report) {
         "RSS over {} s: first minute {:.0} MiB, last minute {:.0} MiB, max {:.0} MiB (process peak {:.0} MiB, backlog included)",
         r.steady_secs, r.rss_first_minute_mib, r.rss_last_minute_mib, r.rss_max_mib, r.rss_peak_mib
     );
+    let by_minute: Vec<String> = r
+        .rss_by_minute_mib
+        .iter()
+        .map(|m| format!("{m:.0}"))
+        .collect();
+    println!("RSS by minute (MiB): {}", by_minute.join(" "));
 }
 
 /// Deterministic updates: event `i % events`, prices walking around evens.
@@ -364,7 +368,7 @@ async fn drain(pool: &PgPool, worker: &str, backlog: usize) -> Result<(f64, f64)
 
 struct Steady {
     sent: usize,
-    latencies_ms: Vec<f64>,
+    latencies: Histogram,
     rss_mib: Vec<f64>,
 }
 
@@ -424,21 +428,21 @@ async fn steady(
     // Let the last updates land before the watcher stops.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.cancel();
-    let latencies_ms = watcher.await.context("watcher")??;
+    let latencies = watcher.await.context("watcher")??;
     let rss_mib = sampler.await.context("rss sampler")?;
     Ok(Steady {
         sent,
-        latencies_ms,
+        latencies,
         rss_mib,
     })
 }
 
 /// Polls the bench events' rows; each newly seen `ingest_time` of a row is
 /// one latency sample (now − ingest time).
-async fn watch(pool: PgPool, run_id: String, stop: CancellationToken) -> Result<Vec<f64>> {
+async fn watch(pool: PgPool, run_id: String, stop: CancellationToken) -> Result<Histogram> {
     let pattern = format!("{run_id}-%");
     let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
-    let mut out: Vec<f64> = Vec::new();
+    let mut out = Histogram::default();
     let mut first = true;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -460,7 +464,7 @@ async fn watch(pool: PgPool, run_id: String, stop: CancellationToken) -> Result<
             if newer {
                 // Rows present at the first look came from the backlog.
                 if !first {
-                    out.push((now - ingest).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+                    out.record((now - ingest).num_microseconds().unwrap_or(0) as f64 / 1000.0);
                 }
                 seen.insert(event, ingest);
             }
