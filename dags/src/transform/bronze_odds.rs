@@ -15,7 +15,7 @@
 //! ([`odds_api::validate_historical`]), which skip exactly what they reject,
 //! so both paths keep the same rows.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use polars::prelude::{
     Column, DataFrame, DataType, IntoColumn, NamedFrom, PolarsResult, Series, StringChunked,
     StringChunkedBuilder, TimeUnit,
@@ -24,6 +24,7 @@ use polars_arrow::array::MutableBinaryViewArray;
 use serde_json::Value;
 
 use super::bronze::Origin;
+use super::frame::days_since_epoch;
 use crate::sources::odds_api::{self, HistoricalOdds, OddsEvent, OddsFormat};
 
 /// The columns of bronze.odds, in its table's order, filled price by price.
@@ -71,11 +72,6 @@ impl RunStrings {
 
 fn strings(name: &str, capacity: usize) -> StringChunkedBuilder {
     StringChunkedBuilder::new(name.into(), capacity)
-}
-
-fn days_since_epoch(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    (date - epoch).num_days() as i32
 }
 
 impl Default for OddsColumns {
@@ -203,13 +199,9 @@ impl OddsColumns {
     /// The bronze.odds frame, in the table's column order and dtypes.
     pub fn finish(self) -> PolarsResult<DataFrame> {
         let s = |b: StringChunkedBuilder| -> Column { b.finish().into_column() };
-        let ts = |name: &str, v: Vec<i64>| -> PolarsResult<Column> {
-            Ok(Series::new(name.into(), v)
-                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
-                .into_column())
-        };
-        let opt_ts = |name: &str, v: Vec<Option<i64>>| -> PolarsResult<Column> {
-            Ok(Series::new(name.into(), v)
+        // Microseconds since the epoch (required or optional) as timestamps.
+        let ts = |micros: Series| -> PolarsResult<Column> {
+            Ok(micros
                 .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
                 .into_column())
         };
@@ -219,9 +211,9 @@ impl OddsColumns {
             Series::new("sports_date".into(), self.sports_date)
                 .cast(&DataType::Date)?
                 .into_column(),
-            ts("snapshot_time", self.snapshot_time)?,
+            ts(Series::new("snapshot_time".into(), self.snapshot_time))?,
             self.event_id.finish("event_id"),
-            ts("commence_time", self.commence_time)?,
+            ts(Series::new("commence_time".into(), self.commence_time))?,
             self.home_team.finish("home_team"),
             self.away_team.finish("away_team"),
             s(self.bookmaker),
@@ -231,11 +223,11 @@ impl OddsColumns {
             f64s("price_american", self.price_american),
             f64s("price_decimal", self.price_decimal),
             Series::new("point".into(), self.point).into_column(),
-            opt_ts("last_update", self.last_update)?,
+            ts(Series::new("last_update".into(), self.last_update))?,
             self.source.finish("source"),
             self.raw_key.finish("raw_key"),
             self.run_id.finish("run_id"),
-            ts("ingested_at", self.ingested_at)?,
+            ts(Series::new("ingested_at".into(), self.ingested_at))?,
         ];
         DataFrame::new_infer_height(columns)
     }
@@ -243,7 +235,7 @@ impl OddsColumns {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{NaiveDate, TimeZone};
     use serde_json::json;
 
     use super::*;
@@ -322,33 +314,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_event_that_fails_decoding_is_skipped_and_the_rest_kept() {
-        let good = real_events();
-        let mut with_bad = good.clone();
-        let bad = json!({"id": "bad", "commence_time": "2023-09-10T17:00:00Z",
-                         "home_team": "A", "away_team": "B",
-                         "bookmakers": [{"key": "x", "markets": [{"key": "h2h",
-                           "outcomes": [{"name": "A", "price": "not a number"}]}]}]});
-        with_bad.as_array_mut().expect("list").insert(1, bad);
-        let kept = decoded_from_bytes(&stored_object(&with_bad));
-        let expected = decoded_from_bytes(&stored_object(&good));
-        assert!(kept.equals_missing(&expected));
+    /// An h2h event of teams A and B priced by `outcomes`.
+    fn event_priced(outcomes: Value) -> Value {
+        json!({"id": "bad", "commence_time": "2023-09-10T17:00:00Z",
+               "home_team": "A", "away_team": "B",
+               "bookmakers": [{"key": "x", "markets": [{"key": "h2h", "outcomes": outcomes}]}]})
     }
 
-    #[test]
-    fn an_event_with_an_invalid_price_is_skipped_on_the_fast_path_too() {
+    /// The real events with `bad` among them load exactly the real events' rows.
+    fn assert_left_out(bad: Value) {
         let good = real_events();
         let mut with_bad = good.clone();
-        let bad = json!({"id": "bad", "commence_time": "2023-09-10T17:00:00Z",
-                         "home_team": "A", "away_team": "B",
-                         "bookmakers": [{"key": "x", "markets": [{"key": "h2h",
-                           "outcomes": [{"name": "A", "price": 0.5}, {"name": "B", "price": 1.9}]}]}]});
-        with_bad.as_array_mut().expect("list").push(bad);
+        with_bad.as_array_mut().expect("list").insert(1, bad);
         let kept = decoded_from_bytes(&stored_object(&with_bad));
         let expected = decoded_from_bytes(&stored_object(&good));
         assert_eq!(kept.height(), expected.height());
         assert!(kept.equals_missing(&expected));
+    }
+
+    #[test]
+    fn an_event_that_fails_decoding_is_skipped_and_the_rest_kept() {
+        assert_left_out(event_priced(
+            json!([{"name": "A", "price": "not a number"}]),
+        ));
+    }
+
+    #[test]
+    fn an_event_with_an_invalid_price_is_skipped_on_the_fast_path_too() {
+        assert_left_out(event_priced(
+            json!([{"name": "A", "price": 0.5}, {"name": "B", "price": 1.9}]),
+        ));
     }
 
     #[test]

@@ -13,8 +13,10 @@ pub struct FrameBuilder {
     error: Option<polars::error::PolarsError>,
 }
 
-fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+/// A date as polars stores it: days since 1970-01-01.
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    (date - epoch).num_days() as i32
 }
 
 impl FrameBuilder {
@@ -64,7 +66,7 @@ impl FrameBuilder {
     pub fn date(self, name: &str, values: impl IntoIterator<Item = Option<NaiveDate>>) -> Self {
         let v: Vec<Option<i32>> = values
             .into_iter()
-            .map(|d| d.map(|d| (d - epoch()).num_days() as i32))
+            .map(|d| d.map(days_since_epoch))
             .collect();
         self.push(Series::new(name.into(), v).cast(&DataType::Date))
     }

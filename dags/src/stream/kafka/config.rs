@@ -39,8 +39,15 @@ pub const OVERSIZED: &str = "oversized";
 /// Bytes of an oversized message kept in its dead-letter row.
 pub const OVERSIZED_KEPT_BYTES: usize = 4096;
 
-fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+/// The value of variable `name`, if set and valid; a value that does not
+/// parse is named in a warning and left out, so the default applies.
+pub(super) fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok()?;
+    let parsed = value.trim().parse().ok();
+    if parsed.is_none() {
+        tracing::warn!("{name}={value:?} is not valid here; using the default");
+    }
+    parsed
 }
 
 impl ConsumerConfig {

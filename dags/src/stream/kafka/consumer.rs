@@ -28,7 +28,7 @@ use sqlx::PgConnection;
 
 use super::checkpoint::{self, Checkpoint, Partition};
 use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
-use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP, LAG_EVERY};
+use super::group::{self, rewind_target, Rebalances, Stuck, IDLE_WAKEUP, LAG_EVERY, SEEK_TIMEOUT};
 use super::write::Prepared;
 use crate::stream::envelope::{decode, Envelope, Kind, Topic};
 use crate::stream::serving::DeadLetterReason;
@@ -108,10 +108,6 @@ pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> TaskError {
     TaskError::msg(format!("{what}: {e}"))
 }
 
-/// Longest a seek back to a partition's checkpoint may block the loop (rare:
-/// only after a rebalance delivered a partition from past its state).
-const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// One assigned partition's processing state.
 pub(super) struct Part<S> {
     pub(super) state: S,
@@ -137,20 +133,6 @@ enum Admit {
     /// from this offset (this message and the rest already fetched are
     /// dropped).
     Rewind(i64),
-}
-
-/// How far before the missing offset the first seek back goes; each
-/// further one goes twice as far, down to the start of the log.
-const REWIND_FIRST_STEP: i64 = 1024;
-
-/// Where to seek when the state ends at `next` and the last seek (if any)
-/// went to `previous`: `None` once the start of the log was tried.
-fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
-    match previous {
-        None => Some((next - REWIND_FIRST_STEP).max(0)),
-        Some(0) => None,
-        Some(at) => Some((next - 2 * (next - at).max(REWIND_FIRST_STEP)).max(0)),
-    }
 }
 
 #[derive(Default)]
@@ -438,14 +420,11 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// passes.
     ///
     /// Should even that not reach the message, the partition is fetched
-    /// again from before where the state ends, and what comes before it is
-    /// skipped. A Kafka broker answers a fetch from the middle of a record
-    /// batch with the whole batch, but tansu 0.6 answers with the batches
-    /// that *start* at or after the offset, so a partition assigned at a
-    /// committed offset inside a batch arrives from the next batch on. The
-    /// seeks go back further each time, down to the start of the log; only
-    /// a message past the state from there means the log no longer has
-    /// what is missing, and that hole is logged and counted.
+    /// again from before where the state ends ([`rewind_target`]: tansu
+    /// serves a partition assigned inside a record batch from the next
+    /// batch on), and what comes before it is skipped. Only a message past
+    /// the state after a seek to the start of the log means the log no
+    /// longer has what is missing; that hole is logged and counted.
     async fn admit(
         &self,
         pool: &PgPool,
@@ -543,27 +522,5 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             output: Some(output),
             problem,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeks_back_go_twice_as_far_each_time_down_to_the_start_of_the_log() {
-        let mut seeks = Vec::new();
-        let mut previous = None;
-        while let Some(to) = rewind_target(10_000, previous) {
-            seeks.push(to);
-            previous = Some(to);
-        }
-        assert_eq!(seeks, [8_976, 7_952, 5_904, 1_808, 0]);
-    }
-
-    #[test]
-    fn near_the_start_of_the_log_the_first_seek_goes_to_it() {
-        assert_eq!(rewind_target(300, None), Some(0));
-        assert_eq!(rewind_target(300, Some(0)), None);
     }
 }

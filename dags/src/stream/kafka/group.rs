@@ -29,6 +29,31 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// the group is stuck (see [`Rebalances`]).
 pub const ASSIGNMENT_TIMEOUT: Duration = Duration::from_secs(3 * SESSION_TIMEOUT.as_secs());
 
+/// Longest a seek back may block a consumer loop (rare: only after a
+/// partition arrived from past where it was assigned).
+pub const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How far before the missing offset the first seek back goes; each
+/// further one goes twice as far, down to the start of the log.
+const REWIND_FIRST_STEP: i64 = 1024;
+
+/// Where to seek a partition whose messages must continue at `next` but
+/// arrived from past it, when the last seek for `next` (if any) went to
+/// `previous`; `None` once the start of the log was tried.
+///
+/// A Kafka broker answers a fetch from the middle of a record batch with
+/// the whole batch (the client drops what precedes the offset), but tansu
+/// 0.6 answers with the batches that *start* at or after the offset, so a
+/// partition assigned at a committed offset inside a batch arrives from
+/// the next batch on. Seeking back before that batch, and skipping what
+/// precedes `next`, gets the missing messages.
+pub fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
+    match previous {
+        None => Some((next - REWIND_FIRST_STEP).max(0)),
+        Some(0) => None,
+        Some(at) => Some((next - 2 * (next - at).max(REWIND_FIRST_STEP)).max(0)),
+    }
+}
+
 /// A consumer of `topics` in `group_id` committing its offsets itself,
 /// from the earliest offset when the group has none.
 pub fn join(
@@ -250,5 +275,27 @@ impl Stuck {
             }
             Some(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeks_back_go_twice_as_far_each_time_down_to_the_start_of_the_log() {
+        let mut seeks = Vec::new();
+        let mut previous = None;
+        while let Some(to) = rewind_target(10_000, previous) {
+            seeks.push(to);
+            previous = Some(to);
+        }
+        assert_eq!(seeks, [8_976, 7_952, 5_904, 1_808, 0]);
+    }
+
+    #[test]
+    fn near_the_start_of_the_log_the_first_seek_goes_to_it() {
+        assert_eq!(rewind_target(300, None), Some(0));
+        assert_eq!(rewind_target(300, Some(0)), None);
     }
 }

@@ -28,9 +28,7 @@ pub const DEFAULT_PARTITIONS: i32 = 3;
 
 /// Partition count from the environment, else [`DEFAULT_PARTITIONS`].
 pub fn partitions_from_env() -> i32 {
-    std::env::var(PARTITIONS_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
+    config::env(PARTITIONS_ENV)
         .filter(|n: &i32| *n > 0)
         .unwrap_or(DEFAULT_PARTITIONS)
 }

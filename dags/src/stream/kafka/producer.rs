@@ -64,13 +64,7 @@ impl Producer {
     /// A producer for `brokers` that creates missing topics with `partitions`,
     /// batching for `KAFKA_LINGER_MS` (default [`DEFAULT_LINGER_MS`]).
     pub fn new(brokers: &str, partitions: i32) -> Result<Self, ProduceError> {
-        let linger: u64 = match std::env::var(LINGER_MS_ENV) {
-            Err(_) => DEFAULT_LINGER_MS,
-            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
-                tracing::warn!("{LINGER_MS_ENV}={v:?} is not a number of milliseconds; using {DEFAULT_LINGER_MS}");
-                DEFAULT_LINGER_MS
-            }),
-        };
+        let linger: u64 = super::config::env(LINGER_MS_ENV).unwrap_or(DEFAULT_LINGER_MS);
         Self::with_linger(brokers, partitions, linger)
     }
 
