@@ -1136,12 +1136,17 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
 
     let mut env = TestEnv::start();
     let broker = Tansu::start(env.home.path());
-    let archive_env = [
-        ("KAFKA_BROKERS", broker.bootstrap.as_str()),
-        ("KAFKA_ARCHIVE_FLUSH_MS", "300"),
-        ("KAFKA_ARCHIVE_MAX_BYTES", "3000"),
-    ];
-    let first = env.spawn(&["scheduler"], &archive_env);
+    // The first process writes only full batches, so it commits offsets
+    // inside the producer's record batches and dies with open batches.
+    let brokers: &str = &broker.bootstrap;
+    let archive_env = |flush_ms: &'static str| -> [(&str, &str); 3] {
+        [
+            ("KAFKA_BROKERS", brokers),
+            ("KAFKA_ARCHIVE_FLUSH_MS", flush_ms),
+            ("KAFKA_ARCHIVE_MAX_BYTES", "3000"),
+        ]
+    };
+    let first = env.spawn(&["scheduler"], &archive_env("600000"));
     env.wait_for(
         "SELECT state FROM stream_tasks WHERE task_id = 'archive_consumer'",
         "running",
@@ -1175,20 +1180,28 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
         (topic, key, value)
     };
     let mut produced: Archived = Archived::new();
+    // A hundred in flight at a time: records share broker record batches.
     let mut publish = |from: usize, to: usize| {
+        let (producer, record) = (&producer, &record);
         rt.block_on(async {
-            for i in from..to {
-                let (topic, key, value) = record(i);
-                let (partition, offset) = producer
-                    .send_raw(&topic, key.as_deref(), &value)
-                    .await
-                    .expect("publish");
-                produced.insert((topic, partition, offset), (key, Some(value)));
-            }
+            use futures_util::StreamExt;
+            let sent: Archived = futures_util::stream::iter(from..to)
+                .map(|i| async move {
+                    let (topic, key, value) = record(i);
+                    let (partition, offset) = producer
+                        .send_raw(&topic, key.as_deref(), &value)
+                        .await
+                        .expect("publish");
+                    ((topic, partition, offset), (key, Some(value)))
+                })
+                .buffered(100)
+                .collect()
+                .await;
+            produced.extend(sent);
         });
     };
 
-    // Killed -9 while batches of the second phase are open or being written.
+    // Killed -9 while batches of both phases are open or being written.
     publish(0, 300);
     env.wait_for(
         "SELECT (health->>'records')::int >= 100 FROM stream_tasks
@@ -1198,7 +1211,7 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
     );
     publish(300, 450);
     env.signal(first, Signal::SIGKILL);
-    env.spawn(&["scheduler"], &archive_env);
+    env.spawn(&["scheduler"], &archive_env("300"));
     publish(450, 600);
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

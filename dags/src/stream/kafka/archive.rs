@@ -11,9 +11,16 @@
 //! only on its first record, so after a crash the consumer re-reads from the
 //! committed offset, rebuilds a batch starting at the same record and
 //! replaces the object it may already have written: every record ends up in
-//! exactly one object. (Two members writing the same partition during a
-//! rebalance could still race on one key; the loser's commit fails and it
-//! restarts, but its object may have landed last.)
+//! exactly one object. That needs the batch to start exactly at the
+//! committed offset: a partition that arrives from past it (tansu serves a
+//! partition assigned inside a record batch from the next batch on) is
+//! fetched again from before it, and what precedes it is skipped, the way
+//! the processors do ([`group::rewind_target`]). (Two members writing the
+//! same partition could still race on one key, but only if one outlived
+//! its membership in the middle of a write: the rebalance waits for a
+//! live member to give its partitions up, which it does between records.
+//! The loser's commit fails and it restarts, but its object may have
+//! landed last.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -29,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::group::{self, Rebalances, Stuck, IDLE_WAKEUP};
+use super::group::{self, rewind_target, Rebalances, Stuck, IDLE_WAKEUP, SEEK_TIMEOUT};
 use crate::lake::raw::gzip;
 use crate::lake::ObjectStore;
 use crate::stream::envelope::Topic;
@@ -182,9 +189,60 @@ struct Batch {
     lines: Vec<u8>,
 }
 
+/// Where an assigned partition's archive goes on.
+#[derive(Debug, Default)]
+struct Position {
+    /// Offset of the next record to archive (`None`: the first that arrives,
+    /// for a partition the group never committed).
+    next: Option<i64>,
+    /// `(next, to)` of the last seek back, until the record at `next` arrives.
+    rewound: Option<(i64, i64)>,
+}
+
+/// What to do with a received record ([`Position::admit`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Archive,
+    /// Before where the archive goes on: archived already.
+    Skip,
+    /// Records before it were never received: fetch again from this offset.
+    Rewind(i64),
+}
+
+impl Position {
+    fn admit(&mut self, offset: i64) -> Admit {
+        match self.next {
+            Some(next) if offset < next => Admit::Skip,
+            Some(next) if offset > next => {
+                let previous = self.rewound.filter(|(of, _)| *of == next).map(|(_, to)| to);
+                if let Some(to) = rewind_target(next, previous) {
+                    self.rewound = Some((next, to));
+                    return Admit::Rewind(to);
+                }
+                tracing::warn!(
+                    "offsets {next}..{offset} are no longer in the log; archiving on from {offset}"
+                );
+                self.archived(offset);
+                Admit::Archive
+            }
+            _ => {
+                self.archived(offset);
+                Admit::Archive
+            }
+        }
+    }
+
+    fn archived(&mut self, offset: i64) {
+        self.next = Some(offset + 1);
+        self.rewound = None;
+    }
+}
+
 #[derive(Default)]
 struct Health {
     records: u64,
+    /// Seeks back after a partition arrived from past its committed offset.
+    rewinds: u64,
     objects: u64,
     bytes: u64,
     /// `topic/partition` → next offset archived and committed.
@@ -196,6 +254,7 @@ impl Health {
     fn json(&self) -> serde_json::Value {
         json!({
             "records": self.records,
+            "rewinds": self.rewinds,
             "objects": self.objects,
             "bytes": self.bytes,
             "committed": self.committed,
@@ -205,6 +264,41 @@ impl Health {
 }
 
 type Batches = HashMap<(String, i32), Batch>;
+type Positions = HashMap<(String, i32), Position>;
+
+/// Whether to archive `msg`. A record from past its partition's position
+/// is not: the partition is sought back instead.
+fn admit(
+    consumer: &StreamConsumer<Rebalances>,
+    positions: &mut Positions,
+    msg: &BorrowedMessage<'_>,
+    health: &mut Health,
+) -> bool {
+    let key = (msg.topic().to_string(), msg.partition());
+    let position: &mut Position = positions.entry(key).or_default();
+    let to: i64 = match position.admit(msg.offset()) {
+        Admit::Archive => return true,
+        Admit::Skip => return false,
+        Admit::Rewind(to) => to,
+    };
+    let (topic, partition) = (msg.topic(), msg.partition());
+    tracing::info!(
+        topic,
+        partition,
+        "archive received offset {} past its position; fetching again from {to}",
+        msg.offset()
+    );
+    // Fails when a rebalance took the partition away meanwhile (its next
+    // owner starts from the commit); otherwise the next record asks again.
+    match consumer.seek(topic, partition, Offset::Offset(to), SEEK_TIMEOUT) {
+        Ok(()) => health.rewinds += 1,
+        Err(e) => {
+            tracing::warn!(topic, partition, "seeking back to {to}: {e}");
+            position.rewound = None;
+        }
+    }
+    false
+}
 
 #[async_trait]
 impl StreamTask for ArchiveConsumer {
@@ -219,15 +313,12 @@ impl StreamTask for ArchiveConsumer {
             group::join(&self.brokers, &self.group_id, &topics)
                 .map_err(|e| fail("joining the consumer group", e))?;
         let mut batches: Batches = HashMap::new();
+        let mut positions: Positions = HashMap::new();
         let mut health = Health::default();
         let mut stuck = Stuck::default();
         ctx.report(health.json());
         let mut reported: u64 = 0;
         loop {
-            for key in group::take_revoked(&consumer) {
-                // Unwritten records are re-read by the partition's next owner.
-                batches.remove(&key);
-            }
             if let Some(why) = stuck.check(&consumer, &self.group_id) {
                 return Err(TaskError::msg(format!(
                     "consumer group {}: {why}; rejoining",
@@ -242,14 +333,32 @@ impl StreamTask for ArchiveConsumer {
                     Err(_) => None,
                 },
             };
-            if let Some(msg) = msg {
+            // After the receive: a rebalance runs inside it, and the
+            // record may be the first of a partition it assigned.
+            for key in group::take_revoked(&consumer) {
+                // Unwritten records are re-read by the partition's next owner.
+                batches.remove(&key);
+                positions.remove(&key);
+            }
+            for (key, at) in group::take_assigned(&consumer) {
+                positions.insert(
+                    key,
+                    Position {
+                        next: at,
+                        rewound: None,
+                    },
+                );
+            }
+            let admitted: Option<BorrowedMessage<'_>> =
+                msg.filter(|msg| admit(&consumer, &mut positions, msg, &mut health));
+            if let Some(msg) = admitted {
+                let key = (msg.topic().to_string(), msg.partition());
                 let at: DateTime<Utc> = msg
                     .timestamp()
                     .to_millis()
                     .and_then(DateTime::from_timestamp_millis)
                     .unwrap_or_else(Utc::now);
                 let (date, hour) = (at.date_naive(), at.hour());
-                let key = (msg.topic().to_string(), msg.partition());
                 // A part never spans two hours.
                 if batches
                     .get(&key)
@@ -348,6 +457,43 @@ mod tests {
             archive_key("betflow.odds.nba", day, 7, 2, 1234),
             "raw/topics/betflow.odds.nba/date=2026-01-04/hour=07/part-2-1234.ndjson.gz"
         );
+    }
+
+    #[test]
+    fn a_partition_arriving_past_its_commit_is_fetched_again_and_resumes_at_it() {
+        let mut position = Position {
+            next: Some(5_000),
+            rewound: None,
+        };
+        // The broker served the next record batch on: fetch from before it.
+        assert_eq!(position.admit(5_040), Admit::Rewind(3_976));
+        // Still past it after the seek (a longer batch): further back.
+        assert_eq!(position.admit(5_040), Admit::Rewind(2_952));
+        // What precedes the commit was archived by the last owner.
+        assert_eq!(position.admit(2_952), Admit::Skip);
+        assert_eq!(position.admit(4_999), Admit::Skip);
+        assert_eq!(position.admit(5_000), Admit::Archive);
+        assert_eq!(position.admit(5_001), Admit::Archive);
+        assert_eq!(position.rewound, None);
+        assert_eq!(position.next, Some(5_002));
+    }
+
+    #[test]
+    fn a_partition_never_committed_starts_with_what_arrives_first() {
+        let mut position = Position::default();
+        assert_eq!(position.admit(17), Admit::Archive);
+        assert_eq!(position.admit(18), Admit::Archive);
+    }
+
+    #[test]
+    fn records_gone_from_the_log_leave_a_hole_after_a_seek_to_its_start() {
+        let mut position = Position {
+            next: Some(300),
+            rewound: None,
+        };
+        assert_eq!(position.admit(900), Admit::Rewind(0));
+        assert_eq!(position.admit(900), Admit::Archive);
+        assert_eq!(position.next, Some(901));
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub fn join(
     Ok(consumer)
 }
 
+/// (topic, partition) assigned to the member → the committed offset it
+/// starts at (`None`: the group has none, the start of the log).
+pub type Assigned = BTreeMap<(String, i32), Option<i64>>;
+
 /// Runs rebalances (see [`ConsumerContext::rebalance`] below), records
 /// revoked partitions (the archive drops their unwritten batches) and
 /// follows how long the member has gone without partitions.
@@ -99,6 +103,9 @@ pub fn join(
 pub struct Rebalances {
     /// Revoked since the last [`take_revoked`].
     revoked: Mutex<Vec<(String, i32)>>,
+    /// Assigned since the last [`take_assigned`] (a map, so a member
+    /// that never takes them keeps one entry per partition).
+    assigned: Mutex<Assigned>,
     /// `topic/partition` → messages in the log past the last one delivered.
     lag: Mutex<BTreeMap<String, i64>>,
     /// Since when, and with how many partitions (`None`: no assignment yet).
@@ -109,6 +116,7 @@ impl Default for Rebalances {
     fn default() -> Self {
         Self {
             revoked: Mutex::new(Vec::new()),
+            assigned: Mutex::new(BTreeMap::new()),
             lag: Mutex::new(BTreeMap::new()),
             assignment: Mutex::new((Instant::now(), None)),
         }
@@ -186,6 +194,15 @@ impl ConsumerContext for Rebalances {
                     }
                     Err(e) => tracing::warn!("looking up committed offsets: {e}"),
                 }
+                if let Ok(mut assigned) = self.assigned.lock() {
+                    assigned.extend(tpl.elements().iter().map(|e| {
+                        let at: Option<i64> = match e.offset() {
+                            Offset::Offset(at) => Some(at),
+                            _ => None,
+                        };
+                        ((e.topic().to_string(), e.partition()), at)
+                    }));
+                }
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!("assigning partitions: {e}");
                 }
@@ -226,6 +243,16 @@ pub fn take_revoked(consumer: &StreamConsumer<Rebalances>) -> Vec<(String, i32)>
         .revoked
         .lock()
         .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default()
+}
+
+/// Partitions assigned since the last call.
+pub fn take_assigned(consumer: &StreamConsumer<Rebalances>) -> Assigned {
+    consumer
+        .context()
+        .assigned
+        .lock()
+        .map(|mut a| std::mem::take(&mut *a))
         .unwrap_or_default()
 }
 
