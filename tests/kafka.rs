@@ -78,7 +78,14 @@ fn poll_of(event: &str, at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Enve
 fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
     let mut env = TestEnv::start();
     let broker = Tansu::start(env.home.path());
-    env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
+    // Sliding windows: 10 minutes long, one starting every 5.
+    env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &broker.bootstrap),
+            ("BETFLOW_ODDS_WINDOW", "10m/5m"),
+        ],
+    );
     env.wait_for(
         "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
         "running",
@@ -87,7 +94,7 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
 
     let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
     let name = topic.to_string();
-    // A window boundary (5-minute windows), so the last poll closes the first window.
+    // A window boundary, so the last poll closes both windows holding the first two.
     let t0 = DateTime::from_timestamp(1_767_000_000 / 300 * 300, 0).expect("valid");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let malformed_offset: i64 = rt.block_on(async {
@@ -164,6 +171,20 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
             (t0 + TimeDelta::seconds(60)).timestamp()
         )]
     );
+    // The first two polls fall in the windows starting 5 minutes before
+    // t0 and at t0; each window has both bookmakers' prices.
+    env.wait_for(
+        &format!(
+            "SELECT string_agg(DISTINCT (extract(epoch FROM window_start)::bigint - {t})
+                               || '+' || extract(epoch FROM window_end - window_start)::bigint
+                               || ':' || events, ',')
+             FROM serving.odds_windows
+             WHERE event_id = '{EVENT}' AND window_start < to_timestamp({t} + 300)",
+            t = t0.timestamp()
+        ),
+        "-300+600:2,0+600:2",
+        30,
+    );
     env.wait_for(
         &format!(
             "SELECT count(DISTINCT bookmaker) FROM serving.odds_windows
@@ -186,6 +207,70 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
         30,
     );
     drop(broker);
+}
+
+#[test]
+fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
+    let mut env = TestEnv::start();
+    let mut broker = Tansu::start(env.home.path());
+    env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
+    let t0 = DateTime::from_timestamp(1_767_000_000, 0).expect("valid");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let publish = |bootstrap: &str, polls: &[Envelope<OddsPayload>]| {
+        rt.block_on(async {
+            let producer = Producer::new(bootstrap, dags::stream::kafka::DEFAULT_PARTITIONS)
+                .expect("producer");
+            producer.ensure_topics(&[topic]).await.expect("topics");
+            for poll in polls {
+                producer.publish(topic, poll).await.expect("publish");
+            }
+        });
+    };
+    let before: Vec<Envelope<OddsPayload>> = (0..5)
+        .map(|i| poll(t0 + TimeDelta::seconds(i), (1.9, 1.9), (1.9, 1.9)))
+        .collect();
+    publish(&broker.bootstrap, &before);
+    env.wait_for(
+        "SELECT max(next_offset) FROM serving.consumer_checkpoints
+         WHERE topic = 'betflow.odds.nba' AND group_id LIKE '%-odds'",
+        "5",
+        60,
+    );
+
+    // An in-memory broker restarted: the event's partition starts again at
+    // offset 0, below its checkpoint, which must not make the new log look
+    // applied.
+    broker.restart_empty();
+    publish(
+        &broker.bootstrap,
+        &[poll(t0 + TimeDelta::minutes(1), (2.0, 1.8), (1.9, 1.9))],
+    );
+    env.wait_for(
+        &format!(
+            "SELECT price_decimal FROM serving.odds_latest
+             WHERE event_id = '{EVENT}' AND bookmaker = 'book_a' AND outcome = 'home'"
+        ),
+        "2",
+        120,
+    );
+    env.wait_for(
+        "SELECT sum((health->>'log_restarts')::int) FROM stream_tasks
+         WHERE task_id = 'odds_consumer'",
+        "1",
+        30,
+    );
+    env.wait_for(
+        "SELECT max(next_offset) FROM serving.consumer_checkpoints
+         WHERE topic = 'betflow.odds.nba' AND group_id LIKE '%-odds'",
+        "1",
+        30,
+    );
 }
 
 /// Distinct (event, market, bookmaker, outcome) of the replayed NFL odds of
@@ -1163,7 +1248,7 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
         .expect("topics");
 
     // Whatever arrives is archived as it came: envelopes, malformed text,
-    // pretty-printed JSON, binary keys and values, no key.
+    // pretty-printed or padded JSON, binary keys and values, no key.
     let record = |i: usize| -> (String, Option<Vec<u8>>, Vec<u8>) {
         let topic = topics[i % topics.len()].to_string();
         let key: Option<Vec<u8>> = match i % 7 {
@@ -1175,6 +1260,7 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
             0 => format!("not json {i}").into_bytes(),
             1 => format!("{{\n  \"pretty\": {i}\n}}").into_bytes(),
             2 => vec![0xc3, 0x28, i as u8],
+            3 => format!(" {{\"i\":{i}}}\r").into_bytes(),
             _ => format!(r#"{{"i":{i},"price":1.50,"name":"é"}}"#).into_bytes(),
         };
         (topic, key, value)

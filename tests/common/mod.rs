@@ -243,22 +243,46 @@ impl Tansu {
     /// Starts tansu (`$BETFLOW_TANSU`, else `tansu` on PATH, else
     /// `~/.cache/betflow-tools/bin/tansu`) and waits until it accepts connections.
     pub fn start(log_dir: &std::path::Path) -> Self {
-        let bin = tansu_binary().unwrap_or_else(|| {
-            panic!(
-                "tansu (the Kafka-API broker the Kafka tests use) is not installed: run \
-                 scripts/test, which installs it into ~/.cache/betflow-tools, or set BETFLOW_TANSU"
-            )
-        });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let bootstrap = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{bootstrap}");
         let log = log_dir.join(format!("tansu-{port}.log"));
-        let out = std::fs::File::create(&log).expect("tansu log file");
-        let child = Command::new(&bin)
+        let child = Self::spawn(&bootstrap, &log);
+        let mut broker = Self {
+            child,
+            bootstrap,
+            log,
+        };
+        broker.wait_until_listening();
+        broker
+    }
+
+    /// Kills the broker and starts an empty one at the same address, as an
+    /// in-memory broker comes back after a crash: no topics, offsets or groups.
+    pub fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.bootstrap, &self.log);
+        self.wait_until_listening();
+    }
+
+    fn spawn(bootstrap: &str, log: &std::path::Path) -> Child {
+        let bin = tansu_binary().unwrap_or_else(|| {
+            panic!(
+                "tansu (the Kafka-API broker the Kafka tests use) is not installed: run \
+                 scripts/test, which installs it into ~/.cache/betflow-tools, or set BETFLOW_TANSU"
+            )
+        });
+        let url = format!("tcp://{bootstrap}");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("tansu log file");
+        Command::new(&bin)
             .args([
                 "broker",
                 "--listener-url",
@@ -271,26 +295,23 @@ impl Tansu {
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let mut broker = Self {
-            child,
-            bootstrap,
-            log,
-        };
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()))
+    }
+
+    fn wait_until_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&broker.bootstrap).is_err() {
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!("tansu exited ({status}):\n{}", broker.log());
+        while std::net::TcpStream::connect(&self.bootstrap).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tansu exited ({status}):\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {}:\n{}",
-                broker.bootstrap,
-                broker.log()
+                self.bootstrap,
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        broker
     }
 
     pub fn log(&self) -> String {

@@ -55,6 +55,37 @@ pub enum WindowError {
     SlideExceedsSize { size_ms: i64, slide_ms: i64 },
     #[error("allowed lateness must not be negative, got {0} ms")]
     NegativeLateness(i64),
+    #[error("{0:?} is not a duration: a whole number and a unit, s, m or h (e.g. 90s, 5m)")]
+    Duration(String),
+}
+
+/// A duration written as a whole number and a unit: `90s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<TimeDelta, WindowError> {
+    let text: &str = text.trim();
+    let bad = || WindowError::Duration(text.to_string());
+    let unit_at: usize = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let count: i64 = text[..unit_at].parse().map_err(|_| bad())?;
+    let unit: TimeDelta = match &text[unit_at..] {
+        "s" => TimeDelta::seconds(1),
+        "m" => TimeDelta::minutes(1),
+        "h" => TimeDelta::hours(1),
+        _ => return Err(bad()),
+    };
+    unit.checked_mul(i32::try_from(count).map_err(|_| bad())?)
+        .ok_or_else(bad)
+}
+
+impl std::str::FromStr for WindowSpec {
+    type Err = WindowError;
+
+    /// `SIZE` for tumbling windows, `SIZE/SLIDE` for sliding ones:
+    /// `5m`, `10m/5m`, `20m/5m`.
+    fn from_str(text: &str) -> Result<Self, WindowError> {
+        match text.split_once('/') {
+            None => Self::tumbling(parse_duration(text)?),
+            Some((size, slide)) => Self::sliding(parse_duration(size)?, parse_duration(slide)?),
+        }
+    }
 }
 
 impl WindowSpec {

@@ -287,12 +287,16 @@ impl GameTracker {
         Applied::Updated
     }
 
-    /// Forgets final games last updated before `before` (e.g. the watermark
-    /// minus an hour), so a season-long stream keeps only live games.
-    pub fn evict_final_before(&mut self, before: DateTime<Utc>) -> usize {
+    /// Forgets final games last updated before `final_before` (e.g. the
+    /// watermark minus an hour), and any game last updated before
+    /// `idle_before` (one postponed or abandoned, whose final never comes),
+    /// so a season-long stream keeps only live games.
+    pub fn evict(&mut self, final_before: DateTime<Utc>, idle_before: DateTime<Utc>) -> usize {
         let n: usize = self.games.len();
-        self.games
-            .retain(|_, g| !(g.status == GameStatus::Final && g.event_time < before));
+        self.games.retain(|_, g| {
+            let done: bool = g.status == GameStatus::Final && g.event_time < final_before;
+            !done && g.event_time >= idle_before
+        });
         n - self.games.len()
     }
 }
@@ -459,8 +463,17 @@ mod tests {
             t.get("g1").map(|g| (g.status, g.home_score)),
             Some((Final, 20))
         );
-        assert_eq!(t.evict_final_before(at(5)), 0);
-        assert_eq!(t.evict_final_before(at(6)), 1);
+        assert_eq!(t.evict(at(5), at(0)), 0);
+        assert_eq!(t.evict(at(6), at(0)), 1);
+        assert!(t.is_empty());
+
+        // A game that never reaches final goes once it has been idle long enough.
+        assert_eq!(
+            t.apply(at(10), &upd(InProgress, 2, 12, 3)),
+            Applied::Updated
+        );
+        assert_eq!(t.evict(at(20), at(10)), 0);
+        assert_eq!(t.evict(at(20), at(11)), 1);
         assert!(t.is_empty());
     }
 

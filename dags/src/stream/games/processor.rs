@@ -19,6 +19,9 @@ use crate::stream::PartitionState;
 
 /// Keep final games this long behind the watermark.
 pub const FINAL_RETENTION: TimeDelta = TimeDelta::hours(1);
+/// Keep any game this long without an update (a postponed or abandoned
+/// one never sends its final): longer than any game lasts.
+pub const IDLE_RETENTION: TimeDelta = TimeDelta::hours(24);
 
 /// What one games message produced.
 #[derive(Debug, Default)]
@@ -95,7 +98,8 @@ impl GamesProcessor {
         }
         out.closed = self.windows.drain_closed();
         if let Some(wm) = self.windows.watermark() {
-            self.tracker.evict_final_before(wm - FINAL_RETENTION);
+            self.tracker
+                .evict(wm - FINAL_RETENTION, wm - IDLE_RETENTION);
         }
         out.problem = DeadLetterReason::join(problems);
         out

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use super::config::positive;
 use super::group::{self, rewind_target, Rebalances, Stuck, IDLE_WAKEUP, SEEK_TIMEOUT};
 use crate::lake::raw::gzip;
 use crate::lake::ObjectStore;
@@ -85,16 +86,25 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// `value` as embedded JSON, if it is one-line JSON that keeps its exact
+/// bytes that way (serde_json's raw values drop surrounding whitespace).
+fn embeddable_json(value: &[u8]) -> Option<Box<RawValue>> {
+    if value.contains(&b'\n') {
+        return None;
+    }
+    let text: &str = std::str::from_utf8(value).ok()?;
+    RawValue::from_string(text.to_string())
+        .ok()
+        .filter(|raw| raw.get() == text)
+}
+
 impl ArchivedRecord {
     fn of(msg: &BorrowedMessage<'_>) -> Self {
         let key: Option<&[u8]> = msg.key();
         let text_key: Option<String> =
             key.and_then(|k| std::str::from_utf8(k).ok().map(str::to_string));
         let value: Option<&[u8]> = msg.payload();
-        let json_value: Option<Box<RawValue>> = value
-            .filter(|v| !v.contains(&b'\n'))
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| RawValue::from_string(v.to_string()).ok());
+        let json_value: Option<Box<RawValue>> = value.and_then(embeddable_json);
         Self {
             topic: msg.topic().to_string(),
             partition: msg.partition(),
@@ -155,21 +165,13 @@ impl ArchiveConsumer {
     /// For `brokers`, group `{KAFKA_GROUP_PREFIX}-archive`, with
     /// `KAFKA_ARCHIVE_FLUSH_MS` and `KAFKA_ARCHIVE_MAX_BYTES` or their defaults.
     pub fn new(brokers: &str) -> Self {
-        let env = |name: &str| -> Option<u64> {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|n| *n > 0)
-        };
         let config = super::config::ConsumerConfig::new(brokers, ARCHIVE_NAME);
         Self {
             brokers: config.brokers,
             group_id: config.group_id,
             partitions: config.partitions,
-            flush_after: Duration::from_millis(env(FLUSH_MS_ENV).unwrap_or(60_000)),
-            max_bytes: env(MAX_BYTES_ENV)
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(16 << 20),
+            flush_after: Duration::from_millis(positive(FLUSH_MS_ENV).unwrap_or(60_000)),
+            max_bytes: positive(MAX_BYTES_ENV).unwrap_or(16 << 20),
         }
     }
 }
@@ -499,8 +501,10 @@ mod tests {
     #[test]
     fn records_keep_their_exact_bytes() {
         type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
-        let cases: [Case<'_>; 5] = [
+        let cases: [Case<'_>; 7] = [
             (Some(b"evt-1"), Some(br#"{"a": 1.50, "b":[1,2]}"#)),
+            (Some(b"padded"), Some(b" {\"a\":1} ")),
+            (Some(b"cr"), Some(b"{\"a\":1}\r")),
             (Some(&[0xff, 0x00]), Some(b"not json")),
             (None, Some(b"{\n  \"pretty\": true\n}")),
             (Some(b"k"), Some(&[0xc3, 0x28])),
@@ -516,10 +520,7 @@ mod tests {
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .map(str::to_string),
                 key_hex: key.filter(|k| std::str::from_utf8(k).is_err()).map(hex),
-                value: value
-                    .filter(|v| !v.contains(&b'\n'))
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| RawValue::from_string(v.to_string()).ok()),
+                value: value.and_then(embeddable_json),
                 value_hex: None,
             };
             let record = ArchivedRecord {

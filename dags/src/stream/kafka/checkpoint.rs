@@ -37,6 +37,10 @@ const SAVE: &str = "INSERT INTO serving.consumer_checkpoints
         fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state, written_at = now()
     WHERE EXCLUDED.next_offset >= consumer_checkpoints.next_offset";
 
+/// Only the checkpoint found stale, not one another member wrote since.
+const DISCARD: &str = "DELETE FROM serving.consumer_checkpoints
+    WHERE group_id = $1 AND topic = $2 AND partition = $3 AND next_offset = $4";
+
 pub async fn load(pool: &PgPool, at: Partition<'_>) -> Result<Option<Checkpoint>, sqlx::Error> {
     let row: Option<(i64, String, String, Value)> = sqlx::query_as(LOAD)
         .bind(at.group_id)
@@ -68,6 +72,22 @@ pub async fn save(
         .bind(&checkpoint.fingerprint)
         .bind(&checkpoint.state)
         .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the checkpoint at `next_offset`, if it is still the stored one.
+pub async fn discard(
+    pool: &PgPool,
+    at: Partition<'_>,
+    next_offset: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(DISCARD)
+        .bind(at.group_id)
+        .bind(at.topic)
+        .bind(at.partition)
+        .bind(next_offset)
+        .execute(pool)
         .await?;
     Ok(())
 }

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
+
+use crate::stream::window::{parse_duration, WindowSpec};
+
 /// Settings shared by every consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -39,6 +43,36 @@ pub const OVERSIZED: &str = "oversized";
 /// Bytes of an oversized message kept in its dead-letter row.
 pub const OVERSIZED_KEPT_BYTES: usize = 4096;
 
+/// `BETFLOW_ALLOWED_LATENESS`: how far an event may trail the newest one
+/// and still count, for every windowed processor (default 1m).
+pub const ALLOWED_LATENESS_ENV: &str = "BETFLOW_ALLOWED_LATENESS";
+pub const DEFAULT_ALLOWED_LATENESS: TimeDelta = TimeDelta::minutes(1);
+
+/// The windows of processor `name`: `BETFLOW_{NAME}_WINDOW`, `SIZE` for
+/// tumbling windows or `SIZE/SLIDE` for sliding ones (`5m`, `20m/5m`),
+/// else `default`. A value that does not parse is named in a warning.
+pub fn windows_from_env(name: &str, default: WindowSpec) -> WindowSpec {
+    let var: String = format!("BETFLOW_{}_WINDOW", name.to_uppercase());
+    let Ok(value) = std::env::var(&var) else {
+        return default;
+    };
+    value.parse().unwrap_or_else(|e| {
+        tracing::warn!("{var}={value:?}: {e}; using the default");
+        default
+    })
+}
+
+/// `BETFLOW_ALLOWED_LATENESS`, else [`DEFAULT_ALLOWED_LATENESS`].
+pub fn lateness_from_env() -> TimeDelta {
+    let Ok(value) = std::env::var(ALLOWED_LATENESS_ENV) else {
+        return DEFAULT_ALLOWED_LATENESS;
+    };
+    parse_duration(&value).unwrap_or_else(|e| {
+        tracing::warn!("{ALLOWED_LATENESS_ENV}={value:?}: {e}; using the default");
+        DEFAULT_ALLOWED_LATENESS
+    })
+}
+
 /// The value of variable `name`, if set and valid; a value that does not
 /// parse is named in a warning and left out, so the default applies.
 pub(super) fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -48,6 +82,17 @@ pub(super) fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
         tracing::warn!("{name}={value:?} is not valid here; using the default");
     }
     parsed
+}
+
+/// [`env`] for a setting that must be above zero: zero or less is named in
+/// a warning too, and the default applies.
+pub(super) fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> Option<T> {
+    let value: T = env(name)?;
+    if value > T::default() {
+        return Some(value);
+    }
+    tracing::warn!("{name} must be above zero; using the default");
+    None
 }
 
 impl ConsumerConfig {
@@ -64,13 +109,9 @@ impl ConsumerConfig {
             brokers: brokers.to_string(),
             group_id: format!("{prefix}-{name}"),
             partitions: super::partitions_from_env(),
-            max_message_bytes: env(MAX_MESSAGE_BYTES_ENV)
-                .filter(|n: &usize| *n > 0)
-                .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            batch_max: env(BATCH_MAX_ENV)
-                .filter(|n: &usize| *n > 0)
-                .unwrap_or(DEFAULT_BATCH_MAX),
-            checkpoint_every: env(CHECKPOINT_MS_ENV)
+            max_message_bytes: positive(MAX_MESSAGE_BYTES_ENV).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            batch_max: positive(BATCH_MAX_ENV).unwrap_or(DEFAULT_BATCH_MAX),
+            checkpoint_every: positive(CHECKPOINT_MS_ENV)
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_CHECKPOINT),
         }

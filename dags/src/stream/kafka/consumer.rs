@@ -147,6 +147,8 @@ pub(super) struct Health {
     pub(super) sink_errors: u64,
     pub(super) checkpoints: u64,
     discarded_checkpoints: u64,
+    /// Partitions whose log ended before their checkpoint (created again).
+    log_restarts: u64,
     pub(super) counters: Counters,
     /// `topic/partition` → next offset applied.
     positions: BTreeMap<String, i64>,
@@ -168,6 +170,7 @@ impl Health {
             "sink_errors": self.sink_errors,
             "checkpoints": self.checkpoints,
             "discarded_checkpoints": self.discarded_checkpoints,
+            "log_restarts": self.log_restarts,
             "positions": self.positions,
             "committed": self.committed,
             "lag": self.lag,
@@ -257,7 +260,14 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                     continue;
                 }
                 match self
-                    .admit(&pool, &mut parts, &key, msg.offset(), &mut health)
+                    .admit(
+                        &consumer,
+                        &pool,
+                        &mut parts,
+                        &key,
+                        msg.offset(),
+                        &mut health,
+                    )
                     .await?
                 {
                     Admit::Apply => {}
@@ -340,6 +350,52 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
 }
 
 impl<P: TopicProcessor> KafkaConsumer<P> {
+    /// Whether the log of a partition whose checkpoint continues at `next`
+    /// ends before it: the topic was deleted and created again, or the
+    /// broker lost its log (an in-memory one does when it restarts). The
+    /// checkpoint is discarded then, since the new log's offsets start over
+    /// and would all be skipped as applied. A bounded blocking call, made
+    /// only when a partition's first message comes before its checkpoint.
+    async fn log_restarted(
+        &self,
+        consumer: &StreamConsumer<Rebalances>,
+        pool: &PgPool,
+        (topic, partition): &(String, i32),
+        next: i64,
+    ) -> Result<bool, TaskError> {
+        let high: i64 = match consumer.fetch_watermarks(topic, *partition, SEEK_TIMEOUT) {
+            Ok((_, high)) => high,
+            Err(e) => {
+                tracing::warn!(
+                    processor = P::NAME,
+                    topic,
+                    partition,
+                    "reading the log's end: {e}"
+                );
+                return Ok(false);
+            }
+        };
+        if next <= high {
+            return Ok(false);
+        }
+        tracing::warn!(
+            processor = P::NAME,
+            topic,
+            partition,
+            "the checkpoint continues at offset {next} but the log ends at {high}: \
+             the topic was created again; starting it afresh"
+        );
+        let at = Partition {
+            group_id: &self.config.group_id,
+            topic,
+            partition: *partition,
+        };
+        checkpoint::discard(pool, at, next)
+            .await
+            .map_err(|e| fail("discarding the checkpoint", e))?;
+        Ok(true)
+    }
+
     /// A newly seen partition: its checkpoint restored, else empty state.
     async fn open_part(
         &self,
@@ -427,6 +483,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// longer has what is missing; that hole is logged and counted.
     async fn admit(
         &self,
+        consumer: &StreamConsumer<Rebalances>,
         pool: &PgPool,
         parts: &mut Parts<P::State>,
         key: &(String, i32),
@@ -434,7 +491,21 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         health: &mut Health,
     ) -> Result<Admit, TaskError> {
         if !parts.contains_key(key) {
-            let part = self.open_part(pool, key, health).await?;
+            let mut part = self.open_part(pool, key, health).await?;
+            if let Some(next) = part.next_offset.filter(|next| offset < *next) {
+                if self.log_restarted(consumer, pool, key, next).await? {
+                    health.log_restarts += 1;
+                    part = Part {
+                        state: self
+                            .processor
+                            .fresh()
+                            .map_err(|e| fail(&format!("{} processor", P::NAME), e))?,
+                        next_offset: None,
+                        dirty: false,
+                        rewound: None,
+                    };
+                }
+            }
             parts.insert(key.clone(), part);
         }
         let Some(part) = parts.get_mut(key) else {

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use sqlx::PgConnection;
 
-use super::config::ConsumerConfig;
+use super::config::{
+    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
+};
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
 use crate::stream::envelope::Kind;
 use crate::stream::games::{GamesOutput, GamesProcessor, PROCESSOR};
@@ -24,16 +26,27 @@ impl Default for GamesSink {
     fn default() -> Self {
         Self {
             spec: WindowSpec::tumbling_whole_minutes(3),
-            allowed_lateness: TimeDelta::minutes(1),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
         }
     }
 }
 
-/// The games consumer for `brokers` (group `{prefix}-games`) with the default settings.
+impl GamesSink {
+    /// The defaults, changed by `BETFLOW_GAMES_WINDOW` and
+    /// `BETFLOW_ALLOWED_LATENESS`.
+    pub fn from_env() -> Self {
+        Self {
+            spec: windows_from_env(PROCESSOR, Self::default().spec),
+            allowed_lateness: lateness_from_env(),
+        }
+    }
+}
+
+/// The games consumer for `brokers` (group `{prefix}-games`) with the settings from the environment.
 pub fn games_consumer(brokers: &str) -> KafkaConsumer<GamesSink> {
     KafkaConsumer::new(
         ConsumerConfig::new(brokers, PROCESSOR),
-        GamesSink::default(),
+        GamesSink::from_env(),
     )
 }
 

@@ -28,7 +28,15 @@ pub const DEFAULT_PARTITIONS: i32 = 3;
 
 /// Partition count from the environment, else [`DEFAULT_PARTITIONS`].
 pub fn partitions_from_env() -> i32 {
-    config::env(PARTITIONS_ENV)
-        .filter(|n: &i32| *n > 0)
-        .unwrap_or(DEFAULT_PARTITIONS)
+    config::positive(PARTITIONS_ENV).unwrap_or(DEFAULT_PARTITIONS)
+}
+
+/// `KAFKA_REPLICATION_FACTOR`: replicas of topics BetFlow creates (default
+/// 1, what a one-broker cluster holds; production clusters want 3).
+pub const REPLICATION_FACTOR_ENV: &str = "KAFKA_REPLICATION_FACTOR";
+pub const DEFAULT_REPLICATION_FACTOR: i32 = 1;
+
+/// Replication factor from the environment, else [`DEFAULT_REPLICATION_FACTOR`].
+pub fn replication_factor_from_env() -> i32 {
+    config::positive(REPLICATION_FACTOR_ENV).unwrap_or(DEFAULT_REPLICATION_FACTOR)
 }

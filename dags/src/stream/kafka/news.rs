@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::TimeDelta;
 use sqlx::PgConnection;
 
-use super::config::ConsumerConfig;
+use super::config::{
+    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
+};
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
 use crate::stream::envelope::Kind;
 use crate::stream::news::{NewsOutput, NewsProcessor, PROCESSOR};
@@ -24,14 +26,28 @@ impl Default for NewsSink {
     fn default() -> Self {
         Self {
             spec: WindowSpec::tumbling_whole_minutes(5),
-            allowed_lateness: TimeDelta::minutes(1),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
         }
     }
 }
 
-/// The news consumer for `brokers` (group `{prefix}-news`) with the default settings.
+impl NewsSink {
+    /// The defaults, changed by `BETFLOW_NEWS_WINDOW` and
+    /// `BETFLOW_ALLOWED_LATENESS`.
+    pub fn from_env() -> Self {
+        Self {
+            spec: windows_from_env(PROCESSOR, Self::default().spec),
+            allowed_lateness: lateness_from_env(),
+        }
+    }
+}
+
+/// The news consumer for `brokers` (group `{prefix}-news`) with the settings from the environment.
 pub fn news_consumer(brokers: &str) -> KafkaConsumer<NewsSink> {
-    KafkaConsumer::new(ConsumerConfig::new(brokers, PROCESSOR), NewsSink::default())
+    KafkaConsumer::new(
+        ConsumerConfig::new(brokers, PROCESSOR),
+        NewsSink::from_env(),
+    )
 }
 
 #[async_trait]

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgConnection;
 
-use super::config::ConsumerConfig;
+use super::config::{
+    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
+};
 use super::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
 use crate::stream::envelope::Kind;
 use crate::stream::odds::rows::{
@@ -29,14 +31,28 @@ impl Default for OddsSink {
     fn default() -> Self {
         Self {
             spec: WindowSpec::tumbling_whole_minutes(5),
-            allowed_lateness: TimeDelta::minutes(1),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
         }
     }
 }
 
-/// The odds consumer for `brokers` (group `{prefix}-odds`) with the default settings.
+impl OddsSink {
+    /// The defaults, changed by `BETFLOW_ODDS_WINDOW` and
+    /// `BETFLOW_ALLOWED_LATENESS`.
+    pub fn from_env() -> Self {
+        Self {
+            spec: windows_from_env(PROCESSOR, Self::default().spec),
+            allowed_lateness: lateness_from_env(),
+        }
+    }
+}
+
+/// The odds consumer for `brokers` (group `{prefix}-odds`) with the settings from the environment.
 pub fn odds_consumer(brokers: &str) -> KafkaConsumer<OddsSink> {
-    KafkaConsumer::new(ConsumerConfig::new(brokers, PROCESSOR), OddsSink::default())
+    KafkaConsumer::new(
+        ConsumerConfig::new(brokers, PROCESSOR),
+        OddsSink::from_env(),
+    )
 }
 
 #[async_trait]
@@ -187,7 +203,9 @@ pub fn coalesce_latest(rows: Vec<OddsLatestRow>) -> Vec<OddsLatestRow> {
 }
 
 /// Keeps the earliest `open_*` (the opening line survives restarts without
-/// processor state) and never lets an older snapshot replace a newer one.
+/// processor state), whichever batch brings it, and never lets an older
+/// snapshot replace a newer one's price: what [`coalesce_latest`] does
+/// within a batch, so a crashed run and a clean one end with the same rows.
 /// Rows come as arrays, one statement per batch; their keys must be distinct
 /// ([`coalesce_latest`]).
 const UPSERT_LATEST: &str = "INSERT INTO serving.odds_latest (sport, event_id, market, bookmaker,
@@ -197,18 +215,23 @@ const UPSERT_LATEST: &str = "INSERT INTO serving.odds_latest (sport, event_id, m
         $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[],
         $12::float8[], $13::float8[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[]) AS t
     ON CONFLICT (event_id, market, bookmaker, outcome) DO UPDATE SET
-        sport = EXCLUDED.sport, point = EXCLUDED.point,
-        price_decimal = EXCLUDED.price_decimal, price_american = EXCLUDED.price_american,
-        implied_probability = EXCLUDED.implied_probability,
-        no_vig_probability = EXCLUDED.no_vig_probability, overround = EXCLUDED.overround,
+        sport = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.sport ELSE odds_latest.sport END,
+        point = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.point ELSE odds_latest.point END,
+        price_decimal = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.price_decimal ELSE odds_latest.price_decimal END,
+        price_american = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.price_american ELSE odds_latest.price_american END,
+        implied_probability = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.implied_probability ELSE odds_latest.implied_probability END,
+        no_vig_probability = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.no_vig_probability ELSE odds_latest.no_vig_probability END,
+        overround = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.overround ELSE odds_latest.overround END,
+        event_time = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.event_time ELSE odds_latest.event_time END,
+        ingest_time = CASE WHEN EXCLUDED.event_time >= odds_latest.event_time THEN EXCLUDED.ingest_time ELSE odds_latest.ingest_time END,
         open_decimal = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
             THEN EXCLUDED.open_decimal ELSE odds_latest.open_decimal END,
         open_point = CASE WHEN EXCLUDED.open_time < odds_latest.open_time
             THEN EXCLUDED.open_point ELSE odds_latest.open_point END,
         open_time = LEAST(EXCLUDED.open_time, odds_latest.open_time),
-        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
         write_time = now()
-    WHERE EXCLUDED.event_time >= odds_latest.event_time";
+    WHERE EXCLUDED.event_time >= odds_latest.event_time
+       OR EXCLUDED.open_time < odds_latest.open_time";
 
 async fn upsert_latest_rows(
     conn: &mut PgConnection,
@@ -384,6 +407,57 @@ mod tests {
             event_time: t(at),
             ingest_time: t(at + 1),
         }
+    }
+
+    /// `serving.odds_latest` as (event, outcome, price, open, open time,
+    /// event time), times as [`row`] gives them.
+    async fn latest_table(conn: &mut PgConnection) -> Vec<(String, String, f64, f64, i64, i64)> {
+        sqlx::query_as(
+            "SELECT event_id, outcome, price_decimal, open_decimal,
+                    extract(epoch FROM open_time)::int8 - 1767000000,
+                    extract(epoch FROM event_time)::int8 - 1767000000
+             FROM serving.odds_latest ORDER BY 1, 2",
+        )
+        .fetch_all(conn)
+        .await
+        .expect("read odds_latest")
+    }
+
+    #[tokio::test]
+    async fn upserting_row_by_row_ends_where_one_coalesced_batch_does() {
+        let metadata = crate::tests::metadata().await;
+        let mut conn = metadata.pool().acquire().await.expect("connection");
+        let rows = || {
+            vec![
+                row("e1", "home", 10, 1.90, 10),
+                row("e1", "home", 20, 1.80, 20),
+                // Older than both: its price is stale, its line opened first.
+                row("e1", "home", 5, 2.10, 5),
+                row("e2", "away", 10, 2.50, 10),
+                row("e2", "away", 10, 2.40, 10),
+            ]
+        };
+        let mut tables = Vec::new();
+        for batches in [vec![rows()], rows().into_iter().map(|r| vec![r]).collect()] {
+            sqlx::query("TRUNCATE serving.odds_latest")
+                .execute(&mut *conn)
+                .await
+                .expect("truncate");
+            for batch in batches {
+                upsert_latest_rows(&mut conn, coalesce_latest(batch))
+                    .await
+                    .expect("upsert");
+            }
+            tables.push(latest_table(&mut conn).await);
+        }
+        assert_eq!(
+            tables[0],
+            [
+                ("e1".into(), "home".into(), 1.80, 2.10, 5, 20),
+                ("e2".into(), "away".into(), 2.40, 2.50, 10, 10),
+            ]
+        );
+        assert_eq!(tables[1], tables[0], "one row per batch");
     }
 
     #[test]

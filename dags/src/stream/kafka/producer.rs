@@ -147,7 +147,8 @@ impl Producer {
     }
 }
 
-/// Creates each topic in `names` with `partitions` (replication 1) unless it exists.
+/// Creates each topic in `names` with `partitions` unless it exists,
+/// replicated `KAFKA_REPLICATION_FACTOR` times.
 pub async fn ensure_topics(
     brokers: &str,
     names: &[String],
@@ -155,9 +156,10 @@ pub async fn ensure_topics(
 ) -> Result<(), ProduceError> {
     let admin: AdminClient<DefaultClientContext> =
         super::client::client_config(brokers).create()?;
+    let replication: i32 = super::replication_factor_from_env();
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(1)))
+        .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {

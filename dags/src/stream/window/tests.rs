@@ -224,3 +224,39 @@ fn a_restored_snapshot_continues_like_the_uninterrupted_operator() {
         assert_eq!(run(Some(cut)), clean, "restored at event {cut}");
     }
 }
+
+#[test]
+fn window_settings_read_as_size_or_size_and_slide() {
+    let spec: WindowSpec = "5m".parse().expect("tumbling");
+    assert_eq!(spec, WindowSpec::tumbling_minutes(5).expect("valid"));
+    let spec: WindowSpec = "20m/5m".parse().expect("sliding");
+    assert_eq!(
+        (spec.size(), spec.slide()),
+        (TimeDelta::minutes(20), TimeDelta::minutes(5))
+    );
+    let spec: WindowSpec = " 90s ".parse().expect("seconds");
+    assert_eq!(spec.size(), TimeDelta::seconds(90));
+    assert_eq!(parse_duration("1h"), Ok(TimeDelta::hours(1)));
+
+    for bad in [
+        "",
+        "5",
+        "m",
+        "5 min",
+        "-5m",
+        "5m/",
+        "5m/10m",
+        "0m",
+        "99999999999h",
+    ] {
+        let err = bad.parse::<WindowSpec>().expect_err(bad);
+        assert!(!err.to_string().is_empty(), "{bad}");
+    }
+    assert_eq!(
+        "5m/10m".parse::<WindowSpec>(),
+        Err(WindowError::SlideExceedsSize {
+            size_ms: 300_000,
+            slide_ms: 600_000
+        })
+    );
+}
