@@ -273,6 +273,82 @@ fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
     );
 }
 
+#[test]
+fn up_keeps_its_embedded_brokers_log_across_restarts() {
+    let mut env = TestEnv::start();
+    let up = |env: &mut TestEnv| -> u32 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let pid = env.spawn(
+            &["up", "--port", &port.to_string()],
+            &[("BETFLOW_EMBEDDED_KAFKA", "true")],
+        );
+        env.wait_for(
+            "SELECT count(*) FROM stream_tasks
+             WHERE task_id = 'odds_consumer' AND state = 'running'
+               AND heartbeat_at > now() - interval '3 seconds'",
+            "1",
+            60,
+        );
+        pid
+    };
+    // `stream replay` finds the broker of the `up` running on its home.
+    let replay = |env: &TestEnv| -> usize {
+        let out = env
+            .cmd(&[
+                "stream",
+                "replay",
+                "--from",
+                "2024-09-08",
+                "--to",
+                "2024-09-08",
+                "--sport",
+                "nfl",
+            ])
+            .output()
+            .expect("run betflow");
+        let stdout = common::stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            common::stderr(&out)
+        );
+        published_by_kind(&stdout)["odds"]
+    };
+    // Every partition's checkpoint: the odds messages applied in all.
+    let applied = "SELECT coalesce(sum(next_offset), 0) FROM serving.consumer_checkpoints
+                   WHERE topic = 'betflow.odds.nfl'";
+
+    let first = up(&mut env);
+    let odds: usize = replay(&env);
+    assert!(odds > 0);
+    env.wait_for(applied, &odds.to_string(), 90);
+    assert!(
+        env.path("kafka/tansu.db").is_file(),
+        "no durable broker log: this tansu lacks SQLite support \
+         (cargo install tansu --locked --features dynostore,postgres,libsql)"
+    );
+    let status = env.signal(first, nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+
+    // The log, the topics and the group's offsets are still there: the
+    // second replay's messages continue the offsets instead of starting
+    // over below the checkpoints.
+    up(&mut env);
+    assert_eq!(replay(&env), odds);
+    env.wait_for(applied, &(2 * odds).to_string(), 90);
+    assert_eq!(
+        env.scalar(
+            "SELECT coalesce(sum((health->>'log_restarts')::int), 0) FROM stream_tasks
+             WHERE task_id = 'odds_consumer'"
+        ),
+        "0"
+    );
+}
+
 /// Distinct (event, market, bookmaker, outcome) of the replayed NFL odds of
 /// 2024-09-08: the rows `serving.odds_latest` must end up with.
 fn replayed_nfl_keys() -> usize {

@@ -37,7 +37,8 @@ pub fn shutdown_on_signals() -> CancellationToken {
 }
 
 pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
-    let broker = crate::broker::EmbeddedBroker::start_if_wanted(home)?;
+    let broker =
+        crate::broker::EmbeddedBroker::start_if_wanted(home, crate::broker::BrokerLog::Durable)?;
     let brokers = match &broker {
         Some(b) => Some(b.bootstrap.clone()),
         None => std::env::var("KAFKA_BROKERS").ok(),
@@ -58,7 +59,14 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
         outln!("home: {}", home.display());
     }
     if let Some(b) = &broker {
-        outln!("Kafka broker (embedded tansu, in memory): {}", b.bootstrap);
+        match &b.log_file {
+            Some(log) => outln!(
+                "Kafka broker (embedded tansu, log in {}): {}",
+                log.display(),
+                b.bootstrap
+            ),
+            None => outln!("Kafka broker (embedded tansu, in memory): {}", b.bootstrap),
+        }
     }
     outln!("press Ctrl-C to stop");
     if let Some(password) = web::auth::ensure_admin(db.store.pool(), home).await? {

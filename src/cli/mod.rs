@@ -141,7 +141,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(cmd) => runs::run(&home, cmd).await,
         Command::Tasks(cmd) => tasks::run(&home, cmd).await,
         Command::Backfill(args) => backfill::run(&home, args).await,
-        Command::Stream(cmd) => stream::run(cmd).await,
+        Command::Stream(cmd) => stream::run(&home, cmd).await,
         Command::Users(cmd) => users::users(&home, cmd).await,
         Command::Tokens(cmd) => users::tokens(&home, cmd).await,
         Command::Bench(cmd) => bench::run(&home, cmd).await,

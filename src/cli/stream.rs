@@ -6,6 +6,7 @@
 //! order.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -50,9 +51,9 @@ pub struct ReplayArgs {
 /// Upper bound on the days of one replay, against typos like `--to 2204-01-01`.
 const MAX_DAYS: i64 = 3_660;
 
-pub async fn run(cmd: StreamCommand) -> Result<ExitCode> {
+pub async fn run(home: &Path, cmd: StreamCommand) -> Result<ExitCode> {
     match cmd {
-        StreamCommand::Replay(args) => replay(args).await,
+        StreamCommand::Replay(args) => replay(home, args).await,
     }
 }
 
@@ -61,7 +62,7 @@ fn parse_day(flag: &str, s: &str) -> Result<NaiveDate> {
         .map_err(|e| usage(format!("{flag}: `{s}` is not a YYYY-MM-DD date ({e})")))
 }
 
-async fn replay(args: ReplayArgs) -> Result<ExitCode> {
+async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
     let from = parse_day("--from", &args.from)?;
     let to = parse_day("--to", &args.to)?;
     if from > to {
@@ -92,13 +93,17 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
             )));
         }
     }
+    // Else the embedded broker of a `betflow up` running on this home.
     let brokers: String = std::env::var(BROKERS_ENV)
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+        .or_else(|| crate::broker::running_bootstrap(home))
         .ok_or_else(|| {
             usage(format!(
-                "{BROKERS_ENV} is not set: stream replay needs Kafka bootstrap servers"
+                "{BROKERS_ENV} is not set and no `betflow up` with an embedded broker runs on {}: \
+                 stream replay needs Kafka bootstrap servers",
+                home.display()
             ))
         })?;
     let minutes: u32 = Settings::from_env()

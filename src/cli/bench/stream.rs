@@ -41,7 +41,7 @@ use sqlx::postgres::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{peak_rss, rss};
-use crate::broker::EmbeddedBroker;
+use crate::broker::{BrokerLog, EmbeddedBroker, INSTALL_HINT};
 use crate::database::Database;
 
 const DAG: &str = "bench_stream";
@@ -92,16 +92,14 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     let bench_home = home.join("bench");
     std::fs::create_dir_all(&bench_home)
         .with_context(|| format!("creating {}", bench_home.display()))?;
-    let broker = EmbeddedBroker::start_if_wanted(&bench_home)?;
+    let broker = EmbeddedBroker::start_if_wanted(&bench_home, BrokerLog::Memory)?;
     let brokers: String = match (&broker, std::env::var("KAFKA_BROKERS")) {
         (Some(b), _) => b.bootstrap.clone(),
         (None, Ok(b)) if !b.trim().is_empty() => {
             eprintln!("note: producing to betflow.odds.nba on {b}; use a cluster of its own for benchmarks");
             b
         }
-        _ => bail!(
-            "bench stream needs a Kafka broker: install tansu (`cargo install tansu --locked --features dynostore,postgres`) or set KAFKA_BROKERS"
-        ),
+        _ => bail!("bench stream needs a Kafka broker: install tansu (`{INSTALL_HINT}`) or set KAFKA_BROKERS"),
     };
     let run_id: String = format!("bench-{}", Utc::now().format("%Y%m%d%H%M%S"));
     let mut config = ConsumerConfig::new(&brokers, "odds");
