@@ -150,6 +150,14 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
         &format!("bad_json:{malformed_offset}"),
         30,
     );
+    // The best price of each outcome across bookmakers, at their latest polls.
+    assert_eq!(
+        env.sql(&format!(
+            "SELECT outcome || ':' || best_bookmaker || ':' || best_decimal || ':' || bookmakers
+             FROM serving.odds_best WHERE event_id = '{EVENT}' ORDER BY outcome"
+        )),
+        ["away:book_b:1.95:2", "home:book_a:1.95:2"]
+    );
     // Opening lines survive later updates.
     assert_eq!(
         env.scalar(&format!(
@@ -773,6 +781,15 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
     assert_eq!(
         env.scalar("SELECT status FROM serving.game_state WHERE game_id = 'g-2'"),
         "scheduled"
+    );
+    // Status transitions, each with its event time.
+    assert_eq!(
+        env.scalar(
+            "SELECT string_agg(c->>'status', ' → ' ORDER BY (c->>'event_time')::timestamptz)
+             FROM serving.game_state, jsonb_array_elements(status_history) AS c
+             WHERE game_id = 'g-1'"
+        ),
+        "scheduled → in_progress → final"
     );
     assert_eq!(
         env.sql(&format!(

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::stream::games::{GameState, GameStatus, GameWindowOutput, Leader, ScorePoint};
+use crate::stream::games::{
+    GameState, GameStatus, GameWindowOutput, Leader, ScorePoint, StatusChange,
+};
 use crate::stream::news::NewsWindowOutput;
 use crate::stream::weather::{cardinal, Field, VenueWeather, WeatherChange};
 use crate::stream::window::Closed;
@@ -32,6 +34,8 @@ pub struct GameStateRow {
     /// JSON object keyed by period number: `{"1": [home, away]}`.
     pub period_points: BTreeMap<String, (u32, u32)>,
     pub progression: Vec<ScorePoint>,
+    /// `[{status, event_time}, …]`: the status first seen, then each change.
+    pub status_history: Vec<StatusChange>,
     pub event_time: DateTime<Utc>,
     pub ingest_time: DateTime<Utc>,
 }
@@ -57,6 +61,7 @@ impl GameStateRow {
                 .map(|(p, s)| (p.to_string(), *s))
                 .collect(),
             progression: g.progression.clone(),
+            status_history: g.transitions.clone(),
             event_time: g.event_time,
             ingest_time,
         }

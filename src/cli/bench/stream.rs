@@ -8,7 +8,9 @@
 //! 2. Latency: updates are produced at a steady rate while a watcher polls
 //!    `serving.odds_latest`; each update's latency is from the producer
 //!    stamping its envelope (`ingest_time`, just before the send) to the
-//!    watcher first seeing its row, so it includes up to one poll interval.
+//!    watcher first seeing its row or a newer one of its event (an update
+//!    overtaken before a poll saw it still counts, with its own, longer
+//!    wait), so it includes up to one poll interval.
 //! 3. Memory: the process's RSS (producer, consumer and watcher) is sampled
 //!    every second of the steady run and printed as a mean per minute; flat
 //!    means the minutes stay level. The watcher counts latencies in fixed
@@ -364,6 +366,9 @@ async fn drain(pool: &PgPool, worker: &str, backlog: usize) -> Result<(f64, f64)
     }
 }
 
+/// Ingest times (µs) of the steady phase's updates not seen yet, per event.
+type Pending = Arc<std::sync::Mutex<HashMap<String, std::collections::VecDeque<i64>>>>;
+
 struct Steady {
     sent: usize,
     latencies: Histogram,
@@ -378,7 +383,13 @@ async fn steady(
     opts: Options,
 ) -> Result<Steady> {
     let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watch(pool.clone(), gen.run_id.clone(), stop.clone()));
+    let pending: Pending = Arc::default();
+    let watcher = tokio::spawn(watch(
+        pool.clone(),
+        gen.run_id.clone(),
+        pending.clone(),
+        stop.clone(),
+    ));
     let rss_stop = stop.clone();
     let sampler = tokio::spawn(async move {
         let mut samples: Vec<f64> = Vec::new();
@@ -403,7 +414,14 @@ async fn steady(
         tokio::select! {
             _ = tick.tick() => {
                 for _ in 0..per_slice {
-                    let (key, value) = gen.encode(i, Utc::now());
+                    // Postgres keeps microseconds: stamp no finer.
+                    let now: DateTime<Utc> =
+                        DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
+                            .unwrap_or_else(Utc::now);
+                    if let Ok(mut p) = pending.lock() {
+                        p.entry(gen.event_id(i)).or_default().push_back(now.timestamp_micros());
+                    }
+                    let (key, value) = gen.encode(i, now);
                     i += 1;
                     let producer = producer.clone();
                     let name = name.clone();
@@ -435,13 +453,18 @@ async fn steady(
     })
 }
 
-/// Polls the bench events' rows; each newly seen `ingest_time` of a row is
-/// one latency sample (now − ingest time).
-async fn watch(pool: PgPool, run_id: String, stop: CancellationToken) -> Result<Histogram> {
+/// Polls the bench events' rows; a row with a newer `ingest_time` than
+/// last seen gives a latency sample (now − ingest time) for every pending
+/// update of its event up to that time.
+async fn watch(
+    pool: PgPool,
+    run_id: String,
+    pending: Pending,
+    stop: CancellationToken,
+) -> Result<Histogram> {
     let pattern = format!("{run_id}-%");
     let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut out = Histogram::default();
-    let mut first = true;
     let mut tick = tokio::time::interval(WATCH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -457,17 +480,22 @@ async fn watch(pool: PgPool, run_id: String, stop: CancellationToken) -> Result<
         .fetch_all(&pool)
         .await?;
         let now: DateTime<Utc> = Utc::now();
+        let Ok(mut pending) = pending.lock() else {
+            bail!("the load generator panicked");
+        };
         for (event, ingest) in rows {
-            let newer = seen.get(&event).is_none_or(|t| ingest > *t);
-            if newer {
-                // Rows present at the first look came from the backlog.
-                if !first {
-                    out.record((now - ingest).num_microseconds().unwrap_or(0) as f64 / 1000.0);
-                }
-                seen.insert(event, ingest);
+            if seen.get(&event).is_some_and(|t| ingest <= *t) {
+                continue;
             }
+            let upto: i64 = ingest.timestamp_micros();
+            if let Some(queue) = pending.get_mut(&event) {
+                while let Some(&sent) = queue.front().filter(|sent| **sent <= upto) {
+                    queue.pop_front();
+                    out.record((now.timestamp_micros() - sent) as f64 / 1000.0);
+                }
+            }
+            seen.insert(event, ingest);
         }
-        first = false;
     }
 }
 

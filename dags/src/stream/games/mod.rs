@@ -131,6 +131,13 @@ pub struct ScorePoint {
     pub away: u32,
 }
 
+/// A status the game entered, and when (event time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: GameStatus,
+    pub event_time: DateTime<Utc>,
+}
+
 /// Live state of one game: the `serving.game_state` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GameState {
@@ -150,6 +157,11 @@ pub struct GameState {
     pub period_points: BTreeMap<u32, (u32, u32)>,
     /// Every score change, in event-time order.
     pub progression: Vec<ScorePoint>,
+    /// The status first seen, then each transition (scheduled → in
+    /// progress → final), in event-time order. Empty in checkpoints
+    /// written before it was kept.
+    #[serde(default)]
+    pub transitions: Vec<StatusChange>,
     pub event_time: DateTime<Utc>,
     /// Last side to hold the lead, for counting changes through ties.
     last_leader: Option<Leader>,
@@ -230,6 +242,10 @@ impl GameTracker {
                 lead_changes: 0,
                 period_points: BTreeMap::new(),
                 progression: Vec::new(),
+                transitions: vec![StatusChange {
+                    status: u.status,
+                    event_time,
+                }],
                 event_time,
                 last_leader: (lead != Leader::Tied).then_some(lead),
             };
@@ -278,6 +294,12 @@ impl GameTracker {
             state.last_leader = Some(lead);
         }
         state.leader = lead;
+        if u.status != state.status {
+            state.transitions.push(StatusChange {
+                status: u.status,
+                event_time,
+            });
+        }
         state.status = u.status;
         state.period = u.period;
         state.clock = u.clock.clone();
@@ -433,6 +455,15 @@ mod tests {
         );
         assert_eq!(g.progression.len(), 6);
         assert_eq!(g.pace_per_period(), Some(30.0 / 4.0));
+        let transitions: Vec<(GameStatus, DateTime<Utc>)> = g
+            .transitions
+            .iter()
+            .map(|c| (c.status, c.event_time))
+            .collect();
+        assert_eq!(
+            transitions,
+            [(Scheduled, at(0)), (InProgress, at(10)), (Final, at(60))]
+        );
     }
 
     #[test]

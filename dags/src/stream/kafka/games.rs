@@ -96,8 +96,9 @@ fn int(n: u32) -> i32 {
 /// corrected much later) never replaces it.
 const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, status, period,
         clock, home_team_id, away_team_id, home_score, away_score, leader, lead_changes,
-        pace_per_period, period_points, progression, event_time, ingest_time, write_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
+        pace_per_period, period_points, progression, status_history, event_time, ingest_time,
+        write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17, now())
     ON CONFLICT (game_id) DO UPDATE SET
         sport = EXCLUDED.sport, status = EXCLUDED.status, period = EXCLUDED.period,
         clock = EXCLUDED.clock, home_team_id = EXCLUDED.home_team_id,
@@ -105,7 +106,7 @@ const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, stat
         away_score = EXCLUDED.away_score, leader = EXCLUDED.leader,
         lead_changes = EXCLUDED.lead_changes, pace_per_period = EXCLUDED.pace_per_period,
         period_points = EXCLUDED.period_points, progression = EXCLUDED.progression,
-        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        status_history = EXCLUDED.status_history, event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
         write_time = now()
     WHERE EXCLUDED.event_time >= game_state.event_time";
 
@@ -126,6 +127,7 @@ async fn upsert_state(conn: &mut PgConnection, r: &GameStateRow) -> Result<(), s
         .bind(r.pace_per_period)
         .bind(json(serde_json::to_value(&r.period_points)))
         .bind(json(serde_json::to_value(&r.progression)))
+        .bind(json(serde_json::to_value(&r.status_history)))
         .bind(r.event_time)
         .bind(r.ingest_time)
         .execute(conn)

@@ -78,6 +78,11 @@ impl Producer {
         let inner: FutureProducer = super::client::client_config(brokers)
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
+            // librdkafka's own retries then neither duplicate nor reorder
+            // a partition's messages; a resend after `message.timeout.ms`
+            // (`send_raw`) is a new message, which the consumers' keyed
+            // upserts absorb.
+            .set("enable.idempotence", "true")
             .set("linger.ms", linger_ms.to_string())
             .create()?;
         Ok(Self {
