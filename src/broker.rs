@@ -8,6 +8,7 @@
 //! yet must still be there. A tansu built without SQLite support keeps
 //! the log in memory instead, and `up` says so.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,7 +139,18 @@ impl EmbeddedBroker {
             BrokerLog::Durable => ("sqlite://tansu.db", Some(dir.join("tansu.db"))),
             BrokerLog::Memory => ("memory://tansu/", None),
         };
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        // The broker dies with `up`, even killed -9: an orphaned one would
+        // hold the SQLite log of the next `up`. (The signal follows the
+        // forking thread; `up` starts it from the main one.)
+        // SAFETY: prctl is async-signal-safe, as code between fork and exec must be.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command
             .args([
                 "broker",
                 "--listener-url",

@@ -303,29 +303,7 @@ fn up_keeps_its_embedded_brokers_log_across_restarts() {
         pid
     };
     // `stream replay` finds the broker of the `up` running on its home.
-    let replay = |env: &TestEnv| -> usize {
-        let out = env
-            .cmd(&[
-                "stream",
-                "replay",
-                "--from",
-                "2024-09-08",
-                "--to",
-                "2024-09-08",
-                "--sport",
-                "nfl",
-            ])
-            .output()
-            .expect("run betflow");
-        let stdout = common::stdout(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{stdout}{}",
-            common::stderr(&out)
-        );
-        published_by_kind(&stdout)["odds"]
-    };
+    let replay = |env: &TestEnv| -> usize { published_by_kind(&replay_nfl_day(env, None))["odds"] };
     // Every partition's checkpoint: the odds messages applied in all.
     let applied = "SELECT coalesce(sum(next_offset), 0) FROM serving.consumer_checkpoints
                    WHERE topic = 'betflow.odds.nfl'";
@@ -355,6 +333,33 @@ fn up_keeps_its_embedded_brokers_log_across_restarts() {
         ),
         "0"
     );
+}
+
+/// `betflow stream replay` of the NFL's 2024-09-08 to `brokers` (else the
+/// embedded broker of the `up` on the home); its output.
+fn replay_nfl_day(env: &TestEnv, brokers: Option<&str>) -> String {
+    let mut cmd = env.cmd(&[
+        "stream",
+        "replay",
+        "--from",
+        "2024-09-08",
+        "--to",
+        "2024-09-08",
+        "--sport",
+        "nfl",
+    ]);
+    if let Some(brokers) = brokers {
+        cmd.env("KAFKA_BROKERS", brokers);
+    }
+    let out = cmd.output().expect("run betflow");
+    let stdout = common::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        common::stderr(&out)
+    );
+    stdout
 }
 
 /// Distinct (event, market, bookmaker, outcome) of the replayed NFL odds of
@@ -464,27 +469,7 @@ fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
             60,
         );
     }
-    let out = env
-        .cmd(&[
-            "stream",
-            "replay",
-            "--from",
-            "2024-09-08",
-            "--to",
-            "2024-09-08",
-            "--sport",
-            "nfl",
-        ])
-        .env("KAFKA_BROKERS", &broker.bootstrap)
-        .output()
-        .expect("run betflow");
-    let stdout = common::stdout(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        common::stderr(&out)
-    );
+    let stdout: String = replay_nfl_day(&env, Some(&broker.bootstrap));
     let published = published_by_kind(&stdout);
     for kind in ["odds", "games", "weather"] {
         assert!(published[kind] > 0, "no {kind} in {stdout}");

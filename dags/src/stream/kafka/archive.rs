@@ -20,7 +20,10 @@
 //! its membership in the middle of a write: the rebalance waits for a
 //! live member to give its partitions up, which it does between records.
 //! The loser's commit fails and it restarts, but its object may have
-//! landed last.)
+//! landed last.) Offsets must never start over: a topic deleted and created
+//! again under its name (or the log of an in-memory broker, lost when it
+//! restarts; `betflow up`'s embedded broker keeps its log on disk) would
+//! write its new records under the keys of the old ones of the same hour.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
