@@ -179,6 +179,8 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     let _ = supervisor.await;
     cleanup(&pool, &run_id).await?;
     db.close().await?;
+    // Clients first: a broker gone under them is logged as an error.
+    drop(producer);
     drop(broker);
 
     let lat: Histogram = steady.latencies;

@@ -113,8 +113,10 @@ pub(super) struct Part<S> {
     pub(super) state: S,
     /// Offset after the last message the state holds (applied, or covered
     /// by the restored checkpoint); see [`KafkaConsumer::admit`]. The state
-    /// is kept when the partition is revoked: it is still right if the
-    /// partition comes back, and reloaded if another member moved it on.
+    /// of a revoked partition is kept until it is checkpointed: a partition
+    /// that comes back before then goes on with it, and one that comes back
+    /// later reloads the checkpoint, so members added to the group free the
+    /// memory of the partitions they took.
     pub(super) next_offset: Option<i64>,
     /// Applied messages not in a checkpoint yet.
     pub(super) dirty: bool,
@@ -122,6 +124,8 @@ pub(super) struct Part<S> {
     /// [`KafkaConsumer::admit`]), until the message at `next_offset`
     /// arrives or the partition is revoked.
     pub(super) rewound: Option<(i64, i64)>,
+    /// Revoked, and no message of it applied since.
+    pub(super) revoked: bool,
 }
 
 /// What to do with a received message ([`KafkaConsumer::admit`]).
@@ -249,8 +253,12 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
             for key in group::take_revoked(&consumer) {
                 if let Some(part) = parts.get_mut(&key) {
                     part.rewound = None;
+                    part.revoked = true;
                 }
             }
+            // A revoked partition's state, once checkpointed, is what the
+            // checkpoint restores should the partition come back.
+            parts.retain(|_, p| !p.revoked || p.dirty);
             // Partitions sought back in this batch: their later messages in
             // it were fetched before the seek.
             let mut rewound: Vec<(String, i32)> = Vec::new();
@@ -309,6 +317,7 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                 prepared.push(self.prepare(part, msg));
                 part.next_offset = Some(msg.offset() + 1);
                 part.dirty = true;
+                part.revoked = false;
                 health
                     .positions
                     .insert(format!("{}/{}", key.0, key.1), msg.offset() + 1);
@@ -422,6 +431,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 next_offset: None,
                 rewound: None,
                 dirty: false,
+                revoked: false,
             });
         };
         let fingerprint: String = self.processor.fingerprint();
@@ -463,6 +473,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             next_offset: Some(saved.next_offset),
             dirty: false,
             rewound: None,
+            revoked: false,
         })
     }
 
@@ -503,6 +514,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                         next_offset: None,
                         dirty: false,
                         rewound: None,
+                        revoked: false,
                     };
                 }
             }
