@@ -264,6 +264,10 @@ pub(crate) mod schema {
     use serde::Serialize;
 
     const MIGRATION: &str = include_str!("../../../migrations/20260101000004_serving.sql");
+    /// Migrations that alter the serving tables after it.
+    const LATER_MIGRATIONS: &[&str] = &[include_str!(
+        "../../../migrations/20260101000012_game_status_history.sql"
+    )];
 
     /// Column names of `serving.{table}`, minus `id` and `write_time`.
     pub fn columns(table: &str) -> BTreeSet<String> {
@@ -281,6 +285,19 @@ pub(crate) mod schema {
             .filter_map(|l| l.split_whitespace().next())
             .map(|c| c.trim_matches('"').to_string())
             .filter(|c| c != "write_time" && c != "id")
+            .chain(added_columns(table))
+            .collect()
+    }
+
+    /// Columns later migrations add to `serving.{table}`.
+    fn added_columns(table: &str) -> Vec<String> {
+        let alter: String = format!("ALTER TABLE serving.{table}");
+        LATER_MIGRATIONS
+            .iter()
+            .filter_map(|sql| sql.split_once(alter.as_str()).map(|(_, rest)| rest))
+            .flat_map(|rest| rest.split("ADD COLUMN").skip(1))
+            .filter_map(|added| added.split_whitespace().next())
+            .map(str::to_string)
             .collect()
     }
 
