@@ -310,14 +310,25 @@ impl GameTracker {
     }
 
     /// Forgets final games last updated before `final_before` (e.g. the
-    /// watermark minus an hour), and any game last updated before
-    /// `idle_before` (one postponed or abandoned, whose final never comes),
-    /// so a season-long stream keeps only live games.
-    pub fn evict(&mut self, final_before: DateTime<Utc>, idle_before: DateTime<Utc>) -> usize {
+    /// watermark minus an hour), games in progress last updated before
+    /// `started_before` (abandoned: their final never comes) and scheduled
+    /// ones last updated before `scheduled_before` (postponed), so a
+    /// season-long stream keeps only live games. A game forgotten and seen
+    /// again starts its state, and its serving row, afresh.
+    pub fn evict(
+        &mut self,
+        final_before: DateTime<Utc>,
+        started_before: DateTime<Utc>,
+        scheduled_before: DateTime<Utc>,
+    ) -> usize {
         let n: usize = self.games.len();
         self.games.retain(|_, g| {
-            let done: bool = g.status == GameStatus::Final && g.event_time < final_before;
-            !done && g.event_time >= idle_before
+            let before: DateTime<Utc> = match g.status {
+                GameStatus::Final => final_before,
+                GameStatus::InProgress => started_before,
+                GameStatus::Scheduled => scheduled_before,
+            };
+            g.event_time >= before
         });
         n - self.games.len()
     }
@@ -494,17 +505,20 @@ mod tests {
             t.get("g1").map(|g| (g.status, g.home_score)),
             Some((Final, 20))
         );
-        assert_eq!(t.evict(at(5), at(0)), 0);
-        assert_eq!(t.evict(at(6), at(0)), 1);
+        assert_eq!(t.evict(at(5), at(0), at(0)), 0);
+        assert_eq!(t.evict(at(6), at(0), at(0)), 1);
         assert!(t.is_empty());
 
-        // A game that never reaches final goes once it has been idle long enough.
-        assert_eq!(
-            t.apply(at(10), &upd(InProgress, 2, 12, 3)),
-            Applied::Updated
-        );
-        assert_eq!(t.evict(at(20), at(10)), 0);
-        assert_eq!(t.evict(at(20), at(11)), 1);
+        // A game that never reaches final goes once it has been idle long
+        // enough: sooner once started than while scheduled.
+        let started = upd(InProgress, 2, 12, 3);
+        assert_eq!(t.apply(at(10), &started), Applied::Updated);
+        assert_eq!(t.evict(at(20), at(10), at(20)), 0);
+        assert_eq!(t.evict(at(20), at(11), at(0)), 1);
+        let scheduled = upd(Scheduled, 0, 0, 0);
+        assert_eq!(t.apply(at(30), &scheduled), Applied::Updated);
+        assert_eq!(t.evict(at(40), at(40), at(30)), 0);
+        assert_eq!(t.evict(at(40), at(40), at(31)), 1);
         assert!(t.is_empty());
     }
 

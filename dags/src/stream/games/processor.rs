@@ -19,9 +19,12 @@ use crate::stream::PartitionState;
 
 /// Keep final games this long behind the watermark.
 pub const FINAL_RETENTION: TimeDelta = TimeDelta::hours(1);
-/// Keep any game this long without an update (a postponed or abandoned
-/// one never sends its final): longer than any game lasts.
-pub const IDLE_RETENTION: TimeDelta = TimeDelta::hours(24);
+/// Keep a started game this long without an update (an abandoned one never
+/// sends its final): longer than any game lasts.
+pub const STARTED_RETENTION: TimeDelta = TimeDelta::hours(24);
+/// Keep a scheduled game this long without an update: scoreboards list
+/// games days ahead, and a postponed one may never start.
+pub const SCHEDULED_RETENTION: TimeDelta = TimeDelta::days(14);
 
 /// What one games message produced.
 #[derive(Debug, Default)]
@@ -98,8 +101,11 @@ impl GamesProcessor {
         }
         out.closed = self.windows.drain_closed();
         if let Some(wm) = self.windows.watermark() {
-            self.tracker
-                .evict(wm - FINAL_RETENTION, wm - IDLE_RETENTION);
+            self.tracker.evict(
+                wm - FINAL_RETENTION,
+                wm - STARTED_RETENTION,
+                wm - SCHEDULED_RETENTION,
+            );
         }
         out.problem = DeadLetterReason::join(problems);
         out

@@ -21,9 +21,10 @@
 //! live member to give its partitions up, which it does between records.
 //! The loser's commit fails and it restarts, but its object may have
 //! landed last.) Offsets must never start over: a topic deleted and created
-//! again under its name (or the log of an in-memory broker, lost when it
-//! restarts; `betflow up`'s embedded broker keeps its log on disk) would
-//! write its new records under the keys of the old ones of the same hour.
+//! again under its name, or the log of an in-memory broker lost when it
+//! restarts (`betflow up`'s embedded one keeps its log on disk unless
+//! tansu lacks SQLite support), would write its new records under the keys
+//! of the old ones of the same hour.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -345,7 +346,13 @@ impl StreamTask for ArchiveConsumer {
                 batches.remove(&key);
                 positions.remove(&key);
             }
-            for (key, at) in group::take_assigned(&consumer) {
+            let assigned: group::Assigned = group::take_assigned(&consumer).map_err(|why| {
+                TaskError::msg(format!(
+                    "consumer group {}: {why}; rejoining",
+                    self.group_id
+                ))
+            })?;
+            for (key, at) in assigned {
                 positions.insert(
                     key,
                     Position {

@@ -3,6 +3,7 @@
 //! the broker left stuck.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -106,6 +107,9 @@ pub struct Rebalances {
     /// Assigned since the last [`take_assigned`] (a map, so a member
     /// that never takes them keeps one entry per partition).
     assigned: Mutex<Assigned>,
+    /// An assignment whose committed offsets could not be looked up, since
+    /// the last [`take_assigned`]: where its partitions start is unknown.
+    lookup_failed: AtomicBool,
     /// `topic/partition` → messages in the log past the last one delivered.
     lag: Mutex<BTreeMap<String, i64>>,
     /// Since when, and with how many partitions (`None`: no assignment yet).
@@ -117,6 +121,7 @@ impl Default for Rebalances {
         Self {
             revoked: Mutex::new(Vec::new()),
             assigned: Mutex::new(BTreeMap::new()),
+            lookup_failed: AtomicBool::new(false),
             lag: Mutex::new(BTreeMap::new()),
             assignment: Mutex::new((Instant::now(), None)),
         }
@@ -192,7 +197,10 @@ impl ConsumerContext for Rebalances {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!("looking up committed offsets: {e}"),
+                    Err(e) => {
+                        tracing::warn!("looking up committed offsets: {e}");
+                        self.lookup_failed.store(true, Ordering::Relaxed);
+                    }
                 }
                 if let Ok(mut assigned) = self.assigned.lock() {
                     assigned.extend(tpl.elements().iter().map(|e| {
@@ -246,14 +254,20 @@ pub fn take_revoked(consumer: &StreamConsumer<Rebalances>) -> Vec<(String, i32)>
         .unwrap_or_default()
 }
 
-/// Partitions assigned since the last call.
-pub fn take_assigned(consumer: &StreamConsumer<Rebalances>) -> Assigned {
-    consumer
-        .context()
+/// Partitions assigned since the last call; an error when the committed
+/// offsets of one of those assignments could not be looked up, so where
+/// its partitions start is not known (the task should rejoin).
+pub fn take_assigned(consumer: &StreamConsumer<Rebalances>) -> Result<Assigned, String> {
+    let context: &Rebalances = consumer.context();
+    let assigned: Assigned = context
         .assigned
         .lock()
         .map(|mut a| std::mem::take(&mut *a))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if context.lookup_failed.swap(false, Ordering::Relaxed) {
+        return Err("the committed offsets of an assignment could not be looked up".to_string());
+    }
+    Ok(assigned)
 }
 
 /// The stuck-group check of one consumer (see [`Rebalances`]).
