@@ -126,6 +126,9 @@ pub(super) struct Part<S> {
     pub(super) rewound: Option<(i64, i64)>,
     /// Revoked, and no message of it applied since.
     pub(super) revoked: bool,
+    /// Whether the log was checked to reach `next_offset` since the state
+    /// was opened or the partition last revoked ([`KafkaConsumer::log_restarted`]).
+    pub(super) log_checked: bool,
 }
 
 /// What to do with a received message ([`KafkaConsumer::admit`]).
@@ -254,6 +257,7 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
                 if let Some(part) = parts.get_mut(&key) {
                     part.rewound = None;
                     part.revoked = true;
+                    part.log_checked = false;
                 }
             }
             // A revoked partition's state, once checkpointed, is what the
@@ -364,7 +368,8 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// broker lost its log (an in-memory one does when it restarts). The
     /// checkpoint is discarded then, since the new log's offsets start over
     /// and would all be skipped as applied. A bounded blocking call, made
-    /// only when a partition's first message comes before its checkpoint.
+    /// once per opening of a partition's state or return of the partition,
+    /// for the first message that comes before the state.
     async fn log_restarted(
         &self,
         consumer: &StreamConsumer<Rebalances>,
@@ -432,6 +437,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 rewound: None,
                 dirty: false,
                 revoked: false,
+                log_checked: false,
             });
         };
         let fingerprint: String = self.processor.fingerprint();
@@ -474,6 +480,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             dirty: false,
             rewound: None,
             revoked: false,
+            log_checked: false,
         })
     }
 
@@ -502,11 +509,20 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         health: &mut Health,
     ) -> Result<Admit, TaskError> {
         if !parts.contains_key(key) {
-            let mut part = self.open_part(pool, key, health).await?;
-            if let Some(next) = part.next_offset.filter(|next| offset < *next) {
+            let part = self.open_part(pool, key, health).await?;
+            parts.insert(key.clone(), part);
+        }
+        let Some(part) = parts.get_mut(key) else {
+            return Ok(Admit::Skip);
+        };
+        // The first message from before the state after it was opened or
+        // the partition came back: the log may have started over.
+        if let Some(next) = part.next_offset.filter(|next| offset < *next) {
+            if !part.log_checked {
+                part.log_checked = true;
                 if self.log_restarted(consumer, pool, key, next).await? {
                     health.log_restarts += 1;
-                    part = Part {
+                    *part = Part {
                         state: self
                             .processor
                             .fresh()
@@ -515,14 +531,11 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                         dirty: false,
                         rewound: None,
                         revoked: false,
+                        log_checked: true,
                     };
                 }
             }
-            parts.insert(key.clone(), part);
         }
-        let Some(part) = parts.get_mut(key) else {
-            return Ok(Admit::Skip);
-        };
         let next: i64 = match part.next_offset {
             Some(next) if offset > next => next,
             Some(next) if offset < next => {
