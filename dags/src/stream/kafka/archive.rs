@@ -15,7 +15,7 @@
 //! committed offset: a partition that arrives from past it (tansu serves a
 //! partition assigned inside a record batch from the next batch on) is
 //! fetched again from before it, and what precedes it is skipped, the way
-//! the processors do ([`group::rewind_target`]). (Two members writing the
+//! the processors do ([`group::seek_back`]). (Two members writing the
 //! same partition could still race on one key, but only if one outlived
 //! its membership in the middle of a write: the rebalance waits for a
 //! live member to give its partitions up, which it does between records.
@@ -41,7 +41,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::config::positive;
-use super::group::{self, rewind_target, Rebalances, Stuck, IDLE_WAKEUP, SEEK_TIMEOUT};
+use super::group::{self, seek_back, Rebalances, SeekBack, Stuck, IDLE_WAKEUP, SEEK_TIMEOUT};
 use crate::lake::raw::gzip;
 use crate::lake::ObjectStore;
 use crate::stream::envelope::Topic;
@@ -202,7 +202,7 @@ struct Position {
     /// for a partition the group never committed).
     next: Option<i64>,
     /// `(next, to)` of the last seek back, until the record at `next` arrives.
-    rewound: Option<(i64, i64)>,
+    rewound: Option<SeekBack>,
 }
 
 /// What to do with a received record ([`Position::admit`]).
@@ -220,9 +220,9 @@ impl Position {
         match self.next {
             Some(next) if offset < next => Admit::Skip,
             Some(next) if offset > next => {
-                let previous = self.rewound.filter(|(of, _)| *of == next).map(|(_, to)| to);
-                if let Some(to) = rewind_target(next, previous) {
-                    self.rewound = Some((next, to));
+                if let Some(seek) = seek_back(next, self.rewound) {
+                    self.rewound = Some(seek);
+                    let (_, to) = seek;
                     return Admit::Rewind(to);
                 }
                 tracing::warn!(

@@ -28,7 +28,9 @@ use sqlx::PgConnection;
 
 use super::checkpoint::{self, Checkpoint, Partition};
 use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
-use super::group::{self, rewind_target, Rebalances, Stuck, IDLE_WAKEUP, LAG_EVERY, SEEK_TIMEOUT};
+use super::group::{
+    self, seek_back, Rebalances, SeekBack, Stuck, IDLE_WAKEUP, LAG_EVERY, SEEK_TIMEOUT,
+};
 use super::write::Prepared;
 use crate::stream::envelope::{decode, Envelope, Kind, Topic};
 use crate::stream::serving::DeadLetterReason;
@@ -123,7 +125,7 @@ pub(super) struct Part<S> {
     /// `(next_offset, to)` of this member's last seek back (see
     /// [`KafkaConsumer::admit`]), until the message at `next_offset`
     /// arrives or the partition is revoked.
-    pub(super) rewound: Option<(i64, i64)>,
+    pub(super) rewound: Option<SeekBack>,
     /// Revoked, and no message of it applied since.
     pub(super) revoked: bool,
     /// Whether the log was checked to reach `next_offset` since the state
@@ -494,7 +496,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
     /// passes.
     ///
     /// Should even that not reach the message, the partition is fetched
-    /// again from before where the state ends ([`rewind_target`]: tansu
+    /// again from before where the state ends ([`seek_back`]: tansu
     /// serves a partition assigned inside a record batch from the next
     /// batch on), and what comes before it is skipped. Only a message past
     /// the state after a seek to the start of the log means the log no
@@ -547,7 +549,7 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 return Ok(Admit::Apply);
             }
         };
-        let rewound: Option<(i64, i64)> = part.rewound;
+        let rewound: Option<SeekBack> = part.rewound;
         let saved: Part<P::State> = self.open_part(pool, key, health).await?;
         match saved.next_offset {
             Some(at) if at >= next && at <= offset => *part = saved,
@@ -560,9 +562,9 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         }
         if let Some(next) = part.next_offset.filter(|n| *n < offset) {
             // A seek made for another state (since reloaded) says nothing.
-            let previous = rewound.filter(|(of, _)| *of == next).map(|(_, to)| to);
-            if let Some(to) = rewind_target(next, previous) {
-                part.rewound = Some((next, to));
+            if let Some(seek) = seek_back(next, rewound) {
+                part.rewound = Some(seek);
+                let (_, to) = seek;
                 return Ok(Admit::Rewind(to));
             }
             let (topic, partition) = key;

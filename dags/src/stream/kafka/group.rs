@@ -37,9 +37,22 @@ pub const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// further one goes twice as far, down to the start of the log.
 const REWIND_FIRST_STEP: i64 = 1024;
 
-/// Where to seek a partition whose messages must continue at `next` but
-/// arrived from past it, when the last seek for `next` (if any) went to
-/// `previous`; `None` once the start of the log was tried.
+/// A seek back of a partition: `(next, to)`, made because the message at
+/// `next` was missing, to offset `to`.
+pub type SeekBack = (i64, i64);
+
+/// The seek back for a partition whose messages must continue at `next`
+/// but arrived from past it, given the partition's `last` seek back (one
+/// made for another offset says nothing); `None` once the start of the log
+/// was tried. Callers keep what it returns as their `last` until the
+/// message at `next` arrives.
+pub fn seek_back(next: i64, last: Option<SeekBack>) -> Option<SeekBack> {
+    let previous: Option<i64> = last.filter(|(of, _)| *of == next).map(|(_, to)| to);
+    rewind_target(next, previous).map(|to| (next, to))
+}
+
+/// Where to seek a partition whose messages must continue at `next`, when
+/// the last seek for `next` (if any) went to `previous`.
 ///
 /// A Kafka broker answers a fetch from the middle of a record batch with
 /// the whole batch (the client drops what precedes the offset), but tansu
@@ -47,7 +60,7 @@ const REWIND_FIRST_STEP: i64 = 1024;
 /// partition assigned at a committed offset inside a batch arrives from
 /// the next batch on. Seeking back before that batch, and skipping what
 /// precedes `next`, gets the missing messages.
-pub fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
+fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
     match previous {
         None => Some((next - REWIND_FIRST_STEP).max(0)),
         Some(0) => None,
