@@ -69,7 +69,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
         "{name}"
     );
     let gz = std::fs::read(&objects[0]).unwrap();
-    let bytes = dags::lake::raw::gunzip(&name, &gz).unwrap();
+    let bytes = dags::lake::gunzip(&name, &gz).unwrap();
     let payload: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(payload["events"].as_array().unwrap().len(), EVENTS);
 
@@ -161,7 +161,7 @@ fn stored_json(path: &Path) -> Value {
         name.starts_with("replay-") && name.ends_with(".json.gz"),
         "{name}"
     );
-    let bytes = dags::lake::raw::gunzip(&name, &std::fs::read(path).unwrap()).unwrap();
+    let bytes = dags::lake::gunzip(&name, &std::fs::read(path).unwrap()).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 

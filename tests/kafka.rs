@@ -10,13 +10,13 @@ mod common;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{Tansu, TestEnv};
-use dags::sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
-use dags::stream::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
-use dags::stream::games::{GameStatus, GameUpdate};
-use dags::stream::kafka::producer::Producer;
-use dags::stream::news::NewsItem;
-use dags::stream::odds::OddsPayload;
-use dags::stream::weather::WeatherUpdate;
+use dags::live::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
+use dags::live::games::{GameStatus, GameUpdate};
+use dags::live::news::NewsItem;
+use dags::live::odds::OddsPayload;
+use dags::live::weather::WeatherUpdate;
+use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
+use streaming::kafka::producer::Producer;
 
 const EVENT: &str = "evt-kafka-1";
 
@@ -232,8 +232,8 @@ fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let publish = |bootstrap: &str, polls: &[Envelope<OddsPayload>]| {
         rt.block_on(async {
-            let producer = Producer::new(bootstrap, dags::stream::kafka::DEFAULT_PARTITIONS)
-                .expect("producer");
+            let producer =
+                Producer::new(bootstrap, streaming::kafka::DEFAULT_PARTITIONS).expect("producer");
             producer.ensure_topics(&[topic]).await.expect("topics");
             for poll in polls {
                 producer.publish(topic, poll).await.expect("publish");
@@ -365,7 +365,7 @@ fn replay_nfl_day(env: &TestEnv, brokers: Option<&str>) -> String {
 /// Distinct (event, market, bookmaker, outcome) of the replayed NFL odds of
 /// 2024-09-08: the rows `serving.odds_latest` must end up with.
 fn replayed_nfl_keys() -> usize {
-    use dags::sources::odds_api;
+    use sources::odds_api;
     use std::collections::BTreeSet;
     let nfl = dags::sport("nfl").expect("nfl");
     let day = chrono::NaiveDate::from_ymd_opt(2024, 9, 8).expect("date");
@@ -380,7 +380,7 @@ fn replayed_nfl_keys() -> usize {
                 odds_format: OddsFormat::American,
                 event,
             };
-            let (markets, _) = dags::stream::odds::book_markets(&payload, times.timestamp);
+            let (markets, _) = dags::live::odds::book_markets(&payload, times.timestamp);
             for m in markets {
                 for q in &m.quotes {
                     keys.insert((
@@ -492,7 +492,7 @@ fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
     // Games: every game of the day ends final with the scoreboard's score,
     // its points by period summing to it.
     let nfl = dags::sport("nfl").expect("nfl");
-    let games = dags::stream::replay::games::replay(nfl, replay_day()).expect("games");
+    let games = dags::live::replay::games::replay(nfl, replay_day()).expect("games");
     assert!(games.records.len() >= 10, "{} games", games.records.len());
     let mut want: Vec<String> = games
         .records
@@ -521,12 +521,12 @@ fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
 
     // Weather: each outdoor venue's latest reading is its last replayed one.
     let weather =
-        dags::stream::replay::weather::replay(nfl, replay_day(), &games.records).expect("weather");
+        dags::live::replay::weather::replay(nfl, replay_day(), &games.records).expect("weather");
     let mut last: std::collections::BTreeMap<String, String> = Default::default();
     let mut sorted = weather.clone();
     sorted.sort_by_key(|m| m.time);
     for m in &sorted {
-        let dags::stream::replay::Replayed::Weather(w) = &m.payload else {
+        let dags::live::replay::Replayed::Weather(w) = &m.payload else {
             panic!("not weather");
         };
         let num = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
@@ -830,7 +830,7 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
         &format!("late:{late}"),
         60,
     );
-    let s = |t: &str| dags::stream::news::sentiment(t);
+    let s = |t: &str| dags::live::news::sentiment(t);
     let want = [
         ("t-1", 2, (s(headlines[0].3) + s(headlines[1].3)) / 2.0),
         ("t-2", 1, s(headlines[2].3)),
@@ -975,7 +975,7 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
     // A replayed NFL Sunday (odds, score progressions, weather) and a day of
     // headlines, in event-time order, cut in three phases.
     let nfl = dags::sport("nfl").expect("nfl");
-    let day = dags::stream::replay::replay_day(nfl, replay_day(), 60).expect("replay");
+    let day = dags::live::replay::replay_day(nfl, replay_day(), 60).expect("replay");
     let mut timed: Vec<(DateTime<Utc>, Raw)> = Vec::new();
     for m in &day.messages {
         let (key, value) = m.encode(m.time + TimeDelta::seconds(1)).expect("encode");
@@ -999,7 +999,7 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
             at,
             article(&format!("a-{i}"), &team, titles[(i % 5) as usize]),
         );
-        let (key, value) = dags::stream::envelope::encode(&e).expect("encode");
+        let (key, value) = dags::live::envelope::encode(&e).expect("encode");
         timed.push((at, (news.to_string(), key, value)));
     }
     timed.sort_by_key(|t| t.0);
@@ -1137,7 +1137,7 @@ fn a_consumer_joining_during_catch_up_changes_nothing_in_the_serving_tables() {
                 (1.8 + tick, 2.1 - tick),
                 (1.85 - tick, 2.0 + tick),
             );
-            let (key, value) = dags::stream::envelope::encode(&e).expect("encode");
+            let (key, value) = dags::live::envelope::encode(&e).expect("encode");
             (topic.to_string(), key, value)
         })
         .collect();
@@ -1242,7 +1242,7 @@ type Archived = std::collections::BTreeMap<(String, i32, i64), (Option<Vec<u8>>,
 
 fn read_archive(env: &TestEnv, rt: &tokio::runtime::Runtime) -> (Archived, usize) {
     use dags::lake::ObjectStore;
-    use dags::stream::kafka::archive::{archive_key, ArchivedRecord};
+    use streaming::kafka::archive::{archive_key, ArchivedRecord};
     let store = dags::lake::LocalStore::new(env.path("lake"));
     let objects = rt.block_on(store.list("raw/topics/")).expect("list");
     let mut archived = Archived::new();
@@ -1251,7 +1251,7 @@ fn read_archive(env: &TestEnv, rt: &tokio::runtime::Runtime) -> (Archived, usize
             .block_on(store.get(&meta.key))
             .expect("get")
             .expect("listed object exists");
-        let text = dags::lake::raw::gunzip(&meta.key, &gz).expect("gzip");
+        let text = dags::lake::gunzip(&meta.key, &gz).expect("gzip");
         let records: Vec<ArchivedRecord> = std::str::from_utf8(&text)
             .expect("utf-8 ndjson")
             .lines()
@@ -1412,7 +1412,7 @@ fn publisher_roles(env: &TestEnv) -> Vec<String> {
 
 #[test]
 fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
-    use dags::stream::publish::replay::day_start;
+    use dags::live::publish::replay::day_start;
     let mut env = TestEnv::start();
     let broker = Tansu::start(env.home.path());
     // Two days back, so every game of that day is final by now.
@@ -1433,7 +1433,7 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
     // Every game of that day ends final, as the replay source played it.
     let mut want: Vec<String> = Vec::new();
     for sport in dags::SPORTS {
-        let games = dags::stream::replay::games::replay(sport, day).expect("games");
+        let games = dags::live::replay::games::replay(sport, day).expect("games");
         want.extend(games.records.iter().map(|g| {
             format!(
                 "{}|final|{}|{}",

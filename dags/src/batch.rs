@@ -14,7 +14,6 @@ use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
 
-use crate::glue::GlueJob;
 use crate::ingest::{
     FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues,
     SettingsOverride, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
@@ -24,8 +23,10 @@ use crate::transform;
 use crate::transform::gold_tasks::{self, BuildGold, GoldGate, PublishServing};
 use crate::transform::tasks::{BuildSilver, LoadBronze, SilverGate};
 use crate::{
-    all_sports_param, Sport, ESPN_POOL, NEWS_POOL, ODDS_POOL, SPORTS, TIMEZONE, WEATHER_POOL,
+    all_sports_param, DataKind, Sport, ESPN_POOL, NEWS_POOL, ODDS_POOL, SPORTS, TIMEZONE,
+    WEATHER_POOL,
 };
+use lakehouse::glue_job::GlueJob;
 
 pub const HISTORICAL_GAMES: &str = "historical_games_daily";
 pub const HISTORICAL_ODDS: &str = "historical_odds_daily";
@@ -95,7 +96,7 @@ fn gate_spec(spec: TaskSpec) -> TaskSpec {
 struct Family {
     /// `games`, `odds`, `weather` or `news`: lake path segment and table suffix.
     name: &'static str,
-    family: transform::tasks::Family,
+    family: DataKind,
     /// Id of the per-sport fetch task.
     fetch: &'static str,
     /// The source's pool.
@@ -137,6 +138,7 @@ where
             LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze)
         }
         transform::Engine::Glue => GlueJob::from_env(bronze_id.clone())
+            .run_arg(SPORTS_DAY_ARG, glue_sports_day)
             .spec(&bronze_id, format!("AWS Glue job run: {}", f.bronze)),
     };
     let bronze = b.group_task(
@@ -157,6 +159,7 @@ where
             BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver)
         }
         transform::Engine::Glue => GlueJob::from_env(silver_id.clone())
+            .run_arg(SPORTS_DAY_ARG, glue_sports_day)
             .spec(&silver_id, format!("AWS Glue job run: {}", f.silver)),
     };
     let silver = b.group_task("transform", silver_spec);
@@ -283,7 +286,7 @@ fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOver
 
 const GAMES: Family = Family {
     name: "games",
-    family: transform::tasks::Family::Games,
+    family: DataKind::Games,
     fetch: "fetch_scoreboard",
     pool: ESPN_POOL,
     describe_fetch: |s| {
@@ -300,7 +303,7 @@ const GAMES: Family = Family {
 
 const ODDS: Family = Family {
     name: "odds",
-    family: transform::tasks::Family::Odds,
+    family: DataKind::Odds,
     fetch: "fetch_odds_snapshots",
     pool: ODDS_POOL,
     describe_fetch: |s| {
@@ -317,7 +320,7 @@ const ODDS: Family = Family {
 
 const WEATHER_FAMILY: Family = Family {
     name: "weather",
-    family: transform::tasks::Family::Weather,
+    family: DataKind::Weather,
     fetch: "fetch_open_meteo",
     pool: WEATHER_POOL,
     describe_fetch: |s| {
@@ -334,7 +337,7 @@ const WEATHER_FAMILY: Family = Family {
 
 const NEWS_FAMILY: Family = Family {
     name: "news",
-    family: transform::tasks::Family::News,
+    family: DataKind::News,
     fetch: "fetch_news",
     pool: NEWS_POOL,
     describe_fetch: |s| {
@@ -614,4 +617,12 @@ pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagErr
     ));
     b.edge(&check, &publish);
     b.build()
+}
+
+/// The Glue argument that tells a job script which sports day to model.
+pub const SPORTS_DAY_ARG: &str = "--sports_day";
+
+/// The sports day of a Glue job run's try.
+pub fn glue_sports_day(ctx: &orchestrator::TaskContext) -> String {
+    crate::sports_day(ctx.data_interval.start).to_string()
 }

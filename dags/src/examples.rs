@@ -11,7 +11,7 @@ use orchestrator::{
 use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde_json::{json, Value};
 
-use crate::quality::{self, Check, Suite};
+use lakehouse::quality::{self, Check, Suite};
 
 pub fn add_to(bag: &mut DagBag) {
     bag.pool("example_single", 1);

@@ -17,7 +17,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgPool, Postgres};
 
-use crate::iceberg::{Kind, TableDef};
+use lakehouse::iceberg::{Kind, TableDef};
 
 /// Rows per INSERT: ~10k rows × ~25 arrays keeps a statement to a few MB
 /// while paying the round trip rarely.

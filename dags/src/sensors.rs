@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use orchestrator::{Sensor, TaskContext, TaskError, TaskSpec};
+use orchestrator::{RunState, Sensor, TaskContext, TaskError, TaskSpec, TaskState};
 
 use crate::{sports_day, TIMEZONE};
 
@@ -14,16 +14,6 @@ use crate::{sports_day, TIMEZONE};
 pub const POKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long it waits for a run that is in flight before failing.
 pub const SENSOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
-
-/// The newest run of a DAG on a sports day, and the state of one of its tasks.
-const UPSTREAM_DAY: &str = "\
-SELECT r.run_id, r.state AS run_state, ti.state AS task_state
-FROM dag_runs r
-LEFT JOIN task_instances ti
-  ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id AND ti.task_id = $2 AND ti.map_index = -1
-WHERE r.dag_id = $1 AND (r.data_interval_start AT TIME ZONE $4)::date = $3
-ORDER BY r.logical_date DESC
-LIMIT 1";
 
 /// Waits until `task_id` of `dag_id`'s run of the same sports day succeeded.
 ///
@@ -48,13 +38,6 @@ impl UpstreamDay {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Upstream {
-    run_id: String,
-    run_state: String,
-    task_state: Option<String>,
-}
-
 #[async_trait]
 impl Sensor for UpstreamDay {
     async fn poke(&self, ctx: TaskContext) -> Result<bool, TaskError> {
@@ -62,12 +45,8 @@ impl Sensor for UpstreamDay {
         let store = ctx.store().ok_or_else(|| {
             TaskError::msg("this sensor reads other DAGs' runs from the metadata database")
         })?;
-        let upstream: Option<Upstream> = sqlx::query_as(UPSTREAM_DAY)
-            .bind(self.dag_id)
-            .bind(self.task_id)
-            .bind(day)
-            .bind(TIMEZONE)
-            .fetch_optional(store.pool())
+        let upstream = store
+            .latest_run_on_local_date(self.dag_id, self.task_id, day, TIMEZONE)
             .await
             .map_err(|e| TaskError::msg(format!("looking up {} runs: {e}", self.dag_id)))?;
         let Some(up) = upstream else {
@@ -81,25 +60,25 @@ impl Sensor for UpstreamDay {
             "{}.{} of run {} ({day})",
             self.dag_id, self.task_id, up.run_id
         );
-        match (up.task_state.as_deref(), up.run_state.as_str()) {
-            (Some("failed" | "upstream_failed"), _) | (_, "failed") => {
+        match (up.task_state, up.run_state) {
+            (Some(TaskState::Failed | TaskState::UpstreamFailed), _) | (_, RunState::Failed) => {
                 Err(TaskError::msg(format!(
                     "{what} did not succeed (run {}); fix it and clear it first",
                     up.run_state
                 )))
             }
             // A skipped task (no selected sport) in a successful run is done too.
-            (Some("success"), _) | (_, "success") => {
+            (Some(TaskState::Success), _) | (_, RunState::Success) => {
                 ctx.log.info(format!(
                     "{what}: {}",
-                    up.task_state.as_deref().unwrap_or("done")
+                    up.task_state.map_or("done", TaskState::as_str)
                 ));
                 Ok(true)
             }
             (state, _) => {
                 ctx.log.info(format!(
                     "waiting for {what}: task {}",
-                    state.unwrap_or("not started")
+                    state.map_or("not started", TaskState::as_str)
                 ));
                 Ok(false)
             }

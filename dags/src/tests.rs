@@ -22,7 +22,7 @@ use orchestrator::store::Store;
 
 use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, NEWS, WEATHER};
 use crate::ingest::{Settings, SourceMode};
-use crate::streams::LIVE_STREAMS;
+use crate::live_streams::LIVE_STREAMS;
 use crate::{dag_bag, SPORTS};
 
 /// A throwaway metadata database for the dry runs of one test.
@@ -123,7 +123,7 @@ fn every_dag_builds_and_the_bag_holds_exactly_betflows_dags_and_pools() {
     for dag in batch::dags() {
         dag.expect("batch DAG builds");
     }
-    crate::streams::live_streams().expect("stream DAG builds");
+    crate::live_streams::live_streams().expect("stream DAG builds");
     let bag = dag_bag();
     let got: Vec<&str> = bag.dags().map(|d| d.id.as_str()).collect();
     let mut want = vec![
@@ -633,7 +633,7 @@ async fn fake_espn(body: &'static str) -> String {
 
 #[tokio::test]
 async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
-    let good = std::str::from_utf8(crate::sources::replay::CAPTURES[1].bytes).unwrap();
+    let good = std::str::from_utf8(sources::replay::CAPTURES[1].bytes).unwrap();
     let mut payload: Value = serde_json::from_str(good).unwrap();
     let events = payload["events"].as_array_mut().unwrap();
     let n = events.len();
@@ -759,7 +759,7 @@ fn settings(home: &std::path::Path, mode: SourceMode) -> crate::ingest::Settings
 
 fn gunzip_json(home: &std::path::Path, key: &str) -> Value {
     let gz = std::fs::read(home.join("lake").join(key)).unwrap();
-    serde_json::from_slice(&crate::lake::raw::gunzip(key, &gz).unwrap()).unwrap()
+    serde_json::from_slice(&crate::lake::gunzip(key, &gz).unwrap()).unwrap()
 }
 
 #[test]
@@ -893,8 +893,7 @@ async fn fake_api(body: &'static str) -> String {
 
 #[tokio::test]
 async fn live_odds_dead_letter_bad_events_and_need_a_key() {
-    let generator =
-        crate::sources::generator::SeasonGenerator::new(crate::ingest::REPLAY_SEED).unwrap();
+    let generator = sources::generator::SeasonGenerator::new(crate::ingest::REPLAY_SEED).unwrap();
     let nfl = crate::sport("nfl").unwrap();
     let snap = generator
         .historical_odds(nfl, "2024-09-08T16:00:00Z".parse().unwrap())
@@ -930,7 +929,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     );
 
     // One snapshot a day keeps the test fast (the API allows 1 req/s).
-    s.odds_api_key = Some(crate::sources::ApiKey::new("test-key"));
+    s.odds_api_key = Some(sources::ApiKey::new("test-key"));
     s.odds_snapshot_minutes = 1440;
     let dag = batch::historical_odds_daily_with(Some(std::sync::Arc::new(s))).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;

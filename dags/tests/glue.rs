@@ -23,8 +23,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use chrono::{TimeZone, Utc};
-use dags::aws::AwsCredentials;
-use dags::glue::{job_name_var, GlueConfig, GlueError, GlueJob, GlueRunOutput, PREFIX_VAR};
+use lakehouse::aws::AwsCredentials;
+use lakehouse::glue_job::{
+    job_name_var, GlueConfig, GlueError, GlueJob, GlueRunOutput, PREFIX_VAR,
+};
 use orchestrator::task::{LogLine, TaskLogger};
 use orchestrator::{DataInterval, Task, TaskContext, TaskError};
 use serde_json::{json, Map, Value};
@@ -155,6 +157,7 @@ async fn job_run_succeeds_and_carries_the_run_identity() {
     let cfg = config(&moto.endpoint, "betflow-silver-games");
     let task = GlueJob::new(cfg.clone())
         .arg("--sport", "nfl")
+        .run_arg(dags::batch::SPORTS_DAY_ARG, dags::batch::glue_sports_day)
         // The identity arguments win over a task's own.
         .arg("--run_id", "somebody-else");
     let (ctx, mut logs) = context(CancellationToken::new());

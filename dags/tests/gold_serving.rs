@@ -3,12 +3,12 @@
 //! same migrator every betflow command runs.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use dags::iceberg::{Kind, TableDef};
 use dags::marts_serving::{replace_serving, serving_table, ServingLoadError};
 use dags::transform::frame::FrameBuilder;
 use dags::transform::gold::{build_all, dim_dates, empty, SilverInputs};
 use dags::transform::gold_tables as gold;
 use dags::transform::silver_tables as silver;
+use lakehouse::iceberg::{Kind, TableDef};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use orchestrator::store::Store;
 use polars::prelude::*;

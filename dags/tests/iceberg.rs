@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use chrono::NaiveDate;
-use dags::aws::AwsCredentials;
-use dags::iceberg::catalog::GlueCatalogConfig;
-use dags::iceberg::table::{opt, req};
-use dags::iceberg::write::PartValue;
-use dags::iceberg::{
+use dags::lake::{S3Config, S3Store};
+use lakehouse::aws::AwsCredentials;
+use lakehouse::iceberg::catalog::GlueCatalogConfig;
+use lakehouse::iceberg::table::{opt, req};
+use lakehouse::iceberg::write::PartValue;
+use lakehouse::iceberg::{
     read_columns, read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse,
 };
-use dags::lake::{S3Config, S3Store};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use polars::prelude::*;
 use support::MotoServer;

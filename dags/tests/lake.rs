@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use dags::lake::gunzip;
 use dags::lake::layout::{dead_letter_key, Format, Kind, RawKey};
-use dags::lake::raw::gunzip;
 use dags::lake::{
     read_raw, write_dead_letters, write_raw, DeadLetter, LakeError, LocalStore, ObjectStore,
     S3Config, S3Store,

@@ -1,5 +1,5 @@
 //! The news source: the feed parser on hand-written RSS and Atom fixtures
-//! (dags/fixtures/handwritten, no real RSS capture exists) and on the real
+//! (sources/fixtures/handwritten, no real RSS capture exists) and on the real
 //! NewsAPI captures, and the feed client against a local HTTP server that
 //! serves them, failing the ways real servers do.
 
@@ -13,25 +13,25 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
-use dags::sources::news::parse::{NEWSAPI_SOURCE, RSS_SOURCE};
-use dags::sources::news::{item_id, parse_feed, parse_newsapi, NewsClient, TeamMatcher};
-use dags::sources::replay::Replay;
-use dags::sources::{HttpConfig, SourceError};
 use serde_json::Value;
+use sources::news::parse::{NEWSAPI_SOURCE, RSS_SOURCE};
+use sources::news::{item_id, parse_feed, parse_newsapi, NewsClient, TeamMatcher};
+use sources::replay::Replay;
+use sources::{HttpConfig, SourceError};
 
 const RSS: &str = "espn_style_nfl_news.rss.xml";
 const ATOM: &str = "sample_news.atom.xml";
 
 fn handwritten(file: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/handwritten")
+        .join("../sources/fixtures/handwritten")
         .join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 fn real(file: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/real")
+        .join("../sources/fixtures/real")
         .join(file);
     serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("json")
 }
@@ -101,7 +101,7 @@ fn atom_entries_parse_with_published_or_updated_dates() {
         .map(|t| t.team_name)
         .collect();
     assert_eq!(teams, ["Washington Capitals", "Pittsburgh Penguins"]);
-    assert!(dags::stream::news::sentiment(&v.good[1].text()) < 0.0);
+    assert!(dags::live::news::sentiment(&v.good[1].text()) < 0.0);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn replay_moves_every_article_onto_the_requested_day() {
     // Same day, same bytes.
     assert_eq!(Replay.news(day).unwrap()[0].body, feeds[0].body);
     // 2023-03-05T13:00:00Z was 08:00 in New York: it stays 08:00.
-    let moved = dags::sources::replay::onto_day(utc("2023-03-05T13:00:00Z"), day);
+    let moved = sources::replay::onto_day(utc("2023-03-05T13:00:00Z"), day);
     assert_eq!(moved, utc("2024-11-03T13:00:00Z"));
 }
 

@@ -1,5 +1,5 @@
 //! The source clients against a local HTTP server that serves the real
-//! recorded payloads (dags/fixtures/real) at the real API paths, plus routes
+//! recorded payloads (sources/fixtures/real) at the real API paths, plus routes
 //! that fail the ways real APIs do (429, 5xx, malformed JSON, slowness).
 
 use std::collections::HashMap;
@@ -13,18 +13,18 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use chrono::{NaiveDate, TimeZone, Utc};
-use dags::sources::espn::{EspnClient, GameState};
-use dags::sources::odds_api::{OddsApiClient, OddsFormat, Side};
-use dags::sources::replay::Replay;
-use dags::sources::weather::{CurrentWeather, OpenMeteoClient, OpenWeatherClient, Units};
-use dags::sources::{ApiKey, HttpConfig, RateLimiter, SourceError};
 use serde_json::Value;
+use sources::espn::{EspnClient, GameState};
+use sources::odds_api::{OddsApiClient, OddsFormat, Side};
+use sources::replay::Replay;
+use sources::weather::{CurrentWeather, OpenMeteoClient, OpenWeatherClient, Units};
+use sources::{ApiKey, HttpConfig, RateLimiter, SourceError};
 
 const SECRET: &str = "sekret-key-123";
 
 fn fixture_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/real")
+        .join("../sources/fixtures/real")
         .join(file)
 }
 
@@ -370,7 +370,7 @@ async fn espn_summaries_parse() {
             .last_request()
             .ends_with(&format!("/summary?event={id}")));
         let payload: Value = raw.decode("espn").expect("json");
-        let games = dags::sources::espn::validate_summary(key, &payload);
+        let games = sources::espn::validate_summary(key, &payload);
         assert!(
             games.rejected.is_empty(),
             "{capture}: {:?}",
@@ -392,7 +392,7 @@ async fn espn_summaries_parse() {
         .expect("s")
         .decode("espn")
         .expect("json");
-    let game = &dags::sources::espn::validate_summary("nfl", &payload).good[0];
+    let game = &sources::espn::validate_summary("nfl", &payload).good[0];
     assert_eq!((game.home.score, game.away.score), (Some(43), Some(20)));
     assert_eq!(game.attendance, Some(93448));
     assert_eq!(game.week, Some(8));
@@ -784,7 +784,7 @@ fn replay_serves_every_capture_offline() {
             .expect("scoreboard")
             .decode("replay")
             .expect("json");
-        let games = dags::sources::espn::validate_scoreboard("nfl", &payload).expect("events");
+        let games = sources::espn::validate_scoreboard("nfl", &payload).expect("events");
         assert!(games.rejected.is_empty());
         assert!(games
             .good
@@ -809,7 +809,7 @@ fn replay_serves_every_capture_offline() {
     assert_eq!(odds.len(), 1);
     let payload: Value = odds[0].1.decode("replay").expect("json");
     assert_eq!(
-        dags::sources::odds_api::validate_odds(&payload, odds[0].0)
+        sources::odds_api::validate_odds(&payload, odds[0].0)
             .expect("list")
             .good
             .len(),
@@ -827,8 +827,7 @@ fn replay_serves_every_capture_offline() {
         .decode("replay")
         .expect("json");
     let (times, events) =
-        dags::sources::odds_api::validate_historical(&snapshot, OddsFormat::American)
-            .expect("snapshot");
+        sources::odds_api::validate_historical(&snapshot, OddsFormat::American).expect("snapshot");
     assert!(times.timestamp <= at && times.next_timestamp.is_some_and(|n| n > at));
     assert_eq!(events.good.len(), 16);
     assert_eq!(replay.scores("nfl").len(), 1);
@@ -838,8 +837,8 @@ fn replay_serves_every_capture_offline() {
 
 #[test]
 fn generated_seasons_are_deterministic_consistent_and_valid() {
-    use dags::sources::generator::SeasonGenerator;
-    use dags::sources::odds_api::validate_historical;
+    use sources::generator::SeasonGenerator;
+    use sources::odds_api::validate_historical;
 
     let generator = SeasonGenerator::new(7).expect("generator");
     let sunday = NaiveDate::from_ymd_opt(2024, 10, 6).expect("date");
@@ -862,7 +861,7 @@ fn generated_seasons_are_deterministic_consistent_and_valid() {
             .body
     );
     let payload: Value = board.decode("generator").expect("json");
-    let games = dags::sources::espn::validate_scoreboard("nfl", &payload).expect("games");
+    let games = sources::espn::validate_scoreboard("nfl", &payload).expect("games");
     assert!(games.rejected.is_empty(), "{:?}", games.rejected.first());
     assert_eq!(games.good.len(), 13);
     for g in &games.good {
@@ -917,7 +916,7 @@ fn generated_seasons_are_deterministic_consistent_and_valid() {
         OddsFormat::American,
     )
     .expect("later");
-    let price = |events: &[dags::sources::odds_api::OddsEvent], id: &str| {
+    let price = |events: &[sources::odds_api::OddsEvent], id: &str| {
         events
             .iter()
             .find(|e| e.id == id)
@@ -936,7 +935,7 @@ fn generated_seasons_are_deterministic_consistent_and_valid() {
             .expect("sb")
             .decode("g")
             .expect("json");
-        let games = dags::sources::espn::validate_scoreboard(key, &payload).expect("games");
+        let games = sources::espn::validate_scoreboard(key, &payload).expect("games");
         assert!(games.rejected.is_empty() && !games.good.is_empty(), "{key}");
     }
 }
@@ -944,9 +943,9 @@ fn generated_seasons_are_deterministic_consistent_and_valid() {
 /// The live pollers' polls, against the same fixture server.
 mod live_pollers {
     use super::*;
-    use dags::stream::envelope::Kind;
-    use dags::stream::publish::poll::{GamesSource, LiveSource, OddsSource};
-    use dags::stream::replay::Replayed;
+    use dags::live::envelope::Kind;
+    use dags::live::publish::poll::{GamesSource, LiveSource, OddsSource};
+    use dags::live::replay::Replayed;
 
     #[tokio::test]
     async fn an_odds_poll_publishes_every_valid_event_at_the_poll_time() {

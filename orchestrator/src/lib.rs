@@ -17,7 +17,7 @@ pub mod task;
 pub use dag::{Dag, DagBag, DagBuilder, Node, RetryPolicy, TaskSpec};
 pub use engine::EngineConfig;
 pub use schedule::{DataInterval, Schedule};
-pub use state::{RunState, TaskState, TriggerRule};
+pub use state::{RunState, StreamState, TaskState, TriggerRule};
 pub use store::Store;
 pub use stream::{StreamContext, StreamTask};
 pub use task::{task_fn, Sensor, Task, TaskContext, TaskError, TaskResult};

@@ -127,6 +127,104 @@ impl fmt::Display for TaskState {
     }
 }
 
+/// State of one process's supervision of a long-running stream task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    Starting,
+    Running,
+    /// Failed; the supervisor restarts it after a backoff.
+    Restarting,
+    /// Its process shut down (or gave up); the row is kept as history.
+    Stopped,
+}
+
+impl StreamState {
+    pub const ALL: [StreamState; 4] = [
+        Self::Starting,
+        Self::Running,
+        Self::Restarting,
+        Self::Stopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl FromStr for StreamState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+impl fmt::Display for StreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// States are stored as `TEXT` columns spelled by `as_str` (the migrations'
+/// `CHECK` constraints list the same names), so read models decode them
+/// straight into the enums, and queries may bind them, as plain text: no
+/// Postgres enum type to migrate, and no `"running"` literals to misspell
+/// in the callers. A name the enum does not know is a decode error rather
+/// than a state silently read as something else.
+macro_rules! text_column {
+    ($state:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $state {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $state {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+
+            fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $state {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let name = <&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?;
+                Ok(name.parse::<$state>()?)
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $state {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'_, sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+    };
+}
+
+text_column!(RunState);
+text_column!(TaskState);
+text_column!(StreamState);
+
 /// When a task may run, given the states of its direct upstream tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -417,6 +515,43 @@ mod tests {
         for st in RunState::ALL {
             assert_eq!(st.as_str().parse::<RunState>().unwrap(), st);
         }
+        for st in StreamState::ALL {
+            assert_eq!(st.as_str().parse::<StreamState>().unwrap(), st);
+        }
         assert!("bogus".parse::<TaskState>().is_err());
+    }
+
+    #[test]
+    fn serde_spells_states_as_stored() {
+        // API clients and `--json` output read these exact strings.
+        for st in TaskState::ALL {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+            assert_eq!(st.to_string(), st.as_str());
+        }
+        for st in RunState::ALL {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+            assert_eq!(st.to_string(), st.as_str());
+        }
+        for st in StreamState::ALL {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        assert_eq!(TaskState::UpForRetry.as_str(), "up_for_retry");
+    }
+
+    #[test]
+    fn states_are_text_columns() {
+        use sqlx::postgres::PgHasArrayType;
+        use sqlx::{Postgres, Type};
+        assert!(<TaskState as Type<Postgres>>::compatible(
+            &<String as Type<Postgres>>::type_info()
+        ));
+        assert_eq!(
+            <RunState as Type<Postgres>>::type_info(),
+            <&str as Type<Postgres>>::type_info()
+        );
+        assert_eq!(
+            <StreamState as PgHasArrayType>::array_type_info(),
+            <&str as PgHasArrayType>::array_type_info()
+        );
     }
 }

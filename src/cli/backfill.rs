@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use orchestrator::store::write::{run_id_for, RunType};
+use orchestrator::RunState;
 use serde_json::json;
 
 use super::dags::find_dag;
@@ -67,21 +68,21 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
     }
 
     let db = Database::open(home, &bag).await?;
-    let existing: Vec<(chrono::DateTime<chrono::Utc>, String, String)> = sqlx::query_as(
-        "SELECT logical_date, run_id, state FROM dag_runs WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
-    )
-    .bind(&dag.id)
-    .bind(from)
-    .bind(intervals.last().map(|i| i.start).unwrap_or(to))
-    .fetch_all(db.store.pool())
-    .await?;
+    let existing = db
+        .store
+        .run_states_between(
+            &dag.id,
+            from,
+            intervals.last().map(|i| i.start).unwrap_or(to),
+        )
+        .await?;
     let (mut created, mut kept, mut rerun) = (Vec::new(), Vec::new(), Vec::new());
     for interval in &intervals {
-        match existing.iter().find(|(d, _, _)| *d == interval.start) {
-            Some((_, run_id, state)) if args.rerun_failed && state == "failed" => {
-                rerun.push(run_id.clone())
+        match existing.iter().find(|r| r.logical_date == interval.start) {
+            Some(r) if args.rerun_failed && r.state == RunState::Failed => {
+                rerun.push(r.run_id.clone())
             }
-            Some((_, run_id, _)) => kept.push(run_id.clone()),
+            Some(r) => kept.push(r.run_id.clone()),
             None => {
                 if args.dry_run {
                     created.push(run_id_for(RunType::Backfill, interval.start));
@@ -115,13 +116,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for run_id in &rerun {
-        let failed: Vec<String> = sqlx::query_scalar(
-            "SELECT task_id FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND state IN ('failed', 'upstream_failed')",
-        )
-        .bind(&dag.id)
-        .bind(run_id)
-        .fetch_all(db.store.pool())
-        .await?;
+        let failed = db.store.failed_task_ids(&dag.id, run_id).await?;
         db.store.clear_tasks(&dag, run_id, &failed).await?;
     }
     outln!(
@@ -136,7 +131,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         let ids: Vec<String> = created.iter().chain(rerun.iter()).cloned().collect();
         if !ids.is_empty() {
             let states = wait::until_finished(&db.store, &bag, &dag.id, &ids, true).await?;
-            let ok = states.iter().filter(|s| *s == "success").count();
+            let ok = states.iter().filter(|s| **s == RunState::Success).count();
             let failed = states.len() - ok;
             outln!("summary: {ok} succeeded, {failed} failed");
             if failed > 0 {

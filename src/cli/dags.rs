@@ -9,7 +9,7 @@ use chrono::Utc;
 use clap::Subcommand;
 use orchestrator::dag::TaskKind;
 use orchestrator::store::write::RunType;
-use orchestrator::{Dag, DagBag};
+use orchestrator::{Dag, DagBag, RunState};
 use serde_json::{json, Value};
 
 use super::{usage, wait};
@@ -171,15 +171,18 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
                     false,
                 )
                 .await?;
-                let state = states.first().map(|s| s.as_str()).unwrap_or("unknown");
-                outln!("run {run_id} finished: {state}");
-                if state == "success" {
+                let state = states.first().copied();
+                outln!(
+                    "run {run_id} finished: {}",
+                    state.map_or("unknown", RunState::as_str)
+                );
+                if state == Some(RunState::Success) {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE
                 }
             } else {
-                if !wait::live_worker(&db.store).await? {
+                if !db.store.has_live_worker().await? {
                     eprintln!("note: no scheduler is running; start `betflow up` or `betflow scheduler` to execute it");
                 }
                 ExitCode::SUCCESS

@@ -38,6 +38,7 @@ pub enum RunsCommand {
 
 pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
     let bag = super::dag_bag();
+    let mut state_filter: Option<RunState> = None;
     match &cmd {
         RunsCommand::List {
             dag, state, limit, ..
@@ -46,11 +47,11 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                 super::dags::find_dag(&bag, d)?;
             }
             if let Some(s) = state {
-                s.parse::<RunState>().map_err(|_| {
+                state_filter = Some(s.parse::<RunState>().map_err(|_| {
                     usage(format!(
                         "unknown state `{s}`: use queued, running, success or failed"
                     ))
-                })?;
+                })?);
             }
             if *limit < 1 {
                 return Err(usage("--limit must be at least 1"));
@@ -63,14 +64,11 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
     let db = Database::open(home, &bag).await?;
     match cmd {
         RunsCommand::List {
-            dag,
-            state,
-            limit,
-            json,
+            dag, limit, json, ..
         } => {
             let filter = RunFilter {
                 dag_id: dag,
-                state,
+                state: state_filter,
                 run_type: None,
                 limit,
                 offset: 0,
@@ -94,7 +92,7 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                         vec![
                             r.dag_id.clone(),
                             r.run_id.clone(),
-                            r.state.clone(),
+                            r.state.to_string(),
                             r.run_type.clone(),
                             output::time(Some(r.logical_date)),
                             output::time(r.start_date),
@@ -159,7 +157,7 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
                     .map(|t| {
                         vec![
                             t.task_id.clone(),
-                            t.state.clone(),
+                            t.state.to_string(),
                             format!("{}/{}", t.try_number, t.max_tries + 1),
                             output::time(t.start_date),
                             output::time(t.end_date),

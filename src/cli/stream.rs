@@ -2,7 +2,7 @@
 //! as if polled live: odds snapshots to `betflow.odds.{sport}`, each game's
 //! score progression to `betflow.games.{sport}`, weather around outdoor
 //! kickoffs to `betflow.weather.{sport}` and headlines naming a team to
-//! `betflow.news.{sport}` (`dags::stream::replay`), all in one event-time
+//! `betflow.news.{sport}` (`dags::live::replay`), all in one event-time
 //! order.
 
 use std::collections::BTreeMap;
@@ -15,12 +15,12 @@ use anyhow::{anyhow, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use dags::ingest::Settings;
-use dags::stream::envelope::{Kind, Topic};
-use dags::stream::kafka::producer::Producer;
-use dags::stream::kafka::{partitions_from_env, BROKERS_ENV};
-use dags::stream::publish::{groups, send_group, Sent};
-use dags::stream::replay::{replay_day, ReplayMessage, SOURCE};
+use dags::live::envelope::{Kind, Topic};
+use dags::live::publish::{groups, send_group, Sent};
+use dags::live::replay::{replay_day, ReplayMessage, SOURCE};
 use dags::Sport;
+use streaming::kafka::producer::Producer;
+use streaming::kafka::{partitions_from_env, BROKERS_ENV};
 
 use super::usage;
 

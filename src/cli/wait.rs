@@ -1,22 +1,13 @@
 //! Waiting for runs to end, executing them in-process when no scheduler is
 //! running anywhere (as `airflow dags test` would), so `--wait` always ends.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use orchestrator::{DagBag, Store};
+use orchestrator::{DagBag, RunState, Store};
 use tokio_util::sync::CancellationToken;
-
-/// Is any engine heartbeating against this database?
-pub async fn live_worker(store: &Store) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '10 seconds'",
-    )
-    .fetch_one(store.pool())
-    .await?;
-    Ok(n > 0)
-}
 
 /// Block until every run in `run_ids` is success or failed; returns their states in order.
 pub async fn until_finished(
@@ -25,8 +16,8 @@ pub async fn until_finished(
     dag_id: &str,
     run_ids: &[String],
     progress: bool,
-) -> Result<Vec<String>> {
-    let local = if live_worker(store).await? {
+) -> Result<Vec<RunState>> {
+    let local = if store.has_live_worker().await? {
         None
     } else {
         eprintln!("no scheduler is running: executing in this process");
@@ -53,29 +44,22 @@ pub async fn until_finished(
         bar
     });
     let states = loop {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT run_id, state FROM dag_runs WHERE dag_id = $1 AND run_id = ANY($2)",
-        )
-        .bind(dag_id)
-        .bind(run_ids)
-        .fetch_all(store.pool())
-        .await?;
-        let done = rows
-            .iter()
-            .filter(|(_, s)| s == "success" || s == "failed")
-            .count();
+        let rows = store.run_states(dag_id, run_ids).await?;
+        let count = |state: RunState| rows.iter().filter(|(_, s)| *s == state).count();
+        let done = rows.iter().filter(|(_, s)| s.is_finished()).count();
         if let Some(bar) = &bar {
-            let running = rows.iter().filter(|(_, s)| s == "running").count();
-            let failed = rows.iter().filter(|(_, s)| s == "failed").count();
+            let (running, failed) = (count(RunState::Running), count(RunState::Failed));
             bar.set_position(done as u64);
             bar.set_message(format!("({running} running, {failed} failed)"));
         }
-        if done == run_ids.len() {
-            let by_id: std::collections::HashMap<_, _> = rows.into_iter().collect();
-            break run_ids
-                .iter()
-                .map(|r| by_id.get(r).cloned().unwrap_or_default())
-                .collect();
+        // Every run finished, in `run_ids` order (run ids are unique per DAG).
+        let by_id: HashMap<&str, RunState> = rows.iter().map(|(id, s)| (id.as_str(), *s)).collect();
+        let finished: Option<Vec<RunState>> = run_ids
+            .iter()
+            .map(|id| by_id.get(id.as_str()).copied().filter(|s| s.is_finished()))
+            .collect();
+        if let Some(states) = finished {
+            break states;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use orchestrator::{StreamState, TaskState};
 use serde_json::Value;
 
 use crate::problem::Problem;
@@ -99,8 +100,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
     let store = &state.store;
     let runs = store.run_counts_by_dag().await?;
     let durations = store.task_duration_summary(DURATION_WINDOW_SECS).await?;
-    let queued = store.task_instance_counts_by_pool("queued").await?;
-    let running = store.task_instance_counts_by_pool("running").await?;
+    let queued = store
+        .task_instance_counts_by_pool(TaskState::Queued)
+        .await?;
+    let running = store
+        .task_instance_counts_by_pool(TaskState::Running)
+        .await?;
     let workers = store.live_workers().await?;
     let streams = store.stream_tasks().await?;
 
@@ -116,7 +121,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
             out,
             "betflow_dag_runs{{dag_id=\"{}\",state=\"{}\"}} {n}",
             label(dag_id),
-            label(run_state)
+            label(run_state.as_str())
         );
     }
 
@@ -214,7 +219,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
     );
     // Stopped rows belong to processes that have exited; leaving them out
     // keeps the series set bounded as processes come and go.
-    for s in streams.iter().filter(|s| s.state != "stopped") {
+    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
         let _ = writeln!(
             out,
             "betflow_stream_task_restarts_total{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\"}} {}",
@@ -231,7 +236,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
         "gauge",
         "Messages in a partition past the consumer's position (high watermark - next offset).",
     );
-    for s in streams.iter().filter(|s| s.state != "stopped") {
+    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
         for p in partition_lags(&s.health).unwrap_or_default() {
             let _ = writeln!(
                 out,
@@ -251,7 +256,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
         "counter",
         "Messages a stream consumer has applied since it started (throughput is its rate).",
     );
-    for s in streams.iter().filter(|s| s.state != "stopped") {
+    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
         let Some(n) = messages_applied(&s.health) else {
             continue;
         };

@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
-use crate::sources::espn::{self, EspnClient, GameState};
-use crate::sources::generator::SeasonGenerator;
-use crate::sources::replay::Replay;
-use crate::sources::{Fetched, HttpConfig};
 use crate::{sports_day, Sport};
+use sources::espn::{self, EspnClient, GameState};
+use sources::generator::SeasonGenerator;
+use sources::replay::Replay;
+use sources::{Fetched, HttpConfig};
 
 /// `{source}` of the games' dead-letter keys (the sport is its own segment).
 pub const DEAD_LETTER_SOURCE: &str = "espn.scoreboard";

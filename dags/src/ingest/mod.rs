@@ -25,11 +25,11 @@ use std::sync::Arc;
 use orchestrator::{TaskContext, TaskError};
 
 use crate::selected_sports;
-use crate::sources::espn;
-use crate::sources::odds_api;
-use crate::sources::weather::OPEN_METEO_ARCHIVE_URL;
-use crate::sources::ApiKey;
 use crate::{sport, Sport};
+use sources::espn;
+use sources::odds_api;
+use sources::weather::OPEN_METEO_ARCHIVE_URL;
+use sources::ApiKey;
 
 pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
 pub use news::{FetchNews, ValidateNews};
@@ -165,7 +165,7 @@ impl Settings {
         settings.open_meteo_url = var("BETFLOW_OPEN_METEO_URL").unwrap_or(settings.open_meteo_url);
         settings.news_feeds = crate::SPORTS
             .iter()
-            .map(|s| (s.key.to_owned(), crate::sources::news::feeds_from_env(s)))
+            .map(|s| (s.key.to_owned(), sources::news::feeds_from_env(s)))
             .collect();
         Ok(settings)
     }

@@ -23,12 +23,12 @@ use serde_json::Value;
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
-use crate::sources::news::{
+use crate::{sports_day, Sport};
+use sources::news::{
     self, FeedFormat, FeedItem, NewsClient, StoredFeed, TeamMatcher, DEAD_LETTER_SOURCE,
 };
-use crate::sources::replay::Replay;
-use crate::sources::Rejected;
-use crate::{sports_day, Sport};
+use sources::replay::Replay;
+use sources::Rejected;
 
 /// XCom of `{sport}.fetch_news`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub fn read_day(payload: &Value, date: NaiveDate) -> Result<DayItems, String> {
     };
     let mut seen = std::collections::BTreeSet::new();
     for raw in feeds {
-        let checked = crate::sources::decode_value::<StoredFeed>(raw)
+        let checked = sources::decode_value::<StoredFeed>(raw)
             .map_err(|e| format!("not a stored feed {e}"))
             .and_then(|feed| feed.items());
         match checked {

@@ -21,11 +21,11 @@ use serde_json::Value;
 
 use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
-use crate::sources::generator::SeasonGenerator;
-use crate::sources::odds_api::{self, OddsApiClient, OddsFormat};
-use crate::sources::replay::Replay;
-use crate::sources::{Fetched, HttpConfig, Quota, Rejected};
 use crate::{sports_day, Sport};
+use sources::generator::SeasonGenerator;
+use sources::odds_api::{self, OddsApiClient, OddsFormat};
+use sources::replay::Replay;
+use sources::{Fetched, HttpConfig, Quota, Rejected};
 
 /// `{source}` of the odds' dead-letter keys.
 pub const DEAD_LETTER_SOURCE: &str = "odds_api.historical";

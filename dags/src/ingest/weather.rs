@@ -31,12 +31,10 @@ use crate::lake::{
     self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectMeta, ObjectStore, RawKey,
 };
 use crate::selected_sports;
-use crate::sources::espn;
-use crate::sources::weather::{
-    OpenMeteo, OpenMeteoClient, HOURLY, OPEN_METEO_API, OPEN_METEO_RATE,
-};
-use crate::sources::{Fetched, HttpConfig, Rejected};
 use crate::{sport, sports_day, Sport};
+use sources::espn;
+use sources::weather::{OpenMeteo, OpenMeteoClient, HOURLY, OPEN_METEO_API, OPEN_METEO_RATE};
+use sources::{Fetched, HttpConfig, Rejected};
 
 /// `{source}` of the weather's dead-letter keys.
 pub const DEAD_LETTER_SOURCE: &str = "open_meteo.archive";
@@ -441,7 +439,7 @@ impl Task for FetchOpenMeteo {
 
 /// Why one venue's response is unusable, if it is.
 fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, String> {
-    let parsed: OpenMeteo = crate::sources::decode_value(response)?;
+    let parsed: OpenMeteo = sources::decode_value(response)?;
     let (Some(lat), Some(lon)) = (parsed.latitude, parsed.longitude) else {
         return Err("response has no latitude/longitude".to_owned());
     };
@@ -512,7 +510,7 @@ impl Task for ValidateWeather {
             let checked: Result<usize, String> = item
                 .get("venue")
                 .ok_or_else(|| "no venue".to_owned())
-                .and_then(crate::sources::decode_value::<OutdoorVenue>)
+                .and_then(sources::decode_value::<OutdoorVenue>)
                 .and_then(|venue| {
                     check_response(&venue, item.get("response").unwrap_or(&Value::Null))
                 });

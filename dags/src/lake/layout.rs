@@ -1,4 +1,5 @@
-//! Raw-lake key layout (DATA.md, "Lake layout"):
+//! Raw-lake key layout (docs/lake-layout.md#raw-historical-objects,
+//! docs/lake-layout.md#dead-letters):
 //!
 //! - `raw/historical/{sport}/{kind}/date=YYYY-MM-DD/{source}-{run_id}.{json|ndjson}.gz`
 //! - `raw/dead_letter/{source}/{sport}/date=YYYY-MM-DD/{run_id}.ndjson.gz`
@@ -11,9 +12,6 @@
 //! which some S3 tools, Hadoop paths and shells mangle, so they are escaped as
 //! `~HH` (hex of each UTF-8 byte) and decoded back by [`RawKey::parse`].
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::NaiveDate;
 
 use super::LakeError;
@@ -23,48 +21,8 @@ pub const HISTORICAL_ROOT: &str = "raw/historical";
 /// Root of rejected records.
 pub const DEAD_LETTER_ROOT: &str = "raw/dead_letter";
 
-/// Which data family a raw object holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Games,
-    Odds,
-    Weather,
-    News,
-}
-
-impl Kind {
-    /// The path segment of this kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Games => "games",
-            Kind::Odds => "odds",
-            Kind::Weather => "weather",
-            Kind::News => "news",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Kind {
-    type Err = LakeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "games" => Ok(Kind::Games),
-            "odds" => Ok(Kind::Odds),
-            "weather" => Ok(Kind::Weather),
-            "news" => Ok(Kind::News),
-            other => Err(LakeError::InvalidPart(format!(
-                "unknown kind {other:?} (games, odds, weather or news)"
-            ))),
-        }
-    }
-}
+/// The data family segment of a raw key: the one kind enum of every layer.
+pub use sources::DataKind as Kind;
 
 /// How the payload is framed before gzip: one JSON document as the source
 /// returned it, or one JSON record per line.
@@ -164,7 +122,10 @@ impl RawKey {
             .split_once('-')
             .ok_or_else(|| bad("expected {source}-{run_id}"))?;
         let run_id = decode_run_id(run_id).ok_or_else(|| bad("badly escaped run id"))?;
-        RawKey::new(sport, kind.parse()?, date, source, &run_id, format)
+        let kind: Kind = kind
+            .parse()
+            .map_err(|e: sources::sport::UnknownKind| LakeError::InvalidPart(e.to_string()))?;
+        RawKey::new(sport, kind, date, source, &run_id, format)
     }
 }
 

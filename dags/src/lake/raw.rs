@@ -1,22 +1,18 @@
 //! Writing batch pulls and rejected records into the raw lake.
 //!
 //! Raw objects are the untouched source bytes, gzipped. A re-run of a date
-//! must replace that date's object, not add a second one (DATA.md): the new
+//! must replace that date's object, not add a second one
+//! (docs/lake-layout.md#re-runs-replace-a-date): the new
 //! object is written first, under its own run's key, and only then are the
 //! older objects of the same sport, kind, date and source removed, so a crash
 //! in between leaves a duplicate for the next run to clean up, never a gap.
 
-use std::io::{Read, Write};
-
 use chrono::NaiveDate;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::layout::{dead_letter_key, RawKey};
-use super::{LakeError, ObjectMeta, ObjectStore};
+use lakehouse::lake::{gunzip, gzip, LakeError, ObjectMeta, ObjectStore};
 
 /// One record validation rejected, as stored in a dead-letter object
 /// (one JSON line each).
@@ -105,29 +101,4 @@ pub async fn write_dead_letters<T: Serialize + Sync>(
     }
     store.put(&key, gzip(&key, &ndjson)?).await?;
     Ok(Some(key))
-}
-
-/// Gzip at the default level: raw JSON shrinks ~10×, and the default is the
-/// usual speed/size balance for data written once and read rarely.
-pub fn gzip(key: &str, bytes: &[u8]) -> Result<Vec<u8>, LakeError> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::default());
-    encoder
-        .write_all(bytes)
-        .and_then(|()| encoder.finish())
-        .map_err(|source| LakeError::Gzip {
-            key: key.to_owned(),
-            source,
-        })
-}
-
-/// Inverse of [`gzip`]; a corrupt object is an error naming its key.
-pub fn gunzip(key: &str, bytes: &[u8]) -> Result<Vec<u8>, LakeError> {
-    let mut out: Vec<u8> = Vec::with_capacity(bytes.len() * 4);
-    GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|source| LakeError::Gzip {
-            key: key.to_owned(),
-            source,
-        })?;
-    Ok(out)
 }

@@ -1,7 +1,7 @@
 //! Bronze: the raw lake's payloads as typed rows, one per source record
 //! (a game, a price, an hourly observation), with where each came from.
 //!
-//! The validators of [`crate::sources`] decide what a record is; records
+//! The validators of [`sources`] decide what a record is; records
 //! they reject were dead-lettered by the `validate` tasks already and are
 //! left out here, so bronze holds exactly the valid records of the raw day.
 
@@ -10,13 +10,13 @@ use polars::prelude::{DataFrame, PolarsResult};
 use serde_json::Value;
 
 use super::frame::FrameBuilder;
-use crate::iceberg::table::{opt, req};
-use crate::iceberg::{Kind, TableDef};
 use crate::ingest::weather::OutdoorVenue;
-use crate::sources::espn::{self, GameRecord};
-use crate::sources::news::FeedItem;
+use lakehouse::iceberg::table::{opt, req};
+use lakehouse::iceberg::{Kind, TableDef};
+use sources::espn::{self, GameRecord};
+use sources::news::FeedItem;
 
-use crate::sources::weather::{Observation, OpenMeteo};
+use sources::weather::{Observation, OpenMeteo};
 
 /// Ingestion metadata every bronze row carries.
 #[derive(Debug, Clone)]
@@ -51,9 +51,9 @@ macro_rules! origin_columns {
     };
 }
 
-const ORIGIN: [crate::iceberg::Column; 4] = origin_columns!();
+const ORIGIN: [lakehouse::iceberg::Column; 4] = origin_columns!();
 
-const GAMES_COLUMNS: [crate::iceberg::Column; 32] = {
+const GAMES_COLUMNS: [lakehouse::iceberg::Column; 32] = {
     let head = [
         req("sport", Kind::Str, "league key"),
         req("sports_date", Kind::Date, "sports day of the scoreboard"),
@@ -96,9 +96,9 @@ const GAMES_COLUMNS: [crate::iceberg::Column; 32] = {
 };
 
 const fn concat<const A: usize, const B: usize, const C: usize>(
-    a: [crate::iceberg::Column; A],
-    b: [crate::iceberg::Column; B],
-) -> [crate::iceberg::Column; C] {
+    a: [lakehouse::iceberg::Column; A],
+    b: [lakehouse::iceberg::Column; B],
+) -> [lakehouse::iceberg::Column; C] {
     assert!(A + B == C);
     let mut out = [b[0]; C];
     let mut i = 0;
@@ -122,7 +122,7 @@ pub static GAMES: TableDef = TableDef {
     doc: "ESPN scoreboard events, one row per event",
 };
 
-const ODDS_COLUMNS: [crate::iceberg::Column; 19] = concat(
+const ODDS_COLUMNS: [lakehouse::iceberg::Column; 19] = concat(
     [
         req("sport", Kind::Str, "league key"),
         req(
@@ -163,7 +163,7 @@ pub static ODDS: TableDef = TableDef {
     doc: "Historical odds snapshots, one row per price",
 };
 
-const WEATHER_COLUMNS: [crate::iceberg::Column; 15] = concat(
+const WEATHER_COLUMNS: [lakehouse::iceberg::Column; 15] = concat(
     [
         req("sport", Kind::Str, "league whose games listed the venue"),
         req("sports_date", Kind::Date, "sports day"),
@@ -188,7 +188,7 @@ pub static WEATHER: TableDef = TableDef {
     doc: "Hourly observations at outdoor venues, one row per venue and hour",
 };
 
-const NEWS_COLUMNS: [crate::iceberg::Column; 12] = concat(
+const NEWS_COLUMNS: [lakehouse::iceberg::Column; 12] = concat(
     [
         req("sport", Kind::Str, "league whose feeds listed the article"),
         req(
@@ -331,10 +331,10 @@ pub fn weather(payload: &Value) -> Vec<WeatherRow> {
     for item in payload.as_array().map(Vec::as_slice).unwrap_or_default() {
         let venue: Option<OutdoorVenue> = item
             .get("venue")
-            .and_then(|v| crate::sources::decode_value(v).ok());
+            .and_then(|v| sources::decode_value(v).ok());
         let response: Option<OpenMeteo> = item
             .get("response")
-            .and_then(|v| crate::sources::decode_value(v).ok());
+            .and_then(|v| sources::decode_value(v).ok());
         let (Some(venue), Some(response)) = (venue, response) else {
             continue;
         };

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::bronze::Origin;
 use super::frame::days_since_epoch;
-use crate::sources::odds_api::{self, HistoricalOdds, OddsEvent, OddsFormat};
+use sources::odds_api::{self, HistoricalOdds, OddsEvent, OddsFormat};
 
 /// The columns of bronze.odds, in its table's order, filled price by price.
 pub struct OddsColumns {
@@ -241,7 +241,8 @@ mod tests {
     use super::*;
 
     /// Real `/odds` events, priced in decimal, `last_update` in epoch seconds.
-    const REAL_ODDS: &str = include_str!("../../fixtures/real/theoddsapi_nfl_odds_5050club.json");
+    const REAL_ODDS: &str =
+        include_str!("../../../sources/fixtures/real/theoddsapi_nfl_odds_5050club.json");
     const FORMAT: OddsFormat = OddsFormat::Decimal;
 
     fn origin() -> Origin {

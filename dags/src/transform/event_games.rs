@@ -1,5 +1,5 @@
-//! The Odds API events → ESPN games (DATA.md: "event_id ↔ game_id mapping
-//! by sport, teams, commence time within a tolerance").
+//! The Odds API events → ESPN games, by sport, teams and commence time
+//! within a tolerance (docs/data-model.md#event-to-game-mapping).
 //!
 //! An event maps to the game of its sport whose home and away team ids are
 //! the ones the event's team names resolve to, and whose start is nearest
@@ -26,7 +26,7 @@ use polars::prelude::*;
 pub const TOLERANCE_HOURS: i64 = 12;
 
 /// How far ahead of its start a game is quoted in the day's snapshots
-/// (the seeded season generator opens markets this early too), which
+/// (the offline season generator opens markets this early too), which
 /// bounds the days of games one day's snapshots can name.
 pub const LEAD_HOURS: i64 = 72;
 

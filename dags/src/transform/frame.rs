@@ -1,5 +1,5 @@
 //! Building DataFrames from Rust records, column by column, in the dtypes
-//! the Iceberg tables declare ([`crate::iceberg::Kind::polars`]).
+//! the Iceberg tables declare ([`lakehouse::iceberg::Kind::polars`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::{

@@ -1,15 +1,15 @@
-//! Gold table declarations: the marts and dimensions of DATA.md ("Gold
-//! marts"). Unpartitioned: gold is rebuilt whole from the silver history
+//! Gold table declarations (docs/data-model.md#gold-tables): marts and
+//! dimensions. Unpartitioned: gold is rebuilt whole from the silver history
 //! every night, so a load replaces the table and a late-corrected silver
 //! day can never leave a stale aggregate behind. The same declarations
 //! drive the Postgres copies in `serving.gold_{name}`
 //! (`migrations/…_gold_serving.sql`, [`crate::marts_serving`]).
 //!
-//! Probabilities are fractions (0.52); vig is in percent (4.5 = 4.5 %),
-//! as DATA.md reports it.
+//! Probabilities are fractions (0.52); vig is in percent (4.5 = 4.5 %)
+//! (docs/formulas.md#conventions).
 
-use crate::iceberg::table::{opt, req};
-use crate::iceberg::{Kind, TableDef};
+use lakehouse::iceberg::table::{opt, req};
+use lakehouse::iceberg::{Kind, TableDef};
 
 /// One row per (game, bookmaker, market), over its pre-game snapshots.
 pub static MARKET_EFFICIENCY: TableDef = TableDef {

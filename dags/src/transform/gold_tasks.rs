@@ -17,13 +17,13 @@ use serde_json::{json, Value};
 use super::gold::{self, OddsBySport, SilverInputs};
 use super::gold_tables as g;
 use super::{event_games, silver_tables};
-use crate::iceberg::commit::RUN_ID_PROPERTY;
-use crate::iceberg::write::PartValue;
-use crate::iceberg::{
+use crate::ingest::{resolve, SettingsOverride};
+use lakehouse::iceberg::commit::RUN_ID_PROPERTY;
+use lakehouse::iceberg::write::PartValue;
+use lakehouse::iceberg::{
     read_columns, read_table, write_table, Filter, IcebergError, Replace, TableDef, Warehouse,
 };
-use crate::ingest::{resolve, SettingsOverride};
-use crate::quality::{Check, Suite};
+use lakehouse::quality::{Check, Suite};
 
 /// The grain of each gold table: the columns that identify a row (the
 /// serving tables' keys, migration 0006).
@@ -309,15 +309,15 @@ impl Task for GoldGate {
             .map(|(def, grain)| suite(def, grain))
             .collect();
         let refs: Vec<&Suite> = suites.iter().collect();
-        let context = crate::quality::Context::for_task(&ctx, &refs).await?;
+        let context = lakehouse::quality::Context::for_task(&ctx, &refs).await?;
         let mut results = Vec::new();
         let mut rows = 0usize;
         for ((def, _), suite) in GRAINS.iter().zip(&suites) {
             let df = read_table(&wh, def, &Filter::All).await?;
             rows += df.height();
-            results.extend(crate::quality::evaluate_async(suite, &df, &context).await?);
+            results.extend(lakehouse::quality::evaluate_async(suite, &df, &context).await?);
         }
-        let mut out = crate::quality::gate(&ctx, &results).await?;
+        let mut out = lakehouse::quality::gate(&ctx, &results).await?;
         if let Value::Object(map) = &mut out {
             map.insert("records".to_owned(), json!(rows));
         }

@@ -7,9 +7,9 @@
 //!   both price formats, opening and closing lines, events mapped to the
 //!   games modelled so far);
 //!   [`silver_news`]: articles per team they name, with sentiment.
-//! * [`gold`]: the marts and dimensions of DATA.md, rebuilt over the whole
-//!   silver history each night, odds events mapped to games again over all
-//!   of it ([`event_games`]).
+//! * [`gold`]: the marts and dimensions of docs/data-model.md#gold-tables,
+//!   rebuilt over the whole silver history each night, odds events mapped
+//!   to games again over all of it ([`event_games`]).
 //!
 //! Layers are pure functions over DataFrames; [`tasks`] binds them to the
 //! lake, the Iceberg tables and the quality gates.
@@ -33,7 +33,7 @@ pub enum Engine {
     /// In this process, with polars (the default).
     #[default]
     Local,
-    /// As AWS Glue job runs ([`crate::glue::GlueJob`]), one job per
+    /// As AWS Glue job runs ([`lakehouse::glue_job::GlueJob`]), one job per
     /// transform task, named by `BETFLOW_GLUE_JOB_NAME_{TASK}` or
     /// `BETFLOW_GLUE_JOB_PREFIX` + task (e.g. `bronze_odds`).
     Glue,

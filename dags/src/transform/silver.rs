@@ -253,11 +253,11 @@ mod tests {
     use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
     use super::*;
-    use crate::quality::{evaluate, Context};
     use crate::transform::event_games::modelled_until;
     use crate::transform::event_games::tests::games;
     use crate::transform::frame::FrameBuilder;
     use crate::transform::suites;
+    use lakehouse::quality::{evaluate, Context};
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 9, d).unwrap()

@@ -4,7 +4,7 @@
 //! Team matching and scoring are per-article Rust functions, not column
 //! expressions: the bronze rows are read out, matched with the sport's
 //! [`TeamMatcher`] and scored with the streaming side's lexicon
-//! ([`crate::stream::news::sentiment`]: BetFlow's own hand-written list of
+//! ([`crate::live::news::sentiment`]: BetFlow's own hand-written list of
 //! sports-headline words with weights, negation within three words, and
 //! VADER's `s/√(s²+15)` to map the sum into (−1, 1); no VADER data), so the
 //! nightly and the live figures of an article agree.
@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 
 use super::frame::FrameBuilder;
-use crate::sources::news::{TeamMatch, TeamMatcher};
+use sources::news::{TeamMatch, TeamMatcher};
 
 /// One silver row.
 struct Row {
@@ -71,7 +71,7 @@ pub fn news(bronze: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
             Some(d) => format!("{t} {d}"),
             None => t.to_owned(),
         };
-        let sentiment: f64 = crate::stream::news::sentiment(&body);
+        let sentiment: f64 = crate::live::news::sentiment(&body);
         let teams: Vec<TeamMatch> = matcher.matches(&body);
         let teams: Vec<Option<TeamMatch>> = if teams.is_empty() {
             vec![None]
@@ -114,8 +114,8 @@ pub fn news(bronze: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::news::{item_id, FeedItem};
     use crate::transform::bronze::{news_frame, Origin};
+    use sources::news::{item_id, FeedItem};
 
     fn item(url: &str, title: &str, summary: Option<&str>) -> FeedItem {
         FeedItem {

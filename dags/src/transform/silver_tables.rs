@@ -1,9 +1,9 @@
 //! Silver table declarations: cleaned, deduplicated, conformed records
-//! (DATA.md "Core records"). Partitioned by sport and sports day, so a
-//! re-run of a day replaces exactly that day.
+//! (docs/data-model.md#silver-tables). Partitioned by sport and sports day,
+//! so a re-run of a day replaces exactly that day.
 
-use crate::iceberg::table::{opt, req};
-use crate::iceberg::{Kind, TableDef};
+use lakehouse::iceberg::table::{opt, req};
+use lakehouse::iceberg::{Kind, TableDef};
 
 /// One row per final game.
 pub static GAMES: TableDef = TableDef {
@@ -173,7 +173,7 @@ pub static NEWS: TableDef = TableDef {
             Kind::Date,
             "New York day the article was published",
         ),
-        req("item_id", Kind::Str, "hash of the url (DATA.md)"),
+        req("item_id", Kind::Str, "hash of the url"),
         opt(
             "team_id",
             Kind::Str,

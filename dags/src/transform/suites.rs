@@ -1,5 +1,6 @@
-//! The quality rules of each silver table (DATA.md, "Data-quality rules"),
-//! as declarative suites the gate tasks evaluate.
+//! The quality rules of each silver table, as declarative suites the gate
+//! tasks evaluate (docs/quality.md#silver-games, #silver-odds,
+//! #silver-weather and #silver-news; levels: docs/quality.md#severity).
 //!
 //! Error-level rules are the ones a dashboard would be wrong to show data
 //! past; warn-level ones are recorded for a person to look at (unmapped
@@ -10,13 +11,13 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use super::{event_games, silver_tables};
-use crate::quality::{Check, Suite};
+use lakehouse::quality::{Check, Suite};
 
 /// Volume between consecutive sports days swings with the schedule (a
 /// Sunday slate vs a Tuesday), so only an order-of-magnitude change warns.
 const ROW_COUNT_BAND: (f64, f64) = (0.1, 10.0);
 
-fn schema(def: &crate::iceberg::TableDef) -> Check {
+fn schema(def: &lakehouse::iceberg::TableDef) -> Check {
     Check::schema(def.columns.iter().map(|c| (c.name, c.kind.polars())))
 }
 

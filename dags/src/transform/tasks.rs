@@ -19,44 +19,26 @@ use serde_json::{json, Value};
 use super::bronze::{self, Origin};
 use super::bronze_odds::OddsColumns;
 use super::{event_games, silver, silver_news, silver_tables, suites};
-use crate::iceberg::commit::RUN_ID_PROPERTY;
-use crate::iceberg::write::PartValue;
-use crate::iceberg::{
+use crate::ingest::{resolve, Settings, SettingsOverride};
+use crate::lake::layout::date_prefix;
+use crate::lake::{read_raw, ObjectStore, RawKey};
+use crate::selected_sports;
+use crate::sports_day;
+use crate::DataKind;
+use lakehouse::iceberg::commit::RUN_ID_PROPERTY;
+use lakehouse::iceberg::write::PartValue;
+use lakehouse::iceberg::{
     read_columns, read_table, write_table, Filter, IcebergError, Replace, TableDef, Warehouse,
     WriteSummary,
 };
-use crate::ingest::{resolve, Settings, SettingsOverride};
-use crate::lake::layout::date_prefix;
-use crate::lake::{read_raw, Kind, ObjectStore, RawKey};
-use crate::selected_sports;
-use crate::sports_day;
 
-/// The data family a transform task models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Games,
-    Odds,
-    Weather,
-    News,
-}
-
-impl Family {
-    fn kind(self) -> Kind {
-        match self {
-            Family::Games => Kind::Games,
-            Family::Odds => Kind::Odds,
-            Family::Weather => Kind::Weather,
-            Family::News => Kind::News,
-        }
-    }
-
-    fn bronze(self) -> &'static TableDef {
-        match self {
-            Family::Games => &bronze::GAMES,
-            Family::Odds => &bronze::ODDS,
-            Family::Weather => &bronze::WEATHER,
-            Family::News => &bronze::NEWS,
-        }
+/// The bronze table a data kind is modelled into.
+fn bronze_table(kind: DataKind) -> &'static TableDef {
+    match kind {
+        DataKind::Games => &bronze::GAMES,
+        DataKind::Odds => &bronze::ODDS,
+        DataKind::Weather => &bronze::WEATHER,
+        DataKind::News => &bronze::NEWS,
     }
 }
 
@@ -188,7 +170,7 @@ where
 async fn newest_raw(
     lake: &dyn ObjectStore,
     sport: &str,
-    kind: Kind,
+    kind: DataKind,
     date: NaiveDate,
 ) -> Result<Option<(String, String)>, TaskError> {
     let objects = lake.list(&date_prefix(sport, kind, date)).await?;
@@ -203,12 +185,12 @@ async fn newest_raw(
 /// sports → bronze rows → one commit replacing those (sport, day) partitions.
 #[derive(Debug, Clone)]
 pub struct LoadBronze {
-    family: Family,
+    family: DataKind,
     settings: SettingsOverride,
 }
 
 impl LoadBronze {
-    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
         Self { family, settings }
     }
 
@@ -226,7 +208,7 @@ impl Task for LoadBronze {
         let mut missing: Vec<String> = Vec::new();
         for sport in &scope.sports {
             let Some((key, source)) =
-                newest_raw(lake.as_ref(), sport, self.family.kind(), scope.date).await?
+                newest_raw(lake.as_ref(), sport, self.family, scope.date).await?
             else {
                 missing.push(sport.clone());
                 continue;
@@ -238,7 +220,7 @@ impl Task for LoadBronze {
                 // Odds objects are large: bronze decodes them straight into
                 // its columns, so keep the bytes, checked to be JSON first
                 // (UTF-8 apart: skipping values does not check their text).
-                Family::Odds => std::str::from_utf8(&bytes)
+                DataKind::Odds => std::str::from_utf8(&bytes)
                     .map_err(serde::de::Error::custom)
                     .and_then(|_| serde_json::from_slice::<serde::de::IgnoredAny>(&bytes))
                     .map(|_| Payload::Bytes(bytes)),
@@ -265,7 +247,7 @@ impl Task for LoadBronze {
         }
         let family = self.family;
         let frame = blocking(move || bronze_frame(family, &payloads)).await?;
-        let summary = scope.write(&ctx, family.bronze(), &frame).await?;
+        let summary = scope.write(&ctx, bronze_table(family), &frame).await?;
         Ok(json!({
             "table": summary.table,
             "date": scope.date,
@@ -293,14 +275,14 @@ impl Payload {
     }
 }
 
-fn bronze_frame(family: Family, payloads: &[(Payload, Origin)]) -> PolarsResult<DataFrame> {
+fn bronze_frame(family: DataKind, payloads: &[(Payload, Origin)]) -> PolarsResult<DataFrame> {
     let values = || {
         payloads
             .iter()
             .filter_map(|(p, origin)| p.json().map(|v| (v, origin)))
     };
     match family {
-        Family::Games => {
+        DataKind::Games => {
             let mut rows = Vec::new();
             for (payload, origin) in values() {
                 // The payload was checked by `validate`; an unreadable one
@@ -310,7 +292,7 @@ fn bronze_frame(family: Family, payloads: &[(Payload, Origin)]) -> PolarsResult<
             }
             bronze::games_frame(&rows)
         }
-        Family::Odds => {
+        DataKind::Odds => {
             let mut columns = OddsColumns::default();
             for (payload, origin) in payloads {
                 match payload {
@@ -328,14 +310,14 @@ fn bronze_frame(family: Family, payloads: &[(Payload, Origin)]) -> PolarsResult<
             }
             columns.finish()
         }
-        Family::Weather => {
+        DataKind::Weather => {
             let mut rows = Vec::new();
             for (payload, origin) in values() {
                 rows.extend(bronze::weather(payload).into_iter().map(|w| (w, origin)));
             }
             bronze::weather_frame(&rows)
         }
-        Family::News => {
+        DataKind::News => {
             let mut rows = Vec::new();
             for (payload, origin) in values() {
                 rows.extend(
@@ -352,12 +334,12 @@ fn bronze_frame(family: Family, payloads: &[(Payload, Origin)]) -> PolarsResult<
 /// `transform.silver_{family}`: the day's bronze rows → silver.
 #[derive(Debug, Clone)]
 pub struct BuildSilver {
-    family: Family,
+    family: DataKind,
     settings: SettingsOverride,
 }
 
 impl BuildSilver {
-    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
         Self { family, settings }
     }
 
@@ -370,11 +352,11 @@ impl BuildSilver {
 impl Task for BuildSilver {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let scope = Scope::of(&ctx, &self.settings).await?;
-        let bronze = scope.read(self.family.bronze()).await?;
+        let bronze = scope.read(bronze_table(self.family)).await?;
         let run_id = ctx.run_id.clone();
         let mut written: Vec<WriteSummary> = Vec::new();
         match self.family {
-            Family::Games => {
+            DataKind::Games => {
                 let (games, periods) =
                     blocking(move || silver::games(bronze.lazy(), &run_id)).await?;
                 written.push(scope.write(&ctx, &silver_tables::GAMES, &games).await?);
@@ -384,7 +366,7 @@ impl Task for BuildSilver {
                         .await?,
                 );
             }
-            Family::Odds => {
+            DataKind::Odds => {
                 let games = scope.games_around().await?;
                 let until = event_games::modelled_until(scope.date);
                 let (odds, counts) = blocking(move || {
@@ -411,11 +393,11 @@ impl Task for BuildSilver {
                     "tables": written,
                 }));
             }
-            Family::Weather => {
+            DataKind::Weather => {
                 let weather = blocking(move || silver::weather(bronze.lazy(), &run_id)).await?;
                 written.push(scope.write(&ctx, &silver_tables::WEATHER, &weather).await?);
             }
-            Family::News => {
+            DataKind::News => {
                 let news = blocking(move || silver_news::news(bronze.lazy(), &run_id)).await?;
                 let unmatched = news.column("team_id").map_or(0, |c| c.null_count());
                 ctx.log.info(format!(
@@ -445,12 +427,12 @@ impl Task for BuildSilver {
 /// suite; results are stored per run, an error-level failure fails the task.
 #[derive(Debug, Clone)]
 pub struct SilverGate {
-    family: Family,
+    family: DataKind,
     settings: SettingsOverride,
 }
 
 impl SilverGate {
-    pub fn new(family: Family, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
         Self { family, settings }
     }
 
@@ -464,31 +446,31 @@ impl Task for SilverGate {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let scope = Scope::of(&ctx, &self.settings).await?;
         let (suite, frame) = match self.family {
-            Family::Games => {
+            DataKind::Games => {
                 let games = scope.read(&silver_tables::GAMES).await?;
                 let periods = scope.read(&silver_tables::GAME_PERIODS).await?;
                 let frame =
                     blocking(move || suites::games_with_period_sums(&games, &periods)).await?;
                 (suites::games(), frame)
             }
-            Family::Odds => {
+            DataKind::Odds => {
                 let odds = scope.read(&silver_tables::ODDS).await?;
                 let until = event_games::modelled_until(scope.date);
                 let frame = blocking(move || suites::odds_for_checks(&odds, until)).await?;
                 (suites::odds(), frame)
             }
-            Family::Weather => (
+            DataKind::Weather => (
                 suites::weather(),
                 scope.read(&silver_tables::WEATHER).await?,
             ),
-            Family::News => {
+            DataKind::News => {
                 let news = scope.read(&silver_tables::NEWS).await?;
                 let frame = blocking(move || suites::news_with_team_key(&news)).await?;
                 (suites::news(), frame)
             }
         };
         let rows = frame.height();
-        let mut out = crate::quality::check_table(&ctx, &suite, &frame).await?;
+        let mut out = lakehouse::quality::check_table(&ctx, &suite, &frame).await?;
         if let Value::Object(map) = &mut out {
             map.insert("records".to_owned(), json!(rows));
         }

@@ -1,7 +1,7 @@
-//! The metadata database: connection, migrations and the queries the CLI
-//! and web read. The scheduler's and executor's own statements live beside
-//! them in `scheduler.rs` and `executor.rs`; tasks' data-quality results in
-//! `checks.rs`.
+//! The metadata database: connection, migrations and the queries the CLI,
+//! the web server and sensors run. The scheduler's and executor's own
+//! statements live beside them in `scheduler.rs` and `executor.rs`; tasks'
+//! data-quality results in `checks.rs`.
 
 pub mod checks;
 pub mod embedded;
@@ -15,8 +15,9 @@ use sqlx::PgPool;
 
 pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
 pub use read::{
-    DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort,
-    TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow, TaskInstanceSort, TryRow,
+    DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort, RunStateRow,
+    RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow,
+    TaskInstanceSort, TryRow,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1,10 +1,13 @@
-//! Read-side queries for the CLI and the web server.
+//! Read-side queries for the CLI, the web server and tasks that look at
+//! other DAGs' runs (sensors). States come back as [`RunState`],
+//! [`TaskState`] and [`StreamState`], never as strings to compare.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Store, StoreError};
+use crate::state::{RunState, StreamState, TaskState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DagRow {
@@ -30,7 +33,7 @@ pub struct RunRow {
     pub data_interval_start: DateTime<Utc>,
     pub data_interval_end: DateTime<Utc>,
     pub run_type: String,
-    pub state: String,
+    pub state: RunState,
     pub conf: Value,
     pub queued_at: DateTime<Utc>,
     pub start_date: Option<DateTime<Utc>>,
@@ -43,7 +46,7 @@ pub struct TaskInstanceRow {
     pub run_id: String,
     pub task_id: String,
     pub map_index: i32,
-    pub state: String,
+    pub state: TaskState,
     pub try_number: i32,
     pub max_tries: i32,
     pub pool: String,
@@ -59,7 +62,8 @@ pub struct TaskInstanceRow {
 pub struct TryRow {
     pub task_id: String,
     pub try_number: i32,
-    pub state: String,
+    /// How the try ended: `success`, `skipped` or `failed` (a try that is retried ended `failed`).
+    pub state: TaskState,
     pub worker_id: Option<String>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
@@ -80,8 +84,24 @@ pub struct LogRow {
 pub struct RecentRunRow {
     pub dag_id: String,
     pub run_id: String,
-    pub state: String,
+    pub state: RunState,
     pub logical_date: DateTime<Utc>,
+}
+
+/// A run's key and state, for deciding what a backfill creates, keeps or re-runs.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunStateRow {
+    pub logical_date: DateTime<Utc>,
+    pub run_id: String,
+    pub state: RunState,
+}
+
+/// A run's state beside one of its task instances' (`None`: not created yet).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunTaskStateRow {
+    pub run_id: String,
+    pub run_state: RunState,
+    pub task_state: Option<TaskState>,
 }
 
 /// How many runs of a DAG are in one state, and the end of the newest
@@ -89,7 +109,7 @@ pub struct RecentRunRow {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DagStateCountRow {
     pub dag_id: String,
-    pub state: String,
+    pub state: RunState,
     pub count: i64,
     pub last_scheduled_end: Option<DateTime<Utc>>,
 }
@@ -99,7 +119,7 @@ pub struct DagStateCountRow {
 pub struct TaskStateRow {
     pub run_id: String,
     pub task_id: String,
-    pub state: String,
+    pub state: TaskState,
     pub try_number: i32,
     pub duration: Option<f64>,
 }
@@ -120,7 +140,7 @@ pub struct StreamTaskRow {
     pub task_id: String,
     pub worker_id: String,
     pub hostname: Option<String>,
-    pub state: String,
+    pub state: StreamState,
     pub restarts: i32,
     pub last_error: Option<String>,
     pub health: Value,
@@ -153,7 +173,7 @@ pub struct WorkerRow {
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub dag_id: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<RunState>,
     pub run_type: Option<String>,
     pub limit: i64,
     pub offset: i64,
@@ -197,7 +217,7 @@ impl DagSort {
 pub struct RunPageFilter {
     pub dag_id: Option<String>,
     /// Any of these states; empty means every state.
-    pub states: Vec<String>,
+    pub states: Vec<RunState>,
     pub run_types: Vec<String>,
     pub logical_date_gte: Option<DateTime<Utc>>,
     pub logical_date_lte: Option<DateTime<Utc>>,
@@ -268,7 +288,7 @@ pub struct TaskInstancePageFilter {
     pub run_id: Option<String>,
     pub task_id: Option<String>,
     /// Any of these states (`none` included); empty means every state.
-    pub states: Vec<String>,
+    pub states: Vec<TaskState>,
     pub order: Vec<(TaskInstanceSort, bool)>,
     pub limit: i64,
     pub offset: i64,
@@ -362,7 +382,7 @@ impl Store {
         );
         let rows = sqlx::query_as(&sql)
             .bind(&f.dag_id)
-            .bind(&f.state)
+            .bind(f.state)
             .bind(&f.run_type)
             .bind(f.limit)
             .bind(f.offset)
@@ -371,7 +391,7 @@ impl Store {
         let total: i64 =
             sqlx::query_scalar(&format!("SELECT count(*) FROM dag_runs WHERE {where_}"))
                 .bind(&f.dag_id)
-                .bind(&f.state)
+                .bind(f.state)
                 .bind(&f.run_type)
                 .fetch_one(self.pool())
                 .await?;
@@ -450,6 +470,71 @@ impl Store {
             .await?)
     }
 
+    /// The state of each of `run_ids` that exists, in no particular order:
+    /// what `--wait` polls (every 100 ms) until all of them have finished,
+    /// so it reads two columns by key and nothing else.
+    pub async fn run_states(
+        &self,
+        dag_id: &str,
+        run_ids: &[String],
+    ) -> Result<Vec<(String, RunState)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, state FROM dag_runs WHERE dag_id = $1 AND run_id = ANY($2)",
+        )
+        .bind(dag_id)
+        .bind(run_ids)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// A DAG's runs with logical dates in `[from, to]`, so a backfill keeps
+    /// them (one run per logical date) or, with `--rerun-failed`, clears
+    /// the failed ones instead of creating runs.
+    pub async fn run_states_between(
+        &self,
+        dag_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RunStateRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT logical_date, run_id, state FROM dag_runs WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
+        )
+        .bind(dag_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The newest run of `dag_id` whose data interval starts on `date` in
+    /// `timezone`, with the state of its unmapped `task_id` (`None` before
+    /// the run has that instance). Cross-DAG sensors wait on it, like
+    /// Airflow's `ExternalTaskSensor`, matching runs by local day because
+    /// the DAGs of one day run at different hours.
+    pub async fn latest_run_on_local_date(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        date: NaiveDate,
+        timezone: &str,
+    ) -> Result<Option<RunTaskStateRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT r.run_id, r.state AS run_state, ti.state AS task_state
+             FROM dag_runs r
+             LEFT JOIN task_instances ti
+               ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id AND ti.task_id = $2 AND ti.map_index = -1
+             WHERE r.dag_id = $1 AND (r.data_interval_start AT TIME ZONE $4)::date = $3
+             ORDER BY r.logical_date DESC
+             LIMIT 1",
+        )
+        .bind(dag_id)
+        .bind(task_id)
+        .bind(date)
+        .bind(timezone)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub async fn task_instances(
         &self,
         dag_id: &str,
@@ -459,6 +544,23 @@ impl Store {
             "SELECT dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, hostname,
                     worker_id, queued_at, start_date, end_date, duration
              FROM task_instances WHERE dag_id = $1 AND run_id = $2 ORDER BY start_date NULLS LAST, task_id",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Tasks of a run that failed, or did not run because an upstream
+    /// failed: what re-running a failed run (`backfill --rerun-failed`)
+    /// clears, leaving its successful work alone.
+    pub async fn failed_task_ids(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT task_id FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND state IN ('failed', 'upstream_failed')",
         )
         .bind(dag_id)
         .bind(run_id)
@@ -606,7 +708,7 @@ impl Store {
         &self,
         dag_id: &str,
         run_type: &str,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    ) -> Result<Vec<(RunState, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT state, count(*) FROM dag_runs WHERE dag_id = $1 AND run_type = $2
              GROUP BY state ORDER BY state",
@@ -754,7 +856,10 @@ impl Store {
     }
 
     /// Runs per state for one DAG (or all), for summaries and metrics.
-    pub async fn run_counts(&self, dag_id: Option<&str>) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn run_counts(
+        &self,
+        dag_id: Option<&str>,
+    ) -> Result<Vec<(RunState, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT state, count(*) FROM dag_runs WHERE ($1::text IS NULL OR dag_id = $1) GROUP BY state ORDER BY state",
         )
@@ -777,7 +882,7 @@ impl Store {
     }
 
     /// Runs per DAG and state over all DAGs, for metrics.
-    pub async fn run_counts_by_dag(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+    pub async fn run_counts_by_dag(&self) -> Result<Vec<(String, RunState, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT dag_id, state, count(*) FROM dag_runs GROUP BY dag_id, state ORDER BY dag_id, state",
         )
@@ -804,7 +909,7 @@ impl Store {
     /// Task instances in `state` per pool (queued and running use partial indexes).
     pub async fn task_instance_counts_by_pool(
         &self,
-        state: &str,
+        state: TaskState,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT pool, count(*) FROM task_instances WHERE state = $1 GROUP BY pool ORDER BY pool",
@@ -824,5 +929,249 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// Has any process (scheduler and executor) heartbeated in the last 10
+    /// seconds? Engines heartbeat every 2 s by default, so none means
+    /// nothing will pick up new runs: `--wait` then executes them
+    /// in-process, and `dags trigger` says so.
+    pub async fn has_live_worker(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM workers WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '10 seconds'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+
+    fn day(d: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, d, 0, 0, 0).unwrap()
+    }
+
+    async fn exec(store: &Store, sql: &str) {
+        sqlx::query(sql).execute(store.pool()).await.expect(sql);
+    }
+
+    /// Every state name the migrations allow decodes into the enums, the
+    /// enums bind as text in filters, and the queries the sensors, `--wait`
+    /// and `backfill` moved here read what they read before.
+    #[tokio::test]
+    async fn states_read_and_bind_as_enums() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let pg = EmbeddedPostgres::start(&EmbeddedOptions {
+            home: home.path().to_path_buf(),
+            durable: false,
+        })
+        .expect("start a throwaway Postgres cluster");
+        let store = Store::connect(pg.url(), 2).await.expect("connect");
+        store.migrate().await.expect("migrate");
+
+        exec(&store, "INSERT INTO dags (dag_id) VALUES ('d')").await;
+        for (run_id, d, state) in [
+            ("r1", 1, "failed"),
+            ("r2", 2, "success"),
+            ("r3", 3, "running"),
+        ] {
+            sqlx::query(
+                "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
+                                       run_type, state)
+                 VALUES ('d', $1, $2, $2, $3, 'backfill', $4)",
+            )
+            .bind(run_id)
+            .bind(day(d))
+            .bind(day(d + 1))
+            .bind(state)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        // One instance per task state, all in r1.
+        for st in TaskState::ALL {
+            sqlx::query("INSERT INTO task_instances (dag_id, run_id, task_id, state) VALUES ('d', 'r1', $1, $1)")
+                .bind(st.as_str())
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        exec(
+            &store,
+            "INSERT INTO task_instances (dag_id, run_id, task_id, state) VALUES ('d', 'r2', 'success', 'success')",
+        )
+        .await;
+
+        let run = store.run("d", "r1").await.unwrap().unwrap();
+        assert_eq!(run.state, RunState::Failed);
+        assert_eq!(serde_json::to_value(&run).unwrap()["state"], "failed");
+        let mut tis: Vec<TaskState> = store
+            .task_instances("d", "r1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| {
+                assert_eq!(t.state.as_str(), t.task_id, "decoded as stored");
+                t.state
+            })
+            .collect();
+        tis.sort_by_key(|s| s.as_str());
+        let mut all = TaskState::ALL.to_vec();
+        all.sort_by_key(|s| s.as_str());
+        assert_eq!(tis, all);
+
+        // `--wait`: only the runs asked for that exist.
+        let mut states = store
+            .run_states("d", &["r1".into(), "r3".into(), "nope".into()])
+            .await
+            .unwrap();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            [
+                ("r1".to_owned(), RunState::Failed),
+                ("r3".to_owned(), RunState::Running)
+            ]
+        );
+
+        // `backfill`: runs in the range, and what `--rerun-failed` clears.
+        let mut between = store.run_states_between("d", day(1), day(2)).await.unwrap();
+        between.sort_by_key(|r| r.logical_date);
+        let between: Vec<(&str, RunState)> = between
+            .iter()
+            .map(|r| (r.run_id.as_str(), r.state))
+            .collect();
+        assert_eq!(
+            between,
+            [("r1", RunState::Failed), ("r2", RunState::Success)]
+        );
+        let mut failed = store.failed_task_ids("d", "r1").await.unwrap();
+        failed.sort();
+        assert_eq!(failed, ["failed", "upstream_failed"]);
+
+        // The sensor: the run on a local day, with one task's state or none.
+        let up = store
+            .latest_run_on_local_date("d", "success", day(2).date_naive(), "UTC")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (up.run_id.as_str(), up.run_state, up.task_state),
+            ("r2", RunState::Success, Some(TaskState::Success))
+        );
+        let up = store
+            .latest_run_on_local_date("d", "success", day(3).date_naive(), "UTC")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((up.run_state, up.task_state), (RunState::Running, None));
+        // In New York r2 starts on the 1st (19:00) and r1 on December 31st.
+        let up = store
+            .latest_run_on_local_date("d", "failed", day(1).date_naive(), "America/New_York")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (up.run_id.as_str(), up.task_state),
+            ("r2", None),
+            "matched by the local date"
+        );
+        assert!(store
+            .latest_run_on_local_date("d", "success", day(9).date_naive(), "UTC")
+            .await
+            .unwrap()
+            .is_none());
+
+        // Enum filters bind as text, `none` included.
+        let (runs, total) = store
+            .list_runs(&RunFilter {
+                dag_id: Some("d".into()),
+                state: Some(RunState::Failed),
+                limit: 10,
+                ..RunFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((runs.len(), total), (1, 1));
+        let (_, total) = store
+            .list_runs_page(&RunPageFilter {
+                states: vec![RunState::Success, RunState::Running],
+                limit: 10,
+                ..RunPageFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        let (tis, _) = store
+            .list_task_instances_page(&TaskInstancePageFilter {
+                states: vec![TaskState::None, TaskState::UpForRetry],
+                limit: 10,
+                ..TaskInstancePageFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut got: Vec<TaskState> = tis.iter().map(|t| t.ti.state).collect();
+        got.sort_by_key(|s| s.as_str());
+        assert_eq!(got, [TaskState::None, TaskState::UpForRetry]);
+        assert_eq!(
+            store
+                .task_instance_counts_by_pool(TaskState::Queued)
+                .await
+                .unwrap(),
+            [("default_pool".to_owned(), 1)]
+        );
+        let mut counts = store.run_counts_of_type("d", "backfill").await.unwrap();
+        counts.sort_by_key(|c| c.0.as_str());
+        assert_eq!(
+            counts,
+            [
+                (RunState::Failed, 1),
+                (RunState::Running, 1),
+                (RunState::Success, 1)
+            ]
+        );
+
+        // Marking binds the enum; a running instance is left alone.
+        assert!(store
+            .mark_task("d", "r1", "failed", TaskState::Success)
+            .await
+            .unwrap());
+        assert!(!store
+            .mark_task("d", "r1", "running", TaskState::Failed)
+            .await
+            .unwrap());
+        let marked = store
+            .task_instance("d", "r1", "failed")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(marked.state, TaskState::Success);
+
+        // Live processes and their stream tasks.
+        assert!(!store.has_live_worker().await.unwrap());
+        exec(
+            &store,
+            "INSERT INTO workers (worker_id, hostname, pid, kind, heartbeat_at)
+             VALUES ('old', 'h', 1, 'all', now() - interval '1 minute'), ('w', 'h', 2, 'all', now())",
+        )
+        .await;
+        assert!(store.has_live_worker().await.unwrap());
+        for st in StreamState::ALL {
+            sqlx::query(
+                "INSERT INTO stream_tasks (dag_id, task_id, worker_id, state) VALUES ('d', $1, 'w', $1)",
+            )
+            .bind(st.as_str())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        for s in store.stream_tasks().await.unwrap() {
+            assert_eq!(s.state.as_str(), s.task_id);
+        }
     }
 }

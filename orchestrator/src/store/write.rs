@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{Store, StoreError};
 use crate::dag::{Dag, DagBag};
 use crate::schedule::DataInterval;
+use crate::state::TaskState;
 
 /// Why a run was created; also the prefix of its run id, as in Airflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +215,7 @@ impl Store {
         dag_id: &str,
         run_id: &str,
         task_id: &str,
-        state: &str,
+        state: TaskState,
     ) -> Result<bool, StoreError> {
         let res = sqlx::query(
             "UPDATE task_instances SET state = $4, end_date = now()

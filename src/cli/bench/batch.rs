@@ -4,7 +4,7 @@
 //! DuckDB (`scripts/bench_duckdb.py`) for a ratio. Prints figures; asserts
 //! nothing.
 //!
-//! Raw objects come from the seeded [`SeasonGenerator`], shaped as the
+//! Raw objects come from a seeded [`SeasonGenerator`], shaped as the
 //! ingest tasks store them: one ESPN scoreboard and one JSON array of Odds
 //! API historical snapshots per sport and sports day. Generation is setup:
 //! timed and printed, but not part of any layer. The season is processed
@@ -35,18 +35,18 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use clap::ValueEnum;
-use dags::iceberg::TableDef;
 use dags::ingest::odds::snapshot_times;
-use dags::sources::generator::SeasonGenerator;
-use dags::sources::odds_api::OddsFormat;
 use dags::transform::bronze::{self, Origin};
 use dags::transform::bronze_odds::OddsColumns;
 use dags::transform::gold::{self, SilverInputs};
 use dags::transform::{event_games, silver, silver_tables};
 use dags::{Sport, SPORTS};
+use lakehouse::iceberg::TableDef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use sources::generator::SeasonGenerator;
+use sources::odds_api::OddsFormat;
 
 use super::process::{peak_rss, rss};
 use polars::prelude::{
@@ -493,7 +493,7 @@ impl Export {
 
     fn day(&mut self, odds: &DataFrame, games: &DataFrame) -> Result<()> {
         if odds.height() > 0 {
-            let batch = dags::iceberg::arrow::to_record_batch(
+            let batch = lakehouse::iceberg::arrow::to_record_batch(
                 &bronze::ODDS,
                 odds,
                 self.odds_schema.clone(),
@@ -501,7 +501,7 @@ impl Export {
             self.odds.write(&batch)?;
         }
         if games.height() > 0 {
-            let batch = dags::iceberg::arrow::to_record_batch(
+            let batch = lakehouse::iceberg::arrow::to_record_batch(
                 &bronze::GAMES,
                 games,
                 self.games_schema.clone(),

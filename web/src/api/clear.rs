@@ -136,13 +136,12 @@ fn selected_tasks(dag: &Dag, body: &ClearTaskInstancesBody) -> Result<BTreeSet<S
 }
 
 /// Whether a task instance in `state` is cleared under the body's filters.
-fn clears_state(state: &str, only_failed: bool) -> bool {
-    if state == TaskState::Running.as_str() {
-        return false;
+fn clears_state(state: TaskState, only_failed: bool) -> bool {
+    match state {
+        TaskState::Running => false,
+        TaskState::Failed | TaskState::UpstreamFailed => true,
+        _ => !only_failed,
     }
-    !only_failed
-        || state == TaskState::Failed.as_str()
-        || state == TaskState::UpstreamFailed.as_str()
 }
 
 /// Runs the body covers, oldest first.
@@ -226,9 +225,7 @@ pub async fn clear(
         let (tis, _) = state.store.list_task_instances_page(&filter).await?;
         let picked: Vec<_> = tis
             .into_iter()
-            .filter(|t| {
-                tasks.contains(&t.ti.task_id) && clears_state(&t.ti.state, body.only_failed)
-            })
+            .filter(|t| tasks.contains(&t.ti.task_id) && clears_state(t.ti.state, body.only_failed))
             .collect();
         if picked.is_empty() {
             continue;
@@ -270,11 +267,12 @@ mod tests {
 
     #[test]
     fn running_is_never_cleared_and_only_failed_keeps_failures() {
-        assert!(!clears_state("running", false));
-        assert!(clears_state("success", false));
-        assert!(!clears_state("success", true));
-        assert!(clears_state("failed", true));
-        assert!(clears_state("upstream_failed", true));
+        assert!(!clears_state(TaskState::Running, false));
+        assert!(!clears_state(TaskState::Running, true));
+        assert!(clears_state(TaskState::Success, false));
+        assert!(!clears_state(TaskState::Success, true));
+        assert!(clears_state(TaskState::Failed, true));
+        assert!(clears_state(TaskState::UpstreamFailed, true));
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl From<RunRow> for DagRunResponse {
             data_interval_end: Some(r.data_interval_end),
             last_scheduling_decision: None,
             run_type: r.run_type,
-            state: r.state,
+            state: r.state.as_str().to_owned(),
             triggered_by,
             triggering_user_name: None,
             conf: r.conf,
@@ -191,11 +191,15 @@ pub async fn list(
 ) -> Result<Json<DagRunCollectionResponse>, Problem> {
     let page = Page::new(q.limit, q.offset)?;
     no_cursor(q.cursor.as_deref())?;
-    for s in &q.state {
-        s.parse::<RunState>().map_err(|e| {
-            Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
-        })?;
-    }
+    let states = q
+        .state
+        .iter()
+        .map(|s| {
+            s.parse::<RunState>().map_err(|e| {
+                Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
+            })
+        })
+        .collect::<Result<Vec<RunState>, Problem>>()?;
     if let Some(bad) = q.run_type.iter().find(|t| !RUN_TYPES.contains(&t.as_str())) {
         return Err(Problem::unprocessable(format!(
             "unknown run type `{bad}`: use {}",
@@ -210,7 +214,7 @@ pub async fn list(
     };
     let filter = RunPageFilter {
         dag_id: dag_filter,
-        states: q.state,
+        states,
         run_types: q.run_type,
         logical_date_gte: parse_query_date("logical_date_gte", q.logical_date_gte.as_deref())?,
         logical_date_lte: parse_query_date("logical_date_lte", q.logical_date_lte.as_deref())?,

@@ -123,7 +123,9 @@ pub fn task_instance_response(row: TaskInstanceDetailRow, bag: &DagBag) -> TaskI
         start_date: ti.start_date,
         end_date: ti.end_date,
         duration: ti.duration,
-        state: Some(ti.state).filter(|s| s != TaskState::None.as_str()),
+        state: Some(ti.state)
+            .filter(|s| *s != TaskState::None)
+            .map(|s| s.as_str().to_owned()),
         try_number: ti.try_number,
         max_tries: ti.max_tries,
         hostname: ti.hostname,
@@ -187,19 +189,15 @@ const TI_ORDER: &[(&str, TaskInstanceSort)] = &[
     ("logical_date", TaskInstanceSort::LogicalDate),
 ];
 
-/// Task-state filter values as stored; Airflow spells "no status" `no_status` or `none`.
-fn state_filter(states: Vec<String>) -> Result<Vec<String>, Problem> {
+/// Task-state filter values; Airflow spells "no status" `no_status` or `none`.
+fn state_filter(states: Vec<String>) -> Result<Vec<TaskState>, Problem> {
     states
         .into_iter()
-        .map(|s| {
-            let s = if s == "no_status" {
-                "none".to_owned()
-            } else {
-                s
-            };
-            s.parse::<TaskState>()
-                .map(|st| st.as_str().to_owned())
-                .map_err(|e| Problem::unprocessable(e.to_string()))
+        .map(|s| match s.as_str() {
+            "no_status" => Ok(TaskState::None),
+            _ => s
+                .parse::<TaskState>()
+                .map_err(|e| Problem::unprocessable(e.to_string())),
         })
         .collect()
 }
@@ -448,7 +446,7 @@ mod tests {
     fn no_status_is_stored_as_none() {
         assert_eq!(
             state_filter(vec!["no_status".into(), "failed".into()]).unwrap(),
-            vec!["none", "failed"]
+            vec![TaskState::None, TaskState::Failed]
         );
         assert_eq!(state_filter(vec!["bogus".into()]).unwrap_err().status, 422);
     }

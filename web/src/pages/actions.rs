@@ -14,7 +14,7 @@ use axum::{Form, Router};
 use chrono::{DateTime, Utc};
 use orchestrator::schedule::parse_date;
 use orchestrator::store::write::RunType;
-use orchestrator::{Dag, DataInterval};
+use orchestrator::{Dag, DataInterval, TaskState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -353,15 +353,18 @@ async fn mark(
     Form(form): Form<MarkForm>,
 ) -> Result<Response, Problem> {
     authorize(&user, &form.csrf_token)?;
-    if !matches!(form.state.as_str(), "success" | "failed") {
-        return Err(Problem::unprocessable(format!(
-            "a task can be marked success or failed, not `{}`",
-            form.state
-        )));
-    }
+    let mark_as = match form.state.parse::<TaskState>() {
+        Ok(s @ (TaskState::Success | TaskState::Failed)) => s,
+        _ => {
+            return Err(Problem::unprocessable(format!(
+                "a task can be marked success or failed, not `{}`",
+                form.state
+            )))
+        }
+    };
     if !state
         .store
-        .mark_task(&dag_id, &run_id, &form.task_id, &form.state)
+        .mark_task(&dag_id, &run_id, &form.task_id, mark_as)
         .await?
     {
         let msg = format!(

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use orchestrator::store::read::TaskStateRow;
 use orchestrator::store::{RunFilter, RunRow};
+use orchestrator::{RunState, TaskState};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ pub struct DagForms {
 struct HistoryRow {
     run_id: String,
     href: String,
-    state: String,
+    state: RunState,
     run_type: String,
     logical_date: String,
     start: String,
@@ -130,7 +131,7 @@ fn history_row(r: &RunRow) -> HistoryRow {
     HistoryRow {
         run_id: r.run_id.clone(),
         href: run_url(&r.dag_id, &r.run_id),
-        state: r.state.clone(),
+        state: r.state,
         run_type: r.run_type.clone(),
         logical_date: fmt_time(Some(r.logical_date)),
         start: fmt_time(r.start_date),
@@ -168,7 +169,6 @@ pub async fn render_dag(
         grid::latest_runs(store, dag_id).await?
     };
     let summary = store.run_counts_per_dag(Some(&[dag_id.to_owned()])).await?;
-    let counts: Vec<(String, i64)> = summary.iter().map(|c| (c.state.clone(), c.count)).collect();
     let last_end = summary.iter().filter_map(|c| c.last_scheduled_end).max();
     let backfill = store.run_counts_of_type(dag_id, "backfill").await?;
 
@@ -183,10 +183,10 @@ pub async fn render_dag(
         }
     }
     let states: Vec<TaskStateRow> = store.task_states_for_runs(dag_id, &ids).await?;
-    let graph_states: HashMap<String, String> = states
+    let graph_states: HashMap<String, TaskState> = states
         .iter()
         .filter(|s| Some(&s.run_id) == selected.as_ref())
-        .map(|s| (s.task_id.clone(), s.state.clone()))
+        .map(|s| (s.task_id.clone(), s.state))
         .collect();
 
     let (grid, graph, streams) = match &dag {
@@ -239,9 +239,9 @@ pub async fn render_dag(
         max_active_runs: row.max_active_runs,
         max_active_tasks: row.max_active_tasks,
         streams,
-        counts: run_state_counts(&counts),
+        counts: run_state_counts(summary.iter().map(|c| (c.state, c.count))),
         backfill_total: backfill.iter().map(|(_, n)| n).sum(),
-        backfill_counts: run_state_counts(&backfill),
+        backfill_counts: run_state_counts(backfill.iter().copied()),
         grid,
         graph,
         graph_runs: latest

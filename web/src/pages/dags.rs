@@ -15,10 +15,10 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use orchestrator::store::read::{DagStateCountRow, RecentRunRow};
-use orchestrator::Dag;
+use orchestrator::{Dag, RunState};
 use serde::Deserialize;
 
-use super::{dag_url, fmt_time, render, run_url, Nav, StateCount, RUN_STATES};
+use super::{dag_url, fmt_time, render, run_state_counts, run_url, Nav, StateCount};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
@@ -40,7 +40,7 @@ struct DagsQuery {
 
 struct RunSquare {
     href: String,
-    state: String,
+    state: RunState,
     title: String,
 }
 
@@ -161,7 +161,7 @@ async fn dags_page(
                     runs.iter()
                         .map(|r| RunSquare {
                             href: run_url(&r.dag_id, &r.run_id),
-                            state: r.state.clone(),
+                            state: r.state,
                             title: format!("{} · {}", r.run_id, r.state),
                         })
                         .collect()
@@ -173,17 +173,7 @@ async fn dags_page(
                 href: dag_url(&row.dag_id),
                 next_run: next_run_label(state.bag.get(&row.dag_id).map(|d| d.as_ref()), last_end),
                 schedule: row.schedule.clone().unwrap_or_else(|| "None".to_owned()),
-                counts: RUN_STATES
-                    .iter()
-                    .map(|s| StateCount {
-                        state: (*s).to_owned(),
-                        count: dag_counts
-                            .iter()
-                            .filter(|c| c.state == *s)
-                            .map(|c| c.count)
-                            .sum(),
-                    })
-                    .collect(),
+                counts: run_state_counts(dag_counts.iter().map(|c| (c.state, c.count))),
                 recent: squares,
                 dag_id: row.dag_id,
                 description: row.description,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use orchestrator::Dag;
+use orchestrator::{Dag, TaskState};
 
 use super::task_url;
 
@@ -25,7 +25,7 @@ pub struct GraphNode {
     pub h: i32,
     pub text_x: i32,
     pub text_y: i32,
-    pub state: String,
+    pub state: TaskState,
     /// Empty when no run is selected or the run has no instance of the task.
     pub href: String,
     pub title: String,
@@ -63,7 +63,7 @@ fn layers(dag: &Dag) -> HashMap<&str, usize> {
 }
 
 /// Lay out `dag`, colouring tasks by `states` (task id → state) of `run_id`.
-pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, String>) -> GraphView {
+pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, TaskState>) -> GraphView {
     let layer_of = layers(dag);
     let topo: HashMap<&str, usize> = dag
         .tasks()
@@ -121,7 +121,7 @@ pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, String>)
             let y = top + ri as i32 * (NODE_H + GAP_Y);
             let w = col_w[ci];
             pos.insert(id, (x, y, w));
-            let state = states.get(*id).cloned();
+            let state = states.get(*id).copied();
             nodes.push(GraphNode {
                 task_id: (*id).to_owned(),
                 x,
@@ -134,8 +134,8 @@ pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, String>)
                     (Some(r), Some(_)) => task_url(&dag.id, r, id),
                     _ => String::new(),
                 },
-                title: format!("{id}: {}", state.as_deref().unwrap_or("no state")),
-                state: state.unwrap_or_else(|| "none".to_owned()),
+                title: format!("{id}: {}", state.map_or("no state", TaskState::as_str)),
+                state: state.unwrap_or(TaskState::None),
             });
         }
         x += col_w[ci] + GAP_X;
@@ -187,16 +187,16 @@ mod tests {
         b.chain(&[&a, &bb, &c]);
         b.edge(&a, &c);
         let dag = b.build().unwrap();
-        let states = HashMap::from([("a".to_owned(), "success".to_owned())]);
+        let states = HashMap::from([("a".to_owned(), TaskState::Success)]);
         let g = layout(&dag, Some("r1"), &states);
         let x = |id: &str| g.nodes.iter().find(|n| n.task_id == id).unwrap().x;
         assert!(x("a") < x("b") && x("b") < x("c"));
         assert_eq!(g.edges.len(), 3);
         let a = g.nodes.iter().find(|n| n.task_id == "a").unwrap();
-        assert_eq!(a.state, "success");
+        assert_eq!(a.state, TaskState::Success);
         assert_eq!(a.href, "/dags/d/runs/r1/tasks/a");
         let c = g.nodes.iter().find(|n| n.task_id == "c").unwrap();
-        assert_eq!(c.state, "none");
+        assert_eq!(c.state, TaskState::None);
         assert!(c.href.is_empty());
         assert!(g.width >= c.x + c.w);
     }

@@ -15,7 +15,7 @@ use axum::Router;
 use orchestrator::dag::TaskNode;
 use orchestrator::store::read::TaskStateRow;
 use orchestrator::store::{RunFilter, RunRow, StoreError};
-use orchestrator::{Dag, Store};
+use orchestrator::{Dag, RunState, Store, TaskState};
 
 use super::{dag_url, fmt_duration, fmt_time, render, run_url, span_secs, task_url};
 use crate::auth::extract::PageUser;
@@ -31,12 +31,12 @@ pub fn routes() -> Router<AppState> {
 
 pub struct GridRun {
     pub href: String,
-    pub state: String,
+    pub state: RunState,
     pub title: String,
 }
 
 pub struct GridCell {
-    pub state: String,
+    pub state: TaskState,
     /// Empty when the run has no instance of this task yet.
     pub href: String,
     pub title: String,
@@ -126,7 +126,7 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
                 .iter()
                 .map(|r| match by_key.get(&(r.run_id.as_str(), t.id.as_str())) {
                     Some(ti) => GridCell {
-                        state: ti.state.clone(),
+                        state: ti.state,
                         href: task_url(&dag.id, &r.run_id, &t.id),
                         title: format!(
                             "{} · {} · {} · try {} · {}",
@@ -138,7 +138,7 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
                         ),
                     },
                     None => GridCell {
-                        state: "none".to_owned(),
+                        state: TaskState::None,
                         href: String::new(),
                         title: format!("{} · {} · not created yet", t.id, r.run_id),
                     },
@@ -158,7 +158,7 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
             .iter()
             .map(|r| GridRun {
                 href: run_url(&dag.id, &r.run_id),
-                state: r.state.clone(),
+                state: r.state,
                 title: format!(
                     "{} · {} · logical date {} · {}",
                     r.run_id,
@@ -172,7 +172,7 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
         rows,
         active: runs
             .iter()
-            .any(|r| r.state == "queued" || r.state == "running"),
+            .any(|r| matches!(r.state, RunState::Queued | RunState::Running)),
         // While runs are active the grid polls the whole DAG page and takes the
         // grid, the run counts and the graph (coloured by the newest run) from it,
         // so the header and the graph do not go stale beside a live grid.
@@ -227,7 +227,7 @@ mod tests {
     use orchestrator::{task_fn, TaskSpec};
     use serde_json::{json, Value};
 
-    fn run(id: &str, day: u32, state: &str) -> RunRow {
+    fn run(id: &str, day: u32, state: RunState) -> RunRow {
         let d = Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0).unwrap();
         RunRow {
             dag_id: "d".into(),
@@ -236,7 +236,7 @@ mod tests {
             data_interval_start: d,
             data_interval_end: d,
             run_type: "manual".into(),
-            state: state.into(),
+            state,
             conf: json!({}),
             queued_at: d,
             start_date: Some(d),
@@ -256,17 +256,20 @@ mod tests {
         b.edge(&a, &other);
         b.edge(&x, &z);
         let dag = b.build().unwrap();
-        let runs = [run("r2", 2, "running"), run("r1", 1, "success")];
+        let runs = [
+            run("r2", 2, RunState::Running),
+            run("r1", 1, RunState::Success),
+        ];
         let states = [TaskStateRow {
             run_id: "r1".into(),
             task_id: "g.x".into(),
-            state: "success".into(),
+            state: TaskState::Success,
             try_number: 1,
             duration: Some(1.0),
         }];
         let grid = build(&dag, &runs, &states);
         assert!(grid.active);
-        assert_eq!(grid.runs[0].state, "success");
+        assert_eq!(grid.runs[0].state, RunState::Success);
         let order: Vec<&str> = grid.rows.iter().map(|r| r.task_id.as_str()).collect();
         assert_eq!(order, ["a", "g.x", "g.z", "h.y"], "group g stays one block");
         assert_eq!(grid.rows[1].group_header, "g");
@@ -274,9 +277,9 @@ mod tests {
         assert_eq!(grid.rows[3].group_header, "h");
         assert_eq!(grid.rows[1].name, "x");
         assert_eq!(grid.colspan, 3);
-        assert_eq!(grid.rows[1].cells[0].state, "success");
+        assert_eq!(grid.rows[1].cells[0].state, TaskState::Success);
         assert_eq!(grid.rows[1].cells[0].href, "/dags/d/runs/r1/tasks/g.x");
-        assert_eq!(grid.rows[0].cells[1].state, "none");
+        assert_eq!(grid.rows[0].cells[1].state, TaskState::None);
         assert!(grid.rows[0].cells[1].href.is_empty());
     }
 }

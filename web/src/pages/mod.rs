@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
+use orchestrator::RunState;
 use serde_json::Value;
 
 use crate::auth::extract::PageUser;
@@ -152,28 +153,25 @@ pub fn local_path(next: Option<&str>, fallback: String) -> String {
     }
 }
 
-/// A run or task state and how many are in it, for the coloured counters.
+/// A run state and how many runs are in it, for the coloured counters.
 pub struct StateCount {
-    pub state: String,
+    pub state: RunState,
     pub count: i64,
 }
 
-/// Run states in the order Airflow lists them.
-pub const RUN_STATES: [&str; 4] = ["queued", "running", "success", "failed"];
-
-/// Counts in [`RUN_STATES`] order, zero-filled, so columns line up.
-pub fn run_state_counts(counts: &[(String, i64)]) -> Vec<StateCount> {
-    RUN_STATES
-        .iter()
-        .map(|s| StateCount {
-            state: (*s).to_owned(),
-            count: counts
-                .iter()
-                .filter(|(st, _)| st == s)
-                .map(|(_, n)| *n)
-                .sum(),
-        })
-        .collect()
+/// Counts in [`RunState::ALL`] order (Airflow's: queued, running, success,
+/// failed), zero-filled, so columns line up.
+pub fn run_state_counts(counts: impl IntoIterator<Item = (RunState, i64)>) -> Vec<StateCount> {
+    let mut out: Vec<StateCount> = RunState::ALL
+        .into_iter()
+        .map(|state| StateCount { state, count: 0 })
+        .collect();
+    for (state, n) in counts {
+        if let Some(c) = out.iter_mut().find(|c| c.state == state) {
+            c.count += n;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -195,6 +193,24 @@ mod tests {
         assert_eq!(fmt_duration(Some(0.421)), "0.42s");
         assert_eq!(fmt_duration(Some(245.0)), "4m 05s");
         assert_eq!(fmt_duration(Some(7380.0)), "2h 03m");
+    }
+
+    #[test]
+    fn run_counts_line_up_in_airflows_order() {
+        let counts = run_state_counts([(RunState::Failed, 2), (RunState::Queued, 1)]);
+        let shown: Vec<(String, i64)> = counts
+            .iter()
+            .map(|c| (c.state.to_string(), c.count))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("queued".to_owned(), 1),
+                ("running".to_owned(), 0),
+                ("success".to_owned(), 0),
+                ("failed".to_owned(), 2)
+            ]
+        );
     }
 
     #[test]

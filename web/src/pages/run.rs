@@ -12,6 +12,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use orchestrator::store::TaskInstanceRow;
+use orchestrator::{RunState, TaskState};
 
 use super::{
     dag_url, fmt_duration, fmt_time, pretty_json, render, run_url, span_secs, task_url, Nav,
@@ -27,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 struct TiRow {
     task_id: String,
     href: String,
-    state: String,
+    state: TaskState,
     try_number: i32,
     max_tries: i32,
     start: String,
@@ -66,7 +67,7 @@ struct RunPage {
     dag_href: String,
     run_id: String,
     href: String,
-    state: String,
+    state: RunState,
     run_type: String,
     logical_date: String,
     interval_start: String,
@@ -146,7 +147,7 @@ pub async fn render_run(
         dag_href: dag_url(dag_id),
         run_id: run_id.to_owned(),
         href: run_url(dag_id, run_id),
-        state: run.state.clone(),
+        state: run.state,
         run_type: run.run_type.clone(),
         logical_date: fmt_time(Some(run.logical_date)),
         interval_start: fmt_time(Some(run.data_interval_start)),
@@ -161,13 +162,13 @@ pub async fn render_run(
             .map(|ti| TiRow {
                 task_id: ti.task_id.clone(),
                 href: task_url(dag_id, run_id, &ti.task_id),
-                state: ti.state.clone(),
+                state: ti.state,
                 try_number: ti.try_number,
                 max_tries: ti.max_tries + 1,
                 start: fmt_time(ti.start_date),
                 end: fmt_time(ti.end_date),
                 duration: fmt_duration(ti.duration.or_else(|| {
-                    (ti.state == "running")
+                    (ti.state == TaskState::Running)
                         .then(|| span_secs(ti.start_date, None))
                         .flatten()
                 })),
@@ -209,7 +210,7 @@ pub async fn render_run(
             })
             .collect(),
         can_act: user.can_operate() && dag.is_some(),
-        active: run.state == "queued" || run.state == "running",
+        active: matches!(run.state, RunState::Queued | RunState::Running),
         error,
     };
     Ok(render(&page, status))

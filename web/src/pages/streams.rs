@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use orchestrator::store::read::StreamTaskRow;
+use orchestrator::StreamState;
 
 use super::{dag_url, fmt_duration, fmt_time, pretty_json, render, Nav};
 use crate::auth::extract::PageUser;
@@ -119,7 +120,7 @@ impl Throughput {
 
 /// Still supervised by a process that heartbeats.
 fn is_live(r: &StreamTaskRow) -> bool {
-    r.state != "stopped" && r.heartbeat_age_secs <= STALE_SECS
+    r.state != StreamState::Stopped && r.heartbeat_age_secs <= STALE_SECS
 }
 
 fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -141,7 +142,7 @@ struct StreamView {
     dag_href: String,
     task_id: String,
     worker: String,
-    state: String,
+    state: StreamState,
     restarts: i32,
     last_error: String,
     health_json: String,
@@ -168,7 +169,7 @@ fn view(r: StreamTaskRow, rate: Option<f64>) -> StreamView {
             Some(h) => format!("{h} / {}", r.worker_id),
             None => r.worker_id.clone(),
         },
-        stale: r.state != "stopped" && !live,
+        stale: r.state != StreamState::Stopped && !live,
         heartbeat_age: fmt_duration(Some(r.heartbeat_age_secs.max(0.0))),
         started: fmt_time(Some(r.started_at)),
         health_json: pretty_json(&r.health),
@@ -195,7 +196,7 @@ async fn load(
         .into_iter()
         .zip(rates)
         .map(|(r, rate)| view(r, rate))
-        .partition(|s| s.state != "stopped"))
+        .partition(|s| s.state != StreamState::Stopped))
 }
 
 #[derive(Template)]
@@ -255,7 +256,7 @@ mod tests {
             task_id: "c".into(),
             worker_id: "w".into(),
             hostname: None,
-            state: "running".into(),
+            state: StreamState::Running,
             restarts: 0,
             last_error: None,
             health: json!({"messages": messages, "lag": {"t/0": 1}}),

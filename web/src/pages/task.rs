@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{self, Stream};
 use orchestrator::store::read::LogLineRow;
-use orchestrator::Store;
+use orchestrator::{Store, TaskState};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ struct TryTab {
 
 struct TryRowView {
     number: i32,
-    state: String,
+    state: TaskState,
     worker: String,
     start: String,
     end: String,
@@ -94,7 +94,7 @@ struct TaskPage {
     run_href: String,
     task_id: String,
     href: String,
-    state: String,
+    state: TaskState,
     try_number: i32,
     max_tries: i32,
     start: String,
@@ -158,7 +158,7 @@ async fn task_page(
         Vec::new()
     };
     let href = task_url(&dag_id, &run_id, &task_id);
-    let following = ti.state == "running" && selected == ti.try_number;
+    let following = ti.state == TaskState::Running && selected == ti.try_number;
     let last_id = lines.last().map(|l| l.id).unwrap_or(0);
     let output = store.xcom(&dag_id, &run_id, &task_id).await?;
     let link = |id: &String| (id.clone(), task_url(&dag_id, &run_id, id));
@@ -166,7 +166,7 @@ async fn task_page(
         nav: Nav::new(&user, "dags"),
         dag_href: dag_url(&dag_id),
         run_href: run_url(&dag_id, &run_id),
-        state: ti.state.clone(),
+        state: ti.state,
         try_number: ti.try_number,
         max_tries: ti.max_tries + 1,
         start: fmt_time(ti.start_date),
@@ -216,7 +216,7 @@ async fn task_page(
             .iter()
             .map(|t| TryRowView {
                 number: t.try_number,
-                state: t.state.clone(),
+                state: t.state,
                 worker: t.worker_id.clone().unwrap_or_else(|| "-".to_owned()),
                 start: fmt_time(t.start_date),
                 end: fmt_time(t.end_date),
@@ -259,7 +259,9 @@ impl Follow {
             .task_instance(&self.dag_id, &self.run_id, &self.task_id)
             .await
         {
-            Ok(ti) => ti.is_some_and(|t| t.state == "running" && t.try_number == self.try_number),
+            Ok(ti) => {
+                ti.is_some_and(|t| t.state == TaskState::Running && t.try_number == self.try_number)
+            }
             Err(e) => return self.fail(e),
         };
         let lines = match self

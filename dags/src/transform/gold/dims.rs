@@ -53,7 +53,7 @@ fn distinct_joined(c: &str, separator: &str) -> Expr {
         .join(separator, true)
 }
 
-/// gold.dim_venues from silver games, with coordinates from the seed
+/// gold.dim_venues from silver games, with coordinates from the venue seed
 /// table the weather ingest uses.
 pub fn dim_venues(games: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
     let latest = |c: &str| {

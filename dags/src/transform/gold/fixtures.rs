@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use polars::prelude::*;
 
-use crate::sources::odds_math::decimal_to_american;
 use crate::transform::frame::FrameBuilder;
+use sources::odds_math::decimal_to_american;
 
 /// Snapshot minutes count from here; games commence at minute 100.
 pub fn t0() -> DateTime<Utc> {
@@ -302,7 +302,7 @@ pub fn row(df: &DataFrame, filters: &[(&str, &str)]) -> DataFrame {
 }
 
 /// The frame's schema matches the table's exactly.
-pub fn assert_schema(df: &DataFrame, def: &crate::iceberg::TableDef) {
+pub fn assert_schema(df: &DataFrame, def: &lakehouse::iceberg::TableDef) {
     let got: Vec<(String, DataType)> = df
         .columns()
         .iter()

@@ -10,7 +10,8 @@ use super::prices;
 use super::{cols_of, finish, left_join_nulls, null_of};
 use crate::transform::gold_tables as t;
 
-/// The efficiency bands of DATA.md on a vig in percent.
+/// The efficiency bands (docs/formulas.md#market-efficiency) on a vig in
+/// percent.
 fn rating(avg_vig_pct: Expr) -> Expr {
     when(avg_vig_pct.clone().is_null())
         .then(null_of(DataType::String))

@@ -1,5 +1,5 @@
-//! Gold: the marts and dimensions of DATA.md ("Gold marts"), rebuilt from
-//! the whole silver history each night as polars lazy plans.
+//! Gold: the marts and dimensions of docs/data-model.md#gold-tables, rebuilt
+//! from the whole silver history each night as polars lazy plans.
 //!
 //! One `pub fn` per table ([`super::gold_tables`] declares them) takes the
 //! silver tables it reads as `LazyFrame`s and returns a DataFrame whose
@@ -8,16 +8,17 @@
 //! the odds preparation (`prices.rs`) instead of repeating it per mart;
 //! [`build_one`] builds one table, as each gold task does.
 //!
-//! Choices DATA.md leaves open, made once here:
+//! Choices made once here:
 //! * Odds events are mapped to games here, over the whole history
-//!   ([`super::event_games`]), not taken from silver's `game_id`: silver
-//!   maps a day before the games its snapshots quote days ahead are
-//!   modelled. The per-table functions take odds whose `game_id` is that
-//!   map's; [`build_all`] and [`build_one`] apply it first.
+//!   ([`super::event_games`], docs/data-model.md#event-to-game-mapping),
+//!   not taken from silver's `game_id`: silver maps a day before the games
+//!   its snapshots quote days ahead are modelled. The per-table functions
+//!   take odds whose `game_id` is that map's; [`build_all`] and
+//!   [`build_one`] apply it first.
 //! * Opening and closing lines are recomputed over the full history rather
 //!   than read from silver's `is_opening` / `is_closing`, which silver sets
-//!   per modelled day (the original's "opening/closing computed only over
-//!   the incremental batch" bug, had we trusted them).
+//!   per modelled day only, so they describe one day's snapshots, not the
+//!   whole series (docs/formulas.md#opening-and-closing-lines).
 //! * Vig, no-vig and favourites are recomputed per bookmaker market snapshot
 //!   from `implied_prob` and need at least two outcomes; a snapshot missing
 //!   a side has no vig rather than a wrong one.
@@ -48,7 +49,7 @@ use polars::prelude::*;
 use super::event_games;
 use super::gold_tables as t;
 use super::silver_tables as silver;
-use crate::iceberg::TableDef;
+use lakehouse::iceberg::TableDef;
 
 pub use dims::{dim_bookmakers, dim_dates, dim_markets, dim_teams, dim_venues};
 pub use games::{scoring_patterns, team_trends};

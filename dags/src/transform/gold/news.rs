@@ -1,6 +1,7 @@
 //! `news_sentiment_daily`: per team and sports day, how many articles named
-//! the team and how they read (DATA.md "News sentiment"), beside how the
-//! market moved on the team afterwards.
+//! the team and how they read (docs/formulas.md#news-sentiment), beside how
+//! the market moved on the team afterwards
+//! (docs/formulas.md#consensus-move-after-news).
 //!
 //! The move is the change of the team's consensus probability (median
 //! across bookmakers of the h2h no-vig probability at one snapshot) in its

@@ -140,7 +140,8 @@ fn at(flag: &str, c: &str) -> Expr {
 /// the opening (first snapshot) and closing (last snapshot at or before
 /// commence time; null when there is none) time, prices, point, implied
 /// and no-vig probability. Closing is an explicit filter on the whole
-/// series, never "the last row so far" (the original's `last_value` bug).
+/// series, never "the last row so far", so a price quoted in play is never
+/// the close (docs/formulas.md#opening-and-closing-lines).
 pub(super) fn outcome_lines(priced: LazyFrame) -> PolarsResult<LazyFrame> {
     let key = [col(SERIES)];
     let pre_game_time = when(col("pre_game"))

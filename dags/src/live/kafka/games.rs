@@ -1,0 +1,173 @@
+//! The games consumer's sink: [`GamesProcessor`] per partition, upserting
+//! `serving.game_state` and `serving.game_windows`.
+
+use async_trait::async_trait;
+use chrono::TimeDelta;
+use sqlx::PgConnection;
+
+use crate::live::envelope::Kind;
+use crate::live::games::{GamesOutput, GamesProcessor, PROCESSOR};
+use crate::live::serving::{GameStateRow, GameWindowRow};
+use streaming::kafka::config::{
+    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
+};
+use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use streaming::window::{WindowError, WindowSpec};
+
+/// Scoring windows of `serving.game_windows` and their allowed lateness.
+#[derive(Debug, Clone, Copy)]
+pub struct GamesSink {
+    pub spec: WindowSpec,
+    pub allowed_lateness: TimeDelta,
+}
+
+impl Default for GamesSink {
+    /// 3-minute tumbling windows, 1 minute of lateness (docs/topics.md#consumers).
+    fn default() -> Self {
+        Self {
+            spec: WindowSpec::tumbling_whole_minutes(3),
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
+        }
+    }
+}
+
+impl GamesSink {
+    /// The defaults, changed by `BETFLOW_GAMES_WINDOW` and
+    /// `BETFLOW_ALLOWED_LATENESS`.
+    pub fn from_env() -> Self {
+        Self {
+            spec: windows_from_env(PROCESSOR, Self::default().spec),
+            allowed_lateness: lateness_from_env(),
+        }
+    }
+}
+
+/// The games consumer for `brokers` (group `{prefix}-games`) with the settings from the environment.
+pub fn games_consumer(brokers: &str) -> KafkaConsumer<GamesSink> {
+    KafkaConsumer::new(
+        ConsumerConfig::new(brokers, PROCESSOR),
+        GamesSink::from_env(),
+    )
+}
+
+#[async_trait]
+impl TopicProcessor for GamesSink {
+    const NAME: &'static str = PROCESSOR;
+    const KIND: Kind = Kind::Games;
+    const COUNTERS: &'static [&'static str] = &["state_rows", "window_rows"];
+    type State = GamesProcessor;
+
+    fn fingerprint(&self) -> String {
+        format!("v1 {}", self.spec.fingerprint(self.allowed_lateness))
+    }
+
+    fn fresh(&self) -> Result<GamesProcessor, WindowError> {
+        GamesProcessor::new(self.spec, self.allowed_lateness)
+    }
+
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        meta: &Meta,
+        out: &GamesOutput,
+        counters: &mut Counters,
+    ) -> Result<(), sqlx::Error> {
+        if let Some(state) = &out.state {
+            upsert_state(
+                conn,
+                &GameStateRow::new(&meta.sport, state, meta.ingest_time),
+            )
+            .await?;
+            *counters.entry("state_rows").or_default() += 1;
+        }
+        for closed in &out.closed {
+            upsert_window(conn, &GameWindowRow::new(&meta.sport, closed)).await?;
+            *counters.entry("window_rows").or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A state older than the stored one (a game forgotten after its final and
+/// corrected much later) never replaces it.
+const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, status, period,
+        clock, home_team_id, away_team_id, home_score, away_score, leader, lead_changes,
+        pace_per_period, period_points, progression, status_history, event_time, ingest_time,
+        write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17, now())
+    ON CONFLICT (game_id) DO UPDATE SET
+        sport = EXCLUDED.sport, status = EXCLUDED.status, period = EXCLUDED.period,
+        clock = EXCLUDED.clock, home_team_id = EXCLUDED.home_team_id,
+        away_team_id = EXCLUDED.away_team_id, home_score = EXCLUDED.home_score,
+        away_score = EXCLUDED.away_score, leader = EXCLUDED.leader,
+        lead_changes = EXCLUDED.lead_changes, pace_per_period = EXCLUDED.pace_per_period,
+        period_points = EXCLUDED.period_points, progression = EXCLUDED.progression,
+        status_history = EXCLUDED.status_history, event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()
+    WHERE EXCLUDED.event_time >= game_state.event_time";
+
+async fn upsert_state(conn: &mut PgConnection, r: &GameStateRow) -> Result<(), sqlx::Error> {
+    let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();
+    sqlx::query(UPSERT_STATE)
+        .bind(&r.game_id)
+        .bind(&r.sport)
+        .bind(r.status.as_str())
+        .bind(int(r.period))
+        .bind(&r.clock)
+        .bind(&r.home_team_id)
+        .bind(&r.away_team_id)
+        .bind(int(r.home_score))
+        .bind(int(r.away_score))
+        .bind(r.leader.as_str())
+        .bind(int(r.lead_changes))
+        .bind(r.pace_per_period)
+        .bind(json(serde_json::to_value(&r.period_points)))
+        .bind(json(serde_json::to_value(&r.progression)))
+        .bind(json(serde_json::to_value(&r.status_history)))
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+const UPSERT_WINDOW: &str = "INSERT INTO serving.game_windows (processor, key, window_start,
+        window_end, sport, events, first_time, last_time, status, period, home_score,
+        away_score, home_run, away_run, event_time, ingest_time, write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16, now())
+    ON CONFLICT (processor, key, window_start) DO UPDATE SET
+        window_end = EXCLUDED.window_end, sport = EXCLUDED.sport, events = EXCLUDED.events,
+        first_time = EXCLUDED.first_time, last_time = EXCLUDED.last_time,
+        status = EXCLUDED.status, period = EXCLUDED.period,
+        home_score = EXCLUDED.home_score, away_score = EXCLUDED.away_score,
+        home_run = EXCLUDED.home_run, away_run = EXCLUDED.away_run,
+        event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        write_time = now()";
+
+async fn upsert_window(conn: &mut PgConnection, r: &GameWindowRow) -> Result<(), sqlx::Error> {
+    let run = |n: i64| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
+    sqlx::query(UPSERT_WINDOW)
+        .bind(r.processor)
+        .bind(&r.key)
+        .bind(r.window_start)
+        .bind(r.window_end)
+        .bind(&r.sport)
+        .bind(i64::try_from(r.events).unwrap_or(i64::MAX))
+        .bind(r.first_time)
+        .bind(r.last_time)
+        .bind(r.status.as_str())
+        .bind(int(r.period))
+        .bind(int(r.home_score))
+        .bind(int(r.away_score))
+        .bind(run(r.home_run))
+        .bind(run(r.away_run))
+        .bind(r.event_time)
+        .bind(r.ingest_time)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

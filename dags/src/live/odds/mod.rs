@@ -1,0 +1,311 @@
+//! The odds processor: decoded `betflow.odds.{sport}` messages in, latest
+//! prices, cross-book best prices and arbitrage alerts, and closed
+//! per-(event, market, bookmaker) windows out.
+
+pub mod market;
+pub mod rows;
+pub mod window;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::live::envelope::{Envelope, Keyed};
+use crate::live::PartitionState;
+use market::{best_prices, BookMarket, MarketBest, Quote, Side};
+use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat};
+use sources::odds_math::american_to_decimal;
+use streaming::dead_letter::DeadLetterReason;
+use streaming::window::{Closed, LateEvent, WindowError, WindowSpec, Windowed, WindowedSnapshot};
+use window::{OddsWindow, OddsWindowOutput};
+
+/// Processor name in the serving tables' `processor` column.
+pub const PROCESSOR: &str = "odds";
+
+/// An odds message's payload: one Odds API event as polled, with the format
+/// its prices were requested in (the numbers alone do not say).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OddsPayload {
+    pub odds_format: OddsFormat,
+    pub event: OddsEvent,
+}
+
+impl Keyed for OddsPayload {
+    fn message_key(&self) -> &str {
+        &self.event.id
+    }
+}
+
+/// Window key: one bookmaker's market of one event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OddsKey {
+    pub event_id: String,
+    pub market: String,
+    pub bookmaker: String,
+}
+
+impl OddsKey {
+    fn of(m: &BookMarket) -> Self {
+        Self {
+            event_id: m.event_id.clone(),
+            market: m.market.clone(),
+            bookmaker: m.bookmaker.clone(),
+        }
+    }
+
+    /// The serving tables' `key` column.
+    pub fn as_key(&self) -> String {
+        format!("{}/{}/{}", self.event_id, self.market, self.bookmaker)
+    }
+}
+
+/// A bookmaker market the processor refused, for the dead-letter table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    pub event_id: String,
+    pub bookmaker: String,
+    pub market: String,
+    pub reason: String,
+}
+
+fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<Quote>, String> {
+    let mut quotes: Vec<Quote> = Vec::with_capacity(market.outcomes.len());
+    for o in &market.outcomes {
+        let side: Side = event
+            .side(&o.name)
+            .ok_or_else(|| format!("outcome `{}` matches neither team", o.name))?;
+        if quotes.iter().any(|q| q.side == side) {
+            return Err(format!("outcome `{}` listed twice", o.name));
+        }
+        let decimal: f64 = match format {
+            OddsFormat::American => american_to_decimal(o.price),
+            OddsFormat::Decimal => (o.price.is_finite() && o.price > 1.0).then_some(o.price),
+        }
+        .ok_or_else(|| {
+            format!(
+                "price {} of `{}` is not valid {} odds",
+                o.price,
+                o.name,
+                format.as_str()
+            )
+        })?;
+        quotes.push(Quote {
+            side,
+            point: o.point,
+            decimal,
+        });
+    }
+    if quotes.len() < 2 {
+        return Err(format!(
+            "{} outcome(s); a market needs at least 2",
+            quotes.len()
+        ));
+    }
+    Ok(quotes)
+}
+
+/// Splits a payload into whole bookmaker markets; a market with a bad
+/// price or outcome is rejected alone (its overround would be wrong).
+pub fn book_markets(
+    payload: &OddsPayload,
+    event_time: DateTime<Utc>,
+) -> (Vec<BookMarket>, Vec<Rejection>) {
+    let event: &OddsEvent = &payload.event;
+    let mut good: Vec<BookMarket> = Vec::new();
+    let mut rejected: Vec<Rejection> = Vec::new();
+    for b in &event.bookmakers {
+        let b: &Bookmaker = b;
+        for m in &b.markets {
+            match quotes(event, m, payload.odds_format) {
+                Ok(quotes) => good.push(BookMarket {
+                    event_id: event.id.clone(),
+                    market: m.key.clone(),
+                    bookmaker: b.key.clone(),
+                    time: m.last_update.or(b.last_update).unwrap_or(event_time),
+                    quotes,
+                }),
+                Err(reason) => rejected.push(Rejection {
+                    event_id: event.id.clone(),
+                    bookmaker: b.key.clone(),
+                    market: m.key.clone(),
+                    reason,
+                }),
+            }
+        }
+    }
+    (good, rejected)
+}
+
+/// What one message produced.
+#[derive(Debug, Default)]
+pub struct OddsBatch {
+    /// Latest prices per bookmaker market: upserts into `serving.odds_latest`.
+    pub latest: Vec<BookMarket>,
+    /// Best prices per market and line, with arbitrage when present.
+    pub best: Vec<MarketBest>,
+    /// Windows the watermark closed: `serving.odds_windows`.
+    pub closed: Vec<Closed<OddsKey, OddsWindowOutput>>,
+    /// Bookmaker markets behind the watermark: dead letters.
+    pub late: Vec<LateEvent<OddsKey, BookMarket>>,
+    pub rejected: Vec<Rejection>,
+    /// Bookmaker markets whose update was already applied: a poll repeats
+    /// every quote with its `last_update`, changed or not.
+    pub repeats: usize,
+}
+
+/// How long the time of a key's last applied update is remembered after
+/// the watermark passed it; a repeat older than that counts as late.
+pub const APPLIED_MEMORY: TimeDelta = TimeDelta::hours(6);
+
+/// A checkpointed [`OddsProcessor`]: with the `last_update` applied per
+/// key, so a restored processor tells repeats from news exactly as the one
+/// that saved it would have (a poll's time is not a quote's `last_update`),
+/// and the message count that paces forgetting them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OddsSnapshot {
+    windows: WindowedSnapshot<OddsKey, OddsWindow>,
+    applied: Vec<(OddsKey, i64)>,
+    handled: u64,
+}
+
+/// Keyed windows over bookmaker markets.
+pub struct OddsProcessor {
+    windows: Windowed<OddsKey, OddsWindow>,
+    /// Event time (ms) of each key's newest applied update, to tell a
+    /// repeated quote (skipped) from a late one (dead-lettered).
+    applied: HashMap<OddsKey, i64>,
+    handled: u64,
+}
+
+impl OddsProcessor {
+    pub fn new(spec: WindowSpec, allowed_lateness: TimeDelta) -> Result<Self, WindowError> {
+        Ok(Self {
+            windows: Windowed::new(spec, allowed_lateness, OddsWindow::default())?,
+            applied: HashMap::new(),
+            handled: 0,
+        })
+    }
+
+    pub fn windows(&self) -> &Windowed<OddsKey, OddsWindow> {
+        &self.windows
+    }
+
+    /// Processes one decoded message.
+    pub fn handle(&mut self, envelope: &Envelope<OddsPayload>) -> OddsBatch {
+        let (markets, rejected) = book_markets(&envelope.payload, envelope.event_time);
+        let mut batch: OddsBatch = OddsBatch {
+            best: best_prices(&markets),
+            rejected,
+            ..OddsBatch::default()
+        };
+        let mut latest: Vec<BookMarket> = Vec::with_capacity(markets.len());
+        for m in markets {
+            let key: OddsKey = OddsKey::of(&m);
+            let t: i64 = m.time.timestamp_millis();
+            // The same `last_update` again: the quote is unchanged since the
+            // last poll. (An older one is a real out-of-order update.)
+            if self.applied.get(&key).is_some_and(|seen| t == *seen) {
+                batch.repeats += 1;
+                continue;
+            }
+            // Windows and the watermark run on the poll's event time: one
+            // poll carries quotes last updated minutes apart, in no order,
+            // and a quote first seen in this poll is news now, not late.
+            match self.windows.push(
+                key.clone(),
+                envelope.event_time,
+                envelope.ingest_time,
+                m.clone(),
+            ) {
+                Ok(()) => {
+                    let seen = self.applied.entry(key).or_insert(t);
+                    *seen = (*seen).max(t);
+                }
+                Err(late) => batch.late.push(late),
+            }
+            latest.push(m);
+        }
+        batch.latest = latest;
+        batch.closed = self.windows.drain_closed();
+        self.handled += 1;
+        if self.handled.is_multiple_of(1024) {
+            self.forget_applied();
+        }
+        batch
+    }
+
+    /// Keeps memory bounded: drops keys whose last update is older than
+    /// [`APPLIED_MEMORY`] behind the watermark.
+    fn forget_applied(&mut self) {
+        if let Some(wm) = self.windows.watermark() {
+            let horizon: i64 = (wm - APPLIED_MEMORY).timestamp_millis();
+            self.applied.retain(|_, t| *t >= horizon);
+        }
+    }
+
+    /// Keys whose last applied update is remembered.
+    pub fn remembered_keys(&self) -> usize {
+        self.applied.len()
+    }
+
+    /// Emits every open window (shutdown, end of a replay).
+    pub fn flush(&mut self) -> Vec<Closed<OddsKey, OddsWindowOutput>> {
+        self.windows.flush_all()
+    }
+}
+
+impl PartitionState for OddsProcessor {
+    type Topics = crate::live::envelope::Topics;
+    type Payload = OddsPayload;
+    type Output = OddsBatch;
+    type Snapshot = OddsSnapshot;
+
+    /// Rejected bookmaker markets and late ones are the message's problems.
+    fn apply(&mut self, envelope: &Envelope<OddsPayload>) -> (OddsBatch, Option<DeadLetterReason>) {
+        let batch: OddsBatch = self.handle(envelope);
+        let mut problems: Vec<DeadLetterReason> = batch
+            .rejected
+            .iter()
+            .map(|r| {
+                DeadLetterReason::new(
+                    "rejected",
+                    format!("{}/{}: {}", r.bookmaker, r.market, r.reason),
+                )
+            })
+            .collect();
+        problems.extend(batch.late.iter().map(|l| {
+            DeadLetterReason::new(
+                "late",
+                format!(
+                    "{}: late (event {} behind watermark {})",
+                    l.key.as_key(),
+                    l.event_time,
+                    l.watermark
+                ),
+            )
+        }));
+        (batch, DeadLetterReason::join(problems))
+    }
+
+    /// Everything accumulated so far, for a checkpoint.
+    fn snapshot(&self) -> OddsSnapshot {
+        let mut applied: Vec<(OddsKey, i64)> =
+            self.applied.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        applied.sort();
+        OddsSnapshot {
+            windows: self.windows.snapshot(),
+            applied,
+            handled: self.handled,
+        }
+    }
+
+    fn restore(&mut self, snapshot: OddsSnapshot) {
+        self.windows.restore(snapshot.windows);
+        self.applied = snapshot.applied.into_iter().collect();
+        self.handled = snapshot.handled;
+    }
+}
+
+#[cfg(test)]
+mod tests;

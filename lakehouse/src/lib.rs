@@ -1,0 +1,14 @@
+//! The lakehouse under BetFlow's pipelines, knowing no sport: object stores
+//! for the raw lake ([`lake`]), Apache Iceberg tables with replace-partition
+//! commits and column reads ([`iceberg`]), declarative quality checks
+//! recorded per task try ([`quality`]), and AWS Glue job runs as tasks
+//! ([`glue_job`]) over the client plumbing S3 and Glue share ([`aws`]).
+//!
+//! Callers bring the meaning: table definitions, key layouts and check
+//! suites live with the domain that owns them.
+
+pub mod aws;
+pub mod glue_job;
+pub mod iceberg;
+pub mod lake;
+pub mod quality;

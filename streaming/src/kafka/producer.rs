@@ -1,0 +1,179 @@
+//! One shared async producer: envelopes to their topics keyed by
+//! the payload's key (event id), so every update of an event lands on one
+//! partition, in order. Missing topics are created with a configured
+//! partition count; failed deliveries are retried and counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use thiserror::Error;
+
+use std::fmt::Display;
+
+use crate::envelope::{encode, Envelope, Keyed};
+
+#[derive(Debug, Error)]
+pub enum ProduceError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("encoding the envelope: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("creating topic `{topic}`: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("delivery to `{topic}` failed after {attempts} attempts: {error}")]
+    Delivery {
+        topic: String,
+        attempts: u32,
+        error: KafkaError,
+    },
+}
+
+/// Delivery counters, for health reports.
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// `KAFKA_LINGER_MS`: how long the producer gathers a partition's messages
+/// into one batch before sending it.
+pub const LINGER_MS_ENV: &str = "KAFKA_LINGER_MS";
+/// librdkafka's own: BetFlow's publishers send a poll's messages as a
+/// group and wait for it, so lingering longer would only delay each group.
+pub const DEFAULT_LINGER_MS: u64 = 5;
+
+/// Cheap to clone; every clone shares the underlying librdkafka producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+    brokers: String,
+    partitions: i32,
+    attempts: u32,
+    stats: Arc<ProducerStats>,
+}
+
+impl Producer {
+    /// A producer for `brokers` that creates missing topics with `partitions`,
+    /// batching for `KAFKA_LINGER_MS` (default [`DEFAULT_LINGER_MS`]).
+    pub fn new(brokers: &str, partitions: i32) -> Result<Self, ProduceError> {
+        let linger: u64 = super::config::env(LINGER_MS_ENV).unwrap_or(DEFAULT_LINGER_MS);
+        Self::with_linger(brokers, partitions, linger)
+    }
+
+    /// [`Producer::new`] batching for `linger_ms`: a steady stream of
+    /// independent updates goes out in fewer, larger record batches.
+    pub fn with_linger(
+        brokers: &str,
+        partitions: i32,
+        linger_ms: u64,
+    ) -> Result<Self, ProduceError> {
+        let inner: FutureProducer = super::client::client_config(brokers)
+            .set("message.timeout.ms", "10000")
+            .set("acks", "all")
+            // librdkafka's own retries then neither duplicate nor reorder
+            // a partition's messages; a resend after `message.timeout.ms`
+            // (`send_raw`) is a new message, which the consumers' keyed
+            // upserts absorb.
+            .set("enable.idempotence", "true")
+            .set("linger.ms", linger_ms.to_string())
+            .create()?;
+        Ok(Self {
+            inner,
+            brokers: brokers.to_string(),
+            partitions: partitions.max(1),
+            attempts: 3,
+            stats: Arc::new(ProducerStats::default()),
+        })
+    }
+
+    pub fn stats(&self) -> &ProducerStats {
+        &self.stats
+    }
+
+    /// Creates the topics that do not exist yet.
+    pub async fn ensure_topics<T: Display>(&self, topics: &[T]) -> Result<(), ProduceError> {
+        let names: Vec<String> = topics.iter().map(T::to_string).collect();
+        ensure_topics(&self.brokers, &names, self.partitions).await
+    }
+
+    /// Publishes one envelope to its topic, keyed by the payload's key.
+    pub async fn publish<P: Serialize + Keyed, K: Serialize>(
+        &self,
+        topic: impl Display,
+        envelope: &Envelope<P, K>,
+    ) -> Result<(i32, i64), ProduceError> {
+        let (key, value) = encode(envelope)?;
+        self.send_raw(&topic.to_string(), Some(&key), &value).await
+    }
+
+    /// Sends bytes as they are (replays, tests of malformed input); retries
+    /// a failed delivery up to the configured attempts. Returns (partition, offset).
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(i32, i64), ProduceError> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(value);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            match self.inner.send(record, Duration::from_secs(10)).await {
+                Ok(delivery) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    return Ok((delivery.partition, delivery.offset));
+                }
+                Err((error, _)) if attempt < self.attempts => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic, attempt, "delivery failed ({error}); retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err((error, _)) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(ProduceError::Delivery {
+                        topic: topic.to_string(),
+                        attempts: attempt,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Creates each topic in `names` with `partitions` unless it exists,
+/// replicated `KAFKA_REPLICATION_FACTOR` times.
+pub async fn ensure_topics(
+    brokers: &str,
+    names: &[String],
+    partitions: i32,
+) -> Result<(), ProduceError> {
+    let admin: AdminClient<DefaultClientContext> =
+        super::client::client_config(brokers).create()?;
+    let replication: i32 = super::replication_factor_from_env();
+    let new: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(ProduceError::CreateTopic { topic, code }),
+        }
+    }
+    Ok(())
+}
