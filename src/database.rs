@@ -7,7 +7,16 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use orchestrator::store::write::SyncOptions;
+use orchestrator::store::Migrations;
 use orchestrator::{DagBag, Store};
+
+/// Every crate's migrations, in the order they are applied: the engine's
+/// metadata, the web's users, then the `serving` schema.
+pub static MIGRATIONS: [&Migrations; 3] = [
+    &orchestrator::store::migrations::ORCHESTRATOR,
+    &web::MIGRATIONS,
+    &dags::MIGRATIONS,
+];
 
 pub struct Database {
     pub store: Store,
@@ -20,7 +29,7 @@ impl Database {
     /// Connect, apply migrations and record the DAG definitions.
     pub async fn open(home: &Path, bag: &DagBag) -> Result<Self> {
         let db = Self::connect(home).await?;
-        db.store.migrate().await?;
+        db.store.migrate_all(&MIGRATIONS).await?;
         let opts = SyncOptions {
             mark_missing_stale: true,
             paused_at_creation: crate::config::paused_at_creation(),
@@ -35,7 +44,7 @@ impl Database {
     /// Like `open`, but leaves DAGs outside `bag` untouched (benchmarks).
     pub async fn open_isolated(home: &Path, bag: &DagBag) -> Result<Self> {
         let db = Self::connect(home).await?;
-        db.store.migrate().await?;
+        db.store.migrate_all(&MIGRATIONS).await?;
         let opts = SyncOptions {
             mark_missing_stale: false,
             paused_at_creation: false,

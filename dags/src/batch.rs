@@ -36,12 +36,18 @@ pub const GOLD_MARTS: &str = "gold_marts_nightly";
 
 /// The batch DAGs, as build results so a broken definition reports its error.
 pub fn dags() -> Vec<Result<Dag, DagError>> {
+    dags_with(None)
+}
+
+/// The nightly DAGs with fixed settings (the binary's, or a test's), or
+/// with `None` settings read from the environment when each task runs.
+pub fn dags_with(settings: SettingsOverride) -> Vec<Result<Dag, DagError>> {
     vec![
-        historical_games_daily(),
-        historical_odds_daily(),
-        weather_daily(),
-        news_daily(),
-        gold_marts_nightly(),
+        historical_games_daily_with(settings.clone()),
+        historical_odds_daily_with(settings.clone()),
+        weather_daily_with(settings.clone()),
+        news_daily_with(settings.clone()),
+        gold_marts_nightly_with(settings),
     ]
 }
 

@@ -20,6 +20,7 @@ pub mod sensors;
 pub mod transform;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use orchestrator::{DagBag, TaskContext, TaskError};
 use serde_json::Value;
@@ -54,6 +55,13 @@ pub fn selected_sports(ctx: &TaskContext) -> Result<Vec<String>, TaskError> {
         .collect())
 }
 
+/// The `serving` schema the processors, publishers and gold marts write
+/// and the dashboards read (`migrations/serving`, docs/data-model.md).
+pub static MIGRATIONS: orchestrator::store::Migrations = orchestrator::store::Migrations {
+    owner: "serving",
+    migrator: sqlx::migrate!("../migrations/serving"),
+};
+
 /// Pool of the ESPN site API (no key, but unofficial: stay polite).
 pub const ESPN_POOL: &str = "espn_api";
 /// Pool of The Odds API: every call costs credits, so one at a time.
@@ -86,13 +94,29 @@ pub fn dag_bag() -> DagBag {
 /// [`dag_bag`] with the Kafka bootstrap servers given explicitly (for
 /// `betflow up`, which may start its own broker).
 pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
+    let dags = batch::dags()
+        .into_iter()
+        .chain([live_streams::live_streams_with(brokers)]);
+    bag_of(dags)
+}
+
+/// Every BetFlow DAG for a deployment's settings, resolved once by the
+/// binary: every task works on these (its `--home` included) instead of
+/// reading the environment when it runs.
+pub fn dag_bag_for(settings: Arc<ingest::Settings>, brokers: Option<&str>) -> DagBag {
+    let dags = batch::dags_with(Some(settings.clone()))
+        .into_iter()
+        .chain([live_streams::live_streams_for(brokers, &settings)]);
+    bag_of(dags)
+}
+
+fn bag_of(
+    dags: impl Iterator<Item = Result<orchestrator::Dag, orchestrator::dag::DagError>>,
+) -> DagBag {
     let mut bag = DagBag::new();
     for (name, slots) in POOLS {
         bag.pool(name, *slots);
     }
-    let dags = batch::dags()
-        .into_iter()
-        .chain([live_streams::live_streams_with(brokers)]);
     for dag in dags {
         bag.add(dag.unwrap_or_else(|e| panic!("invalid BetFlow DAG definition: {e}")));
     }

@@ -35,7 +35,7 @@ use crate::live::kafka::weather::weather_consumer;
 use crate::live::publish::poll::pollers;
 use crate::live::publish::replay::{ReplayPublisher, NAME as REPLAY_PUBLISHER};
 use crate::live::publish::SharedProducer;
-use streaming::kafka::archive::ArchiveConsumer;
+use streaming::kafka::archive::{ArchiveConsumer, OpenLake};
 use streaming::kafka::{partitions_from_env, BROKERS_ENV};
 
 pub const LIVE_STREAMS: &str = "live_streams";
@@ -80,12 +80,32 @@ impl Publishing {
             }
         }
         match Settings::from_env() {
-            Ok(s) if s.mode == SourceMode::Replay => Publishing::Replay,
-            Ok(s) => Publishing::Live(Box::new(s)),
+            Ok(s) => Publishing::from_settings(&s),
             Err(e) => {
                 tracing::error!("live publishers disabled: {e}");
                 Publishing::Off
             }
+        }
+    }
+
+    /// The publishers of `settings`' source mode, unless `BETFLOW_LIVE_PUBLISH=off`.
+    pub fn for_settings(settings: &Settings) -> Self {
+        match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
+            "" | "auto" => Publishing::from_settings(settings),
+            "off" => Publishing::Off,
+            other => {
+                tracing::error!(
+                    "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
+                );
+                Publishing::Off
+            }
+        }
+    }
+
+    fn from_settings(settings: &Settings) -> Self {
+        match settings.mode {
+            SourceMode::Replay => Publishing::Replay,
+            SourceMode::Live { .. } => Publishing::Live(Box::new(settings.clone())),
         }
     }
 }
@@ -105,10 +125,30 @@ pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
     live_streams_publishing(brokers, &publishing)
 }
 
+/// `live_streams` of a deployment's settings: its publishers and the lake
+/// its archive writes to come from them, not from the environment.
+pub fn live_streams_for(brokers: Option<&str>, settings: &Arc<Settings>) -> Result<Dag, DagError> {
+    let publishing = match brokers.map(str::trim) {
+        Some(b) if !b.is_empty() => Publishing::for_settings(settings),
+        _ => Publishing::Off,
+    };
+    let home = settings.home.clone();
+    let lake: OpenLake = Arc::new(move || Ok(crate::lake::open_from_env(&home)?));
+    build_live_streams(brokers, &publishing, lake)
+}
+
 /// `live_streams` with the publishers chosen explicitly.
 pub fn live_streams_publishing(
     brokers: Option<&str>,
     publishing: &Publishing,
+) -> Result<Dag, DagError> {
+    build_live_streams(brokers, publishing, Arc::new(open_archive_lake))
+}
+
+fn build_live_streams(
+    brokers: Option<&str>,
+    publishing: &Publishing,
+    archive_lake: OpenLake,
 ) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
         .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the publishers feeding the live topics, the odds, games, weather and news consumers and the raw topic archive")
@@ -166,7 +206,7 @@ pub fn live_streams_publishing(
             Arc::new(ArchiveConsumer::new(
                 brokers,
                 <Topics as TopicScheme>::all(),
-                Arc::new(open_archive_lake),
+                archive_lake,
             )),
             STREAM_RESTART,
         );
@@ -174,7 +214,8 @@ pub fn live_streams_publishing(
     b.build()
 }
 
-/// The lake the topic archive writes to: the one the batch DAGs use.
+/// The lake the topic archive writes to, from the environment (tests and
+/// tools; the binary hands its settings to [`live_streams_for`]).
 fn open_archive_lake() -> Result<Arc<dyn ObjectStore>, TaskError> {
     let settings = crate::ingest::Settings::from_env()?;
     Ok(crate::lake::open_from_env(&settings.home)?)

@@ -55,7 +55,13 @@ pub(crate) async fn metadata() -> std::rc::Rc<Metadata> {
     })
     .expect("start a throwaway Postgres for the dry runs");
     let store = Store::connect(pg.url(), 4).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    store
+        .migrate_all(&[
+            &orchestrator::store::migrations::ORCHESTRATOR,
+            &crate::MIGRATIONS,
+        ])
+        .await
+        .expect("migrate");
     let m = std::rc::Rc::new(Metadata {
         store,
         _pg: pg,
@@ -421,6 +427,8 @@ struct DryRun {
     states: BTreeMap<String, TaskState>,
     outputs: HashMap<String, Value>,
     errors: BTreeMap<String, String>,
+    /// Whether each failed task's error lets its retries try again.
+    retryable: BTreeMap<String, bool>,
     logs: Vec<LogLine>,
 }
 
@@ -442,6 +450,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
         states: BTreeMap::new(),
         outputs: HashMap::new(),
         errors: BTreeMap::new(),
+        retryable: BTreeMap::new(),
         logs: Vec::new(),
     };
     for task in dag.tasks() {
@@ -492,6 +501,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                     }
                     Err(TaskError::Skip(_)) => TaskState::Skipped,
                     Err(e) => {
+                        run.retryable.insert(task.id.clone(), e.is_retryable());
                         run.errors.insert(task.id.clone(), e.to_string());
                         TaskState::Failed
                     }
@@ -666,7 +676,7 @@ async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
 }
 
 #[tokio::test]
-async fn a_payload_that_is_not_json_fails_validate_but_is_kept_raw() {
+async fn a_body_that_is_not_json_fails_the_fetch_for_a_retry_and_stores_nothing() {
     let home = tempfile::tempdir().unwrap();
     let dag = games_dag(
         home.path(),
@@ -675,18 +685,65 @@ async fn a_payload_that_is_not_json_fails_validate_but_is_kept_raw() {
         },
     );
     let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
-    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Success);
-    assert_eq!(run.states["nfl.validate"], TaskState::Failed);
+    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Failed);
     assert!(
-        run.errors["nfl.validate"].contains("is not JSON"),
+        run.errors["nfl.fetch_scoreboard"].contains("is not JSON"),
         "{:?}",
         run.errors
     );
-    assert_eq!(
-        run.states["transform.bronze_games"],
-        TaskState::UpstreamFailed
+    // The source may answer properly on the next try: the fetch retries.
+    assert_eq!(run.retryable["nfl.fetch_scoreboard"], true);
+    assert_eq!(run.states["nfl.validate"], TaskState::UpstreamFailed);
+    assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
+}
+
+#[tokio::test]
+async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(home.path(), SourceMode::Replay);
+    let mut run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    // The day's raw object is damaged after the fetch stored it.
+    let files = lake_files(home.path(), "raw/historical/nfl/games");
+    let path = home.path().join("lake").join(&files[0]);
+    std::fs::write(&path, crate::lake::gzip("k", b"<html>").unwrap()).unwrap();
+    let task = dag.task("nfl.validate").expect("validate task");
+    let orchestrator::dag::TaskKind::Operator(op) = &task.kind else {
+        panic!("validate is an operator");
+    };
+    let upstream = HashMap::from([(
+        "nfl.fetch_scoreboard".to_owned(),
+        run.outputs
+            .remove("nfl.fetch_scoreboard")
+            .expect("fetch output"),
+    )]);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let interval = dag
+        .schedule
+        .interval_from(
+            dag.schedule
+                .tick_at_or_after(dag.bounds.start_date)
+                .unwrap(),
+        )
+        .unwrap();
+    let ctx = TaskContext::new(
+        dag.id.clone(),
+        task.id.clone(),
+        "damaged".to_owned(),
+        interval,
+        1,
+        3,
+        dag.resolve_params(&json!({"sports": ["nfl"]})),
+        TaskLogger::channel(tx),
+        CancellationToken::new(),
+        upstream,
     );
-    assert_eq!(lake_files(home.path(), "raw/historical/nfl/games").len(), 1);
+    let err = op.execute(ctx).await.expect_err("a damaged payload fails");
+    assert!(err.to_string().contains("is not JSON"), "{err}");
+    assert!(
+        !err.is_retryable(),
+        "no retry changes a stored object: {err}"
+    );
 }
 
 #[tokio::test]

@@ -42,6 +42,20 @@ impl TaskError {
         Self::Fatal(error.into())
     }
 
+    /// A failure retried or not as `retry_can_help` says: network errors,
+    /// 5xx, 429 and timeouts are worth another try; bad settings, a full
+    /// disk and input that will not change are not.
+    pub fn classified(
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        retry_can_help: bool,
+    ) -> Self {
+        if retry_can_help {
+            Self::Failed(error.into())
+        } else {
+            Self::Fatal(error.into())
+        }
+    }
+
     /// Whether retrying the task could succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Failed(_))

@@ -67,6 +67,16 @@ impl SourceError {
     }
 }
 
+impl SourceError {
+    /// Whether a later try of the whole task may succeed: everything
+    /// transient, and retries the client already used up (the source may
+    /// be back by the task's next try). Settings and other 4xx will not
+    /// change; a body that does not decode is the caller's to judge.
+    pub fn retry_can_help(&self) -> bool {
+        self.is_transient() || matches!(self, SourceError::RetriesExhausted { .. })
+    }
+}
+
 /// At most `max` characters of a response body, on a char boundary, so a
 /// huge HTML error page does not flood the logs.
 pub(crate) fn excerpt(body: &[u8], max: usize) -> String {

@@ -37,7 +37,7 @@ pub struct BackfillArgs {
 const MAX_RUNS: usize = 10_000;
 
 pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let bag = super::dag_bag(home)?;
     let dag = find_dag(&bag, &args.dag)?;
     if dag.schedule.expression().is_none() {
         return Err(usage(format!(

@@ -43,7 +43,7 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
         Some(b) => Some(b.bootstrap.clone()),
         None => std::env::var("KAFKA_BROKERS").ok(),
     };
-    let bag = super::dag_bag_with_brokers(brokers.as_deref());
+    let bag = super::dag_bag_with_brokers(home, brokers.as_deref())?;
     let config = crate::config::engine_config()?;
     let db = Database::open(home, &bag).await?;
     let listener = tokio::net::TcpListener::bind((host, port))
@@ -86,7 +86,7 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
 }
 
 pub async fn scheduler(home: &Path) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let bag = super::dag_bag(home)?;
     let config = crate::config::engine_config()?;
     let db = Database::open(home, &bag).await?;
     let shutdown = shutdown_on_signals();

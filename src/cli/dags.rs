@@ -66,7 +66,7 @@ pub fn parse_conf(conf: Option<&str>) -> Result<Value> {
 }
 
 pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let bag = super::dag_bag(home)?;
     // Validate ids before touching the database, so a typo writes nothing.
     match &cmd {
         DagsCommand::Show { dag } => {

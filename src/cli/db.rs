@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::database::Database;
+use crate::database::{Database, MIGRATIONS};
 
 #[derive(Subcommand)]
 pub enum DbCommand {
     /// Apply pending migrations.
     Migrate,
-    /// Show applied and pending migrations.
+    /// Show applied and pending migrations, per owner.
     Status,
     /// Print the connection URL of the metadata database (for psql and other tools).
     Url {
@@ -26,14 +26,17 @@ pub async fn run(home: &Path, cmd: DbCommand) -> Result<ExitCode> {
     let db = Database::connect(home).await?;
     match cmd {
         DbCommand::Migrate => {
-            db.store.migrate().await?;
+            db.store.migrate_all(&MIGRATIONS).await?;
             outln!("migrations applied");
         }
         DbCommand::Status => {
-            for (version, description, applied) in db.store.migration_status().await? {
+            for m in db.store.migration_status(&MIGRATIONS).await? {
                 outln!(
-                    "{version}  {:<8} {description}",
-                    if applied { "applied" } else { "pending" }
+                    "{:<13} {}  {:<8} {}",
+                    m.owner,
+                    m.version,
+                    if m.applied { "applied" } else { "pending" },
+                    m.description
                 );
             }
         }

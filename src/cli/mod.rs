@@ -13,7 +13,7 @@ mod users;
 mod wait;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -113,19 +113,24 @@ impl Command {
     }
 }
 
-/// BetFlow's DAGs, plus the examples when `BETFLOW_LOAD_EXAMPLES` is set.
-pub fn dag_bag() -> DagBag {
+/// BetFlow's DAGs for this home, plus the examples when
+/// `BETFLOW_LOAD_EXAMPLES` is set.
+pub fn dag_bag(home: &Path) -> Result<DagBag> {
     let brokers = std::env::var("KAFKA_BROKERS").ok();
-    dag_bag_with_brokers(brokers.as_deref())
+    dag_bag_with_brokers(home, brokers.as_deref())
 }
 
-/// [`dag_bag`] with explicit Kafka bootstrap servers.
-pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
-    let mut bag = ::dags::dag_bag_with_brokers(brokers);
+/// [`dag_bag`] with explicit Kafka bootstrap servers. The pipelines'
+/// settings are resolved here, once: a bad value stops the command (exit
+/// 2) naming it, and every task works under this `home`.
+pub fn dag_bag_with_brokers(home: &Path, brokers: Option<&str>) -> Result<DagBag> {
+    let settings = ::dags::ingest::Settings::from_env_at(home.to_path_buf())
+        .map_err(|e| usage(e.to_string()))?;
+    let mut bag = ::dags::dag_bag_for(std::sync::Arc::new(settings), brokers);
     if crate::config::load_examples() {
         ::dags::examples::add_to(&mut bag);
     }
-    bag
+    Ok(bag)
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {

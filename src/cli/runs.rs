@@ -37,7 +37,7 @@ pub enum RunsCommand {
 }
 
 pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let bag = super::dag_bag(home)?;
     let mut state_filter: Option<RunState> = None;
     match &cmd {
         RunsCommand::List {

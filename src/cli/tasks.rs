@@ -50,7 +50,7 @@ pub enum TasksCommand {
 }
 
 pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag();
+    let bag = super::dag_bag(home)?;
     match cmd {
         TasksCommand::Run {
             dag,

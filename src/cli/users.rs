@@ -65,7 +65,7 @@ pub async fn users(home: &Path, cmd: UsersCommand) -> Result<ExitCode> {
             (p, false)
         }
     };
-    let db = Database::open(home, &super::dag_bag()).await?;
+    let db = Database::open(home, &super::dag_bag(home)?).await?;
     auth::create_user(db.store.pool(), &username, role, &password)
         .await
         .map_err(auth_error)?;
@@ -79,7 +79,7 @@ pub async fn users(home: &Path, cmd: UsersCommand) -> Result<ExitCode> {
 
 pub async fn tokens(home: &Path, cmd: TokensCommand) -> Result<ExitCode> {
     let TokensCommand::Create { username, name } = cmd;
-    let db = Database::open(home, &super::dag_bag()).await?;
+    let db = Database::open(home, &super::dag_bag(home)?).await?;
     let token = auth::create_token(db.store.pool(), &username, &name)
         .await
         .map_err(auth_error)?;

@@ -24,6 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::limiter::LoginLimiter;
 
+/// The web's tables: users, sessions and API tokens (`migrations/web`).
+pub static MIGRATIONS: orchestrator::store::Migrations = orchestrator::store::Migrations {
+    owner: "web",
+    migrator: sqlx::migrate!("../migrations/web"),
+};
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {

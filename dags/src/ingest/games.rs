@@ -14,7 +14,10 @@ use chrono::NaiveDate;
 use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 
-use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
+use super::{
+    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
+    SourceMode, REPLAY_SEED,
+};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::espn::{self, EspnClient, GameState};
@@ -75,8 +78,14 @@ impl FetchScoreboard {
 async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetched, TaskError> {
     match mode {
         SourceMode::Live { base_url } => {
-            let client = EspnClient::new(HttpConfig::new(base_url.clone(), espn::RATE_PER_SECOND))?;
-            Ok(client.fetch_scoreboard(sport, Some(date)).await?)
+            let client = EspnClient::new(HttpConfig::new(base_url.clone(), espn::RATE_PER_SECOND))
+                .map_err(source_failed)?;
+            let fetched = client
+                .fetch_scoreboard(sport, Some(date))
+                .await
+                .map_err(source_failed)?;
+            require_json(&fetched.body, &fetched.url, "the scoreboard")?;
+            Ok(fetched)
         }
         SourceMode::Replay => replay_scoreboard(sport, date),
     }
@@ -110,8 +119,11 @@ impl Task for FetchScoreboard {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let written: String = write_raw(store.as_ref(), &key, &fetched.body).await?;
+        let store: Arc<dyn ObjectStore> =
+            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let written: String = write_raw(store.as_ref(), &key, &fetched.body)
+            .await
+            .map_err(lake_failed)?;
         ctx.log.info(format!(
             "fetched {} scoreboard for {date} from {} ({} bytes) into {}/{written}",
             sport.key,
@@ -155,7 +167,8 @@ impl Task for ValidateScoreboard {
             payload,
             ..
         } = self.0.load(&ctx, "scoreboard").await?;
-        let checked = espn::validate_scoreboard(sport.key, &payload)?;
+        // The stored payload will not change: a shape we cannot read fails at once.
+        let checked = espn::validate_scoreboard(sport.key, &payload).map_err(TaskError::fatal)?;
         let dead: Option<String> = write_dead_letters(
             store.as_ref(),
             DEAD_LETTER_SOURCE,

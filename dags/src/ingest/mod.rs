@@ -125,15 +125,21 @@ impl Settings {
     /// Read at task time, not at DAG build time, so the process that runs
     /// the task decides.
     pub fn from_env() -> Result<Self, TaskError> {
+        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
+        Self::from_env_at(home)
+    }
+
+    /// [`Settings::from_env`] with the home given (the binary's `--home`),
+    /// not read from `BETFLOW_HOME`.
+    pub fn from_env_at(home: PathBuf) -> Result<Self, TaskError> {
         let var = |name: &str| -> Option<String> {
             std::env::var(name)
                 .ok()
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
         let sources: String = std::env::var("BETFLOW_SOURCES").unwrap_or_default();
         let mode: SourceMode = match sources.trim() {
             "" | "replay" => SourceMode::Replay,
@@ -141,7 +147,7 @@ impl Settings {
                 base_url: var("BETFLOW_ESPN_URL").unwrap_or_else(|| espn::BASE_URL.to_owned()),
             },
             other => {
-                return Err(TaskError::msg(format!(
+                return Err(TaskError::fatal(format!(
                 "BETFLOW_SOURCES={other:?} is not a source mode; use `replay` (default) or `live`"
             )))
             }
@@ -153,7 +159,7 @@ impl Settings {
                 .ok()
                 .filter(|m| (5..=1440).contains(m))
                 .ok_or_else(|| {
-                    TaskError::msg(format!(
+                    TaskError::fatal(format!(
                         "BETFLOW_ODDS_SNAPSHOT_MINUTES={v:?} must be whole minutes from 5 to 1440"
                     ))
                 })?,
@@ -220,7 +226,7 @@ impl ValidateFrom {
         let sport: &'static Sport = selected(ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
         let fetched: FetchedRef = ctx.upstream(&self.fetch_task)?;
-        let store = crate::lake::open_from_env(&settings.home)?;
+        let store = crate::lake::open_from_env(&settings.home).map_err(lake_failed)?;
         let payload = read_fetched_json(
             store.as_ref(),
             &fetched.key,
@@ -239,22 +245,55 @@ impl ValidateFrom {
 }
 
 /// Read back the raw object a fetch task wrote and parse it as JSON. A
-/// missing object or bytes that are not JSON fail the task (retries apply):
-/// that is the whole day's payload, not one bad record to dead-letter.
+/// missing object or bytes that are not JSON fail the task at once: that
+/// is the whole day's payload, not one bad record to dead-letter, and no
+/// retry of this task changes it (clearing the fetch task does).
 async fn read_fetched_json(
     store: &dyn crate::lake::ObjectStore,
     key: &str,
     fetch_task: &str,
     what: &str,
 ) -> Result<serde_json::Value, TaskError> {
-    let bytes: Vec<u8> = crate::lake::raw::read_raw(store, key).await?.ok_or_else(|| {
-        TaskError::msg(format!(
+    let bytes: Vec<u8> = crate::lake::raw::read_raw(store, key)
+        .await
+        .map_err(lake_failed)?
+        .ok_or_else(|| {
+        TaskError::fatal(format!(
             "raw object {key} is missing from {} (replaced by a newer run?); clear {fetch_task} to fetch it again",
             store.location()
         ))
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| TaskError::msg(format!("{what} {key} is not JSON ({e}); nothing validated")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        TaskError::fatal(format!(
+            "{what} {key} is not JSON ({e}); nothing validated; clear {fetch_task} to fetch it again"
+        ))
+    })
+}
+
+/// A source failure as a task failure: retried only when another try may
+/// get past it (docs: network errors, 5xx, 429, timeouts).
+pub(crate) fn source_failed(e: sources::SourceError) -> TaskError {
+    let retry = e.retry_can_help();
+    TaskError::classified(e, retry)
+}
+
+/// A lake failure as a task failure: a full disk or a bad setting fails at
+/// once, I/O and S3 hiccups are retried.
+pub(crate) fn lake_failed(e: crate::lake::LakeError) -> TaskError {
+    let retry = e.retry_can_help();
+    TaskError::classified(e, retry)
+}
+
+/// Refuses a fetched body that is not JSON before it becomes the day's raw
+/// object: the source may answer properly on the fetch's next try, while a
+/// stored bad body would only fail every validate try after it.
+pub(crate) fn require_json(body: &[u8], url: &str, what: &str) -> Result<(), TaskError> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(TaskError::msg(format!(
+            "{what} from {url} is not JSON ({e}); nothing stored, the fetch is retried"
+        ))),
+    }
 }
 
 pub(crate) fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {

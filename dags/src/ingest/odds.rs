@@ -19,7 +19,10 @@ use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{resolve, selected, Settings, SettingsOverride, SourceMode, REPLAY_SEED};
+use super::{
+    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
+    SourceMode, REPLAY_SEED,
+};
 use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::generator::SeasonGenerator;
@@ -189,10 +192,15 @@ impl Task for FetchOddsSnapshots {
                 let client = OddsApiClient::new(
                     HttpConfig::new(settings.odds_api_url.clone(), odds_api::RATE_PER_SECOND),
                     key,
-                )?;
+                )
+                .map_err(source_failed)?;
                 let mut out: Vec<Fetched> = Vec::with_capacity(times.len());
                 for t in &times {
-                    let f: Fetched = client.fetch_historical_odds(sport, *t).await?;
+                    let f: Fetched = client
+                        .fetch_historical_odds(sport, *t)
+                        .await
+                        .map_err(source_failed)?;
+                    require_json(&f.body, &f.url, "an odds snapshot")?;
                     if let Some(Quota {
                         remaining,
                         used,
@@ -226,8 +234,11 @@ impl Task for FetchOddsSnapshots {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let written: String = write_raw(store.as_ref(), &key, &body).await?;
+        let store: Arc<dyn ObjectStore> =
+            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let written: String = write_raw(store.as_ref(), &key, &body)
+            .await
+            .map_err(lake_failed)?;
         ctx.log.info(format!(
             "fetched {} of {} {} odds snapshots for {date} every {} min ({} bytes) into {}/{written}",
             fetched.len(),

@@ -25,7 +25,10 @@ use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{resolve, selected, Settings, SettingsOverride, SourceMode};
+use super::{
+    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
+    SourceMode,
+};
 use crate::lake::layout::date_prefix;
 use crate::lake::{
     self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectMeta, ObjectStore, RawKey,
@@ -181,12 +184,15 @@ impl Task for SelectOutdoorVenues {
                 continue;
             };
             let bytes: Vec<u8> = read_raw(store.as_ref(), &games_key)
-                .await?
+                .await
+                .map_err(lake_failed)?
                 .unwrap_or_default();
+            // A stored object does not change between tries: fail at once.
             let payload: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                TaskError::msg(format!("games object {games_key} is not JSON ({e})"))
+                TaskError::fatal(format!("games object {games_key} is not JSON ({e})"))
             })?;
-            let checked = espn::validate_scoreboard(sport.key, &payload)?;
+            let checked =
+                espn::validate_scoreboard(sport.key, &payload).map_err(TaskError::fatal)?;
             let mut by_id: BTreeMap<String, OutdoorVenue> = BTreeMap::new();
             let mut missing: BTreeSet<String> = BTreeSet::new();
             for game in &checked.good {
@@ -385,16 +391,26 @@ impl Task for FetchOpenMeteo {
             .unwrap_or_default();
         let client: Option<OpenMeteoClient> = match &settings.mode {
             SourceMode::Replay => None,
-            SourceMode::Live { .. } => Some(OpenMeteoClient::new(HttpConfig::new(
-                settings.open_meteo_url.clone(),
-                OPEN_METEO_RATE,
-            ))?),
+            SourceMode::Live { .. } => Some(
+                OpenMeteoClient::new(HttpConfig::new(
+                    settings.open_meteo_url.clone(),
+                    OPEN_METEO_RATE,
+                ))
+                .map_err(source_failed)?,
+            ),
         };
         // `[{"venue": …, "url": …, "response": <untouched body>}, …]`
         let mut body: Vec<u8> = b"[".to_vec();
         for (i, venue) in venues.iter().enumerate() {
             let fetched: Fetched = match &client {
-                Some(c) => c.fetch_archive(venue.lat, venue.lon, date, end).await?,
+                Some(c) => {
+                    let f = c
+                        .fetch_archive(venue.lat, venue.lon, date, end)
+                        .await
+                        .map_err(source_failed)?;
+                    require_json(&f.body, &f.url, "a venue's weather")?;
+                    f
+                }
                 None => generated_archive(venue, date, end)?,
             };
             if i > 0 {
@@ -417,8 +433,11 @@ impl Task for FetchOpenMeteo {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
-        let written: String = write_raw(store.as_ref(), &key, &body).await?;
+        let store: Arc<dyn ObjectStore> =
+            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let written: String = write_raw(store.as_ref(), &key, &body)
+            .await
+            .map_err(lake_failed)?;
         ctx.log.info(format!(
             "fetched {source} hourly weather {date}..={end} at {} outdoor {} venues ({} bytes) into {}/{written}",
             venues.len(),

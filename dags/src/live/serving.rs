@@ -218,10 +218,10 @@ pub(crate) mod schema {
 
     use serde::Serialize;
 
-    const MIGRATION: &str = include_str!("../../../migrations/20260101000004_serving.sql");
+    const MIGRATION: &str = include_str!("../../../migrations/serving/20260101000004_serving.sql");
     /// Migrations that alter the serving tables after it.
     const LATER_MIGRATIONS: &[&str] = &[include_str!(
-        "../../../migrations/20260101000012_game_status_history.sql"
+        "../../../migrations/serving/20260101000012_game_status_history.sql"
     )];
 
     /// Column names of `serving.{table}`, minus `id` and `write_time`.

@@ -64,6 +64,9 @@ pub struct Warehouse {
     catalog: TableCatalog,
     /// `file:///…/lake/warehouse`, the root table locations derive from.
     pub location: String,
+    /// The deployment's database, where commits to one table queue
+    /// ([`super::commit`]); `None` for a warehouse opened without one.
+    pub(crate) queue: Option<sqlx::PgPool>,
 }
 
 /// The catalog a warehouse's tables are registered in.
@@ -104,7 +107,10 @@ impl Warehouse {
         match (kind.to_ascii_lowercase().as_str(), s3) {
             ("sql", Some(s3)) => Warehouse::open_s3(pool, &s3).await,
             ("sql", None) => Warehouse::open(pool, &default_dir(betflow_home)).await,
-            ("glue", Some(s3)) => Warehouse::open_glue(&s3, &GlueCatalogConfig::from_env()?).await,
+            ("glue", Some(s3)) => {
+                let glue = Warehouse::open_glue(&s3, &GlueCatalogConfig::from_env()?).await?;
+                Ok(glue.queued_on(pool))
+            }
             ("glue", None) => Err(IcebergError::Config(format!(
                 "{CATALOG_ENV}=glue needs the lake in S3 (set BETFLOW_S3_BUCKET): \
                  Glue tables point at S3 locations"
@@ -177,9 +183,18 @@ impl Warehouse {
                 })?,
             }),
             location,
+            queue: None,
         };
         remember(key, &warehouse);
         Ok(warehouse)
+    }
+
+    /// This warehouse with its commits queued per table in `pool`'s
+    /// database, so the writers of one deployment take turns instead of
+    /// redoing commits that lost a race.
+    pub fn queued_on(mut self, pool: &sqlx::PgPool) -> Warehouse {
+        self.queue = Some(pool.clone());
+        self
     }
 
     async fn connect(
@@ -211,6 +226,7 @@ impl Warehouse {
                 pool: pool.clone(),
             },
             location,
+            queue: Some(pool.clone()),
         };
         remember(key, &warehouse);
         Ok(warehouse)

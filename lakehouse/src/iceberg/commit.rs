@@ -47,7 +47,9 @@ const ATTEMPTS: u32 = 5;
 /// Snapshot summary key carrying the BetFlow run that wrote the snapshot.
 pub const RUN_ID_PROPERTY: &str = "betflow.run-id";
 
-/// Commit `files`, replacing `scope`, retrying on a lost race.
+/// Commit `files`, replacing `scope`. Writers of one deployment take turns
+/// per table ([`CommitTurn`]); a race lost to a writer outside it (another
+/// engine on the same catalog) is retried on the new state.
 pub async fn commit_replace(
     wh: &Warehouse,
     def: &TableDef,
@@ -56,12 +58,78 @@ pub async fn commit_replace(
     properties: HashMap<String, String>,
 ) -> Result<WriteSummary, IcebergError> {
     let name = def.full_name();
+    let turn: Option<CommitTurn> = match &wh.queue {
+        Some(pool) => Some(CommitTurn::wait(pool, &name).await?),
+        None => None,
+    };
+    let summary = commit_with_retries(wh, def, &files, &scope, &properties).await;
+    if let Some(turn) = turn {
+        turn.end().await;
+    }
+    summary
+}
+
+/// One table's turn to commit, across every process of a deployment: a
+/// transaction-level advisory lock keyed by the table's name. Waiting
+/// holds no connection (it polls), so queued commits cannot starve the
+/// scheduler's pool; a turn dropped half-way (a cancelled task) ends with
+/// its transaction.
+pub struct CommitTurn {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+/// Longest pause between two looks at a busy table's lock.
+const TURN_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl CommitTurn {
+    pub async fn wait(pool: &sqlx::PgPool, table: &str) -> Result<CommitTurn, IcebergError> {
+        let key = format!("betflow.iceberg.commit.{table}");
+        let busy =
+            |e: sqlx::Error| IcebergError::Catalog(format!("queueing the commit to {table}: {e}"));
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            let mut tx = pool.begin().await.map_err(busy)?;
+            let ours: bool = sqlx::query_scalar(TRY_LOCK)
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(busy)?;
+            if ours {
+                return Ok(CommitTurn { tx });
+            }
+            tx.rollback().await.map_err(busy)?;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(TURN_POLL_MAX);
+        }
+    }
+
+    /// Lets the next writer of the table go.
+    pub async fn end(self) {
+        if let Err(e) = self.tx.rollback().await {
+            // The server ends the transaction, and the lock, with the session.
+            tracing::warn!("ending a commit turn: {e}");
+        }
+    }
+}
+
+/// Takes the table's lock for the rest of the transaction, if free.
+const TRY_LOCK: &str = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))";
+
+/// Commit attempts on the table's newest state until one wins.
+async fn commit_with_retries(
+    wh: &Warehouse,
+    def: &TableDef,
+    files: &[DataFile],
+    scope: &Scope,
+    properties: &HashMap<String, String>,
+) -> Result<WriteSummary, IcebergError> {
+    let name = def.full_name();
     for attempt in 1..=ATTEMPTS {
         let table = wh
             .load_table(&def.ident())
             .await
             .map_err(ice("load", &name))?;
-        match try_commit(wh, def, &table, &files, &scope, &properties).await? {
+        match try_commit(wh, def, &table, files, scope, properties).await? {
             Some(summary) => return Ok(summary),
             None => {
                 tracing::warn!(table = %name, attempt, "commit conflicted; retrying on the new state");

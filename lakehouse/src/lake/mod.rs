@@ -109,6 +109,18 @@ pub enum LakeError {
 }
 
 impl LakeError {
+    /// Whether the same write or read may succeed later: I/O and S3
+    /// failures may pass; a full disk, a bad key, bad settings or bytes
+    /// that do not decode stay as they are until someone acts.
+    pub fn retry_can_help(&self) -> bool {
+        matches!(
+            self,
+            LakeError::Io { .. } | LakeError::S3 { .. } | LakeError::Task(_)
+        )
+    }
+}
+
+impl LakeError {
     /// Maps an I/O error of a local write, surfacing ENOSPC / quota errors as
     /// [`LakeError::DiskFull`] instead of a generic I/O failure.
     pub(crate) fn io(op: &'static str, key: &str, path: &Path, source: std::io::Error) -> Self {

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod embedded;
+pub mod migrations;
 pub mod read;
 pub mod write;
 
@@ -14,6 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
+pub use migrations::{MigrationStatus, Migrations};
 pub use read::{
     DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort, RunStateRow,
     RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow,
@@ -40,8 +42,6 @@ pub struct Store {
     pool: PgPool,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
@@ -58,30 +58,6 @@ impl Store {
                 source,
             })?;
         Ok(Self { pool })
-    }
-
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    /// Applied and pending migrations: (version, description, applied).
-    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await
-                .unwrap_or_default();
-        Ok(MIGRATOR
-            .iter()
-            .map(|m| {
-                (
-                    m.version,
-                    m.description.to_string(),
-                    applied.contains(&m.version),
-                )
-            })
-            .collect())
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -2,12 +2,10 @@
 //! twice, recovery after kill -9, graceful shutdown, stream task supervision
 //! and the web server's health endpoint.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use nix::sys::signal::Signal;
 
 #[test]
@@ -179,6 +177,53 @@ fn up_serves_health_and_stops_cleanly_on_sigterm() {
     assert!(response.contains("\"metadatabase\""), "{response}");
     let status = env.signal(pid, Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
+}
+
+/// `--home` is where everything of the deployment lives: the tasks `up`
+/// runs write the lake under it, not under `BETFLOW_HOME` or `./.betflow`.
+#[test]
+fn up_with_home_keeps_the_lake_under_that_home() {
+    let mut env = TestEnv::start();
+    let other = tempfile::tempdir().expect("another home");
+    let other_home = other.path().to_str().expect("utf-8 path").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    env.spawn(
+        &["--home", &other_home, "up", "--port", &port.to_string()],
+        &[],
+    );
+    env.wait_for(
+        "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
+        "1",
+        30,
+    );
+    env.ok(&["dags", "unpause", "historical_games_daily"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "historical_games_daily",
+        "--logical-date",
+        "2025-09-07",
+        "--conf",
+        r#"{"sports":["nfl"]}"#,
+    ]);
+    env.wait_for(
+        "SELECT count(*) FROM dag_runs WHERE dag_id = 'historical_games_daily' AND run_type = 'manual' AND state = 'success'",
+        "1",
+        120,
+    );
+    let day = "raw/historical/nfl/games/date=2025-09-07";
+    let under_home = std::fs::read_dir(other.path().join("lake").join(day))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(under_home, 1, "the day's raw object under --home");
+    assert!(
+        !env.path("lake").join(day).exists(),
+        "nothing under BETFLOW_HOME's lake"
+    );
 }
 
 #[test]

@@ -3,11 +3,9 @@
 //! `stream_tasks` (as the supervisor would) so its lag and throughput are
 //! known exactly, beside the ticker the process really runs.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::StatusCode;

@@ -11,8 +11,6 @@
 //! Screenshots go to `$BETFLOW_ARTIFACTS/<test>/` if set, else to
 //! `<cargo target dir>/browser-artifacts/<test>/`; their paths are printed.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
@@ -21,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 

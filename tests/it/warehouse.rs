@@ -3,9 +3,7 @@
 //! database, the quality gates record their checks per run, a re-run of a
 //! day replaces that day, and another engine (pyiceberg) reads the tables.
 
-mod common;
-
-use common::TestEnv;
+use crate::common::TestEnv;
 use serde_json::Value;
 
 const GAMES: &str = "historical_games_daily";
@@ -62,7 +60,7 @@ print(json.dumps(out))
         "file://{}",
         env.path("lake/warehouse").canonicalize().unwrap().display()
     );
-    common::python_json(script, &[&env.url, &warehouse])
+    crate::common::python_json(script, &[&env.url, &warehouse])
 }
 
 #[test]
@@ -225,7 +223,7 @@ print(json.dumps(out))
         "file://{}",
         env.path("lake/warehouse").canonicalize().unwrap().display()
     );
-    common::python_json(script, &[&env.url, &warehouse])
+    crate::common::python_json(script, &[&env.url, &warehouse])
 }
 
 #[test]

@@ -2,12 +2,10 @@
 //! problem-details errors, paging, triggering a run and following it to its
 //! logs, clearing, pausing, and the OpenAPI document.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use reqwest::blocking::Client;
 use reqwest::Method;
 use serde_json::{json, Value};

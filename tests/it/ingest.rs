@@ -4,11 +4,9 @@
 //! reports its counts as XCom, and re-running a sports day keeps exactly one
 //! raw object for that date.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use serde_json::Value;
 
 const DAG: &str = "historical_games_daily";

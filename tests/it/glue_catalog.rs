@@ -3,16 +3,12 @@
 //! both served by moto on loopback; another engine (pyiceberg's
 //! `GlueCatalog`) finds the tables the nightly DAG registered.
 
-mod common;
-#[path = "../dags/tests/support/mod.rs"]
-mod support;
-
 use std::process::Output;
 
-use common::TestEnv;
+use crate::common::TestEnv;
+use crate::support::MotoServer;
 use dags::lake::{S3Config, S3Store};
 use serde_json::Value;
-use support::MotoServer;
 
 const BUCKET: &str = "betflow-glue-lake";
 
@@ -84,7 +80,7 @@ print(json.dumps(out))
 "#;
     let mut args: Vec<&str> = vec![endpoint];
     args.extend_from_slice(tables);
-    common::python_json(script, &args)
+    crate::common::python_json(script, &args)
 }
 
 #[test]

@@ -2,12 +2,11 @@
 //! real S3 API server (moto's `moto_server`) on loopback. The same behaviour
 //! checks run on both, so the laptop and production paths cannot drift.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::MotoServer;
 use chrono::NaiveDate;
 use dags::lake::gunzip;
 use dags::lake::layout::{dead_letter_key, Format, Kind, RawKey};
@@ -16,7 +15,6 @@ use dags::lake::{
     S3Config, S3Store,
 };
 use serde_json::{json, Value};
-use support::MotoServer;
 
 fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 9, 8).expect("valid date")

@@ -2,11 +2,9 @@
 //! Postgres, driven over HTTP the way a browser would (session cookie,
 //! forms with CSRF tokens, no redirects followed so 303s are visible).
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestEnv;
+use crate::common::TestEnv;
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;

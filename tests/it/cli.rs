@@ -1,9 +1,7 @@
 //! The CLI as a user meets it: listings, DAG shapes, and clear one-line
 //! errors (exit code 2) that write nothing.
 
-mod common;
-
-use common::{stderr, TestEnv};
+use crate::common::{stderr, TestEnv};
 
 #[test]
 fn dags_list_shows_betflows_dags_as_json() {
@@ -153,6 +151,54 @@ fn db_url_masks_the_password_unless_asked() {
     assert_eq!(shown.trim(), env.url);
     let status = env.ok(&["db", "status"]);
     assert!(status.contains("metadata"), "{status}");
+}
+
+#[test]
+fn a_bad_pipeline_setting_stops_every_command_naming_it() {
+    let env = TestEnv::start();
+    for (var, value) in [
+        ("BETFLOW_SOURCES", "bogus"),
+        ("BETFLOW_ODDS_SNAPSHOT_MINUTES", "3"),
+    ] {
+        let out = env.cmd(&["dags", "list"]).env(var, value).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains(var) && err.contains(value), "{err}");
+    }
+}
+
+#[test]
+fn db_status_lists_each_owners_migrations_in_the_order_they_apply() {
+    let env = TestEnv::start();
+    env.ok(&["db", "migrate"]);
+    let status = env.ok(&["db", "status"]);
+    let owners: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let first = |owner: &str| owners.iter().position(|o| *o == owner);
+    let last = |owner: &str| owners.iter().rposition(|o| *o == owner);
+    assert!(last("orchestrator") < first("web"), "{status}");
+    assert!(last("web") < first("serving"), "{status}");
+    assert!(status.contains("20260101000002  applied  auth"), "{status}");
+    assert!(
+        status.contains("20260101000012  applied  game status history"),
+        "{status}"
+    );
+    assert!(!status.contains("pending"), "{status}");
+    // Every table of the three owners is there.
+    for table in ["dag_runs", "users", "serving.odds_latest"] {
+        assert_eq!(
+            env.scalar(&format!("SELECT to_regclass('{table}') IS NOT NULL")),
+            "t",
+            "{table}"
+        );
+    }
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! tasks, retries with backoff, timeouts, skips, sensors, pools, clearing and
 //! backfills.
 
-mod common;
-
-use common::{stdout, TestEnv};
+use crate::common::{stdout, TestEnv};
 
 fn states(env: &TestEnv, dag: &str) -> Vec<String> {
     env.sql(&format!(

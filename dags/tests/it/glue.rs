@@ -9,13 +9,12 @@
 //! does and records it, can turn moto's real GetJobRun answer into Glue's
 //! FAILED answer, and can inject server errors; everything else reaches moto.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::MotoServer;
 use aws_sdk_glue::types::{JobCommand, JobRunState};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -30,7 +29,6 @@ use lakehouse::glue_job::{
 use orchestrator::task::{LogLine, TaskLogger};
 use orchestrator::{DataInterval, Task, TaskContext, TaskError};
 use serde_json::{json, Map, Value};
-use support::MotoServer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -6,10 +6,8 @@
 //! oversized and rejected messages, and a consumer killed mid-stream that
 //! restarts to the same tables as a clean run.
 
-mod common;
-
+use crate::common::{Tansu, TestEnv};
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{Tansu, TestEnv};
 use dags::live::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
 use dags::live::games::{GameStatus, GameUpdate};
 use dags::live::news::NewsItem;
@@ -352,12 +350,12 @@ fn replay_nfl_day(env: &TestEnv, brokers: Option<&str>) -> String {
         cmd.env("KAFKA_BROKERS", brokers);
     }
     let out = cmd.output().expect("run betflow");
-    let stdout = common::stdout(&out);
+    let stdout = crate::common::stdout(&out);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{stdout}{}",
-        common::stderr(&out)
+        crate::common::stderr(&out)
     );
     stdout
 }
@@ -450,8 +448,13 @@ fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
         "--sport",
         "nfl",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
-    assert!(common::stderr(&out).contains("KAFKA_BROKERS"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    assert!(crate::common::stderr(&out).contains("KAFKA_BROKERS"));
 
     let broker = Tansu::start(env.home.path());
     env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);

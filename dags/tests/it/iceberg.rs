@@ -2,15 +2,15 @@
 //! the Glue Data Catalog of a real Glue API server (moto), and read back by
 //! BetFlow and by pyiceberg.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::Command;
 
+use crate::support::MotoServer;
 use chrono::NaiveDate;
 use dags::lake::{S3Config, S3Store};
 use lakehouse::aws::AwsCredentials;
 use lakehouse::iceberg::catalog::GlueCatalogConfig;
+use lakehouse::iceberg::commit::CommitTurn;
 use lakehouse::iceberg::table::{opt, req};
 use lakehouse::iceberg::write::PartValue;
 use lakehouse::iceberg::{
@@ -18,7 +18,6 @@ use lakehouse::iceberg::{
 };
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use polars::prelude::*;
-use support::MotoServer;
 
 static SCORES: TableDef = TableDef {
     namespace: "bronze",
@@ -198,6 +197,77 @@ print(t.current_snapshot().summary["betflow.run-id"], len(t.history()))
     assert_eq!(lines[0], "3 a,d,e 11 2024-09-01");
     assert_eq!(lines[1], "r4 4");
     pool.close().await;
+}
+
+/// The catch-up of a deployment commits many days to one table at once:
+/// the commits take turns (a lock per table in the deployment's Postgres)
+/// instead of racing and redoing their work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_to_one_table_wait_their_turn_and_all_land() {
+    let home = tempfile::tempdir().unwrap();
+    let (_pg, pool) = throwaway_postgres(home.path()).await;
+    let wh = Warehouse::open(&pool, &home.path().join("warehouse"))
+        .await
+        .expect("open the catalog");
+    let first = frame(&[("nfl", 1, "a", 1)]);
+    write_table(
+        &wh,
+        &SCORES,
+        &first,
+        Replace::Partitions(vec![]),
+        run_props("r0"),
+    )
+    .await
+    .expect("create the table");
+
+    // Another writer of the deployment holds the table's turn.
+    let turn = CommitTurn::wait(&pool, &SCORES.full_name())
+        .await
+        .expect("take the turn");
+    let waiting = {
+        let wh = wh.clone();
+        tokio::spawn(async move {
+            let day2 = frame(&[("nfl", 2, "b", 2)]);
+            write_table(
+                &wh,
+                &SCORES,
+                &day2,
+                Replace::Partitions(vec![]),
+                run_props("r1"),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "the commit waits for the turn");
+    turn.end().await;
+    waiting
+        .await
+        .unwrap()
+        .expect("commits once the turn is free");
+
+    // Many days at once, as a catch-up writes them: every one lands.
+    let writers: Vec<_> = (3..=8)
+        .map(|d| {
+            let wh = wh.clone();
+            tokio::spawn(async move {
+                let rows = frame(&[("nba", d, "g", d as i32)]);
+                write_table(
+                    &wh,
+                    &SCORES,
+                    &rows,
+                    Replace::Partitions(vec![]),
+                    run_props("rn"),
+                )
+                .await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().expect("every concurrent commit succeeds");
+    }
+    let all = read_table(&wh, &SCORES, &Filter::All).await.expect("read");
+    assert_eq!(all.height(), 2 + 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -307,7 +307,13 @@ async fn gold_marts_replace_their_serving_tables() {
     })
     .expect("start a throwaway Postgres");
     let store = Store::connect(pg.url(), 4).await.unwrap();
-    store.migrate().await.unwrap();
+    store
+        .migrate_all(&[
+            &orchestrator::store::migrations::ORCHESTRATOR,
+            &dags::MIGRATIONS,
+        ])
+        .await
+        .unwrap();
     let pool = store.pool();
 
     // First night: every mart loads, and the tables have the marts' shape.
@@ -428,7 +434,13 @@ async fn large_marts_load_in_chunks_and_failed_loads_keep_the_previous_rows() {
     })
     .expect("start a throwaway Postgres");
     let store = Store::connect(pg.url(), 2).await.unwrap();
-    store.migrate().await.unwrap();
+    store
+        .migrate_all(&[
+            &orchestrator::store::migrations::ORCHESTRATOR,
+            &dags::MIGRATIONS,
+        ])
+        .await
+        .unwrap();
     let pool = store.pool();
 
     // 1990-01-01 … 2024-12-31: 12 784 days, more than one insert chunk.

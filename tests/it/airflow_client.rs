@@ -1,5 +1,5 @@
 //! Airflow's official Python client (`apache-airflow-client` 3.3.x) against
-//! `betflow up`: `tests/airflow_client_check.py` lists, triggers, follows,
+//! `betflow up`: `tests/it/airflow_client_check.py` lists, triggers, follows,
 //! reads logs and clears through it, and the client validates every
 //! response against Airflow's models.
 //!
@@ -8,12 +8,10 @@
 //! fails and says how to get it: a compatibility check that silently passes
 //! checks nothing.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::TestEnv;
+use crate::common::TestEnv;
 
 fn python() -> String {
     std::env::var("BETFLOW_PYTHON").unwrap_or_else(|_| "python3".to_owned())
@@ -46,7 +44,7 @@ fn airflows_python_client_works_against_the_api() {
     let (_pid, base) = env.spawn_up();
     env.create_user("olga", "operator", "operator-pass");
     let token = env.token("olga");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/airflow_client_check.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/airflow_client_check.py");
     let out = Command::new(&python)
         .arg(&script)
         .args([&base, &token])

@@ -1,0 +1,5 @@
+// `sqlx::migrate!` embeds migrations/serving at compile time; rebuild
+// when a migration is added or changed, not only when Rust sources change.
+fn main() {
+    println!("cargo:rerun-if-changed=../migrations/serving");
+}

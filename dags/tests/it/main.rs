@@ -1,0 +1,13 @@
+//! The `dags` crate against real servers on loopback: source clients
+//! against a local server of the recorded payloads, the lake on a local
+//! directory and moto's S3, Glue jobs on moto, Iceberg commits read back by
+//! pyiceberg, the gold serving load, the news parser and feed client.
+
+mod support;
+
+mod glue;
+mod gold_serving;
+mod iceberg;
+mod lake;
+mod news;
+mod sources;

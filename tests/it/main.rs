@@ -1,0 +1,21 @@
+//! The `betflow` binary as a user runs it: every integration test, one
+//! test crate (one link of the workspace instead of one per file). Each
+//! test starts its own throwaway Postgres cluster (`common`).
+
+mod common;
+#[path = "../../dags/tests/it/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+mod airflow_client;
+mod api;
+mod browser;
+mod cli;
+mod glue_catalog;
+mod ingest;
+mod kafka;
+mod processes;
+mod runs;
+mod warehouse;
+mod web_pages;
+mod web_streams;
