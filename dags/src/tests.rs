@@ -692,7 +692,7 @@ async fn a_body_that_is_not_json_fails_the_fetch_for_a_retry_and_stores_nothing(
         run.errors
     );
     // The source may answer properly on the next try: the fetch retries.
-    assert_eq!(run.retryable["nfl.fetch_scoreboard"], true);
+    assert!(run.retryable["nfl.fetch_scoreboard"]);
     assert_eq!(run.states["nfl.validate"], TaskState::UpstreamFailed);
     assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
 }

@@ -7,8 +7,6 @@
 //! `_sqlx_migrations` table with distinct versions, so each set is run
 //! ignoring the versions the others applied.
 
-use std::borrow::Cow;
-
 use sqlx::migrate::Migrator;
 
 use super::{Store, StoreError};
@@ -40,7 +38,7 @@ impl Migrations {
     /// The set as a migrator that leaves the other sets' versions alone.
     fn beside_others(&self) -> Migrator {
         Migrator {
-            migrations: Cow::Borrowed(self.migrator.migrations.as_ref()),
+            migrations: self.migrator.migrations.clone(),
             ignore_missing: true,
             locking: self.migrator.locking,
             no_tx: self.migrator.no_tx,
