@@ -86,7 +86,6 @@ fn nightly(id: &str, description: &str, cron: &str, tags: &[&str]) -> DagBuilder
         .execution_timeout(EXECUTION_TIMEOUT)
         .tags(tags)
         .param("sports", all_sports_param())
-        .fileloc(file!())
 }
 
 /// A data-quality gate: a failing check is a data problem, not a transient

@@ -54,8 +54,7 @@ fn etl() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_etl")
         .description("Extract, transform and load, passing outputs between tasks")
         .tags(&["example"])
-        .param("multiplier", json!(2))
-        .fileloc(file!());
+        .param("multiplier", json!(2));
     let extract = b.task(TaskSpec::new(
         "extract",
         task_fn(|ctx: TaskContext| async move {
@@ -100,8 +99,7 @@ fn retries() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_retries")
         .tags(&["example"])
         .param("succeed_on_try", json!(3))
-        .param("give_up", json!(false))
-        .fileloc(file!());
+        .param("give_up", json!(false));
     let flaky = b.task(
         TaskSpec::new(
             "flaky",
@@ -135,9 +133,7 @@ fn retries() -> Result<Dag, orchestrator::dag::DagError> {
 
 /// A task that outlives its timeout; what depends on it never runs.
 fn timeout() -> Result<Dag, orchestrator::dag::DagError> {
-    let mut b = Dag::builder("example_timeout")
-        .tags(&["example"])
-        .fileloc(file!());
+    let mut b = Dag::builder("example_timeout").tags(&["example"]);
     let slow = b.task(sleep_task("slow", 60_000).timeout(Duration::from_secs(1)));
     let after = b.task(sleep_task("after", 1));
     let on_failure = b.task(sleep_task("on_failure", 1).trigger_rule(TriggerRule::OneFailed));
@@ -148,9 +144,7 @@ fn timeout() -> Result<Dag, orchestrator::dag::DagError> {
 
 /// A task that skips itself; the skip propagates, `none_failed` still runs.
 fn skips() -> Result<Dag, orchestrator::dag::DagError> {
-    let mut b = Dag::builder("example_skip")
-        .tags(&["example"])
-        .fileloc(file!());
+    let mut b = Dag::builder("example_skip").tags(&["example"]);
     let branch = b.task(TaskSpec::new(
         "branch",
         task_fn(|_ctx: TaskContext| async move { Err(TaskError::skip("nothing to do today")) }),
@@ -183,8 +177,7 @@ impl Sensor for FileSensor {
 fn sensor() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_sensor")
         .tags(&["example"])
-        .param("path", json!("/nonexistent/betflow-example-ready"))
-        .fileloc(file!());
+        .param("path", json!("/nonexistent/betflow-example-ready"));
     let wait = b.task(TaskSpec::sensor(
         "wait_for_file",
         std::sync::Arc::new(FileSensor),
@@ -200,8 +193,7 @@ fn sensor() -> Result<Dag, orchestrator::dag::DagError> {
 fn wide() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_wide")
         .tags(&["example"])
-        .max_active_tasks(64)
-        .fileloc(file!());
+        .max_active_tasks(64);
     let start = b.task(sleep_task("start", 10));
     let end = b.task(sleep_task("end", 10));
     for i in 0..198 {
@@ -221,8 +213,7 @@ fn slow() -> Result<Dag, orchestrator::dag::DagError> {
             delay: Duration::from_secs(1),
             exponential: false,
             max_delay: Duration::from_secs(1),
-        })
-        .fileloc(file!());
+        });
     let first = b.task(sleep_task("first", 4000));
     let second = b.task(sleep_task("second", 500));
     b.edge(&first, &second);
@@ -240,8 +231,7 @@ fn daily() -> Result<Dag, orchestrator::dag::DagError> {
         )
         .catchup(false)
         .max_active_runs(2)
-        .tags(&["example"])
-        .fileloc(file!());
+        .tags(&["example"]);
     let a = b.task(sleep_task("a", 5));
     let c = b.task(sleep_task("b", 5));
     b.edge(&a, &c);
@@ -250,9 +240,7 @@ fn daily() -> Result<Dag, orchestrator::dag::DagError> {
 
 /// Three parallel tasks in a one-slot pool: they must run one at a time.
 fn pool() -> Result<Dag, orchestrator::dag::DagError> {
-    let mut b = Dag::builder("example_pool")
-        .tags(&["example"])
-        .fileloc(file!());
+    let mut b = Dag::builder("example_pool").tags(&["example"]);
     for i in 0..3 {
         b.task(sleep_task(&format!("task_{i}"), 300).pool("example_single", 1));
     }
@@ -269,8 +257,7 @@ fn hourly_catchup() -> Result<Dag, orchestrator::dag::DagError> {
         .schedule("@hourly", "UTC")
         .start_date(hour - chrono::Duration::hours(3))
         .catchup(true)
-        .tags(&["example"])
-        .fileloc(file!());
+        .tags(&["example"]);
     b.task(sleep_task("tick", 1));
     b.build()
 }
@@ -301,8 +288,7 @@ fn quality() -> Result<Dag, orchestrator::dag::DagError> {
         .description("A quality gate that stops publishing on bad data")
         .tags(&["example"])
         .param("rows", json!(4))
-        .param("bad_rows", json!(0))
-        .fileloc(file!());
+        .param("bad_rows", json!(0));
     let gate = b.task(
         TaskSpec::new(
             "quality_gate",

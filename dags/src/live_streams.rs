@@ -152,8 +152,7 @@ fn build_live_streams(
 ) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
         .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the publishers feeding the live topics, the odds, games, weather and news consumers and the raw topic archive")
-        .tags(&["stream"])
-        .fileloc(file!());
+        .tags(&["stream"]);
     b.stream(
         "ticker",
         Arc::new(Ticker {

@@ -220,8 +220,14 @@ impl std::fmt::Debug for Dag {
 }
 
 impl Dag {
+    /// A builder for DAG `id`; the file that calls it is the DAG's
+    /// `fileloc` (Airflow's "defined in"), unless [`DagBuilder::fileloc`]
+    /// says otherwise.
+    #[track_caller]
     pub fn builder(id: impl Into<String>) -> DagBuilder {
-        DagBuilder::new(id.into())
+        let mut b = DagBuilder::new(id.into());
+        b.fileloc = std::panic::Location::caller().file().to_owned();
+        b
     }
 
     /// Tasks in topological order (every task after its upstreams).
@@ -669,6 +675,21 @@ mod tests {
 
     fn noop(id: &str) -> TaskSpec {
         TaskSpec::new(id, task_fn(|_| async { Ok(Value::Null) }))
+    }
+
+    #[test]
+    fn a_dag_is_defined_where_its_builder_is_called() {
+        let dag = Dag::builder("here").build().expect("valid");
+        assert!(
+            dag.fileloc.ends_with("orchestrator/src/dag.rs"),
+            "{}",
+            dag.fileloc
+        );
+        let moved = Dag::builder("there")
+            .fileloc("elsewhere.rs")
+            .build()
+            .unwrap();
+        assert_eq!(moved.fileloc, "elsewhere.rs");
     }
 
     #[test]

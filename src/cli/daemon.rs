@@ -50,7 +50,9 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
     let shutdown = shutdown_on_signals();
-    outln!("BetFlow is up: http://{host}:{port}");
+    // The bound address, so `--port 0` (any free port) says which it got.
+    let addr = listener.local_addr().context("the web server's address")?;
+    outln!("BetFlow is up: http://{addr}");
     outln!(
         "metadata database: {}",
         orchestrator::store::mask_password(&db.url)

@@ -283,12 +283,8 @@ fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
 fn up_keeps_its_embedded_brokers_log_across_restarts() {
     let mut env = TestEnv::start();
     let up = |env: &mut TestEnv| -> u32 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
         let pid = env.spawn(
-            &["up", "--port", &port.to_string()],
+            &["up", "--port", "0"],
             &[("BETFLOW_EMBEDDED_KAFKA", "true")],
         );
         env.wait_for(

@@ -154,12 +154,13 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn up_serves_health_and_stops_cleanly_on_sigterm() {
     let mut env = TestEnv::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let pid = env.spawn(&["up", "--port", &port.to_string()], &[]);
+    let pid = env.spawn(&["up", "--port", "0"], &[]);
+    let port: u16 = env
+        .up_url(0)
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("up's port");
     env.wait_for(
         "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
         "1",
@@ -186,15 +187,7 @@ fn up_with_home_keeps_the_lake_under_that_home() {
     let mut env = TestEnv::start();
     let other = tempfile::tempdir().expect("another home");
     let other_home = other.path().to_str().expect("utf-8 path").to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    env.spawn(
-        &["--home", &other_home, "up", "--port", &port.to_string()],
-        &[],
-    );
+    env.spawn(&["--home", &other_home, "up", "--port", "0"], &[]);
     env.wait_for(
         "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
         "1",
@@ -253,13 +246,8 @@ fn catchup_creates_a_run_for_every_missed_interval() {
 #[test]
 fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
     let mut env = TestEnv::start();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let pid = env.spawn(
-        &["up", "--port", &port.to_string()],
+        &["up", "--port", "0"],
         &[("BETFLOW_EMBEDDED_KAFKA", "true")],
     );
     env.wait_for(

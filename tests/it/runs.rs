@@ -175,8 +175,26 @@ fn a_sensor_waits_without_holding_a_slot_until_its_condition_holds() {
     let flag = env.path("ready");
     let conf = format!(r#"{{"path": "{}"}}"#, flag.display());
     let flag2 = flag.clone();
+    let url = env.url.clone();
+    // The file appears once the sensor has poked and found nothing, however
+    // slow the machine: not after a fixed delay.
     let creator = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let poked = || {
+            let out = std::process::Command::new("psql")
+                .args(["-X", "-At", &url, "-c"])
+                .arg("SELECT count(*) FROM task_logs WHERE task_id = 'wait_for_file' AND message LIKE 'poking%'")
+                .output()
+                .expect("run psql");
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<i64>()
+                .unwrap_or(0)
+                >= 1
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !poked() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         std::fs::write(flag2, b"go").unwrap();
     });
     let out = env.ok(&[

@@ -712,18 +712,11 @@ fn free_port() -> Result<u16, EmbeddedError> {
 
 /// 24 random bytes, hex encoded: URL-safe without escaping.
 fn random_password() -> Result<String, EmbeddedError> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let urandom = Path::new("/dev/urandom");
     let mut bytes = [0u8; 24];
-    File::open(urandom)
-        .and_then(|mut file| file.read_exact(&mut bytes))
-        .map_err(io_err("reading", urandom))?;
-    let mut password = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        password.push(char::from(HEX[usize::from(byte >> 4)]));
-        password.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-    Ok(password)
+    getrandom::fill(&mut bytes).map_err(|e| {
+        io_err("reading", Path::new("the system's random source"))(std::io::Error::other(e))
+    })?;
+    Ok(hex::encode(bytes))
 }
 
 /// Writes `contents` to a fresh mode-0600 file, optionally owned by `owner`.

@@ -74,20 +74,6 @@ pub struct ArchivedRecord {
     pub value_hex: Option<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// `value` as embedded JSON, if it is one-line JSON that keeps its exact
 /// bytes that way (serde_json's raw values drop surrounding whitespace).
 fn embeddable_json(value: &[u8]) -> Option<Box<RawValue>> {
@@ -112,9 +98,9 @@ impl ArchivedRecord {
             partition: msg.partition(),
             offset: msg.offset(),
             timestamp_ms: msg.timestamp().to_millis(),
-            key_hex: key.filter(|_| text_key.is_none()).map(hex),
+            key_hex: key.filter(|_| text_key.is_none()).map(hex::encode),
             key: text_key,
-            value_hex: value.filter(|_| json_value.is_none()).map(hex),
+            value_hex: value.filter(|_| json_value.is_none()).map(hex::encode),
             value: json_value,
         }
     }
@@ -123,7 +109,7 @@ impl ArchivedRecord {
     pub fn key_bytes(&self) -> Option<Vec<u8>> {
         match (&self.key, &self.key_hex) {
             (Some(k), _) => Some(k.as_bytes().to_vec()),
-            (None, Some(h)) => unhex(h),
+            (None, Some(h)) => hex::decode(h).ok(),
             (None, None) => None,
         }
     }
@@ -132,7 +118,7 @@ impl ArchivedRecord {
     pub fn value_bytes(&self) -> Option<Vec<u8>> {
         match (&self.value, &self.value_hex) {
             (Some(v), _) => Some(v.get().as_bytes().to_vec()),
-            (None, Some(h)) => unhex(h),
+            (None, Some(h)) => hex::decode(h).ok(),
             (None, None) => None,
         }
     }
@@ -535,12 +521,14 @@ mod tests {
                 key: key
                     .and_then(|k| std::str::from_utf8(k).ok())
                     .map(str::to_string),
-                key_hex: key.filter(|k| std::str::from_utf8(k).is_err()).map(hex),
+                key_hex: key
+                    .filter(|k| std::str::from_utf8(k).is_err())
+                    .map(hex::encode),
                 value: value.and_then(embeddable_json),
                 value_hex: None,
             };
             let record = ArchivedRecord {
-                value_hex: value.filter(|_| record.value.is_none()).map(hex),
+                value_hex: value.filter(|_| record.value.is_none()).map(hex::encode),
                 ..record
             };
             let line: String = serde_json::to_string(&record).expect("json");
@@ -549,7 +537,7 @@ mod tests {
             assert_eq!(back.key_bytes().as_deref(), key, "{line}");
             assert_eq!(back.value_bytes().as_deref(), value, "{line}");
         }
-        assert_eq!(unhex("0aff"), Some(vec![0x0a, 0xff]));
-        assert_eq!(unhex("0af"), None);
+        assert_eq!(hex::decode("0aff").ok(), Some(vec![0x0a, 0xff]));
+        assert_eq!(hex::decode("0af").ok(), None);
     }
 }

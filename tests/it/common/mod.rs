@@ -83,11 +83,13 @@ impl TestEnv {
                 .join(format!("proc-{}.log", self.children.len())),
         )
         .expect("log file");
-        let child = c
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn betflow");
+        let out = std::fs::File::create(
+            self.home
+                .path()
+                .join(format!("proc-{}.out", self.children.len())),
+        )
+        .expect("stdout file");
+        let child = c.stdout(out).stderr(log).spawn().expect("spawn betflow");
         let pid = child.id();
         self.children.push(child);
         pid
@@ -166,18 +168,12 @@ impl TestEnv {
             .count()
     }
 
-    /// Start `betflow up` on a free port; returns (pid, base URL) once it answers `/health`.
+    /// Start `betflow up` on a port the OS picks; returns (pid, base URL)
+    /// once it answers `/health`.
     pub fn spawn_up(&mut self) -> (u32, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let pid = self.spawn(
-            &["up", "--port", &port.to_string()],
-            &[("BETFLOW_INSECURE_COOKIES", "1")],
-        );
-        let base = format!("http://127.0.0.1:{port}");
+        let n = self.children.len();
+        let pid = self.spawn(&["up", "--port", "0"], &[("BETFLOW_INSECURE_COOKIES", "1")]);
+        let base = self.up_url(n);
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::blocking::get(format!("{base}/health")).is_err() {
             assert!(
@@ -188,6 +184,26 @@ impl TestEnv {
             std::thread::sleep(Duration::from_millis(100));
         }
         (pid, base)
+    }
+
+    /// The base URL the `n`th spawned process (an `up`) printed once it
+    /// bound its port (`--port 0` lets the OS pick a free one, so no test
+    /// races another for a port it picked and released).
+    pub fn up_url(&self, n: usize) -> String {
+        let out = self.home.path().join(format!("proc-{n}.out"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(url) = text.lines().find_map(|l| l.strip_prefix("BetFlow is up: ")) {
+                return url.trim().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "betflow up printed no URL:\n{text}\n{}",
+                self.proc_log(n)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Create a web user with a known password.
@@ -242,22 +258,31 @@ pub struct Tansu {
 impl Tansu {
     /// Starts tansu (`$BETFLOW_TANSU`, else `tansu` on PATH, else
     /// `~/.cache/betflow-tools/bin/tansu`) and waits until it accepts connections.
+    /// tansu cannot be told to pick its own port and report it: a port is
+    /// picked, released and handed over, and when another process takes
+    /// it first tansu exits and the start is tried again on another.
     pub fn start(log_dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let bootstrap = format!("127.0.0.1:{port}");
-        let log = log_dir.join(format!("tansu-{port}.log"));
-        let child = Self::spawn(&bootstrap, &log);
-        let mut broker = Self {
-            child,
-            bootstrap,
-            log,
-        };
-        broker.wait_until_listening();
-        broker
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let bootstrap = format!("127.0.0.1:{port}");
+            let log = log_dir.join(format!("tansu-{port}.log"));
+            let child = Self::spawn(&bootstrap, &log);
+            let mut broker = Self {
+                child,
+                bootstrap,
+                log,
+            };
+            match broker.listening() {
+                Ok(()) => return broker,
+                Err(why) => last = why,
+            }
+        }
+        panic!("tansu did not start on any of 5 ports; the last:\n{last}");
     }
 
     /// Kills the broker and starts an empty one at the same address, as an
@@ -296,6 +321,34 @@ impl Tansu {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()))
+    }
+
+    /// Waits until this broker (not another process on its port) accepts
+    /// connections; `Err` when it exited first.
+    fn listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("tansu exited ({status}):\n{}", self.log()));
+            }
+            if std::net::TcpStream::connect(&self.bootstrap).is_ok() {
+                // A port taken by someone else also accepts: make sure the
+                // broker is still the one alive on it.
+                std::thread::sleep(Duration::from_millis(200));
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Err(format!("tansu exited ({status}):\n{}", self.log()));
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "tansu did not listen on {}:\n{}",
+                    self.bootstrap,
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wait_until_listening(&mut self) {
