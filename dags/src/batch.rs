@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
-use orchestrator::{Dag, DagBuilder, Node, RetryPolicy, TaskSpec, TriggerRule};
+use orchestrator::{Dag, DagBuilder, Node, Output, RetryPolicy, TaskSpec, TriggerRule};
 
 use crate::ingest::{
     FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues,
     SettingsOverride, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
+    VenuesOutput,
 };
 use crate::sensors::UpstreamDay;
 use crate::transform;
@@ -185,27 +186,18 @@ fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOve
         (GAMES.describe_fetch)(sport),
         sport.key
     );
-    let fetch = b.group_task(
+    let fetch = b.group_add(
         sport.key,
         FetchScoreboard::new(sport.key, settings.clone())
             .spec(GAMES.fetch, doc)
             .pool(GAMES.pool, 1),
     );
-    let validate = b.group_task(
+    let validate = b.group_add(
         sport.key,
-        ValidateScoreboard::new(sport.key, task_id(&fetch), settings.clone())
+        ValidateScoreboard::new(sport.key, fetch, settings.clone())
             .spec("validate", GAMES.validate.to_owned()),
     );
-    b.chain(&[&fetch, &validate]);
-    validate
-}
-
-/// The full id of a task node.
-fn task_id(node: &Node) -> String {
-    match node {
-        Node::Task(id) => id.clone(),
-        Node::Group(g) => panic!("expected a task node, got the group `{g}`"),
-    }
+    validate.node()
 }
 
 /// The raw-lake doc suffix of a family's fetch.
@@ -224,19 +216,18 @@ fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOver
         (ODDS.describe_fetch)(sport),
         stores(&ODDS, sport)
     );
-    let fetch = b.group_task(
+    let fetch = b.group_add(
         sport.key,
         FetchOddsSnapshots::new(sport.key, settings.clone())
             .spec(ODDS.fetch, doc)
             .pool(ODDS.pool, 1),
     );
-    let validate = b.group_task(
+    let validate = b.group_add(
         sport.key,
-        ValidateOddsSnapshots::new(sport.key, task_id(&fetch), settings.clone())
+        ValidateOddsSnapshots::new(sport.key, fetch, settings.clone())
             .spec("validate", ODDS.validate.to_owned()),
     );
-    b.chain(&[&fetch, &validate]);
-    validate
+    validate.node()
 }
 
 /// A weather group: `fetch_open_meteo` (the venues `select_outdoor_venues`
@@ -244,7 +235,7 @@ fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOver
 fn weather_group(
     b: &mut DagBuilder,
     sport: &'static Sport,
-    venues: &Node,
+    venues: &Output<VenuesOutput>,
     settings: &SettingsOverride,
 ) -> Node {
     let doc = format!(
@@ -252,19 +243,18 @@ fn weather_group(
         (WEATHER_FAMILY.describe_fetch)(sport),
         stores(&WEATHER_FAMILY, sport)
     );
-    let fetch = b.group_task(
+    let fetch = b.group_add(
         sport.key,
-        FetchOpenMeteo::new(sport.key, task_id(venues), settings.clone())
+        FetchOpenMeteo::new(sport.key, venues.clone(), settings.clone())
             .spec(WEATHER_FAMILY.fetch, doc)
             .pool(WEATHER_FAMILY.pool, 1),
     );
-    let validate = b.group_task(
+    let validate = b.group_add(
         sport.key,
-        ValidateWeather::new(sport.key, task_id(&fetch), settings.clone())
+        ValidateWeather::new(sport.key, fetch, settings.clone())
             .spec("validate", WEATHER_FAMILY.validate.to_owned()),
     );
-    b.chain(&[&fetch, &validate]);
-    validate
+    validate.node()
 }
 
 /// A news group: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
@@ -274,19 +264,18 @@ fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOver
         (NEWS_FAMILY.describe_fetch)(sport),
         stores(&NEWS_FAMILY, sport)
     );
-    let fetch = b.group_task(
+    let fetch = b.group_add(
         sport.key,
         FetchNews::new(sport.key, settings.clone())
             .spec(NEWS_FAMILY.fetch, doc)
             .pool(NEWS_FAMILY.pool, 1),
     );
-    let validate = b.group_task(
+    let validate = b.group_add(
         sport.key,
-        ValidateNews::new(sport.key, task_id(&fetch), settings.clone())
+        ValidateNews::new(sport.key, fetch, settings.clone())
             .spec("validate", NEWS_FAMILY.validate.to_owned()),
     );
-    b.chain(&[&fetch, &validate]);
-    validate
+    validate.node()
 }
 
 const GAMES: Family = Family {
@@ -426,16 +415,16 @@ pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
             format!("wait for the day's games ({HISTORICAL_GAMES} quality.silver_games), whose outdoor venues get weather"),
         ),
     );
-    let venues = b.task(SelectOutdoorVenues::new(settings.clone()).spec(
+    let venues = b.add(SelectOutdoorVenues::new(settings.clone()).spec(
         "select_outdoor_venues",
         "select, per sport, the outdoor venues (ESPN venue.indoor = false) of the day's valid games in the raw lake, with coordinates from the venue seed table".to_owned(),
     ));
-    b.edge(&wait, &venues);
+    b.edge(&wait, &venues.node());
     ingest(
         &mut b,
         &WEATHER_FAMILY,
         &settings,
-        Some(&venues),
+        Some(&venues.node()),
         "validate",
         |b, s| weather_group(b, s, &venues, &settings),
     );

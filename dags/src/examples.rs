@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::{
-    task_fn, Dag, DagBag, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec, TriggerRule,
+    task_fn, typed_fn, Dag, DagBag, Output, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec,
+    TriggerRule, TypedSpec,
 };
 use polars::prelude::{DataFrame, NamedFrom, Series};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use lakehouse::quality::{self, Check, Suite};
 
@@ -55,42 +57,63 @@ fn etl() -> Result<Dag, orchestrator::dag::DagError> {
         .description("Extract, transform and load, passing outputs between tasks")
         .tags(&["example"])
         .param("multiplier", json!(2));
-    let extract = b.task(TaskSpec::new(
+    let extract: Output<Values> = b.add(TypedSpec::new(
         "extract",
-        task_fn(|ctx: TaskContext| async move {
+        typed_fn(|ctx: TaskContext| async move {
             ctx.log
                 .info(format!("extracting for {}", ctx.logical_date.date_naive()));
-            Ok(json!({"values": [1, 2, 3]}))
+            Ok(Values {
+                values: vec![1, 2, 3],
+            })
         }),
     ));
-    let transform = b.group_task(
+    // Each task reads its upstream's output through the handle: that read
+    // is the edge, with the type the upstream wrote.
+    let input = extract.clone();
+    let transform: Output<Values> = b.group_add(
         "process",
-        TaskSpec::new(
+        TypedSpec::new(
             "transform",
-            task_fn(|ctx: TaskContext| async move {
-                let input: Value = ctx.upstream("extract")?;
-                let m: i64 = ctx.param("multiplier")?;
-                let values: Vec<i64> = serde_json::from_value(input["values"].clone())?;
-                let out: Vec<i64> = values.iter().map(|v| v * m).collect();
-                ctx.log.info(format!("transformed {} values", out.len()));
-                Ok(json!({"values": out}))
+            typed_fn(move |ctx: TaskContext| {
+                let input = input.clone();
+                async move {
+                    let m: i64 = ctx.param("multiplier")?;
+                    let values: Vec<i64> = input.get(&ctx)?.values.iter().map(|v| v * m).collect();
+                    ctx.log.info(format!("transformed {} values", values.len()));
+                    Ok(Values { values })
+                }
             }),
-        ),
+        )
+        .reads(&extract),
     );
-    let load = b.task(TaskSpec::new(
-        "load",
-        task_fn(|ctx: TaskContext| async move {
-            let input: Value = ctx.upstream("process.transform")?;
-            let sum: i64 = input["values"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_i64).sum())
-                .unwrap_or(0);
-            ctx.log.info(format!("loaded total {sum}"));
-            Ok(json!({"total": sum}))
-        }),
-    ));
-    b.chain(&[&extract, &transform, &load]);
+    let input = transform.clone();
+    b.add(
+        TypedSpec::new(
+            "load",
+            typed_fn(move |ctx: TaskContext| {
+                let input = input.clone();
+                async move {
+                    let total: i64 = input.get(&ctx)?.values.iter().sum();
+                    ctx.log.info(format!("loaded total {total}"));
+                    Ok(Total { total })
+                }
+            }),
+        )
+        .reads(&transform),
+    );
     b.build()
+}
+
+/// What `example_etl`'s extract and transform write.
+#[derive(Debug, Serialize, Deserialize)]
+struct Values {
+    values: Vec<i64>,
+}
+
+/// What `example_etl`'s load writes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Total {
+    total: i64,
 }
 
 /// A task that fails until its third try, with exponential backoff; with

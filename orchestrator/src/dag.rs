@@ -88,6 +88,8 @@ pub struct TaskSpec {
     priority_weight: i32,
     group: Option<String>,
     doc: String,
+    /// Full ids of the tasks whose outputs it reads: each is an edge.
+    reads: Vec<String>,
 }
 
 impl TaskSpec {
@@ -124,7 +126,15 @@ impl TaskSpec {
             priority_weight: 1,
             group: None,
             doc: String::new(),
+            reads: Vec::new(),
         }
+    }
+
+    /// This task reads `output`: the writing task runs before it. The edge
+    /// follows from the data, so it is stated once.
+    pub fn reads<T>(mut self, output: &crate::output::Output<T>) -> Self {
+        self.reads.push(output.task_id().to_owned());
+        self
     }
 
     pub fn trigger_rule(mut self, rule: TriggerRule) -> Self {
@@ -394,6 +404,10 @@ impl DagBuilder {
     /// Add a task; returns a node for dependencies.
     pub fn task(&mut self, spec: TaskSpec) -> Node {
         let node = Node::Task(spec.id.clone());
+        for upstream in &spec.reads {
+            self.edges
+                .push((Node::Task(upstream.clone()), node.clone()));
+        }
         self.specs.push(spec);
         node
     }

@@ -7,6 +7,7 @@
 pub mod dag;
 pub mod engine;
 pub mod executor;
+pub mod output;
 pub mod schedule;
 pub mod scheduler;
 pub mod state;
@@ -16,6 +17,7 @@ pub mod task;
 
 pub use dag::{Dag, DagBag, DagBuilder, Node, RetryPolicy, TaskSpec};
 pub use engine::EngineConfig;
+pub use output::{typed_fn, Output, TypedSpec, TypedTask};
 pub use schedule::{DataInterval, Schedule};
 pub use state::{RunState, StreamState, TaskState, TriggerRule};
 pub use store::Store;

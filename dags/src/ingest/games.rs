@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -69,8 +69,8 @@ impl FetchScoreboard {
         Self { sport, settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
+        TypedSpec::new(id, self).doc(doc)
     }
 }
 
@@ -104,8 +104,10 @@ pub fn replay_scoreboard(sport: &Sport, date: NaiveDate) -> Result<Fetched, Task
 }
 
 #[async_trait]
-impl Task for FetchScoreboard {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for FetchScoreboard {
+    type Output = FetchOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
@@ -139,27 +141,34 @@ impl Task for FetchScoreboard {
             source: source.to_owned(),
             url: fetched.url,
         };
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }
 
 /// `{sport}.validate`: the stored scoreboard, checked event by event.
 #[derive(Debug, Clone)]
-pub struct ValidateScoreboard(ValidateFrom);
+pub struct ValidateScoreboard(ValidateFrom<FetchOutput>);
 
 impl ValidateScoreboard {
-    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self(ValidateFrom::new(sport, fetch_task, settings))
+    pub fn new(
+        sport: &'static str,
+        fetch: Output<FetchOutput>,
+        settings: SettingsOverride,
+    ) -> Self {
+        Self(ValidateFrom::new(sport, fetch, settings))
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
+        let input = self.0.fetch.clone();
+        TypedSpec::new(id, self).doc(doc).reads(&input)
     }
 }
 
 #[async_trait]
-impl Task for ValidateScoreboard {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for ValidateScoreboard {
+    type Output = ValidateOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<ValidateOutput, TaskError> {
         let StoredPayload {
             sport,
             store,
@@ -197,6 +206,6 @@ impl Task for ValidateScoreboard {
             Some(key) => ctx.log.warn(format!("{message} → dead letters in {key}")),
             None => ctx.log.info(message),
         }
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use orchestrator::{TaskContext, TaskError};
+use orchestrator::{Output, TaskContext, TaskError};
 
 use crate::selected_sports;
 use crate::{sport, Sport};
@@ -34,7 +34,7 @@ use sources::ApiKey;
 pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
 pub use news::{FetchNews, ValidateNews};
 pub use odds::{FetchOddsSnapshots, ValidateOddsSnapshots};
-pub use weather::{FetchOpenMeteo, SelectOutdoorVenues, ValidateWeather};
+pub use weather::{FetchOpenMeteo, SelectOutdoorVenues, ValidateWeather, VenuesOutput};
 
 /// Seed of the offline season generator: fixed, so a replayed date always
 /// yields the same games (re-runs and tests are deterministic).
@@ -181,22 +181,41 @@ impl Settings {
 /// when each task runs (`None`, the binary's case).
 pub type SettingsOverride = Option<Arc<Settings>>;
 
-/// What every `{sport}.validate` task starts from: the sport, and the fetch
-/// task whose output names the raw object to check.
+/// What every `{sport}.validate` task starts from: the sport, and the
+/// output of the fetch task that names the raw object to check.
 #[derive(Debug, Clone)]
-pub struct ValidateFrom {
+pub struct ValidateFrom<F> {
     sport: &'static str,
-    /// Full id of the fetch task (`{sport}.fetch_…`).
-    fetch_task: String,
+    pub(crate) fetch: Output<F>,
     settings: SettingsOverride,
 }
 
-/// The part of every fetch task's output a validate task needs.
-#[derive(serde::Deserialize)]
-struct FetchedRef {
-    key: String,
-    date: chrono::NaiveDate,
+/// A fetch task's output: where it stored the day's raw object.
+pub trait StoredRaw: serde::de::DeserializeOwned {
+    /// The raw object's key in the lake.
+    fn raw_key(&self) -> &str;
+    /// The sports day it holds.
+    fn sports_date(&self) -> chrono::NaiveDate;
 }
+
+macro_rules! stored_raw {
+    ($($t:ty),*) => {$(
+        impl StoredRaw for $t {
+            fn raw_key(&self) -> &str {
+                &self.key
+            }
+            fn sports_date(&self) -> chrono::NaiveDate {
+                self.date
+            }
+        }
+    )*};
+}
+stored_raw!(
+    games::FetchOutput,
+    odds::FetchOutput,
+    weather::FetchOutput,
+    news::FetchOutput
+);
 
 /// The raw object a fetch task wrote, read back from the lake and parsed.
 pub(crate) struct StoredPayload {
@@ -207,11 +226,11 @@ pub(crate) struct StoredPayload {
     pub payload: serde_json::Value,
 }
 
-impl ValidateFrom {
-    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
+impl<F: StoredRaw> ValidateFrom<F> {
+    pub fn new(sport: &'static str, fetch: Output<F>, settings: SettingsOverride) -> Self {
         Self {
             sport,
-            fetch_task,
+            fetch,
             settings,
         }
     }
@@ -225,20 +244,20 @@ impl ValidateFrom {
     ) -> Result<StoredPayload, TaskError> {
         let sport: &'static Sport = selected(ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
-        let fetched: FetchedRef = ctx.upstream(&self.fetch_task)?;
+        let fetched: F = self.fetch.get(ctx)?;
         let store = crate::lake::open_from_env(&settings.home).map_err(lake_failed)?;
         let payload = read_fetched_json(
             store.as_ref(),
-            &fetched.key,
-            &self.fetch_task,
+            fetched.raw_key(),
+            self.fetch.task_id(),
             &format!("{} {what}", sport.key),
         )
         .await?;
         Ok(StoredPayload {
             sport,
             store,
-            key: fetched.key,
-            date: fetched.date,
+            key: fetched.raw_key().to_owned(),
+            date: fetched.sports_date(),
             payload,
         })
     }

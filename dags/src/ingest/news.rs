@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -124,8 +124,8 @@ impl FetchNews {
         Self { sport, settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
+        TypedSpec::new(id, self).doc(doc)
     }
 }
 
@@ -148,8 +148,10 @@ pub fn replay_day(date: NaiveDate) -> Result<Vec<StoredFeed>, TaskError> {
 }
 
 #[async_trait]
-impl Task for FetchNews {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for FetchNews {
+    type Output = FetchOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
@@ -224,27 +226,34 @@ impl Task for FetchNews {
             feeds: feeds.len(),
             failed_feeds: failed,
         };
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }
 
 /// `{sport}.validate`: the stored feeds, checked article by article.
 #[derive(Debug, Clone)]
-pub struct ValidateNews(ValidateFrom);
+pub struct ValidateNews(ValidateFrom<FetchOutput>);
 
 impl ValidateNews {
-    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self(ValidateFrom::new(sport, fetch_task, settings))
+    pub fn new(
+        sport: &'static str,
+        fetch: Output<FetchOutput>,
+        settings: SettingsOverride,
+    ) -> Self {
+        Self(ValidateFrom::new(sport, fetch, settings))
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
+        let input = self.0.fetch.clone();
+        TypedSpec::new(id, self).doc(doc).reads(&input)
     }
 }
 
 #[async_trait]
-impl Task for ValidateNews {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for ValidateNews {
+    type Output = ValidateOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<ValidateOutput, TaskError> {
         let StoredPayload {
             sport,
             store,
@@ -295,6 +304,6 @@ impl Task for ValidateNews {
             Some(key) => ctx.log.warn(format!("{message} → dead letters in {key}")),
             None => ctx.log.info(message),
         }
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
-use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -112,8 +112,8 @@ impl FetchOddsSnapshots {
         Self { sport, settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
+        TypedSpec::new(id, self).doc(doc)
     }
 }
 
@@ -172,8 +172,10 @@ fn json_array(bodies: &[Fetched]) -> Vec<u8> {
 }
 
 #[async_trait]
-impl Task for FetchOddsSnapshots {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for FetchOddsSnapshots {
+    type Output = FetchOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
@@ -260,7 +262,7 @@ impl Task for FetchOddsSnapshots {
             credits_used,
             credits_remaining,
         };
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }
 
@@ -270,21 +272,28 @@ fn show(v: Option<f64>) -> String {
 
 /// `{sport}.validate`: the stored snapshots, checked event by event.
 #[derive(Debug, Clone)]
-pub struct ValidateOddsSnapshots(ValidateFrom);
+pub struct ValidateOddsSnapshots(ValidateFrom<FetchOutput>);
 
 impl ValidateOddsSnapshots {
-    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self(ValidateFrom::new(sport, fetch_task, settings))
+    pub fn new(
+        sport: &'static str,
+        fetch: Output<FetchOutput>,
+        settings: SettingsOverride,
+    ) -> Self {
+        Self(ValidateFrom::new(sport, fetch, settings))
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
+        let input = self.0.fetch.clone();
+        TypedSpec::new(id, self).doc(doc).reads(&input)
     }
 }
 
 #[async_trait]
-impl Task for ValidateOddsSnapshots {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for ValidateOddsSnapshots {
+    type Output = ValidateOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<ValidateOutput, TaskError> {
         let StoredPayload {
             sport,
             store,
@@ -358,6 +367,6 @@ impl Task for ValidateOddsSnapshots {
             Some(key) => ctx.log.warn(format!("{message} → dead letters in {key}")),
             None => ctx.log.info(message),
         }
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate};
-use orchestrator::{Task, TaskContext, TaskError, TaskResult, TaskSpec};
+use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -141,8 +141,8 @@ impl SelectOutdoorVenues {
         Self { settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<VenuesOutput> {
+        TypedSpec::new(id, self).doc(doc)
     }
 }
 
@@ -162,8 +162,10 @@ async fn latest_games(
 }
 
 #[async_trait]
-impl Task for SelectOutdoorVenues {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for SelectOutdoorVenues {
+    type Output = VenuesOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<VenuesOutput, TaskError> {
         let settings: Settings = resolve(&self.settings)?;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
@@ -229,11 +231,11 @@ impl Task for SelectOutdoorVenues {
             sports.insert(sport.key.to_owned(), out);
         }
         let records: usize = sports.values().map(|s| s.venues.len()).sum();
-        Ok(serde_json::to_value(VenuesOutput {
+        Ok(VenuesOutput {
             date,
             sports,
             records,
-        })?)
+        })
     }
 }
 
@@ -267,21 +269,26 @@ pub struct ValidateOutput {
 #[derive(Debug, Clone)]
 pub struct FetchOpenMeteo {
     sport: &'static str,
-    venues_task: String,
+    venues: Output<VenuesOutput>,
     settings: SettingsOverride,
 }
 
 impl FetchOpenMeteo {
-    pub fn new(sport: &'static str, venues_task: String, settings: SettingsOverride) -> Self {
+    pub fn new(
+        sport: &'static str,
+        venues: Output<VenuesOutput>,
+        settings: SettingsOverride,
+    ) -> Self {
         Self {
             sport,
-            venues_task,
+            venues,
             settings,
         }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
+        let input = self.venues.clone();
+        TypedSpec::new(id, self).doc(doc).reads(&input)
     }
 }
 
@@ -377,11 +384,13 @@ fn round1(v: f64) -> f64 {
 }
 
 #[async_trait]
-impl Task for FetchOpenMeteo {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for FetchOpenMeteo {
+    type Output = FetchOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
         let settings: Settings = resolve(&self.settings)?;
-        let selection: VenuesOutput = ctx.upstream(&self.venues_task)?;
+        let selection: VenuesOutput = self.venues.get(&ctx)?;
         let date: NaiveDate = selection.date;
         let end: NaiveDate = date.succ_opt().unwrap_or(date);
         let venues: Vec<OutdoorVenue> = selection
@@ -445,14 +454,14 @@ impl Task for FetchOpenMeteo {
             body.len(),
             store.location()
         ));
-        Ok(serde_json::to_value(FetchOutput {
+        Ok(FetchOutput {
             sport: sport.key.to_owned(),
             date,
             key: written,
             bytes: body.len(),
             source: source.to_owned(),
             venues: venues.len(),
-        })?)
+        })
     }
 }
 
@@ -498,21 +507,28 @@ fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, Strin
 
 /// `{sport}.validate`: the stored responses, checked venue by venue.
 #[derive(Debug, Clone)]
-pub struct ValidateWeather(ValidateFrom);
+pub struct ValidateWeather(ValidateFrom<FetchOutput>);
 
 impl ValidateWeather {
-    pub fn new(sport: &'static str, fetch_task: String, settings: SettingsOverride) -> Self {
-        Self(ValidateFrom::new(sport, fetch_task, settings))
+    pub fn new(
+        sport: &'static str,
+        fetch: Output<FetchOutput>,
+        settings: SettingsOverride,
+    ) -> Self {
+        Self(ValidateFrom::new(sport, fetch, settings))
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TaskSpec {
-        TaskSpec::new(id, Arc::new(self)).doc(doc)
+    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
+        let input = self.0.fetch.clone();
+        TypedSpec::new(id, self).doc(doc).reads(&input)
     }
 }
 
 #[async_trait]
-impl Task for ValidateWeather {
-    async fn execute(&self, ctx: TaskContext) -> TaskResult {
+impl TypedTask for ValidateWeather {
+    type Output = ValidateOutput;
+
+    async fn run(&self, ctx: TaskContext) -> Result<ValidateOutput, TaskError> {
         let StoredPayload {
             sport,
             store,
@@ -570,6 +586,6 @@ impl Task for ValidateWeather {
             Some(key) => ctx.log.warn(format!("{message} → dead letters in {key}")),
             None => ctx.log.info(message),
         }
-        Ok(serde_json::to_value(out)?)
+        Ok(out)
     }
 }

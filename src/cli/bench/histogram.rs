@@ -6,6 +6,9 @@
 /// Significant decimal digits of every recorded value: percentiles within
 /// 0.1 % of the true latency, at any magnitude.
 const PRECISION: u8 = 3;
+/// The longest latency told apart, in microseconds (an hour); longer ones
+/// count as an hour.
+const HIGHEST_MICROS: u64 = 3_600_000_000;
 
 /// Latencies in microseconds, reported in milliseconds.
 pub struct Histogram {
@@ -15,7 +18,8 @@ pub struct Histogram {
 impl Default for Histogram {
     fn default() -> Self {
         Self {
-            micros: hdrhistogram::Histogram::new(PRECISION).expect("a valid precision"),
+            micros: hdrhistogram::Histogram::new_with_bounds(1, HIGHEST_MICROS, PRECISION)
+                .expect("valid bounds"),
         }
     }
 }
@@ -23,7 +27,6 @@ impl Default for Histogram {
 impl Histogram {
     pub fn record(&mut self, ms: f64) {
         let micros = (ms.max(0.0) * 1000.0).round() as u64;
-        // Auto-resizing histograms take any u64 value.
         self.micros.saturating_record(micros);
     }
 
