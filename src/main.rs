@@ -5,8 +5,8 @@
 mod output;
 mod broker;
 mod cli;
-mod config;
 mod database;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ pub static MALLOC_CONF: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    config::init_tracing(args.command.is_daemon());
+    settings::init_tracing(args.command.is_daemon());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

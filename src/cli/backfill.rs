@@ -1,6 +1,5 @@
 //! `betflow backfill`: runs for every schedule interval in a date range.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -12,6 +11,7 @@ use serde_json::json;
 use super::dags::find_dag;
 use super::{usage, wait};
 use crate::database::Database;
+use crate::settings::Settings;
 
 #[derive(Args)]
 pub struct BackfillArgs {
@@ -36,8 +36,8 @@ pub struct BackfillArgs {
 /// Upper bound on runs one backfill creates, against typos like `--to 2204-01-01`.
 const MAX_RUNS: usize = 10_000;
 
-pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
-    let bag = super::dag_bag(home)?;
+pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
+    let bag = super::dag_bag(settings)?;
     let dag = find_dag(&bag, &args.dag)?;
     if dag.schedule.expression().is_none() {
         return Err(usage(format!(
@@ -67,7 +67,7 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let db = Database::open(home, &bag).await?;
+    let db = Database::open(settings, &bag).await?;
     let existing = db
         .store
         .run_states_between(
@@ -130,7 +130,15 @@ pub async fn run(home: &Path, args: BackfillArgs) -> Result<ExitCode> {
     if args.wait {
         let ids: Vec<String> = created.iter().chain(rerun.iter()).cloned().collect();
         if !ids.is_empty() {
-            let states = wait::until_finished(&db.store, &bag, &dag.id, &ids, true).await?;
+            let states = wait::until_finished(
+                &db.store,
+                settings.engine_config(),
+                &bag,
+                &dag.id,
+                &ids,
+                true,
+            )
+            .await?;
             let ok = states.iter().filter(|s| **s == RunState::Success).count();
             let failed = states.len() - ok;
             outln!("summary: {ok} succeeded, {failed} failed");

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
+use crate::settings::Settings;
 
 /// A token cancelled on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
@@ -36,16 +37,17 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
+pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     let broker =
         crate::broker::EmbeddedBroker::start_if_wanted(home, crate::broker::BrokerLog::Durable)?;
     let brokers = match &broker {
         Some(b) => Some(b.bootstrap.clone()),
         None => std::env::var("KAFKA_BROKERS").ok(),
     };
-    let bag = super::dag_bag_with_brokers(home, brokers.as_deref())?;
-    let config = crate::config::engine_config()?;
-    let db = Database::open(home, &bag).await?;
+    let bag = super::dag_bag_with_brokers(settings, brokers.as_deref())?;
+    let config = settings.engine_config();
+    let db = Database::open(settings, &bag).await?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
@@ -87,10 +89,10 @@ pub async fn up(home: &Path, host: std::net::IpAddr, port: u16) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn scheduler(home: &Path) -> Result<ExitCode> {
-    let bag = super::dag_bag(home)?;
-    let config = crate::config::engine_config()?;
-    let db = Database::open(home, &bag).await?;
+pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
+    let bag = super::dag_bag(settings)?;
+    let config = settings.engine_config();
+    let db = Database::open(settings, &bag).await?;
     let shutdown = shutdown_on_signals();
     eprintln!(
         "scheduler running on {}",

@@ -1,6 +1,5 @@
 //! `betflow dags …`
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use serde_json::{json, Value};
 use super::{usage, wait};
 use crate::database::Database;
 use crate::output;
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum DagsCommand {
@@ -65,8 +65,8 @@ pub fn parse_conf(conf: Option<&str>) -> Result<Value> {
     }
 }
 
-pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag(home)?;
+pub async fn run(settings: &Settings, cmd: DagsCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag(settings)?;
     // Validate ids before touching the database, so a typo writes nothing.
     match &cmd {
         DagsCommand::Show { dag } => {
@@ -99,7 +99,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
         None
     };
 
-    let db = Database::open(home, &bag).await?;
+    let db = Database::open(settings, &bag).await?;
     let code = match cmd {
         DagsCommand::List { json } => {
             let rows = db.store.list_dags().await?;
@@ -165,6 +165,7 @@ pub async fn run(home: &Path, cmd: DagsCommand) -> Result<ExitCode> {
             if block {
                 let states = wait::until_finished(
                     &db.store,
+                    settings.engine_config(),
                     &bag,
                     &dag,
                     std::slice::from_ref(&run_id),

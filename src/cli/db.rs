@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use crate::database::{Database, MIGRATIONS};
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
@@ -22,7 +23,8 @@ pub enum DbCommand {
     },
 }
 
-pub async fn run(home: &Path, cmd: DbCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: DbCommand) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     let db = Database::connect(home).await?;
     match cmd {
         DbCommand::Migrate => {

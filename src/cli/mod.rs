@@ -13,12 +13,13 @@ mod users;
 mod wait;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use orchestrator::DagBag;
+
+use crate::settings::Settings;
 
 /// A mistake in what the user typed (unknown id, bad date, bad JSON):
 /// printed as one line, exit code 2, nothing written.
@@ -45,24 +46,9 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub settings: Settings,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Args, Clone)]
-pub struct Global {
-    /// Directory for the embedded Postgres, the lake and local state [env: BETFLOW_HOME, default ./.betflow]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub home: Option<PathBuf>,
-}
-
-impl Global {
-    pub fn home(&self) -> PathBuf {
-        self.home
-            .clone()
-            .unwrap_or_else(crate::config::default_home)
-    }
 }
 
 #[derive(Subcommand)]
@@ -113,42 +99,42 @@ impl Command {
     }
 }
 
-/// BetFlow's DAGs for this home, plus the examples when
+/// BetFlow's DAGs for these settings' home, plus the examples when
 /// `BETFLOW_LOAD_EXAMPLES` is set.
-pub fn dag_bag(home: &Path) -> Result<DagBag> {
+pub fn dag_bag(settings: &Settings) -> Result<DagBag> {
     let brokers = std::env::var("KAFKA_BROKERS").ok();
-    dag_bag_with_brokers(home, brokers.as_deref())
+    dag_bag_with_brokers(settings, brokers.as_deref())
 }
 
 /// [`dag_bag`] with explicit Kafka bootstrap servers. The pipelines'
 /// settings are resolved here, once: a bad value stops the command (exit
 /// 2) naming it, and every task works under this `home`.
-pub fn dag_bag_with_brokers(home: &Path, brokers: Option<&str>) -> Result<DagBag> {
-    let settings = ::dags::ingest::Settings::from_env_at(home.to_path_buf())
+pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Result<DagBag> {
+    let pipelines = ::dags::ingest::Settings::from_env_at(settings.home.clone())
         .map_err(|e| usage(e.to_string()))?;
-    let mut bag = ::dags::dag_bag_for(std::sync::Arc::new(settings), brokers);
-    if crate::config::load_examples() {
+    let mut bag = ::dags::dag_bag_for(std::sync::Arc::new(pipelines), brokers);
+    if settings.load_examples {
         ::dags::examples::add_to(&mut bag);
     }
     Ok(bag)
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let home = cli.global.home();
+    let settings: &Settings = &cli.settings;
     // The DAGs' shape depends on it, so a typo must stop every command, not
     // silently fall back to the local engine.
     ::dags::transform::Engine::from_env().map_err(anyhow::Error::msg)?;
     match cli.command {
-        Command::Up { port, host } => daemon::up(&home, host, port).await,
-        Command::Scheduler => daemon::scheduler(&home).await,
-        Command::Db(cmd) => db::run(&home, cmd).await,
-        Command::Dags(cmd) => dags::run(&home, cmd).await,
-        Command::Runs(cmd) => runs::run(&home, cmd).await,
-        Command::Tasks(cmd) => tasks::run(&home, cmd).await,
-        Command::Backfill(args) => backfill::run(&home, args).await,
-        Command::Stream(cmd) => stream::run(&home, cmd).await,
-        Command::Users(cmd) => users::users(&home, cmd).await,
-        Command::Tokens(cmd) => users::tokens(&home, cmd).await,
-        Command::Bench(cmd) => bench::run(&home, cmd).await,
+        Command::Up { port, host } => daemon::up(settings, host, port).await,
+        Command::Scheduler => daemon::scheduler(settings).await,
+        Command::Db(cmd) => db::run(settings, cmd).await,
+        Command::Dags(cmd) => dags::run(settings, cmd).await,
+        Command::Runs(cmd) => runs::run(settings, cmd).await,
+        Command::Tasks(cmd) => tasks::run(settings, cmd).await,
+        Command::Backfill(args) => backfill::run(settings, args).await,
+        Command::Stream(cmd) => stream::run(settings, cmd).await,
+        Command::Users(cmd) => users::users(settings, cmd).await,
+        Command::Tokens(cmd) => users::tokens(settings, cmd).await,
+        Command::Bench(cmd) => bench::run(settings, cmd).await,
     }
 }

@@ -1,6 +1,5 @@
 //! `betflow runs …`
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -12,6 +11,7 @@ use serde_json::json;
 use super::usage;
 use crate::database::Database;
 use crate::output;
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum RunsCommand {
@@ -36,8 +36,8 @@ pub enum RunsCommand {
     },
 }
 
-pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag(home)?;
+pub async fn run(settings: &Settings, cmd: RunsCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag(settings)?;
     let mut state_filter: Option<RunState> = None;
     match &cmd {
         RunsCommand::List {
@@ -61,7 +61,7 @@ pub async fn run(home: &Path, cmd: RunsCommand) -> Result<ExitCode> {
             super::dags::find_dag(&bag, dag)?;
         }
     }
-    let db = Database::open(home, &bag).await?;
+    let db = Database::open(settings, &bag).await?;
     match cmd {
         RunsCommand::List {
             dag, limit, json, ..

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use dags::ingest::Settings;
+use dags::ingest::Settings as PipelineSettings;
 use dags::live::envelope::{Kind, Topic};
 use dags::live::publish::{groups, send_group, Sent};
 use dags::live::replay::{replay_day, ReplayMessage, SOURCE};
@@ -23,6 +23,7 @@ use streaming::kafka::producer::Producer;
 use streaming::kafka::{partitions_from_env, BROKERS_ENV};
 
 use super::usage;
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum StreamCommand {
@@ -51,7 +52,8 @@ pub struct ReplayArgs {
 /// Upper bound on the days of one replay, against typos like `--to 2204-01-01`.
 const MAX_DAYS: i64 = 3_660;
 
-pub async fn run(home: &Path, cmd: StreamCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: StreamCommand) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     match cmd {
         StreamCommand::Replay(args) => replay(home, args).await,
     }
@@ -106,7 +108,7 @@ async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
                 home.display()
             ))
         })?;
-    let minutes: u32 = Settings::from_env()
+    let minutes: u32 = PipelineSettings::from_env_at(home.to_path_buf())
         .map_err(|e| anyhow!("{e}"))?
         .odds_snapshot_minutes;
 

@@ -1,7 +1,6 @@
 //! `betflow tasks …`
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::dags::{find_dag, parse_conf};
 use super::usage;
 use crate::database::Database;
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum TasksCommand {
@@ -49,8 +49,8 @@ pub enum TasksCommand {
     },
 }
 
-pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
-    let bag = super::dag_bag(home)?;
+pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
+    let bag = super::dag_bag(settings)?;
     match cmd {
         TasksCommand::Run {
             dag,
@@ -124,7 +124,7 @@ pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
                 None if downstream => return Err(usage("--downstream needs --task")),
                 None => d.tasks().iter().map(|t| t.id.clone()).collect(),
             };
-            let db = Database::open(home, &bag).await?;
+            let db = Database::open(settings, &bag).await?;
             if db.store.run(&dag, &run_id).await?.is_none() {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }
@@ -151,7 +151,7 @@ pub async fn run(home: &Path, cmd: TasksCommand) -> Result<ExitCode> {
             if d.task(&task).is_none() {
                 return Err(usage(format!("DAG `{dag}` has no task `{task}`")));
             }
-            let db = Database::open(home, &bag).await?;
+            let db = Database::open(settings, &bag).await?;
             if db.store.run(&dag, &run_id).await?.is_none() {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }

@@ -1,7 +1,6 @@
 //! `betflow users …` and `betflow tokens …`: accounts for the web UI and API.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -10,6 +9,7 @@ use web::auth::{self, AuthError, Role};
 
 use super::usage;
 use crate::database::Database;
+use crate::settings::Settings;
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -46,7 +46,7 @@ fn auth_error(e: AuthError) -> anyhow::Error {
     }
 }
 
-pub async fn users(home: &Path, cmd: UsersCommand) -> Result<ExitCode> {
+pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
     let UsersCommand::Create { username, role } = cmd;
     let role: Role = role.parse().map_err(auth_error)?;
     let stdin = std::io::stdin();
@@ -65,7 +65,7 @@ pub async fn users(home: &Path, cmd: UsersCommand) -> Result<ExitCode> {
             (p, false)
         }
     };
-    let db = Database::open(home, &super::dag_bag(home)?).await?;
+    let db = Database::open(settings, &super::dag_bag(settings)?).await?;
     auth::create_user(db.store.pool(), &username, role, &password)
         .await
         .map_err(auth_error)?;
@@ -77,9 +77,9 @@ pub async fn users(home: &Path, cmd: UsersCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tokens(home: &Path, cmd: TokensCommand) -> Result<ExitCode> {
+pub async fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<ExitCode> {
     let TokensCommand::Create { username, name } = cmd;
-    let db = Database::open(home, &super::dag_bag(home)?).await?;
+    let db = Database::open(settings, &super::dag_bag(settings)?).await?;
     let token = auth::create_token(db.store.pool(), &username, &name)
         .await
         .map_err(auth_error)?;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// Block until every run in `run_ids` is success or failed; returns their states in order.
 pub async fn until_finished(
     store: &Store,
+    engine: orchestrator::EngineConfig,
     bag: &DagBag,
     dag_id: &str,
     run_ids: &[String],
@@ -21,7 +22,7 @@ pub async fn until_finished(
         None
     } else {
         eprintln!("no scheduler is running: executing in this process");
-        let mut config = crate::config::engine_config()?;
+        let mut config = engine;
         config.run_streams = false;
         config.create_scheduled_runs = false;
         let token = CancellationToken::new();

@@ -154,11 +154,14 @@ fn db_url_masks_the_password_unless_asked() {
 }
 
 #[test]
-fn a_bad_pipeline_setting_stops_every_command_naming_it() {
+fn a_bad_setting_stops_every_command_naming_it() {
     let env = TestEnv::start();
     for (var, value) in [
         ("BETFLOW_SOURCES", "bogus"),
         ("BETFLOW_ODDS_SNAPSHOT_MINUTES", "3"),
+        ("BETFLOW_PARALLELISM", "0"),
+        ("BETFLOW_POLL_MS", "soon"),
+        ("BETFLOW_LOAD_EXAMPLES", "maybe"),
     ] {
         let out = env.cmd(&["dags", "list"]).env(var, value).output().unwrap();
         assert_eq!(

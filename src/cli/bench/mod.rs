@@ -10,6 +10,7 @@ mod web;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::settings::Settings;
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -93,7 +94,8 @@ pub enum BenchCommand {
     },
 }
 
-pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     match cmd {
         BenchCommand::Stream {
             json,
@@ -110,13 +112,13 @@ pub async fn run(home: &Path, cmd: BenchCommand) -> Result<ExitCode> {
                 events,
                 linger_ms,
             };
-            stream::run(home, json, opts).await
+            stream::run(settings, json, opts).await
         }
         BenchCommand::Scheduler {
             json,
             repeat,
             idle_secs,
-        } => scheduler::run(home, json, repeat, idle_secs).await,
+        } => scheduler::run(settings, json, repeat, idle_secs).await,
         BenchCommand::Web {
             dags,
             runs,

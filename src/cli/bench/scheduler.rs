@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
+use crate::settings::Settings;
 
 /// A benchmark shape: its DAG id, task count, and the target from the issue.
 struct Shape {
@@ -89,7 +90,13 @@ struct IdleResult {
     rss_mb: f64,
 }
 
-pub async fn run(home: &Path, as_json: bool, repeat: usize, idle_secs: u64) -> Result<ExitCode> {
+pub async fn run(
+    settings: &Settings,
+    as_json: bool,
+    repeat: usize,
+    idle_secs: u64,
+) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     let mut bag = DagBag::new();
     bag.add(chain("bench_chain_20", 20)?);
     bag.add(fanout("bench_fanout_100", 100)?);
@@ -102,7 +109,7 @@ pub async fn run(home: &Path, as_json: bool, repeat: usize, idle_secs: u64) -> R
         .with_context(|| format!("creating {}", bench_home.display()))?;
     let db = Database::open_isolated(&bench_home, &bag).await?;
     let store = db.store.clone();
-    let mut config = crate::config::engine_config()?;
+    let mut config = settings.engine_config();
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();

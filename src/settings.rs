@@ -1,0 +1,169 @@
+//! The process's settings, parsed once in `main` with the command line:
+//! every variable the engine and the CLI read, typed and checked before a
+//! command starts. A bad value stops the command with exit code 2 naming
+//! the variable and the value; nothing reads these variables later. The
+//! README's configuration table is checked against the code
+//! (`readme_lists_every_variable_the_code_reads`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use orchestrator::EngineConfig;
+
+/// Settings from flags or their `BETFLOW_*` variables (flags win). Only
+/// `--home` is shown in `--help`; the rest are for the environment.
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// Directory for the embedded Postgres, the lake and local state
+    #[arg(
+        long,
+        global = true,
+        env = "BETFLOW_HOME",
+        default_value = "./.betflow",
+        value_name = "DIR"
+    )]
+    pub home: PathBuf,
+    /// Task instances one process runs at once.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_PARALLELISM", default_value = "32",
+          value_parser = |v: &str| at_least("BETFLOW_PARALLELISM", v, 1))]
+    pub parallelism: u64,
+    /// Longest scheduler/executor sleep when nothing wakes them, in ms.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_POLL_MS", default_value = "1000",
+          value_parser = |v: &str| at_least("BETFLOW_POLL_MS", v, 10))]
+    pub poll_ms: u64,
+    /// Heartbeat period of a process and its running tasks, in seconds.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_HEARTBEAT_SECS", default_value = "2",
+          value_parser = |v: &str| at_least("BETFLOW_HEARTBEAT_SECS", v, 1))]
+    pub heartbeat_secs: u64,
+    /// A running try whose heartbeat is older is failed and retried, in seconds.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_ZOMBIE_THRESHOLD_SECS", default_value = "30",
+          value_parser = |v: &str| at_least("BETFLOW_ZOMBIE_THRESHOLD_SECS", v, 1))]
+    pub zombie_threshold_secs: u64,
+    /// On SIGINT/SIGTERM, how long running tries may finish, in seconds.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_SHUTDOWN_GRACE_SECS", default_value = "30",
+          value_parser = |v: &str| at_least("BETFLOW_SHUTDOWN_GRACE_SECS", v, 0))]
+    pub shutdown_grace_secs: u64,
+    /// New DAGs start paused (Airflow's `dags_are_paused_at_creation`).
+    #[arg(long, global = true, hide = true, env = "BETFLOW_PAUSED_AT_CREATION", default_value = "false",
+          value_parser = |v: &str| flag("BETFLOW_PAUSED_AT_CREATION", v))]
+    pub paused_at_creation: bool,
+    /// Also load the `example_*` DAGs (Airflow's `load_examples`).
+    #[arg(long, global = true, hide = true, env = "BETFLOW_LOAD_EXAMPLES", default_value = "false",
+          value_parser = |v: &str| flag("BETFLOW_LOAD_EXAMPLES", v))]
+    pub load_examples: bool,
+}
+
+impl Settings {
+    /// The engine's settings.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            parallelism: self.parallelism as usize,
+            poll_interval: Duration::from_millis(self.poll_ms),
+            heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
+            zombie_threshold: Duration::from_secs(self.zombie_threshold_secs),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+/// A whole number of at least `min`.
+fn at_least(var: &str, v: &str, min: u64) -> Result<u64, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!(
+            "{var}={v:?} must be a whole number of at least {min}"
+        )),
+    }
+}
+
+/// `true`/`false` and their usual spellings.
+fn flag(var: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("{var}={v:?} must be true or false")),
+    }
+}
+
+pub fn init_tracing(daemon: bool) {
+    let default = if daemon {
+        "info,sqlx=warn"
+    } else {
+        "warn,sqlx=warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BETFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let err = at_least("BETFLOW_PARALLELISM", "0", 1).unwrap_err();
+        assert!(err.contains("BETFLOW_PARALLELISM=\"0\""), "{err}");
+        assert!(flag("BETFLOW_LOAD_EXAMPLES", "maybe").is_err());
+        assert_eq!(flag("BETFLOW_LOAD_EXAMPLES", "TRUE"), Ok(true));
+        assert_eq!(at_least("BETFLOW_POLL_MS", " 250 ", 10), Ok(250));
+    }
+
+    /// Every `BETFLOW_*`, `KAFKA_*`, `ODDS_API_KEY`, `OPENWEATHER_API_KEY`
+    /// and `DATABASE_URL` the code names is in the README's configuration
+    /// table (or documented beside it), so the table cannot drift.
+    #[test]
+    fn readme_lists_every_variable_the_code_reads() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+        let mut named: BTreeSet<String> = BTreeSet::new();
+        for dir in [
+            "src",
+            "orchestrator/src",
+            "sources/src",
+            "lakehouse/src",
+            "streaming/src",
+            "dags/src",
+            "web/src",
+        ] {
+            collect(&root.join(dir), &mut named);
+        }
+        let missing: Vec<&String> = named
+            .iter()
+            .filter(|v| !readme.contains(v.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+    }
+
+    fn collect(dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("source dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                for quoted in text.split('"').skip(1).step_by(2) {
+                    let is_var = ["BETFLOW_", "KAFKA_"].iter().any(|p| quoted.starts_with(p))
+                        || matches!(
+                            quoted,
+                            "ODDS_API_KEY" | "OPENWEATHER_API_KEY" | "DATABASE_URL"
+                        );
+                    let whole = quoted
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                    if is_var && whole && !quoted.ends_with('_') {
+                        out.insert(quoted.to_owned());
+                    }
+                }
+            }
+        }
+    }
+}
