@@ -190,6 +190,31 @@ pub struct ValidateFrom<F> {
     settings: SettingsOverride,
 }
 
+/// `new` and `spec` of a `{sport}.validate` task, a newtype over
+/// [`ValidateFrom`] of its fetch task's output: the spec reads that output,
+/// which is its edge.
+macro_rules! validate_task {
+    ($task:ident, $fetch:ty, $out:ty) => {
+        impl $task {
+            pub fn new(
+                sport: &'static str,
+                fetch: orchestrator::Output<$fetch>,
+                settings: $crate::ingest::SettingsOverride,
+            ) -> Self {
+                Self($crate::ingest::ValidateFrom::new(sport, fetch, settings))
+            }
+
+            pub fn spec(self, id: &str, doc: String) -> orchestrator::TypedSpec<$out> {
+                let input = self.0.fetch.clone();
+                orchestrator::TypedSpec::new(id, self)
+                    .doc(doc)
+                    .reads(&input)
+            }
+        }
+    };
+}
+pub(crate) use validate_task;
+
 /// A fetch task's output: where it stored the day's raw object.
 pub trait StoredRaw: serde::de::DeserializeOwned {
     /// The raw object's key in the lake.

@@ -234,20 +234,7 @@ impl TypedTask for FetchNews {
 #[derive(Debug, Clone)]
 pub struct ValidateNews(ValidateFrom<FetchOutput>);
 
-impl ValidateNews {
-    pub fn new(
-        sport: &'static str,
-        fetch: Output<FetchOutput>,
-        settings: SettingsOverride,
-    ) -> Self {
-        Self(ValidateFrom::new(sport, fetch, settings))
-    }
-
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
-        let input = self.0.fetch.clone();
-        TypedSpec::new(id, self).doc(doc).reads(&input)
-    }
-}
+super::validate_task!(ValidateNews, FetchOutput, ValidateOutput);
 
 #[async_trait]
 impl TypedTask for ValidateNews {

@@ -274,20 +274,7 @@ fn show(v: Option<f64>) -> String {
 #[derive(Debug, Clone)]
 pub struct ValidateOddsSnapshots(ValidateFrom<FetchOutput>);
 
-impl ValidateOddsSnapshots {
-    pub fn new(
-        sport: &'static str,
-        fetch: Output<FetchOutput>,
-        settings: SettingsOverride,
-    ) -> Self {
-        Self(ValidateFrom::new(sport, fetch, settings))
-    }
-
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
-        let input = self.0.fetch.clone();
-        TypedSpec::new(id, self).doc(doc).reads(&input)
-    }
-}
+super::validate_task!(ValidateOddsSnapshots, FetchOutput, ValidateOutput);
 
 #[async_trait]
 impl TypedTask for ValidateOddsSnapshots {

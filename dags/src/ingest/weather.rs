@@ -509,20 +509,7 @@ fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, Strin
 #[derive(Debug, Clone)]
 pub struct ValidateWeather(ValidateFrom<FetchOutput>);
 
-impl ValidateWeather {
-    pub fn new(
-        sport: &'static str,
-        fetch: Output<FetchOutput>,
-        settings: SettingsOverride,
-    ) -> Self {
-        Self(ValidateFrom::new(sport, fetch, settings))
-    }
-
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<ValidateOutput> {
-        let input = self.0.fetch.clone();
-        TypedSpec::new(id, self).doc(doc).reads(&input)
-    }
-}
+super::validate_task!(ValidateWeather, FetchOutput, ValidateOutput);
 
 #[async_trait]
 impl TypedTask for ValidateWeather {
