@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
+use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 
 use super::{

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
+use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

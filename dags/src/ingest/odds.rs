@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
-use orchestrator::{Output, TaskContext, TaskError, TypedSpec, TypedTask};
+use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
