@@ -2,10 +2,9 @@
 //! This file only wires the command line to the crates that do the work.
 
 #[macro_use]
-mod output;
-mod broker;
+extern crate services;
+
 mod cli;
-mod database;
 mod settings;
 
 use std::process::ExitCode;
@@ -45,7 +44,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<output::StdoutClosed>().is_some() {
+            if e.downcast_ref::<services::output::StdoutClosed>().is_some() {
                 return ExitCode::SUCCESS;
             }
             if let Some(usage) = e.downcast_ref::<cli::UsageError>() {

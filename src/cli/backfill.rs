@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::dags::find_dag;
 use super::{usage, wait};
-use crate::database::Database;
 use crate::settings::Settings;
+use services::database::Database;
 
 #[derive(Args)]
 pub struct BackfillArgs {
@@ -67,7 +67,7 @@ pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let db = Database::open(settings, &bag).await?;
+    let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     let existing = db
         .store
         .run_states_between(

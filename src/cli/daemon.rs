@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::database::Database;
 use crate::settings::Settings;
+use services::database::Database;
 
 /// A token cancelled on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
@@ -39,15 +39,17 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
-    let broker =
-        crate::broker::EmbeddedBroker::start_if_wanted(home, crate::broker::BrokerLog::Durable)?;
+    let broker = services::broker::EmbeddedBroker::start_if_wanted(
+        home,
+        services::broker::BrokerLog::Durable,
+    )?;
     let brokers = match &broker {
         Some(b) => Some(b.bootstrap.clone()),
         None => std::env::var("KAFKA_BROKERS").ok(),
     };
     let bag = super::dag_bag_with_brokers(settings, brokers.as_deref())?;
     let config = settings.engine_config();
-    let db = Database::open(settings, &bag).await?;
+    let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
@@ -92,7 +94,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
 pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
     let bag = super::dag_bag(settings)?;
     let config = settings.engine_config();
-    let db = Database::open(settings, &bag).await?;
+    let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     let shutdown = shutdown_on_signals();
     eprintln!(
         "scheduler running on {}",

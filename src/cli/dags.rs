@@ -12,9 +12,9 @@ use orchestrator::{Dag, DagBag, RunState};
 use serde_json::{json, Value};
 
 use super::{usage, wait};
-use crate::database::Database;
-use crate::output;
 use crate::settings::Settings;
+use services::database::Database;
+use services::output;
 
 #[derive(Subcommand)]
 pub enum DagsCommand {
@@ -99,7 +99,7 @@ pub async fn run(settings: &Settings, cmd: DagsCommand) -> Result<ExitCode> {
         None
     };
 
-    let db = Database::open(settings, &bag).await?;
+    let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     let code = match cmd {
         DagsCommand::List { json } => {
             let rows = db.store.list_dags().await?;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::database::{Database, MIGRATIONS};
 use crate::settings::Settings;
+use services::database::{Database, MIGRATIONS};
 
 #[derive(Subcommand)]
 pub enum DbCommand {

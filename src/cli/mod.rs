@@ -2,7 +2,6 @@
 //! command family.
 
 mod backfill;
-mod bench;
 mod daemon;
 mod dags;
 mod db;
@@ -89,7 +88,7 @@ pub enum Command {
     Tokens(users::TokensCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(::bench::BenchCommand),
 }
 
 impl Command {
@@ -135,6 +134,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stream(cmd) => stream::run(settings, cmd).await,
         Command::Users(cmd) => users::users(settings, cmd).await,
         Command::Tokens(cmd) => users::tokens(settings, cmd).await,
-        Command::Bench(cmd) => bench::run(settings, cmd).await,
+        Command::Bench(cmd) => ::bench::run(&settings.home, settings.engine_config(), cmd).await,
     }
 }

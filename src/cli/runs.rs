@@ -9,9 +9,9 @@ use orchestrator::RunState;
 use serde_json::json;
 
 use super::usage;
-use crate::database::Database;
-use crate::output;
 use crate::settings::Settings;
+use services::database::Database;
+use services::output;
 
 #[derive(Subcommand)]
 pub enum RunsCommand {
@@ -61,7 +61,7 @@ pub async fn run(settings: &Settings, cmd: RunsCommand) -> Result<ExitCode> {
             super::dags::find_dag(&bag, dag)?;
         }
     }
-    let db = Database::open(settings, &bag).await?;
+    let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     match cmd {
         RunsCommand::List {
             dag, limit, json, ..

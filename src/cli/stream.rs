@@ -100,7 +100,7 @@ async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
-        .or_else(|| crate::broker::running_bootstrap(home))
+        .or_else(|| services::broker::running_bootstrap(home))
         .ok_or_else(|| {
             usage(format!(
                 "{BROKERS_ENV} is not set and no `betflow up` with an embedded broker runs on {}: \

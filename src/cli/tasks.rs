@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::dags::{find_dag, parse_conf};
 use super::usage;
-use crate::database::Database;
 use crate::settings::Settings;
+use services::database::Database;
 
 #[derive(Subcommand)]
 pub enum TasksCommand {
@@ -124,7 +124,7 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
                 None if downstream => return Err(usage("--downstream needs --task")),
                 None => d.tasks().iter().map(|t| t.id.clone()).collect(),
             };
-            let db = Database::open(settings, &bag).await?;
+            let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
             if db.store.run(&dag, &run_id).await?.is_none() {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }
@@ -151,7 +151,7 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
             if d.task(&task).is_none() {
                 return Err(usage(format!("DAG `{dag}` has no task `{task}`")));
             }
-            let db = Database::open(settings, &bag).await?;
+            let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
             if db.store.run(&dag, &run_id).await?.is_none() {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }

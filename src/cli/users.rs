@@ -8,8 +8,8 @@ use clap::Subcommand;
 use web::auth::{self, AuthError, Role};
 
 use super::usage;
-use crate::database::Database;
 use crate::settings::Settings;
+use services::database::Database;
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -65,7 +65,12 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
             (p, false)
         }
     };
-    let db = Database::open(settings, &super::dag_bag(settings)?).await?;
+    let db = Database::open(
+        &settings.home,
+        &super::dag_bag(settings)?,
+        settings.paused_at_creation,
+    )
+    .await?;
     auth::create_user(db.store.pool(), &username, role, &password)
         .await
         .map_err(auth_error)?;
@@ -79,7 +84,12 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
 
 pub async fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<ExitCode> {
     let TokensCommand::Create { username, name } = cmd;
-    let db = Database::open(settings, &super::dag_bag(settings)?).await?;
+    let db = Database::open(
+        &settings.home,
+        &super::dag_bag(settings)?,
+        settings.paused_at_creation,
+    )
+    .await?;
     let token = auth::create_token(db.store.pool(), &username, &name)
         .await
         .map_err(auth_error)?;

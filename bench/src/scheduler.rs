@@ -14,8 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::database::Database;
-use crate::settings::Settings;
+use services::database::Database;
 
 /// A benchmark shape: its DAG id, task count, and the target from the issue.
 struct Shape {
@@ -91,12 +90,12 @@ struct IdleResult {
 }
 
 pub async fn run(
-    settings: &Settings,
+    home: &Path,
+    engine: orchestrator::EngineConfig,
     as_json: bool,
     repeat: usize,
     idle_secs: u64,
 ) -> Result<ExitCode> {
-    let home: &Path = &settings.home;
     let mut bag = DagBag::new();
     bag.add(chain("bench_chain_20", 20)?);
     bag.add(fanout("bench_fanout_100", 100)?);
@@ -109,7 +108,7 @@ pub async fn run(
         .with_context(|| format!("creating {}", bench_home.display()))?;
     let db = Database::open_isolated(&bench_home, &bag).await?;
     let store = db.store.clone();
-    let mut config = settings.engine_config();
+    let mut config = engine;
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();

@@ -72,7 +72,7 @@ const SPACINGS: &[u32] = &[
     1440, 720, 480, 360, 240, 180, 120, 90, 60, 55, 50, 45, 40, 35, 30, 25, 20, 15, 10, 5,
 ];
 /// The DuckDB side, embedded so the bench runs from any directory.
-const DUCKDB_SCRIPT: &str = include_str!("../../../scripts/bench_duckdb.py");
+const DUCKDB_SCRIPT: &str = include_str!("../../scripts/bench_duckdb.py");
 
 /// `--compare`: the engine the comparable part is re-run in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

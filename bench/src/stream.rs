@@ -43,9 +43,8 @@ use streaming::kafka::producer::Producer;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{peak_rss, rss};
-use crate::broker::{BrokerLog, EmbeddedBroker, INSTALL_HINT};
-use crate::database::Database;
-use crate::settings::Settings;
+use services::broker::{BrokerLog, EmbeddedBroker, INSTALL_HINT};
+use services::database::Database;
 
 const DAG: &str = "bench_stream";
 const TASK: &str = "odds_consumer";
@@ -88,8 +87,7 @@ struct Report {
     rss_by_minute_mib: Vec<f64>,
 }
 
-pub async fn run(settings: &Settings, as_json: bool, opts: Options) -> Result<ExitCode> {
-    let home: &Path = &settings.home;
+pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> {
     if opts.events == 0 || opts.rate == 0 || opts.seconds == 0 {
         bail!("--events, --rate and --seconds must be positive");
     }

@@ -1,4 +1,9 @@
 //! `betflow bench …`: benchmarks that print figures and assert nothing.
+//! Their own crate, so the binary does not carry polars, iceberg and
+//! parquet for them and editing a bench rebuilds only this crate.
+
+#[macro_use]
+extern crate services;
 
 mod batch;
 mod histogram;
@@ -10,9 +15,9 @@ mod web;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::settings::Settings;
 use anyhow::Result;
 use clap::Subcommand;
+use orchestrator::EngineConfig;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -94,8 +99,8 @@ pub enum BenchCommand {
     },
 }
 
-pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<ExitCode> {
-    let home: &Path = &settings.home;
+/// Runs one benchmark with the process's home and engine settings.
+pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Stream {
             json,
@@ -112,13 +117,13 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> Result<ExitCode> {
                 events,
                 linger_ms,
             };
-            stream::run(settings, json, opts).await
+            stream::run(home, json, opts).await
         }
         BenchCommand::Scheduler {
             json,
             repeat,
             idle_secs,
-        } => scheduler::run(settings, json, repeat, idle_secs).await,
+        } => scheduler::run(home, engine, json, repeat, idle_secs).await,
         BenchCommand::Web {
             dags,
             runs,

@@ -10,7 +10,7 @@ use orchestrator::{task_fn, Dag, DagBag, Node, TaskSpec};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::database::Database;
+use services::database::Database;
 
 /// Tasks of the DAG whose grid is measured (50 tasks × 25 runs).
 const GRID_TASKS: usize = 50;

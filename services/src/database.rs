@@ -10,8 +10,6 @@ use orchestrator::store::write::SyncOptions;
 use orchestrator::store::Migrations;
 use orchestrator::{DagBag, Store};
 
-use crate::settings::Settings;
-
 /// Every crate's migrations, in the order they are applied: the engine's
 /// metadata, the web's users, then the `serving` schema.
 pub static MIGRATIONS: [&Migrations; 3] = [
@@ -29,12 +27,12 @@ pub struct Database {
 
 impl Database {
     /// Connect, apply migrations and record the DAG definitions.
-    pub async fn open(settings: &Settings, bag: &DagBag) -> Result<Self> {
-        let db = Self::connect(&settings.home).await?;
+    pub async fn open(home: &Path, bag: &DagBag, paused_at_creation: bool) -> Result<Self> {
+        let db = Self::connect(home).await?;
         db.store.migrate_all(&MIGRATIONS).await?;
         let opts = SyncOptions {
             mark_missing_stale: true,
-            paused_at_creation: settings.paused_at_creation,
+            paused_at_creation,
         };
         db.store
             .sync_dags(bag, opts)
