@@ -137,3 +137,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => ::bench::run(&settings.home, settings.engine_config(), cmd).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command's arguments, the global settings included, are
+    /// consistent (no two with one name, every default parses).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
