@@ -95,38 +95,6 @@ impl TaskState {
 #[error("unknown state `{0}`")]
 pub struct UnknownState(pub String);
 
-impl FromStr for RunState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
-    }
-}
-
-impl FromStr for TaskState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
-    }
-}
-
-impl fmt::Display for RunState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for TaskState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// State of one process's supervision of a long-running stream task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -157,23 +125,8 @@ impl StreamState {
     }
 }
 
-impl FromStr for StreamState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
-    }
-}
-
-impl fmt::Display for StreamState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// States are stored as `TEXT` columns spelled by `as_str` (the migrations'
+/// Each state enum reads from and prints as its `as_str` name. States are
+/// stored as `TEXT` columns spelled by `as_str` (the migrations'
 /// `CHECK` constraints list the same names), so read models decode them
 /// straight into the enums, and queries may bind them, as plain text: no
 /// Postgres enum type to migrate, and no `"running"` literals to misspell
@@ -181,6 +134,22 @@ impl fmt::Display for StreamState {
 /// than a state silently read as something else.
 macro_rules! text_column {
     ($state:ty) => {
+        impl FromStr for $state {
+            type Err = UnknownState;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|st| st.as_str() == s)
+                    .ok_or_else(|| UnknownState(s.to_owned()))
+            }
+        }
+
+        impl fmt::Display for $state {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
         impl sqlx::Type<sqlx::Postgres> for $state {
             fn type_info() -> sqlx::postgres::PgTypeInfo {
                 <&str as sqlx::Type<sqlx::Postgres>>::type_info()
