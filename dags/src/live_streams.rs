@@ -69,15 +69,8 @@ impl Publishing {
     /// From `BETFLOW_LIVE_PUBLISH` and `BETFLOW_SOURCES`. A bad setting is
     /// logged and publishes nothing rather than stopping every DAG from loading.
     pub fn from_env() -> Self {
-        match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
-            "off" => return Publishing::Off,
-            "" | "auto" => {}
-            other => {
-                tracing::error!(
-                    "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
-                );
-                return Publishing::Off;
-            }
+        if !publishing_wanted() {
+            return Publishing::Off;
         }
         match Settings::from_env() {
             Ok(s) => Publishing::from_settings(&s),
@@ -90,15 +83,10 @@ impl Publishing {
 
     /// The publishers of `settings`' source mode, unless `BETFLOW_LIVE_PUBLISH=off`.
     pub fn for_settings(settings: &Settings) -> Self {
-        match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
-            "" | "auto" => Publishing::from_settings(settings),
-            "off" => Publishing::Off,
-            other => {
-                tracing::error!(
-                    "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
-                );
-                Publishing::Off
-            }
+        if publishing_wanted() {
+            Publishing::from_settings(settings)
+        } else {
+            Publishing::Off
         }
     }
 
@@ -106,6 +94,21 @@ impl Publishing {
         match settings.mode {
             SourceMode::Replay => Publishing::Replay,
             SourceMode::Live { .. } => Publishing::Live(Box::new(settings.clone())),
+        }
+    }
+}
+
+/// `BETFLOW_LIVE_PUBLISH`: `auto` (or unset) publishes, `off` does not; any
+/// other value is logged and publishes nothing.
+fn publishing_wanted() -> bool {
+    match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
+        "" | "auto" => true,
+        "off" => false,
+        other => {
+            tracing::error!(
+                "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
+            );
+            false
         }
     }
 }
