@@ -33,13 +33,14 @@ use dags::live::kafka::odds::OddsSink;
 use dags::live::odds::OddsPayload;
 use dags::live_streams::STREAM_RESTART;
 use futures_util::StreamExt;
+use orchestrator::setting::ProcessEnv;
 use orchestrator::{Dag, DagBag};
 use serde::Serialize;
 use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
 use sqlx::postgres::PgPool;
-use streaming::kafka::config::ConsumerConfig;
 use streaming::kafka::consumer::KafkaConsumer;
 use streaming::kafka::producer::Producer;
+use streaming::kafka::KafkaSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{peak_rss, rss};
@@ -104,9 +105,9 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
         _ => bail!("bench stream needs a Kafka broker: install tansu (`{INSTALL_HINT}`) or set KAFKA_BROKERS"),
     };
     let run_id: String = format!("bench-{}", Utc::now().format("%Y%m%d%H%M%S"));
-    let mut config = ConsumerConfig::new(&brokers, "odds");
+    let kafka = KafkaSettings::resolve(&brokers, &ProcessEnv)?;
+    let mut config = kafka.consumer("odds");
     config.group_id = format!("{run_id}-odds");
-    let partitions: i32 = config.partitions;
     let mut dag = Dag::builder(DAG)
         .description("bench stream")
         .tags(&["bench"]);
@@ -121,7 +122,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     let pool: PgPool = db.store.pool().clone();
 
     let topic = Topic::new(Kind::Odds, dags::sport("nba").context("nba")?);
-    let producer = Producer::with_linger(&brokers, partitions, opts.linger_ms)?;
+    let producer = Producer::with_linger(&kafka, opts.linger_ms)?;
     producer.ensure_topics(&[topic]).await?;
     let gen = Updates::new(&run_id, opts.events);
 
@@ -194,7 +195,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     let n = steady.rss_mib.len();
     let window = n.clamp(1, 60);
     let report = Report {
-        partitions,
+        partitions: kafka.partitions,
         events: opts.events,
         backlog_updates: opts.backlog,
         produce_per_sec,

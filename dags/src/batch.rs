@@ -15,8 +15,8 @@ use orchestrator::dag::DagError;
 use orchestrator::{Dag, DagBuilder, Node, Output, RetryPolicy, TaskSpec, TriggerRule};
 
 use crate::ingest::{
-    FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues,
-    SettingsOverride, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
+    FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, Settings,
+    SharedSettings, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
     VenuesOutput,
 };
 use crate::sensors::UpstreamDay;
@@ -35,20 +35,15 @@ pub const WEATHER: &str = "weather_daily";
 pub const NEWS: &str = "news_daily";
 pub const GOLD_MARTS: &str = "gold_marts_nightly";
 
-/// The batch DAGs, as build results so a broken definition reports its error.
-pub fn dags() -> Vec<Result<Dag, DagError>> {
-    dags_with(None)
-}
-
-/// The nightly DAGs with fixed settings (the binary's, or a test's), or
-/// with `None` settings read from the environment when each task runs.
-pub fn dags_with(settings: SettingsOverride) -> Vec<Result<Dag, DagError>> {
+/// The batch DAGs of a deployment's settings, as build results so a broken
+/// definition reports its error.
+pub fn dags(settings: SharedSettings) -> Vec<Result<Dag, DagError>> {
     vec![
-        historical_games_daily_with(settings.clone()),
-        historical_odds_daily_with(settings.clone()),
-        weather_daily_with(settings.clone()),
-        news_daily_with(settings.clone()),
-        gold_marts_nightly_with(settings),
+        historical_games_daily(settings.clone()),
+        historical_odds_daily(settings.clone()),
+        weather_daily(settings.clone()),
+        news_daily(settings.clone()),
+        gold_marts_nightly(settings),
     ]
 }
 
@@ -127,7 +122,7 @@ struct Family {
 fn ingest<G>(
     b: &mut DagBuilder,
     f: &Family,
-    settings: &SettingsOverride,
+    settings: &SharedSettings,
     after: Option<&Node>,
     leaf: &'static str,
     group: G,
@@ -138,12 +133,12 @@ where
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
     // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
-    let engine = transform::Engine::from_env().unwrap_or_default();
+    let engine = settings.engine;
     let bronze_spec = match engine {
         transform::Engine::Local => {
             LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze)
         }
-        transform::Engine::Glue => GlueJob::from_env(bronze_id.clone())
+        transform::Engine::Glue => GlueJob::new(glue_config(settings, &bronze_id))
             .run_arg(SPORTS_DAY_ARG, glue_sports_day)
             .spec(&bronze_id, format!("AWS Glue job run: {}", f.bronze)),
     };
@@ -164,7 +159,7 @@ where
         transform::Engine::Local => {
             BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver)
         }
-        transform::Engine::Glue => GlueJob::from_env(silver_id.clone())
+        transform::Engine::Glue => GlueJob::new(glue_config(settings, &silver_id))
             .run_arg(SPORTS_DAY_ARG, glue_sports_day)
             .spec(&silver_id, format!("AWS Glue job run: {}", f.silver)),
     };
@@ -180,7 +175,7 @@ where
 /// A games group: `fetch_scoreboard` (source → raw lake) >> `validate`
 /// (raw lake → counts and dead letters). The raw write happens inside the
 /// fetch, so the untouched bytes are stored before anything interprets them.
-fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
     let doc = format!(
         "{}; store the untouched bytes (gzip) at raw/historical/{}/games/date=YYYY-MM-DD/, replacing that date on a re-run",
         (GAMES.describe_fetch)(sport),
@@ -210,7 +205,7 @@ fn stores(f: &Family, sport: &Sport) -> String {
 
 /// An odds group: `fetch_odds_snapshots` (snapshots every N minutes of the
 /// day → raw lake) >> `validate` (raw lake → counts and dead letters).
-fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
     let doc = format!(
         "{} every BETFLOW_ODDS_SNAPSHOT_MINUTES (default 60) of the sports day; {}",
         (ODDS.describe_fetch)(sport),
@@ -236,7 +231,7 @@ fn weather_group(
     b: &mut DagBuilder,
     sport: &'static Sport,
     venues: &Output<VenuesOutput>,
-    settings: &SettingsOverride,
+    settings: &SharedSettings,
 ) -> Node {
     let doc = format!(
         "{}; {}",
@@ -258,7 +253,7 @@ fn weather_group(
 }
 
 /// A news group: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
-fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SettingsOverride) -> Node {
+fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
     let doc = format!(
         "{}; {}",
         (NEWS_FAMILY.describe_fetch)(sport),
@@ -350,13 +345,7 @@ const NEWS_FAMILY: Family = Family {
 
 /// ESPN scoreboards per sport → raw → bronze/silver games, with the
 /// source and lake settings read from the environment when tasks run.
-pub fn historical_games_daily() -> Result<Dag, DagError> {
-    historical_games_daily_with(None)
-}
-
-/// [`historical_games_daily`] with fixed settings (`Some`), so tests run
-/// it against a temporary lake without touching the process environment.
-pub fn historical_games_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+pub fn historical_games_daily(settings: SharedSettings) -> Result<Dag, DagError> {
     let mut b = nightly(
         HISTORICAL_GAMES,
         "Final games of the previous sports day from ESPN, per sport, into raw, bronze and silver games",
@@ -371,12 +360,7 @@ pub fn historical_games_daily_with(settings: SettingsOverride) -> Result<Dag, Da
 
 /// Historical odds snapshots per sport, once the day's games are in silver
 /// (odds events are mapped to games) → raw → bronze/silver odds.
-pub fn historical_odds_daily() -> Result<Dag, DagError> {
-    historical_odds_daily_with(None)
-}
-
-/// [`historical_odds_daily`] with fixed settings (tests).
-pub fn historical_odds_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+pub fn historical_odds_daily(settings: SharedSettings) -> Result<Dag, DagError> {
     let mut b = nightly(
         HISTORICAL_ODDS,
         "Historical odds snapshots of the previous sports day from The Odds API, per sport, into raw, bronze and silver odds",
@@ -397,12 +381,7 @@ pub fn historical_odds_daily_with(settings: SettingsOverride) -> Result<Dag, Dag
 
 /// Hourly weather history at the day's outdoor venues (weather does not
 /// matter indoors), so it waits for the day's games to know the venues.
-pub fn weather_daily() -> Result<Dag, DagError> {
-    weather_daily_with(None)
-}
-
-/// [`weather_daily`] with fixed settings (tests).
-pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+pub fn weather_daily(settings: SharedSettings) -> Result<Dag, DagError> {
     let mut b = nightly(
         WEATHER,
         "Open-Meteo weather history at the previous sports day's outdoor venues into raw, bronze and silver weather",
@@ -434,12 +413,7 @@ pub fn weather_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
 /// The sports' news feeds → raw → bronze/silver news with team and
 /// sentiment. Teams come from the bundled ESPN captures, so it waits for
 /// no other DAG.
-pub fn news_daily() -> Result<Dag, DagError> {
-    news_daily_with(None)
-}
-
-/// [`news_daily`] with fixed settings (tests).
-pub fn news_daily_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+pub fn news_daily(settings: SharedSettings) -> Result<Dag, DagError> {
     let mut b = nightly(
         NEWS,
         "News articles of the previous sports day from the sports' RSS/Atom feeds, per sport, into raw, bronze and silver news with team and sentiment",
@@ -542,12 +516,7 @@ const MARTS: &[Mart] = &[
 /// Dims, then the marts that join them, then one quality gate over gold,
 /// then the copy to the serving schema the dashboards read. Full rebuilds of
 /// shared tables: one run at a time.
-pub fn gold_marts_nightly() -> Result<Dag, DagError> {
-    gold_marts_nightly_with(None)
-}
-
-/// [`gold_marts_nightly`] with fixed settings (tests).
-pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagError> {
+pub fn gold_marts_nightly(settings: SharedSettings) -> Result<Dag, DagError> {
     let mut b = nightly(
         GOLD_MARTS,
         "Gold dimensions and marts from silver games, odds, weather and news, gated by quality checks and published to the serving schema",
@@ -615,6 +584,14 @@ pub fn gold_marts_nightly_with(settings: SettingsOverride) -> Result<Dag, DagErr
 
 /// The Glue argument that tells a job script which sports day to model.
 pub const SPORTS_DAY_ARG: &str = "--sports_day";
+
+/// The Glue job of transform task `key` (`bronze_games`, …), resolved with
+/// the settings when the engine is Glue.
+fn glue_config(settings: &Settings, key: &str) -> lakehouse::glue_job::GlueConfig {
+    settings.glue_jobs.get(key).cloned().unwrap_or_else(|| {
+        panic!("no Glue job resolved for `{key}`: Settings::resolve resolves every transform's")
+    })
+}
 
 /// The sports day of a Glue job run's try.
 pub fn glue_sports_day(ctx: &orchestrator::TaskContext) -> String {

@@ -17,6 +17,7 @@ pub mod live;
 pub mod live_streams;
 pub mod marts_serving;
 pub mod sensors;
+pub mod settings;
 pub mod transform;
 
 use std::collections::BTreeSet;
@@ -80,33 +81,19 @@ pub const POOLS: &[(&str, u32)] = &[
     (NEWS_POOL, 2),
 ];
 
-/// Every BetFlow DAG and the pools they use.
+/// Every BetFlow DAG for a deployment's settings, resolved once by the
+/// binary ([`settings::Settings::resolve`]), and the pools they use: every
+/// task works on these (its `--home` included) instead of reading the
+/// environment when it runs.
 ///
 /// # Panics
 /// When a DAG definition is invalid (a cycle, an unknown or duplicate task,
 /// a bad cron expression). Definitions are static code, so that is a bug the
 /// unit tests catch, not a runtime condition.
-pub fn dag_bag() -> DagBag {
-    let brokers = std::env::var(streaming::kafka::BROKERS_ENV).ok();
-    dag_bag_with_brokers(brokers.as_deref())
-}
-
-/// [`dag_bag`] with the Kafka bootstrap servers given explicitly (for
-/// `betflow up`, which may start its own broker).
-pub fn dag_bag_with_brokers(brokers: Option<&str>) -> DagBag {
-    let dags = batch::dags()
+pub fn dag_bag_for(settings: Arc<settings::Settings>) -> DagBag {
+    let dags = batch::dags(settings.clone())
         .into_iter()
-        .chain([live_streams::live_streams_with(brokers)]);
-    bag_of(dags)
-}
-
-/// Every BetFlow DAG for a deployment's settings, resolved once by the
-/// binary: every task works on these (its `--home` included) instead of
-/// reading the environment when it runs.
-pub fn dag_bag_for(settings: Arc<ingest::Settings>, brokers: Option<&str>) -> DagBag {
-    let dags = batch::dags_with(Some(settings.clone()))
-        .into_iter()
-        .chain([live_streams::live_streams_for(brokers, &settings)]);
+        .chain([live_streams::live_streams(&settings)]);
     bag_of(dags)
 }
 

@@ -26,7 +26,6 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{Settings, SourceMode};
-use crate::lake::ObjectStore;
 use crate::live::envelope::{TopicScheme, Topics};
 use crate::live::kafka::games::games_consumer;
 use crate::live::kafka::news::news_consumer;
@@ -36,7 +35,6 @@ use crate::live::publish::poll::pollers;
 use crate::live::publish::replay::{ReplayPublisher, NAME as REPLAY_PUBLISHER};
 use crate::live::publish::SharedProducer;
 use streaming::kafka::archive::{ArchiveConsumer, OpenLake};
-use streaming::kafka::{partitions_from_env, BROKERS_ENV};
 
 pub const LIVE_STREAMS: &str = "live_streams";
 
@@ -50,11 +48,6 @@ pub const STREAM_RESTART: RetryPolicy = RetryPolicy {
     max_delay: Duration::from_secs(60),
 };
 
-/// `BETFLOW_LIVE_PUBLISH`: `auto` (default) publishes from the configured
-/// sources; `off` publishes nothing (the topics are fed by another
-/// deployment, or a test replays into them itself).
-pub const PUBLISH_ENV: &str = "BETFLOW_LIVE_PUBLISH";
-
 /// What feeds the live topics from this deployment.
 #[derive(Debug, Clone)]
 pub enum Publishing {
@@ -62,97 +55,24 @@ pub enum Publishing {
     /// The replay source's current day, in real time.
     Replay,
     /// The live pollers of these settings.
-    Live(Box<Settings>),
+    Live,
 }
 
 impl Publishing {
-    /// From `BETFLOW_LIVE_PUBLISH` and `BETFLOW_SOURCES`. A bad setting is
-    /// logged and publishes nothing rather than stopping every DAG from loading.
-    pub fn from_env() -> Self {
-        if !publishing_wanted() {
-            return Publishing::Off;
-        }
-        match Settings::from_env() {
-            Ok(s) => Publishing::from_settings(&s),
-            Err(e) => {
-                tracing::error!("live publishers disabled: {e}");
-                Publishing::Off
-            }
-        }
-    }
-
-    /// The publishers of `settings`' source mode, unless `BETFLOW_LIVE_PUBLISH=off`.
-    pub fn for_settings(settings: &Settings) -> Self {
-        if publishing_wanted() {
-            Publishing::from_settings(settings)
-        } else {
-            Publishing::Off
-        }
-    }
-
-    fn from_settings(settings: &Settings) -> Self {
-        match settings.mode {
-            SourceMode::Replay => Publishing::Replay,
-            SourceMode::Live { .. } => Publishing::Live(Box::new(settings.clone())),
+    /// The publishers of `settings`' source mode, unless
+    /// `BETFLOW_LIVE_PUBLISH=off`.
+    pub fn of(settings: &Settings) -> Self {
+        match (&settings.live.publish, &settings.mode) {
+            (false, _) => Publishing::Off,
+            (true, SourceMode::Replay) => Publishing::Replay,
+            (true, SourceMode::Live { .. }) => Publishing::Live,
         }
     }
 }
 
-/// `BETFLOW_LIVE_PUBLISH`: `auto` (or unset) publishes, `off` does not; any
-/// other value is logged and publishes nothing.
-fn publishing_wanted() -> bool {
-    match std::env::var(PUBLISH_ENV).unwrap_or_default().trim() {
-        "" | "auto" => true,
-        "off" => false,
-        other => {
-            tracing::error!(
-                "{PUBLISH_ENV}={other:?} is neither `auto` nor `off`; publishing nothing"
-            );
-            false
-        }
-    }
-}
-
-/// `live_streams`: manual (it has no batch tasks to schedule), streams only.
-pub fn live_streams() -> Result<Dag, DagError> {
-    live_streams_with(std::env::var(BROKERS_ENV).ok().as_deref())
-}
-
-/// `live_streams` for the given bootstrap servers (`None` or blank: no Kafka
-/// tasks), publishing as the environment says.
-pub fn live_streams_with(brokers: Option<&str>) -> Result<Dag, DagError> {
-    let publishing = match brokers.map(str::trim) {
-        Some(b) if !b.is_empty() => Publishing::from_env(),
-        _ => Publishing::Off,
-    };
-    live_streams_publishing(brokers, &publishing)
-}
-
-/// `live_streams` of a deployment's settings: its publishers and the lake
-/// its archive writes to come from them, not from the environment.
-pub fn live_streams_for(brokers: Option<&str>, settings: &Arc<Settings>) -> Result<Dag, DagError> {
-    let publishing = match brokers.map(str::trim) {
-        Some(b) if !b.is_empty() => Publishing::for_settings(settings),
-        _ => Publishing::Off,
-    };
-    let home = settings.home.clone();
-    let lake: OpenLake = Arc::new(move || Ok(crate::lake::open_from_env(&home)?));
-    build_live_streams(brokers, &publishing, lake)
-}
-
-/// `live_streams` with the publishers chosen explicitly.
-pub fn live_streams_publishing(
-    brokers: Option<&str>,
-    publishing: &Publishing,
-) -> Result<Dag, DagError> {
-    build_live_streams(brokers, publishing, Arc::new(open_archive_lake))
-}
-
-fn build_live_streams(
-    brokers: Option<&str>,
-    publishing: &Publishing,
-    archive_lake: OpenLake,
-) -> Result<Dag, DagError> {
+/// `live_streams` of a deployment's settings: the ticker always; with a
+/// Kafka cluster, its publishers, consumers and the archive.
+pub fn live_streams(settings: &Arc<Settings>) -> Result<Dag, DagError> {
     let mut b = Dag::builder(LIVE_STREAMS)
         .description("Long-running stream tasks supervised by every betflow process: a heartbeat ticker and, with KAFKA_BROKERS, the publishers feeding the live topics, the odds, games, weather and news consumers and the raw topic archive")
         .tags(&["stream"]);
@@ -163,17 +83,18 @@ fn build_live_streams(
         }),
         STREAM_RESTART,
     );
-    if let Some(brokers) = brokers.map(str::trim).filter(|b| !b.is_empty()) {
-        let producer = Arc::new(SharedProducer::new(brokers, partitions_from_env()));
+    let live = &settings.live;
+    if let Some(kafka) = &live.kafka {
+        let producer = Arc::new(SharedProducer::new(kafka.clone()));
         let sports: Vec<&'static crate::Sport> = crate::SPORTS.iter().collect();
-        match publishing {
+        match Publishing::of(settings) {
             Publishing::Off => {}
             Publishing::Replay => b.stream(
                 REPLAY_PUBLISHER,
-                Arc::new(ReplayPublisher::new(producer, sports)),
+                Arc::new(ReplayPublisher::new(producer, sports, live.replay_from)),
                 STREAM_RESTART,
             ),
-            Publishing::Live(settings) => {
+            Publishing::Live => {
                 let (tasks, skipped) = pollers(settings, producer, sports);
                 for why in skipped {
                     tracing::warn!("live poller left out: {why}");
@@ -185,42 +106,37 @@ fn build_live_streams(
         }
         b.stream(
             "odds_consumer",
-            Arc::new(odds_consumer(brokers)),
+            Arc::new(odds_consumer(kafka, live)),
             STREAM_RESTART,
         );
         b.stream(
             "games_consumer",
-            Arc::new(games_consumer(brokers)),
+            Arc::new(games_consumer(kafka, live)),
             STREAM_RESTART,
         );
         b.stream(
             "weather_consumer",
-            Arc::new(weather_consumer(brokers)),
+            Arc::new(weather_consumer(kafka)),
             STREAM_RESTART,
         );
         b.stream(
             "news_consumer",
-            Arc::new(news_consumer(brokers)),
+            Arc::new(news_consumer(kafka, live)),
             STREAM_RESTART,
         );
+        let lake_settings = settings.lake.clone();
+        let lake: OpenLake = Arc::new(move || Ok(lake_settings.open()?));
         b.stream(
             "archive_consumer",
             Arc::new(ArchiveConsumer::new(
-                brokers,
+                kafka,
                 <Topics as TopicScheme>::all(),
-                archive_lake,
+                lake,
             )),
             STREAM_RESTART,
         );
     }
     b.build()
-}
-
-/// The lake the topic archive writes to, from the environment (tests and
-/// tools; the binary hands its settings to [`live_streams_for`]).
-fn open_archive_lake() -> Result<Arc<dyn ObjectStore>, TaskError> {
-    let settings = crate::ingest::Settings::from_env()?;
-    Ok(crate::lake::open_from_env(&settings.home)?)
 }
 
 /// Ticks every `period` and reports `{"ticks": n, "last_tick": rfc3339}` as
@@ -272,9 +188,16 @@ mod tests {
 
     use super::*;
 
+    fn with_kafka(mut settings: Settings, brokers: &str, publish: bool) -> Arc<Settings> {
+        settings.live.kafka = Some(streaming::kafka::KafkaSettings::new(brokers));
+        settings.live.publish = publish;
+        Arc::new(settings)
+    }
+
     #[test]
     fn live_streams_is_manual_with_one_stream_and_no_tasks() {
-        let dag = live_streams_with(None).expect("builds");
+        let settings = Arc::new(Settings::new("/tmp/betflow-test", SourceMode::Replay));
+        let dag = live_streams(&settings).expect("builds");
         assert!(dag.schedule.expression().is_none());
         assert!(dag.tasks().is_empty());
         assert_eq!(dag.tags, ["stream"]);
@@ -284,8 +207,9 @@ mod tests {
 
     #[test]
     fn kafka_brokers_add_the_publisher_and_the_consumers() {
+        let replay = Settings::new("/tmp/betflow-test", SourceMode::Replay);
         let dag =
-            live_streams_publishing(Some("127.0.0.1:9092"), &Publishing::Replay).expect("builds");
+            live_streams(&with_kafka(replay.clone(), "127.0.0.1:9092", true)).expect("builds");
         let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -299,10 +223,7 @@ mod tests {
                 "archive_consumer"
             ]
         );
-        let blank = live_streams_publishing(Some("  "), &Publishing::Replay).expect("builds");
-        assert_eq!(blank.streams.len(), 1);
-        let off =
-            live_streams_publishing(Some("127.0.0.1:9092"), &Publishing::Off).expect("builds");
+        let off = live_streams(&with_kafka(replay, "127.0.0.1:9092", false)).expect("builds");
         assert_eq!(off.streams.len(), 6, "consumers only");
     }
 
@@ -315,11 +236,7 @@ mod tests {
             },
         );
         settings.odds_api_key = Some(sources::ApiKey::new("k"));
-        let dag = live_streams_publishing(
-            Some("127.0.0.1:9092"),
-            &Publishing::Live(Box::new(settings)),
-        )
-        .expect("builds");
+        let dag = live_streams(&with_kafka(settings, "127.0.0.1:9092", true)).expect("builds");
         let ids: Vec<_> = dag.streams.iter().map(|s| s.id.as_str()).collect();
         assert!(ids.contains(&"games_poller"), "{ids:?}");
         assert!(ids.contains(&"odds_poller"), "{ids:?}");

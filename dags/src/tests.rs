@@ -23,7 +23,7 @@ use orchestrator::store::Store;
 use crate::batch::{self, GOLD_MARTS, HISTORICAL_GAMES, HISTORICAL_ODDS, NEWS, WEATHER};
 use crate::ingest::{Settings, SourceMode};
 use crate::live_streams::LIVE_STREAMS;
-use crate::{dag_bag, SPORTS};
+use crate::SPORTS;
 
 /// A throwaway metadata database for the dry runs of one test.
 pub(crate) struct Metadata {
@@ -100,6 +100,18 @@ async fn record_run(store: &Store, dag: &Dag, interval: orchestrator::DataInterv
     .expect("record the run");
 }
 
+/// The bag of a deployment with every default setting.
+fn dag_bag() -> orchestrator::DagBag {
+    crate::dag_bag_for(default_settings())
+}
+
+fn default_settings() -> std::sync::Arc<crate::settings::Settings> {
+    std::sync::Arc::new(crate::settings::Settings::new(
+        "/tmp/betflow-unused",
+        SourceMode::Replay,
+    ))
+}
+
 fn build(id: &str) -> std::sync::Arc<Dag> {
     dag_bag()
         .get(id)
@@ -126,10 +138,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn every_dag_builds_and_the_bag_holds_exactly_betflows_dags_and_pools() {
-    for dag in batch::dags() {
+    for dag in batch::dags(default_settings()) {
         dag.expect("batch DAG builds");
     }
-    crate::live_streams::live_streams().expect("stream DAG builds");
+    crate::live_streams::live_streams(&default_settings()).expect("stream DAG builds");
     let bag = dag_bag();
     let got: Vec<&str> = bag.dags().map(|d| d.id.as_str()).collect();
     let mut want = vec![
@@ -533,7 +545,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
 #[tokio::test]
 async fn gold_dag_dry_runs_to_success_on_an_empty_warehouse() {
     let home = tempfile::tempdir().unwrap();
-    let dag = batch::gold_marts_nightly_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let dag = batch::gold_marts_nightly(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run(&dag, Value::Null).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     for (task, state) in &run.states {
@@ -561,7 +573,7 @@ async fn gold_dag_dry_runs_to_success_on_an_empty_warehouse() {
 /// `historical_games_daily` on a throwaway lake with `mode` as its source.
 fn games_dag(home: &std::path::Path, mode: SourceMode) -> Dag {
     let settings = Settings::new(home, mode);
-    batch::historical_games_daily_with(Some(std::sync::Arc::new(settings))).expect("games DAG")
+    batch::historical_games_daily(std::sync::Arc::new(settings)).expect("games DAG")
 }
 
 fn lake_files(home: &std::path::Path, prefix: &str) -> Vec<String> {
@@ -749,16 +761,13 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
 #[tokio::test]
 async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
     let home = tempfile::tempdir().unwrap();
-    let settings = Some(std::sync::Arc::new(Settings::new(
-        home.path(),
-        SourceMode::Replay,
-    )));
+    let settings = std::sync::Arc::new(Settings::new(home.path(), SourceMode::Replay));
     for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER, NEWS] {
         let dag = match id {
-            HISTORICAL_GAMES => batch::historical_games_daily_with(settings.clone()),
-            HISTORICAL_ODDS => batch::historical_odds_daily_with(settings.clone()),
-            NEWS => batch::news_daily_with(settings.clone()),
-            _ => batch::weather_daily_with(settings.clone()),
+            HISTORICAL_GAMES => batch::historical_games_daily(settings.clone()),
+            HISTORICAL_ODDS => batch::historical_odds_daily(settings.clone()),
+            NEWS => batch::news_daily(settings.clone()),
+            _ => batch::weather_daily(settings.clone()),
         }
         .unwrap();
         let run = dry_run(&dag, json!({"sports": ["nba", "nfl"]})).await;
@@ -810,8 +819,8 @@ fn week1() -> chrono::DateTime<chrono::Utc> {
     "2024-09-08T09:00:00Z".parse().unwrap()
 }
 
-fn settings(home: &std::path::Path, mode: SourceMode) -> crate::ingest::SettingsOverride {
-    Some(std::sync::Arc::new(Settings::new(home, mode)))
+fn settings(home: &std::path::Path, mode: SourceMode) -> crate::ingest::SharedSettings {
+    std::sync::Arc::new(Settings::new(home, mode))
 }
 
 fn gunzip_json(home: &std::path::Path, key: &str) -> Value {
@@ -870,7 +879,7 @@ fn snapshot_times_cover_the_new_york_day() {
 #[tokio::test]
 async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
     let home = tempfile::tempdir().unwrap();
-    let dag = batch::historical_odds_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let dag = batch::historical_odds_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
@@ -913,7 +922,7 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
 async fn odds_replay_uses_a_recorded_capture_for_its_date() {
     // theoddsapi_nfl_odds_jonathaanh.json has games on 2023-01-01.
     let home = tempfile::tempdir().unwrap();
-    let dag = batch::historical_odds_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let dag = batch::historical_odds_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let at: chrono::DateTime<chrono::Utc> = "2023-01-01T09:00:00Z".parse().unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), at).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
@@ -977,7 +986,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     // Without ODDS_API_KEY the fetch fails and says why.
     let mut s = Settings::new(home.path(), live.clone());
     s.odds_api_url = url.clone();
-    let dag = batch::historical_odds_daily_with(Some(std::sync::Arc::new(s.clone()))).unwrap();
+    let dag = batch::historical_odds_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
         run.errors["nfl.fetch_odds_snapshots"].contains("ODDS_API_KEY"),
@@ -988,7 +997,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     // One snapshot a day keeps the test fast (the API allows 1 req/s).
     s.odds_api_key = Some(sources::ApiKey::new("test-key"));
     s.odds_snapshot_minutes = 1440;
-    let dag = batch::historical_odds_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let dag = batch::historical_odds_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
@@ -1022,7 +1031,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
     let home = tempfile::tempdir().unwrap();
     let conf = json!({"sports": ["nfl", "nba"]});
     // No games in the lake yet: no venues, an empty (but stored) day.
-    let weather = batch::weather_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let weather = batch::weather_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run_at(&weather, conf.clone(), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     assert_eq!(run.outputs["select_outdoor_venues"]["records"], 0);
@@ -1031,8 +1040,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
         .iter()
         .any(|l| l.level == "WARNING" && l.message.contains("historical_games_daily")));
 
-    let games =
-        batch::historical_games_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let games = batch::historical_games_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let g = dry_run_at(&games, conf.clone(), week1()).await;
     assert!(g.errors.is_empty(), "{:?}", g.errors);
     let run = dry_run_at(&weather, conf.clone(), week1()).await;
@@ -1097,8 +1105,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
 async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
     let home = tempfile::tempdir().unwrap();
     let conf = json!({"sports": ["nfl"]});
-    let games =
-        batch::historical_games_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let games = batch::historical_games_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     assert!(dry_run_at(&games, conf.clone(), week1())
         .await
         .errors
@@ -1121,7 +1128,7 @@ async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
         },
     );
     s.open_meteo_url = fake_api(body).await;
-    let weather = batch::weather_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let weather = batch::weather_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&weather, conf, week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let fetch = &run.outputs["nfl.fetch_open_meteo"];
@@ -1144,7 +1151,7 @@ async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
 #[tokio::test]
 async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     let home = tempfile::tempdir().unwrap();
-    let dag = batch::news_daily_with(settings(home.path(), SourceMode::Replay)).unwrap();
+    let dag = batch::news_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     for (task, state) in &run.states {
@@ -1230,7 +1237,7 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
         "nfl".into(),
         vec![format!("{base}/good.xml"), format!("{base}/down.xml")],
     );
-    let dag = batch::news_daily_with(Some(std::sync::Arc::new(s.clone()))).unwrap();
+    let dag = batch::news_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let fetch = &run.outputs["nfl.fetch_news"];
@@ -1252,7 +1259,7 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
     // Every feed down: the fetch fails (and retries) rather than store nothing.
     s.news_feeds
         .insert("nfl".into(), vec![format!("{base}/down.xml")]);
-    let dag = batch::news_daily_with(Some(std::sync::Arc::new(s))).unwrap();
+    let dag = batch::news_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
         run.errors["nfl.fetch_news"].contains("every nfl news feed failed"),

@@ -1,5 +1,5 @@
 //! What every AWS SDK client BetFlow builds has in common: static
-//! credentials and a region from the environment, the HTTPS stack and the
+//! credentials and a region from the settings, the HTTPS stack and the
 //! timeouts.
 //!
 //! The clients are built without aws-config's provider chain (see
@@ -15,25 +15,17 @@ use std::time::Duration;
 use aws_sdk_glue::config::timeout::TimeoutConfig;
 use aws_sdk_glue::config::{Credentials, SharedHttpClient};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use orchestrator::setting::{Lookup, SettingError};
 
 /// Region when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set: the
 /// SDKs have no default of their own and refuse to sign without one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
-/// A variable's trimmed value; unset and blank are the same, so an
-/// `export X=` left in a shell profile does not count as configuration.
-pub fn env_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (the older CLI's name, still
 /// what many deployments set), else [`DEFAULT_REGION`].
-pub fn region_from_env() -> String {
-    env_var("AWS_REGION")
-        .or_else(|| env_var("AWS_DEFAULT_REGION"))
+pub fn region(env: &impl Lookup) -> String {
+    env.get("AWS_REGION")
+        .or_else(|| env.get("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| DEFAULT_REGION.to_owned())
 }
 
@@ -61,14 +53,17 @@ impl std::fmt::Debug for AwsCredentials {
 }
 
 impl AwsCredentials {
-    /// Reads `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and the optional
-    /// `AWS_SESSION_TOKEN`. The error is the name of the first required
-    /// variable that is missing, so each caller can say why it needed it.
-    pub fn from_env() -> Result<Self, &'static str> {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and the optional
+    /// `AWS_SESSION_TOKEN`; `why` says what needed them when one is missing.
+    pub fn resolve(env: &impl Lookup, why: &str) -> Result<Self, SettingError> {
+        let required = |name: &str| {
+            env.get(name)
+                .ok_or_else(|| SettingError::missing(name, why))
+        };
         Ok(AwsCredentials {
-            access_key_id: env_var("AWS_ACCESS_KEY_ID").ok_or("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: env_var("AWS_SECRET_ACCESS_KEY").ok_or("AWS_SECRET_ACCESS_KEY")?,
-            session_token: env_var("AWS_SESSION_TOKEN"),
+            access_key_id: required("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: required("AWS_SECRET_ACCESS_KEY")?,
+            session_token: env.get("AWS_SESSION_TOKEN"),
         })
     }
 

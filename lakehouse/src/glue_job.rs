@@ -26,6 +26,7 @@ use orchestrator::{Task, TaskContext, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{self, AwsCredentials};
+use orchestrator::setting::{Lookup, SettingError};
 
 /// First wait between two polls of a run when `BETFLOW_GLUE_POLL_INITIAL_SECS`
 /// is unset. Glue needs tens of seconds just to provision workers, so polling
@@ -54,9 +55,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// searched by.
 #[derive(Debug, thiserror::Error)]
 pub enum GlueError {
-    /// The environment does not say which job to run or how to reach Glue.
-    #[error("Glue configuration: {0}")]
-    Config(String),
     /// StartJobRun was refused: no such job, too many concurrent runs, no
     /// permission, or Glue unreachable.
     #[error("could not start Glue job `{job_name}`: {message}")]
@@ -134,56 +132,60 @@ impl GlueConfig {
         }
     }
 
-    /// The config of BetFlow's job `key` (`silver_games`, …), read when the
-    /// task runs so the process that runs it decides. The Glue job's name is
+    /// The config of BetFlow's job `key` (`silver_games`, …), resolved when
+    /// the binary starts. The Glue job's name is
     /// `BETFLOW_GLUE_JOB_NAME_{KEY}` (key upper-cased, `-` and `.` as `_`)
     /// when set, else `BETFLOW_GLUE_JOB_PREFIX` followed by the key, so one
     /// variable covers a deployment that names its jobs uniformly and the
     /// per-job one covers the exceptions. Also reads `BETFLOW_GLUE_ENDPOINT`,
     /// `BETFLOW_GLUE_POLL_INITIAL_SECS` and `BETFLOW_GLUE_POLL_MAX_SECS`
-    /// (seconds, fractions allowed), `AWS_REGION` or `AWS_DEFAULT_REGION`
-    /// (default `us-east-1`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
-    /// and `AWS_SESSION_TOKEN`, as the S3 lake does.
-    pub fn from_env(key: &str) -> Result<Self, GlueError> {
+    /// (seconds, fractions allowed), the region and the AWS keys, as the S3
+    /// lake does.
+    pub fn resolve(key: &str, env: &impl Lookup) -> Result<Self, SettingError> {
+        let name_var = job_name_var(key);
         if key.is_empty()
             || !key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(GlueError::Config(format!(
-                "Glue job key {key:?} must be letters, digits, `_`, `-` or `.`"
-            )));
+            return Err(SettingError::invalid(
+                &name_var,
+                key,
+                "a Glue job key is letters, digits, `_`, `-` or `.`",
+            ));
         }
-        let name_var = job_name_var(key);
-        let job_name = match (aws::env_var(&name_var), aws::env_var(PREFIX_VAR)) {
+        let job_name = match (env.get(&name_var), env.get(PREFIX_VAR)) {
             (Some(name), _) => name,
             (None, Some(prefix)) => format!("{prefix}{key}"),
             (None, None) => {
-                return Err(GlueError::Config(format!(
-                    "no Glue job name for `{key}`: set {name_var} (this job's name) or \
-                     {PREFIX_VAR} (every job is then named {{prefix}}{key})"
-                )))
+                return Err(SettingError::missing(
+                    &name_var,
+                    format!(
+                        "the Glue engine needs a job name for `{key}`: set it, or \
+                         {PREFIX_VAR} (every job is then named {{prefix}}{key})"
+                    ),
+                ))
             }
         };
-        let credentials = AwsCredentials::from_env().map_err(|missing| {
-            GlueError::Config(format!(
-                "Glue job `{job_name}` needs AWS credentials but {missing} is not set"
-            ))
-        })?;
+        let why = format!("Glue job `{job_name}` needs AWS credentials");
+        let credentials = AwsCredentials::resolve(env, &why)?;
         let poll_initial =
-            duration_var("BETFLOW_GLUE_POLL_INITIAL_SECS")?.unwrap_or(DEFAULT_POLL_INITIAL);
-        let poll_max = duration_var("BETFLOW_GLUE_POLL_MAX_SECS")?.unwrap_or(DEFAULT_POLL_MAX);
+            seconds(env, "BETFLOW_GLUE_POLL_INITIAL_SECS")?.unwrap_or(DEFAULT_POLL_INITIAL);
+        let poll_max = seconds(env, "BETFLOW_GLUE_POLL_MAX_SECS")?.unwrap_or(DEFAULT_POLL_MAX);
         if poll_max < poll_initial {
-            return Err(GlueError::Config(format!(
-                "BETFLOW_GLUE_POLL_MAX_SECS ({poll_max:?}) is below BETFLOW_GLUE_POLL_INITIAL_SECS \
-                 or its default ({poll_initial:?})"
-            )));
+            return Err(SettingError::invalid(
+                "BETFLOW_GLUE_POLL_MAX_SECS",
+                &poll_max.as_secs_f64().to_string(),
+                format!(
+                    "is below BETFLOW_GLUE_POLL_INITIAL_SECS or its default ({poll_initial:?})"
+                ),
+            ));
         }
         Ok(GlueConfig {
             job_name,
             arguments: BTreeMap::new(),
-            endpoint: aws::env_var("BETFLOW_GLUE_ENDPOINT"),
-            region: aws::region_from_env(),
+            endpoint: env.get("BETFLOW_GLUE_ENDPOINT"),
+            region: aws::region(env),
             credentials,
             poll_initial,
             poll_max,
@@ -219,8 +221,8 @@ pub fn job_name_var(key: &str) -> String {
     format!("BETFLOW_GLUE_JOB_NAME_{upper}")
 }
 
-fn duration_var(name: &str) -> Result<Option<Duration>, GlueError> {
-    let Some(value) = aws::env_var(name) else {
+fn seconds(env: &impl Lookup, name: &str) -> Result<Option<Duration>, SettingError> {
+    let Some(value) = env.get(name) else {
         return Ok(None);
     };
     value
@@ -229,9 +231,11 @@ fn duration_var(name: &str) -> Result<Option<Duration>, GlueError> {
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(|s| Some(Duration::from_secs_f64(s)))
         .ok_or_else(|| {
-            GlueError::Config(format!(
-                "{name}={value:?} must be a number of seconds above 0 and at most 86400"
-            ))
+            SettingError::invalid(
+                name,
+                &value,
+                "must be a number of seconds above 0 and at most 86400",
+            )
         })
 }
 
@@ -253,15 +257,6 @@ pub struct GlueRunOutput {
     pub dpu_seconds: Option<f64>,
 }
 
-/// Where a [`GlueJob`] gets its [`GlueConfig`].
-#[derive(Debug, Clone)]
-enum ConfigSource {
-    /// Read at run time from the environment under this job key.
-    Env(String),
-    /// Fixed at DAG build time (tests, or code that manages its own config).
-    Fixed(Arc<GlueConfig>),
-}
-
 /// A task that runs one Glue job run to its end: start it with the try's
 /// identity as arguments (`--run_id`, `--logical_date`, and those a DAG
 /// derives from the run with [`GlueJob::run_arg`]),
@@ -270,7 +265,7 @@ enum ConfigSource {
 /// otherwise. Cancelled or aborted, it stops the run.
 #[derive(Debug, Clone)]
 pub struct GlueJob {
-    config: ConfigSource,
+    config: Arc<GlueConfig>,
     arguments: BTreeMap<String, String>,
     derived: Vec<(String, RunArgument)>,
 }
@@ -279,20 +274,10 @@ pub struct GlueJob {
 pub type RunArgument = fn(&TaskContext) -> String;
 
 impl GlueJob {
-    /// Runs BetFlow's job `key`, configured by [`GlueConfig::from_env`]
-    /// when the task runs.
-    pub fn from_env(key: impl Into<String>) -> Self {
-        GlueJob {
-            config: ConfigSource::Env(key.into()),
-            arguments: BTreeMap::new(),
-            derived: Vec::new(),
-        }
-    }
-
     /// Runs the job of a fixed config.
     pub fn new(config: GlueConfig) -> Self {
         GlueJob {
-            config: ConfigSource::Fixed(Arc::new(config)),
+            config: Arc::new(config),
             arguments: BTreeMap::new(),
             derived: Vec::new(),
         }
@@ -318,13 +303,6 @@ impl GlueJob {
         TaskSpec::new(id, Arc::new(self)).doc(doc)
     }
 
-    fn resolve(&self) -> Result<Arc<GlueConfig>, GlueError> {
-        match &self.config {
-            ConfigSource::Fixed(config) => Ok(Arc::clone(config)),
-            ConfigSource::Env(key) => GlueConfig::from_env(key).map(Arc::new),
-        }
-    }
-
     /// The arguments of one run, in increasing precedence: the config's,
     /// the task's, the try's identity.
     fn run_arguments(&self, config: &GlueConfig, ctx: &TaskContext) -> BTreeMap<String, String> {
@@ -342,7 +320,7 @@ impl GlueJob {
     }
 
     async fn run(&self, ctx: &TaskContext) -> Result<GlueRunOutput, GlueError> {
-        let config = self.resolve()?;
+        let config = Arc::clone(&self.config);
         let job_name = config.job_name.clone();
         if ctx.cancel.is_cancelled() {
             return Err(GlueError::CancelledBeforeStart { job_name });

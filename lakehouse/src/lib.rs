@@ -12,3 +12,6 @@ pub mod glue_job;
 pub mod iceberg;
 pub mod lake;
 pub mod quality;
+pub mod settings;
+
+pub use settings::{CatalogSetting, LakeSettings};

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod output;
 pub mod schedule;
 pub mod scheduler;
+pub mod setting;
 pub mod state;
 pub mod store;
 pub mod stream;

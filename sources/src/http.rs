@@ -30,15 +30,6 @@ impl ApiKey {
         Self(key.into())
     }
 
-    /// Reads the key from environment variable `var`; `None` when unset or blank.
-    pub fn from_env(var: &str) -> Option<Self> {
-        std::env::var(var)
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .map(Self)
-    }
-
     /// The secret itself, for the one place that sends it.
     pub(crate) fn expose(&self) -> &str {
         &self.0

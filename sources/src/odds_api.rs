@@ -459,15 +459,6 @@ pub struct OddsApiClient {
 }
 
 impl OddsApiClient {
-    /// A production client with the key from `ODDS_API_KEY`.
-    pub fn from_env() -> Result<Self, SourceError> {
-        let key: ApiKey = ApiKey::from_env(KEY_VAR).ok_or_else(|| SourceError::Config {
-            api: API,
-            message: format!("{KEY_VAR} is not set"),
-        })?;
-        Self::new(HttpConfig::new(BASE_URL, RATE_PER_SECOND), key)
-    }
-
     /// A client against `config.base_url`, requesting American prices.
     pub fn new(config: HttpConfig, key: ApiKey) -> Result<Self, SourceError> {
         Ok(Self {

@@ -279,15 +279,6 @@ pub struct OpenWeatherClient {
 }
 
 impl OpenWeatherClient {
-    pub fn from_env() -> Result<Self, SourceError> {
-        let key: ApiKey =
-            ApiKey::from_env(OPENWEATHER_KEY_VAR).ok_or_else(|| SourceError::Config {
-                api: OPENWEATHER_API,
-                message: format!("{OPENWEATHER_KEY_VAR} is not set"),
-            })?;
-        Self::new(HttpConfig::new(OPENWEATHER_BASE_URL, OPENWEATHER_RATE), key)
-    }
-
     pub fn new(config: HttpConfig, key: ApiKey) -> Result<Self, SourceError> {
         Ok(Self {
             http: HttpClient::new(OPENWEATHER_API, config)?,

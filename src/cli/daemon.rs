@@ -43,10 +43,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
         home,
         services::broker::BrokerLog::Durable,
     )?;
-    let brokers = match &broker {
-        Some(b) => Some(b.bootstrap.clone()),
-        None => std::env::var("KAFKA_BROKERS").ok(),
-    };
+    let brokers: Option<String> = broker.as_ref().map(|b| b.bootstrap.clone());
     let bag = super::dag_bag_with_brokers(settings, brokers.as_deref())?;
     let config = settings.engine_config();
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;

@@ -14,8 +14,10 @@ mod wait;
 use std::fmt;
 use std::process::ExitCode;
 
+use ::dags::settings::Settings as PipelineSettings;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use orchestrator::setting::{Layered, ProcessEnv, Vars};
 use orchestrator::DagBag;
 
 use crate::settings::Settings;
@@ -98,20 +100,26 @@ impl Command {
     }
 }
 
+/// The pipelines' settings of this `home` from the environment, with
+/// `brokers` (an embedded broker's) instead of `KAFKA_BROKERS` when given.
+/// A bad value stops the command (exit 2) naming it.
+pub fn pipeline_settings(settings: &Settings, brokers: Option<&str>) -> Result<PipelineSettings> {
+    let own = Vars::new(brokers.map(|b| (streaming::kafka::BROKERS_ENV, b)));
+    PipelineSettings::resolve(settings.home.clone(), &Layered(own, ProcessEnv))
+        .map_err(|e| usage(e.to_string()))
+}
+
 /// BetFlow's DAGs for these settings' home, plus the examples when
 /// `BETFLOW_LOAD_EXAMPLES` is set.
 pub fn dag_bag(settings: &Settings) -> Result<DagBag> {
-    let brokers = std::env::var("KAFKA_BROKERS").ok();
-    dag_bag_with_brokers(settings, brokers.as_deref())
+    dag_bag_with_brokers(settings, None)
 }
 
 /// [`dag_bag`] with explicit Kafka bootstrap servers. The pipelines'
-/// settings are resolved here, once: a bad value stops the command (exit
-/// 2) naming it, and every task works under this `home`.
+/// settings are resolved here, once, and every task works under this `home`.
 pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Result<DagBag> {
-    let pipelines = ::dags::ingest::Settings::from_env_at(settings.home.clone())
-        .map_err(|e| usage(e.to_string()))?;
-    let mut bag = ::dags::dag_bag_for(std::sync::Arc::new(pipelines), brokers);
+    let pipelines = pipeline_settings(settings, brokers)?;
+    let mut bag = ::dags::dag_bag_for(std::sync::Arc::new(pipelines));
     if settings.load_examples {
         ::dags::examples::add_to(&mut bag);
     }
@@ -120,9 +128,9 @@ pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Resul
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings: &Settings = &cli.settings;
-    // The DAGs' shape depends on it, so a typo must stop every command, not
-    // silently fall back to the local engine.
-    ::dags::transform::Engine::from_env().map_err(anyhow::Error::msg)?;
+    // Every command checks the pipelines' settings: a typo must stop it,
+    // not fall back to a default (the DAGs' shape depends on some).
+    pipeline_settings(settings, None)?;
     match cli.command {
         Command::Up { port, host } => daemon::up(settings, host, port).await,
         Command::Scheduler => daemon::scheduler(settings).await,

@@ -11,16 +11,15 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use dags::ingest::Settings as PipelineSettings;
 use dags::live::envelope::{Kind, Topic};
 use dags::live::publish::{groups, send_group, Sent};
 use dags::live::replay::{replay_day, ReplayMessage, SOURCE};
 use dags::Sport;
 use streaming::kafka::producer::Producer;
-use streaming::kafka::{partitions_from_env, BROKERS_ENV};
+use streaming::kafka::BROKERS_ENV;
 
 use super::usage;
 use crate::settings::Settings;
@@ -53,9 +52,8 @@ pub struct ReplayArgs {
 const MAX_DAYS: i64 = 3_660;
 
 pub async fn run(settings: &Settings, cmd: StreamCommand) -> Result<ExitCode> {
-    let home: &Path = &settings.home;
     match cmd {
-        StreamCommand::Replay(args) => replay(home, args).await,
+        StreamCommand::Replay(args) => replay(settings, args).await,
     }
 }
 
@@ -64,7 +62,8 @@ fn parse_day(flag: &str, s: &str) -> Result<NaiveDate> {
         .map_err(|e| usage(format!("{flag}: `{s}` is not a YYYY-MM-DD date ({e})")))
 }
 
-async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
+async fn replay(settings: &Settings, args: ReplayArgs) -> Result<ExitCode> {
+    let home: &Path = &settings.home;
     let from = parse_day("--from", &args.from)?;
     let to = parse_day("--to", &args.to)?;
     if from > to {
@@ -108,9 +107,9 @@ async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
                 home.display()
             ))
         })?;
-    let minutes: u32 = PipelineSettings::from_env_at(home.to_path_buf())
-        .map_err(|e| anyhow!("{e}"))?
-        .odds_snapshot_minutes;
+    let pipelines = super::pipeline_settings(settings, Some(&brokers))?;
+    let minutes: u32 = pipelines.odds_snapshot_minutes;
+    let kafka = (pipelines.live.kafka).expect("brokers given");
 
     let mut messages: Vec<ReplayMessage> = Vec::new();
     let mut rejected: usize = 0;
@@ -144,7 +143,7 @@ async fn replay(home: &Path, args: ReplayArgs) -> Result<ExitCode> {
         sports.len(),
     );
 
-    let producer = Producer::new(&brokers, partitions_from_env())?;
+    let producer = Producer::new(&kafka)?;
     let topics: Vec<Topic> = sports
         .iter()
         .flat_map(|s| Kind::ALL.map(|k| Topic::new(k, s)))

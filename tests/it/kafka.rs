@@ -15,6 +15,7 @@ use dags::live::odds::OddsPayload;
 use dags::live::weather::WeatherUpdate;
 use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
 use streaming::kafka::producer::Producer;
+use streaming::kafka::KafkaSettings;
 
 const EVENT: &str = "evt-kafka-1";
 
@@ -96,7 +97,8 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
     let t0 = DateTime::from_timestamp(1_767_000_000 / 300 * 300, 0).expect("valid");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let malformed_offset: i64 = rt.block_on(async {
-        let producer = Producer::new(&broker.bootstrap, 1).expect("producer");
+        let producer = Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(1))
+            .expect("producer");
         producer.ensure_topics(&[topic]).await.expect("topics");
         // No arbitrage: 1/1.9 + 1/1.95 > 1.
         producer
@@ -230,8 +232,11 @@ fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let publish = |bootstrap: &str, polls: &[Envelope<OddsPayload>]| {
         rt.block_on(async {
-            let producer =
-                Producer::new(bootstrap, streaming::kafka::DEFAULT_PARTITIONS).expect("producer");
+            let producer = Producer::new(
+                &KafkaSettings::new(bootstrap)
+                    .with_partitions(streaming::kafka::DEFAULT_PARTITIONS),
+            )
+            .expect("producer");
             producer.ensure_topics(&[topic]).await.expect("topics");
             for poll in polls {
                 producer.publish(topic, poll).await.expect("publish");
@@ -661,7 +666,8 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
     ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let (bad_json, oversized, late) = rt.block_on(async {
-        let producer = Producer::new(&broker.bootstrap, 3).expect("producer");
+        let producer = Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(3))
+            .expect("producer");
         producer
             .ensure_topics(&[games, weather, news])
             .await
@@ -1007,7 +1013,8 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
     assert!(third > 100, "{} messages", messages.len());
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let producer = Producer::new(&bootstrap, 3).expect("producer");
+    let producer =
+        Producer::new(&KafkaSettings::new(&bootstrap).with_partitions(3)).expect("producer");
     let topics: Vec<Topic> = [Kind::Odds, Kind::Games, Kind::Weather, Kind::News]
         .into_iter()
         .map(|k| Topic::new(k, nfl))
@@ -1116,7 +1123,8 @@ fn a_consumer_joining_during_catch_up_changes_nothing_in_the_serving_tables() {
     let broker = Tansu::start(env.home.path());
     let bootstrap: String = broker.bootstrap.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let producer = Producer::new(&bootstrap, 3).expect("producer");
+    let producer =
+        Producer::new(&KafkaSettings::new(&bootstrap).with_partitions(3)).expect("producer");
     let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
     rt.block_on(producer.ensure_topics(std::slice::from_ref(&topic)))
         .expect("topic");
@@ -1315,7 +1323,8 @@ fn the_topic_archive_holds_every_produced_record_exactly_once() {
         60,
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let producer = Producer::new(&broker.bootstrap, 3).expect("producer");
+    let producer =
+        Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(3)).expect("producer");
     let nba = dags::sport("nba").expect("nba");
     let topics: Vec<Topic> = [Kind::Odds, Kind::Games, Kind::News]
         .into_iter()

@@ -15,10 +15,10 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
-    SourceMode, REPLAY_SEED,
+    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
+    REPLAY_SEED,
 };
-use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
+use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::espn::{self, EspnClient, GameState};
 use sources::generator::SeasonGenerator;
@@ -61,11 +61,11 @@ pub struct ValidateOutput {
 #[derive(Debug, Clone)]
 pub struct FetchScoreboard {
     sport: &'static str,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl FetchScoreboard {
-    pub fn new(sport: &'static str, settings: SettingsOverride) -> Self {
+    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
         Self { sport, settings }
     }
 
@@ -109,7 +109,7 @@ impl TypedTask for FetchScoreboard {
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let fetched: Fetched = fetch(&settings.mode, sport, date).await?;
         let source: &str = settings.mode.lake_source();
@@ -121,8 +121,7 @@ impl TypedTask for FetchScoreboard {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> =
-            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open().map_err(lake_failed)?;
         let written: String = write_raw(store.as_ref(), &key, &fetched.body)
             .await
             .map_err(lake_failed)?;

@@ -9,27 +9,21 @@
 //! - [`news`]: the sports' RSS/Atom feeds, or the recorded NewsAPI
 //!   responses offline (`news_daily`).
 //!
-//! Sources come from the environment ([`Settings::from_env`]) when a task
-//! runs, or from a fixed [`Settings`] in tests: offline replay by default,
-//! the real APIs with `BETFLOW_SOURCES=live`.
+//! Sources come from the deployment's [`Settings`], resolved once when the
+//! binary starts: offline replay by default, the real APIs with
+//! `BETFLOW_SOURCES=live`.
 
 pub mod games;
 pub mod news;
 pub mod odds;
 pub mod weather;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use orchestrator::{Output, TaskContext, TaskError};
 
 use crate::selected_sports;
 use crate::{sport, Sport};
-use sources::espn;
-use sources::odds_api;
-use sources::weather::OPEN_METEO_ARCHIVE_URL;
-use sources::ApiKey;
 
 pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
 pub use news::{FetchNews, ValidateNews};
@@ -40,146 +34,11 @@ pub use weather::{FetchOpenMeteo, SelectOutdoorVenues, ValidateWeather, VenuesOu
 /// yields the same games (re-runs and tests are deterministic).
 pub const REPLAY_SEED: u64 = 2024;
 
-/// Default minutes between two historical odds snapshots pulled in live
-/// mode: each snapshot costs markets × regions credits, so a day is 24
-/// calls per sport rather than the API's ~200 (one every 5–10 minutes).
-pub const DEFAULT_ODDS_SNAPSHOT_MINUTES: u32 = 60;
+pub use crate::settings::{Settings, SourceMode, DEFAULT_ODDS_SNAPSHOT_MINUTES};
 
-/// Where payloads come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceMode {
-    /// Offline: the bundled captures for a date that has one, else the
-    /// season generator's games for that date.
-    Replay,
-    /// The ESPN site API at `base_url` (the other APIs' URLs are in
-    /// [`Settings`]).
-    Live { base_url: String },
-}
-
-impl SourceMode {
-    /// The `{source}` part of the games' raw keys: live and replayed bytes
-    /// of a date are kept apart, so a replay run never replaces a real pull.
-    pub fn lake_source(&self) -> &'static str {
-        self.lake_source_for(espn::API)
-    }
-
-    /// `replay`, or `live` (the API's name) when live.
-    pub fn lake_source_for(&self, live: &'static str) -> &'static str {
-        match self {
-            SourceMode::Replay => "replay",
-            SourceMode::Live { .. } => live,
-        }
-    }
-
-    pub fn is_live(&self) -> bool {
-        matches!(self, SourceMode::Live { .. })
-    }
-}
-
-/// What the ingestion tasks need from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// `BETFLOW_HOME`: the local lake is `{home}/lake` unless S3 is configured.
-    pub home: PathBuf,
-    pub mode: SourceMode,
-    /// The Odds API base URL (`BETFLOW_ODDS_API_URL`), used when live.
-    pub odds_api_url: String,
-    /// `ODDS_API_KEY`; live odds fail without it.
-    pub odds_api_key: Option<ApiKey>,
-    /// Minutes between historical odds snapshots of a day
-    /// (`BETFLOW_ODDS_SNAPSHOT_MINUTES`, 5 to 1440, default 60).
-    pub odds_snapshot_minutes: u32,
-    /// Open-Meteo archive base URL (`BETFLOW_OPEN_METEO_URL`), used when live.
-    pub open_meteo_url: String,
-    /// RSS/Atom feeds per sport key (`BETFLOW_NEWS_FEEDS_{SPORT}`, default
-    /// [`Sport::news_feeds`]), used when live.
-    pub news_feeds: BTreeMap<String, Vec<String>>,
-}
-
-impl Settings {
-    /// `mode` with the production URLs, no Odds API key and the default
-    /// snapshot interval.
-    pub fn new(home: impl Into<PathBuf>, mode: SourceMode) -> Self {
-        Settings {
-            home: home.into(),
-            mode,
-            odds_api_url: odds_api::BASE_URL.to_owned(),
-            odds_api_key: None,
-            odds_snapshot_minutes: DEFAULT_ODDS_SNAPSHOT_MINUTES,
-            open_meteo_url: OPEN_METEO_ARCHIVE_URL.to_owned(),
-            news_feeds: crate::SPORTS
-                .iter()
-                .map(|s| {
-                    let feeds = s.news_feeds.iter().map(|f| (*f).to_owned()).collect();
-                    (s.key.to_owned(), feeds)
-                })
-                .collect(),
-        }
-    }
-
-    /// Reads `BETFLOW_HOME` (default `./.betflow`), `BETFLOW_SOURCES`
-    /// (`replay`, the default, or `live`), the live base URLs
-    /// `BETFLOW_ESPN_URL`, `BETFLOW_ODDS_API_URL` and `BETFLOW_OPEN_METEO_URL`
-    /// (for tests and proxies), `ODDS_API_KEY`,
-    /// `BETFLOW_ODDS_SNAPSHOT_MINUTES` and `BETFLOW_NEWS_FEEDS_{SPORT}`.
-    /// Read at task time, not at DAG build time, so the process that runs
-    /// the task decides.
-    pub fn from_env() -> Result<Self, TaskError> {
-        let home: PathBuf = std::env::var_os("BETFLOW_HOME")
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from("./.betflow"), PathBuf::from);
-        Self::from_env_at(home)
-    }
-
-    /// [`Settings::from_env`] with the home given (the binary's `--home`),
-    /// not read from `BETFLOW_HOME`.
-    pub fn from_env_at(home: PathBuf) -> Result<Self, TaskError> {
-        let var = |name: &str| -> Option<String> {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let sources: String = std::env::var("BETFLOW_SOURCES").unwrap_or_default();
-        let mode: SourceMode = match sources.trim() {
-            "" | "replay" => SourceMode::Replay,
-            "live" => SourceMode::Live {
-                base_url: var("BETFLOW_ESPN_URL").unwrap_or_else(|| espn::BASE_URL.to_owned()),
-            },
-            other => {
-                return Err(TaskError::fatal(format!(
-                "BETFLOW_SOURCES={other:?} is not a source mode; use `replay` (default) or `live`"
-            )))
-            }
-        };
-        let minutes: u32 = match var("BETFLOW_ODDS_SNAPSHOT_MINUTES") {
-            None => DEFAULT_ODDS_SNAPSHOT_MINUTES,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|m| (5..=1440).contains(m))
-                .ok_or_else(|| {
-                    TaskError::fatal(format!(
-                        "BETFLOW_ODDS_SNAPSHOT_MINUTES={v:?} must be whole minutes from 5 to 1440"
-                    ))
-                })?,
-        };
-        let mut settings = Settings::new(home, mode);
-        settings.odds_api_url = var("BETFLOW_ODDS_API_URL").unwrap_or(settings.odds_api_url);
-        settings.odds_api_key = ApiKey::from_env(odds_api::KEY_VAR);
-        settings.odds_snapshot_minutes = minutes;
-        settings.open_meteo_url = var("BETFLOW_OPEN_METEO_URL").unwrap_or(settings.open_meteo_url);
-        settings.news_feeds = crate::SPORTS
-            .iter()
-            .map(|s| (s.key.to_owned(), sources::news::feeds_from_env(s)))
-            .collect();
-        Ok(settings)
-    }
-}
-
-/// Settings fixed at DAG build time (tests) or read from the environment
-/// when each task runs (`None`, the binary's case).
-pub type SettingsOverride = Option<Arc<Settings>>;
+/// The deployment's settings, resolved once when the binary starts and
+/// shared by every task.
+pub type SharedSettings = Arc<Settings>;
 
 /// What every `{sport}.validate` task starts from: the sport, and the
 /// output of the fetch task that names the raw object to check.
@@ -187,7 +46,7 @@ pub type SettingsOverride = Option<Arc<Settings>>;
 pub struct ValidateFrom<F> {
     sport: &'static str,
     pub(crate) fetch: Output<F>,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 /// `new` and `spec` of a `{sport}.validate` task, a newtype over
@@ -199,7 +58,7 @@ macro_rules! validate_task {
             pub fn new(
                 sport: &'static str,
                 fetch: orchestrator::Output<$fetch>,
-                settings: $crate::ingest::SettingsOverride,
+                settings: $crate::ingest::SharedSettings,
             ) -> Self {
                 Self($crate::ingest::ValidateFrom::new(sport, fetch, settings))
             }
@@ -252,7 +111,7 @@ pub(crate) struct StoredPayload {
 }
 
 impl<F: StoredRaw> ValidateFrom<F> {
-    pub fn new(sport: &'static str, fetch: Output<F>, settings: SettingsOverride) -> Self {
+    pub fn new(sport: &'static str, fetch: Output<F>, settings: SharedSettings) -> Self {
         Self {
             sport,
             fetch,
@@ -268,9 +127,9 @@ impl<F: StoredRaw> ValidateFrom<F> {
         what: &str,
     ) -> Result<StoredPayload, TaskError> {
         let sport: &'static Sport = selected(ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let fetched: F = self.fetch.get(ctx)?;
-        let store = crate::lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let store = settings.lake.open().map_err(lake_failed)?;
         let payload = read_fetched_json(
             store.as_ref(),
             fetched.raw_key(),
@@ -337,13 +196,6 @@ pub(crate) fn require_json(body: &[u8], url: &str, what: &str) -> Result<(), Tas
         Err(e) => Err(TaskError::msg(format!(
             "{what} from {url} is not JSON ({e}); nothing stored, the fetch is retried"
         ))),
-    }
-}
-
-pub(crate) fn resolve(fixed: &SettingsOverride) -> Result<Settings, TaskError> {
-    match fixed {
-        Some(s) => Ok((**s).clone()),
-        None => Settings::from_env(),
     }
 }
 

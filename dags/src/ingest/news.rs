@@ -21,8 +21,8 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{resolve, selected, Settings, SettingsOverride, SourceMode};
-use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
+use super::{selected, Settings, SharedSettings, SourceMode};
+use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::news::{
     self, FeedFormat, FeedItem, NewsClient, StoredFeed, TeamMatcher, DEAD_LETTER_SOURCE,
@@ -116,11 +116,11 @@ pub fn read_day(payload: &Value, date: NaiveDate) -> Result<DayItems, String> {
 #[derive(Debug, Clone)]
 pub struct FetchNews {
     sport: &'static str,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl FetchNews {
-    pub fn new(sport: &'static str, settings: SettingsOverride) -> Self {
+    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
         Self { sport, settings }
     }
 
@@ -153,7 +153,7 @@ impl TypedTask for FetchNews {
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let feeds: Vec<StoredFeed> = match &settings.mode {
             SourceMode::Replay => replay_day(date)?,
@@ -207,7 +207,7 @@ impl TypedTask for FetchNews {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open()?;
         let written: String = write_raw(store.as_ref(), &key, &body).await?;
         let failed: usize = feeds.iter().filter(|f| f.error.is_some()).count();
         ctx.log.info(format!(

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
-    SourceMode, REPLAY_SEED,
+    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
+    REPLAY_SEED,
 };
-use crate::lake::{self, write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
+use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::generator::SeasonGenerator;
 use sources::odds_api::{self, OddsApiClient, OddsFormat};
@@ -104,11 +104,11 @@ pub fn snapshot_times(date: NaiveDate, minutes: u32) -> Vec<DateTime<Utc>> {
 #[derive(Debug, Clone)]
 pub struct FetchOddsSnapshots {
     sport: &'static str,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl FetchOddsSnapshots {
-    pub fn new(sport: &'static str, settings: SettingsOverride) -> Self {
+    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
         Self { sport, settings }
     }
 
@@ -177,7 +177,7 @@ impl TypedTask for FetchOddsSnapshots {
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let times: Vec<DateTime<Utc>> = snapshot_times(date, settings.odds_snapshot_minutes);
         let mut credits_used: Option<f64> = None;
@@ -236,8 +236,7 @@ impl TypedTask for FetchOddsSnapshots {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> =
-            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open().map_err(lake_failed)?;
         let written: String = write_raw(store.as_ref(), &key, &body)
             .await
             .map_err(lake_failed)?;

@@ -26,12 +26,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    lake_failed, require_json, resolve, selected, source_failed, Settings, SettingsOverride,
-    SourceMode,
+    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
 };
 use crate::lake::layout::date_prefix;
 use crate::lake::{
-    self, read_raw, write_dead_letters, write_raw, Format, Kind, ObjectMeta, ObjectStore, RawKey,
+    read_raw, write_dead_letters, write_raw, Format, Kind, ObjectMeta, ObjectStore, RawKey,
 };
 use crate::selected_sports;
 use crate::{sport, sports_day, Sport};
@@ -133,11 +132,11 @@ pub struct VenuesOutput {
 /// sports day's valid games in the raw lake.
 #[derive(Debug, Clone)]
 pub struct SelectOutdoorVenues {
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl SelectOutdoorVenues {
-    pub fn new(settings: SettingsOverride) -> Self {
+    pub fn new(settings: SharedSettings) -> Self {
         Self { settings }
     }
 
@@ -166,9 +165,9 @@ impl TypedTask for SelectOutdoorVenues {
     type Output = VenuesOutput;
 
     async fn run(&self, ctx: TaskContext) -> Result<VenuesOutput, TaskError> {
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
-        let store: Arc<dyn ObjectStore> = lake::open_from_env(&settings.home)?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open()?;
         let source: &str = settings.mode.lake_source();
         let mut sports: BTreeMap<String, SportVenues> = BTreeMap::new();
         for key in selected_sports(&ctx)? {
@@ -270,14 +269,14 @@ pub struct ValidateOutput {
 pub struct FetchOpenMeteo {
     sport: &'static str,
     venues: Output<VenuesOutput>,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl FetchOpenMeteo {
     pub fn new(
         sport: &'static str,
         venues: Output<VenuesOutput>,
-        settings: SettingsOverride,
+        settings: SharedSettings,
     ) -> Self {
         Self {
             sport,
@@ -389,7 +388,7 @@ impl TypedTask for FetchOpenMeteo {
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
         let sport: &Sport = selected(&ctx, self.sport)?;
-        let settings: Settings = resolve(&self.settings)?;
+        let settings: &Settings = &self.settings;
         let selection: VenuesOutput = self.venues.get(&ctx)?;
         let date: NaiveDate = selection.date;
         let end: NaiveDate = date.succ_opt().unwrap_or(date);
@@ -442,8 +441,7 @@ impl TypedTask for FetchOpenMeteo {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> =
-            lake::open_from_env(&settings.home).map_err(lake_failed)?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open().map_err(lake_failed)?;
         let written: String = write_raw(store.as_ref(), &key, &body)
             .await
             .map_err(lake_failed)?;

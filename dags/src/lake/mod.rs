@@ -10,7 +10,7 @@ pub mod layout;
 pub mod raw;
 
 pub use lakehouse::lake::{
-    gunzip, gzip, open_from_env, LakeError, LocalStore, ObjectMeta, ObjectStore, S3Config, S3Store,
+    gunzip, gzip, LakeError, LocalStore, ObjectMeta, ObjectStore, S3Config, S3Store,
 };
 pub use layout::{Format, Kind, RawKey};
 pub use raw::{read_raw, write_dead_letters, write_raw, DeadLetter};

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::gold::{self, OddsBySport, SilverInputs};
 use super::gold_tables as g;
 use super::{event_games, silver_tables};
-use crate::ingest::{resolve, SettingsOverride};
+use crate::ingest::SharedSettings;
 use lakehouse::iceberg::commit::RUN_ID_PROPERTY;
 use lakehouse::iceberg::write::PartValue;
 use lakehouse::iceberg::{
@@ -54,14 +54,14 @@ pub fn table(name: &str) -> Option<&'static TableDef> {
     g::ALL.iter().copied().find(|t| t.name == name)
 }
 
-async fn warehouse(ctx: &TaskContext, settings: &SettingsOverride) -> Result<Warehouse, TaskError> {
-    let settings = resolve(settings)?;
+async fn warehouse(ctx: &TaskContext, settings: &SharedSettings) -> Result<Warehouse, TaskError> {
     let store = ctx.store().ok_or_else(|| {
         TaskError::msg(
             "gold tasks read and write Iceberg tables registered in the metadata database",
         )
     })?;
-    Warehouse::for_lake(store.pool(), &settings.home)
+    (settings.lake)
+        .warehouse(store.pool())
         .await
         .map_err(IcebergError::into_task_error)
 }
@@ -178,11 +178,11 @@ fn odds_by_sport(
 #[derive(Debug, Clone)]
 pub struct BuildGold {
     def: &'static TableDef,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl BuildGold {
-    pub fn new(def: &'static TableDef, settings: SettingsOverride) -> Self {
+    pub fn new(def: &'static TableDef, settings: SharedSettings) -> Self {
         Self { def, settings }
     }
 
@@ -287,11 +287,11 @@ pub fn suite(def: &TableDef, grain: &[&str]) -> Suite {
 /// recorded, and any error-level failure stops the publish.
 #[derive(Debug, Clone)]
 pub struct GoldGate {
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl GoldGate {
-    pub fn new(settings: SettingsOverride) -> Self {
+    pub fn new(settings: SharedSettings) -> Self {
         Self { settings }
     }
 
@@ -329,11 +329,11 @@ impl Task for GoldGate {
 /// in its own transaction (readers see the old or the new mart, never half).
 #[derive(Debug, Clone)]
 pub struct PublishServing {
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl PublishServing {
-    pub fn new(settings: SettingsOverride) -> Self {
+    pub fn new(settings: SharedSettings) -> Self {
         Self { settings }
     }
 

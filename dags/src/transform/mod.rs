@@ -27,6 +27,8 @@ pub mod silver_tables;
 pub mod suites;
 pub mod tasks;
 
+use orchestrator::setting::{Lookup, SettingError};
+
 /// Where the bronze and silver transforms run (`BETFLOW_TRANSFORM_ENGINE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {
@@ -44,16 +46,18 @@ pub const ENGINE_VAR: &str = "BETFLOW_TRANSFORM_ENGINE";
 
 impl Engine {
     /// The engine `BETFLOW_TRANSFORM_ENGINE` names (`local` when unset).
-    pub fn from_env() -> Result<Engine, String> {
-        match std::env::var(ENGINE_VAR) {
-            Err(_) => Ok(Engine::Local),
-            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "" | "local" | "polars" => Ok(Engine::Local),
-                "glue" => Ok(Engine::Glue),
-                other => Err(format!(
-                    "{ENGINE_VAR}={other:?}: expected `local` (polars in process) or `glue` (AWS Glue job runs)"
-                )),
-            },
+    pub fn resolve(env: &impl Lookup) -> Result<Engine, SettingError> {
+        let Some(value) = env.get(ENGINE_VAR) else {
+            return Ok(Engine::Local);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "local" | "polars" => Ok(Engine::Local),
+            "glue" => Ok(Engine::Glue),
+            _ => Err(SettingError::invalid(
+                ENGINE_VAR,
+                &value,
+                "expected `local` (polars in process) or `glue` (AWS Glue job runs)",
+            )),
         }
     }
 }

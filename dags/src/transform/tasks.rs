@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::bronze::{self, Origin};
 use super::bronze_odds::OddsColumns;
 use super::{event_games, silver, silver_news, silver_tables, suites};
-use crate::ingest::{resolve, Settings, SettingsOverride};
+use crate::ingest::SharedSettings;
 use crate::lake::layout::date_prefix;
 use crate::lake::{read_raw, ObjectStore, RawKey};
 use crate::selected_sports;
@@ -44,22 +44,23 @@ fn bronze_table(kind: DataKind) -> &'static TableDef {
 
 /// What every transform task of a run works on.
 struct Scope {
-    settings: Settings,
+    settings: SharedSettings,
     warehouse: Warehouse,
     date: NaiveDate,
     sports: Vec<String>,
 }
 
 impl Scope {
-    async fn of(ctx: &TaskContext, settings: &SettingsOverride) -> Result<Scope, TaskError> {
-        let settings = resolve(settings)?;
+    async fn of(ctx: &TaskContext, settings: &SharedSettings) -> Result<Scope, TaskError> {
+        let settings = SharedSettings::clone(settings);
         let store = ctx.store().ok_or_else(|| {
             TaskError::msg(
                 "this task writes Iceberg tables registered in the metadata database; run it \
                  through the scheduler or `betflow tasks run`, not without a database",
             )
         })?;
-        let warehouse = Warehouse::for_lake(store.pool(), &settings.home)
+        let warehouse = (settings.lake)
+            .warehouse(store.pool())
             .await
             .map_err(IcebergError::into_task_error)?;
         Ok(Scope {
@@ -186,11 +187,11 @@ async fn newest_raw(
 #[derive(Debug, Clone)]
 pub struct LoadBronze {
     family: DataKind,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl LoadBronze {
-    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SharedSettings) -> Self {
         Self { family, settings }
     }
 
@@ -203,7 +204,7 @@ impl LoadBronze {
 impl Task for LoadBronze {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let scope = Scope::of(&ctx, &self.settings).await?;
-        let lake = crate::lake::open_from_env(&scope.settings.home)?;
+        let lake = scope.settings.lake.open()?;
         let mut payloads: Vec<(Payload, Origin)> = Vec::new();
         let mut missing: Vec<String> = Vec::new();
         for sport in &scope.sports {
@@ -335,11 +336,11 @@ fn bronze_frame(family: DataKind, payloads: &[(Payload, Origin)]) -> PolarsResul
 #[derive(Debug, Clone)]
 pub struct BuildSilver {
     family: DataKind,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl BuildSilver {
-    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SharedSettings) -> Self {
         Self { family, settings }
     }
 
@@ -428,11 +429,11 @@ impl Task for BuildSilver {
 #[derive(Debug, Clone)]
 pub struct SilverGate {
     family: DataKind,
-    settings: SettingsOverride,
+    settings: SharedSettings,
 }
 
 impl SilverGate {
-    pub fn new(family: DataKind, settings: SettingsOverride) -> Self {
+    pub fn new(family: DataKind, settings: SharedSettings) -> Self {
         Self { family, settings }
     }
 

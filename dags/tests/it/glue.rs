@@ -23,9 +23,8 @@ use axum::response::Response;
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use lakehouse::aws::AwsCredentials;
-use lakehouse::glue_job::{
-    job_name_var, GlueConfig, GlueError, GlueJob, GlueRunOutput, PREFIX_VAR,
-};
+use lakehouse::glue_job::{job_name_var, GlueConfig, GlueJob, GlueRunOutput, PREFIX_VAR};
+use orchestrator::setting::Vars;
 use orchestrator::task::{LogLine, TaskLogger};
 use orchestrator::{DataInterval, Task, TaskContext, TaskError};
 use serde_json::{json, Map, Value};
@@ -384,55 +383,42 @@ async fn an_aborted_task_still_stops_the_run() {
     }
 }
 
-/// The one test that touches the process environment (the others use
-/// fixed configs), so no other test can see its variables.
 #[test]
-fn config_from_env_names_what_is_missing() {
-    let all = [
-        "BETFLOW_GLUE_JOB_NAME_SILVER_GAMES",
-        PREFIX_VAR,
-        "BETFLOW_GLUE_ENDPOINT",
-        "BETFLOW_GLUE_POLL_INITIAL_SECS",
-        "BETFLOW_GLUE_POLL_MAX_SECS",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ];
-    for name in all {
-        std::env::remove_var(name);
-    }
+fn config_names_what_is_missing() {
+    let mut env = Vars::default();
+    let set = |env: &mut Vars, name: &str, value: &str| {
+        env.0.insert(name.to_owned(), value.to_owned());
+    };
     assert_eq!(
         job_name_var("silver_games"),
         "BETFLOW_GLUE_JOB_NAME_SILVER_GAMES"
     );
-    let err = GlueConfig::from_env("silver_games").expect_err("no job name");
-    let text = err.to_string();
-    assert!(matches!(err, GlueError::Config(_)));
+    let text = GlueConfig::resolve("silver_games", &env)
+        .expect_err("no job name")
+        .to_string();
     assert!(
         text.contains("BETFLOW_GLUE_JOB_NAME_SILVER_GAMES") && text.contains(PREFIX_VAR),
         "{text}"
     );
 
-    std::env::set_var(PREFIX_VAR, "betflow-prod-");
-    let text = GlueConfig::from_env("silver_games")
+    set(&mut env, PREFIX_VAR, "betflow-prod-");
+    let text = GlueConfig::resolve("silver_games", &env)
         .expect_err("no credentials")
         .to_string();
     assert!(
         text.contains("`betflow-prod-silver_games`") && text.contains("AWS_ACCESS_KEY_ID"),
         "{text}"
     );
-    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
-    let text = GlueConfig::from_env("silver_games")
+    set(&mut env, "AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+    let text = GlueConfig::resolve("silver_games", &env)
         .expect_err("no secret")
         .to_string();
     assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI");
-    std::env::set_var("AWS_DEFAULT_REGION", "eu-west-1");
-    std::env::set_var("BETFLOW_GLUE_POLL_INITIAL_SECS", "0.5");
+    set(&mut env, "AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI");
+    set(&mut env, "AWS_DEFAULT_REGION", "eu-west-1");
+    set(&mut env, "BETFLOW_GLUE_POLL_INITIAL_SECS", "0.5");
 
-    let config = GlueConfig::from_env("silver_games").expect("complete");
+    let config = GlueConfig::resolve("silver_games", &env).expect("complete");
     assert_eq!(config.job_name, "betflow-prod-silver_games");
     assert_eq!(config.region, "eu-west-1");
     assert_eq!(config.endpoint, None);
@@ -441,31 +427,31 @@ fn config_from_env_names_what_is_missing() {
     assert!(!format!("{config:?}").contains("wJalrXUtnFEMI"));
 
     // The per-job name beats the prefix; AWS_REGION beats AWS_DEFAULT_REGION.
-    std::env::set_var("BETFLOW_GLUE_JOB_NAME_SILVER_GAMES", "legacy_silver_games");
-    std::env::set_var("AWS_REGION", "us-west-2");
-    std::env::set_var("BETFLOW_GLUE_ENDPOINT", "http://127.0.0.1:5000");
-    let config = GlueConfig::from_env("silver_games").expect("complete");
+    set(
+        &mut env,
+        "BETFLOW_GLUE_JOB_NAME_SILVER_GAMES",
+        "legacy_silver_games",
+    );
+    set(&mut env, "AWS_REGION", "us-west-2");
+    set(&mut env, "BETFLOW_GLUE_ENDPOINT", "http://127.0.0.1:5000");
+    let config = GlueConfig::resolve("silver_games", &env).expect("complete");
     assert_eq!(config.job_name, "legacy_silver_games");
     assert_eq!(config.region, "us-west-2");
     assert_eq!(config.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
 
-    std::env::set_var("BETFLOW_GLUE_POLL_MAX_SECS", "0.1");
-    let text = GlueConfig::from_env("silver_games")
+    set(&mut env, "BETFLOW_GLUE_POLL_MAX_SECS", "0.1");
+    let text = GlueConfig::resolve("silver_games", &env)
         .expect_err("max below initial")
         .to_string();
     assert!(text.contains("BETFLOW_GLUE_POLL_MAX_SECS"), "{text}");
-    std::env::set_var("BETFLOW_GLUE_POLL_MAX_SECS", "soon");
-    let text = GlueConfig::from_env("silver_games")
+    set(&mut env, "BETFLOW_GLUE_POLL_MAX_SECS", "soon");
+    let text = GlueConfig::resolve("silver_games", &env)
         .expect_err("not a number")
         .to_string();
     assert!(
         text.contains("BETFLOW_GLUE_POLL_MAX_SECS=\"soon\""),
         "{text}"
     );
-
-    for name in all {
-        std::env::remove_var(name);
-    }
 }
 
 /// The id of the job's only run, asked of moto directly.

@@ -10,7 +10,7 @@
 //! the lake in S3, since Glue tables point at S3 locations.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use super::glue_catalog::GlueCatalog;
 use super::IcebergError;
 use crate::aws::{self, AwsCredentials};
 use crate::lake::S3Config;
+use orchestrator::setting::{Lookup, SettingError};
 
 /// `BETFLOW_ICEBERG_CATALOG`: `sql` (default) or `glue`.
 pub const CATALOG_ENV: &str = "BETFLOW_ICEBERG_CATALOG";
@@ -88,39 +89,10 @@ impl std::fmt::Debug for Warehouse {
     }
 }
 
-/// The default warehouse directory: `{betflow_home}/lake/warehouse`.
-pub fn default_dir(betflow_home: &Path) -> PathBuf {
-    betflow_home.join("lake").join("warehouse")
-}
+/// The warehouse's directory inside a local lake.
+pub const WAREHOUSE_DIR: &str = "warehouse";
 
 impl Warehouse {
-    /// The warehouse beside the lake `betflow` uses ([`crate::lake::open_from_env`]):
-    /// in S3 when `BETFLOW_S3_BUCKET` is set, else under `{betflow_home}/lake`;
-    /// in the catalog `BETFLOW_ICEBERG_CATALOG` names.
-    pub async fn for_lake(
-        pool: &sqlx::PgPool,
-        betflow_home: &Path,
-    ) -> Result<Warehouse, IcebergError> {
-        let s3: Option<S3Config> =
-            S3Config::from_env().map_err(|e| IcebergError::Config(e.to_string()))?;
-        let kind: String = aws::env_var(CATALOG_ENV).unwrap_or_else(|| "sql".to_owned());
-        match (kind.to_ascii_lowercase().as_str(), s3) {
-            ("sql", Some(s3)) => Warehouse::open_s3(pool, &s3).await,
-            ("sql", None) => Warehouse::open(pool, &default_dir(betflow_home)).await,
-            ("glue", Some(s3)) => {
-                let glue = Warehouse::open_glue(&s3, &GlueCatalogConfig::from_env()?).await?;
-                Ok(glue.queued_on(pool))
-            }
-            ("glue", None) => Err(IcebergError::Config(format!(
-                "{CATALOG_ENV}=glue needs the lake in S3 (set BETFLOW_S3_BUCKET): \
-                 Glue tables point at S3 locations"
-            ))),
-            (other, _) => Err(IcebergError::Config(format!(
-                "{CATALOG_ENV}={other:?} is not a catalog BetFlow knows: use sql or glue"
-            ))),
-        }
-    }
-
     /// Open (once per process and database) the catalog on `pool`'s
     /// database with its warehouse in `dir`.
     pub async fn open(pool: &sqlx::PgPool, dir: &Path) -> Result<Warehouse, IcebergError> {
@@ -351,18 +323,14 @@ fn s3_props(s3: &S3Config) -> HashMap<String, String> {
 
 impl GlueCatalogConfig {
     /// `BETFLOW_GLUE_ENDPOINT`, `BETFLOW_GLUE_CATALOG_ID`, the region
-    /// ([`aws::region_from_env`]) and the AWS keys from the environment.
-    pub fn from_env() -> Result<Self, IcebergError> {
-        let credentials = AwsCredentials::from_env().map_err(|missing| {
-            IcebergError::Config(format!(
-                "{CATALOG_ENV}=glue needs AWS credentials: {missing} is not set"
-            ))
-        })?;
+    /// ([`aws::region`]) and the AWS keys.
+    pub fn resolve(env: &impl Lookup) -> Result<Self, SettingError> {
+        let why = format!("{CATALOG_ENV}=glue needs AWS credentials");
         Ok(GlueCatalogConfig {
-            endpoint: aws::env_var(GLUE_ENDPOINT_ENV),
-            region: aws::region_from_env(),
-            credentials,
-            catalog_id: aws::env_var(GLUE_CATALOG_ID_ENV),
+            endpoint: env.get(GLUE_ENDPOINT_ENV),
+            region: aws::region(env),
+            credentials: AwsCredentials::resolve(env, &why)?,
+            catalog_id: env.get(GLUE_CATALOG_ID_ENV),
         })
     }
 

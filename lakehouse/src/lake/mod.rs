@@ -2,7 +2,7 @@
 //!
 //! The same code runs on a laptop ([`local::LocalStore`] under
 //! `$BETFLOW_HOME/lake`) and in production ([`s3::S3Store`], any S3 API):
-//! [`open_from_env`] picks the backend from the environment. What keys mean
+//! `LakeSettings::open` picks the backend from the settings. What keys mean
 //! is the caller's business (docs/lake-layout.md); objects are gzipped with
 //! [`gzip`].
 
@@ -11,7 +11,6 @@ pub mod local;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -184,16 +183,6 @@ pub(crate) fn validate_key(key: &str, is_prefix: bool) -> Result<(), LakeError> 
         }
     }
     Ok(())
-}
-
-/// The lake `betflow` uses: S3 when `BETFLOW_S3_BUCKET` is set (see
-/// [`S3Config::from_env`]), else a directory `{betflow_home}/lake`, so a
-/// laptop needs no configuration at all.
-pub fn open_from_env(betflow_home: &Path) -> Result<Arc<dyn ObjectStore>, LakeError> {
-    match S3Config::from_env()? {
-        Some(config) => Ok(Arc::new(S3Store::new(&config)?)),
-        None => Ok(Arc::new(LocalStore::new(betflow_home.join("lake")))),
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{validate_key, LakeError, ObjectMeta, ObjectStore};
 use crate::aws::{self, AwsCredentials};
+use orchestrator::setting::{self, Lookup, SettingError};
 
 /// Where the S3 lake is and how to reach it.
 #[derive(Clone)]
@@ -55,47 +56,32 @@ impl std::fmt::Debug for S3Config {
 }
 
 impl S3Config {
-    /// Reads `BETFLOW_S3_BUCKET` (unset → `None`: use the local lake),
+    /// `BETFLOW_S3_BUCKET` (unset → `None`: use the local lake),
     /// `BETFLOW_S3_ENDPOINT`, `BETFLOW_S3_PATH_STYLE` (`1`/`true`/`yes`;
     /// defaults to on when an endpoint is set, since self-hosted S3 APIs
     /// rarely have per-bucket DNS), `AWS_REGION` or `AWS_DEFAULT_REGION`
     /// (default `us-east-1`), `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
     /// and `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Result<Option<Self>, LakeError> {
-        let var = aws::env_var;
-        let Some(bucket) = var("BETFLOW_S3_BUCKET") else {
+    pub fn resolve(env: &impl Lookup) -> Result<Option<Self>, SettingError> {
+        let Some(bucket) = env.get("BETFLOW_S3_BUCKET") else {
             return Ok(None);
         };
-        let endpoint = var("BETFLOW_S3_ENDPOINT");
-        let path_style = match var("BETFLOW_S3_PATH_STYLE") {
-            None => endpoint.is_some(),
-            Some(v) => parse_bool(&v).ok_or_else(|| {
-                LakeError::Config(format!("BETFLOW_S3_PATH_STYLE={v:?} is not true/false"))
-            })?,
-        };
-        let missing = |name: &str| {
-            LakeError::Config(format!(
-                "BETFLOW_S3_BUCKET is set but {name} is not: set it (or unset BETFLOW_S3_BUCKET to use the local lake)"
-            ))
-        };
-        let credentials = AwsCredentials::from_env().map_err(missing)?;
+        let endpoint = env.get("BETFLOW_S3_ENDPOINT");
+        let path_style: bool =
+            setting::flag(env, "BETFLOW_S3_PATH_STYLE")?.unwrap_or(endpoint.is_some());
+        let credentials = AwsCredentials::resolve(
+            env,
+            "BETFLOW_S3_BUCKET is set and needs it (or unset BETFLOW_S3_BUCKET to use the local lake)",
+        )?;
         Ok(Some(S3Config {
             endpoint,
-            region: aws::region_from_env(),
+            region: aws::region(env),
             bucket,
             path_style,
             access_key_id: credentials.access_key_id,
             secret_access_key: credentials.secret_access_key,
             session_token: credentials.session_token,
         }))
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

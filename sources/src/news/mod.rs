@@ -188,14 +188,18 @@ pub fn masked(url: &str) -> String {
     reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), |u| super::http::mask_url(&u))
 }
 
-/// The feeds configured for `sport`: `BETFLOW_NEWS_FEEDS_{SPORT}`
-/// (comma-separated; blank entries ignored) when set, else the sport's
-/// defaults. Set to an empty value to fetch no feed for the sport.
-pub fn feeds_from_env(sport: &crate::sport::Sport) -> Vec<String> {
-    let var = format!("{FEEDS_VAR_PREFIX}{}", sport.key.to_ascii_uppercase());
-    match std::env::var(&var) {
-        Ok(list) => split_feeds(&list),
-        Err(_) => sport.news_feeds.iter().map(|f| (*f).to_owned()).collect(),
+/// `BETFLOW_NEWS_FEEDS_{SPORT}`: the feeds of `sport`, comma-separated.
+pub fn feeds_var(sport: &crate::sport::Sport) -> String {
+    format!("{FEEDS_VAR_PREFIX}{}", sport.key.to_ascii_uppercase())
+}
+
+/// The feeds configured for `sport`: the list `value` of [`feeds_var`]
+/// (blank entries ignored) when set, else the sport's defaults. Set to an
+/// empty value to fetch no feed for the sport.
+pub fn feeds_from(sport: &crate::sport::Sport, value: Option<String>) -> Vec<String> {
+    match value {
+        Some(list) => split_feeds(&list),
+        None => sport.news_feeds.iter().map(|f| (*f).to_owned()).collect(),
     }
 }
 

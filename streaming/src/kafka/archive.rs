@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::config::positive;
 use super::group::{self, seek_back, Rebalances, SeekBack, Stuck, IDLE_WAKEUP, SEEK_TIMEOUT};
+use super::settings::KafkaSettings;
 use lakehouse::lake::{gzip, ObjectStore};
 
 /// Root of the topic archive in the lake.
@@ -149,26 +149,24 @@ pub struct ArchiveConsumer {
     /// Every topic it archives.
     pub topics: Vec<String>,
     pub open_lake: OpenLake,
-    pub brokers: String,
+    pub kafka: KafkaSettings,
     pub group_id: String,
-    pub partitions: i32,
     pub flush_after: Duration,
     pub max_bytes: usize,
 }
 
 impl ArchiveConsumer {
-    /// For `brokers`, group `{KAFKA_GROUP_PREFIX}-archive`, with
-    /// `KAFKA_ARCHIVE_FLUSH_MS` and `KAFKA_ARCHIVE_MAX_BYTES` or their defaults.
-    pub fn new(brokers: &str, topics: Vec<String>, open_lake: OpenLake) -> Self {
-        let config = super::config::ConsumerConfig::new(brokers, ARCHIVE_NAME);
+    /// On `kafka`'s cluster, group `{prefix}-archive`, flushing as its
+    /// archive settings say.
+    pub fn new(kafka: &KafkaSettings, topics: Vec<String>, open_lake: OpenLake) -> Self {
+        let config = kafka.consumer(ARCHIVE_NAME);
         Self {
             topics,
             open_lake,
-            brokers: config.brokers,
             group_id: config.group_id,
-            partitions: config.partitions,
-            flush_after: Duration::from_millis(positive(FLUSH_MS_ENV).unwrap_or(60_000)),
-            max_bytes: positive(MAX_BYTES_ENV).unwrap_or(16 << 20),
+            flush_after: kafka.archive_flush_after,
+            max_bytes: kafka.archive_max_bytes,
+            kafka: kafka.clone(),
         }
     }
 }
@@ -304,11 +302,11 @@ impl StreamTask for ArchiveConsumer {
     async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
         let store: Arc<dyn ObjectStore> = (self.open_lake)()?;
         let topics: Vec<String> = self.topics.clone();
-        super::producer::ensure_topics(&self.brokers, &topics, self.partitions)
+        super::producer::ensure_topics(&self.kafka, &topics)
             .await
             .map_err(|e| fail("creating topics", e))?;
         let consumer: StreamConsumer<Rebalances> =
-            group::join(&self.brokers, &self.group_id, &topics)
+            group::join(&self.kafka, &self.group_id, &topics)
                 .map_err(|e| fail("joining the consumer group", e))?;
         let mut batches: Batches = HashMap::new();
         let mut positions: Positions = HashMap::new();

@@ -1,9 +1,7 @@
 //! The librdkafka settings every BetFlow Kafka client shares: the bootstrap
-//! servers and, for clusters that require them, TLS and SASL from the
-//! environment. The embedded tansu needs neither; a managed cluster (MSK,
+//! servers and, for clusters that require them, TLS and SASL
+//! ([`super::settings::KafkaSettings`]). The embedded tansu needs neither; a managed cluster (MSK,
 //! Confluent Cloud, Aiven) typically wants `sasl_ssl` with SCRAM or PLAIN.
-
-use rdkafka::config::ClientConfig;
 
 /// Environment variables and the librdkafka properties they set, when set
 /// and not blank. Values are passed as they are: librdkafka checks them
@@ -29,41 +27,20 @@ pub const SECURITY_SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A client configuration for `brokers` with the security settings of the
-/// environment.
-pub fn client_config(brokers: &str) -> ClientConfig {
-    client_config_from(brokers, |name| std::env::var(name).ok())
-}
-
-fn client_config_from(brokers: &str, lookup: impl Fn(&str) -> Option<String>) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (env, property) in SECURITY_SETTINGS {
-        let value = lookup(env).map(|v| v.trim().to_owned());
-        if let Some(value) = value.filter(|v| !v.is_empty()) {
-            config.set(*property, value);
-        }
-    }
-    config
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
+    use orchestrator::setting::Vars;
+    use rdkafka::config::ClientConfig;
     use rdkafka::consumer::BaseConsumer;
     use rdkafka::producer::FutureProducer;
 
-    use super::*;
+    use crate::kafka::settings::KafkaSettings;
 
     fn config_with(vars: &[(&str, &str)]) -> ClientConfig {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        client_config_from("broker-1:9093,broker-2:9093", |name| {
-            vars.get(name).cloned()
-        })
+        let env = Vars::new(vars.iter().copied());
+        KafkaSettings::resolve("broker-1:9093,broker-2:9093", &env)
+            .expect("valid settings")
+            .client_config()
     }
 
     #[test]

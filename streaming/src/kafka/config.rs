@@ -1,18 +1,22 @@
-//! Settings of the stream consumers, from the environment.
+//! Settings of the stream consumers: the consumer group and sizes
+//! ([`ConsumerConfig`], made by [`super::settings::KafkaSettings::consumer`]),
+//! and the windows and lateness a processor's settings name.
 
 use std::time::Duration;
 
 use chrono::TimeDelta;
 
+use orchestrator::setting::{Lookup, SettingError};
+
+use super::settings::KafkaSettings;
 use crate::window::{parse_duration, WindowSpec};
 
 /// Settings shared by every consumer.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    pub brokers: String,
+    /// The cluster, and the partitions of topics it creates when missing.
+    pub kafka: KafkaSettings,
     pub group_id: String,
-    /// Partitions of topics it creates when missing.
-    pub partitions: i32,
     /// Larger messages are dead-lettered (`oversized`) without being parsed.
     pub max_message_bytes: usize,
     /// Messages written per transaction at most.
@@ -50,70 +54,25 @@ pub const DEFAULT_ALLOWED_LATENESS: TimeDelta = TimeDelta::minutes(1);
 
 /// The windows of processor `name`: `BETFLOW_{NAME}_WINDOW`, `SIZE` for
 /// tumbling windows or `SIZE/SLIDE` for sliding ones (`5m`, `20m/5m`),
-/// else `default`. A value that does not parse is named in a warning.
-pub fn windows_from_env(name: &str, default: WindowSpec) -> WindowSpec {
+/// else `default`.
+pub fn window_setting(
+    env: &impl Lookup,
+    name: &str,
+    default: WindowSpec,
+) -> Result<WindowSpec, SettingError> {
     let var: String = format!("BETFLOW_{}_WINDOW", name.to_uppercase());
-    let Ok(value) = std::env::var(&var) else {
-        return default;
+    let Some(value) = env.get(&var) else {
+        return Ok(default);
     };
-    value.parse().unwrap_or_else(|e| {
-        tracing::warn!("{var}={value:?}: {e}; using the default");
-        default
-    })
+    value
+        .parse()
+        .map_err(|e| SettingError::invalid(&var, &value, e))
 }
 
-/// `BETFLOW_ALLOWED_LATENESS`, else [`DEFAULT_ALLOWED_LATENESS`].
-pub fn lateness_from_env() -> TimeDelta {
-    let Ok(value) = std::env::var(ALLOWED_LATENESS_ENV) else {
-        return DEFAULT_ALLOWED_LATENESS;
+/// `BETFLOW_ALLOWED_LATENESS` (`30s`, `2m`), else [`DEFAULT_ALLOWED_LATENESS`].
+pub fn lateness_setting(env: &impl Lookup) -> Result<TimeDelta, SettingError> {
+    let Some(value) = env.get(ALLOWED_LATENESS_ENV) else {
+        return Ok(DEFAULT_ALLOWED_LATENESS);
     };
-    parse_duration(&value).unwrap_or_else(|e| {
-        tracing::warn!("{ALLOWED_LATENESS_ENV}={value:?}: {e}; using the default");
-        DEFAULT_ALLOWED_LATENESS
-    })
-}
-
-/// The value of variable `name`, if set and valid; a value that does not
-/// parse is named in a warning and left out, so the default applies.
-pub(super) fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
-    let value = std::env::var(name).ok()?;
-    let parsed = value.trim().parse().ok();
-    if parsed.is_none() {
-        tracing::warn!("{name}={value:?} is not valid here; using the default");
-    }
-    parsed
-}
-
-/// [`env`] for a setting that must be above zero: zero or less is named in
-/// a warning too, and the default applies.
-pub(super) fn positive<T: std::str::FromStr + PartialOrd + Default>(name: &str) -> Option<T> {
-    let value: T = env(name)?;
-    if value > T::default() {
-        return Some(value);
-    }
-    tracing::warn!("{name} must be above zero; using the default");
-    None
-}
-
-impl ConsumerConfig {
-    /// The consumer of processor `name` (group `{KAFKA_GROUP_PREFIX}-{name}`),
-    /// with `KAFKA_PARTITIONS`, `KAFKA_MAX_MESSAGE_BYTES`, `KAFKA_BATCH_MAX`
-    /// and `KAFKA_CHECKPOINT_MS` or their defaults.
-    pub fn new(brokers: &str, name: &str) -> Self {
-        let prefix: String = std::env::var(GROUP_PREFIX_ENV)
-            .ok()
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| DEFAULT_GROUP_PREFIX.to_string());
-        Self {
-            brokers: brokers.to_string(),
-            group_id: format!("{prefix}-{name}"),
-            partitions: super::partitions_from_env(),
-            max_message_bytes: positive(MAX_MESSAGE_BYTES_ENV).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            batch_max: positive(BATCH_MAX_ENV).unwrap_or(DEFAULT_BATCH_MAX),
-            checkpoint_every: positive(CHECKPOINT_MS_ENV)
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_CHECKPOINT),
-        }
-    }
+    parse_duration(&value).map_err(|e| SettingError::invalid(ALLOWED_LATENESS_ENV, &value, e))
 }

@@ -207,12 +207,11 @@ impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
         let pool: PgPool = ctx.store().pool().clone();
         let cfg: &ConsumerConfig = &self.config;
         let topics: Vec<String> = Topics::<P>::topics_of(P::KIND);
-        super::producer::ensure_topics(&cfg.brokers, &topics, cfg.partitions)
+        super::producer::ensure_topics(&cfg.kafka, &topics)
             .await
             .map_err(|e| fail(&format!("creating {} topics", P::KIND), e))?;
-        let consumer: StreamConsumer<Rebalances> =
-            group::join(&cfg.brokers, &cfg.group_id, &topics)
-                .map_err(|e| fail("joining the consumer group", e))?;
+        let consumer: StreamConsumer<Rebalances> = group::join(&cfg.kafka, &cfg.group_id, &topics)
+            .map_err(|e| fail("joining the consumer group", e))?;
         // Fail now, not on the first message, if the configuration is bad.
         self.processor
             .fresh()

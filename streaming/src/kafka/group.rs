@@ -71,11 +71,12 @@ fn rewind_target(next: i64, previous: Option<i64>) -> Option<i64> {
 /// A consumer of `topics` in `group_id` committing its offsets itself,
 /// from the earliest offset when the group has none.
 pub fn join(
-    brokers: &str,
+    kafka: &super::KafkaSettings,
     group_id: &str,
     topics: &[String],
 ) -> Result<StreamConsumer<Rebalances>, KafkaError> {
-    let consumer: StreamConsumer<Rebalances> = super::client::client_config(brokers)
+    let consumer: StreamConsumer<Rebalances> = kafka
+        .client_config()
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

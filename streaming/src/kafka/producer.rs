@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::settings::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -56,28 +57,23 @@ pub const DEFAULT_LINGER_MS: u64 = 5;
 #[derive(Clone)]
 pub struct Producer {
     inner: FutureProducer,
-    brokers: String,
-    partitions: i32,
+    kafka: KafkaSettings,
     attempts: u32,
     stats: Arc<ProducerStats>,
 }
 
 impl Producer {
-    /// A producer for `brokers` that creates missing topics with `partitions`,
-    /// batching for `KAFKA_LINGER_MS` (default [`DEFAULT_LINGER_MS`]).
-    pub fn new(brokers: &str, partitions: i32) -> Result<Self, ProduceError> {
-        let linger: u64 = super::config::env(LINGER_MS_ENV).unwrap_or(DEFAULT_LINGER_MS);
-        Self::with_linger(brokers, partitions, linger)
+    /// A producer for `kafka`'s cluster that creates missing topics with
+    /// its partitions, batching for its `linger_ms`.
+    pub fn new(kafka: &KafkaSettings) -> Result<Self, ProduceError> {
+        Self::with_linger(kafka, kafka.linger_ms)
     }
 
     /// [`Producer::new`] batching for `linger_ms`: a steady stream of
     /// independent updates goes out in fewer, larger record batches.
-    pub fn with_linger(
-        brokers: &str,
-        partitions: i32,
-        linger_ms: u64,
-    ) -> Result<Self, ProduceError> {
-        let inner: FutureProducer = super::client::client_config(brokers)
+    pub fn with_linger(kafka: &KafkaSettings, linger_ms: u64) -> Result<Self, ProduceError> {
+        let inner: FutureProducer = kafka
+            .client_config()
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
             // librdkafka's own retries then neither duplicate nor reorder
@@ -89,8 +85,7 @@ impl Producer {
             .create()?;
         Ok(Self {
             inner,
-            brokers: brokers.to_string(),
-            partitions: partitions.max(1),
+            kafka: kafka.clone(),
             attempts: 3,
             stats: Arc::new(ProducerStats::default()),
         })
@@ -103,7 +98,7 @@ impl Producer {
     /// Creates the topics that do not exist yet.
     pub async fn ensure_topics<T: Display>(&self, topics: &[T]) -> Result<(), ProduceError> {
         let names: Vec<String> = topics.iter().map(T::to_string).collect();
-        ensure_topics(&self.brokers, &names, self.partitions).await
+        ensure_topics(&self.kafka, &names).await
     }
 
     /// Publishes one envelope to its topic, keyed by the payload's key.
@@ -154,19 +149,19 @@ impl Producer {
     }
 }
 
-/// Creates each topic in `names` with `partitions` unless it exists,
-/// replicated `KAFKA_REPLICATION_FACTOR` times.
-pub async fn ensure_topics(
-    brokers: &str,
-    names: &[String],
-    partitions: i32,
-) -> Result<(), ProduceError> {
-    let admin: AdminClient<DefaultClientContext> =
-        super::client::client_config(brokers).create()?;
-    let replication: i32 = super::replication_factor_from_env();
+/// Creates each topic in `names` unless it exists, with `kafka`'s
+/// partitions and replication factor.
+pub async fn ensure_topics(kafka: &KafkaSettings, names: &[String]) -> Result<(), ProduceError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     let new: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions.max(1), TopicReplication::Fixed(replication)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                kafka.partitions.max(1),
+                TopicReplication::Fixed(kafka.replication_factor),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {

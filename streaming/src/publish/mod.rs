@@ -8,27 +8,26 @@ pub mod lease;
 use tokio::sync::OnceCell;
 
 use crate::kafka::producer::{ProduceError, Producer};
+use crate::kafka::KafkaSettings;
 
 /// One producer per process, created on first use (creating it contacts no
 /// broker, but a bad configuration should fail a task, not the DAG build).
 pub struct SharedProducer {
-    brokers: String,
-    partitions: i32,
+    kafka: KafkaSettings,
     cell: OnceCell<Producer>,
 }
 
 impl SharedProducer {
-    pub fn new(brokers: &str, partitions: i32) -> Self {
+    pub fn new(kafka: KafkaSettings) -> Self {
         Self {
-            brokers: brokers.to_string(),
-            partitions,
+            kafka,
             cell: OnceCell::new(),
         }
     }
 
     pub async fn get(&self) -> Result<&Producer, ProduceError> {
         self.cell
-            .get_or_try_init(|| async { Producer::new(&self.brokers, self.partitions) })
+            .get_or_try_init(|| async { Producer::new(&self.kafka) })
             .await
     }
 }

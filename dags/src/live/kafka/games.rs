@@ -8,10 +8,10 @@ use sqlx::PgConnection;
 use crate::live::envelope::Kind;
 use crate::live::games::{GamesOutput, GamesProcessor, PROCESSOR};
 use crate::live::serving::{GameStateRow, GameWindowRow};
-use streaming::kafka::config::{
-    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
-};
+use crate::settings::LiveSettings;
+use streaming::kafka::config::DEFAULT_ALLOWED_LATENESS;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use streaming::kafka::KafkaSettings;
 use streaming::window::{WindowError, WindowSpec};
 
 /// Scoring windows of `serving.game_windows` and their allowed lateness.
@@ -31,23 +31,14 @@ impl Default for GamesSink {
     }
 }
 
-impl GamesSink {
-    /// The defaults, changed by `BETFLOW_GAMES_WINDOW` and
-    /// `BETFLOW_ALLOWED_LATENESS`.
-    pub fn from_env() -> Self {
-        Self {
-            spec: windows_from_env(PROCESSOR, Self::default().spec),
-            allowed_lateness: lateness_from_env(),
-        }
-    }
-}
-
-/// The games consumer for `brokers` (group `{prefix}-games`) with the settings from the environment.
-pub fn games_consumer(brokers: &str) -> KafkaConsumer<GamesSink> {
-    KafkaConsumer::new(
-        ConsumerConfig::new(brokers, PROCESSOR),
-        GamesSink::from_env(),
-    )
+/// The games consumer on `kafka`'s cluster (group `{prefix}-games`),
+/// with the deployment's windows.
+pub fn games_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsumer<GamesSink> {
+    let sink = GamesSink {
+        spec: live.games_window,
+        allowed_lateness: live.allowed_lateness,
+    };
+    KafkaConsumer::new(kafka.consumer(PROCESSOR), sink)
 }
 
 #[async_trait]

@@ -8,10 +8,10 @@ use sqlx::PgConnection;
 use crate::live::envelope::Kind;
 use crate::live::news::{NewsOutput, NewsProcessor, PROCESSOR};
 use crate::live::serving::NewsSentimentRow;
-use streaming::kafka::config::{
-    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
-};
+use crate::settings::LiveSettings;
+use streaming::kafka::config::DEFAULT_ALLOWED_LATENESS;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use streaming::kafka::KafkaSettings;
 use streaming::window::{WindowError, WindowSpec};
 
 /// Sentiment windows of `serving.news_sentiment` and their allowed lateness.
@@ -31,23 +31,14 @@ impl Default for NewsSink {
     }
 }
 
-impl NewsSink {
-    /// The defaults, changed by `BETFLOW_NEWS_WINDOW` and
-    /// `BETFLOW_ALLOWED_LATENESS`.
-    pub fn from_env() -> Self {
-        Self {
-            spec: windows_from_env(PROCESSOR, Self::default().spec),
-            allowed_lateness: lateness_from_env(),
-        }
-    }
-}
-
-/// The news consumer for `brokers` (group `{prefix}-news`) with the settings from the environment.
-pub fn news_consumer(brokers: &str) -> KafkaConsumer<NewsSink> {
-    KafkaConsumer::new(
-        ConsumerConfig::new(brokers, PROCESSOR),
-        NewsSink::from_env(),
-    )
+/// The news consumer on `kafka`'s cluster (group `{prefix}-news`),
+/// with the deployment's windows.
+pub fn news_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsumer<NewsSink> {
+    let sink = NewsSink {
+        spec: live.news_window,
+        allowed_lateness: live.allowed_lateness,
+    };
+    KafkaConsumer::new(kafka.consumer(PROCESSOR), sink)
 }
 
 #[async_trait]

@@ -13,10 +13,10 @@ use crate::live::odds::rows::{
     arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, OddsLatestRow, OddsWindowRow,
 };
 use crate::live::odds::{OddsBatch, OddsProcessor, PROCESSOR};
-use streaming::kafka::config::{
-    lateness_from_env, windows_from_env, ConsumerConfig, DEFAULT_ALLOWED_LATENESS,
-};
+use crate::settings::LiveSettings;
+use streaming::kafka::config::DEFAULT_ALLOWED_LATENESS;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use streaming::kafka::KafkaSettings;
 use streaming::window::{WindowError, WindowSpec};
 
 /// Windows of `serving.odds_windows` and their allowed lateness.
@@ -36,23 +36,14 @@ impl Default for OddsSink {
     }
 }
 
-impl OddsSink {
-    /// The defaults, changed by `BETFLOW_ODDS_WINDOW` and
-    /// `BETFLOW_ALLOWED_LATENESS`.
-    pub fn from_env() -> Self {
-        Self {
-            spec: windows_from_env(PROCESSOR, Self::default().spec),
-            allowed_lateness: lateness_from_env(),
-        }
-    }
-}
-
-/// The odds consumer for `brokers` (group `{prefix}-odds`) with the settings from the environment.
-pub fn odds_consumer(brokers: &str) -> KafkaConsumer<OddsSink> {
-    KafkaConsumer::new(
-        ConsumerConfig::new(brokers, PROCESSOR),
-        OddsSink::from_env(),
-    )
+/// The odds consumer on `kafka`'s cluster (group `{prefix}-odds`),
+/// with the deployment's windows.
+pub fn odds_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsumer<OddsSink> {
+    let sink = OddsSink {
+        spec: live.odds_window,
+        allowed_lateness: live.allowed_lateness,
+    };
+    KafkaConsumer::new(kafka.consumer(PROCESSOR), sink)
 }
 
 #[async_trait]

@@ -7,8 +7,8 @@ use sqlx::PgConnection;
 use crate::live::envelope::Kind;
 use crate::live::serving::{WeatherAlertRow, WeatherLatestRow};
 use crate::live::weather::{Thresholds, WeatherOutput, WeatherProcessor, PROCESSOR};
-use streaming::kafka::config::ConsumerConfig;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
+use streaming::kafka::KafkaSettings;
 use streaming::window::WindowError;
 
 /// Alert thresholds of `serving.weather_alerts`.
@@ -17,12 +17,9 @@ pub struct WeatherSink {
     pub thresholds: Thresholds,
 }
 
-/// The weather consumer for `brokers` (group `{prefix}-weather`) with the default settings.
-pub fn weather_consumer(brokers: &str) -> KafkaConsumer<WeatherSink> {
-    KafkaConsumer::new(
-        ConsumerConfig::new(brokers, PROCESSOR),
-        WeatherSink::default(),
-    )
+/// The weather consumer on `kafka`'s cluster (group `{prefix}-weather`).
+pub fn weather_consumer(kafka: &KafkaSettings) -> KafkaConsumer<WeatherSink> {
+    KafkaConsumer::new(kafka.consumer(PROCESSOR), WeatherSink::default())
 }
 
 #[async_trait]

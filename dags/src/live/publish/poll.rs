@@ -32,17 +32,22 @@ use super::lease;
 use super::{send_group, Sent, SharedProducer};
 use crate::ingest::weather::seed_coordinates;
 use crate::ingest::Settings;
-use crate::lake::{self, write_dead_letters, ObjectStore};
+use crate::lake::{write_dead_letters, ObjectStore};
 use crate::live::envelope::{Kind, Topic};
 use crate::live::games::GameUpdate;
 use crate::live::odds::OddsPayload;
 use crate::live::replay::{news::messages as news_messages, ReplayMessage, Replayed};
 use crate::live::weather::WeatherUpdate;
+use crate::settings::PollPeriods;
 use crate::{sports_day, Sport};
+use lakehouse::LakeSettings;
 use sources::espn::{self, EspnClient, GameRecord};
 use sources::news::{self as news_source, NewsClient, TeamMatcher};
 use sources::odds_api::{self, OddsApiClient};
-use sources::weather::{self as weather_source, OpenWeatherClient};
+use sources::weather::{
+    self as weather_source, OpenWeatherClient, OPENWEATHER_BASE_URL, OPENWEATHER_KEY_VAR,
+    OPENWEATHER_RATE,
+};
 use sources::{HttpConfig, Rejected};
 
 /// What one poll found.
@@ -326,7 +331,7 @@ pub struct Poller<S: LiveSource> {
     producer: Arc<SharedProducer>,
     sports: Vec<&'static Sport>,
     interval: Duration,
-    home: std::path::PathBuf,
+    lake: LakeSettings,
 }
 
 impl<S: LiveSource> Poller<S> {
@@ -335,14 +340,14 @@ impl<S: LiveSource> Poller<S> {
         producer: Arc<SharedProducer>,
         sports: Vec<&'static Sport>,
         interval: Duration,
-        home: std::path::PathBuf,
+        lake: LakeSettings,
     ) -> Self {
         Self {
             source,
             producer,
             sports,
             interval,
-            home,
+            lake,
         }
     }
 
@@ -391,8 +396,9 @@ impl<S: LiveSource> StreamTask for Poller<S> {
         else {
             return Ok(());
         };
-        let store: Arc<dyn ObjectStore> =
-            lake::open_from_env(&self.home).map_err(|e| fail(S::NAME, "opening the lake", e))?;
+        let store: Arc<dyn ObjectStore> = (self.lake)
+            .open()
+            .map_err(|e| fail(S::NAME, "opening the lake", e))?;
         let producer = self
             .producer
             .get()
@@ -456,23 +462,6 @@ impl<S: LiveSource> StreamTask for Poller<S> {
     }
 }
 
-/// Poll intervals from the environment (`BETFLOW_LIVE_{ODDS|GAMES|WEATHER|NEWS}_SECS`).
-pub fn interval(kind: Kind) -> Duration {
-    let (var, default): (&str, u64) = match kind {
-        // Each odds poll costs markets × regions credits of the API's quota.
-        Kind::Odds => ("BETFLOW_LIVE_ODDS_SECS", 300),
-        Kind::Games => ("BETFLOW_LIVE_GAMES_SECS", 30),
-        Kind::Weather => ("BETFLOW_LIVE_WEATHER_SECS", 600),
-        Kind::News => ("BETFLOW_LIVE_NEWS_SECS", 300),
-    };
-    let secs: u64 = std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|s: &u64| *s >= 5)
-        .unwrap_or(default);
-    Duration::from_secs(secs)
-}
-
 /// Stream tasks by id.
 pub type StreamTasks = Vec<(&'static str, Arc<dyn StreamTask>)>;
 
@@ -480,7 +469,8 @@ pub type StreamTasks = Vec<(&'static str, Arc<dyn StreamTask>)>;
 struct Shared {
     producer: Arc<SharedProducer>,
     sports: Vec<&'static Sport>,
-    home: std::path::PathBuf,
+    lake: LakeSettings,
+    periods: PollPeriods,
 }
 
 impl Shared {
@@ -490,8 +480,8 @@ impl Shared {
             source,
             self.producer.clone(),
             self.sports.clone(),
-            interval(S::KIND),
-            self.home.clone(),
+            self.periods.of(S::KIND),
+            self.lake.clone(),
         );
         (S::NAME, Arc::new(poller))
     }
@@ -508,7 +498,8 @@ pub fn pollers(
     let shared = Shared {
         producer,
         sports,
-        home: settings.home.clone(),
+        lake: settings.lake.clone(),
+        periods: settings.live.poll_every,
     };
     let mut tasks: StreamTasks = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
@@ -534,7 +525,15 @@ pub fn pollers(
         Ok(client) => tasks.push(shared.task(OddsSource { client })),
         Err(why) => skipped.push(format!("{}: {why}", OddsSource::NAME)),
     }
-    match (OpenWeatherClient::from_env(), espn_client()) {
+    let weather = match &settings.live.openweather_key {
+        Some(key) => OpenWeatherClient::new(
+            HttpConfig::new(OPENWEATHER_BASE_URL, OPENWEATHER_RATE),
+            key.clone(),
+        )
+        .map_err(|e| e.to_string()),
+        None => Err(format!("{OPENWEATHER_KEY_VAR} is not set")),
+    };
+    match (weather, espn_client().map_err(|e| e.to_string())) {
         (Ok(client), Ok(scoreboards)) => tasks.push(shared.task(WeatherSource {
             scoreboards,
             client,

@@ -50,11 +50,21 @@ const WAKE: Duration = Duration::from_secs(15);
 pub struct ReplayPublisher {
     producer: Arc<SharedProducer>,
     sports: Vec<&'static Sport>,
+    /// [`FROM_ENV`], resolved with the deployment's settings.
+    first: Option<DateTime<Utc>>,
 }
 
 impl ReplayPublisher {
-    pub fn new(producer: Arc<SharedProducer>, sports: Vec<&'static Sport>) -> Self {
-        Self { producer, sports }
+    pub fn new(
+        producer: Arc<SharedProducer>,
+        sports: Vec<&'static Sport>,
+        first: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            producer,
+            sports,
+            first,
+        }
     }
 }
 
@@ -86,16 +96,6 @@ pub fn resume_after(
         (Some(c), _) => c.max(today),
         (None, Some(f)) => before(f.max(now - chrono::TimeDelta::days(MAX_CATCH_UP_DAYS))),
         (None, None) => today,
-    }
-}
-
-/// `BETFLOW_REPLAY_FROM`, parsed.
-fn first_from_env() -> Result<Option<DateTime<Utc>>, TaskError> {
-    match std::env::var(FROM_ENV) {
-        Ok(v) if !v.trim().is_empty() => DateTime::parse_from_rfc3339(v.trim())
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| fail(&format!("{FROM_ENV}={v:?} is not an RFC 3339 time"), e)),
-        _ => Ok(None),
     }
 }
 
@@ -164,7 +164,7 @@ impl StreamTask for ReplayPublisher {
         let stored = cursor::load(&pool, NAME)
             .await
             .map_err(|e| fail("reading the cursor", e))?;
-        let mut through: DateTime<Utc> = resume_after(stored, first_from_env()?, Utc::now());
+        let mut through: DateTime<Utc> = resume_after(stored, self.first, Utc::now());
         let mut progress = Progress::default();
         loop {
             let day: NaiveDate = sports_day(through + chrono::TimeDelta::nanoseconds(1));
