@@ -162,6 +162,12 @@ fn a_bad_setting_stops_every_command_naming_it() {
         ("BETFLOW_PARALLELISM", "0"),
         ("BETFLOW_POLL_MS", "soon"),
         ("BETFLOW_LOAD_EXAMPLES", "maybe"),
+        ("BETFLOW_ICEBERG_CATALOG", "hive"),
+        ("BETFLOW_TRANSFORM_ENGINE", "spark"),
+        ("BETFLOW_ODDS_WINDOW", "5 minutes"),
+        ("BETFLOW_LIVE_PUBLISH", "sometimes"),
+        ("BETFLOW_REPLAY_FROM", "yesterday"),
+        ("BETFLOW_LIVE_GAMES_SECS", "1"),
     ] {
         let out = env.cmd(&["dags", "list"]).env(var, value).output().unwrap();
         assert_eq!(
@@ -173,6 +179,15 @@ fn a_bad_setting_stops_every_command_naming_it() {
         let err = stderr(&out);
         assert!(err.contains(var) && err.contains(value), "{err}");
     }
+    // Kafka's settings count once there is a broker to use them with.
+    let out = env
+        .cmd(&["dags", "list"])
+        .env("KAFKA_BROKERS", "127.0.0.1:9")
+        .env("KAFKA_PARTITIONS", "zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("KAFKA_PARTITIONS=\"zero\""), "{}", stderr(&out));
 }
 
 #[test]
