@@ -135,9 +135,9 @@ pub async fn run(
                 .create_run(&dag, RunType::Manual, interval, &json!({}))
                 .await?
                 .context("bench run id collided")?;
-            let wall = wait_success(&store, &dag.id, &run_id).await?;
+            let wall = wait_success(&db.pool, &dag.id, &run_id).await?;
             walls.push(wall);
-            latencies.extend(dispatch_latencies(&store, &dag, &run_id).await?);
+            latencies.extend(dispatch_latencies(&db.pool, &dag, &run_id).await?);
         }
         walls.sort_by(f64::total_cmp);
         latencies.sort_by(f64::total_cmp);
@@ -190,7 +190,7 @@ pub async fn run(
 }
 
 /// Seconds from the run's creation to its end, by the database clock.
-async fn wait_success(store: &orchestrator::Store, dag_id: &str, run_id: &str) -> Result<f64> {
+async fn wait_success(pool: &sqlx::PgPool, dag_id: &str, run_id: &str) -> Result<f64> {
     let started = Instant::now();
     loop {
         let row: (String, DateTime<Utc>, Option<DateTime<Utc>>) = sqlx::query_as(
@@ -198,7 +198,7 @@ async fn wait_success(store: &orchestrator::Store, dag_id: &str, run_id: &str) -
         )
         .bind(dag_id)
         .bind(run_id)
-        .fetch_one(store.pool())
+        .fetch_one(pool)
         .await?;
         match (row.0.as_str(), row.2) {
             ("success", Some(end)) => {
@@ -225,17 +225,13 @@ struct TaskTimes {
 type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// For every task with upstreams: its start minus its last upstream's end, in ms.
-async fn dispatch_latencies(
-    store: &orchestrator::Store,
-    dag: &Dag,
-    run_id: &str,
-) -> Result<Vec<f64>> {
+async fn dispatch_latencies(pool: &sqlx::PgPool, dag: &Dag, run_id: &str) -> Result<Vec<f64>> {
     let rows: Vec<TaskTimes> = sqlx::query_as(
         "SELECT task_id, start_date, end_date FROM task_instances WHERE dag_id = $1 AND run_id = $2",
     )
     .bind(&dag.id)
     .bind(run_id)
-    .fetch_all(store.pool())
+    .fetch_all(pool)
     .await?;
     let times: std::collections::HashMap<String, Span> = rows
         .into_iter()

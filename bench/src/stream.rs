@@ -119,7 +119,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     let mut bag = DagBag::new();
     bag.add(dag.build()?);
     let db = Database::open_isolated(&bench_home, &bag).await?;
-    let pool: PgPool = db.store.pool().clone();
+    let pool: PgPool = db.pool.clone();
 
     let topic = Topic::new(Kind::Odds, dags::sport("nba").context("nba")?);
     let producer = Producer::with_linger(&kafka, opts.linger_ms)?;

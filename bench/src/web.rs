@@ -79,7 +79,7 @@ pub async fn run(
     std::fs::create_dir_all(&bench_home)
         .with_context(|| format!("creating {}", bench_home.display()))?;
     let db = Database::open_isolated(&bench_home, &bag).await?;
-    let pool = db.store.pool().clone();
+    let pool = db.pool.clone();
     let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
     let per_dag = (runs / dags).max(GRID_RUNS) as i32;
     eprintln!("seeding {dags} DAGs with {per_dag} runs each …");
@@ -130,7 +130,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
     let token = CancellationToken::new();
-    let state = web::AppState::new(db.store.clone(), bag.clone());
+    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone());
     let server = tokio::spawn(web::serve(listener, state, token.clone()));
 
     outln!("web bench: {dags} DAGs, {total} runs; grid of {GRID_TASKS} tasks × {GRID_RUNS} runs; wrk {seconds}s, {connections} connections");

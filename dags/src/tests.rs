@@ -28,6 +28,8 @@ use crate::SPORTS;
 /// A throwaway metadata database for the dry runs of one test.
 pub(crate) struct Metadata {
     store: Store,
+    /// The store's connections, for the test's own looks at the tables.
+    pool: sqlx::PgPool,
     // Dropped after the store: stops the cluster, then removes its directory.
     _pg: EmbeddedPostgres,
     _dir: tempfile::TempDir,
@@ -39,7 +41,7 @@ thread_local! {
 
 impl Metadata {
     pub(crate) fn pool(&self) -> &sqlx::postgres::PgPool {
-        self.store.pool()
+        &self.pool
     }
 }
 
@@ -54,7 +56,10 @@ pub(crate) async fn metadata() -> std::rc::Rc<Metadata> {
         durable: false,
     })
     .expect("start a throwaway Postgres for the dry runs");
-    let store = Store::connect(pg.url(), 4).await.expect("connect");
+    let pool = orchestrator::store::connect_pool(pg.url(), 4)
+        .await
+        .expect("connect");
+    let store = Store::new(pool.clone());
     store
         .migrate_all(&[
             &orchestrator::store::migrations::ORCHESTRATOR,
@@ -64,6 +69,7 @@ pub(crate) async fn metadata() -> std::rc::Rc<Metadata> {
         .expect("migrate");
     let m = std::rc::Rc::new(Metadata {
         store,
+        pool,
         _pg: pg,
         _dir: dir,
     });
@@ -74,8 +80,12 @@ pub(crate) async fn metadata() -> std::rc::Rc<Metadata> {
 /// A row for the DAG and one for its run of `interval` (what the scheduler
 /// would have written), so what tasks record against the run (quality check
 /// results) has its parent rows. A dry run of the same interval replaces it.
-async fn record_run(store: &Store, dag: &Dag, interval: orchestrator::DataInterval, run_id: &str) {
-    let pool = store.pool();
+async fn record_run(
+    pool: &sqlx::PgPool,
+    dag: &Dag,
+    interval: orchestrator::DataInterval,
+    run_id: &str,
+) {
     sqlx::query("INSERT INTO dags (dag_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(&dag.id)
         .execute(pool)
@@ -456,7 +466,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
     let params = dag.resolve_params(&conf);
     let meta = metadata().await;
     let run_id = format!("dry_run__{}", interval.start.to_rfc3339());
-    record_run(&meta.store, dag, interval, &run_id).await;
+    record_run(meta.pool(), dag, interval, &run_id).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut run = DryRun {
         states: BTreeMap::new(),
@@ -536,7 +546,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
         .bind(&dag.id)
         .bind(&run_id)
         .bind(state)
-        .execute(meta.store.pool())
+        .execute(meta.pool())
         .await
         .expect("finish the run");
     run

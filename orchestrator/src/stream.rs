@@ -38,6 +38,13 @@ impl StreamContext {
         &self.store
     }
 
+    /// The deployment's database, for the tables the task's own crate
+    /// owns (the `serving` schema). Orchestration tables go through
+    /// [`Self::store`].
+    pub fn database(&self) -> &sqlx::PgPool {
+        self.store.pool()
+    }
+
     /// Replace the health document shown for this task.
     pub fn report(&self, health: Value) {
         if let Ok(mut h) = self.health.lock() {

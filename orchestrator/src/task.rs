@@ -194,6 +194,13 @@ impl TaskContext {
         self.store.as_ref()
     }
 
+    /// The deployment's database, for the tables the task's own crate
+    /// owns (the `serving` schema, the Iceberg catalog), if this try is
+    /// recorded in one. Orchestration tables go through [`Self::store`].
+    pub fn database(&self) -> Option<&sqlx::PgPool> {
+        self.store.as_ref().map(Store::pool)
+    }
+
     /// The output of an upstream task, deserialized.
     pub fn upstream<T: DeserializeOwned>(&self, task_id: &str) -> Result<T, TaskError> {
         let value = self

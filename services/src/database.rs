@@ -9,6 +9,7 @@ use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use orchestrator::store::write::SyncOptions;
 use orchestrator::store::Migrations;
 use orchestrator::{DagBag, Store};
+use sqlx::PgPool;
 
 /// Every crate's migrations, in the order they are applied: the engine's
 /// metadata, the web's users, then the `serving` schema.
@@ -20,6 +21,9 @@ pub static MIGRATIONS: [&Migrations; 3] = [
 
 pub struct Database {
     pub store: Store,
+    /// The same connections as the store's, for the tables other owners
+    /// keep in this database (web's users and tokens, `serving`).
+    pub pool: PgPool,
     pub url: String,
     /// Declared last so the pool is dropped before an owned cluster stops.
     embedded: Option<EmbeddedPostgres>,
@@ -71,9 +75,10 @@ impl Database {
                 (pg.url().to_owned(), Some(pg))
             }
         };
-        let store = Store::connect(&url, 20).await?;
+        let pool: PgPool = orchestrator::store::connect_pool(&url, 20).await?;
         Ok(Self {
-            store,
+            store: Store::new(pool.clone()),
+            pool,
             url,
             embedded,
         })
@@ -85,7 +90,7 @@ impl Database {
 
     /// Stop an owned embedded cluster now (also happens on drop).
     pub async fn close(mut self) -> Result<()> {
-        self.store.pool().close().await;
+        self.pool.close().await;
         if let Some(mut pg) = self.embedded.take() {
             tokio::task::spawn_blocking(move || pg.stop()).await??;
         }

@@ -72,14 +72,14 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
         }
     }
     outln!("press Ctrl-C to stop");
-    if let Some(password) = web::auth::ensure_admin(db.store.pool(), home).await? {
+    if let Some(password) = web::auth::ensure_admin(&db.pool, home).await? {
         outln!("created user `admin` with password {password}");
         outln!(
             "(shown once; also saved to {} with mode 0600)",
             home.join("admin-password").display()
         );
     }
-    let state = web::AppState::new(db.store.clone(), bag.clone());
+    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone());
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
     shutdown.cancel();

@@ -71,7 +71,7 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
         settings.paused_at_creation,
     )
     .await?;
-    auth::create_user(db.store.pool(), &username, role, &password)
+    auth::create_user(&db.pool, &username, role, &password)
         .await
         .map_err(auth_error)?;
     outln!("created user `{username}` with role {role}");
@@ -90,7 +90,7 @@ pub async fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<ExitCode>
         settings.paused_at_creation,
     )
     .await?;
-    let token = auth::create_token(db.store.pool(), &username, &name)
+    let token = auth::create_token(&db.pool, &username, &name)
         .await
         .map_err(auth_error)?;
     outln!("{token}");

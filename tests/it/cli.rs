@@ -187,7 +187,11 @@ fn a_bad_setting_stops_every_command_naming_it() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("KAFKA_PARTITIONS=\"zero\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("KAFKA_PARTITIONS=\"zero\""),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ const SCHEDULER_HEALTHY_SECS: i64 = 30;
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let latest: Result<Option<DateTime<Utc>>, sqlx::Error> =
         sqlx::query_scalar("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
-            .fetch_one(state.store.pool())
+            .fetch_one(&state.db)
             .await;
     match latest {
         Err(e) => {

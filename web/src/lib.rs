@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::Router;
 use orchestrator::{DagBag, Store};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,9 @@ pub static MIGRATIONS: orchestrator::store::Migrations = orchestrator::store::Mi
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The deployment's database, for web's own tables (users, sessions,
+    /// tokens) and the `serving` read models; orchestration goes through `store`.
+    pub db: PgPool,
     pub bag: Arc<DagBag>,
     pub limiter: Arc<LoginLimiter>,
     /// Mark cookies `Secure`; browsers accept that on http://localhost and 127.0.0.1 too.
@@ -41,9 +45,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, bag: DagBag) -> Self {
+    pub fn new(store: Store, db: PgPool, bag: DagBag) -> Self {
         Self {
             store,
+            db,
             bag: Arc::new(bag),
             limiter: Arc::new(LoginLimiter::default()),
             secure_cookies: std::env::var("BETFLOW_INSECURE_COOKIES").is_err(),

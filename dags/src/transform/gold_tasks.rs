@@ -55,13 +55,13 @@ pub fn table(name: &str) -> Option<&'static TableDef> {
 }
 
 async fn warehouse(ctx: &TaskContext, settings: &SharedSettings) -> Result<Warehouse, TaskError> {
-    let store = ctx.store().ok_or_else(|| {
+    let database = ctx.database().ok_or_else(|| {
         TaskError::msg(
             "gold tasks read and write Iceberg tables registered in the metadata database",
         )
     })?;
     (settings.lake)
-        .warehouse(store.pool())
+        .warehouse(database)
         .await
         .map_err(IcebergError::into_task_error)
 }
@@ -347,8 +347,8 @@ impl Task for PublishServing {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let wh = warehouse(&ctx, &self.settings).await?;
         let pool = ctx
-            .store()
-            .map(|s| s.pool().clone())
+            .database()
+            .cloned()
             .ok_or_else(|| TaskError::msg("publish_serving writes to the metadata database"))?;
         let mut loaded = serde_json::Map::new();
         let mut total = 0u64;

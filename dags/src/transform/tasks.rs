@@ -53,14 +53,14 @@ struct Scope {
 impl Scope {
     async fn of(ctx: &TaskContext, settings: &SharedSettings) -> Result<Scope, TaskError> {
         let settings = SharedSettings::clone(settings);
-        let store = ctx.store().ok_or_else(|| {
+        let database = ctx.database().ok_or_else(|| {
             TaskError::msg(
                 "this task writes Iceberg tables registered in the metadata database; run it \
                  through the scheduler or `betflow tasks run`, not without a database",
             )
         })?;
         let warehouse = (settings.lake)
-            .warehouse(store.pool())
+            .warehouse(database)
             .await
             .map_err(IcebergError::into_task_error)?;
         Ok(Scope {

@@ -306,7 +306,10 @@ async fn gold_marts_replace_their_serving_tables() {
         durable: false,
     })
     .expect("start a throwaway Postgres");
-    let store = Store::connect(pg.url(), 4).await.unwrap();
+    let pool = orchestrator::store::connect_pool(pg.url(), 4)
+        .await
+        .unwrap();
+    let store = Store::new(pool.clone());
     store
         .migrate_all(&[
             &orchestrator::store::migrations::ORCHESTRATOR,
@@ -314,7 +317,7 @@ async fn gold_marts_replace_their_serving_tables() {
         ])
         .await
         .unwrap();
-    let pool = store.pool();
+    let pool = &pool;
 
     // First night: every mart loads, and the tables have the marts' shape.
     let first = build_all(&first_night(), "run-1").unwrap();
@@ -433,7 +436,10 @@ async fn large_marts_load_in_chunks_and_failed_loads_keep_the_previous_rows() {
         durable: false,
     })
     .expect("start a throwaway Postgres");
-    let store = Store::connect(pg.url(), 2).await.unwrap();
+    let pool = orchestrator::store::connect_pool(pg.url(), 2)
+        .await
+        .unwrap();
+    let store = Store::new(pool.clone());
     store
         .migrate_all(&[
             &orchestrator::store::migrations::ORCHESTRATOR,
@@ -441,7 +447,7 @@ async fn large_marts_load_in_chunks_and_failed_loads_keep_the_previous_rows() {
         ])
         .await
         .unwrap();
-    let pool = store.pool();
+    let pool = &pool;
 
     // 1990-01-01 … 2024-12-31: 12 784 days, more than one insert chunk.
     let span = |first: (i32, u32, u32), last: (i32, u32, u32)| {

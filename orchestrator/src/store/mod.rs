@@ -44,25 +44,37 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
-            url: mask_password(url),
-            source,
-        })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: mask_password(url),
-                source,
-            })?;
-        Ok(Self { pool })
+        Ok(Self::new(connect_pool(url, max_connections).await?))
     }
 
-    pub fn pool(&self) -> &PgPool {
+    /// The store over a pool its process shares with the tables other
+    /// crates own (web's users, the `serving` schema). Orchestration tables
+    /// are read and written only through the store's methods, so the pool
+    /// itself stays inside this crate.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// A connection pool to `url`, with the password masked in errors.
+pub async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
+        url: mask_password(url),
+        source,
+    })?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: mask_password(url),
+            source,
+        })
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, so URLs can be printed and logged.

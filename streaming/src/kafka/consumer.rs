@@ -204,7 +204,7 @@ pub(super) type Parts<S> = HashMap<(String, i32), Part<S>>;
 impl<P: TopicProcessor> StreamTask for KafkaConsumer<P> {
     async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
         // The process's own database (embedded or DATABASE_URL) holds `serving`.
-        let pool: PgPool = ctx.store().pool().clone();
+        let pool: PgPool = ctx.database().clone();
         let cfg: &ConsumerConfig = &self.config;
         let topics: Vec<String> = Topics::<P>::topics_of(P::KIND);
         super::producer::ensure_topics(&cfg.kafka, &topics)

@@ -56,7 +56,7 @@ impl FromRequestParts<AppState> for ApiUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let pool = state.store.pool();
+        let pool = &state.db;
         if let Some(auth) = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -131,7 +131,7 @@ impl FromRequestParts<AppState> for PageUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = cookie(parts, SESSION_COOKIE) {
-            match session_user(state.store.pool(), token).await {
+            match session_user(&state.db, token).await {
                 Ok(Some((user, csrf))) => return Ok(Self { user, csrf }),
                 Ok(None) => {}
                 Err(e) => return Err(Problem::internal(e).into_response()),

@@ -50,7 +50,7 @@ async fn page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, Problem> {
-    let pool = state.store.pool();
+    let pool = &state.db;
     let users = list_users(pool).await.map_err(Problem::internal)?;
     let tokens = list_tokens(pool)
         .await
@@ -102,7 +102,7 @@ async fn create(
     } else {
         form.name.trim()
     };
-    match create_token(state.store.pool(), form.username.trim(), name).await {
+    match create_token(&state.db, form.username.trim(), name).await {
         Ok(token) => {
             tracing::info!(admin = %user.user.username, for_user = %form.username, "API token created");
             page(
@@ -142,7 +142,7 @@ async fn revoke(
 ) -> Result<Response, Problem> {
     user.require(Role::Admin)?;
     user.check_csrf(&form.csrf_token)?;
-    if !revoke_token(state.store.pool(), id)
+    if !revoke_token(&state.db, id)
         .await
         .map_err(Problem::internal)?
     {

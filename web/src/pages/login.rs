@@ -84,7 +84,7 @@ async fn login(
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let user = match verify_login(state.store.pool(), &form.username, &form.password).await {
+    let user = match verify_login(&state.db, &form.username, &form.password).await {
         Ok(u) => u,
         Err(e) => return Problem::internal(e).into_response(),
     };
@@ -100,7 +100,7 @@ async fn login(
         );
     };
     state.limiter.record_success(&keys);
-    let (token, _csrf) = match create_session(state.store.pool(), &user).await {
+    let (token, _csrf) = match create_session(&state.db, &user).await {
         Ok(t) => t,
         Err(e) => return Problem::internal(e).into_response(),
     };
@@ -115,7 +115,7 @@ async fn login(
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // Logging out needs no CSRF check: the worst a forged request does is end a session.
     if let Some(token) = cookie_from_headers(&headers, SESSION_COOKIE) {
-        if let Err(e) = delete_session(state.store.pool(), token).await {
+        if let Err(e) = delete_session(&state.db, token).await {
             return Problem::internal(e).into_response();
         }
     }

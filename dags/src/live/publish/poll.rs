@@ -382,7 +382,7 @@ fn fail(name: &str, what: &str, e: impl std::fmt::Display) -> TaskError {
 #[async_trait]
 impl<S: LiveSource> StreamTask for Poller<S> {
     async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
-        let pool: PgPool = ctx.store().pool().clone();
+        let pool: PgPool = ctx.database().clone();
         let standby = || ctx.report(json!({"role": "standby", "mode": "live", "lease": S::NAME}));
         let Some(mut lease) = lease::acquire(
             &pool,

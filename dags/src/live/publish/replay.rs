@@ -138,7 +138,7 @@ impl Progress {
 #[async_trait]
 impl StreamTask for ReplayPublisher {
     async fn run(&self, ctx: StreamContext) -> Result<(), TaskError> {
-        let pool: PgPool = ctx.store().pool().clone();
+        let pool: PgPool = ctx.database().clone();
         let standby = || ctx.report(json!({"role": "standby", "mode": "replay", "lease": NAME}));
         let Some(mut lease) = lease::acquire(&pool, NAME, &ctx.cancel, WAKE, standby)
             .await
