@@ -10,12 +10,19 @@
 //! scheduler writes; nothing is kept in process memory, so any process
 //! serving the web UI reports the state of the whole deployment.
 
-use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use orchestrator::{StreamState, TaskState};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use serde_json::Value;
 
 use crate::problem::Problem;
@@ -71,209 +78,216 @@ pub(crate) fn messages_applied(health: &Value) -> Option<u64> {
     health.get("messages")?.as_u64()
 }
 
-/// Window of the task-duration summary: tries that ended in the last day.
+/// Window of the task-duration figures: tries that ended in the last day.
 const DURATION_WINDOW_SECS: i64 = 86_400;
 
-/// Escape a label value as the text format requires.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    dag_id: String,
+    state: String,
 }
 
-/// A metric family's `# HELP` and `# TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    dag_id: String,
+    task_id: String,
 }
 
-/// A float as Prometheus prints it (integers without a fraction).
-fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker_id: String,
+    hostname: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeartbeatLabels {
+    worker_id: String,
+    hostname: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    dag_id: String,
+    task_id: String,
+    worker_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    dag_id: String,
+    task_id: String,
+    worker_id: String,
+    topic: String,
+    partition: String,
+}
+
+/// A float gauge (seconds).
+type Seconds = Gauge<f64, AtomicU64>;
+
+/// Sum and count of the tries that ended in the window per task, as the
+/// database computed them: histograms with only the `+Inf` bucket, since
+/// the client has no summary type and `_sum`/`_count` are what dashboards
+/// divide.
+#[derive(Debug, Default)]
+struct Durations(Vec<(TaskLabels, f64, u64)>);
+
+impl EncodeMetric for Durations {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, sum, count) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(*sum, *count, &[(f64::INFINITY, *count)], None)?;
+        }
+        Ok(())
     }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// Every figure of one scrape, registered under its name and help.
+async fn scrape(state: &AppState) -> Result<Registry, Problem> {
+    let store = &state.store;
+    let mut registry = Registry::default();
+
+    let runs = Family::<RunLabels, Gauge>::default();
+    for (dag_id, run_state, n) in store.run_counts_by_dag().await? {
+        let labels = RunLabels {
+            dag_id,
+            state: run_state.as_str().to_owned(),
+        };
+        runs.get_or_create(&labels).set(n);
+    }
+    registry.register("betflow_dag_runs", "DAG runs by DAG and state", runs);
+
+    let mut durations = Durations::default();
+    for d in store.task_duration_summary(DURATION_WINDOW_SECS).await? {
+        let labels = TaskLabels {
+            dag_id: d.dag_id,
+            task_id: d.task_id,
+        };
+        durations
+            .0
+            .push((labels, d.sum_secs, u64::try_from(d.count).unwrap_or(0)));
+    }
+    registry.register(
+        "betflow_task_duration_seconds",
+        "Duration of task tries that finished in the last 24 hours, by DAG and task",
+        durations,
+    );
+
+    for (name, help, task_state) in [
+        (
+            "betflow_queued_task_instances",
+            "Task instances waiting for an executor slot (queue depth), by pool",
+            TaskState::Queued,
+        ),
+        (
+            "betflow_running_task_instances",
+            "Task instances running now, by pool",
+            TaskState::Running,
+        ),
+    ] {
+        let family = Family::<PoolLabels, Gauge>::default();
+        for (pool, n) in store.task_instance_counts_by_pool(task_state).await? {
+            family.get_or_create(&PoolLabels { pool }).set(n);
+        }
+        registry.register(name, help, family);
+    }
+
+    let workers = store.live_workers().await?;
+    let loop_secs = Family::<WorkerLabels, Seconds>::default();
+    let heartbeat_age = Family::<HeartbeatLabels, Seconds>::default();
+    for w in &workers {
+        if let Some(secs) = w.scheduler_loop_seconds {
+            let labels = WorkerLabels {
+                worker_id: w.worker_id.clone(),
+                hostname: w.hostname.clone(),
+            };
+            loop_secs.get_or_create(&labels).set(secs);
+        }
+        let labels = HeartbeatLabels {
+            worker_id: w.worker_id.clone(),
+            hostname: w.hostname.clone(),
+            kind: w.kind.clone(),
+        };
+        heartbeat_age
+            .get_or_create(&labels)
+            .set(w.heartbeat_age_secs.max(0.0));
+    }
+    registry.register(
+        "betflow_scheduler_loop_seconds",
+        "Duration of each live process's latest scheduler pass",
+        loop_secs,
+    );
+    registry.register(
+        "betflow_worker_heartbeat_age_seconds",
+        "Seconds since each live betflow process (scheduler and executor) last heartbeated",
+        heartbeat_age,
+    );
+
+    // Stopped rows belong to processes that have exited; leaving them out
+    // keeps the series set bounded as processes come and go.
+    let streams = store.stream_tasks().await?;
+    let restarts = Family::<StreamLabels, Counter>::default();
+    let lag = Family::<LagLabels, Gauge>::default();
+    let messages = Family::<StreamLabels, Counter>::default();
+    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
+        let labels = StreamLabels {
+            dag_id: s.dag_id.clone(),
+            task_id: s.task_id.clone(),
+            worker_id: s.worker_id.clone(),
+        };
+        restarts
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(s.restarts).unwrap_or(0));
+        if let Some(n) = messages_applied(&s.health) {
+            messages.get_or_create(&labels).inc_by(n);
+        }
+        for p in partition_lags(&s.health).unwrap_or_default() {
+            let labels = LagLabels {
+                dag_id: s.dag_id.clone(),
+                task_id: s.task_id.clone(),
+                worker_id: s.worker_id.clone(),
+                topic: p.topic,
+                partition: p.partition,
+            };
+            lag.get_or_create(&labels).set(p.lag);
+        }
+    }
+    registry.register(
+        "betflow_stream_task_restarts",
+        "Restarts of each stream task under the process supervising it",
+        restarts,
+    );
+    registry.register(
+        "betflow_consumer_lag",
+        "Messages in a partition past the consumer's position (high watermark - next offset)",
+        lag,
+    );
+    registry.register(
+        "betflow_consumer_messages",
+        "Messages a stream consumer has applied since it started (throughput is its rate)",
+        messages,
+    );
+    Ok(registry)
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem> {
-    let store = &state.store;
-    let runs = store.run_counts_by_dag().await?;
-    let durations = store.task_duration_summary(DURATION_WINDOW_SECS).await?;
-    let queued = store
-        .task_instance_counts_by_pool(TaskState::Queued)
-        .await?;
-    let running = store
-        .task_instance_counts_by_pool(TaskState::Running)
-        .await?;
-    let workers = store.live_workers().await?;
-    let streams = store.stream_tasks().await?;
-
+    let registry = scrape(&state).await?;
     let mut out = String::with_capacity(4096);
-    family(
-        &mut out,
-        "betflow_dag_runs",
-        "gauge",
-        "DAG runs by DAG and state.",
-    );
-    for (dag_id, run_state, n) in &runs {
-        let _ = writeln!(
-            out,
-            "betflow_dag_runs{{dag_id=\"{}\",state=\"{}\"}} {n}",
-            label(dag_id),
-            label(run_state.as_str())
-        );
-    }
-
-    family(
-        &mut out,
-        "betflow_task_duration_seconds",
-        "summary",
-        "Duration of task tries that finished in the last 24 hours, by DAG and task.",
-    );
-    for d in &durations {
-        let labels = format!(
-            "dag_id=\"{}\",task_id=\"{}\"",
-            label(&d.dag_id),
-            label(&d.task_id)
-        );
-        let _ = writeln!(
-            out,
-            "betflow_task_duration_seconds_sum{{{labels}}} {}",
-            num(d.sum_secs)
-        );
-        let _ = writeln!(
-            out,
-            "betflow_task_duration_seconds_count{{{labels}}} {}",
-            d.count
-        );
-    }
-
-    family(
-        &mut out,
-        "betflow_queued_task_instances",
-        "gauge",
-        "Task instances waiting for an executor slot (queue depth), by pool.",
-    );
-    for (pool, n) in &queued {
-        let _ = writeln!(
-            out,
-            "betflow_queued_task_instances{{pool=\"{}\"}} {n}",
-            label(pool)
-        );
-    }
-    family(
-        &mut out,
-        "betflow_running_task_instances",
-        "gauge",
-        "Task instances running now, by pool.",
-    );
-    for (pool, n) in &running {
-        let _ = writeln!(
-            out,
-            "betflow_running_task_instances{{pool=\"{}\"}} {n}",
-            label(pool)
-        );
-    }
-
-    family(
-        &mut out,
-        "betflow_scheduler_loop_seconds",
-        "gauge",
-        "Duration of each live process's latest scheduler pass.",
-    );
-    for w in &workers {
-        if let Some(secs) = w.scheduler_loop_seconds {
-            let _ = writeln!(
-                out,
-                "betflow_scheduler_loop_seconds{{worker_id=\"{}\",hostname=\"{}\"}} {:.6}",
-                label(&w.worker_id),
-                label(&w.hostname),
-                secs
-            );
-        }
-    }
-
-    family(
-        &mut out,
-        "betflow_worker_heartbeat_age_seconds",
-        "gauge",
-        "Seconds since each live betflow process (scheduler and executor) last heartbeated.",
-    );
-    for w in &workers {
-        let _ = writeln!(
-            out,
-            "betflow_worker_heartbeat_age_seconds{{worker_id=\"{}\",hostname=\"{}\",kind=\"{}\"}} {:.3}",
-            label(&w.worker_id),
-            label(&w.hostname),
-            label(&w.kind),
-            w.heartbeat_age_secs.max(0.0)
-        );
-    }
-
-    family(
-        &mut out,
-        "betflow_stream_task_restarts_total",
-        "counter",
-        "Restarts of each stream task under the process supervising it.",
-    );
-    // Stopped rows belong to processes that have exited; leaving them out
-    // keeps the series set bounded as processes come and go.
-    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
-        let _ = writeln!(
-            out,
-            "betflow_stream_task_restarts_total{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\"}} {}",
-            label(&s.dag_id),
-            label(&s.task_id),
-            label(&s.worker_id),
-            s.restarts
-        );
-    }
-
-    family(
-        &mut out,
-        "betflow_consumer_lag",
-        "gauge",
-        "Messages in a partition past the consumer's position (high watermark - next offset).",
-    );
-    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
-        for p in partition_lags(&s.health).unwrap_or_default() {
-            let _ = writeln!(
-                out,
-                "betflow_consumer_lag{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
-                label(&s.dag_id),
-                label(&s.task_id),
-                label(&s.worker_id),
-                label(&p.topic),
-                label(&p.partition),
-                p.lag
-            );
-        }
-    }
-    family(
-        &mut out,
-        "betflow_consumer_messages_total",
-        "counter",
-        "Messages a stream consumer has applied since it started (throughput is its rate).",
-    );
-    for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
-        let Some(n) = messages_applied(&s.health) else {
-            continue;
-        };
-        let _ = writeln!(
-            out,
-            "betflow_consumer_messages_total{{dag_id=\"{}\",task_id=\"{}\",worker_id=\"{}\"}} {}",
-            label(&s.dag_id),
-            label(&s.task_id),
-            label(&s.worker_id),
-            n
-        );
-    }
-
+    encode(&mut out, &registry).map_err(|e| Problem::internal(format!("encoding metrics: {e}")))?;
     Ok((
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         out,
     )
@@ -283,12 +297,6 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(label("x\ny"), "x\\ny");
-    }
 
     #[test]
     fn lag_keys_split_into_topic_and_partition_in_numeric_order() {
@@ -321,8 +329,26 @@ mod tests {
     }
 
     #[test]
-    fn whole_numbers_print_without_a_fraction() {
-        assert_eq!(num(3.0), "3");
-        assert_eq!(num(0.25), "0.25");
+    fn durations_encode_as_sum_and_count_per_task() {
+        let mut registry = Registry::default();
+        let labels = TaskLabels {
+            dag_id: "etl".to_owned(),
+            task_id: "load".to_owned(),
+        };
+        registry.register(
+            "betflow_task_duration_seconds",
+            "durations",
+            Durations(vec![(labels, 2.5, 2)]),
+        );
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        for line in [
+            "# TYPE betflow_task_duration_seconds histogram",
+            r#"betflow_task_duration_seconds_sum{dag_id="etl",task_id="load"} 2.5"#,
+            r#"betflow_task_duration_seconds_count{dag_id="etl",task_id="load"} 2"#,
+            r#"betflow_task_duration_seconds_bucket{le="+Inf",dag_id="etl",task_id="load"} 2"#,
+        ] {
+            assert!(out.contains(line), "{line} not in\n{out}");
+        }
     }
 }
