@@ -605,6 +605,7 @@ fn game(id: &str, status: GameStatus, period: u32, home: u32, away: u32) -> Game
         away_team_id: "a".to_string(),
         home_score: home,
         away_score: away,
+        matchup: None,
     }
 }
 

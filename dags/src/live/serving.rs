@@ -36,6 +36,10 @@ pub struct GameStateRow {
     pub progression: Vec<ScorePoint>,
     /// `[{status, event_time}, …]`: the status first seen, then each change.
     pub status_history: Vec<StatusChange>,
+    /// The teams' names and the scheduled start, when updates carry them.
+    pub home_team: Option<String>,
+    pub away_team: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
     pub event_time: DateTime<Utc>,
     pub ingest_time: DateTime<Utc>,
 }
@@ -62,6 +66,9 @@ impl GameStateRow {
                 .collect(),
             progression: g.progression.clone(),
             status_history: g.transitions.clone(),
+            home_team: g.matchup.as_ref().map(|m| m.home_team.clone()),
+            away_team: g.matchup.as_ref().map(|m| m.away_team.clone()),
+            start_time: g.matchup.as_ref().map(|m| m.start_time),
             event_time: g.event_time,
             ingest_time,
         }
@@ -220,9 +227,10 @@ pub(crate) mod schema {
 
     const MIGRATION: &str = include_str!("../../../migrations/serving/20260101000004_serving.sql");
     /// Migrations that alter the serving tables after it.
-    const LATER_MIGRATIONS: &[&str] = &[include_str!(
-        "../../../migrations/serving/20260101000012_game_status_history.sql"
-    )];
+    const LATER_MIGRATIONS: &[&str] = &[
+        include_str!("../../../migrations/serving/20260101000012_game_status_history.sql"),
+        include_str!("../../../migrations/serving/20260101000013_market_names.sql"),
+    ];
 
     /// Column names of `serving.{table}`, minus `id` and `write_time`.
     pub fn columns(table: &str) -> BTreeSet<String> {
@@ -289,6 +297,7 @@ mod tests {
             away_team_id: "a".into(),
             home_score: minute_score,
             away_score: 0,
+            matchup: None,
         }
     }
 

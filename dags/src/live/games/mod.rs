@@ -66,6 +66,18 @@ pub struct GameUpdate {
     pub home_score: u32,
     #[serde(default)]
     pub away_score: u32,
+    /// Who plays and when, for pages that show the game by name; absent in
+    /// messages published before it was carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matchup: Option<Matchup>,
+}
+
+/// The teams' names and the scheduled start of a game.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matchup {
+    pub home_team: String,
+    pub away_team: String,
+    pub start_time: DateTime<Utc>,
 }
 
 impl Keyed for GameUpdate {
@@ -91,6 +103,11 @@ impl From<&GameRecord> for GameUpdate {
             away_team_id: g.away.team_id.clone(),
             home_score: g.home.score.unwrap_or(0),
             away_score: g.away.score.unwrap_or(0),
+            matchup: Some(Matchup {
+                home_team: g.home.name.clone(),
+                away_team: g.away.name.clone(),
+                start_time: g.start_time,
+            }),
         }
     }
 }
@@ -163,6 +180,9 @@ pub struct GameState {
     /// written before it was kept.
     #[serde(default)]
     pub transitions: Vec<StatusChange>,
+    /// The newest matchup an update carried (none in older checkpoints).
+    #[serde(default)]
+    pub matchup: Option<Matchup>,
     pub event_time: DateTime<Utc>,
     /// Last side to hold the lead, for counting changes through ties.
     last_leader: Option<Leader>,
@@ -247,6 +267,7 @@ impl GameTracker {
                     status: u.status,
                     event_time,
                 }],
+                matchup: u.matchup.clone(),
                 event_time,
                 last_leader: (lead != Leader::Tied).then_some(lead),
             };
@@ -306,6 +327,9 @@ impl GameTracker {
         state.clock = u.clock.clone();
         state.home_score = u.home_score;
         state.away_score = u.away_score;
+        if u.matchup.is_some() {
+            state.matchup = u.matchup.clone();
+        }
         state.event_time = event_time;
         Applied::Updated
     }
@@ -436,6 +460,7 @@ mod tests {
             away_team_id: "a".into(),
             home_score: home,
             away_score: away,
+            matchup: None,
         }
     }
 

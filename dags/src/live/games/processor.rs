@@ -176,6 +176,7 @@ mod tests {
                 away_team_id: "a".into(),
                 home_score: h,
                 away_score: a,
+                matchup: None,
             },
         }
     }

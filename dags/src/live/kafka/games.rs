@@ -88,8 +88,8 @@ fn int(n: u32) -> i32 {
 const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, status, period,
         clock, home_team_id, away_team_id, home_score, away_score, leader, lead_changes,
         pace_per_period, period_points, progression, status_history, event_time, ingest_time,
-        write_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17, now())
+        home_team, away_team, start_time, write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20, now())
     ON CONFLICT (game_id) DO UPDATE SET
         sport = EXCLUDED.sport, status = EXCLUDED.status, period = EXCLUDED.period,
         clock = EXCLUDED.clock, home_team_id = EXCLUDED.home_team_id,
@@ -98,6 +98,9 @@ const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, stat
         lead_changes = EXCLUDED.lead_changes, pace_per_period = EXCLUDED.pace_per_period,
         period_points = EXCLUDED.period_points, progression = EXCLUDED.progression,
         status_history = EXCLUDED.status_history, event_time = EXCLUDED.event_time, ingest_time = EXCLUDED.ingest_time,
+        home_team = COALESCE(EXCLUDED.home_team, game_state.home_team),
+        away_team = COALESCE(EXCLUDED.away_team, game_state.away_team),
+        start_time = COALESCE(EXCLUDED.start_time, game_state.start_time),
         write_time = now()
     WHERE EXCLUDED.event_time >= game_state.event_time";
 
@@ -121,6 +124,9 @@ async fn upsert_state(conn: &mut PgConnection, r: &GameStateRow) -> Result<(), s
         .bind(json(serde_json::to_value(&r.status_history)))
         .bind(r.event_time)
         .bind(r.ingest_time)
+        .bind(&r.home_team)
+        .bind(&r.away_team)
+        .bind(r.start_time)
         .execute(conn)
         .await?;
     Ok(())

@@ -12,7 +12,7 @@ use crate::live::envelope::Kind;
 use crate::live::odds::rows::{
     arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, OddsLatestRow, OddsWindowRow,
 };
-use crate::live::odds::{OddsBatch, OddsProcessor, PROCESSOR};
+use crate::live::odds::{EventInfo, OddsBatch, OddsProcessor, PROCESSOR};
 use crate::settings::LiveSettings;
 use streaming::kafka::config::DEFAULT_ALLOWED_LATENESS;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
@@ -76,6 +76,7 @@ impl TopicProcessor for OddsSink {
         let rows: Vec<OddsLatestRow> = latest_rows(&meta.sport, &batch.latest, meta.ingest_time);
         *counters.entry("latest_rows").or_default() += rows.len() as u64;
         upsert_latest_rows(conn, rows).await?;
+        upsert_events(conn, &[(meta, batch)]).await?;
         write_windows_and_alerts(conn, &[(meta, batch)], counters).await
     }
 
@@ -91,8 +92,61 @@ impl TopicProcessor for OddsSink {
         }
         *counters.entry("latest_rows").or_default() += latest.len() as u64;
         upsert_latest_rows(conn, coalesce_latest(latest)).await?;
+        upsert_events(conn, outputs).await?;
         write_windows_and_alerts(conn, outputs, counters).await
     }
+}
+
+/// The newest name and start of each event, one statement per batch: a
+/// source may correct a start time, never moving it back to an older poll's.
+const UPSERT_EVENTS: &str = "INSERT INTO serving.odds_events (event_id, sport, home_team,
+        away_team, commence_time, event_time)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+        $6::timestamptz[])
+    ON CONFLICT (event_id) DO UPDATE SET
+        sport = EXCLUDED.sport, home_team = EXCLUDED.home_team,
+        away_team = EXCLUDED.away_team, commence_time = EXCLUDED.commence_time,
+        event_time = EXCLUDED.event_time, write_time = now()
+    WHERE EXCLUDED.event_time >= odds_events.event_time";
+
+async fn upsert_events(
+    conn: &mut PgConnection,
+    outputs: &[(&Meta, &OddsBatch)],
+) -> Result<(), sqlx::Error> {
+    let mut newest: HashMap<&str, (&str, &EventInfo)> = HashMap::new();
+    for (meta, batch) in outputs {
+        if let Some(e) = &batch.event {
+            let keep = newest
+                .get(e.event_id.as_str())
+                .is_none_or(|(_, kept)| e.event_time >= kept.event_time);
+            if keep {
+                newest.insert(&e.event_id, (&meta.sport, e));
+            }
+        }
+    }
+    if newest.is_empty() {
+        return Ok(());
+    }
+    let (mut ids, mut sports, mut homes, mut aways, mut starts, mut times) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (sport, e) in newest.into_values() {
+        ids.push(e.event_id.clone());
+        sports.push(sport.to_owned());
+        homes.push(e.home_team.clone());
+        aways.push(e.away_team.clone());
+        starts.push(e.commence_time);
+        times.push(e.event_time);
+    }
+    sqlx::query(UPSERT_EVENTS)
+        .bind(ids)
+        .bind(sports)
+        .bind(homes)
+        .bind(aways)
+        .bind(starts)
+        .bind(times)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The closed windows and arbitrage alerts of a batch's messages, one

@@ -152,6 +152,18 @@ pub struct OddsBatch {
     /// Bookmaker markets whose update was already applied: a poll repeats
     /// every quote with its `last_update`, changed or not.
     pub repeats: usize,
+    /// The message's event (teams, start): `serving.odds_events`.
+    pub event: Option<EventInfo>,
+}
+
+/// Who plays and when, as the odds source names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventInfo {
+    pub event_id: String,
+    pub home_team: String,
+    pub away_team: String,
+    pub commence_time: DateTime<Utc>,
+    pub event_time: DateTime<Utc>,
 }
 
 /// How long the time of a key's last applied update is remembered after
@@ -194,9 +206,17 @@ impl OddsProcessor {
     /// Processes one decoded message.
     pub fn handle(&mut self, envelope: &Envelope<OddsPayload>) -> OddsBatch {
         let (markets, rejected) = book_markets(&envelope.payload, envelope.event_time);
+        let event = &envelope.payload.event;
         let mut batch: OddsBatch = OddsBatch {
             best: best_prices(&markets),
             rejected,
+            event: Some(EventInfo {
+                event_id: event.id.clone(),
+                home_team: event.home_team.clone(),
+                away_team: event.away_team.clone(),
+                commence_time: event.commence_time,
+                event_time: envelope.event_time,
+            }),
             ..OddsBatch::default()
         };
         let mut latest: Vec<BookMarket> = Vec::with_capacity(markets.len());
