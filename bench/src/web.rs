@@ -130,7 +130,8 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
     let token = CancellationToken::new();
-    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone());
+    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
+        .with_sports(dags::SPORTS.iter().map(|s| s.key));
     let server = tokio::spawn(web::serve(listener, state, token.clone()));
 
     outln!("web bench: {dags} DAGs, {total} runs; grid of {GRID_TASKS} tasks × {GRID_RUNS} runs; wrk {seconds}s, {connections} connections");

@@ -17,5 +17,6 @@ mod kafka;
 mod processes;
 mod runs;
 mod warehouse;
+mod web_markets;
 mod web_pages;
 mod web_streams;

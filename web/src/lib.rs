@@ -42,6 +42,9 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// Mark cookies `Secure`; browsers accept that on http://localhost and 127.0.0.1 too.
     pub secure_cookies: bool,
+    /// The sport keys the markets and analytics pages accept, in the order
+    /// their filters list them (the binary's sports table).
+    pub sports: Arc<[String]>,
 }
 
 impl AppState {
@@ -52,7 +55,14 @@ impl AppState {
             bag: Arc::new(bag),
             limiter: Arc::new(LoginLimiter::default()),
             secure_cookies: std::env::var("BETFLOW_INSECURE_COOKIES").is_err(),
+            sports: Arc::from(Vec::new()),
         }
+    }
+
+    /// The sports the markets and analytics pages offer.
+    pub fn with_sports(mut self, sports: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.sports = sports.into_iter().map(Into::into).collect();
+        self
     }
 }
 

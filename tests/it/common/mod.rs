@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod viewer;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -5,11 +5,13 @@
 
 mod actions;
 mod admin;
+mod chart;
 mod dag;
 mod dags;
 mod graph;
 mod grid;
 mod login;
+mod markets;
 mod run;
 mod streams;
 mod task;
@@ -38,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(task::routes())
         .merge(actions::routes())
         .merge(streams::routes())
+        .merge(markets::routes())
         .merge(admin::routes())
 }
 
@@ -68,6 +71,36 @@ impl Nav {
             is_admin: user.user.role >= crate::auth::Role::Admin,
             section,
         }
+    }
+}
+
+/// A page that says what went wrong with the request, in the layout of
+/// every page: a bad query parameter (400, naming it) or a missing thing (404).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub nav: Nav,
+    pub title: String,
+    pub message: String,
+}
+
+impl ErrorPage {
+    pub fn bad_param(nav: Nav, name: &str, message: &str) -> Response {
+        let page = ErrorPage {
+            nav,
+            title: format!("Bad parameter `{name}`"),
+            message: message.to_owned(),
+        };
+        render(&page, StatusCode::BAD_REQUEST)
+    }
+
+    pub fn not_found(nav: Nav, message: &str) -> Response {
+        let page = ErrorPage {
+            nav,
+            title: "Not found".to_owned(),
+            message: message.to_owned(),
+        };
+        render(&page, StatusCode::NOT_FOUND)
     }
 }
 

@@ -1,0 +1,619 @@
+//! The markets board: each game of a sports day with its live state and,
+//! per market, the main line's best prices, the consensus fair price, the
+//! hold, the movement since open and the arbitrage, steam and value flags.
+//! The figures follow docs/formulas.md (consensus, best price, arbitrage,
+//! hold, steam, value); this module is pure, so they are tested here.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::read::{EventRow, GameRow, MovePoint, PriceRow, WindowMove};
+
+/// Markets in the order the board shows them.
+pub const MARKETS: [&str; 3] = ["h2h", "spreads", "totals"];
+
+/// A side is flagged as value when its best price beats the consensus fair
+/// price by this much expected return (docs/formulas.md#value).
+pub const VALUE_EDGE: f64 = 0.02;
+
+/// A bookmaker's move counts towards steam when its implied probability
+/// changed by at least this much within the newest window.
+pub const STEAM_MOVE: f64 = 0.015;
+
+/// Steam needs this many bookmakers moving the same way...
+pub const STEAM_BOOKMAKERS: usize = 3;
+
+/// The score and clock of a game the games consumer follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveState {
+    pub status: String,
+    pub period: i32,
+    pub clock: Option<String>,
+    pub home_score: i32,
+    pub away_score: i32,
+    pub updated: DateTime<Utc>,
+}
+
+/// One game on the board.
+#[derive(Debug, Clone)]
+pub struct GameCard {
+    pub sport: String,
+    /// The odds event, when the game has prices.
+    pub event_id: Option<String>,
+    pub home_team: String,
+    pub away_team: String,
+    pub start: DateTime<Utc>,
+    pub live: Option<LiveState>,
+    pub markets: Vec<MarketLine>,
+}
+
+/// A market's main line: the line most bookmakers quote.
+#[derive(Debug, Clone)]
+pub struct MarketLine {
+    pub market: String,
+    /// The home spread or the total; `None` for h2h.
+    pub line: Option<f64>,
+    /// Median hold of the bookmakers quoting the line.
+    pub hold: f64,
+    pub bookmakers: usize,
+    /// `1 − Σ 1/best` when positive.
+    pub arbitrage: Option<f64>,
+    pub sides: Vec<Side>,
+}
+
+/// One outcome of a market line.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub outcome: String,
+    pub point: Option<f64>,
+    pub best_decimal: f64,
+    pub best_american: Option<f64>,
+    /// Every bookmaker offering the best price (ties included).
+    pub best_bookmakers: Vec<String>,
+    /// Median no-vig probability across bookmakers.
+    pub fair_probability: f64,
+    /// Median implied probability now minus at each bookmaker's open, in
+    /// probability (0.02 = 2 points); `None` without an open on this line.
+    pub movement: Option<f64>,
+    /// Mean implied probability per time bucket, oldest first.
+    pub history: Vec<f64>,
+    pub steam: Option<Steam>,
+    /// `best × fair − 1` when at least [`VALUE_EDGE`].
+    pub value_edge: Option<f64>,
+}
+
+impl Side {
+    pub fn fair_decimal(&self) -> f64 {
+        1.0 / self.fair_probability
+    }
+}
+
+/// Several bookmakers moved one outcome the same way in one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steam {
+    /// `true`: the outcome shortened (its implied probability rose).
+    pub shortened: bool,
+    pub bookmakers: usize,
+}
+
+/// The median; `None` for no values.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+/// `1 − 1/Σp` from an overround `Σp − 1`.
+pub fn hold(overround: f64) -> f64 {
+    1.0 - 1.0 / (1.0 + overround)
+}
+
+/// A point as a map key: lines are quoted in halves, so hundredths are exact.
+fn point_key(p: Option<f64>) -> Option<i64> {
+    p.map(|v| (v * 100.0).round() as i64)
+}
+
+/// The line a bookmaker's outcome row belongs to: the home spread, the
+/// total, or none for h2h.
+fn line_of(market: &str, outcome: &str, point: Option<f64>) -> Option<i64> {
+    match (market, outcome) {
+        ("spreads", "away") => point_key(point.map(|p| -p)),
+        ("h2h", _) => None,
+        _ => point_key(point),
+    }
+}
+
+/// Names compared loosely: case, spaces and punctuation aside, so
+/// "LA Clippers" and "L.A. Clippers" meet.
+pub fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// What the board is built from.
+pub struct Inputs<'a> {
+    pub events: &'a [EventRow],
+    pub games: &'a [GameRow],
+    pub prices: &'a [PriceRow],
+    pub movement: &'a [MovePoint],
+    pub window_moves: &'a [WindowMove],
+}
+
+/// Every game of the day: each odds event with its game's live state when
+/// the names match, then the games no odds event matched.
+pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
+    let mut games_by_name: HashMap<(String, String, String), &GameRow> = HashMap::new();
+    for g in inputs.games {
+        if let (Some(h), Some(a)) = (&g.home_team, &g.away_team) {
+            games_by_name.insert((g.sport.clone(), name_key(h), name_key(a)), g);
+        }
+    }
+    let mut matched: Vec<&str> = Vec::new();
+    let mut cards: Vec<GameCard> = Vec::new();
+    for e in inputs.events {
+        let key = (
+            e.sport.clone(),
+            name_key(&e.home_team),
+            name_key(&e.away_team),
+        );
+        let game = games_by_name.get(&key).copied();
+        if let Some(g) = game {
+            matched.push(&g.game_id);
+        }
+        cards.push(GameCard {
+            sport: e.sport.clone(),
+            event_id: Some(e.event_id.clone()),
+            home_team: e.home_team.clone(),
+            away_team: e.away_team.clone(),
+            start: e.commence_time,
+            live: game.map(live_state),
+            markets: markets_of(&e.event_id, inputs),
+        });
+    }
+    for g in inputs.games {
+        if matched.contains(&g.game_id.as_str()) {
+            continue;
+        }
+        cards.push(GameCard {
+            sport: g.sport.clone(),
+            event_id: None,
+            home_team: g.home_team.clone().unwrap_or_else(|| "home".to_owned()),
+            away_team: g.away_team.clone().unwrap_or_else(|| "away".to_owned()),
+            start: g.start_time.unwrap_or(g.event_time),
+            live: Some(live_state(g)),
+            markets: Vec::new(),
+        });
+    }
+    cards.sort_by(|a, b| (a.start, &a.sport, &a.home_team).cmp(&(b.start, &b.sport, &b.home_team)));
+    cards
+}
+
+fn live_state(g: &GameRow) -> LiveState {
+    LiveState {
+        status: g.status.clone(),
+        period: g.period,
+        clock: g.clock.clone().filter(|c| !c.is_empty()),
+        home_score: g.home_score,
+        away_score: g.away_score,
+        updated: g.event_time,
+    }
+}
+
+/// The main line of each market of one event, in [`MARKETS`] order.
+pub fn markets_of(event_id: &str, inputs: &Inputs<'_>) -> Vec<MarketLine> {
+    let rows: Vec<&PriceRow> = inputs
+        .prices
+        .iter()
+        .filter(|p| p.event_id == event_id)
+        .collect();
+    MARKETS
+        .iter()
+        .filter_map(|market| {
+            let of_market: Vec<&PriceRow> = rows
+                .iter()
+                .copied()
+                .filter(|p| p.market == *market)
+                .collect();
+            main_line(event_id, market, &of_market, inputs)
+        })
+        .collect()
+}
+
+fn main_line(
+    event_id: &str,
+    market: &str,
+    rows: &[&PriceRow],
+    inputs: &Inputs<'_>,
+) -> Option<MarketLine> {
+    // Bookmakers per line; the most quoted line is the main one, the
+    // smaller point on a tie.
+    let mut books: BTreeMap<Option<i64>, Vec<&str>> = BTreeMap::new();
+    for r in rows {
+        let entry = books
+            .entry(line_of(market, &r.outcome, r.point))
+            .or_default();
+        if !entry.contains(&r.bookmaker.as_str()) {
+            entry.push(&r.bookmaker);
+        }
+    }
+    let (line, bookmakers) = books
+        .into_iter()
+        .max_by(|(la, a), (lb, b)| a.len().cmp(&b.len()).then(lb.cmp(la)))?;
+    let on_line: Vec<&PriceRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| line_of(market, &r.outcome, r.point) == line)
+        .collect();
+    let mut outcomes: Vec<&str> = on_line.iter().map(|r| r.outcome.as_str()).collect();
+    outcomes.sort_by_key(|o| outcome_order(o));
+    outcomes.dedup();
+    let sides: Vec<Side> = outcomes
+        .iter()
+        .filter_map(|o| side(event_id, market, o, &on_line, inputs))
+        .collect();
+    if sides.len() < 2 {
+        return None;
+    }
+    let mut overrounds: HashMap<&str, f64> = HashMap::new();
+    for r in &on_line {
+        overrounds.insert(&r.bookmaker, r.overround);
+    }
+    let hold: f64 = median(overrounds.values().map(|o| hold(*o)).collect()).unwrap_or(0.0);
+    let inverse_sum: f64 = sides.iter().map(|s| 1.0 / s.best_decimal).sum();
+    Some(MarketLine {
+        market: market.to_owned(),
+        line: line.map(|l| l as f64 / 100.0),
+        hold,
+        bookmakers: bookmakers.len(),
+        arbitrage: (inverse_sum < 1.0).then_some(1.0 - inverse_sum),
+        sides,
+    })
+}
+
+fn outcome_order(outcome: &str) -> u8 {
+    match outcome {
+        "away" => 0,
+        "home" => 1,
+        "draw" => 2,
+        "over" => 3,
+        _ => 4,
+    }
+}
+
+fn side(
+    event_id: &str,
+    market: &str,
+    outcome: &str,
+    on_line: &[&PriceRow],
+    inputs: &Inputs<'_>,
+) -> Option<Side> {
+    let rows: Vec<&PriceRow> = on_line
+        .iter()
+        .copied()
+        .filter(|r| r.outcome == outcome)
+        .collect();
+    let best: &PriceRow = rows
+        .iter()
+        .copied()
+        .max_by(|a, b| a.price_decimal.total_cmp(&b.price_decimal))?;
+    let mut best_bookmakers: Vec<String> = rows
+        .iter()
+        .filter(|r| r.price_decimal == best.price_decimal)
+        .map(|r| r.bookmaker.clone())
+        .collect();
+    best_bookmakers.sort();
+    let fair_probability: f64 = median(rows.iter().map(|r| r.no_vig_probability).collect())?;
+    let now: Option<f64> = median(rows.iter().map(|r| 1.0 / r.price_decimal).collect());
+    let opened: Vec<f64> = rows
+        .iter()
+        .filter(|r| point_key(r.open_point) == point_key(r.point))
+        .map(|r| 1.0 / r.open_decimal)
+        .collect();
+    let movement: Option<f64> = now.zip(median(opened)).map(|(n, o)| n - o);
+    let history: Vec<f64> = inputs
+        .movement
+        .iter()
+        .filter(|m| {
+            m.event_id == event_id
+                && m.market == market
+                && m.outcome == outcome
+                && point_key(m.point) == point_key(best.point)
+        })
+        .map(|m| m.implied)
+        .collect();
+    let steam = steam(
+        inputs
+            .window_moves
+            .iter()
+            .filter(|w| w.event_id == event_id && w.market == market && w.outcome == outcome),
+    );
+    let edge: f64 = best.price_decimal * fair_probability - 1.0;
+    Some(Side {
+        outcome: outcome.to_owned(),
+        point: best.point,
+        best_decimal: best.price_decimal,
+        best_american: best.price_american,
+        best_bookmakers,
+        fair_probability,
+        movement,
+        history,
+        steam,
+        value_edge: (edge >= VALUE_EDGE).then_some(edge),
+    })
+}
+
+/// Steam: at least [`STEAM_BOOKMAKERS`] bookmakers, and at least half of
+/// those quoting the outcome in the window, moved its implied probability
+/// by [`STEAM_MOVE`] or more the same way.
+pub fn steam<'a>(moves: impl Iterator<Item = &'a WindowMove>) -> Option<Steam> {
+    let (mut up, mut down, mut quoted) = (0usize, 0usize, 0usize);
+    for m in moves {
+        quoted += 1;
+        let Some(open) = m.open_decimal else { continue };
+        let change: f64 = 1.0 / m.latest_decimal - 1.0 / open;
+        if change >= STEAM_MOVE {
+            up += 1;
+        } else if change <= -STEAM_MOVE {
+            down += 1;
+        }
+    }
+    let (shortened, bookmakers) = if up >= down {
+        (true, up)
+    } else {
+        (false, down)
+    };
+    (bookmakers >= STEAM_BOOKMAKERS && bookmakers * 2 >= quoted).then_some(Steam {
+        shortened,
+        bookmakers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_725_800_000 + minute * 60, 0).unwrap()
+    }
+
+    fn price(
+        book: &str,
+        market: &str,
+        outcome: &str,
+        point: Option<f64>,
+        decimal: f64,
+        fair: f64,
+        overround: f64,
+    ) -> PriceRow {
+        PriceRow {
+            event_id: "e1".into(),
+            market: market.into(),
+            bookmaker: book.into(),
+            outcome: outcome.into(),
+            point,
+            price_decimal: decimal,
+            price_american: None,
+            no_vig_probability: fair,
+            overround,
+            open_decimal: decimal,
+            open_point: point,
+        }
+    }
+
+    fn inputs<'a>(events: &'a [EventRow], prices: &'a [PriceRow]) -> Inputs<'a> {
+        Inputs {
+            events,
+            games: &[],
+            prices,
+            movement: &[],
+            window_moves: &[],
+        }
+    }
+
+    /// docs/formulas.md, consensus and best price: three bookmakers' h2h.
+    #[test]
+    fn best_price_consensus_and_hold_follow_the_worked_example() {
+        let prices = [
+            price(
+                "a",
+                "h2h",
+                "home",
+                None,
+                1.80,
+                0.538462,
+                1.0 / 1.80 + 1.0 / 2.10 - 1.0,
+            ),
+            price(
+                "a",
+                "h2h",
+                "away",
+                None,
+                2.10,
+                0.461538,
+                1.0 / 1.80 + 1.0 / 2.10 - 1.0,
+            ),
+            price(
+                "b",
+                "h2h",
+                "home",
+                None,
+                1.85,
+                0.519481,
+                1.0 / 1.85 + 1.0 / 2.00 - 1.0,
+            ),
+            price(
+                "b",
+                "h2h",
+                "away",
+                None,
+                2.00,
+                0.480519,
+                1.0 / 1.85 + 1.0 / 2.00 - 1.0,
+            ),
+            price(
+                "c",
+                "h2h",
+                "home",
+                None,
+                1.83,
+                0.528351,
+                1.0 / 1.83 + 1.0 / 2.05 - 1.0,
+            ),
+            price(
+                "c",
+                "h2h",
+                "away",
+                None,
+                2.05,
+                0.471649,
+                1.0 / 1.83 + 1.0 / 2.05 - 1.0,
+            ),
+        ];
+        let markets = markets_of("e1", &inputs(&[], &prices));
+        let h2h = &markets[0];
+        assert_eq!(h2h.market, "h2h");
+        assert_eq!(h2h.line, None);
+        assert_eq!(h2h.bookmakers, 3);
+        let (away, home) = (&h2h.sides[0], &h2h.sides[1]);
+        assert_eq!(
+            (home.best_decimal, home.best_bookmakers.clone()),
+            (1.85, vec!["b".to_owned()])
+        );
+        assert_eq!(
+            (away.best_decimal, away.best_bookmakers.clone()),
+            (2.10, vec!["a".to_owned()])
+        );
+        assert!((home.fair_probability - 0.528351).abs() < 1e-9);
+        // Holds: a 0.03012, b 0.03846, c 0.03368 → median c.
+        let c_overround = 1.0 / 1.83 + 1.0 / 2.05 - 1.0;
+        assert!((h2h.hold - hold(c_overround)).abs() < 1e-12);
+        // 1/1.85 + 1/2.10 = 1.0167 > 1: no arbitrage.
+        assert_eq!(h2h.arbitrage, None);
+        // Best home 1.85 × fair 0.528351 = 0.9774: no value.
+        assert_eq!(home.value_edge, None);
+        assert_eq!(home.movement, Some(0.0));
+    }
+
+    /// docs/formulas.md, arbitrage: home 2.10 at A, away 2.05 at B.
+    #[test]
+    fn arbitrage_margin_is_one_minus_the_inverse_sum() {
+        let prices = [
+            price("A", "h2h", "home", None, 2.10, 0.47, 0.02),
+            price("A", "h2h", "away", None, 1.833333, 0.53, 0.02),
+            price("B", "h2h", "home", None, 1.80, 0.47, 0.04),
+            price("B", "h2h", "away", None, 2.05, 0.53, 0.04),
+        ];
+        let line = &markets_of("e1", &inputs(&[], &prices))[0];
+        let margin = line.arbitrage.expect("arbitrage");
+        assert!((margin - 0.036005).abs() < 1e-6, "{margin}");
+        // Away 2.05 × fair 0.53 − 1 = 0.0865: value.
+        assert!((line.sides[0].value_edge.unwrap() - 0.0865).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_most_quoted_line_is_the_main_one() {
+        let prices = [
+            price("a", "spreads", "home", Some(-3.5), 1.91, 0.5, 0.047),
+            price("a", "spreads", "away", Some(3.5), 1.91, 0.5, 0.047),
+            price("b", "spreads", "home", Some(-3.5), 1.95, 0.5, 0.03),
+            price("b", "spreads", "away", Some(3.5), 1.87, 0.5, 0.03),
+            price("c", "spreads", "home", Some(-2.5), 1.80, 0.5, 0.05),
+            price("c", "spreads", "away", Some(2.5), 2.02, 0.5, 0.05),
+        ];
+        let line = &markets_of("e1", &inputs(&[], &prices))[0];
+        assert_eq!(line.line, Some(-3.5));
+        assert_eq!(line.bookmakers, 2);
+        assert_eq!(line.sides[0].point, Some(3.5));
+        assert_eq!(line.sides[1].best_decimal, 1.95);
+    }
+
+    fn moved(_book: &str, open: f64, latest: f64) -> WindowMove {
+        WindowMove {
+            event_id: "e1".into(),
+            market: "h2h".into(),
+            outcome: "home".into(),
+            open_decimal: Some(open),
+            latest_decimal: latest,
+        }
+    }
+
+    #[test]
+    fn steam_needs_three_bookmakers_and_half_the_market_moving_together() {
+        // 2.00 → 1.90: implied 0.5 → 0.5263, +2.6 points each.
+        let three = [
+            moved("a", 2.0, 1.9),
+            moved("b", 2.0, 1.9),
+            moved("c", 2.0, 1.9),
+            moved("d", 2.0, 2.0),
+        ];
+        assert_eq!(
+            steam(three.iter()),
+            Some(Steam {
+                shortened: true,
+                bookmakers: 3
+            })
+        );
+        assert_eq!(
+            steam(three[..2].iter()),
+            None,
+            "two bookmakers are not steam"
+        );
+        let mut crowd: Vec<WindowMove> = three.to_vec();
+        for b in ["e", "f", "g", "h"] {
+            crowd.push(moved(b, 2.0, 2.0));
+        }
+        assert_eq!(steam(crowd.iter()), None, "3 of 8 is not half the market");
+        let drift = [
+            moved("a", 2.0, 2.02),
+            moved("b", 2.0, 2.02),
+            moved("c", 2.0, 2.02),
+        ];
+        assert_eq!(steam(drift.iter()), None, "half a point is not a move");
+    }
+
+    #[test]
+    fn games_meet_their_odds_event_by_name() {
+        let events = [EventRow {
+            event_id: "e1".into(),
+            sport: "nba".into(),
+            home_team: "LA Clippers".into(),
+            away_team: "Denver Nuggets".into(),
+            commence_time: t(60),
+        }];
+        let game = |id: &str, home: &str| GameRow {
+            game_id: id.into(),
+            sport: "nba".into(),
+            status: "in_progress".into(),
+            period: 2,
+            clock: Some("4:12".into()),
+            home_team: Some(home.into()),
+            away_team: Some("Denver Nuggets".into()),
+            home_score: 50,
+            away_score: 48,
+            start_time: Some(t(60)),
+            status_history: serde_json::json!([]),
+            event_time: t(90),
+            home_team_id: "h".into(),
+            away_team_id: "a".into(),
+        };
+        let games = [game("g1", "L.A. Clippers"), game("g2", "Utah Jazz")];
+        let mut i = inputs(&events, &[]);
+        i.games = &games;
+        let cards = build(&i);
+        assert_eq!(cards.len(), 2);
+        assert_eq!(cards[0].event_id.as_deref(), Some("e1"));
+        assert_eq!(cards[0].live.as_ref().map(|l| l.home_score), Some(50));
+        assert_eq!(cards[1].home_team, "Utah Jazz");
+        assert!(cards[1].markets.is_empty());
+    }
+}
