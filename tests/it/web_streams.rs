@@ -3,8 +3,6 @@
 //! `stream_tasks` (as the supervisor would) so its lag and throughput are
 //! known exactly, beside the ticker the process really runs.
 
-use std::time::Duration;
-
 use crate::common::viewer::Viewer;
 use crate::common::TestEnv;
 
