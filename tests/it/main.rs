@@ -17,6 +17,7 @@ mod kafka;
 mod processes;
 mod runs;
 mod warehouse;
+mod web_analytics;
 mod web_markets;
 mod web_pages;
 mod web_streams;

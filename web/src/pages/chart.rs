@@ -62,7 +62,8 @@ const PALETTE: [&str; 8] = [
 ];
 
 /// A line chart with a legend: one line per series on shared axes;
-/// `y_label` formats a y value for the axis (e.g. as a percentage).
+/// `y_label` formats a y value for the axis (e.g. as a percentage). x is
+/// seconds since the epoch; the axis shows the first and last time (UTC).
 pub fn lines(series: &[Series], w: u32, h: u32, y_label: impl Fn(f64) -> String) -> String {
     let all: Vec<(f64, f64)> = series
         .iter()
@@ -93,6 +94,19 @@ pub fn lines(series: &[Series], w: u32, h: u32, y_label: impl Fn(f64) -> String)
             left - 4.0,
             yy + 4.0,
             esc(&y_label(v))
+        );
+    }
+    let lo_x = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi_x = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    for (x, anchor, at) in [(lo_x, "start", left), (hi_x, "end", left + pw)] {
+        let label = chrono::DateTime::from_timestamp(x as i64, 0)
+            .map(|t| t.format("%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        let _ = write!(
+            svg,
+            r#"<text class="axis" x="{at:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+            top + ph + 14.0,
+            esc(&label)
         );
     }
     for (i, s) in series.iter().enumerate() {
@@ -126,16 +140,25 @@ pub fn lines(series: &[Series], w: u32, h: u32, y_label: impl Fn(f64) -> String)
     svg
 }
 
+/// `s` cut to `max` characters with an ellipsis; the full text stays in
+/// the bar's tooltip.
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
 /// A horizontal bar chart: one bar per (label, value), values ≥ 0 or
 /// signed (bars grow left of a zero line for negatives).
-#[allow(dead_code)] // drawn by the analytics page, next
 pub fn bars(items: &[(String, f64)], w: u32, value_label: impl Fn(f64) -> String) -> String {
     if items.is_empty() {
         return String::new();
     }
     let row = 20.0;
     let h = (items.len() as f64 * row + 4.0) as u32;
-    let label_w = 150.0;
+    let label_w = 170.0;
     let value_w = 70.0;
     let pw = f64::from(w) - label_w - value_w;
     let lo = items.iter().map(|i| i.1).fold(0.0, f64::min);
@@ -158,7 +181,7 @@ pub fn bars(items: &[(String, f64)], w: u32, value_label: impl Fn(f64) -> String
             r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect class="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{}: {}</title></rect><text class="axis" x="{:.1}" y="{:.1}">{}</text>"#,
             label_w - 6.0,
             y + 13.0,
-            esc(label),
+            esc(&short(label, 26)),
             if *v < 0.0 { "neg" } else { "pos" },
             y + 3.0,
             width.max(1.0),

@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod analytics;
 mod chart;
 mod dag;
 mod dags;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(actions::routes())
         .merge(streams::routes())
         .merge(markets::routes())
+        .merge(analytics::routes())
         .merge(admin::routes())
 }
 

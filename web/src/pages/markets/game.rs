@@ -125,19 +125,19 @@ fn charts_of(card: &GameCard, windows: &[BookWindow]) -> Vec<MarketCharts> {
             .filter_map(|(t, ps)| median(ps).map(|p| (t as f64, p)))
             .collect();
         let label = match (m.market.as_str(), side.point) {
-            ("spreads", Some(p)) => format!("{} {p:+}", card.home_team),
+            ("spreads", Some(p)) => format!("{} {}", card.home_team, super::fmt_point(p)),
             ("totals", Some(p)) => format!("over {p}"),
             _ => card.home_team.clone(),
         };
         out.push(MarketCharts {
             title: format!("{} · {label}", super::market_name(&m.market)),
-            prices: lines(&price_series, 640, 180, |v| format!("{v:.2}")),
+            prices: lines(&price_series, 960, 200, |v| format!("{v:.2}")),
             fair: lines(
                 &[Series {
                     name: format!("consensus fair probability, {label}"),
                     points: fair_points,
                 }],
-                640,
+                960,
                 140,
                 |v| format!("{:.1}%", v * 100.0),
             ),

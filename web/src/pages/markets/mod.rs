@@ -194,8 +194,12 @@ pub fn fmt_price(decimal: f64, american: Option<f64>) -> String {
     format!("{decimal:.2} ({american:+.0})")
 }
 
-fn fmt_point(p: f64) -> String {
-    if p > 0.0 {
+/// A spread or total point: `+3.5`, `-3.5`, and `PK` for a pick'em (a
+/// spread of zero, which would otherwise print as `-0` on one side).
+pub fn fmt_point(p: f64) -> String {
+    if p == 0.0 {
+        "PK".to_owned()
+    } else if p > 0.0 {
         format!("+{p}")
     } else {
         format!("{p}")
@@ -535,6 +539,14 @@ mod tests {
         assert_eq!(fmt_price(2.10, None), "2.10 (+110)");
         assert_eq!(fmt_price(1.80, None), "1.80 (-125)");
         assert_eq!(fmt_price(1.91, Some(-110.0)), "1.91 (-110)");
+    }
+
+    #[test]
+    fn a_zero_spread_is_a_pickem_on_both_sides() {
+        assert_eq!(fmt_point(-0.0), "PK");
+        assert_eq!(fmt_point(0.0), "PK");
+        assert_eq!(fmt_point(3.5), "+3.5");
+        assert_eq!(fmt_point(-3.5), "-3.5");
     }
 
     #[test]
