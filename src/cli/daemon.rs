@@ -54,6 +54,10 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     // The bound address, so `--port 0` (any free port) says which it got.
     let addr = listener.local_addr().context("the web server's address")?;
     outln!("BetFlow is up: http://{addr}");
+    outln!("  markets: http://{addr}/markets   analytics: http://{addr}/analytics");
+    outln!(
+        "  DAGs: http://{addr}/dags   streams: http://{addr}/streams   API: http://{addr}/api/v2"
+    );
     outln!(
         "metadata database: {}",
         orchestrator::store::mask_password(&db.url)
