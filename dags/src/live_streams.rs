@@ -84,6 +84,13 @@ pub fn live_streams(settings: &Arc<Settings>) -> Result<Dag, DagError> {
         STREAM_RESTART,
     );
     let live = &settings.live;
+    if let Some(hook) = &live.alert_webhook {
+        b.stream(
+            crate::live::notify::NAME,
+            Arc::new(crate::live::notify::AlertNotifier { hook: hook.clone() }),
+            STREAM_RESTART,
+        );
+    }
     if let Some(kafka) = &live.kafka {
         let producer = Arc::new(SharedProducer::new(kafka.clone()));
         let sports: Vec<&'static crate::Sport> = crate::SPORTS.iter().collect();

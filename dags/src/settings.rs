@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use lakehouse::glue_job::GlueConfig;
 use lakehouse::LakeSettings;
-use orchestrator::setting::{Lookup, SettingError};
+use orchestrator::setting::{self, Lookup, SettingError};
 use sources::espn;
 use sources::odds_api;
 use sources::weather::{OPENWEATHER_KEY_VAR, OPEN_METEO_ARCHIVE_URL};
@@ -22,6 +22,7 @@ use streaming::window::WindowSpec;
 use crate::live::kafka::games::GamesSink;
 use crate::live::kafka::news::NewsSink;
 use crate::live::kafka::odds::OddsSink;
+use crate::live::notify::AlertWebhook;
 use crate::live::publish::replay::FROM_ENV as REPLAY_FROM_ENV;
 use crate::transform::Engine;
 
@@ -117,7 +118,14 @@ pub struct LiveSettings {
     pub replay_from: Option<DateTime<Utc>>,
     /// `OPENWEATHER_API_KEY`: the live weather poller runs only with it.
     pub openweather_key: Option<ApiKey>,
+    /// `BETFLOW_ALERT_WEBHOOK_URL`: where market alerts are POSTed, if anywhere.
+    pub alert_webhook: Option<AlertWebhook>,
 }
+
+/// `BETFLOW_ALERT_WEBHOOK_URL`: an http(s) URL market alerts are POSTed to.
+pub const ALERT_WEBHOOK_ENV: &str = "BETFLOW_ALERT_WEBHOOK_URL";
+/// `BETFLOW_ALERT_WEBHOOK_MAX_AGE_SECS`: older alerts are not sent (default 900).
+pub const ALERT_MAX_AGE_ENV: &str = "BETFLOW_ALERT_WEBHOOK_MAX_AGE_SECS";
 
 /// How often each live poller asks its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +195,7 @@ impl Default for LiveSettings {
             poll_every: PollPeriods::default(),
             replay_from: None,
             openweather_key: None,
+            alert_webhook: None,
         }
     }
 }
@@ -226,7 +235,28 @@ impl LiveSettings {
                     .with_timezone(&Utc),
             ),
         };
+        let alert_webhook = match env.get(ALERT_WEBHOOK_ENV) {
+            None => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                let max_age: u64 = setting::positive(env, ALERT_MAX_AGE_ENV)?.unwrap_or(900);
+                Some(AlertWebhook {
+                    url,
+                    max_age: Duration::from_secs(max_age),
+                    every: Duration::from_secs(2),
+                    backoff: Duration::from_millis(500),
+                })
+            }
+            Some(url) => {
+                let shown: String = url.chars().take(12).collect();
+                return Err(SettingError::invalid(
+                    ALERT_WEBHOOK_ENV,
+                    &format!("{shown}…"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        };
         Ok(LiveSettings {
+            alert_webhook,
             kafka,
             publish,
             odds_window: window_setting(env, crate::live::odds::PROCESSOR, d.odds_window)?,

@@ -160,3 +160,48 @@ fn the_game_page_shows_arbitrage_history_and_the_status_timeline() {
         "{html}"
     );
 }
+
+#[test]
+fn the_alerts_feed_lists_signals_of_the_day_by_kind() {
+    let mut env = TestEnv::start();
+    let viewer = Viewer::log_in(&mut env);
+    seed(&env);
+    env.sql(
+        "INSERT INTO serving.market_alerts (kind, sport, event_id, market, outcome, line, magnitude,
+            bookmakers, detail, first_seen, last_seen, times_seen)
+         VALUES ('value', 'nfl', 'e-kc', 'h2h', 'away', NULL, 0.0265, ARRAY['b'], '{}',
+                 '2024-09-08T16:00:00Z', '2024-09-08T16:10:00Z', 3),
+                ('arbitrage', 'nfl', 'e-kc', 'h2h', NULL, NULL, 0.036005, ARRAY['a','b'], '{}',
+                 '2024-09-08T16:00:00Z', '2024-09-08T16:00:00Z', 1)",
+    );
+    let html = viewer.get(&format!("/alerts?date={DAY}"));
+    assert!(html.contains("edge +2.6%"), "{html}");
+    assert!(html.contains("h2h · Baltimore Ravens"), "{html}");
+    assert!(html.contains("margin 3.60%"), "{html}");
+    assert!(html.contains("h2h · every side"), "{html}");
+    assert!(
+        html.contains(r#"hx-get="/alerts/live?date=2024-09-08""#),
+        "{html}"
+    );
+
+    let values = viewer.get(&format!("/alerts/live?date={DAY}&kind=value"));
+    assert!(
+        values.contains("edge +2.6%") && !values.contains("margin 3.60%"),
+        "{values}"
+    );
+
+    let csv = viewer.get(&format!("/alerts.csv?date={DAY}&kind=arbitrage"));
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with(
+            "arbitrage,nfl,e-kc,Baltimore Ravens,Kansas City Chiefs,h2h,,,0.036005,a b,"
+        ),
+        "{csv}"
+    );
+
+    let (status, body) = viewer.fetch("/alerts?kind=rumour");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("Bad parameter `kind`"), "{body}");
+    let empty = viewer.get("/alerts?date=2024-01-01");
+    assert!(empty.contains("No alerts on 2024-01-01"), "{empty}");
+}

@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod games;
 pub mod kafka;
 pub mod news;
+pub mod notify;
 pub mod odds;
 pub mod publish;
 pub mod replay;

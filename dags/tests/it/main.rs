@@ -5,6 +5,7 @@
 
 mod support;
 
+mod alerts;
 mod glue;
 mod gold_serving;
 mod iceberg;

@@ -5,6 +5,7 @@
 
 mod actions;
 mod admin;
+mod alerts;
 mod analytics;
 mod chart;
 mod dag;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(streams::routes())
         .merge(markets::routes())
         .merge(analytics::routes())
+        .merge(alerts::routes())
         .merge(admin::routes())
 }
 

@@ -10,7 +10,8 @@ use sqlx::PgConnection;
 
 use crate::live::envelope::Kind;
 use crate::live::odds::rows::{
-    arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, OddsLatestRow, OddsWindowRow,
+    arbitrage_rows, latest_rows, window_rows, ArbitrageAlertRow, MarketAlertRow, OddsLatestRow,
+    OddsWindowRow,
 };
 use crate::live::odds::{EventInfo, OddsBatch, OddsProcessor, PROCESSOR};
 use crate::settings::LiveSettings;
@@ -159,7 +160,14 @@ async fn write_windows_and_alerts(
 ) -> Result<(), sqlx::Error> {
     let mut windows: Vec<OddsWindowRow> = Vec::new();
     let mut alerts: Vec<ArbitrageAlertRow> = Vec::new();
+    let mut signals: Vec<MarketAlertRow> = Vec::new();
     for (meta, batch) in outputs {
+        signals.extend(
+            batch
+                .signals
+                .iter()
+                .map(|s| MarketAlertRow::signal(&meta.sport, s)),
+        );
         *counters.entry("repeated_quotes").or_default() += batch.repeats as u64;
         for closed in &batch.closed {
             windows.extend(window_rows(&meta.sport, closed));
@@ -173,6 +181,9 @@ async fn write_windows_and_alerts(
     }
     *counters.entry("window_rows").or_default() += windows.len() as u64;
     *counters.entry("arbitrage_alerts").or_default() += alerts.len() as u64;
+    signals.extend(alerts.iter().map(MarketAlertRow::arbitrage));
+    *counters.entry("market_alerts").or_default() += signals.len() as u64;
+    upsert_market_alerts(conn, signals).await?;
     upsert_windows(
         conn,
         last_per_key(windows, |r| (r.key.clone(), r.window_start, r.outcome)),
@@ -402,6 +413,114 @@ const UPSERT_ALERTS: &str = "INSERT INTO serving.arbitrage_alerts (sport, event_
     ON CONFLICT ON CONSTRAINT arbitrage_alerts_unique DO UPDATE SET
         margin = EXCLUDED.margin, legs = EXCLUDED.legs, ingest_time = EXCLUDED.ingest_time,
         write_time = now()";
+
+/// One row per signal; a signal seen again later moves `last_seen` and
+/// counts once more, the same moment again (a redelivery) changes nothing.
+const UPSERT_MARKET_ALERTS: &str = "INSERT INTO serving.market_alerts (kind, sport, event_id,
+        market, outcome, line, magnitude, bookmakers, detail, first_seen, last_seen, times_seen)
+    SELECT kind, sport, event_id, market, outcome, line, magnitude,
+        ARRAY(SELECT jsonb_array_elements_text(books)), detail, first_seen, last_seen, seen
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
+        $7::float8[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::timestamptz[], $12::int8[])
+        AS t(kind, sport, event_id, market, outcome, line, magnitude, books, detail, first_seen,
+            last_seen, seen)
+    ON CONFLICT ON CONSTRAINT market_alerts_unique DO UPDATE SET
+        magnitude = EXCLUDED.magnitude, bookmakers = EXCLUDED.bookmakers,
+        detail = EXCLUDED.detail, last_seen = EXCLUDED.last_seen,
+        first_seen = least(market_alerts.first_seen, EXCLUDED.first_seen),
+        times_seen = market_alerts.times_seen + EXCLUDED.times_seen, write_time = now()
+    WHERE EXCLUDED.last_seen > market_alerts.last_seen";
+
+/// Rows of one key folded into one (a statement may not upsert a row
+/// twice): the newest figures, the earliest first sighting, and the
+/// distinct moments it was seen at.
+fn fold_market_alerts(rows: Vec<MarketAlertRow>) -> Vec<(MarketAlertRow, i64)> {
+    type Key = (
+        &'static str,
+        String,
+        String,
+        Option<&'static str>,
+        Option<u64>,
+    );
+    let mut at: HashMap<Key, usize> = HashMap::new();
+    let mut out: Vec<(MarketAlertRow, Vec<DateTime<Utc>>)> = Vec::new();
+    for row in rows {
+        let key: Key = (
+            row.kind,
+            row.event_id.clone(),
+            row.market.clone(),
+            row.outcome,
+            row.line.map(f64::to_bits),
+        );
+        match at.get(&key) {
+            None => {
+                at.insert(key, out.len());
+                let seen = vec![row.last_seen];
+                out.push((row, seen));
+            }
+            Some(&i) => {
+                let (kept, seen) = &mut out[i];
+                if !seen.contains(&row.last_seen) {
+                    seen.push(row.last_seen);
+                }
+                let first = kept.first_seen.min(row.first_seen);
+                if row.last_seen >= kept.last_seen {
+                    *kept = row;
+                }
+                kept.first_seen = first;
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(row, seen)| (row, seen.len() as i64))
+        .collect()
+}
+
+async fn upsert_market_alerts(
+    conn: &mut PgConnection,
+    rows: Vec<MarketAlertRow>,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows = fold_market_alerts(rows);
+    sqlx::query(UPSERT_MARKET_ALERTS)
+        .bind(rows.iter().map(|(r, _)| r.kind).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(r, _)| r.sport.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(r, _)| r.event_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(r, _)| r.market.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(r, _)| r.outcome).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(r, _)| r.line).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(r, _)| r.magnitude).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|(r, _)| serde_json::to_value(&r.bookmakers).unwrap_or_default())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|(r, _)| r.detail.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|(r, _)| r.first_seen).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(r, _)| r.last_seen).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
 
 async fn upsert_alerts(
     conn: &mut PgConnection,

@@ -4,6 +4,7 @@
 
 pub mod market;
 pub mod rows;
+pub mod signals;
 pub mod window;
 
 use std::collections::HashMap;
@@ -154,6 +155,9 @@ pub struct OddsBatch {
     pub repeats: usize,
     /// The message's event (teams, start): `serving.odds_events`.
     pub event: Option<EventInfo>,
+    /// Value signals of the poll and steam signals of the closed windows:
+    /// `serving.market_alerts` (with the arbitrage of `best`).
+    pub signals: Vec<signals::Signal>,
 }
 
 /// Who plays and when, as the odds source names them.
@@ -209,6 +213,7 @@ impl OddsProcessor {
         let event = &envelope.payload.event;
         let mut batch: OddsBatch = OddsBatch {
             best: best_prices(&markets),
+            signals: signals::value_signals(&markets, envelope.event_time),
             rejected,
             event: Some(EventInfo {
                 event_id: event.id.clone(),
@@ -248,6 +253,7 @@ impl OddsProcessor {
         }
         batch.latest = latest;
         batch.closed = self.windows.drain_closed();
+        batch.signals.extend(signals::steam_signals(&batch.closed));
         self.handled += 1;
         if self.handled.is_multiple_of(1024) {
             self.forget_applied();

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::market::{BookMarket, MarketBest};
+use super::signals::Signal;
 use super::window::OddsWindowOutput;
 use super::{OddsKey, PROCESSOR};
 use sources::odds_math::decimal_to_american;
@@ -162,6 +163,62 @@ pub struct ArbitrageAlertRow {
     pub legs: Vec<ArbitrageLeg>,
     pub event_time: DateTime<Utc>,
     pub ingest_time: DateTime<Utc>,
+}
+
+/// `serving.market_alerts` (its `id`, `times_seen`, `notified_at` and
+/// `notify_error` are the table's own).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketAlertRow {
+    pub kind: &'static str,
+    pub sport: String,
+    pub event_id: String,
+    pub market: String,
+    pub outcome: Option<&'static str>,
+    pub line: Option<f64>,
+    pub magnitude: f64,
+    pub bookmakers: Vec<String>,
+    pub detail: serde_json::Value,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+impl MarketAlertRow {
+    /// The alert of one arbitrage: every side at its best price.
+    pub fn arbitrage(a: &ArbitrageAlertRow) -> Self {
+        let mut books: Vec<String> = a.legs.iter().flat_map(|l| l.bookmakers.clone()).collect();
+        books.sort();
+        books.dedup();
+        MarketAlertRow {
+            kind: "arbitrage",
+            sport: a.sport.clone(),
+            event_id: a.event_id.clone(),
+            market: a.market.clone(),
+            outcome: None,
+            line: a.line,
+            magnitude: a.margin,
+            bookmakers: books,
+            detail: serde_json::json!({ "legs": a.legs }),
+            first_seen: a.event_time,
+            last_seen: a.event_time,
+        }
+    }
+
+    /// The alert of one value or steam signal.
+    pub fn signal(sport: &str, s: &Signal) -> Self {
+        MarketAlertRow {
+            kind: s.kind.as_str(),
+            sport: sport.to_owned(),
+            event_id: s.event_id.clone(),
+            market: s.market.clone(),
+            outcome: Some(s.outcome.as_str()),
+            line: s.line.map(|centi| centi as f64 / 100.0),
+            magnitude: s.magnitude,
+            bookmakers: s.bookmakers.clone(),
+            detail: s.detail.clone(),
+            first_seen: s.event_time,
+            last_seen: s.event_time,
+        }
+    }
 }
 
 /// Alerts for the markets of a poll where an arbitrage exists.
