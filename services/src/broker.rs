@@ -15,8 +15,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+/// The tansu `up` installs when none is found: the release it was tested
+/// with, with the memory and SQLite storage it uses.
+pub const TANSU_VERSION: &str = "0.6.0";
+pub const TANSU_FEATURES: &str = "dynostore,libsql";
+
 /// How to install a tansu that keeps its log on disk.
-pub const INSTALL_HINT: &str = "cargo install tansu --locked --features dynostore,postgres,libsql";
+pub const INSTALL_HINT: &str =
+    "cargo install tansu --version 0.6.0 --locked --features dynostore,libsql";
+
+/// `BETFLOW_BROKER_INSTALL=off`: do not install tansu when it is missing
+/// (air-gapped machines, or a cluster given with `KAFKA_BROKERS` later).
+pub const INSTALL_ENV: &str = "BETFLOW_BROKER_INSTALL";
 
 /// Where the embedded broker keeps its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +49,11 @@ pub struct EmbeddedBroker {
     address_file: PathBuf,
 }
 
+/// Where `up` and `scripts/test` install tools: `~/.cache/betflow-tools`.
+fn tools_root() -> Option<PathBuf> {
+    Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/betflow-tools"))
+}
+
 /// Where tansu is: `BETFLOW_TANSU`, else on PATH, else where `scripts/test`
 /// installs it (`~/.cache/betflow-tools/bin`).
 fn find_tansu() -> Option<PathBuf> {
@@ -51,9 +66,72 @@ fn find_tansu() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     on_path.or_else(|| {
-        let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/betflow-tools/bin/tansu");
+        let p = tools_root()?.join("bin/tansu");
         p.is_file().then_some(p)
     })
+}
+
+/// The command that installs tansu under `root` (its binary lands in
+/// `root/bin`, where [`find_tansu`] looks).
+fn install_command(root: &Path) -> Command {
+    let mut c = Command::new("cargo");
+    c.args(["install", "tansu", "--version", TANSU_VERSION, "--locked"])
+        .args(["--features", TANSU_FEATURES, "--root"])
+        .arg(root);
+    c
+}
+
+/// Installs tansu with cargo, printing a line every few crates so a first
+/// `up` shows it is working; the installed binary.
+fn install_tansu() -> Result<PathBuf> {
+    use std::io::{BufRead, BufReader};
+    let root: PathBuf = tools_root().context("HOME is not set: nowhere to install tansu")?;
+    crate::outln!(
+        "installing the Kafka broker (tansu {TANSU_VERSION}) into {} — once per machine, about 10 minutes on 2 cores; \
+         everything else runs meanwhile and the stream tasks connect when it is up",
+        root.display()
+    );
+    let mut child = install_command(&root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!(
+                "cargo is not on PATH, so tansu cannot be installed: install Rust (https://rustup.rs), \
+                 set BETFLOW_TANSU to a tansu binary, or KAFKA_BROKERS to a cluster"
+            ),
+            _ => anyhow::Error::new(e).context("starting cargo install tansu"),
+        })?;
+    let mut compiled: usize = 0;
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("Compiling") {
+                compiled += 1;
+                if compiled.is_multiple_of(50) {
+                    crate::outln!("broker install: {compiled} crates compiled");
+                }
+            }
+            tail.push(line);
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo install tansu")?;
+    if !status.success() {
+        anyhow::bail!(
+            "cargo install tansu failed ({status}); its last lines:\n{}",
+            tail.join("\n")
+        );
+    }
+    let bin = root.join("bin/tansu");
+    crate::outln!(
+        "broker install: done ({compiled} crates), {}",
+        bin.display()
+    );
+    Ok(bin)
 }
 
 /// The directory of the embedded broker of `home`.
@@ -99,19 +177,81 @@ impl EmbeddedBroker {
         };
         let dir: PathBuf = kafka_dir(home);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::start_from(&bin, &dir, log, None)
+    }
+
+    /// What `up` runs: tansu when it is installed, as [`Self::start_if_wanted`];
+    /// when it is not, an address planned now and tansu installed and
+    /// started there in the background ([`Broker::Provisioning`]), so the
+    /// first `up` on a fresh machine needs nothing else.
+    pub fn start_or_provision(home: &Path, log: BrokerLog) -> Result<Option<Broker>> {
+        if find_tansu().is_some()
+            || matches!(
+                std::env::var(INSTALL_ENV).as_deref(),
+                Ok("off" | "0" | "false" | "no")
+            )
+            || std::env::var("KAFKA_BROKERS").is_ok_and(|b| !b.trim().is_empty())
+            || matches!(
+                std::env::var("BETFLOW_EMBEDDED_KAFKA").as_deref(),
+                Ok("0" | "false" | "no")
+            )
+        {
+            return Ok(Self::start_if_wanted(home, log)?.map(Broker::Running));
+        }
+        let dir: PathBuf = kafka_dir(home);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let port: u16 = free_port()?;
+        let bootstrap = format!("127.0.0.1:{port}");
+        let log_file = matches!(log, BrokerLog::Durable).then(|| dir.join("tansu.db"));
+        // The broker's parent-death signal follows the thread that starts
+        // it, so this thread starts it and then stays for the process's
+        // life: the broker still dies with `up`.
+        std::thread::Builder::new()
+            .name("broker-install".into())
+            .spawn(move || {
+                let started =
+                    install_tansu().and_then(|bin| Self::start_from(&bin, &dir, log, Some(port)));
+                match started {
+                    Ok(Some(broker)) => {
+                        // A closed stdout must not stop the broker.
+                        let _ = crate::output::write_line(format_args!(
+                            "Kafka broker (embedded tansu, installed just now): {}",
+                            broker.bootstrap
+                        ));
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("error: the embedded Kafka broker is not running: {e:#}"),
+                }
+            })
+            .context("starting the broker install thread")?;
+        Ok(Some(Broker::Provisioning {
+            bootstrap,
+            log_file,
+        }))
+    }
+
+    fn start_from(
+        bin: &Path,
+        dir: &Path,
+        log: BrokerLog,
+        port: Option<u16>,
+    ) -> Result<Option<Self>> {
         let broker = match log {
-            BrokerLog::Durable => match Self::start(&bin, &dir, BrokerLog::Durable) {
+            BrokerLog::Durable => match Self::start(bin, dir, BrokerLog::Durable, port) {
                 Err(StartError::NoSqlite) => {
                     eprintln!(
                         "note: {} was built without SQLite support, so the embedded broker keeps \
                          its log in memory and loses it when `up` stops; for a durable one: {INSTALL_HINT}",
                         bin.display()
                     );
-                    Self::start(&bin, &dir, BrokerLog::Memory)
+                    Self::start(bin, dir, BrokerLog::Memory, port)
                 }
                 started => started,
             },
-            BrokerLog::Memory => Self::start(&bin, &dir, BrokerLog::Memory),
+            BrokerLog::Memory => Self::start(bin, dir, BrokerLog::Memory, port),
         };
         let broker: Self = broker.map_err(|e| match e {
             StartError::NoSqlite => anyhow::anyhow!("tansu has no SQLite support"),
@@ -122,12 +262,17 @@ impl EmbeddedBroker {
         Ok(Some(broker))
     }
 
-    fn start(bin: &Path, dir: &Path, log: BrokerLog) -> Result<Self, StartError> {
+    fn start(
+        bin: &Path,
+        dir: &Path,
+        log: BrokerLog,
+        port: Option<u16>,
+    ) -> Result<Self, StartError> {
         let other = StartError::Other;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| other(e.into()))?
-            .port();
+        let port: u16 = match port {
+            Some(p) => p,
+            None => free_port().map_err(other)?,
+        };
         let bootstrap = format!("127.0.0.1:{port}");
         let url = format!("tcp://{bootstrap}");
         let log_path = dir.join("tansu.log");
@@ -196,6 +341,41 @@ impl EmbeddedBroker {
     }
 }
 
+/// A loopback port free now (bound, then released).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free port for the broker")?
+        .port())
+}
+
+/// The broker `up` runs.
+pub enum Broker {
+    /// tansu was installed and is running.
+    Running(EmbeddedBroker),
+    /// tansu is being installed; it will listen on `bootstrap`.
+    Provisioning {
+        bootstrap: String,
+        log_file: Option<PathBuf>,
+    },
+}
+
+impl Broker {
+    pub fn bootstrap(&self) -> &str {
+        match self {
+            Broker::Running(b) => &b.bootstrap,
+            Broker::Provisioning { bootstrap, .. } => bootstrap,
+        }
+    }
+
+    pub fn log_file(&self) -> Option<&Path> {
+        match self {
+            Broker::Running(b) => b.log_file.as_deref(),
+            Broker::Provisioning { log_file, .. } => log_file.as_deref(),
+        }
+    }
+}
+
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.address_file);
@@ -207,6 +387,31 @@ impl Drop for EmbeddedBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_install_is_pinned_and_lands_where_up_looks() {
+        let c = install_command(Path::new("/tools"));
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(c.get_program(), "cargo");
+        assert_eq!(
+            args,
+            [
+                "install",
+                "tansu",
+                "--version",
+                "0.6.0",
+                "--locked",
+                "--features",
+                "dynostore,libsql",
+                "--root",
+                "/tools"
+            ]
+        );
+        assert!(INSTALL_HINT.contains(TANSU_VERSION) && INSTALL_HINT.contains(TANSU_FEATURES));
+    }
 
     #[test]
     fn no_running_broker_without_an_address_that_answers() {

@@ -39,11 +39,11 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
-    let broker = services::broker::EmbeddedBroker::start_if_wanted(
+    let broker = services::broker::EmbeddedBroker::start_or_provision(
         home,
         services::broker::BrokerLog::Durable,
     )?;
-    let brokers: Option<String> = broker.as_ref().map(|b| b.bootstrap.clone());
+    let brokers: Option<String> = broker.as_ref().map(|b| b.bootstrap().to_owned());
     let bag = super::dag_bag_with_brokers(settings, brokers.as_deref())?;
     let config = settings.engine_config();
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
@@ -65,15 +65,22 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     if db.is_embedded() {
         outln!("home: {}", home.display());
     }
-    if let Some(b) = &broker {
-        match &b.log_file {
+    match &broker {
+        Some(services::broker::Broker::Provisioning { bootstrap, .. }) => {
+            outln!("Kafka broker (embedded tansu): installing, then listening on {bootstrap}")
+        }
+        Some(b) => match b.log_file() {
             Some(log) => outln!(
                 "Kafka broker (embedded tansu, log in {}): {}",
                 log.display(),
-                b.bootstrap
+                b.bootstrap()
             ),
-            None => outln!("Kafka broker (embedded tansu, in memory): {}", b.bootstrap),
-        }
+            None => outln!(
+                "Kafka broker (embedded tansu, in memory): {}",
+                b.bootstrap()
+            ),
+        },
+        None => {}
     }
     outln!("press Ctrl-C to stop");
     if let Some(password) = web::auth::ensure_admin(&db.pool, home).await? {
