@@ -1,24 +1,22 @@
-//! What every AWS SDK client BetFlow builds has in common: static
-//! credentials and a region from the settings, the HTTPS stack and the
-//! timeouts.
+//! What BetFlow's AWS clients share: the region and static keys from the
+//! settings, SigV4 signing and one HTTPS client.
 //!
-//! The clients are built without aws-config's provider chain (see
-//! [`crate::lake::s3`]): BetFlow's settings are a handful of variables, and
-//! skipping aws-config keeps the build small. Each SDK has its own config
-//! builder type, but the pieces plugged into it are the same smithy types,
-//! so they are made here once and the S3 lake and the Glue task cannot drift
-//! apart (one reading `AWS_DEFAULT_REGION`, the other not; one crypto
-//! provider here, another there).
+//! BetFlow makes a handful of S3 and Glue calls, so it signs them itself
+//! with reqsign (the signer OpenDAL's S3 service uses) rather than pulling
+//! in the AWS SDKs and their ~1M lines of generated code. Nothing here reads
+//! the environment, `~/.aws` or the instance metadata service: the keys and
+//! region come from BetFlow's settings, so the S3 lake and the Glue clients
+//! cannot disagree about them.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use aws_sdk_glue::config::timeout::TimeoutConfig;
-use aws_sdk_glue::config::{Credentials, SharedHttpClient};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use orchestrator::setting::{Lookup, SettingError};
+use reqsign_aws_v4::{Credential, RequestSigner, StaticCredentialProvider};
+use reqsign_core::{Context, Signer};
 
-/// Region when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set: the
-/// SDKs have no default of their own and refuse to sign without one.
+/// Region when neither `AWS_REGION` nor `AWS_DEFAULT_REGION` is set: SigV4
+/// has no default of its own and every signature names one.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// `AWS_REGION`, else `AWS_DEFAULT_REGION` (the older CLI's name, still
@@ -67,66 +65,157 @@ impl AwsCredentials {
         })
     }
 
-    /// The SDKs' credentials provider for these keys.
-    pub fn provider(&self) -> Credentials {
-        static_credentials(
-            &self.access_key_id,
-            &self.secret_access_key,
-            self.session_token.as_deref(),
-        )
+    /// reqsign's provider for exactly these keys: unlike its default chain,
+    /// it never looks at the environment, files or IMDS.
+    pub fn provider(&self) -> StaticCredentialProvider {
+        let provider = StaticCredentialProvider::new(&self.access_key_id, &self.secret_access_key);
+        match &self.session_token {
+            Some(token) => provider.with_session_token(token),
+            None => provider,
+        }
     }
 }
 
-/// The SDKs' credentials provider for fixed keys.
-pub fn static_credentials(
-    access_key_id: &str,
-    secret_access_key: &str,
-    session_token: Option<&str>,
-) -> Credentials {
-    Credentials::new(
-        access_key_id,
-        secret_access_key,
-        session_token.map(str::to_owned),
-        None,
-        "betflow",
-    )
+/// SigV4 for one service (`glue`, `s3`) in one region with fixed keys.
+#[derive(Clone, Debug)]
+pub struct AwsSigner {
+    signer: Signer<Credential>,
 }
 
-/// HTTPS through rustls on aws-lc-rs: the provider the sources' reqwest
-/// clients use too, so the workspace builds one crypto library (aws-lc-sys
-/// needs only cc).
-pub fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-        .build_https()
+impl AwsSigner {
+    pub fn new(service: &str, region: &str, credentials: &AwsCredentials) -> Self {
+        // Context::new() has no file system, HTTP client or environment: a
+        // static provider and RequestSigner need none of them.
+        let signer: Signer<Credential> = Signer::new(
+            Context::new(),
+            credentials.provider(),
+            RequestSigner::new(service, region),
+        );
+        AwsSigner { signer }
+    }
+
+    /// Signs `request` (Authorization, X-Amz-Date, X-Amz-Security-Token,
+    /// x-amz-content-sha256) and turns it into a reqwest request.
+    ///
+    /// The payload hash is set from the body before signing: without the
+    /// header reqsign signs `UNSIGNED-PAYLOAD`, which S3 accepts but Glue
+    /// and every other service reject.
+    pub async fn sign(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<reqwest::Request, SignError> {
+        let (mut parts, body) = request.into_parts();
+        let hash = http::HeaderValue::from_str(&reqsign_core::hash::hex_sha256(&body))
+            .map_err(|e| SignError::Sign(e.into()))?;
+        parts.headers.insert("x-amz-content-sha256", hash);
+        self.signer
+            .sign(&mut parts, None)
+            .await
+            .map_err(SignError::Sign)?;
+        // reqsign adds Host (the URI's authority); reqwest sets the same one
+        // itself, as OpenDAL's S3 service relies on too.
+        parts.headers.remove(http::header::HOST);
+        reqwest::Request::try_from(http::Request::from_parts(parts, body)).map_err(SignError::Url)
+    }
 }
 
-/// A short connect timeout so an unreachable endpoint fails fast (and the
-/// SDK retries) instead of hanging a task; `attempt` bounds one request,
-/// which differs per API (a large S3 object against a small Glue poll).
-pub fn timeouts(attempt: Duration) -> TimeoutConfig {
-    TimeoutConfig::builder()
+/// Why a request could not be signed; nothing was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("signing the request failed: {0}")]
+    Sign(#[source] reqsign_core::Error),
+    #[error("the request URL is not usable: {0}")]
+    Url(#[source] reqwest::Error),
+}
+
+/// The HTTPS client could not be built (rustls found no usable setup).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTPS client for AWS: {0}")]
+pub struct HttpsError(#[source] reqwest::Error);
+
+/// The process's one HTTPS client for AWS (rustls on aws-lc-rs, like every
+/// reqwest 0.13 in the workspace), built on first use: a client per Glue
+/// task or lake would set up TLS and connection pools again each time.
+///
+/// Only the connect timeout is set (an unreachable endpoint fails fast);
+/// each API bounds its own requests, a Glue poll far tighter than a
+/// raw-day PutObject.
+pub fn http_client() -> Result<reqwest::Client, HttpsError> {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    let client: reqwest::Client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .operation_attempt_timeout(attempt)
         .build()
+        .map_err(HttpsError)?;
+    Ok(CLIENT.get_or_init(|| client).clone())
 }
 
-/// A Glue client; no request is made until the first call. `attempt`
-/// bounds one request ([`timeouts`]).
-pub fn glue_client(
-    endpoint: Option<&str>,
-    region: &str,
-    credentials: &AwsCredentials,
-    attempt: Duration,
-) -> aws_sdk_glue::Client {
-    let mut builder = aws_sdk_glue::config::Builder::new()
-        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .region(aws_sdk_glue::config::Region::new(region.to_owned()))
-        .credentials_provider(credentials.provider())
-        .timeout_config(timeouts(attempt));
-    if let Some(endpoint) = endpoint {
-        builder = builder.endpoint_url(endpoint);
+#[cfg(test)]
+mod tests {
+    use super::{AwsCredentials, AwsSigner};
+
+    fn credentials(session_token: Option<&str>) -> AwsCredentials {
+        AwsCredentials {
+            access_key_id: "AKIDEXAMPLE".to_owned(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+            session_token: session_token.map(str::to_owned),
+        }
     }
-    aws_sdk_glue::Client::from_conf(builder.build())
+
+    fn header<'a>(request: &'a reqwest::Request, name: &str) -> &'a str {
+        request
+            .headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .expect("ASCII header")
+    }
+
+    /// Glue rejects a signature over `UNSIGNED-PAYLOAD`, and moto does not
+    /// check: the body hash must be there, and signed, with the target.
+    #[tokio::test]
+    async fn signatures_cover_the_body_hash_and_the_target() {
+        let signer = AwsSigner::new("glue", "eu-west-1", &credentials(Some("session")));
+        let request = http::Request::post("https://glue.eu-west-1.amazonaws.com/")
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", "AWSGlue.GetTable")
+            .body(b"{}".to_vec())
+            .expect("request");
+        let signed = signer.sign(request).await.expect("signed");
+        // sha256("{}")
+        assert_eq!(
+            header(&signed, "x-amz-content-sha256"),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(header(&signed, "x-amz-security-token"), "session");
+        let authorization = header(&signed, "authorization");
+        assert!(
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains("/eu-west-1/glue/aws4_request"),
+            "{authorization}"
+        );
+        assert!(
+            authorization.contains(
+                "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;\
+                 x-amz-security-token;x-amz-target"
+            ),
+            "{authorization}"
+        );
+        // reqwest sets Host itself, from the same URL.
+        assert!(signed.headers().get("host").is_none());
+        assert_eq!(signed.body().and_then(|b| b.as_bytes()), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn debug_hides_the_secret_and_token() {
+        let text = format!("{:?}", credentials(Some("session-secret")));
+        assert!(text.contains("AKIDEXAMPLE"), "{text}");
+        assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+        assert!(!text.contains("session-secret"), "{text}");
+    }
 }

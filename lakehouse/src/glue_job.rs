@@ -16,16 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_glue::config::http::HttpResponse;
-use aws_sdk_glue::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_glue::types::{JobRun, JobRunState};
-use aws_sdk_glue::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use orchestrator::task::TaskLogger;
 use orchestrator::{Task, TaskContext, TaskResult, TaskSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{self, AwsCredentials};
+use crate::glue_api::jobs::{
+    epoch_seconds, is_terminal, BatchStopJobRunRequest, BatchStopJobRunResponse, GetJobRunRequest,
+    GetJobRunResponse, JobRun, StartJobRunRequest, StartJobRunResponse, SUCCEEDED,
+};
+use crate::glue_api::{GlueApiError, GlueClient};
 use orchestrator::setting::{Lookup, SettingError};
 
 /// First wait between two polls of a run when `BETFLOW_GLUE_POLL_INITIAL_SECS`
@@ -37,9 +38,10 @@ pub const DEFAULT_POLL_INITIAL: Duration = Duration::from_secs(5);
 /// unset: bounds how late a finished hour-long run is noticed.
 pub const DEFAULT_POLL_MAX: Duration = Duration::from_secs(60);
 
-/// Consecutive transient GetJobRun failures (each already retried by the
-/// SDK) tolerated before the task gives up on its run: a Glue or network
-/// outage this long is not worth a task slot, and the retry starts afresh.
+/// Consecutive transient GetJobRun failures (each already retried by
+/// [`GlueClient::call`]) tolerated before the task gives up on its run: a
+/// Glue or network outage this long is not worth a task slot, and the
+/// retry starts afresh.
 pub const MAX_POLL_ERRORS: u32 = 10;
 
 /// How long a cancelled task waits for Glue to accept the stop before it
@@ -194,9 +196,10 @@ impl GlueConfig {
 
     /// A Glue client for this config; no request is made until the first
     /// call. Public so deploy scripts and tests reach the same endpoint
-    /// with the same credentials as the task.
-    pub fn client(&self) -> Client {
-        aws::glue_client(
+    /// with the same credentials as the task. Fails on an endpoint that is
+    /// not an http(s) URL.
+    pub fn client(&self) -> Result<GlueClient, GlueApiError> {
+        GlueClient::new(
             self.endpoint.as_deref(),
             &self.region,
             &self.credentials,
@@ -325,7 +328,10 @@ impl GlueJob {
         if ctx.cancel.is_cancelled() {
             return Err(GlueError::CancelledBeforeStart { job_name });
         }
-        let client = config.client();
+        let client: GlueClient = config.client().map_err(|e| GlueError::Start {
+            job_name: job_name.clone(),
+            message: e.to_string(),
+        })?;
         let arguments = self.run_arguments(&config, ctx);
         let names: Vec<&str> = arguments.keys().map(String::as_str).collect();
         // Argument values are not logged: a job's arguments may carry secrets.
@@ -336,23 +342,22 @@ impl GlueJob {
         // Not raced against cancellation: a start abandoned mid-flight may
         // still create a run, whose id we would then never learn and could
         // not stop. (An abort by the executor here still has that gap.)
-        let started = client
-            .start_job_run()
-            .job_name(&job_name)
-            .set_arguments(Some(arguments.into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| GlueError::Start {
-                job_name: job_name.clone(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
-        let run_id = started
-            .job_run_id()
-            .ok_or_else(|| GlueError::Start {
-                job_name: job_name.clone(),
-                message: "StartJobRun answered without a JobRunId".to_owned(),
-            })?
-            .to_owned();
+        let request = StartJobRunRequest {
+            job_name: &job_name,
+            arguments,
+        };
+        let started: StartJobRunResponse =
+            client
+                .call("StartJobRun", &request)
+                .await
+                .map_err(|e| GlueError::Start {
+                    job_name: job_name.clone(),
+                    message: e.to_string(),
+                })?;
+        let run_id: String = started.job_run_id.ok_or_else(|| GlueError::Start {
+            job_name: job_name.clone(),
+            message: "StartJobRun answered without a JobRunId".to_owned(),
+        })?;
         ctx.log
             .info(format!("Glue job `{job_name}` run {run_id} started"));
         let mut guard = StopOnDrop {
@@ -389,15 +394,14 @@ impl GlueJob {
                 });
             }
         };
-        let state = run
-            .job_run_state()
-            .map_or("UNKNOWN", JobRunState::as_str)
-            .to_owned();
-        if state != JobRunState::Succeeded.as_str() {
-            let message = run
-                .error_message()
-                .unwrap_or("Glue gave no error message")
-                .to_owned();
+        let state: String = run
+            .job_run_state
+            .clone()
+            .unwrap_or_else(|| "UNKNOWN".to_owned());
+        if state != SUCCEEDED {
+            let message: String = run
+                .error_message
+                .unwrap_or_else(|| "Glue gave no error message".to_owned());
             return Err(GlueError::Run {
                 job_name,
                 run_id,
@@ -407,17 +411,17 @@ impl GlueJob {
         }
         ctx.log.info(format!(
             "Glue job `{job_name}` run {run_id} succeeded in {}s",
-            run.execution_time()
+            run.execution_time
         ));
         Ok(GlueRunOutput {
             job_name,
             job_run_id: run_id,
             state,
-            execution_time_secs: i64::from(run.execution_time()),
-            attempt: run.attempt(),
-            started_on: run.started_on().and_then(to_chrono),
-            completed_on: run.completed_on().and_then(to_chrono),
-            dpu_seconds: run.dpu_seconds(),
+            execution_time_secs: i64::from(run.execution_time),
+            attempt: run.attempt,
+            started_on: run.started_on.and_then(epoch_seconds),
+            completed_on: run.completed_on.and_then(epoch_seconds),
+            dpu_seconds: run.dpu_seconds,
         })
     }
 }
@@ -433,7 +437,7 @@ impl Task for GlueJob {
 /// Polls the run until it reaches a terminal state, which is returned
 /// whatever it is; only failing to learn the state is an error.
 async fn watch(
-    client: &Client,
+    client: &GlueClient,
     config: &GlueConfig,
     run_id: &str,
     log: &TaskLogger,
@@ -446,52 +450,50 @@ async fn watch(
     };
     // A zero interval would spin on the API.
     let mut delay = config.poll_initial.max(Duration::from_millis(1));
-    let mut last: Option<JobRunState> = None;
+    let mut last: Option<String> = None;
     let mut errors: u32 = 0;
     loop {
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(config.poll_max.max(delay));
-        let response = client
-            .get_job_run()
-            .job_name(job_name)
-            .run_id(run_id)
-            .send()
-            .await;
-        let output = match response {
+        let request = GetJobRunRequest { job_name, run_id };
+        let response: Result<GetJobRunResponse, GlueApiError> =
+            client.call("GetJobRun", &request).await;
+        // A transient failure (throttling, Glue's own errors, a broken
+        // connection) says nothing about the run, which goes on in Glue
+        // meanwhile: giving up on it at the first would waste the work done.
+        let output: GetJobRunResponse = match response {
             Ok(output) => output,
-            Err(e) if is_transient(&e) && errors < MAX_POLL_ERRORS => {
+            Err(e) if e.is_transient() && errors < MAX_POLL_ERRORS => {
                 errors += 1;
                 log.warn(format!(
                     "polling Glue job `{job_name}` run {run_id} failed ({errors} of at most \
-                     {MAX_POLL_ERRORS} in a row), retrying: {}",
-                    DisplayErrorContext(&e)
+                     {MAX_POLL_ERRORS} in a row), retrying: {e}"
                 ));
                 continue;
             }
-            Err(e) if is_transient(&e) => {
+            Err(e) if e.is_transient() => {
                 return Err(poll_error(format!(
-                    "{} failures in a row, the last: {}",
-                    errors + 1,
-                    DisplayErrorContext(&e)
+                    "{} failures in a row, the last: {e}",
+                    errors + 1
                 )))
             }
-            Err(e) => return Err(poll_error(DisplayErrorContext(&e).to_string())),
+            Err(e) => return Err(poll_error(e.to_string())),
         };
         errors = 0;
-        let run = output
+        let run: JobRun = output
             .job_run
             .ok_or_else(|| poll_error("GetJobRun answered without a JobRun".to_owned()))?;
-        let state = run
-            .job_run_state()
-            .cloned()
+        let state: String = run
+            .job_run_state
+            .clone()
             .ok_or_else(|| poll_error("GetJobRun answered without a JobRunState".to_owned()))?;
         if last.as_ref() != Some(&state) {
             let line = match &last {
                 None => format!("Glue job `{job_name}` run {run_id} is {state}"),
                 Some(before) => format!("Glue job `{job_name}` run {run_id}: {before} → {state}"),
             };
-            match (&state, run.error_message()) {
-                (JobRunState::Succeeded, _) => log.info(line),
+            match (state.as_str(), run.error_message.as_deref()) {
+                (SUCCEEDED, _) => log.info(line),
                 (s, Some(message)) if is_terminal(s) => log.error(format!("{line}: {message}")),
                 (s, None) if is_terminal(s) => log.error(line),
                 _ => log.info(line),
@@ -504,79 +506,35 @@ async fn watch(
     }
 }
 
-/// STOPPING and WAITING are not terminal: the first ends in STOPPED, the
-/// second is a queued run that will start.
-fn is_terminal(state: &JobRunState) -> bool {
-    matches!(
-        state,
-        JobRunState::Succeeded
-            | JobRunState::Failed
-            | JobRunState::Error
-            | JobRunState::Timeout
-            | JobRunState::Stopped
-            | JobRunState::Expired
-    )
-}
-
-/// Glue error codes that mean "try again later" rather than "you are wrong".
-const TRANSIENT_CODES: &[&str] = &[
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "InternalServiceException",
-    "OperationTimeoutException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-];
-
-/// Failures that say nothing about the run: throttling, server errors,
-/// timeouts and broken connections. The run goes on in Glue meanwhile, so
-/// giving up on it at the first of these would waste the work done.
-fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            status == 429
-                || status >= 500
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
-        }
-        _ => false,
-    }
-}
-
 /// Asks Glue to stop the run. BatchStopJobRun answers 200 even when it
 /// refuses a run, listing the refusal in `Errors`, so that list is checked.
-async fn stop_run(client: &Client, job_name: &str, run_id: &str) -> Result<(), GlueError> {
+async fn stop_run(client: &GlueClient, job_name: &str, run_id: &str) -> Result<(), GlueError> {
     let stop_error = |message: String| GlueError::Stop {
         job_name: job_name.to_owned(),
         run_id: run_id.to_owned(),
         message,
     };
-    let output = client
-        .batch_stop_job_run()
-        .job_name(job_name)
-        .job_run_ids(run_id)
-        .send()
+    let request = BatchStopJobRunRequest {
+        job_name,
+        job_run_ids: vec![run_id],
+    };
+    let output: BatchStopJobRunResponse = client
+        .call("BatchStopJobRun", &request)
         .await
-        .map_err(|e| stop_error(DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| stop_error(e.to_string()))?;
     if let Some(refused) = output
-        .errors()
+        .errors
         .iter()
-        .find(|e| e.job_run_id().is_none_or(|id| id == run_id))
+        .find(|e| e.job_run_id.as_deref().is_none_or(|id| id == run_id))
     {
-        let detail = refused.error_detail();
+        let detail = refused.error_detail.as_ref();
         return Err(stop_error(format!(
             "{}: {}",
-            detail.and_then(|d| d.error_code()).unwrap_or("refused"),
             detail
-                .and_then(|d| d.error_message())
+                .and_then(|d| d.error_code.as_deref())
+                .unwrap_or("refused"),
+            detail
+                .and_then(|d| d.error_message.as_deref())
                 .unwrap_or("no message")
         )));
     }
@@ -587,7 +545,7 @@ async fn stop_run(client: &Client, job_name: &str, run_id: &str) -> Result<(), G
 /// future right after firing its cancel token, so the `select!` on
 /// cancellation may never get to run; dropping the future still drops this.
 struct StopOnDrop {
-    client: Client,
+    client: GlueClient,
     job_name: String,
     run_id: String,
     log: TaskLogger,
@@ -653,8 +611,4 @@ impl Drop for StopOnDrop {
             }
         });
     }
-}
-
-fn to_chrono(t: &aws_sdk_glue::primitives::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
 }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::moto_auth::require_signatures;
 use crate::support::MotoServer;
-use aws_sdk_glue::types::{JobCommand, JobRunState};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,6 +23,8 @@ use axum::response::Response;
 use axum::Router;
 use chrono::{TimeZone, Utc};
 use lakehouse::aws::AwsCredentials;
+use lakehouse::glue_api::jobs::{GetJobRunRequest, GetJobRunResponse, JobRun};
+use lakehouse::glue_api::{GlueClient, GlueErrorKind};
 use lakehouse::glue_job::{job_name_var, GlueConfig, GlueJob, GlueRunOutput, PREFIX_VAR};
 use orchestrator::setting::Vars;
 use orchestrator::task::{LogLine, TaskLogger};
@@ -53,22 +55,48 @@ fn config(endpoint: &str, job_name: &str) -> GlueConfig {
     config
 }
 
+/// A client for `endpoint` with the tasks' credentials.
+fn client(endpoint: &str) -> GlueClient {
+    GlueClient::new(
+        Some(endpoint),
+        "us-east-1",
+        &credentials(),
+        Duration::from_secs(30),
+    )
+    .expect("Glue client")
+}
+
+/// Creates the job in moto (BetFlow itself never creates jobs, so the
+/// request is plain JSON in Glue's CreateJob shape).
 async fn create_job(endpoint: &str, name: &str) {
-    config(endpoint, name)
-        .client()
-        .create_job()
-        .name(name)
-        .role("arn:aws:iam::123456789012:role/betflow-glue")
-        .command(
-            JobCommand::builder()
-                .name("glueetl")
-                .script_location(format!("s3://betflow-glue/scripts/{name}.py"))
-                .build(),
-        )
-        .default_arguments("--TempDir", "s3://betflow-glue/tmp/")
-        .send()
+    let request = json!({
+        "Name": name,
+        "Role": "arn:aws:iam::123456789012:role/betflow-glue",
+        "Command": {
+            "Name": "glueetl",
+            "ScriptLocation": format!("s3://betflow-glue/scripts/{name}.py"),
+        },
+        "DefaultArguments": {"--TempDir": "s3://betflow-glue/tmp/"},
+    });
+    let created: Value = client(endpoint)
+        .call("CreateJob", &request)
         .await
         .expect("create job");
+    assert_eq!(created["Name"], name, "{created}");
+}
+
+/// The run as moto has it, asked directly.
+async fn job_run(endpoint: &str, job: &str, run_id: &str) -> JobRun {
+    let request = GetJobRunRequest {
+        job_name: job,
+        run_id,
+    };
+    client(endpoint)
+        .call::<_, GetJobRunResponse>("GetJobRun", &request)
+        .await
+        .expect("get job run")
+        .job_run
+        .expect("job run")
 }
 
 /// Sets how moto's job runs progress (`immediate`, the default, finishes a
@@ -182,23 +210,10 @@ async fn job_run_succeeds_and_carries_the_run_identity() {
 
     // What moto recorded for the run: the job's defaults, the config's and
     // the task's arguments, and the try's identity.
-    let recorded = cfg
-        .client()
-        .get_job_run()
-        .job_name("betflow-silver-games")
-        .run_id(run)
-        .send()
-        .await
-        .expect("get job run")
-        .job_run
-        .expect("job run");
-    assert_eq!(recorded.job_run_state(), Some(&JobRunState::Succeeded));
-    let args: BTreeMap<String, String> = recorded
-        .arguments()
-        .expect("arguments")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let recorded = job_run(&moto.endpoint, &cfg.job_name, run).await;
+    assert_eq!(recorded.job_run_state.as_deref(), Some("SUCCEEDED"));
+    let args: BTreeMap<String, String> =
+        recorded.arguments.expect("arguments").into_iter().collect();
     let expected: BTreeMap<String, String> = [
         ("--TempDir", "s3://betflow-glue/tmp/"),
         ("--lake", "s3://betflow-lake"),
@@ -261,7 +276,7 @@ async fn transient_poll_errors_are_retried() {
     let moto = MotoServer::start();
     create_job(&moto.endpoint, "betflow-silver-odds").await;
     let proxy = GlueProxy::start(&moto).await;
-    // More than the SDK's own three attempts, so the task's loop retries too.
+    // More than the client's own three attempts, so the task's loop retries too.
     proxy.state.failing_polls.store(4, Ordering::SeqCst);
     let task = GlueJob::new(config(&proxy.endpoint, "betflow-silver-odds"));
     let (ctx, mut logs) = context(CancellationToken::new());
@@ -304,7 +319,7 @@ async fn start_held_running(
     )
     .await;
     let run_id = only_run_id(moto, job).await;
-    assert_eq!(run_state(moto, job, &run_id).await, JobRunState::Running);
+    assert_eq!(run_state(moto, job, &run_id).await, "RUNNING");
     (handle, logs, run_id)
 }
 
@@ -344,7 +359,7 @@ async fn cancellation_stops_the_run() {
     // is what Glue would act on.
     assert_eq!(
         run_state(&moto, "betflow-silver-weather", &run_id).await,
-        JobRunState::Running
+        "RUNNING"
     );
 }
 
@@ -381,6 +396,65 @@ async fn an_aborted_task_still_stops_the_run() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Glue refuses a request whose signature does not cover exactly what is
+/// sent; moto checks the same way once told to. The task's own calls
+/// (StartJobRun, GetJobRun) and the catalog's go through the same client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_calls_pass_signature_checks() {
+    let moto = MotoServer::start();
+    create_job(&moto.endpoint, "betflow-signed").await;
+    let keys = require_signatures(&moto).await;
+    let glue = |credentials: &AwsCredentials| {
+        GlueClient::new(
+            Some(&moto.endpoint),
+            "us-east-1",
+            credentials,
+            Duration::from_secs(30),
+        )
+        .expect("Glue client")
+    };
+    let signed = glue(&keys);
+    let missing = signed
+        .call::<_, Value>("GetDatabase", &json!({"Name": "bronze"}))
+        .await
+        .expect_err("no database yet");
+    assert_eq!(
+        missing.kind(),
+        Some(GlueErrorKind::EntityNotFound),
+        "{missing}"
+    );
+    let input = json!({"Name": "bronze", "Description": "Größe & Zeit: \"quoted\""});
+    signed
+        .call::<_, Value>("CreateDatabase", &json!({"DatabaseInput": input}))
+        .await
+        .expect("signed CreateDatabase");
+
+    let mut cfg = config(&moto.endpoint, "betflow-signed");
+    cfg.credentials = keys.clone();
+    let (ctx, _logs) = context(CancellationToken::new());
+    let value = GlueJob::new(cfg)
+        .execute(ctx)
+        .await
+        .expect("signed job run");
+    assert_eq!(value["state"], "SUCCEEDED");
+
+    let wrong = glue(&AwsCredentials {
+        secret_access_key: "not-the-secret".to_owned(),
+        ..keys
+    });
+    let refused = wrong
+        .call::<_, Value>("GetDatabase", &json!({"Name": "bronze"}))
+        .await
+        .expect_err("a wrong secret is refused");
+    assert_eq!(refused.kind(), Some(GlueErrorKind::Refused), "{refused}");
+    assert!(!refused.is_transient());
+    let text = refused.to_string();
+    assert!(
+        text.contains("SignatureDoesNotMatch") && text.contains("HTTP 403"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -456,29 +530,19 @@ fn config_names_what_is_missing() {
 
 /// The id of the job's only run, asked of moto directly.
 async fn only_run_id(moto: &MotoServer, job: &str) -> String {
-    let runs = config(&moto.endpoint, job)
-        .client()
-        .get_job_runs()
-        .job_name(job)
-        .send()
+    let answer: Value = client(&moto.endpoint)
+        .call("GetJobRuns", &json!({"JobName": job}))
         .await
         .expect("get job runs");
-    let runs = runs.job_runs();
+    let runs: &Vec<Value> = answer["JobRuns"].as_array().expect("JobRuns");
     assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].id().expect("run id").to_owned()
+    runs[0]["Id"].as_str().expect("run id").to_owned()
 }
 
-async fn run_state(moto: &MotoServer, job: &str, run_id: &str) -> JobRunState {
-    config(&moto.endpoint, job)
-        .client()
-        .get_job_run()
-        .job_name(job)
-        .run_id(run_id)
-        .send()
+async fn run_state(moto: &MotoServer, job: &str, run_id: &str) -> String {
+    job_run(&moto.endpoint, job, run_id)
         .await
-        .expect("get job run")
-        .job_run
-        .and_then(|r| r.job_run_state().cloned())
+        .job_run_state
         .expect("state")
 }
 

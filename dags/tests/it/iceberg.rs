@@ -9,6 +9,7 @@ use crate::support::MotoServer;
 use chrono::NaiveDate;
 use dags::lake::{S3Config, S3Store};
 use lakehouse::aws::AwsCredentials;
+use lakehouse::glue_api::tables::{GetTableRequest, GetTableResponse};
 use lakehouse::iceberg::catalog::GlueCatalogConfig;
 use lakehouse::iceberg::commit::CommitTurn;
 use lakehouse::iceberg::table::{opt, req};
@@ -487,19 +488,18 @@ async fn tables_in_the_glue_catalog_are_written_replaced_and_read_by_pyiceberg()
 
     // The table is a Glue table other engines find: an Iceberg table whose
     // parameters point at the replacing load's metadata.
-    let table = glue
+    let request = GetTableRequest {
+        catalog_id: None,
+        database_name: "bronze",
+        name: "scores_test",
+    };
+    let table: GetTableResponse = glue
         .client()
-        .get_table()
-        .database_name("bronze")
-        .name("scores_test")
-        .send()
+        .expect("Glue client")
+        .call("GetTable", &request)
         .await
         .expect("Glue has the table");
-    let params = table
-        .table()
-        .and_then(|t| t.parameters())
-        .cloned()
-        .unwrap_or_default();
+    let params = table.table.and_then(|t| t.parameters).unwrap_or_default();
     assert_eq!(
         params.get("table_type").map(String::as_str),
         Some("ICEBERG")

@@ -29,6 +29,7 @@ use sqlx::ConnectOptions;
 use super::glue_catalog::GlueCatalog;
 use super::IcebergError;
 use crate::aws::{self, AwsCredentials};
+use crate::glue_api::{GlueApiError, GlueClient};
 use crate::lake::S3Config;
 use orchestrator::setting::{Lookup, SettingError};
 
@@ -146,7 +147,9 @@ impl Warehouse {
         .build();
         let warehouse = Warehouse {
             catalog: TableCatalog::Glue(GlueCatalog {
-                client: glue.client(),
+                client: glue.client().map_err(|e| {
+                    IcebergError::Catalog(format!("cannot open the Glue catalog: {e}"))
+                })?,
                 catalog_id: glue.catalog_id.clone(),
                 file_io,
                 warehouse: location.clone(),
@@ -334,9 +337,10 @@ impl GlueCatalogConfig {
         })
     }
 
-    /// A Glue client for this catalog.
-    pub fn client(&self) -> aws_sdk_glue::Client {
-        aws::glue_client(
+    /// A Glue client for this catalog; fails on an endpoint that is not an
+    /// http(s) URL.
+    pub fn client(&self) -> Result<GlueClient, GlueApiError> {
+        GlueClient::new(
             self.endpoint.as_deref(),
             &self.region,
             &self.credentials,

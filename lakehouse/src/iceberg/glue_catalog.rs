@@ -4,23 +4,29 @@
 //! metadata file in its `metadata_location` parameter, its columns in the
 //! storage descriptor for engines that read only Glue (Athena's DDL view).
 //!
-//! Written over aws-sdk-glue rather than iceberg-rust's Glue catalog crate,
-//! whose schema conversion refuses `timestamptz`, the type of every BetFlow
-//! timestamp; it also keeps aws-config out of the build ([`crate::aws`]).
+//! Written over BetFlow's own Glue client ([`crate::glue_api`]) rather than
+//! iceberg-rust's Glue catalog crate, whose schema conversion refuses
+//! `timestamptz`, the type of every BetFlow timestamp, and which would bring
+//! the AWS SDK back into the build.
 //! Only what BetFlow's writes and reads need is here: namespaces created on
 //! first use, tables created, found and loaded, and the commit's
 //! compare-and-set of the metadata pointer.
 
 use std::collections::HashMap;
 
-use aws_sdk_glue::error::{DisplayErrorContext, SdkError};
-use aws_sdk_glue::operation::update_table::UpdateTableError;
-use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
 use iceberg::io::FileIO;
 use iceberg::spec::{PrimitiveType, Schema, TableMetadata, TableMetadataBuilder, Type};
 use iceberg::table::Table;
 use iceberg::Runtime;
 use iceberg::{Error, ErrorKind, MetadataLocation, NamespaceIdent, TableCreation, TableIdent};
+use serde::de::IgnoredAny;
+
+use crate::glue_api::tables::{
+    self as glue, Column, CreateDatabaseRequest, CreateTableRequest, DatabaseInput,
+    GetDatabaseRequest, GetTableRequest, GetTableResponse, StorageDescriptor, TableInput,
+    UpdateTableRequest,
+};
+use crate::glue_api::{GlueApiError, GlueClient, GlueErrorKind};
 
 /// Glue table parameters Iceberg's catalogs agree on.
 const TABLE_TYPE: &str = "table_type";
@@ -31,7 +37,7 @@ const PREVIOUS_METADATA_LOCATION: &str = "previous_metadata_location";
 /// A Glue Data Catalog holding tables whose files are in `warehouse`.
 #[derive(Clone)]
 pub struct GlueCatalog {
-    pub(super) client: aws_sdk_glue::Client,
+    pub(super) client: GlueClient,
     /// The account of the Data Catalog, when not the caller's own.
     pub(super) catalog_id: Option<String>,
     /// Reads and writes metadata files (in S3).
@@ -42,15 +48,11 @@ pub struct GlueCatalog {
     pub(super) runtime: Runtime,
 }
 
-fn glue_error<E, R>(what: String, e: &SdkError<E, R>) -> Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    Error::new(
-        ErrorKind::Unexpected,
-        format!("Glue {what}: {}", DisplayErrorContext(e)),
-    )
+/// `what` names the object (`GetTable bronze.games`); the source says the
+/// rest (`GetTable failed: AccessDeniedException: …`), and iceberg's
+/// Display prints both.
+fn glue_error(what: String, e: GlueApiError) -> Error {
+    Error::new(ErrorKind::Unexpected, format!("Glue {what}")).with_source(e)
 }
 
 /// The Glue database of a namespace (`bronze`, `silver`, `gold`).
@@ -61,61 +63,59 @@ fn database(namespace: &NamespaceIdent) -> String {
 impl GlueCatalog {
     pub async fn namespace_exists(&self, namespace: &NamespaceIdent) -> iceberg::Result<bool> {
         let name: String = database(namespace);
+        let request = GetDatabaseRequest {
+            catalog_id: self.catalog_id.as_deref(),
+            name: &name,
+        };
         match self
             .client
-            .get_database()
-            .set_catalog_id(self.catalog_id.clone())
-            .name(&name)
-            .send()
+            .call::<_, IgnoredAny>("GetDatabase", &request)
             .await
         {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_entity_not_found_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(glue_error(format!("GetDatabase {name}"), &e)),
+            Err(e) if e.kind() == Some(GlueErrorKind::EntityNotFound) => Ok(false),
+            Err(e) => Err(glue_error(format!("GetDatabase {name}"), e)),
         }
     }
 
+    /// Creates the namespace's database; one another writer created first
+    /// (two first writes racing) is as good.
     pub async fn create_namespace(&self, namespace: &NamespaceIdent) -> iceberg::Result<()> {
         let name: String = database(namespace);
-        let input: DatabaseInput = DatabaseInput::builder()
-            .name(&name)
-            .location_uri(format!("{}/{name}", self.warehouse))
-            .build()
-            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
-        self.client
-            .create_database()
-            .set_catalog_id(self.catalog_id.clone())
-            .database_input(input)
-            .send()
+        let request = CreateDatabaseRequest {
+            catalog_id: self.catalog_id.as_deref(),
+            database_input: DatabaseInput {
+                name: &name,
+                location_uri: Some(format!("{}/{name}", self.warehouse)),
+            },
+        };
+        match self
+            .client
+            .call::<_, IgnoredAny>("CreateDatabase", &request)
             .await
-            .map_err(|e| glue_error(format!("CreateDatabase {name}"), &e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == Some(GlueErrorKind::AlreadyExists) => Ok(()),
+            Err(e) => Err(glue_error(format!("CreateDatabase {name}"), e)),
+        }
     }
 
     /// The table's Glue definition; `None` when there is none.
-    async fn get(&self, ident: &TableIdent) -> iceberg::Result<Option<aws_sdk_glue::types::Table>> {
+    async fn get(&self, ident: &TableIdent) -> iceberg::Result<Option<glue::Table>> {
+        let database_name: String = database(ident.namespace());
+        let request = GetTableRequest {
+            catalog_id: self.catalog_id.as_deref(),
+            database_name: &database_name,
+            name: ident.name(),
+        };
         match self
             .client
-            .get_table()
-            .set_catalog_id(self.catalog_id.clone())
-            .database_name(database(ident.namespace()))
-            .name(ident.name())
-            .send()
+            .call::<_, GetTableResponse>("GetTable", &request)
             .await
         {
             Ok(got) => Ok(got.table),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_entity_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(glue_error(format!("GetTable {ident}"), &e)),
+            Err(e) if e.kind() == Some(GlueErrorKind::EntityNotFound) => Ok(None),
+            Err(e) => Err(glue_error(format!("GetTable {ident}"), e)),
         }
     }
 
@@ -168,27 +168,34 @@ impl GlueCatalog {
         .metadata;
         let metadata_location = MetadataLocation::new_with_metadata(location.clone(), &metadata);
         metadata.write_to(&self.file_io, &metadata_location).await?;
-        let input: TableInput = TableInput::builder()
-            .name(ident.name())
-            .table_type("EXTERNAL_TABLE")
-            .parameters(TABLE_TYPE, ICEBERG)
-            .parameters(METADATA_LOCATION, metadata_location.to_string())
-            .storage_descriptor(
-                StorageDescriptor::builder()
-                    .location(&location)
-                    .set_columns(Some(columns(metadata.current_schema())?))
-                    .build(),
-            )
-            .build()
-            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
+        let descriptor = StorageDescriptor {
+            location: location.clone(),
+            columns: columns(metadata.current_schema())?,
+        };
+        let descriptor: serde_json::Value = serde_json::to_value(descriptor).map_err(|e| {
+            Error::new(ErrorKind::Unexpected, format!("Glue columns of {ident}")).with_source(e)
+        })?;
+        let database_name: String = database(namespace);
+        let request = CreateTableRequest {
+            catalog_id: self.catalog_id.as_deref(),
+            database_name: &database_name,
+            table_input: TableInput {
+                name: ident.name().to_owned(),
+                description: None,
+                owner: None,
+                table_type: Some("EXTERNAL_TABLE".to_owned()),
+                storage_descriptor: Some(descriptor),
+                partition_keys: Vec::new(),
+                parameters: Some(HashMap::from([
+                    (TABLE_TYPE.to_owned(), ICEBERG.to_owned()),
+                    (METADATA_LOCATION.to_owned(), metadata_location.to_string()),
+                ])),
+            },
+        };
         self.client
-            .create_table()
-            .set_catalog_id(self.catalog_id.clone())
-            .database_name(database(namespace))
-            .table_input(input)
-            .send()
+            .call::<_, IgnoredAny>("CreateTable", &request)
             .await
-            .map_err(|e| glue_error(format!("CreateTable {ident}"), &e))?;
+            .map_err(|e| glue_error(format!("CreateTable {ident}"), e))?;
         Table::builder()
             .runtime(self.runtime.clone())
             .file_io(self.file_io.clone())
@@ -213,49 +220,42 @@ impl GlueCatalog {
         if metadata_location(&table) != Some(current) {
             return Ok(false);
         }
-        let mut parameters: HashMap<String, String> =
-            table.parameters().cloned().unwrap_or_default();
+        let mut parameters: HashMap<String, String> = table.parameters.unwrap_or_default();
         parameters.insert(METADATA_LOCATION.to_owned(), new.to_owned());
         parameters.insert(PREVIOUS_METADATA_LOCATION.to_owned(), current.to_owned());
+        let database_name: String = database(ident.namespace());
         // UpdateTable replaces the whole definition: keep the rest of it.
-        let input: TableInput = TableInput::builder()
-            .name(table.name())
-            .set_description(table.description().map(str::to_owned))
-            .set_owner(table.owner().map(str::to_owned))
-            .set_table_type(table.table_type().map(str::to_owned))
-            .set_storage_descriptor(table.storage_descriptor().cloned())
-            .set_partition_keys(Some(table.partition_keys().to_vec()))
-            .set_parameters(Some(parameters))
-            .build()
-            .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))?;
-        let updated = self
+        let request = UpdateTableRequest {
+            catalog_id: self.catalog_id.as_deref(),
+            database_name: &database_name,
+            table_input: TableInput {
+                name: table.name,
+                description: table.description,
+                owner: table.owner,
+                table_type: table.table_type,
+                storage_descriptor: table.storage_descriptor,
+                partition_keys: table.partition_keys,
+                parameters: Some(parameters),
+            },
+            skip_archive: true,
+            version_id: table.version_id,
+        };
+        match self
             .client
-            .update_table()
-            .set_catalog_id(self.catalog_id.clone())
-            .database_name(database(ident.namespace()))
-            .table_input(input)
-            .skip_archive(true)
-            .set_version_id(table.version_id().map(str::to_owned))
-            .send()
-            .await;
-        match updated {
+            .call::<_, IgnoredAny>("UpdateTable", &request)
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(
-                    e.err(),
-                    UpdateTableError::ConcurrentModificationException(_)
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(glue_error(format!("UpdateTable {ident}"), &e)),
+            Err(e) if e.kind() == Some(GlueErrorKind::ConcurrentModification) => Ok(false),
+            Err(e) => Err(glue_error(format!("UpdateTable {ident}"), e)),
         }
     }
 }
 
-fn metadata_location(table: &aws_sdk_glue::types::Table) -> Option<&str> {
+fn metadata_location(table: &glue::Table) -> Option<&str> {
     table
-        .parameters()?
+        .parameters
+        .as_ref()?
         .get(METADATA_LOCATION)
         .map(String::as_str)
 }
@@ -277,12 +277,11 @@ fn columns(schema: &Schema) -> iceberg::Result<Vec<Column>> {
                     ))
                 }
             };
-            Column::builder()
-                .name(&field.name)
-                .r#type(glue_type)
-                .set_comment(field.doc.clone())
-                .build()
-                .map_err(|e| Error::new(ErrorKind::DataInvalid, e.to_string()))
+            Ok(Column {
+                name: field.name.clone(),
+                r#type: glue_type,
+                comment: field.doc.clone(),
+            })
         })
         .collect()
 }

@@ -9,6 +9,7 @@
 mod gzip;
 pub mod local;
 pub mod s3;
+mod s3_bucket;
 
 use std::path::{Path, PathBuf};
 
@@ -77,7 +78,7 @@ pub enum LakeError {
         #[source]
         source: std::io::Error,
     },
-    /// An S3 request failed (after the SDK's own retries).
+    /// An S3 request failed (after the store's own retries).
     #[error("S3 {op} of s3://{bucket}/{key} failed: {message}")]
     S3 {
         op: &'static str,
@@ -164,6 +165,10 @@ pub(crate) fn validate_key(key: &str, is_prefix: bool) -> Result<(), LakeError> 
     if key.contains('\\') || key.contains('\0') {
         return Err(bad("keys may not contain '\\' or NUL"));
     }
+    // The S3 store's client trims a key's ends; the local one would not.
+    if key.trim() != key {
+        return Err(bad("keys may not start or end with whitespace"));
+    }
     let segments: Vec<&str> = key.split('/').collect();
     let last = segments.len() - 1;
     for (i, segment) in segments.iter().enumerate() {
@@ -202,7 +207,7 @@ mod tests {
     #[test]
     fn keys_that_escape_or_hide_are_rejected() {
         for key in [
-            "", "/abs", "a/../b", "..", "a//b", "a/./b", "a/.tmp", "a\\b",
+            "", "/abs", "a/../b", "..", "a//b", "a/./b", "a/.tmp", "a\\b", " a/b", "a/b\n",
         ] {
             assert!(validate_key(key, false).is_err(), "{key}");
         }

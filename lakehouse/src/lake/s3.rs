@@ -1,25 +1,37 @@
-//! The production backend: any S3 API (AWS, MinIO, moto) through aws-sdk-s3.
+//! The production backend: any S3 API (AWS, MinIO, moto) through OpenDAL's
+//! S3 service, the one iceberg's S3 file IO already uses.
 //!
-//! The client is built directly from [`S3Config`] (static credentials, region,
-//! optional endpoint and path-style addressing) rather than through
-//! aws-config's provider chain: BetFlow's settings come from a handful of
-//! variables, and skipping aws-config keeps the build small. The pieces
-//! every BetFlow AWS client shares (credentials, HTTPS on rustls/aws-lc-rs,
-//! timeouts, region variables) live in [`crate::aws`].
+//! The operator is built from [`S3Config`] alone (static keys, region,
+//! optional endpoint and path-style addressing): OpenDAL's own loading of
+//! `AWS_*` variables, `~/.aws` files and instance metadata is switched off,
+//! so the settings are the only source. OpenDAL has no CreateBucket; that
+//! one request is signed by hand (`s3_bucket.rs`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
-use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
+use opendal::layers::{HttpClientLayer, RetryEvent, RetryLayer, TimeoutLayer};
+use opendal::raw::HttpClient;
+use opendal::services::S3;
+use opendal::{Entry, ErrorKind, Operator};
+use reqsign_core::ProvideCredentialChain;
 
+use super::s3_bucket::CreateBucket;
 use super::{validate_key, LakeError, ObjectMeta, ObjectStore};
 use crate::aws::{self, AwsCredentials};
 use orchestrator::setting::{self, Lookup, SettingError};
+
+/// Bounds requests without a body to stream: stat, delete, the start of a
+/// read or listing.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bounds each body transfer, the PutObject of a whole raw day included.
+const IO_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Retries of a failed request (5xx, throttling, timeouts, broken
+/// connections), after the first attempt.
+const RETRIES: usize = 3;
 
 /// Where the S3 lake is and how to reach it.
 #[derive(Clone)]
@@ -83,42 +95,76 @@ impl S3Config {
             session_token: credentials.session_token,
         }))
     }
+
+    fn credentials(&self) -> AwsCredentials {
+        AwsCredentials {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            session_token: self.session_token.clone(),
+        }
+    }
 }
 
 /// A lake in one S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Client,
+    op: Operator,
     bucket: String,
-    region: String,
+    create: CreateBucket,
 }
 
 impl S3Store {
-    /// Builds the client; no request is made until the first operation.
+    /// Builds the operator; no request is made until the first operation.
     pub fn new(config: &S3Config) -> Result<Self, LakeError> {
         if config.bucket.is_empty() {
             return Err(LakeError::Config("empty bucket name".to_owned()));
         }
-        let credentials = aws::static_credentials(
-            &config.access_key_id,
-            &config.secret_access_key,
-            config.session_token.as_deref(),
-        );
-        let mut builder = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(aws::https_client())
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(credentials)
-            .force_path_style(config.path_style)
-            // Whole raw-day objects go up in one PutObject.
-            .timeout_config(aws::timeouts(Duration::from_secs(300)));
+        let credentials: AwsCredentials = config.credentials();
+        let mut builder: S3 = S3::default()
+            .bucket(&config.bucket)
+            // Always given: without it OpenDAL reads AWS_REGION itself.
+            .region(&config.region)
+            .disable_config_load()
+            .disable_ec2_metadata()
+            .credential_provider_chain(ProvideCredentialChain::new().push(credentials.provider()));
         if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint.clone());
+            builder = builder.endpoint(endpoint);
         }
+        // OpenDAL addresses buckets path-style unless told otherwise.
+        if !config.path_style {
+            builder = builder.enable_virtual_host_style();
+        }
+        let http: reqwest::Client =
+            aws::http_client().map_err(|e| LakeError::Config(e.to_string()))?;
+        let bucket: String = config.bucket.clone();
+        let op: Operator = Operator::new(builder)
+            .map_err(|e| LakeError::Config(format!("S3 bucket {bucket}: {}", describe(&e))))?
+            .layer(HttpClientLayer::new(HttpClient::with(http.clone())))
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_io_timeout(IO_TIMEOUT),
+            )
+            // Outside the timeouts, so a timed-out attempt is retried too.
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_max_times(RETRIES)
+                    .with_notify(move |event: RetryEvent<'_>| {
+                        tracing::warn!(
+                            "S3 {} in s3://{bucket} failed (attempt {}), retrying in {:.1}s: {}",
+                            event.op,
+                            event.attempt,
+                            event.retry_after.as_secs_f64(),
+                            describe(event.err)
+                        );
+                    }),
+            )
+            .finish();
         Ok(S3Store {
-            client: Client::from_conf(builder.build()),
+            op,
             bucket: config.bucket.clone(),
-            region: config.region.clone(),
+            create: CreateBucket::new(config, &credentials, http),
         })
     }
 
@@ -130,38 +176,44 @@ impl S3Store {
     /// Creates the bucket if it does not exist yet (first start against a
     /// fresh MinIO, tests against moto); an already-owned bucket is fine.
     pub async fn ensure_bucket(&self) -> Result<(), LakeError> {
-        let mut request = self.client.create_bucket().bucket(&self.bucket);
-        // us-east-1 is the one region that rejects an explicit constraint.
-        if self.region != "us-east-1" {
-            request = request.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                    .build(),
-            );
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.error("create bucket", "", e)),
-        }
+        self.create
+            .send()
+            .await
+            .map_err(|message| self.error("create bucket", "", message))
     }
 
-    fn error<E, R>(&self, op: &'static str, key: &str, err: SdkError<E, R>) -> LakeError
-    where
-        E: std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
+    fn error(&self, op: &'static str, key: &str, message: String) -> LakeError {
         LakeError::S3 {
             op,
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            message: DisplayErrorContext(&err).to_string(),
+            message,
         }
+    }
+}
+
+/// An OpenDAL error in one line: its kind, S3's answer, and the cause
+/// (connection refused, timeout, …). Its own Display would add every
+/// response header.
+fn describe(e: &opendal::Error) -> String {
+    let mut text: String = format!("{}: {}", e.kind(), e.message());
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+fn object_meta(entry: &Entry) -> ObjectMeta {
+    let meta = entry.metadata();
+    ObjectMeta {
+        key: entry.path().to_owned(),
+        size: meta.content_length(),
+        last_modified: meta
+            .last_modified()
+            .map(|t| DateTime::<Utc>::from(SystemTime::from(t)))
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
     }
 }
 
@@ -171,91 +223,78 @@ impl ObjectStore for S3Store {
         format!("s3://{}", self.bucket)
     }
 
-    /// One PutObject: S3 makes the object visible whole or not at all.
+    /// One PutObject (a single write is sent whole on close): S3 makes the
+    /// object visible whole or not at all.
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), LakeError> {
         validate_key(key, false)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(bytes))
-            .send()
+        self.op
+            .write(key, bytes)
             .await
-            .map_err(|e| self.error("put", key, e))?;
+            .map_err(|e| self.error("put", key, describe(&e)))?;
         Ok(())
     }
 
+    /// One GetObject. A missing key is `None`; a missing bucket is an error
+    /// (OpenDAL reports NoSuchBucket as a configuration problem).
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, LakeError> {
         validate_key(key, false)?;
-        let response = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        let output = match response {
-            Ok(output) => output,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(self.error("get", key, e)),
-        };
-        let body = output.body.collect().await.map_err(|e| LakeError::S3 {
-            op: "get (reading body)",
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            message: DisplayErrorContext(&e).to_string(),
-        })?;
-        Ok(Some(body.into_bytes().to_vec()))
+        match self.op.read(key).await {
+            Ok(buffer) => Ok(Some(buffer.to_vec())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("get", key, describe(&e))),
+        }
     }
 
-    /// ListObjectsV2, following continuation tokens past the 1000-key pages.
+    /// ListObjectsV2 with the prefix as given and no delimiter, following
+    /// continuation tokens past the 1000-key pages. "Folder" marker objects
+    /// (keys ending in `/`) are not objects of the lake and are left out.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, LakeError> {
         validate_key(prefix, true)?;
-        let mut out: Vec<ObjectMeta> = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| self.error("list", prefix, e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                let last_modified = object
-                    .last_modified()
-                    .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
-                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-                out.push(ObjectMeta {
-                    key: key.to_owned(),
-                    size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
-                    last_modified,
-                });
-            }
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated().unwrap_or(false) => token = Some(next.to_owned()),
-                _ => break,
-            }
-        }
+        let entries: Vec<Entry> = self
+            .op
+            .list_with(prefix)
+            .recursive(true)
+            .await
+            .map_err(|e| self.error("list", prefix, describe(&e)))?;
+        let mut out: Vec<ObjectMeta> = entries
+            .iter()
+            .filter(|entry| entry.metadata().mode().is_file())
+            .map(object_meta)
+            .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
+    /// DeleteObject; S3 (and OpenDAL) take a missing key as deleted.
     async fn delete(&self, key: &str) -> Result<(), LakeError> {
         validate_key(key, false)?;
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        self.op
+            .delete(key)
             .await
-            .map_err(|e| self.error("delete", key, e))?;
-        Ok(())
+            .map_err(|e| self.error("delete", key, describe(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{S3Config, S3Store};
+
+    /// Stores end up in task contexts and error logs; their keys must not.
+    #[test]
+    fn debug_output_hides_the_keys() {
+        let store = S3Store::new(&S3Config {
+            endpoint: Some("http://127.0.0.1:9000".to_owned()),
+            region: "eu-west-1".to_owned(),
+            bucket: "lake".to_owned(),
+            path_style: true,
+            access_key_id: "AKIDEXAMPLE".to_owned(),
+            secret_access_key: "wJalrXUtnFEMI-secret".to_owned(),
+            session_token: Some("session-secret".to_owned()),
+        })
+        .expect("store");
+        let text = format!("{store:?}");
+        assert!(text.contains("lake"), "{text}");
+        assert!(!text.contains("wJalrXUtnFEMI"), "{text}");
+        assert!(!text.contains("session-secret"), "{text}");
     }
 }
