@@ -11,6 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lakehouse::glue_job::GlueConfig;
 use lakehouse::LakeSettings;
 use orchestrator::setting::{self, Lookup, SettingError};
+use pricing::steam::SteamRule;
+use pricing::Rules;
 use sources::espn;
 use sources::odds_api;
 use sources::weather::{OPENWEATHER_KEY_VAR, OPEN_METEO_ARCHIVE_URL};
@@ -120,6 +122,34 @@ pub struct LiveSettings {
     pub openweather_key: Option<ApiKey>,
     /// `BETFLOW_ALERT_WEBHOOK_URL`: where market alerts are POSTed, if anywhere.
     pub alert_webhook: Option<AlertWebhook>,
+    /// How prices are judged: `BETFLOW_DEVIG`, `BETFLOW_STEAM_MIN_MOVE`,
+    /// `BETFLOW_STEAM_MIN_BOOKMAKERS`, `BETFLOW_VALUE_EDGE`,
+    /// `BETFLOW_KELLY_FRACTION` (steam's time span is the odds window).
+    pub rules: Rules,
+}
+
+/// The deployment's [`Rules`] from its variables, each defaulting to
+/// docs/formulas.md's values.
+pub fn rules(env: &impl Lookup) -> Result<Rules, SettingError> {
+    let d = Rules::default();
+    let fraction = |name: &str, default: f64| -> Result<f64, SettingError> {
+        match setting::parsed::<f64>(env, name, "must be a number between 0 and 1")? {
+            None => Ok(default),
+            Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
+            Some(v) => Err(SettingError::invalid(name, &v.to_string(), "must be above 0 and at most 1")),
+        }
+    };
+    Ok(Rules {
+        devig: setting::parsed(env, "BETFLOW_DEVIG", "use multiplicative, additive, power or shin")?
+            .unwrap_or(d.devig),
+        steam: SteamRule {
+            min_move: fraction("BETFLOW_STEAM_MIN_MOVE", d.steam.min_move)?,
+            min_bookmakers: setting::positive(env, "BETFLOW_STEAM_MIN_BOOKMAKERS")?
+                .unwrap_or(d.steam.min_bookmakers),
+        },
+        value_edge: fraction("BETFLOW_VALUE_EDGE", d.value_edge)?,
+        kelly_fraction: fraction("BETFLOW_KELLY_FRACTION", d.kelly_fraction)?,
+    })
 }
 
 /// `BETFLOW_ALERT_WEBHOOK_URL`: an http(s) URL market alerts are POSTed to.
@@ -196,6 +226,7 @@ impl Default for LiveSettings {
             replay_from: None,
             openweather_key: None,
             alert_webhook: None,
+            rules: Rules::default(),
         }
     }
 }
@@ -256,6 +287,7 @@ impl LiveSettings {
             }
         };
         Ok(LiveSettings {
+            rules: rules(env)?,
             alert_webhook,
             kafka,
             publish,

@@ -13,7 +13,8 @@ pub mod http;
 pub mod lenient;
 pub mod news;
 pub mod odds_api;
-pub mod odds_math;
+/// Price conversions, from the `pricing` crate every consumer of odds shares.
+pub use pricing::convert as odds_math;
 pub mod rate_limit;
 pub mod replay;
 pub mod sport;

@@ -788,3 +788,91 @@ fn a_viewer_sees_no_trigger_button() {
     });
     assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
 }
+
+/// The bettor's and analyst's pages in a browser, as a viewer: the markets
+/// board with its flags and sparkline-free first load, a price change
+/// written by the odds sink showing up without a reload (htmx), the game
+/// page's tables, the alerts feed and an analytics chart with its bars.
+#[test]
+fn a_viewer_watches_a_price_change_reach_the_markets_board() {
+    let tools = Tools::find();
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up();
+    env.create_user("vi", "viewer", "password123");
+    crate::web_markets::seed(&env);
+    env.sql(
+        "INSERT INTO serving.market_alerts (kind, sport, event_id, market, outcome, line, magnitude,
+            bookmakers, detail, first_seen, last_seen)
+         VALUES ('value', 'nfl', 'e-kc', 'h2h', 'away', NULL, 0.0265, ARRAY['b'], '{}',
+                 '2024-09-08T16:00:00Z', '2024-09-08T16:10:00Z')",
+    );
+    env.sql(
+        "INSERT INTO serving.gold_market_efficiency (sport, game_id, bookmaker, market, snapshots,
+            avg_vig_pct, min_vig_pct, max_vig_pct, efficiency_rating, favourite_flips, updates,
+            first_snapshot, last_snapshot, run_id)
+         VALUES ('nfl', 'nfl:1', 'fanduel', 'h2h', 12, 4.2, 3.9, 4.6, 'efficient', 0, 3,
+                 '2024-09-08T12:00:00Z', '2024-09-08T17:00:00Z', 'r1')",
+    );
+    let driver = ChromeDriver::start(&tools);
+
+    runtime().block_on(async {
+        let mut b = Browser::open(&driver, &base, "markets_live", env.path("proc-0.log")).await;
+        let board = "/markets?sport=nfl&date=2024-09-08";
+        b.log_in_via_redirect(board, "vi", "password123").await;
+        b.wait_page(board, "section.game").await;
+        let rows = b
+            .js("return document.querySelectorAll('section.game table.market tbody tr').length;", vec![])
+            .await;
+        check!(b, rows == json!(2), "two sides of the moneyline, got {rows}");
+        let flags = b.text("section.game .flag.arb").await;
+        check!(b, flags.as_deref() == Some("arb 3.60%"), "arbitrage flag {flags:?}");
+        b.screenshot("markets-board").await;
+
+        // The odds sink writes a new best home price; the open board shows
+        // it at its next refresh, with no reload.
+        b.js("window.__not_reloaded = true; return true;", vec![]).await;
+        let written = Instant::now();
+        env.sql(
+            "UPDATE serving.odds_latest SET price_decimal = 2.30, implied_probability = 1 / 2.30,
+                event_time = event_time + interval '5 minutes'
+             WHERE bookmaker = 'a' AND outcome = 'home'",
+        );
+        b.wait_js(
+            "the new best home price on the open board",
+            10,
+            "return window.__not_reloaded === true && document.body.innerText.indexOf('2.30 (+130)') >= 0;",
+            vec![],
+            |v| v == &json!(true),
+        )
+        .await;
+        let delay = written.elapsed();
+        eprintln!("price written → visible on the open board: {delay:?}");
+        b.screenshot("markets-after-price-change").await;
+
+        b.click_and_load("section.game a.matchup").await;
+        b.wait_page("/markets/nfl/e-kc", "h1").await;
+        let heading = b.text("h1").await;
+        check!(
+            b,
+            heading.as_deref() == Some("Baltimore Ravens @ Kansas City Chiefs"),
+            "game page heading {heading:?}"
+        );
+        check!(b, b.exists("ol.timeline li").await, "the status timeline has entries");
+        b.screenshot("game-page").await;
+
+        b.goto("/alerts?date=2024-09-08").await;
+        b.wait_page("/alerts?date=2024-09-08", "table.alerts tbody tr").await;
+        let kind = b.text("table.alerts tbody tr .flag").await;
+        check!(b, kind.as_deref() == Some("value"), "alert kind {kind:?}");
+        b.screenshot("alerts").await;
+
+        b.goto("/analytics?sport=nfl").await;
+        b.wait_page("/analytics?sport=nfl", "#market_efficiency svg.bars").await;
+        let bars = b
+            .js("return document.querySelectorAll('#market_efficiency svg.bars rect').length;", vec![])
+            .await;
+        check!(b, bars == json!(1), "one bar per bookmaker, got {bars}");
+        b.screenshot("analytics").await;
+        b.close().await;
+    });
+}

@@ -12,6 +12,7 @@ mod api;
 mod browser;
 mod cli;
 mod glue_catalog;
+mod grafana;
 mod ingest;
 mod kafka;
 mod processes;

@@ -12,7 +12,7 @@ const DAY: &str = "2024-09-08";
 
 /// Kansas City at home to Baltimore, 17:00 UTC on the day, in progress;
 /// bookmaker A home 2.10 / away 1.833333, B home 1.80 / away 2.05.
-fn seed(env: &TestEnv) {
+pub(crate) fn seed(env: &TestEnv) {
     env.sql(
         "INSERT INTO serving.odds_events (event_id, sport, home_team, away_team, commence_time, event_time)
          VALUES ('e-kc', 'nfl', 'Kansas City Chiefs', 'Baltimore Ravens', '2024-09-08T17:00:00Z', '2024-09-08T16:00:00Z')",

@@ -45,6 +45,8 @@ pub struct AppState {
     /// The sport keys the markets and analytics pages accept, in the order
     /// their filters list them (the binary's sports table).
     pub sports: Arc<[String]>,
+    /// How prices are judged: de-vig method, steam, value, Kelly share.
+    pub rules: pricing::Rules,
 }
 
 impl AppState {
@@ -56,7 +58,14 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::default()),
             secure_cookies: std::env::var("BETFLOW_INSECURE_COOKIES").is_err(),
             sports: Arc::from(Vec::new()),
+            rules: pricing::Rules::default(),
         }
+    }
+
+    /// The deployment's price rules (its `BETFLOW_DEVIG` and the like).
+    pub fn with_rules(mut self, rules: pricing::Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// The sports the markets and analytics pages offer.

@@ -120,7 +120,7 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("psql failed: {e}"))
     }
 
-    fn try_sql(&self, query: &str) -> Result<Vec<String>, String> {
+    pub fn try_sql(&self, query: &str) -> Result<Vec<String>, String> {
         let out = Command::new("psql")
             .args(["-X", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1"])
             .args([&self.url, "-c", query])

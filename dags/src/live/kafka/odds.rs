@@ -25,6 +25,8 @@ use streaming::window::{WindowError, WindowSpec};
 pub struct OddsSink {
     pub spec: WindowSpec,
     pub allowed_lateness: TimeDelta,
+    /// How value and steam alerts are judged.
+    pub rules: pricing::Rules,
 }
 
 impl Default for OddsSink {
@@ -33,6 +35,7 @@ impl Default for OddsSink {
         Self {
             spec: WindowSpec::tumbling_whole_minutes(5),
             allowed_lateness: DEFAULT_ALLOWED_LATENESS,
+            rules: pricing::Rules::default(),
         }
     }
 }
@@ -43,6 +46,7 @@ pub fn odds_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsume
     let sink = OddsSink {
         spec: live.odds_window,
         allowed_lateness: live.allowed_lateness,
+        rules: live.rules,
     };
     KafkaConsumer::new(kafka.consumer(PROCESSOR), sink)
 }
@@ -64,7 +68,7 @@ impl TopicProcessor for OddsSink {
     }
 
     fn fresh(&self) -> Result<OddsProcessor, WindowError> {
-        OddsProcessor::new(self.spec, self.allowed_lateness)
+        Ok(OddsProcessor::new(self.spec, self.allowed_lateness)?.with_rules(self.rules))
     }
 
     async fn write(

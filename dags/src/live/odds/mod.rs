@@ -188,6 +188,9 @@ pub struct OddsSnapshot {
 /// Keyed windows over bookmaker markets.
 pub struct OddsProcessor {
     windows: Windowed<OddsKey, OddsWindow>,
+    /// How value and steam are judged (configuration, not state: not in
+    /// the snapshot).
+    rules: pricing::Rules,
     /// Event time (ms) of each key's newest applied update, to tell a
     /// repeated quote (skipped) from a late one (dead-lettered).
     applied: HashMap<OddsKey, i64>,
@@ -198,9 +201,16 @@ impl OddsProcessor {
     pub fn new(spec: WindowSpec, allowed_lateness: TimeDelta) -> Result<Self, WindowError> {
         Ok(Self {
             windows: Windowed::new(spec, allowed_lateness, OddsWindow::default())?,
+            rules: pricing::Rules::default(),
             applied: HashMap::new(),
             handled: 0,
         })
+    }
+
+    /// This processor judging value and steam by `rules`.
+    pub fn with_rules(mut self, rules: pricing::Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     pub fn windows(&self) -> &Windowed<OddsKey, OddsWindow> {
@@ -213,7 +223,7 @@ impl OddsProcessor {
         let event = &envelope.payload.event;
         let mut batch: OddsBatch = OddsBatch {
             best: best_prices(&markets),
-            signals: signals::value_signals(&markets, envelope.event_time),
+            signals: signals::value_signals(&markets, envelope.event_time, &self.rules),
             rejected,
             event: Some(EventInfo {
                 event_id: event.id.clone(),
@@ -253,7 +263,7 @@ impl OddsProcessor {
         }
         batch.latest = latest;
         batch.closed = self.windows.drain_closed();
-        batch.signals.extend(signals::steam_signals(&batch.closed));
+        batch.signals.extend(signals::steam_signals(&batch.closed, &self.rules));
         self.handled += 1;
         if self.handled.is_multiple_of(1024) {
             self.forget_applied();

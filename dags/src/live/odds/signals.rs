@@ -1,16 +1,20 @@
 //! Market signals the odds consumer records as alerts beside arbitrage
-//! (docs/formulas.md#value and #steam):
+//! (docs/formulas.md#value and #steam), judged by the deployment's
+//! [`Rules`]:
 //!
-//! - **value**: within one poll, an outcome's best price beats the
-//!   consensus fair price (median no-vig probability across the poll's
-//!   bookmakers on the same line) by [`VALUE_EDGE`] or more expected return;
-//! - **steam**: within one closed window, at least [`STEAM_BOOKMAKERS`]
-//!   bookmakers, and at least half of those quoting the outcome, moved its
-//!   implied probability by [`STEAM_MOVE`] or more the same way.
+//! - **value**: within one poll, an outcome's best price has an expected
+//!   return of at least `rules.value_edge` at the consensus fair
+//!   probability (the median over the poll's bookmakers of their
+//!   de-vigged probabilities on the same line);
+//! - **steam**: within one closed window, enough bookmakers moved the
+//!   outcome's implied probability the same way (`rules.steam`).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use pricing::consensus::expected_value;
+use pricing::steam::implied_move;
+use pricing::Rules;
 use serde::Serialize;
 
 use super::market::{BookMarket, Line};
@@ -18,14 +22,6 @@ use super::window::OddsWindowOutput;
 use super::OddsKey;
 use sources::odds_api::Side;
 use streaming::window::Closed;
-
-/// Expected return of the best price at the consensus fair probability
-/// that makes a value alert.
-pub const VALUE_EDGE: f64 = 0.02;
-/// A bookmaker's move that counts towards steam, in implied probability.
-pub const STEAM_MOVE: f64 = 0.015;
-/// Bookmakers that must move together for steam.
-pub const STEAM_BOOKMAKERS: usize = 3;
 
 /// What kind of signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,80 +49,91 @@ pub struct Signal {
     pub outcome: Side,
     /// Hundredths of a point; `None` for h2h.
     pub line: Option<i64>,
-    /// Value: the edge (0.03 = 3 %). Steam: the mean move of the movers in
-    /// implied probability, signed (positive: the outcome shortened).
+    /// Value: the expected value (0.03 = 3 %). Steam: the movers' mean move
+    /// in implied probability, signed (positive: the outcome shortened).
     pub magnitude: f64,
     /// Value: the bookmakers at the best price. Steam: the movers.
     pub bookmakers: Vec<String>,
-    /// Value: best decimal and fair probability. Steam: the window.
+    /// Value: best decimal, fair probability, Kelly. Steam: the window.
     pub detail: serde_json::Value,
     pub event_time: DateTime<Utc>,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len().is_multiple_of(2) {
-        (v[m - 1] + v[m]) / 2.0
-    } else {
-        v[m]
-    })
-}
-
 /// Value alerts of one poll's bookmaker markets, at `event_time`.
-pub fn value_signals(markets: &[BookMarket], event_time: DateTime<Utc>) -> Vec<Signal> {
-    // (event, market, line, side) → [(bookmaker, decimal, no-vig p)]
-    type Quotes<'a> = Vec<(&'a str, f64, f64)>;
-    let mut by_side: BTreeMap<(&str, &str, Line, Side), Quotes<'_>> = BTreeMap::new();
+pub fn value_signals(markets: &[BookMarket], event_time: DateTime<Utc>, rules: &Rules) -> Vec<Signal> {
+    let mut lines: BTreeMap<(&str, &str, Line), Vec<&BookMarket>> = BTreeMap::new();
     for m in markets {
-        let Some(line) = m.line() else { continue };
-        for (q, p) in m.quotes.iter().zip(m.no_vig()) {
-            by_side
-                .entry((&m.event_id, &m.market, line, q.side))
-                .or_default()
-                .push((&m.bookmaker, q.decimal, p));
+        if let Some(line) = m.line() {
+            lines.entry((&m.event_id, &m.market, line)).or_default().push(m);
         }
     }
     let mut out = Vec::new();
-    for ((event_id, market, line, side), quotes) in by_side {
-        // One bookmaker is not a consensus.
-        if quotes.len() < 2 {
-            continue;
-        }
-        let Some(fair) = median(quotes.iter().map(|q| q.2).collect()) else {
-            continue;
-        };
-        let best: f64 = quotes.iter().map(|q| q.1).fold(f64::MIN, f64::max);
-        let edge: f64 = best * fair - 1.0;
-        if edge < VALUE_EDGE {
-            continue;
-        }
-        let mut books: Vec<String> = quotes
+    for ((event_id, market, line), books) in lines {
+        let mut sides: Vec<Side> = books.iter().flat_map(|m| m.quotes.iter().map(|q| q.side)).collect();
+        sides.sort();
+        sides.dedup();
+        // Each bookmaker's implied probabilities in `sides` order; one
+        // missing a side cannot be de-vigged against the others.
+        let implied: Vec<Vec<f64>> = books
             .iter()
-            .filter(|q| q.1 == best)
-            .map(|q| q.0.to_owned())
+            .filter_map(|m| {
+                sides
+                    .iter()
+                    .map(|s| m.quotes.iter().find(|q| q.side == *s).map(|q| q.implied()))
+                    .collect::<Option<Vec<f64>>>()
+            })
             .collect();
-        books.sort();
-        out.push(Signal {
-            kind: SignalKind::Value,
-            event_id: event_id.to_owned(),
-            market: market.to_owned(),
-            outcome: side,
-            line: line.0,
-            magnitude: edge,
-            bookmakers: books,
-            detail: serde_json::json!({"best_decimal": best, "fair_probability": fair, "quoted_by": quotes.len()}),
-            event_time,
-        });
+        // One bookmaker is not a consensus.
+        if implied.len() < 2 {
+            continue;
+        }
+        let fair = rules.consensus(&implied);
+        for (side, fair) in sides.iter().zip(fair) {
+            let Some(fair) = fair else { continue };
+            let quotes: Vec<(&str, f64)> = books
+                .iter()
+                .filter_map(|m| {
+                    m.quotes
+                        .iter()
+                        .find(|q| q.side == *side)
+                        .map(|q| (m.bookmaker.as_str(), q.decimal))
+                })
+                .collect();
+            let best: f64 = quotes.iter().map(|q| q.1).fold(f64::MIN, f64::max);
+            let edge: f64 = expected_value(best, fair);
+            if edge < rules.value_edge {
+                continue;
+            }
+            let mut at_best: Vec<String> = quotes
+                .iter()
+                .filter(|q| q.1 == best)
+                .map(|q| q.0.to_owned())
+                .collect();
+            at_best.sort();
+            out.push(Signal {
+                kind: SignalKind::Value,
+                event_id: event_id.to_owned(),
+                market: market.to_owned(),
+                outcome: *side,
+                line: line.0,
+                magnitude: edge,
+                bookmakers: at_best,
+                detail: serde_json::json!({
+                    "best_decimal": best,
+                    "fair_probability": fair,
+                    "kelly": pricing::consensus::kelly(best, fair),
+                    "devig": rules.devig.as_str(),
+                    "quoted_by": quotes.len(),
+                }),
+                event_time,
+            });
+        }
     }
     out
 }
 
 /// Steam alerts of one batch's closed windows.
-pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>]) -> Vec<Signal> {
+pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>], rules: &Rules) -> Vec<Signal> {
     // (event, market, window start, side) → [(bookmaker, move, line)] and
     // the newest event time among them.
     type Key<'a> = (&'a str, &'a str, DateTime<Utc>, Side);
@@ -134,9 +141,7 @@ pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>]) -> Vec<Signal
     let mut groups: BTreeMap<Key<'_>, (Moves<'_>, DateTime<Utc>)> = BTreeMap::new();
     for c in closed {
         for o in &c.output.outcomes {
-            let change = o
-                .open_decimal
-                .map(|open| 1.0 / o.latest_decimal - 1.0 / open);
+            let change = o.open_decimal.map(|open| implied_move(open, o.latest_decimal));
             let entry = groups
                 .entry((&c.key.event_id, &c.key.market, c.window.start, o.side))
                 .or_insert((Vec::new(), c.max_event_time));
@@ -146,20 +151,18 @@ pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>]) -> Vec<Signal
     }
     let mut out = Vec::new();
     for ((event_id, market, start, side), (moves, event_time)) in groups {
-        let quoted = moves.len();
-        let up: Vec<&(&str, Option<f64>, Option<f64>)> = moves
-            .iter()
-            .filter(|m| m.1.is_some_and(|d| d >= STEAM_MOVE))
-            .collect();
-        let down: Vec<&(&str, Option<f64>, Option<f64>)> = moves
-            .iter()
-            .filter(|m| m.1.is_some_and(|d| d <= -STEAM_MOVE))
-            .collect();
-        let movers = if up.len() >= down.len() { up } else { down };
-        if movers.len() < STEAM_BOOKMAKERS || movers.len() * 2 < quoted {
+        let Some(steam) = rules.steam.judge(moves.iter().map(|m| m.1)) else {
             continue;
-        }
-        let mean: f64 = movers.iter().filter_map(|m| m.1).sum::<f64>() / movers.len() as f64;
+        };
+        let moved = |d: f64| {
+            if steam.shortened {
+                d >= rules.steam.min_move
+            } else {
+                d <= -rules.steam.min_move
+            }
+        };
+        let movers: Vec<&(&str, Option<f64>, Option<f64>)> =
+            moves.iter().filter(|m| m.1.is_some_and(moved)).collect();
         let mut books: Vec<String> = movers.iter().map(|m| m.0.to_owned()).collect();
         books.sort();
         let line = movers
@@ -172,9 +175,9 @@ pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>]) -> Vec<Signal
             market: market.to_owned(),
             outcome: side,
             line,
-            magnitude: mean,
+            magnitude: steam.mean_move,
             bookmakers: books,
-            detail: serde_json::json!({"window_start": start, "quoted_by": quoted}),
+            detail: serde_json::json!({"window_start": start, "quoted_by": moves.len()}),
             event_time,
         });
     }
@@ -218,7 +221,7 @@ mod tests {
     #[test]
     fn value_is_the_best_price_against_the_median_fair_price() {
         let markets = [h2h("A", 2.10, 1.833333), h2h("B", 1.80, 2.05)];
-        let signals = value_signals(&markets, t(1));
+        let signals = value_signals(&markets, t(1), &Rules::default());
         let away = signals
             .iter()
             .find(|s| s.outcome == Side::Away)
@@ -245,9 +248,9 @@ mod tests {
             h2h("b", 1.85, 2.00),
             h2h("c", 1.83, 2.05),
         ];
-        assert!(value_signals(&tight, t(1)).is_empty());
+        assert!(value_signals(&tight, t(1), &Rules::default()).is_empty());
         // One bookmaker alone is no consensus.
-        assert!(value_signals(&markets[..1], t(1)).is_empty());
+        assert!(value_signals(&markets[..1], t(1), &Rules::default()).is_empty());
     }
 
     fn window(book: &str, open: f64, latest: f64) -> Closed<OddsKey, OddsWindowOutput> {
@@ -300,7 +303,7 @@ mod tests {
             window("c", 2.0, 1.9),
             window("d", 2.0, 2.0),
         ];
-        let steam = steam_signals(&closed);
+        let steam = steam_signals(&closed, &Rules::default());
         assert_eq!(steam.len(), 1, "{steam:?}");
         assert_eq!(steam[0].outcome, Side::Home);
         assert_eq!(steam[0].bookmakers, ["a", "b", "c"]);

@@ -8,21 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use pricing::consensus::{expected_value, hold, kelly, median};
+use pricing::steam::{implied_move, Steam};
+use pricing::Rules;
+
 use super::read::{EventRow, GameRow, MovePoint, PriceRow, WindowMove};
 
 /// Markets in the order the board shows them.
 pub const MARKETS: [&str; 3] = ["h2h", "spreads", "totals"];
-
-/// A side is flagged as value when its best price beats the consensus fair
-/// price by this much expected return (docs/formulas.md#value).
-pub const VALUE_EDGE: f64 = 0.02;
-
-/// A bookmaker's move counts towards steam when its implied probability
-/// changed by at least this much within the newest window.
-pub const STEAM_MOVE: f64 = 0.015;
-
-/// Steam needs this many bookmakers moving the same way...
-pub const STEAM_BOOKMAKERS: usize = 3;
 
 /// The score and clock of a game the games consumer follows.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,41 +72,18 @@ pub struct Side {
     /// Mean implied probability per time bucket, oldest first.
     pub history: Vec<f64>,
     pub steam: Option<Steam>,
-    /// `best × fair − 1` when at least [`VALUE_EDGE`].
+    /// `best × fair − 1` at the best price.
+    pub expected_value: f64,
+    /// The same, when it reaches the deployment's value threshold.
     pub value_edge: Option<f64>,
+    /// The full Kelly stake at the best price, a fraction of the bankroll.
+    pub kelly: f64,
 }
 
 impl Side {
     pub fn fair_decimal(&self) -> f64 {
         1.0 / self.fair_probability
     }
-}
-
-/// Several bookmakers moved one outcome the same way in one window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Steam {
-    /// `true`: the outcome shortened (its implied probability rose).
-    pub shortened: bool,
-    pub bookmakers: usize,
-}
-
-/// The median; `None` for no values.
-pub fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    })
-}
-
-/// `1 − 1/Σp` from an overround `Σp − 1`.
-pub fn hold(overround: f64) -> f64 {
-    1.0 - 1.0 / (1.0 + overround)
 }
 
 /// A point as a map key: lines are quoted in halves, so hundredths are exact.
@@ -142,6 +112,7 @@ pub fn name_key(name: &str) -> String {
 
 /// What the board is built from.
 pub struct Inputs<'a> {
+    pub rules: &'a Rules,
     pub events: &'a [EventRow],
     pub games: &'a [GameRow],
     pub prices: &'a [PriceRow],
@@ -257,9 +228,27 @@ fn main_line(
     let mut outcomes: Vec<&str> = on_line.iter().map(|r| r.outcome.as_str()).collect();
     outcomes.sort_by_key(|o| outcome_order(o));
     outcomes.dedup();
+    // Each bookmaker's implied probabilities in `outcomes` order, de-vigged
+    // by the deployment's method; the median per outcome is the consensus.
+    let implied: Vec<Vec<f64>> = bookmakers
+        .iter()
+        .filter_map(|book| {
+            outcomes
+                .iter()
+                .map(|o| {
+                    on_line
+                        .iter()
+                        .find(|r| r.bookmaker == *book && r.outcome == *o)
+                        .map(|r| 1.0 / r.price_decimal)
+                })
+                .collect::<Option<Vec<f64>>>()
+        })
+        .collect();
+    let fair: Vec<Option<f64>> = inputs.rules.consensus(&implied);
     let sides: Vec<Side> = outcomes
         .iter()
-        .filter_map(|o| side(event_id, market, o, &on_line, inputs))
+        .zip(fair)
+        .filter_map(|(o, fair)| side(event_id, market, o, fair?, &on_line, inputs))
         .collect();
     if sides.len() < 2 {
         return None;
@@ -294,6 +283,7 @@ fn side(
     event_id: &str,
     market: &str,
     outcome: &str,
+    fair_probability: f64,
     on_line: &[&PriceRow],
     inputs: &Inputs<'_>,
 ) -> Option<Side> {
@@ -312,7 +302,6 @@ fn side(
         .map(|r| r.bookmaker.clone())
         .collect();
     best_bookmakers.sort();
-    let fair_probability: f64 = median(rows.iter().map(|r| r.no_vig_probability).collect())?;
     let now: Option<f64> = median(rows.iter().map(|r| 1.0 / r.price_decimal).collect());
     let opened: Vec<f64> = rows
         .iter()
@@ -331,13 +320,14 @@ fn side(
         })
         .map(|m| m.implied)
         .collect();
-    let steam = steam(
+    let steam = inputs.rules.steam.judge(
         inputs
             .window_moves
             .iter()
-            .filter(|w| w.event_id == event_id && w.market == market && w.outcome == outcome),
+            .filter(|w| w.event_id == event_id && w.market == market && w.outcome == outcome)
+            .map(|w| w.open_decimal.map(|open| implied_move(open, w.latest_decimal))),
     );
-    let edge: f64 = best.price_decimal * fair_probability - 1.0;
+    let edge: f64 = expected_value(best.price_decimal, fair_probability);
     Some(Side {
         outcome: outcome.to_owned(),
         point: best.point,
@@ -348,33 +338,9 @@ fn side(
         movement,
         history,
         steam,
-        value_edge: (edge >= VALUE_EDGE).then_some(edge),
-    })
-}
-
-/// Steam: at least [`STEAM_BOOKMAKERS`] bookmakers, and at least half of
-/// those quoting the outcome in the window, moved its implied probability
-/// by [`STEAM_MOVE`] or more the same way.
-pub fn steam<'a>(moves: impl Iterator<Item = &'a WindowMove>) -> Option<Steam> {
-    let (mut up, mut down, mut quoted) = (0usize, 0usize, 0usize);
-    for m in moves {
-        quoted += 1;
-        let Some(open) = m.open_decimal else { continue };
-        let change: f64 = 1.0 / m.latest_decimal - 1.0 / open;
-        if change >= STEAM_MOVE {
-            up += 1;
-        } else if change <= -STEAM_MOVE {
-            down += 1;
-        }
-    }
-    let (shortened, bookmakers) = if up >= down {
-        (true, up)
-    } else {
-        (false, down)
-    };
-    (bookmakers >= STEAM_BOOKMAKERS && bookmakers * 2 >= quoted).then_some(Steam {
-        shortened,
-        bookmakers,
+        expected_value: edge,
+        value_edge: (edge >= inputs.rules.value_edge).then_some(edge),
+        kelly: kelly(best.price_decimal, fair_probability),
     })
 }
 
@@ -412,6 +378,7 @@ mod tests {
 
     fn inputs<'a>(events: &'a [EventRow], prices: &'a [PriceRow]) -> Inputs<'a> {
         Inputs {
+            rules: Box::leak(Box::new(Rules::default())),
             events,
             games: &[],
             prices,
@@ -516,8 +483,11 @@ mod tests {
         let line = &markets_of("e1", &inputs(&[], &prices))[0];
         let margin = line.arbitrage.expect("arbitrage");
         assert!((margin - 0.036005).abs() < 1e-6, "{margin}");
-        // Away 2.05 × fair 0.53 − 1 = 0.0865: value.
-        assert!((line.sides[0].value_edge.unwrap() - 0.0865).abs() < 1e-9);
+        // Fair away: median of A's 0.533898 and B's 0.467532 (each de-vigged
+        // from its prices) = 0.500715; 2.05 × 0.500715 − 1 = 0.0265: value.
+        assert!((line.sides[0].value_edge.unwrap() - 0.026466).abs() < 1e-6);
+        // Kelly at 2.05: (1.05 × 0.500715 − 0.499285) / 1.05 = 0.025206.
+        assert!((line.sides[0].kelly - 0.025206).abs() < 1e-6);
     }
 
     #[test]
@@ -535,50 +505,6 @@ mod tests {
         assert_eq!(line.bookmakers, 2);
         assert_eq!(line.sides[0].point, Some(3.5));
         assert_eq!(line.sides[1].best_decimal, 1.95);
-    }
-
-    fn moved(_book: &str, open: f64, latest: f64) -> WindowMove {
-        WindowMove {
-            event_id: "e1".into(),
-            market: "h2h".into(),
-            outcome: "home".into(),
-            open_decimal: Some(open),
-            latest_decimal: latest,
-        }
-    }
-
-    #[test]
-    fn steam_needs_three_bookmakers_and_half_the_market_moving_together() {
-        // 2.00 → 1.90: implied 0.5 → 0.5263, +2.6 points each.
-        let three = [
-            moved("a", 2.0, 1.9),
-            moved("b", 2.0, 1.9),
-            moved("c", 2.0, 1.9),
-            moved("d", 2.0, 2.0),
-        ];
-        assert_eq!(
-            steam(three.iter()),
-            Some(Steam {
-                shortened: true,
-                bookmakers: 3
-            })
-        );
-        assert_eq!(
-            steam(three[..2].iter()),
-            None,
-            "two bookmakers are not steam"
-        );
-        let mut crowd: Vec<WindowMove> = three.to_vec();
-        for b in ["e", "f", "g", "h"] {
-            crowd.push(moved(b, 2.0, 2.0));
-        }
-        assert_eq!(steam(crowd.iter()), None, "3 of 8 is not half the market");
-        let drift = [
-            moved("a", 2.0, 2.02),
-            moved("b", 2.0, 2.02),
-            moved("c", 2.0, 2.02),
-        ];
-        assert_eq!(steam(drift.iter()), None, "half a point is not a move");
     }
 
     #[test]

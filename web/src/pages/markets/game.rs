@@ -12,7 +12,9 @@ use axum::response::Response;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use super::board::{self, median, name_key, GameCard, Inputs};
+use pricing::consensus::median;
+
+use super::board::{self, name_key, GameCard, Inputs};
 use super::read::{self, BookWindow, EventRow, GameRow};
 use super::{card_view, fmt_price, CardView};
 use crate::auth::extract::PageUser;
@@ -262,6 +264,7 @@ pub async fn game_page(
     let window_moves = read::latest_window_moves(&state.db, &ids).await?;
     let matched: Vec<GameRow> = game.cloned().into_iter().collect();
     let cards = board::build(&Inputs {
+        rules: &state.rules,
         events: std::slice::from_ref(&event),
         games: &matched,
         prices: &prices,
@@ -332,7 +335,7 @@ pub async fn game_page(
     let page = GamePage {
         nav,
         charts: charts_of(&card, &windows),
-        card: card_view(&card),
+        card: card_view(&card, state.rules.kelly_fraction),
         back,
         arbitrage: arbitrage_view(&arbitrage),
         timeline,

@@ -133,6 +133,7 @@ async fn load(state: &AppState, f: &Filter) -> Result<Vec<GameCard>, Problem> {
     let movement = read::movement(&state.db, &ids, 900.0, from - TimeDelta::days(1)).await?;
     let window_moves = read::latest_window_moves(&state.db, &ids).await?;
     Ok(board::build(&Inputs {
+        rules: &state.rules,
         events: &events,
         games: &games,
         prices: &prices,
@@ -173,6 +174,16 @@ pub struct SideView {
     pub spark: String,
     pub steam: String,
     pub value: String,
+}
+
+/// `¼`, `½`, `full`, or a percentage: the share of Kelly shown.
+fn fmt_fraction(f: f64) -> String {
+    match f {
+        f if (f - 0.25).abs() < 1e-9 => "¼".to_owned(),
+        f if (f - 0.5).abs() < 1e-9 => "½".to_owned(),
+        f if (f - 1.0).abs() < 1e-9 => "full".to_owned(),
+        f => format!("{:.0}%", f * 100.0),
+    }
 }
 
 fn market_name(market: &str) -> &'static str {
@@ -238,7 +249,7 @@ fn status_view(card: &GameCard) -> (String, &'static str, String) {
     }
 }
 
-fn market_view(card: &GameCard, m: &MarketLine) -> MarketView {
+fn market_view(card: &GameCard, m: &MarketLine, kelly_fraction: f64) -> MarketView {
     MarketView {
         name: market_name(&m.market),
         line: match (m.market.as_str(), m.line) {
@@ -287,14 +298,21 @@ fn market_view(card: &GameCard, m: &MarketLine) -> MarketView {
                     .unwrap_or_default(),
                 value: s
                     .value_edge
-                    .map(|e| format!("value +{:.1}%", e * 100.0))
+                    .map(|e| {
+                        format!(
+                            "value +{:.1}% · stake {:.1}% ({} Kelly)",
+                            e * 100.0,
+                            s.kelly * kelly_fraction * 100.0,
+                            fmt_fraction(kelly_fraction)
+                        )
+                    })
                     .unwrap_or_default(),
             })
             .collect(),
     }
 }
 
-fn card_view(card: &GameCard) -> CardView {
+fn card_view(card: &GameCard, kelly_fraction: f64) -> CardView {
     let (status, status_class, score) = status_view(card);
     CardView {
         sport: card.sport.clone(),
@@ -309,7 +327,11 @@ fn card_view(card: &GameCard) -> CardView {
         status,
         status_class,
         score,
-        markets: card.markets.iter().map(|m| market_view(card, m)).collect(),
+        markets: card
+            .markets
+            .iter()
+            .map(|m| market_view(card, m, kelly_fraction))
+            .collect(),
     }
 }
 
@@ -336,9 +358,9 @@ struct MarketsPage {
     board_html: String,
 }
 
-fn fragment(f: &Filter, cards: &[GameCard]) -> BoardFragment {
+fn fragment(f: &Filter, cards: &[GameCard], kelly_fraction: f64) -> BoardFragment {
     BoardFragment {
-        cards: cards.iter().map(card_view).collect(),
+        cards: cards.iter().map(|c| card_view(c, kelly_fraction)).collect(),
         query: f.query(),
         date: f.date.to_string(),
         sport_label: f.sport.clone().unwrap_or_else(|| "any sport".to_owned()),
@@ -357,7 +379,7 @@ async fn markets_page(
         Err(bad) => return Ok(ErrorPage::bad_param(nav, bad.name, &bad.message)),
     };
     let cards = load(&state, &f).await?;
-    let board_html = fragment(&f, &cards).render().map_err(Problem::internal)?;
+    let board_html = fragment(&f, &cards, state.rules.kelly_fraction).render().map_err(Problem::internal)?;
     let page = MarketsPage {
         nav,
         sports: state.sports.to_vec(),
@@ -381,7 +403,10 @@ async fn markets_fragment(
         )
     })?;
     let cards = load(&state, &f).await?;
-    Ok(render(&fragment(&f, &cards), StatusCode::OK))
+    Ok(render(
+        &fragment(&f, &cards, state.rules.kelly_fraction),
+        StatusCode::OK,
+    ))
 }
 
 /// A CSV field, quoted when it needs to be.
@@ -396,7 +421,7 @@ fn csv_field(s: &str) -> String {
 /// One row per game, market and side of the board.
 pub fn board_csv(cards: &[GameCard]) -> String {
     let mut out = String::from(
-        "sport,event_id,start_utc,away_team,home_team,status,away_score,home_score,market,line,outcome,point,best_decimal,best_american,best_bookmakers,fair_probability,fair_decimal,hold,movement_prob,arbitrage_margin,steam_bookmakers,value_edge\n",
+        "sport,event_id,start_utc,away_team,home_team,status,away_score,home_score,market,line,outcome,point,best_decimal,best_american,best_bookmakers,fair_probability,fair_decimal,hold,movement_prob,arbitrage_margin,steam_bookmakers,expected_value,kelly\n",
     );
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for c in cards {
@@ -420,13 +445,13 @@ pub fn board_csv(cards: &[GameCard]) -> String {
         ]
         .join(",");
         if c.markets.is_empty() {
-            let _ = writeln!(out, "{game}{}", ",".repeat(14));
+            let _ = writeln!(out, "{game}{}", ",".repeat(15));
         }
         for m in &c.markets {
             for s in &m.sides {
                 let _ = writeln!(
                     out,
-                    "{game},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{game},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     m.market,
                     opt(m.line),
                     s.outcome,
