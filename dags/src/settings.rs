@@ -136,12 +136,20 @@ pub fn rules(env: &impl Lookup) -> Result<Rules, SettingError> {
         match setting::parsed::<f64>(env, name, "must be a number between 0 and 1")? {
             None => Ok(default),
             Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
-            Some(v) => Err(SettingError::invalid(name, &v.to_string(), "must be above 0 and at most 1")),
+            Some(v) => Err(SettingError::invalid(
+                name,
+                &v.to_string(),
+                "must be above 0 and at most 1",
+            )),
         }
     };
     Ok(Rules {
-        devig: setting::parsed(env, "BETFLOW_DEVIG", "use multiplicative, additive, power or shin")?
-            .unwrap_or(d.devig),
+        devig: setting::parsed(
+            env,
+            "BETFLOW_DEVIG",
+            "use multiplicative, additive, power or shin",
+        )?
+        .unwrap_or(d.devig),
         steam: SteamRule {
             min_move: fraction("BETFLOW_STEAM_MIN_MOVE", d.steam.min_move)?,
             min_bookmakers: setting::positive(env, "BETFLOW_STEAM_MIN_BOOKMAKERS")?

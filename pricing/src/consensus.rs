@@ -74,7 +74,10 @@ mod tests {
     #[test]
     fn expected_value_and_kelly_of_the_worked_example() {
         assert!((expected_value(2.05, 0.500715) - 0.026466).abs() < 1e-6);
-        assert_eq!(value_edge(2.05, 0.500715).map(|e| (e * 1e6).round()), Some(26466.0));
+        assert_eq!(
+            value_edge(2.05, 0.500715).map(|e| (e * 1e6).round()),
+            Some(26466.0)
+        );
         // b = 1.05: (1.05 × 0.500715 − 0.499285) / 1.05 = 0.025206.
         assert!((kelly(2.05, 0.500715) - 0.025206).abs() < 1e-6);
         assert_eq!(kelly(1.80, 0.5), 0.0, "no edge, no stake");

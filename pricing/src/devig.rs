@@ -23,7 +23,12 @@ pub enum Devig {
 }
 
 impl Devig {
-    pub const ALL: [Devig; 4] = [Devig::Multiplicative, Devig::Additive, Devig::Power, Devig::Shin];
+    pub const ALL: [Devig; 4] = [
+        Devig::Multiplicative,
+        Devig::Additive,
+        Devig::Power,
+        Devig::Shin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,7 +44,11 @@ impl Devig {
     /// share below zero, or implied probabilities that sum to less than 1
     /// for the power and Shin methods, which assume a vig).
     pub fn fair(self, implied: &[f64]) -> Option<Vec<f64>> {
-        if implied.len() < 2 || implied.iter().any(|p| !(p.is_finite() && *p > 0.0 && *p < 1.0)) {
+        if implied.len() < 2
+            || implied
+                .iter()
+                .any(|p| !(p.is_finite() && *p > 0.0 && *p < 1.0))
+        {
             return None;
         }
         let total: f64 = implied.iter().sum();
@@ -67,7 +76,8 @@ impl Devig {
                     implied
                         .iter()
                         .map(|p| {
-                            ((z * z + 4.0 * (1.0 - z) * p * p / total).sqrt() - z) / (2.0 * (1.0 - z))
+                            ((z * z + 4.0 * (1.0 - z) * p * p / total).sqrt() - z)
+                                / (2.0 * (1.0 - z))
                         })
                         .collect()
                 };
@@ -129,13 +139,22 @@ mod tests {
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
         }
-        assert!((got.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{got:?} sums to 1");
+        assert!(
+            (got.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+            "{got:?} sums to 1"
+        );
     }
 
     #[test]
     fn each_method_follows_its_worked_example() {
-        close(&Devig::Multiplicative.fair(&MARKET).unwrap(), &[0.642857, 0.357143]);
-        close(&Devig::Additive.fair(&MARKET).unwrap(), &[0.648148, 0.351852]);
+        close(
+            &Devig::Multiplicative.fair(&MARKET).unwrap(),
+            &[0.642857, 0.357143],
+        );
+        close(
+            &Devig::Additive.fair(&MARKET).unwrap(),
+            &[0.648148, 0.351852],
+        );
         close(&Devig::Power.fair(&MARKET).unwrap(), &[0.650822, 0.349178]);
         // With two outcomes Shin's answer is the additive one (z = 0.037164).
         close(&Devig::Shin.fair(&MARKET).unwrap(), &[0.648148, 0.351852]);
@@ -143,14 +162,21 @@ mod tests {
         let three = [1.0 / 2.20, 1.0 / 3.40, 1.0 / 3.60];
         let shin = Devig::Shin.fair(&three).unwrap();
         let additive = Devig::Additive.fair(&three).unwrap();
-        assert!((shin[0] - additive[0]).abs() > 1e-4, "{shin:?} vs {additive:?}");
+        assert!(
+            (shin[0] - additive[0]).abs() > 1e-4,
+            "{shin:?} vs {additive:?}"
+        );
         close(&shin, &SHIN_THREE);
     }
 
     #[test]
     fn methods_refuse_what_they_cannot_answer() {
         assert_eq!(Devig::Multiplicative.fair(&[0.5]), None, "one outcome");
-        assert_eq!(Devig::Additive.fair(&[0.98, 0.1, 0.1]), None, "a negative share");
+        assert_eq!(
+            Devig::Additive.fair(&[0.95, 0.02, 0.2]),
+            None,
+            "a negative share"
+        );
         assert_eq!(Devig::Power.fair(&[0.4, 0.4]), None, "no vig to take");
         assert_eq!(Devig::Shin.fair(&[1.2, 0.1]), None, "not a probability");
         assert_eq!(Devig::Power.fair(&[0.5, 0.5]), Some(vec![0.5, 0.5]));

@@ -46,7 +46,11 @@ impl SteamRule {
                 _ => {}
             }
         }
-        let (shortened, movers) = if up.len() >= down.len() { (true, up) } else { (false, down) };
+        let (shortened, movers) = if up.len() >= down.len() {
+            (true, up)
+        } else {
+            (false, down)
+        };
         (movers.len() >= self.min_bookmakers && movers.len() * 2 >= quoted).then(|| Steam {
             shortened,
             bookmakers: movers.len(),
@@ -75,7 +79,11 @@ mod tests {
         assert_eq!(steam.bookmakers, 3);
         assert!((steam.mean_move - 0.026316).abs() < 1e-6);
         assert_eq!(rule.judge([m, m, Some(0.0)]), None, "two bookmakers");
-        assert_eq!(rule.judge([m, m, m, None, None, None, None, None]), None, "3 of 8");
+        assert_eq!(
+            rule.judge([m, m, m, None, None, None, None, None]),
+            None,
+            "3 of 8"
+        );
         let drift = Some(implied_move(2.0, 2.02));
         assert_eq!(rule.judge([drift, drift, drift]), None, "half a point");
     }

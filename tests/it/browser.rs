@@ -818,7 +818,8 @@ fn a_viewer_watches_a_price_change_reach_the_markets_board() {
     runtime().block_on(async {
         let mut b = Browser::open(&driver, &base, "markets_live", env.path("proc-0.log")).await;
         let board = "/markets?sport=nfl&date=2024-09-08";
-        b.log_in_via_redirect(board, "vi", "password123").await;
+        b.log_in_via_redirect("/markets", "vi", "password123").await;
+        b.goto(board).await;
         b.wait_page(board, "section.game").await;
         let rows = b
             .js("return document.querySelectorAll('section.game table.market tbody tr').length;", vec![])

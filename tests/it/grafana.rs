@@ -9,7 +9,10 @@ use crate::common::TestEnv;
 
 /// Every panel's (title, SQL) of a dashboard file.
 fn panels(file: &str) -> Vec<(String, String)> {
-    let path = format!("{}/deploy/grafana/dashboards/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/deploy/grafana/dashboards/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let dash: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     dash["panels"]
@@ -17,8 +20,15 @@ fn panels(file: &str) -> Vec<(String, String)> {
         .expect("panels")
         .iter()
         .map(|p| {
-            let sql = p["targets"][0]["rawSql"].as_str().expect("rawSql").to_owned();
-            assert_eq!(p["datasource"]["uid"], "betflow", "{} reads BetFlow", p["title"]);
+            let sql = p["targets"][0]["rawSql"]
+                .as_str()
+                .expect("rawSql")
+                .to_owned();
+            assert_eq!(
+                p["datasource"]["uid"], "betflow",
+                "{} reads BetFlow",
+                p["title"]
+            );
             (p["title"].as_str().expect("title").to_owned(), sql)
         })
         .collect()
@@ -54,13 +64,17 @@ fn every_panel_query_runs_as_the_reader_and_names_its_columns() {
          VALUES ('nfl', 'nfl:1', 'fanduel', 'h2h', 12, 4.2, 3.9, 4.6, 'efficient', 0, 3,
                  '2024-09-08T12:00:00Z', '2024-09-08T17:00:00Z', 'r1')",
     );
-    let with_rows = ["Games in the last 60 minutes", "Scores by league", "Best prices now", "Average vig by bookmaker"];
+    let with_rows = [
+        "Games in the last 60 minutes",
+        "Scores by league",
+        "Best prices now",
+        "Average vig by bookmaker",
+    ];
     for (file, range) in [("live.json", "60 minutes"), ("batch.json", "30 days")] {
         for (title, sql) in panels(file) {
             let sql = expand(&sql, range);
             // Column names and row count, as the reader sees them.
-            // psql prints the last statement's result only: one row,
-            // `columns;rows`.
+            // The last line is the last statement's row: `columns;rows`.
             let probe = format!(
                 "SET ROLE betflow_reader; \
                  CREATE TEMP VIEW panel AS {sql}; \
@@ -68,8 +82,10 @@ fn every_panel_query_runs_as_the_reader_and_names_its_columns() {
                    WHERE attrelid = 'panel'::regclass AND attnum > 0) || ';' || \
                    (SELECT count(*) FROM panel);"
             );
-            let out = env.try_sql(&probe).unwrap_or_else(|e| panic!("{file} · {title}: {e}\n{sql}"));
-            let line = out.first().cloned().unwrap_or_default();
+            let out = env
+                .try_sql(&probe)
+                .unwrap_or_else(|e| panic!("{file} · {title}: {e}\n{sql}"));
+            let line = out.last().cloned().unwrap_or_default();
             let (columns, rows) = line.split_once(';').unwrap_or((&line, ""));
             assert!(
                 !columns.is_empty() && !columns.contains("?column?"),
@@ -77,7 +93,10 @@ fn every_panel_query_runs_as_the_reader_and_names_its_columns() {
             );
             let rows: i64 = rows.parse().unwrap_or(-1);
             if with_rows.contains(&title.as_str()) {
-                assert!(rows > 0, "{file} · {title}: rows from the seeded day, got {rows}");
+                assert!(
+                    rows > 0,
+                    "{file} · {title}: rows from the seeded day, got {rows}"
+                );
             }
         }
     }

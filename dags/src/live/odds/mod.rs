@@ -263,7 +263,9 @@ impl OddsProcessor {
         }
         batch.latest = latest;
         batch.closed = self.windows.drain_closed();
-        batch.signals.extend(signals::steam_signals(&batch.closed, &self.rules));
+        batch
+            .signals
+            .extend(signals::steam_signals(&batch.closed, &self.rules));
         self.handled += 1;
         if self.handled.is_multiple_of(1024) {
             self.forget_applied();

@@ -60,16 +60,26 @@ pub struct Signal {
 }
 
 /// Value alerts of one poll's bookmaker markets, at `event_time`.
-pub fn value_signals(markets: &[BookMarket], event_time: DateTime<Utc>, rules: &Rules) -> Vec<Signal> {
+pub fn value_signals(
+    markets: &[BookMarket],
+    event_time: DateTime<Utc>,
+    rules: &Rules,
+) -> Vec<Signal> {
     let mut lines: BTreeMap<(&str, &str, Line), Vec<&BookMarket>> = BTreeMap::new();
     for m in markets {
         if let Some(line) = m.line() {
-            lines.entry((&m.event_id, &m.market, line)).or_default().push(m);
+            lines
+                .entry((&m.event_id, &m.market, line))
+                .or_default()
+                .push(m);
         }
     }
     let mut out = Vec::new();
     for ((event_id, market, line), books) in lines {
-        let mut sides: Vec<Side> = books.iter().flat_map(|m| m.quotes.iter().map(|q| q.side)).collect();
+        let mut sides: Vec<Side> = books
+            .iter()
+            .flat_map(|m| m.quotes.iter().map(|q| q.side))
+            .collect();
         sides.sort();
         sides.dedup();
         // Each bookmaker's implied probabilities in `sides` order; one
@@ -141,7 +151,9 @@ pub fn steam_signals(closed: &[Closed<OddsKey, OddsWindowOutput>], rules: &Rules
     let mut groups: BTreeMap<Key<'_>, (Moves<'_>, DateTime<Utc>)> = BTreeMap::new();
     for c in closed {
         for o in &c.output.outcomes {
-            let change = o.open_decimal.map(|open| implied_move(open, o.latest_decimal));
+            let change = o
+                .open_decimal
+                .map(|open| implied_move(open, o.latest_decimal));
             let entry = groups
                 .entry((&c.key.event_id, &c.key.market, c.window.start, o.side))
                 .or_insert((Vec::new(), c.max_event_time));
@@ -310,7 +322,7 @@ mod tests {
         assert!((steam[0].magnitude - (1.0 / 1.9 - 0.5)).abs() < 1e-12);
         assert_eq!(steam[0].event_time, t(4));
         assert!(
-            steam_signals(&closed[..2]).is_empty(),
+            steam_signals(&closed[..2], &Rules::default()).is_empty(),
             "two bookmakers are not steam"
         );
     }

@@ -325,7 +325,10 @@ fn side(
             .window_moves
             .iter()
             .filter(|w| w.event_id == event_id && w.market == market && w.outcome == outcome)
-            .map(|w| w.open_decimal.map(|open| implied_move(open, w.latest_decimal))),
+            .map(|w| {
+                w.open_decimal
+                    .map(|open| implied_move(open, w.latest_decimal))
+            }),
     );
     let edge: f64 = expected_value(best.price_decimal, fair_probability);
     Some(Side {
@@ -358,7 +361,6 @@ mod tests {
         outcome: &str,
         point: Option<f64>,
         decimal: f64,
-        fair: f64,
         overround: f64,
     ) -> PriceRow {
         PriceRow {
@@ -369,7 +371,6 @@ mod tests {
             point,
             price_decimal: decimal,
             price_american: None,
-            no_vig_probability: fair,
             overround,
             open_decimal: decimal,
             open_point: point,
@@ -397,7 +398,6 @@ mod tests {
                 "home",
                 None,
                 1.80,
-                0.538462,
                 1.0 / 1.80 + 1.0 / 2.10 - 1.0,
             ),
             price(
@@ -406,7 +406,6 @@ mod tests {
                 "away",
                 None,
                 2.10,
-                0.461538,
                 1.0 / 1.80 + 1.0 / 2.10 - 1.0,
             ),
             price(
@@ -415,7 +414,6 @@ mod tests {
                 "home",
                 None,
                 1.85,
-                0.519481,
                 1.0 / 1.85 + 1.0 / 2.00 - 1.0,
             ),
             price(
@@ -424,7 +422,6 @@ mod tests {
                 "away",
                 None,
                 2.00,
-                0.480519,
                 1.0 / 1.85 + 1.0 / 2.00 - 1.0,
             ),
             price(
@@ -433,7 +430,6 @@ mod tests {
                 "home",
                 None,
                 1.83,
-                0.528351,
                 1.0 / 1.83 + 1.0 / 2.05 - 1.0,
             ),
             price(
@@ -442,7 +438,6 @@ mod tests {
                 "away",
                 None,
                 2.05,
-                0.471649,
                 1.0 / 1.83 + 1.0 / 2.05 - 1.0,
             ),
         ];
@@ -475,10 +470,10 @@ mod tests {
     #[test]
     fn arbitrage_margin_is_one_minus_the_inverse_sum() {
         let prices = [
-            price("A", "h2h", "home", None, 2.10, 0.47, 0.02),
-            price("A", "h2h", "away", None, 1.833333, 0.53, 0.02),
-            price("B", "h2h", "home", None, 1.80, 0.47, 0.04),
-            price("B", "h2h", "away", None, 2.05, 0.53, 0.04),
+            price("A", "h2h", "home", None, 2.10, 0.02),
+            price("A", "h2h", "away", None, 1.833333, 0.02),
+            price("B", "h2h", "home", None, 1.80, 0.04),
+            price("B", "h2h", "away", None, 2.05, 0.04),
         ];
         let line = &markets_of("e1", &inputs(&[], &prices))[0];
         let margin = line.arbitrage.expect("arbitrage");
@@ -493,12 +488,12 @@ mod tests {
     #[test]
     fn the_most_quoted_line_is_the_main_one() {
         let prices = [
-            price("a", "spreads", "home", Some(-3.5), 1.91, 0.5, 0.047),
-            price("a", "spreads", "away", Some(3.5), 1.91, 0.5, 0.047),
-            price("b", "spreads", "home", Some(-3.5), 1.95, 0.5, 0.03),
-            price("b", "spreads", "away", Some(3.5), 1.87, 0.5, 0.03),
-            price("c", "spreads", "home", Some(-2.5), 1.80, 0.5, 0.05),
-            price("c", "spreads", "away", Some(2.5), 2.02, 0.5, 0.05),
+            price("a", "spreads", "home", Some(-3.5), 1.91, 0.047),
+            price("a", "spreads", "away", Some(3.5), 1.91, 0.047),
+            price("b", "spreads", "home", Some(-3.5), 1.95, 0.03),
+            price("b", "spreads", "away", Some(3.5), 1.87, 0.03),
+            price("c", "spreads", "home", Some(-2.5), 1.80, 0.05),
+            price("c", "spreads", "away", Some(2.5), 2.02, 0.05),
         ];
         let line = &markets_of("e1", &inputs(&[], &prices))[0];
         assert_eq!(line.line, Some(-3.5));

@@ -379,7 +379,9 @@ async fn markets_page(
         Err(bad) => return Ok(ErrorPage::bad_param(nav, bad.name, &bad.message)),
     };
     let cards = load(&state, &f).await?;
-    let board_html = fragment(&f, &cards, state.rules.kelly_fraction).render().map_err(Problem::internal)?;
+    let board_html = fragment(&f, &cards, state.rules.kelly_fraction)
+        .render()
+        .map_err(Problem::internal)?;
     let page = MarketsPage {
         nav,
         sports: state.sports.to_vec(),
@@ -467,7 +469,8 @@ pub fn board_csv(cards: &[GameCard]) -> String {
                     s.steam
                         .map(|st| st.bookmakers.to_string())
                         .unwrap_or_default(),
-                    opt(s.value_edge),
+                    s.expected_value,
+                    s.kelly,
                 );
             }
         }

@@ -97,14 +97,13 @@ pub struct PriceRow {
     pub point: Option<f64>,
     pub price_decimal: f64,
     pub price_american: Option<f64>,
-    pub no_vig_probability: f64,
     pub overround: f64,
     pub open_decimal: f64,
     pub open_point: Option<f64>,
 }
 
 const PRICES: &str = "SELECT event_id, market, bookmaker, outcome, point, price_decimal,
-        price_american, no_vig_probability, overround, open_decimal, open_point
+        price_american, overround, open_decimal, open_point
     FROM serving.odds_latest WHERE event_id = ANY($1)";
 
 pub async fn prices(pool: &PgPool, event_ids: &[String]) -> sqlx::Result<Vec<PriceRow>> {
