@@ -6,13 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::serving_db::ServingDb;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use dags::live::notify::{deliver_pending, AlertWebhook, Delivered};
-use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use orchestrator::Store;
 use serde_json::Value;
 
 /// What the receiver saw, and how many requests it still fails.
@@ -36,22 +35,8 @@ async fn receive(State(r): State<Arc<Mutex<Receiver>>>, Json(body): Json<Value>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_alerts_are_posted_once_retried_and_stale_ones_are_not_sent() {
-    let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = orchestrator::store::connect_pool(pg.url(), 4)
-        .await
-        .unwrap();
-    Store::new(pool.clone())
-        .migrate_all(&[
-            &orchestrator::store::migrations::ORCHESTRATOR,
-            &dags::MIGRATIONS,
-        ])
-        .await
-        .unwrap();
+    let db = ServingDb::start(4).await;
+    let pool = db.pool.clone();
     sqlx::query(
         "INSERT INTO serving.odds_events (event_id, sport, home_team, away_team, commence_time, event_time)
          VALUES ('e-kc', 'nfl', 'Kansas City Chiefs', 'Baltimore Ravens', now() + interval '2 hours', now())",

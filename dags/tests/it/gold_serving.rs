@@ -2,6 +2,7 @@
 //! `serving.gold_*` tables of a real throwaway Postgres, migrated by the
 //! same migrator every betflow command runs.
 
+use crate::serving_db::ServingDb;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use dags::marts_serving::{replace_serving, serving_table, ServingLoadError};
 use dags::transform::frame::FrameBuilder;
@@ -9,8 +10,6 @@ use dags::transform::gold::{build_all, dim_dates, empty, SilverInputs};
 use dags::transform::gold_tables as gold;
 use dags::transform::silver_tables as silver;
 use lakehouse::iceberg::{Kind, TableDef};
-use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use orchestrator::store::Store;
 use polars::prelude::*;
 use sqlx::PgPool;
 
@@ -300,24 +299,8 @@ async fn assert_columns_match(pool: &PgPool, def: &TableDef) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gold_marts_replace_their_serving_tables() {
-    let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = orchestrator::store::connect_pool(pg.url(), 4)
-        .await
-        .unwrap();
-    let store = Store::new(pool.clone());
-    store
-        .migrate_all(&[
-            &orchestrator::store::migrations::ORCHESTRATOR,
-            &dags::MIGRATIONS,
-        ])
-        .await
-        .unwrap();
-    let pool = &pool;
+    let db = ServingDb::start(4).await;
+    let pool = &db.pool;
 
     // First night: every mart loads, and the tables have the marts' shape.
     let first = build_all(&first_night(), "run-1").unwrap();
@@ -430,24 +413,8 @@ async fn gold_marts_replace_their_serving_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_marts_load_in_chunks_and_failed_loads_keep_the_previous_rows() {
-    let home = tempfile::tempdir().unwrap();
-    let pg = EmbeddedPostgres::start(&EmbeddedOptions {
-        home: home.path().join("pg"),
-        durable: false,
-    })
-    .expect("start a throwaway Postgres");
-    let pool = orchestrator::store::connect_pool(pg.url(), 2)
-        .await
-        .unwrap();
-    let store = Store::new(pool.clone());
-    store
-        .migrate_all(&[
-            &orchestrator::store::migrations::ORCHESTRATOR,
-            &dags::MIGRATIONS,
-        ])
-        .await
-        .unwrap();
-    let pool = &pool;
+    let db = ServingDb::start(2).await;
+    let pool = &db.pool;
 
     // 1990-01-01 … 2024-12-31: 12 784 days, more than one insert chunk.
     let span = |first: (i32, u32, u32), last: (i32, u32, u32)| {

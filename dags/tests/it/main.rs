@@ -5,6 +5,7 @@
 //! gold serving load, the news parser and feed client.
 
 mod moto_auth;
+mod serving_db;
 mod support;
 
 mod alerts;

@@ -48,14 +48,7 @@ impl Viewer {
 
     /// GET a path that must answer 200; returns the body.
     pub fn get(&self, path: &str) -> String {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .expect("GET");
-        let status = resp.status();
-        let body = resp.text().expect("body");
+        let (status, body) = self.fetch(path);
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
     }

@@ -10,15 +10,15 @@ use std::fmt::Write as _;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::markets::{fmt_point, today, BadParam, Filter};
-use super::{fmt_time, render, seg, ErrorPage, Nav};
+use super::{csv, fmt_time, render, seg, ErrorPage, Nav};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
@@ -226,19 +226,12 @@ async fn alerts_page(
     Ok(render(&page, StatusCode::OK))
 }
 
-fn bad_request(bad: BadParam) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        format!("{}: {}", bad.name, bad.message),
-    )
-}
-
 async fn alerts_fragment(
     _user: PageUser,
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
-    let f = filter_of(&state, &query).map_err(bad_request)?;
+    let f = filter_of(&state, &query).map_err(Problem::from)?;
     Ok(render(&fragment(&state, &f).await?, StatusCode::OK))
 }
 
@@ -247,18 +240,12 @@ async fn alerts_csv(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
-    let f = filter_of(&state, &query).map_err(bad_request)?;
+    let f = filter_of(&state, &query).map_err(Problem::from)?;
     let rows = alerts(&state.db, &f).await?;
     let mut out = String::from(
         "kind,sport,event_id,away_team,home_team,market,outcome,line,magnitude,bookmakers,first_seen,last_seen,times_seen,notified_at,notify_error\n",
     );
-    let q = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
+    let q = csv::field;
     for a in &rows {
         let _ = writeln!(
             out,
@@ -280,18 +267,7 @@ async fn alerts_csv(
             q(a.notify_error.as_deref().unwrap_or("")),
         );
     }
-    let name = format!("alerts-{}.csv", f.day.date);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        out,
-    )
-        .into_response())
+    Ok(csv::download(&format!("alerts-{}.csv", f.day.date), out))
 }
 
 #[cfg(test)]

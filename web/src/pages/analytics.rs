@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::NaiveDate;
@@ -22,7 +22,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::chart::bars;
-use super::{render, seg, ErrorPage, Nav};
+use super::{csv, render, seg, ErrorPage, Nav};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
@@ -375,20 +375,6 @@ fn is_number(cell: &str) -> bool {
     !t.is_empty() && t.parse::<f64>().is_ok()
 }
 
-fn csv_line(cells: &[String]) -> String {
-    cells
-        .iter()
-        .map(|c| {
-            if c.contains([',', '"', '\n']) {
-                format!("\"{}\"", c.replace('"', "\"\""))
-            } else {
-                c.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 async fn analytics_csv(
     _user: PageUser,
     State(state): State<AppState>,
@@ -410,23 +396,13 @@ async fn analytics_csv(
     };
     let rows = rows_of(&state, section, &f).await?;
     let header: Vec<String> = section.columns.iter().map(|c| (*c).to_owned()).collect();
-    let mut out = csv_line(&header);
+    let mut out = csv::line(&header);
     out.push('\n');
     for (_, _, cells) in &rows {
-        out.push_str(&csv_line(cells));
+        out.push_str(&csv::line(cells));
         out.push('\n');
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.csv\"", section.key),
-            ),
-        ],
-        out,
-    )
-        .into_response())
+    Ok(csv::download(&format!("{}.csv", section.key), out))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod admin;
 mod alerts;
 mod analytics;
 mod chart;
+mod csv;
 mod dag;
 mod dags;
 mod graph;

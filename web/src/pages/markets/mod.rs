@@ -15,15 +15,15 @@ use std::fmt::Write as _;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::America::New_York;
 
 use super::chart::sparkline;
-use super::{render, seg, ErrorPage, Nav};
+use super::{csv, render, seg, ErrorPage, Nav};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
@@ -51,6 +51,16 @@ pub struct Filter {
 pub struct BadParam {
     pub name: &'static str,
     pub message: String,
+}
+
+/// A bad parameter of a fragment or download: a plain 400 naming it.
+impl From<BadParam> for Problem {
+    fn from(bad: BadParam) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("{}: {}", bad.name, bad.message),
+        )
+    }
 }
 
 impl Filter {
@@ -398,26 +408,12 @@ async fn markets_fragment(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
-    let f = filter_of(&state, &query).map_err(|bad| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            format!("{}: {}", bad.name, bad.message),
-        )
-    })?;
+    let f = filter_of(&state, &query).map_err(Problem::from)?;
     let cards = load(&state, &f).await?;
     Ok(render(
         &fragment(&f, &cards, state.rules.kelly_fraction),
         StatusCode::OK,
     ))
-}
-
-/// A CSV field, quoted when it needs to be.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 /// One row per game, market and side of the board.
@@ -436,11 +432,11 @@ pub fn board_csv(cards: &[GameCard]) -> String {
             None => ("not_started".to_owned(), String::new(), String::new()),
         };
         let game = [
-            csv_field(&c.sport),
-            csv_field(c.event_id.as_deref().unwrap_or("")),
+            csv::field(&c.sport),
+            csv::field(c.event_id.as_deref().unwrap_or("")),
             c.start.to_rfc3339(),
-            csv_field(&c.away_team),
-            csv_field(&c.home_team),
+            csv::field(&c.away_team),
+            csv::field(&c.home_team),
             status,
             away,
             home,
@@ -460,7 +456,7 @@ pub fn board_csv(cards: &[GameCard]) -> String {
                     opt(s.point),
                     s.best_decimal,
                     opt(s.best_american),
-                    csv_field(&s.best_bookmakers.join(" ")),
+                    csv::field(&s.best_bookmakers.join(" ")),
                     s.fair_probability,
                     s.fair_decimal(),
                     m.hold,
@@ -483,29 +479,14 @@ async fn markets_csv(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
-    let f = filter_of(&state, &query).map_err(|bad| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            format!("{}: {}", bad.name, bad.message),
-        )
-    })?;
+    let f = filter_of(&state, &query).map_err(Problem::from)?;
     let cards = load(&state, &f).await?;
     let name = format!(
         "markets-{}-{}.csv",
         f.sport.as_deref().unwrap_or("all"),
         f.date
     );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        board_csv(&cards),
-    )
-        .into_response())
+    Ok(csv::download(&name, board_csv(&cards)))
 }
 
 #[cfg(test)]
@@ -575,12 +556,5 @@ mod tests {
         assert_eq!(fmt_point(0.0), "PK");
         assert_eq!(fmt_point(3.5), "+3.5");
         assert_eq!(fmt_point(-3.5), "-3.5");
-    }
-
-    #[test]
-    fn csv_quotes_fields_that_need_it() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }
