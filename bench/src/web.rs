@@ -35,6 +35,56 @@ fn chain_dag(id: &str, tasks: usize, tags: &[&str]) -> Result<Dag> {
     Ok(b.build()?)
 }
 
+/// Odds events for the markets page: 2,000 over 20 sports days (100 a
+/// day) from 2024-10-01, each with 17 bookmakers × (moneyline, spread,
+/// total) × 2 sides in `serving.odds_latest`: 204,000 rows.
+const BENCH_DAY: &str = "2024-10-01";
+const SEED_EVENTS: &str = "
+    INSERT INTO serving.odds_events (event_id, sport, home_team, away_team, commence_time, event_time)
+    SELECT 'bench-' || i, (ARRAY['nfl', 'nba', 'nhl', 'ncaaf'])[1 + i % 4], 'Home team ' || i,
+           'Away team ' || i,
+           timestamptz '2024-10-01 16:00+00' + (i / 100) * interval '1 day' + (i % 100) * interval '3 minutes',
+           now()
+    FROM generate_series(0, 1999) AS i
+    ON CONFLICT DO NOTHING";
+const SEED_PRICES: &str = "
+    INSERT INTO serving.odds_latest (sport, event_id, market, bookmaker, outcome, point, price_decimal,
+        price_american, implied_probability, no_vig_probability, overround, open_decimal, open_point,
+        open_time, event_time, ingest_time)
+    SELECT e.sport, e.event_id, m.market, 'book_' || b, o.outcome,
+           CASE m.market WHEN 'h2h' THEN NULL WHEN 'totals' THEN 44.5
+                ELSE CASE o.outcome WHEN 'home' THEN -3.5 ELSE 3.5 END END,
+           p.price, NULL, 1 / p.price, 0.5, 0.045, p.price + 0.05,
+           CASE m.market WHEN 'h2h' THEN NULL WHEN 'totals' THEN 44.5
+                ELSE CASE o.outcome WHEN 'home' THEN -3.5 ELSE 3.5 END END,
+           e.commence_time - interval '1 day', now(), now()
+    FROM serving.odds_events e,
+         (VALUES ('h2h', 'home'), ('h2h', 'away'), ('spreads', 'home'), ('spreads', 'away'),
+                 ('totals', 'over'), ('totals', 'under')) AS o(market_key, outcome),
+         LATERAL (SELECT o.market_key AS market) m,
+         generate_series(1, 17) AS b,
+         LATERAL (SELECT 1.80 + ((hashtext(e.event_id || b || o.outcome) & 255) / 1275.0) AS price) p
+    WHERE e.event_id LIKE 'bench-%'
+    ON CONFLICT DO NOTHING";
+/// A season's worth of the gold marts the analytics page reads.
+const SEED_GOLD: &str = "
+    INSERT INTO serving.gold_market_efficiency (sport, game_id, bookmaker, market, snapshots,
+        avg_vig_pct, min_vig_pct, max_vig_pct, efficiency_rating, favourite_flips, updates,
+        first_snapshot, last_snapshot, run_id)
+    SELECT (ARRAY['nfl', 'nba', 'nhl', 'ncaaf'])[1 + g % 4], 'bench:' || g, 'book_' || b, m, 24,
+           4 + (g % 7) / 7.0, 3.5, 6.5, 'efficient', 0, 6,
+           timestamptz '2024-09-01' + (g % 120) * interval '1 day',
+           timestamptz '2024-09-01' + (g % 120) * interval '1 day' + interval '6 hours', 'bench'
+    FROM generate_series(0, 1199) AS g, generate_series(1, 17) AS b,
+         unnest(ARRAY['h2h', 'spreads', 'totals']) AS m;
+    INSERT INTO serving.gold_closing_line_value (sport, game_id, bookmaker, market, outcome,
+        opening_time, opening_decimal, opening_point, consensus_bookmakers, close_fair_prob,
+        close_fair_decimal, clv, run_id)
+    SELECT (ARRAY['nfl', 'nba', 'nhl', 'ncaaf'])[1 + g % 4], 'bench:' || g, 'book_' || b, 'h2h', o,
+           timestamptz '2024-09-01' + (g % 120) * interval '1 day', 1.9, NULL, 17, 0.5, 2.0,
+           ((hashtext(g::text || '-' || b::text || o) & 255) - 128) / 4000.0, 'bench'
+    FROM generate_series(0, 1199) AS g, generate_series(1, 17) AS b, unnest(ARRAY['home', 'away']) AS o";
+
 /// Runs spread over the DAGs, newest logical dates last, most finished;
 /// task instances for every run of the grid DAG.
 const SEED_RUNS: &str = "
@@ -98,6 +148,26 @@ pub async fn run(
         .bind(&grid_tasks)
         .execute(&pool)
         .await?;
+    eprintln!("seeding 2,000 odds events, 204,000 latest prices and a season of gold marts …");
+    for table in [
+        "odds_latest",
+        "odds_events",
+        "gold_market_efficiency",
+        "gold_closing_line_value",
+    ] {
+        sqlx::query(&format!(
+            "DELETE FROM serving.{table} WHERE {}",
+            match table {
+                "odds_latest" | "odds_events" => "event_id LIKE 'bench-%'",
+                _ => "run_id = 'bench'",
+            }
+        ))
+        .execute(&pool)
+        .await?;
+    }
+    sqlx::query(SEED_EVENTS).execute(&pool).await?;
+    sqlx::query(SEED_PRICES).execute(&pool).await?;
+    sqlx::raw_sql(SEED_GOLD).execute(&pool).await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM dag_runs WHERE dag_id = ANY($1)")
         .bind(&ids)
@@ -138,6 +208,12 @@ pub async fn run(
     for (label, path, target) in [
         ("DAGs page", "/dags".to_owned(), "p99 < 100 ms"),
         ("grid", format!("/dags/{GRID_DAG}"), "p99 < 100 ms"),
+        (
+            "markets",
+            format!("/markets/live?date={BENCH_DAY}"),
+            "p99 < 50 ms",
+        ),
+        ("analytics", "/analytics".to_owned(), "p99 < 50 ms"),
     ] {
         let url = format!("http://127.0.0.1:{port}{path}");
         let out = tokio::process::Command::new("wrk")
@@ -172,7 +248,7 @@ pub async fn run(
             .unwrap_or("?");
         let non_2xx = text.lines().find(|l| l.contains("Non-2xx")).unwrap_or("");
         outln!(
-            "{label:<10} {path:<28} p50 {:>9}  p90 {:>9}  p99 {:>9}  {rps:>8} req/s  (target {target}) {non_2xx}",
+            "{label:<10} {path:<32} p50 {:>9}  p90 {:>9}  p99 {:>9}  {rps:>8} req/s  (target {target}) {non_2xx}",
             pick("50%"),
             pick("90%"),
             pick("99%")

@@ -5,18 +5,21 @@
 //! `publish_serving` task loads them), drawn as a bar chart beside its
 //! table, and downloadable as `/analytics.csv?section=…`.
 //!
-//! Filters: the sport, and a date range applied to the marts that carry a
+//! Each section's rows are kept a minute per filter (the marts change
+//! nightly). Filters: the sport, and a date range applied to the marts that carry a
 //! time (efficiency, closing-line value, movement, news); the others are
 //! season aggregates and say so.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::NaiveDate;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
@@ -31,6 +34,41 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/analytics", get(analytics_page))
         .route("/analytics.csv", get(analytics_csv))
+        .layer(Extension(Arc::new(MartCache::default())))
+}
+
+/// The marts change once a night (`publish_serving`), so each section's
+/// rows for one filter are kept for a minute: a page view is then eight
+/// lookups, not eight aggregates over a season.
+#[derive(Default)]
+struct MartCache {
+    rows: Mutex<HashMap<String, (Instant, Rows)>>,
+}
+
+/// How long a section's rows are reused.
+const CACHE_FOR: Duration = Duration::from_secs(60);
+/// Filters kept at most; more and the cache starts over.
+const CACHE_ENTRIES: usize = 512;
+
+impl MartCache {
+    async fn rows(&self, state: &AppState, section: &Section, f: &Filter) -> Result<Rows, Problem> {
+        let key = format!("{}?{}", section.key, f.query());
+        if let Ok(cached) = self.rows.lock() {
+            if let Some((at, rows)) = cached.get(&key) {
+                if at.elapsed() < CACHE_FOR {
+                    return Ok(rows.clone());
+                }
+            }
+        }
+        let rows = rows_of(state, section, f).await?;
+        if let Ok(mut cached) = self.rows.lock() {
+            if cached.len() >= CACHE_ENTRIES {
+                cached.clear();
+            }
+            cached.insert(key, (Instant::now(), rows.clone()));
+        }
+        Ok(rows)
+    }
 }
 
 /// One mart as the page shows it. Its query takes `$1` sport (NULL: all),
@@ -320,6 +358,7 @@ struct AnalyticsPage {
 async fn analytics_page(
     user: PageUser,
     State(state): State<AppState>,
+    Extension(cache): Extension<Arc<MartCache>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let nav = Nav::new(&user, "analytics");
@@ -329,7 +368,7 @@ async fn analytics_page(
     };
     let mut sections = Vec::with_capacity(SECTIONS.len());
     for s in SECTIONS {
-        let rows = rows_of(&state, s, &f).await?;
+        let rows = cache.rows(&state, s, &f).await?;
         let bars_of: Vec<(String, f64)> = rows.iter().map(|(l, v, _)| (l.clone(), *v)).collect();
         let q = f.query();
         sections.push(SectionView {

@@ -129,9 +129,23 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
             games_by_name.insert((g.sport.clone(), name_key(h), name_key(a)), g);
         }
     }
+    // Each event's rows apart, so a day of a hundred games is one pass over
+    // the prices rather than one per game.
+    let prices = by_event(inputs.prices, |r| &r.event_id);
+    let movement = by_event(inputs.movement, |r| &r.event_id);
+    let window_moves = by_event(inputs.window_moves, |r| &r.event_id);
     let mut matched: Vec<&str> = Vec::new();
     let mut cards: Vec<GameCard> = Vec::new();
     for e in inputs.events {
+        let id = e.event_id.as_str();
+        let own = Inputs {
+            rules: inputs.rules,
+            events: &[],
+            games: &[],
+            prices: prices.get(id).map_or(&[][..], Vec::as_slice),
+            movement: movement.get(id).map_or(&[][..], Vec::as_slice),
+            window_moves: window_moves.get(id).map_or(&[][..], Vec::as_slice),
+        };
         let key = (
             e.sport.clone(),
             name_key(&e.home_team),
@@ -148,7 +162,7 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
             away_team: e.away_team.clone(),
             start: e.commence_time,
             live: game.map(live_state),
-            markets: markets_of(&e.event_id, inputs),
+            markets: markets_of(&e.event_id, &own),
         });
     }
     for g in inputs.games {
@@ -167,6 +181,17 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
     }
     cards.sort_by(|a, b| (a.start, &a.sport, &a.home_team).cmp(&(b.start, &b.sport, &b.home_team)));
     cards
+}
+
+/// `rows` by event id, each event's in their order.
+fn by_event<'a, T: Clone>(rows: &'a [T], id: impl Fn(&T) -> &str) -> HashMap<&'a str, Vec<T>> {
+    let mut out: HashMap<&'a str, Vec<T>> = HashMap::new();
+    for r in rows {
+        // The key borrows from `rows`, which outlives the map.
+        let key: &'a str = id(r);
+        out.entry(key).or_default().push(r.clone());
+    }
+    out
 }
 
 fn live_state(g: &GameRow) -> LiveState {
