@@ -43,6 +43,10 @@ fn marts_show_as_charts_tables_and_csv_filtered_by_sport_and_dates() {
     assert!(html.contains("&gt; 10 m/s"), "{html}");
     // A mart without rows says why.
     assert!(html.contains("No rows for nfl"), "{html}");
+    assert!(!html.contains("No marts yet"), "{html}");
+    // A sport without any mart says so once, with why.
+    let nothing = viewer.get("/analytics?sport=nhl");
+    assert!(nothing.contains("No marts yet for nhl."), "{nothing}");
 
     // The date range narrows the dated marts only.
     let september = viewer.get("/analytics?sport=nfl&from=2024-09-01&to=2024-09-30");

@@ -352,6 +352,8 @@ struct AnalyticsPage {
     sport: String,
     from: String,
     to: String,
+    /// No section has a row: one message says why, not eight.
+    all_empty: bool,
     sections: Vec<SectionView>,
 }
 
@@ -403,6 +405,7 @@ async fn analytics_page(
         sport: f.sport.clone().unwrap_or_default(),
         from: f.from.map(|d| d.to_string()).unwrap_or_default(),
         to: f.to.map(|d| d.to_string()).unwrap_or_default(),
+        all_empty: sections.iter().all(|s| s.rows.is_empty()),
         sections,
     };
     Ok(render(&page, StatusCode::OK))
