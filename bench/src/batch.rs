@@ -723,7 +723,7 @@ fn bench(opts: &Options) -> Result<Report> {
     report.silver_games_rows = inputs.games.height();
     report.silver_periods_rows = inputs.game_periods.height();
     let t = Instant::now();
-    let tables = gold::build_all(&inputs, RUN_ID)?;
+    let tables = gold::build_all(&inputs, &pricing::Rules::default(), RUN_ID)?;
     report.gold.seconds = t.elapsed().as_secs_f64() + gold_events_secs;
     report.gold_tables = tables
         .iter()

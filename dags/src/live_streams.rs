@@ -113,7 +113,7 @@ pub fn live_streams(settings: &Arc<Settings>) -> Result<Dag, DagError> {
         }
         b.stream(
             "odds_consumer",
-            Arc::new(odds_consumer(kafka, live)),
+            Arc::new(odds_consumer(kafka, live, &settings.rules)),
             STREAM_RESTART,
         );
         b.stream(

@@ -92,6 +92,12 @@ pub struct Settings {
     pub glue_jobs: BTreeMap<String, GlueConfig>,
     /// The live side: Kafka, windows, publishers.
     pub live: LiveSettings,
+    /// How prices are judged: `BETFLOW_DEVIG`, `BETFLOW_FAIR_ANCHOR`,
+    /// `BETFLOW_STEAM_MIN_MOVE`, `BETFLOW_STEAM_MIN_BOOKMAKERS`,
+    /// `BETFLOW_VALUE_EDGE`, `BETFLOW_KELLY_FRACTION`, `BETFLOW_LOW_HOLD`
+    /// (steam's time span is the odds window). The stream's alerts, the
+    /// markets pages and the gold marts judge prices by the same rules.
+    pub rules: Rules,
 }
 
 /// `BETFLOW_LIVE_PUBLISH`: `auto` (default) publishes from the configured
@@ -122,10 +128,6 @@ pub struct LiveSettings {
     pub openweather_key: Option<ApiKey>,
     /// `BETFLOW_ALERT_WEBHOOK_URL`: where market alerts are POSTed, if anywhere.
     pub alert_webhook: Option<AlertWebhook>,
-    /// How prices are judged: `BETFLOW_DEVIG`, `BETFLOW_STEAM_MIN_MOVE`,
-    /// `BETFLOW_STEAM_MIN_BOOKMAKERS`, `BETFLOW_VALUE_EDGE`,
-    /// `BETFLOW_KELLY_FRACTION` (steam's time span is the odds window).
-    pub rules: Rules,
 }
 
 /// The deployment's [`Rules`] from its variables, each defaulting to
@@ -150,6 +152,12 @@ pub fn rules(env: &impl Lookup) -> Result<Rules, SettingError> {
             "use multiplicative, additive, power or shin",
         )?
         .unwrap_or(d.devig),
+        anchor: match env.get("BETFLOW_FAIR_ANCHOR") {
+            None => d.anchor,
+            Some(text) => text
+                .parse()
+                .map_err(|why: String| SettingError::invalid("BETFLOW_FAIR_ANCHOR", &text, &why))?,
+        },
         steam: SteamRule {
             min_move: fraction("BETFLOW_STEAM_MIN_MOVE", d.steam.min_move)?,
             min_bookmakers: setting::positive(env, "BETFLOW_STEAM_MIN_BOOKMAKERS")?
@@ -157,6 +165,7 @@ pub fn rules(env: &impl Lookup) -> Result<Rules, SettingError> {
         },
         value_edge: fraction("BETFLOW_VALUE_EDGE", d.value_edge)?,
         kelly_fraction: fraction("BETFLOW_KELLY_FRACTION", d.kelly_fraction)?,
+        low_hold: fraction("BETFLOW_LOW_HOLD", d.low_hold)?,
     })
 }
 
@@ -234,7 +243,6 @@ impl Default for LiveSettings {
             replay_from: None,
             openweather_key: None,
             alert_webhook: None,
-            rules: Rules::default(),
         }
     }
 }
@@ -295,7 +303,6 @@ impl LiveSettings {
             }
         };
         Ok(LiveSettings {
-            rules: rules(env)?,
             alert_webhook,
             kafka,
             publish,
@@ -333,6 +340,7 @@ impl Settings {
             engine: Engine::Local,
             glue_jobs: BTreeMap::new(),
             live: LiveSettings::default(),
+            rules: Rules::default(),
         }
     }
 
@@ -394,6 +402,7 @@ impl Settings {
         settings.lake = LakeSettings::resolve(&settings.home, env)?;
         settings.engine = Engine::resolve(env)?;
         settings.live = LiveSettings::resolve(env)?;
+        settings.rules = rules(env)?;
         if settings.engine == Engine::Glue {
             for kind in DataKind::ALL {
                 for layer in ["bronze", "silver"] {

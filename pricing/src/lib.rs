@@ -2,58 +2,59 @@
 //! consumers, the batch marts' checks and the web pages cannot disagree:
 //! price conversions ([`convert`]), de-vig methods ([`devig`]), the
 //! consensus of several bookmakers and what a price is worth against it
-//! ([`consensus`]: median, hold, expected value, Kelly stakes) and steam
-//! moves ([`steam`]). Pure functions over numbers; each is documented with
+//! ([`consensus`]: median, hold, expected value, Kelly stakes), the fair
+//! line a sharp book or the crowd sets ([`fair`]), middles and low-hold
+//! markets ([`middle`]) and steam moves ([`steam`]). Pure functions over numbers; each is documented with
 //! a worked example in docs/formulas.md and tested against it.
 
 pub mod consensus;
 pub mod convert;
 pub mod devig;
+pub mod fair;
+pub mod middle;
 pub mod steam;
 
 use devig::Devig;
+use fair::{Anchor, FairLine};
 use steam::SteamRule;
 
 /// How a deployment judges prices: its de-vig method, what makes steam and
 /// value, and the share of Kelly it shows. The stream's alerts and the
 /// markets pages use the same.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
     pub devig: Devig,
+    /// The bookmakers whose prices are the fair line when they quote.
+    pub anchor: Anchor,
     pub steam: SteamRule,
     /// Expected return at which a best price is flagged as value.
     pub value_edge: f64,
     /// The share of the full Kelly stake shown beside it.
     pub kelly_fraction: f64,
+    /// Hold of the best prices under which a market is flagged low-hold.
+    pub low_hold: f64,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             devig: Devig::default(),
+            anchor: Anchor::default(),
             steam: SteamRule::default(),
             value_edge: consensus::VALUE_EDGE,
             kelly_fraction: consensus::KELLY_FRACTION,
+            low_hold: middle::LOW_HOLD,
         }
     }
 }
 
 impl Rules {
-    /// The consensus fair probability of each outcome, by position: per
-    /// bookmaker, its market's implied probabilities de-vigged with this
-    /// deployment's method; then the median over bookmakers. `markets`
-    /// holds each bookmaker's implied probabilities in one outcome order;
-    /// a bookmaker the method cannot de-vig is left out.
-    pub fn consensus(&self, markets: &[Vec<f64>]) -> Vec<Option<f64>> {
-        let n = markets.iter().map(Vec::len).max().unwrap_or(0);
-        let fair: Vec<Vec<f64>> = markets
-            .iter()
-            .filter(|m| m.len() == n)
-            .filter_map(|m| self.devig.fair(m))
-            .collect();
-        (0..n)
-            .map(|i| consensus::median(fair.iter().map(|f| f[i]).collect()))
-            .collect()
+    /// The fair line of a market from each bookmaker's implied
+    /// probabilities, all in one outcome order: de-vigged with this
+    /// deployment's method, then the anchor's weighted when one quotes,
+    /// else the median ([`fair::fair_line`]).
+    pub fn fair_line(&self, markets: &[(&str, Vec<f64>)]) -> FairLine {
+        fair::fair_line(self.devig, &self.anchor, markets)
     }
 }
 
@@ -64,11 +65,12 @@ mod tests {
     /// docs/formulas.md#consensus-probability: three bookmakers' h2h.
     #[test]
     fn the_consensus_is_the_median_fair_probability() {
-        let books: Vec<Vec<f64>> = [(1.80, 2.10), (1.85, 2.00), (1.83, 2.05)]
-            .iter()
-            .map(|(h, a)| vec![1.0 / h, 1.0 / a])
-            .collect();
-        let c = Rules::default().consensus(&books);
+        let books: Vec<(&str, Vec<f64>)> =
+            [("a", 1.80, 2.10), ("b", 1.85, 2.00), ("c", 1.83, 2.05)]
+                .iter()
+                .map(|(book, h, a)| (*book, vec![1.0 / h, 1.0 / a]))
+                .collect();
+        let c = Rules::default().fair_line(&books).probabilities;
         assert!((c[0].unwrap() - 0.528351).abs() < 1e-6, "{c:?}");
         assert!((c[1].unwrap() - 0.471649).abs() < 1e-6, "{c:?}");
     }

@@ -92,11 +92,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     }
     let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
         .with_sports(::dags::SPORTS.iter().map(|s| s.key))
-        .with_rules(
-            super::pipeline_settings(settings, brokers.as_deref())?
-                .live
-                .rules,
-        );
+        .with_rules(super::pipeline_settings(settings, brokers.as_deref())?.rules);
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
     shutdown.cancel();

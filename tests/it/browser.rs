@@ -877,3 +877,94 @@ fn a_viewer_watches_a_price_change_reach_the_markets_board() {
         b.close().await;
     });
 }
+
+/// The live path end to end, as a bettor sees it: an odds poll published to
+/// Kafka goes through the odds consumer into the serving tables and onto a
+/// markets board already open in the browser, without a reload. Prints the
+/// delay from the publish to the new price on the page.
+#[test]
+fn a_price_published_to_kafka_reaches_the_open_markets_board() {
+    use chrono::{TimeDelta, Utc};
+    use dags::live::envelope::{Kind, Topic};
+    use streaming::kafka::producer::Producer;
+    use streaming::kafka::KafkaSettings;
+
+    let tools = Tools::find();
+    let mut env = TestEnv::start();
+    let broker = crate::common::Tansu::start(env.home.path());
+    let (_pid, base) = env.spawn_up_with(&[
+        ("KAFKA_BROKERS", &broker.bootstrap),
+        ("BETFLOW_LIVE_PUBLISH", "off"),
+    ]);
+    env.create_user("vi", "viewer", "password123");
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let driver = ChromeDriver::start(&tools);
+    let rt = runtime();
+    let producer =
+        Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(1)).expect("producer");
+    let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
+    let event = "evt-kafka-page";
+    // The game starts within the hour: its sports day is the board's.
+    let now = Utc::now();
+    let day = sources::sports_day(now + TimeDelta::hours(3));
+    rt.block_on(async {
+        producer.ensure_topics(&[topic]).await.expect("topics");
+        producer
+            .publish(
+                topic,
+                &crate::kafka::poll_of(event, now, (1.90, 1.90), (1.85, 1.95)),
+            )
+            .await
+            .expect("publish the first poll");
+    });
+    env.wait_for(
+        &format!("SELECT count(*) FROM serving.odds_latest WHERE event_id = '{event}'"),
+        "4",
+        30,
+    );
+
+    rt.block_on(async {
+        let board = format!("/markets?sport=nba&date={day}");
+        let mut b = Browser::open(&driver, &base, "markets_kafka", env.path("proc-0.log")).await;
+        b.log_in_via_redirect("/markets", "vi", "password123").await;
+        b.goto(&board).await;
+        b.wait_page(&board, "section.game").await;
+        let teams = b.text("section.game .matchup").await;
+        check!(
+            b,
+            teams.as_deref() == Some("Away Team @ Home Team"),
+            "the published game is on the board: {teams:?}"
+        );
+        b.js("window.__not_reloaded = true; return true;", vec![]).await;
+
+        let published = Instant::now();
+        producer
+            .publish(
+                topic,
+                &crate::kafka::poll_of(
+                    event,
+                    now + TimeDelta::seconds(1),
+                    (2.40, 1.60),
+                    (1.85, 1.95),
+                ),
+            )
+            .await
+            .expect("publish the price change");
+        b.wait_js(
+            "the published home price on the open board",
+            15,
+            "return window.__not_reloaded === true && document.body.innerText.indexOf('2.40 (+140)') >= 0;",
+            vec![],
+            |v| v == &json!(true),
+        )
+        .await;
+        let delay = published.elapsed();
+        eprintln!("Kafka publish → visible on the open markets board: {delay:?}");
+        b.screenshot("markets-from-kafka").await;
+        b.close().await;
+    });
+}

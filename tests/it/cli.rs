@@ -168,6 +168,8 @@ fn a_bad_setting_stops_every_command_naming_it() {
         ("BETFLOW_LIVE_PUBLISH", "sometimes"),
         ("BETFLOW_REPLAY_FROM", "yesterday"),
         ("BETFLOW_LIVE_GAMES_SECS", "1"),
+        ("BETFLOW_FAIR_ANCHOR", "pinnacle=0"),
+        ("BETFLOW_LOW_HOLD", "2"),
     ] {
         let out = env.cmd(&["dags", "list"]).env(var, value).output().unwrap();
         assert_eq!(

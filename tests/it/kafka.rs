@@ -50,7 +50,12 @@ fn poll(at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Envelope<OddsPayload
     poll_of(EVENT, at, a, b)
 }
 
-fn poll_of(event: &str, at: DateTime<Utc>, a: (f64, f64), b: (f64, f64)) -> Envelope<OddsPayload> {
+pub(crate) fn poll_of(
+    event: &str,
+    at: DateTime<Utc>,
+    a: (f64, f64),
+    b: (f64, f64),
+) -> Envelope<OddsPayload> {
     Envelope {
         schema_version: SCHEMA_VERSION,
         source: "test".to_string(),

@@ -142,6 +142,46 @@ fn pages_need_a_login_and_failed_logins_are_limited() {
     assert_eq!(b.get("/health").status(), StatusCode::OK);
     assert_eq!(b.get("/metrics").status(), StatusCode::OK);
 
+    // Every page cannot be framed, sniffed, run foreign script or be cached;
+    // static files keep their own caching.
+    let login = b.get("/login");
+    let header = |resp: &Response, name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(header(&login, "content-security-policy").contains("script-src 'self'"));
+    assert!(header(&login, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header(&login, "x-frame-options"), "DENY");
+    assert_eq!(header(&login, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&login, "referrer-policy"), "same-origin");
+    assert_eq!(header(&login, "cache-control"), "no-store");
+    let css = b.get("/static/app.css");
+    assert_eq!(header(&css, "cache-control"), "public, max-age=86400");
+    assert_eq!(header(&css, "x-content-type-options"), "nosniff");
+
+    // A login's `next` stays on this site, however it is dressed up.
+    for evil in [
+        "//evil.example",
+        "/%09/evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+    ] {
+        let resp = b.post(
+            "/login",
+            &[
+                ("username", "op"),
+                ("password", "password123"),
+                ("next", evil),
+            ],
+        );
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{evil}");
+        assert_eq!(location(&resp), "/", "next={evil:?}");
+        b.cookie = None;
+    }
+
     let resp = b.login("op", "wrong-password");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.text().unwrap().contains("Wrong username or password"));

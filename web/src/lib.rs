@@ -8,6 +8,7 @@ pub mod auth;
 pub mod problem;
 
 mod api;
+mod headers;
 mod health;
 mod metrics;
 mod pages;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{file}", get(static_files::serve))
         .nest("/api/v2", api::routes())
         .merge(pages::routes())
+        .layer(axum::middleware::from_fn(headers::add))
         .with_state(state)
 }
 

@@ -168,7 +168,11 @@ async fn post(
                     return Err(last);
                 }
             }
-            Err(e) => last = format!("posting to the webhook failed: {e}"),
+            // Without the URL: a webhook's path is its secret.
+            Err(e) if e.is_timeout() => {
+                last = "the webhook did not answer in time".to_owned();
+            }
+            Err(e) => last = format!("posting to the webhook failed: {}", e.without_url()),
         }
         if attempt < ATTEMPTS {
             tokio::time::sleep(wait).await;

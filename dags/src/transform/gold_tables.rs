@@ -121,12 +121,12 @@ pub static CLOSING_LINE_VALUE: TableDef = TableDef {
         req(
             "consensus_bookmakers",
             Kind::Long,
-            "bookmakers whose closing line at that point forms the consensus",
+            "bookmakers whose closing markets at that point formed the fair close (the anchor's, or all for the median)",
         ),
         opt(
             "close_fair_prob",
             Kind::Double,
-            "median closing no-vig probability across bookmakers",
+            "fair closing probability: the anchor books' de-vigged close, else the median across bookmakers",
         ),
         opt("close_fair_decimal", Kind::Double, "1 / close_fair_prob"),
         opt(
@@ -135,6 +135,23 @@ pub static CLOSING_LINE_VALUE: TableDef = TableDef {
             "opening_decimal / close_fair_decimal − 1; positive beat the close",
         ),
         req("run_id", Kind::Str, "BetFlow run that built the row"),
+        // Appended (Iceberg columns are numbered in order): the fair lines
+        // through `pricing`, docs/formulas.md#fair-line.
+        opt(
+            "close_fair_basis",
+            Kind::Str,
+            "what the fair close was formed from: the anchor books, or the median of n bookmakers",
+        ),
+        opt(
+            "open_fair_prob",
+            Kind::Double,
+            "fair probability of the opening line at the opening point (every bookmaker's first market there)",
+        ),
+        opt(
+            "opening_ev",
+            Kind::Double,
+            "opening_decimal × open_fair_prob − 1: the opening offer's expected return against the fair open",
+        ),
     ],
     partition_by: &[],
     doc: "Closing-line value of each bookmaker's opening prices",
@@ -158,9 +175,13 @@ pub static BOOKMAKER_COMPARISON: TableDef = TableDef {
         opt("opening_clv_avg", Kind::Double, "mean closing-line value of those opening prices"),
         opt("opening_clv_positive_share", Kind::Double, "share of them that beat the close"),
         req("run_id", Kind::Str, "BetFlow run that built the row"),
+        // Appended (Iceberg columns are numbered in order).
+        opt("opening_ev_n", Kind::Long, "opening prices with a fair open at their point, before the start"),
+        opt("opening_ev_avg", Kind::Double, "mean expected return of those opening prices against the fair open"),
+        opt("opening_ev_positive_share", Kind::Double, "share of them priced above the fair open"),
     ],
     partition_by: &[],
-    doc: "Bookmakers compared by vig, best prices, consensus deviation and CLV",
+    doc: "Bookmakers compared by vig, best prices, consensus deviation, CLV and opening EV",
 };
 
 /// One row per (team, season, side).

@@ -197,6 +197,7 @@ impl Task for BuildGold {
         let wh = warehouse(&ctx, &self.settings).await?;
         let silver = read_silver(&ctx, &wh, self.def).await?;
         let (def, run_id) = (self.def, ctx.run_id.clone());
+        let rules = self.settings.rules.clone();
         let until = event_games::modelled_until(crate::sports_day(ctx.data_interval.start));
         let (frame, counts) = tokio::task::spawn_blocking(move || {
             let counts = match &silver.odds_events {
@@ -206,7 +207,10 @@ impl Task for BuildGold {
                 )?),
                 None => None,
             };
-            Ok::<_, polars::prelude::PolarsError>((gold::build_one(def, &silver, &run_id)?, counts))
+            Ok::<_, polars::prelude::PolarsError>((
+                gold::build_one(def, &silver, &rules, &run_id)?,
+                counts,
+            ))
         })
         .await?
         .map_err(|e| TaskError::msg(format!("building {}: {e}", def.full_name())))?;

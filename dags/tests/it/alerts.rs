@@ -119,14 +119,7 @@ async fn new_alerts_are_posted_once_retried_and_stale_ones_are_not_sent() {
 
     // A receiver that refuses (4xx) is not retried; the alert is given up
     // on with the reason, and the queue moves on.
-    sqlx::query(
-        "INSERT INTO serving.market_alerts (kind, sport, event_id, market, outcome, line,
-            magnitude, bookmakers, detail, first_seen, last_seen)
-         VALUES ('steam', 'nfl', 'e-kc', 'h2h', 'home', NULL, 0.02, ARRAY['a','b','c'], '{}', now(), now())",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    new_alert(&pool, "steam", "e-kc", "home").await;
     let refusing = AlertWebhook {
         url: format!("http://{addr}/no-such-path"),
         ..hook.clone()
@@ -146,4 +139,117 @@ async fn new_alerts_are_posted_once_retried_and_stale_ones_are_not_sent() {
             .await
             .unwrap();
     assert!(error.unwrap_or_default().contains("404"));
+}
+
+/// A new alert on an h2h market, first and last seen now; its id.
+async fn new_alert(pool: &sqlx::PgPool, kind: &str, event: &str, outcome: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO serving.market_alerts (kind, sport, event_id, market, outcome, line,
+            magnitude, bookmakers, detail, first_seen, last_seen)
+         VALUES ($1, 'nfl', $2, 'h2h', $3, NULL, 0.02, ARRAY['a','b','c'], '{}', now(), now())
+         RETURNING id",
+    )
+    .bind(kind)
+    .bind(event)
+    .bind(outcome)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A receiver that answers after `delay`, counting requests.
+async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Receiver>>) {
+    let seen = Arc::new(Mutex::new(Receiver::default()));
+    let app = Router::new()
+        .route(
+            "/slow",
+            post(
+                move |State(r): State<Arc<Mutex<Receiver>>>, Json(body): Json<Value>| async move {
+                    r.lock().unwrap().requests += 1;
+                    tokio::time::sleep(delay).await;
+                    r.lock().unwrap().bodies.push(body);
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/slow"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_times_out_and_never_holds_the_alerts_the_consumer_writes() {
+    let db = ServingDb::start(4).await;
+    let pool = db.pool.clone();
+    let id = new_alert(&pool, "value", "e-slow", "home").await;
+
+    let (url, seen) = slow_receiver(Duration::from_secs(30)).await;
+    let hook = AlertWebhook {
+        url,
+        max_age: Duration::from_secs(900),
+        every: Duration::from_millis(100),
+        backoff: Duration::from_millis(50),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    let delivery = tokio::spawn({
+        let (pool, hook) = (pool.clone(), hook.clone());
+        async move { deliver_pending(&pool, &client, &hook).await }
+    });
+    // While the receiver sits on the first request, the odds consumer
+    // sees the alert again and updates its row: no lock is held on it.
+    while seen.lock().unwrap().requests == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE serving.market_alerts SET last_seen = now(), times_seen = times_seen + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .expect("the consumer's update does not wait for the webhook");
+    tx.commit().await.unwrap();
+
+    let done = delivery.await.unwrap().unwrap();
+    assert_eq!(
+        done,
+        Delivered {
+            sent: 0,
+            stale: 0,
+            failed: 1
+        }
+    );
+    assert_eq!(seen.lock().unwrap().requests, 3, "tried three times");
+    let (error, times_seen): (Option<String>, i64) =
+        sqlx::query_as("SELECT notify_error, times_seen FROM serving.market_alerts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        error.as_deref(),
+        Some("the webhook did not answer in time (after 3 tries)")
+    );
+    assert_eq!(times_seen, 2);
+
+    // A slow receiver within the client's time is simply waited for.
+    new_alert(&pool, "steam", "e-slow", "away").await;
+    let (url, patient) = slow_receiver(Duration::from_millis(100)).await;
+    let hook = AlertWebhook { url, ..hook };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let sent = deliver_pending(&pool, &client, &hook).await.unwrap();
+    assert_eq!(sent.sent, 1, "{sent:?}");
+    assert_eq!(patient.lock().unwrap().bodies.len(), 1);
 }

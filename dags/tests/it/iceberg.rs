@@ -15,27 +15,33 @@ use lakehouse::iceberg::commit::CommitTurn;
 use lakehouse::iceberg::table::{opt, req};
 use lakehouse::iceberg::write::PartValue;
 use lakehouse::iceberg::{
-    read_columns, read_table, write_table, Filter, Kind, Replace, TableDef, Warehouse,
+    read_columns, read_table, write_table, Column, Filter, Kind, Replace, TableDef, Warehouse,
 };
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use polars::prelude::*;
 
-static SCORES: TableDef = TableDef {
-    namespace: "bronze",
-    name: "scores_test",
-    columns: &[
-        req("sport", Kind::Str, "league key"),
-        req("sports_date", Kind::Date, "sports day"),
-        req("game_id", Kind::Str, "game"),
-        opt("points", Kind::Int, "points"),
-        opt("price", Kind::Double, "a price"),
-        opt("final", Kind::Bool, "over"),
-        opt("start_time", Kind::Timestamp, "kickoff"),
-        opt("attendance", Kind::Long, "fans"),
-    ],
-    partition_by: &["sport", "sports_date"],
-    doc: "test table",
-};
+const SCORE_COLUMNS: [Column; 8] = [
+    req("sport", Kind::Str, "league key"),
+    req("sports_date", Kind::Date, "sports day"),
+    req("game_id", Kind::Str, "game"),
+    opt("points", Kind::Int, "points"),
+    opt("price", Kind::Double, "a price"),
+    opt("final", Kind::Bool, "over"),
+    opt("start_time", Kind::Timestamp, "kickoff"),
+    opt("attendance", Kind::Long, "fans"),
+];
+
+static SCORES: TableDef = scores(&SCORE_COLUMNS);
+
+const fn scores(columns: &'static [Column]) -> TableDef {
+    TableDef {
+        namespace: "bronze",
+        name: "scores_test",
+        columns,
+        partition_by: &["sport", "sports_date"],
+        doc: "test table",
+    }
+}
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 9, d).unwrap()
@@ -520,4 +526,97 @@ cat = GlueCatalog("betflow", **{"glue.endpoint": endpoint, "glue.region": "us-ea
         pyiceberg_reads(glue_catalog, &moto.endpoint, ""),
         "3 a,b,c s2"
     );
+}
+
+/// [`SCORES`] with one optional column appended.
+static SCORES_WITH_OVERTIME: TableDef = scores(&OVERTIME_COLUMNS);
+
+const OVERTIME_COLUMNS: [Column; 9] = {
+    let mut c = [SCORE_COLUMNS[0]; 9];
+    let mut i = 0;
+    while i < SCORE_COLUMNS.len() {
+        c[i] = SCORE_COLUMNS[i];
+        i += 1;
+    }
+    c[8] = opt("overtime", Kind::Bool, "went to overtime");
+    c
+};
+
+/// [`SCORES`] with a column renamed: not something Iceberg ids allow.
+static SCORES_RENAMED: TableDef = scores(&RENAMED_COLUMNS);
+
+const RENAMED_COLUMNS: [Column; 8] = {
+    let mut c = SCORE_COLUMNS;
+    c[3] = opt("score", Kind::Int, "points");
+    c
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_definition_that_appends_a_column_evolves_the_table_and_keeps_its_rows() {
+    let home = tempfile::tempdir().unwrap();
+    let (_pg, pool) = throwaway_postgres(home.path()).await;
+    let wh = Warehouse::open(&pool, &home.path().join("warehouse"))
+        .await
+        .expect("open the catalog");
+    write_table(
+        &wh,
+        &SCORES,
+        &frame(&[("nfl", 1, "a", 10), ("nfl", 1, "b", 20)]),
+        Replace::Partitions(vec![]),
+        run_props("v1"),
+    )
+    .await
+    .expect("write with the first definition");
+
+    // The grown definition writes another day; the old rows stay, with
+    // the new column null.
+    let mut day2 = frame(&[("nfl", 2, "c", 30)]);
+    day2.with_column(Series::new("overtime".into(), [Some(true)]).into_column())
+        .unwrap();
+    write_table(
+        &wh,
+        &SCORES_WITH_OVERTIME,
+        &day2,
+        Replace::Partitions(vec![]),
+        run_props("v2"),
+    )
+    .await
+    .expect("write with a column appended");
+    let all = read_table(&wh, &SCORES_WITH_OVERTIME, &Filter::All)
+        .await
+        .expect("read both days")
+        .sort(["game_id"], SortMultipleOptions::default())
+        .unwrap();
+    let overtime: Vec<Option<bool>> = all
+        .column("overtime")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(overtime, [None, None, Some(true)]);
+
+    // A renamed column is refused, naming it, and nothing is written.
+    let err = write_table(
+        &wh,
+        &SCORES_RENAMED,
+        &frame(&[("nfl", 3, "d", 40)])
+            .rename("points", "score".into())
+            .unwrap()
+            .clone(),
+        Replace::Partitions(vec![]),
+        run_props("v3"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("table bronze.scores_test: column `points`:"),
+        "{err}"
+    );
+    let after = read_table(&wh, &SCORES_WITH_OVERTIME, &Filter::All)
+        .await
+        .unwrap();
+    assert_eq!(after.height(), 3);
+    pool.close().await;
 }

@@ -289,29 +289,12 @@ async fn try_commit(
         .with_schema_id(meta.current_schema_id())
         .build();
 
-    let current = table
-        .metadata_location()
-        .ok_or_else(|| IcebergError::Catalog(format!("{name} has no metadata location")))?
-        .to_owned();
-    let new_meta = TableMetadataBuilder::new_from_metadata(meta.clone(), Some(current.clone()))
-        .set_branch_snapshot(snapshot, MAIN_BRANCH)
-        .map_err(ice("add the snapshot to", &name))?
-        .build()
-        .map_err(ice("build metadata of", &name))?
-        .metadata;
-    let location = MetadataLocation::from_str(&current)
-        .map_err(ice("parse the metadata location of", &name))?
-        .with_next_version()
-        .with_new_metadata(&new_meta);
-    new_meta
-        .write_to(io, &location)
-        .await
-        .map_err(ice("write metadata of", &name))?;
-
-    if !wh
-        .swap_metadata(&def.ident(), &current, &location.to_string())
-        .await?
-    {
+    let swapped = swap_metadata(wh, def, table, |b| {
+        b.set_branch_snapshot(snapshot, MAIN_BRANCH)
+            .map_err(ice("add the snapshot to", &name))
+    })
+    .await?;
+    if !swapped {
         return Ok(None);
     }
     Ok(Some(WriteSummary {
@@ -324,6 +307,39 @@ async fn try_commit(
         deleted_rows,
         total_rows,
     }))
+}
+
+/// Writes the table's next metadata file — its metadata with `change`
+/// applied — and swaps the catalog's pointer to it if the table is still
+/// at the metadata it was loaded with; `false` when another writer moved
+/// it first.
+pub(crate) async fn swap_metadata(
+    wh: &Warehouse,
+    def: &TableDef,
+    table: &Table,
+    change: impl FnOnce(TableMetadataBuilder) -> Result<TableMetadataBuilder, IcebergError>,
+) -> Result<bool, IcebergError> {
+    let name = def.full_name();
+    let current = table
+        .metadata_location()
+        .ok_or_else(|| IcebergError::Catalog(format!("{name} has no metadata location")))?
+        .to_owned();
+    let builder =
+        TableMetadataBuilder::new_from_metadata(table.metadata().clone(), Some(current.clone()));
+    let new_meta = change(builder)?
+        .build()
+        .map_err(ice("build metadata of", &name))?
+        .metadata;
+    let location = MetadataLocation::from_str(&current)
+        .map_err(ice("parse the metadata location of", &name))?
+        .with_next_version()
+        .with_new_metadata(&new_meta);
+    new_meta
+        .write_to(table.file_io(), &location)
+        .await
+        .map_err(ice("write metadata of", &name))?;
+    wh.swap_metadata(&def.ident(), &current, &location.to_string())
+        .await
 }
 
 /// A positive snapshot id not used by the table yet.

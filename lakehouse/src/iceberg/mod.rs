@@ -12,6 +12,7 @@
 pub mod arrow;
 pub mod catalog;
 pub mod commit;
+mod evolve;
 mod glue_catalog;
 pub mod read;
 pub mod table;

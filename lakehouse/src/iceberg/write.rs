@@ -71,7 +71,8 @@ pub struct WriteSummary {
     pub total_rows: u64,
 }
 
-/// Create the namespace and table of `def` if they do not exist yet.
+/// Create the namespace and table of `def` if they do not exist yet; an
+/// existing table gets the columns `def` appended to it.
 pub async fn ensure_table(wh: &Warehouse, def: &TableDef) -> Result<Table, IcebergError> {
     let name = def.full_name();
     let catalog = wh;
@@ -94,7 +95,11 @@ pub async fn ensure_table(wh: &Warehouse, def: &TableDef) -> Result<Table, Icebe
         .await
         .map_err(ice("look up", &name))?
     {
-        return catalog.load_table(&ident).await.map_err(ice("load", &name));
+        let table = catalog
+            .load_table(&ident)
+            .await
+            .map_err(ice("load", &name))?;
+        return super::evolve::to_definition(wh, def, table).await;
     }
     let creation = TableCreation::builder()
         .name(def.name.to_owned())

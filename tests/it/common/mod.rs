@@ -173,8 +173,15 @@ impl TestEnv {
     /// Start `betflow up` on a port the OS picks; returns (pid, base URL)
     /// once it answers `/health`.
     pub fn spawn_up(&mut self) -> (u32, String) {
+        self.spawn_up_with(&[])
+    }
+
+    /// [`TestEnv::spawn_up`] with more environment variables.
+    pub fn spawn_up_with(&mut self, vars: &[(&str, &str)]) -> (u32, String) {
         let n = self.children.len();
-        let pid = self.spawn(&["up", "--port", "0"], &[("BETFLOW_INSECURE_COOKIES", "1")]);
+        let mut all: Vec<(&str, &str)> = vec![("BETFLOW_INSECURE_COOKIES", "1")];
+        all.extend_from_slice(vars);
+        let pid = self.spawn(&["up", "--port", "0"], &all);
         let base = self.up_url(n);
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::blocking::get(format!("{base}/health")).is_err() {

@@ -115,6 +115,25 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A hash no password matches, checked for unknown usernames.
+const UNKNOWN_USER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000";
+
+/// Password checks at once, at most: argon2 spends tens of milliseconds of
+/// CPU and memory by design, so a login flood queues here, on the blocking
+/// pool, instead of occupying the runtime that schedules tasks.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+async fn verify_off_runtime(password: &str, hash: String) -> Result<bool, AuthError> {
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
 fn valid_username(u: &str) -> bool {
     !u.is_empty()
         && u.len() <= 64
@@ -166,10 +185,10 @@ pub async fn verify_login(
     .await?;
     let Some((id, hash, role)) = row else {
         // Spend the same time as a real check so usernames cannot be probed by timing.
-        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000");
+        let _ = verify_off_runtime(password, UNKNOWN_USER_HASH.to_owned()).await?;
         return Ok(None);
     };
-    if !verify_password(password, &hash) {
+    if !verify_off_runtime(password, hash).await? {
         return Ok(None);
     }
     Ok(Some(User {

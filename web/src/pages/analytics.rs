@@ -126,13 +126,15 @@ const SECTIONS: &[Section] = &[
     Section {
         key: "closing_line_value",
         title: "Closing-line value by bookmaker",
-        about: "Average CLV of each bookmaker's opening prices against the closing consensus fair price: positive means its openers beat the close.",
+        about: "Average CLV of each bookmaker's opening prices against the fair closing price (a sharp book's de-vigged close when one closed, else the median of all), and their expected value against the fair opening price: positive means its openers beat the line.",
         dated: true,
-        columns: &["Bookmaker", "Prices", "Avg CLV", "Positive share", "Consensus books (avg)"],
+        columns: &["Bookmaker", "Prices", "Avg CLV", "Positive share", "Avg opening EV", "EV positive share", "Fair-close books (avg)"],
         chart_format: signed,
         sql: "SELECT bookmaker AS label, avg(clv) AS chart, bookmaker, count(clv)::text,
                 round(avg(clv)::numeric, 4)::text,
                 round((avg((clv > 0)::int) * 100)::numeric, 1)::text || '%',
+                coalesce(round(avg(opening_ev)::numeric, 4)::text, ''),
+                coalesce(round((avg((opening_ev > 0)::int) * 100)::numeric, 1)::text || '%', ''),
                 round(avg(consensus_bookmakers)::numeric, 1)::text
             FROM serving.gold_closing_line_value
             WHERE clv IS NOT NULL AND ($1::text IS NULL OR sport = $1)
@@ -164,14 +166,15 @@ const SECTIONS: &[Section] = &[
         title: "Bookmaker comparison",
         about: "Share of contested prices at which each bookmaker had the best price (season aggregates; the date range does not apply).",
         dated: false,
-        columns: &["Bookmaker", "Sport", "Season", "Games", "Avg vig %", "Best-price share", "Mean |dev| from consensus", "Opening CLV avg"],
+        columns: &["Bookmaker", "Sport", "Season", "Games", "Avg vig %", "Best-price share", "Mean |dev| from consensus", "Opening CLV avg", "Opening EV avg"],
         chart_format: pct,
         sql: "SELECT bookmaker || ' · ' || sport AS label, coalesce(best_price_share, 0) AS chart,
                 bookmaker, sport, coalesce(season::text, ''), games::text,
                 coalesce(round(avg_vig_pct::numeric, 2)::text, ''),
                 coalesce(round((best_price_share * 100)::numeric, 1)::text || '%', ''),
                 coalesce(round(mean_abs_deviation::numeric, 4)::text, ''),
-                coalesce(round(opening_clv_avg::numeric, 4)::text, '')
+                coalesce(round(opening_clv_avg::numeric, 4)::text, ''),
+                coalesce(round(opening_ev_avg::numeric, 4)::text, '')
             FROM serving.gold_bookmaker_comparison
             WHERE ($1::text IS NULL OR sport = $1) AND ($2::date IS NULL OR TRUE) AND ($3::date IS NULL OR TRUE)
             ORDER BY chart DESC LIMIT 40",

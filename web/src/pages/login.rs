@@ -12,6 +12,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::auth::extract::{cookie_from_headers, SESSION_COOKIE};
+use crate::auth::limiter::client_key;
 use crate::auth::{create_session, delete_session, verify_login, SESSION_HOURS};
 use crate::problem::Problem;
 use crate::AppState;
@@ -34,12 +35,9 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only local paths, so the login form cannot redirect elsewhere.
+/// Only paths on this site, so the login form cannot redirect elsewhere.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") => n.to_owned(),
-        _ => "/".to_owned(),
-    }
+    super::local_path(next, "/".to_owned())
 }
 
 fn render(page: LoginPage, status: StatusCode) -> Response {
@@ -71,11 +69,9 @@ async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let ip = addr.ip().to_string();
-    let user_key = format!("user:{}", form.username);
-    let keys = [ip.as_str(), user_key.as_str()];
+    let client = client_key(addr.ip());
     let next = safe_next(form.next.as_deref());
-    if !state.limiter.allowed(&keys) {
+    let Some(guess) = state.limiter.reserve(&client, &form.username) else {
         return render(
             LoginPage {
                 next,
@@ -83,14 +79,16 @@ async fn login(
             },
             StatusCode::TOO_MANY_REQUESTS,
         );
-    }
+    };
     let user = match verify_login(&state.db, &form.username, &form.password).await {
         Ok(u) => u,
         Err(e) => return Problem::internal(e).into_response(),
     };
     let Some(user) = user else {
-        state.limiter.record_failure(&keys);
-        tracing::info!(username = %form.username, %ip, "failed login");
+        // The reserved guess stays counted.
+        drop(guess);
+        let shown: String = form.username.chars().take(64).collect();
+        tracing::info!(username = %shown, %client, "failed login");
         return render(
             LoginPage {
                 next,
@@ -99,7 +97,7 @@ async fn login(
             StatusCode::UNAUTHORIZED,
         );
     };
-    state.limiter.record_success(&keys);
+    guess.succeeded();
     let (token, _csrf) = match create_session(&state.db, &user).await {
         Ok(t) => t,
         Err(e) => return Problem::internal(e).into_response(),

@@ -186,9 +186,27 @@ pub fn pretty_json(v: &Value) -> String {
 /// Only local paths, so a form's `next` cannot send the browser elsewhere.
 pub fn local_path(next: Option<&str>, fallback: String) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if is_local_path(n) => n.to_owned(),
         _ => fallback,
     }
+}
+
+/// A path on this origin, as a browser will read it from `Location`: one
+/// leading `/` and never `//` (another host), no `\` (which browsers read
+/// as `/`), and no whitespace or control character, raw or
+/// percent-encoded (browsers drop tabs and newlines, so `/\t/evil` would
+/// become `//evil`). Capped in length, as a query string is.
+fn is_local_path(n: &str) -> bool {
+    let bad_char = |c: char| c == '\\' || c.is_whitespace() || c.is_control();
+    let encoded_bad = |rest: &str| {
+        let hex = rest.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok());
+        matches!(hex, Some(b) if b < 0x20 || b == 0x7f || b == b'\\' || b == b'/')
+    };
+    n.len() <= 2048
+        && n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.chars().any(bad_char)
+        && !n.match_indices('%').any(|(i, _)| encoded_bad(&n[i + 1..]))
 }
 
 /// A run state and how many runs are in it, for the coloured counters.
@@ -257,5 +275,28 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example"), "/d".into()), "/d");
         assert_eq!(local_path(Some("https://evil.example"), "/d".into()), "/d");
         assert_eq!(local_path(None, "/d".into()), "/d");
+        for evil in [
+            "/\\evil.example",
+            "/%09/evil.example",
+            "/%5c/evil.example",
+            "/%2f/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\u{0}x",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(Some(evil), "/d".into()), "/d", "{evil:?}");
+        }
+        assert_eq!(
+            local_path(Some("/markets?sport=nfl&date=2024-09-08"), "/d".into()),
+            "/markets?sport=nfl&date=2024-09-08"
+        );
+        assert_eq!(
+            local_path(Some("/dags/a/runs/manual__2024%3A00"), "/d".into()),
+            "/dags/a/runs/manual__2024%3A00"
+        );
+        assert_eq!(local_path(Some(&"/a".repeat(2000)), "/d".into()), "/d");
     }
 }

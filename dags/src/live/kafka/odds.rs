@@ -21,7 +21,7 @@ use streaming::kafka::KafkaSettings;
 use streaming::window::{WindowError, WindowSpec};
 
 /// Windows of `serving.odds_windows` and their allowed lateness.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OddsSink {
     pub spec: WindowSpec,
     pub allowed_lateness: TimeDelta,
@@ -41,12 +41,16 @@ impl Default for OddsSink {
 }
 
 /// The odds consumer on `kafka`'s cluster (group `{prefix}-odds`),
-/// with the deployment's windows.
-pub fn odds_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsumer<OddsSink> {
+/// with the deployment's windows and price rules.
+pub fn odds_consumer(
+    kafka: &KafkaSettings,
+    live: &LiveSettings,
+    rules: &pricing::Rules,
+) -> KafkaConsumer<OddsSink> {
     let sink = OddsSink {
         spec: live.odds_window,
         allowed_lateness: live.allowed_lateness,
-        rules: live.rules,
+        rules: rules.clone(),
     };
     KafkaConsumer::new(kafka.consumer(PROCESSOR), sink)
 }
@@ -68,7 +72,7 @@ impl TopicProcessor for OddsSink {
     }
 
     fn fresh(&self) -> Result<OddsProcessor, WindowError> {
-        Ok(OddsProcessor::new(self.spec, self.allowed_lateness)?.with_rules(self.rules))
+        Ok(OddsProcessor::new(self.spec, self.allowed_lateness)?.with_rules(self.rules.clone()))
     }
 
     async fn write(

@@ -84,21 +84,23 @@ pub fn value_signals(
         sides.dedup();
         // Each bookmaker's implied probabilities in `sides` order; one
         // missing a side cannot be de-vigged against the others.
-        let implied: Vec<Vec<f64>> = books
+        let implied: Vec<(&str, Vec<f64>)> = books
             .iter()
             .filter_map(|m| {
                 sides
                     .iter()
                     .map(|s| m.quotes.iter().find(|q| q.side == *s).map(|q| q.implied()))
                     .collect::<Option<Vec<f64>>>()
+                    .map(|p| (m.bookmaker.as_str(), p))
             })
             .collect();
         // One bookmaker is not a consensus.
         if implied.len() < 2 {
             continue;
         }
-        let fair = rules.consensus(&implied);
-        for (side, fair) in sides.iter().zip(fair) {
+        let fair_line = rules.fair_line(&implied);
+        let basis = fair_line.basis.to_string();
+        for (side, fair) in sides.iter().zip(fair_line.probabilities) {
             let Some(fair) = fair else { continue };
             let quotes: Vec<(&str, f64)> = books
                 .iter()
@@ -133,6 +135,7 @@ pub fn value_signals(
                     "fair_probability": fair,
                     "kelly": pricing::consensus::kelly(best, fair),
                     "devig": rules.devig.as_str(),
+                    "fair_basis": basis,
                     "quoted_by": quotes.len(),
                 }),
                 event_time,

@@ -5,6 +5,7 @@
 //! margin and are not what either mart compares.
 
 use polars::prelude::*;
+use pricing::Rules;
 
 use super::prices;
 use super::{cols_of, finish, left_join_nulls, null_of};
@@ -106,20 +107,12 @@ pub(super) fn market_efficiency_of(priced: LazyFrame, run_id: &str) -> PolarsRes
 pub fn bookmaker_comparison(
     odds: LazyFrame,
     games: LazyFrame,
+    rules: &Rules,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
     let priced = prices::priced(odds)?;
     let lines = prices::outcome_lines(priced.clone())?;
-    bookmaker_comparison_of(priced, lines, games, run_id)
-}
-
-pub(super) fn bookmaker_comparison_of(
-    priced: LazyFrame,
-    lines: LazyFrame,
-    games: LazyFrame,
-    run_id: &str,
-) -> PolarsResult<DataFrame> {
-    bookmaker_comparison_from(comparison_partials(priced, lines, games)?, run_id)
+    bookmaker_comparison_from(comparison_partials(priced, lines, games, rules)?, run_id)
 }
 
 /// The counts and sums bookmaker_comparison divides, per (bookmaker, sport,
@@ -129,6 +122,7 @@ pub(super) fn comparison_partials(
     priced: LazyFrame,
     lines: LazyFrame,
     games: LazyFrame,
+    rules: &Rules,
 ) -> PolarsResult<LazyFrame> {
     let key = COMPARISON_KEY;
     let seasons = games
@@ -185,13 +179,20 @@ pub(super) fn comparison_partials(
             deviation.count().alias("deviation_n"),
         ]);
 
-    let clv = left_join_nulls(super::movement::clv_rows(lines), seasons, &["game_id"])
-        .group_by(cols_of(key))
-        .agg([
-            col("clv").count().alias("opening_clv_n"),
-            col("clv").sum().alias("clv_sum"),
-            col("clv").gt(lit(0.0)).sum().alias("clv_positive"),
-        ]);
+    let clv = left_join_nulls(
+        super::movement::clv_rows(lines, rules)?,
+        seasons,
+        &["game_id"],
+    )
+    .group_by(cols_of(key))
+    .agg([
+        col("clv").count().alias("opening_clv_n"),
+        col("clv").sum().alias("clv_sum"),
+        col("clv").gt(lit(0.0)).sum().alias("clv_positive"),
+        col("opening_ev").count().alias("opening_ev_n"),
+        col("opening_ev").sum().alias("ev_sum"),
+        col("opening_ev").gt(lit(0.0)).sum().alias("ev_positive"),
+    ]);
 
     Ok(left_join_nulls(
         left_join_nulls(quotes, rivals, key),
@@ -218,6 +219,9 @@ pub(super) fn bookmaker_comparison_from(
         "opening_clv_n",
         "clv_sum",
         "clv_positive",
+        "opening_ev_n",
+        "ev_sum",
+        "ev_positive",
     ];
     let ratio = |num: &str, den: &str| {
         when(col(den).gt(lit(0)))
@@ -233,6 +237,8 @@ pub(super) fn bookmaker_comparison_from(
             ratio("deviation_sum", "deviation_n").alias("mean_abs_deviation"),
             ratio("clv_sum", "opening_clv_n").alias("opening_clv_avg"),
             ratio("clv_positive", "opening_clv_n").alias("opening_clv_positive_share"),
+            ratio("ev_sum", "opening_ev_n").alias("opening_ev_avg"),
+            ratio("ev_positive", "opening_ev_n").alias("opening_ev_positive_share"),
         ]);
     finish(lf, &t::BOOKMAKER_COMPARISON, key, run_id)
 }
@@ -356,7 +362,8 @@ mod tests {
             Quote::h2h("b", 90, "away", 1.90),
         ];
         let g = games(&[game("nfl:1", 8, "1", "2", 24, 17)]);
-        let df = bookmaker_comparison(odds(&quotes).lazy(), g.lazy(), "r").unwrap();
+        let df =
+            bookmaker_comparison(odds(&quotes).lazy(), g.lazy(), &Rules::default(), "r").unwrap();
         assert_schema(&df, &t::BOOKMAKER_COMPARISON);
         let a = [("bookmaker", "a")];
         let b = [("bookmaker", "b")];
@@ -384,6 +391,21 @@ mod tests {
         assert!(close(
             cell_f64(&df, &a, "opening_clv_positive_share").unwrap(),
             0.5
+        ));
+        // EV of a's openings against the fair open, the median (mean of
+        // two) of a's and b's opening fair home p: home 2.10, away 1.80.
+        let open_home = (pa + pb) / 2.0;
+        let ev_home = 2.1 * open_home - 1.0;
+        let ev_away = 1.8 * (1.0 - open_home) - 1.0;
+        assert_eq!(cell_i64(&df, &a, "opening_ev_n"), Some(2));
+        assert!(close(
+            cell_f64(&df, &a, "opening_ev_avg").unwrap(),
+            (ev_home + ev_away) / 2.0
+        ));
+        // 2.10 × 0.474359 = 0.996: neither opening beat the fair open.
+        assert!(close(
+            cell_f64(&df, &a, "opening_ev_positive_share").unwrap(),
+            0.0
         ));
         assert_eq!(cell_i64(&df, &a, "games"), Some(1));
         assert_eq!(cell_i64(&df, &a, "market_snapshots"), Some(2));

@@ -32,6 +32,7 @@
 //! (silver's own flags, vig and map, the run id) would be most of them.
 
 mod dims;
+mod fair;
 mod games;
 mod markets;
 mod movement;
@@ -45,6 +46,7 @@ mod fixtures;
 use std::sync::Arc;
 
 use polars::prelude::*;
+use pricing::Rules;
 
 use super::event_games;
 use super::gold_tables as t;
@@ -380,6 +382,7 @@ struct SportParts {
 /// stamped with `run_id`.
 pub fn build_all(
     inputs: &SilverInputs,
+    rules: &Rules,
     run_id: &str,
 ) -> PolarsResult<Vec<(&'static TableDef, DataFrame)>> {
     let s = Inputs::of(inputs)?;
@@ -393,11 +396,12 @@ pub fn build_all(
         Ok(SportParts {
             market_efficiency: markets::market_efficiency_of(priced.clone(), run_id)?,
             odds_movement: movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
-            closing_line_value: movement::closing_line_value_of(lines.clone(), run_id)?,
+            closing_line_value: movement::closing_line_value_of(lines.clone(), rules, run_id)?,
             comparison_partials: markets::comparison_partials(
                 priced.clone(),
                 lines.clone(),
                 games.clone(),
+                rules,
             )?
             .collect()?,
             game_lines: prices::game_closing_lines(lines).collect()?,
@@ -453,7 +457,12 @@ pub fn build_all(
 
 /// Gold table `def` built from `inputs` (which need hold only the columns
 /// of [`reads`]), each row stamped with `run_id`.
-pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsResult<DataFrame> {
+pub fn build_one(
+    def: &TableDef,
+    inputs: &SilverInputs,
+    rules: &Rules,
+    run_id: &str,
+) -> PolarsResult<DataFrame> {
     let s = Inputs::of(inputs)?;
     let games = || s.games.clone();
     let lines = |o: &SportOdds| -> PolarsResult<LazyFrame> {
@@ -479,7 +488,7 @@ pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsR
         ),
         "closing_line_value" => stack(
             s.per_sport(inputs, |o| {
-                movement::closing_line_value_of(lines(&o)?, run_id)
+                movement::closing_line_value_of(lines(&o)?, rules, run_id)
             })?,
             &prices::OUTCOME,
         ),
@@ -487,7 +496,7 @@ pub fn build_one(def: &TableDef, inputs: &SilverInputs, run_id: &str) -> PolarsR
             concat_parts(s.per_sport(inputs, |o| {
                 let priced = o.priced()?;
                 let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
-                markets::comparison_partials(priced, lines, games())?.collect()
+                markets::comparison_partials(priced, lines, games(), rules)?.collect()
             })?)?,
             run_id,
         ),
@@ -613,7 +622,7 @@ mod tests {
 
     #[test]
     fn empty_inputs_build_empty_tables_with_their_schemas() {
-        let none = build_all(&SilverInputs::default(), "r").unwrap();
+        let none = build_all(&SilverInputs::default(), &Rules::default(), "r").unwrap();
         check_all(&none);
         let schemas_only = SilverInputs {
             games: empty(&silver::GAMES),
@@ -624,7 +633,7 @@ mod tests {
             odds_events: None,
             odds_by_sport: None,
         };
-        let built = build_all(&schemas_only, "r").unwrap();
+        let built = build_all(&schemas_only, &Rules::default(), "r").unwrap();
         check_all(&built);
         for (def, df) in &built {
             let expected = if def.name == "dim_markets" { 7 } else { 0 };
@@ -652,7 +661,7 @@ mod tests {
             odds_events: None,
             odds_by_sport: None,
         };
-        let built = build_all(&inputs, "run-7").unwrap();
+        let built = build_all(&inputs, &Rules::default(), "run-7").unwrap();
         check_all(&built);
         for (def, df) in &built {
             assert!(df.height() > 0, "{} is empty", def.full_name());
@@ -743,7 +752,7 @@ mod tests {
 
     #[test]
     fn gold_maps_the_events_silver_could_not_and_only_those_with_a_game() {
-        let built = build_all(&history(), "r").unwrap();
+        let built = build_all(&history(), &Rules::default(), "r").unwrap();
         let table = |name: &str| &built.iter().find(|(d, _)| d.name == name).unwrap().1;
         // Game 2's snapshots (from two days out) count; the stray event does not.
         assert_eq!(games_of(table("market_efficiency")), ["nfl:1", "nfl:2"]);
@@ -809,7 +818,7 @@ mod tests {
             odds_events: None,
             odds_by_sport: None,
         };
-        let built = build_all(&both, "r").unwrap();
+        let built = build_all(&both, &Rules::default(), "r").unwrap();
         let table = |name: &str| &built.iter().find(|(d, _)| d.name == name).unwrap().1;
         assert_eq!(
             games_of(table("market_efficiency")),
@@ -826,10 +835,13 @@ mod tests {
         let one_pass = [
             ("market_efficiency", market_efficiency(odds(), "r")),
             ("odds_movement", odds_movement(odds(), "r")),
-            ("closing_line_value", closing_line_value(odds(), "r")),
+            (
+                "closing_line_value",
+                closing_line_value(odds(), &Rules::default(), "r"),
+            ),
             (
                 "bookmaker_comparison",
-                bookmaker_comparison(odds(), games(), "r"),
+                bookmaker_comparison(odds(), games(), &Rules::default(), "r"),
             ),
             ("team_trends", team_trends(games(), odds(), "r")),
             (
@@ -878,7 +890,7 @@ mod tests {
     #[test]
     fn each_table_built_from_the_columns_it_reads_is_the_table_built_from_all() {
         let full = history();
-        let all = build_all(&full, "r").unwrap();
+        let all = build_all(&full, &Rules::default(), "r").unwrap();
         for (def, want) in &all {
             let read = |input: &TableDef, df: &DataFrame| projected(df, reads(def, input));
             // As the gold tasks read: a table that maps odds reads each
@@ -907,7 +919,7 @@ mod tests {
                     })
                 }),
             };
-            let got = build_one(def, &inputs, "r")
+            let got = build_one(def, &inputs, &Rules::default(), "r")
                 .unwrap_or_else(|e| panic!("{} from its columns: {e}", def.full_name()));
             assert!(
                 got.equals_missing(want),

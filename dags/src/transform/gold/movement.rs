@@ -4,8 +4,11 @@
 
 use polars::prelude::*;
 
+use pricing::Rules;
+
+use super::fair::{self, At};
 use super::prices::{self, OUTCOME};
-use super::{finish, left_join_nulls, null_of};
+use super::{cols_of, finish, left_join_nulls, null_of};
 use crate::transform::gold_tables as t;
 
 /// gold.odds_movement from silver odds.
@@ -77,48 +80,61 @@ pub(super) fn odds_movement_of(
     finish(lf, &t::ODDS_MOVEMENT, &OUTCOME, run_id)
 }
 
-/// gold.closing_line_value from silver odds.
-pub fn closing_line_value(odds: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
+/// gold.closing_line_value from silver odds, judged by `rules`.
+pub fn closing_line_value(odds: LazyFrame, rules: &Rules, run_id: &str) -> PolarsResult<DataFrame> {
     let lines = prices::outcome_lines(prices::priced(odds)?)?;
-    closing_line_value_of(lines, run_id)
+    closing_line_value_of(lines, rules, run_id)
 }
 
-pub(super) fn closing_line_value_of(lines: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
-    finish(clv_rows(lines), &t::CLOSING_LINE_VALUE, &OUTCOME, run_id)
+pub(super) fn closing_line_value_of(
+    lines: LazyFrame,
+    rules: &Rules,
+    run_id: &str,
+) -> PolarsResult<DataFrame> {
+    finish(
+        clv_rows(lines, rules)?,
+        &t::CLOSING_LINE_VALUE,
+        &OUTCOME,
+        run_id,
+    )
 }
 
-/// Each series' opening price beside the closing consensus at its point:
-/// the median across bookmakers of their closing no-vig probability for the
-/// same game, market, outcome and point. CLV = opening decimal / (1 /
-/// consensus) − 1; null without a consensus at that point or when the
+/// Each series' opening price beside the [fair lines](fair::fair_lines) at
+/// its point: the fair close (every bookmaker's last pre-game market, with
+/// `rules`' de-vig method and anchor) and the fair open (every bookmaker's
+/// first market). CLV = opening decimal × fair closing probability − 1 and
+/// the opening's expected value = opening decimal × fair opening
+/// probability − 1; both null without a line at that point or when the
 /// "opening" came after commence time (a price first seen in play has no
 /// close to beat).
-pub(super) fn clv_rows(lines: LazyFrame) -> LazyFrame {
+pub(super) fn clv_rows(lines: LazyFrame, rules: &Rules) -> PolarsResult<LazyFrame> {
     let at_point = ["sport", "game_id", "market", "outcome", "point_key"];
-    let consensus = lines
-        .clone()
-        .filter(col("closing_fair_prob").is_not_null())
-        .group_by([
-            col("sport"),
-            col("game_id"),
-            col("market"),
-            col("outcome"),
-            col("closing_point_key").alias("point_key"),
-        ])
-        .agg([
-            col("closing_fair_prob").median().alias("close_fair_prob"),
-            len().alias("consensus_bookmakers"),
-        ]);
+    let keyed =
+        |more: Vec<Expr>| -> Vec<Expr> { cols_of(&at_point).into_iter().chain(more).collect() };
+    let close = fair::fair_lines(lines.clone(), At::Closing, rules)?.select(keyed(vec![
+        col("fair_prob").alias("close_fair_prob"),
+        col("fair_books").alias("consensus_bookmakers"),
+        col("fair_basis").alias("close_fair_basis"),
+    ]));
+    let open = fair::fair_lines(lines.clone(), At::Opening, rules)?
+        .select(keyed(vec![col("fair_prob").alias("open_fair_prob")]));
     let opening = lines.with_column(col("opening_point_key").alias("point_key"));
     let before_start = col("opening_time").lt_eq(col("commence_time"));
-    left_join_nulls(opening, consensus, &at_point).with_columns([
-        col("consensus_bookmakers").fill_null(lit(0)),
-        (lit(1.0) / col("close_fair_prob")).alias("close_fair_decimal"),
-        when(before_start)
-            .then(col("opening_decimal") * col("close_fair_prob") - lit(1.0))
+    let priced_at = |fair: &str| {
+        when(before_start.clone())
+            .then(col("opening_decimal") * col(fair) - lit(1.0))
             .otherwise(null_of(DataType::Float64))
-            .alias("clv"),
-    ])
+    };
+    Ok(
+        left_join_nulls(left_join_nulls(opening, close, &at_point), open, &at_point).with_columns(
+            [
+                col("consensus_bookmakers").fill_null(lit(0)),
+                (lit(1.0) / col("close_fair_prob")).alias("close_fair_decimal"),
+                priced_at("close_fair_prob").alias("clv"),
+                priced_at("open_fair_prob").alias("opening_ev"),
+            ],
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -224,7 +240,7 @@ mod tests {
             Quote::h2h("b", 150, "home", 3.00),
             Quote::h2h("b", 150, "away", 1.40),
         ];
-        let df = closing_line_value(odds(&quotes).lazy(), "r").unwrap();
+        let df = closing_line_value(odds(&quotes).lazy(), &Rules::default(), "r").unwrap();
         assert_schema(&df, &t::CLOSING_LINE_VALUE);
         let fair_home = (1.0 / 1.8) / (1.0 / 1.8 + 1.0 / 2.1);
         let home = [("bookmaker", "a"), ("outcome", "home")];
@@ -244,6 +260,22 @@ mod tests {
         let clv_away = cell_f64(&df, &away, "clv").unwrap();
         assert!(close(clv_away, 1.8 * (1.0 - fair_home) - 1.0));
         assert!(clv_away < 0.0);
+        assert_eq!(
+            cell_str(&df, &home, "close_fair_basis").as_deref(),
+            Some("median of 2 bookmakers")
+        );
+        // The fair open: the median of a's opening market (2.00 / 1.80) and
+        // b's (1.80 / 2.10); a's opening home price against it.
+        let a_open = (1.0 / 2.0) / (1.0 / 2.0 + 1.0 / 1.8);
+        let open_home = (a_open + fair_home) / 2.0;
+        assert!(close(
+            cell_f64(&df, &home, "open_fair_prob").unwrap(),
+            open_home
+        ));
+        assert!(close(
+            cell_f64(&df, &home, "opening_ev").unwrap(),
+            2.0 * open_home - 1.0
+        ));
     }
 
     #[test]
@@ -255,7 +287,7 @@ mod tests {
             Quote::spread("a", 90, "home", -3.5, 1.91),
             Quote::spread("a", 90, "away", 3.5, 1.91),
         ];
-        let df = closing_line_value(odds(&quotes).lazy(), "r").unwrap();
+        let df = closing_line_value(odds(&quotes).lazy(), &Rules::default(), "r").unwrap();
         let k = [("outcome", "home")];
         assert_eq!(cell_f64(&df, &k, "clv"), None);
         assert_eq!(cell_i64(&df, &k, "consensus_bookmakers"), Some(0));

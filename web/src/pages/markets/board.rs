@@ -4,11 +4,13 @@
 //! The figures follow docs/formulas.md (consensus, best price, arbitrage,
 //! hold, steam, value); this module is pure, so they are tested here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use pricing::consensus::{expected_value, hold, kelly, median};
+use pricing::middle::{low_hold, spreads_middle, totals_middle, Offer};
 use pricing::steam::{implied_move, Steam};
 use pricing::Rules;
 
@@ -52,7 +54,34 @@ pub struct MarketLine {
     pub bookmakers: usize,
     /// `1 − Σ 1/best` when positive.
     pub arbitrage: Option<f64>,
+    /// The hold of the best prices, when under the low-hold threshold.
+    pub low_hold: Option<f64>,
+    /// What the fair prices were formed from: the anchor's books, or the
+    /// median of how many (docs/formulas.md#fair-line).
+    pub fair_basis: String,
+    /// The widest middle across the market's lines.
+    pub middle: Option<MiddleLine>,
     pub sides: Vec<Side>,
+}
+
+/// Two offers at different lines that both win inside the band between
+/// them (docs/formulas.md#middles).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddleLine {
+    /// (outcome, point, decimal, bookmaker) of the over or home side.
+    pub first: MiddleLeg,
+    /// The same of the under or away side.
+    pub second: MiddleLeg,
+    pub width: f64,
+    pub overround: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MiddleLeg {
+    pub outcome: String,
+    pub point: f64,
+    pub decimal: f64,
+    pub bookmaker: String,
 }
 
 /// One outcome of a market line.
@@ -130,10 +159,14 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
         }
     }
     // Each event's rows apart, so a day of a hundred games is one pass over
-    // the prices rather than one per game.
-    let prices = by_event(inputs.prices, |r| &r.event_id);
-    let movement = by_event(inputs.movement, |r| &r.event_id);
-    let window_moves = by_event(inputs.window_moves, |r| &r.event_id);
+    // the prices rather than one per game; rows arrive grouped by event
+    // (the reads order them so), and are then borrowed, not copied.
+    let prices = grouped(inputs.prices, |r| &r.event_id);
+    let movement = grouped(inputs.movement, |r| &r.event_id);
+    let window_moves = grouped(inputs.window_moves, |r| &r.event_id);
+    let prices = by_event(&prices, |r| &r.event_id);
+    let movement = by_event(&movement, |r| &r.event_id);
+    let window_moves = by_event(&window_moves, |r| &r.event_id);
     let mut matched: Vec<&str> = Vec::new();
     let mut cards: Vec<GameCard> = Vec::new();
     for e in inputs.events {
@@ -142,9 +175,9 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
             rules: inputs.rules,
             events: &[],
             games: &[],
-            prices: prices.get(id).map_or(&[][..], Vec::as_slice),
-            movement: movement.get(id).map_or(&[][..], Vec::as_slice),
-            window_moves: window_moves.get(id).map_or(&[][..], Vec::as_slice),
+            prices: prices.get(id).copied().unwrap_or(&[]),
+            movement: movement.get(id).copied().unwrap_or(&[]),
+            window_moves: window_moves.get(id).copied().unwrap_or(&[]),
         };
         let key = (
             e.sport.clone(),
@@ -183,15 +216,33 @@ pub fn build(inputs: &Inputs<'_>) -> Vec<GameCard> {
     cards
 }
 
-/// `rows` by event id, each event's in their order.
-fn by_event<'a, T: Clone>(rows: &'a [T], id: impl Fn(&T) -> &str) -> HashMap<&'a str, Vec<T>> {
-    let mut out: HashMap<&'a str, Vec<T>> = HashMap::new();
-    for r in rows {
-        // The key borrows from `rows`, which outlives the map.
-        let key: &'a str = id(r);
-        out.entry(key).or_default().push(r.clone());
+/// `rows` with each event's rows next to each other: as given when they
+/// already are, else a sorted copy.
+fn grouped<T: Clone>(rows: &[T], id: impl Fn(&T) -> &str) -> Cow<'_, [T]> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut last: Option<&str> = None;
+    let is_grouped = rows.iter().all(|r| {
+        let key = id(r);
+        if last == Some(key) {
+            return true;
+        }
+        last = Some(key);
+        seen.insert(key)
+    });
+    if is_grouped {
+        return Cow::Borrowed(rows);
     }
-    out
+    let mut sorted = rows.to_vec();
+    sorted.sort_by(|a, b| id(a).cmp(id(b)));
+    Cow::Owned(sorted)
+}
+
+/// Each event's run of rows of `rows` (grouped by event, see [`grouped`]).
+fn by_event<T>(rows: &[T], id: impl Fn(&T) -> &str) -> HashMap<&str, &[T]> {
+    // `chunk_by` never yields an empty run.
+    rows.chunk_by(|a, b| id(a) == id(b))
+        .map(|run| (id(&run[0]), run))
+        .collect()
 }
 
 fn live_state(g: &GameRow) -> LiveState {
@@ -254,8 +305,8 @@ fn main_line(
     outcomes.sort_by_key(|o| outcome_order(o));
     outcomes.dedup();
     // Each bookmaker's implied probabilities in `outcomes` order, de-vigged
-    // by the deployment's method; the median per outcome is the consensus.
-    let implied: Vec<Vec<f64>> = bookmakers
+    // by the deployment's method; the anchor's, or the median, is fair.
+    let implied: Vec<(&str, Vec<f64>)> = bookmakers
         .iter()
         .filter_map(|book| {
             outcomes
@@ -267,12 +318,13 @@ fn main_line(
                         .map(|r| 1.0 / r.price_decimal)
                 })
                 .collect::<Option<Vec<f64>>>()
+                .map(|p| (*book, p))
         })
         .collect();
-    let fair: Vec<Option<f64>> = inputs.rules.consensus(&implied);
+    let fair_line = inputs.rules.fair_line(&implied);
     let sides: Vec<Side> = outcomes
         .iter()
-        .zip(fair)
+        .zip(fair_line.probabilities)
         .filter_map(|(o, fair)| side(event_id, market, o, fair?, &on_line, inputs))
         .collect();
     if sides.len() < 2 {
@@ -284,14 +336,75 @@ fn main_line(
     }
     let hold: f64 = median(overrounds.values().map(|o| hold(*o)).collect()).unwrap_or(0.0);
     let inverse_sum: f64 = sides.iter().map(|s| 1.0 / s.best_decimal).sum();
+    let best: Vec<f64> = sides.iter().map(|s| s.best_decimal).collect();
     Some(MarketLine {
         market: market.to_owned(),
         line: line.map(|l| l as f64 / 100.0),
         hold,
         bookmakers: bookmakers.len(),
         arbitrage: (inverse_sum < 1.0).then_some(1.0 - inverse_sum),
+        low_hold: low_hold(&best, inputs.rules.low_hold),
+        fair_basis: fair_line.basis.to_string(),
+        middle: middle_of(market, rows),
         sides,
     })
+}
+
+/// The widest middle among every line of a spreads or totals market.
+fn middle_of(market: &str, rows: &[&PriceRow]) -> Option<MiddleLine> {
+    let offers = |outcome: &str| -> Vec<Offer<'_>> {
+        rows.iter()
+            .filter(|r| r.outcome == outcome)
+            .filter_map(|r| {
+                Some(Offer {
+                    bookmaker: &r.bookmaker,
+                    point: r.point?,
+                    decimal: r.price_decimal,
+                })
+            })
+            .collect()
+    };
+    let (first, second, found) = match market {
+        "totals" => {
+            let (overs, unders) = (offers("over"), offers("under"));
+            (
+                "over",
+                "under",
+                totals_middle(&overs, &unders).map(owned_middle),
+            )
+        }
+        "spreads" => {
+            let (homes, aways) = (offers("home"), offers("away"));
+            (
+                "home",
+                "away",
+                spreads_middle(&homes, &aways).map(owned_middle),
+            )
+        }
+        _ => return None,
+    };
+    found.map(|(a, b, width, overround)| MiddleLine {
+        first: MiddleLeg {
+            outcome: first.to_owned(),
+            ..a
+        },
+        second: MiddleLeg {
+            outcome: second.to_owned(),
+            ..b
+        },
+        width,
+        overround,
+    })
+}
+
+fn owned_middle(m: pricing::middle::Middle<'_>) -> (MiddleLeg, MiddleLeg, f64, f64) {
+    let leg = |o: Offer<'_>| MiddleLeg {
+        outcome: String::new(),
+        point: o.point,
+        decimal: o.decimal,
+        bookmaker: o.bookmaker.to_owned(),
+    };
+    (leg(m.first), leg(m.second), m.width, m.overround)
 }
 
 fn outcome_order(outcome: &str) -> u8 {
@@ -525,6 +638,59 @@ mod tests {
         assert_eq!(line.bookmakers, 2);
         assert_eq!(line.sides[0].point, Some(3.5));
         assert_eq!(line.sides[1].best_decimal, 1.95);
+    }
+
+    /// docs/formulas.md#middles: home +3.5 at a, away −2.5 at c both win
+    /// when the home side loses by 3; the main line stays a's and b's.
+    #[test]
+    fn a_middle_spans_two_lines_at_two_bookmakers() {
+        let prices = [
+            price("a", "spreads", "home", Some(3.5), 1.87, 0.047),
+            price("a", "spreads", "away", Some(-3.5), 1.95, 0.047),
+            price("b", "spreads", "home", Some(3.5), 1.91, 0.047),
+            price("b", "spreads", "away", Some(-3.5), 1.91, 0.047),
+            price("c", "spreads", "home", Some(2.5), 1.80, 0.05),
+            price("c", "spreads", "away", Some(-2.5), 1.95, 0.05),
+        ];
+        let line = &markets_of("e1", &inputs(&[], &prices))[0];
+        assert_eq!(line.line, Some(3.5));
+        let m = line.middle.as_ref().expect("a middle");
+        assert_eq!((m.first.bookmaker.as_str(), m.first.point), ("b", 3.5));
+        assert_eq!((m.second.bookmaker.as_str(), m.second.point), ("c", -2.5));
+        assert_eq!(m.width, 1.0);
+        // b's 1.91 is the cheaper of the two +3.5 prices that make it.
+        assert!((m.overround - (1.0 / 1.91 + 1.0 / 1.95 - 1.0)).abs() < 1e-9);
+    }
+
+    /// docs/formulas.md#low-hold-markets: best 2.00 and 1.96, hold 1.01 %;
+    /// with no anchor book quoting, the fair line says it is a median.
+    #[test]
+    fn a_market_whose_best_prices_hold_little_is_flagged() {
+        let prices = [
+            price("a", "h2h", "home", None, 2.00, 0.04),
+            price("a", "h2h", "away", None, 1.85, 0.04),
+            price("b", "h2h", "home", None, 1.87, 0.04),
+            price("b", "h2h", "away", None, 1.96, 0.04),
+        ];
+        let line = &markets_of("e1", &inputs(&[], &prices))[0];
+        assert!((line.low_hold.unwrap() - 0.010101).abs() < 1e-6);
+        assert_eq!(line.arbitrage, None);
+        assert_eq!(line.fair_basis, "median of 2 bookmakers");
+    }
+
+    /// docs/formulas.md#fair-line: Pinnacle quoting sets the fair line.
+    #[test]
+    fn a_quoted_sharp_book_sets_the_fair_price() {
+        let prices = [
+            price("draftkings", "h2h", "home", None, 1.80, 0.03),
+            price("draftkings", "h2h", "away", None, 2.10, 0.03),
+            price("pinnacle", "h2h", "home", None, 1.91, 0.02),
+            price("pinnacle", "h2h", "away", None, 2.00, 0.02),
+        ];
+        let line = &markets_of("e1", &inputs(&[], &prices))[0];
+        assert_eq!(line.fair_basis, "pinnacle");
+        // Sides are in away, home order.
+        assert!((line.sides[1].fair_probability - 0.511509).abs() < 1e-6);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::{csv, render, seg, ErrorPage, Nav};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
-use board::{GameCard, Inputs, MarketLine, Side};
+use board::{GameCard, Inputs, MarketLine, MiddleLeg, Side};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -171,6 +171,9 @@ pub struct MarketView {
     pub hold: String,
     pub bookmakers: usize,
     pub arbitrage: String,
+    pub low_hold: String,
+    pub middle: String,
+    pub fair_basis: String,
     pub sides: Vec<SideView>,
 }
 
@@ -273,6 +276,37 @@ fn market_view(card: &GameCard, m: &MarketLine, kelly_fraction: f64) -> MarketVi
             .arbitrage
             .map(|a| format!("arb {:.2}%", a * 100.0))
             .unwrap_or_default(),
+        low_hold: m
+            .low_hold
+            .map(|h| format!("low hold {:.2}%", h * 100.0))
+            .unwrap_or_default(),
+        middle: m
+            .middle
+            .as_ref()
+            .map(|mid| {
+                let leg = |l: &MiddleLeg| {
+                    let point = match m.market.as_str() {
+                        "spreads" => fmt_point(l.point),
+                        _ => l.point.to_string(),
+                    };
+                    let side = match l.outcome.as_str() {
+                        "home" => card.home_team.clone(),
+                        "away" => card.away_team.clone(),
+                        "over" => "over".to_owned(),
+                        _ => "under".to_owned(),
+                    };
+                    format!("{side} {point} {:.2} ({})", l.decimal, l.bookmaker)
+                };
+                format!(
+                    "middle {} pt: {} + {}",
+                    mid.width,
+                    leg(&mid.first),
+                    leg(&mid.second)
+                )
+            })
+            .unwrap_or_default(),
+        // "median of 5", short enough for the market's column.
+        fair_basis: m.fair_basis.trim_end_matches(" bookmakers").to_owned(),
         sides: m
             .sides
             .iter()
@@ -419,7 +453,7 @@ async fn markets_fragment(
 /// One row per game, market and side of the board.
 pub fn board_csv(cards: &[GameCard]) -> String {
     let mut out = String::from(
-        "sport,event_id,start_utc,away_team,home_team,status,away_score,home_score,market,line,outcome,point,best_decimal,best_american,best_bookmakers,fair_probability,fair_decimal,hold,movement_prob,arbitrage_margin,steam_bookmakers,expected_value,kelly\n",
+        "sport,event_id,start_utc,away_team,home_team,status,away_score,home_score,market,line,outcome,point,best_decimal,best_american,best_bookmakers,fair_probability,fair_decimal,hold,movement_prob,arbitrage_margin,steam_bookmakers,expected_value,kelly,fair_basis,low_hold,middle_width\n",
     );
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for c in cards {
@@ -443,13 +477,13 @@ pub fn board_csv(cards: &[GameCard]) -> String {
         ]
         .join(",");
         if c.markets.is_empty() {
-            let _ = writeln!(out, "{game}{}", ",".repeat(15));
+            let _ = writeln!(out, "{game}{}", ",".repeat(18));
         }
         for m in &c.markets {
             for s in &m.sides {
                 let _ = writeln!(
                     out,
-                    "{game},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{game},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     m.market,
                     opt(m.line),
                     s.outcome,
@@ -467,6 +501,9 @@ pub fn board_csv(cards: &[GameCard]) -> String {
                         .unwrap_or_default(),
                     s.expected_value,
                     s.kelly,
+                    csv::field(&m.fair_basis),
+                    opt(m.low_hold),
+                    opt(m.middle.as_ref().map(|mid| mid.width)),
                 );
             }
         }

@@ -104,7 +104,8 @@ pub struct PriceRow {
 
 const PRICES: &str = "SELECT event_id, market, bookmaker, outcome, point, price_decimal,
         price_american, overround, open_decimal, open_point
-    FROM serving.odds_latest WHERE event_id = ANY($1)";
+    FROM serving.odds_latest WHERE event_id = ANY($1)
+    ORDER BY event_id";
 
 pub async fn prices(pool: &PgPool, event_ids: &[String]) -> sqlx::Result<Vec<PriceRow>> {
     sqlx::query_as(PRICES).bind(event_ids).fetch_all(pool).await
@@ -161,7 +162,8 @@ const LATEST_WINDOW_MOVES: &str = "WITH newest AS (
         FROM serving.odds_windows WHERE event_id = ANY($1) GROUP BY 1, 2)
     SELECT w.event_id, w.market, w.outcome, w.open_decimal, w.latest_decimal
     FROM serving.odds_windows w
-    JOIN newest n USING (event_id, market, window_start)";
+    JOIN newest n USING (event_id, market, window_start)
+    ORDER BY w.event_id";
 
 pub async fn latest_window_moves(
     pool: &PgPool,
