@@ -40,8 +40,9 @@ pub struct DeadLetterRow {
     pub partition: i32,
     pub offset: i64,
     pub processor: Option<&'static str>,
-    /// A [`crate::envelope::DecodeError::code`], `oversized`, `late`,
-    /// `rejected`, `anomaly`, `stale`, `invalid` or `sink_error`.
+    /// A [`crate::envelope::DecodeError::code`], `oversized`, `future`,
+    /// `implausible_time`, `late`, `rejected`, `anomaly`, `stale`,
+    /// `invalid` or `sink_error`.
     pub reason_code: String,
     pub reason: String,
     pub message_key: Option<Vec<u8>>,

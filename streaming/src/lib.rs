@@ -45,6 +45,12 @@ pub trait PartitionState: Send + Sync + Sized + 'static {
     fn snapshot(&self) -> Self::Snapshot;
     /// Continues from a snapshot, into a state fresh from the same settings.
     fn restore(&mut self, snapshot: Self::Snapshot);
+    /// Forgets event times after `not_after` (a restored watermark moved
+    /// by an event stamped in the future), so true events are not late.
+    /// States without event-time windows have nothing to heal.
+    fn heal(&mut self, not_after: chrono::DateTime<chrono::Utc>) {
+        let _ = not_after;
+    }
 }
 
 /// The kind of a state's topics.

@@ -293,6 +293,21 @@ impl<K: Ord + Clone, A: Aggregate + Clone> Windowed<K, A> {
             .collect();
     }
 
+    /// Pulls the newest event time back to `not_after` when it is beyond
+    /// it, and drops the windows that start after it: what events stamped
+    /// in the future left in a restored state. Whether anything changed.
+    pub fn heal(&mut self, not_after: DateTime<Utc>) -> bool {
+        let limit = not_after.timestamp_millis();
+        match self.max_event_ms {
+            Some(max) if max > limit => {
+                self.max_event_ms = Some(limit);
+                self.open.retain(|(start, _), _| *start <= limit);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// (key, window) pairs currently held in memory.
     pub fn open_windows(&self) -> usize {
         self.open.len()

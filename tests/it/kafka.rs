@@ -219,6 +219,42 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
         "0",
         30,
     );
+
+    // A producer with a broken clock stamps one poll 2099: it is
+    // dead-lettered as `future` and moves no watermark, so the true poll
+    // after it is applied, not refused as late.
+    let bogus = DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    rt.block_on(async {
+        let producer = Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(1))
+            .expect("producer");
+        let mut from_2099 = poll(bogus, (3.00, 1.40), (3.00, 1.40));
+        from_2099.ingest_time = t0 + TimeDelta::minutes(12);
+        producer.publish(topic, &from_2099).await.expect("publish");
+        producer
+            .publish(
+                topic,
+                &poll(t0 + TimeDelta::minutes(13), (2.05, 1.85), (1.90, 1.95)),
+            )
+            .await
+            .expect("publish");
+    });
+    env.wait_for(
+        &format!(
+            "SELECT string_agg(reason_code, ',' ORDER BY \"offset\") FROM serving.dead_letter WHERE topic = '{name}'"
+        ),
+        "bad_json,future",
+        30,
+    );
+    env.wait_for(
+        &format!(
+            "SELECT price_decimal FROM serving.odds_latest
+             WHERE event_id = '{EVENT}' AND bookmaker = 'book_a' AND outcome = 'home'"
+        ),
+        "2.05",
+        30,
+    );
     drop(broker);
 }
 

@@ -67,16 +67,39 @@ impl Browser {
     }
 
     fn login(&mut self, username: &str, password: &str) -> Response {
-        let resp = self.post(
-            "/login",
-            &[
-                ("username", username),
-                ("password", password),
-                ("next", "/dags"),
-            ],
-        );
+        self.login_to(username, password, "/dags")
+    }
+
+    /// The login form's CSRF token and its cookie, from a fresh form.
+    fn login_form(&self) -> (String, String) {
+        crate::common::viewer::login_form(&self.client, &self.base)
+    }
+
+    /// Logs in through the form, asking to land on `next`.
+    fn login_to(&mut self, username: &str, password: &str, next: &str) -> Response {
+        let (token, form_cookie) = self.login_form();
+        let body = [
+            ("username", username),
+            ("password", password),
+            ("next", next),
+            ("csrf", token.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        let resp = self
+            .client
+            .post(format!("{}/login", self.base))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(COOKIE, form_cookie)
+            .body(body)
+            .send()
+            .expect("POST /login");
         if let Some(set) = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
-            self.cookie = set.split(';').next().map(str::to_owned);
+            if set.starts_with("betflow_session=") {
+                self.cookie = set.split(';').next().map(str::to_owned);
+            }
         }
         resp
     }
@@ -169,18 +192,24 @@ fn pages_need_a_login_and_failed_logins_are_limited() {
         "/\\evil.example",
         "https://evil.example",
     ] {
-        let resp = b.post(
-            "/login",
-            &[
-                ("username", "op"),
-                ("password", "password123"),
-                ("next", evil),
-            ],
-        );
+        let resp = b.login_to("op", "password123", evil);
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{evil}");
         assert_eq!(location(&resp), "/", "next={evil:?}");
         b.cookie = None;
     }
+    // A login form posted from elsewhere (no form cookie, or another
+    // form's token) is refused before the password is looked at.
+    let forged = b.post(
+        "/login",
+        &[
+            ("username", "op"),
+            ("password", "password123"),
+            ("next", "/dags"),
+            ("csrf", "x"),
+        ],
+    );
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.text().unwrap().contains("came from another site"));
 
     let resp = b.login("op", "wrong-password");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

@@ -24,6 +24,9 @@ pub struct ConsumerConfig {
     /// Minimum time between two checkpoints of a partition: each serializes
     /// the partition's whole state, so not on every batch.
     pub checkpoint_every: Duration,
+    /// How far an event time may run ahead of its ingest time (and of this
+    /// consumer's clock) before the message is dead-lettered as `future`.
+    pub max_event_skew: TimeDelta,
 }
 
 /// `KAFKA_GROUP_PREFIX`: consumer groups are `{prefix}-{processor}`
@@ -42,6 +45,14 @@ pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(1);
 /// 2000). Smaller batches commit sooner but cost a transaction each.
 pub const BATCH_MAX_ENV: &str = "KAFKA_BATCH_MAX";
 pub const DEFAULT_BATCH_MAX: usize = 2000;
+/// `KAFKA_MAX_EVENT_SKEW_SECS`: how far ahead of its ingest time (and of
+/// the consumer's clock) an event may be stamped (default 300).
+pub const MAX_EVENT_SKEW_ENV: &str = "KAFKA_MAX_EVENT_SKEW_SECS";
+pub const DEFAULT_MAX_EVENT_SKEW: TimeDelta = TimeDelta::minutes(5);
+/// Reason code of messages stamped further ahead than `max_event_skew`.
+pub const FUTURE: &str = "future";
+/// Reason code of messages stamped before any source's data (2000).
+pub const IMPLAUSIBLE: &str = "implausible_time";
 /// Reason code of messages over `max_message_bytes`.
 pub const OVERSIZED: &str = "oversized";
 /// Bytes of an oversized message kept in its dead-letter row.

@@ -27,7 +27,10 @@ use sqlx::postgres::PgPool;
 use sqlx::PgConnection;
 
 use super::checkpoint::{self, Checkpoint, Partition};
-use super::config::{ConsumerConfig, MAX_MESSAGE_BYTES_ENV, OVERSIZED, OVERSIZED_KEPT_BYTES};
+use super::config::{
+    ConsumerConfig, FUTURE, IMPLAUSIBLE, MAX_EVENT_SKEW_ENV, MAX_MESSAGE_BYTES_ENV, OVERSIZED,
+    OVERSIZED_KEPT_BYTES,
+};
 use super::group::{
     self, seek_back, Rebalances, SeekBack, Stuck, IDLE_WAKEUP, LAG_EVERY, SEEK_TIMEOUT,
 };
@@ -36,6 +39,34 @@ use crate::dead_letter::DeadLetterReason;
 use crate::envelope::{decode, Envelope, TopicScheme};
 use crate::window::WindowError;
 pub use crate::PartitionState;
+
+/// Why an event time cannot be true, if it cannot: stamped further ahead
+/// of its ingest time, or of `now`, than `skew` (`future`), or before 2000,
+/// older than any source's data (`implausible_time`).
+pub fn implausible_time(
+    event_time: DateTime<Utc>,
+    ingest_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+    skew: chrono::TimeDelta,
+) -> Option<DeadLetterReason> {
+    let limit = ingest_time.min(now) + skew;
+    if event_time > limit {
+        return Some(DeadLetterReason::new(
+            FUTURE,
+            format!(
+                "event time {event_time} is more than {}s ahead of its ingest time {ingest_time} or of now ({MAX_EVENT_SKEW_ENV})",
+                skew.num_seconds()
+            ),
+        ));
+    }
+    let earliest = DateTime::from_timestamp(946_684_800, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    (event_time < earliest).then(|| {
+        DeadLetterReason::new(
+            IMPLAUSIBLE,
+            format!("event time {event_time} is before 2000, older than any source's data"),
+        )
+    })
+}
 
 /// Envelope fields a sink needs besides the processor's output.
 #[derive(Debug, Clone)]
@@ -456,6 +487,9 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 .and_then(|s| {
                     let mut state: P::State = self.processor.fresh().map_err(|e| e.to_string())?;
                     state.restore(s);
+                    // A checkpoint saved before future-stamped events were
+                    // refused may hold a watermark years ahead: pull it back.
+                    state.heal(Utc::now() + self.config.max_event_skew);
                     Ok(state)
                 })
         };
@@ -607,6 +641,15 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
                 Ok(e) => e,
                 Err(e) => return rejected(DeadLetterReason::new(e.code(), e.to_string())),
             };
+        if let Some(problem) = implausible_time(
+            envelope.event_time,
+            envelope.ingest_time,
+            Utc::now(),
+            self.config.max_event_skew,
+        ) {
+            // Never applied: one bad clock must not move a watermark.
+            return rejected(problem);
+        }
         let (output, problem) = part.state.apply(&envelope);
         Prepared {
             msg,
@@ -618,5 +661,39 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             output: Some(output),
             problem,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn events_stamped_ahead_of_their_ingest_or_of_now_are_future() {
+        let skew = TimeDelta::minutes(5);
+        let now = at("2026-12-05T18:00:00Z");
+        let ingest = at("2026-12-05T17:59:58Z");
+        // A true event: a little before its ingest time.
+        assert!(implausible_time(at("2026-12-05T17:59:00Z"), ingest, now, skew).is_none());
+        // Within the skew of a fast clock.
+        assert!(implausible_time(at("2026-12-05T18:03:00Z"), ingest, now, skew).is_none());
+        let year_2099 = implausible_time(at("2099-01-01T00:00:00Z"), ingest, now, skew).unwrap();
+        assert_eq!(year_2099.code, FUTURE);
+        // An ingest time in the future does not excuse it: now bounds both.
+        let both_ahead = implausible_time(
+            at("2099-01-01T00:00:00Z"),
+            at("2099-01-01T00:00:00Z"),
+            now,
+            skew,
+        )
+        .unwrap();
+        assert_eq!(both_ahead.code, FUTURE);
+        let epoch = implausible_time(at("1970-01-01T00:00:00Z"), ingest, now, skew).unwrap();
+        assert_eq!(epoch.code, IMPLAUSIBLE);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use orchestrator::setting::{self, Lookup, SettingError};
 use rdkafka::config::ClientConfig;
 
@@ -13,7 +14,8 @@ use super::archive::{FLUSH_MS_ENV, MAX_BYTES_ENV};
 use super::client::SECURITY_SETTINGS;
 use super::config::{
     ConsumerConfig, BATCH_MAX_ENV, CHECKPOINT_MS_ENV, DEFAULT_BATCH_MAX, DEFAULT_CHECKPOINT,
-    DEFAULT_GROUP_PREFIX, DEFAULT_MAX_MESSAGE_BYTES, GROUP_PREFIX_ENV, MAX_MESSAGE_BYTES_ENV,
+    DEFAULT_GROUP_PREFIX, DEFAULT_MAX_EVENT_SKEW, DEFAULT_MAX_MESSAGE_BYTES, GROUP_PREFIX_ENV,
+    MAX_EVENT_SKEW_ENV, MAX_MESSAGE_BYTES_ENV,
 };
 use super::producer::{DEFAULT_LINGER_MS, LINGER_MS_ENV};
 use super::{
@@ -41,6 +43,8 @@ pub struct KafkaSettings {
     pub batch_max: usize,
     /// Minimum time between checkpoints of a partition (`KAFKA_CHECKPOINT_MS`).
     pub checkpoint_every: Duration,
+    /// How far ahead an event may be stamped (`KAFKA_MAX_EVENT_SKEW_SECS`).
+    pub max_event_skew: TimeDelta,
     /// The producer's batching delay (`KAFKA_LINGER_MS`).
     pub linger_ms: u64,
     /// The archive writes a topic's batch after this long (`KAFKA_ARCHIVE_FLUSH_MS`).
@@ -61,6 +65,7 @@ impl KafkaSettings {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             batch_max: DEFAULT_BATCH_MAX,
             checkpoint_every: DEFAULT_CHECKPOINT,
+            max_event_skew: DEFAULT_MAX_EVENT_SKEW,
             linger_ms: DEFAULT_LINGER_MS,
             archive_flush_after: Duration::from_secs(60),
             archive_max_bytes: 16 << 20,
@@ -87,6 +92,9 @@ impl KafkaSettings {
             checkpoint_every: setting::positive(env, CHECKPOINT_MS_ENV)?
                 .map(Duration::from_millis)
                 .unwrap_or(d.checkpoint_every),
+            max_event_skew: setting::positive(env, MAX_EVENT_SKEW_ENV)?
+                .map(|secs: u64| TimeDelta::seconds(secs as i64))
+                .unwrap_or(d.max_event_skew),
             linger_ms: setting::parsed(env, LINGER_MS_ENV, "must be whole milliseconds")?
                 .unwrap_or(d.linger_ms),
             archive_flush_after: setting::positive(env, FLUSH_MS_ENV)?
@@ -122,6 +130,7 @@ impl KafkaSettings {
             max_message_bytes: self.max_message_bytes,
             batch_max: self.batch_max,
             checkpoint_every: self.checkpoint_every,
+            max_event_skew: self.max_event_skew,
         }
     }
 }

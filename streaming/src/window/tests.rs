@@ -260,3 +260,25 @@ fn window_settings_read_as_size_or_size_and_slide() {
         })
     );
 }
+
+#[test]
+fn healing_pulls_a_future_watermark_back_and_drops_its_windows() {
+    let mut w = tumbling(5, 1);
+    w.push("g", at(min(10)), at(min(10)), 1).expect("on time");
+    // A bad clock: an event stamped hours ahead moved the watermark.
+    w.push("g", at(min(600)), at(min(10)), 99)
+        .expect("accepted then");
+    assert!(
+        w.push("g", at(min(11)), at(min(11)), 2).is_err(),
+        "late now"
+    );
+    let mut restored = tumbling(5, 1);
+    restored.restore(w.snapshot());
+    assert!(restored.heal(at(min(12))));
+    assert_eq!(restored.watermark(), Some(at(min(11))));
+    assert_eq!(restored.open_windows(), 1, "the future window is gone");
+    restored
+        .push("g", at(min(12)), at(min(12)), 3)
+        .expect("true events count again");
+    assert!(!restored.heal(at(min(20))), "nothing beyond the limit");
+}

@@ -9,6 +9,33 @@ use reqwest::StatusCode;
 
 use super::TestEnv;
 
+/// A fresh login form's (CSRF token, `Cookie` header value): what a
+/// browser holds when it posts the form.
+pub fn login_form(client: &Client, base: &str) -> (String, String) {
+    let resp = client
+        .get(format!("{base}/login"))
+        .send()
+        .expect("GET /login");
+    let cookie = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("betflow_login_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("login form cookie")
+        .to_owned();
+    let html = resp.text().expect("login page");
+    let marker = r#"name="csrf" value=""#;
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let token = html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (token, cookie)
+}
+
 /// A logged-in viewer's session against a fresh `betflow up`.
 pub struct Viewer {
     client: Client,
@@ -25,17 +52,23 @@ impl Viewer {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
+        let (token, form_cookie) = login_form(&client, &base);
         let resp = client
             .post(format!("{base}/login"))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body("username=viewer&password=password123&next=%2Fstreams")
+            .header(COOKIE, form_cookie)
+            .body(format!(
+                "username=viewer&password=password123&next=%2Fstreams&csrf={token}"
+            ))
             .send()
             .expect("POST /login");
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
         let cookie = resp
             .headers()
-            .get(SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("betflow_session="))
             .and_then(|c| c.split(';').next())
             .expect("session cookie")
             .to_owned();

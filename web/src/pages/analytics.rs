@@ -11,8 +11,8 @@
 //! season aggregates and say so.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -25,6 +25,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::chart::bars;
+use super::ttl_cache::TtlCache;
 use super::{csv, render, seg, ErrorPage, Nav};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
@@ -40,34 +41,18 @@ pub fn routes() -> Router<AppState> {
 /// The marts change once a night (`publish_serving`), so each section's
 /// rows for one filter are kept for a minute: a page view is then eight
 /// lookups, not eight aggregates over a season.
-#[derive(Default)]
-struct MartCache {
-    rows: Mutex<HashMap<String, (Instant, Rows)>>,
-}
+struct MartCache(TtlCache<Rows>);
 
-/// How long a section's rows are reused.
-const CACHE_FOR: Duration = Duration::from_secs(60);
-/// Filters kept at most; more and the cache starts over.
-const CACHE_ENTRIES: usize = 512;
+impl Default for MartCache {
+    fn default() -> Self {
+        MartCache(TtlCache::new(Duration::from_secs(60), 512))
+    }
+}
 
 impl MartCache {
     async fn rows(&self, state: &AppState, section: &Section, f: &Filter) -> Result<Rows, Problem> {
         let key = format!("{}?{}", section.key, f.query());
-        if let Ok(cached) = self.rows.lock() {
-            if let Some((at, rows)) = cached.get(&key) {
-                if at.elapsed() < CACHE_FOR {
-                    return Ok(rows.clone());
-                }
-            }
-        }
-        let rows = rows_of(state, section, f).await?;
-        if let Ok(mut cached) = self.rows.lock() {
-            if cached.len() >= CACHE_ENTRIES {
-                cached.clear();
-            }
-            cached.insert(key, (Instant::now(), rows.clone()));
-        }
-        Ok(rows)
+        self.0.get_or_load(key, rows_of(state, section, f)).await
     }
 }
 

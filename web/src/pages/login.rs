@@ -1,5 +1,11 @@
 //! `/login` and `/logout`: sessions in HttpOnly, SameSite=Lax cookies,
 //! rate-limited by client address and username.
+//!
+//! Both forms carry a CSRF token. The login form's is a double-submit
+//! token: the form page sets it in a `SameSite=Strict` cookie and in the
+//! form, and a login is only taken when they match, so another site cannot
+//! log a browser into an account of its choosing. Logout carries the
+//! session's token, so another site cannot end a session either.
 
 use std::net::SocketAddr;
 
@@ -11,9 +17,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::auth::extract::{cookie_from_headers, SESSION_COOKIE};
+use crate::auth::extract::{constant_time_eq, cookie_from_headers, SESSION_COOKIE};
 use crate::auth::limiter::client_key;
-use crate::auth::{create_session, delete_session, verify_login, SESSION_HOURS};
+use crate::auth::{
+    create_session, delete_session, random_hex, session_user, verify_login, SESSION_HOURS,
+};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -28,7 +36,11 @@ pub fn routes() -> Router<AppState> {
 struct LoginPage {
     next: String,
     error: Option<String>,
+    csrf: String,
 }
+
+/// The login form's double-submit cookie.
+const LOGIN_CSRF_COOKIE: &str = "betflow_login_csrf";
 
 #[derive(Deserialize)]
 struct NextQuery {
@@ -40,21 +52,23 @@ fn safe_next(next: Option<&str>) -> String {
     super::local_path(next, "/".to_owned())
 }
 
-fn render(page: LoginPage, status: StatusCode) -> Response {
+/// The login page with a fresh form token, set in its cookie too.
+fn render(state: &AppState, next: String, error: Option<String>, status: StatusCode) -> Response {
+    let csrf = random_hex(16);
+    let page = LoginPage { next, error, csrf };
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{LOGIN_CSRF_COOKIE}={}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
+        page.csrf
+    );
     match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => (status, [(header::SET_COOKIE, cookie)], Html(html)).into_response(),
         Err(e) => Problem::internal(e).into_response(),
     }
 }
 
-async fn login_form(Query(q): Query<NextQuery>) -> Response {
-    render(
-        LoginPage {
-            next: safe_next(q.next.as_deref()),
-            error: None,
-        },
-        StatusCode::OK,
-    )
+async fn login_form(State(state): State<AppState>, Query(q): Query<NextQuery>) -> Response {
+    render(&state, safe_next(q.next.as_deref()), None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -62,21 +76,32 @@ struct LoginForm {
     username: String,
     password: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
 }
 
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let client = client_key(addr.ip());
     let next = safe_next(form.next.as_deref());
+    let expected = cookie_from_headers(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return render(
+            &state,
+            next,
+            Some("The login form expired or came from another site; log in again.".into()),
+            StatusCode::FORBIDDEN,
+        );
+    }
     let Some(guess) = state.limiter.reserve(&client, &form.username) else {
         return render(
-            LoginPage {
-                next,
-                error: Some("Too many failed attempts; wait a few minutes.".into()),
-            },
+            &state,
+            next,
+            Some("Too many failed attempts; wait a few minutes.".into()),
             StatusCode::TOO_MANY_REQUESTS,
         );
     };
@@ -90,10 +115,9 @@ async fn login(
         let shown: String = form.username.chars().take(64).collect();
         tracing::info!(username = %shown, %client, "failed login");
         return render(
-            LoginPage {
-                next,
-                error: Some("Wrong username or password.".into()),
-            },
+            &state,
+            next,
+            Some("Wrong username or password.".into()),
             StatusCode::UNAUTHORIZED,
         );
     };
@@ -110,9 +134,29 @@ async fn login(
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    // Logging out needs no CSRF check: the worst a forged request does is end a session.
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
     if let Some(token) = cookie_from_headers(&headers, SESSION_COOKIE) {
+        // Only the session's own pages can end it: a forged form has no token.
+        match session_user(&state.db, token).await {
+            Ok(Some((_, csrf))) if !constant_time_eq(csrf.as_bytes(), form.csrf.as_bytes()) => {
+                return Problem::forbidden(
+                    "the logout form's CSRF token is missing or stale; reload the page",
+                )
+                .into_response();
+            }
+            Ok(_) => {}
+            Err(e) => return Problem::internal(e).into_response(),
+        }
         if let Err(e) = delete_session(&state.db, token).await {
             return Problem::internal(e).into_response();
         }

@@ -8,7 +8,7 @@
 //! state for the game, which the `serving.game_state` upsert refuses to
 //! apply over a newer row.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Applied, GameState, GameTracker, GameUpdate, GameWindow, GameWindowOutput};
@@ -137,6 +137,12 @@ impl PartitionState for GamesProcessor {
     fn restore(&mut self, snapshot: GamesSnapshot) {
         self.tracker = snapshot.tracker;
         self.windows.restore(snapshot.windows);
+    }
+
+    fn heal(&mut self, not_after: DateTime<Utc>) {
+        if self.windows.heal(not_after) {
+            tracing::warn!(%not_after, "restored windows held event times past now; pulled back");
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! One partition's news processing: per-team windows of article count and
 //! mean sentiment, and what each message produced.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{NewsItem, NewsWindow, NewsWindowOutput};
 use crate::live::envelope::Envelope;
@@ -78,6 +78,12 @@ impl PartitionState for NewsProcessor {
 
     fn restore(&mut self, snapshot: NewsSnapshot) {
         self.windows.restore(snapshot);
+    }
+
+    fn heal(&mut self, not_after: DateTime<Utc>) {
+        if self.windows.heal(not_after) {
+            tracing::warn!(%not_after, "restored windows held event times past now; pulled back");
+        }
     }
 }
 

@@ -343,6 +343,12 @@ impl PartitionState for OddsProcessor {
         self.applied = snapshot.applied.into_iter().collect();
         self.handled = snapshot.handled;
     }
+
+    fn heal(&mut self, not_after: DateTime<Utc>) {
+        if self.windows.heal(not_after) {
+            tracing::warn!(%not_after, "restored windows held event times past now; pulled back");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -111,18 +111,17 @@ pub fn bookmaker_comparison(
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
     let priced = prices::priced(odds)?;
-    let lines = prices::outcome_lines(priced.clone())?;
-    bookmaker_comparison_from(comparison_partials(priced, lines, games, rules)?, run_id)
+    let clv = super::movement::clv_rows(prices::outcome_lines(priced.clone())?, rules)?;
+    bookmaker_comparison_from(comparison_partials(priced, clv, games)?, run_id)
 }
 
 /// The counts and sums bookmaker_comparison divides, per (bookmaker, sport,
-/// season), over the games of `priced` and `lines`: partials of disjoint
-/// sets of games stack into the partials of all of them.
+/// season), over the games of `priced` and their [`clv_rows`](super::movement::clv_rows):
+/// partials of disjoint sets of games stack into the partials of all of them.
 pub(super) fn comparison_partials(
     priced: LazyFrame,
-    lines: LazyFrame,
+    clv: LazyFrame,
     games: LazyFrame,
-    rules: &Rules,
 ) -> PolarsResult<LazyFrame> {
     let key = COMPARISON_KEY;
     let seasons = games
@@ -179,20 +178,16 @@ pub(super) fn comparison_partials(
             deviation.count().alias("deviation_n"),
         ]);
 
-    let clv = left_join_nulls(
-        super::movement::clv_rows(lines, rules)?,
-        seasons,
-        &["game_id"],
-    )
-    .group_by(cols_of(key))
-    .agg([
-        col("clv").count().alias("opening_clv_n"),
-        col("clv").sum().alias("clv_sum"),
-        col("clv").gt(lit(0.0)).sum().alias("clv_positive"),
-        col("opening_ev").count().alias("opening_ev_n"),
-        col("opening_ev").sum().alias("ev_sum"),
-        col("opening_ev").gt(lit(0.0)).sum().alias("ev_positive"),
-    ]);
+    let clv = left_join_nulls(clv, seasons, &["game_id"])
+        .group_by(cols_of(key))
+        .agg([
+            col("clv").count().alias("opening_clv_n"),
+            col("clv").sum().alias("clv_sum"),
+            col("clv").gt(lit(0.0)).sum().alias("clv_positive"),
+            col("opening_ev").count().alias("opening_ev_n"),
+            col("opening_ev").sum().alias("ev_sum"),
+            col("opening_ev").gt(lit(0.0)).sum().alias("ev_positive"),
+        ]);
 
     Ok(left_join_nulls(
         left_join_nulls(quotes, rivals, key),

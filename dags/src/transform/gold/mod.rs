@@ -393,17 +393,14 @@ pub fn build_all(
         let priced = sport.priced()?;
         drop(sport);
         let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
+        // The fair lines once, for the series and for the bookmakers.
+        let clv = movement::clv_rows(lines.clone(), rules)?.collect()?.lazy();
         Ok(SportParts {
             market_efficiency: markets::market_efficiency_of(priced.clone(), run_id)?,
             odds_movement: movement::odds_movement_of(priced.clone(), lines.clone(), run_id)?,
-            closing_line_value: movement::closing_line_value_of(lines.clone(), rules, run_id)?,
-            comparison_partials: markets::comparison_partials(
-                priced.clone(),
-                lines.clone(),
-                games.clone(),
-                rules,
-            )?
-            .collect()?,
+            closing_line_value: movement::closing_line_value_from(clv.clone(), run_id)?,
+            comparison_partials: markets::comparison_partials(priced.clone(), clv, games.clone())?
+                .collect()?,
             game_lines: prices::game_closing_lines(lines).collect()?,
             team_consensus: news::team_consensus(priced, games.clone()).collect()?,
             bookmakers,
@@ -495,8 +492,8 @@ pub fn build_one(
         "bookmaker_comparison" => markets::bookmaker_comparison_from(
             concat_parts(s.per_sport(inputs, |o| {
                 let priced = o.priced()?;
-                let lines = prices::outcome_lines(priced.clone())?.collect()?.lazy();
-                markets::comparison_partials(priced, lines, games(), rules)?.collect()
+                let clv = movement::clv_rows(prices::outcome_lines(priced.clone())?, rules)?;
+                markets::comparison_partials(priced, clv, games())?.collect()
             })?)?,
             run_id,
         ),

@@ -91,12 +91,12 @@ pub(super) fn closing_line_value_of(
     rules: &Rules,
     run_id: &str,
 ) -> PolarsResult<DataFrame> {
-    finish(
-        clv_rows(lines, rules)?,
-        &t::CLOSING_LINE_VALUE,
-        &OUTCOME,
-        run_id,
-    )
+    closing_line_value_from(clv_rows(lines, rules)?, run_id)
+}
+
+/// gold.closing_line_value from [`clv_rows`] already made.
+pub(super) fn closing_line_value_from(clv: LazyFrame, run_id: &str) -> PolarsResult<DataFrame> {
+    finish(clv, &t::CLOSING_LINE_VALUE, &OUTCOME, run_id)
 }
 
 /// Each series' opening price beside the [fair lines](fair::fair_lines) at
