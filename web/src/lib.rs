@@ -32,6 +32,12 @@ pub static MIGRATIONS: orchestrator::store::Migrations = orchestrator::store::Mi
     migrator: sqlx::migrate!("../migrations/web"),
 };
 
+/// How long a rendered markets board is reused: half the board's refresh,
+/// so a price reaches an open page within about 1.5 s of its serving row.
+const BOARD_CACHE_FOR: std::time::Duration = std::time::Duration::from_millis(500);
+/// Filters whose boards are kept at most; more and the cache starts over.
+const BOARD_CACHE_ENTRIES: usize = 256;
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +54,9 @@ pub struct AppState {
     pub sports: Arc<[String]>,
     /// How prices are judged: de-vig method, steam, value, Kelly share.
     pub rules: pricing::Rules,
+    /// The rendered markets board per filter, kept half a second: every
+    /// open board asks every second, so viewers of one day share a read.
+    pub(crate) board_cache: Arc<pages::ttl_cache::TtlCache<Arc<str>>>,
 }
 
 impl AppState {
@@ -60,7 +69,21 @@ impl AppState {
             secure_cookies: std::env::var("BETFLOW_INSECURE_COOKIES").is_err(),
             sports: Arc::from(Vec::new()),
             rules: pricing::Rules::default(),
+            board_cache: Arc::new(pages::ttl_cache::TtlCache::new(
+                BOARD_CACHE_FOR,
+                BOARD_CACHE_ENTRIES,
+            )),
         }
+    }
+
+    /// How long a rendered markets board is reused (zero: never), for
+    /// benchmarks that measure the uncached board.
+    pub fn with_board_cache(mut self, keep_for: std::time::Duration) -> Self {
+        self.board_cache = Arc::new(pages::ttl_cache::TtlCache::new(
+            keep_for,
+            BOARD_CACHE_ENTRIES,
+        ));
+        self
     }
 
     /// The deployment's price rules (its `BETFLOW_DEVIG` and the like).

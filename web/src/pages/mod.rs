@@ -18,7 +18,7 @@ mod markets;
 mod run;
 mod streams;
 mod task;
-mod ttl_cache;
+pub(crate) mod ttl_cache;
 
 use askama::Template;
 use axum::http::StatusCode;

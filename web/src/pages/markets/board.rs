@@ -306,17 +306,16 @@ fn main_line(
     outcomes.dedup();
     // Each bookmaker's implied probabilities in `outcomes` order, de-vigged
     // by the deployment's method; the anchor's, or the median, is fair.
+    let quoted: HashMap<(&str, &str), &PriceRow> = on_line
+        .iter()
+        .map(|r| ((r.bookmaker.as_str(), r.outcome.as_str()), *r))
+        .collect();
     let implied: Vec<(&str, Vec<f64>)> = bookmakers
         .iter()
         .filter_map(|book| {
             outcomes
                 .iter()
-                .map(|o| {
-                    on_line
-                        .iter()
-                        .find(|r| r.bookmaker == *book && r.outcome == *o)
-                        .map(|r| 1.0 / r.price_decimal)
-                })
+                .map(|o| quoted.get(&(*book, *o)).map(|r| 1.0 / r.price_decimal))
                 .collect::<Option<Vec<f64>>>()
                 .map(|p| (*book, p))
         })

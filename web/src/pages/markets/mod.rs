@@ -12,11 +12,12 @@ mod read;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
@@ -412,6 +413,21 @@ fn fragment(f: &Filter, cards: &[GameCard], kelly_fraction: f64) -> BoardFragmen
     }
 }
 
+/// The board of `f` rendered, from the half-second cache when fresh.
+async fn board_html(state: &AppState, f: &Filter) -> Result<Arc<str>, Problem> {
+    let load_and_render = async {
+        let cards = load(state, f).await?;
+        let html = fragment(f, &cards, state.rules.kelly_fraction)
+            .render()
+            .map_err(Problem::internal)?;
+        Ok::<Arc<str>, Problem>(Arc::from(html))
+    };
+    state
+        .board_cache
+        .get_or_load(f.query(), load_and_render)
+        .await
+}
+
 async fn markets_page(
     user: PageUser,
     State(state): State<AppState>,
@@ -422,10 +438,7 @@ async fn markets_page(
         Ok(f) => f,
         Err(bad) => return Ok(ErrorPage::bad_param(nav, bad.name, &bad.message)),
     };
-    let cards = load(&state, &f).await?;
-    let board_html = fragment(&f, &cards, state.rules.kelly_fraction)
-        .render()
-        .map_err(Problem::internal)?;
+    let board_html = board_html(&state, &f).await?.to_string();
     let page = MarketsPage {
         nav,
         sports: state.sports.to_vec(),
@@ -443,11 +456,8 @@ async fn markets_fragment(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let f = filter_of(&state, &query).map_err(Problem::from)?;
-    let cards = load(&state, &f).await?;
-    Ok(render(
-        &fragment(&f, &cards, state.rules.kelly_fraction),
-        StatusCode::OK,
-    ))
+    let html = board_html(&state, &f).await?;
+    Ok((StatusCode::OK, axum::response::Html(html.to_string())).into_response())
 }
 
 /// One row per game, market and side of the board.
