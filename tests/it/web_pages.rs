@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::TestEnv;
 use reqwest::blocking::{Client, Response};
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
 use reqwest::StatusCode;
 
 /// A browser without JavaScript: one session cookie, redirects not followed.
@@ -96,10 +96,8 @@ impl Browser {
             .body(body)
             .send()
             .expect("POST /login");
-        if let Some(set) = resp.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()) {
-            if set.starts_with("betflow_session=") {
-                self.cookie = set.split(';').next().map(str::to_owned);
-            }
+        if let Some(session) = crate::common::viewer::set_cookie(&resp, "betflow_session") {
+            self.cookie = Some(session);
         }
         resp
     }

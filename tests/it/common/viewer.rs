@@ -9,6 +9,18 @@ use reqwest::StatusCode;
 
 use super::TestEnv;
 
+/// `name=value` of the cookie `name` a response sets.
+pub fn set_cookie(resp: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&prefix))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
 /// A fresh login form's (CSRF token, `Cookie` header value): what a
 /// browser holds when it posts the form.
 pub fn login_form(client: &Client, base: &str) -> (String, String) {
@@ -16,15 +28,7 @@ pub fn login_form(client: &Client, base: &str) -> (String, String) {
         .get(format!("{base}/login"))
         .send()
         .expect("GET /login");
-    let cookie = resp
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("betflow_login_csrf="))
-        .and_then(|c| c.split(';').next())
-        .expect("login form cookie")
-        .to_owned();
+    let cookie = set_cookie(&resp, "betflow_login_csrf").expect("login form cookie");
     let html = resp.text().expect("login page");
     let marker = r#"name="csrf" value=""#;
     let start = html.find(marker).expect("csrf field") + marker.len();
@@ -63,15 +67,7 @@ impl Viewer {
             .send()
             .expect("POST /login");
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let cookie = resp
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with("betflow_session="))
-            .and_then(|c| c.split(';').next())
-            .expect("session cookie")
-            .to_owned();
+        let cookie = set_cookie(&resp, "betflow_session").expect("session cookie");
         Self {
             client,
             base,

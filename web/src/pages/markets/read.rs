@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 
 /// An odds event of the day: who plays, when.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -106,55 +107,31 @@ const PRICES: &str = "SELECT event_id, market, bookmaker, outcome, point, price_
         price_american, overround, open_decimal, open_point
     FROM serving.odds_latest WHERE event_id = ANY($1)";
 
-/// [`PriceRow`]'s columns by position: a board reads ten thousand of them,
-/// and decoding by position skips a column-name lookup per value.
-type PriceColumns = (
-    String,
-    String,
-    String,
-    String,
-    Option<f64>,
-    f64,
-    Option<f64>,
-    f64,
-    f64,
-    Option<f64>,
-);
+/// Decoded by position: a board reads ten thousand prices, and a lookup of
+/// each column by name was a measurable share of it.
+impl<'r> sqlx::FromRow<'r, PgRow> for PriceRow {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(PriceRow {
+            event_id: row.try_get(0)?,
+            market: row.try_get(1)?,
+            bookmaker: row.try_get(2)?,
+            outcome: row.try_get(3)?,
+            point: row.try_get(4)?,
+            price_decimal: row.try_get(5)?,
+            price_american: row.try_get(6)?,
+            overround: row.try_get(7)?,
+            open_decimal: row.try_get(8)?,
+            open_point: row.try_get(9)?,
+        })
+    }
+}
 
 /// The latest prices of `event_ids`, each event's rows together.
 pub async fn prices(pool: &PgPool, event_ids: &[String]) -> sqlx::Result<Vec<PriceRow>> {
-    let rows: Vec<PriceColumns> = sqlx::query_as(PRICES)
+    let mut prices: Vec<PriceRow> = sqlx::query_as(PRICES)
         .bind(event_ids)
         .fetch_all(pool)
         .await?;
-    let mut prices: Vec<PriceRow> = rows
-        .into_iter()
-        .map(
-            |(
-                event_id,
-                market,
-                bookmaker,
-                outcome,
-                point,
-                price_decimal,
-                price_american,
-                overround,
-                open_decimal,
-                open_point,
-            )| PriceRow {
-                event_id,
-                market,
-                bookmaker,
-                outcome,
-                point,
-                price_decimal,
-                price_american,
-                overround,
-                open_decimal,
-                open_point,
-            },
-        )
-        .collect();
     // In place, here, rather than a sort of text in Postgres.
     prices.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
     Ok(prices)
