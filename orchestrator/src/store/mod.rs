@@ -83,25 +83,55 @@ pub fn mask_password(url: &str) -> String {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_owned();
+    let (before_query, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
     };
-    let creds = &rest[..at];
-    match creds.find(':') {
-        Some(colon) => format!(
-            "{}://{}:***{}",
-            &url[..scheme_end],
-            &creds[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
+    // The user information ends at the last `@` before the query: a
+    // password may itself hold an unescaped `@`.
+    let masked_authority = match before_query.rfind('@') {
+        Some(at) => {
+            let creds = &before_query[..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}:***{}", &creds[..colon], &before_query[at..]),
+                None => before_query.to_owned(),
+            }
+        }
+        None => before_query.to_owned(),
+    };
+    let mut out = format!("{}://{masked_authority}", &url[..scheme_end]);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_masked_in_urls() {
+        assert_eq!(
+            super::mask_password("postgres://betflow:p@ss@w0rd@db.example:5432/betflow"),
+            "postgres://betflow:***@db.example:5432/betflow"
+        );
+        assert_eq!(
+            super::mask_password(
+                "postgres://db.example/betflow?user=betflow&password=s3cr3t&sslmode=require"
+            ),
+            "postgres://db.example/betflow?user=betflow&password=***&sslmode=require"
+        );
+        assert_eq!(
+            super::mask_password("postgres://u:pw@host/db?application_name=a@b"),
+            "postgres://u:***@host/db?application_name=a@b"
+        );
         assert_eq!(
             super::mask_password("postgres://betflow:s3cr3t@127.0.0.1:5432/betflow"),
             "postgres://betflow:***@127.0.0.1:5432/betflow"

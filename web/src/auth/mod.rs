@@ -218,17 +218,27 @@ pub async fn ensure_admin(pool: &PgPool, home: &Path) -> Result<Option<String>, 
     Ok(Some(password))
 }
 
+/// Writes `secret` to a new file at `path`, readable by its owner only: an
+/// earlier file (or a link planted in its place) is removed, never
+/// followed, and the new one is created exclusively with mode 0600.
 fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
         .write(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        // create_new already refuses an existing link; this keeps a race
+        // from swapping one in between the removal and the open.
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)?;
     writeln!(f, "{secret}")
 }
@@ -363,6 +373,24 @@ pub async fn list_users(pool: &PgPool) -> Result<Vec<(String, String)>, AuthErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_replaces_a_planted_link_instead_of_writing_through_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("betflow-secret-{}", random_hex(6)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched\n").unwrap();
+        let path = dir.join("admin-password");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_secret(&path, "s3cret").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "s3cret\n");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn passwords_verify_only_against_their_own_hash() {
