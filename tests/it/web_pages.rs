@@ -144,6 +144,37 @@ fn logged_in(env: &mut TestEnv, role: &str) -> (Browser, String) {
     (b, base)
 }
 
+#[test]
+fn metrics_can_require_a_bearer_token() {
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up_with(&[("BETFLOW_METRICS_TOKEN", "scrape-secret")]);
+    let client = Client::new();
+    let get = |auth: Option<&str>| {
+        let mut req = client.get(format!("{base}/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send().expect("GET /metrics")
+    };
+    assert_eq!(get(None).status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(Some("Bearer wrong")).status(), StatusCode::UNAUTHORIZED);
+    let ok = get(Some("Bearer scrape-secret"));
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok
+        .text()
+        .unwrap()
+        .contains("betflow_worker_heartbeat_age_seconds"));
+    // /health stays open for load balancers.
+    assert_eq!(
+        client
+            .get(format!("{base}/health"))
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
 const ETL_RUN: &str = "manual__2024-03-01T00:00:00+00:00";
 const ETL_RUN_PATH: &str = "/dags/example_etl/runs/manual__2024-03-01T00%3A00%3A00%2B00%3A00";
 

@@ -57,6 +57,9 @@ pub struct AppState {
     /// The rendered markets board per filter, kept half a second: every
     /// open board asks every second, so viewers of one day share a read.
     pub(crate) board_cache: Arc<pages::ttl_cache::TtlCache<Arc<str>>>,
+    /// `BETFLOW_METRICS_TOKEN`: when set, `/metrics` answers only requests
+    /// that send it as a bearer token.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -73,6 +76,11 @@ impl AppState {
                 BOARD_CACHE_FOR,
                 BOARD_CACHE_ENTRIES,
             )),
+            metrics_token: std::env::var("BETFLOW_METRICS_TOKEN")
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
         }
     }
 

@@ -3,8 +3,10 @@
 //!
 //! Like `/health`, it needs no login: it is for scrapers (the role Airflow's
 //! statsd exporter plays), and it shows only counts, durations and ids of
-//! DAGs, tasks and processes, never conf, logs or connection URLs. Keep it
-//! on a network only the monitoring system reaches if DAG ids are sensitive.
+//! DAGs, tasks and processes, never conf, logs or connection URLs. With
+//! `BETFLOW_METRICS_TOKEN` set it answers only scrapers that send that
+//! token (`Authorization: Bearer …`), for deployments where DAG ids, worker
+//! ids and host names are not for everyone.
 //!
 //! Every value is computed by the database from the same tables the
 //! scheduler writes; nothing is kept in process memory, so any process
@@ -280,7 +282,23 @@ async fn scrape(state: &AppState) -> Result<Registry, Problem> {
     Ok(registry)
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, Problem> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Problem> {
+    if let Some(token) = &state.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !crate::auth::extract::constant_time_eq(sent.as_bytes(), token.as_bytes()) {
+            return Err(Problem::unauthorized(
+                "send the metrics token as `Authorization: Bearer <BETFLOW_METRICS_TOKEN>`",
+            ));
+        }
+    }
     let registry = scrape(&state).await?;
     let mut out = String::with_capacity(4096);
     encode(&mut out, &registry).map_err(|e| Problem::internal(format!("encoding metrics: {e}")))?;
