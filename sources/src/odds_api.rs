@@ -292,7 +292,7 @@ pub fn prices(price: f64, format: OddsFormat) -> Option<(f64, f64)> {
 
 /// Why a price breaks the validation rules, if it does
 /// (docs/quality.md#validation-and-dead-letters).
-fn price_problem(price: f64, format: OddsFormat) -> Option<String> {
+pub fn price_problem(price: f64, format: OddsFormat) -> Option<String> {
     match format {
         OddsFormat::American if !(price.abs() >= 100.0 && price.abs() < 100_000.0) => {
             Some(format!("American price {price} outside ±[100, 100000)"))

@@ -79,6 +79,15 @@ fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<
         if quotes.iter().any(|q| q.side == side) {
             return Err(format!("outcome `{}` listed twice", o.name));
         }
+        // The ingest validation's bounds: a price of 1e300 or NaN is not odds.
+        if let Some(problem) = sources::odds_api::price_problem(o.price, format) {
+            return Err(format!(
+                "price {} of `{}` is not valid {} odds: {problem}",
+                o.price,
+                o.name,
+                format.as_str()
+            ));
+        }
         let decimal: f64 = match format {
             OddsFormat::American => american_to_decimal(o.price),
             OddsFormat::Decimal => (o.price.is_finite() && o.price > 1.0).then_some(o.price),

@@ -129,6 +129,26 @@ fn a_restored_processor_skips_the_same_repeats_as_the_one_that_saved_it() {
 }
 
 #[test]
+fn prices_that_cannot_be_odds_reject_their_market_alone() {
+    // The poll's own `bad` bookmaker (American 50) is rejected already.
+    for bad in [1e300, -1e300, f64::NAN, f64::INFINITY, 99.0] {
+        let env = decoded(1, 110, 105);
+        let mut payload: OddsPayload = env.payload.clone();
+        payload.event.bookmakers[0].markets[0].outcomes[0].price = bad;
+        let (markets, rejected) = book_markets(&payload, env.event_time);
+        let mine: Vec<&Rejection> = rejected.iter().filter(|r| r.bookmaker == "a").collect();
+        assert_eq!(mine.len(), 1, "{bad}: {rejected:?}");
+        assert!(
+            mine[0].reason.contains("outside ±[100, 100000)"),
+            "{bad}: {}",
+            mine[0].reason
+        );
+        let kept: Vec<&str> = markets.iter().map(|m| m.bookmaker.as_str()).collect();
+        assert_eq!(kept, ["b"], "{bad}: the other bookmaker's market stays");
+    }
+}
+
+#[test]
 fn outcomes_are_mapped_by_name_not_position() {
     let env = decoded(1, 110, 105);
     let mut payload: OddsPayload = env.payload.clone();
