@@ -18,6 +18,7 @@ pub use pricing::convert as odds_math;
 pub mod rate_limit;
 pub mod replay;
 pub mod sport;
+pub mod text;
 pub mod weather;
 
 pub use error::SourceError;

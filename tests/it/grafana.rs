@@ -64,11 +64,22 @@ fn every_panel_query_runs_as_the_reader_and_names_its_columns() {
          VALUES ('nfl', 'nfl:1', 'fanduel', 'h2h', 12, 4.2, 3.9, 4.6, 'efficient', 0, 3,
                  '2024-09-08T12:00:00Z', '2024-09-08T17:00:00Z', 'r1')",
     );
+    for (sport, day) in [
+        ("nba", (2025, 1, 15)),
+        ("nhl", (2025, 1, 15)),
+        ("ncaaf", (2024, 9, 7)),
+    ] {
+        seed_final_game(&env, sport, day);
+    }
     let with_rows = [
         "Games in the last 60 minutes",
         "Scores by league",
         "Best prices now",
         "Average vig by bookmaker",
+        "NBA shooting, rebounds and assists",
+        "NHL saves, save % and scoring",
+        "Leaders",
+        "College football records",
     ];
     for (file, range) in [("live.json", "60 minutes"), ("batch.json", "30 days")] {
         for (title, sql) in panels(file) {
@@ -105,4 +116,56 @@ fn every_panel_query_runs_as_the_reader_and_names_its_columns() {
         .try_sql("SET ROLE betflow_reader; SELECT count(*) FROM dag_runs;")
         .expect_err("no access to the orchestration tables");
     assert!(err.contains("permission denied"), "{err}");
+}
+
+/// The first game of a generated day, final, with its box score, as the
+/// games consumer leaves it after the replay's last poll.
+fn seed_final_game(env: &TestEnv, sport: &str, (y, m, d): (i32, u32, u32)) {
+    let day = chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    let replay =
+        dags::live::replay::games::replay(dags::sport(sport).expect("sport"), day).expect("replay");
+    let g = replay.records.first().expect("a game that day");
+    let b = &g.box_score;
+    let text = |s: &str| s.replace('\'', "''");
+    let stats = |t: &sources::espn::TeamBox| {
+        if t.stats.is_empty() {
+            "NULL".to_string()
+        } else {
+            format!("'{}'", serde_json::to_string(&t.stats).expect("json"))
+        }
+    };
+    let record = |r: &Option<String>| r.as_deref().map_or("NULL".into(), |r| format!("'{r}'"));
+    env.sql(&format!(
+        "INSERT INTO serving.game_state (game_id, sport, status, period, home_team_id, away_team_id,
+            home_score, away_score, leader, lead_changes, home_team, away_team, start_time,
+            home_record, away_record, home_stats, away_stats, event_time, ingest_time)
+         VALUES ('{id}', '{sport}', 'final', {period}, '{h}', '{a}', {hs}, {as_}, 'tied', 0,
+            '{hn}', '{an}', now(), {hr}, {ar}, {hst}, {ast}, now(), now())",
+        id = g.game_id,
+        period = g.period,
+        h = g.home.team_id,
+        a = g.away.team_id,
+        hs = g.home.score.unwrap_or(0),
+        as_ = g.away.score.unwrap_or(0),
+        hn = text(&g.home.name),
+        an = text(&g.away.name),
+        hr = record(&b.home.record),
+        ar = record(&b.away.record),
+        hst = stats(&b.home),
+        ast = stats(&b.away),
+    ));
+    assert!(!b.leaders.is_empty(), "{sport} leaders");
+    for l in &b.leaders {
+        env.sql(&format!(
+            "INSERT INTO serving.game_leaders (game_id, sport, category, team_id, athlete,
+                display_value, value, event_time)
+             VALUES ('{}', '{sport}', '{}', '{}', '{}', '{}', {}, now())",
+            g.game_id,
+            l.category,
+            l.team_id,
+            text(&l.athlete),
+            text(&l.display_value),
+            l.value
+        ));
+    }
 }

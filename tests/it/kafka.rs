@@ -563,6 +563,55 @@ fn stream_replay_publishes_odds_games_weather_and_news_the_consumers_serve() {
         60,
     );
     assert_eq!(env.sql(query), want);
+    // Box scores: each game's yardage leaders and both teams' records, as
+    // the final poll had them.
+    let mut leaders: Vec<String> = games
+        .records
+        .iter()
+        .flat_map(|g| {
+            g.box_score.leaders.iter().map(move |l| {
+                format!(
+                    "{}|{}|{}|{}|{}",
+                    g.game_id, l.category, l.team_id, l.athlete, l.value
+                )
+            })
+        })
+        .collect();
+    leaders.sort();
+    assert!(!leaders.is_empty());
+    env.wait_for(
+        "SELECT count(*) FROM serving.game_leaders WHERE sport = 'nfl'",
+        &leaders.len().to_string(),
+        30,
+    );
+    assert_eq!(
+        env.sql(
+            "SELECT game_id, category, team_id, athlete, value FROM serving.game_leaders
+             WHERE sport = 'nfl' ORDER BY 1, 2, 3"
+        ),
+        leaders
+    );
+    let mut records: Vec<String> = games
+        .records
+        .iter()
+        .map(|g| {
+            let r = |t: &sources::espn::TeamBox| t.record.clone().unwrap_or_default();
+            format!(
+                "{}|{}|{}",
+                g.game_id,
+                r(&g.box_score.home),
+                r(&g.box_score.away)
+            )
+        })
+        .collect();
+    records.sort();
+    assert_eq!(
+        env.sql(
+            "SELECT game_id, home_record, away_record FROM serving.game_state
+             WHERE sport = 'nfl' ORDER BY game_id"
+        ),
+        records
+    );
 
     // Weather: each outdoor venue's latest reading is its last replayed one.
     let weather =
@@ -647,6 +696,7 @@ fn game(id: &str, status: GameStatus, period: u32, home: u32, away: u32) -> Game
         home_score: home,
         away_score: away,
         matchup: None,
+        box_score: None,
     }
 }
 

@@ -40,6 +40,11 @@ pub struct GameStateRow {
     pub home_team: Option<String>,
     pub away_team: Option<String>,
     pub start_time: Option<DateTime<Utc>>,
+    /// Season records and team statistics from the newest box score.
+    pub home_record: Option<String>,
+    pub away_record: Option<String>,
+    pub home_stats: Option<BTreeMap<String, f64>>,
+    pub away_stats: Option<BTreeMap<String, f64>>,
     pub event_time: DateTime<Utc>,
     pub ingest_time: DateTime<Utc>,
 }
@@ -69,9 +74,56 @@ impl GameStateRow {
             home_team: g.matchup.as_ref().map(|m| m.home_team.clone()),
             away_team: g.matchup.as_ref().map(|m| m.away_team.clone()),
             start_time: g.matchup.as_ref().map(|m| m.start_time),
+            home_record: g.box_score.as_ref().and_then(|b| b.home.record.clone()),
+            away_record: g.box_score.as_ref().and_then(|b| b.away.record.clone()),
+            home_stats: g
+                .box_score
+                .as_ref()
+                .map(|b| b.home.stats.clone())
+                .filter(|s| !s.is_empty()),
+            away_stats: g
+                .box_score
+                .as_ref()
+                .map(|b| b.away.stats.clone())
+                .filter(|s| !s.is_empty()),
             event_time: g.event_time,
             ingest_time,
         }
+    }
+}
+
+/// `serving.game_leaders`: one per (game, category, team).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GameLeaderRow {
+    pub game_id: String,
+    pub sport: String,
+    pub category: String,
+    pub team_id: String,
+    pub athlete: String,
+    pub display_value: String,
+    pub value: f64,
+    pub event_time: DateTime<Utc>,
+}
+
+impl GameLeaderRow {
+    /// The leaders of a game's newest box score (none without one).
+    pub fn of(sport: &str, g: &GameState) -> Vec<Self> {
+        let Some(b) = &g.box_score else {
+            return Vec::new();
+        };
+        b.leaders
+            .iter()
+            .map(|l| Self {
+                game_id: g.game_id.clone(),
+                sport: sport.to_string(),
+                category: l.category.clone(),
+                team_id: l.team_id.clone(),
+                athlete: l.athlete.clone(),
+                display_value: l.display_value.clone(),
+                value: l.value,
+                event_time: g.event_time,
+            })
+            .collect()
     }
 }
 
@@ -226,18 +278,21 @@ pub(crate) mod schema {
     use serde::Serialize;
 
     const MIGRATION: &str = include_str!("../../../migrations/serving/20260101000004_serving.sql");
-    /// Migrations that alter the serving tables after it.
+    /// Migrations that alter the serving tables after it, or add tables.
     const LATER_MIGRATIONS: &[&str] = &[
         include_str!("../../../migrations/serving/20260101000012_game_status_history.sql"),
         include_str!("../../../migrations/serving/20260101000013_market_names.sql"),
+        include_str!("../../../migrations/serving/20260101000017_box_scores.sql"),
     ];
 
     /// Column names of `serving.{table}`, minus `id` and `write_time`.
     pub fn columns(table: &str) -> BTreeSet<String> {
-        let start: usize = MIGRATION
-            .find(&format!("CREATE TABLE serving.{table} ("))
+        let create: String = format!("CREATE TABLE serving.{table} (");
+        let (sql, start): (&str, usize) = std::iter::once(MIGRATION)
+            .chain(LATER_MIGRATIONS.iter().copied())
+            .find_map(|sql| sql.find(&create).map(|at| (sql, at)))
             .unwrap_or_else(|| panic!("no table {table}"));
-        let body: &str = &MIGRATION[start..];
+        let body: &str = &sql[start..];
         let body: &str = &body[..body.find("\n);").expect("table end")];
         body.lines()
             .skip(1)
@@ -298,6 +353,7 @@ mod tests {
             home_score: minute_score,
             away_score: 0,
             matchup: None,
+            box_score: None,
         }
     }
 
@@ -305,8 +361,30 @@ mod tests {
     fn game_rows_match_columns() {
         let mut t = GameTracker::default();
         t.apply(at(1), &update(3));
-        let row = GameStateRow::new("nfl", t.get("g").expect("tracked"), at(2));
+        let mut u = update(3);
+        u.box_score = Some(sources::espn::BoxScore {
+            home: sources::espn::TeamBox {
+                record: Some("3-1".into()),
+                stats: [("saves".to_string(), 20.0)].into(),
+            },
+            away: Default::default(),
+            leaders: vec![sources::espn::PlayerLeader {
+                category: "goals".into(),
+                team_id: "h".into(),
+                athlete: "A. Skater".into(),
+                display_value: "2".into(),
+                value: 2.0,
+            }],
+        });
+        t.apply(at(2), &u);
+        let state = t.get("g").expect("tracked");
+        let row = GameStateRow::new("nfl", state, at(2));
         assert_eq!(fields(&row), columns("game_state"));
+        assert_eq!(row.home_record.as_deref(), Some("3-1"));
+        assert_eq!(row.away_stats, None, "no statistics: NULL, not {{}}");
+        let leaders = GameLeaderRow::of("nhl", state);
+        assert_eq!(leaders.len(), 1);
+        assert_eq!(fields(&leaders[0]), columns("game_leaders"));
         let json = serde_json::to_value(&row).expect("serializes");
         assert_eq!(json["status"], "in_progress");
         assert_eq!(json["leader"], "home");

@@ -125,10 +125,11 @@ impl OddsColumns {
     ) -> Result<usize, serde_json::Error> {
         let before = self.len();
         match serde_json::from_slice::<Vec<HistoricalOdds>>(bytes) {
-            Ok(snapshots) => {
-                for snapshot in &snapshots {
-                    for event in &snapshot.data {
-                        if odds_api::check_event(event, format).is_ok() {
+            Ok(mut snapshots) => {
+                for snapshot in &mut snapshots {
+                    for event in &mut snapshot.data {
+                        // The validators' rules: a bad quote costs its market.
+                        if odds_api::screen(event, format).is_ok() {
                             self.push_event(event, snapshot.timestamp, origin, format);
                         }
                     }

@@ -734,20 +734,33 @@ async fn one_corrupted_event_does_not_lose_the_batch() {
     let client =
         OddsApiClient::new(server.config("corrupt-odds"), ApiKey::new(SECRET)).expect("client");
     let odds = client.odds(sport("nfl")).await.expect("odds").value;
-    assert_eq!((odds.good.len(), odds.rejected.len()), (14, 2));
+    // A price that is text and an h2h market cut to one outcome each cost
+    // their bookmaker's market; both events are kept with the rest.
+    assert_eq!((odds.good.len(), odds.rejected.len()), (16, 2));
     let reasons: Vec<&str> = odds.rejected.iter().map(|r| r.reason.as_str()).collect();
-    assert!(
-        reasons[0].contains("bookmakers[0].markets[0].outcomes[0].price"),
-        "{reasons:?}"
-    );
+    assert!(reasons[0].contains("price NaN outside"), "{reasons:?}");
     assert!(
         reasons[1].contains("h2h market has 1 outcomes"),
         "{reasons:?}"
     );
+    let fixture: Value =
+        serde_json::from_slice(&fixture("theoddsapi_nfl_odds_jonathaanh.json")).expect("json");
     assert_eq!(
-        odds.rejected[1].raw["id"],
-        serde_json::from_slice::<Value>(&fixture("theoddsapi_nfl_odds_jonathaanh.json"))
-            .expect("json")[5]["id"]
+        odds.rejected[0].raw["market"]["outcomes"][0]["price"],
+        "abc"
+    );
+    assert_eq!(odds.rejected[1].raw["event_id"], fixture[5]["id"]);
+    let kept = odds
+        .good
+        .iter()
+        .find(|e| e.id == fixture[2]["id"])
+        .expect("kept");
+    assert_eq!(
+        kept.bookmakers[0].markets.len() + 1,
+        fixture[2]["bookmakers"][0]["markets"]
+            .as_array()
+            .expect("markets")
+            .len()
     );
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::live::envelope::Keyed;
-use sources::espn::{self, GameRecord};
+use sources::espn::{self, BoxScore, GameRecord};
 use streaming::window::Aggregate;
 
 pub use processor::{GamesOutput, GamesProcessor};
@@ -70,6 +70,10 @@ pub struct GameUpdate {
     /// messages published before it was carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matchup: Option<Matchup>,
+    /// Team statistics, records and leaders as the poll saw them; absent
+    /// when the scoreboard had none (or in older messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_score: Option<BoxScore>,
 }
 
 /// The teams' names and the scheduled start of a game.
@@ -108,6 +112,7 @@ impl From<&GameRecord> for GameUpdate {
                 away_team: g.away.name.clone(),
                 start_time: g.start_time,
             }),
+            box_score: (!g.box_score.is_empty()).then(|| g.box_score.clone()),
         }
     }
 }
@@ -183,6 +188,9 @@ pub struct GameState {
     /// The newest matchup an update carried (none in older checkpoints).
     #[serde(default)]
     pub matchup: Option<Matchup>,
+    /// The newest box score an update carried.
+    #[serde(default)]
+    pub box_score: Option<BoxScore>,
     pub event_time: DateTime<Utc>,
     /// Last side to hold the lead, for counting changes through ties.
     last_leader: Option<Leader>,
@@ -268,6 +276,7 @@ impl GameTracker {
                     event_time,
                 }],
                 matchup: u.matchup.clone(),
+                box_score: u.box_score.clone(),
                 event_time,
                 last_leader: (lead != Leader::Tied).then_some(lead),
             };
@@ -329,6 +338,9 @@ impl GameTracker {
         state.away_score = u.away_score;
         if u.matchup.is_some() {
             state.matchup = u.matchup.clone();
+        }
+        if u.box_score.is_some() {
+            state.box_score = u.box_score.clone();
         }
         state.event_time = event_time;
         Applied::Updated
@@ -461,6 +473,7 @@ mod tests {
             home_score: home,
             away_score: away,
             matchup: None,
+            box_score: None,
         }
     }
 

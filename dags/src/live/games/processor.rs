@@ -183,6 +183,7 @@ mod tests {
                 home_score: h,
                 away_score: a,
                 matchup: None,
+                box_score: None,
             },
         }
     }

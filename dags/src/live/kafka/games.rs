@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 
 use crate::live::envelope::Kind;
 use crate::live::games::{GamesOutput, GamesProcessor, PROCESSOR};
-use crate::live::serving::{GameStateRow, GameWindowRow};
+use crate::live::serving::{GameLeaderRow, GameStateRow, GameWindowRow};
 use crate::settings::LiveSettings;
 use streaming::kafka::config::DEFAULT_ALLOWED_LATENESS;
 use streaming::kafka::consumer::{Counters, KafkaConsumer, Meta, TopicProcessor};
@@ -45,7 +45,7 @@ pub fn games_consumer(kafka: &KafkaSettings, live: &LiveSettings) -> KafkaConsum
 impl TopicProcessor for GamesSink {
     const NAME: &'static str = PROCESSOR;
     const KIND: Kind = Kind::Games;
-    const COUNTERS: &'static [&'static str] = &["state_rows", "window_rows"];
+    const COUNTERS: &'static [&'static str] = &["state_rows", "window_rows", "leader_rows"];
     type State = GamesProcessor;
 
     fn fingerprint(&self) -> String {
@@ -70,6 +70,11 @@ impl TopicProcessor for GamesSink {
             )
             .await?;
             *counters.entry("state_rows").or_default() += 1;
+            let leaders: Vec<GameLeaderRow> = GameLeaderRow::of(&meta.sport, state);
+            if !leaders.is_empty() {
+                upsert_leaders(conn, &leaders).await?;
+                *counters.entry("leader_rows").or_default() += leaders.len() as u64;
+            }
         }
         for closed in &out.closed {
             upsert_window(conn, &GameWindowRow::new(&meta.sport, closed)).await?;
@@ -88,8 +93,10 @@ fn int(n: u32) -> i32 {
 const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, status, period,
         clock, home_team_id, away_team_id, home_score, away_score, leader, lead_changes,
         pace_per_period, period_points, progression, status_history, event_time, ingest_time,
-        home_team, away_team, start_time, write_time)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20, now())
+        home_team, away_team, start_time, home_record, away_record, home_stats, away_stats,
+        write_time)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,
+        $23,$24, now())
     ON CONFLICT (game_id) DO UPDATE SET
         sport = EXCLUDED.sport, status = EXCLUDED.status, period = EXCLUDED.period,
         clock = EXCLUDED.clock, home_team_id = EXCLUDED.home_team_id,
@@ -101,6 +108,10 @@ const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, stat
         home_team = COALESCE(EXCLUDED.home_team, game_state.home_team),
         away_team = COALESCE(EXCLUDED.away_team, game_state.away_team),
         start_time = COALESCE(EXCLUDED.start_time, game_state.start_time),
+        home_record = COALESCE(EXCLUDED.home_record, game_state.home_record),
+        away_record = COALESCE(EXCLUDED.away_record, game_state.away_record),
+        home_stats = COALESCE(EXCLUDED.home_stats, game_state.home_stats),
+        away_stats = COALESCE(EXCLUDED.away_stats, game_state.away_stats),
         write_time = now()
     WHERE EXCLUDED.event_time >= game_state.event_time";
 
@@ -127,6 +138,41 @@ async fn upsert_state(conn: &mut PgConnection, r: &GameStateRow) -> Result<(), s
         .bind(&r.home_team)
         .bind(&r.away_team)
         .bind(r.start_time)
+        .bind(&r.home_record)
+        .bind(&r.away_record)
+        .bind(r.home_stats.as_ref().map(|s| json(serde_json::to_value(s))))
+        .bind(r.away_stats.as_ref().map(|s| json(serde_json::to_value(s))))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A game's leaders, one statement for all of them; an older poll's
+/// leader never replaces a newer one.
+const UPSERT_LEADERS: &str = "INSERT INTO serving.game_leaders (game_id, sport, category,
+        team_id, athlete, display_value, value, event_time, write_time)
+    SELECT * , now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::float8[], $8::timestamptz[])
+    ON CONFLICT (game_id, category, team_id) DO UPDATE SET
+        sport = EXCLUDED.sport, athlete = EXCLUDED.athlete,
+        display_value = EXCLUDED.display_value, value = EXCLUDED.value,
+        event_time = EXCLUDED.event_time, write_time = now()
+    WHERE EXCLUDED.event_time >= game_leaders.event_time";
+
+async fn upsert_leaders(
+    conn: &mut PgConnection,
+    rows: &[GameLeaderRow],
+) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&GameLeaderRow) -> &str| -> Vec<&str> { rows.iter().map(f).collect() };
+    sqlx::query(UPSERT_LEADERS)
+        .bind(col(|r| &r.game_id))
+        .bind(col(|r| &r.sport))
+        .bind(col(|r| &r.category))
+        .bind(col(|r| &r.team_id))
+        .bind(col(|r| &r.athlete))
+        .bind(col(|r| &r.display_value))
+        .bind(rows.iter().map(|r| r.value).collect::<Vec<f64>>())
+        .bind(rows.iter().map(|r| r.event_time).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

@@ -16,7 +16,7 @@ use super::{ReplayError, ReplayMessage, Replayed};
 use crate::ingest::games::replay_scoreboard;
 use crate::live::games::GameUpdate;
 use crate::Sport;
-use sources::espn::{self, GameRecord, GameState, TeamLine};
+use sources::espn::{self, BoxScore, GameRecord, GameState, TeamBox, TeamLine};
 
 /// A league's rhythm.
 #[derive(Debug, Clone, Copy)]
@@ -227,14 +227,19 @@ fn reparse(sport: &str, g: &GameRecord, poll: &Poll) -> Result<GameUpdate, Strin
         GameState::In => "in",
         GameState::Post => "post",
     };
-    let side = |t: &TeamLine, home_away: &str, lines: &[u32], score: u32| {
-        json!({
+    let (home_box, away_box, leaders) = box_at(g, poll).to_payload();
+    let side = |t: &TeamLine, home_away: &str, lines: &[u32], score: u32, extra: Value| {
+        let mut c: Value = json!({
             "id": t.team_id,
             "homeAway": home_away,
             "team": {"id": t.team_id, "displayName": t.name, "abbreviation": t.abbreviation},
             "score": score.to_string(),
             "linescores": lines.iter().map(|v| json!({"value": v})).collect::<Vec<_>>(),
-        })
+        });
+        if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        c
     };
     let date: String = g.start_time.format("%Y-%m-%dT%H:%MZ").to_string();
     let venue: Value = g.venue.as_ref().map_or(Value::Null, |v| {
@@ -249,9 +254,10 @@ fn reparse(sport: &str, g: &GameRecord, poll: &Poll) -> Result<GameUpdate, Strin
             "date": date,
             "venue": venue,
             "neutralSite": g.neutral_site,
+            "leaders": leaders,
             "competitors": [
-                side(&g.home, "home", &poll.home_lines, poll.home),
-                side(&g.away, "away", &poll.away_lines, poll.away),
+                side(&g.home, "home", &poll.home_lines, poll.home, home_box),
+                side(&g.away, "away", &poll.away_lines, poll.away, away_box),
             ],
             "status": {
                 "clock": poll.clock_secs,
@@ -268,6 +274,50 @@ fn reparse(sport: &str, g: &GameRecord, poll: &Poll) -> Result<GameUpdate, Strin
         (Some(record), _) => Ok(GameUpdate::from(record)),
         (None, Some(r)) => Err(format!("poll of game {} rejected: {}", g.game_id, r.reason)),
         (None, None) => Err(format!("poll of game {} vanished", g.game_id)),
+    }
+}
+
+/// What the box score showed at a poll: before the start only the
+/// records; in progress the counting statistics scaled to the share of the
+/// game played (rates and averages as final) and no leaders yet; at the
+/// final poll all of it (docs/data-model.md#box-scores).
+fn box_at(g: &GameRecord, poll: &Poll) -> BoxScore {
+    let full: &BoxScore = &g.box_score;
+    let records_only = |t: &TeamBox| TeamBox {
+        record: t.record.clone(),
+        stats: Default::default(),
+    };
+    match poll.state {
+        GameState::Post => full.clone(),
+        GameState::Pre => BoxScore {
+            home: records_only(&full.home),
+            away: records_only(&full.away),
+            leaders: Vec::new(),
+        },
+        GameState::In => {
+            let periods: usize = g.home.linescores.len().max(1);
+            let played: f64 = f64::from(poll.period.saturating_sub(1))
+                + if poll.clock_secs > 0 { 0.5 } else { 1.0 };
+            let share: f64 = (played / periods as f64).clamp(0.0, 1.0);
+            let scaled = |t: &TeamBox| TeamBox {
+                record: t.record.clone(),
+                stats: t
+                    .stats
+                    .iter()
+                    .map(|(name, v)| {
+                        let rate: bool = name.ends_with("Pct")
+                            || name.starts_with("avg")
+                            || name.contains("Percentage");
+                        (name.clone(), if rate { *v } else { (v * share).round() })
+                    })
+                    .collect(),
+            };
+            BoxScore {
+                home: scaled(&full.home),
+                away: scaled(&full.away),
+                leaders: Vec::new(),
+            }
+        }
     }
 }
 
@@ -306,7 +356,50 @@ mod tests {
             let by_period: u32 = state.period_points.values().map(|(h, a)| h + a).sum();
             assert_eq!(by_period, state.home_score + state.away_score);
             assert_eq!(state.period as usize, g.home.linescores.len());
+            // The final poll carries the whole box score: yardage leaders
+            // for both teams, and records that count this game.
+            let b = state.box_score.as_ref().expect("a box score");
+            assert_eq!(b, &g.box_score, "{}", g.game_id);
+            assert_eq!(b.leaders.len(), 6, "{:?}", b.leaders);
+            assert!(b.home.record.is_some() && b.away.record.is_some());
         }
+        // Polls in progress carry no leaders yet, and scale the counts.
+        let in_play: Vec<&GameUpdate> = messages
+            .iter()
+            .filter_map(|m| match &m.payload {
+                Replayed::Games(u) if u.status == GameStatus::InProgress => Some(u),
+                _ => None,
+            })
+            .collect();
+        assert!(!in_play.is_empty());
+        assert!(in_play
+            .iter()
+            .all(|u| u.box_score.as_ref().is_some_and(|b| b.leaders.is_empty())));
+    }
+
+    #[test]
+    fn basketball_counts_grow_through_a_replayed_game_and_rates_stay() {
+        let nba: &'static Sport = crate::sport("nba").expect("nba");
+        let day = NaiveDate::from_ymd_opt(2025, 1, 15).expect("date");
+        let replay: GamesReplay = replay(nba, day).expect("replays");
+        let g = &replay.records[0];
+        let mut rebounds: Vec<f64> = Vec::new();
+        for m in replay.messages.iter().filter(|m| m.key() == g.game_id) {
+            let Replayed::Games(u) = &m.payload else {
+                continue;
+            };
+            if let Some(stats) = u.box_score.as_ref().map(|b| &b.home.stats) {
+                if let Some(r) = stats.get("rebounds") {
+                    rebounds.push(*r);
+                    assert_eq!(
+                        stats["fieldGoalPct"],
+                        g.box_score.home.stats["fieldGoalPct"]
+                    );
+                }
+            }
+        }
+        assert!(rebounds.windows(2).all(|w| w[0] <= w[1]), "{rebounds:?}");
+        assert_eq!(rebounds.last(), g.box_score.home.stats.get("rebounds"));
     }
 }
 

@@ -10,12 +10,16 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::SourceError;
-use super::http::{ApiKey, Fetched, HttpClient, HttpConfig, Quota};
-use super::lenient;
-use super::odds_math::{american_to_decimal, decimal_to_american};
-use super::{decode_value, Validated};
+use crate::error::SourceError;
+use crate::http::{ApiKey, Fetched, HttpClient, HttpConfig, Quota};
+use crate::lenient;
+use crate::odds_math::{american_to_decimal, decimal_to_american};
 use crate::sport::Sport;
+use crate::{decode_value, Validated};
+
+mod screen;
+
+pub use screen::{price_problem, screen, Screened};
 
 pub const BASE_URL: &str = "https://api.the-odds-api.com";
 pub const API: &str = "odds_api";
@@ -97,6 +101,9 @@ pub struct Outcome {
     /// A team name, `Draw`, `Over` or `Under`.
     pub name: String,
     /// American (int) or decimal (float), per the request's `oddsFormat`.
+    /// Anything that is not a number (`"abc"`, `null`, an object) decodes
+    /// as NaN, so validation rejects this one quote, not its whole event.
+    #[serde(deserialize_with = "screen::price")]
     pub price: f64,
     pub point: Option<f64>,
     pub description: Option<String>,
@@ -290,66 +297,6 @@ pub fn prices(price: f64, format: OddsFormat) -> Option<(f64, f64)> {
     }
 }
 
-/// Why a price breaks the validation rules, if it does
-/// (docs/quality.md#validation-and-dead-letters).
-pub fn price_problem(price: f64, format: OddsFormat) -> Option<String> {
-    match format {
-        OddsFormat::American if !(price.abs() >= 100.0 && price.abs() < 100_000.0) => {
-            Some(format!("American price {price} outside ±[100, 100000)"))
-        }
-        OddsFormat::Decimal if !(price > 1.0 && price < 1001.0) => {
-            Some(format!("decimal price {price} not in (1, 1001)"))
-        }
-        _ => None,
-    }
-}
-
-/// The rules an event must pass: ids and teams present, every h2h market
-/// has both sides (two outcomes, three with a draw) named after the event's
-/// teams, every price valid in `format`.
-pub fn check_event(e: &OddsEvent, format: OddsFormat) -> Result<(), String> {
-    if e.id.trim().is_empty() {
-        return Err("event has no id".to_string());
-    }
-    if e.home_team.trim().is_empty() || e.away_team.trim().is_empty() {
-        return Err(format!("event {} lacks a team name", e.id));
-    }
-    for book in &e.bookmakers {
-        for m in &book.markets {
-            if m.key == "h2h" {
-                let n: usize = m.outcomes.len();
-                let has_draw: bool = m
-                    .outcomes
-                    .iter()
-                    .any(|o| e.side(&o.name) == Some(Side::Draw));
-                if n != 2 && !(n == 3 && has_draw) {
-                    return Err(format!(
-                        "event {}: {} h2h market has {n} outcomes, expected 2",
-                        e.id, book.key
-                    ));
-                }
-                for side in [Side::Home, Side::Away] {
-                    if !m.outcomes.iter().any(|o| e.side(&o.name) == Some(side)) {
-                        return Err(format!(
-                            "event {}: {} h2h market lacks the {side:?} team",
-                            e.id, book.key
-                        ));
-                    }
-                }
-            }
-            for o in &m.outcomes {
-                if let Some(problem) = price_problem(o.price, format) {
-                    return Err(format!(
-                        "event {}: {} {} {}: {problem}",
-                        e.id, book.key, m.key, o.name
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 const ODDS: &str = "odds_api.odds";
 const SCORES: &str = "odds_api.scores";
 
@@ -404,8 +351,13 @@ fn validate_events(events: &[Value], format: OddsFormat) -> Validated<OddsEvent>
     let mut out: Validated<OddsEvent> = Validated::default();
     for raw in events {
         match decode_value::<OddsEvent>(raw) {
-            Ok(event) => match check_event(&event, format) {
-                Ok(()) => out.good.push(event),
+            Ok(mut event) => match screen(&mut event, format) {
+                Ok(screened) => {
+                    for (reason, part) in screened.rejected_parts(&event.id, raw) {
+                        out.reject(ODDS, reason, &part);
+                    }
+                    out.good.push(event);
+                }
                 Err(reason) => out.reject(ODDS, reason, raw),
             },
             Err(reason) => out.reject(ODDS, reason, raw),

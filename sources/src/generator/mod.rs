@@ -15,6 +15,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, 
 use chrono_tz::America::New_York;
 use serde_json::{json, Value};
 
+mod box_score;
+
 use super::error::SourceError;
 use super::http::Fetched;
 use super::odds_math::decimal_to_american;
@@ -343,15 +345,31 @@ impl SeasonGenerator {
                     n => format!("Final/{n}OT"),
                 };
                 let date_text: String = g.start.format("%Y-%m-%dT%H:%MZ").to_string();
-                let side = |t: &TeamInfo, lines: &[u32], score: u32, home_away: &str, won: bool| {
-                    json!({
+                let id = |t: &TeamInfo| -> String {
+                    t.team.get("id").and_then(Value::as_str).unwrap_or("").to_string()
+                };
+                let (home_id, away_id): (String, String) = (id(&g.home), id(&g.away));
+                let box_score = self.box_score(
+                    sport.key,
+                    date,
+                    g,
+                    box_score::Side { team: &g.home, team_id: &home_id, points: hs, won: hs > as_ },
+                    box_score::Side { team: &g.away, team_id: &away_id, points: as_, won: as_ > hs },
+                );
+                let (home_box, away_box, leaders) = box_score.to_payload();
+                let side = |t: &TeamInfo, lines: &[u32], score: u32, home_away: &str, won: bool, extra: Value| {
+                    let mut c: Value = json!({
                         "id": t.team.get("id"),
                         "homeAway": home_away,
                         "team": t.team,
                         "score": score.to_string(),
                         "linescores": lines.iter().map(|v| json!({"value": v})).collect::<Vec<_>>(),
                         "winner": won,
-                    })
+                    });
+                    if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+                        c.extend(extra);
+                    }
+                    c
                 };
                 let mut rng: Rng = self.rng(&["attendance", &g.id]);
                 json!({
@@ -366,9 +384,10 @@ impl SeasonGenerator {
                         "attendance": 12_000 + rng.below(50_000),
                         "neutralSite": false,
                         "venue": g.home.venue,
+                        "leaders": leaders,
                         "competitors": [
-                            side(&g.home, &home, hs, "home", hs > as_),
-                            side(&g.away, &away, as_, "away", as_ > hs),
+                            side(&g.home, &home, hs, "home", hs > as_, home_box),
+                            side(&g.away, &away, as_, "away", as_ > hs, away_box),
                         ],
                         "status": {
                             "clock": 0, "displayClock": "0:00", "period": home.len(),

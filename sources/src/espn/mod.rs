@@ -8,11 +8,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::SourceError;
-use super::http::{Fetched, HttpClient, HttpConfig};
-use super::lenient;
-use super::{decode_value, Validated};
+use crate::error::SourceError;
+use crate::http::{Fetched, HttpClient, HttpConfig};
+use crate::lenient;
 use crate::sport::Sport;
+use crate::text::{self, MAX_ID, MAX_NAME};
+use crate::{decode_value, Validated};
+
+pub mod box_score;
+
+pub use box_score::{BoxScore, PlayerLeader, TeamBox};
 
 /// Production base URL.
 pub const BASE_URL: &str = "https://site.api.espn.com";
@@ -85,6 +90,10 @@ pub struct Competition {
     #[serde(default, deserialize_with = "lenient::null_as_empty")]
     pub competitors: Vec<Competitor>,
     pub status: Option<Status>,
+    /// Football's game leaders (`[{name, leaders: [{athlete, team, value}]}]`),
+    /// kept as sent: [`box_score`] reads them leniently.
+    #[serde(default)]
+    pub leaders: Value,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -121,6 +130,15 @@ pub struct Competitor {
     #[serde(default, deserialize_with = "lenient::null_as_empty")]
     pub linescores: Vec<LineScore>,
     pub winner: Option<bool>,
+    /// Team statistics (`[{name, displayValue}]`), the team's leaders and
+    /// its records, kept as sent: [`box_score`] reads them leniently, so
+    /// a malformed one never rejects the game.
+    #[serde(default)]
+    pub statistics: Value,
+    #[serde(default)]
+    pub leaders: Value,
+    #[serde(default)]
+    pub records: Value,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -276,6 +294,8 @@ pub struct GameRecord {
     pub venue: Option<VenueRecord>,
     pub attendance: Option<u64>,
     pub neutral_site: bool,
+    /// Team statistics, records and leaders, when the scoreboard has them.
+    pub box_score: BoxScore,
 }
 
 impl GameRecord {
@@ -372,6 +392,7 @@ pub fn validate_summary(sport: &str, payload: &Value) -> Validated<GameRecord> {
 /// The rules a game must pass (docs/quality.md#validation-and-dead-letters).
 fn game_from_event(sport: &str, event: &Event, ctx: &Context) -> Result<GameRecord, String> {
     let game_id: String = non_empty(event.id.as_deref()).ok_or("event has no id")?;
+    let game_id: String = text::field("event id", &game_id, MAX_ID)?;
     let comp: &Competition = event
         .competitions
         .first()
@@ -405,8 +426,11 @@ fn game_from_event(sport: &str, event: &Event, ctx: &Context) -> Result<GameReco
         .ok_or_else(|| format!("event {game_id} has no date"))?;
     let start_time: DateTime<Utc> = lenient::parse_time(date_text)
         .ok_or_else(|| format!("event {game_id} has an invalid date {date_text:?}"))?;
-    let home: TeamLine = team_line(&game_id, side("home")?, state)?;
-    let away: TeamLine = team_line(&game_id, side("away")?, state)?;
+    let (home_c, away_c): (&Competitor, &Competitor) = (side("home")?, side("away")?);
+    let home: TeamLine = team_line(&game_id, home_c, state)?;
+    let away: TeamLine = team_line(&game_id, away_c, state)?;
+    let box_score: BoxScore =
+        box_score::read(&comp.leaders, home_c, &home.team_id, away_c, &away.team_id);
     let season: Option<&Season> = event.season.as_ref().or(ctx.season.as_ref());
     let venue: Option<VenueRecord> = comp
         .venue
@@ -439,6 +463,7 @@ fn game_from_event(sport: &str, event: &Event, ctx: &Context) -> Result<GameReco
         venue,
         attendance,
         neutral_site: comp.neutral_site.unwrap_or(false),
+        box_score,
     })
 }
 
@@ -450,8 +475,18 @@ fn team_line(game_id: &str, c: &Competitor, state: GameState) -> Result<TeamLine
         .ok_or_else(|| format!("event {game_id}: {side} competitor has no team"))?;
     let team_id: String = non_empty(team.id.as_deref().or(c.id.as_deref()))
         .ok_or_else(|| format!("event {game_id}: {side} team has no id"))?;
+    let team_id: String = text::field(
+        &format!("event {game_id}: {side} team id"),
+        &team_id,
+        MAX_ID,
+    )?;
     let name: String = non_empty(team.display_name.as_deref().or(team.name.as_deref()))
         .ok_or_else(|| format!("event {game_id}: {side} team has no name"))?;
+    let name: String = text::field(
+        &format!("event {game_id}: {side} team name"),
+        &name,
+        MAX_NAME,
+    )?;
     let score: Option<u32> = match c.score.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(text.parse::<f64>().ok().and_then(whole).ok_or_else(|| {
@@ -479,20 +514,25 @@ fn team_line(game_id: &str, c: &Competitor, state: GameState) -> Result<TeamLine
     Ok(TeamLine {
         team_id,
         name,
-        abbreviation: team.abbreviation.clone(),
+        abbreviation: team
+            .abbreviation
+            .as_deref()
+            .and_then(|a| text::bounded(a, MAX_ID).ok()),
         score: if state == GameState::Pre { None } else { score },
         linescores,
     })
 }
 
 fn venue_record(v: &Venue) -> Option<VenueRecord> {
-    let venue_id: String = non_empty(v.id.as_deref())?;
+    let venue_id: String = text::bounded(&non_empty(v.id.as_deref())?, MAX_ID).ok()?;
     let address: Option<&Address> = v.address.as_ref();
+    // Optional text that breaks the bounds is dropped, not the game.
+    let clean = |s: Option<&String>| s.and_then(|s| text::bounded(s, MAX_NAME).ok());
     Some(VenueRecord {
         venue_id,
-        name: v.full_name.clone(),
-        city: address.and_then(|a| a.city.clone()),
-        state: address.and_then(|a| a.state.clone()),
+        name: clean(v.full_name.as_ref()),
+        city: clean(address.and_then(|a| a.city.as_ref())),
+        state: clean(address.and_then(|a| a.state.as_ref())),
         indoor: v.indoor,
     })
 }
@@ -575,5 +615,55 @@ impl EspnClient {
     /// The game summary, decoded.
     pub async fn summary(&self, sport: &Sport, event_id: &str) -> Result<Summary, SourceError> {
         self.fetch_summary(sport, event_id).await?.decode(API)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::validate_scoreboard;
+
+    fn event(id: &str, home_name: &str) -> Value {
+        json!({
+            "id": id, "date": "2024-01-01T00:00Z",
+            "competitions": [{
+                "competitors": [
+                    {"homeAway": "home", "team": {"id": "h", "displayName": home_name}, "score": "3"},
+                    {"homeAway": "away", "team": {"id": "a", "displayName": "Away"}, "score": "1"}
+                ],
+                "venue": {"id": "v", "fullName": "Arena\u{0}", "address": {"city": "Town"}},
+                "status": {"period": 3, "type": {"state": "post"}}
+            }]
+        })
+    }
+
+    #[test]
+    fn a_team_name_out_of_bounds_rejects_its_game_alone() {
+        let huge: String = "x".repeat(5 * 1024 * 1024);
+        let payload = json!({"events": [
+            event("1", "Home\u{0}"),
+            event("2", &huge),
+            event("3", "Home\u{202E}emoH"),
+            event("4", "Home"),
+        ]});
+        let v = validate_scoreboard("nhl", &payload).expect("events");
+        let good: Vec<&str> = v.good.iter().map(|g| g.game_id.as_str()).collect();
+        assert_eq!(good, ["4"]);
+        let reasons: Vec<&str> = v.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "event 1: home team name holds a NUL character",
+                "event 2: home team name is 5242880 characters long (at most 200)",
+                "event 3: home team name holds the bidirectional override U+202E",
+            ]
+        );
+        // An optional field out of bounds is dropped, the game kept.
+        let venue = v.good[0].venue.as_ref().expect("venue");
+        assert_eq!(
+            (venue.name.as_deref(), venue.city.as_deref()),
+            (None, Some("Town"))
+        );
     }
 }
