@@ -9,7 +9,11 @@ use serde_json::{json, Value};
 
 use super::{item_id, FeedItem};
 use crate::error::SourceError;
+use crate::text::{self, MAX_NAME, MAX_TITLE};
 use crate::{lenient, Validated};
+
+/// Longest link accepted, in bytes (browsers' and CDNs' common limit).
+const MAX_URL: usize = 2_048;
 
 /// `Rejected::source` of an RSS/Atom entry.
 pub const RSS_SOURCE: &str = "news.rss";
@@ -67,6 +71,7 @@ fn entry_item(entry: &Entry, outlet: &str) -> Result<FeedItem, String> {
         .map(|t| clean(&t.content))
         .filter(|t| !t.is_empty())
         .ok_or("no title")?;
+    let title: String = text::field("title", &title, MAX_TITLE)?;
     let summary: Option<String> = entry
         .summary
         .as_ref()
@@ -78,7 +83,7 @@ fn entry_item(entry: &Entry, outlet: &str) -> Result<FeedItem, String> {
                 .and_then(|c| c.body.as_deref())
                 .map(clean)
         })
-        .filter(|s| !s.is_empty());
+        .and_then(summary_text);
     Ok(FeedItem {
         item_id: item_id(&url),
         url,
@@ -138,18 +143,19 @@ fn article_item(a: &Value, feed: &str) -> Result<FeedItem, String> {
         .pointer("/source/name")
         .and_then(Value::as_str)
         .map(clean)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && text::check(s, MAX_NAME).is_ok())
         .or_else(|| host(&url))
         .unwrap_or_else(|| feed.to_owned());
     let title: String = text("title")
         .map(|t| strip_outlet(&t, &outlet))
         .filter(|t| !t.is_empty())
         .ok_or("no title")?;
+    let title: String = text::field("title", &title, MAX_TITLE)?;
     Ok(FeedItem {
         item_id: item_id(&url),
         url,
         title,
-        summary: text("description").filter(|s| !s.is_empty()),
+        summary: text("description").and_then(summary_text),
         published_at,
         source: outlet,
     })
@@ -165,8 +171,23 @@ fn strip_outlet(title: &str, outlet: &str) -> String {
         .to_owned()
 }
 
-/// `url` if it is absolute http(s), else why not.
+/// A summary within the text bounds: a long one is cut at
+/// [`MAX_TITLE`] characters (it only feeds the sentiment lexicon and a
+/// tooltip); one holding NUL or bidi overrides is dropped.
+fn summary_text(s: String) -> Option<String> {
+    let cut: String = match s.char_indices().nth(MAX_TITLE) {
+        Some((at, _)) => s[..at].to_owned(),
+        None => s,
+    };
+    text::bounded(&cut, MAX_TITLE).ok().filter(|s| !s.is_empty())
+}
+
+/// `url` if it is absolute http(s) and at most [`MAX_URL`] long, else why not.
 fn http_url(url: &str) -> Result<String, String> {
+    if url.len() > MAX_URL {
+        return Err(format!("link is {} bytes long (at most {MAX_URL})", url.len()));
+    }
+    text::check(url, MAX_URL).map_err(|p| format!("link {p}"))?;
     match Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(url.to_owned()),
         _ => Err(format!("link {url:?} is not an absolute http(s) URL")),
@@ -243,6 +264,33 @@ mod tests {
             strip_outlet("Big win - Yahoo Sports", "CNN"),
             "Big win - Yahoo Sports"
         );
+    }
+
+    #[test]
+    fn titles_out_of_bounds_are_rejected_and_long_summaries_cut() {
+        let article = |title: &str, description: &str| {
+            json!({"url": "https://example.com/a", "publishedAt": "2024-09-08T12:00:00Z",
+                   "title": title, "description": description})
+        };
+        let long: String = "word ".repeat(1_000);
+        let body = json!({"articles": [
+            article("Chiefs win\u{0}", "x"),
+            article(&"t".repeat(MAX_TITLE + 1), "x"),
+            article("Chiefs win\u{202E}", "x"),
+            article("Chiefs win", &long),
+        ]});
+        let v = parse_newsapi(&body, "newsapi").expect("articles");
+        let reasons: Vec<&str> = v.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "title holds a NUL character",
+                "title is 2001 characters long (at most 2000)",
+                "title holds the bidirectional override U+202E",
+            ]
+        );
+        let summary = v.good[0].summary.as_deref().expect("summary");
+        assert_eq!(summary.chars().count(), MAX_TITLE - 1, "cut, then trimmed");
     }
 
     #[test]
