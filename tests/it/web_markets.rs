@@ -155,8 +155,29 @@ fn the_game_page_shows_arbitrage_history_and_the_status_timeline() {
         "{html}"
     );
     assert!(html.contains("No weather for this game"), "{html}");
+    assert!(html.contains("No box score for this game yet"), "{html}");
     assert!(
         html.contains(r#"href="/markets?sport=nfl&#38;date=2024-09-08""#),
+        "{html}"
+    );
+
+    // Once a poll carries the box score: both records and the leaders.
+    env.sql(
+        "UPDATE serving.game_state SET home_record = '1-0', away_record = '0-1' WHERE game_id = 'g-kc'",
+    );
+    env.sql(
+        "INSERT INTO serving.game_leaders (game_id, sport, category, team_id, athlete,
+            display_value, value, event_time)
+         VALUES ('g-kc', 'nfl', 'passingYards', '12', 'Patrick Mahomes', '20-28, 291 YDS, 1 TD', 291,
+                 '2024-09-08T18:00:00Z')",
+    );
+    let html = viewer.get("/markets/nfl/e-kc");
+    assert!(
+        html.contains("<td>Kansas City Chiefs</td><td>1-0</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>Passing yards</td><td>Kansas City Chiefs</td><td>Patrick Mahomes</td><td>20-28, 291 YDS, 1 TD</td>"),
         "{html}"
     );
 }

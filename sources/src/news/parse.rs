@@ -179,13 +179,18 @@ fn summary_text(s: String) -> Option<String> {
         Some((at, _)) => s[..at].to_owned(),
         None => s,
     };
-    text::bounded(&cut, MAX_TITLE).ok().filter(|s| !s.is_empty())
+    text::bounded(&cut, MAX_TITLE)
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 /// `url` if it is absolute http(s) and at most [`MAX_URL`] long, else why not.
 fn http_url(url: &str) -> Result<String, String> {
     if url.len() > MAX_URL {
-        return Err(format!("link is {} bytes long (at most {MAX_URL})", url.len()));
+        return Err(format!(
+            "link is {} bytes long (at most {MAX_URL})",
+            url.len()
+        ));
     }
     text::check(url, MAX_URL).map_err(|p| format!("link {p}"))?;
     match Url::parse(url) {

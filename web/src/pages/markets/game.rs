@@ -15,6 +15,7 @@ use serde_json::Value;
 use pricing::consensus::median;
 
 use super::board::{self, name_key, GameCard, Inputs};
+use super::box_score::{self, BoxView};
 use super::read::{self, BookWindow, EventRow, GameRow};
 use super::{card_view, fmt_price, CardView};
 use crate::auth::extract::PageUser;
@@ -62,6 +63,7 @@ struct GamePage {
     timeline: Vec<StatusView>,
     weather: String,
     sentiment: Vec<SentimentView>,
+    box_score: BoxView,
 }
 
 /// The game of the same sport whose teams carry the event's names and that
@@ -276,6 +278,20 @@ pub async fn game_page(
     };
     let windows = read::event_windows(&state.db, &event.event_id).await?;
     let arbitrage = read::event_arbitrage(&state.db, &event.event_id).await?;
+    let box_view: BoxView = match game {
+        None => box_score::view(&sport, None, &[], ("", ""), ("", "")),
+        Some(g) => {
+            let row = read::game_box(&state.db, &g.game_id).await?;
+            let leaders = read::game_leaders(&state.db, &g.game_id).await?;
+            box_score::view(
+                &sport,
+                row.as_ref(),
+                &leaders,
+                (&g.home_team_id, &card.home_team),
+                (&g.away_team_id, &card.away_team),
+            )
+        }
+    };
     let (timeline, weather, sentiment) = match game {
         None => (Vec::new(), String::new(), Vec::new()),
         Some(g) => {
@@ -341,6 +357,7 @@ pub async fn game_page(
         timeline,
         weather,
         sentiment,
+        box_score: box_view,
     };
     Ok(render(&page, StatusCode::OK))
 }

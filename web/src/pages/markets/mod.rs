@@ -7,6 +7,7 @@
 //! game ([`game`]).
 
 mod board;
+mod box_score;
 mod game;
 mod read;
 

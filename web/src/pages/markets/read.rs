@@ -270,6 +270,44 @@ pub async fn game_weather(pool: &PgPool, game_id: &str) -> sqlx::Result<Option<W
         .await
 }
 
+/// A game's records and team statistics (`serving.game_state`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BoxRow {
+    pub home_record: Option<String>,
+    pub away_record: Option<String>,
+    pub home_stats: Option<Value>,
+    pub away_stats: Option<Value>,
+}
+
+const GAME_BOX: &str = "SELECT home_record, away_record, home_stats, away_stats
+    FROM serving.game_state WHERE game_id = $1";
+
+pub async fn game_box(pool: &PgPool, game_id: &str) -> sqlx::Result<Option<BoxRow>> {
+    sqlx::query_as(GAME_BOX)
+        .bind(game_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// One team's leader of one category (`serving.game_leaders`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LeaderRow {
+    pub category: String,
+    pub team_id: String,
+    pub athlete: String,
+    pub display_value: String,
+}
+
+const GAME_LEADERS: &str = "SELECT category, team_id, athlete, display_value
+    FROM serving.game_leaders WHERE game_id = $1 ORDER BY category, team_id";
+
+pub async fn game_leaders(pool: &PgPool, game_id: &str) -> sqlx::Result<Vec<LeaderRow>> {
+    sqlx::query_as(GAME_LEADERS)
+        .bind(game_id)
+        .fetch_all(pool)
+        .await
+}
+
 /// A team's news sentiment in one window.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SentimentRow {
