@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use orchestrator::EngineConfig;
+use orchestrator::{AlertEvent, Alerts, EngineConfig, Notifiers};
 
 /// Settings from flags or their `BETFLOW_*` variables (flags win). Only
 /// `--home` is shown in `--help`; the rest are for the environment.
@@ -52,6 +52,71 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_LOAD_EXAMPLES", default_value = "false",
           value_parser = |v: &str| flag("BETFLOW_LOAD_EXAMPLES", v))]
     pub load_examples: bool,
+    /// Events that alert where a DAG does not say (docs/alerts.md).
+    #[arg(long, global = true, hide = true, env = "BETFLOW_NOTIFY_ON", default_value = "failure,deadline_miss",
+          value_parser = alert_events)]
+    pub alert_on: AlertEvents,
+    /// The deployment's alert webhook (Slack-compatible).
+    #[arg(long, global = true, hide = true, env = "BETFLOW_NOTIFY_WEBHOOK_URL",
+          value_parser = |v: &str| http_url("BETFLOW_NOTIFY_WEBHOOK_URL", v))]
+    pub alert_webhook_url: Option<String>,
+    /// The deployment's alert email recipients, comma separated.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_NOTIFY_EMAIL_TO")]
+    pub alert_email_to: Option<String>,
+    /// The SMTP server alert email goes through: smtp://host:port or smtps://user:pass@host.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_SMTP_URL",
+          value_parser = |v: &str| smtp_url("BETFLOW_SMTP_URL", v))]
+    pub smtp_url: Option<String>,
+    /// First wait before an undelivered alert is retried (it doubles), in ms.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_NOTIFY_BACKOFF_MS", default_value = "5000",
+          value_parser = |v: &str| at_least("BETFLOW_NOTIFY_BACKOFF_MS", v, 10))]
+    pub alert_backoff_ms: u64,
+    /// The From address of alert email.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "BETFLOW_NOTIFY_EMAIL_FROM",
+        default_value = "betflow@localhost"
+    )]
+    pub alert_email_from: String,
+}
+
+/// The events of `BETFLOW_NOTIFY_ON`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertEvents(pub Vec<AlertEvent>);
+
+fn alert_events(v: &str) -> Result<AlertEvents, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && *e != "none")
+        .map(|e| {
+            AlertEvent::parse(e).ok_or_else(|| {
+                format!(
+                    "BETFLOW_NOTIFY_ON={v:?}: {e:?} is not an event; use failure, retry, success, deadline_miss or none"
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(AlertEvents)
+}
+
+fn http_url(var: &str, v: &str) -> Result<String, String> {
+    let v = v.trim();
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_owned())
+    } else {
+        // The path of a webhook URL is its secret: never echo the value.
+        Err(format!("{var} must be an http:// or https:// URL"))
+    }
+}
+
+fn smtp_url(var: &str, v: &str) -> Result<String, String> {
+    match services::notify::smtp_url_problem(v.trim()) {
+        None => Ok(v.trim().to_owned()),
+        // It may hold a password: name the problem, not the value.
+        Some(problem) => Err(format!("{var} is not an SMTP server address: {problem}")),
+    }
 }
 
 impl Settings {
@@ -63,7 +128,37 @@ impl Settings {
             heartbeat_interval: Duration::from_secs(self.heartbeat_secs),
             zombie_threshold: Duration::from_secs(self.zombie_threshold_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            notifiers: self.notifiers(),
+            alert_backoff: Duration::from_millis(self.alert_backoff_ms),
             ..EngineConfig::default()
+        }
+    }
+
+    /// The deployment's alerts: what a DAG leaves unset.
+    pub fn alerts(&self) -> Alerts {
+        Alerts {
+            on: self.alert_on.0.clone(),
+            webhook_url: self.alert_webhook_url.clone(),
+            email_to: self
+                .alert_email_to
+                .iter()
+                .flat_map(|to| to.split(','))
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// The process's alert channels. Email needs `BETFLOW_SMTP_URL`; without
+    /// it, email alerts wait in the table and say so.
+    fn notifiers(&self) -> Notifiers {
+        match services::notify::notifiers(self.smtp_url.as_deref(), &self.alert_email_from) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("alerts cannot be delivered: {e:#}");
+                Notifiers::default()
+            }
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::{
-    task_fn, typed_fn, Dag, DagBag, Output, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec,
-    TriggerRule, TypedSpec,
+    task_fn, typed_fn, AlertEvent, Alerts, Dag, DagBag, Deadline, Output, RetryPolicy, Sensor,
+    TaskContext, TaskError, TaskSpec, TriggerRule, TypedSpec,
 };
 use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ pub fn add_to(bag: &mut DagBag) {
         hourly_catchup(),
         pool(),
         quality(),
+        deadline(),
     ] {
         match dag {
             Ok(d) => bag.add(d),
@@ -147,10 +148,23 @@ fn retries() -> Result<Dag, orchestrator::dag::DagError> {
             delay: Duration::from_secs(1),
             exponential: true,
             max_delay: Duration::from_secs(2),
-        }),
+        })
+        // Each failed try that will be retried alerts, through the
+        // deployment's channels.
+        .alerts(Alerts::on(&[AlertEvent::Retry])),
     );
     let after = b.task(sleep_task("after", 1));
     b.edge(&flaky, &after);
+    b.build()
+}
+
+/// A run that must finish within two seconds of being queued and takes
+/// four: its deadline is missed once, alerting while it still runs.
+fn deadline() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_deadline")
+        .tags(&["example"])
+        .deadline(Deadline::after_queued(Duration::from_secs(2)));
+    b.task(sleep_task("slow", 4_000));
     b.build()
 }
 

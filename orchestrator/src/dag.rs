@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::alert::{Alerts, Deadline};
 use crate::schedule::{RunBounds, Schedule, ScheduleError};
 use crate::state::TriggerRule;
 use crate::stream::StreamTask;
@@ -90,6 +91,7 @@ pub struct TaskSpec {
     doc: String,
     /// Full ids of the tasks whose outputs it reads: each is an edge.
     reads: Vec<String>,
+    alerts: Option<Alerts>,
 }
 
 impl TaskSpec {
@@ -127,6 +129,7 @@ impl TaskSpec {
             group: None,
             doc: String::new(),
             reads: Vec::new(),
+            alerts: None,
         }
     }
 
@@ -172,6 +175,14 @@ impl TaskSpec {
         self.doc = doc.into();
         self
     }
+
+    /// Alerts on this task's tries (Airflow's task-level callbacks):
+    /// failure, retry, success; channels unset here come from the
+    /// deployment (docs/alerts.md).
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
 }
 
 /// A task inside a built DAG, with resolved settings and edges.
@@ -188,6 +199,8 @@ pub struct TaskNode {
     pub doc: String,
     pub upstream: Vec<String>,
     pub downstream: Vec<String>,
+    /// Alerts on this task's tries (failure, retry, success); none unless set.
+    pub alerts: Option<Alerts>,
 }
 
 impl TaskNode {
@@ -214,6 +227,9 @@ pub struct Dag {
     pub tags: Vec<String>,
     pub params: Map<String, Value>,
     pub fileloc: String,
+    /// Alerts on this DAG's runs (failure, success, deadline miss).
+    pub alerts: Alerts,
+    pub deadline: Option<Deadline>,
     /// Tasks in topological order.
     tasks: Vec<TaskNode>,
     index: HashMap<String, usize>,
@@ -313,6 +329,8 @@ pub struct DagBuilder {
     specs: Vec<TaskSpec>,
     edges: Vec<(Node, Node)>,
     streams: Vec<StreamSpec>,
+    alerts: Alerts,
+    deadline: Option<Deadline>,
 }
 
 impl DagBuilder {
@@ -334,6 +352,8 @@ impl DagBuilder {
             specs: Vec::new(),
             edges: Vec::new(),
             streams: Vec::new(),
+            alerts: Alerts::default(),
+            deadline: None,
         }
     }
 
@@ -392,6 +412,21 @@ impl DagBuilder {
 
     pub fn param(mut self, name: &str, default: Value) -> Self {
         self.params.insert(name.to_owned(), default);
+        self
+    }
+
+    /// Alerts on this DAG's runs (Airflow's DAG-level callbacks): failure,
+    /// success, deadline miss. What is left unset comes from the
+    /// deployment (docs/alerts.md).
+    pub fn alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
+    /// The time each run must finish by; a miss alerts once and is marked
+    /// on the run.
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -612,6 +647,7 @@ impl DagBuilder {
                     .filter(|(u, _)| u == &s.id)
                     .map(|(_, d)| d.clone())
                     .collect(),
+                alerts: s.alerts.clone(),
             });
         }
         Ok(Dag {
@@ -628,6 +664,8 @@ impl DagBuilder {
             tags: self.tags,
             params: self.params,
             fileloc: self.fileloc,
+            alerts: self.alerts,
+            deadline: self.deadline,
             tasks,
             index,
             streams: self.streams,
@@ -640,6 +678,7 @@ impl DagBuilder {
 pub struct DagBag {
     dags: BTreeMap<String, Arc<Dag>>,
     pools: BTreeMap<String, u32>,
+    default_alerts: Alerts,
 }
 
 impl DagBag {
@@ -647,8 +686,30 @@ impl DagBag {
         Self::default()
     }
 
-    pub fn add(&mut self, dag: Dag) {
+    pub fn add(&mut self, mut dag: Dag) {
+        dag.alerts = dag.alerts.or(&self.default_alerts);
+        for t in &mut dag.tasks {
+            if let Some(a) = &mut t.alerts {
+                *a = a.or(&self.default_alerts);
+            }
+        }
         self.dags.insert(dag.id.clone(), Arc::new(dag));
+    }
+
+    /// The deployment's alerts: what every DAG of the bag, already added
+    /// or added later, uses where its own definition is silent
+    /// ([`Alerts::or`]). Call it before the bag is shared.
+    pub fn default_alerts(&mut self, alerts: Alerts) {
+        self.default_alerts = alerts;
+        let dags = std::mem::take(&mut self.dags);
+        for (_, dag) in dags {
+            match Arc::try_unwrap(dag) {
+                Ok(dag) => self.add(dag),
+                Err(shared) => {
+                    self.dags.insert(shared.id.clone(), shared);
+                }
+            }
+        }
     }
 
     /// Declare a pool and its slot count; synced to the database at start-up.
@@ -678,6 +739,7 @@ impl DagBag {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             pools: self.pools.clone(),
+            default_alerts: self.default_alerts.clone(),
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::{self, Notifiers};
 use crate::dag::DagBag;
 use crate::executor::{self, Finished, WorkerIdentity};
 use crate::scheduler;
@@ -33,6 +34,10 @@ pub struct EngineConfig {
     /// Create runs from cron schedules (off for in-process runs of `--wait` and benchmarks).
     pub create_scheduled_runs: bool,
     pub run_streams: bool,
+    /// Where alerts go (docs/alerts.md); none: alerts wait in the table.
+    pub notifiers: Notifiers,
+    /// First wait before an alert that could not be delivered is retried; it doubles.
+    pub alert_backoff: Duration,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +51,8 @@ impl Default for EngineConfig {
             run_scheduler: true,
             create_scheduled_runs: true,
             run_streams: true,
+            notifiers: Notifiers::default(),
+            alert_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -108,6 +115,14 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    if config.run_scheduler || !config.notifiers.is_empty() {
+        loops.spawn(alert_loop(
+            store.clone(),
+            bag.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
+    }
     if config.run_streams {
         let (store, bag, id, sd) = (
             store.clone(),
@@ -127,6 +142,39 @@ pub async fn run(
         .await?;
     tracing::info!(worker_id = %me.worker_id, "engine stopped");
     Ok(())
+}
+
+/// Deadlines (where this process schedules) and alert deliveries (where
+/// it has notifiers), once a second. Deliveries stop with the process; the
+/// ones left are another's or the next start's.
+async fn alert_loop(
+    store: Store,
+    bag: Arc<DagBag>,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if config.run_scheduler {
+            if let Err(e) = alert::check_deadlines(&store, &bag).await {
+                tracing::warn!("deadline check failed: {e}");
+            }
+        }
+        if !config.notifiers.is_empty() {
+            let sent = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = alert::deliver_due(&store, &bag, &config.notifiers, config.alert_backoff) => r,
+            };
+            if let Err(e) = sent {
+                tracing::warn!("alert delivery pass failed: {e}");
+            }
+        }
+    }
 }
 
 async fn register_worker(store: &Store, me: &WorkerIdentity) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::alert::{self, AlertEvent};
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
@@ -501,6 +502,50 @@ async fn record_outcome(
         .bind(&value)
         .execute(&mut *tx)
         .await?;
+    }
+    if let Some(alerts) = &task.alerts {
+        let event = match state {
+            TaskState::Failed => Some(AlertEvent::Failure),
+            TaskState::UpForRetry => Some(AlertEvent::Retry),
+            TaskState::Success => Some(AlertEvent::Success),
+            _ => None,
+        };
+        if let Some(event) = event {
+            let what = match event {
+                AlertEvent::Failure => "failed",
+                AlertEvent::Retry => "failed and will be retried",
+                _ => "succeeded",
+            };
+            let mut message = format!(
+                "Task {}.{} {what} (run {}, try {} of {})",
+                c.dag_id,
+                c.task_id,
+                c.run_id,
+                c.try_number,
+                c.max_tries + 1
+            );
+            if let Some(e) = &error {
+                message.push_str(": ");
+                message.push_str(e);
+            }
+            let detail = serde_json::json!({
+                "error": error,
+                "next_attempt_at": next_attempt,
+                "hostname": me.hostname,
+            });
+            alert::enqueue(
+                &mut tx,
+                alerts,
+                event,
+                &c.dag_id,
+                &c.run_id,
+                Some(&c.task_id),
+                Some(c.try_number),
+                &message,
+                &detail,
+            )
+            .await?;
+        }
     }
     tx.commit().await?;
 

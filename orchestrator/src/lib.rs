@@ -4,6 +4,7 @@
 //!
 //! It knows nothing about sports; BetFlow's pipelines live in the `dags` crate.
 
+pub mod alert;
 pub mod dag;
 pub mod engine;
 pub mod executor;
@@ -16,6 +17,7 @@ pub mod store;
 pub mod stream;
 pub mod task;
 
+pub use alert::{AlertEvent, Alerts, Deadline, Notifier, Notifiers};
 pub use dag::{Dag, DagBag, DagBuilder, Node, RetryPolicy, TaskSpec};
 pub use engine::EngineConfig;
 pub use output::{typed_fn, Output, TypedSpec, TypedTask};

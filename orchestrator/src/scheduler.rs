@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
+use crate::alert::{self, AlertEvent};
 use crate::dag::{Dag, DagBag};
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
@@ -318,6 +319,39 @@ async fn advance_run(
     .execute(&mut **tx)
     .await?;
     tracing::info!(dag_id = %dag.id, run_id, state, "run finished");
+    let (event, message) = if failed {
+        let mut culprits: Vec<&str> = states
+            .iter()
+            .filter(|(_, s)| **s == TaskState::Failed)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        culprits.sort_unstable();
+        (
+            AlertEvent::Failure,
+            format!(
+                "DAG {} run {run_id} failed; failed tasks: {}",
+                dag.id,
+                culprits.join(", ")
+            ),
+        )
+    } else {
+        (
+            AlertEvent::Success,
+            format!("DAG {} run {run_id} succeeded", dag.id),
+        )
+    };
+    alert::enqueue(
+        tx,
+        &dag.alerts,
+        event,
+        &dag.id,
+        run_id,
+        None,
+        None,
+        &message,
+        &serde_json::json!({"state": state}),
+    )
+    .await?;
     Ok((queued, true))
 }
 

@@ -123,6 +123,7 @@ pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Resul
     if settings.load_examples {
         ::dags::examples::add_to(&mut bag);
     }
+    bag.default_alerts(settings.alerts());
     Ok(bag)
 }
 
@@ -131,6 +132,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     // Every command checks the pipelines' settings: a typo must stop it,
     // not fall back to a default (the DAGs' shape depends on some).
     pipeline_settings(settings, None)?;
+    if settings.alert_email_to.is_some() && settings.smtp_url.is_none() {
+        return Err(usage(
+            "BETFLOW_NOTIFY_EMAIL_TO is set but BETFLOW_SMTP_URL is not: \
+             name the SMTP server alert email goes through (smtp://host:port)"
+                .to_owned(),
+        ));
+    }
     match cli.command {
         Command::Up { port, host } => daemon::up(settings, host, port).await,
         Command::Scheduler => daemon::scheduler(settings).await,

@@ -16,6 +16,7 @@ mod grafana;
 mod ingest;
 mod kafka;
 mod processes;
+mod run_alerts;
 mod runs;
 mod warehouse;
 mod web_analytics;

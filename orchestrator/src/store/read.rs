@@ -38,6 +38,23 @@ pub struct RunRow {
     pub queued_at: DateTime<Utc>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
+    /// When the run was found past its DAG's deadline (docs/alerts.md).
+    pub deadline_missed_at: Option<DateTime<Utc>>,
+}
+
+/// One notification of a DAG's runs or tasks and what became of it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AlertDeliveryRow {
+    pub created_at: DateTime<Utc>,
+    pub event: String,
+    pub run_id: String,
+    pub task_id: Option<String>,
+    pub try_number: Option<i32>,
+    pub channel: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -338,7 +355,7 @@ const DAG_COLUMNS: &str =
     max_active_runs, max_active_tasks, catchup, last_parsed_at";
 const RUN_COLUMNS: &str =
     "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
-    state, conf, queued_at, start_date, end_date";
+    state, conf, queued_at, start_date, end_date, deadline_missed_at";
 const DAG_PAGE_WHERE: &str = "(cardinality($1::text[]) = 0
         OR (NOT $2 AND tags && $1) OR ($2 AND tags @> $1))
     AND (cardinality($3::text[]) = 0 OR dag_id ILIKE ANY($3))
@@ -374,6 +391,23 @@ impl Store {
     }
 
     /// Runs, newest logical date first, and how many match in all.
+    /// The newest notifications of `dag_id`'s runs and tasks.
+    pub async fn recent_alerts(
+        &self,
+        dag_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AlertDeliveryRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT created_at, event, run_id, task_id, try_number, channel, state, attempts,
+                    last_error, delivered_at
+             FROM alert_deliveries WHERE dag_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(dag_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn list_runs(&self, f: &RunFilter) -> Result<(Vec<RunRow>, i64), StoreError> {
         let where_ = "($1::text IS NULL OR dag_id = $1) AND ($2::text IS NULL OR state = $2)
             AND ($3::text IS NULL OR run_type = $3)";

@@ -65,6 +65,20 @@ struct HistoryRow {
     start: String,
     end: String,
     duration: String,
+    deadline_missed: bool,
+}
+
+/// A notification as the DAG page lists it.
+struct AlertView {
+    time: String,
+    event: String,
+    run_id: String,
+    run_href: String,
+    task: String,
+    channel: String,
+    state: String,
+    attempts: i32,
+    error: String,
 }
 
 struct RunChoice {
@@ -108,6 +122,9 @@ struct DagPage {
     older_href: String,
     forms: DagForms,
     conf_text: String,
+    /// Which events notify and where, in words.
+    notify_summary: String,
+    alerts: Vec<AlertView>,
 }
 
 async fn dag_page(
@@ -137,7 +154,59 @@ fn history_row(r: &RunRow) -> HistoryRow {
         start: fmt_time(r.start_date),
         end: fmt_time(r.end_date),
         duration: fmt_duration(span_secs(r.start_date, r.end_date)),
+        deadline_missed: r.deadline_missed_at.is_some(),
     }
+}
+
+/// "Notifies on failure, deadline miss by webhook and email (2 recipients);
+/// deadline 2h after the logical date", or why it notifies no one.
+fn notify_summary(dag: &orchestrator::Dag) -> String {
+    let a = &dag.alerts;
+    let mut channels: Vec<String> = Vec::new();
+    if a.webhook_url.is_some() {
+        channels.push("webhook".to_owned());
+    }
+    if !a.email_to.is_empty() {
+        channels.push(format!("email ({} recipients)", a.email_to.len()));
+    }
+    let events: Vec<String> = a.on.iter().map(|e| e.as_str().replace('_', " ")).collect();
+    let mut text = if events.is_empty() {
+        "Run notifications are off for this DAG.".to_owned()
+    } else if channels.is_empty() {
+        format!(
+            "Notifies on {} once a channel is set (BETFLOW_NOTIFY_WEBHOOK_URL or BETFLOW_NOTIFY_EMAIL_TO); until then nobody is told.",
+            events.join(", ")
+        )
+    } else {
+        format!(
+            "Notifies on {} by {}.",
+            events.join(", "),
+            channels.join(" and ")
+        )
+    };
+    if let Some(d) = dag.deadline {
+        let from = match d.reference {
+            orchestrator::alert::DeadlineReference::LogicalDate => "its logical date",
+            orchestrator::alert::DeadlineReference::QueuedAt => "being queued",
+        };
+        text.push_str(&format!(
+            " Each run must finish within {} of {from}.",
+            fmt_duration(Some(d.interval.as_secs_f64()))
+        ));
+    }
+    let task_alerts: Vec<&str> = dag
+        .tasks()
+        .iter()
+        .filter(|t| t.alerts.is_some())
+        .map(|t| t.id.as_str())
+        .collect();
+    if !task_alerts.is_empty() {
+        text.push_str(&format!(
+            " Tasks with their own notifications: {}.",
+            task_alerts.join(", ")
+        ));
+    }
+    text
 }
 
 /// The DAG page with `forms` (values and errors) and the given status.
@@ -218,6 +287,26 @@ pub async fn render_dag(
         }
         s
     };
+    let alerts: Vec<AlertView> = store
+        .recent_alerts(dag_id, 10)
+        .await?
+        .into_iter()
+        .map(|a| AlertView {
+            time: fmt_time(Some(a.created_at)),
+            event: a.event.replace('_', " "),
+            run_href: run_url(dag_id, &a.run_id),
+            run_id: a.run_id,
+            task: match (a.task_id, a.try_number) {
+                (Some(t), Some(n)) => format!("{t} (try {n})"),
+                (Some(t), None) => t,
+                _ => String::new(),
+            },
+            channel: a.channel,
+            state: a.state,
+            attempts: a.attempts,
+            error: a.last_error.unwrap_or_default(),
+        })
+        .collect();
     let shown = history_runs.len() as i64;
     let page = DagPage {
         nav: Nav::new(user, "dags"),
@@ -251,6 +340,8 @@ pub async fn render_dag(
                 run_id: r.run_id.clone(),
             })
             .collect(),
+        notify_summary: dag.as_deref().map(notify_summary).unwrap_or_default(),
+        alerts,
         history: history_runs.iter().map(history_row).collect(),
         history_total,
         history_from: if shown == 0 { 0 } else { offset + 1 },

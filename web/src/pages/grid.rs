@@ -241,6 +241,7 @@ mod tests {
             queued_at: d,
             start_date: Some(d),
             end_date: None,
+            deadline_missed_at: None,
         }
     }
 
