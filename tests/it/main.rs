@@ -7,6 +7,7 @@ mod common;
 #[allow(dead_code)]
 mod support;
 
+mod accounts;
 mod airflow_client;
 mod api;
 mod browser;

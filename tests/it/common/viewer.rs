@@ -40,6 +40,40 @@ pub fn login_form(client: &Client, base: &str) -> (String, String) {
     (token, cookie)
 }
 
+/// The status of a login form post with these credentials: 303 when they
+/// log in.
+pub fn login_status(base: &str, username: &str, password: &str) -> StatusCode {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client");
+    let (token, form_cookie) = login_form(&client, base);
+    let form = format!(
+        "username={}&password={}&next=%2F&csrf={token}",
+        crate::common::viewer::encode(username),
+        crate::common::viewer::encode(password)
+    );
+    client
+        .post(format!("{base}/login"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(COOKIE, form_cookie)
+        .body(form)
+        .send()
+        .expect("POST /login")
+        .status()
+}
+
+/// Form-encodes the few characters the tests' credentials use.
+fn encode(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c.to_string(),
+            c => format!("%{:02X}", c as u32),
+        })
+        .collect()
+}
+
 /// A logged-in viewer's session against a fresh `betflow up`.
 pub struct Viewer {
     client: Client,

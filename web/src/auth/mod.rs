@@ -293,41 +293,100 @@ pub async fn delete_session(pool: &PgPool, token: &str) -> Result<(), AuthError>
     Ok(())
 }
 
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenScope {
+    /// Whatever its user's role allows.
+    #[default]
+    All,
+    /// Reads only: the token acts as a viewer.
+    Read,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Read => "read",
+        }
+    }
+}
+
+/// How a new API token is limited.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenOptions {
+    pub scope: TokenScope,
+    /// `None`: until revoked.
+    pub expires_in: Option<chrono::Duration>,
+}
+
 /// A new API token for `username`; returned once, only its hash is kept.
 pub async fn create_token(pool: &PgPool, username: &str, name: &str) -> Result<String, AuthError> {
+    create_token_with(pool, username, name, TokenOptions::default()).await
+}
+
+/// [`create_token`] with a scope and an expiry.
+pub async fn create_token_with(
+    pool: &PgPool,
+    username: &str,
+    name: &str,
+    options: TokenOptions,
+) -> Result<String, AuthError> {
     let user_id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional(pool)
         .await?;
     let user_id = user_id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
     let token = format!("bf_{}", random_hex(32));
-    sqlx::query("INSERT INTO api_tokens (user_id, name, token_hash) VALUES ($1, $2, $3)")
-        .bind(user_id)
-        .bind(name)
-        .bind(sha256_hex(&token))
-        .execute(pool)
-        .await?;
+    let expires_at = options.expires_in.map(|d| chrono::Utc::now() + d);
+    sqlx::query(
+        "INSERT INTO api_tokens (user_id, name, token_hash, scope, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user_id)
+    .bind(name)
+    .bind(sha256_hex(&token))
+    .bind(options.scope.as_str())
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
     Ok(token)
 }
 
-/// The user behind a bearer token, if it is valid and not revoked.
+/// How stale `last_used_at` may get before a request writes it: a token
+/// used a thousand times a minute costs one write, not a thousand.
+const LAST_USED_EVERY_SECS: f64 = 60.0;
+
+/// The user behind a bearer token, if it is valid, not revoked, not expired
+/// and its user is enabled; a read-only token's user acts as a viewer.
 pub async fn token_user(pool: &PgPool, token: &str) -> Result<Option<User>, AuthError> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "UPDATE api_tokens t SET last_used_at = now() FROM users u
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.id = t.user_id AND NOT u.disabled
-         RETURNING u.id, u.username, u.role",
+    let hash = sha256_hex(token);
+    let row: Option<(i64, i64, String, String, String, bool)> = sqlx::query_as(
+        "SELECT t.id, u.id, u.username, u.role, t.scope,
+                t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => $2)
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND NOT u.disabled
+           AND (t.expires_at IS NULL OR t.expires_at > now())",
     )
-    .bind(sha256_hex(token))
+    .bind(&hash)
+    .bind(LAST_USED_EVERY_SECS)
     .fetch_optional(pool)
     .await?;
-    match row {
-        None => Ok(None),
-        Some((id, username, role)) => Ok(Some(User {
-            id,
-            username,
-            role: role.parse()?,
-        })),
+    let Some((token_id, id, username, role, scope, stale)) = row else {
+        return Ok(None);
+    };
+    if stale {
+        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
+            .bind(token_id)
+            .execute(pool)
+            .await?;
     }
+    let role: Role = role.parse()?;
+    Ok(Some(User {
+        id,
+        username,
+        role: if scope == "read" { Role::Viewer } else { role },
+    }))
 }
 
 /// An API token as listed to admins: never the token itself.
@@ -339,11 +398,14 @@ pub struct TokenRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub scope: String,
 }
 
 pub async fn list_tokens(pool: &PgPool) -> Result<Vec<TokenRow>, AuthError> {
     Ok(sqlx::query_as(
-        "SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at
+        "SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at,
+                t.expires_at, t.scope
          FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.revoked_at NULLS FIRST, t.created_at DESC",
     )
     .fetch_all(pool)
@@ -359,6 +421,96 @@ pub async fn revoke_token(pool: &PgPool, id: i64) -> Result<bool, AuthError> {
     .execute(pool)
     .await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// A user as `betflow users list` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub username: String,
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub live_sessions: i64,
+    pub live_tokens: i64,
+}
+
+pub async fn list_user_rows(pool: &PgPool) -> Result<Vec<UserRow>, AuthError> {
+    Ok(sqlx::query_as(
+        "SELECT u.username, u.role, u.disabled, u.created_at,
+                (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > now())
+                    AS live_sessions,
+                (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL
+                   AND (t.expires_at IS NULL OR t.expires_at > now())) AS live_tokens
+         FROM users u ORDER BY u.username",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Disables or enables `username`. Disabling ends its sessions at once;
+/// its tokens stop working while it is disabled.
+pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Result<(), AuthError> {
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> =
+        sqlx::query_scalar("UPDATE users SET disabled = $2 WHERE username = $1 RETURNING id")
+            .bind(username)
+            .bind(disabled)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
+    if disabled {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives `username` another role; its sessions end, so the next page it
+/// opens is checked under the new role.
+pub async fn set_role(pool: &PgPool, username: &str, role: Role) -> Result<(), AuthError> {
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> =
+        sqlx::query_scalar("UPDATE users SET role = $2 WHERE username = $1 RETURNING id")
+            .bind(username)
+            .bind(role.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A new password for `username`; every session of the old one ends.
+pub async fn reset_password(
+    pool: &PgPool,
+    username: &str,
+    password: &str,
+) -> Result<(), AuthError> {
+    if password.chars().count() < 8 {
+        return Err(AuthError::WeakPassword);
+    }
+    let hash = hash_password(password)?;
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> =
+        sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE username = $1 RETURNING id")
+            .bind(username)
+            .bind(&hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// (username, role) of every user, for the admin page.

@@ -29,6 +29,8 @@ struct TokenView {
     created: String,
     last_used: String,
     revoked: String,
+    expires: String,
+    scope: String,
     live: bool,
 }
 
@@ -63,6 +65,10 @@ async fn page(
             created: fmt_time(Some(t.created_at)),
             last_used: fmt_time(t.last_used_at),
             revoked: fmt_time(t.revoked_at),
+            expires: t
+                .expires_at
+                .map_or_else(|| "never".to_owned(), |e| fmt_time(Some(e))),
+            scope: t.scope,
             live: t.revoked_at.is_none(),
         })
         .collect();
