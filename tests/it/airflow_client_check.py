@@ -148,6 +148,44 @@ def main(base_url, token):
         log2 = tis.get_log("example_etl", run_id, "load", 2)
         assert "loaded total 18" in [line.event for line in log2.content.actual_instance]
 
+        # A DAG's tasks, run counts, pools, the engine processes, and the
+        # concepts BetFlow has not (empty collections, 404 for one id).
+        task_api = af.TaskApi(client)
+        etl_tasks = task_api.get_tasks("example_etl")
+        assert etl_tasks.total_entries == 3, etl_tasks
+        assert [t.task_id for t in etl_tasks.tasks] == ["extract", "process.transform", "load"], etl_tasks
+        extract = task_api.get_task("example_etl", "extract")
+        assert extract.downstream_task_ids == ["process.transform"], extract
+        assert extract.pool == "default_pool" and extract.trigger_rule == "all_success", extract
+        expect_status(404, task_api.get_task, "example_etl", "no_such_task")
+
+        stats = af.DagStatsApi(client).get_dag_stats(dag_ids=["example_etl"])
+        assert [d.dag_id for d in stats.dags] == ["example_etl"], stats
+        counts = {s.state.value: s.count for s in stats.dags[0].stats}
+        assert counts == {"queued": 0, "running": 0, "success": 2, "failed": 0}, counts
+
+        pool_api = af.PoolApi(client)
+        names = [p.name for p in pool_api.get_pools().pools]
+        assert "default_pool" in names and "example_single" in names, names
+        single = pool_api.get_pool("example_single")
+        assert single.slots == 1 and single.open_slots == 1, single
+        expect_status(404, pool_api.get_pool, "no_such_pool")
+
+        jobs = af.JobApi(client).get_jobs()
+        assert jobs.total_entries >= 1, jobs
+        assert any(j.state == "running" and j.job_type == "SchedulerJob" for j in jobs.jobs), jobs
+
+        connection_api = af.ConnectionApi(client)
+        assert connection_api.get_connections().total_entries == 0
+        expect_status(404, connection_api.get_connection, "aws_default")
+        variable_api = af.VariableApi(client)
+        assert variable_api.get_variables().total_entries == 0
+        expect_status(404, variable_api.get_variable, "some_key")
+        assert af.ImportErrorApi(client).get_import_errors().total_entries == 0
+        assert af.DagWarningApi(client).list_dag_warnings().total_entries == 0
+        assert af.PluginApi(client).get_plugins().total_entries == 0
+        assert af.ProviderApi(client).get_providers().total_entries == 0
+
     print("airflow client checks passed")
 
 

@@ -16,6 +16,7 @@ use sqlx::PgPool;
 
 pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
 pub use migrations::{MigrationStatus, Migrations};
+pub use read::{AlertDeliveryRow, PoolRow, ProcessRow};
 pub use read::{
     DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort, RunStateRow,
     RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow,

@@ -42,6 +42,31 @@ pub struct RunRow {
     pub deadline_missed_at: Option<DateTime<Utc>>,
 }
 
+/// A pool and the slots its task instances take.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PoolRow {
+    pub name: String,
+    pub slots: i32,
+    pub description: String,
+    pub running_slots: i64,
+    pub queued_slots: i64,
+    pub scheduled_slots: i64,
+}
+
+/// A process that ran an engine, stopped or not.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ProcessRow {
+    /// A stable number for Airflow's integer job id: the order of start.
+    pub id: i64,
+    pub worker_id: String,
+    pub hostname: String,
+    pub pid: i32,
+    pub kind: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
 /// One notification of a DAG's runs or tasks and what became of it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AlertDeliveryRow {
@@ -391,6 +416,44 @@ impl Store {
     }
 
     /// Runs, newest logical date first, and how many match in all.
+    /// Every pool with its slots taken by running, queued and scheduled
+    /// task instances (Airflow's pool figures), by name.
+    pub async fn pools(&self) -> Result<Vec<PoolRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.name, p.slots, p.description,
+                    COALESCE(sum(ti.pool_slots) FILTER (WHERE ti.state = 'running'), 0)::bigint AS running_slots,
+                    COALESCE(sum(ti.pool_slots) FILTER (WHERE ti.state = 'queued'), 0)::bigint AS queued_slots,
+                    COALESCE(sum(ti.pool_slots) FILTER (WHERE ti.state = 'scheduled'), 0)::bigint AS scheduled_slots
+             FROM pools p
+             LEFT JOIN task_instances ti ON ti.pool = p.name
+                  AND ti.state IN ('running', 'queued', 'scheduled')
+             GROUP BY p.name, p.slots, p.description ORDER BY p.name",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The processes that ran an engine here (Airflow's jobs), newest first.
+    pub async fn processes(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ProcessRow>, i64), StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT row_number() OVER (ORDER BY started_at, worker_id)::bigint AS id, worker_id,
+                    hostname, pid, kind, started_at, heartbeat_at, stopped_at
+             FROM workers ORDER BY started_at DESC, worker_id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM workers")
+            .fetch_one(self.pool())
+            .await?;
+        Ok((rows, total))
+    }
+
     /// The newest notifications of `dag_id`'s runs and tasks.
     pub async fn recent_alerts(
         &self,

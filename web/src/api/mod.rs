@@ -7,14 +7,17 @@
 //! role. Errors, including unknown routes and bad parameters, are problem
 //! details. `/monitor/health` is served by `health.rs`.
 
+mod absent;
 mod clear;
 mod dag_runs;
 mod dags;
 mod extract;
+mod monitoring;
 mod openapi;
 mod pagination;
 mod quality_checks;
 mod task_instances;
+mod tasks;
 mod version;
 
 use std::sync::Arc;
@@ -44,6 +47,20 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(quality_checks::list))
         .routes(routes!(clear::clear))
         .routes(routes!(version::version))
+        .routes(routes!(tasks::list))
+        .routes(routes!(tasks::get))
+        .routes(routes!(monitoring::dag_stats))
+        .routes(routes!(monitoring::pools))
+        .routes(routes!(monitoring::pool))
+        .routes(routes!(monitoring::jobs))
+        .routes(routes!(absent::connections))
+        .routes(routes!(absent::connection))
+        .routes(routes!(absent::variables))
+        .routes(routes!(absent::variable))
+        .routes(routes!(absent::import_errors))
+        .routes(routes!(absent::dag_warnings))
+        .routes(routes!(absent::plugins))
+        .routes(routes!(absent::providers))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.
