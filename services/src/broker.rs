@@ -40,6 +40,10 @@ pub enum BrokerLog {
 
 pub struct EmbeddedBroker {
     child: Child,
+    /// How it was started, to start it again the same way.
+    bin: PathBuf,
+    dir: PathBuf,
+    kind: BrokerLog,
     /// `host:port` to bootstrap from.
     pub bootstrap: String,
     /// Where the log is, if on disk; `None`: in memory.
@@ -218,9 +222,9 @@ impl EmbeddedBroker {
                             "Kafka broker (embedded tansu, installed just now): {}",
                             broker.bootstrap
                         ));
-                        loop {
-                            std::thread::park();
-                        }
+                        // Watched for the process's life (the flag never flips).
+                        let forever = std::sync::atomic::AtomicBool::new(false);
+                        broker.watch(WATCH_EVERY, &forever);
                     }
                     Ok(None) => {}
                     Err(e) => eprintln!("error: the embedded Kafka broker is not running: {e:#}"),
@@ -334,12 +338,94 @@ impl EmbeddedBroker {
         }
         Ok(Self {
             child,
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            kind: log,
             bootstrap,
             log_file,
             address_file: dir.join("bootstrap"),
         })
     }
+
+    /// Watches the broker until `stop` (checked every `every`), starting
+    /// it again on the same address when it exits: consumers and
+    /// publishers reconnect to it, and the durable log keeps their topics
+    /// and offsets. Runs on the calling thread, which must live as long as
+    /// the broker: its parent-death signal follows the thread that forks.
+    fn watch(mut self, every: Duration, stop: &std::sync::atomic::AtomicBool) {
+        use std::sync::atomic::Ordering;
+        let mut wait = every;
+        while !stop.load(Ordering::Acquire) {
+            std::thread::park_timeout(wait);
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            let exited = match self.child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => {
+                    wait = every;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot check the embedded Kafka broker: {e}");
+                    continue;
+                }
+            };
+            let port: Option<u16> = self
+                .bootstrap
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok());
+            match Self::start(&self.bin, &self.dir, self.kind, port) {
+                Ok(mut fresh) => {
+                    std::mem::swap(&mut self.child, &mut fresh.child);
+                    // `fresh` now holds the exited child; its drop must not
+                    // remove the address file the running broker owns.
+                    fresh.address_file = PathBuf::new();
+                    drop(fresh);
+                    let _ = std::fs::write(&self.address_file, &self.bootstrap);
+                    tracing::warn!(
+                        "the embedded Kafka broker exited ({exited}); started it again on {}",
+                        self.bootstrap
+                    );
+                    wait = every;
+                }
+                Err(e) => {
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                    let why = match e {
+                        StartError::NoSqlite => "tansu has no SQLite support".to_owned(),
+                        StartError::Other(e) => format!("{e:#}"),
+                    };
+                    tracing::error!(
+                        "the embedded Kafka broker exited ({exited}) and did not start again: {why}; \
+                         trying again in {}s",
+                        wait.as_secs()
+                    );
+                }
+            }
+        }
+    }
 }
+
+/// The watcher of a running embedded broker ([`Broker::watch`]): dropping
+/// it stops the watch, then the broker.
+pub struct BrokerWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for BrokerWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// How often a watched broker is checked.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// A loopback port free now (bound, then released).
 fn free_port() -> Result<u16> {
@@ -361,6 +447,26 @@ pub enum Broker {
 }
 
 impl Broker {
+    /// Hands a running broker to a thread of its own that starts it again
+    /// whenever it exits, until the returned watch is dropped (then the
+    /// broker stops). A broker being installed is watched by its install
+    /// thread already.
+    pub fn watch(self) -> Result<Option<BrokerWatch>> {
+        let Broker::Running(broker) = self else {
+            return Ok(None);
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("broker-watch".into())
+            .spawn(move || broker.watch(WATCH_EVERY, &flag))
+            .context("starting the broker watch thread")?;
+        Ok(Some(BrokerWatch {
+            stop,
+            thread: Some(thread),
+        }))
+    }
+
     pub fn bootstrap(&self) -> &str {
         match self {
             Broker::Running(b) => &b.bootstrap,
@@ -378,7 +484,9 @@ impl Broker {
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.address_file);
+        if !self.address_file.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.address_file);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

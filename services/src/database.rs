@@ -3,13 +3,16 @@
 //! (attached to if `betflow up` runs, started on demand otherwise).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres, Health};
 use orchestrator::store::write::SyncOptions;
 use orchestrator::store::Migrations;
 use orchestrator::{DagBag, Store};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 /// Every crate's migrations, in the order they are applied: the engine's
 /// metadata, the web's users, then the `serving` schema.
@@ -26,7 +29,8 @@ pub struct Database {
     pub pool: PgPool,
     pub url: String,
     /// Declared last so the pool is dropped before an owned cluster stops.
-    embedded: Option<EmbeddedPostgres>,
+    /// Shared with [`Database::supervise`], which restarts it.
+    embedded: Option<Arc<Mutex<EmbeddedPostgres>>>,
 }
 
 impl Database {
@@ -72,7 +76,7 @@ impl Database {
                 let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts))
                     .await
                     .context("starting the embedded Postgres")??;
-                (pg.url().to_owned(), Some(pg))
+                (pg.url().to_owned(), Some(Arc::new(Mutex::new(pg))))
             }
         };
         let pool: PgPool = orchestrator::store::connect_pool(&url, 20).await?;
@@ -91,9 +95,62 @@ impl Database {
     /// Stop an owned embedded cluster now (also happens on drop).
     pub async fn close(mut self) -> Result<()> {
         self.pool.close().await;
-        if let Some(mut pg) = self.embedded.take() {
-            tokio::task::spawn_blocking(move || pg.stop()).await??;
+        if let Some(pg) = self.embedded.take() {
+            tokio::task::spawn_blocking(move || {
+                let mut pg = pg.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                pg.stop()
+            })
+            .await??;
         }
         Ok(())
+    }
+
+    /// Until `shutdown`, checks every `every` that the embedded cluster this
+    /// process started still runs, and starts it again (same port, so the
+    /// pool's URL stays right) when its postmaster is gone, waiting longer
+    /// after each failed start (up to a minute) and saying why in the log.
+    /// Connections in the pool fail meanwhile and reconnect after; the
+    /// engine's tries survive as they do any database outage. Nothing to do
+    /// with `DATABASE_URL` or a cluster another process owns.
+    pub async fn supervise(&self, every: Duration, shutdown: CancellationToken) {
+        let Some(pg) = self.embedded.clone() else {
+            return;
+        };
+        let mut wait = every;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let pg = pg.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                let mut pg = pg.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                pg.revive()
+            })
+            .await;
+            wait = match checked {
+                Ok(Ok(Health::Running)) => every,
+                Ok(Ok(Health::Restarted)) => {
+                    tracing::warn!(
+                        "the embedded PostgreSQL had stopped (its postmaster is gone); \
+                         started it again on the same port"
+                    );
+                    every
+                }
+                Ok(Err(e)) => {
+                    let next = (wait * 2).min(Duration::from_secs(60));
+                    tracing::error!(
+                        "the embedded PostgreSQL is down and did not start again: {e}; \
+                         trying again in {}s",
+                        next.as_secs()
+                    );
+                    next
+                }
+                Err(e) => {
+                    tracing::error!("the embedded PostgreSQL check panicked: {e}");
+                    every
+                }
+            };
+        }
     }
 }

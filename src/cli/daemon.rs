@@ -83,6 +83,9 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
         None => {}
     }
     outln!("press Ctrl-C to stop");
+    // From here a thread of its own keeps the broker running: started again
+    // whenever it exits, stopped when `up` returns.
+    let _broker_watch = broker.map(services::broker::Broker::watch).transpose()?;
     if let Some(password) = web::auth::ensure_admin(&db.pool, home).await? {
         outln!("created user `admin` with password {password}");
         outln!(
@@ -94,7 +97,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
         .with_sports(::dags::SPORTS.iter().map(|s| s.key))
         .with_rules(super::pipeline_settings(settings, brokers.as_deref())?.rules);
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
-    orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await?;
+    run_supervised(&db, bag, config, shutdown.clone()).await?;
     shutdown.cancel();
     web.await.context("web server task")??;
     db.close().await?;
@@ -110,7 +113,28 @@ pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
         "scheduler running on {}",
         orchestrator::store::mask_password(&db.url)
     );
-    orchestrator::engine::run(db.store.clone(), bag, config, shutdown).await?;
+    run_supervised(&db, bag, config, shutdown).await?;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often a daemon checks that the embedded cluster it started runs.
+const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The engine until `shutdown`, with the embedded cluster (if this process
+/// started it) restarted whenever it dies.
+async fn run_supervised(
+    db: &Database,
+    bag: orchestrator::DagBag,
+    config: orchestrator::EngineConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<()> {
+    let supervising = shutdown.child_token();
+    let engine = async {
+        let ran = orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await;
+        supervising.cancel();
+        ran
+    };
+    let (ran, ()) = tokio::join!(engine, db.supervise(SUPERVISE_EVERY, supervising.clone()));
+    Ok(ran?)
 }

@@ -269,6 +269,56 @@ fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
     );
 }
 
+#[test]
+fn up_starts_its_embedded_broker_again_when_it_is_killed_and_the_consumers_carry_on() {
+    let mut env = TestEnv::start();
+    let pid = env.spawn(
+        &["up", "--port", "0"],
+        &[("BETFLOW_EMBEDDED_KAFKA", "true")],
+    );
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let first = children_named(pid, "tansu");
+    assert_eq!(first.len(), 1, "one embedded broker under `up`");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first[0] as i32), Signal::SIGKILL)
+        .expect("kill tansu");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = children_named(pid, "tansu");
+        let said = env.proc_log(0).contains("the embedded Kafka broker exited");
+        if now.len() == 1 && now[0] != first[0] && said {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new broker: {now:?}\n{}",
+            env.proc_log(0)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The restarted broker, on the same address, feeds the same consumers.
+    env.ok(&[
+        "stream",
+        "replay",
+        "--from",
+        "2024-09-08",
+        "--to",
+        "2024-09-08",
+        "--sport",
+        "nfl",
+    ]);
+    env.wait_for(
+        "SELECT count(*) > 0 FROM serving.odds_latest WHERE sport = 'nfl'",
+        "t",
+        90,
+    );
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+}
+
 /// Pids of the direct children of `parent` whose command name is `name`.
 fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let mut out = Vec::new();
@@ -293,4 +343,50 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
         }
     }
     out
+}
+
+#[test]
+fn up_starts_its_embedded_postgres_again_when_the_postmaster_is_killed() {
+    let mut env = TestEnv::start();
+    // An empty DATABASE_URL: `up` starts (and owns) the embedded cluster.
+    let (_pid, base) = env.spawn_up_with(&[("DATABASE_URL", "")]);
+    let pid_file = env.home.path().join("postgres/data/postmaster.pid");
+    let postmaster = || -> Option<i32> {
+        std::fs::read_to_string(&pid_file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let healthy = || {
+        reqwest::blocking::get(format!("{base}/health"))
+            .ok()
+            .filter(|r| r.status().is_success())
+            .and_then(|r| r.text().ok())
+            .is_some_and(|body| body.contains("\"healthy\""))
+    };
+    assert!(healthy(), "healthy before");
+    let first = postmaster().expect("the embedded cluster's postmaster");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the postmaster");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(postmaster().is_some_and(|p| p != first) && healthy()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the embedded PostgreSQL did not come back:\n{}",
+            env.proc_log(0)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let log = env.proc_log(0);
+    assert!(
+        log.contains("the embedded PostgreSQL had stopped"),
+        "the log says why:\n{log}"
+    );
 }

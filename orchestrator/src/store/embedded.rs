@@ -119,8 +119,19 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Embedd
 pub struct EmbeddedPostgres {
     cluster: Cluster,
     url: String,
+    port: u16,
+    durable: bool,
     owned: bool,
     stopped: bool,
+}
+
+/// What [`EmbeddedPostgres::revive`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// The server runs (or this process does not own it, or stopped it).
+    Running,
+    /// The server was gone and has been started again on the same port.
+    Restarted,
 }
 
 impl EmbeddedPostgres {
@@ -146,6 +157,8 @@ impl EmbeddedPostgres {
             return Ok(EmbeddedPostgres {
                 url: database_url(&password, port),
                 cluster,
+                port,
+                durable: opts.durable,
                 owned: false,
                 stopped: false,
             });
@@ -160,7 +173,7 @@ impl EmbeddedPostgres {
             // version, or by hand); the server must be able to write them all.
             chown_recursive(&cluster.pg_dir, user)?;
         }
-        let port = cluster.start_server(opts.durable)?;
+        let port = cluster.start_server(opts.durable, None)?;
         if let Err(err) = cluster.ensure_database(port, &password) {
             // Do not leave a half-set-up server running; the lock is still held,
             // so stop directly rather than through `stop()`.
@@ -173,9 +186,32 @@ impl EmbeddedPostgres {
         Ok(EmbeddedPostgres {
             url: database_url(&password, port),
             cluster,
+            port,
+            durable: opts.durable,
             owned: true,
             stopped: false,
         })
+    }
+
+    /// Starts the server again, on the port the connection URL names, when
+    /// this process owns it and its postmaster is gone (killed, crashed,
+    /// out of memory). Blocking. A server that is still exiting, or whose
+    /// old backends still hold its shared memory, fails to start: the
+    /// caller tries again later.
+    pub fn revive(&mut self) -> Result<Health, EmbeddedError> {
+        if !self.owned || self.stopped {
+            return Ok(Health::Running);
+        }
+        let pid_path = self.cluster.data_dir.join("postmaster.pid");
+        let pid: Option<i32> = fs::read_to_string(&pid_path)
+            .ok()
+            .and_then(|c| c.lines().next().and_then(|l| l.trim().parse().ok()));
+        if pid.is_some_and(|pid| pid_state(pid) != PidState::Dead) {
+            return Ok(Health::Running);
+        }
+        let _lock = self.cluster.lock()?;
+        self.cluster.start_server(self.durable, Some(self.port))?;
+        Ok(Health::Restarted)
     }
 
     /// postgres://betflow:<password>@127.0.0.1:<port>/betflow
@@ -513,12 +549,15 @@ impl Cluster {
         removed
     }
 
-    /// Starts the server on a free loopback port and returns the port.
-    fn start_server(&self, durable: bool) -> Result<u16, EmbeddedError> {
+    /// Starts the server on `port`, or a free loopback port, and returns it.
+    fn start_server(&self, durable: bool, fixed: Option<u16>) -> Result<u16, EmbeddedError> {
         let program = self.bin_dir.join("pg_ctl");
         let mut attempt = 1;
         loop {
-            let port = free_port()?;
+            let port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
             // No unix socket: its default directory (/var/run/postgresql) may
             // not exist or be writable, and we only connect over TCP.
             let mut server_opts =
@@ -553,7 +592,7 @@ impl Cluster {
                 return Ok(port);
             }
             let port_taken = read_from(&self.log_file, log_offset).contains("could not bind");
-            if port_taken && attempt < START_ATTEMPTS {
+            if port_taken && attempt < START_ATTEMPTS && fixed.is_none() {
                 warn!(
                     port,
                     "port was taken before PostgreSQL could bind it; retrying"
