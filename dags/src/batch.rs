@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
-use orchestrator::{Dag, DagBuilder, Node, Output, RetryPolicy, TaskSpec, TriggerRule};
+use orchestrator::{Dag, DagBuilder, Deadline, Node, Output, RetryPolicy, TaskSpec, TriggerRule};
 
 use crate::ingest::{
     FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, Settings,
@@ -70,9 +70,34 @@ pub fn start_date() -> DateTime<Utc> {
         .expect("a valid UTC date")
 }
 
+/// When a nightly run must be done, New York time: the loads by 07:30, so
+/// the marts at 08:00 build on them; the marts by 09:00.
+const LOADS_DUE: (u32, u32) = (7, 30);
+const MARTS_DUE: (u32, u32) = (9, 0);
+
+/// The deadline of a daily `cron` (`M H * * *`) run due at `due` (hour,
+/// minute) the day after its logical date: Airflow's logical date of a
+/// daily run is the start of its interval, a day before it runs. Counted in
+/// absolute hours, so on the two days a year the clocks change it is an
+/// hour early or late (docs/alerts.md#deadlines).
+fn due_next_day(cron: &str, due: (u32, u32)) -> Deadline {
+    let mut fields = cron.split_whitespace();
+    let minute: u64 = fields.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let hour: u64 = fields.next().and_then(|h| h.parse().ok()).unwrap_or(0);
+    let start: u64 = hour * 3600 + minute * 60;
+    let due: u64 = u64::from(due.0) * 3600 + u64::from(due.1) * 60;
+    Deadline::after_logical_date(Duration::from_secs(86_400 + due.saturating_sub(start)))
+}
+
 /// The settings every nightly DAG shares.
 fn nightly(id: &str, description: &str, cron: &str, tags: &[&str]) -> DagBuilder {
+    let due = if tags.contains(&"gold") {
+        MARTS_DUE
+    } else {
+        LOADS_DUE
+    };
     Dag::builder(id)
+        .deadline(due_next_day(cron, due))
         .description(description)
         .schedule(cron, TIMEZONE)
         .start_date(start_date())

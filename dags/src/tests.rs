@@ -196,16 +196,24 @@ fn tasks_come_in_dependency_order_so_every_graph_is_acyclic() {
 
 #[test]
 fn nightly_dags_share_schedule_retry_timeout_and_params() {
+    // Loads due at 07:30 and the marts at 09:00 New York, the day after
+    // the logical date: hours after the logical date.
     let expected = [
-        (HISTORICAL_GAMES, "0 6 * * *", "games"),
-        (HISTORICAL_ODDS, "30 6 * * *", "odds"),
-        (WEATHER, "15 6 * * *", "weather"),
-        (NEWS, "45 6 * * *", "news"),
-        (GOLD_MARTS, "0 8 * * *", "gold"),
+        (HISTORICAL_GAMES, "0 6 * * *", "games", 25.5),
+        (HISTORICAL_ODDS, "30 6 * * *", "odds", 25.0),
+        (WEATHER, "15 6 * * *", "weather", 25.25),
+        (NEWS, "45 6 * * *", "news", 24.75),
+        (GOLD_MARTS, "0 8 * * *", "gold", 25.0),
     ];
-    for (id, cron, tag) in expected {
+    for (id, cron, tag, due_hours) in expected {
         let dag = build(id);
         assert_eq!(dag.schedule.expression(), Some(cron), "{id}");
+        let deadline = dag.deadline.expect("a deadline");
+        assert_eq!(
+            deadline,
+            orchestrator::Deadline::after_logical_date(Duration::from_secs_f64(due_hours * 3600.0)),
+            "{id}"
+        );
         assert_eq!(dag.schedule.timezone().name(), "America/New_York", "{id}");
         assert!(dag.bounds.catchup, "{id}");
         assert_eq!(
