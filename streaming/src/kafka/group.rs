@@ -128,6 +128,8 @@ pub struct Rebalances {
     lag: Mutex<BTreeMap<String, i64>>,
     /// Since when, and with how many partitions (`None`: no assignment yet).
     assignment: Mutex<(Instant, Option<usize>)>,
+    /// librdkafka's lines, rate-limited.
+    log: super::client_log::LogLimiter,
 }
 
 impl Default for Rebalances {
@@ -138,6 +140,7 @@ impl Default for Rebalances {
             lookup_failed: AtomicBool::new(false),
             lag: Mutex::new(BTreeMap::new()),
             assignment: Mutex::new((Instant::now(), None)),
+            log: Default::default(),
         }
     }
 }
@@ -158,6 +161,14 @@ impl Rebalances {
 }
 
 impl ClientContext for Rebalances {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         let mut lag: BTreeMap<String, i64> = BTreeMap::new();
         for (name, topic) in &statistics.topics {

@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod checkpoint;
 pub mod client;
+pub mod client_log;
 pub mod config;
 pub mod consumer;
 pub mod group;

@@ -12,6 +12,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::client_log::QuietContext;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -56,7 +58,7 @@ pub const DEFAULT_LINGER_MS: u64 = 5;
 /// Cheap to clone; every clone shares the underlying librdkafka producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<QuietContext>,
     kafka: KafkaSettings,
     attempts: u32,
     stats: Arc<ProducerStats>,
@@ -72,7 +74,7 @@ impl Producer {
     /// [`Producer::new`] batching for `linger_ms`: a steady stream of
     /// independent updates goes out in fewer, larger record batches.
     pub fn with_linger(kafka: &KafkaSettings, linger_ms: u64) -> Result<Self, ProduceError> {
-        let inner: FutureProducer = kafka
+        let inner: FutureProducer<QuietContext> = kafka
             .client_config()
             .set("message.timeout.ms", "10000")
             .set("acks", "all")
@@ -82,7 +84,7 @@ impl Producer {
             // upserts absorb.
             .set("enable.idempotence", "true")
             .set("linger.ms", linger_ms.to_string())
-            .create()?;
+            .create_with_context(QuietContext::default())?;
         Ok(Self {
             inner,
             kafka: kafka.clone(),
