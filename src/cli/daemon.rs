@@ -93,9 +93,11 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
             home.join("admin-password").display()
         );
     }
+    let pipelines = super::pipeline_settings(settings, brokers.as_deref())?;
     let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
         .with_sports(::dags::SPORTS.iter().map(|s| s.key))
-        .with_rules(super::pipeline_settings(settings, brokers.as_deref())?.rules);
+        .with_rules(pipelines.rules.clone())
+        .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()));
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     run_supervised(&db, bag, config, shutdown.clone()).await?;
     shutdown.cancel();

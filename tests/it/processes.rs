@@ -299,6 +299,10 @@ fn up_starts_its_embedded_broker_again_when_it_is_killed_and_the_consumers_carry
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let health: serde_json::Value = reqwest::blocking::get(format!("{}/health", env.up_url(0)))
+        .and_then(|r| r.json())
+        .expect("/health");
+    assert_eq!(health["kafka"]["status"], "healthy", "{health}");
     // The restarted broker, on the same address, feeds the same consumers.
     env.ok(&[
         "stream",
@@ -389,4 +393,17 @@ fn up_starts_its_embedded_postgres_again_when_the_postmaster_is_killed() {
         log.contains("the embedded PostgreSQL had stopped"),
         "the log says why:\n{log}"
     );
+}
+
+#[test]
+fn health_says_when_the_kafka_broker_does_not_answer() {
+    let mut env = TestEnv::start();
+    // A port nothing listens on.
+    let (_pid, base) = env.spawn_up_with(&[("KAFKA_BROKERS", "127.0.0.1:9")]);
+    let health: serde_json::Value = reqwest::blocking::get(format!("{base}/health"))
+        .and_then(|r| r.json())
+        .expect("/health");
+    assert_eq!(health["kafka"]["status"], "unhealthy", "{health}");
+    assert_eq!(health["kafka"]["bootstrap"], "127.0.0.1:9", "{health}");
+    assert_eq!(health["metadatabase"]["status"], "healthy", "{health}");
 }

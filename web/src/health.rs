@@ -1,5 +1,6 @@
-//! `/health`: the metadata database and the freshest scheduler heartbeat, in
-//! the shape of Airflow's `/api/v2/monitor/health`. No login needed.
+//! `/health`: the metadata database, the freshest scheduler heartbeat and
+//! the Kafka broker, in the shape of Airflow's `/api/v2/monitor/health`
+//! (plus `kafka`). No login needed.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +13,29 @@ use crate::AppState;
 /// A scheduler counts as healthy if it heartbeated within this many seconds.
 const SCHEDULER_HEALTHY_SECS: i64 = 30;
 
+/// Whether any of the bootstrap servers accepts a connection within half
+/// a second: `{"status": "healthy"|"unhealthy", "bootstrap": …}`, or null
+/// when this process has no Kafka.
+pub async fn kafka_status(bootstrap: Option<&str>) -> Value {
+    let Some(servers) = bootstrap else {
+        return Value::Null;
+    };
+    let mut up = false;
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let connect = tokio::net::TcpStream::connect(server);
+        if matches!(
+            tokio::time::timeout(std::time::Duration::from_millis(500), connect).await,
+            Ok(Ok(_))
+        ) {
+            up = true;
+            break;
+        }
+    }
+    json!({"status": if up { "healthy" } else { "unhealthy" }, "bootstrap": servers})
+}
+
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let kafka = kafka_status(state.kafka_bootstrap.as_deref()).await;
     let latest: Result<Option<DateTime<Utc>>, sqlx::Error> =
         sqlx::query_scalar("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
             .fetch_one(&state.db)
@@ -23,7 +46,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(
-                    json!({"metadatabase": {"status": "unhealthy"}, "scheduler": {"status": "unknown"}}),
+                    json!({"metadatabase": {"status": "unhealthy"}, "scheduler": {"status": "unknown"}, "kafka": kafka}),
                 ),
             )
         }
@@ -40,6 +63,8 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
                     // the fields are present so Airflow's client validates the response.
                     "triggerer": {"status": null, "latest_triggerer_heartbeat": null},
                     "dag_processor": null,
+                    // BetFlow's own: the Kafka broker the stream tasks use.
+                    "kafka": kafka,
                 })),
             )
         }

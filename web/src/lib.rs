@@ -60,6 +60,9 @@ pub struct AppState {
     /// `BETFLOW_METRICS_TOKEN`: when set, `/metrics` answers only requests
     /// that send it as a bearer token.
     pub metrics_token: Option<Arc<str>>,
+    /// The Kafka bootstrap servers the stream tasks use, if any: `/health`
+    /// and the streams page say whether they answer.
+    pub kafka_bootstrap: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -81,7 +84,14 @@ impl AppState {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
+            kafka_bootstrap: None,
         }
+    }
+
+    /// The Kafka bootstrap servers to report on (`host:port`, comma separated).
+    pub fn with_kafka(mut self, bootstrap: Option<&str>) -> Self {
+        self.kafka_bootstrap = bootstrap.map(Arc::from);
+        self
     }
 
     /// How long a rendered markets board is reused (zero: never), for

@@ -69,11 +69,15 @@ impl LogLimiter {
             | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", "{fac}: {message}{more}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}{more}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{fac}: {message}{more}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", "{fac}: {message}{more}")
             }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}{more}"),
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "{fac}: {message}{more}")
+            }
         }
     }
 
@@ -118,10 +122,16 @@ mod tests {
         let refused = |ms: u32| format!("FAIL 127.0.0.1:44403: Connection refused (after {ms}ms)");
         assert_eq!(l.admit(&refused(0), t0), Some(0));
         for i in 1..=29u32 {
-            assert_eq!(l.admit(&refused(i), t0 + Duration::from_secs(u64::from(i))), None);
+            assert_eq!(
+                l.admit(&refused(i), t0 + Duration::from_secs(u64::from(i))),
+                None
+            );
         }
         // Another kind is not held back by the first.
-        assert_eq!(l.admit("FAIL: Disconnected", t0 + Duration::from_secs(5)), Some(0));
+        assert_eq!(
+            l.admit("FAIL: Disconnected", t0 + Duration::from_secs(5)),
+            Some(0)
+        );
         assert_eq!(l.admit(&refused(3), t0 + WINDOW), Some(29));
         assert_eq!(l.admit(&refused(4), t0 + WINDOW), None);
     }

@@ -207,6 +207,9 @@ struct StreamsPage {
     /// Rows of processes that exited cleanly: kept for their last health
     /// and errors, shown apart so they do not crowd the live ones.
     stopped: Vec<StreamView>,
+    /// "Kafka broker 127.0.0.1:9092 answers" or why not; empty without Kafka.
+    broker: String,
+    broker_up: bool,
 }
 
 /// What the page polls: the same markup as the page's `#streams`, so a swap
@@ -224,10 +227,21 @@ async fn streams_page(
     Extension(throughput): Extension<Arc<Throughput>>,
 ) -> Result<Response, Problem> {
     let (streams, stopped) = load(&state, &throughput).await?;
+    let kafka = crate::health::kafka_status(state.kafka_bootstrap.as_deref()).await;
+    let broker_up = kafka["status"] == "healthy";
+    let broker = match kafka["bootstrap"].as_str() {
+        None => String::new(),
+        Some(b) if broker_up => format!("Kafka broker {b} answers."),
+        Some(b) => format!(
+            "Kafka broker {b} does not answer: consumers and publishers retry until it is back."
+        ),
+    };
     let page = StreamsPage {
         nav: Nav::new(&user, "streams"),
         streams,
         stopped,
+        broker,
+        broker_up,
     };
     Ok(render(&page, StatusCode::OK))
 }
