@@ -121,6 +121,9 @@ impl Slot<'_> {
     }
 }
 
+/// How long a stream task may take to stop once the process shuts down.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 async fn supervise(
     store: Store,
     dag_id: String,
@@ -149,9 +152,23 @@ async fn supervise(
         let run_ctx = ctx.clone();
         let mut run = tokio::spawn(async move { task.run(run_ctx).await });
         let mut beat = tokio::time::interval(Duration::from_secs(1));
+        // A task that has not stopped this long after shutdown (a client
+        // waiting on a broker that is gone) is abandoned, so the process
+        // stops within its grace.
+        let stop_by = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::pin!(stop_by);
         let outcome = loop {
             tokio::select! {
                 res = &mut run => break res,
+                _ = &mut stop_by => {
+                    run.abort();
+                    tracing::warn!(dag_id, task_id = %spec.id,
+                        "stream task did not stop within {STOP_GRACE:?} of shutdown; abandoned");
+                    break Ok(Ok(()));
+                }
                 _ = beat.tick() => {
                     slot.record("running", restarts, None, &ctx.snapshot()).await;
                 }

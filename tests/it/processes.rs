@@ -399,11 +399,28 @@ fn up_starts_its_embedded_postgres_again_when_the_postmaster_is_killed() {
 fn health_says_when_the_kafka_broker_does_not_answer() {
     let mut env = TestEnv::start();
     // A port nothing listens on.
-    let (_pid, base) = env.spawn_up_with(&[("KAFKA_BROKERS", "127.0.0.1:9")]);
+    let (pid, base) = env.spawn_up_with(&[("KAFKA_BROKERS", "127.0.0.1:9")]);
     let health: serde_json::Value = reqwest::blocking::get(format!("{base}/health"))
         .and_then(|r| r.json())
         .expect("/health");
     assert_eq!(health["kafka"]["status"], "unhealthy", "{health}");
     assert_eq!(health["kafka"]["bootstrap"], "127.0.0.1:9", "{health}");
     assert_eq!(health["metadatabase"]["status"], "healthy", "{health}");
+
+    // Its consumers wait on a broker that is gone; `up` still stops within
+    // its 30 s grace (stream tasks get 10 s, then are abandoned).
+    env.wait_for(
+        "SELECT count(*) > 0 FROM stream_tasks WHERE state IN ('running', 'restarting')",
+        "t",
+        30,
+    );
+    let asked = std::time::Instant::now();
+    let status = env.signal(pid, Signal::SIGTERM);
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "stopped after {took:?}:\n{}",
+        env.proc_log(0)
+    );
 }
