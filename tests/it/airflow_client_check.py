@@ -186,6 +186,22 @@ def main(base_url, token):
         assert af.PluginApi(client).get_plugins().total_entries == 0
         assert af.ProviderApi(client).get_providers().total_entries == 0
 
+        # A run's note and state by hand, and a run deleted.
+        noted = runs.patch_dag_run(
+            "example_etl", run_id, af.DAGRunPatchBody(note="checked by ops"), update_mask=["note"]
+        )
+        assert noted.note == "checked by ops" and noted.state.value == "success", noted
+        failed = runs.patch_dag_run(
+            "example_etl", run_id, af.DAGRunPatchBody(state=af.DagRunMutableStates("failed"))
+        )
+        assert failed.state.value == "failed" and failed.note == "checked by ops", failed
+        runs.delete_dag_run("example_etl", now_run.dag_run_id)
+        expect_status(404, runs.get_dag_run, "example_etl", now_run.dag_run_id)
+        expect_status(404, runs.delete_dag_run, "example_etl", now_run.dag_run_id)
+        left = af.DagStatsApi(client).get_dag_stats(dag_ids=["example_etl"])
+        counts = {s.state.value: s.count for s in left.dags[0].stats}
+        assert counts == {"queued": 0, "running": 0, "success": 0, "failed": 1}, counts
+
     print("airflow client checks passed")
 
 

@@ -739,3 +739,50 @@ fn a_runs_quality_checks_are_listed_and_paged() {
         "anonymous",
     );
 }
+
+#[test]
+fn a_run_is_marked_noted_and_deleted_and_bad_patches_are_refused() {
+    let (env, operator, viewer, _base) = start();
+    env.ok(&["dags", "unpause", "example_skip"]);
+    let run = operator.post("/dags/example_skip/dagRuns", json!({}));
+    assert_eq!(run.status, 200, "{}", run.body);
+    let run_id = run.body["dag_run_id"].as_str().expect("run id").to_owned();
+    let path = format!("/dags/example_skip/dagRuns/{run_id}");
+    operator.wait_run("example_skip", &run_id, "success", 30);
+
+    assert_problem(
+        &viewer.patch(&path, json!({"note": "x"})),
+        403,
+        "a viewer patches",
+    );
+    assert_problem(
+        &operator.patch(&path, json!({"state": "running"})),
+        400,
+        "running cannot be set",
+    );
+    assert_problem(
+        &operator.patch(&path, json!({"note": "n".repeat(1001)})),
+        422,
+        "a note over 1,000 characters",
+    );
+    let noted = operator.patch(&path, json!({"note": "rerun after the fix"}));
+    assert_eq!(noted.body["note"], "rerun after the fix", "{}", noted.body);
+
+    // Failed by hand: every task instance that had finished keeps its state.
+    let failed = operator.patch(&path, json!({"state": "failed"}));
+    assert_eq!(failed.body["state"], "failed", "{}", failed.body);
+    // Queued: every task instance is cleared and the run goes again.
+    let queued = operator.patch(&path, json!({"state": "queued"}));
+    assert_eq!(queued.status, 200, "{}", queued.body);
+    operator.wait_run("example_skip", &run_id, "success", 30);
+
+    let gone = operator.call(Method::DELETE, &path, None);
+    assert_eq!(gone.status, 204, "{}", gone.body);
+    assert_problem(&operator.get(&path), 404, "a deleted run");
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM task_instances WHERE run_id = '{run_id}'"
+        )),
+        "0"
+    );
+}

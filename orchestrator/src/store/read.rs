@@ -40,6 +40,7 @@ pub struct RunRow {
     pub end_date: Option<DateTime<Utc>>,
     /// When the run was found past its DAG's deadline (docs/alerts.md).
     pub deadline_missed_at: Option<DateTime<Utc>>,
+    pub note: Option<String>,
 }
 
 /// A pool and the slots its task instances take.
@@ -380,7 +381,7 @@ const DAG_COLUMNS: &str =
     max_active_runs, max_active_tasks, catchup, last_parsed_at";
 const RUN_COLUMNS: &str =
     "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
-    state, conf, queued_at, start_date, end_date, deadline_missed_at";
+    state, conf, queued_at, start_date, end_date, deadline_missed_at, note";
 const DAG_PAGE_WHERE: &str = "(cardinality($1::text[]) = 0
         OR (NOT $2 AND tags && $1) OR ($2 AND tags @> $1))
     AND (cardinality($3::text[]) = 0 OR dag_id ILIKE ANY($3))

@@ -231,6 +231,77 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Marks a run by hand (Airflow's "mark run as"): as success, its
+    /// unfinished task instances finish as success; as failed, the ones
+    /// started or waiting on a retry fail and the ones not started are
+    /// skipped. A try still running on a worker loses its outcome (its
+    /// guard no longer matches). `false` when there is no such run.
+    pub async fn mark_run(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        success: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let found = sqlx::query(
+            "UPDATE dag_runs SET state = $3, end_date = now(), start_date = COALESCE(start_date, now())
+             WHERE dag_id = $1 AND run_id = $2",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(if success { "success" } else { "failed" })
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !found {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE task_instances SET end_date = now(),
+                    state = CASE WHEN $3 THEN 'success'
+                                 WHEN state IN ('running', 'queued', 'up_for_retry', 'up_for_reschedule')
+                                 THEN 'failed' ELSE 'skipped' END
+             WHERE dag_id = $1 AND run_id = $2
+               AND state NOT IN ('success', 'failed', 'skipped', 'upstream_failed', 'removed')",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(success)
+        .execute(&mut *tx)
+        .await?;
+        notify_wakeup(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets (or, with `None`, clears) a run's note. `false`: no such run.
+    pub async fn set_run_note(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        note: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query("UPDATE dag_runs SET note = $3 WHERE dag_id = $1 AND run_id = $2")
+            .bind(dag_id)
+            .bind(run_id)
+            .bind(note)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Deletes a run with its task instances, tries, logs and outputs.
+    /// `false`: no such run.
+    pub async fn delete_run(&self, dag_id: &str, run_id: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("DELETE FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
+            .bind(dag_id)
+            .bind(run_id)
+            .execute(self.pool())
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// Wake every scheduler and executor listening on this database.
     pub async fn wake(&self) -> Result<(), StoreError> {
         notify_wakeup(self.pool()).await?;

@@ -1,4 +1,5 @@
-//! `/dags/{dag_id}/dagRuns`: list, get and trigger runs, in the shape of
+//! `/dags/{dag_id}/dagRuns`: list, get, trigger, patch (state, note) and
+//! delete runs, in the shape of
 //! Airflow 3's `DAGRunResponse`.
 
 use axum::extract::State;
@@ -102,7 +103,7 @@ impl From<RunRow> for DagRunResponse {
             triggered_by,
             triggering_user_name: None,
             conf: r.conf,
-            note: None,
+            note: r.note,
             dag_versions: Vec::new(),
             bundle_version: None,
             partition_key: None,
@@ -255,6 +256,140 @@ pub async fn get(
     ApiPath((dag_id, run_id)): ApiPath<(String, String)>,
 ) -> Result<Json<DagRunResponse>, Problem> {
     Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+}
+
+/// What `PATCH` may change on a run: its state (Airflow's mutable run
+/// states) and its note.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = DAGRunPatchBody)]
+pub struct DagRunPatchBody {
+    /// `success`, `failed` or `queued` (clears every task instance so the
+    /// run starts over).
+    pub state: Option<String>,
+    /// At most 1,000 characters; null clears it.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DagRunPatchQuery {
+    /// The body's fields to apply (`state`, `note`); default: those given.
+    #[serde(default)]
+    pub update_mask: Vec<String>,
+}
+
+/// Longest run note, as Airflow's.
+const MAX_NOTE: usize = 1_000;
+
+/// Change a run's state or note (operator or admin).
+#[utoipa::path(
+    operation_id = "patch_dag_run",
+    patch,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), DagRunPatchQuery),
+    request_body = DagRunPatchBody,
+    responses(
+        (status = 200, description = "The run after the change", body = DagRunResponse),
+        (status = 400, description = "A state or field that cannot be set", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG or run", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path, query or body parameters", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn patch(
+    State(state): State<AppState>,
+    user: ApiUser,
+    ApiPath((dag_id, run_id)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<DagRunPatchQuery>,
+    body: Result<ApiJson<DagRunPatchBody>, Problem>,
+) -> Result<Json<DagRunResponse>, Problem> {
+    user.require(Role::Operator)?;
+    let ApiJson(body) = body?;
+    if let Some(bad) = q
+        .update_mask
+        .iter()
+        .find(|f| !matches!(f.as_str(), "state" | "note"))
+    {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("only `state` and `note` can be updated, not `{bad}`"),
+        ));
+    }
+    let wants = |field: &str| q.update_mask.is_empty() || q.update_mask.iter().any(|f| f == field);
+    run_row(&state, &dag_id, &run_id).await?;
+    if wants("note") && (body.note.is_some() || q.update_mask.iter().any(|f| f == "note")) {
+        let note = body
+            .note
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        if let Some(n) = note {
+            let chars = n.chars().count();
+            if chars > MAX_NOTE {
+                return Err(Problem::unprocessable(format!(
+                    "note: {chars} characters, at most {MAX_NOTE}"
+                )));
+            }
+            if n.contains('\0') {
+                return Err(Problem::unprocessable("note: holds a NUL character"));
+            }
+        }
+        state.store.set_run_note(&dag_id, &run_id, note).await?;
+    }
+    if let Some(new_state) = body.state.as_deref().filter(|_| wants("state")) {
+        match new_state {
+            "success" | "failed" => {
+                state
+                    .store
+                    .mark_run(&dag_id, &run_id, new_state == "success")
+                    .await?;
+            }
+            "queued" => {
+                let dag = super::dags::dag_def(&state, &dag_id)?;
+                let all: Vec<String> = dag.tasks().iter().map(|t| t.id.clone()).collect();
+                state.store.clear_tasks(&dag, &run_id, &all).await?;
+            }
+            other => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("a run can be set to `success`, `failed` or `queued`, not `{other}`"),
+                ))
+            }
+        }
+        tracing::info!(user = %user.0.username, dag_id, run_id, state = new_state, "DAG run state set");
+    }
+    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+}
+
+/// Delete a run with its task instances, tries, logs and outputs (operator or admin).
+#[utoipa::path(
+    operation_id = "delete_dag_run",
+    delete,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}",
+    tag = "DagRun",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role does not allow this", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG or run", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: ApiUser,
+    ApiPath((dag_id, run_id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    user.require(Role::Operator)?;
+    if !state.store.delete_run(&dag_id, &run_id).await? {
+        return Err(Problem::not_found(format!(
+            "DAG run `{run_id}` of DAG `{dag_id}` not found"
+        )));
+    }
+    tracing::info!(user = %user.0.username, dag_id, run_id, "DAG run deleted");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A manual run to create. `logical_date` null or absent means now; a run

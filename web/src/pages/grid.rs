@@ -242,6 +242,7 @@ mod tests {
             start_date: Some(d),
             end_date: None,
             deadline_missed_at: None,
+            note: None,
         }
     }
 
