@@ -148,6 +148,14 @@ fn users_and_tokens_are_managed_from_the_cli() {
         "the old password is refused"
     );
     assert_eq!(login(new), StatusCode::SEE_OTHER, "the new one logs in");
+    // Both tries are in the audit trail, with the address they came from.
+    assert_eq!(
+        env.sql(
+            "SELECT event || ' ' || owner || ' ' || client FROM event_logs
+             WHERE event LIKE 'login%' ORDER BY id"
+        ),
+        ["login_failed ops 127.0.0.1", "login ops 127.0.0.1"]
+    );
 
     // Bad arguments are refused before anything is written.
     for args in [

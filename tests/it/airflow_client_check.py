@@ -202,6 +202,9 @@ def main(base_url, token):
         counts = {s.state.value: s.count for s in left.dags[0].stats}
         assert counts == {"queued": 0, "running": 0, "success": 0, "failed": 1}, counts
 
+        # The audit trail is for admins; an operator is told so.
+        expect_status(403, af.EventLogApi(client).get_event_logs)
+
     print("airflow client checks passed")
 
 

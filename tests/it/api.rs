@@ -785,4 +785,56 @@ fn a_run_is_marked_noted_and_deleted_and_bad_patches_are_refused() {
         )),
         "0"
     );
+
+    // Each action is in the audit trail: who, what, on which run, from where.
+    assert_problem(
+        &viewer.get("/eventLogs"),
+        403,
+        "a viewer reads the event log",
+    );
+    env.create_user("ada", "admin", "admin-pass1");
+    let admin = Api::new(
+        operator.base.trim_end_matches("/api/v2"),
+        Some(env.token("ada")),
+    );
+    let log = admin.ok(&format!("/eventLogs?run_id={}&order_by=when", seg(&run_id)));
+    let events: Vec<String> = log["event_logs"]
+        .as_array()
+        .expect("event_logs")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["event"].as_str().unwrap_or(""),
+                e["owner"],
+                e["dag_id"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "trigger \"olga\" \"example_skip\"",
+            "set_run_state \"olga\" \"example_skip\"",
+            "set_run_state \"olga\" \"example_skip\"",
+            "delete_run \"olga\" \"example_skip\"",
+        ]
+    );
+    let first = &log["event_logs"][0];
+    let extra: Value = serde_json::from_str(first["extra"].as_str().expect("extra")).expect("json");
+    assert_eq!(extra["client"], "127.0.0.1", "{first}");
+    let one = admin.ok(&format!("/eventLogs/{}", first["event_log_id"]));
+    assert_eq!(one["event"], "trigger");
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod problem;
 
 mod api;
+mod audit;
 mod headers;
 mod health;
 mod metrics;

@@ -240,6 +240,17 @@ pub async fn clear(
             user = %user.0.username, dag_id, run_id = run.run_id, tasks = ?cleared,
             "task instances cleared through the API"
         );
+        user.audit(
+            &state.db,
+            crate::audit::Action {
+                event: "clear",
+                dag_id: Some(&dag_id),
+                run_id: Some(&run.run_id),
+                extra: serde_json::json!({"cleared": cleared}),
+                ..Default::default()
+            },
+        )
+        .await;
         // Answer with their state after clearing, as the next GET would show it.
         for task_id in cleared {
             if let Some(row) = state

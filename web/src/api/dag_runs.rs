@@ -19,6 +19,7 @@ use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ProblemDetails;
 use super::pagination::{no_cursor, parse_order, Page};
 use super::{parse_query_date, ALL};
+use crate::audit::Action;
 use crate::auth::extract::ApiUser;
 use crate::auth::Role;
 use crate::problem::Problem;
@@ -359,6 +360,17 @@ pub async fn patch(
             }
         }
         tracing::info!(user = %user.0.username, dag_id, run_id, state = new_state, "DAG run state set");
+        user.audit(
+            &state.db,
+            Action {
+                event: "set_run_state",
+                dag_id: Some(&dag_id),
+                run_id: Some(&run_id),
+                extra: serde_json::json!({"state": new_state}),
+                ..Action::default()
+            },
+        )
+        .await;
     }
     Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
 }
@@ -389,6 +401,16 @@ pub async fn delete(
         )));
     }
     tracing::info!(user = %user.0.username, dag_id, run_id, "DAG run deleted");
+    user.audit(
+        &state.db,
+        Action {
+            event: "delete_run",
+            dag_id: Some(&dag_id),
+            run_id: Some(&run_id),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -531,6 +553,16 @@ pub async fn trigger(
         return Err(Problem::conflict(detail));
     }
     tracing::info!(user = %user.0.username, dag_id, run_id, "run triggered through the API");
+    user.audit(
+        &state.db,
+        Action {
+            event: "trigger",
+            dag_id: Some(&dag_id),
+            run_id: Some(&run_id),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
 }
 

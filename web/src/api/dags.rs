@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ProblemDetails;
 use super::pagination::{parse_order, Page};
+use crate::audit::Action;
 use crate::auth::extract::ApiUser;
 use crate::auth::Role;
 use crate::problem::Problem;
@@ -318,6 +319,16 @@ pub async fn patch(
         state.store.wake().await?;
     }
     tracing::info!(user = %user.0.username, dag_id, paused = body.is_paused, "DAG paused flag set");
+    let event = if body.is_paused { "pause" } else { "unpause" };
+    user.audit(
+        &state.db,
+        Action {
+            event,
+            dag_id: Some(&dag_id),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(Json(dag_row(&state, &dag_id).await?.into()))
 }
 

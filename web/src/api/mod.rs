@@ -11,6 +11,7 @@ mod absent;
 mod clear;
 mod dag_runs;
 mod dags;
+mod event_logs;
 mod extract;
 mod monitoring;
 mod openapi;
@@ -61,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(absent::dag_warnings))
         .routes(routes!(absent::plugins))
         .routes(routes!(absent::providers))
+        .routes(routes!(event_logs::list))
+        .routes(routes!(event_logs::get))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.

@@ -2,6 +2,8 @@
 //! browser session plus an `X-CSRF-Token` header on writes) and for pages
 //! (session cookie, else a redirect to the login page).
 
+use std::net::IpAddr;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method};
@@ -29,13 +31,26 @@ pub fn cookie_from_headers<'a>(headers: &'a axum::http::HeaderMap, name: &str) -
         .map(|(_, v)| v)
 }
 
-/// A caller of `/api/v2`.
-pub struct ApiUser(pub User);
+/// A caller of `/api/v2`, and the address it called from.
+pub struct ApiUser(pub User, pub Option<IpAddr>);
 
 impl ApiUser {
     pub fn require(&self, role: Role) -> Result<(), Problem> {
         require(&self.0, role)
     }
+
+    /// Records an action this caller took in the audit trail.
+    pub async fn audit(&self, db: &sqlx::PgPool, action: crate::audit::Action<'_>) {
+        crate::audit::record(db, Some(&self.0.username), self.1, action).await;
+    }
+}
+
+/// The client address of a request, when the server knows it.
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 pub fn require(user: &User, role: Role) -> Result<(), Problem> {
@@ -66,7 +81,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 return Err(Problem::unauthorized("use `Authorization: Bearer <token>`"));
             };
             return match token_user(pool, token).await.map_err(Problem::internal)? {
-                Some(user) => Ok(Self(user)),
+                Some(user) => Ok(Self(user, client_addr(parts))),
                 None => Err(Problem::unauthorized("invalid or revoked token")),
             };
         }
@@ -82,7 +97,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 if !safe && header_csrf != Some(csrf.as_str()) {
                     return Err(Problem::forbidden("missing or wrong X-CSRF-Token header"));
                 }
-                return Ok(Self(user));
+                return Ok(Self(user, client_addr(parts)));
             }
         }
         Err(Problem::unauthorized(
@@ -95,6 +110,8 @@ impl FromRequestParts<AppState> for ApiUser {
 pub struct PageUser {
     pub user: User,
     pub csrf: String,
+    /// Where the request came from, for the audit trail.
+    pub addr: Option<IpAddr>,
 }
 
 impl PageUser {
@@ -117,6 +134,11 @@ impl PageUser {
     pub fn can_operate(&self) -> bool {
         self.user.role >= Role::Operator
     }
+
+    /// Records an action this user took in the audit trail.
+    pub async fn audit(&self, db: &sqlx::PgPool, action: crate::audit::Action<'_>) {
+        crate::audit::record(db, Some(&self.user.username), self.addr, action).await;
+    }
 }
 
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -132,7 +154,13 @@ impl FromRequestParts<AppState> for PageUser {
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = cookie(parts, SESSION_COOKIE) {
             match session_user(&state.db, token).await {
-                Ok(Some((user, csrf))) => return Ok(Self { user, csrf }),
+                Ok(Some((user, csrf))) => {
+                    return Ok(Self {
+                        user,
+                        csrf,
+                        addr: client_addr(parts),
+                    })
+                }
                 Ok(None) => {}
                 Err(e) => return Err(Problem::internal(e).into_response()),
             }

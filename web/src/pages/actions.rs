@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use super::dag::{render_dag, DagForms, DagQuery};
 use super::run::render_run;
 use super::{dag_url, local_path, run_url, seg};
+use crate::audit::Action;
 use crate::auth::extract::PageUser;
 use crate::auth::Role;
 use crate::problem::Problem;
@@ -82,6 +83,16 @@ async fn pause(
         state.store.wake().await?;
     }
     tracing::info!(user = %user.user.username, %dag_id, paused, "set paused");
+    let event = if paused { "pause" } else { "unpause" };
+    user.audit(
+        &state.db,
+        Action {
+            event,
+            dag_id: Some(&dag_id),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(see_other(&local_path(
         form.next.as_deref(),
         dag_url(&dag_id),
@@ -175,6 +186,16 @@ async fn trigger(
         .await;
     };
     tracing::info!(user = %user.user.username, %dag_id, %run_id, "triggered run");
+    user.audit(
+        &state.db,
+        Action {
+            event: "trigger",
+            dag_id: Some(&dag_id),
+            run_id: Some(&run_id),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(see_other(&format!(
         "{}?run_id={}",
         dag_url(&dag_id),
@@ -270,6 +291,16 @@ async fn backfill(
         }
     }
     tracing::info!(user = %user.user.username, %dag_id, created, skipped = intervals.len() - created, "backfill");
+    user.audit(
+        &state.db,
+        Action {
+            event: "backfill",
+            dag_id: Some(&dag_id),
+            extra: serde_json::json!({"from": form.from, "to": form.to, "created": created}),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(see_other(&dag_url(&dag_id)))
 }
 
@@ -329,6 +360,17 @@ async fn clear(
         .await;
     }
     tracing::info!(user = %user.user.username, %dag_id, %run_id, ?cleared, "cleared tasks");
+    user.audit(
+        &state.db,
+        Action {
+            event: "clear",
+            dag_id: Some(&dag_id),
+            run_id: Some(&run_id),
+            extra: serde_json::json!({"cleared": cleared}),
+            ..Action::default()
+        },
+    )
+    .await;
     Ok(see_other(&local_path(
         form.next.as_deref(),
         run_url(&dag_id, &run_id),
@@ -382,6 +424,17 @@ async fn mark(
         .await;
     }
     tracing::info!(user = %user.user.username, %dag_id, %run_id, task_id = %form.task_id, state = %form.state, "marked task");
+    user.audit(
+        &state.db,
+        Action {
+            event: "mark_task",
+            dag_id: Some(&dag_id),
+            run_id: Some(&run_id),
+            task_id: Some(&form.task_id),
+            extra: serde_json::json!({"state": form.state}),
+        },
+    )
+    .await;
     Ok(see_other(&local_path(
         form.next.as_deref(),
         run_url(&dag_id, &run_id),

@@ -20,6 +20,94 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/tokens", get(tokens_page).post(create))
         .route("/admin/tokens/{id}/revoke", post(revoke))
+        .route("/admin/events", get(events_page))
+}
+
+/// Events shown per page of the event log.
+const EVENTS_PAGE: i64 = 50;
+
+struct EventView {
+    when: String,
+    event: String,
+    owner: String,
+    client: String,
+    dag_id: String,
+    run_id: String,
+    task_id: String,
+    extra: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_events.html")]
+struct EventsPage {
+    nav: Nav,
+    events: Vec<EventView>,
+    total: i64,
+    from: i64,
+    to: i64,
+    newer_href: String,
+    older_href: String,
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    offset: Option<i64>,
+}
+
+/// `/admin/events` (admin only): the audit trail, newest first.
+async fn events_page(
+    user: PageUser,
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+) -> Result<Response, Problem> {
+    user.require(Role::Admin)?;
+    let offset = q.offset.unwrap_or(0).max(0);
+    let filter = crate::audit::EventFilter {
+        newest_first: true,
+        limit: EVENTS_PAGE,
+        offset,
+        ..Default::default()
+    };
+    let (rows, total) = crate::audit::list(&state.db, &filter)
+        .await
+        .map_err(Problem::internal)?;
+    let shown = rows.len() as i64;
+    let text = |s: Option<String>| s.unwrap_or_default();
+    let events = rows
+        .into_iter()
+        .map(|e| EventView {
+            when: fmt_time(Some(e.when)),
+            event: e.event,
+            owner: text(e.owner),
+            client: text(e.client),
+            dag_id: text(e.dag_id),
+            run_id: text(e.run_id),
+            task_id: text(e.task_id),
+            extra: if e.extra.as_object().is_some_and(|m| m.is_empty()) {
+                String::new()
+            } else {
+                e.extra.to_string()
+            },
+        })
+        .collect();
+    let page = EventsPage {
+        nav: Nav::new(&user, "events"),
+        events,
+        total,
+        from: if shown == 0 { 0 } else { offset + 1 },
+        to: offset + shown,
+        newer_href: if offset > 0 {
+            format!("/admin/events?offset={}", (offset - EVENTS_PAGE).max(0))
+        } else {
+            String::new()
+        },
+        older_href: if offset + shown < total {
+            format!("/admin/events?offset={}", offset + EVENTS_PAGE)
+        } else {
+            String::new()
+        },
+    };
+    Ok(render(&page, StatusCode::OK))
 }
 
 struct TokenView {
@@ -111,6 +199,15 @@ async fn create(
     match create_token(&state.db, form.username.trim(), name).await {
         Ok(token) => {
             tracing::info!(admin = %user.user.username, for_user = %form.username, "API token created");
+            user.audit(
+                &state.db,
+                crate::audit::Action {
+                    event: "create_token",
+                    extra: serde_json::json!({"for_user": form.username.trim(), "name": name}),
+                    ..Default::default()
+                },
+            )
+            .await;
             page(
                 &user,
                 &state,
@@ -155,5 +252,14 @@ async fn revoke(
         return Err(Problem::not_found(format!("no live token {id}")));
     }
     tracing::info!(admin = %user.user.username, token_id = id, "API token revoked");
+    user.audit(
+        &state.db,
+        crate::audit::Action {
+            event: "revoke_token",
+            extra: serde_json::json!({"token_id": id}),
+            ..Default::default()
+        },
+    )
+    .await;
     Ok(Redirect::to("/admin/tokens").into_response())
 }

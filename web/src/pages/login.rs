@@ -114,6 +114,11 @@ async fn login(
         drop(guess);
         let shown: String = form.username.chars().take(64).collect();
         tracing::info!(username = %shown, %client, "failed login");
+        let action = crate::audit::Action {
+            event: "login_failed",
+            ..Default::default()
+        };
+        crate::audit::record(&state.db, Some(&shown), Some(addr.ip()), action).await;
         return render(
             &state,
             next,
@@ -126,6 +131,11 @@ async fn login(
         Ok(t) => t,
         Err(e) => return Problem::internal(e).into_response(),
     };
+    let action = crate::audit::Action {
+        event: "login",
+        ..Default::default()
+    };
+    crate::audit::record(&state.db, Some(&user.username), Some(addr.ip()), action).await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
@@ -142,6 +152,7 @@ struct LogoutForm {
 
 async fn logout(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Response {
@@ -154,7 +165,15 @@ async fn logout(
                 )
                 .into_response();
             }
-            Ok(_) => {}
+            Ok(Some((user, _))) => {
+                let action = crate::audit::Action {
+                    event: "logout",
+                    ..Default::default()
+                };
+                crate::audit::record(&state.db, Some(&user.username), Some(addr.ip()), action)
+                    .await;
+            }
+            Ok(None) => {}
             Err(e) => return Problem::internal(e).into_response(),
         }
         if let Err(e) = delete_session(&state.db, token).await {
