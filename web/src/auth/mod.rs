@@ -447,18 +447,30 @@ pub async fn list_user_rows(pool: &PgPool) -> Result<Vec<UserRow>, AuthError> {
     .await?)
 }
 
-/// Disables or enables `username`. Disabling ends its sessions at once;
-/// its tokens stop working while it is disabled.
-pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Result<(), AuthError> {
+/// Sets one column of `username`'s row to `value` and, when `end_sessions`,
+/// ends every session of that user, in one transaction.
+async fn update_user(
+    pool: &PgPool,
+    username: &str,
+    column: UserColumn,
+    value: &str,
+    end_sessions: bool,
+) -> Result<(), AuthError> {
+    let sql = match column {
+        UserColumn::Disabled => "UPDATE users SET disabled = $2::boolean WHERE username = $1 RETURNING id",
+        UserColumn::Role => "UPDATE users SET role = $2 WHERE username = $1 RETURNING id",
+        UserColumn::PasswordHash => {
+            "UPDATE users SET password_hash = $2 WHERE username = $1 RETURNING id"
+        }
+    };
     let mut tx = pool.begin().await?;
-    let id: Option<i64> =
-        sqlx::query_scalar("UPDATE users SET disabled = $2 WHERE username = $1 RETURNING id")
-            .bind(username)
-            .bind(disabled)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let id: Option<i64> = sqlx::query_scalar(sql)
+        .bind(username)
+        .bind(value)
+        .fetch_optional(&mut *tx)
+        .await?;
     let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
-    if disabled {
+    if end_sessions {
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -468,23 +480,25 @@ pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Resu
     Ok(())
 }
 
+/// The user columns the CLI changes.
+#[derive(Debug, Clone, Copy)]
+enum UserColumn {
+    Disabled,
+    Role,
+    PasswordHash,
+}
+
+/// Disables or enables `username`. Disabling ends its sessions at once;
+/// its tokens stop working while it is disabled.
+pub async fn set_disabled(pool: &PgPool, username: &str, disabled: bool) -> Result<(), AuthError> {
+    let value = if disabled { "true" } else { "false" };
+    update_user(pool, username, UserColumn::Disabled, value, disabled).await
+}
+
 /// Gives `username` another role; its sessions end, so the next page it
 /// opens is checked under the new role.
 pub async fn set_role(pool: &PgPool, username: &str, role: Role) -> Result<(), AuthError> {
-    let mut tx = pool.begin().await?;
-    let id: Option<i64> =
-        sqlx::query_scalar("UPDATE users SET role = $2 WHERE username = $1 RETURNING id")
-            .bind(username)
-            .bind(role.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-    let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
+    update_user(pool, username, UserColumn::Role, role.as_str(), true).await
 }
 
 /// A new password for `username`; every session of the old one ends.
@@ -497,20 +511,7 @@ pub async fn reset_password(
         return Err(AuthError::WeakPassword);
     }
     let hash = hash_password(password)?;
-    let mut tx = pool.begin().await?;
-    let id: Option<i64> =
-        sqlx::query_scalar("UPDATE users SET password_hash = $2 WHERE username = $1 RETURNING id")
-            .bind(username)
-            .bind(&hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let id = id.ok_or_else(|| AuthError::NoSuchUser(username.to_owned()))?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
+    update_user(pool, username, UserColumn::PasswordHash, &hash, true).await
 }
 
 /// (username, role) of every user, for the admin page.
