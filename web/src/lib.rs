@@ -64,7 +64,13 @@ pub struct AppState {
     /// The Kafka bootstrap servers the stream tasks use, if any: `/health`
     /// and the streams page say whether they answer.
     pub kafka_bootstrap: Option<Arc<str>>,
+    /// The rendered `/metrics`, kept a few seconds.
+    pub(crate) metrics_cache: Arc<pages::ttl_cache::TtlCache<Arc<str>>>,
 }
+
+/// How long a rendered `/metrics` is served again (Prometheus scrapes
+/// every 15 s or more).
+const METRICS_CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     pub fn new(store: Store, db: PgPool, bag: DagBag) -> Self {
@@ -86,6 +92,7 @@ impl AppState {
                 .filter(|t| !t.is_empty())
                 .map(Arc::from),
             kafka_bootstrap: None,
+            metrics_cache: Arc::new(pages::ttl_cache::TtlCache::new(METRICS_CACHE_FOR, 1)),
         }
     }
 

@@ -155,8 +155,22 @@ impl EncodeMetric for Durations {
 }
 
 /// Every figure of one scrape, registered under its name and help.
+/// A worker as the metrics name it: itself behind a token; without one,
+/// an opaque stable tag and no host name, so an open `/metrics` does not
+/// map the deployment's hosts and processes.
+fn worker_label(worker_id: &str, hostname: &str, open: bool) -> (String, String) {
+    if !open {
+        return (worker_id.to_owned(), hostname.to_owned());
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(worker_id.as_bytes());
+    let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    (format!("worker-{tag}"), String::new())
+}
+
 async fn scrape(state: &AppState) -> Result<Registry, Problem> {
     let store = &state.store;
+    let open: bool = state.metrics_token.is_none();
     let mut registry = Registry::default();
 
     let runs = Family::<RunLabels, Gauge>::default();
@@ -208,16 +222,17 @@ async fn scrape(state: &AppState) -> Result<Registry, Problem> {
     let loop_secs = Family::<WorkerLabels, Seconds>::default();
     let heartbeat_age = Family::<HeartbeatLabels, Seconds>::default();
     for w in &workers {
+        let (worker_id, hostname) = worker_label(&w.worker_id, &w.hostname, open);
         if let Some(secs) = w.scheduler_loop_seconds {
             let labels = WorkerLabels {
-                worker_id: w.worker_id.clone(),
-                hostname: w.hostname.clone(),
+                worker_id: worker_id.clone(),
+                hostname: hostname.clone(),
             };
             loop_secs.get_or_create(&labels).set(secs);
         }
         let labels = HeartbeatLabels {
-            worker_id: w.worker_id.clone(),
-            hostname: w.hostname.clone(),
+            worker_id,
+            hostname,
             kind: w.kind.clone(),
         };
         heartbeat_age
@@ -242,10 +257,11 @@ async fn scrape(state: &AppState) -> Result<Registry, Problem> {
     let lag = Family::<LagLabels, Gauge>::default();
     let messages = Family::<StreamLabels, Counter>::default();
     for s in streams.iter().filter(|s| s.state != StreamState::Stopped) {
+        let (worker_id, _) = worker_label(&s.worker_id, "", open);
         let labels = StreamLabels {
             dag_id: s.dag_id.clone(),
             task_id: s.task_id.clone(),
-            worker_id: s.worker_id.clone(),
+            worker_id: worker_id.clone(),
         };
         restarts
             .get_or_create(&labels)
@@ -257,7 +273,7 @@ async fn scrape(state: &AppState) -> Result<Registry, Problem> {
             let labels = LagLabels {
                 dag_id: s.dag_id.clone(),
                 task_id: s.task_id.clone(),
-                worker_id: s.worker_id.clone(),
+                worker_id: worker_id.clone(),
                 topic: p.topic,
                 partition: p.partition,
             };
@@ -299,15 +315,24 @@ pub async fn metrics(
             ));
         }
     }
-    let registry = scrape(&state).await?;
-    let mut out = String::with_capacity(4096);
-    encode(&mut out, &registry).map_err(|e| Problem::internal(format!("encoding metrics: {e}")))?;
+    // One read of the store per few seconds, whoever scrapes: a scraper
+    // storm or a slow database cannot take connections from scheduling.
+    let out: std::sync::Arc<str> = state
+        .metrics_cache
+        .get_or_load(String::new(), async {
+            let registry = scrape(&state).await?;
+            let mut out = String::with_capacity(4096);
+            encode(&mut out, &registry)
+                .map_err(|e| Problem::internal(format!("encoding metrics: {e}")))?;
+            Ok::<_, Problem>(std::sync::Arc::from(out))
+        })
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        out,
+        out.to_string(),
     )
         .into_response())
 }
@@ -315,6 +340,18 @@ pub async fn metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_metrics_name_workers_by_an_opaque_tag_and_no_host() {
+        let (id, host) = worker_label("db-7-1234-abcdef", "db-7", true);
+        assert!(id.starts_with("worker-") && id.len() == "worker-".len() + 8, "{id}");
+        assert!(!id.contains("db-7") && host.is_empty());
+        assert_eq!(worker_label("db-7-1234-abcdef", "db-7", true).0, id, "stable");
+        assert_eq!(
+            worker_label("db-7-1234-abcdef", "db-7", false),
+            ("db-7-1234-abcdef".to_owned(), "db-7".to_owned())
+        );
+    }
 
     #[test]
     fn lag_keys_split_into_topic_and_partition_in_numeric_order() {

@@ -457,7 +457,9 @@ async fn update_user(
     end_sessions: bool,
 ) -> Result<(), AuthError> {
     let sql = match column {
-        UserColumn::Disabled => "UPDATE users SET disabled = $2::boolean WHERE username = $1 RETURNING id",
+        UserColumn::Disabled => {
+            "UPDATE users SET disabled = $2::boolean WHERE username = $1 RETURNING id"
+        }
         UserColumn::Role => "UPDATE users SET role = $2 WHERE username = $1 RETURNING id",
         UserColumn::PasswordHash => {
             "UPDATE users SET password_hash = $2 WHERE username = $1 RETURNING id"
