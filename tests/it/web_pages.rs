@@ -694,6 +694,30 @@ fn a_running_try_is_followed_live() {
     let start = body.find("Starting try 1").expect("first line");
     let end = body.find("slept 4000 ms").expect("last line");
     assert!(start < end && body[end..].contains("event: end"), "{body}");
+
+    // A user holds at most four live follows; a closed one frees its slot.
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_slow",
+        "--logical-date",
+        "2024-03-02",
+    ]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'
+         AND run_id LIKE '%2024-03-02%'",
+        "running",
+        30,
+    );
+    let second = "/dags/example_slow/runs/manual__2024-03-02T00%3A00%3A00%2B00%3A00/tasks/first/logs/stream?try=1";
+    let mut open: Vec<Response> = (0..4).map(|_| b.get(second)).collect();
+    assert!(open.iter().all(|r| r.status() == StatusCode::OK));
+    let fifth = b.get(second);
+    assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(fifth.text().unwrap().contains("at most 4 live log follows"));
+    drop(open.pop());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(b.get(second).status(), StatusCode::OK, "a slot given back");
     assert_eq!(
         env.scalar(
             "SELECT state FROM task_tries WHERE dag_id = 'example_slow' AND task_id = 'first'"

@@ -66,6 +66,8 @@ pub struct AppState {
     pub kafka_bootstrap: Option<Arc<str>>,
     /// The rendered `/metrics`, kept a few seconds.
     pub(crate) metrics_cache: Arc<pages::ttl_cache::TtlCache<Arc<str>>>,
+    /// Live log follows per user.
+    pub(crate) follows: Arc<pages::follows::Follows>,
 }
 
 /// How long a rendered `/metrics` is served again (Prometheus scrapes
@@ -93,6 +95,7 @@ impl AppState {
                 .map(Arc::from),
             kafka_bootstrap: None,
             metrics_cache: Arc::new(pages::ttl_cache::TtlCache::new(METRICS_CACHE_FOR, 1)),
+            follows: Arc::default(),
         }
     }
 

@@ -344,9 +344,16 @@ mod tests {
     #[test]
     fn open_metrics_name_workers_by_an_opaque_tag_and_no_host() {
         let (id, host) = worker_label("db-7-1234-abcdef", "db-7", true);
-        assert!(id.starts_with("worker-") && id.len() == "worker-".len() + 8, "{id}");
+        assert!(
+            id.starts_with("worker-") && id.len() == "worker-".len() + 8,
+            "{id}"
+        );
         assert!(!id.contains("db-7") && host.is_empty());
-        assert_eq!(worker_label("db-7-1234-abcdef", "db-7", true).0, id, "stable");
+        assert_eq!(
+            worker_label("db-7-1234-abcdef", "db-7", true).0,
+            id,
+            "stable"
+        );
         assert_eq!(
             worker_label("db-7-1234-abcdef", "db-7", false),
             ("db-7-1234-abcdef".to_owned(), "db-7".to_owned())

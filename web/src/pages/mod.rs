@@ -11,6 +11,7 @@ mod chart;
 mod csv;
 mod dag;
 mod dags;
+pub(crate) mod follows;
 mod graph;
 mod grid;
 mod login;

@@ -37,6 +37,8 @@ const PAGE_LOG_LINES: i64 = 10_000;
 /// Lines sent per poll when following.
 const FOLLOW_BATCH: i64 = 1_000;
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// How often a follow checks that its session still lives.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -249,11 +251,38 @@ struct Follow {
     /// The end event is queued; stop once `pending` drains.
     finished: bool,
     first_poll: bool,
+    /// The session the follow was opened under: once it ends (logout,
+    /// expiry, a disabled user), so does the follow.
+    session: Option<String>,
+    db: sqlx::PgPool,
+    session_checked: std::time::Instant,
+    /// Held while the stream lives: the user's follow slot.
+    _slot: super::follows::FollowSlot,
 }
 
 impl Follow {
-    /// One poll: is the try still running, then what it logged since `last_id`.
+    /// One poll: is the session still live (every few seconds), is the try
+    /// still running, then what it logged since `last_id`.
     async fn poll(&mut self) {
+        if self.session_checked.elapsed() >= SESSION_CHECK {
+            self.session_checked = std::time::Instant::now();
+            let live = match &self.session {
+                Some(token) => matches!(
+                    crate::auth::session_user(&self.db, token).await,
+                    Ok(Some(_))
+                ),
+                None => false,
+            };
+            if !live {
+                self.pending.push_back(
+                    Event::default()
+                        .event("end")
+                        .data("your session ended; log in again to follow the log"),
+                );
+                self.finished = true;
+                return;
+            }
+        }
         let running = match self
             .store
             .task_instance(&self.dag_id, &self.run_id, &self.task_id)
@@ -322,7 +351,7 @@ fn follow_stream(f: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
 }
 
 async fn log_stream(
-    _user: PageUser,
+    user: PageUser,
     State(state): State<AppState>,
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<TryQuery>,
@@ -342,7 +371,23 @@ async fn log_stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
+    let Some(slot) = state.follows.open(user.user.id) else {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {} live log follows per user; close one (another tab or window) first",
+                super::follows::PER_USER
+            ),
+        ));
+    };
+    let session =
+        crate::auth::extract::cookie_from_headers(&headers, crate::auth::extract::SESSION_COOKIE)
+            .map(str::to_owned);
     let follow = Follow {
+        session,
+        db: state.db.clone(),
+        session_checked: std::time::Instant::now(),
+        _slot: slot,
         store: state.store.clone(),
         try_number: q.try_number.unwrap_or(ti.try_number),
         last_id: resumed.max(q.after).unwrap_or(0),
