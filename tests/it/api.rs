@@ -838,3 +838,34 @@ fn seg(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_clear_without_bounds_is_refused_past_500_runs() {
+    let (env, operator, _viewer, _base) = start();
+    env.sql(
+        "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
+            run_type, state)
+         SELECT 'example_etl', 'manual__' || d, d, d, d + interval '1 day', 'manual', 'success'
+         FROM generate_series(timestamptz '2020-01-01', timestamptz '2020-01-01' + interval '500 days',
+                              interval '1 day') AS d",
+    );
+    let r = operator.post(
+        "/dags/example_etl/clearTaskInstances",
+        json!({"dry_run": false, "only_failed": false}),
+    );
+    assert_problem(&r, 400, "a clear of every run");
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("more than 500 runs")),
+        "{}",
+        r.body
+    );
+    // Narrowed by dates, it goes through.
+    let r = operator.post(
+        "/dags/example_etl/clearTaskInstances",
+        json!({"dry_run": true, "only_failed": false,
+               "start_date": "2020-01-01T00:00:00Z", "end_date": "2020-01-31T00:00:00Z"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

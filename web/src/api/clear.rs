@@ -168,11 +168,16 @@ async fn target_runs(
         logical_date_gte: gte,
         logical_date_lte: lte,
         order: vec![(orchestrator::store::RunSort::LogicalDate, false)],
-        limit: i64::MAX,
+        // One past the bound, to tell "at the bound" from "beyond it".
+        limit: MAX_CLEAR_RUNS + 1,
         ..Default::default()
     };
     Ok(state.store.list_runs_page(&filter).await?.0)
 }
+
+/// Runs one clear may touch: a body without a run or a date range would
+/// otherwise reset every run the DAG ever had.
+const MAX_CLEAR_RUNS: i64 = 500;
 
 /// Clear task instances (operator or admin); answers with the task
 /// instances cleared, or with `dry_run` those that would be.
@@ -214,8 +219,18 @@ pub async fn clear(
         ));
     }
     let tasks = selected_tasks(&dag, &body)?;
+    let runs: Vec<RunRow> = target_runs(&state, &dag_id, &body).await?;
+    if runs.len() as i64 > MAX_CLEAR_RUNS {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "this clear would reach more than {MAX_CLEAR_RUNS} runs of `{dag_id}`; \
+                 narrow it with `dag_run_id` or `start_date`/`end_date`"
+            ),
+        ));
+    }
     let mut out = Vec::new();
-    for run in target_runs(&state, &dag_id, &body).await? {
+    for run in runs {
         let filter = TaskInstancePageFilter {
             dag_id: Some(dag_id.clone()),
             run_id: Some(run.run_id.clone()),
