@@ -109,6 +109,19 @@ fn password_from_stdin() -> Result<(String, bool)> {
     })
 }
 
+/// Records an account action taken from the command line in the audit
+/// trail, as `cli:<login name>` (there is no web user or address).
+async fn audit(db: &Database, event: &str, extra: serde_json::Value) {
+    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let owner = format!("cli:{login}");
+    let action = web::audit::Action {
+        event,
+        extra,
+        ..Default::default()
+    };
+    web::audit::record(&db.pool, Some(&owner), None, action).await;
+}
+
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map_or_else(
         || "-".to_owned(),
@@ -155,6 +168,12 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
             auth::create_user(pool, &username, role, &password)
                 .await
                 .map_err(auth_error)?;
+            audit(
+                &db,
+                "create_user",
+                serde_json::json!({"username": username, "role": role.as_str()}),
+            )
+            .await;
             outln!("created user `{username}` with role {role}");
             if generated {
                 outln!("password (shown once): {password}");
@@ -191,12 +210,24 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
             auth::set_disabled(pool, &username, true)
                 .await
                 .map_err(auth_error)?;
+            audit(
+                &db,
+                "disable_user",
+                serde_json::json!({"username": username}),
+            )
+            .await;
             outln!("disabled `{username}`: its sessions ended and its tokens stop working");
         }
         UsersCommand::Enable { username } => {
             auth::set_disabled(pool, &username, false)
                 .await
                 .map_err(auth_error)?;
+            audit(
+                &db,
+                "enable_user",
+                serde_json::json!({"username": username}),
+            )
+            .await;
             outln!("enabled `{username}`");
         }
         UsersCommand::SetRole { username, .. } => {
@@ -204,6 +235,12 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
             auth::set_role(pool, &username, role)
                 .await
                 .map_err(auth_error)?;
+            audit(
+                &db,
+                "set_role",
+                serde_json::json!({"username": username, "role": role.as_str()}),
+            )
+            .await;
             outln!("`{username}` is now {role}; its sessions ended");
         }
         UsersCommand::ResetPassword { username } => {
@@ -211,6 +248,12 @@ pub async fn users(settings: &Settings, cmd: UsersCommand) -> Result<ExitCode> {
             auth::reset_password(pool, &username, &password)
                 .await
                 .map_err(auth_error)?;
+            audit(
+                &db,
+                "reset_password",
+                serde_json::json!({"username": username}),
+            )
+            .await;
             outln!("new password set for `{username}`; its sessions ended");
             if generated {
                 outln!("password (shown once): {password}");
@@ -247,6 +290,11 @@ pub async fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<ExitCode>
             let token = auth::create_token_with(pool, &username, &name, options)
                 .await
                 .map_err(auth_error)?;
+            audit(&db,
+                "create_token",
+                serde_json::json!({"for_user": username, "name": name, "scope": options.scope.as_str()}),
+            )
+            .await;
             outln!("{token}");
             eprintln!(
                 "API token for `{username}` (shown once; send it as `Authorization: Bearer <token>`)"
@@ -288,6 +336,7 @@ pub async fn tokens(settings: &Settings, cmd: TokensCommand) -> Result<ExitCode>
         }
         TokensCommand::Revoke { id } => {
             if auth::revoke_token(pool, id).await? {
+                audit(&db, "revoke_token", serde_json::json!({"token_id": id})).await;
                 outln!("revoked token {id}");
                 ExitCode::SUCCESS
             } else {

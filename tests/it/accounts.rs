@@ -178,4 +178,19 @@ fn users_and_tokens_are_managed_from_the_cli() {
             crate::common::stderr(&out)
         );
     }
+
+    // What the CLI changed is in the audit trail too; what it refused is not.
+    assert_eq!(
+        env.sql("SELECT event FROM event_logs WHERE owner LIKE 'cli:%' ORDER BY id"),
+        [
+            "create_user",
+            "create_token",
+            "create_token",
+            "disable_user",
+            "enable_user",
+            "set_role",
+            "revoke_token",
+            "reset_password",
+        ]
+    );
 }

@@ -8,7 +8,7 @@ pub mod auth;
 pub mod problem;
 
 mod api;
-mod audit;
+pub mod audit;
 mod headers;
 mod health;
 mod metrics;
