@@ -126,6 +126,18 @@ impl Alerts {
     }
 }
 
+/// The scheme and host of a webhook URL
+/// (`https://hooks.slack.com/services/T0/B0/secret` → `https://hooks.slack.com`):
+/// webhook URLs carry their secret in the path, so only this part is ever
+/// shown or logged, here and for the market alerts' webhook.
+pub fn url_host(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// Channel names in `alert_deliveries.channel`.
 pub const WEBHOOK: &str = "webhook";
 pub const EMAIL: &str = "email";
@@ -445,5 +457,10 @@ mod tests {
             Some(AlertEvent::DeadlineMiss)
         );
         assert_eq!(AlertEvent::parse("nope"), None);
+        assert_eq!(
+            url_host("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(url_host("http://127.0.0.1:9/x?k=v"), "http://127.0.0.1:9");
     }
 }

@@ -46,11 +46,7 @@ impl AlertWebhook {
     /// The URL's scheme and host: webhook URLs carry their secret in the
     /// path (Slack's do), so only this part is ever shown or logged.
     pub fn host(&self) -> &str {
-        let after_scheme = self.url.find("://").map_or(0, |i| i + 3);
-        let end = self.url[after_scheme..]
-            .find(['/', '?'])
-            .map_or(self.url.len(), |i| after_scheme + i);
-        &self.url[..end]
+        orchestrator::alert::url_host(&self.url)
     }
 }
 

@@ -169,20 +169,21 @@ fn notify_summary(dag: &orchestrator::Dag) -> String {
     if !a.email_to.is_empty() {
         channels.push(format!("email ({} recipients)", a.email_to.len()));
     }
-    let events: Vec<String> = a.on.iter().map(|e| e.as_str().replace('_', " ")).collect();
+    let named: Vec<String> = a.on.iter().map(|e| e.as_str().replace('_', " ")).collect();
+    // "failure", "failure and deadline miss", "failure, retry and success".
+    let events: String = match named.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    };
     let mut text = if events.is_empty() {
         "Run notifications are off for this DAG.".to_owned()
     } else if channels.is_empty() {
         format!(
-            "Notifies on {} once a channel is set (BETFLOW_NOTIFY_WEBHOOK_URL or BETFLOW_NOTIFY_EMAIL_TO); until then nobody is told.",
-            events.join(", ")
+            "Notifies on {events} once a channel is set (BETFLOW_NOTIFY_WEBHOOK_URL or BETFLOW_NOTIFY_EMAIL_TO); until then nobody is told."
         )
     } else {
-        format!(
-            "Notifies on {} by {}.",
-            events.join(", "),
-            channels.join(" and ")
-        )
+        format!("Notifies on {events} by {}.", channels.join(" and "))
     };
     if let Some(d) = dag.deadline {
         let from = match d.reference {
