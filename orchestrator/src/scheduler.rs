@@ -87,11 +87,12 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
         };
         let mut tx = store.pool().begin().await?;
         // Serialize run starts per DAG across processes; skip if another process is at it.
-        let locked: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE SKIP LOCKED")
-                .bind(&dag_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let locked: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM dags WHERE dag_id = $1 FOR NO KEY UPDATE SKIP LOCKED",
+        )
+        .bind(&dag_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if locked.is_none() {
             continue;
         }
@@ -177,7 +178,12 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<(usize, usize),
         };
         let mut tx = store.pool().begin().await?;
         let locked: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM dag_runs WHERE id = $1 AND state = 'running' FOR UPDATE SKIP LOCKED",
+            // NO KEY UPDATE: it excludes other schedulers as FOR UPDATE does,
+            // but not the KEY SHARE lock an executor's insert of a try, a log
+            // line or an output takes on its run (the foreign keys), which
+            // deadlocked with this lock while the scheduler waited on a task
+            // instance that executor had just updated.
+            "SELECT id FROM dag_runs WHERE id = $1 AND state = 'running' FOR NO KEY UPDATE SKIP LOCKED",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
