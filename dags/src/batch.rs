@@ -22,6 +22,7 @@ use crate::ingest::{
 use crate::sensors::UpstreamDay;
 use crate::transform;
 use crate::transform::gold_tasks::{self, BuildGold, GoldGate, PublishServing};
+use crate::transform::spark::task::{Layer, Runner, SparkTransform};
 use crate::transform::tasks::{BuildSilver, LoadBronze, SilverGate};
 use crate::{
     all_sports_param, DataKind, Sport, ESPN_POOL, NEWS_POOL, ODDS_POOL, SPORTS, TIMEZONE,
@@ -158,14 +159,14 @@ where
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
     // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
-    let engine = settings.engine;
-    let bronze_spec = match engine {
-        transform::Engine::Local => {
-            LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze)
-        }
-        transform::Engine::Glue => GlueJob::new(glue_config(settings, &bronze_id))
-            .run_arg(SPORTS_DAY_ARG, glue_sports_day)
-            .spec(&bronze_id, format!("AWS Glue job run: {}", f.bronze)),
+    let bronze_spec = match spark_transform(settings, f.family, Layer::Bronze) {
+        Some((task, engine)) => task.spec(&bronze_id, format!("{engine}: {}", f.bronze)),
+        None => match settings.engine {
+            transform::Engine::Glue => GlueJob::new(glue_config(settings, &bronze_id))
+                .run_arg(SPORTS_DAY_ARG, glue_sports_day)
+                .spec(&bronze_id, format!("AWS Glue job run: {}", f.bronze)),
+            _ => LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze),
+        },
     };
     let bronze = b.group_task(
         "transform",
@@ -180,13 +181,14 @@ where
         debug_assert!(matches!(&last, Node::Task(id) if id.ends_with(leaf)));
         b.edge(&group_node, &bronze);
     }
-    let silver_spec = match engine {
-        transform::Engine::Local => {
-            BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver)
-        }
-        transform::Engine::Glue => GlueJob::new(glue_config(settings, &silver_id))
-            .run_arg(SPORTS_DAY_ARG, glue_sports_day)
-            .spec(&silver_id, format!("AWS Glue job run: {}", f.silver)),
+    let silver_spec = match spark_transform(settings, f.family, Layer::Silver) {
+        Some((task, engine)) => task.spec(&silver_id, format!("{engine}: {}", f.silver)),
+        None => match settings.engine {
+            transform::Engine::Glue => GlueJob::new(glue_config(settings, &silver_id))
+                .run_arg(SPORTS_DAY_ARG, glue_sports_day)
+                .spec(&silver_id, format!("AWS Glue job run: {}", f.silver)),
+            _ => BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver),
+        },
     };
     let silver = b.group_task("transform", silver_spec);
     let quality = b.group_task(
@@ -605,6 +607,30 @@ pub fn gold_marts_nightly(settings: SharedSettings) -> Result<Dag, DagError> {
     ));
     b.edge(&check, &publish);
     b.build()
+}
+
+/// The transform as a run of BetFlow's Spark script, when the engine is
+/// Spark or Glue and a script exists, with words for the task's doc.
+fn spark_transform(
+    settings: &SharedSettings,
+    family: DataKind,
+    layer: Layer,
+) -> Option<(SparkTransform, &'static str)> {
+    let key = format!("{}_{}", layer.name(), family.as_str());
+    let (runner, engine) = match settings.engine {
+        transform::Engine::Local => return None,
+        transform::Engine::Spark => (
+            Runner::Local(settings.spark.clone()?),
+            "BetFlow's Spark job (local spark-submit)",
+        ),
+        transform::Engine::Glue => (
+            Runner::Glue(
+                GlueJob::new(glue_config(settings, &key)).run_arg(SPORTS_DAY_ARG, glue_sports_day),
+            ),
+            "BetFlow's Spark job as an AWS Glue job run",
+        ),
+    };
+    SparkTransform::new(family, layer, settings.clone(), runner).map(|t| (t, engine))
 }
 
 /// The Glue argument that tells a job script which sports day to model.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::transform::spark::submit::SparkSubmit;
 use lakehouse::glue_job::GlueConfig;
 use lakehouse::LakeSettings;
 use orchestrator::setting::{self, Lookup, SettingError};
@@ -90,6 +91,9 @@ pub struct Settings {
     /// The Glue job of each transform task (`bronze_games`, …) when the
     /// engine is Glue; empty otherwise.
     pub glue_jobs: BTreeMap<String, GlueConfig>,
+    /// How the Spark engine starts its jobs (`BETFLOW_SPARK_*`), when the
+    /// engine is Spark.
+    pub spark: Option<SparkSubmit>,
     /// The live side: Kafka, windows, publishers.
     pub live: LiveSettings,
     /// How prices are judged: `BETFLOW_DEVIG`, `BETFLOW_FAIR_ANCHOR`,
@@ -339,6 +343,7 @@ impl Settings {
             lake: LakeSettings::local(&home),
             engine: Engine::Local,
             glue_jobs: BTreeMap::new(),
+            spark: None,
             live: LiveSettings::default(),
             rules: Rules::default(),
         }
@@ -403,6 +408,17 @@ impl Settings {
         settings.engine = Engine::resolve(env)?;
         settings.live = LiveSettings::resolve(env)?;
         settings.rules = rules(env)?;
+        if settings.engine == Engine::Spark {
+            settings.spark = Some(SparkSubmit::resolve(env)?);
+            if settings.lake.s3.is_some() {
+                return Err(SettingError::invalid(
+                    crate::transform::ENGINE_VAR,
+                    "spark",
+                    "the local Spark engine reads the lake from this machine's disk; with the \
+                     lake in S3 (BETFLOW_S3_BUCKET) use `glue`",
+                ));
+            }
+        }
         if settings.engine == Engine::Glue {
             for kind in DataKind::ALL {
                 for layer in ["bronze", "silver"] {

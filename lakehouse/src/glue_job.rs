@@ -322,7 +322,15 @@ impl GlueJob {
         args
     }
 
-    async fn run(&self, ctx: &TaskContext) -> Result<GlueRunOutput, GlueError> {
+    /// Runs the job once for `ctx`'s try, with `extra` arguments on top of
+    /// the task's (below the run identity): for a task that wraps the run
+    /// in its own work, such as staging its inputs and committing its
+    /// output.
+    pub async fn run(
+        &self,
+        ctx: &TaskContext,
+        extra: BTreeMap<String, String>,
+    ) -> Result<GlueRunOutput, GlueError> {
         let config = Arc::clone(&self.config);
         let job_name = config.job_name.clone();
         if ctx.cancel.is_cancelled() {
@@ -332,7 +340,10 @@ impl GlueJob {
             job_name: job_name.clone(),
             message: e.to_string(),
         })?;
-        let arguments = self.run_arguments(&config, ctx);
+        let mut arguments = self.run_arguments(&config, ctx);
+        for (name, value) in extra {
+            arguments.entry(name).or_insert(value);
+        }
         let names: Vec<&str> = arguments.keys().map(String::as_str).collect();
         // Argument values are not logged: a job's arguments may carry secrets.
         ctx.log.info(format!(
@@ -429,7 +440,7 @@ impl GlueJob {
 #[async_trait]
 impl Task for GlueJob {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
-        let output = self.run(&ctx).await?;
+        let output = self.run(&ctx, BTreeMap::new()).await?;
         Ok(serde_json::to_value(output)?)
     }
 }

@@ -5,6 +5,7 @@ mod backfill;
 mod daemon;
 mod dags;
 mod db;
+mod glue;
 mod runs;
 mod stream;
 mod tasks;
@@ -88,6 +89,9 @@ pub enum Command {
     /// API bearer tokens.
     #[command(subcommand)]
     Tokens(users::TokensCommand),
+    /// BetFlow's Spark job scripts on AWS Glue: deploy, status, schemas.
+    #[command(subcommand)]
+    Glue(glue::GlueCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(::bench::BenchCommand),
@@ -150,6 +154,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stream(cmd) => stream::run(settings, cmd).await,
         Command::Users(cmd) => users::users(settings, cmd).await,
         Command::Tokens(cmd) => users::tokens(settings, cmd).await,
+        Command::Glue(cmd) => glue::run(settings, cmd).await,
         Command::Bench(cmd) => ::bench::run(&settings.home, settings.engine_config(), cmd).await,
     }
 }

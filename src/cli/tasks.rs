@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::dags::{find_dag, parse_conf};
 use super::usage;
 use crate::settings::Settings;
-use services::database::Database;
+use services::database::{Database, MIGRATIONS};
 
 #[derive(Subcommand)]
 pub enum TasksCommand {
@@ -81,6 +81,12 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
                 CancellationToken::new(),
                 HashMap::new(),
             );
+            // The try is not recorded, but the task reaches the database
+            // as under the scheduler: transforms commit Iceberg tables
+            // registered there, and publishers write serving tables.
+            let db = Database::connect(&settings.home).await?;
+            db.store.migrate_all(&MIGRATIONS).await?;
+            let ctx = ctx.with_store(db.store.clone());
             let result = match &node.kind {
                 TaskKind::Operator(op) => op.execute(ctx).await,
                 TaskKind::Sensor { sensor, .. } => sensor

@@ -163,7 +163,7 @@ fn a_bad_setting_stops_every_command_naming_it() {
         ("BETFLOW_POLL_MS", "soon"),
         ("BETFLOW_LOAD_EXAMPLES", "maybe"),
         ("BETFLOW_ICEBERG_CATALOG", "hive"),
-        ("BETFLOW_TRANSFORM_ENGINE", "spark"),
+        ("BETFLOW_TRANSFORM_ENGINE", "emr"),
         ("BETFLOW_ODDS_WINDOW", "5 minutes"),
         ("BETFLOW_LIVE_PUBLISH", "sometimes"),
         ("BETFLOW_REPLAY_FROM", "yesterday"),

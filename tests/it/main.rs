@@ -19,6 +19,7 @@ mod kafka;
 mod processes;
 mod run_alerts;
 mod runs;
+mod spark;
 mod warehouse;
 mod web_analytics;
 mod web_markets;

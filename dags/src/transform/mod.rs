@@ -24,6 +24,7 @@ pub mod gold_tasks;
 pub mod silver;
 pub mod silver_news;
 pub mod silver_tables;
+pub mod spark;
 pub mod suites;
 pub mod tasks;
 
@@ -37,8 +38,13 @@ pub enum Engine {
     Local,
     /// As AWS Glue job runs ([`lakehouse::glue_job::GlueJob`]), one job per
     /// transform task, named by `BETFLOW_GLUE_JOB_NAME_{TASK}` or
-    /// `BETFLOW_GLUE_JOB_PREFIX` + task (e.g. `bronze_odds`).
+    /// `BETFLOW_GLUE_JOB_PREFIX` + task (e.g. `bronze_odds`). Transforms
+    /// BetFlow ships a script for ([`spark::scripts::JOBS`]) run it and
+    /// are committed by BetFlow; the others run the user's job as it is.
     Glue,
+    /// BetFlow's Spark scripts under a local `spark-submit`
+    /// ([`spark::submit`]); transforms without a script run in polars.
+    Spark,
 }
 
 /// The variable choosing the [`Engine`].
@@ -53,10 +59,12 @@ impl Engine {
         match value.to_ascii_lowercase().as_str() {
             "local" | "polars" => Ok(Engine::Local),
             "glue" => Ok(Engine::Glue),
+            "spark" => Ok(Engine::Spark),
             _ => Err(SettingError::invalid(
                 ENGINE_VAR,
                 &value,
-                "expected `local` (polars in process) or `glue` (AWS Glue job runs)",
+                "expected `local` (polars in process), `spark` (BetFlow's Spark scripts under a \
+                 local spark-submit) or `glue` (AWS Glue job runs)",
             )),
         }
     }

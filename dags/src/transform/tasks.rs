@@ -33,7 +33,7 @@ use lakehouse::iceberg::{
 };
 
 /// The bronze table a data kind is modelled into.
-fn bronze_table(kind: DataKind) -> &'static TableDef {
+pub(crate) fn bronze_table(kind: DataKind) -> &'static TableDef {
     match kind {
         DataKind::Games => &bronze::GAMES,
         DataKind::Odds => &bronze::ODDS,
@@ -43,15 +43,18 @@ fn bronze_table(kind: DataKind) -> &'static TableDef {
 }
 
 /// What every transform task of a run works on.
-struct Scope {
-    settings: SharedSettings,
-    warehouse: Warehouse,
-    date: NaiveDate,
-    sports: Vec<String>,
+pub(crate) struct Scope {
+    pub(crate) settings: SharedSettings,
+    pub(crate) warehouse: Warehouse,
+    pub(crate) date: NaiveDate,
+    pub(crate) sports: Vec<String>,
 }
 
 impl Scope {
-    async fn of(ctx: &TaskContext, settings: &SharedSettings) -> Result<Scope, TaskError> {
+    pub(crate) async fn of(
+        ctx: &TaskContext,
+        settings: &SharedSettings,
+    ) -> Result<Scope, TaskError> {
         let settings = SharedSettings::clone(settings);
         let database = ctx.database().ok_or_else(|| {
             TaskError::msg(
@@ -80,7 +83,7 @@ impl Scope {
             .collect()
     }
 
-    fn filter(&self) -> Filter {
+    pub(crate) fn filter(&self) -> Filter {
         Filter::And(vec![
             Filter::In(
                 "sport",
@@ -121,7 +124,7 @@ impl Scope {
         .await?)
     }
 
-    async fn write(
+    pub(crate) async fn write(
         &self,
         ctx: &TaskContext,
         def: &TableDef,
@@ -168,7 +171,7 @@ where
 
 /// The newest raw object of `sport`'s `kind` on `date` (a re-run replaces
 /// the day's object, so there is normally exactly one).
-async fn newest_raw(
+pub(crate) async fn newest_raw(
     lake: &dyn ObjectStore,
     sport: &str,
     kind: DataKind,

@@ -7,7 +7,9 @@
 //! answers 500). The tests that need those put a small recording proxy in
 //! front of moto ([`GlueProxy`]): it answers BatchStopJobRun the way Glue
 //! does and records it, can turn moto's real GetJobRun answer into Glue's
-//! FAILED answer, and can inject server errors; everything else reaches moto.
+//! FAILED answer, and can inject server errors; moto has no UpdateJob
+//! either, so the proxy replaces the job in moto (DeleteJob, CreateJob
+//! with the update) and records the request. Everything else reaches moto.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -547,8 +549,8 @@ async fn run_state(moto: &MotoServer, job: &str, run_id: &str) -> String {
 }
 
 /// An HTTP proxy in front of moto for what moto cannot do; see the module docs.
-struct GlueProxy {
-    endpoint: String,
+pub(crate) struct GlueProxy {
+    pub(crate) endpoint: String,
     state: Arc<ProxyState>,
 }
 
@@ -561,16 +563,19 @@ struct ProxyState {
     failing_polls: AtomicU32,
     /// When set, GetJobRun answers say FAILED with this ErrorMessage.
     fail_runs_with: Mutex<Option<String>>,
+    /// UpdateJob request bodies, in order.
+    pub(crate) updates: Mutex<Vec<Value>>,
 }
 
 impl GlueProxy {
-    async fn start(moto: &MotoServer) -> GlueProxy {
+    pub(crate) async fn start(moto: &MotoServer) -> GlueProxy {
         let state = Arc::new(ProxyState {
             moto: moto.endpoint.clone(),
             http: reqwest::Client::new(),
             stops: Mutex::new(Vec::new()),
             failing_polls: AtomicU32::new(0),
             fail_runs_with: Mutex::new(None),
+            updates: Mutex::new(Vec::new()),
         });
         let app: Router = Router::new().fallback(proxy).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -582,6 +587,33 @@ impl GlueProxy {
         });
         GlueProxy { endpoint, state }
     }
+
+    /// The UpdateJob requests received so far.
+    pub(crate) fn updates(&self) -> Vec<Value> {
+        self.state.updates.lock().unwrap().clone()
+    }
+}
+
+/// One call to moto with `headers` (its signature is not checked here),
+/// as operation `target`.
+async fn moto_call(
+    state: &ProxyState,
+    headers: &HeaderMap,
+    target: &str,
+    body: Value,
+) -> StatusCode {
+    let mut request = state.http.post(&state.moto).body(body.to_string());
+    for (name, value) in headers {
+        if name != "host" && name != "content-length" && name != "x-amz-target" {
+            request = request.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let response = request
+        .header("x-amz-target", target)
+        .send()
+        .await
+        .expect("moto answers");
+    StatusCode::from_u16(response.status().as_u16()).expect("status")
 }
 
 fn glue_json(status: StatusCode, body: Vec<u8>) -> Response {
@@ -609,6 +641,29 @@ async fn proxy(State(state): State<Arc<ProxyState>>, headers: HeaderMap, body: B
         state.stops.lock().unwrap().push(request);
         let answer = json!({"SuccessfulSubmissions": submitted, "Errors": []});
         return glue_json(StatusCode::OK, answer.to_string().into_bytes());
+    }
+    if target == "AWSGlue.UpdateJob" {
+        let request: Value = serde_json::from_slice(&body).expect("update request JSON");
+        let name = request["JobName"].clone();
+        let mut create = request["JobUpdate"].clone();
+        create["Name"] = name.clone();
+        let deleted = moto_call(
+            &state,
+            &headers,
+            "AWSGlue.DeleteJob",
+            json!({"JobName": name}),
+        )
+        .await;
+        let created = moto_call(&state, &headers, "AWSGlue.CreateJob", create).await;
+        assert!(
+            deleted.is_success() && created.is_success(),
+            "moto replaced the job: {deleted} {created}"
+        );
+        state.updates.lock().unwrap().push(request);
+        return glue_json(
+            StatusCode::OK,
+            json!({"JobName": name}).to_string().into_bytes(),
+        );
     }
     if target == "AWSGlue.GetJobRun"
         && state

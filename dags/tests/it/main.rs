@@ -10,6 +10,7 @@ mod support;
 
 mod alerts;
 mod glue;
+mod glue_deploy;
 mod gold_serving;
 mod iceberg;
 mod lake;

@@ -171,3 +171,72 @@ mod tests {
         );
     }
 }
+
+/// A job's definition as BetFlow deploys it (CreateJob, UpdateJob's
+/// JobUpdate, GetJob's Job share these members).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobDefinition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub role: String,
+    pub command: JobCommand,
+    #[serde(default)]
+    pub default_arguments: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_workers: Option<i32>,
+    /// Minutes before Glue stops a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobCommand {
+    /// `glueetl` for Spark jobs.
+    pub name: String,
+    pub script_location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateJobRequest<'a> {
+    pub name: &'a str,
+    #[serde(flatten)]
+    pub definition: &'a JobDefinition,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateJobRequest<'a> {
+    pub job_name: &'a str,
+    pub job_update: &'a JobDefinition,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetJobRequest<'a> {
+    pub job_name: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetJobResponse {
+    pub job: Option<JobDefinition>,
+}
+
+/// CreateJob's and UpdateJob's answers (the job's name); read to check
+/// the call, not used.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobNameResponse {
+    #[serde(alias = "JobName")]
+    pub name: Option<String>,
+}

@@ -182,3 +182,46 @@ where
         out.extend(a.into_iter().map(|s| s.map(str::to_owned)));
     }
 }
+
+/// A Parquet file written by another engine (a Spark job's staged output)
+/// as a DataFrame of `def`'s columns, checked on the way: the file must
+/// hold exactly the table's columns (by name), each in the Arrow type the
+/// table's kind reads as (a Spark `int` for an `int`, microsecond
+/// timestamps, …). Anything else is refused, naming the column.
+pub fn parquet_to_data_frame(def: &TableDef, bytes: Vec<u8>) -> Result<DataFrame, IcebergError> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let table = def.full_name();
+    let parquet_err = |message: String| IcebergError::Staged {
+        table: table.clone(),
+        message,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| parquet_err(format!("not a readable Parquet file: {e}")))?;
+    let names: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let expected: Vec<&str> = def.column_names();
+    let extra: Vec<&String> = names
+        .iter()
+        .filter(|n| !expected.contains(&n.as_str()))
+        .collect();
+    let missing: Vec<&&str> = expected
+        .iter()
+        .filter(|c| !names.iter().any(|n| n == *c))
+        .collect();
+    if !extra.is_empty() || !missing.is_empty() {
+        return Err(parquet_err(format!(
+            "the file's columns are not the table's: missing {missing:?}, not in the table {extra:?}"
+        )));
+    }
+    let reader = builder
+        .build()
+        .map_err(|e| parquet_err(format!("cannot read the Parquet file: {e}")))?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<Result<_, _>>()
+        .map_err(|e| parquet_err(format!("cannot read the Parquet file: {e}")))?;
+    to_data_frame(def, &expected, &batches)
+}

@@ -53,6 +53,9 @@ pub enum IcebergError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    /// Rows another engine staged for a table are not the table's.
+    #[error("table {table}: staged file: {message}")]
+    Staged { table: String, message: String },
     #[error("iceberg catalog: {0}")]
     Catalog(String),
     /// Settings that cannot work whatever is retried: an unknown catalog,
@@ -68,7 +71,9 @@ impl IcebergError {
     /// else may pass on a retry.
     pub fn into_task_error(self) -> orchestrator::TaskError {
         match self {
-            IcebergError::Config(_) => orchestrator::TaskError::fatal(self),
+            IcebergError::Config(_) | IcebergError::Staged { .. } => {
+                orchestrator::TaskError::fatal(self)
+            }
             other => other.into(),
         }
     }

@@ -107,3 +107,53 @@ pub async fn read_columns(
         .map_err(ice("read", &name))?;
     to_data_frame(def, columns, &batches)
 }
+
+/// The data files holding `def`'s rows that match `filter`, as the paths
+/// the table's metadata records (`s3://…`, or a local path): what an
+/// outside engine (a Spark job) reads instead of the table. A file with
+/// row-level deletes is refused: the reader would see deleted rows. BetFlow
+/// writes none (it replaces whole partitions); another writer might.
+pub async fn data_files(
+    wh: &Warehouse,
+    def: &TableDef,
+    filter: &Filter,
+) -> Result<Vec<String>, IcebergError> {
+    let name = def.full_name();
+    let ident = def.ident();
+    let exists = wh
+        .table_exists(&ident)
+        .await
+        .map_err(ice("look up", &name))?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let table = wh.load_table(&ident).await.map_err(ice("load", &name))?;
+    let mut scan = table.scan();
+    if let Some(p) = filter.predicate() {
+        scan = scan.with_filter(p);
+    }
+    let scan = scan.build().map_err(ice("plan a scan of", &name))?;
+    let tasks: Vec<iceberg::scan::FileScanTask> = scan
+        .plan_files()
+        .await
+        .map_err(ice("plan a scan of", &name))?
+        .try_collect()
+        .await
+        .map_err(ice("plan a scan of", &name))?;
+    let mut files: Vec<String> = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        if !task.deletes.is_empty() {
+            return Err(IcebergError::Staged {
+                table: name,
+                message: format!(
+                    "data file {} has row-level deletes, which an outside engine would not apply",
+                    task.data_file_path
+                ),
+            });
+        }
+        if !files.contains(&task.data_file_path) {
+            files.push(task.data_file_path);
+        }
+    }
+    Ok(files)
+}
