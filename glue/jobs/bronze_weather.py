@@ -14,6 +14,7 @@ from betflow_glue import (
     parse_instant,
     parse_date,
     parse_time,
+    raw_objects,
     read_json,
     schema,
     session,
@@ -157,8 +158,6 @@ def main():
     spark = session("betflow-" + TABLE)
     schemas = read_json(spark, args["schemas"])
     manifest = read_json(spark, args["input_manifest"])
-    from betflow_glue import raw_objects
-
     data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
     df = spark.createDataFrame(data, schema(schemas, TABLE))
     write_output(spark, df, TABLE, args, schemas)

@@ -95,11 +95,17 @@ fn assert_same_tables(polars: &Value, spark: &Value, tables: &[&str]) {
 }
 
 #[test]
-fn spark_scripts_model_the_same_weather_tables_as_polars() {
+fn spark_scripts_model_the_same_tables_as_polars() {
     let env = TestEnv::start();
     env.ok(&["dags", "unpause", GAMES]);
     env.ok(&["dags", "unpause", WEATHER]);
-    let tables = ["bronze.weather", "silver.weather"];
+    let tables = [
+        "bronze.games",
+        "silver.games",
+        "silver.game_periods",
+        "bronze.weather",
+        "silver.weather",
+    ];
     // Weather is fetched for the outdoor venues of the day's games.
     for day in DAYS {
         run_day(&env, GAMES, day, &[]);
@@ -116,28 +122,29 @@ fn spark_scripts_model_the_same_weather_tables_as_polars() {
         ("BETFLOW_SPARK_DRIVER_MEMORY", "1g"),
     ];
     for day in DAYS {
-        run_day(
-            &env,
-            WEATHER,
-            &format!("{day}T12:00:00-04:00"),
-            &spark_engine,
-        );
+        let later = format!("{day}T12:00:00-04:00");
+        run_day(&env, GAMES, &later, &spark_engine);
+        run_day(&env, WEATHER, &later, &spark_engine);
     }
     let spark = dump(&env, &tables);
     assert_same_tables(&polars, &spark, &tables);
 
     // The Spark runs did run on Spark, and left no staged files behind.
-    let run = env.scalar(&format!(
-        "SELECT value::text FROM xcom WHERE dag_id = '{WEATHER}' AND task_id = 'transform.silver_weather' \
-         ORDER BY run_id DESC LIMIT 1"
-    ));
-    assert!(run.contains("\"engine\": \"spark\""), "{run}");
+    for (dag, task) in [
+        (GAMES, "transform.silver_games"),
+        (WEATHER, "transform.silver_weather"),
+    ] {
+        let run = env.scalar(&format!(
+            "SELECT value::text FROM xcom WHERE dag_id = '{dag}' AND task_id = '{task}' \
+             ORDER BY run_id DESC LIMIT 1"
+        ));
+        assert!(run.contains("\"engine\": \"spark\""), "{task}: {run}");
+    }
     let staged = walk(&env.path("lake/staging"));
     assert!(staged.is_empty(), "staged files left: {staged:?}");
-    // Quality gates passed over Spark's silver as over polars'.
-    let failed = env.scalar(&format!(
-        "SELECT count(*) FROM check_results WHERE dag_id = '{WEATHER}' AND severity = 'error' AND NOT passed"
-    ));
+    // The quality gates passed over Spark's silver as over polars'.
+    let failed =
+        env.scalar("SELECT count(*) FROM check_results WHERE severity = 'error' AND NOT passed");
     assert_eq!(failed, "0");
 }
 

@@ -34,6 +34,16 @@ impl Job {
 /// under `glue`): see docs/glue.md#coverage.
 pub const JOBS: &[Job] = &[
     Job {
+        key: "bronze_games",
+        text: include_str!("../../../../glue/jobs/bronze_games.py"),
+        tables: &["bronze.games"],
+    },
+    Job {
+        key: "silver_games",
+        text: include_str!("../../../../glue/jobs/silver_games.py"),
+        tables: &["silver.games", "silver.game_periods"],
+    },
+    Job {
         key: "bronze_weather",
         text: include_str!("../../../../glue/jobs/bronze_weather.py"),
         tables: &["bronze.weather"],
