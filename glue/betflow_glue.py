@@ -17,6 +17,8 @@ getResolvedOptions, S3 through Glue's file system) and under a local
 import argparse
 import gzip
 import json
+import math
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -179,19 +181,26 @@ def write_output(spark, df, table, args, schemas):
 _TIME_FORMATS = ["%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
 def parse_time(text):
     """RFC 3339, ESPN's minute precision `2022-09-11T17:00Z`, or a zone-less
     ISO time taken as UTC; None otherwise."""
     if not isinstance(text, str):
         return None
     t = text.strip()
-    if len(t) >= 20 and (t.endswith("Z") or t[-6] in "+-") and "T" in t.upper():
+    if _RFC3339.match(t):
+        head, frac, tail = t[:19], "", t[19:]
+        if tail.startswith("."):
+            digits = re.match(r"\.(\d+)", tail).group(1)
+            frac, tail = "." + digits[:6].ljust(6, "0"), tail[1 + len(digits):]
+        tail = "+00:00" if tail in ("Z", "z") else tail
         try:
-            dt = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
-            if dt.tzinfo is not None:
-                return dt.astimezone(timezone.utc)
+            dt = datetime.fromisoformat(head.replace("t", "T").replace(" ", "T") + frac + tail)
+            return dt.astimezone(timezone.utc)
         except ValueError:
-            pass
+            return None
     for f in _TIME_FORMATS:
         try:
             return datetime.strptime(t, f).replace(tzinfo=timezone.utc)
@@ -223,10 +232,11 @@ def shift(dt, seconds):
     return dt - timedelta(seconds=seconds)
 
 
-def bronze_input(spark, manifest, schemas, table):
+def bronze_input(spark, manifest, schemas, table, same_day=True):
     """The rows of `table`'s data files the manifest lists, restricted to the
-    run's sports and day (a file holds one (sport, day) partition; the
-    filter keeps that an assumption checked, not trusted)."""
+    run's sports and (unless `same_day` is false: a window of days was
+    planned) its day. A file holds one (sport, day) partition; the filter
+    keeps that an assumption checked, not trusted."""
     spark_schema = schema(schemas, table)
     files = manifest["inputs"].get(table, [])
     if not files:
@@ -234,7 +244,17 @@ def bronze_input(spark, manifest, schemas, table):
     from pyspark.sql import functions as F
 
     df = spark.read.schema(spark_schema).parquet(*files)
-    return df.where(
-        F.col("sport").isin(manifest["sports"])
-        & (F.col("sports_date") == F.lit(manifest["sports_day"]).cast("date"))
-    )
+    keep = F.col("sport").isin(manifest["sports"])
+    if same_day:
+        keep = keep & (F.col("sports_date") == F.lit(manifest["sports_day"]).cast("date"))
+    return df.where(keep)
+
+
+def unix_time(secs):
+    """Unix seconds as an aware UTC time; None when not finite."""
+    if not math.isfinite(secs):
+        return None
+    try:
+        return datetime.fromtimestamp(secs, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -104,8 +104,19 @@ impl Scope {
     /// by now (the map's columns only): the odds DAG waits for the day's
     /// games, and later days are mapped by gold once they are in.
     async fn games_around(&self) -> Result<DataFrame, TaskError> {
+        Ok(read_columns(
+            &self.warehouse,
+            &silver_tables::GAMES,
+            &event_games::GAME_COLUMNS,
+            &self.games_window(),
+        )
+        .await?)
+    }
+
+    /// The selected sports' silver games of [`event_games::silver_window`].
+    pub(crate) fn games_window(&self) -> Filter {
         let (from, to) = event_games::silver_window(self.date);
-        let filter = Filter::And(vec![
+        Filter::And(vec![
             Filter::In(
                 "sport",
                 self.sports
@@ -114,14 +125,7 @@ impl Scope {
                     .collect(),
             ),
             Filter::Between("sports_date", from, to),
-        ]);
-        Ok(read_columns(
-            &self.warehouse,
-            &silver_tables::GAMES,
-            &event_games::GAME_COLUMNS,
-            &filter,
-        )
-        .await?)
+        ])
     }
 
     pub(crate) async fn write(

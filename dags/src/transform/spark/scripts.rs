@@ -44,6 +44,16 @@ pub const JOBS: &[Job] = &[
         tables: &["silver.games", "silver.game_periods"],
     },
     Job {
+        key: "bronze_odds",
+        text: include_str!("../../../../glue/jobs/bronze_odds.py"),
+        tables: &["bronze.odds"],
+    },
+    Job {
+        key: "silver_odds",
+        text: include_str!("../../../../glue/jobs/silver_odds.py"),
+        tables: &["silver.odds"],
+    },
+    Job {
         key: "bronze_weather",
         text: include_str!("../../../../glue/jobs/bronze_weather.py"),
         tables: &["bronze.weather"],

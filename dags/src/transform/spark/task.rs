@@ -17,6 +17,7 @@ use super::scripts::{self, Job};
 use super::stage::{lake_uri, read_output, InputManifest, RawObject, Staging};
 use super::submit::SparkSubmit;
 use crate::ingest::SharedSettings;
+use crate::transform::silver_tables;
 use crate::transform::tasks::{bronze_table, newest_raw, Scope};
 use crate::DataKind;
 
@@ -91,6 +92,15 @@ impl SparkTransform {
                     .await
                     .map_err(IcebergError::into_task_error)?;
                 manifest.inputs.insert(def.full_name(), files);
+                if self.family == DataKind::Odds {
+                    // The games the day's events can map to, as polars reads
+                    // them (`event_games::silver_window`).
+                    let def = &silver_tables::GAMES;
+                    let files = data_files(&scope.warehouse, def, &scope.games_window())
+                        .await
+                        .map_err(IcebergError::into_task_error)?;
+                    manifest.inputs.insert(def.full_name(), files);
+                }
             }
         }
         Ok(())
