@@ -246,7 +246,8 @@ def bronze_input(spark, manifest, schemas, table, same_day=True):
     df = spark.read.schema(spark_schema).parquet(*files)
     keep = F.col("sport").isin(manifest["sports"])
     if same_day:
-        keep = keep & (F.col("sports_date") == F.lit(manifest["sports_day"]).cast("date"))
+        days = manifest.get("sports_days") or [manifest["sports_day"]]
+        keep = keep & F.col("sports_date").isin([F.lit(d).cast("date") for d in days])
     return df.where(keep)
 
 

@@ -78,6 +78,9 @@ const DUCKDB_SCRIPT: &str = include_str!("../../scripts/bench_duckdb.py");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Compare {
     Duckdb,
+    /// BetFlow's Spark scripts under a local spark-submit (games and odds,
+    /// bronze and silver), with a Glue cost model.
+    Spark,
     None,
 }
 
@@ -194,6 +197,8 @@ struct Report {
     comparable: Comparable,
     duckdb: Option<Value>,
     duckdb_skipped: Option<String>,
+    spark: Option<Value>,
+    spark_skipped: Option<String>,
 }
 
 pub async fn run(opts: Options) -> Result<ExitCode> {
@@ -605,7 +610,11 @@ fn bench(opts: &Options) -> Result<Report> {
     };
     let mut export = match opts.compare {
         Compare::Duckdb => Some(Export::create(&export_dir.path)?),
-        Compare::None => None,
+        Compare::Spark | Compare::None => None,
+    };
+    let mut spark_lake = match opts.compare {
+        Compare::Spark => Some(super::spark::SparkLake::create(&export_dir.path)?),
+        Compare::Duckdb | Compare::None => None,
     };
 
     let mut silver_odds: Option<DataFrame> = None;
@@ -634,6 +643,14 @@ fn bench(opts: &Options) -> Result<Report> {
         report.raw_objects += boards.len() + odds_raw.len();
         report.raw_bytes += boards.iter().chain(&odds_raw).map(Vec::len).sum::<usize>();
         generate_secs += t.elapsed().as_secs_f64();
+        if let Some(lake) = spark_lake.as_mut() {
+            let t = Instant::now();
+            for (i, sport) in SPORTS.iter().enumerate() {
+                lake.add("games", sport.key, *date, &boards[i])?;
+                lake.add("odds", sport.key, *date, &odds_raw[i])?;
+            }
+            report.export_secs += t.elapsed().as_secs_f64();
+        }
 
         // raw → bronze, as `transform.bronze_{games,odds}` do for all sports of the day.
         let t = Instant::now();
@@ -796,6 +813,12 @@ fn bench(opts: &Options) -> Result<Report> {
         match run_duckdb(&dir, threads) {
             Ok(v) => report.duckdb = Some(v),
             Err(e) => report.duckdb_skipped = Some(format!("{e:#}")),
+        }
+    }
+    if let Some(lake) = spark_lake {
+        match super::spark::run(lake, &report.sports, report.bronze_odds_rows) {
+            Ok(v) => report.spark = Some(v),
+            Err(e) => report.spark_skipped = Some(format!("{e:#}")),
         }
     }
     drop(export_dir);
@@ -1098,12 +1121,79 @@ fn print_report(r: &Report) -> Result<()> {
             outln!("  outputs DISAGREE: {}", disagreements.join("; "));
         }
     }
+    print_spark(r)?;
     outln!(
-        "export of bronze to Parquet for the comparison: {:.1} s (not timed above)",
+        "export of the inputs for the comparison: {:.1} s (not timed above)",
         r.export_secs
     );
     for note in &r.notes {
         outln!("note: {note}");
+    }
+    Ok(())
+}
+
+/// The Spark side of `--compare spark`, beside polars' bronze and silver.
+fn print_spark(r: &Report) -> Result<()> {
+    if let Some(reason) = &r.spark_skipped {
+        outln!("spark: skipped: {reason}");
+    }
+    let Some(s) = &r.spark else {
+        return Ok(());
+    };
+    let f = |k: &str| s.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    outln!(
+        "spark ({}), whole season per run: bronze {:.1} s, silver {:.1} s (each run's JVM and session start included); polars day by day: bronze {:.1} s, silver {:.1} s",
+        s.get("master").and_then(Value::as_str).unwrap_or("?"),
+        f("bronze_secs"),
+        f("silver_secs"),
+        r.bronze.seconds,
+        r.silver.seconds
+    );
+    for run in s
+        .get("runs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        outln!(
+            "  {:<13} {:>7.1} s  {}",
+            run.get("job").and_then(Value::as_str).unwrap_or("?"),
+            run.get("seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::NAN),
+            run.get("rows").map(Value::to_string).unwrap_or_default()
+        );
+    }
+    outln!(
+        "  bronze.odds rows: spark {}, polars {} ({})",
+        thousands(s.get("odds_rows").and_then(Value::as_u64).unwrap_or(0) as usize),
+        thousands(r.bronze_odds_rows),
+        if s.get("odds_rows_agree") == Some(&Value::Bool(true)) {
+            "agree"
+        } else {
+            "DISAGREE"
+        }
+    );
+    outln!(
+        "Glue cost model (6 runs a night, 2 × G.1X, 1-minute minimum, ${}/DPU-hour):",
+        f("usd_per_dpu_hour")
+    );
+    for c in s
+        .get("glue_cost")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let g = |k: &str| c.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        outln!(
+            "  {:>4}× season: {:>12} odds rows a night, games/odds runs {:.0} s, {:.3} DPU-hours (${:.2}) a night, ${:.0} a season",
+            g("scale"),
+            thousands(g("odds_rows_per_night") as usize),
+            g("games_odds_run_secs"),
+            g("dpu_hours_per_night"),
+            g("usd_per_night"),
+            g("usd_per_season")
+        );
     }
     Ok(())
 }

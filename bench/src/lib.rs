@@ -9,6 +9,7 @@ mod batch;
 mod histogram;
 mod process;
 mod scheduler;
+mod spark;
 mod stream;
 mod web;
 
@@ -81,7 +82,9 @@ pub enum BenchCommand {
         /// Minutes between odds snapshots instead of the spacing `--odds-rows` picks.
         #[arg(long)]
         snapshot_minutes: Option<u32>,
-        /// Engine to re-run silver odds and two gold marts in, for a ratio.
+        /// Engine to compare with: `duckdb` re-runs silver odds and two gold
+        /// marts, for a ratio; `spark` runs games and odds bronze and silver
+        /// through BetFlow's Spark scripts and prints a Glue cost model.
         #[arg(long, value_enum, default_value = "duckdb")]
         compare: batch::Compare,
         /// Keep the Parquet files handed to DuckDB in this directory (to run

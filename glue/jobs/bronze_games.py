@@ -438,7 +438,9 @@ def games(payload):
 
 def rows(item, manifest):
     obj, payload = item
-    day = parse_date(manifest["sports_day"])
+    # An object may name its own day (a manifest spanning days, as the
+    # batch bench writes); else the run's.
+    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
     origin = (obj["source"], obj["key"], manifest["run_id"], parse_instant(manifest["ingested_at"]))
     for g in games(payload):
         h, a, v = g["home"], g["away"], g["venue"] or {}

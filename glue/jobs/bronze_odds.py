@@ -238,7 +238,9 @@ def snapshots(payload):
 
 def rows(item, manifest):
     obj, payload = item
-    day = parse_date(manifest["sports_day"])
+    # An object may name its own day (a manifest spanning days, as the
+    # batch bench writes); else the run's.
+    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
     origin = (obj["source"], obj["key"], manifest["run_id"], parse_instant(manifest["ingested_at"]))
     for at, e in snapshots(payload):
         for b in e["bookmakers"]:

@@ -130,7 +130,9 @@ def rows(item, manifest):
         manifest["run_id"],
         parse_instant(manifest["ingested_at"]),
     )
-    day = parse_date(manifest["sports_day"])
+    # An object may name its own day (a manifest spanning days, as the
+    # batch bench writes); else the run's.
+    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
     for entry in payload if isinstance(payload, list) else []:
         if not isinstance(entry, dict):
             continue

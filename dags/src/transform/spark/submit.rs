@@ -4,6 +4,7 @@
 //! and how `bench batch --engine spark` measures them.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -65,6 +66,59 @@ impl SparkSubmit {
         Ok(dir)
     }
 
+    /// spark-submit's arguments for `job` with `arguments` (`--name value`).
+    pub fn args(
+        &self,
+        scripts_dir: &Path,
+        job: &Job,
+        arguments: &BTreeMap<String, String>,
+    ) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--master".into(),
+            self.master.clone().into(),
+            "--driver-memory".into(),
+            self.driver_memory.clone().into(),
+        ];
+        for conf in [
+            "spark.ui.enabled=false",
+            "spark.log.level=WARN",
+            "spark.sql.shuffle.partitions=4",
+        ] {
+            args.extend(["--conf".into(), conf.into()]);
+        }
+        if let Some(options) = &self.java_options {
+            args.extend(["--driver-java-options".into(), options.into()]);
+        }
+        args.push("--py-files".into());
+        args.push(scripts_dir.join(scripts::COMMON_NAME).into());
+        args.push(scripts_dir.join(job.path()).into());
+        for (name, value) in arguments {
+            args.push(name.into());
+            args.push(value.into());
+        }
+        args
+    }
+
+    /// The environment spark-submit runs in, beside the process's own.
+    pub fn envs(&self) -> Vec<(&'static str, OsString)> {
+        // Python times are read in the process's zone when naive; the
+        // scripts make them aware, and this keeps Spark's JVM in UTC too.
+        let mut envs: Vec<(&'static str, OsString)> = vec![("TZ", "UTC".into())];
+        // A pip-installed Spark runs its Python workers with the Python
+        // beside it, which has pyspark; `python3` on PATH may not.
+        if std::env::var_os("PYSPARK_PYTHON").is_none() {
+            if let Some(python) = self
+                .program
+                .parent()
+                .map(|d| d.join("python"))
+                .filter(|p| p.exists())
+            {
+                envs.push(("PYSPARK_PYTHON", python.into()));
+            }
+        }
+        envs
+    }
+
     /// Runs `job` with `arguments` (`--name value`) to its end, its output
     /// in the task's log. Cancelling the try kills the driver.
     pub async fn run(
@@ -76,38 +130,8 @@ impl SparkSubmit {
     ) -> Result<(), TaskError> {
         let mut command = Command::new(&self.program);
         command
-            .arg("--master")
-            .arg(&self.master)
-            .arg("--driver-memory")
-            .arg(&self.driver_memory)
-            .args(["--conf", "spark.ui.enabled=false"])
-            .args(["--conf", "spark.log.level=WARN"])
-            .args(["--conf", "spark.sql.shuffle.partitions=4"]);
-        if let Some(options) = &self.java_options {
-            command.arg("--driver-java-options").arg(options);
-        }
-        command
-            .arg("--py-files")
-            .arg(scripts_dir.join(scripts::COMMON_NAME))
-            .arg(scripts_dir.join(job.path()));
-        for (name, value) in arguments {
-            command.arg(name).arg(value);
-        }
-        // Python times are read in the process's zone when naive; the
-        // scripts make them aware, and this keeps Spark's JVM in UTC too.
-        command.env("TZ", "UTC");
-        // A pip-installed Spark runs its Python workers with the Python
-        // beside it, which has pyspark; `python3` on PATH may not.
-        if std::env::var_os("PYSPARK_PYTHON").is_none() {
-            if let Some(python) = self
-                .program
-                .parent()
-                .map(|d| d.join("python"))
-                .filter(|p| p.exists())
-            {
-                command.env("PYSPARK_PYTHON", python);
-            }
-        }
+            .args(self.args(scripts_dir, job, arguments))
+            .envs(self.envs());
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
