@@ -256,6 +256,58 @@ impl Dag {
         b
     }
 
+    /// What a version of this DAG is made of: its settings, params, tasks
+    /// (kind, rules, retries, timeout, pool, group, doc, upstreams) and
+    /// stream tasks, as JSON with sorted keys. Two binaries defining the
+    /// same DAG give the same structure; any change to it is a new DAG
+    /// version (Airflow 3's DAG versioning).
+    pub fn structure(&self) -> Value {
+        let tasks: Vec<Value> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "id": t.id,
+                    "sensor": t.is_sensor(),
+                    "trigger_rule": t.trigger_rule.as_str(),
+                    "retries": t.retry.retries,
+                    "retry_delay_secs": t.retry.delay.as_secs_f64(),
+                    "retry_exponential": t.retry.exponential,
+                    "retry_max_delay_secs": t.retry.max_delay.as_secs_f64(),
+                    "timeout_secs": t.timeout.map(|d| d.as_secs_f64()),
+                    "pool": t.pool,
+                    "pool_slots": t.pool_slots,
+                    "priority_weight": t.priority_weight,
+                    "group": t.group,
+                    "doc": t.doc,
+                    "upstream": t.upstream,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "schedule": self.schedule.expression(),
+            "timezone": self.schedule.timezone().name(),
+            "start_date": self.bounds.start_date,
+            "end_date": self.bounds.end_date,
+            "catchup": self.bounds.catchup,
+            "max_active_runs": self.max_active_runs,
+            "max_active_tasks": self.max_active_tasks,
+            "params": self.params,
+            "tasks": tasks,
+            "streams": self.streams.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        })
+    }
+
+    /// SHA-256 of [`Dag::structure`], hex: equal structures, equal hashes.
+    pub fn structure_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_string(&self.structure()).expect("JSON of plain values");
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Tasks in topological order (every task after its upstreams).
     pub fn tasks(&self) -> &[TaskNode] {
         &self.tasks

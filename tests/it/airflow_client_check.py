@@ -102,6 +102,17 @@ def main(base_url, token):
 
         done = wait_for_run(runs, "example_etl", run_id)
         assert done.end_date is not None and done.duration is not None, done
+
+        # DAG versions: the structure this binary defines is version 1, and
+        # the run names it.
+        versions = af.DagVersionApi(client).get_dag_versions("example_etl")
+        assert versions.total_entries == 1, versions
+        v1 = versions.dag_versions[0]
+        assert (v1.dag_id, v1.version_number) == ("example_etl", 1), v1
+        assert [v.version_number for v in done.dag_versions] == [1], done.dag_versions
+        assert done.dag_versions[0].id == v1.id
+        assert af.DagVersionApi(client).get_dag_version("example_etl", 1).id == v1.id
+        expect_status(404, af.DagVersionApi(client).get_dag_version, "example_etl", 2)
         wait_for_run(runs, "example_etl", now_run.dag_run_id)
 
         listed = runs.get_dag_runs("example_etl", limit=1, order_by=["logical_date"])

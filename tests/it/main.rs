@@ -12,6 +12,7 @@ mod airflow_client;
 mod api;
 mod browser;
 mod cli;
+mod dag_versions;
 mod glue_catalog;
 mod grafana;
 mod ingest;

@@ -18,9 +18,9 @@ pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
 pub use migrations::{MigrationStatus, Migrations};
 pub use read::{AlertDeliveryRow, PoolRow, ProcessRow};
 pub use read::{
-    DagPageFilter, DagRow, DagSort, LogRow, RunFilter, RunPageFilter, RunRow, RunSort, RunStateRow,
-    RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter, TaskInstanceRow,
-    TaskInstanceSort, TryRow,
+    DagPageFilter, DagRow, DagSort, DagVersionRow, LogRow, RunFilter, RunPageFilter, RunRow,
+    RunSort, RunStateRow, RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter,
+    TaskInstanceRow, TaskInstanceSort, TryRow,
 };
 
 #[derive(Debug, thiserror::Error)]

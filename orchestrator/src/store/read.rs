@@ -41,6 +41,20 @@ pub struct RunRow {
     /// When the run was found past its DAG's deadline (docs/alerts.md).
     pub deadline_missed_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
+    /// The DAG version current when the run was created (none for runs
+    /// older than DAG versions).
+    pub dag_version: Option<i32>,
+}
+
+/// One version of a DAG's structure ([`crate::Dag::structure`]).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DagVersionRow {
+    pub dag_id: String,
+    pub version_number: i32,
+    /// A UUID, as text.
+    pub id: String,
+    pub structure_hash: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A pool and the slots its task instances take.
@@ -381,7 +395,7 @@ const DAG_COLUMNS: &str =
     max_active_runs, max_active_tasks, catchup, last_parsed_at";
 const RUN_COLUMNS: &str =
     "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
-    state, conf, queued_at, start_date, end_date, deadline_missed_at, note";
+    state, conf, queued_at, start_date, end_date, deadline_missed_at, note, dag_version";
 const DAG_PAGE_WHERE: &str = "(cardinality($1::text[]) = 0
         OR (NOT $2 AND tags && $1) OR ($2 AND tags @> $1))
     AND (cardinality($3::text[]) = 0 OR dag_id ILIKE ANY($3))
@@ -557,6 +571,76 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok((rows, total))
+    }
+
+    /// A page of DAG versions (of one DAG, or of all with `None`), by DAG
+    /// and version number, and how many there are in all.
+    pub async fn dag_versions(
+        &self,
+        dag_id: Option<&str>,
+        newest_first: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<DagVersionRow>, i64), StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT dag_id, version_number, id::text AS id, structure_hash, created_at
+             FROM dag_versions WHERE ($1::text IS NULL OR dag_id = $1)
+             ORDER BY dag_id, version_number {order} LIMIT $2 OFFSET $3"
+        );
+        let rows: Vec<DagVersionRow> = sqlx::query_as(&sql)
+            .bind(dag_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dag_versions WHERE ($1::text IS NULL OR dag_id = $1)",
+        )
+        .bind(dag_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// One version of a DAG.
+    pub async fn dag_version(
+        &self,
+        dag_id: &str,
+        version_number: i32,
+    ) -> Result<Option<DagVersionRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT dag_id, version_number, id::text AS id, structure_hash, created_at
+             FROM dag_versions WHERE dag_id = $1 AND version_number = $2",
+        )
+        .bind(dag_id)
+        .bind(version_number)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The versions `runs` were created under, by (DAG, version number).
+    pub async fn versions_of_runs(
+        &self,
+        runs: &[RunRow],
+    ) -> Result<Vec<DagVersionRow>, StoreError> {
+        let (dags, numbers): (Vec<String>, Vec<i32>) = runs
+            .iter()
+            .filter_map(|r| r.dag_version.map(|v| (r.dag_id.clone(), v)))
+            .unzip();
+        if dags.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(
+            "SELECT v.dag_id, v.version_number, v.id::text AS id, v.structure_hash, v.created_at
+             FROM dag_versions v
+             JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::int[])) AS k(dag_id, version_number)
+               USING (dag_id, version_number)",
+        )
+        .bind(&dags)
+        .bind(&numbers)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     pub async fn run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>, StoreError> {

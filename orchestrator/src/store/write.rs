@@ -93,6 +93,18 @@ impl Store {
             .bind(opts.paused_at_creation)
             .execute(&mut *tx)
             .await?;
+            // A new version when the structure differs from the latest one.
+            sqlx::query(
+                "INSERT INTO dag_versions (dag_id, version_number, structure_hash, structure)
+                 SELECT $1, COALESCE(max(version_number), 0) + 1, $2, $3
+                 FROM dag_versions WHERE dag_id = $1
+                 HAVING COALESCE((array_agg(structure_hash ORDER BY version_number DESC))[1], '') <> $2",
+            )
+            .bind(&dag.id)
+            .bind(dag.structure_hash())
+            .bind(dag.structure())
+            .execute(&mut *tx)
+            .await?;
         }
         if opts.mark_missing_stale {
             let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
@@ -150,8 +162,9 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let created: Option<String> = sqlx::query_scalar(
             "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
-                                   run_type, state, conf)
-             VALUES ($1, $2, $3, $3, $4, $5, 'queued', $6)
+                                   run_type, state, conf, dag_version)
+             VALUES ($1, $2, $3, $3, $4, $5, 'queued', $6,
+                     (SELECT max(version_number) FROM dag_versions WHERE dag_id = $1))
              ON CONFLICT DO NOTHING RETURNING run_id",
         )
         .bind(&dag.id)

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::dag_versions::DagVersionResponse;
 use super::dags::dag_row;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ProblemDetails;
@@ -25,7 +26,8 @@ use crate::auth::Role;
 use crate::problem::Problem;
 use crate::AppState;
 
-/// One DAG run. BetFlow DAGs are not versioned, so `dag_versions` is empty.
+/// One DAG run; `dag_versions` holds the version it was created under
+/// (empty for runs older than DAG versions).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = DAGRunResponse)]
 pub struct DagRunResponse {
@@ -55,8 +57,7 @@ pub struct DagRunResponse {
     #[schema(value_type = Object)]
     pub conf: Value,
     pub note: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub dag_versions: Vec<Value>,
+    pub dag_versions: Vec<DagVersionResponse>,
     pub bundle_version: Option<String>,
     pub partition_key: Option<String>,
     pub partition_date: Option<DateTime<Utc>>,
@@ -225,13 +226,49 @@ pub async fn list(
         offset: page.offset,
     };
     let (rows, total) = state.store.list_runs_page(&filter).await?;
+    let rows = with_versions(&state, rows).await?;
     Ok(Json(DagRunCollectionResponse {
-        dag_runs: rows.into_iter().map(DagRunResponse::from).collect(),
+        dag_runs: rows,
         total_entries: total,
     }))
 }
 
 /// The run, or a 404 naming it.
+/// Responses for `rows`, each with the DAG version it was created under.
+async fn with_versions(
+    state: &AppState,
+    rows: Vec<RunRow>,
+) -> Result<Vec<DagRunResponse>, Problem> {
+    let versions = state
+        .store
+        .versions_of_runs(&rows)
+        .await
+        .map_err(Problem::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let version = versions
+                .iter()
+                .find(|v| v.dag_id == r.dag_id && Some(v.version_number) == r.dag_version)
+                .cloned();
+            let mut response = DagRunResponse::from(r);
+            response.dag_versions = version.map(DagVersionResponse::from).into_iter().collect();
+            response
+        })
+        .collect())
+}
+
+/// One run's response, with its DAG version; a 404 naming it when absent.
+async fn run_response(
+    state: &AppState,
+    dag_id: &str,
+    run_id: &str,
+) -> Result<DagRunResponse, Problem> {
+    let row = run_row(state, dag_id, run_id).await?;
+    let mut responses = with_versions(state, vec![row]).await?;
+    Ok(responses.remove(0))
+}
+
 pub async fn run_row(state: &AppState, dag_id: &str, run_id: &str) -> Result<RunRow, Problem> {
     state.store.run(dag_id, run_id).await?.ok_or_else(|| {
         Problem::not_found(format!("DAG run `{run_id}` of DAG `{dag_id}` not found"))
@@ -256,7 +293,7 @@ pub async fn get(
     _user: ApiUser,
     ApiPath((dag_id, run_id)): ApiPath<(String, String)>,
 ) -> Result<Json<DagRunResponse>, Problem> {
-    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+    Ok(Json(run_response(&state, &dag_id, &run_id).await?))
 }
 
 /// What `PATCH` may change on a run: its state (Airflow's mutable run
@@ -372,7 +409,7 @@ pub async fn patch(
         )
         .await;
     }
-    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+    Ok(Json(run_response(&state, &dag_id, &run_id).await?))
 }
 
 /// Delete a run with its task instances, tries, logs and outputs (operator or admin).
@@ -563,7 +600,7 @@ pub async fn trigger(
         },
     )
     .await;
-    Ok(Json(run_row(&state, &dag_id, &run_id).await?.into()))
+    Ok(Json(run_response(&state, &dag_id, &run_id).await?))
 }
 
 #[cfg(test)]

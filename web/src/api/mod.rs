@@ -10,6 +10,7 @@
 mod absent;
 mod clear;
 mod dag_runs;
+mod dag_versions;
 mod dags;
 mod event_logs;
 mod extract;
@@ -64,6 +65,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(absent::providers))
         .routes(routes!(event_logs::list))
         .routes(routes!(event_logs::get))
+        .routes(routes!(dag_versions::list))
+        .routes(routes!(dag_versions::get))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.

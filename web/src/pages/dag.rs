@@ -98,6 +98,8 @@ struct DagPage {
     has_schedule: bool,
     next_run: String,
     fileloc: String,
+    /// "3, since 2026-12-06 00:40 UTC"; empty before the first sync.
+    version: String,
     tags: Vec<String>,
     params_json: String,
     is_paused: bool,
@@ -308,6 +310,19 @@ pub async fn render_dag(
             error: a.last_error.unwrap_or_default(),
         })
         .collect();
+    let version = match store
+        .dag_versions(Some(dag_id), true, 1, 0)
+        .await?
+        .0
+        .first()
+    {
+        Some(v) => format!(
+            "{}, since {}",
+            v.version_number,
+            fmt_time(Some(v.created_at))
+        ),
+        None => String::new(),
+    };
     let shown = history_runs.len() as i64;
     let page = DagPage {
         nav: Nav::new(user, "dags"),
@@ -320,6 +335,7 @@ pub async fn render_dag(
             .is_some_and(|d| d.schedule.expression().is_some()),
         next_run: next_run_label(dag.as_deref(), last_end),
         fileloc: row.fileloc.clone(),
+        version,
         tags: row.tags.clone(),
         params_json: pretty_json(&params),
         is_paused: row.is_paused,

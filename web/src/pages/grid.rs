@@ -33,10 +33,15 @@ pub struct GridRun {
     pub href: String,
     pub state: RunState,
     pub title: String,
+    /// The run's DAG version differs from the run before it in the grid:
+    /// the structure changed between them (a line is drawn).
+    pub version_change: bool,
 }
 
 pub struct GridCell {
     pub state: TaskState,
+    /// The column starts a new DAG version ([`GridRun::version_change`]).
+    pub version_change: bool,
     /// Empty when the run has no instance of this task yet.
     pub href: String,
     pub title: String,
@@ -59,6 +64,8 @@ pub struct GridView {
     pub rows: Vec<GridRow>,
     /// A run is queued or running: keep refreshing.
     pub active: bool,
+    /// Some column starts a new DAG version: explain the line.
+    pub version_changes: bool,
     pub refresh_url: String,
 }
 
@@ -70,6 +77,7 @@ impl GridView {
             colspan: 1,
             rows: Vec::new(),
             active: false,
+            version_changes: false,
             refresh_url: String::new(),
         }
     }
@@ -78,6 +86,16 @@ impl GridView {
 /// Lay out the grid from runs (newest first, as queried) and their task states.
 pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -> GridView {
     let runs: Vec<&RunRow> = runs_newest_first.iter().rev().collect();
+    let changes: Vec<bool> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            i > 0
+                && r.dag_version.is_some()
+                && runs[i - 1].dag_version.is_some()
+                && runs[i - 1].dag_version != r.dag_version
+        })
+        .collect();
     let by_key: HashMap<(&str, &str), &TaskStateRow> = states
         .iter()
         .map(|s| ((s.run_id.as_str(), s.task_id.as_str()), s))
@@ -124,25 +142,30 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
             };
             let cells = runs
                 .iter()
-                .map(|r| match by_key.get(&(r.run_id.as_str(), t.id.as_str())) {
-                    Some(ti) => GridCell {
-                        state: ti.state,
-                        href: task_url(&dag.id, &r.run_id, &t.id),
-                        title: format!(
-                            "{} · {} · {} · try {} · {}",
-                            t.id,
-                            r.run_id,
-                            ti.state,
-                            ti.try_number,
-                            fmt_duration(ti.duration)
-                        ),
+                .zip(&changes)
+                .map(
+                    |(r, &version_change)| match by_key.get(&(r.run_id.as_str(), t.id.as_str())) {
+                        Some(ti) => GridCell {
+                            state: ti.state,
+                            version_change,
+                            href: task_url(&dag.id, &r.run_id, &t.id),
+                            title: format!(
+                                "{} · {} · {} · try {} · {}",
+                                t.id,
+                                r.run_id,
+                                ti.state,
+                                ti.try_number,
+                                fmt_duration(ti.duration)
+                            ),
+                        },
+                        None => GridCell {
+                            state: TaskState::None,
+                            version_change,
+                            href: String::new(),
+                            title: format!("{} · {} · not created yet", t.id, r.run_id),
+                        },
                     },
-                    None => GridCell {
-                        state: TaskState::None,
-                        href: String::new(),
-                        title: format!("{} · {} · not created yet", t.id, r.run_id),
-                    },
-                })
+                )
                 .collect();
             GridRow {
                 task_id: t.id.clone(),
@@ -156,19 +179,28 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
     GridView {
         runs: runs
             .iter()
-            .map(|r| GridRun {
+            .zip(&changes)
+            .map(|(r, &version_change)| GridRun {
                 href: run_url(&dag.id, &r.run_id),
                 state: r.state,
                 title: format!(
-                    "{} · {} · logical date {} · {}",
+                    "{} · {} · logical date {} · {}{}",
                     r.run_id,
                     r.state,
                     fmt_time(Some(r.logical_date)),
-                    fmt_duration(span_secs(r.start_date, r.end_date))
+                    fmt_duration(span_secs(r.start_date, r.end_date)),
+                    match r.dag_version {
+                        Some(v) if version_change =>
+                            format!(" · DAG version {v} (structure changed)"),
+                        Some(v) => format!(" · DAG version {v}"),
+                        None => String::new(),
+                    }
                 ),
+                version_change,
             })
             .collect(),
         colspan: runs.len() + 1,
+        version_changes: changes.iter().any(|c| *c),
         rows,
         active: runs
             .iter()
@@ -243,6 +275,7 @@ mod tests {
             end_date: None,
             deadline_missed_at: None,
             note: None,
+            dag_version: Some(1),
         }
     }
 
@@ -283,5 +316,28 @@ mod tests {
         assert_eq!(grid.rows[1].cells[0].href, "/dags/d/runs/r1/tasks/g.x");
         assert_eq!(grid.rows[0].cells[1].state, TaskState::None);
         assert!(grid.rows[0].cells[1].href.is_empty());
+        assert!(!grid.runs[1].version_change);
+    }
+
+    #[test]
+    fn a_new_dag_version_draws_a_line_before_its_first_run() {
+        let noop = |id: &str| TaskSpec::new(id, task_fn(|_| async { Ok(Value::Null) }));
+        let mut b = Dag::builder("d");
+        b.task(noop("a"));
+        let dag = b.build().unwrap();
+        let mut newer = run("r3", 3, RunState::Success);
+        newer.dag_version = Some(2);
+        let runs = [
+            newer,
+            run("r2", 2, RunState::Success),
+            run("r1", 1, RunState::Success),
+        ];
+        let grid = build(&dag, &runs, &[]);
+        let changes: Vec<bool> = grid.runs.iter().map(|r| r.version_change).collect();
+        assert_eq!(changes, [false, false, true]);
+        assert!(grid.rows[0].cells[2].version_change);
+        assert!(grid.runs[2]
+            .title
+            .contains("DAG version 2 (structure changed)"));
     }
 }
