@@ -869,3 +869,53 @@ fn a_clear_without_bounds_is_refused_past_500_runs() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn a_long_log_comes_in_pages_with_continuation_tokens() {
+    let (env, _operator, viewer, _base) = start();
+    env.sql(
+        "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
+            run_type, state)
+         VALUES ('example_etl', 'manual__long', '2020-01-01', '2020-01-01', '2020-01-02', 'manual', 'success');
+         INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number)
+         VALUES ('example_etl', 'manual__long', 'extract', 'success', 1);
+         INSERT INTO task_logs (dag_id, run_id, task_id, try_number, ts, level, message)
+         SELECT 'example_etl', 'manual__long', 'extract', 1, now(), 'INFO', 'line ' || n
+         FROM generate_series(1, 12000) AS n",
+    );
+    let path = "/dags/example_etl/dagRuns/manual__long/taskInstances/extract/logs/1";
+    let mut lines: Vec<String> = Vec::new();
+    let mut pages = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let url = match &token {
+            Some(t) => format!("{path}?token={t}"),
+            None => path.to_owned(),
+        };
+        let page = viewer.ok(&url);
+        pages += 1;
+        let content = page["content"].as_array().expect("content");
+        assert!(content.len() <= 5_000, "a page holds at most 5,000 lines");
+        lines.extend(
+            content
+                .iter()
+                .map(|l| l["event"].as_str().unwrap_or_default().to_owned()),
+        );
+        match page["continuation_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(lines.len(), 12_000);
+    assert_eq!(lines.first().map(String::as_str), Some("line 1"));
+    assert_eq!(lines.last().map(String::as_str), Some("line 12000"));
+
+    // full_content: bigger pages, here the whole log at once.
+    let full = viewer.ok(&format!("{path}?full_content=true"));
+    assert_eq!(full["content"].as_array().map(Vec::len), Some(12_000));
+    assert!(full["continuation_token"].is_null());
+
+    let r = viewer.get(&format!("{path}?token=not-a-token"));
+    assert_problem(&r, 400, "a forged token");
+}

@@ -972,6 +972,33 @@ impl Store {
     }
 
     /// The last `limit` log lines of one try, oldest first, with their ids.
+    /// Up to `limit` lines of one try after line id `after_id`, oldest
+    /// first: a page of a log too long to send at once.
+    pub async fn task_log_page(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        try_number: i32,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LogLineRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, try_number, ts, level, message FROM task_logs
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = -1
+               AND try_number = $4 AND id > $5
+             ORDER BY id LIMIT $6",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(try_number)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn task_log_tail(
         &self,
         dag_id: &str,

@@ -322,21 +322,43 @@ pub struct StructuredLogMessage {
 #[schema(as = TaskInstancesLogResponse)]
 pub struct TaskInstancesLogResponse {
     pub content: Vec<StructuredLogMessage>,
-    /// Always null: the whole log comes in one response.
+    /// Pass as `token` for the lines after these; null at the end of the log.
     pub continuation_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// Accepted for Airflow compatibility; the full log is always returned.
-    #[expect(dead_code, reason = "part of Airflow's parameters; logs are not paged")]
+    /// Larger pages: up to 50,000 lines per response instead of 5,000.
     pub full_content: Option<bool>,
     /// Only -1 exists: BetFlow does not map tasks.
     pub map_index: Option<i32>,
-    /// Accepted for Airflow compatibility; there are no continuation pages.
-    #[expect(dead_code, reason = "part of Airflow's parameters; logs are not paged")]
+    /// The `continuation_token` of the previous page.
     pub token: Option<String>,
+}
+
+/// Lines per log response, and with `full_content=true`: a log of any
+/// length is sent in pages, so one request never holds it all in memory.
+pub const LOG_PAGE_LINES: i64 = 5_000;
+pub const FULL_LOG_PAGE_LINES: i64 = 50_000;
+
+/// The opaque token for the lines after log line `id`.
+fn log_token(id: i64) -> String {
+    format!("l{id:x}")
+}
+
+/// The line id a token continues after; 400 for anything else.
+fn parse_log_token(token: &str) -> Result<i64, Problem> {
+    token
+        .strip_prefix('l')
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| {
+            Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid continuation token: pass the continuation_token of the previous page",
+            )
+        })
 }
 
 /// Whether the caller asked for newline-delimited JSON rather than one JSON document.
@@ -397,10 +419,27 @@ pub async fn log(
             row.ti.try_number
         )));
     }
-    let lines: Vec<StructuredLogMessage> = state
+    let after = match q.token.as_deref() {
+        Some(t) => parse_log_token(t)?,
+        None => 0,
+    };
+    let limit = if q.full_content == Some(true) {
+        FULL_LOG_PAGE_LINES
+    } else {
+        LOG_PAGE_LINES
+    };
+    // One line more than a page says whether another page follows.
+    let mut rows = state
         .store
-        .task_logs(&dag_id, &run_id, &task_id, Some(try_number))
-        .await?
+        .task_log_page(&dag_id, &run_id, &task_id, try_number, after, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let continuation_token = match rows.last() {
+        Some(last) if more => Some(log_token(last.id)),
+        _ => None,
+    };
+    let lines: Vec<StructuredLogMessage> = rows
         .into_iter()
         .map(|l| StructuredLogMessage {
             timestamp: Some(l.ts),
@@ -414,11 +453,16 @@ pub async fn log(
             body.push_str(&serde_json::to_string(line).map_err(Problem::internal)?);
             body.push('\n');
         }
-        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+        let mut response = ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
+        // NDJSON has no envelope: the next page's token is a header.
+        if let Some(token) = continuation_token.and_then(|t| t.parse().ok()) {
+            response.headers_mut().insert("x-continuation-token", token);
+        }
+        return Ok(response);
     }
     Ok(Json(TaskInstancesLogResponse {
         content: lines,
-        continuation_token: None,
+        continuation_token,
     })
     .into_response())
 }
@@ -449,6 +493,18 @@ mod tests {
             vec![TaskState::None, TaskState::Failed]
         );
         assert_eq!(state_filter(vec!["bogus".into()]).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn log_tokens_round_trip_and_others_are_refused() {
+        assert_eq!(parse_log_token(&log_token(0)).unwrap(), 0);
+        assert_eq!(
+            parse_log_token(&log_token(123_456_789)).unwrap(),
+            123_456_789
+        );
+        for bad in ["", "l", "x10", "l-1", "lzz", "l8000000000000000"] {
+            assert_eq!(parse_log_token(bad).unwrap_err().status, 400, "{bad:?}");
+        }
     }
 
     #[test]
