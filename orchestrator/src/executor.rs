@@ -153,7 +153,7 @@ fn unzip4(
 }
 
 /// How a try ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Outcome {
     Success(Value),
     Skipped(String),
@@ -234,7 +234,79 @@ pub async fn run_claimed(
     }
     let _ = stop_tx.send(());
     let rest = writer.await.unwrap_or_default();
-    record_outcome(store, &dag, task, me, &claimed, outcome, rest).await
+    record_outcome_retrying(store, &dag, task, me, &claimed, outcome, rest, &abort).await
+}
+
+/// How long an outcome is retried through a database outage: a supervised
+/// embedded Postgres restarts within seconds; a failover takes longer.
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// This worker recorded try `c` already (a sensor's reschedule writes no
+/// try row: its lost commit is taken as not recorded, and at worst its
+/// last log lines are stored twice).
+async fn try_recorded(store: &Store, c: &Claimed, me: &WorkerIdentity) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM task_tries WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+                        AND map_index = $4 AND try_number = $5 AND worker_id = $6)",
+    )
+    .bind(&c.dag_id)
+    .bind(&c.run_id)
+    .bind(&c.task_id)
+    .bind(c.map_index)
+    .bind(c.try_number)
+    .bind(&me.worker_id)
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// [`record_outcome`], retried with backoff while the database cannot be
+/// reached, so a finished try is not lost to a restart of Postgres (and
+/// then run again by the zombie reaper). Recording is idempotent: it is
+/// guarded by worker and try, and a retry after a commit whose answer was
+/// lost finds the try recorded and stops.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "record_outcome's, plus the abort token"
+)]
+async fn record_outcome_retrying(
+    store: &Store,
+    dag: &Dag,
+    task: &TaskNode,
+    me: &WorkerIdentity,
+    c: &Claimed,
+    outcome: Outcome,
+    log_tail: Vec<LogLine>,
+    abort: &CancellationToken,
+) -> Result<Finished, StoreError> {
+    let deadline = Instant::now() + RECORD_RETRY_FOR;
+    let mut delay = Duration::from_millis(200);
+    let mut attempt: u32 = 1;
+    loop {
+        let result = record_outcome(
+            store,
+            dag,
+            task,
+            me,
+            c,
+            outcome.clone(),
+            log_tail.clone(),
+            attempt > 1,
+        )
+        .await;
+        match result {
+            Err(e) if e.is_connection() && Instant::now() < deadline && !abort.is_cancelled() => {
+                tracing::warn!(dag_id = %c.dag_id, task_id = %c.task_id, try_number = c.try_number,
+                    attempt, "recording the try's outcome failed, retrying in {delay:?}: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = abort.cancelled() => return Err(e),
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn execute(
@@ -411,6 +483,10 @@ async fn insert_logs<'e, E: sqlx::PgExecutor<'e>>(
     Ok(())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one try's identity, outcome and log"
+)]
 async fn record_outcome(
     store: &Store,
     dag: &Dag,
@@ -419,6 +495,7 @@ async fn record_outcome(
     c: &Claimed,
     outcome: Outcome,
     log_tail: Vec<LogLine>,
+    retrying: bool,
 ) -> Result<Finished, StoreError> {
     let (state, next_attempt, error, output, reschedule) = match outcome {
         Outcome::Success(v) => (TaskState::Success, None, None, Some(v), false),
@@ -458,6 +535,13 @@ async fn record_outcome(
     .await?;
     let Some(start_date) = owned else {
         drop(tx);
+        if retrying && try_recorded(store, c, me).await? {
+            // An earlier attempt committed; only its answer was lost.
+            return Ok(Finished {
+                queued: false,
+                needs_scheduler: true,
+            });
+        }
         let mut lines = log_tail;
         flush_logs(store, c, &mut lines).await;
         tracing::warn!(dag_id = %c.dag_id, task_id = %c.task_id, try_number = c.try_number,

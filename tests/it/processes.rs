@@ -424,3 +424,39 @@ fn health_says_when_the_kafka_broker_does_not_answer() {
         env.proc_log(0)
     );
 }
+
+#[test]
+fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
+    let mut env = TestEnv::start_with(true);
+    let (_pid, _base) = env.spawn_up();
+    env.ok(&["dags", "unpause", "example_deadline"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_deadline",
+        "--logical-date",
+        "2024-01-01",
+    ]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE dag_id = 'example_deadline' AND task_id = 'slow'",
+        "running",
+        30,
+    );
+    // The task sleeps 4 s: it ends while the database is down.
+    env.crash_postgres_for(std::time::Duration::from_secs(6));
+    env.wait_for(
+        "SELECT state FROM dag_runs WHERE dag_id = 'example_deadline'",
+        "success",
+        120,
+    );
+    let tries = env.sql(
+        "SELECT try_number || ':' || state FROM task_tries
+         WHERE dag_id = 'example_deadline' AND task_id = 'slow' ORDER BY try_number",
+    );
+    assert_eq!(
+        tries,
+        ["1:success"],
+        "one try, recorded once:\n{}",
+        env.proc_log(0)
+    );
+}

@@ -37,6 +37,35 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// The database could not be reached or dropped the connection: the
+    /// same statement may pass once it is back (a restart, a failover).
+    /// Errors the database itself answered with are not.
+    pub fn is_connection(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Sql(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Protocol(_)
+                ) || e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    // Class 08: connection exception; 57P01-03: the server is
+                    // shutting down or starting up.
+                    .is_some_and(|c| {
+                        c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")
+                    })
+            }
+            StoreError::Migrate(_) => false,
+        }
+    }
+}
+
 /// A handle on the metadata database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -117,6 +146,16 @@ pub fn mask_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_lost_connections_are_worth_retrying() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(super::StoreError::Sql(sqlx::Error::Io(io)).is_connection());
+        assert!(super::StoreError::Sql(sqlx::Error::PoolTimedOut).is_connection());
+        assert!(!super::StoreError::Sql(sqlx::Error::RowNotFound).is_connection());
+        assert!(!super::StoreError::Sql(sqlx::Error::ColumnNotFound("x".into())).is_connection());
+    }
+
     #[test]
     fn passwords_are_masked_in_urls() {
         assert_eq!(

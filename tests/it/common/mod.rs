@@ -23,10 +23,16 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// With `durable`, the test cluster keeps what it committed through a
+    /// crash (fsync and synchronous commits on), for tests that kill it.
+    pub fn start_with(durable: bool) -> Self {
         let home = tempfile::tempdir().expect("temp dir");
         let pg = EmbeddedPostgres::start(&EmbeddedOptions {
             home: home.path().join("pg"),
-            durable: false,
+            durable,
         })
         .expect("start a throwaway Postgres cluster");
         let url = pg.url().to_owned();
@@ -35,6 +41,34 @@ impl TestEnv {
             url,
             children: Vec::new(),
             pg,
+        }
+    }
+
+    /// Kills this environment's Postgres (SIGKILL of the postmaster: its
+    /// connections drop at once), keeps it down for `down`, then starts it
+    /// again on the same port.
+    pub fn crash_postgres_for(&mut self, down: Duration) {
+        let pid_file = self.pg.data_dir().join("postmaster.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|c| c.lines().next().and_then(|l| l.trim().parse().ok()))
+            .expect("the test cluster's postmaster pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the postmaster");
+        std::thread::sleep(down);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.pg.revive() {
+                Ok(orchestrator::store::embedded::Health::Restarted) => return,
+                // Still exiting, or its backends still hold its memory.
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
+                other => panic!("the test cluster did not start again: {other:?}"),
+            }
         }
     }
 
