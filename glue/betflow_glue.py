@@ -259,3 +259,56 @@ def unix_time(secs):
         return datetime.fromtimestamp(secs, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+# --- JSON types as BetFlow's Rust decoders take them --------------------------
+
+
+class Bad(ValueError):
+    """A value of the wrong JSON type, or a record breaking a rule: the
+    record it is in is left out."""
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def opt_str(v):
+    if v is None or isinstance(v, str):
+        return v
+    raise Bad("not a string")
+
+
+def list_or_null(v):
+    """A list, where the source may send null for an empty one."""
+    if v is None:
+        return []
+    if isinstance(v, list):
+        return v
+    raise Bad("not a list")
+
+
+# --- bronze jobs --------------------------------------------------------------
+
+
+def origin_of(obj, manifest):
+    """The sports day and the origin columns (source, raw_key, run_id,
+    ingested_at) of one raw object's rows. An object may name its own day
+    (a manifest spanning days, as the batch bench writes); else the run's."""
+    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
+    origin = (obj["source"], obj["key"], manifest["run_id"], parse_instant(manifest["ingested_at"]))
+    return day, origin
+
+
+def run_bronze(table, rows):
+    """A bronze job from end to end: the manifest's raw objects, each read
+    into `rows(item, manifest)` (item: (object, parsed JSON)), written as
+    `table`."""
+    args = arguments()
+    spark = session("betflow-" + table)
+    schemas = read_json(spark, args["schemas"])
+    manifest = read_json(spark, args["input_manifest"])
+    data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
+    df = spark.createDataFrame(data, schema(schemas, table))
+    write_output(spark, df, table, args, schemas)
+    spark.stop()

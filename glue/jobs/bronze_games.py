@@ -12,16 +12,14 @@ import math
 import unicodedata
 
 from betflow_glue import (
-    arguments,
-    parse_date,
-    parse_instant,
+    Bad,
+    is_int,
+    list_or_null,
+    opt_str,
+    origin_of,
     parse_time,
-    raw_objects,
-    read_json,
-    schema,
-    session,
+    run_bronze,
     utc,
-    write_output,
 )
 
 TABLE = "bronze.games"
@@ -31,21 +29,7 @@ U32 = 2**32 - 1
 I32 = (-(2**31), 2**31 - 1)
 
 
-class Bad(ValueError):
-    """A game that breaks a rule; it is left out."""
-
-
 # --- JSON types as the Rust decoder takes them -------------------------------
-
-
-def is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def opt_str(v):
-    if v is None or isinstance(v, str):
-        return v
-    raise Bad("not a string")
 
 
 def opt_bool(v):
@@ -100,14 +84,6 @@ def opt_obj(v):
     if v is None or isinstance(v, dict):
         return v
     raise Bad("not an object")
-
-
-def list_or_null(v):
-    if v is None:
-        return []
-    if isinstance(v, list):
-        return v
-    raise Bad("not a list")
 
 
 # --- the structs --------------------------------------------------------------
@@ -438,10 +414,7 @@ def games(payload):
 
 def rows(item, manifest):
     obj, payload = item
-    # An object may name its own day (a manifest spanning days, as the
-    # batch bench writes); else the run's.
-    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
-    origin = (obj["source"], obj["key"], manifest["run_id"], parse_instant(manifest["ingested_at"]))
+    day, origin = origin_of(obj, manifest)
     for g in games(payload):
         h, a, v = g["home"], g["away"], g["venue"] or {}
         yield (
@@ -476,16 +449,5 @@ def rows(item, manifest):
         ) + origin
 
 
-def main():
-    args = arguments()
-    spark = session("betflow-" + TABLE)
-    schemas = read_json(spark, args["schemas"])
-    manifest = read_json(spark, args["input_manifest"])
-    data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
-    df = spark.createDataFrame(data, schema(schemas, TABLE))
-    write_output(spark, df, TABLE, args, schemas)
-    spark.stop()
-
-
 if __name__ == "__main__":
-    main()
+    run_bronze(TABLE, rows)

@@ -14,18 +14,15 @@ import math
 import unicodedata
 
 from betflow_glue import (
-    arguments,
+    Bad,
     is_number,
-    parse_date,
-    parse_instant,
+    list_or_null,
+    opt_str,
+    origin_of,
     parse_time,
-    raw_objects,
-    read_json,
-    schema,
-    session,
+    run_bronze,
     unix_time,
     utc,
-    write_output,
 )
 
 TABLE = "bronze.odds"
@@ -34,18 +31,8 @@ MAX_NAME = 200
 QUOTED_MARKETS = ("h2h", "spreads", "totals")
 
 
-class Bad(ValueError):
-    """Part of a payload the decoder refuses."""
-
-
 def req_str(v):
     if isinstance(v, str):
-        return v
-    raise Bad("not a string")
-
-
-def opt_str(v):
-    if v is None or isinstance(v, str):
         return v
     raise Bad("not a string")
 
@@ -80,14 +67,6 @@ def req_time(v):
     if t is None:
         raise Bad("missing timestamp")
     return t
-
-
-def list_or_null(v):
-    if v is None:
-        return []
-    if isinstance(v, list):
-        return v
-    raise Bad("not a list")
 
 
 def price(v):
@@ -238,10 +217,7 @@ def snapshots(payload):
 
 def rows(item, manifest):
     obj, payload = item
-    # An object may name its own day (a manifest spanning days, as the
-    # batch bench writes); else the run's.
-    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
-    origin = (obj["source"], obj["key"], manifest["run_id"], parse_instant(manifest["ingested_at"]))
+    day, origin = origin_of(obj, manifest)
     for at, e in snapshots(payload):
         for b in e["bookmakers"]:
             for m in b["markets"]:
@@ -272,16 +248,5 @@ def rows(item, manifest):
                     ) + origin
 
 
-def main():
-    args = arguments()
-    spark = session("betflow-" + TABLE)
-    schemas = read_json(spark, args["schemas"])
-    manifest = read_json(spark, args["input_manifest"])
-    data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
-    df = spark.createDataFrame(data, schema(schemas, TABLE))
-    write_output(spark, df, TABLE, args, schemas)
-    spark.stop()
-
-
 if __name__ == "__main__":
-    main()
+    run_bronze(TABLE, rows)

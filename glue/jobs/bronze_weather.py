@@ -9,18 +9,12 @@ converted; a multi-model response uses the model with the most values.
 """
 
 from betflow_glue import (
-    arguments,
     is_number,
-    parse_instant,
-    parse_date,
+    origin_of,
     parse_time,
-    raw_objects,
-    read_json,
-    schema,
-    session,
+    run_bronze,
     shift,
     utc,
-    write_output,
 )
 
 TABLE = "bronze.weather"
@@ -124,15 +118,7 @@ def observations(response):
 
 def rows(item, manifest):
     obj, payload = item
-    origin = (
-        obj["source"],
-        obj["key"],
-        manifest["run_id"],
-        parse_instant(manifest["ingested_at"]),
-    )
-    # An object may name its own day (a manifest spanning days, as the
-    # batch bench writes); else the run's.
-    day = parse_date(obj.get("sports_date") or manifest["sports_day"])
+    day, origin = origin_of(obj, manifest)
     for entry in payload if isinstance(payload, list) else []:
         if not isinstance(entry, dict):
             continue
@@ -155,16 +141,5 @@ def rows(item, manifest):
             ) + origin
 
 
-def main():
-    args = arguments()
-    spark = session("betflow-" + TABLE)
-    schemas = read_json(spark, args["schemas"])
-    manifest = read_json(spark, args["input_manifest"])
-    data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
-    df = spark.createDataFrame(data, schema(schemas, TABLE))
-    write_output(spark, df, TABLE, args, schemas)
-    spark.stop()
-
-
 if __name__ == "__main__":
-    main()
+    run_bronze(TABLE, rows)

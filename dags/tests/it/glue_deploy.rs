@@ -5,31 +5,16 @@
 //! moto has no UpdateJob: [`GlueProxy`] stands in for it (see `glue.rs`).
 
 use crate::glue::GlueProxy;
-use crate::support::MotoServer;
-use dags::lake::{S3Config, S3Store};
+use crate::support::{moto_lake, MotoServer};
 use dags::transform::spark::deploy::{self, DeployError, Step};
 use dags::transform::spark::scripts;
 use lakehouse::{CatalogSetting, LakeSettings};
 use orchestrator::setting::Vars;
 
 async fn lake(moto: &MotoServer) -> LakeSettings {
-    let s3 = S3Config {
-        endpoint: Some(moto.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-        bucket: "betflow-lake".to_owned(),
-        path_style: true,
-        access_key_id: "betflow-test".to_owned(),
-        secret_access_key: "betflow-test-secret".to_owned(),
-        session_token: None,
-    };
-    S3Store::new(&s3)
-        .unwrap()
-        .ensure_bucket()
-        .await
-        .expect("bucket");
     LakeSettings {
         local_dir: std::env::temp_dir(),
-        s3: Some(s3),
+        s3: Some(moto_lake(moto).await),
         catalog: CatalogSetting::Sql,
     }
 }

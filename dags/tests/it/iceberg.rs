@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use crate::support::MotoServer;
+use crate::support::{moto_lake, MotoServer};
 use chrono::NaiveDate;
-use dags::lake::{S3Config, S3Store};
 use lakehouse::aws::AwsCredentials;
 use lakehouse::glue_api::tables::{GetTableRequest, GetTableResponse};
 use lakehouse::iceberg::catalog::GlueCatalogConfig;
@@ -365,25 +364,6 @@ fn python() -> Option<String> {
     std::env::var("BETFLOW_PYTHON")
         .ok()
         .filter(|p| !p.is_empty())
-}
-
-/// The lake's S3 settings against `moto`, with its bucket created.
-async fn moto_lake(moto: &MotoServer) -> S3Config {
-    let s3 = S3Config {
-        endpoint: Some(moto.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-        bucket: "betflow-lake".to_owned(),
-        path_style: true,
-        access_key_id: "betflow-test".to_owned(),
-        secret_access_key: "betflow-test-secret".to_owned(),
-        session_token: None,
-    };
-    S3Store::new(&s3)
-        .unwrap()
-        .ensure_bucket()
-        .await
-        .expect("bucket");
-    s3
 }
 
 /// A first load, then a re-run that replaces one of its partitions; the

@@ -9,7 +9,7 @@ use lakehouse::glue_api::jobs::{
     CreateJobRequest, GetJobRequest, GetJobResponse, JobCommand, JobDefinition, JobNameResponse,
     UpdateJobRequest,
 };
-use lakehouse::glue_api::{GlueApiError, GlueErrorKind};
+use lakehouse::glue_api::{GlueApiError, GlueClient, GlueErrorKind};
 use lakehouse::glue_job::GlueConfig;
 use lakehouse::lake::LakeError;
 use lakehouse::LakeSettings;
@@ -199,15 +199,13 @@ pub async fn deploy(
         });
     }
     for job in JOBS {
-        let config = GlueConfig::resolve(job.key, env)?;
         let wanted = definition(job, &version, &bucket, &settings);
-        let name = config.job_name.clone();
+        let (name, client, deployed) = deployed_job(job, env).await?;
         let glue_err = |source: GlueApiError| DeployError::Glue {
             job: name.clone(),
             source,
         };
-        let client = config.client().map_err(glue_err)?;
-        let action = match get_job(&client, &name).await.map_err(glue_err)? {
+        let action = match deployed {
             None if dry_run => "would create".to_owned(),
             None => {
                 let request = CreateJobRequest {
@@ -259,14 +257,8 @@ pub async fn status(lake: &LakeSettings, env: &impl Lookup) -> Result<Vec<Step>,
         },
     }];
     for job in JOBS {
-        let config = GlueConfig::resolve(job.key, env)?;
-        let name = config.job_name.clone();
-        let glue_err = |source: GlueApiError| DeployError::Glue {
-            job: name.clone(),
-            source,
-        };
-        let client = config.client().map_err(glue_err)?;
-        let action = match get_job(&client, &name).await.map_err(glue_err)? {
+        let (name, _client, deployed) = deployed_job(job, env).await?;
+        let action = match deployed {
             None => "not deployed".to_owned(),
             Some(deployed) => {
                 let deployed_version = deployed
@@ -297,10 +289,24 @@ pub async fn status(lake: &LakeSettings, env: &impl Lookup) -> Result<Vec<Step>,
     Ok(steps)
 }
 
-async fn get_job(
-    client: &lakehouse::glue_api::GlueClient,
-    name: &str,
-) -> Result<Option<JobDefinition>, GlueApiError> {
+/// `job`'s Glue job name, a client for it, and its definition in Glue
+/// (`None`: not created yet).
+async fn deployed_job(
+    job: &Job,
+    env: &impl Lookup,
+) -> Result<(String, GlueClient, Option<JobDefinition>), DeployError> {
+    let config = GlueConfig::resolve(job.key, env)?;
+    let name = config.job_name.clone();
+    let glue_err = |source: GlueApiError| DeployError::Glue {
+        job: name.clone(),
+        source,
+    };
+    let client = config.client().map_err(glue_err)?;
+    let deployed = get_job(&client, &name).await.map_err(glue_err)?;
+    Ok((name, client, deployed))
+}
+
+async fn get_job(client: &GlueClient, name: &str) -> Result<Option<JobDefinition>, GlueApiError> {
     match client
         .call::<_, GetJobResponse>("GetJob", &GetJobRequest { job_name: name })
         .await

@@ -71,3 +71,22 @@ pub fn moto_binary() -> Option<PathBuf> {
         .map(|dir| dir.join("moto_server"))
         .find(|p| p.is_file())
 }
+
+/// The lake's S3 settings against `moto`, with its bucket created.
+pub async fn moto_lake(moto: &MotoServer) -> dags::lake::S3Config {
+    let s3 = dags::lake::S3Config {
+        endpoint: Some(moto.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+        bucket: "betflow-lake".to_owned(),
+        path_style: true,
+        access_key_id: "betflow-test".to_owned(),
+        secret_access_key: "betflow-test-secret".to_owned(),
+        session_token: None,
+    };
+    dags::lake::S3Store::new(&s3)
+        .unwrap()
+        .ensure_bucket()
+        .await
+        .expect("bucket");
+    s3
+}
