@@ -16,6 +16,7 @@ use serde_json::json;
 use lakehouse::quality::{self, Check, Suite};
 
 pub fn add_to(bag: &mut DagBag) {
+    bag.source("dags/src/examples.rs", include_str!("examples.rs"));
     bag.pool("example_single", 1);
     for dag in [
         etl(),

@@ -101,6 +101,9 @@ fn bag_of(
     dags: impl Iterator<Item = Result<orchestrator::Dag, orchestrator::dag::DagError>>,
 ) -> DagBag {
     let mut bag = DagBag::new();
+    // The files the DAGs are defined in, for `/api/v2/dagSources`.
+    bag.source("dags/src/batch.rs", include_str!("batch.rs"));
+    bag.source("dags/src/live_streams.rs", include_str!("live_streams.rs"));
     for (name, slots) in POOLS {
         bag.pool(name, *slots);
     }

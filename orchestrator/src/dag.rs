@@ -731,6 +731,8 @@ pub struct DagBag {
     dags: BTreeMap<String, Arc<Dag>>,
     pools: BTreeMap<String, u32>,
     default_alerts: Alerts,
+    /// The source text of the files DAGs are defined in, by `fileloc`.
+    sources: BTreeMap<&'static str, &'static str>,
 }
 
 impl DagBag {
@@ -764,6 +766,17 @@ impl DagBag {
         }
     }
 
+    /// The source of the file at `fileloc` (as [`Dag::fileloc`] names it),
+    /// carried in the binary so the API can show a DAG's code.
+    pub fn source(&mut self, fileloc: &'static str, text: &'static str) {
+        self.sources.insert(fileloc, text);
+    }
+
+    /// The source of a DAG's file, when the binary carries it.
+    pub fn source_of(&self, dag: &Dag) -> Option<&'static str> {
+        self.sources.get(dag.fileloc.as_str()).copied()
+    }
+
     /// Declare a pool and its slot count; synced to the database at start-up.
     pub fn pool(&mut self, name: &str, slots: u32) {
         self.pools.insert(name.to_owned(), slots);
@@ -792,6 +805,7 @@ impl DagBag {
                 .collect(),
             pools: self.pools.clone(),
             default_alerts: self.default_alerts.clone(),
+            sources: self.sources.clone(),
         }
     }
 }

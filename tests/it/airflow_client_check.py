@@ -113,6 +113,17 @@ def main(base_url, token):
         assert done.dag_versions[0].id == v1.id
         assert af.DagVersionApi(client).get_dag_version("example_etl", 1).id == v1.id
         expect_status(404, af.DagVersionApi(client).get_dag_version, "example_etl", 2)
+
+        # DAG details and the DAG's source (the Rust file defining it).
+        details = dags.get_dag_details("example_etl")
+        assert details.dag_id == "example_etl" and details.catchup is False, details
+        assert details.concurrency == details.max_active_tasks, details
+        assert details.latest_dag_version.version_number == 1, details.latest_dag_version
+        assert details.timezone, details
+        source = af.DagSourceApi(client).get_dag_source("example_etl")
+        assert source.version_number == 1, source.version_number
+        assert 'Dag::builder("example_etl")' in source.content, source.content[:200]
+        expect_status(404, af.DagSourceApi(client).get_dag_source, "example_etl", version_number=2)
         wait_for_run(runs, "example_etl", now_run.dag_run_id)
 
         listed = runs.get_dag_runs("example_etl", limit=1, order_by=["logical_date"])

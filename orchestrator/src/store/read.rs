@@ -603,6 +603,16 @@ impl Store {
         Ok((rows, total))
     }
 
+    /// Runs of a DAG queued or running now.
+    pub async fn active_run_count(&self, dag_id: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(dag_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// One version of a DAG.
     pub async fn dag_version(
         &self,

@@ -9,6 +9,7 @@
 
 mod absent;
 mod clear;
+mod dag_details;
 mod dag_runs;
 mod dag_versions;
 mod dags;
@@ -67,6 +68,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(event_logs::get))
         .routes(routes!(dag_versions::list))
         .routes(routes!(dag_versions::get))
+        .routes(routes!(dag_details::details))
+        .routes(routes!(dag_details::source))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.
