@@ -119,6 +119,13 @@ pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
         let failed = db.store.failed_task_ids(&dag.id, run_id).await?;
         db.store.clear_tasks(&dag, run_id, &failed).await?;
     }
+    let action = web::audit::Action {
+        event: "backfill",
+        dag_id: Some(&dag.id),
+        extra: json!({"created": created, "rerun": rerun, "kept": kept.len()}),
+        ..Default::default()
+    };
+    super::audit(&db, action).await;
     outln!(
         "backfill of {}: {} run(s) created, {} failed run(s) re-run, {} existing run(s) kept",
         dag.id,

@@ -131,11 +131,13 @@ pub async fn run(settings: &Settings, cmd: DagsCommand) -> Result<ExitCode> {
         }
         DagsCommand::Pause { dag } => {
             db.store.set_paused(&dag, true).await?;
+            super::audit(&db, dag_action("pause", &dag, None)).await;
             outln!("paused {dag}");
             ExitCode::SUCCESS
         }
         DagsCommand::Unpause { dag } => {
             db.store.set_paused(&dag, false).await?;
+            super::audit(&db, dag_action("unpause", &dag, None)).await;
             db.store.wake().await?;
             outln!("unpaused {dag}");
             ExitCode::SUCCESS
@@ -161,6 +163,7 @@ pub async fn run(settings: &Settings, cmd: DagsCommand) -> Result<ExitCode> {
                     interval.start.to_rfc3339()
                 )));
             };
+            super::audit(&db, dag_action("trigger", &dag, Some(&run_id))).await;
             outln!("created run {run_id} of {dag}");
             if block {
                 let states = wait::until_finished(
@@ -287,4 +290,14 @@ fn show(dag: &Dag) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A DAG action for the audit trail.
+fn dag_action<'a>(event: &'a str, dag: &'a str, run_id: Option<&'a str>) -> web::audit::Action<'a> {
+    web::audit::Action {
+        event,
+        dag_id: Some(dag),
+        run_id,
+        ..Default::default()
+    }
 }

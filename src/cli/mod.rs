@@ -131,6 +131,15 @@ pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Resul
     Ok(bag)
 }
 
+/// Records an action taken from the command line in the audit trail, as
+/// `cli:<login name>` (there is no web user or address): what the web
+/// records for the same action by a user.
+pub async fn audit(db: &services::database::Database, action: web::audit::Action<'_>) {
+    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let owner = format!("cli:{login}");
+    web::audit::record(&db.pool, Some(&owner), None, action).await;
+}
+
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let settings: &Settings = &cli.settings;
     // Every command checks the pipelines' settings: a typo must stop it,

@@ -135,6 +135,14 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }
             let cleared = db.store.clear_tasks(&d, &run_id, &ids).await?;
+            let action = web::audit::Action {
+                event: "clear",
+                dag_id: Some(&dag),
+                run_id: Some(&run_id),
+                task_id: task.as_deref(),
+                extra: serde_json::json!({"task_ids": cleared, "downstream": downstream}),
+            };
+            super::audit(&db, action).await;
             outln!(
                 "cleared {} task instance(s): {}",
                 cleared.len(),

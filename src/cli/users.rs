@@ -109,17 +109,14 @@ fn password_from_stdin() -> Result<(String, bool)> {
     })
 }
 
-/// Records an account action taken from the command line in the audit
-/// trail, as `cli:<login name>` (there is no web user or address).
+/// An account action in the audit trail ([`super::audit`]).
 async fn audit(db: &Database, event: &str, extra: serde_json::Value) {
-    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
-    let owner = format!("cli:{login}");
     let action = web::audit::Action {
         event,
         extra,
         ..Default::default()
     };
-    web::audit::record(&db.pool, Some(&owner), None, action).await;
+    super::audit(db, action).await;
 }
 
 fn when(t: Option<chrono::DateTime<chrono::Utc>>) -> String {

@@ -325,3 +325,51 @@ fn runs_show_lists_the_quality_checks_of_the_latest_try() {
     assert_eq!(range["observed_value"], 1.0);
     assert_eq!(range["observed"]["sample"][0], "id=3");
 }
+
+#[test]
+fn the_clis_dag_actions_are_in_the_audit_trail() {
+    let env = TestEnv::start();
+    env.ok(&["dags", "unpause", "example_etl"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_etl",
+        "--logical-date",
+        "2024-04-01",
+    ]);
+    env.ok(&["dags", "pause", "example_etl"]);
+    let run = env.scalar("SELECT run_id FROM dag_runs WHERE dag_id = 'example_etl'");
+    env.ok(&["tasks", "clear", "example_etl", &run, "--task", "extract"]);
+    env.ok(&[
+        "backfill",
+        "example_daily",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-03",
+    ]);
+    // A dry run changes nothing and is not recorded.
+    env.ok(&[
+        "backfill",
+        "example_daily",
+        "--from",
+        "2024-02-01",
+        "--to",
+        "2024-02-02",
+        "--dry-run",
+    ]);
+    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    assert_eq!(
+        env.sql(
+            "SELECT event || ' ' || dag_id || ' ' || coalesce(run_id, '-') || ' ' || coalesce(task_id, '-')
+             || ' ' || owner FROM event_logs ORDER BY id"
+        ),
+        [
+            format!("unpause example_etl - - cli:{login}"),
+            format!("trigger example_etl {run} - cli:{login}"),
+            format!("pause example_etl - - cli:{login}"),
+            format!("clear example_etl {run} extract cli:{login}"),
+            format!("backfill example_daily - - cli:{login}"),
+        ]
+    );
+}
