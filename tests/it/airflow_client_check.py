@@ -114,6 +114,20 @@ def main(base_url, token):
         assert af.DagVersionApi(client).get_dag_version("example_etl", 1).id == v1.id
         expect_status(404, af.DagVersionApi(client).get_dag_version, "example_etl", 2)
 
+        # A task instance's tries, and the run's XCom entries.
+        tries = tis.get_task_instance_tries("example_etl", run_id, "extract")
+        assert [(t.try_number, t.state.value) for t in tries.task_instances] == [(1, "success")], tries
+        one_try = tis.get_task_instance_try_details("example_etl", run_id, "extract", 1)
+        assert one_try.try_number == 1 and one_try.end_date is not None, one_try
+        expect_status(404, tis.get_task_instance_try_details, "example_etl", run_id, "extract", 2)
+        xcoms = af.XComApi(client).get_xcom_entries("example_etl", run_id, "~")
+        keyed = {(x.task_id, x.key) for x in xcoms.xcom_entries}
+        assert ("extract", "return_value") in keyed, keyed
+        assert xcoms.total_entries == len(keyed), xcoms.total_entries
+        entry = af.XComApi(client).get_xcom_entry("example_etl", "extract", run_id, "return_value")
+        assert entry.actual_instance.value is not None, entry
+        expect_status(404, af.XComApi(client).get_xcom_entry, "example_etl", "extract", run_id, "nope")
+
         # DAG details and the DAG's source (the Rust file defining it).
         details = dags.get_dag_details("example_etl")
         assert details.dag_id == "example_etl" and details.catchup is False, details

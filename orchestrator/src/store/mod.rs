@@ -20,7 +20,7 @@ pub use read::{AlertDeliveryRow, PoolRow, ProcessRow};
 pub use read::{
     DagPageFilter, DagRow, DagSort, DagVersionRow, LogRow, RunFilter, RunPageFilter, RunRow,
     RunSort, RunStateRow, RunTaskStateRow, TaskInstanceDetailRow, TaskInstancePageFilter,
-    TaskInstanceRow, TaskInstanceSort, TryRow,
+    TaskInstanceRow, TaskInstanceSort, TryHistoryRow, TryRow, XcomRow,
 };
 
 #[derive(Debug, thiserror::Error)]

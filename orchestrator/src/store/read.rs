@@ -128,6 +128,27 @@ pub struct TryRow {
     pub error: Option<String>,
 }
 
+/// One ended try of a task instance, where it ran.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TryHistoryRow {
+    pub try_number: i32,
+    pub state: TaskState,
+    pub hostname: Option<String>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+}
+
+/// One XCom entry (BetFlow writes a task's output as `return_value`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct XcomRow {
+    pub task_id: String,
+    pub map_index: i32,
+    pub key: String,
+    pub value: Value,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct LogRow {
     pub try_number: i32,
@@ -820,6 +841,60 @@ impl Store {
         .bind(run_id)
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// The ended tries of one task instance, oldest first.
+    pub async fn instance_tries(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<TryHistoryRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT try_number, state, hostname, start_date, end_date, duration FROM task_tries
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = -1
+             ORDER BY try_number",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The XCom entries of a run's task (every task with `None`), a page of
+    /// them by task and key, and how many there are.
+    pub async fn xcom_entries(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: Option<&str>,
+        key: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<XcomRow>, i64), StoreError> {
+        const WHERE: &str = "dag_id = $1 AND run_id = $2 AND ($3::text IS NULL OR task_id = $3)
+             AND ($4::text IS NULL OR key = $4)";
+        let rows: Vec<XcomRow> = sqlx::query_as(&format!(
+            "SELECT task_id, map_index, key, value, created_at FROM xcom WHERE {WHERE}
+             ORDER BY task_id, map_index, key LIMIT $5 OFFSET $6"
+        ))
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(key)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM xcom WHERE {WHERE}"))
+            .bind(dag_id)
+            .bind(run_id)
+            .bind(task_id)
+            .bind(key)
+            .fetch_one(self.pool())
+            .await?;
+        Ok((rows, total))
     }
 
     /// Log lines of one task instance, one try or all, after line id `after` (for following).

@@ -20,8 +20,10 @@ mod openapi;
 mod pagination;
 mod quality_checks;
 mod task_instances;
+mod task_tries;
 mod tasks;
 mod version;
+mod xcom;
 
 use std::sync::Arc;
 
@@ -70,6 +72,10 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(dag_versions::get))
         .routes(routes!(dag_details::details))
         .routes(routes!(dag_details::source))
+        .routes(routes!(task_tries::list))
+        .routes(routes!(task_tries::get))
+        .routes(routes!(xcom::list))
+        .routes(routes!(xcom::get))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.

@@ -268,7 +268,7 @@ pub async fn list(
 }
 
 /// The task instance, or a 404 naming it.
-async fn detail_row(
+pub(super) async fn detail_row(
     state: &AppState,
     dag_id: &str,
     run_id: &str,
