@@ -145,6 +145,19 @@ def main(base_url, token):
         assert [r.dag_run_id for r in listed.dag_runs] == [run_id], listed.dag_runs
         everywhere = runs.get_dag_runs("~", state=["success"])
         assert everywhere.total_entries == 2, everywhere.total_entries
+        batch = runs.get_list_dag_runs_batch(
+            "~",
+            af.DAGRunsBatchBody(
+                dag_ids=["example_etl", "example_skip"],
+                states=["success"],
+                logical_date_gte=logical,
+                logical_date_lte=logical,
+                order_by="-logical_date",
+            ),
+        )
+        assert [r.dag_run_id for r in batch.dag_runs] == [run_id], batch.dag_runs
+        assert batch.total_entries == 1, batch.total_entries
+        expect_status(400, runs.get_list_dag_runs_batch, "~", af.DAGRunsBatchBody(conf_contains="x"))
 
         instances = tis.get_task_instances("example_etl", run_id)
         assert instances.total_entries == 3, instances.total_entries

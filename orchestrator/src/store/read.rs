@@ -294,6 +294,12 @@ impl DagSort {
 #[derive(Debug, Clone, Default)]
 pub struct RunPageFilter {
     pub dag_id: Option<String>,
+    /// Any of these DAGs; empty means every DAG (with `dag_id` unset).
+    pub dag_ids: Vec<String>,
+    pub start_date_gte: Option<DateTime<Utc>>,
+    pub start_date_lte: Option<DateTime<Utc>>,
+    pub end_date_gte: Option<DateTime<Utc>>,
+    pub end_date_lte: Option<DateTime<Utc>>,
     /// Any of these states; empty means every state.
     pub states: Vec<RunState>,
     pub run_types: Vec<String>,
@@ -426,7 +432,12 @@ const RUN_PAGE_WHERE: &str = "($1::text IS NULL OR dag_id = $1)
     AND (cardinality($2::text[]) = 0 OR state = ANY($2))
     AND (cardinality($3::text[]) = 0 OR run_type = ANY($3))
     AND ($4::timestamptz IS NULL OR logical_date >= $4)
-    AND ($5::timestamptz IS NULL OR logical_date <= $5)";
+    AND ($5::timestamptz IS NULL OR logical_date <= $5)
+    AND (cardinality($6::text[]) = 0 OR dag_id = ANY($6))
+    AND ($7::timestamptz IS NULL OR start_date >= $7)
+    AND ($8::timestamptz IS NULL OR start_date <= $8)
+    AND ($9::timestamptz IS NULL OR end_date >= $9)
+    AND ($10::timestamptz IS NULL OR end_date <= $10)";
 const TI_DETAIL_SELECT: &str = "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state,
         ti.try_number, ti.max_tries, ti.pool, ti.hostname, ti.worker_id, ti.queued_at, ti.start_date,
         ti.end_date, ti.duration, ti.pool_slots, ti.priority_weight, r.logical_date, r.run_type,
@@ -569,7 +580,7 @@ impl Store {
     ) -> Result<(Vec<RunRow>, i64), StoreError> {
         let order = order_clause(f.order.iter().map(|(k, d)| (k.column(), *d)), "id");
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE {RUN_PAGE_WHERE} {order} LIMIT $6 OFFSET $7"
+            "SELECT {RUN_COLUMNS} FROM dag_runs WHERE {RUN_PAGE_WHERE} {order} LIMIT $11 OFFSET $12"
         );
         let rows = sqlx::query_as(&sql)
             .bind(&f.dag_id)
@@ -577,6 +588,11 @@ impl Store {
             .bind(&f.run_types)
             .bind(f.logical_date_gte)
             .bind(f.logical_date_lte)
+            .bind(&f.dag_ids)
+            .bind(f.start_date_gte)
+            .bind(f.start_date_lte)
+            .bind(f.end_date_gte)
+            .bind(f.end_date_lte)
             .bind(f.limit)
             .bind(f.offset)
             .fetch_all(self.pool())
@@ -589,6 +605,11 @@ impl Store {
         .bind(&f.run_types)
         .bind(f.logical_date_gte)
         .bind(f.logical_date_lte)
+        .bind(&f.dag_ids)
+        .bind(f.start_date_gte)
+        .bind(f.start_date_lte)
+        .bind(f.end_date_gte)
+        .bind(f.end_date_lte)
         .fetch_one(self.pool())
         .await?;
         Ok((rows, total))

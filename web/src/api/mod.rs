@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(dags::get, dags::patch))
         .routes(routes!(dag_runs::list, dag_runs::trigger))
         .routes(routes!(dag_runs::get, dag_runs::patch, dag_runs::delete))
+        .routes(routes!(dag_runs::list_batch))
         .routes(routes!(task_instances::list))
         .routes(routes!(task_instances::get))
         .routes(routes!(task_instances::log))
