@@ -114,6 +114,22 @@ def main(base_url, token):
         assert af.DagVersionApi(client).get_dag_version("example_etl", 1).id == v1.id
         expect_status(404, af.DagVersionApi(client).get_dag_version, "example_etl", 2)
 
+        # The batch task-instance list: filters in the body.
+        batch_tis = tis.get_task_instances_batch(
+            "~",
+            "~",
+            af.TaskInstancesBatchBody(
+                dag_ids=["example_etl"],
+                dag_run_ids=[run_id],
+                task_ids=["extract", "load"],
+                state=["success"],
+                order_by="-task_id",
+            ),
+        )
+        assert [t.task_id for t in batch_tis.task_instances] == ["load", "extract"], batch_tis
+        assert batch_tis.total_entries == 2, batch_tis.total_entries
+        expect_status(400, tis.get_task_instances_batch, "~", "~", af.TaskInstancesBatchBody(queue=["q"]))
+
         # A task instance's tries, and the run's XCom entries.
         tries = tis.get_task_instance_tries("example_etl", run_id, "extract")
         assert [(t.try_number, t.state.value) for t in tries.task_instances] == [(1, "success")], tries

@@ -371,6 +371,15 @@ pub struct TaskInstancePageFilter {
     pub dag_id: Option<String>,
     pub run_id: Option<String>,
     pub task_id: Option<String>,
+    /// Any of these DAGs, runs, tasks and pools; empty lists mean any.
+    pub dag_ids: Vec<String>,
+    pub run_ids: Vec<String>,
+    pub task_ids: Vec<String>,
+    pub pools: Vec<String>,
+    pub start_date_gte: Option<DateTime<Utc>>,
+    pub start_date_lte: Option<DateTime<Utc>>,
+    pub end_date_gte: Option<DateTime<Utc>>,
+    pub end_date_lte: Option<DateTime<Utc>>,
     /// Any of these states (`none` included); empty means every state.
     pub states: Vec<TaskState>,
     pub order: Vec<(TaskInstanceSort, bool)>,
@@ -446,7 +455,15 @@ const TI_DETAIL_SELECT: &str = "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_
 const TI_PAGE_WHERE: &str = "($1::text IS NULL OR ti.dag_id = $1)
     AND ($2::text IS NULL OR ti.run_id = $2)
     AND ($3::text IS NULL OR ti.task_id = $3)
-    AND (cardinality($4::text[]) = 0 OR ti.state = ANY($4))";
+    AND (cardinality($4::text[]) = 0 OR ti.state = ANY($4))
+    AND (cardinality($5::text[]) = 0 OR ti.dag_id = ANY($5))
+    AND (cardinality($6::text[]) = 0 OR ti.run_id = ANY($6))
+    AND (cardinality($7::text[]) = 0 OR ti.task_id = ANY($7))
+    AND (cardinality($8::text[]) = 0 OR ti.pool = ANY($8))
+    AND ($9::timestamptz IS NULL OR ti.start_date >= $9)
+    AND ($10::timestamptz IS NULL OR ti.start_date <= $10)
+    AND ($11::timestamptz IS NULL OR ti.end_date >= $11)
+    AND ($12::timestamptz IS NULL OR ti.end_date <= $12)";
 
 impl Store {
     pub async fn list_dags(&self) -> Result<Vec<DagRow>, StoreError> {
@@ -812,12 +829,20 @@ impl Store {
             f.order.iter().map(|(k, d)| (k.column(), *d)),
             "r.id, ti.task_id, ti.map_index",
         );
-        let sql = format!("{TI_DETAIL_SELECT} WHERE {TI_PAGE_WHERE} {order} LIMIT $5 OFFSET $6");
+        let sql = format!("{TI_DETAIL_SELECT} WHERE {TI_PAGE_WHERE} {order} LIMIT $13 OFFSET $14");
         let rows = sqlx::query_as(&sql)
             .bind(&f.dag_id)
             .bind(&f.run_id)
             .bind(&f.task_id)
             .bind(&f.states)
+            .bind(&f.dag_ids)
+            .bind(&f.run_ids)
+            .bind(&f.task_ids)
+            .bind(&f.pools)
+            .bind(f.start_date_gte)
+            .bind(f.start_date_lte)
+            .bind(f.end_date_gte)
+            .bind(f.end_date_lte)
             .bind(f.limit)
             .bind(f.offset)
             .fetch_all(self.pool())
@@ -829,6 +854,14 @@ impl Store {
         .bind(&f.run_id)
         .bind(&f.task_id)
         .bind(&f.states)
+        .bind(&f.dag_ids)
+        .bind(&f.run_ids)
+        .bind(&f.task_ids)
+        .bind(&f.pools)
+        .bind(f.start_date_gte)
+        .bind(f.start_date_lte)
+        .bind(f.end_date_gte)
+        .bind(f.end_date_lte)
         .fetch_one(self.pool())
         .await?;
         Ok((rows, total))

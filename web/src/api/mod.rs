@@ -48,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(dag_runs::get, dag_runs::patch, dag_runs::delete))
         .routes(routes!(dag_runs::list_batch))
         .routes(routes!(task_instances::list))
+        .routes(routes!(task_instances::list_batch))
         .routes(routes!(task_instances::get))
         .routes(routes!(task_instances::log))
         .routes(routes!(quality_checks::list))
