@@ -97,7 +97,8 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
         .with_sports(::dags::SPORTS.iter().map(|s| s.key))
         .with_rules(pipelines.rules.clone())
-        .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()));
+        .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()))
+        .with_config(exposed_config(settings, &pipelines));
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     run_supervised(&db, bag, config, shutdown.clone()).await?;
     shutdown.cancel();
@@ -139,4 +140,54 @@ async fn run_supervised(
     };
     let (ran, ()) = tokio::join!(engine, db.supervise(SUPERVISE_EVERY, supervising.clone()));
     Ok(ran?)
+}
+
+/// What `/api/v2/config` shows: the effective settings, and the variables
+/// BetFlow reads as they were set (each masked by `ConfigEntry::new`).
+fn exposed_config(
+    settings: &Settings,
+    pipelines: &::dags::settings::Settings,
+) -> Vec<web::api::config::ConfigEntry> {
+    use web::api::config::ConfigEntry;
+    let lake = match &pipelines.lake.s3 {
+        Some(s3) => format!("s3://{}", s3.bucket),
+        None => pipelines.lake.local_dir.display().to_string(),
+    };
+    let mut out = vec![
+        ConfigEntry::new("betflow", "version", env!("CARGO_PKG_VERSION")),
+        ConfigEntry::new("betflow", "home", &settings.home.display().to_string()),
+        ConfigEntry::new("betflow", "parallelism", &settings.parallelism.to_string()),
+        ConfigEntry::new(
+            "betflow",
+            "transform_engine",
+            &format!("{:?}", pipelines.engine).to_lowercase(),
+        ),
+        ConfigEntry::new("betflow", "lake", &lake),
+        ConfigEntry::new(
+            "betflow",
+            "kafka_brokers",
+            pipelines
+                .live
+                .kafka
+                .as_ref()
+                .map_or("", |k| k.brokers.as_str()),
+        ),
+    ];
+    const READ: [&str; 6] = [
+        "BETFLOW_",
+        "KAFKA_",
+        "AWS_",
+        "DATABASE_URL",
+        "ODDS_API_KEY",
+        "OPENWEATHER_API_KEY",
+    ];
+    let mut vars: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| READ.iter().any(|p| k.starts_with(p)))
+        .collect();
+    vars.sort();
+    out.extend(
+        vars.iter()
+            .map(|(k, v)| ConfigEntry::new("environment", k, v)),
+    );
+    out
 }

@@ -269,6 +269,7 @@ def main(base_url, token):
 
         # The audit trail is for admins; an operator is told so.
         expect_status(403, af.EventLogApi(client).get_event_logs)
+        expect_status(403, af.ConfigApi(client).get_config)
 
     print("airflow client checks passed")
 

@@ -919,3 +919,54 @@ fn a_long_log_comes_in_pages_with_continuation_tokens() {
     let r = viewer.get(&format!("{path}?token=not-a-token"));
     assert_problem(&r, 400, "a forged token");
 }
+
+#[test]
+fn admins_read_the_configuration_with_its_secrets_masked() {
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up_with(&[
+        ("ODDS_API_KEY", "odds-key-123"),
+        (
+            "BETFLOW_NOTIFY_WEBHOOK_URL",
+            "https://hooks.example/T000/secret-path",
+        ),
+    ]);
+    env.create_user("ada", "admin", "admin-pass-1");
+    env.create_user("victor", "viewer", "viewer-pass");
+    let admin = Api::new(&base, Some(env.token("ada")));
+    let viewer = Api::new(&base, Some(env.token("victor")));
+    assert_problem(&viewer.get("/config"), 403, "a viewer");
+
+    let config = admin.ok("/config");
+    let text = config.to_string();
+    assert!(
+        !text.contains("odds-key-123") && !text.contains("secret-path"),
+        "{text}"
+    );
+    let option = |section: &str, key: &str| -> Value {
+        config["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["name"] == section)
+            .flat_map(|s| s["options"].as_array().cloned().unwrap_or_default())
+            .find(|o| o["key"] == key)
+            .map(|o| o["value"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(option("environment", "ODDS_API_KEY"), "< hidden >");
+    assert_eq!(
+        option("environment", "BETFLOW_NOTIFY_WEBHOOK_URL"),
+        "< hidden >"
+    );
+    let db = option("environment", "DATABASE_URL");
+    assert!(db.as_str().is_some_and(|u| u.contains(":***@")), "{db}");
+    assert_eq!(option("betflow", "transform_engine"), "local");
+
+    let one = admin.ok("/config/section/betflow/option/transform_engine");
+    assert_eq!(one["sections"][0]["options"][0]["value"], "local");
+    assert_problem(
+        &admin.get("/config?section=nope"),
+        404,
+        "an unknown section",
+    );
+}

@@ -7,7 +7,7 @@
 pub mod auth;
 pub mod problem;
 
-mod api;
+pub mod api;
 pub mod audit;
 mod headers;
 mod health;
@@ -68,6 +68,8 @@ pub struct AppState {
     pub(crate) metrics_cache: Arc<pages::ttl_cache::TtlCache<Arc<str>>>,
     /// Live log follows per user.
     pub(crate) follows: Arc<pages::follows::Follows>,
+    /// What `/api/v2/config` shows, secrets already masked.
+    pub config: Arc<[api::config::ConfigEntry]>,
 }
 
 /// How long a rendered `/metrics` is served again (Prometheus scrapes
@@ -96,7 +98,14 @@ impl AppState {
             kafka_bootstrap: None,
             metrics_cache: Arc::new(pages::ttl_cache::TtlCache::new(METRICS_CACHE_FOR, 1)),
             follows: Arc::default(),
+            config: Arc::from(Vec::new()),
         }
+    }
+
+    /// The configuration `/api/v2/config` shows (entries mask their secrets).
+    pub fn with_config(mut self, entries: Vec<api::config::ConfigEntry>) -> Self {
+        self.config = Arc::from(entries);
+        self
     }
 
     /// The Kafka bootstrap servers to report on (`host:port`, comma separated).

@@ -9,6 +9,7 @@
 
 mod absent;
 mod clear;
+pub mod config;
 mod dag_details;
 mod dag_runs;
 mod dag_versions;
@@ -74,6 +75,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(dag_versions::get))
         .routes(routes!(dag_details::details))
         .routes(routes!(dag_details::source))
+        .routes(routes!(config::get))
+        .routes(routes!(config::value))
         .routes(routes!(task_tries::list))
         .routes(routes!(task_tries::get))
         .routes(routes!(xcom::list))
