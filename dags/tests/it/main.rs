@@ -16,4 +16,5 @@ mod gold_serving;
 mod iceberg;
 mod lake;
 mod news;
+mod s3_faults;
 mod sources;

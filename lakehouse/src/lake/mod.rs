@@ -85,6 +85,9 @@ pub enum LakeError {
         bucket: String,
         key: String,
         message: String,
+        /// S3 refused the request itself (access denied, no such bucket,
+        /// a bad request): the same request will be refused again.
+        refused: bool,
     },
     /// The S3 settings in the environment are incomplete or malformed.
     #[error("S3 lake configuration: {0}")]
@@ -115,7 +118,7 @@ impl LakeError {
     pub fn retry_can_help(&self) -> bool {
         matches!(
             self,
-            LakeError::Io { .. } | LakeError::S3 { .. } | LakeError::Task(_)
+            LakeError::Io { .. } | LakeError::S3 { refused: false, .. } | LakeError::Task(_)
         )
     }
 }

@@ -188,6 +188,26 @@ impl S3Store {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             message,
+            refused: false,
+        }
+    }
+
+    /// An OpenDAL error of `op` on `key`, refused when S3 said no for good
+    /// (OpenDAL retried what was temporary already).
+    fn failed(&self, op: &'static str, key: &str, e: &opendal::Error) -> LakeError {
+        let refused = matches!(
+            e.kind(),
+            opendal::ErrorKind::PermissionDenied
+                | opendal::ErrorKind::ConfigInvalid
+                | opendal::ErrorKind::NotFound
+                | opendal::ErrorKind::Unsupported
+        );
+        LakeError::S3 {
+            op,
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            message: describe(e),
+            refused,
         }
     }
 }
@@ -230,7 +250,7 @@ impl ObjectStore for S3Store {
         self.op
             .write(key, bytes)
             .await
-            .map_err(|e| self.error("put", key, describe(&e)))?;
+            .map_err(|e| self.failed("put", key, &e))?;
         Ok(())
     }
 
@@ -241,7 +261,7 @@ impl ObjectStore for S3Store {
         match self.op.read(key).await {
             Ok(buffer) => Ok(Some(buffer.to_vec())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.error("get", key, describe(&e))),
+            Err(e) => Err(self.failed("get", key, &e)),
         }
     }
 
@@ -255,7 +275,7 @@ impl ObjectStore for S3Store {
             .list_with(prefix)
             .recursive(true)
             .await
-            .map_err(|e| self.error("list", prefix, describe(&e)))?;
+            .map_err(|e| self.failed("list", prefix, &e))?;
         let mut out: Vec<ObjectMeta> = entries
             .iter()
             .filter(|entry| entry.metadata().mode().is_file())
@@ -271,7 +291,7 @@ impl ObjectStore for S3Store {
         self.op
             .delete(key)
             .await
-            .map_err(|e| self.error("delete", key, describe(&e)))
+            .map_err(|e| self.failed("delete", key, &e))
     }
 }
 
