@@ -384,3 +384,49 @@ async fn s3_requests_pass_signature_checks() {
         .to_string();
     assert!(text.contains("SignatureDoesNotMatch"), "{text}");
 }
+
+/// Unmounts a test's tmpfs however the test ends.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_write_at_once_and_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mnt = dir.path().join("lake");
+    std::fs::create_dir(&mnt).expect("mount point");
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("run mount");
+    assert!(
+        status.success(),
+        "mounting a 256 KiB tmpfs as a full lake needs root (scripts/test runs as root in CI)"
+    );
+    let _unmount = Unmount(mnt.clone());
+    let store = LocalStore::new(mnt.clone());
+    let key = "raw/historical/nfl/odds/date=2024-09-08/replay-big.json.gz";
+
+    let err = store
+        .put(key, vec![7u8; 1024 * 1024])
+        .await
+        .expect_err("a 1 MiB object does not fit");
+    assert!(matches!(err, LakeError::DiskFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(!err.retry_can_help(), "a retry cannot make room: {err}");
+    // Nothing half written is visible, and its space is given back.
+    assert!(store.list("raw/").await.expect("list").is_empty());
+    assert_eq!(store.get(key).await.expect("get"), None);
+
+    // Once the object fits, the next write lands.
+    store
+        .put(key, vec![7u8; 64 * 1024])
+        .await
+        .expect("a 64 KiB object fits");
+    assert_eq!(store.list("raw/").await.expect("list").len(), 1);
+}
