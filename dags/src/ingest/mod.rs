@@ -209,3 +209,34 @@ pub(crate) fn selected(ctx: &TaskContext, key: &'static str) -> Result<&'static 
     }
     sport(key).ok_or_else(|| TaskError::msg(format!("unknown sport `{key}`")))
 }
+
+#[cfg(test)]
+mod lake_failure_tests {
+    use super::*;
+    use crate::lake::LakeError;
+
+    #[test]
+    fn a_full_disk_or_a_refused_bucket_fails_at_once_and_a_hiccup_is_retried() {
+        let full = LakeError::DiskFull {
+            key: "raw/k".into(),
+            path: "/lake/raw/k".into(),
+        };
+        assert!(!lake_failed(full).is_retryable());
+        let refused = LakeError::S3 {
+            op: "put",
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "PermissionDenied".into(),
+            refused: true,
+        };
+        assert!(!lake_failed(refused).is_retryable());
+        let hiccup = LakeError::S3 {
+            op: "put",
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "Unexpected: 503".into(),
+            refused: false,
+        };
+        assert!(lake_failed(hiccup).is_retryable());
+    }
+}

@@ -21,7 +21,7 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{selected, Settings, SharedSettings, SourceMode};
+use super::{lake_failed, selected, Settings, SharedSettings, SourceMode};
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::news::{
@@ -207,8 +207,10 @@ impl TypedTask for FetchNews {
             &ctx.run_id,
             Format::Json,
         )?;
-        let store: Arc<dyn ObjectStore> = settings.lake.open()?;
-        let written: String = write_raw(store.as_ref(), &key, &body).await?;
+        let store: Arc<dyn ObjectStore> = settings.lake.open().map_err(lake_failed)?;
+        let written: String = write_raw(store.as_ref(), &key, &body)
+            .await
+            .map_err(lake_failed)?;
         let failed: usize = feeds.iter().filter(|f| f.error.is_some()).count();
         ctx.log.info(format!(
             "fetched {} {} news feeds for {date} ({failed} failed, {} bytes) into {}/{written}",

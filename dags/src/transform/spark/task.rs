@@ -16,7 +16,7 @@ use super::schemas;
 use super::scripts::{self, Job};
 use super::stage::{lake_uri, read_output, InputManifest, RawObject, Staging};
 use super::submit::SparkSubmit;
-use crate::ingest::SharedSettings;
+use crate::ingest::{lake_failed, SharedSettings};
 use crate::transform::silver_tables;
 use crate::transform::tasks::{bronze_table, newest_raw, Scope};
 use crate::DataKind;
@@ -72,7 +72,7 @@ impl SparkTransform {
     async fn plan(&self, scope: &Scope, manifest: &mut InputManifest) -> Result<(), TaskError> {
         match self.layer {
             Layer::Bronze => {
-                let lake = scope.settings.lake.open()?;
+                let lake = scope.settings.lake.open().map_err(lake_failed)?;
                 for sport in &scope.sports {
                     if let Some((key, source)) =
                         newest_raw(lake.as_ref(), sport, self.family, scope.date).await?
@@ -123,7 +123,7 @@ impl SparkTransform {
                 SparkSubmit::materialize(&scope.settings.lake.local_dir)?;
             }
             Runner::Glue(_) => {
-                let lake = scope.settings.lake.open()?;
+                let lake = scope.settings.lake.open().map_err(lake_failed)?;
                 if lake.get(&key).await?.is_none() {
                     return Err(TaskError::fatal(format!(
                         "the Glue scripts of this binary (version {version}) are not deployed \
@@ -163,7 +163,7 @@ fn table_defs(job: &Job) -> Result<Vec<&'static TableDef>, TaskError> {
 impl Task for SparkTransform {
     async fn execute(&self, ctx: TaskContext) -> TaskResult {
         let scope = Scope::of(&ctx, &self.settings).await?;
-        let lake = scope.settings.lake.open()?;
+        let lake = scope.settings.lake.open().map_err(lake_failed)?;
         let staging = Staging::of(&ctx, self.job.key, scope.date);
         let stale = staging.clear(lake.as_ref()).await?;
         if stale > 0 {
@@ -175,7 +175,10 @@ impl Task for SparkTransform {
         let mut manifest = InputManifest::new(&ctx, self.job.key, scope.date, &scope.sports);
         self.plan(&scope, &mut manifest).await?;
         let input = serde_json::to_vec_pretty(&manifest)?;
-        lake.put(&staging.input_key(), input).await?;
+        // A full disk or a refused bucket fails the try at once.
+        lake.put(&staging.input_key(), input)
+            .await
+            .map_err(lake_failed)?;
         let arguments = BTreeMap::from([
             (
                 "--input_manifest".to_owned(),
