@@ -18,7 +18,7 @@ use super::dag_versions::DagVersionResponse;
 use super::dags::dag_row;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::openapi::ProblemDetails;
-use super::pagination::{no_cursor, parse_order, Page};
+use super::pagination::{batch_request, no_cursor, parse_order, Page};
 use super::{parse_query_date, ALL};
 use crate::audit::Action;
 use crate::auth::extract::ApiUser;
@@ -194,15 +194,7 @@ pub async fn list(
 ) -> Result<Json<DagRunCollectionResponse>, Problem> {
     let page = Page::new(q.limit, q.offset)?;
     no_cursor(q.cursor.as_deref())?;
-    let states = q
-        .state
-        .iter()
-        .map(|s| {
-            s.parse::<RunState>().map_err(|e| {
-                Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
-            })
-        })
-        .collect::<Result<Vec<RunState>, Problem>>()?;
+    let states = run_states(q.state.iter().cloned())?;
     if let Some(bad) = q.run_type.iter().find(|t| !RUN_TYPES.contains(&t.as_str())) {
         return Err(Problem::unprocessable(format!(
             "unknown run type `{bad}`: use {}",
@@ -226,15 +218,33 @@ pub async fn list(
         offset: page.offset,
         ..Default::default()
     };
-    let (rows, total) = state.store.list_runs_page(&filter).await?;
-    let rows = with_versions(&state, rows).await?;
+    run_page(&state, &filter).await
+}
+
+/// The run, or a 404 naming it.
+/// Run-state filter values; 422 naming the good ones otherwise.
+fn run_states(states: impl Iterator<Item = String>) -> Result<Vec<RunState>, Problem> {
+    states
+        .map(|s| {
+            s.parse::<RunState>().map_err(|e| {
+                Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
+            })
+        })
+        .collect()
+}
+
+/// One page of runs as the API answers it, each with its DAG version.
+async fn run_page(
+    state: &AppState,
+    filter: &RunPageFilter,
+) -> Result<Json<DagRunCollectionResponse>, Problem> {
+    let (rows, total) = state.store.list_runs_page(filter).await?;
     Ok(Json(DagRunCollectionResponse {
-        dag_runs: rows,
+        dag_runs: with_versions(state, rows).await?,
         total_entries: total,
     }))
 }
 
-/// The run, or a 404 naming it.
 /// Responses for `rows`, each with the DAG version it was created under.
 async fn with_versions(
     state: &AppState,
@@ -732,30 +742,9 @@ pub async fn list_batch(
     body: Result<ApiJson<DagRunsBatchBody>, Problem>,
 ) -> Result<Json<DagRunCollectionResponse>, Problem> {
     let ApiJson(body) = body?;
-    if dag_id != ALL {
-        return Err(Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "the batch list takes its DAGs in the body: use /dags/~/dagRuns/list",
-        ));
-    }
-    if let Some((name, _)) = body.other.iter().find(|(_, v)| !v.is_null()) {
-        return Err(Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            format!("filtering runs by `{name}` is not supported"),
-        ));
-    }
+    batch_request(&[&dag_id], &body.other, "runs", "/dags/~/dagRuns/list")?;
     let page = Page::new(body.page_limit, body.page_offset)?;
-    let states = body
-        .states
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            s.parse::<RunState>().map_err(|e| {
-                Problem::unprocessable(format!("{e}: use queued, running, success or failed"))
-            })
-        })
-        .collect::<Result<Vec<RunState>, Problem>>()?;
+    let states = run_states(body.states.unwrap_or_default().into_iter().flatten())?;
     let order: Vec<String> = body.order_by.into_iter().collect();
     let filter = RunPageFilter {
         dag_ids: body.dag_ids.unwrap_or_default(),
@@ -771,9 +760,5 @@ pub async fn list_batch(
         offset: page.offset,
         ..Default::default()
     };
-    let (rows, total) = state.store.list_runs_page(&filter).await?;
-    Ok(Json(DagRunCollectionResponse {
-        dag_runs: with_versions(&state, rows).await?,
-        total_entries: total,
-    }))
+    run_page(&state, &filter).await
 }

@@ -47,6 +47,31 @@ pub fn no_cursor(cursor: Option<&str>) -> Result<(), Problem> {
     }
 }
 
+/// Checks a batch list's request: every path id is `~` (the ids come in
+/// the body, `use` says where to post instead), and no filter BetFlow lacks
+/// is set: it is refused with a 400 rather than ignored, so a script never
+/// reads an unfiltered page as filtered.
+pub fn batch_request(
+    path_ids: &[&str],
+    other: &serde_json::Map<String, serde_json::Value>,
+    what: &str,
+    use_path: &str,
+) -> Result<(), Problem> {
+    if path_ids.iter().any(|id| *id != super::ALL) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the batch list takes its ids in the body: use {use_path}"),
+        ));
+    }
+    match other.iter().find(|(_, v)| !v.is_null()) {
+        Some((name, _)) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("filtering {what} by `{name}` is not supported"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parse `order_by` values (`name`, or `-name` for descending) against the
 /// attributes a list supports. An unsupported attribute is a 400, Airflow's
 /// answer for "disallowed or does not exist".

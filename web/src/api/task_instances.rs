@@ -19,7 +19,7 @@ use super::dag_runs::{run_after, run_row};
 use super::dags::dag_row;
 use super::extract::{ApiPath, ApiQuery};
 use super::openapi::ProblemDetails;
-use super::pagination::{no_cursor, parse_order, Page};
+use super::pagination::{batch_request, no_cursor, parse_order, Page};
 use super::ALL;
 use crate::auth::extract::ApiUser;
 use crate::problem::Problem;
@@ -258,7 +258,15 @@ pub async fn list(
         offset: page.offset,
         ..Default::default()
     };
-    let (rows, total) = state.store.list_task_instances_page(&filter).await?;
+    page_of(&state, &filter).await
+}
+
+/// One page of task instances as the API answers it.
+async fn page_of(
+    state: &AppState,
+    filter: &TaskInstancePageFilter,
+) -> Result<Json<TaskInstanceCollectionResponse>, Problem> {
+    let (rows, total) = state.store.list_task_instances_page(filter).await?;
     Ok(Json(TaskInstanceCollectionResponse {
         task_instances: rows
             .into_iter()
@@ -571,18 +579,12 @@ pub async fn list_batch(
     body: Result<super::extract::ApiJson<TaskInstancesBatchBody>, Problem>,
 ) -> Result<Json<TaskInstanceCollectionResponse>, Problem> {
     let super::extract::ApiJson(body) = body?;
-    if dag_id != ALL || run_id != ALL {
-        return Err(Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "the batch list takes its DAGs and runs in the body: use /dags/~/dagRuns/~/taskInstances/list",
-        ));
-    }
-    if let Some((name, _)) = body.other.iter().find(|(_, v)| !v.is_null()) {
-        return Err(Problem::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            format!("filtering task instances by `{name}` is not supported"),
-        ));
-    }
+    batch_request(
+        &[&dag_id, &run_id],
+        &body.other,
+        "task instances",
+        "/dags/~/dagRuns/~/taskInstances/list",
+    )?;
     let page = Page::new(body.page_limit, body.page_offset)?;
     // A null state is Airflow's "no status".
     let states = state_filter(
@@ -608,12 +610,5 @@ pub async fn list_batch(
         offset: page.offset,
         ..Default::default()
     };
-    let (rows, total) = state.store.list_task_instances_page(&filter).await?;
-    Ok(Json(TaskInstanceCollectionResponse {
-        task_instances: rows
-            .into_iter()
-            .map(|r| task_instance_response(r, &state.bag))
-            .collect(),
-        total_entries: total,
-    }))
+    page_of(&state, &filter).await
 }
