@@ -111,6 +111,13 @@ def read_json(spark, uri):
     return json.loads(read_text(spark, uri))
 
 
+def news_rules(spark, args):
+    """The news rules BetFlow exports (`news.json`, beside the schemas)."""
+    from betflow_news import Rules
+
+    return Rules.parse(read_text(spark, args["schemas"].rsplit("/", 1)[0] + "/news.json"))
+
+
 def schema(schemas, table):
     """The Spark schema of `table` (`bronze.weather`) from BetFlow's export."""
     tables = schemas["tables"]
@@ -300,15 +307,20 @@ def origin_of(obj, manifest):
     return day, origin
 
 
-def run_bronze(table, rows):
+def run_bronze(table, rows, context=None):
     """A bronze job from end to end: the manifest's raw objects, each read
     into `rows(item, manifest)` (item: (object, parsed JSON)), written as
-    `table`."""
+    `table`. With `context(spark, args)`, rows get its value as a third
+    argument (what the driver reads once for every object)."""
     args = arguments()
     spark = session("betflow-" + table)
     schemas = read_json(spark, args["schemas"])
     manifest = read_json(spark, args["input_manifest"])
-    data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
+    if context is None:
+        data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest))
+    else:
+        extra = context(spark, args)
+        data = raw_objects(spark, manifest["objects"]).flatMap(lambda item: rows(item, manifest, extra))
     df = spark.createDataFrame(data, schema(schemas, table))
     write_output(spark, df, table, args, schemas)
     spark.stop()

@@ -140,8 +140,9 @@ pub fn run(lake: SparkLake, sports: &[&str], odds_rows_polars: usize) -> Result<
         let log_path = lake.dir.join(format!("{job}.log"));
         let log = File::create(&log_path)?;
         let t = Instant::now();
+        let archive = submit.class_archive();
         let status = Command::new(&submit.program)
-            .args(submit.args(&scripts_dir, job_def, &arguments))
+            .args(submit.args(&scripts_dir, job_def, &arguments, archive.as_ref()))
             .envs(submit.envs())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -155,6 +156,9 @@ pub fn run(lake: SparkLake, sports: &[&str], odds_rows_polars: usize) -> Result<
                 )
             })?;
         let seconds = t.elapsed().as_secs_f64();
+        if let Some(a) = &archive {
+            a.finish(status.success());
+        }
         if !status.success() {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(8).collect();

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use ::dags::transform::spark::{deploy, schemas, scripts};
+use ::dags::transform::spark::{deploy, news_rules, schemas, scripts};
 use anyhow::Result;
 use clap::Subcommand;
 use orchestrator::setting::ProcessEnv;
@@ -22,12 +22,18 @@ pub enum GlueCommand {
     Status,
     /// Print the table definitions the scripts read (glue/schemas.json).
     Schemas,
+    /// Print the team phrases, lexicon and text bounds the news scripts read (glue/news.json).
+    NewsRules,
 }
 
 pub async fn run(settings: &Settings, cmd: GlueCommand) -> Result<ExitCode> {
     match cmd {
         GlueCommand::Schemas => {
             outln!("{}", schemas::export().trim_end());
+            return Ok(ExitCode::SUCCESS);
+        }
+        GlueCommand::NewsRules => {
+            outln!("{}", news_rules::export()?.trim_end());
             return Ok(ExitCode::SUCCESS);
         }
         GlueCommand::Deploy { dry_run } => {

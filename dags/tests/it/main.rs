@@ -11,6 +11,7 @@ mod support;
 mod alerts;
 mod glue;
 mod glue_deploy;
+mod glue_news;
 mod glue_transform;
 mod gold_serving;
 mod iceberg;

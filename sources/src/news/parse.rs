@@ -13,7 +13,7 @@ use crate::text::{self, MAX_NAME, MAX_TITLE};
 use crate::{lenient, Validated};
 
 /// Longest link accepted, in bytes (browsers' and CDNs' common limit).
-const MAX_URL: usize = 2_048;
+pub const MAX_URL: usize = 2_048;
 
 /// `Rejected::source` of an RSS/Atom entry.
 pub const RSS_SOURCE: &str = "news.rss";

@@ -178,6 +178,21 @@ impl TeamMatcher {
         Ok(Self::new(sport, teams))
     }
 
+    /// (team id, display name) of every team, by the index
+    /// [`TeamMatcher::phrases`] names.
+    pub fn teams(&self) -> &[(String, String)] {
+        &self.teams
+    }
+
+    /// Every phrase used, with its team's index and whether it is a
+    /// location (matched only standing alone), in phrase order: what
+    /// `glue/news.json` exports for the Spark scripts.
+    pub fn phrases(&self) -> impl Iterator<Item = (&str, usize, bool)> + '_ {
+        self.phrases
+            .iter()
+            .map(|(p, &(team, location))| (p.as_str(), team, location))
+    }
+
     pub fn sport(&self) -> &str {
         &self.sport
     }

@@ -46,7 +46,7 @@ impl Keyed for NewsItem {
 }
 
 /// Word weights in [−1, 1]; absent words are neutral.
-const LEXICON: &[(&str, f64)] = &[
+pub const LEXICON: &[(&str, f64)] = &[
     ("win", 0.6),
     ("wins", 0.6),
     ("won", 0.6),
@@ -98,9 +98,15 @@ const LEXICON: &[(&str, f64)] = &[
 ];
 
 /// Words that flip the next sentiment word within three tokens.
-const NEGATIONS: &[&str] = &[
+pub const NEGATIONS: &[&str] = &[
     "not", "no", "never", "without", "isn't", "won't", "didn't", "unlikely",
 ];
+
+/// How many tokens before a sentiment word a negation reaches.
+pub const NEGATION_REACH: usize = 3;
+
+/// The constant of `s / sqrt(s² + α)` that maps a sum into (−1, 1).
+pub const NORMALISATION_ALPHA: f64 = 15.0;
 
 fn weight(word: &str) -> Option<f64> {
     LEXICON.iter().find(|(w, _)| *w == word).map(|(_, s)| *s)
@@ -116,12 +122,12 @@ pub fn sentiment(text: &str) -> f64 {
     let mut sum: f64 = 0.0;
     for (i, token) in tokens.iter().enumerate() {
         let Some(w) = weight(token) else { continue };
-        let negated: bool = tokens[i.saturating_sub(3)..i]
+        let negated: bool = tokens[i.saturating_sub(NEGATION_REACH)..i]
             .iter()
             .any(|t| NEGATIONS.contains(t));
         sum += if negated { -w } else { w };
     }
-    sum / (sum * sum + 15.0).sqrt()
+    sum / (sum * sum + NORMALISATION_ALPHA).sqrt()
 }
 
 /// Article count and mean sentiment of one team over a window.

@@ -103,7 +103,11 @@ pub fn definition(job: &Job, version: &str, bucket: &str, settings: &JobSettings
         default_arguments: BTreeMap::from([
             (
                 "--extra-py-files".to_owned(),
-                format!("{prefix}{}", scripts::COMMON_NAME),
+                scripts::MODULES
+                    .iter()
+                    .map(|m| format!("{prefix}{m}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("--job-language".to_owned(), "python".to_owned()),
             (VERSION_ARG.to_owned(), version.to_owned()),
@@ -341,7 +345,8 @@ mod tests {
         );
         assert_eq!(
             d.default_arguments["--extra-py-files"],
-            "s3://lake/glue/scripts/abc123abc123/betflow_glue.py"
+            "s3://lake/glue/scripts/abc123abc123/betflow_glue.py,\
+             s3://lake/glue/scripts/abc123abc123/betflow_news.py"
         );
         assert_eq!(d.default_arguments[VERSION_ARG], "abc123abc123");
     }

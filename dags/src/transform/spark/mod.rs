@@ -12,10 +12,13 @@
 //!
 //! * [`scripts`]: the scripts, their version, which transforms have one;
 //! * [`schemas`]: the table definitions the scripts read (`glue/schemas.json`);
+//! * [`news_rules`]: the news scripts' team phrases, lexicon and text
+//!   bounds (`glue/news.json`);
 //! * [`submit`]: the local `spark-submit` runner;
 //! * [`deploy`]: `betflow glue deploy` and `betflow glue status`.
 
 pub mod deploy;
+pub mod news_rules;
 pub mod schemas;
 pub mod scripts;
 pub mod stage;

@@ -4,13 +4,26 @@
 
 use sha2::{Digest, Sha256};
 
-/// The module every job imports (`--py-files` / `--extra-py-files`).
+/// The module every job imports.
 pub const COMMON: &str = include_str!("../../../../glue/betflow_glue.py");
 pub const COMMON_NAME: &str = "betflow_glue.py";
+
+/// The news jobs' parsing, team matching and scoring: plain Python (no
+/// Spark), so a test can hold it against the Rust code directly.
+pub const NEWS: &str = include_str!("../../../../glue/betflow_news.py");
+pub const NEWS_NAME: &str = "betflow_news.py";
+
+/// The modules beside the job scripts (`--py-files` / `--extra-py-files`).
+pub const MODULES: [&str; 2] = [COMMON_NAME, NEWS_NAME];
 
 /// `glue/schemas.json` ([`super::schemas::export`]).
 pub const SCHEMAS: &str = include_str!("../../../../glue/schemas.json");
 pub const SCHEMAS_NAME: &str = "schemas.json";
+
+/// `glue/news.json` ([`super::news_rules::export`]), read from beside
+/// the schemas.
+pub const NEWS_RULES: &str = include_str!("../../../../glue/news.json");
+pub const NEWS_RULES_NAME: &str = "news.json";
 
 /// One transform's script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +76,16 @@ pub const JOBS: &[Job] = &[
         text: include_str!("../../../../glue/jobs/silver_weather.py"),
         tables: &["silver.weather"],
     },
+    Job {
+        key: "bronze_news",
+        text: include_str!("../../../../glue/jobs/bronze_news.py"),
+        tables: &["bronze.news"],
+    },
+    Job {
+        key: "silver_news",
+        text: include_str!("../../../../glue/jobs/silver_news.py"),
+        tables: &["silver.news"],
+    },
 ];
 
 /// The script of transform `key`, if BetFlow ships one.
@@ -74,7 +97,9 @@ pub fn job(key: &str) -> Option<&'static Job> {
 pub fn files() -> Vec<(String, &'static str)> {
     let mut files = vec![
         (COMMON_NAME.to_owned(), COMMON),
+        (NEWS_NAME.to_owned(), NEWS),
         (SCHEMAS_NAME.to_owned(), SCHEMAS),
+        (NEWS_RULES_NAME.to_owned(), NEWS_RULES),
     ];
     files.extend(JOBS.iter().map(|j| (j.path(), j.text)));
     files
