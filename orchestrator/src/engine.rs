@@ -269,6 +269,7 @@ async fn scheduler_loop(
 ) {
     let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
     let mut last_zombie_check = tokio::time::Instant::now();
+    let mut last_backfill_check = tokio::time::Instant::now();
     loop {
         // Creating runs from schedules only needs to happen about once a second.
         let create =
@@ -279,8 +280,17 @@ async fn scheduler_loop(
                 last_runs_check = tokio::time::Instant::now();
                 scheduler::create_due_runs(&store, &bag, chrono::Utc::now()).await?;
             }
+            if last_backfill_check.elapsed() >= Duration::from_secs(1) {
+                last_backfill_check = tokio::time::Instant::now();
+                crate::backfill::complete_finished(&store).await?;
+            }
             scheduler::start_queued_runs(&store, &bag).await?;
-            let (queued, _) = scheduler::advance_runs(&store, &bag).await?;
+            let (queued, finished) = scheduler::advance_runs(&store, &bag).await?;
+            if finished > 0 {
+                // A backfill whose last run just ended is complete now, not
+                // at the next periodic check.
+                crate::backfill::complete_finished(&store).await?;
+            }
             if queued > 0 {
                 wake.executor.notify_one();
             }

@@ -5,6 +5,7 @@
 //! It knows nothing about sports; BetFlow's pipelines live in the `dags` crate.
 
 pub mod alert;
+pub mod backfill;
 pub mod dag;
 pub mod engine;
 pub mod executor;

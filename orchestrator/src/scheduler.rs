@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 
 use crate::alert::{self, AlertEvent};
+use crate::backfill;
 use crate::dag::{Dag, DagBag};
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
@@ -71,16 +72,18 @@ pub async fn create_due_runs(
 }
 
 /// Move queued runs to running, oldest logical date first, within each DAG's
-/// `max_active_runs`, and create their task instances.
+/// `max_active_runs`, and create their task instances. Runs of a backfill
+/// record start under the backfill's own limits ([`backfill::start_runs`]).
 pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, StoreError> {
+    let mut started = start_backfill_runs(store, bag).await?;
     // Paused DAGs start only backfill runs: a backfill is an explicit request.
     let dag_ids: Vec<(String, bool)> = sqlx::query_as(
         "SELECT DISTINCT r.dag_id, d.is_paused FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
-         WHERE r.state = 'queued' AND (NOT d.is_paused OR r.run_type = 'backfill')",
+         WHERE r.state = 'queued' AND r.backfill_id IS NULL
+           AND (NOT d.is_paused OR r.run_type = 'backfill')",
     )
     .fetch_all(store.pool())
     .await?;
-    let mut started = 0;
     for (dag_id, paused) in dag_ids {
         let Some(dag) = bag.get(&dag_id) else {
             continue;
@@ -97,7 +100,7 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
             continue;
         }
         let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state = 'running'",
+            "SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state = 'running' AND backfill_id IS NULL",
         )
         .bind(&dag_id)
         .fetch_one(&mut *tx)
@@ -109,7 +112,7 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
         let run_ids: Vec<String> = sqlx::query_scalar(
             "UPDATE dag_runs SET state = 'running', start_date = now()
              WHERE id IN (SELECT id FROM dag_runs WHERE dag_id = $1 AND state = 'queued'
-                            AND (NOT $3 OR run_type = 'backfill')
+                            AND backfill_id IS NULL AND (NOT $3 OR run_type = 'backfill')
                           ORDER BY logical_date LIMIT $2)
              RETURNING run_id",
         )
@@ -123,6 +126,25 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
         }
         tx.commit().await?;
         started += run_ids.len();
+    }
+    Ok(started)
+}
+
+/// Starts what each open, unpaused backfill may start now.
+async fn start_backfill_runs(store: &Store, bag: &DagBag) -> Result<usize, StoreError> {
+    let mut started = 0;
+    for id in backfill::startable(store).await? {
+        let mut tx = store.pool().begin().await?;
+        let runs = backfill::start_runs(&mut tx, id).await?;
+        for (dag_id, run_id) in &runs {
+            // A DAG gone from the binary: its run starts with no tasks and
+            // the run's evaluation fails it, as for any run of a stale DAG.
+            if let Some(dag) = bag.get(dag_id) {
+                insert_task_instances(&mut tx, dag, run_id, None).await?;
+            }
+        }
+        tx.commit().await?;
+        started += runs.len();
     }
     Ok(started)
 }

@@ -1,10 +1,13 @@
-//! `betflow backfill`: runs for every schedule interval in a date range.
+//! `betflow backfill`: a backfill record over a date range
+//! (`orchestrator::backfill`, the same one the UI and the API create).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use orchestrator::store::write::{run_id_for, RunType};
+use orchestrator::backfill::{
+    self, BackfillError, BackfillRequest, PlannedAction, ReprocessBehavior, DEFAULT_MAX_ACTIVE_RUNS,
+};
 use orchestrator::RunState;
 use serde_json::json;
 
@@ -22,10 +25,22 @@ pub struct BackfillArgs {
     /// Last logical date, inclusive.
     #[arg(long)]
     to: String,
-    /// Clear and re-run the failed task instances of existing failed runs.
-    #[arg(long)]
+    /// What to do with runs that exist: `none` keeps them, `failed` re-runs the failed tasks of failed runs, `completed` re-runs every finished run.
+    #[arg(long, default_value = "none", value_parser = parse_reprocess)]
+    reprocess_behavior: ReprocessBehavior,
+    /// Same as `--reprocess-behavior failed`.
+    #[arg(long, conflicts_with = "reprocess_behavior")]
     rerun_failed: bool,
-    /// Print the runs that would be created; write nothing.
+    /// How many of the backfill's runs may run at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_ACTIVE_RUNS)]
+    max_active_runs: i32,
+    /// Run the newest interval first.
+    #[arg(long)]
+    run_backwards: bool,
+    /// Every run's conf, a JSON object.
+    #[arg(long, default_value = "{}")]
+    conf: String,
+    /// Print the runs that would be created and re-run; write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Wait for the runs with a progress bar, then print a summary.
@@ -33,127 +48,118 @@ pub struct BackfillArgs {
     wait: bool,
 }
 
-/// Upper bound on runs one backfill creates, against typos like `--to 2204-01-01`.
-const MAX_RUNS: usize = 10_000;
+fn parse_reprocess(s: &str) -> Result<ReprocessBehavior, String> {
+    s.parse()
+}
 
 pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
     let bag = super::dag_bag(settings)?;
     let dag = find_dag(&bag, &args.dag)?;
-    if dag.schedule.expression().is_none() {
-        return Err(usage(format!(
-            "DAG `{}` has no schedule, so it has no intervals to backfill",
-            dag.id
-        )));
-    }
     let tz = dag.schedule.timezone();
     let from = orchestrator::schedule::parse_date(&args.from, tz)
         .map_err(|e| usage(format!("--from: {e}")))?;
     let to = orchestrator::schedule::parse_date(&args.to, tz)
         .map_err(|e| usage(format!("--to: {e}")))?;
-    if from > to {
-        return Err(usage(format!(
-            "--from {} is after --to {}",
-            args.from, args.to
-        )));
-    }
-    let intervals = dag.schedule.intervals_between(from, to, MAX_RUNS + 1);
-    if intervals.len() > MAX_RUNS {
-        return Err(usage(format!(
-            "the range holds more than {MAX_RUNS} intervals; split it"
-        )));
-    }
-    if intervals.is_empty() {
-        outln!("no schedule interval of {} starts in that range", dag.id);
-        return Ok(ExitCode::SUCCESS);
-    }
+    let conf =
+        serde_json::from_str(&args.conf).map_err(|e| usage(format!("--conf is not JSON: {e}")))?;
+    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let request = BackfillRequest {
+        from,
+        to,
+        run_backwards: args.run_backwards,
+        conf,
+        reprocess: if args.rerun_failed {
+            ReprocessBehavior::Failed
+        } else {
+            args.reprocess_behavior
+        },
+        max_active_runs: args.max_active_runs,
+        created_by: Some(format!("cli:{login}")),
+    };
 
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
-    let existing = db
-        .store
-        .run_states_between(
-            &dag.id,
-            from,
-            intervals.last().map(|i| i.start).unwrap_or(to),
-        )
-        .await?;
-    let (mut created, mut kept, mut rerun) = (Vec::new(), Vec::new(), Vec::new());
-    for interval in &intervals {
-        match existing.iter().find(|r| r.logical_date == interval.start) {
-            Some(r) if args.rerun_failed && r.state == RunState::Failed => {
-                rerun.push(r.run_id.clone())
-            }
-            Some(r) => kept.push(r.run_id.clone()),
-            None => {
-                if args.dry_run {
-                    created.push(run_id_for(RunType::Backfill, interval.start));
-                } else if let Some(id) = db
-                    .store
-                    .create_run(&dag, RunType::Backfill, *interval, &json!({}))
-                    .await?
-                {
-                    created.push(id);
-                }
-            }
-        }
-    }
     if args.dry_run {
+        let plan = backfill::plan(&db.store, &dag, &request)
+            .await
+            .map_err(refused)?;
         outln!(
-            "dry run: would create {} run(s), re-run {}, keep {} existing:",
-            created.len(),
-            rerun.len(),
-            kept.len()
+            "dry run: would create {} run(s), re-run {}, keep {} existing, leave {} in flight:",
+            plan.count(PlannedAction::Create),
+            plan.count(PlannedAction::Rerun),
+            plan.count(PlannedAction::Keep),
+            plan.count(PlannedAction::InFlight)
         );
-        for id in &created {
-            outln!("  create {id}");
-        }
-        for id in &rerun {
-            outln!("  re-run {id}");
-        }
-        for id in &kept {
-            outln!("  keep   {id}");
+        for run in &plan.runs {
+            let verb = match run.action {
+                PlannedAction::Create => "create   ",
+                PlannedAction::Rerun => "re-run   ",
+                PlannedAction::Keep => "keep     ",
+                PlannedAction::InFlight => "in flight",
+            };
+            outln!("  {verb} {}", run.run_id);
         }
         db.close().await?;
         return Ok(ExitCode::SUCCESS);
     }
-    for run_id in &rerun {
-        let failed = db.store.failed_task_ids(&dag.id, run_id).await?;
-        db.store.clear_tasks(&dag, run_id, &failed).await?;
-    }
+    let (created, plan) = backfill::create(&db.store, &dag, &request)
+        .await
+        .map_err(refused)?;
     let action = web::audit::Action {
         event: "backfill",
         dag_id: Some(&dag.id),
-        extra: json!({"created": created, "rerun": rerun, "kept": kept.len()}),
+        extra: json!({
+            "backfill_id": created.id,
+            "created": plan.count(PlannedAction::Create),
+            "rerun": plan.count(PlannedAction::Rerun),
+            "kept": plan.count(PlannedAction::Keep),
+        }),
         ..Default::default()
     };
     super::audit(&db, action).await;
     outln!(
-        "backfill of {}: {} run(s) created, {} failed run(s) re-run, {} existing run(s) kept",
+        "backfill {} of {}: {} run(s) created, {} re-run, {} existing kept, {} in flight left alone \
+         (at most {} at once{})",
+        created.id,
         dag.id,
-        created.len(),
-        rerun.len(),
-        kept.len()
+        plan.count(PlannedAction::Create),
+        plan.count(PlannedAction::Rerun),
+        plan.count(PlannedAction::Keep),
+        plan.count(PlannedAction::InFlight),
+        request.max_active_runs,
+        if request.run_backwards {
+            ", newest first"
+        } else {
+            ""
+        }
     );
     let mut code = ExitCode::SUCCESS;
     if args.wait {
-        let ids: Vec<String> = created.iter().chain(rerun.iter()).cloned().collect();
-        if !ids.is_empty() {
-            let states = wait::until_finished(
-                &db.store,
-                settings.engine_config(),
-                &bag,
-                &dag.id,
-                &ids,
-                true,
-            )
-            .await?;
-            let ok = states.iter().filter(|s| **s == RunState::Success).count();
-            let failed = states.len() - ok;
-            outln!("summary: {ok} succeeded, {failed} failed");
-            if failed > 0 {
-                code = ExitCode::FAILURE;
-            }
+        let ids: Vec<String> = plan.effective().map(|r| r.run_id.clone()).collect();
+        let states = wait::until_finished(
+            &db.store,
+            settings.engine_config(),
+            &bag,
+            &dag.id,
+            &ids,
+            true,
+        )
+        .await?;
+        let ok = states.iter().filter(|s| **s == RunState::Success).count();
+        let failed = states.len() - ok;
+        outln!("summary: {ok} succeeded, {failed} failed");
+        if failed > 0 {
+            code = ExitCode::FAILURE;
         }
     }
     db.close().await?;
     Ok(code)
+}
+
+/// A request the backfill refused is the user's to fix (exit 2); a
+/// database failure is not.
+fn refused(e: BackfillError) -> anyhow::Error {
+    match e {
+        BackfillError::Store(e) => e.into(),
+        other => usage(other.to_string()),
+    }
 }

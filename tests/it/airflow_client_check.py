@@ -267,6 +267,35 @@ def main(base_url, token):
         counts = {s.state.value: s.count for s in left.dags[0].stats}
         assert counts == {"queued": 0, "running": 0, "success": 0, "failed": 1}, counts
 
+        # Backfills: a dry run, one created, paused and resumed, run to its
+        # end under its own limit (the DAG is paused: backfills still run).
+        backfill_api = af.BackfillApi(client)
+        day = lambda d: datetime(2024, 5, d, tzinfo=timezone.utc)
+        body = af.BackfillPostBody(
+            dag_id="example_daily", from_date=day(1), to_date=day(3), max_active_runs=1,
+            reprocess_behavior=af.ReprocessBehavior("none"), run_backwards=True,
+        )
+        dry = backfill_api.create_backfill_dry_run(body)
+        assert [b.logical_date for b in dry.backfills] == [day(3), day(2), day(1)], dry
+        backfill = backfill_api.create_backfill(body)
+        assert backfill.dag_id == "example_daily" and backfill.max_active_runs == 1, backfill
+        assert backfill.reprocess_behavior.value == "none" and not backfill.is_paused, backfill
+        expect_status(409, backfill_api.create_backfill, body)
+        assert backfill_api.pause_backfill(backfill.id).is_paused
+        assert not backfill_api.unpause_backfill(backfill.id).is_paused
+        listed = backfill_api.list_backfills("example_daily")
+        assert [b.id for b in listed.backfills] == [backfill.id] and listed.total_entries == 1, listed
+        deadline = time.monotonic() + 30
+        while backfill_api.get_backfill(backfill.id).completed_at is None:
+            assert time.monotonic() < deadline, "the backfill did not complete in 30 s"
+            time.sleep(0.1)
+        for d in (1, 2, 3):
+            run = runs.get_dag_run("example_daily", f"backfill__2024-05-0{d}T00:00:00+00:00")
+            assert run.state.value == "success" and run.run_type.value == "backfill", run
+        expect_status(422, backfill_api.create_backfill, body)  # nothing left to do
+        expect_status(409, backfill_api.cancel_backfill, backfill.id)  # completed
+        expect_status(404, backfill_api.get_backfill, 999999)
+
         # The audit trail is for admins; an operator is told so.
         expect_status(403, af.EventLogApi(client).get_event_logs)
         expect_status(403, af.ConfigApi(client).get_config)

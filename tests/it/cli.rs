@@ -76,7 +76,7 @@ fn bad_input_fails_with_one_line_and_exit_code_2_writing_nothing() {
                 "--to",
                 "2024-01-01",
             ],
-            "is after --to",
+            "is after its end",
         ),
         (
             &[

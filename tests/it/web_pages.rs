@@ -561,18 +561,30 @@ fn forms_need_the_csrf_token_and_the_operator_role() {
     );
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(resp.text().unwrap().contains(r#"id="backfill-error""#));
-    for _ in 0..2 {
-        let resp = op.post(
+    let backfill = |from: &str, to: &str, max: &str| {
+        op.post(
             "/dags/example_daily/backfill",
             &[
-                ("csrf_token", &csrf),
-                ("from", "2024-01-01"),
-                ("to", "2024-01-03"),
+                ("csrf_token", csrf.as_str()),
+                ("from", from),
+                ("to", to),
+                ("reprocess_behavior", "none"),
+                ("max_active_runs", max),
             ],
-        );
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        assert_eq!(location(&resp), "/dags/example_daily");
-    }
+        )
+    };
+    let resp = backfill("2024-01-01", "2024-01-03", "10");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/dags/example_daily#backfills");
+    // One active backfill per DAG: the same request again is refused
+    // while the first is running, and has nothing to do once it is done.
+    let again = backfill("2024-01-01", "2024-01-03", "10");
+    assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = again.text().unwrap();
+    assert!(
+        text.contains("already has an active backfill") || text.contains("nothing to do"),
+        "{text}"
+    );
     assert_eq!(
         env.scalar(
             "SELECT count(*) FROM dag_runs WHERE dag_id = 'example_daily' AND run_type = 'backfill'"
@@ -581,13 +593,53 @@ fn forms_need_the_csrf_token_and_the_operator_role() {
     );
     // Backfill runs execute even though the DAG is paused.
     env.wait_for(
-        "SELECT count(*) FROM dag_runs WHERE dag_id = 'example_daily' AND state = 'success'",
-        "3",
+        "SELECT count(*) FROM backfills WHERE completed_at IS NOT NULL",
+        "1",
         60,
     );
     let html = op.page("/dags/example_daily");
-    assert!(html.contains(r#"id="backfill-progress""#));
-    assert!(html.contains(r#"<span class="count s-success" title="success">3</span> success"#));
+    assert!(html.contains(r#"id="backfill-table""#));
+    assert!(html.contains(r#"<span class="badge b-completed">completed</span>"#));
+    assert!(html.contains(r#"<span class="count s-success" title="success">3</span>"#));
+
+    // A long backfill, one run at a time: paused, then cancelled; its runs
+    // not yet started fail, and the page says so.
+    let resp = backfill("2024-02-01", "2024-03-31", "1");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let id = env.scalar("SELECT max(id) FROM backfills");
+    let resp = op.post(
+        &format!("/dags/example_daily/backfills/{id}/pause"),
+        &[("csrf_token", csrf.as_str())],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(op
+        .page("/dags/example_daily")
+        .contains(r#"<span class="badge b-paused">paused</span>"#));
+    let resp = op.post(
+        &format!("/dags/example_daily/backfills/{id}/cancel"),
+        &[("csrf_token", csrf.as_str())],
+    );
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let html = op.page("/dags/example_daily");
+    assert!(html.contains(r#"<span class="badge b-cancelled">cancelled</span>"#));
+    let failed: i64 = env
+        .scalar(&format!(
+            "SELECT count(*) FROM dag_runs WHERE backfill_id = {id} AND state = 'failed'"
+        ))
+        .parse()
+        .unwrap();
+    assert!(failed >= 55, "{failed} of 60 runs failed by the cancel");
+    // A cancelled backfill cannot be resumed; a viewer cannot touch one.
+    let resp = op.post(
+        &format!("/dags/example_daily/backfills/{id}/unpause"),
+        &[("csrf_token", csrf.as_str())],
+    );
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let resp = viewer.post(
+        &format!("/dags/example_daily/backfills/{id}/pause"),
+        &[("csrf_token", viewer_csrf.as_str())],
+    );
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
 #[test]

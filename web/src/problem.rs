@@ -55,6 +55,23 @@ impl From<orchestrator::store::StoreError> for Problem {
     }
 }
 
+/// A refused backfill request or change: 404 for an unknown backfill, 409
+/// when it has completed or the DAG has another one active, 422 for a bad
+/// request.
+impl From<orchestrator::backfill::BackfillError> for Problem {
+    fn from(e: orchestrator::backfill::BackfillError) -> Self {
+        use orchestrator::backfill::BackfillError;
+        match e {
+            BackfillError::Store(e) => e.into(),
+            BackfillError::NotFound(_) => Problem::not_found(e.to_string()),
+            BackfillError::Completed(_) | BackfillError::AlreadyActive { .. } => {
+                Problem::conflict(e.to_string())
+            }
+            other => Problem::unprocessable(other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
         Self::internal(e)

@@ -802,23 +802,6 @@ impl Store {
         .await?)
     }
 
-    /// Tasks of a run that failed, or did not run because an upstream
-    /// failed: what re-running a failed run (`backfill --rerun-failed`)
-    /// clears, leaving its successful work alone.
-    pub async fn failed_task_ids(
-        &self,
-        dag_id: &str,
-        run_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT task_id FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND state IN ('failed', 'upstream_failed')",
-        )
-        .bind(dag_id)
-        .bind(run_id)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     /// One page of task instances, with their runs' facts, for the REST API,
     /// and how many match in all.
     pub async fn list_task_instances_page(
@@ -1022,39 +1005,6 @@ impl Store {
             }
         };
         Ok(rows)
-    }
-
-    /// Runs per state of one DAG and run type (e.g. backfill progress).
-    pub async fn run_counts_of_type(
-        &self,
-        dag_id: &str,
-        run_type: &str,
-    ) -> Result<Vec<(RunState, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT state, count(*) FROM dag_runs WHERE dag_id = $1 AND run_type = $2
-             GROUP BY state ORDER BY state",
-        )
-        .bind(dag_id)
-        .bind(run_type)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// Logical dates of a DAG's runs in `[from, to]`, so a backfill can skip them.
-    pub async fn logical_dates_between(
-        &self,
-        dag_id: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT logical_date FROM dag_runs WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
-        )
-        .bind(dag_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(self.pool())
-        .await?)
     }
 
     /// Task instance states of several runs of one DAG, for the grid.
@@ -1398,9 +1348,6 @@ mod tests {
             between,
             [("r1", RunState::Failed), ("r2", RunState::Success)]
         );
-        let mut failed = store.failed_task_ids("d", "r1").await.unwrap();
-        failed.sort();
-        assert_eq!(failed, ["failed", "upstream_failed"]);
 
         // The sensor: the run on a local day, with one task's state or none.
         let up = store
@@ -1472,16 +1419,6 @@ mod tests {
                 .await
                 .unwrap(),
             [("default_pool".to_owned(), 1)]
-        );
-        let mut counts = store.run_counts_of_type("d", "backfill").await.unwrap();
-        counts.sort_by_key(|c| c.0.as_str());
-        assert_eq!(
-            counts,
-            [
-                (RunState::Failed, 1),
-                (RunState::Running, 1),
-                (RunState::Success, 1)
-            ]
         );
 
         // Marking binds the enum; a running instance is left alone.

@@ -107,6 +107,19 @@ impl TestEnv {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Run and require a usage error (exit code 2); returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "betflow {args:?} should fail with exit code 2\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Start a long-running `betflow` process; killed when the env drops.
     pub fn spawn(&mut self, args: &[&str], extra_env: &[(&str, &str)]) -> u32 {
         let mut c = self.cmd(args);

@@ -8,6 +8,7 @@
 //! details. `/monitor/health` is served by `health.rs`.
 
 mod absent;
+mod backfills;
 mod clear;
 pub mod config;
 mod dag_details;
@@ -81,6 +82,12 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(task_tries::get))
         .routes(routes!(xcom::list))
         .routes(routes!(xcom::get))
+        .routes(routes!(backfills::list, backfills::create))
+        .routes(routes!(backfills::dry_run))
+        .routes(routes!(backfills::get))
+        .routes(routes!(backfills::pause))
+        .routes(routes!(backfills::unpause))
+        .routes(routes!(backfills::cancel))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.

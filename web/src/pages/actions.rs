@@ -12,9 +12,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Form, Router};
 use chrono::{DateTime, Utc};
+use orchestrator::backfill::{
+    self, BackfillError, BackfillRequest, PlannedAction, ReprocessBehavior, DEFAULT_MAX_ACTIVE_RUNS,
+};
 use orchestrator::schedule::parse_date;
 use orchestrator::store::write::RunType;
-use orchestrator::{Dag, DataInterval, TaskState};
+use orchestrator::{Dag, TaskState};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -27,15 +30,15 @@ use crate::auth::Role;
 use crate::problem::Problem;
 use crate::AppState;
 
-/// Most runs one backfill form creates; larger ranges belong to the CLI,
-/// which shows progress while it inserts.
-const MAX_BACKFILL_RUNS: usize = 1_000;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dags/{dag_id}/pause", post(pause))
         .route("/dags/{dag_id}/trigger", post(trigger))
         .route("/dags/{dag_id}/backfill", post(backfill))
+        .route(
+            "/dags/{dag_id}/backfills/{id}/{action}",
+            post(backfill_action),
+        )
         .route("/dags/{dag_id}/runs/{run_id}/clear", post(clear))
         .route("/dags/{dag_id}/runs/{run_id}/mark", post(mark))
 }
@@ -211,31 +214,38 @@ struct BackfillForm {
     from: String,
     #[serde(default)]
     to: String,
+    #[serde(default)]
+    reprocess_behavior: String,
+    #[serde(default)]
+    max_active_runs: String,
+    /// A checkbox: present (any value) means newest first.
+    run_backwards: Option<String>,
 }
 
-/// The schedule intervals whose logical dates fall in `[from, to]`.
-fn backfill_intervals(dag: &Dag, from: &str, to: &str) -> Result<Vec<DataInterval>, String> {
-    if dag.schedule.expression().is_none() {
-        return Err("This DAG has no schedule, so it has no intervals to backfill.".to_owned());
-    }
+/// The form as a backfill request, or what is wrong with it.
+fn backfill_request(dag: &Dag, form: &BackfillForm, user: &str) -> Result<BackfillRequest, String> {
     let tz = dag.schedule.timezone();
-    let from_date = parse_date(from.trim(), tz).map_err(|e| format!("From: {e}"))?;
-    let to_date = parse_date(to.trim(), tz).map_err(|e| format!("To: {e}"))?;
-    if from_date > to_date {
-        return Err(format!("From ({from}) is after To ({to})."));
-    }
-    let intervals = dag
-        .schedule
-        .intervals_between(from_date, to_date, MAX_BACKFILL_RUNS + 1);
-    if intervals.len() > MAX_BACKFILL_RUNS {
-        return Err(format!(
-            "The range holds more than {MAX_BACKFILL_RUNS} intervals; split it, or use `betflow backfill`."
-        ));
-    }
-    if intervals.is_empty() {
-        return Err("No schedule interval starts in that range.".to_owned());
-    }
-    Ok(intervals)
+    let from = parse_date(form.from.trim(), tz).map_err(|e| format!("From: {e}"))?;
+    let to = parse_date(form.to.trim(), tz).map_err(|e| format!("To: {e}"))?;
+    let reprocess: ReprocessBehavior = match form.reprocess_behavior.trim() {
+        "" => ReprocessBehavior::None,
+        other => other.parse()?,
+    };
+    let max_active_runs: i32 = match form.max_active_runs.trim() {
+        "" => DEFAULT_MAX_ACTIVE_RUNS,
+        n => n
+            .parse()
+            .map_err(|_| format!("Max active runs: {n:?} is not a whole number."))?,
+    };
+    Ok(BackfillRequest {
+        from,
+        to,
+        run_backwards: form.run_backwards.is_some(),
+        conf: json!({}),
+        reprocess,
+        max_active_runs,
+        created_by: Some(user.to_owned()),
+    })
 }
 
 async fn backfill(
@@ -250,8 +260,16 @@ async fn backfill(
             "no DAG `{dag_id}` in this build"
         )));
     };
-    let intervals = match backfill_intervals(&dag, &form.from, &form.to) {
-        Ok(i) => i,
+    let created = match backfill_request(&dag, &form, &user.user.username) {
+        Err(e) => Err(e),
+        Ok(request) => match backfill::create(&state.store, &dag, &request).await {
+            Ok(done) => Ok(done),
+            Err(BackfillError::Store(e)) => return Err(e.into()),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let (created, plan) = match created {
+        Ok(c) => c,
         Err(e) => {
             let forms = DagForms {
                 backfill_from: form.from.clone(),
@@ -270,38 +288,76 @@ async fn backfill(
             .await;
         }
     };
-    let (first, last) = match (intervals.first(), intervals.last()) {
-        (Some(f), Some(l)) => (f.start, l.start),
-        _ => return Ok(see_other(&dag_url(&dag_id))),
-    };
-    let existing = state
-        .store
-        .logical_dates_between(&dag_id, first, last)
-        .await?;
-    let mut created = 0usize;
-    for interval in intervals.iter().filter(|i| !existing.contains(&i.start)) {
-        // `create_run` skips a date another request took meanwhile.
-        if state
-            .store
-            .create_run(&dag, RunType::Backfill, *interval, &json!({}))
-            .await?
-            .is_some()
-        {
-            created += 1;
-        }
-    }
-    tracing::info!(user = %user.user.username, %dag_id, created, skipped = intervals.len() - created, "backfill");
+    tracing::info!(user = %user.user.username, %dag_id, backfill = created.id, "backfill");
     user.audit(
         &state.db,
         Action {
             event: "backfill",
             dag_id: Some(&dag_id),
-            extra: serde_json::json!({"from": form.from, "to": form.to, "created": created}),
+            extra: serde_json::json!({
+                "backfill_id": created.id,
+                "from": form.from,
+                "to": form.to,
+                "created": plan.count(PlannedAction::Create),
+                "rerun": plan.count(PlannedAction::Rerun),
+            }),
             ..Action::default()
         },
     )
     .await;
-    Ok(see_other(&dag_url(&dag_id)))
+    Ok(see_other(&format!("{}#backfills", dag_url(&dag_id))))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Pause, resume or cancel one of the DAG's backfills.
+async fn backfill_action(
+    user: PageUser,
+    State(state): State<AppState>,
+    Path((dag_id, id, action)): Path<(String, i64, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, Problem> {
+    authorize(&user, &form.csrf_token)?;
+    let found = backfill::get(&state.store, id).await;
+    match found {
+        Ok(b) if b.dag_id == dag_id => {}
+        Ok(_) | Err(BackfillError::NotFound(_)) => {
+            return Err(Problem::not_found(format!(
+                "DAG `{dag_id}` has no backfill {id}"
+            )))
+        }
+        Err(e) => return Err(Problem::from(e)),
+    }
+    let done = match action.as_str() {
+        "pause" => backfill::set_paused(&state.store, id, true).await,
+        "unpause" => backfill::set_paused(&state.store, id, false).await,
+        "cancel" => backfill::cancel(&state.store, id).await,
+        other => {
+            return Err(Problem::not_found(format!(
+                "no backfill action `{other}` (pause, unpause, cancel)"
+            )))
+        }
+    };
+    done.map_err(Problem::from)?;
+    user.audit(
+        &state.db,
+        Action {
+            event: match action.as_str() {
+                "pause" => "backfill_pause",
+                "unpause" => "backfill_unpause",
+                _ => "backfill_cancel",
+            },
+            dag_id: Some(&dag_id),
+            extra: serde_json::json!({"backfill_id": id}),
+            ..Action::default()
+        },
+    )
+    .await;
+    Ok(see_other(&format!("{}#backfills", dag_url(&dag_id))))
 }
 
 #[derive(Deserialize)]
@@ -471,23 +527,45 @@ mod tests {
     }
 
     #[test]
-    fn backfill_ranges_are_bounded_and_checked() {
+    fn backfill_forms_become_requests_or_say_what_is_wrong() {
         let dag = daily();
+        let form = |from: &str, to: &str, reprocess: &str, max: &str| BackfillForm {
+            csrf_token: String::new(),
+            from: from.into(),
+            to: to.into(),
+            reprocess_behavior: reprocess.into(),
+            max_active_runs: max.into(),
+            run_backwards: None,
+        };
+        let r = backfill_request(&dag, &form("2024-01-01", "2024-01-03", "", ""), "ann").unwrap();
+        assert_eq!(r.reprocess, ReprocessBehavior::None);
+        assert_eq!(r.max_active_runs, DEFAULT_MAX_ACTIVE_RUNS);
+        assert_eq!(r.created_by.as_deref(), Some("ann"));
+        assert!(!r.run_backwards);
+        let r = backfill_request(
+            &dag,
+            &form("2024-01-01", "2024-01-03", "failed", "3"),
+            "ann",
+        )
+        .unwrap();
         assert_eq!(
-            backfill_intervals(&dag, "2024-01-01", "2024-01-03")
-                .unwrap()
-                .len(),
-            3
+            (r.reprocess, r.max_active_runs),
+            (ReprocessBehavior::Failed, 3)
         );
-        assert!(backfill_intervals(&dag, "2024-01-03", "2024-01-01")
-            .unwrap_err()
-            .contains("after"));
-        assert!(backfill_intervals(&dag, "2000-01-01", "2024-01-01")
-            .unwrap_err()
-            .contains("more than"));
-        let manual = Dag::builder("m").build().unwrap();
-        assert!(backfill_intervals(&manual, "2024-01-01", "2024-01-02")
-            .unwrap_err()
-            .contains("no schedule"));
+        assert!(
+            backfill_request(&dag, &form("someday", "2024-01-03", "", ""), "ann")
+                .unwrap_err()
+                .starts_with("From:")
+        );
+        assert!(
+            backfill_request(&dag, &form("2024-01-01", "2024-01-03", "all", ""), "ann")
+                .unwrap_err()
+                .contains("not one of none, failed, completed")
+        );
+        assert!(
+            backfill_request(&dag, &form("2024-01-01", "2024-01-03", "", "many"), "ann")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
     }
 }

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use orchestrator::backfill::{self, Backfill};
 use orchestrator::store::read::TaskStateRow;
 use orchestrator::store::{RunFilter, RunRow};
 use orchestrator::{RunState, TaskState};
@@ -54,6 +55,61 @@ pub struct DagForms {
     pub backfill_from: String,
     pub backfill_to: String,
     pub backfill_error: Option<String>,
+}
+
+/// The newest backfills the DAG page lists.
+const BACKFILLS_SHOWN: i64 = 5;
+
+/// One backfill as the DAG page shows it.
+struct BackfillView {
+    id: i64,
+    range: String,
+    status: &'static str,
+    /// Its runs by state, and in all.
+    counts: Vec<StateCount>,
+    total: i64,
+    /// Share of its runs finished, 0–100.
+    done_pct: i64,
+    reprocess: String,
+    max_active_runs: i32,
+    run_backwards: bool,
+    created: String,
+    created_by: String,
+    /// Pause/resume/cancel are offered.
+    open: bool,
+}
+
+impl BackfillView {
+    fn of(b: &Backfill) -> Self {
+        let total = b.total_runs();
+        BackfillView {
+            id: b.id,
+            range: format!(
+                "{} → {}",
+                b.from_date.format("%Y-%m-%d %H:%M"),
+                b.to_date.format("%Y-%m-%d %H:%M")
+            ),
+            status: b.status(),
+            counts: run_state_counts([
+                (RunState::Queued, b.queued),
+                (RunState::Running, b.running),
+                (RunState::Success, b.success),
+                (RunState::Failed, b.failed),
+            ]),
+            total,
+            done_pct: if total == 0 {
+                100
+            } else {
+                (b.success + b.failed) * 100 / total
+            },
+            reprocess: b.reprocess_behavior.clone(),
+            max_active_runs: b.max_active_runs,
+            run_backwards: b.run_backwards,
+            created: fmt_time(Some(b.created_at)),
+            created_by: b.created_by.clone().unwrap_or_default(),
+            open: b.completed_at.is_none(),
+        }
+    }
 }
 
 struct HistoryRow {
@@ -111,8 +167,8 @@ struct DagPage {
     max_active_tasks: i32,
     streams: Vec<String>,
     counts: Vec<StateCount>,
-    backfill_counts: Vec<StateCount>,
-    backfill_total: i64,
+    backfills: Vec<BackfillView>,
+    backfills_total: i64,
     grid: GridView,
     graph: GraphView,
     graph_runs: Vec<RunChoice>,
@@ -242,7 +298,10 @@ pub async fn render_dag(
     };
     let summary = store.run_counts_per_dag(Some(&[dag_id.to_owned()])).await?;
     let last_end = summary.iter().filter_map(|c| c.last_scheduled_end).max();
-    let backfill = store.run_counts_of_type(dag_id, "backfill").await?;
+    let (backfills, backfills_total) =
+        backfill::list(store, Some(dag_id), false, BACKFILLS_SHOWN, 0)
+            .await
+            .map_err(Problem::from)?;
 
     let selected = q
         .run_id
@@ -346,8 +405,8 @@ pub async fn render_dag(
         max_active_tasks: row.max_active_tasks,
         streams,
         counts: run_state_counts(summary.iter().map(|c| (c.state, c.count))),
-        backfill_total: backfill.iter().map(|(_, n)| n).sum(),
-        backfill_counts: run_state_counts(backfill.iter().copied()),
+        backfills: backfills.iter().map(BackfillView::of).collect(),
+        backfills_total,
         grid,
         graph,
         graph_runs: latest
