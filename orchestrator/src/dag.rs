@@ -319,6 +319,16 @@ impl Dag {
 
     /// `task_id` and every task downstream of it, transitively.
     pub fn downstream_closure(&self, task_id: &str) -> Vec<String> {
+        self.closure(task_id, |t| &t.downstream)
+    }
+
+    /// `task_id` and every task upstream of it, transitively.
+    pub fn upstream_closure(&self, task_id: &str) -> Vec<String> {
+        self.closure(task_id, |t| &t.upstream)
+    }
+
+    /// `task_id` and every task reached by following `next`, in task order.
+    fn closure(&self, task_id: &str, next: fn(&TaskNode) -> &Vec<String>) -> Vec<String> {
         let mut seen = HashSet::new();
         let mut queue = VecDeque::from([task_id.to_owned()]);
         while let Some(id) = queue.pop_front() {
@@ -326,7 +336,7 @@ impl Dag {
                 continue;
             }
             if let Some(t) = self.task(&id) {
-                queue.extend(t.downstream.iter().cloned());
+                queue.extend(next(t).iter().cloned());
             }
         }
         let mut out: Vec<String> = seen.into_iter().collect();

@@ -62,7 +62,6 @@ pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
         .map_err(|e| usage(format!("--to: {e}")))?;
     let conf =
         serde_json::from_str(&args.conf).map_err(|e| usage(format!("--conf is not JSON: {e}")))?;
-    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
     let request = BackfillRequest {
         from,
         to,
@@ -74,7 +73,7 @@ pub async fn run(settings: &Settings, args: BackfillArgs) -> Result<ExitCode> {
             args.reprocess_behavior
         },
         max_active_runs: args.max_active_runs,
-        created_by: Some(format!("cli:{login}")),
+        created_by: Some(format!("cli:{}", super::login())),
     };
 
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;

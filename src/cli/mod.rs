@@ -134,9 +134,27 @@ pub fn dag_bag_with_brokers(settings: &Settings, brokers: Option<&str>) -> Resul
 /// Records an action taken from the command line in the audit trail, as
 /// `cli:<login name>` (there is no web user or address): what the web
 /// records for the same action by a user.
+/// The login running the command, as the audit trail records it:
+/// `$USER`, else `$LOGNAME`, else the process's user from the system's
+/// user database (containers and cron often set neither variable).
+pub fn login() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|l| !l.is_empty())
+        .or_else(|| {
+            let uid = nix::unistd::getuid();
+            nix::unistd::User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .or_else(|| Some(format!("uid {uid}")))
+        })
+        .unwrap_or_default()
+}
+
 pub async fn audit(db: &services::database::Database, action: web::audit::Action<'_>) {
-    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
-    let owner = format!("cli:{login}");
+    let owner = format!("cli:{}", login());
     web::audit::record(&db.pool, Some(&owner), None, action).await;
 }
 

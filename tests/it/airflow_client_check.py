@@ -251,6 +251,34 @@ def main(base_url, token):
         assert af.PluginApi(client).get_plugins().total_entries == 0
         assert af.ProviderApi(client).get_providers().total_entries == 0
 
+        # A task instance set by hand with everything downstream of it, and
+        # a note on it; a dry run first changes nothing.
+        failed_body = af.PatchTaskInstanceBody(
+            new_state=af.TaskInstanceState("failed"), include_downstream=True, note="bad input file"
+        )
+        dry = tis.patch_task_instance_dry_run("example_etl", run_id, "extract", failed_body)
+        assert sorted(t.task_id for t in dry.task_instances) == ["extract", "load", "process.transform"], dry
+        assert all(t.state.value == "success" for t in dry.task_instances), dry
+        marked = tis.patch_task_instance("example_etl", run_id, "extract", failed_body)
+        states = {t.task_id: t.state.value for t in marked.task_instances}
+        assert states == {"extract": "failed", "process.transform": "failed", "load": "failed"}, states
+        assert tis.get_task_instance("example_etl", run_id, "extract").note == "bad input file"
+        expect_status(
+            400, tis.patch_task_instance, "example_etl", run_id, "extract",
+            af.PatchTaskInstanceBody(new_state=af.TaskInstanceState("running")),
+        )
+        expect_status(
+            404, tis.patch_task_instance, "example_etl", run_id, "no_such_task",
+            af.PatchTaskInstanceBody(new_state=af.TaskInstanceState("success")),
+        )
+        back = tis.patch_task_instance(
+            "example_etl", run_id, "extract",
+            af.PatchTaskInstanceBody(new_state=af.TaskInstanceState("success"), include_downstream=True),
+            update_mask=["new_state"],
+        )
+        assert all(t.state.value == "success" for t in back.task_instances), back
+        assert tis.get_task_instance("example_etl", run_id, "extract").note == "bad input file"
+
         # A run's note and state by hand, and a run deleted.
         noted = runs.patch_dag_run(
             "example_etl", run_id, af.DAGRunPatchBody(note="checked by ops"), update_mask=["note"]

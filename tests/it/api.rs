@@ -970,3 +970,112 @@ fn admins_read_the_configuration_with_its_secrets_masked() {
         "an unknown section",
     );
 }
+
+#[test]
+fn task_instances_are_set_by_hand_across_tasks_and_runs() {
+    let (env, operator, viewer, _base) = start();
+    env.ok(&["dags", "unpause", "example_etl"]);
+    let mut runs: Vec<String> = Vec::new();
+    for day in ["2024-06-01", "2024-06-02", "2024-06-03"] {
+        let run = operator.post(
+            "/dags/example_etl/dagRuns",
+            json!({"logical_date": format!("{day}T00:00:00Z")}),
+        );
+        assert_eq!(run.status, 200, "{}", run.body);
+        let run_id = run.body["dag_run_id"].as_str().unwrap().to_owned();
+        operator.wait_run("example_etl", &run_id, "success", 30);
+        runs.push(run_id);
+    }
+    let path = |run: &str, task: &str| {
+        format!(
+            "/dags/example_etl/dagRuns/{}/taskInstances/{task}",
+            seg(run)
+        )
+    };
+    let reached = |r: &Reply| -> Vec<String> {
+        let mut v: Vec<String> = r.body["task_instances"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.body))
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}/{}={}",
+                    t["dag_run_id"].as_str().unwrap(),
+                    t["task_id"].as_str().unwrap(),
+                    t["state"].as_str().unwrap()
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let middle = &runs[1];
+    assert_problem(
+        &viewer.patch(&path(middle, "load"), json!({"new_state": "failed"})),
+        403,
+        "a viewer marks",
+    );
+    // The task in this run and the earlier ones: two instances.
+    let past = operator.patch(
+        &path(middle, "load"),
+        json!({"new_state": "failed", "include_past": true}),
+    );
+    assert_eq!(past.status, 200, "{}", past.body);
+    assert_eq!(
+        reached(&past),
+        [
+            format!("{}/load=failed", runs[0]),
+            format!("{middle}/load=failed")
+        ]
+    );
+    // Upstream of `load` in the later runs, as a dry run: nothing changes.
+    let dry = operator.call(
+        Method::PATCH,
+        &format!("{}/dry_run", path(middle, "load")),
+        Some(json!({"new_state": "skipped", "include_upstream": true, "include_future": true})),
+    );
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(
+        reached(&dry).len(),
+        6,
+        "3 tasks × 2 runs: {:?}",
+        reached(&dry)
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM task_instances WHERE state = 'skipped'"),
+        "0"
+    );
+    let skipped = operator.patch(
+        &path(middle, "load"),
+        json!({"new_state": "skipped", "include_upstream": true, "include_future": true}),
+    );
+    assert!(
+        reached(&skipped).iter().all(|t| t.ends_with("=skipped")),
+        "{:?}",
+        reached(&skipped)
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM task_instances WHERE state = 'skipped' AND run_id = '{}'",
+            runs[0]
+        )),
+        "0",
+        "the earlier run is not reached"
+    );
+    assert_problem(
+        &operator.patch(
+            &format!("{}?map_index=2", path(middle, "load")),
+            json!({"new_state": "success"}),
+        ),
+        404,
+        "a mapped instance",
+    );
+    assert_problem(
+        &operator.patch(
+            &format!("{}?update_mask=state", path(middle, "load")),
+            json!({"new_state": "success"}),
+        ),
+        400,
+        "an unknown field in the mask",
+    );
+}

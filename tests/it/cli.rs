@@ -358,7 +358,16 @@ fn the_clis_dag_actions_are_in_the_audit_trail() {
         "2024-02-02",
         "--dry-run",
     ]);
-    let login = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    // As the binary finds it: $USER, $LOGNAME, else the user database.
+    let login = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            let out = std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        });
     assert_eq!(
         env.sql(
             "SELECT event || ' ' || dag_id || ' ' || coalesce(run_id, '-') || ' ' || coalesce(task_id, '-')

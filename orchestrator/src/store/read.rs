@@ -363,6 +363,7 @@ pub struct TaskInstanceDetailRow {
     pub run_type: String,
     pub run_queued_at: DateTime<Utc>,
     pub data_interval_end: DateTime<Utc>,
+    pub note: Option<String>,
 }
 
 /// Which task instances a page of the REST API's task-instance list shows.
@@ -450,7 +451,7 @@ const RUN_PAGE_WHERE: &str = "($1::text IS NULL OR dag_id = $1)
 const TI_DETAIL_SELECT: &str = "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state,
         ti.try_number, ti.max_tries, ti.pool, ti.hostname, ti.worker_id, ti.queued_at, ti.start_date,
         ti.end_date, ti.duration, ti.pool_slots, ti.priority_weight, r.logical_date, r.run_type,
-        r.queued_at AS run_queued_at, r.data_interval_end
+        r.queued_at AS run_queued_at, r.data_interval_end, ti.note
     FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id";
 const TI_PAGE_WHERE: &str = "($1::text IS NULL OR ti.dag_id = $1)
     AND ($2::text IS NULL OR ti.run_id = $2)

@@ -222,6 +222,81 @@ impl Store {
         Ok(cleared)
     }
 
+    /// Sets the state of the task instances of `task_ids` in `run_ids` by
+    /// hand (the API's task-instance patch), leaving running ones alone.
+    /// Returns the (run id, task id) pairs changed.
+    pub async fn mark_task_instances(
+        &self,
+        dag_id: &str,
+        run_ids: &[String],
+        task_ids: &[String],
+        state: TaskState,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let changed: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE task_instances SET state = $4, end_date = now()
+             WHERE dag_id = $1 AND run_id = ANY($2) AND task_id = ANY($3) AND map_index = -1
+               AND state <> 'running' AND state <> $4
+             RETURNING run_id, task_id",
+        )
+        .bind(dag_id)
+        .bind(run_ids)
+        .bind(task_ids)
+        .bind(state)
+        .fetch_all(self.pool())
+        .await?;
+        if !changed.is_empty() {
+            self.wake().await?;
+        }
+        Ok(changed)
+    }
+
+    /// The runs of `dag_id` logically before (`past`) and after (`future`)
+    /// `run_id`, with `run_id` itself: what "include past/future" reaches.
+    pub async fn runs_around(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        past: bool,
+        future: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT r.run_id FROM dag_runs r,
+                    (SELECT logical_date FROM dag_runs WHERE dag_id = $1 AND run_id = $2) me
+             WHERE r.dag_id = $1
+               AND (r.run_id = $2 OR ($3 AND r.logical_date < me.logical_date)
+                    OR ($4 AND r.logical_date > me.logical_date))
+             ORDER BY r.logical_date",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(past)
+        .bind(future)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Sets (or with `None` removes) a task instance's note; false when
+    /// there is no such instance.
+    pub async fn set_task_instance_note(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        note: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "UPDATE task_instances SET note = $4
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = -1",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(note)
+        .execute(self.pool())
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     /// Set a task instance's state by hand (UI "mark success/failed").
     pub async fn mark_task(
         &self,

@@ -330,6 +330,24 @@ pub struct DagRunPatchQuery {
 /// Longest run note, as Airflow's.
 const MAX_NOTE: usize = 1_000;
 
+/// A run's or task instance's note as stored: trimmed, `None` when blank,
+/// at most [`MAX_NOTE`] characters and without NUL (422 otherwise).
+pub fn checked_note(note: Option<&str>) -> Result<Option<&str>, Problem> {
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    if let Some(n) = note {
+        let chars = n.chars().count();
+        if chars > MAX_NOTE {
+            return Err(Problem::unprocessable(format!(
+                "note: {chars} characters, at most {MAX_NOTE}"
+            )));
+        }
+        if n.contains('\0') {
+            return Err(Problem::unprocessable("note: holds a NUL character"));
+        }
+    }
+    Ok(note)
+}
+
 /// Change a run's state or note (operator or admin).
 #[utoipa::path(
     operation_id = "patch_dag_run",
@@ -369,22 +387,7 @@ pub async fn patch(
     let wants = |field: &str| q.update_mask.is_empty() || q.update_mask.iter().any(|f| f == field);
     run_row(&state, &dag_id, &run_id).await?;
     if wants("note") && (body.note.is_some() || q.update_mask.iter().any(|f| f == "note")) {
-        let note = body
-            .note
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty());
-        if let Some(n) = note {
-            let chars = n.chars().count();
-            if chars > MAX_NOTE {
-                return Err(Problem::unprocessable(format!(
-                    "note: {chars} characters, at most {MAX_NOTE}"
-                )));
-            }
-            if n.contains('\0') {
-                return Err(Problem::unprocessable("note: holds a NUL character"));
-            }
-        }
+        let note = checked_note(body.note.as_deref())?;
         state.store.set_run_note(&dag_id, &run_id, note).await?;
     }
     if let Some(new_state) = body.state.as_deref().filter(|_| wants("state")) {

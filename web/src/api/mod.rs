@@ -21,6 +21,7 @@ mod monitoring;
 mod openapi;
 mod pagination;
 mod quality_checks;
+mod task_instance_patch;
 mod task_instances;
 mod task_tries;
 mod tasks;
@@ -51,7 +52,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(dag_runs::list_batch))
         .routes(routes!(task_instances::list))
         .routes(routes!(task_instances::list_batch))
-        .routes(routes!(task_instances::get))
+        .routes(routes!(task_instances::get, task_instance_patch::patch))
+        .routes(routes!(task_instance_patch::dry_run))
         .routes(routes!(task_instances::log))
         .routes(routes!(quality_checks::list))
         .routes(routes!(clear::clear))

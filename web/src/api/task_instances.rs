@@ -141,7 +141,7 @@ pub fn task_instance_response(row: TaskInstanceDetailRow, bag: &DagBag) -> TaskI
         pid: None,
         executor: None,
         executor_config: "{}".to_owned(),
-        note: None,
+        note: row.note.clone(),
         rendered_fields: None,
         trigger: None,
         triggerer_job: None,
