@@ -89,19 +89,8 @@ async fn targets(
     }
     run_row(state, dag_id, run_id).await?;
     let wants = |f: &str| q.update_mask.is_empty() || q.update_mask.iter().any(|m| m == f);
-    let new_state =
-        match body.new_state.as_deref().filter(|_| wants("new_state")) {
-            None => None,
-            Some(s) => match s.parse::<TaskState>() {
-                Ok(t @ (TaskState::Success | TaskState::Failed | TaskState::Skipped)) => Some(t),
-                _ => return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "a task instance can be set to `success`, `failed` or `skipped`, not `{s}`"
-                    ),
-                )),
-            },
-        };
+    let asked: Option<&str> = body.new_state.as_deref().filter(|_| wants("new_state"));
+    let new_state: Option<TaskState> = asked.map(settable_state).transpose()?;
     let mut task_ids: Vec<String> = vec![task_id.to_owned()];
     if body.include_upstream {
         task_ids.extend(dag.upstream_closure(task_id));
@@ -120,6 +109,17 @@ async fn targets(
         task_ids,
         new_state,
     })
+}
+
+/// A state a task instance may be set to by hand: Airflow's three.
+fn settable_state(s: &str) -> Result<TaskState, Problem> {
+    match s.parse::<TaskState>() {
+        Ok(t @ (TaskState::Success | TaskState::Failed | TaskState::Skipped)) => Ok(t),
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("a task instance can be set to `success`, `failed` or `skipped`, not `{s}`"),
+        )),
+    }
 }
 
 /// The task instances of `t`, as the API shows them.
