@@ -9,6 +9,7 @@ mod serving_db;
 mod support;
 
 mod alerts;
+mod fuzz;
 mod glue;
 mod glue_deploy;
 mod glue_news;
