@@ -1525,10 +1525,12 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
         ("BETFLOW_REPLAY_FROM", &from),
     ];
     let leader = env.spawn(&["scheduler"], &publishing);
+    // Generous: on a loaded 2-core machine the first publisher's start
+    // (building the day's replay) has taken over a minute.
     env.wait_for(
         "SELECT health->>'role' FROM stream_tasks WHERE task_id = 'replay_publisher'",
         "leader",
-        60,
+        180,
     );
     // Every game of that day ends final, as the replay source played it.
     let mut want: Vec<String> = Vec::new();

@@ -600,3 +600,122 @@ async fn a_definition_that_appends_a_column_evolves_the_table_and_keeps_its_rows
     assert_eq!(after.height(), 3);
     pool.close().await;
 }
+
+/// Unmounts a test's tmpfs however the test ends.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn parquet_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            n += parquet_files(&path);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A warehouse on a 2 MiB tmpfs: a load too big for it fails at once as a
+/// full disk (no retry), leaves no data file behind and the table as it
+/// was; once there is room the same load lands. Mounting needs root, as
+/// the lake's full-disk test does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_warehouse_disk_fails_the_write_at_once_and_the_table_is_untouched() {
+    let home = tempfile::tempdir().unwrap();
+    let (pg, pool) = throwaway_postgres(home.path()).await;
+    let dir = home.path().join("warehouse");
+    std::fs::create_dir(&dir).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("run mount");
+    assert!(
+        status.success(),
+        "mounting a 2 MiB tmpfs as a full warehouse needs root (scripts/test runs as root in CI)"
+    );
+    let _unmount = Unmount(dir.clone());
+    let wh = Warehouse::open(&pool, &dir)
+        .await
+        .expect("open the catalog");
+    write_table(
+        &wh,
+        &SCORES,
+        &frame(&[("nfl", 1, "a", 10), ("nfl", 2, "b", 20)]),
+        Replace::Partitions(vec![]),
+        run_props("small"),
+    )
+    .await
+    .expect("a small load fits");
+    let files_before = parquet_files(&dir);
+
+    // Incompressible game ids: about 4 MiB of Parquet for day 2.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let ids: Vec<String> = (0..60_000)
+        .map(|_| {
+            (0..4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect()
+        })
+        .collect();
+    let rows: Vec<(&str, u32, &str, i32)> =
+        ids.iter().map(|id| ("nfl", 2, id.as_str(), 1)).collect();
+    let big = frame(&rows);
+    let err = write_table(
+        &wh,
+        &SCORES,
+        &big,
+        Replace::Partitions(vec![]),
+        run_props("big"),
+    )
+    .await
+    .expect_err("4 MiB do not fit in 2 MiB");
+    assert!(
+        matches!(err, lakehouse::iceberg::IcebergError::DiskFull { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("disk is full"), "{err}");
+    assert!(
+        !err.into_task_error().is_retryable(),
+        "a retry cannot make room"
+    );
+    assert_eq!(
+        parquet_files(&dir),
+        files_before,
+        "the failed write left no data file"
+    );
+    let table = read_table(&wh, &SCORES, &Filter::All).await.expect("read");
+    assert_eq!(table.height(), 2, "the table is as the small load left it");
+
+    // Room again: the same load lands and replaces day 2.
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = write_table(
+        &wh,
+        &SCORES,
+        &big,
+        Replace::Partitions(vec![]),
+        run_props("big"),
+    )
+    .await
+    .expect("the load fits now");
+    assert_eq!((s.added_rows, s.total_rows), (60_000, 60_001));
+    drop(pg);
+}

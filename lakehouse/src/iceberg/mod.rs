@@ -64,6 +64,16 @@ pub enum IcebergError {
     Config(String),
     #[error("table {table}: commit conflicted {attempts} times with concurrent writers")]
     Conflict { table: String, attempts: u32 },
+    /// The warehouse's disk or quota is full: a retry cannot make room.
+    #[error(
+        "iceberg {action} {table}: the warehouse's disk is full ({message}); \
+         free space, then clear the task"
+    )]
+    DiskFull {
+        action: &'static str,
+        table: String,
+        message: String,
+    },
 }
 
 impl IcebergError {
@@ -71,9 +81,9 @@ impl IcebergError {
     /// else may pass on a retry.
     pub fn into_task_error(self) -> orchestrator::TaskError {
         match self {
-            IcebergError::Config(_) | IcebergError::Staged { .. } => {
-                orchestrator::TaskError::fatal(self)
-            }
+            IcebergError::Config(_)
+            | IcebergError::Staged { .. }
+            | IcebergError::DiskFull { .. } => orchestrator::TaskError::fatal(self),
             other => other.into(),
         }
     }
@@ -85,9 +95,45 @@ pub(crate) fn ice(
     table: &str,
 ) -> impl FnOnce(iceberg::Error) -> IcebergError {
     let table = table.to_owned();
-    move |source| IcebergError::Iceberg {
-        action,
-        table,
-        source: Box::new(source),
+    move |source| {
+        if storage_full(&source) {
+            return IcebergError::DiskFull {
+                action,
+                table,
+                message: source.to_string(),
+            };
+        }
+        IcebergError::Iceberg {
+            action,
+            table,
+            source: Box::new(source),
+        }
     }
+}
+
+/// Whether an error of iceberg-rust's file I/O is a full disk or quota
+/// (ENOSPC, EDQUOT): by the `std::io::Error` in its source chain, or, as
+/// its storage layer may keep the cause only as text, by the OS's message.
+pub fn storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        cause = err.source();
+    }
+    let text = format!("{e:?}");
+    [
+        "No space left on device",
+        "os error 28)",
+        "Disk quota exceeded",
+        "os error 122)",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }

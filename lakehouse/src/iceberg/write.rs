@@ -140,7 +140,19 @@ pub async fn write_table(
             Scope::Partitions(extra.iter().map(|v| to_struct(v)).collect())
         }
     };
-    let files = write_files(&table, def, groups).await?;
+    // Every data file of this write is named `{prefix}-…`, so a write that
+    // fails half way can find what it left.
+    let prefix: String = uuid::Uuid::new_v4().simple().to_string();
+    let files = match write_files(&table, def, groups, &prefix).await {
+        Ok(files) => files,
+        Err(e) => {
+            let removed = remove_partial(&table, &prefix);
+            if removed > 0 {
+                tracing::warn!(table = %name, removed, "removed the data files of a failed write");
+            }
+            return Err(e);
+        }
+    };
     let summary = commit_replace(wh, def, files, scope, properties).await?;
     tracing::info!(table = %name, snapshot = summary.snapshot_id, rows = summary.added_rows, "committed");
     Ok(summary)
@@ -195,10 +207,45 @@ fn split(def: &TableDef, df: &DataFrame) -> Result<Vec<(Vec<PartValue>, DataFram
     Ok(out)
 }
 
+/// Removes the data files named `{prefix}-…` under a local table's data
+/// directory, whole or partial: none is in a snapshot yet, so no reader
+/// sees them, but a full disk needs the space back. An S3 object is never
+/// half written, and is left to the table's orphan-file cleanup. Returns
+/// how many were removed.
+fn remove_partial(table: &Table, prefix: &str) -> usize {
+    let location = table.metadata().location();
+    let Some(root) = location
+        .strip_prefix("file://")
+        .or_else(|| location.starts_with('/').then_some(location))
+    else {
+        return 0;
+    };
+    fn walk(dir: &std::path::Path, prefix: &str, removed: &mut usize) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, prefix, removed);
+            } else if entry.file_name().to_string_lossy().starts_with(prefix)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                *removed += 1;
+            }
+        }
+    }
+    let mut removed = 0;
+    walk(
+        &std::path::Path::new(root).join("data"),
+        prefix,
+        &mut removed,
+    );
+    removed
+}
+
 async fn write_files(
     table: &Table,
     def: &TableDef,
     groups: Vec<(Vec<PartValue>, DataFrame)>,
+    prefix: &str,
 ) -> Result<Vec<DataFile>, IcebergError> {
     let name = def.full_name();
     let meta = table.metadata();
@@ -207,11 +254,7 @@ async fn write_files(
         Arc::new(schema_to_arrow_schema(&schema).map_err(ice("map schema of", &name))?);
     let spec = meta.default_partition_spec().as_ref().clone();
     let locations = DefaultLocationGenerator::new(meta).map_err(ice("locate data of", &name))?;
-    let names = DefaultFileNameGenerator::new(
-        uuid::Uuid::new_v4().simple().to_string(),
-        None,
-        DataFileFormat::Parquet,
-    );
+    let names = DefaultFileNameGenerator::new(prefix.to_owned(), None, DataFileFormat::Parquet);
     let mut files = Vec::new();
     for (values, part) in groups {
         if part.height() == 0 {
