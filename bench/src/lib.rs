@@ -7,6 +7,7 @@ extern crate services;
 
 mod batch;
 mod histogram;
+mod mixed;
 mod process;
 mod scheduler;
 mod spark;
@@ -47,6 +48,12 @@ pub enum BenchCommand {
         /// Concurrent connections wrk keeps open.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Then load the pages and the API for this many seconds while the scheduler runs a 1,000-task chain, and compare its dispatch latency with the idle one (0: skip).
+        #[arg(long, default_value_t = 0)]
+        mixed_seconds: u64,
+        /// Concurrent connections of the mixed load, shared between its paths.
+        #[arg(long, default_value_t = 200)]
+        mixed_clients: usize,
     },
     /// Odds updates through a real broker, the odds processor and Postgres:
     /// throughput draining a backlog, latency and RSS at a steady rate.
@@ -132,7 +139,16 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
             runs,
             seconds,
             connections,
-        } => web::run(home, dags, runs, seconds, connections).await,
+            mixed_seconds,
+            mixed_clients,
+        } => {
+            let mixed = web::Mixed {
+                seconds: mixed_seconds,
+                clients: mixed_clients,
+                engine,
+            };
+            web::run(home, dags, runs, seconds, connections, mixed).await
+        }
         BenchCommand::Batch {
             json,
             odds_rows,

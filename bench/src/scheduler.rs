@@ -50,7 +50,7 @@ fn noop(id: String) -> TaskSpec {
     TaskSpec::new(id, task_fn(|_| async { Ok(Value::Null) }))
 }
 
-fn chain(id: &str, n: usize) -> Result<Dag> {
+pub(crate) fn chain(id: &str, n: usize) -> Result<Dag> {
     let mut b = Dag::builder(id).max_active_tasks(10_000).tags(&["bench"]);
     let nodes: Vec<Node> = (0..n).map(|i| b.task(noop(format!("t{i:03}")))).collect();
     let refs: Vec<&Node> = nodes.iter().collect();
@@ -190,7 +190,7 @@ pub async fn run(
 }
 
 /// Seconds from the run's creation to its end, by the database clock.
-async fn wait_success(pool: &sqlx::PgPool, dag_id: &str, run_id: &str) -> Result<f64> {
+pub(crate) async fn wait_success(pool: &sqlx::PgPool, dag_id: &str, run_id: &str) -> Result<f64> {
     let started = Instant::now();
     loop {
         let row: (String, DateTime<Utc>, Option<DateTime<Utc>>) = sqlx::query_as(
@@ -225,7 +225,11 @@ struct TaskTimes {
 type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// For every task with upstreams: its start minus its last upstream's end, in ms.
-async fn dispatch_latencies(pool: &sqlx::PgPool, dag: &Dag, run_id: &str) -> Result<Vec<f64>> {
+pub(crate) async fn dispatch_latencies(
+    pool: &sqlx::PgPool,
+    dag: &Dag,
+    run_id: &str,
+) -> Result<Vec<f64>> {
     let rows: Vec<TaskTimes> = sqlx::query_as(
         "SELECT task_id, start_date, end_date FROM task_instances WHERE dag_id = $1 AND run_id = $2",
     )
@@ -254,7 +258,7 @@ async fn dispatch_latencies(pool: &sqlx::PgPool, dag: &Dag, run_id: &str) -> Res
     Ok(out)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

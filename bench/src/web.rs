@@ -105,12 +105,20 @@ const SEED_GRID_TIS: &str = "
     WHERE r.dag_id = $1
     ON CONFLICT DO NOTHING";
 
+/// The mixed phase's settings (`--mixed-seconds`, `--mixed-clients`).
+pub struct Mixed {
+    pub seconds: u64,
+    pub clients: usize,
+    pub engine: orchestrator::EngineConfig,
+}
+
 pub async fn run(
     home: &Path,
     dags: usize,
     runs: usize,
     seconds: u64,
     connections: usize,
+    mixed: Mixed,
 ) -> Result<ExitCode> {
     if which("wrk").is_none() {
         bail!(
@@ -124,6 +132,12 @@ pub async fn run(
         bag.add(chain_dag(&format!("bench_web_{i:03}"), 5, &["bench", tag])?);
     }
     bag.add(chain_dag(GRID_DAG, GRID_TASKS, &["bench"])?);
+    if mixed.seconds > 0 {
+        bag.add(crate::scheduler::chain(
+            crate::mixed::CHAIN_DAG,
+            crate::mixed::CHAIN_TASKS,
+        )?);
+    }
 
     let bench_home = home.join("bench");
     std::fs::create_dir_all(&bench_home)
@@ -269,6 +283,15 @@ pub async fn run(
             pick("90%"),
             pick("99%")
         );
+    }
+    if mixed.seconds > 0 {
+        let paths: Vec<String> = vec![
+            "/dags".to_owned(),
+            format!("/dags/{GRID_DAG}"),
+            "/api/v2/dags/~/dagRuns?limit=50".to_owned(),
+            format!("/markets/live?date={BENCH_DAY}"),
+        ];
+        crate::mixed::run(&db, &bag, &mixed, port, &session, &paths).await?;
     }
     token.cancel();
     server.await??;

@@ -24,7 +24,7 @@ use crate::dag::Dag;
 use crate::schedule::DataInterval;
 use crate::state::RunState;
 use crate::store::write::{notify_wakeup, run_id_for, RunType};
-use crate::store::{Store, StoreError};
+use crate::store::{RunStateRow, Store, StoreError};
 
 /// Most runs one backfill creates or re-runs, against typos such as
 /// `--to 2204-01-01`; a larger range is split into several backfills.
@@ -118,6 +118,10 @@ pub enum BackfillError {
     Conf,
     #[error("no schedule interval of `{0}` starts in that range")]
     NoIntervals(String),
+    #[error(
+        "no schedule interval of `{0}` in that range has ended yet: backfills run past intervals"
+    )]
+    NotEnded(String),
     #[error(
         "nothing to do: every interval of the range already has a run \
          ({kept} kept, {in_flight} in flight); ask to re-run failed or completed runs"
@@ -248,14 +252,23 @@ fn intervals(dag: &Dag, request: &BackfillRequest) -> Result<Vec<DataInterval>, 
     if !request.conf.is_object() {
         return Err(BackfillError::Conf);
     }
-    let intervals = dag
+    let mut intervals = dag
         .schedule
         .intervals_between(request.from, request.to, MAX_RUNS + 1);
     if intervals.len() > MAX_RUNS {
         return Err(BackfillError::TooManyRuns);
     }
+    // As scheduled runs, a backfill runs only intervals that have ended:
+    // a future one would take the date its scheduled run will need.
+    let now = Utc::now();
+    let before = intervals.len();
+    intervals.retain(|i| i.end <= now);
     if intervals.is_empty() {
-        return Err(BackfillError::NoIntervals(dag.id.clone()));
+        return Err(if before > 0 {
+            BackfillError::NotEnded(dag.id.clone())
+        } else {
+            BackfillError::NoIntervals(dag.id.clone())
+        });
     }
     Ok(intervals)
 }
@@ -266,21 +279,39 @@ pub async fn plan(
     dag: &Dag,
     request: &BackfillRequest,
 ) -> Result<Plan, BackfillError> {
+    let intervals = ordered_intervals(dag, request)?;
+    let (first, last) = span(&intervals);
+    let existing = store.run_states_between(&dag.id, first, last).await?;
+    Ok(plan_over(intervals, &existing, request.reprocess))
+}
+
+/// The request's intervals in the order the backfill runs them.
+fn ordered_intervals(
+    dag: &Dag,
+    request: &BackfillRequest,
+) -> Result<Vec<DataInterval>, BackfillError> {
     let mut intervals = intervals(dag, request)?;
     if request.run_backwards {
         intervals.reverse();
     }
-    let last = intervals
-        .iter()
-        .map(|i| i.start)
-        .max()
-        .unwrap_or(request.to);
-    let first = intervals
-        .iter()
-        .map(|i| i.start)
-        .min()
-        .unwrap_or(request.from);
-    let existing = store.run_states_between(&dag.id, first, last).await?;
+    Ok(intervals)
+}
+
+/// The first and last logical dates of (non-empty) `intervals`.
+fn span(intervals: &[DataInterval]) -> (DateTime<Utc>, DateTime<Utc>) {
+    let starts = intervals.iter().map(|i| i.start);
+    (
+        starts.clone().min().unwrap_or_default(),
+        starts.max().unwrap_or_default(),
+    )
+}
+
+/// Each interval's action given the runs that exist.
+fn plan_over(
+    intervals: Vec<DataInterval>,
+    existing: &[RunStateRow],
+    reprocess: ReprocessBehavior,
+) -> Plan {
     let runs = intervals
         .iter()
         .map(
@@ -297,7 +328,7 @@ pub async fn plan(
                     run_id: r.run_id.clone(),
                     action: if !r.state.is_finished() {
                         PlannedAction::InFlight
-                    } else if request.reprocess.reprocesses(r.state) {
+                    } else if reprocess.reprocesses(r.state) {
                         PlannedAction::Rerun
                     } else {
                         PlannedAction::Keep
@@ -306,7 +337,7 @@ pub async fn plan(
             },
         )
         .collect();
-    Ok(Plan { runs })
+    Plan { runs }
 }
 
 /// Creates the backfill: its record, its new runs (queued) and its re-runs
@@ -317,23 +348,12 @@ pub async fn create(
     dag: &Dag,
     request: &BackfillRequest,
 ) -> Result<(Backfill, Plan), BackfillError> {
-    if let Some(id) = active(store.pool(), &dag.id).await? {
-        return Err(BackfillError::AlreadyActive {
-            dag_id: dag.id.clone(),
-            id,
-        });
-    }
-    let plan = plan(store, dag, request).await?;
-    if plan.effective().next().is_none() {
-        return Err(BackfillError::NothingToDo {
-            kept: plan.count(PlannedAction::Keep),
-            in_flight: plan.count(PlannedAction::InFlight),
-        });
-    }
+    let intervals = ordered_intervals(dag, request)?;
+    let (first, last) = span(&intervals);
     let mut tx = store.pool().begin().await?;
     // One creator at a time per DAG, so two requests cannot both pass the
-    // check below.
-    sqlx::query("SELECT 1 FROM dags WHERE dag_id = $1 FOR UPDATE")
+    // check below. NO KEY: other runs of the DAG may still be inserted.
+    sqlx::query("SELECT 1 FROM dags WHERE dag_id = $1 FOR NO KEY UPDATE")
         .bind(&dag.id)
         .execute(&mut *tx)
         .await?;
@@ -341,6 +361,22 @@ pub async fn create(
         return Err(BackfillError::AlreadyActive {
             dag_id: dag.id.clone(),
             id,
+        });
+    }
+    let existing: Vec<RunStateRow> = sqlx::query_as(
+        "SELECT logical_date, run_id, state FROM dag_runs
+         WHERE dag_id = $1 AND logical_date BETWEEN $2 AND $3",
+    )
+    .bind(&dag.id)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut plan = plan_over(intervals, &existing, request.reprocess);
+    if plan.effective().next().is_none() {
+        return Err(BackfillError::NothingToDo {
+            kept: plan.count(PlannedAction::Keep),
+            in_flight: plan.count(PlannedAction::InFlight),
         });
     }
     let id: i64 = sqlx::query_scalar(
@@ -358,13 +394,25 @@ pub async fn create(
     .bind(&request.created_by)
     .fetch_one(&mut *tx)
     .await?;
-    insert_runs(&mut tx, dag, id, request, &plan).await?;
-    for run in plan
-        .runs
-        .iter()
-        .filter(|r| r.action == PlannedAction::Rerun)
-    {
-        requeue(&mut tx, dag, id, &run.run_id, request.reprocess).await?;
+    let created = insert_runs(&mut tx, id, dag, request, &plan).await?;
+    let requeued = requeue(&mut tx, id, dag, request.reprocess, &plan).await?;
+    // A date another writer took meanwhile is in flight, not created; a
+    // run that started meanwhile is not re-run.
+    for run in &mut plan.runs {
+        let done = match run.action {
+            PlannedAction::Create => created.contains(&run.run_id),
+            PlannedAction::Rerun => requeued.contains(&run.run_id),
+            _ => true,
+        };
+        if !done {
+            run.action = PlannedAction::InFlight;
+        }
+    }
+    if plan.effective().next().is_none() {
+        return Err(BackfillError::NothingToDo {
+            kept: plan.count(PlannedAction::Keep),
+            in_flight: plan.count(PlannedAction::InFlight),
+        });
     }
     notify_wakeup(&mut *tx).await?;
     tx.commit().await?;
@@ -385,13 +433,14 @@ async fn active<'e, E: sqlx::PgExecutor<'e>>(
 }
 
 /// The new runs, in one statement (a backfill may create thousands).
+/// Returns the run ids created: a date another writer took is not.
 async fn insert_runs(
     tx: &mut Transaction<'_, Postgres>,
-    dag: &Dag,
     backfill_id: i64,
+    dag: &Dag,
     request: &BackfillRequest,
     plan: &Plan,
-) -> Result<(), BackfillError> {
+) -> Result<Vec<String>, BackfillError> {
     let new: Vec<&PlannedRun> = plan
         .runs
         .iter()
@@ -400,13 +449,14 @@ async fn insert_runs(
     let run_ids: Vec<&str> = new.iter().map(|r| r.run_id.as_str()).collect();
     let starts: Vec<DateTime<Utc>> = new.iter().map(|r| r.logical_date).collect();
     let ends: Vec<DateTime<Utc>> = new.iter().map(|r| r.data_interval_end).collect();
-    sqlx::query(
+    Ok(sqlx::query_scalar(
         "INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end,
                                run_type, state, conf, dag_version, backfill_id)
          SELECT $1, n.run_id, n.start_at, n.start_at, n.end_at, 'backfill', 'queued', $5,
                 (SELECT max(version_number) FROM dag_versions WHERE dag_id = $1), $6
            FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS n(run_id, start_at, end_at)
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT DO NOTHING
+         RETURNING run_id",
     )
     .bind(&dag.id)
     .bind(&run_ids)
@@ -414,21 +464,40 @@ async fn insert_runs(
     .bind(&ends)
     .bind(&request.conf)
     .bind(backfill_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
-/// Clears a finished run's tasks (only the failed ones for
-/// [`ReprocessBehavior::Failed`]), each with its full retry budget again,
-/// and queues the run under the backfill.
+/// Queues the finished runs the plan re-runs under the backfill, then
+/// clears their tasks (only the failed ones for
+/// [`ReprocessBehavior::Failed`]), each with its full retry budget again.
+/// A run that is no longer finished is left alone. Returns the runs queued.
 async fn requeue(
     tx: &mut Transaction<'_, Postgres>,
-    dag: &Dag,
     backfill_id: i64,
-    run_id: &str,
+    dag: &Dag,
     reprocess: ReprocessBehavior,
-) -> Result<(), BackfillError> {
+    plan: &Plan,
+) -> Result<Vec<String>, BackfillError> {
+    let run_ids: Vec<&str> = plan
+        .runs
+        .iter()
+        .filter(|r| r.action == PlannedAction::Rerun)
+        .map(|r| r.run_id.as_str())
+        .collect();
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queued: Vec<String> = sqlx::query_scalar(
+        "UPDATE dag_runs SET state = 'queued', start_date = NULL, end_date = NULL, backfill_id = $3
+         WHERE dag_id = $1 AND run_id = ANY($2) AND state IN ('success', 'failed')
+         RETURNING run_id",
+    )
+    .bind(&dag.id)
+    .bind(&run_ids)
+    .bind(backfill_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let (ids, retries): (Vec<&str>, Vec<i32>) = dag
         .tasks()
         .iter()
@@ -438,27 +507,18 @@ async fn requeue(
         "UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
                 queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
          FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
-         WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
+         WHERE ti.dag_id = $1 AND ti.run_id = ANY($2) AND ti.task_id = c.task_id
            AND ti.state <> 'running'
            AND (NOT $5 OR ti.state IN ('failed', 'upstream_failed'))",
     )
     .bind(&dag.id)
-    .bind(run_id)
+    .bind(&queued)
     .bind(&ids)
     .bind(&retries)
     .bind(reprocess == ReprocessBehavior::Failed)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "UPDATE dag_runs SET state = 'queued', start_date = NULL, end_date = NULL, backfill_id = $3
-         WHERE dag_id = $1 AND run_id = $2 AND state IN ('success', 'failed')",
-    )
-    .bind(&dag.id)
-    .bind(run_id)
-    .bind(backfill_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(queued)
 }
 
 /// One backfill with its progress.
@@ -500,23 +560,21 @@ pub async fn list(
 
 /// Pauses (`true`) or resumes a backfill that has not completed.
 pub async fn set_paused(store: &Store, id: i64, paused: bool) -> Result<Backfill, BackfillError> {
-    let done: Option<Option<DateTime<Utc>>> =
-        sqlx::query_scalar("SELECT completed_at FROM backfills WHERE id = $1")
-            .bind(id)
-            .fetch_optional(store.pool())
-            .await?;
-    match done {
-        None => return Err(BackfillError::NotFound(id)),
-        Some(Some(_)) => return Err(BackfillError::Completed(id)),
-        Some(None) => {}
+    let changed = sqlx::query(
+        "UPDATE backfills SET is_paused = $2, updated_at = now()
+         WHERE id = $1 AND completed_at IS NULL",
+    )
+    .bind(id)
+    .bind(paused)
+    .execute(store.pool())
+    .await?
+    .rows_affected();
+    let b = get(store, id).await?;
+    if changed == 0 {
+        return Err(BackfillError::Completed(id));
     }
-    sqlx::query("UPDATE backfills SET is_paused = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(paused)
-        .execute(store.pool())
-        .await?;
     store.wake().await?;
-    get(store, id).await
+    Ok(b)
 }
 
 /// Cancels a backfill: paused for good, completed now, and its runs not
@@ -594,10 +652,10 @@ pub async fn start_runs(
     .await?)
 }
 
-/// Backfills with a queued run that may start now.
-pub async fn startable(store: &Store) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT b.id FROM backfills b
+/// Backfills with a queued run that may start now, with their DAGs.
+pub async fn startable(store: &Store) -> Result<Vec<(i64, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT b.id, b.dag_id FROM backfills b
          WHERE b.completed_at IS NULL AND NOT b.is_paused
            AND EXISTS (SELECT 1 FROM dag_runs r WHERE r.backfill_id = b.id AND r.state = 'queued')
          ORDER BY b.id",
@@ -610,7 +668,7 @@ pub async fn startable(store: &Store) -> Result<Vec<i64>, StoreError> {
 /// running. Returns how many completed.
 pub async fn complete_finished(store: &Store) -> Result<u64, StoreError> {
     Ok(sqlx::query(
-        "UPDATE backfills b SET completed_at = now(), updated_at = now()
+        "UPDATE backfills b SET completed_at = now(), updated_at = now(), is_paused = false
          WHERE b.completed_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM dag_runs r
                            WHERE r.backfill_id = b.id AND r.state IN ('queued', 'running'))",
@@ -654,6 +712,14 @@ mod tests {
         let mut r = request("2024-01-01", "2024-01-03");
         r.conf = serde_json::json!([1]);
         assert!(err(r).contains("JSON object"));
+        // Intervals that have not ended are left out; a range of only
+        // those is refused.
+        let today = Utc::now().date_naive();
+        let day = |d: i64| (today + chrono::Duration::days(d)).to_string();
+        let past_and_future = intervals(&dag, &request(&day(-3), &day(3))).unwrap();
+        assert!(past_and_future.iter().all(|i| i.end <= Utc::now()));
+        assert_eq!(past_and_future.len(), 3, "{past_and_future:?}");
+        assert!(err(request(&day(1), &day(3))).contains("has ended yet"));
         let manual = Dag::builder("m").build().unwrap();
         assert!(intervals(&manual, &request("2024-01-01", "2024-01-02"))
             .unwrap_err()
@@ -792,7 +858,10 @@ mod tests {
             .unwrap();
         assert!(startable(&store).await.unwrap().is_empty());
         set_paused(&store, created.id, false).await.unwrap();
-        assert_eq!(startable(&store).await.unwrap(), [created.id]);
+        assert_eq!(
+            startable(&store).await.unwrap(),
+            [(created.id, "d".to_owned())]
+        );
         assert_eq!(
             complete_finished(&store).await.unwrap(),
             0,

@@ -37,7 +37,7 @@ pub async fn create_due_runs(
     let rows: Vec<(String, bool, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
         "SELECT d.dag_id, d.is_paused,
                 max(r.data_interval_end) FILTER (WHERE r.run_type = 'scheduled'),
-                count(r.id) FILTER (WHERE r.state IN ('queued', 'running'))
+                count(r.id) FILTER (WHERE r.state IN ('queued', 'running') AND r.backfill_id IS NULL)
          FROM dags d LEFT JOIN dag_runs r ON r.dag_id = d.dag_id
          WHERE d.schedule IS NOT NULL AND NOT d.is_stale
          GROUP BY d.dag_id, d.is_paused",
@@ -133,12 +133,15 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, Sto
 /// Starts what each open, unpaused backfill may start now.
 async fn start_backfill_runs(store: &Store, bag: &DagBag) -> Result<usize, StoreError> {
     let mut started = 0;
-    for id in backfill::startable(store).await? {
+    for (id, dag_id) in backfill::startable(store).await? {
+        // Another process (the CLI's `--wait` loads one DAG) starts the
+        // backfills of DAGs this one does not have.
+        if bag.get(&dag_id).is_none() {
+            continue;
+        }
         let mut tx = store.pool().begin().await?;
         let runs = backfill::start_runs(&mut tx, id).await?;
         for (dag_id, run_id) in &runs {
-            // A DAG gone from the binary: its run starts with no tasks and
-            // the run's evaluation fails it, as for any run of a stale DAG.
             if let Some(dag) = bag.get(dag_id) {
                 insert_task_instances(&mut tx, dag, run_id, None).await?;
             }

@@ -1,0 +1,166 @@
+//! `betflow bench web --mixed-seconds N`: the scheduler under web load.
+//! One process serves the pages and the API and runs the engine, as
+//! `betflow up` does; a 1,000-task chain is run over and over, first with
+//! no web traffic, then while `--mixed-clients` concurrent connections
+//! (wrk) load the DAGs page, a grid, the runs API and the markets board.
+//! Prints the scheduler's dispatch p99 both ways (goal: loaded under 2×
+//! idle) and each page's p99 under the mix. Asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use orchestrator::store::write::RunType;
+use orchestrator::{Dag, DagBag, DataInterval};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use services::database::Database;
+
+use crate::scheduler::{dispatch_latencies, percentile, wait_success};
+use crate::web::Mixed;
+
+/// The DAG the scheduler runs during the mix: 1,000 no-op tasks in a chain,
+/// so every hop is one scheduling decision and none waits for a slot.
+pub const CHAIN_DAG: &str = "bench_mixed_chain";
+pub const CHAIN_TASKS: usize = 1_000;
+
+/// Runs of the chain before the load, for the idle figure.
+const IDLE_RUNS: usize = 2;
+
+/// Dispatch latencies (ms, sorted) and run walls (s) of the chain's runs.
+#[derive(Default)]
+struct Runs {
+    dispatch_ms: Vec<f64>,
+    walls: Vec<f64>,
+}
+
+impl Runs {
+    fn line(&self, label: &str) -> String {
+        let mut walls = self.walls.clone();
+        walls.sort_by(f64::total_cmp);
+        format!(
+            "{label:<14} {} runs of {CHAIN_TASKS} tasks: wall median {:.2}s, dispatch p50 {:.2} ms  p99 {:.2} ms",
+            walls.len(),
+            walls.get(walls.len() / 2).copied().unwrap_or(f64::NAN),
+            percentile(&self.dispatch_ms, 0.50),
+            percentile(&self.dispatch_ms, 0.99)
+        )
+    }
+}
+
+/// Runs the chain once at logical date `at`; adds its figures to `runs`.
+async fn run_chain(db: &Database, dag: &Dag, at: DateTime<Utc>, runs: &mut Runs) -> Result<()> {
+    let interval = DataInterval { start: at, end: at };
+    let run_id = db
+        .store
+        .create_run(dag, RunType::Manual, interval, &json!({}))
+        .await?
+        .context("bench run id collided")?;
+    runs.walls
+        .push(wait_success(&db.pool, &dag.id, &run_id).await?);
+    runs.dispatch_ms
+        .extend(dispatch_latencies(&db.pool, dag, &run_id).await?);
+    runs.dispatch_ms.sort_by(f64::total_cmp);
+    Ok(())
+}
+
+/// The mixed phase against the server on `port`, authenticated by `session`.
+pub async fn run(
+    db: &Database,
+    bag: &DagBag,
+    mixed: &Mixed,
+    port: u16,
+    session: &str,
+    paths: &[String],
+) -> Result<()> {
+    let (seconds, clients) = (mixed.seconds, mixed.clients);
+    let dag = bag.get(CHAIN_DAG).context("the mixed chain DAG")?.clone();
+    let mut config = mixed.engine.clone();
+    config.run_streams = false;
+    config.create_scheduled_runs = false;
+    let token = CancellationToken::new();
+    let engine_task = tokio::spawn(orchestrator::engine::run(
+        db.store.clone(),
+        bag.clone(),
+        config,
+        token.clone(),
+    ));
+
+    // Run ids carry the logical date to the second: one second apart each.
+    let mut at = Utc::now();
+    let mut next = || {
+        at += chrono::Duration::seconds(1);
+        at
+    };
+    let mut idle = Runs::default();
+    for _ in 0..IDLE_RUNS {
+        run_chain(db, &dag, next(), &mut idle).await?;
+    }
+
+    // One wrk per path, the clients shared out between them.
+    let per_path = (clients / paths.len().max(1)).max(1);
+    let mut loads = Vec::new();
+    for path in paths {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let child = tokio::process::Command::new("wrk")
+            .args(["-t", "1", "-c", &per_path.to_string()])
+            .args([
+                "-d",
+                &format!("{seconds}s"),
+                "--latency",
+                "--timeout",
+                "10s",
+            ])
+            .args([
+                "-H",
+                &format!("Cookie: {}={session}", web::auth::extract::SESSION_COOKIE),
+                &url,
+            ])
+            .output();
+        loads.push((path.clone(), tokio::spawn(child)));
+    }
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut loaded = Runs::default();
+    while Instant::now() < until || loaded.walls.is_empty() {
+        run_chain(db, &dag, next(), &mut loaded).await?;
+    }
+    outln!(
+        "mixed: the scheduler runs a {CHAIN_TASKS}-task chain while {} connections load {} paths for {seconds}s",
+        per_path * paths.len(),
+        paths.len()
+    );
+    outln!("{}", idle.line("idle"));
+    outln!("{}", loaded.line("under load"));
+    let ratio = percentile(&loaded.dispatch_ms, 0.99) / percentile(&idle.dispatch_ms, 0.99);
+    outln!("dispatch p99 under load / idle: {ratio:.2}× (goal < 2×)");
+    for (path, load) in loads {
+        let out = load.await?.context("running wrk")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pick = |key: &str| -> String {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let rps = text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?");
+        let errors = text
+            .lines()
+            .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        outln!(
+            "  {path:<40} p50 {:>9}  p99 {:>9}  {rps:>8} req/s {errors}",
+            pick("50%"),
+            pick("99%")
+        );
+    }
+    token.cancel();
+    engine_task.await??;
+    Ok(())
+}
