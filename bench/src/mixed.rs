@@ -80,12 +80,14 @@ pub async fn run(
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();
-    let engine_task = tokio::spawn(orchestrator::engine::run(
-        db.store.clone(),
+    // As `betflow up` runs it: on a thread, runtime and pool of its own.
+    let engine_thread = orchestrator::engine::spawn_dedicated(
+        db.url.clone(),
+        20,
         bag.clone(),
         config,
         token.clone(),
-    ));
+    )?;
 
     // Run ids carry the logical date to the second: one second apart each.
     let mut at = Utc::now();
@@ -161,6 +163,8 @@ pub async fn run(
         );
     }
     token.cancel();
-    engine_task.await??;
+    tokio::task::spawn_blocking(move || engine_thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the engine thread panicked"))??;
     Ok(())
 }

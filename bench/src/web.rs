@@ -214,8 +214,14 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
     let token = CancellationToken::new();
-    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
-        .with_sports(dags::SPORTS.iter().map(|s| s.key));
+    // As `betflow up` does: the web server on a pool of its own.
+    let web_pool = db.web_pool().await?;
+    let state = web::AppState::new(
+        orchestrator::Store::new(web_pool.clone()),
+        web_pool.clone(),
+        bag.clone(),
+    )
+    .with_sports(dags::SPORTS.iter().map(|s| s.key));
     let server = tokio::spawn(web::serve(listener, state.clone(), token.clone()));
     // The same pages without the markets board's half-second cache: what
     // one board costs when no other viewer of its day asked just before.
@@ -296,6 +302,7 @@ pub async fn run(
     token.cancel();
     server.await??;
     uncached.await??;
+    web_pool.close().await;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -83,6 +83,39 @@ pub fn new_identity() -> WorkerIdentity {
 }
 
 /// Run until `shutdown` fires, then stop cleanly.
+/// Runs the engine on a thread and runtime of its own, with a pool of
+/// `connections` to `url` created there. A process that also serves pages
+/// (`betflow up`) then cannot delay scheduling by queueing web work ahead
+/// of it on the same workers or connections: the OS shares the cores
+/// between the engine's thread and the web's. Join the handle after
+/// cancelling `shutdown`.
+pub fn spawn_dedicated(
+    url: String,
+    connections: u32,
+    bag: DagBag,
+    config: EngineConfig,
+    shutdown: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), StoreError>>> {
+    // As many workers as cores, as the default runtime has: the engine's
+    // stream tasks (consumers) need them as much as the web does.
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("betflow-engine")
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("betflow-engine".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let store = Store::connect(&url, connections).await?;
+                let ran = run(store.clone(), bag, config, shutdown).await;
+                store.close().await;
+                ran
+            })
+        })
+}
+
 pub async fn run(
     store: Store,
     bag: DagBag,

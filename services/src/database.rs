@@ -33,6 +33,9 @@ pub struct Database {
     embedded: Option<Arc<Mutex<EmbeddedPostgres>>>,
 }
 
+/// Connections of the web server's own pool ([`Database::web_pool`]).
+pub const WEB_POOL_CONNECTIONS: u32 = 16;
+
 impl Database {
     /// Connect, apply migrations and record the DAG definitions.
     pub async fn open(home: &Path, bag: &DagBag, paused_at_creation: bool) -> Result<Self> {
@@ -86,6 +89,15 @@ impl Database {
             url,
             embedded,
         })
+    }
+
+    /// A pool of its own for the web server, so page and API load waits
+    /// for its own connections and never holds the engine's: with one
+    /// shared pool, 200 busy clients held every connection and a 1,000-task
+    /// chain's dispatch p99 went from 4.6 ms to 350 ms (`bench web
+    /// --mixed-seconds`).
+    pub async fn web_pool(&self) -> Result<PgPool> {
+        Ok(orchestrator::store::connect_pool(&self.url, WEB_POOL_CONNECTIONS).await?)
     }
 
     pub fn is_embedded(&self) -> bool {

@@ -94,15 +94,21 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
         );
     }
     let pipelines = super::pipeline_settings(settings, brokers.as_deref())?;
-    let state = web::AppState::new(db.store.clone(), db.pool.clone(), bag.clone())
-        .with_sports(::dags::SPORTS.iter().map(|s| s.key))
-        .with_rules(pipelines.rules.clone())
-        .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()))
-        .with_config(exposed_config(settings, &pipelines));
+    let web_pool = db.web_pool().await?;
+    let state = web::AppState::new(
+        orchestrator::Store::new(web_pool.clone()),
+        web_pool.clone(),
+        bag.clone(),
+    )
+    .with_sports(::dags::SPORTS.iter().map(|s| s.key))
+    .with_rules(pipelines.rules.clone())
+    .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()))
+    .with_config(exposed_config(settings, &pipelines));
     let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
-    run_supervised(&db, bag, config, shutdown.clone()).await?;
+    run_supervised(&db, bag, config, Runtime::Dedicated, shutdown.clone()).await?;
     shutdown.cancel();
     web.await.context("web server task")??;
+    web_pool.close().await;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -116,10 +122,22 @@ pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
         "scheduler running on {}",
         orchestrator::store::mask_password(&db.url)
     );
-    run_supervised(&db, bag, config, shutdown).await?;
+    run_supervised(&db, bag, config, Runtime::Shared, shutdown).await?;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Where the engine runs: on the process's runtime (`scheduler`, which
+/// serves no pages), or on a thread, runtime and pool of its own (`up`:
+/// page and API load must not delay scheduling, see
+/// `orchestrator::engine::spawn_dedicated`).
+enum Runtime {
+    Shared,
+    Dedicated,
+}
+
+/// Connections of the engine's own pool under `up`, as the shared one has.
+const ENGINE_POOL_CONNECTIONS: u32 = 20;
 
 /// How often a daemon checks that the embedded cluster it started runs.
 const SUPERVISE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -130,16 +148,42 @@ async fn run_supervised(
     db: &Database,
     bag: orchestrator::DagBag,
     config: orchestrator::EngineConfig,
+    runtime: Runtime,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<()> {
     let supervising = shutdown.child_token();
     let engine = async {
-        let ran = orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone()).await;
+        let ran: Result<()> = async {
+            match runtime {
+                Runtime::Shared => {
+                    orchestrator::engine::run(db.store.clone(), bag, config, shutdown.clone())
+                        .await
+                        .map_err(Into::into)
+                }
+                Runtime::Dedicated => {
+                    let thread = orchestrator::engine::spawn_dedicated(
+                        db.url.clone(),
+                        ENGINE_POOL_CONNECTIONS,
+                        bag,
+                        config,
+                        shutdown.clone(),
+                    )
+                    .context("starting the engine's thread")?;
+                    match tokio::task::spawn_blocking(move || thread.join()).await {
+                        Ok(Ok(ran)) => ran.map_err(Into::into),
+                        Ok(Err(_)) => Err(anyhow::anyhow!("the engine's thread panicked")),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+            }
+        }
+        .await;
+        // Whatever ended the engine (shutdown, an error), supervision ends too.
         supervising.cancel();
         ran
     };
     let (ran, ()) = tokio::join!(engine, db.supervise(SUPERVISE_EVERY, supervising.clone()));
-    Ok(ran?)
+    ran
 }
 
 /// What `/api/v2/config` shows: the effective settings, and the variables

@@ -88,6 +88,11 @@ impl Store {
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Closes the store's connections (a pool the store owns alone).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 /// A connection pool to `url`, with the password masked in errors.
