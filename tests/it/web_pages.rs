@@ -557,10 +557,21 @@ fn forms_need_the_csrf_token_and_the_operator_role() {
             ("csrf_token", &csrf),
             ("from", "2024-01-03"),
             ("to", "2024-01-01"),
+            ("reprocess_behavior", "failed"),
+            ("max_active_runs", "3"),
+            ("run_backwards", "1"),
         ],
     );
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(resp.text().unwrap().contains(r#"id="backfill-error""#));
+    // The form says what is wrong and keeps what was chosen.
+    let html = resp.text().unwrap();
+    assert!(html.contains(r#"id="backfill-error""#));
+    assert!(
+        html.contains(r#"<option value="failed" selected>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"type="number" min="1" value="3""#));
+    assert!(html.contains(r#"name="run_backwards" value="1" checked"#));
     let backfill = |from: &str, to: &str, max: &str| {
         op.post(
             "/dags/example_daily/backfill",

@@ -377,22 +377,48 @@ pub fn validate_scores(payload: &Value) -> Result<Validated<ScoreEvent>, SourceE
     let mut out: Validated<ScoreEvent> = Validated::default();
     for raw in events {
         match decode_value::<ScoreEvent>(raw) {
-            Ok(e)
-                if e.completed
-                    && (e.score_of(&e.home_team).is_none()
-                        || e.score_of(&e.away_team).is_none()) =>
-            {
-                out.reject(
-                    SCORES,
-                    format!("event {} is completed without both scores", e.id),
-                    raw,
-                )
-            }
-            Ok(e) => out.good.push(e),
+            Ok(e) => match score_text(&e) {
+                Err(problem) => out.reject(SCORES, problem, raw),
+                Ok(())
+                    if e.completed
+                        && (e.score_of(&e.home_team).is_none()
+                            || e.score_of(&e.away_team).is_none()) =>
+                {
+                    out.reject(
+                        SCORES,
+                        format!("event {} is completed without both scores", e.id),
+                        raw,
+                    )
+                }
+                Ok(()) => out.good.push(e),
+            },
             Err(reason) => out.reject(SCORES, reason, raw),
         }
     }
     Ok(out)
+}
+
+/// The event's id and names within the text bounds (docs/quality.md#text-fields):
+/// a NUL or a bidi override in a team name must not reach the serving
+/// tables through a score.
+fn score_text(e: &ScoreEvent) -> Result<(), String> {
+    use crate::text::{check, MAX_ID, MAX_NAME};
+    check(&e.id, MAX_ID).map_err(|p| format!("event id {p}"))?;
+    for (which, name) in [("home", &e.home_team), ("away", &e.away_team)] {
+        check(name, MAX_NAME).map_err(|p| format!("event {}: {which} team {p}", e.id))?;
+    }
+    for s in &e.scores {
+        check(&s.name, MAX_NAME).map_err(|p| format!("event {}: score name {p}", e.id))?;
+        if let Some(score) = &s.score {
+            check(score, MAX_ID).map_err(|p| format!("event {}: score {p}", e.id))?;
+        }
+    }
+    for (which, text) in [("sport key", &e.sport_key), ("sport title", &e.sport_title)] {
+        if let Some(t) = text {
+            check(t, MAX_NAME).map_err(|p| format!("event {}: {which} {p}", e.id))?;
+        }
+    }
+    Ok(())
 }
 
 /// A decoded response and the credits it cost.

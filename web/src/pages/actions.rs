@@ -274,6 +274,9 @@ async fn backfill(
             let forms = DagForms {
                 backfill_from: form.from.clone(),
                 backfill_to: form.to.clone(),
+                backfill_reprocess: form.reprocess_behavior.clone(),
+                backfill_max_active: form.max_active_runs.clone(),
+                backfill_backwards: form.run_backwards.is_some(),
                 backfill_error: Some(e),
                 ..DagForms::default()
             };

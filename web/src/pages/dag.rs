@@ -54,6 +54,10 @@ pub struct DagForms {
     pub trigger_error: Option<String>,
     pub backfill_from: String,
     pub backfill_to: String,
+    /// The choices last submitted; empty for the defaults.
+    pub backfill_reprocess: String,
+    pub backfill_max_active: String,
+    pub backfill_backwards: bool,
     pub backfill_error: Option<String>,
 }
 
