@@ -108,7 +108,12 @@ pub fn spawn_dedicated(
         .name("betflow-engine".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let store = Store::connect(&url, connections).await?;
+                let connect = || Store::connect(&url, connections);
+                let Some(store) =
+                    until_reachable(&shutdown, "connecting the engine's pool", connect).await?
+                else {
+                    return Ok(());
+                };
                 let ran = run(store.clone(), bag, config, shutdown).await;
                 store.close().await;
                 ran
@@ -123,7 +128,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StoreError> {
     let me = new_identity();
-    register_worker(&store, &me).await?;
+    let register = || register_worker(&store, &me);
+    if until_reachable(&shutdown, "registering the engine", register)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
     tracing::info!(worker_id = %me.worker_id, parallelism = config.parallelism, "engine started");
     let wake = Arc::new(Wakeups::default());
     let bag = Arc::new(bag);
@@ -206,6 +217,36 @@ async fn alert_loop(
             if let Err(e) = sent {
                 tracing::warn!("alert delivery pass failed: {e}");
             }
+        }
+    }
+}
+
+/// `attempt`, retried with backoff while the database cannot be reached,
+/// until `shutdown` (then `None`): an engine starting while its database
+/// restarts (an embedded cluster `up` is reviving, a failover) waits for
+/// it instead of ending the process. Other errors end it.
+async fn until_reachable<T, F, Fut>(
+    shutdown: &CancellationToken,
+    what: &str,
+    mut attempt: F,
+) -> Result<Option<T>, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.is_connection() => {
+                tracing::warn!("{what} failed: {e}; trying again in {wait:?}");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
