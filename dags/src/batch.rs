@@ -3,16 +3,23 @@
 //! bronze → silver behind a quality gate, and one that builds the gold marts
 //! and copies them to the serving schema.
 //!
-//! All five run on cron in New York time with catchup from the start of the
-//! 2024-25 seasons, so `betflow backfill` and a fresh install fill history the
-//! same way the nightly run fills yesterday. The fetch tasks sit in one pool
-//! per external API, so many dates in flight never exceed a source's limits.
+//! The four loads run on cron in New York time with catchup from the start of
+//! the 2024-25 seasons, so `betflow backfill` and a fresh install fill history
+//! the same way the nightly run fills yesterday. The fetch tasks sit in one
+//! pool per external API, so many dates in flight never exceed a source's
+//! limits. Each load's quality gate updates its silver asset for the sports
+//! day, and the marts run once all four silver tables of a day are updated
+//! (docs/assets.md), whether by the nightly runs or a backfill.
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
-use orchestrator::{Dag, DagBuilder, Deadline, Node, Output, RetryPolicy, TaskSpec, TriggerRule};
+use orchestrator::{
+    AssetCondition, Dag, DagBuilder, Deadline, Node, Output, RetryPolicy, TaskSpec, TriggerRule,
+};
+
+use crate::assets::{iceberg, serving};
 
 use crate::ingest::{
     FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, Settings,
@@ -71,10 +78,9 @@ pub fn start_date() -> DateTime<Utc> {
         .expect("a valid UTC date")
 }
 
-/// When a nightly run must be done, New York time: the loads by 07:30, so
-/// the marts at 08:00 build on them; the marts by 09:00.
+/// When a nightly load must be done, New York time: by 07:30, so the marts
+/// can build on them by 09:30 ([`MARTS_DUE_AFTER`]).
 const LOADS_DUE: (u32, u32) = (7, 30);
-const MARTS_DUE: (u32, u32) = (9, 0);
 
 /// The deadline of a daily `cron` (`M H * * *`) run due at `due` (hour,
 /// minute) the day after its logical date: Airflow's logical date of a
@@ -90,19 +96,21 @@ fn due_next_day(cron: &str, due: (u32, u32)) -> Deadline {
     Deadline::after_logical_date(Duration::from_secs(86_400 + due.saturating_sub(start)))
 }
 
-/// The settings every nightly DAG shares.
+/// The settings every nightly load shares: a daily cron, catchup, and the
+/// sports day of its data interval as the partition of the assets it updates.
 fn nightly(id: &str, description: &str, cron: &str, tags: &[&str]) -> DagBuilder {
-    let due = if tags.contains(&"gold") {
-        MARTS_DUE
-    } else {
-        LOADS_DUE
-    };
-    Dag::builder(id)
-        .deadline(due_next_day(cron, due))
-        .description(description)
+    batch_dag(id, description, tags)
+        .deadline(due_next_day(cron, LOADS_DUE))
         .schedule(cron, TIMEZONE)
         .start_date(start_date())
         .catchup(true)
+        .asset_partition(|interval| crate::sports_day(interval.start).to_string())
+}
+
+/// What every batch DAG shares, however it is scheduled.
+fn batch_dag(id: &str, description: &str, tags: &[&str]) -> DagBuilder {
+    Dag::builder(id)
+        .description(description)
         .max_active_runs(MAX_ACTIVE_RUNS)
         .default_retry(RETRY)
         .execution_timeout(EXECUTION_TIMEOUT)
@@ -170,7 +178,9 @@ where
     };
     let bronze = b.group_task(
         "transform",
-        bronze_spec.trigger_rule(TriggerRule::NoneFailed),
+        bronze_spec
+            .trigger_rule(TriggerRule::NoneFailed)
+            .outlets([iceberg(&format!("bronze.{}", f.name))]),
     );
     for sport in SPORTS {
         let last = group(b, sport);
@@ -190,13 +200,30 @@ where
             _ => BuildSilver::new(f.family, settings.clone()).spec(&silver_id, f.silver),
         },
     };
-    let silver = b.group_task("transform", silver_spec);
+    let silver_tables = silver_tables(f.family);
+    let silver = b.group_task(
+        "transform",
+        silver_spec.inlets([iceberg(&format!("bronze.{}", f.name))]),
+    );
+    // The silver tables count as updated once they passed their gate: that
+    // is what the marts wait for.
     let quality = b.group_task(
         "quality",
-        gate_spec(SilverGate::new(f.family, settings.clone()).spec(&silver_id, f.quality)),
+        gate_spec(SilverGate::new(f.family, settings.clone()).spec(&silver_id, f.quality))
+            .outlets(silver_tables.iter().map(|t| iceberg(t))),
     );
     b.chain(&[&bronze, &silver, &quality]);
     quality
+}
+
+/// The silver tables a family's transform writes.
+fn silver_tables(family: DataKind) -> &'static [&'static str] {
+    match family {
+        DataKind::Games => &["silver.games", "silver.game_periods"],
+        DataKind::Odds => &["silver.odds"],
+        DataKind::Weather => &["silver.weather"],
+        DataKind::News => &["silver.news"],
+    }
 }
 
 /// A games group: `fetch_scoreboard` (source → raw lake) >> `validate`
@@ -453,36 +480,36 @@ pub fn news_daily(settings: SharedSettings) -> Result<Dag, DagError> {
     b.build()
 }
 
-/// Gold dimensions: (id, upstream sensor if any, what it builds).
-const DIMS: &[(&str, Option<&str>, &str)] = &[
+/// Gold dimensions: (id, the silver tables it reads, what it builds).
+const DIMS: &[(&str, &[&str], &str)] = &[
     (
         "dim_teams",
-        Some("wait_for_silver_games"),
+        &["silver.games"],
         "build gold.dim_teams (slowly changing: league, name, abbreviation, location, aliases, valid_from/valid_to)",
     ),
     (
         "dim_venues",
-        Some("wait_for_silver_games"),
+        &["silver.games"],
         "build gold.dim_venues (name, city, state, lat, lon, indoor, capacity)",
     ),
     (
         "dim_bookmakers",
-        Some("wait_for_silver_odds"),
+        &["silver.odds"],
         "build gold.dim_bookmakers from the bookmakers seen in silver odds",
     ),
     (
         "dim_markets",
-        Some("wait_for_silver_odds"),
+        &["silver.odds"],
         "build gold.dim_markets (h2h, spreads, totals and their outcomes)",
     ),
     (
         "dim_dates",
-        None,
+        &[],
         "build gold.dim_dates (calendar, sports day, season and season type per league)",
     ),
 ];
 
-/// Gold marts: (id, the dims it joins, extra sensors, what it builds).
+/// Gold marts: (id, the dims it joins, the silver tables it reads, what it builds).
 type Mart = (
     &'static str,
     &'static [&'static str],
@@ -493,103 +520,102 @@ const MARTS: &[Mart] = &[
     (
         "market_efficiency",
         &["dim_teams", "dim_bookmakers", "dim_markets"],
-        &[],
+        &["silver.odds", "silver.games"],
         "build gold.market_efficiency (game x bookmaker x market: avg/min/max vig, efficiency rating, favourite flips, updates)",
     ),
     (
         "odds_movement",
         &["dim_teams", "dim_bookmakers", "dim_markets"],
-        &[],
+        &["silver.odds", "silver.games"],
         "build gold.odds_movement (opening and closing line, movement, volatility, time of the biggest move)",
     ),
     (
         "bookmaker_comparison",
         &["dim_bookmakers", "dim_markets", "dim_dates"],
-        &[],
+        &["silver.odds"],
         "build gold.bookmaker_comparison (bookmaker x sport x season: avg vig, share of best prices, deviation from consensus, CLV of openers)",
     ),
     (
         "closing_line_value",
         &["dim_bookmakers", "dim_markets"],
-        &[],
+        &["silver.odds"],
         "build gold.closing_line_value (price vs the closing no-vig consensus)",
     ),
     (
         "team_trends",
         &["dim_teams", "dim_markets", "dim_dates"],
-        &[],
+        &["silver.games", "silver.odds"],
         "build gold.team_trends (win, cover and over rates, margins, home/away, by season, rolling 5 and 10 games)",
     ),
     (
         "scoring_patterns",
         &["dim_teams"],
-        &[],
+        &["silver.games", "silver.game_periods"],
         "build gold.scoring_patterns (points and share of points per period, per team and league average)",
     ),
     (
         "weather_impact",
         &["dim_venues", "dim_markets", "dim_dates"],
-        &["wait_for_silver_weather"],
+        &["silver.weather", "silver.games", "silver.odds"],
         "build gold.weather_impact (outdoor games: correlations of weather with totals, wind buckets, over rate)",
     ),
     (
         "news_sentiment_daily",
         &["dim_teams"],
-        &["wait_for_silver_news", "wait_for_silver_odds"],
+        &["silver.news", "silver.odds"],
         "build gold.news_sentiment_daily (team x day: articles, mean sentiment, consensus win probability move in the 24 h after the first article)",
     ),
 ];
 
+/// The silver tables whose update, all for the same sports day, starts the
+/// marts: one per load DAG (its quality gate's outlet).
+pub const MARTS_SCHEDULE: [&str; 4] = [
+    "silver.games",
+    "silver.odds",
+    "silver.weather",
+    "silver.news",
+];
+
+/// How long after the silver tables of a day are all in the marts must be
+/// built and published.
+pub const MARTS_DUE_AFTER: Duration = Duration::from_secs(2 * 3600);
+
 /// Dims, then the marts that join them, then one quality gate over gold,
-/// then the copy to the serving schema the dashboards read. Full rebuilds of
-/// shared tables: one run at a time.
+/// then the copy to the serving schema the dashboards read. Runs when the
+/// four silver tables of one sports day have passed their gates (an asset
+/// schedule, not a cron and sensors). Full rebuilds of shared tables: one
+/// run at a time.
 pub fn gold_marts_nightly(settings: SharedSettings) -> Result<Dag, DagError> {
-    let mut b = nightly(
+    let mut b = batch_dag(
         GOLD_MARTS,
         "Gold dimensions and marts from silver games, odds, weather and news, gated by quality checks and published to the serving schema",
-        "0 8 * * *",
         &["batch", "gold", "marts"],
     )
+    .timezone(TIMEZONE)
+    .schedule_on(AssetCondition::all(MARTS_SCHEDULE.map(iceberg)))
+    .deadline(Deadline::after_queued(MARTS_DUE_AFTER))
     .max_active_runs(1);
-    let sensors = [
-        ("wait_for_silver_games", HISTORICAL_GAMES, "games"),
-        ("wait_for_silver_odds", HISTORICAL_ODDS, "odds"),
-        ("wait_for_silver_weather", WEATHER, "weather"),
-        ("wait_for_silver_news", NEWS, "news"),
-    ];
-    for (id, dag, table) in sensors {
-        let gate: &'static str = match table {
-            "games" => "quality.silver_games",
-            "odds" => "quality.silver_odds",
-            "news" => "quality.silver_news",
-            _ => "quality.silver_weather",
-        };
-        b.task(UpstreamDay::new(dag, gate).spec(
-            id,
-            format!("wait for the day's silver.{table} ({dag} {gate})"),
-        ));
+    let gold = |id: &str| gold_tasks::table(id).unwrap_or_else(|| panic!("no gold table `{id}`"));
+    for (id, silver, what) in DIMS {
+        b.group_task(
+            "dims",
+            BuildGold::new(gold(id), settings.clone())
+                .spec(id, *what)
+                .inlets(silver.iter().map(|t| iceberg(t)))
+                .outlets([iceberg(&format!("gold.{id}"))]),
+        );
     }
     let task = |id: &str| Node::Task(id.to_owned());
-    let gold = |id: &str| gold_tasks::table(id).unwrap_or_else(|| panic!("no gold table `{id}`"));
-    for (id, sensor, what) in DIMS {
-        let dim = b.group_task(
-            "dims",
-            BuildGold::new(gold(id), settings.clone()).spec(id, *what),
-        );
-        if let Some(sensor) = sensor {
-            b.edge(&task(sensor), &dim);
-        }
-    }
-    for (id, dims, sensors, what) in MARTS {
+    for (id, dims, silver, what) in MARTS {
         let mart = b.group_task(
             "marts",
-            BuildGold::new(gold(id), settings.clone()).spec(id, *what),
+            BuildGold::new(gold(id), settings.clone())
+                .spec(id, *what)
+                .inlets(silver.iter().map(|t| iceberg(t)))
+                .outlets([iceberg(&format!("gold.{id}"))]),
         );
         for dim in *dims {
             b.edge(&task(&format!("dims.{dim}")), &mart);
-        }
-        for sensor in *sensors {
-            b.edge(&task(sensor), &mart);
         }
     }
     let check = b.group_task(
@@ -601,10 +627,15 @@ pub fn gold_marts_nightly(settings: SharedSettings) -> Result<Dag, DagError> {
     );
     let marts = b.group("marts");
     b.edge(&marts, &check);
-    let publish = b.task(PublishServing::new(settings.clone()).spec(
-        "publish_serving",
-        "copy each gold table into Postgres serving.gold_{table}, replacing its rows in one transaction",
-    ));
+    let tables = DIMS.iter().map(|d| d.0).chain(MARTS.iter().map(|m| m.0));
+    let publish = b.task(
+        PublishServing::new(settings.clone())
+            .spec(
+                "publish_serving",
+                "copy each gold table into Postgres serving.gold_{table}, replacing its rows in one transaction",
+            )
+            .outlets(tables.map(|t| serving(&format!("gold_{t}")))),
+    );
     b.edge(&check, &publish);
     b.build()
 }

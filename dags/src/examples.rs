@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::{
-    task_fn, typed_fn, AlertEvent, Alerts, Dag, DagBag, Deadline, Output, RetryPolicy, Sensor,
-    TaskContext, TaskError, TaskSpec, TriggerRule, TypedSpec,
+    task_fn, typed_fn, AlertEvent, Alerts, Asset, AssetCondition, Dag, DagBag, Deadline, Output,
+    RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec, TriggerRule, TypedSpec,
 };
 use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,9 @@ pub fn add_to(bag: &mut DagBag) {
         pool(),
         quality(),
         deadline(),
+        asset_producer("example_asset_numbers", "numbers"),
+        asset_producer("example_asset_letters", "letters"),
+        asset_consumer(),
     ] {
         match dag {
             Ok(d) => bag.add(d),
@@ -345,5 +348,59 @@ fn quality() -> Result<Dag, orchestrator::dag::DagError> {
     );
     let publish = b.task(sleep_task("publish", 1));
     b.edge(&gate, &publish);
+    b.build()
+}
+
+/// `example://{what}`, an asset the example producers update.
+fn example_asset(what: &str) -> Asset {
+    Asset::new(format!("example://{what}"))
+        .named(format!("example.{what}"))
+        .group("example")
+}
+
+/// Updates `example://{what}` for the UTC day of its logical date. No
+/// schedule: triggered by hand or by the tests.
+fn asset_producer(id: &str, what: &str) -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder(id)
+        .description(format!(
+            "Writes example://{what}: each successful run records an update of it for its day"
+        ))
+        .tags(&["example", "assets"])
+        .asset_partition(|interval| interval.start.date_naive().to_string());
+    b.task(sleep_task("write", 5).outlets([example_asset(what)]));
+    b.build()
+}
+
+/// Runs when numbers and letters were both updated for the same day, and
+/// reports the updates that started it.
+fn asset_consumer() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_asset_consumer")
+        .description(
+            "Runs once example://numbers and example://letters are updated for the same day",
+        )
+        .tags(&["example", "assets"])
+        .schedule_on(AssetCondition::all([
+            example_asset("numbers"),
+            example_asset("letters"),
+        ]));
+    b.task(
+        TaskSpec::new(
+            "combine",
+            task_fn(|ctx: TaskContext| async move {
+                let events = ctx
+                    .triggering_asset_events()
+                    .await
+                    .map_err(|e| TaskError::msg(format!("reading the triggering events: {e}")))?;
+                let seen: Vec<serde_json::Value> = events
+                    .iter()
+                    .map(|e| json!({"uri": e.uri, "partition": e.partition, "source_run_id": e.source_run_id}))
+                    .collect();
+                ctx.log
+                    .info(format!("triggered by {} asset updates", seen.len()));
+                Ok(json!({ "triggered_by": seen }))
+            }),
+        )
+        .inlets([example_asset("numbers"), example_asset("letters")]),
+    );
     b.build()
 }

@@ -9,6 +9,7 @@
 //! that are published to Postgres for dashboards; `live_streams` runs the
 //! Kafka consumers ([`live`]).
 
+pub mod assets;
 pub mod batch;
 pub mod examples;
 pub mod ingest;

@@ -203,7 +203,6 @@ fn nightly_dags_share_schedule_retry_timeout_and_params() {
         (HISTORICAL_ODDS, "30 6 * * *", "odds", 25.0),
         (WEATHER, "15 6 * * *", "weather", 25.25),
         (NEWS, "45 6 * * *", "news", 24.75),
-        (GOLD_MARTS, "0 8 * * *", "gold", 25.0),
     ];
     for (id, cron, tag, due_hours) in expected {
         let dag = build(id);
@@ -241,11 +240,84 @@ fn nightly_dags_share_schedule_retry_timeout_and_params() {
             assert_eq!(t.retry.max_delay, Duration::from_secs(600));
         }
     }
+    let gold = build(GOLD_MARTS);
+    assert_eq!(gold.max_active_runs, 1, "full rebuilds of shared tables");
+    assert_eq!(gold.schedule.expression(), None, "gold runs on assets");
     assert_eq!(
-        build(GOLD_MARTS).max_active_runs,
-        1,
-        "full rebuilds of shared tables"
+        gold.deadline,
+        Some(orchestrator::Deadline::after_queued(Duration::from_secs(
+            2 * 3600
+        )))
     );
+}
+
+#[test]
+fn the_marts_run_when_all_four_silver_tables_of_a_day_passed_their_gates() {
+    let gold = build(GOLD_MARTS);
+    let condition = gold.asset_schedule.clone().expect("an asset schedule");
+    let scheduled: Vec<&str> = condition.assets().iter().map(|a| a.uri.as_str()).collect();
+    assert_eq!(
+        scheduled,
+        [
+            "iceberg://silver.games",
+            "iceberg://silver.odds",
+            "iceberg://silver.weather",
+            "iceberg://silver.news"
+        ]
+    );
+    let updated = |uris: &[&str]| uris.iter().map(|u| u.to_string()).collect::<Vec<String>>();
+    let set = |owned: &[String]| -> bool {
+        let uris: BTreeSet<&str> = owned.iter().map(String::as_str).collect();
+        condition.holds(&uris)
+    };
+    assert!(!set(&updated(&scheduled[..3])));
+    assert!(set(&updated(&scheduled)));
+    // Each load's gate updates its silver tables, for the run's sports day.
+    for (dag, gate, tables) in [
+        (
+            HISTORICAL_GAMES,
+            "quality.silver_games",
+            vec!["iceberg://silver.games", "iceberg://silver.game_periods"],
+        ),
+        (
+            HISTORICAL_ODDS,
+            "quality.silver_odds",
+            vec!["iceberg://silver.odds"],
+        ),
+        (
+            WEATHER,
+            "quality.silver_weather",
+            vec!["iceberg://silver.weather"],
+        ),
+        (NEWS, "quality.silver_news", vec!["iceberg://silver.news"]),
+    ] {
+        let dag = build(dag);
+        let outlets: Vec<&str> = dag
+            .task(gate)
+            .unwrap()
+            .outlets
+            .iter()
+            .map(|a| a.uri.as_str())
+            .collect();
+        assert_eq!(outlets, tables, "{}", dag.id);
+        // The 06:00 New York run of 2024-11-03 covers that sports day.
+        let start = chrono::DateTime::parse_from_rfc3339("2024-11-03T06:00:00-05:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let interval = orchestrator::DataInterval {
+            start,
+            end: start + chrono::Duration::days(1),
+        };
+        assert_eq!(dag.asset_partition(interval), "2024-11-03", "{}", dag.id);
+    }
+    // Gold names what it reads and writes, for lineage.
+    let mart = gold.task("marts.weather_impact").unwrap();
+    assert!(mart
+        .inlets
+        .iter()
+        .any(|a| a.uri == "iceberg://silver.weather"));
+    assert_eq!(mart.outlets[0].uri, "iceberg://gold.weather_impact");
+    assert_eq!(gold.task("publish_serving").unwrap().outlets.len(), 13);
 }
 
 #[test]
@@ -409,7 +481,10 @@ fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
     assert_eq!(groups["marts"].len(), marts.len());
     for d in dims {
         let up = upstream(&dag, &format!("dims.{d}"));
-        assert!(up.iter().all(|u| u.starts_with("wait_for_")), "{d}: {up:?}");
+        assert!(
+            up.is_empty(),
+            "dims wait for nothing in the run: {d}: {up:?}"
+        );
     }
     for m in marts {
         let up = upstream(&dag, &format!("marts.{m}"));
@@ -417,25 +492,16 @@ fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
             up.iter().any(|u| u.starts_with("dims.")),
             "{m} joins no dim: {up:?}"
         );
-        assert!(
-            up.iter()
-                .all(|u| u.starts_with("dims.") || u.starts_with("wait_for_")),
-            "{m}: {up:?}"
-        );
+        assert!(up.iter().all(|u| u.starts_with("dims.")), "{m}: {up:?}");
     }
     assert_eq!(
         upstream(&dag, "marts.market_efficiency"),
         set(&["dims.dim_teams", "dims.dim_bookmakers", "dims.dim_markets"])
     );
-    assert!(upstream(&dag, "marts.weather_impact").contains("wait_for_silver_weather"));
     assert!(upstream(&dag, "marts.weather_impact").contains("dims.dim_venues"));
     assert_eq!(
         upstream(&dag, "marts.news_sentiment_daily"),
-        set(&[
-            "dims.dim_teams",
-            "wait_for_silver_news",
-            "wait_for_silver_odds"
-        ])
+        set(&["dims.dim_teams"])
     );
     // Every dim feeds some mart.
     for d in dims {
@@ -469,8 +535,11 @@ async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
 
 /// Run the DAG's first scheduled interval at or after `at`, in memory.
 async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -> DryRun {
-    let first = dag.schedule.tick_at_or_after(at).expect("a first tick");
-    let interval = dag.schedule.interval_from(first).expect("an interval");
+    // A DAG without a cron (the marts run on assets) runs as triggered at `at`.
+    let interval = match dag.schedule.tick_at_or_after(at) {
+        Some(first) => dag.schedule.interval_from(first).expect("an interval"),
+        None => dag.schedule.manual_interval(at),
+    };
     let params = dag.resolve_params(&conf);
     let meta = metadata().await;
     let run_id = format!("dry_run__{}", interval.start.to_rfc3339());
@@ -564,15 +633,11 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
 async fn gold_dag_dry_runs_to_success_on_an_empty_warehouse() {
     let home = tempfile::tempdir().unwrap();
     let dag = batch::gold_marts_nightly(settings(home.path(), SourceMode::Replay)).unwrap();
-    let run = dry_run(&dag, Value::Null).await;
+    let run = dry_run_at(&dag, Value::Null, batch::start_date()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     for (task, state) in &run.states {
         assert_eq!(*state, TaskState::Success, "{task}");
     }
-    // No upstream runs for the day: the sensors say so and let it through.
-    assert!(run.logs.iter().any(|l| l.level == "WARNING"
-        && l.message
-            .contains("no historical_games_daily run for 2024-09-01")));
     // Nothing in silver yet: every table is rebuilt empty, except the
     // static market dimension.
     for (task, out) in &run.outputs {

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::alert::{Alerts, Deadline};
-use crate::schedule::{RunBounds, Schedule, ScheduleError};
+use crate::asset::{Asset, AssetCondition, PartitionFn};
+use crate::schedule::{DataInterval, RunBounds, Schedule, ScheduleError};
 use crate::state::TriggerRule;
 use crate::stream::StreamTask;
 use crate::task::{Sensor, Task};
@@ -30,6 +31,8 @@ pub enum DagError {
     },
     #[error("invalid DAG id `{0}`: use letters, digits, `_`, `-` and `.`")]
     InvalidId(String),
+    #[error("DAG `{0}`: its asset schedule names no asset, so it would never run")]
+    EmptyAssetSchedule(String),
 }
 
 /// How long to wait before try n+1: `delay * 2^(n-1)` when exponential, never above `max_delay`.
@@ -92,6 +95,8 @@ pub struct TaskSpec {
     /// Full ids of the tasks whose outputs it reads: each is an edge.
     reads: Vec<String>,
     alerts: Option<Alerts>,
+    outlets: Vec<Asset>,
+    inlets: Vec<Asset>,
 }
 
 impl TaskSpec {
@@ -130,6 +135,8 @@ impl TaskSpec {
             doc: String::new(),
             reads: Vec::new(),
             alerts: None,
+            outlets: Vec::new(),
+            inlets: Vec::new(),
         }
     }
 
@@ -183,6 +190,19 @@ impl TaskSpec {
         self.alerts = Some(alerts);
         self
     }
+
+    /// Assets this task writes: each successful try records an update of
+    /// each, which DAGs scheduled on them wait for (docs/assets.md).
+    pub fn outlets(mut self, assets: impl IntoIterator<Item = Asset>) -> Self {
+        self.outlets.extend(assets);
+        self
+    }
+
+    /// Assets this task reads, for lineage; reading schedules nothing.
+    pub fn inlets(mut self, assets: impl IntoIterator<Item = Asset>) -> Self {
+        self.inlets.extend(assets);
+        self
+    }
 }
 
 /// A task inside a built DAG, with resolved settings and edges.
@@ -201,6 +221,10 @@ pub struct TaskNode {
     pub downstream: Vec<String>,
     /// Alerts on this task's tries (failure, retry, success); none unless set.
     pub alerts: Option<Alerts>,
+    /// Assets a successful try updates.
+    pub outlets: Vec<Asset>,
+    /// Assets it reads (lineage only).
+    pub inlets: Vec<Asset>,
 }
 
 impl TaskNode {
@@ -230,6 +254,10 @@ pub struct Dag {
     /// Alerts on this DAG's runs (failure, success, deadline miss).
     pub alerts: Alerts,
     pub deadline: Option<Deadline>,
+    /// Runs when these assets are updated (besides any cron schedule).
+    pub asset_schedule: Option<AssetCondition>,
+    /// Names the partition of the assets its runs update.
+    partition_of: Option<PartitionFn>,
     /// Tasks in topological order.
     tasks: Vec<TaskNode>,
     index: HashMap<String, usize>,
@@ -266,7 +294,7 @@ impl Dag {
             .tasks
             .iter()
             .map(|t| {
-                serde_json::json!({
+                let mut task = serde_json::json!({
                     "id": t.id,
                     "sensor": t.is_sensor(),
                     "trigger_rule": t.trigger_rule.as_str(),
@@ -281,10 +309,18 @@ impl Dag {
                     "group": t.group,
                     "doc": t.doc,
                     "upstream": t.upstream,
-                })
+                });
+                // Only when declared, so DAGs without assets keep their versions.
+                for (key, assets) in [("outlets", &t.outlets), ("inlets", &t.inlets)] {
+                    if !assets.is_empty() {
+                        let uris: Vec<&str> = assets.iter().map(|a| a.uri.as_str()).collect();
+                        task[key] = serde_json::json!(uris);
+                    }
+                }
+                task
             })
             .collect();
-        serde_json::json!({
+        let mut structure = serde_json::json!({
             "schedule": self.schedule.expression(),
             "timezone": self.schedule.timezone().name(),
             "start_date": self.bounds.start_date,
@@ -295,7 +331,11 @@ impl Dag {
             "params": self.params,
             "tasks": tasks,
             "streams": self.streams.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
-        })
+        });
+        if let Some(c) = &self.asset_schedule {
+            structure["asset_schedule"] = c.expression();
+        }
+        structure
     }
 
     /// SHA-256 of [`Dag::structure`], hex: equal structures, equal hashes.
@@ -306,6 +346,14 @@ impl Dag {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The partition of the assets a run over `interval` updates; `""`
+    /// when the DAG names none.
+    pub fn asset_partition(&self, interval: DataInterval) -> String {
+        self.partition_of
+            .as_ref()
+            .map_or_else(String::new, |f| f(interval))
     }
 
     /// Tasks in topological order (every task after its upstreams).
@@ -393,6 +441,10 @@ pub struct DagBuilder {
     streams: Vec<StreamSpec>,
     alerts: Alerts,
     deadline: Option<Deadline>,
+    asset_schedule: Option<AssetCondition>,
+    partition_of: Option<PartitionFn>,
+    /// Of a DAG without a cron (a cron names its own).
+    timezone: String,
 }
 
 impl DagBuilder {
@@ -416,6 +468,9 @@ impl DagBuilder {
             streams: Vec::new(),
             alerts: Alerts::default(),
             deadline: None,
+            asset_schedule: None,
+            partition_of: None,
+            timezone: "UTC".to_owned(),
         }
     }
 
@@ -427,6 +482,32 @@ impl DagBuilder {
     /// Cron expression (5 fields or a preset) in an IANA timezone.
     pub fn schedule(mut self, cron: &str, timezone: &str) -> Self {
         self.schedule = Some((cron.to_owned(), timezone.to_owned()));
+        self
+    }
+
+    /// Run when `condition` holds over the assets' updates since the last
+    /// such run (Airflow's `schedule=[asset, …]`). With a cron schedule as
+    /// well, both make runs (Airflow's `AssetOrTimeSchedule`).
+    pub fn schedule_on(mut self, condition: AssetCondition) -> Self {
+        self.asset_schedule = Some(condition);
+        self
+    }
+
+    /// How this DAG's runs name the partition of the assets they update,
+    /// from the run's data interval: a consumer's run then takes the
+    /// updates of one partition at a time.
+    pub fn asset_partition(
+        mut self,
+        partition: impl Fn(DataInterval) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.partition_of = Some(Arc::new(partition));
+        self
+    }
+
+    /// The timezone of a DAG without a cron (UTC unless set): a date
+    /// without a time given to its trigger or backfill is midnight there.
+    pub fn timezone(mut self, timezone: &str) -> Self {
+        self.timezone = timezone.to_owned();
         self
     }
 
@@ -551,12 +632,18 @@ impl DagBuilder {
             return Err(DagError::InvalidId(dag_id));
         }
         let schedule = match &self.schedule {
-            None => Schedule::Manual,
-            Some((expr, tz)) => Schedule::cron(expr, tz).map_err(|source| DagError::Schedule {
-                dag: dag_id.clone(),
-                source,
-            })?,
-        };
+            None => Schedule::manual(&self.timezone),
+            Some((expr, tz)) => Schedule::cron(expr, tz),
+        }
+        .map_err(|source| DagError::Schedule {
+            dag: dag_id.clone(),
+            source,
+        })?;
+        if let Some(c) = &self.asset_schedule {
+            if c.assets().is_empty() {
+                return Err(DagError::EmptyAssetSchedule(dag_id));
+            }
+        }
 
         let mut upstream: HashMap<String, Vec<String>> = HashMap::new();
         let mut ids = HashSet::new();
@@ -710,6 +797,8 @@ impl DagBuilder {
                     .map(|(_, d)| d.clone())
                     .collect(),
                 alerts: s.alerts.clone(),
+                outlets: s.outlets.clone(),
+                inlets: s.inlets.clone(),
             });
         }
         Ok(Dag {
@@ -728,6 +817,8 @@ impl DagBuilder {
             fileloc: self.fileloc,
             alerts: self.alerts,
             deadline: self.deadline,
+            asset_schedule: self.asset_schedule,
+            partition_of: self.partition_of,
             tasks,
             index,
             streams: self.streams,

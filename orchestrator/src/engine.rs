@@ -353,6 +353,7 @@ async fn scheduler_loop(
             if create {
                 last_runs_check = tokio::time::Instant::now();
                 scheduler::create_due_runs(&store, &bag, chrono::Utc::now()).await?;
+                crate::asset::create_triggered_runs(&store, &bag).await?;
             }
             if last_backfill_check.elapsed() >= Duration::from_secs(1) {
                 last_backfill_check = tokio::time::Instant::now();

@@ -587,6 +587,21 @@ async fn record_outcome(
         .execute(&mut *tx)
         .await?;
     }
+    if state == TaskState::Success {
+        crate::asset::record_outlet_events(
+            &mut tx,
+            dag,
+            task,
+            &c.run_id,
+            c.map_index,
+            c.try_number,
+            DataInterval {
+                start: c.data_interval_start,
+                end: c.data_interval_end,
+            },
+        )
+        .await?;
+    }
     if let Some(alerts) = &task.alerts {
         let event = match state {
             TaskState::Failed => Some(AlertEvent::Failure),

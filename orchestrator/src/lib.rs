@@ -5,6 +5,7 @@
 //! It knows nothing about sports; BetFlow's pipelines live in the `dags` crate.
 
 pub mod alert;
+pub mod asset;
 pub mod backfill;
 pub mod dag;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod stream;
 pub mod task;
 
 pub use alert::{AlertEvent, Alerts, Deadline, Notifier, Notifiers};
+pub use asset::{Asset, AssetCondition};
 pub use dag::{Dag, DagBag, DagBuilder, Node, RetryPolicy, TaskSpec};
 pub use engine::EngineConfig;
 pub use output::{typed_fn, Output, TypedSpec, TypedTask};

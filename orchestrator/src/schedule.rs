@@ -45,8 +45,11 @@ pub struct DataInterval {
 /// When a DAG runs on its own.
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    /// No schedule (Airflow's `schedule=None`): runs only when triggered.
-    Manual,
+    /// No cron (Airflow's `schedule=None`): runs only when triggered, or
+    /// on assets. Dates given without a time are midnight in `tz`.
+    Manual {
+        tz: Tz,
+    },
     /// `@once`: one scheduled run, at the DAG's start date, with an empty
     /// data interval `[start_date, start_date]`.
     Once {
@@ -78,6 +81,13 @@ const PRESETS: [(&str, &str); 7] = [
 ];
 
 impl Schedule {
+    /// No cron, in an IANA timezone.
+    pub fn manual(timezone: &str) -> Result<Self, ScheduleError> {
+        let tz =
+            Tz::from_str(timezone).map_err(|_| ScheduleError::Timezone(timezone.to_owned()))?;
+        Ok(Self::Manual { tz })
+    }
+
     /// A cron schedule: five fields (`m h dom mon dow`, day 0 or 7 = Sunday,
     /// either day field matching when both are restricted, as Airflow and
     /// crontab read them), six with seconds first, seven with a year last, or
@@ -148,7 +158,7 @@ impl Schedule {
     /// The expression as the user wrote it, or `None` for manual DAGs.
     pub fn expression(&self) -> Option<&str> {
         match self {
-            Self::Manual => None,
+            Self::Manual { .. } => None,
             Self::Once { expr, .. } => Some(expr),
             Self::Cron(c) => Some(&c.expr),
         }
@@ -156,7 +166,7 @@ impl Schedule {
 
     pub fn timezone(&self) -> Tz {
         match self {
-            Self::Manual => Tz::UTC,
+            Self::Manual { tz } => *tz,
             Self::Once { tz, .. } => *tz,
             Self::Cron(c) => c.tz,
         }
@@ -763,7 +773,7 @@ mod tests {
 
     #[test]
     fn dags_without_a_schedule_only_run_when_triggered() {
-        let s = Schedule::Manual;
+        let s = Schedule::Manual { tz: Tz::UTC };
         assert_eq!(s.expression(), None);
         assert!(s
             .due_intervals(

@@ -194,6 +194,21 @@ impl TaskContext {
         self.store.as_ref()
     }
 
+    /// The asset events that triggered this run (Airflow's
+    /// `triggering_asset_events`), oldest first; empty for runs not
+    /// triggered by assets and for tries not recorded in a database.
+    pub async fn triggering_asset_events(
+        &self,
+    ) -> Result<Vec<crate::store::AssetEventRow>, crate::store::StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        Ok(store
+            .run_asset_events(&self.dag_id, &self.run_id)
+            .await?
+            .unwrap_or_default())
+    }
+
     /// The deployment's database, for the tables the task's own crate
     /// owns (the `serving` schema, the Iceberg catalog), if this try is
     /// recorded in one. Orchestration tables go through [`Self::store`].

@@ -324,6 +324,29 @@ def main(base_url, token):
         expect_status(409, backfill_api.cancel_backfill, backfill.id)  # completed
         expect_status(404, backfill_api.get_backfill, 999999)
 
+        # Assets: the example producers' and consumer's, an update posted
+        # by hand for a day, waiting in the (paused) consumer's queue.
+        asset_api = af.AssetApi(client)
+        assets = asset_api.get_assets(uri_prefix_pattern="example://", order_by=["uri"])
+        assert [a.uri for a in assets.assets] == ["example://letters", "example://numbers"], assets
+        numbers = assets.assets[1]
+        assert [d.dag_id for d in numbers.scheduled_dags] == ["example_asset_consumer"], numbers
+        assert [(t.dag_id, t.task_id) for t in numbers.producing_tasks] == [("example_asset_numbers", "write")], numbers
+        assert [t.dag_id for t in numbers.consuming_tasks] == ["example_asset_consumer"], numbers
+        assert asset_api.get_asset(numbers.id).uri == "example://numbers"
+        expect_status(404, asset_api.get_asset, 999999)
+        event = asset_api.create_asset_event(af.CreateAssetEventsBody(
+            asset_id=numbers.id, partition_key="2024-06-01", extra={"by": "client"}))
+        assert event.asset_id == numbers.id and event.partition_key == "2024-06-01", event
+        assert event.source_dag_id is None and event.source_map_index == -1, event
+        events = asset_api.get_asset_events(asset_id=numbers.id, order_by=["-timestamp"])
+        assert events.asset_events[0].id == event.id and events.total_entries >= 1, events
+        waiting = asset_api.get_dag_asset_queued_events("example_asset_consumer")
+        assert [(q.asset_id, q.dag_id) for q in waiting.queued_events] == [(numbers.id, "example_asset_consumer")], waiting
+        assert asset_api.get_asset_aliases().total_entries == 0
+        upstream = runs.get_upstream_asset_events("example_daily", "backfill__2024-05-01T00:00:00+00:00")
+        assert upstream.total_entries == 0, upstream
+
         # The audit trail is for admins; an operator is told so.
         expect_status(403, af.EventLogApi(client).get_event_logs)
         expect_status(403, af.ConfigApi(client).get_config)

@@ -11,21 +11,21 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// An API caller: a base URL and, unless anonymous, a bearer token.
-struct Api {
+pub(crate) struct Api {
     base: String,
     token: Option<String>,
     client: Client,
 }
 
 /// Status, `Content-Type` and parsed JSON body of one response.
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: Value,
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
 }
 
 impl Api {
-    fn new(base: &str, token: Option<String>) -> Self {
+    pub(crate) fn new(base: &str, token: Option<String>) -> Self {
         Self {
             base: format!("{base}/api/v2"),
             token,
@@ -33,7 +33,7 @@ impl Api {
         }
     }
 
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut req = self
             .client
             .request(method.clone(), format!("{}{path}", self.base));
@@ -62,27 +62,27 @@ impl Api {
         }
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None)
     }
 
-    fn post(&self, path: &str, body: Value) -> Reply {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Reply {
         self.call(Method::POST, path, Some(body))
     }
 
-    fn patch(&self, path: &str, body: Value) -> Reply {
+    pub(crate) fn patch(&self, path: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, Some(body))
     }
 
     /// GET that must answer 200; returns the body.
-    fn ok(&self, path: &str) -> Value {
+    pub(crate) fn ok(&self, path: &str) -> Value {
         let r = self.get(path);
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
         r.body
     }
 
     /// Poll a run until it reaches `want` (panics on another final state or after `secs`).
-    fn wait_run(&self, dag: &str, run_id: &str, want: &str, secs: u64) -> Value {
+    pub(crate) fn wait_run(&self, dag: &str, run_id: &str, want: &str, secs: u64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let run = self.ok(&format!("/dags/{dag}/dagRuns/{run_id}"));
@@ -104,7 +104,7 @@ impl Api {
 }
 
 /// A problem-details error with this status.
-fn assert_problem(r: &Reply, status: u16, what: &str) {
+pub(crate) fn assert_problem(r: &Reply, status: u16, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.body);
     assert_eq!(
         r.content_type, "application/problem+json",
@@ -120,7 +120,7 @@ fn assert_problem(r: &Reply, status: u16, what: &str) {
 }
 
 /// A running server with an operator and a viewer.
-fn start() -> (TestEnv, Api, Api, String) {
+pub(crate) fn start() -> (TestEnv, Api, Api, String) {
     let mut env = TestEnv::start();
     let (_pid, base) = env.spawn_up();
     env.create_user("olga", "operator", "operator-pass");

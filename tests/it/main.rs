@@ -10,6 +10,7 @@ mod support;
 mod accounts;
 mod airflow_client;
 mod api;
+mod assets;
 mod browser;
 mod cli;
 mod dag_versions;

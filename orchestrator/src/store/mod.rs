@@ -3,6 +3,7 @@
 //! statements live beside them in `scheduler.rs` and `executor.rs`; tasks'
 //! data-quality results in `checks.rs`.
 
+pub mod assets;
 pub mod checks;
 pub mod embedded;
 pub mod migrations;
@@ -14,6 +15,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+pub use assets::{
+    AssetDagRef, AssetEventFilter, AssetEventRow, AssetFilter, AssetRow, AssetSort, AssetTaskRef,
+    LastAssetEvent, QueuedAssetEventRow, TriggeredRunRow,
+};
 pub use checks::{CheckResultRow, CheckSeverity, CheckTry, NewCheckResult};
 pub use migrations::{MigrationStatus, Migrations};
 pub use read::{AlertDeliveryRow, PoolRow, ProcessRow};

@@ -23,6 +23,8 @@ pub struct DagRow {
     pub max_active_tasks: i32,
     pub catchup: bool,
     pub last_parsed_at: DateTime<Utc>,
+    /// The asset condition of a DAG scheduled on assets (docs/assets.md).
+    pub asset_expression: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -44,6 +46,8 @@ pub struct RunRow {
     /// The DAG version current when the run was created (none for runs
     /// older than DAG versions).
     pub dag_version: Option<i32>,
+    /// The partition an asset-triggered run was made for.
+    pub partition_key: Option<String>,
 }
 
 /// One version of a DAG's structure ([`crate::Dag::structure`]).
@@ -344,7 +348,7 @@ impl RunSort {
             Self::StartDate => "start_date",
             Self::EndDate => "end_date",
             Self::RunAfter => {
-                "(CASE WHEN run_type = 'manual' THEN queued_at ELSE data_interval_end END)"
+                "(CASE WHEN run_type IN ('manual', 'asset_triggered') THEN queued_at ELSE data_interval_end END)"
             }
             Self::Duration => "(end_date - start_date)",
         }
@@ -429,10 +433,10 @@ fn order_clause(order: impl Iterator<Item = (&'static str, bool)>, tiebreak: &st
 
 const DAG_COLUMNS: &str =
     "dag_id, description, schedule, timezone, is_paused, is_stale, tags, fileloc,
-    max_active_runs, max_active_tasks, catchup, last_parsed_at";
+    max_active_runs, max_active_tasks, catchup, last_parsed_at, asset_expression";
 const RUN_COLUMNS: &str =
     "dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type,
-    state, conf, queued_at, start_date, end_date, deadline_missed_at, note, dag_version";
+    state, conf, queued_at, start_date, end_date, deadline_missed_at, note, dag_version, partition_key";
 const DAG_PAGE_WHERE: &str = "(cardinality($1::text[]) = 0
         OR (NOT $2 AND tags && $1) OR ($2 AND tags @> $1))
     AND (cardinality($3::text[]) = 0 OR dag_id ILIKE ANY($3))

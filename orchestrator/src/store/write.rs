@@ -70,9 +70,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO dags (dag_id, description, schedule, timezone, tags, fileloc, max_active_runs,
                                    max_active_tasks, catchup, start_date, end_date, is_stale, is_paused,
-                                   last_parsed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, now())
-                 ON CONFLICT (dag_id) DO UPDATE SET
+                                   last_parsed_at, asset_expression)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE, $12, now(), $13)
+                 ON CONFLICT (dag_id) DO UPDATE SET asset_expression = EXCLUDED.asset_expression,
                     description = EXCLUDED.description, schedule = EXCLUDED.schedule,
                     timezone = EXCLUDED.timezone, tags = EXCLUDED.tags, fileloc = EXCLUDED.fileloc,
                     max_active_runs = EXCLUDED.max_active_runs, max_active_tasks = EXCLUDED.max_active_tasks,
@@ -91,6 +91,7 @@ impl Store {
             .bind(dag.bounds.start_date)
             .bind(dag.bounds.end_date)
             .bind(opts.paused_at_creation)
+            .bind(dag.asset_schedule.as_ref().map(|c| c.expression()))
             .execute(&mut *tx)
             .await?;
             // A new version when the structure differs from the latest one.
@@ -106,6 +107,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        crate::asset::sync_references(&mut tx, bag).await?;
         if opts.mark_missing_stale {
             let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
             sqlx::query("UPDATE dags SET is_stale = TRUE WHERE NOT (dag_id = ANY($1))")

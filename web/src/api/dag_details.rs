@@ -41,6 +41,10 @@ pub struct DagDetailsResponse {
     pub latest_dag_version: Option<DagVersionResponse>,
     /// Runs queued or running now.
     pub active_runs_count: i64,
+    /// The DAG's asset condition (`{"all": [{"asset": {…}}]}`), for DAGs
+    /// scheduled on assets (docs/assets.md).
+    #[schema(value_type = Option<Object>)]
+    pub asset_expression: Option<Value>,
 }
 
 /// A DAG's details.
@@ -92,6 +96,10 @@ pub async fn details(
         last_parsed: Some(row.last_parsed_at),
         latest_dag_version: latest,
         active_runs_count,
+        asset_expression: def
+            .as_ref()
+            .and_then(|d| d.asset_schedule.as_ref())
+            .map(|c| c.expression()),
         dag: DagResponse::from(row),
     }))
 }

@@ -69,7 +69,7 @@ pub fn run_after(
     queued_at: DateTime<Utc>,
     data_interval_end: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    if run_type == RunType::Manual.as_str() {
+    if run_type == RunType::Manual.as_str() || run_type == "asset_triggered" {
         queued_at
     } else {
         data_interval_end
@@ -85,6 +85,7 @@ impl From<RunRow> for DagRunResponse {
         let triggered_by = match r.run_type.as_str() {
             "scheduled" => Some("timetable".to_owned()),
             "backfill" => Some("backfill".to_owned()),
+            "asset_triggered" => Some("asset".to_owned()),
             _ => None,
         };
         Self {
@@ -108,7 +109,7 @@ impl From<RunRow> for DagRunResponse {
             note: r.note,
             dag_versions: Vec::new(),
             bundle_version: None,
-            partition_key: None,
+            partition_key: r.partition_key,
             partition_date: None,
         }
     }
@@ -161,7 +162,8 @@ const RUN_ORDER: &[(&str, RunSort)] = &[
     ("duration", RunSort::Duration),
 ];
 
-/// Airflow's run types; BetFlow creates only the first three, the rest match nothing.
+/// Airflow's run types; BetFlow creates `scheduled`, `manual`, `backfill`
+/// and `asset_triggered`, the rest match nothing.
 const RUN_TYPES: &[&str] = &[
     "scheduled",
     "manual",

@@ -87,10 +87,18 @@ impl From<DagRow> for DagResponse {
             })
             .collect();
         let periodic = row.schedule.is_some();
-        let timetable_description = Some(match &row.schedule {
-            Some(cron) => format!("cron `{cron}` in {}", row.timezone),
+        let timetable_description = Some(match (&row.schedule, &row.asset_expression) {
+            (Some(cron), None) => format!("cron `{cron}` in {}", row.timezone),
+            (Some(cron), Some(_)) => {
+                format!(
+                    "cron `{cron}` in {}, or when its assets are updated",
+                    row.timezone
+                )
+            }
+            // Airflow's wording for its asset-triggered timetable.
+            (None, Some(_)) => "Triggered by assets".to_owned(),
             // Airflow's wording for its null timetable.
-            None => "Never, external triggers only".to_owned(),
+            (None, None) => "Never, external triggers only".to_owned(),
         });
         Self {
             dag_display_name: row.dag_id.clone(),
@@ -107,7 +115,9 @@ impl From<DagRow> for DagResponse {
             file_token: String::new(),
             owners: Vec::new(),
             tags,
-            timetable_summary: row.schedule,
+            timetable_summary: row
+                .schedule
+                .or_else(|| row.asset_expression.as_ref().map(|_| "Asset".to_owned())),
             timetable_description,
             timetable_periodic: periodic,
             timetable_partitioned: false,

@@ -8,6 +8,7 @@
 //! details. `/monitor/health` is served by `health.rs`.
 
 mod absent;
+mod assets;
 mod backfills;
 mod clear;
 pub mod config;
@@ -90,6 +91,13 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(backfills::pause))
         .routes(routes!(backfills::unpause))
         .routes(routes!(backfills::cancel))
+        .routes(routes!(assets::list))
+        .routes(routes!(assets::get))
+        .routes(routes!(assets::events, assets::create_event))
+        .routes(routes!(assets::aliases))
+        .routes(routes!(assets::alias))
+        .routes(routes!(assets::upstream_events))
+        .routes(routes!(assets::queued_events, assets::delete_queued_events))
         .split_for_parts();
     let doc = openapi::document(paths);
     // Rendered once: the document is fixed for the life of the process.

@@ -141,6 +141,15 @@ struct AlertView {
     error: String,
 }
 
+/// An asset an asset-scheduled DAG waits on.
+struct AssetWait {
+    name: String,
+    href: String,
+    /// Days with an update not yet run on, oldest first.
+    days: String,
+    waiting: usize,
+}
+
 struct RunChoice {
     run_id: String,
     selected: bool,
@@ -156,6 +165,10 @@ struct DagPage {
     schedule: String,
     timezone: String,
     has_schedule: bool,
+    /// `silver.games & silver.odds`; empty when not scheduled on assets.
+    asset_schedule: String,
+    /// Each asset of its asset schedule and the updates waiting for a run.
+    asset_waits: Vec<AssetWait>,
     next_run: String,
     fileloc: String,
     /// "3, since 2026-12-06 00:40 UTC"; empty before the first sync.
@@ -387,7 +400,52 @@ pub async fn render_dag(
         None => String::new(),
     };
     let shown = history_runs.len() as i64;
+    let (asset_schedule, asset_waits) = match dag.as_ref().and_then(|d| d.asset_schedule.clone()) {
+        None => (String::new(), Vec::new()),
+        Some(condition) => {
+            let queued = store.queued_asset_events(Some(dag_id)).await?;
+            let (known, _) = store
+                .assets(
+                    &orchestrator::store::AssetFilter {
+                        dag_ids: vec![dag_id.to_owned()],
+                        ..Default::default()
+                    },
+                    orchestrator::store::AssetSort::Id,
+                    false,
+                    100,
+                    0,
+                )
+                .await?;
+            let waits = condition
+                .assets()
+                .into_iter()
+                .map(|a| {
+                    let mine: Vec<_> = queued.iter().filter(|q| q.uri == a.uri).collect();
+                    let mut days: Vec<&str> = mine
+                        .iter()
+                        .map(|q| q.partition.as_str())
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    days.sort_unstable();
+                    days.dedup();
+                    AssetWait {
+                        name: a.name.clone(),
+                        href: known
+                            .iter()
+                            .find(|k| k.uri == a.uri)
+                            .map(|k| super::assets::asset_url(k.id))
+                            .unwrap_or_else(|| "/assets".to_owned()),
+                        days: days.join(", "),
+                        waiting: mine.len(),
+                    }
+                })
+                .collect();
+            (condition.describe(), waits)
+        }
+    };
     let page = DagPage {
+        asset_schedule,
+        asset_waits,
         nav: Nav::new(user, "dags"),
         dag_id: row.dag_id.clone(),
         description: row.description.clone(),

@@ -70,6 +70,21 @@ struct DagsPage {
     here: String,
 }
 
+/// The cron expression, `on N assets` for a DAG scheduled on assets
+/// (with ` + assets` after a cron it also has), or `None`.
+fn schedule_label(cron: Option<&str>, dag: Option<&orchestrator::Dag>) -> String {
+    let assets = dag
+        .and_then(|d| d.asset_schedule.as_ref())
+        .map(|c| c.assets().len());
+    match (cron, assets) {
+        (Some(c), Some(_)) => format!("{c} + assets"),
+        (Some(c), None) => c.to_owned(),
+        (None, Some(1)) => "on 1 asset".to_owned(),
+        (None, Some(n)) => format!("on {n} assets"),
+        (None, None) => "None".to_owned(),
+    }
+}
+
 /// When the scheduler will next create a run: the end of the interval after
 /// the newest scheduled run (its "run after"), or the interval already due.
 /// `None` for DAGs without a schedule or past their end date.
@@ -172,7 +187,10 @@ async fn dags_page(
             DagItem {
                 href: dag_url(&row.dag_id),
                 next_run: next_run_label(state.bag.get(&row.dag_id).map(|d| d.as_ref()), last_end),
-                schedule: row.schedule.clone().unwrap_or_else(|| "None".to_owned()),
+                schedule: schedule_label(
+                    row.schedule.as_deref(),
+                    state.bag.get(&row.dag_id).map(|d| d.as_ref()),
+                ),
                 counts: run_state_counts(dag_counts.iter().map(|c| (c.state, c.count))),
                 recent: squares,
                 dag_id: row.dag_id,

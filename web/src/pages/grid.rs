@@ -276,6 +276,7 @@ mod tests {
             deadline_missed_at: None,
             note: None,
             dag_version: Some(1),
+            partition_key: None,
         }
     }
 

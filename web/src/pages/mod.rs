@@ -7,6 +7,7 @@ mod actions;
 mod admin;
 mod alerts;
 mod analytics;
+pub(crate) mod assets;
 mod chart;
 mod csv;
 mod dag;
@@ -48,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .merge(markets::routes())
         .merge(analytics::routes())
         .merge(alerts::routes())
+        .merge(assets::routes())
         .merge(admin::routes())
 }
 

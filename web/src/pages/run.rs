@@ -85,6 +85,18 @@ struct RunPage {
     /// Queued or running: the task table refreshes itself.
     active: bool,
     error: Option<String>,
+    /// The asset updates that started it (asset-triggered runs).
+    triggered_by: Vec<TriggerEvent>,
+}
+
+/// One asset update that started an asset-triggered run.
+struct TriggerEvent {
+    asset: String,
+    href: String,
+    partition: String,
+    source: String,
+    source_href: String,
+    when: String,
 }
 
 async fn run_page(
@@ -141,7 +153,31 @@ pub async fn render_run(
     }
     let tries = store.task_tries(dag_id, run_id).await?;
     let checks = store.check_results(dag_id, run_id).await?;
+    let triggered_by = store
+        .run_asset_events(dag_id, run_id)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let (source, source_href) = match (&e.source_dag_id, &e.source_run_id) {
+                (Some(d), Some(r)) => (format!("{d} › {r}"), run_url(d, r)),
+                _ => (
+                    format!("posted by {}", e.created_by.as_deref().unwrap_or("?")),
+                    String::new(),
+                ),
+            };
+            TriggerEvent {
+                href: super::assets::asset_url(e.asset_id),
+                asset: e.name,
+                partition: e.partition,
+                source,
+                source_href,
+                when: fmt_time(Some(e.timestamp)),
+            }
+        })
+        .collect();
     let page = RunPage {
+        triggered_by,
         nav: Nav::new(user, "dags"),
         dag_id: dag_id.to_owned(),
         dag_href: dag_url(dag_id),
