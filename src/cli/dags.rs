@@ -111,7 +111,12 @@ pub async fn run(settings: &Settings, cmd: DagsCommand) -> Result<ExitCode> {
                     .map(|r| {
                         vec![
                             r.dag_id.clone(),
-                            r.schedule.clone().unwrap_or_else(|| "None".into()),
+                            match (&r.schedule, &r.asset_expression) {
+                                (Some(cron), None) => cron.clone(),
+                                (Some(cron), Some(_)) => format!("{cron} + assets"),
+                                (None, Some(_)) => "assets".into(),
+                                (None, None) => "None".into(),
+                            },
                             r.timezone.clone(),
                             if r.is_paused {
                                 "yes".into()
@@ -205,9 +210,17 @@ fn show(dag: &Dag) -> Result<()> {
     }
     outln!(
         "  schedule:         {} ({})",
-        dag.schedule.expression().unwrap_or("None (manual)"),
+        dag.schedule
+            .expression()
+            .unwrap_or(match &dag.asset_schedule {
+                Some(_) => "None (on assets)",
+                None => "None (manual)",
+            }),
         dag.schedule.timezone()
     );
+    if let Some(c) = &dag.asset_schedule {
+        outln!("  runs on assets:   {}", c.describe());
+    }
     outln!("  start date:       {}", dag.bounds.start_date.to_rfc3339());
     if let Some(end) = dag.bounds.end_date {
         outln!("  end date:         {}", end.to_rfc3339());

@@ -227,3 +227,67 @@ fn a_dag_scheduled_on_two_assets_runs_once_both_are_updated_for_the_same_day() {
     let aliases = viewer.ok("/assets/aliases");
     assert_eq!(aliases["total_entries"], 0);
 }
+
+#[test]
+fn the_assets_pages_show_lineage_waiting_updates_and_the_runs_they_started() {
+    let mut env = TestEnv::start();
+    let viewer = crate::common::viewer::Viewer::log_in(&mut env);
+    let empty = viewer.get("/assets?q=no-such-asset");
+    assert!(empty.contains("No asset's URI contains"), "{empty}");
+    for dag in [NUMBERS, LETTERS, CONSUMER] {
+        env.ok(&["dags", "unpause", dag]);
+    }
+    env.ok(&["dags", "trigger", NUMBERS, "--logical-date", "2024-05-01"]);
+    env.ok(&["dags", "trigger", LETTERS, "--logical-date", "2024-05-01"]);
+    env.ok(&["dags", "trigger", LETTERS, "--logical-date", "2024-05-02"]);
+    env.wait_for(
+        &format!("SELECT count(*) FROM dag_runs WHERE dag_id = '{CONSUMER}' AND state = 'success'"),
+        "1",
+        30,
+    );
+    env.wait_for(
+        &format!("SELECT count(*) FROM asset_queue WHERE target_dag_id = '{CONSUMER}'"),
+        "1",
+        30,
+    );
+
+    let list = viewer.get("/assets");
+    assert!(
+        list.contains("example.numbers") && list.contains("example://letters"),
+        "{list}"
+    );
+    let letters = env.scalar("SELECT id FROM assets WHERE uri = 'example://letters'");
+    let page = viewer.get(&format!("/assets/{letters}"));
+    assert!(page.contains("id=\"lineage\""), "{page}");
+    assert!(
+        page.contains("example_asset_letters › write"),
+        "lineage names the producer"
+    );
+    assert!(
+        page.contains("2024-05-02"),
+        "the update waiting for the consumer: {page}"
+    );
+    assert!(
+        page.contains("asset_triggered__"),
+        "the run the 1 May update started"
+    );
+
+    let dag = viewer.get(&format!("/dags/{CONSUMER}"));
+    assert!(dag.contains("id=\"asset-schedule\""), "{dag}");
+    assert!(
+        dag.contains("example.numbers &#38; example.letters"),
+        "{dag}"
+    );
+    let run = env.scalar(&format!(
+        "SELECT run_id FROM dag_runs WHERE dag_id = '{CONSUMER}'"
+    ));
+    let run_page = viewer.get(&format!(
+        "/dags/{CONSUMER}/runs/{}",
+        run.replace(':', "%3A").replace('+', "%2B")
+    ));
+    assert!(run_page.contains("Triggered by"), "{run_page}");
+    assert!(
+        run_page.contains("manual__2024-05-01T00:00:00+00:00"),
+        "{run_page}"
+    );
+}

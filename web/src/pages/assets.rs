@@ -82,31 +82,54 @@ fn dag_link(dag_id: &str) -> Link {
     }
 }
 
+/// One link per DAG: `dag › task` for one task, `dag (N tasks)` for more,
+/// so an asset read by a whole DAG's marts stays one line.
+fn by_dag(refs: &[orchestrator::store::AssetTaskRef]) -> Vec<Link> {
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    for r in refs {
+        match out.iter_mut().find(|(d, _)| *d == r.dag_id) {
+            Some((_, tasks)) => tasks.push(&r.task_id),
+            None => out.push((r.dag_id.clone(), vec![&r.task_id])),
+        }
+    }
+    out.into_iter()
+        .map(|(dag, tasks)| match tasks.as_slice() {
+            [one] => task_link(&dag, one),
+            many => Link {
+                text: format!("{dag} ({} tasks)", many.len()),
+                href: format!("{}/graph", dag_url(&dag)),
+            },
+        })
+        .collect()
+}
+
+/// Days waiting, shortened when there are many: `2024-09-05, 2024-09-06,
+/// … 2024-10-06 (32 days)`.
+pub fn days_summary(days: &[&str]) -> String {
+    match days.len() {
+        0..=4 => days.join(", "),
+        n => format!("{}, {}, … {} ({n} days)", days[0], days[1], days[n - 1]),
+    }
+}
+
 fn line(a: AssetRow) -> AssetLine {
     let last_run = a.last_event.as_ref().and_then(|e| {
         let (dag, run) = (e.source_dag_id.as_ref()?, e.source_run_id.as_ref()?);
+        // The DAG names the run well enough in a list; the run id is long.
         Some(Link {
-            text: format!("{dag} › {run}"),
+            text: format!("{dag} run"),
             href: run_url(dag, run),
         })
     });
     AssetLine {
         href: asset_url(a.id),
-        producers: a
-            .producing_tasks
-            .iter()
-            .map(|t| task_link(&t.dag_id, &t.task_id))
-            .collect(),
+        producers: by_dag(&a.producing_tasks),
         scheduled: a
             .scheduled_dags
             .iter()
             .map(|d| dag_link(&d.dag_id))
             .collect(),
-        readers: a
-            .consuming_tasks
-            .iter()
-            .map(|t| task_link(&t.dag_id, &t.task_id))
-            .collect(),
+        readers: by_dag(&a.consuming_tasks),
         last_when: fmt_time(a.last_event.as_ref().map(|e| e.timestamp)),
         last_partition: a
             .last_event
@@ -168,11 +191,11 @@ struct Lineage {
 
 const NODE_H: i32 = 30;
 const GAP_Y: i32 = 12;
-const COL_W: i32 = 300;
+const COL_W: i32 = 350;
 const GAP_X: i32 = 70;
 const PAD: i32 = 12;
 /// Characters that fit a box; longer labels are cut with `…`.
-const LABEL_CHARS: usize = 38;
+const LABEL_CHARS: usize = 46;
 
 /// Producing tasks left, the asset in the middle, scheduled DAGs and
 /// reading tasks right; curves from each producer to the asset and from
@@ -329,11 +352,12 @@ async fn asset_page(
                 .map(|q| q.partition.as_str())
                 .filter(|p| !p.is_empty())
                 .collect();
+            partitions.sort_unstable();
             partitions.dedup();
             Waiting {
                 dag: dag_link(dag_id),
                 events: mine.len(),
-                partitions: partitions.join(", "),
+                partitions: days_summary(&partitions),
             }
         })
         .collect();
@@ -408,6 +432,15 @@ mod tests {
             text: t.to_owned(),
             href: "/x".to_owned(),
         }
+    }
+
+    #[test]
+    fn many_waiting_days_are_shortened_to_the_first_two_and_the_last() {
+        assert_eq!(days_summary(&["a", "b"]), "a, b");
+        assert_eq!(
+            days_summary(&["d1", "d2", "d3", "d4", "d5"]),
+            "d1, d2, … d5 (5 days)"
+        );
     }
 
     #[test]

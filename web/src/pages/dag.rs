@@ -435,7 +435,7 @@ pub async fn render_dag(
                             .find(|k| k.uri == a.uri)
                             .map(|k| super::assets::asset_url(k.id))
                             .unwrap_or_else(|| "/assets".to_owned()),
-                        days: days.join(", "),
+                        days: super::assets::days_summary(&days),
                         waiting: mine.len(),
                     }
                 })
