@@ -358,15 +358,11 @@ pub(crate) async fn sync_references(
                 .collect(),
             None => Vec::new(),
         };
-        let (uris, names, groups): (Vec<&str>, Vec<&str>, Vec<&str>) = declared
-            .values()
-            .map(|a| (a.uri.as_str(), a.name.as_str(), a.group.as_str()))
-            .fold((vec![], vec![], vec![]), |mut acc, (u, n, g)| {
-                acc.0.push(u);
-                acc.1.push(n);
-                acc.2.push(g);
-                acc
-            });
+        let (uris, names, groups) = unzip3(
+            declared
+                .values()
+                .map(|a| (a.uri.as_str(), a.name.as_str(), a.group.as_str())),
+        );
         sqlx::query(
             "INSERT INTO assets (uri, name, group_name)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
@@ -395,14 +391,7 @@ pub(crate) async fn sync_references(
         .bind(&scheduled)
         .execute(&mut *tx)
         .await?;
-        let (ref_uris, ref_tasks, ref_kinds): (Vec<&str>, Vec<&str>, Vec<&str>) = task_refs
-            .iter()
-            .fold((vec![], vec![], vec![]), |mut acc, (u, t, k)| {
-                acc.0.push(*u);
-                acc.1.push(*t);
-                acc.2.push(*k);
-                acc
-            });
+        let (ref_uris, ref_tasks, ref_kinds) = unzip3(task_refs.iter().copied());
         sqlx::query(
             "DELETE FROM asset_task_refs r USING assets a
              WHERE r.asset_id = a.id AND r.dag_id = $1
@@ -430,6 +419,19 @@ pub(crate) async fn sync_references(
         .await?;
     }
     Ok(())
+}
+
+/// Columns for `unnest($1::text[], $2::text[], $3::text[])`.
+fn unzip3<'a>(
+    rows: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in rows {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
 }
 
 #[cfg(test)]

@@ -842,6 +842,11 @@ fn an_admin_creates_an_api_token_in_the_ui_shown_once_and_revokes_it() {
     );
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(api(&token), StatusCode::UNAUTHORIZED);
+
+    // The event log has the login, the token and its revocation, on one page.
+    let events = b.page("/admin/events");
+    assert!(events.contains("Events 1–"), "{events}");
+    assert!(!events.contains(">older</a>"), "{events}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::{fmt_time, render, Nav};
+use super::{fmt_time, render, Nav, Pager};
 use crate::auth::extract::PageUser;
 use crate::auth::{create_token, list_tokens, list_users, revoke_token, AuthError, Role};
 use crate::problem::Problem;
@@ -42,11 +42,7 @@ struct EventView {
 struct EventsPage {
     nav: Nav,
     events: Vec<EventView>,
-    total: i64,
-    from: i64,
-    to: i64,
-    newer_href: String,
-    older_href: String,
+    pager: Pager,
 }
 
 #[derive(Deserialize)]
@@ -93,19 +89,9 @@ async fn events_page(
     let page = EventsPage {
         nav: Nav::new(&user, "events"),
         events,
-        total,
-        from: if shown == 0 { 0 } else { offset + 1 },
-        to: offset + shown,
-        newer_href: if offset > 0 {
-            format!("/admin/events?offset={}", (offset - EVENTS_PAGE).max(0))
-        } else {
-            String::new()
-        },
-        older_href: if offset + shown < total {
-            format!("/admin/events?offset={}", offset + EVENTS_PAGE)
-        } else {
-            String::new()
-        },
+        pager: Pager::new(total, offset, shown, EVENTS_PAGE, |o| {
+            format!("/admin/events?offset={o}")
+        }),
     };
     Ok(render(&page, StatusCode::OK))
 }

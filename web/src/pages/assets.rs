@@ -14,7 +14,7 @@ use axum::Router;
 use orchestrator::store::{AssetEventFilter, AssetFilter, AssetRow, AssetSort};
 use serde::Deserialize;
 
-use super::{dag_url, fmt_time, render, run_url, ErrorPage, Nav};
+use super::{dag_url, fmt_time, render, run_url, ErrorPage, Nav, Pager};
 use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
@@ -293,11 +293,7 @@ struct AssetPage {
     lineage: Lineage,
     waiting: Vec<Waiting>,
     events: Vec<EventLine>,
-    total: i64,
-    from: i64,
-    to: i64,
-    newer_href: String,
-    older_href: String,
+    pager: Pager,
 }
 
 #[derive(Deserialize)]
@@ -399,26 +395,15 @@ async fn asset_page(
                 .collect(),
         })
         .collect();
-    let href = |o: i64| format!("{}?offset={o}", asset_url(id));
     let page = AssetPage {
         nav,
         lineage: lineage(&asset),
         asset,
         waiting,
         events,
-        total,
-        from: if shown == 0 { 0 } else { offset + 1 },
-        to: offset + shown,
-        newer_href: if offset > 0 {
-            href((offset - EVENTS_PAGE).max(0))
-        } else {
-            String::new()
-        },
-        older_href: if offset + shown < total {
-            href(offset + shown)
-        } else {
-            String::new()
-        },
+        pager: Pager::new(total, offset, shown, EVENTS_PAGE, |o| {
+            format!("{}?offset={o}", asset_url(id))
+        }),
     };
     Ok(render(&page, StatusCode::OK))
 }

@@ -113,6 +113,46 @@ impl ErrorPage {
     }
 }
 
+/// "Items 51–100 of 230" with newer/older links, for lists paged newest
+/// first by `offset`.
+pub struct Pager {
+    pub total: i64,
+    pub from: i64,
+    pub to: i64,
+    /// Empty on the first page.
+    pub newer_href: String,
+    /// Empty on the last page.
+    pub older_href: String,
+}
+
+impl Pager {
+    /// `shown` items at `offset` of `total`, `size` a page; `href` makes
+    /// the link to another offset.
+    pub fn new(
+        total: i64,
+        offset: i64,
+        shown: i64,
+        size: i64,
+        href: impl Fn(i64) -> String,
+    ) -> Self {
+        Self {
+            total,
+            from: if shown == 0 { 0 } else { offset + 1 },
+            to: offset + shown,
+            newer_href: if offset > 0 {
+                href((offset - size).max(0))
+            } else {
+                String::new()
+            },
+            older_href: if offset + shown < total {
+                href(offset + shown)
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
 /// Render a page, turning a template error into a logged 500.
 pub fn render<T: Template>(page: &T, status: StatusCode) -> Response {
     match page.render() {
