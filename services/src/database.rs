@@ -36,6 +36,10 @@ pub struct Database {
 /// Connections of the web server's own pool ([`Database::web_pool`]).
 pub const WEB_POOL_CONNECTIONS: u32 = 16;
 
+/// How long a page or API request waits for a connection before it
+/// answers 503 (the database restarting or failing over).
+pub const WEB_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Database {
     /// Connect, apply migrations and record the DAG definitions.
     pub async fn open(home: &Path, bag: &DagBag, paused_at_creation: bool) -> Result<Self> {
@@ -97,7 +101,12 @@ impl Database {
     /// chain's dispatch p99 went from 4.6 ms to 350 ms (`bench web
     /// --mixed-seconds`).
     pub async fn web_pool(&self) -> Result<PgPool> {
-        Ok(orchestrator::store::connect_pool(&self.url, WEB_POOL_CONNECTIONS).await?)
+        Ok(orchestrator::store::connect_pool_waiting(
+            &self.url,
+            WEB_POOL_CONNECTIONS,
+            WEB_ACQUIRE_TIMEOUT,
+        )
+        .await?)
     }
 
     pub fn is_embedded(&self) -> bool {

@@ -430,7 +430,10 @@ fn health_says_when_the_kafka_broker_does_not_answer() {
 #[test]
 fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
     let mut env = TestEnv::start_with(true);
-    let (_pid, _base) = env.spawn_up();
+    // `up` on an external database (DATABASE_URL), as in a failover.
+    let (pid, base) = env.spawn_up();
+    env.create_user("olga", "operator", "operator-pass");
+    let token = env.token("olga");
     env.ok(&["dags", "unpause", "example_deadline"]);
     env.ok(&[
         "dags",
@@ -445,7 +448,32 @@ fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
         30,
     );
     // The task sleeps 4 s: it ends while the database is down.
-    env.crash_postgres_for(std::time::Duration::from_secs(6));
+    env.kill_postgres();
+    let started = std::time::Instant::now();
+    // Meanwhile the API says the database is unreachable (503, retry),
+    // not that BetFlow broke (500), and health says which part is down.
+    let client = reqwest::blocking::Client::new();
+    let api = client
+        .get(format!("{base}/api/v2/dags"))
+        .bearer_auth(&token)
+        .send()
+        .expect("the API answers while Postgres is down");
+    assert_eq!(api.status().as_u16(), 503);
+    let body: serde_json::Value = api.json().unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("metadata database cannot be reached")),
+        "{body}"
+    );
+    let health = client.get(format!("{base}/health")).send().unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let health: serde_json::Value = health.json().unwrap();
+    assert_eq!(health["metadatabase"]["status"], "unhealthy", "{health}");
+    if let Some(rest) = std::time::Duration::from_secs(6).checked_sub(started.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    env.revive_postgres();
     env.wait_for(
         "SELECT state FROM dag_runs WHERE dag_id = 'example_deadline'",
         "success",
@@ -460,5 +488,16 @@ fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
         ["1:success"],
         "one try, recorded once:\n{}",
         env.proc_log(0)
+    );
+    // The same process is still serving: it did not exit and come back.
+    let again = client
+        .get(format!("{base}/api/v2/dags/example_deadline"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "up exited"
     );
 }

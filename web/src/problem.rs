@@ -49,9 +49,43 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The metadata database cannot be reached (a restart, a failover):
+    /// 503, so clients retry, instead of a 500 that reads as a bug.
+    pub fn database_unreachable(e: impl std::fmt::Display) -> Self {
+        tracing::warn!("request failed, the metadata database is unreachable: {e}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the metadata database cannot be reached right now (restarting or failing over); try again in a few seconds",
+        )
+    }
+
+    /// A database error: 503 when the database is unreachable, else 500.
+    pub fn database(e: sqlx::Error) -> Self {
+        if orchestrator::store::is_connection_error(&e) {
+            Self::database_unreachable(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
 impl From<orchestrator::store::StoreError> for Problem {
     fn from(e: orchestrator::store::StoreError) -> Self {
-        Self::internal(e)
+        if e.is_connection() {
+            Self::database_unreachable(e)
+        } else {
+            Self::internal(e)
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for Problem {
+    fn from(e: crate::auth::AuthError) -> Self {
+        match e {
+            crate::auth::AuthError::Sql(e) => Self::database(e),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -74,7 +108,7 @@ impl From<orchestrator::backfill::BackfillError> for Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
-        Self::internal(e)
+        Self::database(e)
     }
 }
 

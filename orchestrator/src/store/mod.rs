@@ -49,26 +49,26 @@ impl StoreError {
     pub fn is_connection(&self) -> bool {
         match self {
             StoreError::Connect { .. } => true,
-            StoreError::Sql(e) => {
-                matches!(
-                    e,
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::WorkerCrashed
-                        | sqlx::Error::Protocol(_)
-                ) || e
-                    .as_database_error()
-                    .and_then(|d| d.code())
-                    // Class 08: connection exception; 57P01-03: the server is
-                    // shutting down or starting up.
-                    .is_some_and(|c| {
-                        c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")
-                    })
-            }
+            StoreError::Sql(e) => is_connection_error(e),
             StoreError::Migrate(_) => false,
         }
     }
+}
+
+/// See [`StoreError::is_connection`]: the database could not be reached or
+/// dropped the connection (class 08, or shutting down / starting up).
+pub fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    ) || e
+        .as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03"))
 }
 
 /// A handle on the metadata database; cheap to clone.
@@ -102,13 +102,24 @@ impl Store {
 
 /// A connection pool to `url`, with the password masked in errors.
 pub async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
+    connect_pool_waiting(url, max_connections, Duration::from_secs(30)).await
+}
+
+/// [`connect_pool`] whose callers wait at most `acquire_timeout` for a
+/// connection: a web server answers 503 after a few seconds while the
+/// database is down, rather than holding the request for half a minute.
+pub async fn connect_pool_waiting(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StoreError> {
     let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
         url: mask_password(url),
         source,
     })?;
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(acquire_timeout)
         .connect_with(opts)
         .await
         .map_err(|source| StoreError::Connect {

@@ -44,10 +44,16 @@ impl TestEnv {
         }
     }
 
-    /// Kills this environment's Postgres (SIGKILL of the postmaster: its
-    /// connections drop at once), keeps it down for `down`, then starts it
-    /// again on the same port.
+    /// Kills this environment's Postgres, keeps it down for `down`, then
+    /// starts it again on the same port.
     pub fn crash_postgres_for(&mut self, down: Duration) {
+        self.kill_postgres();
+        std::thread::sleep(down);
+        self.revive_postgres();
+    }
+
+    /// SIGKILL of this environment's postmaster: its connections drop at once.
+    pub fn kill_postgres(&mut self) {
         let pid_file = self.pg.data_dir().join("postmaster.pid");
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .ok()
@@ -58,7 +64,11 @@ impl TestEnv {
             nix::sys::signal::Signal::SIGKILL,
         )
         .expect("kill the postmaster");
-        std::thread::sleep(down);
+    }
+
+    /// Start this environment's Postgres again on the same port, once the
+    /// killed one has gone.
+    pub fn revive_postgres(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match self.pg.revive() {

@@ -72,7 +72,7 @@ pub async fn details(
         .store
         .dag_versions(Some(&dag_id), true, 1, 0)
         .await
-        .map_err(Problem::internal)?
+        .map_err(Problem::from)?
         .0
         .into_iter()
         .next()
@@ -81,7 +81,7 @@ pub async fn details(
         .store
         .active_run_count(&dag_id)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     Ok(Json(DagDetailsResponse {
         catchup: row.catchup,
         concurrency: row.max_active_tasks,
@@ -149,7 +149,7 @@ pub async fn source(
         .store
         .dag_versions(Some(&dag_id), true, 1, 0)
         .await
-        .map_err(Problem::internal)?
+        .map_err(Problem::from)?
         .0
         .first()
         .map(|v| v.version_number);

@@ -256,7 +256,7 @@ async fn with_versions(
         .store
         .versions_of_runs(&rows)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     Ok(rows
         .into_iter()
         .map(|r| {

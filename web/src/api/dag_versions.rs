@@ -108,7 +108,7 @@ pub async fn list(
         .store
         .dag_versions(dag, newest_first, page.limit, page.offset)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     Ok(Json(DagVersionCollectionResponse {
         dag_versions: rows.into_iter().map(DagVersionResponse::from).collect(),
         total_entries: total,
@@ -139,7 +139,7 @@ pub async fn get(
         .store
         .dag_version(&dag_id, version_number)
         .await
-        .map_err(Problem::internal)?
+        .map_err(Problem::from)?
         .ok_or_else(|| {
             Problem::not_found(format!("DAG `{dag_id}` has no version {version_number}"))
         })?;

@@ -128,7 +128,7 @@ pub async fn list(
     };
     let (rows, total) = audit::list(&state.db, &filter)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     Ok(Json(EventLogCollectionResponse {
         event_logs: rows.into_iter().map(response).collect(),
         total_entries: total,
@@ -157,7 +157,7 @@ pub async fn get(
     user.require(Role::Admin)?;
     audit::get(&state.db, id)
         .await
-        .map_err(Problem::internal)?
+        .map_err(Problem::from)?
         .map(|e| Json(response(e)))
         .ok_or_else(|| Problem::not_found(format!("no event log {id}")))
 }

@@ -100,7 +100,7 @@ async fn tries(
         .store
         .instance_tries(dag_id, run_id, task_id)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     let mut out: Vec<TaskInstanceHistoryResponse> =
         ended.iter().map(|t| history(&row, t)).collect();
     let current = row.ti.try_number;

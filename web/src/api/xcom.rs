@@ -68,7 +68,7 @@ async fn entries(
         .store
         .xcom_entries(dag_id, run_id, task_id, key, page.limit, page.offset)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     let after = run_after(&run.run_type, run.queued_at, run.data_interval_end);
     let entries = rows
         .into_iter()

@@ -80,15 +80,13 @@ impl FromRequestParts<AppState> for ApiUser {
             let Some(token) = auth.strip_prefix("Bearer ").map(str::trim) else {
                 return Err(Problem::unauthorized("use `Authorization: Bearer <token>`"));
             };
-            return match token_user(pool, token).await.map_err(Problem::internal)? {
+            return match token_user(pool, token).await.map_err(Problem::from)? {
                 Some(user) => Ok(Self(user, client_addr(parts))),
                 None => Err(Problem::unauthorized("invalid or revoked token")),
             };
         }
         if let Some(token) = cookie(parts, SESSION_COOKIE) {
-            if let Some((user, csrf)) =
-                session_user(pool, token).await.map_err(Problem::internal)?
-            {
+            if let Some((user, csrf)) = session_user(pool, token).await.map_err(Problem::from)? {
                 let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
                 let header_csrf = parts
                     .headers
@@ -162,7 +160,7 @@ impl FromRequestParts<AppState> for PageUser {
                     })
                 }
                 Ok(None) => {}
-                Err(e) => return Err(Problem::internal(e).into_response()),
+                Err(e) => return Err(Problem::from(e).into_response()),
             }
         }
         let next = parts

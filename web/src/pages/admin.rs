@@ -66,7 +66,7 @@ async fn events_page(
     };
     let (rows, total) = crate::audit::list(&state.db, &filter)
         .await
-        .map_err(Problem::internal)?;
+        .map_err(Problem::from)?;
     let shown = rows.len() as i64;
     let text = |s: Option<String>| s.unwrap_or_default();
     let events = rows
@@ -127,10 +127,10 @@ async fn page(
     status: StatusCode,
 ) -> Result<Response, Problem> {
     let pool = &state.db;
-    let users = list_users(pool).await.map_err(Problem::internal)?;
+    let users = list_users(pool).await.map_err(Problem::from)?;
     let tokens = list_tokens(pool)
         .await
-        .map_err(Problem::internal)?
+        .map_err(Problem::from)?
         .into_iter()
         .map(|t| TokenView {
             id: t.id,
@@ -231,10 +231,7 @@ async fn revoke(
 ) -> Result<Response, Problem> {
     user.require(Role::Admin)?;
     user.check_csrf(&form.csrf_token)?;
-    if !revoke_token(&state.db, id)
-        .await
-        .map_err(Problem::internal)?
-    {
+    if !revoke_token(&state.db, id).await.map_err(Problem::from)? {
         return Err(Problem::not_found(format!("no live token {id}")));
     }
     tracing::info!(admin = %user.user.username, token_id = id, "API token revoked");
