@@ -434,6 +434,7 @@ fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
     let (pid, base) = env.spawn_up();
     env.create_user("olga", "operator", "operator-pass");
     let token = env.token("olga");
+    let session = log_in(&base, "olga", "operator-pass");
     env.ok(&["dags", "unpause", "example_deadline"]);
     env.ok(&[
         "dags",
@@ -470,6 +471,19 @@ fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
     assert_eq!(health.status().as_u16(), 503);
     let health: serde_json::Value = health.json().unwrap();
     assert_eq!(health["metadatabase"]["status"], "unhealthy", "{health}");
+    // A browser gets a page saying so, not JSON.
+    let page = client
+        .get(format!("{base}/dags"))
+        .header(reqwest::header::COOKIE, &session)
+        .send()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    assert_eq!(page.headers()["retry-after"], "5");
+    let html = page.text().unwrap();
+    assert!(
+        html.contains("id=\"unavailable\"") && html.contains("metadata database cannot be reached"),
+        "{html}"
+    );
     if let Some(rest) = std::time::Duration::from_secs(6).checked_sub(started.elapsed()) {
         std::thread::sleep(rest);
     }
@@ -500,4 +514,27 @@ fn a_try_that_ends_while_postgres_is_down_is_recorded_once_it_is_back() {
         std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "up exited"
     );
+}
+
+/// A browser session's `Cookie` header for `username`, from the login form.
+fn log_in(base: &str, username: &str, password: &str) -> String {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (csrf, form_cookie) = crate::common::viewer::login_form(&client, base);
+    let resp = client
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::COOKIE, form_cookie)
+        .body(format!(
+            "username={username}&password={password}&next=%2F&csrf={csrf}"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "log in as {username}");
+    crate::common::viewer::set_cookie(&resp, "betflow_session").expect("a session")
 }

@@ -51,6 +51,36 @@ pub fn routes() -> Router<AppState> {
         .merge(alerts::routes())
         .merge(assets::routes())
         .merge(admin::routes())
+        .layer(axum::middleware::from_fn(unavailable_page))
+}
+
+#[derive(Template)]
+#[template(path = "unavailable.html")]
+struct UnavailablePage {
+    detail: String,
+}
+
+/// A browser asking for a page while the metadata database is unreachable
+/// gets a page that says so (503, `Retry-After`), not the API's
+/// problem-details JSON.
+async fn unavailable_page(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+        return res;
+    }
+    let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "BetFlow cannot serve this page right now.".to_owned());
+    let mut page = render(&UnavailablePage { detail }, StatusCode::SERVICE_UNAVAILABLE);
+    page.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    page
 }
 
 /// `/` is the DAGs page, as in Airflow; the redirect keeps one URL per page.
