@@ -897,11 +897,7 @@ fn a_price_published_to_kafka_reaches_the_open_markets_board() {
         ("BETFLOW_LIVE_PUBLISH", "off"),
     ]);
     env.create_user("vi", "viewer", "password123");
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    crate::kafka::wait_until_assigned(&env, "odds_consumer", "betflow.odds.nba", 0);
     let driver = ChromeDriver::start(&tools);
     let rt = runtime();
     let producer =

@@ -90,11 +90,7 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
             ("BETFLOW_ODDS_WINDOW", "10m/5m"),
         ],
     );
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE dag_id = 'live_streams' AND task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    wait_until_assigned(&env, "odds_consumer", "betflow.odds.nba", 0);
 
     let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
     let name = topic.to_string();
@@ -258,16 +254,32 @@ fn odds_consumer_upserts_serving_rows_dead_letters_and_arbitrage() {
     drop(broker);
 }
 
+/// Waits until the stream task `task_id`, restarted at least `restarts`
+/// times, is assigned partitions of `topic` (its health lists their lag).
+///
+/// tansu's in-memory broker registers a new topic before it resets the
+/// topic's partitions, so a record produced into a topic that a starting
+/// consumer is still creating can vanish. A consumer is assigned only after
+/// its topics exist: publishing after that is safe.
+pub(crate) fn wait_until_assigned(env: &TestEnv, task_id: &str, topic: &str, restarts: i32) {
+    env.wait_for(
+        &format!(
+            "SELECT count(*) FROM stream_tasks
+             WHERE task_id = '{task_id}' AND state = 'running' AND restarts >= {restarts}
+               AND EXISTS (SELECT 1 FROM jsonb_object_keys(health->'lag') k
+                           WHERE k LIKE '{topic}/%')"
+        ),
+        "1",
+        60,
+    );
+}
+
 #[test]
 fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
     let mut env = TestEnv::start();
     let mut broker = Tansu::start(env.home.path());
     env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    wait_until_assigned(&env, "odds_consumer", "betflow.odds.nba", 0);
     let topic = Topic::new(Kind::Odds, dags::sport("nba").expect("nba"));
     let t0 = DateTime::from_timestamp(1_767_000_000, 0).expect("valid");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -298,7 +310,14 @@ fn a_broker_that_lost_its_log_is_consumed_afresh_not_skipped() {
     // An in-memory broker restarted: the event's partition starts again at
     // offset 0, below its checkpoint, which must not make the new log look
     // applied.
-    broker.restart_empty();
+    broker.kill();
+    env.wait_for(
+        "SELECT restarts > 0 FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        "t",
+        60,
+    );
+    broker.start_empty_again();
+    wait_until_assigned(&env, "odds_consumer", "betflow.odds.nba", 1);
     publish(
         &broker.bootstrap,
         &[poll(t0 + TimeDelta::minutes(1), (2.0, 1.8), (1.9, 1.9))],
@@ -728,12 +747,12 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
     let mut env = TestEnv::start();
     let broker = Tansu::start(env.home.path());
     env.spawn(&["scheduler"], &[("KAFKA_BROKERS", &broker.bootstrap)]);
-    for task in ["games_consumer", "weather_consumer", "news_consumer"] {
-        env.wait_for(
-            &format!("SELECT state FROM stream_tasks WHERE task_id = '{task}'"),
-            "running",
-            60,
-        );
+    for (task, topic) in [
+        ("games_consumer", "betflow.games.nba"),
+        ("weather_consumer", "betflow.weather.nfl"),
+        ("news_consumer", "betflow.news.nba"),
+    ] {
+        wait_until_assigned(&env, task, topic, 0);
     }
     let nba = dags::sport("nba").expect("nba");
     let nfl = dags::sport("nfl").expect("nfl");

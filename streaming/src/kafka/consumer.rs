@@ -408,18 +408,11 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
         (topic, partition): &(String, i32),
         next: i64,
     ) -> Result<bool, TaskError> {
-        let high: i64 = match consumer.fetch_watermarks(topic, *partition, SEEK_TIMEOUT) {
-            Ok((_, high)) => high,
-            Err(e) => {
-                tracing::warn!(
-                    processor = P::NAME,
-                    topic,
-                    partition,
-                    "reading the log's end: {e}"
-                );
-                return Ok(false);
-            }
-        };
+        // Not knowing would mean skipping what may be a new log's messages:
+        // fail instead, and the restarted task asks again.
+        let (_, high): (i64, i64) = consumer
+            .fetch_watermarks(topic, *partition, SEEK_TIMEOUT)
+            .map_err(|e| fail(&format!("reading the end of {topic}/{partition}"), e))?;
         if next <= high {
             return Ok(false);
         }

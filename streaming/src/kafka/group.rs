@@ -298,8 +298,10 @@ pub fn take_assigned(consumer: &StreamConsumer<Rebalances>) -> Result<Assigned, 
 /// The stuck-group check of one consumer (see [`Rebalances`]).
 #[derive(Debug, Default)]
 pub struct Stuck {
-    /// The empty assignment (by its start) already found legitimate.
-    checked_alone: Option<Instant>,
+    /// When the group was last described for an empty assignment: it is
+    /// described again every [`ASSIGNMENT_TIMEOUT`], since a member that
+    /// shared the group then (a dead one not yet expired) may leave it.
+    described_at: Option<Instant>,
 }
 
 impl Stuck {
@@ -307,7 +309,7 @@ impl Stuck {
     /// at all for [`ASSIGNMENT_TIMEOUT`], or an empty one that long while
     /// the group has no other member. An empty assignment with other
     /// members is normal (more members than partitions); the group is
-    /// described once per assignment.
+    /// described at most once per [`ASSIGNMENT_TIMEOUT`].
     pub fn check(
         &mut self,
         consumer: &StreamConsumer<Rebalances>,
@@ -322,8 +324,12 @@ impl Stuck {
                 "no partition assignment for {}s",
                 since.elapsed().as_secs()
             )),
-            Some(0) if self.checked_alone != Some(since) => {
-                self.checked_alone = Some(since);
+            Some(0)
+                if self
+                    .described_at
+                    .is_none_or(|at| at.elapsed() >= ASSIGNMENT_TIMEOUT) =>
+            {
+                self.described_at = Some(Instant::now());
                 // A bounded, rare blocking call (once per empty assignment).
                 let members: usize = consumer
                     .fetch_group_list(Some(group_id), Duration::from_secs(2))

@@ -209,9 +209,10 @@ impl TestEnv {
                 return;
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = (0..self.children_spawned())
+                let mut logs: Vec<String> = (0..self.children_spawned())
                     .map(|n| self.proc_log(n))
                     .collect();
+                logs.extend(self.broker_log_tails());
                 panic!(
                     "timed out waiting for `{query}` = {want:?}; last {got:?}\nprocess logs:\n{}",
                     logs.join("\n---\n")
@@ -219,6 +220,25 @@ impl TestEnv {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The last lines of each tansu broker's log in the home directory.
+    fn broker_log_tails(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.home.path()) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("tansu-"))
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                format!(
+                    "{} (last 40 lines):\n{tail}",
+                    e.file_name().to_string_lossy()
+                )
+            })
+            .collect()
     }
 
     fn children_spawned(&self) -> usize {
@@ -351,11 +371,15 @@ impl Tansu {
         panic!("tansu did not start on any of 5 ports; the last:\n{last}");
     }
 
-    /// Kills the broker and starts an empty one at the same address, as an
-    /// in-memory broker comes back after a crash: no topics, offsets or groups.
-    pub fn restart_empty(&mut self) {
+    /// Kills the broker (SIGKILL, as a crash).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts an empty broker at the address of a killed one, as an
+    /// in-memory broker comes back after a crash: no topics, offsets or groups.
+    pub fn start_empty_again(&mut self) {
         self.child = Self::spawn(&self.bootstrap, &self.log);
         self.wait_until_listening();
     }
