@@ -34,12 +34,104 @@ pub fn add_to(bag: &mut DagBag) {
         asset_producer("example_asset_numbers", "numbers"),
         asset_producer("example_asset_letters", "letters"),
         asset_consumer(),
+        mapping(),
     ] {
         match dag {
             Ok(d) => bag.add(d),
             Err(e) => tracing::error!("example DAG does not build: {e}"),
         }
     }
+}
+
+/// Dynamic task mapping: `double` runs once per number `make_numbers`
+/// returns and `total` sums their outputs; `fetch_sport` runs once per
+/// sport in the run's `sports` param and `summary` counts what they found.
+fn mapping() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_dynamic_mapping")
+        .description("One task instance per item of a list known only at run time")
+        .tags(&["example"])
+        .param("count", json!(3))
+        .param("sports", crate::all_sports_param());
+    let numbers: Output<Vec<i64>> = b.add(TypedSpec::new(
+        "make_numbers",
+        typed_fn(|ctx: TaskContext| async move {
+            let count: i64 = ctx.param("count")?;
+            ctx.log.info(format!("making {count} numbers"));
+            Ok((1..=count).collect::<Vec<i64>>())
+        }),
+    ));
+    let doubled: Output<Vec<i64>> = b.add_mapped(
+        TypedSpec::new(
+            "double",
+            typed_fn(|ctx: TaskContext| async move {
+                let n: i64 = ctx.item()?;
+                ctx.log
+                    .info(format!("instance {} doubles {n}", ctx.map_index));
+                Ok(n * 2)
+            }),
+        )
+        .expand_over(&numbers),
+    );
+    let input = doubled.clone();
+    b.add(
+        TypedSpec::new(
+            "total",
+            typed_fn(move |ctx: TaskContext| {
+                let input = input.clone();
+                async move {
+                    let all: Vec<i64> = input.get(&ctx)?;
+                    let total: i64 = all.iter().sum();
+                    ctx.log
+                        .info(format!("{} doubled numbers sum to {total}", all.len()));
+                    Ok(Total { total })
+                }
+            }),
+        )
+        .reads(&doubled),
+    );
+    let found: Output<Vec<SportFetch>> = b.add_mapped(
+        TypedSpec::new(
+            "fetch_sport",
+            typed_fn(|ctx: TaskContext| async move {
+                let sport: String = ctx.item()?;
+                if crate::sport(&sport).is_none() {
+                    return Err(TaskError::fatal(format!("unknown sport `{sport}`")));
+                }
+                ctx.log.info(format!("fetching {sport}"));
+                Ok(SportFetch {
+                    games: sport.len() as i64,
+                    sport,
+                })
+            }),
+        )
+        .expand_over_param("sports")
+        .max_map_length(8),
+    );
+    let input = found.clone();
+    b.add(
+        TypedSpec::new(
+            "summary",
+            typed_fn(move |ctx: TaskContext| {
+                let input = input.clone();
+                async move {
+                    let fetched: Vec<SportFetch> = input.get(&ctx)?;
+                    let games: i64 = fetched.iter().map(|f| f.games).sum();
+                    ctx.log
+                        .info(format!("{} sports, {games} games", fetched.len()));
+                    Ok(Total { total: games })
+                }
+            }),
+        )
+        .reads(&found),
+    );
+    b.build()
+}
+
+/// What one `fetch_sport` instance of `example_dynamic_mapping` found.
+#[derive(Debug, Serialize, Deserialize)]
+struct SportFetch {
+    sport: String,
+    games: i64,
 }
 
 fn sleep_task(id: &str, ms: u64) -> TaskSpec {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::alert::{Alerts, Deadline};
 use crate::asset::{Asset, AssetCondition, PartitionFn};
+use crate::mapping::{MapOver, MapSpec, DEFAULT_MAX_MAP_LENGTH};
 use crate::schedule::{DataInterval, RunBounds, Schedule, ScheduleError};
 use crate::state::TriggerRule;
 use crate::stream::StreamTask;
@@ -33,6 +34,12 @@ pub enum DagError {
     InvalidId(String),
     #[error("DAG `{0}`: its asset schedule names no asset, so it would never run")]
     EmptyAssetSchedule(String),
+    #[error("DAG `{dag}`: task `{task}` maps over {what}")]
+    BadMapping {
+        dag: String,
+        task: String,
+        what: String,
+    },
 }
 
 /// How long to wait before try n+1: `delay * 2^(n-1)` when exponential, never above `max_delay`.
@@ -97,6 +104,7 @@ pub struct TaskSpec {
     alerts: Option<Alerts>,
     outlets: Vec<Asset>,
     inlets: Vec<Asset>,
+    map: Option<MapSpec>,
 }
 
 impl TaskSpec {
@@ -137,6 +145,7 @@ impl TaskSpec {
             alerts: None,
             outlets: Vec::new(),
             inlets: Vec::new(),
+            map: None,
         }
     }
 
@@ -203,6 +212,40 @@ impl TaskSpec {
         self.inlets.extend(assets);
         self
     }
+
+    /// Maps this task over the list in DAG param `name` (its default or
+    /// the run's conf): one task instance per item, which the task reads
+    /// with [`crate::TaskContext::item`] (docs/mapping.md).
+    pub fn expand_over_param(self, name: &str) -> Self {
+        self.expand(MapOver::Param(name.to_owned()))
+    }
+
+    /// Maps this task over the list `output`'s task returns (which runs
+    /// first): one task instance per item.
+    pub fn expand_over<T>(mut self, output: &crate::output::Output<T>) -> Self {
+        self.reads.push(output.task_id().to_owned());
+        self.expand(MapOver::Output(output.task_id().to_owned()))
+    }
+
+    /// Maps this task over `over` (Airflow's `expand`). What the closure
+    /// captures is the same for every instance (Airflow's `partial`).
+    pub fn expand(mut self, over: MapOver) -> Self {
+        let max_length = self
+            .map
+            .as_ref()
+            .map_or(DEFAULT_MAX_MAP_LENGTH, |m| m.max_length);
+        self.map = Some(MapSpec { over, max_length });
+        self
+    }
+
+    /// The most instances this mapped task may expand to (default
+    /// [`DEFAULT_MAX_MAP_LENGTH`]); a longer list fails the task.
+    pub fn max_map_length(mut self, n: usize) -> Self {
+        if let Some(m) = &mut self.map {
+            m.max_length = n;
+        }
+        self
+    }
 }
 
 /// A task inside a built DAG, with resolved settings and edges.
@@ -225,6 +268,8 @@ pub struct TaskNode {
     pub outlets: Vec<Asset>,
     /// Assets it reads (lineage only).
     pub inlets: Vec<Asset>,
+    /// Set when the task is mapped over a list (docs/mapping.md).
+    pub map: Option<MapSpec>,
 }
 
 impl TaskNode {
@@ -316,6 +361,10 @@ impl Dag {
                         let uris: Vec<&str> = assets.iter().map(|a| a.uri.as_str()).collect();
                         task[key] = serde_json::json!(uris);
                     }
+                }
+                if let Some(m) = &t.map {
+                    task["expand"] = m.over.describe();
+                    task["max_map_length"] = serde_json::json!(m.max_length);
                 }
                 task
             })
@@ -731,6 +780,32 @@ impl DagBuilder {
                 v.push(u.clone());
             }
         }
+        for s in &self.specs {
+            let Some(m) = &s.map else { continue };
+            let bad = |what: String| DagError::BadMapping {
+                dag: dag_id.clone(),
+                task: s.id.clone(),
+                what,
+            };
+            match &m.over {
+                MapOver::Param(name) if !self.params.contains_key(name) => {
+                    return Err(bad(format!(
+                        "param `{name}`, which the DAG does not declare"
+                    )));
+                }
+                MapOver::Output(up) if !upstream[&s.id].contains(up) => {
+                    return Err(bad(format!(
+                        "the output of `{up}`, which is not one of its upstream tasks"
+                    )));
+                }
+                _ => {}
+            }
+            if m.max_length == 0 {
+                return Err(bad(
+                    "at most 0 items (max_map_length must be at least 1)".into()
+                ));
+            }
+        }
 
         // Kahn's algorithm, keeping declaration order among ready tasks.
         let order: Vec<&TaskSpec> = {
@@ -799,6 +874,7 @@ impl DagBuilder {
                 alerts: s.alerts.clone(),
                 outlets: s.outlets.clone(),
                 inlets: s.inlets.clone(),
+                map: s.map.clone(),
             });
         }
         Ok(Dag {

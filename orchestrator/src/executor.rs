@@ -39,6 +39,8 @@ pub struct Claimed {
     pub data_interval_start: DateTime<Utc>,
     pub data_interval_end: DateTime<Utc>,
     pub conf: Value,
+    /// The item a mapped instance was expanded for.
+    pub map_item: Option<Value>,
 }
 
 /// Serializes claims across processes so pool and per-DAG limits hold globally.
@@ -125,7 +127,8 @@ pub async fn claim(
            AND ti.map_index = c.map_index AND ti.state = 'queued'
            AND r.dag_id = ti.dag_id AND r.run_id = ti.run_id
          RETURNING ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries,
-                   ti.first_attempt_at, r.data_interval_start, r.data_interval_end, r.conf",
+                   ti.first_attempt_at, r.data_interval_start, r.data_interval_end, r.conf,
+                   ti.map_item",
     )
     .bind(&dags)
     .bind(&runs)
@@ -196,7 +199,7 @@ pub async fn run_claimed(
         claimed.run_id,
         me.worker_id
     ));
-    let upstream = load_upstream_outputs(store, &claimed, task).await?;
+    let upstream = load_upstream_outputs(store, &dag, &claimed, task).await?;
     let cancel = abort.child_token();
     let ctx = TaskContext::new(
         claimed.dag_id.clone(),
@@ -213,6 +216,7 @@ pub async fn run_claimed(
         cancel.clone(),
         upstream,
     )
+    .with_map(claimed.map_index, claimed.map_item.clone())
     .with_store(store.clone());
     let outcome = execute(task, ctx, &claimed, cancel).await;
     if abort.is_cancelled() {
@@ -396,22 +400,37 @@ async fn with_timeout<T>(
 
 async fn load_upstream_outputs(
     store: &Store,
+    dag: &Dag,
     claimed: &Claimed,
     task: &TaskNode,
 ) -> Result<HashMap<String, Value>, StoreError> {
     if task.upstream.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT task_id, value FROM xcom
-         WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND key = 'return_value'",
+    let rows: Vec<(String, i32, Value)> = sqlx::query_as(
+        "SELECT task_id, map_index, value FROM xcom
+         WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND key = 'return_value'
+         ORDER BY task_id, map_index",
     )
     .bind(&claimed.dag_id)
     .bind(&claimed.run_id)
     .bind(&task.upstream)
     .fetch_all(store.pool())
     .await?;
-    Ok(rows.into_iter().collect())
+    let mut by_task: HashMap<String, Vec<(i32, Value)>> = HashMap::new();
+    for (task_id, map_index, value) in rows {
+        by_task.entry(task_id).or_default().push((map_index, value));
+    }
+    // A mapped upstream's outputs reach its readers as one list.
+    Ok(task
+        .upstream
+        .iter()
+        .filter_map(|up| {
+            let mapped: bool = dag.task(up).is_some_and(|t| t.map.is_some());
+            let rows: Vec<(i32, Value)> = by_task.remove(up).unwrap_or_default();
+            crate::mapping::collect_outputs(mapped, rows).map(|v| (up.clone(), v))
+        })
+        .collect())
 }
 
 /// Flush log lines every half second, so running tasks can be followed.
@@ -694,6 +713,8 @@ async fn queue_ready_downstream(
             std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)
         }));
         match evaluate(d.trigger_rule, summary) {
+            // Expanding a mapped task is the scheduler's (crate::mapping).
+            Decision::Run if d.map.is_some() => finished.needs_scheduler = true,
             Decision::Run => ready.push(&d.id),
             Decision::Wait => {}
             Decision::Skip | Decision::UpstreamFailed => finished.needs_scheduler = true,

@@ -106,6 +106,23 @@ impl<T> TypedSpec<T> {
         self.with(|s| s.reads(output))
     }
 
+    /// Maps the task over DAG param `name` (see [`TaskSpec::expand_over_param`]);
+    /// add it with [`DagBuilder::add_mapped`].
+    pub fn expand_over_param(self, name: &str) -> Self {
+        self.with(|s| s.expand_over_param(name))
+    }
+
+    /// Maps the task over the list `output` holds, one instance per item
+    /// (see [`TaskSpec::expand_over`]); add it with [`DagBuilder::add_mapped`].
+    pub fn expand_over<I>(self, output: &Output<Vec<I>>) -> Self {
+        self.with(|s| s.expand_over(output))
+    }
+
+    /// The most instances the mapped task may expand to.
+    pub fn max_map_length(self, n: usize) -> Self {
+        self.with(|s| s.max_map_length(n))
+    }
+
     /// As an untyped spec, for code that does not read its output.
     pub fn untyped(self) -> TaskSpec {
         self.spec
@@ -155,6 +172,13 @@ impl<T: DeserializeOwned> Output<T> {
 impl DagBuilder {
     /// Adds a typed task; downstream tasks read its output through the handle.
     pub fn add<T>(&mut self, spec: TypedSpec<T>) -> Output<T> {
+        let node = self.task(spec.spec);
+        Self::output_of(node)
+    }
+
+    /// Adds a mapped typed task: downstream tasks read the outputs of its
+    /// instances as one list, in `map_index` order.
+    pub fn add_mapped<T>(&mut self, spec: TypedSpec<T>) -> Output<Vec<T>> {
         let node = self.task(spec.spec);
         Self::output_of(node)
     }

@@ -14,6 +14,7 @@ use sqlx::{Postgres, Transaction};
 use crate::alert::{self, AlertEvent};
 use crate::backfill;
 use crate::dag::{Dag, DagBag};
+use crate::mapping::{self, Expansion};
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
 use crate::store::{Store, StoreError};
@@ -235,21 +236,24 @@ async fn advance_run(
     dag: &Dag,
     run_id: &str,
 ) -> Result<(usize, bool), StoreError> {
-    let rows: Vec<(String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT task_id, state, next_attempt_at FROM task_instances WHERE dag_id = $1 AND run_id = $2",
+    let rows: Vec<(String, i32, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT task_id, map_index, state, next_attempt_at FROM task_instances
+         WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id, map_index",
     )
     .bind(&dag.id)
     .bind(run_id)
     .fetch_all(&mut **tx)
     .await?;
     let now = Utc::now();
-    let mut states: HashMap<String, TaskState> = HashMap::with_capacity(rows.len());
-    let mut due_again: Vec<(String, TaskState)> = Vec::new();
+    // Each task's instances: its one instance (map_index -1), or a mapped
+    // task's expanded ones (docs/mapping.md).
+    let mut states: HashMap<String, Vec<(i32, TaskState)>> = HashMap::with_capacity(rows.len());
+    let mut due_again: Vec<((String, i32), TaskState)> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
-    for (task_id, state, next_attempt) in rows {
+    for (task_id, map_index, state, next_attempt) in rows {
         let state = state.parse::<TaskState>().unwrap_or(TaskState::None);
         if dag.task(&task_id).is_none() {
-            if !state.is_finished() && state != TaskState::Running {
+            if !state.is_finished() && state != TaskState::Running && !removed.contains(&task_id) {
                 removed.push(task_id.clone());
             }
             continue;
@@ -257,9 +261,9 @@ async fn advance_run(
         if matches!(state, TaskState::UpForRetry | TaskState::UpForReschedule)
             && next_attempt.is_none_or(|t| t <= now)
         {
-            due_again.push((task_id.clone(), state));
+            due_again.push(((task_id.clone(), map_index), state));
         }
-        states.insert(task_id, state);
+        states.entry(task_id).or_default().push((map_index, state));
     }
     // Tasks added to the DAG after the run started.
     let missing: Vec<&str> = dag
@@ -271,38 +275,80 @@ async fn advance_run(
     if !missing.is_empty() {
         insert_task_instances(tx, dag, run_id, Some(&missing)).await?;
         for id in missing {
-            states.insert(id.to_owned(), TaskState::None);
+            states.insert(id.to_owned(), vec![(-1, TaskState::None)]);
         }
     }
 
-    let mut changes: HashMap<(TaskState, TaskState), Vec<String>> = HashMap::new();
+    let mut changes: HashMap<(TaskState, TaskState), Vec<(String, i32)>> = HashMap::new();
+    let mut conf: Option<Value> = None;
+    let mut queued = 0;
     for task in dag.tasks() {
-        if states[&task.id] != TaskState::None {
+        let waiting: Vec<i32> = states[&task.id]
+            .iter()
+            .filter(|(_, s)| *s == TaskState::None)
+            .map(|(i, _)| *i)
+            .collect();
+        if waiting.is_empty() {
             continue;
         }
-        let summary = UpstreamSummary::from_states(task.upstream.iter().map(|u| states[u]));
+        let summary = UpstreamSummary::from_states(
+            task.upstream
+                .iter()
+                .flat_map(|u| states[u].iter().map(|(_, s)| *s)),
+        );
         let next = match evaluate(task.trigger_rule, summary) {
             Decision::Wait => continue,
             Decision::Run => TaskState::Queued,
             Decision::Skip => TaskState::Skipped,
             Decision::UpstreamFailed => TaskState::UpstreamFailed,
         };
-        states.insert(task.id.clone(), next);
-        changes
-            .entry((TaskState::None, next))
-            .or_default()
-            .push(task.id.clone());
+        if next == TaskState::Queued && task.map.is_some() && waiting == [-1] {
+            if conf.is_none() {
+                conf = Some(run_conf(tx, &dag.id, run_id).await?);
+            }
+            let expanded =
+                mapping::expand(tx, dag, run_id, task, conf.as_ref().unwrap_or(&Value::Null))
+                    .await?;
+            let instances: Vec<(i32, TaskState)> = match expanded {
+                Expansion::Queued(n) => {
+                    queued += n;
+                    (0..n as i32).map(|i| (i, TaskState::Queued)).collect()
+                }
+                Expansion::Skipped => vec![(-1, TaskState::Skipped)],
+                Expansion::Failed(_) => vec![(-1, TaskState::Failed)],
+            };
+            states.insert(task.id.clone(), instances);
+            continue;
+        }
+        if let Some(instances) = states.get_mut(&task.id) {
+            for (i, s) in instances.iter_mut() {
+                if *s == TaskState::None {
+                    *s = next;
+                    changes
+                        .entry((TaskState::None, next))
+                        .or_default()
+                        .push((task.id.clone(), *i));
+                }
+            }
+        }
     }
-    for (id, from) in due_again {
+    for ((id, map_index), from) in due_again {
         changes
             .entry((from, TaskState::Queued))
             .or_default()
-            .push(id.clone());
-        states.insert(id, TaskState::Queued);
+            .push((id.clone(), map_index));
+        if let Some(instances) = states.get_mut(&id) {
+            for (i, s) in instances.iter_mut() {
+                if *i == map_index {
+                    *s = TaskState::Queued;
+                }
+            }
+        }
     }
     if !removed.is_empty() {
         sqlx::query(
-            "UPDATE task_instances SET state = 'removed' WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3)",
+            "UPDATE task_instances SET state = 'removed' WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3)
+               AND state NOT IN ('running', 'success', 'failed', 'skipped', 'upstream_failed', 'removed')",
         )
         .bind(&dag.id)
         .bind(run_id)
@@ -310,18 +356,21 @@ async fn advance_run(
         .execute(&mut **tx)
         .await?;
     }
-    let mut queued = 0;
-    for ((from, to), ids) in changes {
+    for ((from, to), instances) in changes {
+        let (ids, indexes): (Vec<String>, Vec<i32>) = instances.into_iter().unzip();
         let res = sqlx::query(
-            "UPDATE task_instances SET state = $4,
-                    queued_at = CASE WHEN $4 = 'queued' THEN now() ELSE queued_at END,
-                    end_date = CASE WHEN $4 = 'queued' THEN end_date ELSE now() END
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND state = $5",
+            "UPDATE task_instances ti SET state = $3,
+                    queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE ti.queued_at END,
+                    end_date = CASE WHEN $3 = 'queued' THEN ti.end_date ELSE now() END
+             FROM unnest($4::text[], $5::int[]) AS c(task_id, map_index)
+             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
+               AND ti.map_index = c.map_index AND ti.state = $6",
         )
         .bind(&dag.id)
         .bind(run_id)
-        .bind(&ids)
         .bind(to.as_str())
+        .bind(&ids)
+        .bind(&indexes)
         .bind(from.as_str())
         .execute(&mut **tx)
         .await?;
@@ -330,16 +379,21 @@ async fn advance_run(
         }
     }
 
-    let all_done = states.values().all(|s| s.is_finished());
+    let all_done = states.values().flatten().all(|(_, s)| s.is_finished());
     if !all_done {
         return Ok((queued, false));
     }
-    // As in Airflow: the run fails when a leaf task failed or never ran because of a failure.
+    // As in Airflow: the run fails when a leaf task failed or never ran
+    // because of a failure (for a mapped leaf: any of its instances).
     let failed = dag
         .tasks()
         .iter()
         .filter(|t| t.downstream.is_empty())
-        .any(|t| matches!(states[&t.id], TaskState::Failed | TaskState::UpstreamFailed));
+        .any(|t| {
+            states[&t.id]
+                .iter()
+                .any(|(_, s)| matches!(s, TaskState::Failed | TaskState::UpstreamFailed))
+        });
     let state = if failed { "failed" } else { "success" };
     sqlx::query(
         "UPDATE dag_runs SET state = $3, end_date = now() WHERE dag_id = $1 AND run_id = $2 AND state = 'running'",
@@ -353,7 +407,7 @@ async fn advance_run(
     let (event, message) = if failed {
         let mut culprits: Vec<&str> = states
             .iter()
-            .filter(|(_, s)| **s == TaskState::Failed)
+            .filter(|(_, s)| s.iter().any(|(_, s)| *s == TaskState::Failed))
             .map(|(t, _)| t.as_str())
             .collect();
         culprits.sort_unstable();
@@ -384,6 +438,21 @@ async fn advance_run(
     )
     .await?;
     Ok((queued, true))
+}
+
+/// The conf a run was triggered with (`{}` when none).
+async fn run_conf(
+    tx: &mut Transaction<'_, Postgres>,
+    dag_id: &str,
+    run_id: &str,
+) -> Result<Value, StoreError> {
+    let conf: Option<Value> =
+        sqlx::query_scalar("SELECT conf FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
+            .bind(dag_id)
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(conf.unwrap_or(Value::Null))
 }
 
 #[derive(sqlx::FromRow)]

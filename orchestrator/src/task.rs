@@ -147,6 +147,10 @@ pub struct TaskContext {
     /// Fired on timeout or shutdown: long tasks should check it.
     pub cancel: CancellationToken,
     upstream: Arc<HashMap<String, Value>>,
+    /// This instance's index in its mapped task, -1 when not mapped.
+    pub map_index: i32,
+    /// The item of the list a mapped instance was expanded for.
+    map_item: Option<Value>,
     /// The metadata database, when the try is recorded (the executor sets
     /// it; `betflow tasks run` and unit tests do not), so a task can store
     /// what it observed, such as data-quality check results.
@@ -179,8 +183,34 @@ impl TaskContext {
             log,
             cancel,
             upstream: Arc::new(upstream),
+            map_index: -1,
+            map_item: None,
             store: None,
         }
+    }
+
+    /// The context of instance `map_index` of a mapped task, expanded for `item`.
+    pub fn with_map(mut self, map_index: i32, item: Option<Value>) -> Self {
+        self.map_index = map_index;
+        self.map_item = item;
+        self
+    }
+
+    /// The item this instance of a mapped task was expanded for
+    /// (docs/mapping.md), deserialized.
+    pub fn item<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        let value = self.map_item.as_ref().ok_or_else(|| {
+            TaskError::msg(format!(
+                "task `{}` is not a mapped instance: it has no item",
+                self.task_id
+            ))
+        })?;
+        serde_json::from_value(value.clone()).map_err(|e| {
+            TaskError::msg(format!(
+                "item {} of mapped task `{}` has an unexpected shape: {e}",
+                self.map_index, self.task_id
+            ))
+        })
     }
 
     /// The context with access to the metadata database.

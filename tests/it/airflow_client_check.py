@@ -193,6 +193,17 @@ def main(base_url, token):
         assert "loaded total 18" in events, events  # (1 + 2 + 3) * multiplier 3
         expect_status(404, tis.get_log, "example_etl", run_id, "load", 2)
 
+        # Dynamic task mapping: `double` runs once per number made upstream.
+        dags.patch_dag("example_dynamic_mapping", af.DAGPatchBody(is_paused=False))
+        mapped_run = runs.trigger_dag_run("example_dynamic_mapping", af.TriggerDAGRunPostBody())
+        wait_for_run(runs, "example_dynamic_mapping", mapped_run.dag_run_id)
+        mapped = tis.get_mapped_task_instances("example_dynamic_mapping", mapped_run.dag_run_id, "double")
+        assert mapped.total_entries == 3, mapped
+        assert [t.map_index for t in mapped.task_instances] == [0, 1, 2], mapped
+        second = tis.get_mapped_task_instance("example_dynamic_mapping", mapped_run.dag_run_id, "double", 1)
+        assert second.map_index == 1 and second.state.value == "success", second
+        expect_status(404, tis.get_mapped_task_instance, "example_dynamic_mapping", mapped_run.dag_run_id, "double", 3)
+
         # Clear `load`: it runs again as try 2.
         dry = tis.post_clear_task_instances(
             "example_etl",

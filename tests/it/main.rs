@@ -18,6 +18,7 @@ mod glue_catalog;
 mod grafana;
 mod ingest;
 mod kafka;
+mod mapping;
 mod processes;
 mod run_alerts;
 mod runs;

@@ -122,6 +122,7 @@ pub struct TaskInstanceRow {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TryRow {
     pub task_id: String,
+    pub map_index: i32,
     pub try_number: i32,
     /// How the try ended: `success`, `skipped` or `failed` (a try that is retried ended `failed`).
     pub state: TaskState,
@@ -201,9 +202,25 @@ pub struct DagStateCountRow {
 pub struct TaskStateRow {
     pub run_id: String,
     pub task_id: String,
+    /// For a mapped task, the state of its instances that most needs
+    /// attention (failed before running before success), as Airflow's
+    /// grid shows it.
     pub state: TaskState,
     pub try_number: i32,
     pub duration: Option<f64>,
+    /// Instances of a mapped task (0 when the task is not mapped).
+    pub mapped: i64,
+}
+
+/// One instance of a mapped task.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MappedInstanceRow {
+    pub map_index: i32,
+    pub state: TaskState,
+    pub try_number: i32,
+    pub duration: Option<f64>,
+    /// The item of the list it was expanded for.
+    pub map_item: Option<Value>,
 }
 
 /// A log line with its id, so a follower can ask for what came after it.
@@ -855,29 +872,63 @@ impl Store {
         Ok((rows, total))
     }
 
-    /// One unmapped task instance with its run's facts.
+    /// One task instance (`map_index` -1 unless mapped) with its run's facts.
     pub async fn task_instance_detail(
         &self,
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: i32,
     ) -> Result<Option<TaskInstanceDetailRow>, StoreError> {
         let sql = format!(
-            "{TI_DETAIL_SELECT} WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3 AND ti.map_index = -1"
+            "{TI_DETAIL_SELECT} WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3 AND ti.map_index = $4"
         );
         Ok(sqlx::query_as(&sql)
             .bind(dag_id)
             .bind(run_id)
             .bind(task_id)
+            .bind(map_index)
             .fetch_optional(self.pool())
             .await?)
+    }
+
+    /// A page of a mapped task's instances in a run, by `map_index`, and
+    /// how many it has.
+    pub async fn mapped_instance_details(
+        &self,
+        (dag_id, run_id, task_id): (&str, &str, &str),
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<TaskInstanceDetailRow>, i64), StoreError> {
+        const WHERE: &str =
+            "ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = $3 AND ti.map_index >= 0";
+        let rows = sqlx::query_as(&format!(
+            "{TI_DETAIL_SELECT} WHERE {WHERE} ORDER BY ti.map_index LIMIT $4 OFFSET $5"
+        ))
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM task_instances ti WHERE {WHERE}"
+        ))
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((rows, total))
     }
 
     /// Every finished try of a run's tasks, oldest first.
     pub async fn task_tries(&self, dag_id: &str, run_id: &str) -> Result<Vec<TryRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT task_id, try_number, state, worker_id, start_date, end_date, duration, error
-             FROM task_tries WHERE dag_id = $1 AND run_id = $2 ORDER BY start_date, task_id, try_number",
+            "SELECT task_id, map_index, try_number, state, worker_id, start_date, end_date, duration, error
+             FROM task_tries WHERE dag_id = $1 AND run_id = $2
+             ORDER BY start_date, task_id, map_index, try_number",
         )
         .bind(dag_id)
         .bind(run_id)
@@ -1019,8 +1070,16 @@ impl Store {
         run_ids: &[String],
     ) -> Result<Vec<TaskStateRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT run_id, task_id, state, try_number, duration FROM task_instances
-             WHERE dag_id = $1 AND run_id = ANY($2)",
+            "SELECT run_id, task_id,
+                    (array_agg(state ORDER BY array_position(ARRAY[
+                        'failed', 'upstream_failed', 'up_for_retry', 'up_for_reschedule',
+                        'running', 'queued', 'scheduled', 'none', 'success', 'skipped', 'removed'
+                    ], state)))[1] AS state,
+                    max(try_number) AS try_number, max(duration) AS duration,
+                    count(*) FILTER (WHERE map_index >= 0) AS mapped
+             FROM task_instances
+             WHERE dag_id = $1 AND run_id = ANY($2)
+             GROUP BY run_id, task_id",
         )
         .bind(dag_id)
         .bind(run_ids)
@@ -1028,22 +1087,47 @@ impl Store {
         .await?)
     }
 
+    /// A task instance: instance `map_index` of a mapped task, or with
+    /// `None` the task's first (its only one when it is not mapped).
     pub async fn task_instance(
         &self,
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: Option<i32>,
     ) -> Result<Option<TaskInstanceRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, hostname,
                     worker_id, queued_at, start_date, end_date, duration
              FROM task_instances WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+               AND ($4::int IS NULL OR map_index = $4)
              ORDER BY map_index LIMIT 1",
         )
         .bind(dag_id)
         .bind(run_id)
         .bind(task_id)
+        .bind(map_index)
         .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The instances of a mapped task in a run, by `map_index`, with the
+    /// item each was expanded for.
+    pub async fn mapped_instances(
+        &self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+    ) -> Result<Vec<MappedInstanceRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT map_index, state, try_number, duration, map_item FROM task_instances
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index >= 0
+             ORDER BY map_index",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .bind(task_id)
+        .fetch_all(self.pool())
         .await?)
     }
 
@@ -1053,14 +1137,17 @@ impl Store {
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: i32,
     ) -> Result<Vec<i32>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT try_number FROM task_logs
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 ORDER BY try_number",
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4
+             ORDER BY try_number",
         )
         .bind(dag_id)
         .bind(run_id)
         .bind(task_id)
+        .bind(map_index)
         .fetch_all(self.pool())
         .await?)
     }
@@ -1072,14 +1159,14 @@ impl Store {
         &self,
         dag_id: &str,
         run_id: &str,
-        task_id: &str,
+        (task_id, map_index): (&str, i32),
         try_number: i32,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<LogLineRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, try_number, ts, level, message FROM task_logs
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = -1
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $7
                AND try_number = $4 AND id > $5
              ORDER BY id LIMIT $6",
         )
@@ -1089,6 +1176,7 @@ impl Store {
         .bind(try_number)
         .bind(after_id)
         .bind(limit)
+        .bind(map_index)
         .fetch_all(self.pool())
         .await?)
     }
@@ -1098,6 +1186,7 @@ impl Store {
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: i32,
         try_number: i32,
         limit: i64,
     ) -> Result<Vec<LogLineRow>, StoreError> {
@@ -1105,6 +1194,7 @@ impl Store {
             "SELECT * FROM (
                  SELECT id, try_number, ts, level, message FROM task_logs
                  WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4
+                   AND map_index = $6
                  ORDER BY id DESC LIMIT $5
              ) t ORDER BY id",
         )
@@ -1113,6 +1203,7 @@ impl Store {
         .bind(task_id)
         .bind(try_number)
         .bind(limit)
+        .bind(map_index)
         .fetch_all(self.pool())
         .await?)
     }
@@ -1122,7 +1213,7 @@ impl Store {
         &self,
         dag_id: &str,
         run_id: &str,
-        task_id: &str,
+        (task_id, map_index): (&str, i32),
         try_number: i32,
         after_id: i64,
         limit: i64,
@@ -1130,6 +1221,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT id, try_number, ts, level, message FROM task_logs
              WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 AND id > $5
+               AND map_index = $7
              ORDER BY id LIMIT $6",
         )
         .bind(dag_id)
@@ -1138,22 +1230,27 @@ impl Store {
         .bind(try_number)
         .bind(after_id)
         .bind(limit)
+        .bind(map_index)
         .fetch_all(self.pool())
         .await?)
     }
 
+    /// The output (XCom `return_value`) of one task instance.
     pub async fn xcom(
         &self,
         dag_id: &str,
         run_id: &str,
         task_id: &str,
+        map_index: i32,
     ) -> Result<Option<Value>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND key = 'return_value'",
+            "SELECT value FROM xcom WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+               AND map_index = $4 AND key = 'return_value'",
         )
         .bind(dag_id)
         .bind(run_id)
         .bind(task_id)
+        .bind(map_index)
         .fetch_optional(self.pool())
         .await?)
     }
@@ -1436,7 +1533,7 @@ mod tests {
             .await
             .unwrap());
         let marked = store
-            .task_instance("d", "r1", "failed")
+            .task_instance("d", "r1", "failed", None)
             .await
             .unwrap()
             .unwrap();

@@ -109,6 +109,11 @@ impl Viewer {
         }
     }
 
+    /// The base URL of the `betflow up` it is logged in to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// GET a path that must answer 200; returns the body.
     pub fn get(&self, path: &str) -> String {
         let (status, body) = self.fetch(path);

@@ -270,7 +270,7 @@ pub async fn clear(
         for task_id in cleared {
             if let Some(row) = state
                 .store
-                .task_instance_detail(&dag_id, &run.run_id, &task_id)
+                .task_instance_detail(&dag_id, &run.run_id, &task_id, -1)
                 .await?
             {
                 out.push(row);

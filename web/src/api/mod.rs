@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(task_instances::list))
         .routes(routes!(task_instances::list_batch))
         .routes(routes!(task_instances::get, task_instance_patch::patch))
+        .routes(routes!(task_instances::list_mapped))
+        .routes(routes!(task_instances::get_mapped))
         .routes(routes!(task_instance_patch::dry_run))
         .routes(routes!(task_instances::log))
         .routes(routes!(quality_checks::list))

@@ -285,7 +285,7 @@ pub(super) async fn detail_row(
 ) -> Result<TaskInstanceDetailRow, Problem> {
     state
         .store
-        .task_instance_detail(dag_id, run_id, task_id)
+        .task_instance_detail(dag_id, run_id, task_id, -1)
         .await?
         .ok_or_else(|| {
             Problem::not_found(format!(
@@ -316,6 +316,93 @@ pub async fn get(
     Ok(Json(task_instance_response(row, &state.bag)))
 }
 
+/// List the instances of a mapped task (Airflow's `get_mapped_task_instances`).
+#[utoipa::path(
+    operation_id = "get_mapped_task_instances",
+    get,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/listMapped",
+    tag = "TaskInstance",
+    params(
+        ("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
+        MappedListQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of the task's mapped instances", body = TaskInstanceCollectionResponse),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG, run or mapped task", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path or query parameters", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn list_mapped(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    ApiPath((dag_id, run_id, task_id)): ApiPath<(String, String, String)>,
+    ApiQuery(q): ApiQuery<MappedListQuery>,
+) -> Result<Json<TaskInstanceCollectionResponse>, Problem> {
+    let page = Page::new(q.limit, q.offset)?;
+    run_row(&state, &dag_id, &run_id).await?;
+    let (rows, total) = state
+        .store
+        .mapped_instance_details((&dag_id, &run_id, &task_id), page.limit, page.offset)
+        .await?;
+    let mapped_in_dag: bool = state
+        .bag
+        .get(&dag_id)
+        .and_then(|d| d.task(&task_id))
+        .is_some_and(|t| t.map.is_some());
+    if total == 0 && !mapped_in_dag {
+        return Err(Problem::not_found(format!(
+            "task `{task_id}` of run `{run_id}` of DAG `{dag_id}` has no mapped instances"
+        )));
+    }
+    Ok(Json(TaskInstanceCollectionResponse {
+        task_instances: rows
+            .into_iter()
+            .map(|r| task_instance_response(r, &state.bag))
+            .collect(),
+        total_entries: total,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MappedListQuery {
+    /// Page size; default 50, at most 100.
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// Get one instance of a mapped task.
+#[utoipa::path(
+    operation_id = "get_mapped_task_instance",
+    get,
+    path = "/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/{map_index}",
+    tag = "TaskInstance",
+    params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path), ("map_index" = i32, Path)),
+    responses(
+        (status = 200, description = "The task instance", body = TaskInstanceResponse),
+        (status = 401, description = "Missing, invalid or revoked credentials", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such DAG, run or task instance", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid path parameters", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+pub async fn get_mapped(
+    State(state): State<AppState>,
+    _user: ApiUser,
+    ApiPath((dag_id, run_id, task_id, map_index)): ApiPath<(String, String, String, i32)>,
+) -> Result<Json<TaskInstanceResponse>, Problem> {
+    let row = state
+        .store
+        .task_instance_detail(&dag_id, &run_id, &task_id, map_index)
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "task instance `{task_id}` [{map_index}] of run `{run_id}` of DAG `{dag_id}` not found"
+            ))
+        })?;
+    Ok(Json(task_instance_response(row, &state.bag)))
+}
+
 /// One log line, as Airflow 3's structured logs give it.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = StructuredLogMessage)]
@@ -340,7 +427,7 @@ pub struct TaskInstancesLogResponse {
 pub struct LogQuery {
     /// Larger pages: up to 50,000 lines per response instead of 5,000.
     pub full_content: Option<bool>,
-    /// Only -1 exists: BetFlow does not map tasks.
+    /// Which instance of a mapped task; -1 (the default) for an unmapped one.
     pub map_index: Option<i32>,
     /// The `continuation_token` of the previous page.
     pub token: Option<String>,
@@ -415,12 +502,18 @@ pub async fn log(
     if try_number < 0 {
         return Err(Problem::unprocessable("try_number must be 0 or more"));
     }
-    let row = detail_row(&state, &dag_id, &run_id, &task_id).await?;
-    if let Some(m) = q.map_index.filter(|m| *m != row.ti.map_index) {
-        return Err(Problem::not_found(format!(
-            "task `{task_id}` has no map index {m}"
-        )));
-    }
+    let map_index: i32 = q.map_index.unwrap_or(-1);
+    let row = state
+        .store
+        .task_instance_detail(&dag_id, &run_id, &task_id, map_index)
+        .await?
+        .ok_or_else(|| {
+            Problem::not_found(if map_index == -1 {
+                format!("task instance `{task_id}` of run `{run_id}` of DAG `{dag_id}` not found")
+            } else {
+                format!("task `{task_id}` of run `{run_id}` has no map index {map_index}")
+            })
+        })?;
     // Try 0 is Airflow's "not started yet": it has no log either.
     if try_number == 0 || try_number > row.ti.try_number {
         return Err(Problem::not_found(format!(
@@ -440,7 +533,14 @@ pub async fn log(
     // One line more than a page says whether another page follows.
     let mut rows = state
         .store
-        .task_log_page(&dag_id, &run_id, &task_id, try_number, after, limit + 1)
+        .task_log_page(
+            &dag_id,
+            &run_id,
+            (&task_id, map_index),
+            try_number,
+            after,
+            limit + 1,
+        )
         .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);

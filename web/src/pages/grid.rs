@@ -140,6 +140,12 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
                 }
                 None => t.id.clone(),
             };
+            // Airflow marks mapped tasks with brackets.
+            let name = if t.map.is_some() {
+                format!("{name} [ ]")
+            } else {
+                name
+            };
             let cells = runs
                 .iter()
                 .zip(&changes)
@@ -149,14 +155,21 @@ pub fn build(dag: &Dag, runs_newest_first: &[RunRow], states: &[TaskStateRow]) -
                             state: ti.state,
                             version_change,
                             href: task_url(&dag.id, &r.run_id, &t.id),
-                            title: format!(
-                                "{} · {} · {} · try {} · {}",
-                                t.id,
-                                r.run_id,
-                                ti.state,
-                                ti.try_number,
-                                fmt_duration(ti.duration)
-                            ),
+                            title: if ti.mapped > 0 {
+                                format!(
+                                    "{} [{} mapped] · {} · {}",
+                                    t.id, ti.mapped, r.run_id, ti.state
+                                )
+                            } else {
+                                format!(
+                                    "{} · {} · {} · try {} · {}",
+                                    t.id,
+                                    r.run_id,
+                                    ti.state,
+                                    ti.try_number,
+                                    fmt_duration(ti.duration)
+                                )
+                            },
                         },
                         None => GridCell {
                             state: TaskState::None,
@@ -302,6 +315,7 @@ mod tests {
             state: TaskState::Success,
             try_number: 1,
             duration: Some(1.0),
+            mapped: 0,
         }];
         let grid = build(&dag, &runs, &states);
         assert!(grid.active);

@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
 
 struct TiRow {
     task_id: String,
+    /// `[i]` for an instance of a mapped task, else empty.
+    map_label: String,
     href: String,
     state: TaskState,
     try_number: i32,
@@ -197,7 +199,20 @@ pub async fn render_run(
             .iter()
             .map(|ti| TiRow {
                 task_id: ti.task_id.clone(),
-                href: task_url(dag_id, run_id, &ti.task_id),
+                map_label: if ti.map_index >= 0 {
+                    format!("[{}]", ti.map_index)
+                } else {
+                    String::new()
+                },
+                href: if ti.map_index >= 0 {
+                    format!(
+                        "{}?map_index={}",
+                        task_url(dag_id, run_id, &ti.task_id),
+                        ti.map_index
+                    )
+                } else {
+                    task_url(dag_id, run_id, &ti.task_id)
+                },
                 state: ti.state,
                 try_number: ti.try_number,
                 max_tries: ti.max_tries + 1,

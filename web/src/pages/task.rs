@@ -56,6 +56,8 @@ pub fn routes() -> Router<AppState> {
 struct TryQuery {
     #[serde(rename = "try")]
     try_number: Option<i32>,
+    /// Which instance of a mapped task (its first when unset).
+    map_index: Option<i32>,
     /// Send only lines with ids above this (the page already shows those).
     after: Option<i64>,
 }
@@ -72,6 +74,15 @@ fn log_line(l: &LogLineRow) -> String {
 
 struct TryTab {
     number: i32,
+    href: String,
+    selected: bool,
+}
+
+/// One instance of a mapped task, in the page's list of them.
+struct MappedView {
+    map_index: i32,
+    state: TaskState,
+    item: String,
     href: String,
     selected: bool,
 }
@@ -119,6 +130,13 @@ struct TaskPage {
     output_json: Option<String>,
     params_json: Option<String>,
     can_act: bool,
+    /// The instances of a mapped task; empty for an unmapped one.
+    mapped: Vec<MappedView>,
+    /// What the task maps over (`param sports`), for a mapped task.
+    map_source: String,
+    /// The shown instance's `[i]`, for a mapped task.
+    map_label: String,
+    item_json: Option<String>,
 }
 
 async fn task_page(
@@ -130,7 +148,9 @@ async fn task_page(
     let store = &state.store;
     let (Some(run), Some(ti)) = (
         store.run(&dag_id, &run_id).await?,
-        store.task_instance(&dag_id, &run_id, &task_id).await?,
+        store
+            .task_instance(&dag_id, &run_id, &task_id, q.map_index)
+            .await?,
     ) else {
         return Err(Problem::not_found(format!(
             "run `{run_id}` of DAG `{dag_id}` has no task `{task_id}`"
@@ -142,27 +162,75 @@ async fn task_page(
         .task_tries(&dag_id, &run_id)
         .await?
         .into_iter()
-        .filter(|t| t.task_id == task_id)
+        .filter(|t| t.task_id == task_id && t.map_index == ti.map_index)
         .collect();
     let mut numbers: BTreeSet<i32> = (1..=ti.try_number).collect();
-    numbers.extend(store.log_try_numbers(&dag_id, &run_id, &task_id).await?);
+    numbers.extend(
+        store
+            .log_try_numbers(&dag_id, &run_id, &task_id, ti.map_index)
+            .await?,
+    );
     numbers.extend(tries.iter().map(|t| t.try_number));
     let latest = numbers.last().copied().unwrap_or(0);
     let selected = q
         .try_number
         .filter(|n| numbers.contains(n))
         .unwrap_or(latest);
-    let lines = if selected > 0 {
+    let lines = if numbers.contains(&selected) {
         store
-            .task_log_tail(&dag_id, &run_id, &task_id, selected, PAGE_LOG_LINES)
+            .task_log_tail(
+                &dag_id,
+                &run_id,
+                &task_id,
+                ti.map_index,
+                selected,
+                PAGE_LOG_LINES,
+            )
             .await?
     } else {
         Vec::new()
     };
-    let href = task_url(&dag_id, &run_id, &task_id);
+    let base = task_url(&dag_id, &run_id, &task_id);
+    let mapped_rows = if ti.map_index >= 0 || node.is_some_and(|n| n.map.is_some()) {
+        store.mapped_instances(&dag_id, &run_id, &task_id).await?
+    } else {
+        Vec::new()
+    };
+    let item = mapped_rows
+        .iter()
+        .find(|m| m.map_index == ti.map_index)
+        .and_then(|m| m.map_item.clone());
+    let mapped: Vec<MappedView> = mapped_rows
+        .into_iter()
+        .map(|m| MappedView {
+            map_index: m.map_index,
+            state: m.state,
+            item: m
+                .map_item
+                .as_ref()
+                .map(|v| {
+                    let text = v.to_string();
+                    if text.chars().count() > 80 {
+                        format!("{}…", text.chars().take(79).collect::<String>())
+                    } else {
+                        text
+                    }
+                })
+                .unwrap_or_default(),
+            href: format!("{base}?map_index={}", m.map_index),
+            selected: m.map_index == ti.map_index,
+        })
+        .collect();
+    // The shown instance's own address: its tabs and follow stay on it.
+    let href = if ti.map_index >= 0 {
+        format!("{base}?map_index={}", ti.map_index)
+    } else {
+        base.clone()
+    };
+    let sep = if href.contains('?') { '&' } else { '?' };
     let following = ti.state == TaskState::Running && selected == ti.try_number;
     let last_id = lines.last().map(|l| l.id).unwrap_or(0);
-    let output = store.xcom(&dag_id, &run_id, &task_id).await?;
+    let output = store.xcom(&dag_id, &run_id, &task_id, ti.map_index).await?;
     let link = |id: &String| (id.clone(), task_url(&dag_id, &run_id, id));
     let page = TaskPage {
         nav: Nav::new(&user, "dags"),
@@ -202,7 +270,7 @@ async fn task_page(
             .iter()
             .map(|n| TryTab {
                 number: *n,
-                href: format!("{href}?try={n}"),
+                href: format!("{href}{sep}try={n}"),
                 selected: *n == selected,
             })
             .collect(),
@@ -210,7 +278,10 @@ async fn task_page(
         log_truncated: lines.len() as i64 >= PAGE_LOG_LINES,
         log_text: lines.iter().map(log_line).collect::<Vec<_>>().join("\n"),
         follow_url: if following {
-            format!("{href}/logs/stream?try={selected}&after={last_id}")
+            format!(
+                "{base}/logs/stream?try={selected}&after={last_id}&map_index={}",
+                ti.map_index
+            )
         } else {
             String::new()
         },
@@ -231,6 +302,20 @@ async fn task_page(
             .as_ref()
             .map(|d| pretty_json(&Value::Object(d.resolve_params(&run.conf)))),
         can_act: user.can_operate() && dag.is_some(),
+        mapped,
+        map_source: node
+            .and_then(|n| n.map.as_ref())
+            .map(|m| match &m.over {
+                orchestrator::MapOver::Param(p) => format!("param {p}"),
+                orchestrator::MapOver::Output(t) => format!("the output of {t}"),
+            })
+            .unwrap_or_default(),
+        map_label: if ti.map_index >= 0 {
+            format!("[{}]", ti.map_index)
+        } else {
+            String::new()
+        },
+        item_json: item.as_ref().map(pretty_json),
         href,
         dag_id,
         run_id,
@@ -245,6 +330,7 @@ struct Follow {
     dag_id: String,
     run_id: String,
     task_id: String,
+    map_index: i32,
     try_number: i32,
     last_id: i64,
     pending: VecDeque<Event>,
@@ -285,7 +371,12 @@ impl Follow {
         }
         let running = match self
             .store
-            .task_instance(&self.dag_id, &self.run_id, &self.task_id)
+            .task_instance(
+                &self.dag_id,
+                &self.run_id,
+                &self.task_id,
+                Some(self.map_index),
+            )
             .await
         {
             Ok(ti) => {
@@ -298,7 +389,7 @@ impl Follow {
             .task_logs_after(
                 &self.dag_id,
                 &self.run_id,
-                &self.task_id,
+                (&self.task_id, self.map_index),
                 self.try_number,
                 self.last_id,
                 FOLLOW_BATCH,
@@ -359,7 +450,7 @@ async fn log_stream(
 ) -> Result<Response, Problem> {
     let Some(ti) = state
         .store
-        .task_instance(&dag_id, &run_id, &task_id)
+        .task_instance(&dag_id, &run_id, &task_id, q.map_index)
         .await?
     else {
         return Err(Problem::not_found(format!(
@@ -390,6 +481,7 @@ async fn log_stream(
         _slot: slot,
         store: state.store.clone(),
         try_number: q.try_number.unwrap_or(ti.try_number),
+        map_index: ti.map_index,
         last_id: resumed.max(q.after).unwrap_or(0),
         dag_id,
         run_id,
