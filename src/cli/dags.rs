@@ -244,7 +244,12 @@ fn show(dag: &Dag) -> Result<()> {
             .iter()
             .map(|t| {
                 vec![
-                    t.id.clone(),
+                    // Airflow marks mapped tasks with brackets.
+                    if t.map.is_some() {
+                        format!("{} [ ]", t.id)
+                    } else {
+                        t.id.clone()
+                    },
                     if matches!(t.kind, TaskKind::Sensor { .. }) {
                         "sensor"
                     } else {

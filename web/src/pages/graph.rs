@@ -19,6 +19,8 @@ const TEXT_PAD: i32 = 22;
 
 pub struct GraphNode {
     pub task_id: String,
+    /// What the box says: the task id, with `[ ]` when it is mapped.
+    pub label: String,
     pub x: i32,
     pub y: i32,
     pub w: i32,
@@ -104,7 +106,14 @@ pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, TaskStat
         }
     }
 
-    let width_of = |id: &str| TEXT_PAD + (id.chars().count() as i32 * CHAR_W10 + 9) / 10;
+    // Airflow marks mapped tasks with brackets.
+    let label_of = |id: &str| -> String {
+        match dag.task(id) {
+            Some(t) if t.map.is_some() => format!("{id} [ ]"),
+            _ => id.to_owned(),
+        }
+    };
+    let width_of = |id: &str| TEXT_PAD + (label_of(id).chars().count() as i32 * CHAR_W10 + 9) / 10;
     let col_w: Vec<i32> = columns
         .iter()
         .map(|c| c.iter().map(|id| width_of(id)).max().unwrap_or(0))
@@ -124,6 +133,7 @@ pub fn layout(dag: &Dag, run_id: Option<&str>, states: &HashMap<String, TaskStat
             let state = states.get(*id).copied();
             nodes.push(GraphNode {
                 task_id: (*id).to_owned(),
+                label: label_of(id),
                 x,
                 y,
                 w,

@@ -134,6 +134,8 @@ struct TaskPage {
     mapped: Vec<MappedView>,
     /// What the task maps over (`param sports`), for a mapped task.
     map_source: String,
+    /// Why a mapped task has no instances (not expanded yet, or not at all).
+    map_note: String,
     /// The shown instance's `[i]`, for a mapped task.
     map_label: String,
     item_json: Option<String>,
@@ -310,6 +312,19 @@ async fn task_page(
                 orchestrator::MapOver::Output(t) => format!("the output of {t}"),
             })
             .unwrap_or_default(),
+        map_note: match ti.state {
+            TaskState::Failed => {
+                "Not expanded: the list could not be read (the Expansion log says why).".to_owned()
+            }
+            TaskState::Skipped => {
+                "Not expanded: the list was empty, so the task was skipped.".to_owned()
+            }
+            TaskState::UpstreamFailed => "Not expanded: an upstream task failed.".to_owned(),
+            _ => {
+                "Not expanded yet: the instances are made once the task's upstream tasks are done."
+                    .to_owned()
+            }
+        },
         map_label: if ti.map_index >= 0 {
             format!("[{}]", ti.map_index)
         } else {
