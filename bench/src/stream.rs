@@ -162,6 +162,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
         bag.clone(),
         worker.clone(),
         shutdown.clone(),
+        std::time::Duration::from_secs(10),
     ));
     let (drain_secs, throughput) = drain(&pool, &worker, opts.backlog).await?;
     if !as_json {

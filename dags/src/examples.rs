@@ -341,13 +341,26 @@ fn wide() -> Result<Dag, orchestrator::dag::DagError> {
 fn slow() -> Result<Dag, orchestrator::dag::DagError> {
     let mut b = Dag::builder("example_slow")
         .tags(&["example"])
+        .param("first_ms", json!(4000))
         .default_retry(RetryPolicy {
             retries: 2,
             delay: Duration::from_secs(1),
             exponential: false,
             max_delay: Duration::from_secs(1),
         });
-    let first = b.task(sleep_task("first", 4000));
+    let first = b.task(TaskSpec::new(
+        "first",
+        task_fn(|ctx: TaskContext| async move {
+            // The run's conf may hold it longer (shutdown tests).
+            let ms: u64 = ctx.param("first_ms")?;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                _ = ctx.cancel.cancelled() => return Err(TaskError::msg("cancelled")),
+            }
+            ctx.log.info(format!("slept {ms} ms"));
+            Ok(json!({"slept_ms": ms}))
+        }),
+    ));
     let second = b.task(sleep_task("second", 500));
     b.edge(&first, &second);
     b.build()

@@ -89,6 +89,10 @@ pub fn new_identity() -> WorkerIdentity {
 /// of it on the same workers or connections: the OS shares the cores
 /// between the engine's thread and the web's. Join the handle after
 /// cancelling `shutdown`.
+/// How long the dedicated engine's pool and runtime may take to close
+/// once the engine stopped.
+const POOL_CLOSE_WAIT: Duration = Duration::from_millis(500);
+
 pub fn spawn_dedicated(
     url: String,
     connections: u32,
@@ -107,7 +111,7 @@ pub fn spawn_dedicated(
     std::thread::Builder::new()
         .name("betflow-engine".into())
         .spawn(move || {
-            runtime.block_on(async move {
+            let ran = runtime.block_on(async move {
                 let connect = || Store::connect(&url, connections);
                 let Some(store) =
                     until_reachable(&shutdown, "connecting the engine's pool", connect).await?
@@ -115,9 +119,14 @@ pub fn spawn_dedicated(
                     return Ok(());
                 };
                 let ran = run(store.clone(), bag, config, shutdown).await;
-                store.close().await;
+                // A connection an abandoned task still holds must not hold the stop.
+                let _ = tokio::time::timeout(POOL_CLOSE_WAIT, store.close()).await;
                 ran
-            })
+            });
+            // Nor may a thread blocked in a client library (a Kafka client
+            // closing against a broker that is gone).
+            runtime.shutdown_timeout(POOL_CLOSE_WAIT);
+            ran
         })
 }
 
@@ -174,8 +183,9 @@ pub async fn run(
             me.worker_id.clone(),
             shutdown.clone(),
         );
+        let grace: Duration = config.shutdown_grace;
         loops.spawn(async move {
-            stream::supervise_all(store, bag, id, sd).await;
+            stream::supervise_all(store, bag, id, sd, grace).await;
         });
     }
     executor_loop(&store, bag, &config, &me, wake, shutdown.clone()).await;
@@ -444,14 +454,16 @@ async fn executor_loop(
             after_try(done, &wake);
         }
     }
-    // Graceful: let running tries finish within the grace period, then requeue the rest.
+    // Graceful: let running tries finish within the grace period, then
+    // tell the rest to stop, then requeue them; all within the grace.
     if !running.is_empty() {
+        let (drain, stop) = split_grace(config.shutdown_grace);
         tracing::info!(
             "waiting up to {:?} for {} running tasks",
             config.shutdown_grace,
             running.len()
         );
-        let drained = tokio::time::timeout(config.shutdown_grace, async {
+        let drained = tokio::time::timeout(drain, async {
             while let Some(done) = running.join_next().await {
                 after_try(done, &wake);
             }
@@ -459,10 +471,9 @@ async fn executor_loop(
         .await;
         if drained.is_err() {
             abort.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                while running.join_next().await.is_some() {}
-            })
-            .await;
+            let _ =
+                tokio::time::timeout(stop, async { while running.join_next().await.is_some() {} })
+                    .await;
             running.abort_all();
         }
     }
@@ -471,6 +482,14 @@ async fn executor_loop(
         Ok(n) => tracing::info!("returned {n} unfinished tries to the queue"),
         Err(e) => tracing::warn!("could not requeue unfinished tries: {e}"),
     }
+}
+
+/// The shutdown grace as (time for running tries to finish, then time for
+/// the ones told to stop to return): a quarter of it, at most 5 s, for the
+/// second, so the whole drain fits in the grace.
+fn split_grace(grace: Duration) -> (Duration, Duration) {
+    let stop: Duration = (grace / 4).min(Duration::from_secs(5));
+    (grace - stop, stop)
 }
 
 fn after_try(done: Result<Result<Finished, StoreError>, tokio::task::JoinError>, wake: &Wakeups) {
@@ -488,5 +507,21 @@ fn after_try(done: Result<Result<Finished, StoreError>, tokio::task::JoinError>,
             wake.scheduler.notify_one();
         }
         Err(e) => tracing::warn!("task supervisor panicked: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_drain_fits_in_the_grace() {
+        let secs = Duration::from_secs;
+        assert_eq!(split_grace(secs(30)), (secs(25), secs(5)));
+        assert_eq!(split_grace(secs(8)), (secs(6), secs(2)));
+        assert_eq!(
+            split_grace(Duration::ZERO),
+            (Duration::ZERO, Duration::ZERO)
+        );
     }
 }

@@ -63,7 +63,10 @@ pub async fn supervise_all(
     bag: DagBag,
     worker_id: String,
     shutdown: CancellationToken,
+    grace: Duration,
 ) {
+    // A task still running this long after shutdown is abandoned.
+    let stop_grace: Duration = grace.min(STOP_GRACE);
     let mut handles = Vec::new();
     for dag in bag.dags() {
         for spec in &dag.streams {
@@ -73,7 +76,7 @@ pub async fn supervise_all(
             let spec = spec.clone();
             let dag_id = dag.id.clone();
             handles.push(tokio::spawn(async move {
-                supervise(store, dag_id, spec, worker_id, shutdown).await;
+                supervise(store, dag_id, spec, worker_id, shutdown, stop_grace).await;
             }));
         }
     }
@@ -121,7 +124,8 @@ impl Slot<'_> {
     }
 }
 
-/// How long a stream task may take to stop once the process shuts down.
+/// How long a stream task may take to stop once the process shuts down,
+/// at most (less when the process's shutdown grace is shorter).
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 async fn supervise(
@@ -130,6 +134,7 @@ async fn supervise(
     spec: StreamSpec,
     worker_id: String,
     shutdown: CancellationToken,
+    stop_grace: Duration,
 ) {
     let slot = Slot {
         store: &store,
@@ -157,7 +162,7 @@ async fn supervise(
         // stops within its grace.
         let stop_by = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(STOP_GRACE).await;
+            tokio::time::sleep(stop_grace).await;
         };
         tokio::pin!(stop_by);
         let outcome = loop {
@@ -166,7 +171,7 @@ async fn supervise(
                 _ = &mut stop_by => {
                     run.abort();
                     tracing::warn!(dag_id, task_id = %spec.id,
-                        "stream task did not stop within {STOP_GRACE:?} of shutdown; abandoned");
+                        "stream task did not stop within {stop_grace:?} of shutdown; abandoned");
                     break Ok(Ok(()));
                 }
                 _ = beat.tick() => {

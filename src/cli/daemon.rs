@@ -45,7 +45,11 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     )?;
     let brokers: Option<String> = broker.as_ref().map(|b| b.bootstrap().to_owned());
     let bag = super::dag_bag_with_brokers(settings, brokers.as_deref())?;
-    let config = settings.engine_config();
+    let mut config = settings.engine_config();
+    // The grace is the whole stop's: the engine gets it less what closing
+    // the web server, the pools and the embedded cluster takes.
+    let grace: std::time::Duration = config.shutdown_grace;
+    config.shutdown_grace = grace.saturating_sub(UP_STOP_RESERVE.min(grace / 4));
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
@@ -104,14 +108,29 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     .with_rules(pipelines.rules.clone())
     .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()))
     .with_config(exposed_config(settings, &pipelines));
-    let web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
+    let mut web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     run_supervised(&db, bag, config, Runtime::Dedicated, shutdown.clone()).await?;
     shutdown.cancel();
-    web.await.context("web server task")??;
-    web_pool.close().await;
+    // Responses still open (a slow client, a stream) are cut rather than
+    // holding the stop past its grace.
+    match tokio::time::timeout(WEB_STOP_WAIT, &mut web).await {
+        Ok(served) => served.context("web server task")??,
+        Err(_) => {
+            tracing::warn!("connections still open {WEB_STOP_WAIT:?} after shutdown; closed");
+            web.abort();
+        }
+    }
+    let _ = tokio::time::timeout(WEB_STOP_WAIT, web_pool.close()).await;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Of `up`'s shutdown grace, what is kept for closing the web server, the
+/// pools and the embedded cluster after the engine stopped (at most a
+/// quarter of the grace).
+const UP_STOP_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long in-flight responses may take to end once the engine stopped.
+const WEB_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
     let bag = super::dag_bag(settings)?;

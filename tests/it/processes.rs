@@ -122,6 +122,64 @@ fn shutdown_returns_unfinished_tries_to_the_queue() {
     );
 }
 
+/// `up` stops within its shutdown grace however it is held up: a try
+/// running past the grace, consumers whose broker is gone, a browser
+/// following that try's log.
+#[test]
+fn up_stops_within_its_grace_with_a_long_try_a_dead_broker_and_a_log_followed() {
+    let mut env = TestEnv::start();
+    let mut broker = crate::common::Tansu::start(env.home.path());
+    let (pid, base) = env.spawn_up_with(&[
+        ("KAFKA_BROKERS", &broker.bootstrap),
+        ("BETFLOW_SHUTDOWN_GRACE_SECS", "10"),
+    ]);
+    env.wait_for(
+        "SELECT count(*) FROM stream_tasks WHERE task_id LIKE '%_consumer' AND state = 'running'",
+        "5",
+        60,
+    );
+    env.ok(&["dags", "unpause", "example_slow"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_slow",
+        "--conf",
+        r#"{"first_ms": 120000}"#,
+    ]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE task_id = 'first'",
+        "running",
+        30,
+    );
+    let run_id = env.scalar("SELECT run_id FROM dag_runs WHERE dag_id = 'example_slow'");
+    let viewer = crate::common::viewer::Viewer::log_in_to(&mut env, &base);
+    let follow = viewer.open(&format!(
+        "/dags/example_slow/runs/{}/tasks/first/logs/stream",
+        run_id.replace(':', "%3A").replace('+', "%2B")
+    ));
+    assert_eq!(follow.status(), 200, "the log follow opened");
+    broker.kill();
+    std::thread::sleep(Duration::from_secs(2));
+
+    let asked = std::time::Instant::now();
+    let status = env.signal(pid, Signal::SIGTERM);
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}");
+    // The grace bounds the whole stop; a second of slack for the test's own
+    // signalling and reaping on a loaded machine.
+    assert!(
+        took <= Duration::from_secs(11),
+        "up took {took:?} to stop with a grace of 10 s\n{}",
+        env.proc_log(0)
+    );
+    drop(follow);
+    assert_eq!(
+        env.scalar("SELECT state || ':' || try_number FROM task_instances WHERE task_id = 'first'"),
+        "queued:0",
+        "the interrupted try went back to the queue"
+    );
+}
+
 #[test]
 fn stream_tasks_start_with_the_process_and_report_health() {
     let mut env = TestEnv::start();

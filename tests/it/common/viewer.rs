@@ -84,6 +84,12 @@ pub struct Viewer {
 impl Viewer {
     pub fn log_in(env: &mut TestEnv) -> Self {
         let (_pid, base) = env.spawn_up();
+        Self::log_in_to(env, &base)
+    }
+
+    /// A viewer logged in to the `betflow up` of `env` at `base`.
+    pub fn log_in_to(env: &mut TestEnv, base: &str) -> Self {
+        let base: String = base.to_owned();
         env.create_user("viewer", "viewer", "password123");
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -119,6 +125,18 @@ impl Viewer {
         let (status, body) = self.fetch(path);
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
         body
+    }
+
+    /// GET a path and keep the response open, unread (a stream).
+    pub fn open(&self, path: &str) -> reqwest::blocking::Response {
+        Client::builder()
+            .timeout(None)
+            .build()
+            .expect("http client")
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .expect("GET")
     }
 
     /// GET a path; its status and body, whatever the status.
