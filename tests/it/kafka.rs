@@ -1080,16 +1080,9 @@ fn wait_for_positions(env: &TestEnv, ends: &Ends, secs: u64) {
     }
 }
 
-#[test]
-fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
-    use nix::sys::signal::Signal;
-
-    let mut env = TestEnv::start();
-    let broker = Tansu::start(env.home.path());
-    let bootstrap: String = broker.bootstrap.clone();
-
-    // A replayed NFL Sunday (odds, score progressions, weather) and a day of
-    // headlines, in event-time order, cut in three phases.
+/// A replayed NFL Sunday (odds, score progressions, weather) and a day of
+/// headlines, in event-time order.
+fn replayed_sunday() -> Vec<Raw> {
     let nfl = dags::sport("nfl").expect("nfl");
     let day = dags::live::replay::replay_day(nfl, replay_day(), 60).expect("replay");
     let mut timed: Vec<(DateTime<Utc>, Raw)> = Vec::new();
@@ -1119,7 +1112,39 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
         timed.push((at, (news.to_string(), key, value)));
     }
     timed.sort_by_key(|t| t.0);
-    let messages: Vec<Raw> = timed.into_iter().map(|(_, raw)| raw).collect();
+    timed.into_iter().map(|(_, raw)| raw).collect()
+}
+
+/// Fails naming the first rows that differ when `got` (after a fault) is
+/// not what the clean run left (`want`).
+fn assert_same_tables(got: &[(String, Vec<String>)], want: &[(String, Vec<String>)], fault: &str) {
+    for ((table, got), (_, want)) in got.iter().zip(want) {
+        assert!(
+            !want.is_empty() || table.ends_with("alerts") || table == "dead_letter",
+            "clean run wrote no {table}"
+        );
+        if got != want {
+            let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
+            let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
+            panic!(
+                "serving.{table}: {} rows after {fault}, {} in the clean run\nmissing: {missing:#?}\nextra: {extra:#?}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
+    use nix::sys::signal::Signal;
+
+    let mut env = TestEnv::start();
+    let broker = Tansu::start(env.home.path());
+    let bootstrap: String = broker.bootstrap.clone();
+
+    let messages: Vec<Raw> = replayed_sunday();
+    let nfl = dags::sport("nfl").expect("nfl");
     let third = messages.len() / 3;
     assert!(third > 100, "{} messages", messages.len());
 
@@ -1200,27 +1225,81 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
     wait_for_checkpoints(&env, &broker, "clean", &ends, 120);
     let clean = dump(&env);
 
-    for ((table, got), (_, want)) in after_crash.iter().zip(&clean) {
-        assert!(
-            !want.is_empty() || table.ends_with("alerts") || table == "dead_letter",
-            "clean run wrote no {table}"
-        );
-        if got != want {
-            let missing: Vec<&String> = want.iter().filter(|r| !got.contains(r)).take(3).collect();
-            let extra: Vec<&String> = got.iter().filter(|r| !want.contains(r)).take(3).collect();
-            panic!(
-                "serving.{table}: {} rows after the crash, {} in the clean run\nmissing: {missing:#?}\nextra: {extra:#?}",
-                got.len(),
-                want.len()
-            );
-        }
-    }
+    assert_same_tables(&after_crash, &clean, "the crash");
     let windows: usize = clean
         .iter()
         .filter(|(t, _)| t.ends_with("windows") || t == "news_sentiment")
         .map(|(_, rows)| rows.len())
         .sum();
     assert!(windows > 50, "{windows} window rows compared");
+    drop(broker);
+}
+
+/// The broker dies mid-stream and comes back with its log (tansu on
+/// SQLite, as `betflow up` runs it): the publisher's sends wait for it and
+/// the consumers reconnect; the log holds every message once and the
+/// serving tables end as a clean run over that log leaves them.
+#[test]
+fn a_broker_killed_mid_stream_leaves_the_tables_of_a_clean_run() {
+    use nix::sys::signal::Signal;
+
+    let mut env = TestEnv::start();
+    let mut broker = Tansu::start_durable(env.home.path());
+    let bootstrap: String = broker.bootstrap.clone();
+    let messages: Vec<Raw> = replayed_sunday();
+    let nfl = dags::sport("nfl").expect("nfl");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let producer =
+        Producer::new(&KafkaSettings::new(&bootstrap).with_partitions(3)).expect("producer");
+    let topics: Vec<Topic> = [Kind::Odds, Kind::Games, Kind::Weather, Kind::News]
+        .into_iter()
+        .map(|k| Topic::new(k, nfl))
+        .collect();
+    rt.block_on(producer.ensure_topics(&topics))
+        .expect("topics");
+    let live = env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_GROUP_PREFIX", "live"),
+        ],
+    );
+    wait_until_assigned(&env, "odds_consumer", "betflow.odds.nfl", 0);
+
+    // Half the day, then the broker is killed -9; the other half is sent
+    // while it is down (each send waits for it) and after it is back.
+    let half = messages.len() / 2;
+    let mut ends = Ends::new();
+    rt.block_on(publish_in_order(&producer, &messages[..half], &mut ends));
+    broker.kill();
+    let restarted = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        broker.start_again();
+        broker
+    });
+    rt.block_on(publish_in_order(&producer, &messages[half..], &mut ends));
+    let broker: Tansu = restarted.join().expect("restart");
+    let in_log: i64 = ends.values().sum();
+    assert_eq!(
+        in_log,
+        messages.len() as i64,
+        "every message in the log once: {ends:?}"
+    );
+    wait_for_checkpoints(&env, &broker, "live", &ends, 120);
+    env.signal(live, Signal::SIGTERM);
+    let after_kill = dump(&env);
+
+    // Clean run over the same log, from empty tables.
+    empty_serving_tables(&env);
+    env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_GROUP_PREFIX", "clean"),
+        ],
+    );
+    wait_for_checkpoints(&env, &broker, "clean", &ends, 120);
+    assert_same_tables(&after_kill, &dump(&env), "the broker was killed");
     drop(broker);
 }
 

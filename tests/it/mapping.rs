@@ -76,6 +76,13 @@ fn a_mapped_task_runs_once_per_item_and_its_reader_gets_every_output() {
         "the log of [1]: {log}"
     );
     assert_problem(&op.get(&format!("{base}/double/7")), 404, "no instance 7");
+    // Setting a mapped task's state by hand reaches every instance.
+    let dry = op.patch(
+        &format!("{base}/double/dry_run"),
+        json!({"new_state": "failed"}),
+    );
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert_eq!(dry.body["total_entries"], 3, "{}", dry.body);
     assert_problem(
         &op.get(&format!("{base}/total/listMapped")),
         404,

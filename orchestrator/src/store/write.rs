@@ -234,11 +234,14 @@ impl Store {
         task_ids: &[String],
         state: TaskState,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        // Every instance of a mapped task with it; one row per task.
         let changed: Vec<(String, String)> = sqlx::query_as(
-            "UPDATE task_instances SET state = $4, end_date = now()
-             WHERE dag_id = $1 AND run_id = ANY($2) AND task_id = ANY($3) AND map_index = -1
-               AND state <> 'running' AND state <> $4
-             RETURNING run_id, task_id",
+            "WITH changed AS (
+                 UPDATE task_instances SET state = $4, end_date = now()
+                 WHERE dag_id = $1 AND run_id = ANY($2) AND task_id = ANY($3)
+                   AND state <> 'running' AND state <> $4
+                 RETURNING run_id, task_id)
+             SELECT DISTINCT run_id, task_id FROM changed ORDER BY run_id, task_id",
         )
         .bind(dag_id)
         .bind(run_ids)

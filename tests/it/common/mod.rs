@@ -332,13 +332,16 @@ impl Drop for TestEnv {
     }
 }
 
-/// A tansu Kafka-API broker with in-memory storage on a free loopback port;
-/// killed when dropped.
+/// A tansu Kafka-API broker on a free loopback port, its log in memory or
+/// (as under `betflow up`) in SQLite; killed when dropped.
 pub struct Tansu {
     child: Child,
     /// `host:port` bootstrap address.
     pub bootstrap: String,
     log: PathBuf,
+    /// Where its log lives: `None` in memory, else the directory of its
+    /// SQLite file.
+    durable: Option<PathBuf>,
 }
 
 impl Tansu {
@@ -348,6 +351,18 @@ impl Tansu {
     /// picked, released and handed over, and when another process takes
     /// it first tansu exits and the start is tried again on another.
     pub fn start(log_dir: &std::path::Path) -> Self {
+        Self::start_with(log_dir, None)
+    }
+
+    /// [`Tansu::start`] with its log in a SQLite file under `log_dir`, which
+    /// survives a kill: what `betflow up`'s embedded broker keeps.
+    pub fn start_durable(log_dir: &std::path::Path) -> Self {
+        let data = log_dir.join("tansu-data");
+        std::fs::create_dir_all(&data).expect("tansu data dir");
+        Self::start_with(log_dir, Some(data))
+    }
+
+    fn start_with(log_dir: &std::path::Path, durable: Option<PathBuf>) -> Self {
         let mut last = String::new();
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -357,11 +372,12 @@ impl Tansu {
                 .port();
             let bootstrap = format!("127.0.0.1:{port}");
             let log = log_dir.join(format!("tansu-{port}.log"));
-            let child = Self::spawn(&bootstrap, &log);
+            let child = Self::spawn(&bootstrap, &log, durable.as_deref());
             let mut broker = Self {
                 child,
                 bootstrap,
                 log,
+                durable: durable.clone(),
             };
             match broker.listening() {
                 Ok(()) => return broker,
@@ -380,11 +396,17 @@ impl Tansu {
     /// Starts an empty broker at the address of a killed one, as an
     /// in-memory broker comes back after a crash: no topics, offsets or groups.
     pub fn start_empty_again(&mut self) {
-        self.child = Self::spawn(&self.bootstrap, &self.log);
+        assert!(self.durable.is_none(), "a durable broker keeps its log");
+        self.start_again();
+    }
+
+    /// Starts a killed broker again at its address, with its log if durable.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(&self.bootstrap, &self.log, self.durable.as_deref());
         self.wait_until_listening();
     }
 
-    fn spawn(bootstrap: &str, log: &std::path::Path) -> Child {
+    fn spawn(bootstrap: &str, log: &std::path::Path, durable: Option<&std::path::Path>) -> Child {
         let bin = tansu_binary().unwrap_or_else(|| {
             panic!(
                 "tansu (the Kafka-API broker the Kafka tests use) is not installed: run \
@@ -397,7 +419,16 @@ impl Tansu {
             .append(true)
             .open(log)
             .expect("tansu log file");
-        Command::new(&bin)
+        let mut command = Command::new(&bin);
+        // tansu resolves a SQLite path against its working directory.
+        let storage: &str = match durable {
+            Some(dir) => {
+                command.current_dir(dir);
+                "sqlite://tansu.db"
+            }
+            None => "memory://tansu/",
+        };
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -405,7 +436,7 @@ impl Tansu {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
