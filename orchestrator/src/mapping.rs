@@ -227,11 +227,17 @@ pub async fn expand(
         return Ok(Expansion::Queued(0));
     }
     let indexes: Vec<i32> = (0..list.len() as i32).collect();
+    // An instance expanded again (the task was cleared) goes on from the
+    // tries its index already had, as a cleared unmapped task does.
     sqlx::query(
         "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, map_item, state, queued_at,
-                                     max_tries, pool, pool_slots, priority_weight)
-         SELECT $1, $2, $3, i, item, 'queued', now(), $6, $7, $8, $9
+                                     try_number, max_tries, pool, pool_slots, priority_weight)
+         SELECT $1, $2, $3, m.i, m.item, 'queued', now(),
+                coalesce(h.tries, 0), coalesce(h.tries, 0) + $6, $7, $8, $9
          FROM unnest($4::int[], $5::jsonb[]) AS m(i, item)
+         LEFT JOIN (SELECT map_index, max(try_number) AS tries FROM task_tries
+                    WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+                    GROUP BY map_index) h ON h.map_index = m.i
          ON CONFLICT DO NOTHING",
     )
     .bind(&dag.id)
@@ -247,6 +253,49 @@ pub async fn expand(
     .await?;
     tracing::debug!(dag_id = %dag.id, run_id, task_id = %task.id, instances = list.len(), "expanded");
     Ok(Expansion::Queued(list.len()))
+}
+
+/// Turns the cleared mapped `tasks` of `run_id` back into their
+/// placeholders, so the scheduler expands them again over their lists as
+/// they are then. A task with an instance still running is left expanded.
+pub async fn collapse(
+    tx: &mut Transaction<'_, Postgres>,
+    dag: &Dag,
+    run_id: &str,
+    tasks: &[&str],
+) -> Result<(), StoreError> {
+    let nodes: Vec<&TaskNode> = tasks.iter().filter_map(|t| dag.task(t)).collect();
+    let ids: Vec<&str> = nodes.iter().map(|t| t.id.as_str()).collect();
+    let retries: Vec<i32> = nodes.iter().map(|t| t.retry.retries as i32).collect();
+    let pools: Vec<&str> = nodes.iter().map(|t| t.pool.as_str()).collect();
+    let slots: Vec<i32> = nodes.iter().map(|t| t.pool_slots as i32).collect();
+    let weights: Vec<i32> = nodes.iter().map(|t| t.priority_weight).collect();
+    sqlx::query(
+        "WITH idle AS (
+             SELECT c.* FROM unnest($3::text[], $4::int[], $5::text[], $6::int[], $7::int[])
+                 AS c(task_id, retries, pool, slots, weight)
+             WHERE NOT EXISTS (SELECT 1 FROM task_instances ti
+                               WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
+                                 AND ti.state = 'running')),
+         gone AS (
+             DELETE FROM task_instances ti USING idle
+             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = idle.task_id
+               AND ti.map_index >= 0)
+         INSERT INTO task_instances (dag_id, run_id, task_id, max_tries, pool, pool_slots, priority_weight)
+         SELECT $1, $2, task_id, retries, pool, slots, weight FROM idle
+         ON CONFLICT (dag_id, run_id, task_id, map_index)
+             DO UPDATE SET state = 'none', end_date = NULL",
+    )
+    .bind(&dag.id)
+    .bind(run_id)
+    .bind(&ids)
+    .bind(&retries)
+    .bind(&pools)
+    .bind(&slots)
+    .bind(&weights)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -89,6 +89,29 @@ fn a_mapped_task_runs_once_per_item_and_its_reader_gets_every_output() {
         "total is not mapped",
     );
 
+    // Cleared, a mapped task is expanded again over its list as it is
+    // then (here its upstream's output, rewritten), each index going on
+    // from the tries it had.
+    env.sql(&format!(
+        "UPDATE xcom SET value = '[10, 20, 30, 40, 50]'
+         WHERE dag_id = '{DAG}' AND run_id = '{run}' AND task_id = 'make_numbers'"
+    ));
+    let cleared = op.post(
+        &format!("/dags/{DAG}/clearTaskInstances"),
+        json!({"dry_run": false, "dag_run_id": run, "task_ids": ["double"],
+               "include_downstream": true, "only_failed": false}),
+    );
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    op.wait_run(DAG, &run, "success", 60);
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT string_agg(map_index || ':' || try_number || ':' || state, ',' ORDER BY map_index)
+             FROM task_instances WHERE dag_id = '{DAG}' AND run_id = '{run}' AND task_id = 'double'"
+        )),
+        "0:2:success,1:2:success,2:2:success,3:1:success,4:1:success"
+    );
+    assert_eq!(output(&env, &run, "total"), r#"{"total": 300}"#);
+
     // The pages: the run lists each instance, the task page shows one
     // instance with its item and links to the others.
     let run_page = viewer.get(&format!("/dags/{DAG}/runs/{run}"));

@@ -198,11 +198,13 @@ impl Store {
             .unzip();
         // Each cleared task gets its full retry budget again on top of the tries it used.
         let cleared: Vec<String> = sqlx::query_scalar(
-            "UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
-                    queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
-             FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
-             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id AND ti.state <> 'running'
-             RETURNING ti.task_id",
+            "WITH cleared AS (
+                 UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
+                        queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
+                 FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
+                 WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id AND ti.state <> 'running'
+                 RETURNING ti.task_id)
+             SELECT DISTINCT task_id FROM cleared ORDER BY task_id",
         )
         .bind(&dag.id)
         .bind(run_id)
@@ -210,6 +212,16 @@ impl Store {
         .bind(&retries)
         .fetch_all(&mut *tx)
         .await?;
+        // A cleared mapped task is expanded again, over its list as it is
+        // when it next runs (docs/mapping.md); not while an instance runs.
+        let mapped: Vec<&str> = cleared
+            .iter()
+            .filter(|id| dag.task(id).is_some_and(|t| t.map.is_some()))
+            .map(String::as_str)
+            .collect();
+        if !mapped.is_empty() {
+            crate::mapping::collapse(&mut tx, dag, run_id, &mapped).await?;
+        }
         if !cleared.is_empty() {
             sqlx::query(
                 "UPDATE dag_runs SET state = 'running', end_date = NULL WHERE dag_id = $1 AND run_id = $2",
