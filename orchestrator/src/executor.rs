@@ -191,11 +191,16 @@ pub async fn run_claimed(
     let writer = tokio::spawn(write_logs(store.clone(), claimed.clone(), log_rx, stop_rx));
     let log = TaskLogger::channel(log_tx);
     log.info(format!(
-        "Starting try {} of {} for {}.{} ({}) on {}",
+        "Starting try {} of {} for {}.{}{} ({}) on {}",
         claimed.try_number,
         claimed.max_tries + 1,
         claimed.dag_id,
         claimed.task_id,
+        if claimed.map_index >= 0 {
+            format!(" [{}]", claimed.map_index)
+        } else {
+            String::new()
+        },
         claimed.run_id,
         me.worker_id
     ));

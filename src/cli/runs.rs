@@ -156,7 +156,11 @@ pub async fn run(settings: &Settings, cmd: RunsCommand) -> Result<ExitCode> {
                     .iter()
                     .map(|t| {
                         vec![
-                            t.task_id.clone(),
+                            if t.map_index >= 0 {
+                                format!("{} [{}]", t.task_id, t.map_index)
+                            } else {
+                                t.task_id.clone()
+                            },
                             t.state.to_string(),
                             format!("{}/{}", t.try_number, t.max_tries + 1),
                             output::time(t.start_date),

@@ -46,6 +46,9 @@ pub enum TasksCommand {
         task: String,
         #[arg(long = "try")]
         try_number: Option<i32>,
+        /// Only this instance of a mapped task (default: each in turn).
+        #[arg(long)]
+        map_index: Option<i32>,
     },
 }
 
@@ -160,6 +163,7 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
             run_id,
             task,
             try_number,
+            map_index,
         } => {
             let d = find_dag(&bag, &dag)?;
             if d.task(&task).is_none() {
@@ -169,15 +173,22 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
             if db.store.run(&dag, &run_id).await?.is_none() {
                 return Err(usage(format!("DAG `{dag}` has no run `{run_id}`")));
             }
-            let lines = db.store.task_logs(&dag, &run_id, &task, try_number).await?;
+            let lines = db
+                .store
+                .task_logs(&dag, &run_id, &task, try_number, map_index)
+                .await?;
             if lines.is_empty() {
                 outln!("(no log lines)");
             }
             let mut current = None;
             for l in lines {
-                if current != Some(l.try_number) {
-                    outln!("--- try {} ---", l.try_number);
-                    current = Some(l.try_number);
+                if current != Some((l.map_index, l.try_number)) {
+                    match (l.map_index, l.try_number) {
+                        (-1, 0) => outln!("--- expansion ---"),
+                        (-1, n) => outln!("--- try {n} ---"),
+                        (i, n) => outln!("--- [{i}] try {n} ---"),
+                    }
+                    current = Some((l.map_index, l.try_number));
                 }
                 outln!(
                     "[{}] {} - {}",

@@ -89,6 +89,14 @@ fn a_mapped_task_runs_once_per_item_and_its_reader_gets_every_output() {
         "total is not mapped",
     );
 
+    // The CLI names instances and prints one instance's log.
+    let shown = env.ok(&["runs", "show", DAG, &run]);
+    assert!(shown.contains("double [2]"), "{shown}");
+    let logs = env.ok(&["tasks", "logs", DAG, &run, "double", "--map-index", "1"]);
+    assert!(logs.contains("--- [1] try 1 ---"), "{logs}");
+    assert!(logs.contains("instance 1 doubles 2"), "{logs}");
+    assert!(!logs.contains("instance 0"), "{logs}");
+
     // Cleared, a mapped task is expanded again over its list as it is
     // then (here its upstream's output, rewritten), each index going on
     // from the tries it had.

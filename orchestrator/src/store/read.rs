@@ -156,6 +156,8 @@ pub struct XcomRow {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct LogRow {
+    /// The instance of a mapped task the line is from; -1 when not mapped.
+    pub map_index: i32,
     pub try_number: i32,
     pub ts: DateTime<Utc>,
     pub level: String,
@@ -816,7 +818,8 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, hostname,
                     worker_id, queued_at, start_date, end_date, duration
-             FROM task_instances WHERE dag_id = $1 AND run_id = $2 ORDER BY start_date NULLS LAST, task_id",
+             FROM task_instances WHERE dag_id = $1 AND run_id = $2
+             ORDER BY start_date NULLS LAST, task_id, map_index",
         )
         .bind(dag_id)
         .bind(run_id)
@@ -997,16 +1000,19 @@ impl Store {
         run_id: &str,
         task_id: &str,
         try_number: Option<i32>,
+        map_index: Option<i32>,
     ) -> Result<Vec<LogRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT try_number, ts, level, message FROM task_logs
+            "SELECT map_index, try_number, ts, level, message FROM task_logs
              WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND ($4::int IS NULL OR try_number = $4)
-             ORDER BY try_number, id",
+               AND ($5::int IS NULL OR map_index = $5)
+             ORDER BY map_index, try_number, id",
         )
         .bind(dag_id)
         .bind(run_id)
         .bind(task_id)
         .bind(try_number)
+        .bind(map_index)
         .fetch_all(self.pool())
         .await?)
     }
