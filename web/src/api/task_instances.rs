@@ -267,13 +267,22 @@ async fn page_of(
     filter: &TaskInstancePageFilter,
 ) -> Result<Json<TaskInstanceCollectionResponse>, Problem> {
     let (rows, total) = state.store.list_task_instances_page(filter).await?;
-    Ok(Json(TaskInstanceCollectionResponse {
+    Ok(collection(state, rows, total))
+}
+
+/// A page of task instances out of `total`, in Airflow's shapes.
+fn collection(
+    state: &AppState,
+    rows: Vec<TaskInstanceDetailRow>,
+    total: i64,
+) -> Json<TaskInstanceCollectionResponse> {
+    Json(TaskInstanceCollectionResponse {
         task_instances: rows
             .into_iter()
             .map(|r| task_instance_response(r, &state.bag))
             .collect(),
         total_entries: total,
-    }))
+    })
 }
 
 /// The task instance, or a 404 naming it.
@@ -355,13 +364,7 @@ pub async fn list_mapped(
             "task `{task_id}` of run `{run_id}` of DAG `{dag_id}` has no mapped instances"
         )));
     }
-    Ok(Json(TaskInstanceCollectionResponse {
-        task_instances: rows
-            .into_iter()
-            .map(|r| task_instance_response(r, &state.bag))
-            .collect(),
-        total_entries: total,
-    }))
+    Ok(collection(&state, rows, total))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
