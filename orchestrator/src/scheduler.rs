@@ -461,6 +461,7 @@ struct Zombie {
     dag_id: String,
     run_id: String,
     task_id: String,
+    map_index: i32,
     try_number: i32,
     max_tries: i32,
     worker_id: Option<String>,
@@ -476,7 +477,7 @@ pub async fn reap_zombies(
 ) -> Result<usize, StoreError> {
     let mut tx = store.pool().begin().await?;
     let zombies: Vec<Zombie> = sqlx::query_as(
-        "SELECT dag_id, run_id, task_id, try_number, max_tries, worker_id, start_date FROM task_instances
+        "SELECT dag_id, run_id, task_id, map_index, try_number, max_tries, worker_id, start_date FROM task_instances
          WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
          FOR UPDATE SKIP LOCKED",
     )
@@ -487,6 +488,7 @@ pub async fn reap_zombies(
         dag_id,
         run_id,
         task_id,
+        map_index,
         try_number,
         max_tries,
         worker_id,
@@ -522,7 +524,8 @@ pub async fn reap_zombies(
         sqlx::query(
             "UPDATE task_instances SET state = $5, next_attempt_at = $6, end_date = now(),
                     duration = EXTRACT(EPOCH FROM now() - start_date)
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 AND state = 'running'",
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND try_number = $4 AND state = 'running'
+               AND map_index = $7",
         )
         .bind(dag_id)
         .bind(run_id)
@@ -530,12 +533,13 @@ pub async fn reap_zombies(
         .bind(try_number)
         .bind(state)
         .bind(next)
+        .bind(map_index)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO task_tries (dag_id, run_id, task_id, try_number, state, worker_id, start_date, end_date,
-                                     duration, error)
-             VALUES ($1, $2, $3, $4, 'failed', $5, $6, now(), EXTRACT(EPOCH FROM now() - $6), $7)
+                                     duration, error, map_index)
+             VALUES ($1, $2, $3, $4, 'failed', $5, $6, now(), EXTRACT(EPOCH FROM now() - $6), $7, $8)
              ON CONFLICT DO NOTHING",
         )
         .bind(dag_id)
@@ -545,6 +549,7 @@ pub async fn reap_zombies(
         .bind(worker_id)
         .bind(start)
         .bind(&error)
+        .bind(map_index)
         .execute(&mut *tx)
         .await?;
     }
