@@ -6,6 +6,7 @@
 extern crate services;
 
 mod batch;
+mod catchup;
 mod histogram;
 mod mixed;
 mod process;
@@ -33,6 +34,10 @@ pub enum BenchCommand {
         /// Seconds to sample the idle scheduler's CPU and RSS.
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
+        /// Then this many hourly DAGs catch up a day at once, for the
+        /// scheduler pass times and fairness (0: skip).
+        #[arg(long, default_value_t = 500)]
+        catchup_dags: usize,
     },
     /// The DAGs page with many DAGs and runs, and a large grid, under load from wrk.
     Web {
@@ -133,7 +138,8 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
             json,
             repeat,
             idle_secs,
-        } => scheduler::run(home, engine, json, repeat, idle_secs).await,
+            catchup_dags,
+        } => scheduler::run(home, engine, json, repeat, idle_secs, catchup_dags).await,
         BenchCommand::Web {
             dags,
             runs,

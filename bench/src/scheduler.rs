@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use orchestrator::store::write::RunType;
-use orchestrator::{task_fn, Dag, DagBag, DataInterval, Node, TaskSpec};
+use orchestrator::{task_fn, typed_fn, Dag, DagBag, DataInterval, Node, Output, TaskSpec, TypedSpec};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ struct Shape {
     target_secs: f64,
 }
 
-const SHAPES: [Shape; 4] = [
+const SHAPES: [Shape; 6] = [
     Shape {
         id: "bench_chain_20",
         tasks: 20,
@@ -44,9 +44,19 @@ const SHAPES: [Shape; 4] = [
         tasks: 100,
         target_secs: f64::NAN,
     },
+    Shape {
+        id: "bench_fanout_10000",
+        tasks: 10_002,
+        target_secs: 3.0,
+    },
+    Shape {
+        id: "bench_mapped_10000",
+        tasks: 10_002,
+        target_secs: 3.0,
+    },
 ];
 
-fn noop(id: String) -> TaskSpec {
+pub(crate) fn noop(id: String) -> TaskSpec {
     TaskSpec::new(id, task_fn(|_| async { Ok(Value::Null) }))
 }
 
@@ -63,10 +73,26 @@ fn fanout(id: &str, width: usize) -> Result<Dag> {
     let start = b.task(noop("start".into()));
     let end = b.task(noop("end".into()));
     for i in 0..width {
-        let mid = b.task(noop(format!("mid{i:04}")));
+        let mid = b.task(noop(format!("mid{i:05}")));
         b.edge(&start, &mid);
         b.edge(&mid, &end);
     }
+    Ok(b.build()?)
+}
+
+/// 1 → n → 1 where the n are one task mapped over the list `start` returns.
+fn mapped(id: &str, width: usize) -> Result<Dag> {
+    let mut b = Dag::builder(id).max_active_tasks(10_000).tags(&["bench"]);
+    let items: Output<Vec<usize>> = b.add(TypedSpec::new(
+        "start",
+        typed_fn(move |_| async move { Ok((0..width).collect::<Vec<usize>>()) }),
+    ));
+    let mids: Output<Vec<()>> = b.add_mapped(
+        TypedSpec::new("mid", typed_fn(|_| async { Ok(()) }))
+            .expand_over(&items)
+            .max_map_length(width),
+    );
+    b.add(TypedSpec::new("end", typed_fn(|_| async { Ok(()) })).reads(&mids));
     Ok(b.build()?)
 }
 
@@ -95,12 +121,15 @@ pub async fn run(
     as_json: bool,
     repeat: usize,
     idle_secs: u64,
+    catchup_dags: usize,
 ) -> Result<ExitCode> {
     let mut bag = DagBag::new();
     bag.add(chain("bench_chain_20", 20)?);
     bag.add(fanout("bench_fanout_100", 100)?);
     bag.add(fanout("bench_fanout_1000", 1000)?);
     bag.add(chain("bench_chain_100", 100)?);
+    bag.add(fanout("bench_fanout_10000", 10_000)?);
+    bag.add(mapped("bench_mapped_10000", 10_000)?);
 
     // A cluster of its own under the home, so benchmark runs never mix with real ones.
     let bench_home = home.join("bench");
@@ -108,11 +137,11 @@ pub async fn run(
         .with_context(|| format!("creating {}", bench_home.display()))?;
     let db = Database::open_isolated(&bench_home, &bag).await?;
     let store = db.store.clone();
-    let mut config = engine;
+    let mut config = engine.clone();
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();
-    let engine = tokio::spawn(orchestrator::engine::run(
+    let engine_task = tokio::spawn(orchestrator::engine::run(
         store.clone(),
         bag.clone(),
         config,
@@ -168,6 +197,13 @@ pub async fn run(
     }
 
     let idle = measure_idle(idle_secs).await?;
+    token.cancel();
+    engine_task.await??;
+    let catchup = if catchup_dags > 0 {
+        Some(crate::catchup::run(&db, &engine, catchup_dags).await?)
+    } else {
+        None
+    };
     if !as_json {
         outln!(
             "idle scheduler over {}s: cpu {:.2}% (target < 2%), rss {:.1} MB (target < 60 MB)",
@@ -175,16 +211,19 @@ pub async fn run(
             idle.cpu_percent,
             idle.rss_mb
         );
+        if let Some(c) = &catchup {
+            c.print()?;
+        }
         outln!("dispatch = a task's start minus its last upstream's end; in fan-outs it includes waiting for a free slot (BETFLOW_PARALLELISM)");
         outln!("reference: Apache Airflow 3.3.2 (LocalExecutor, Postgres, 2 cores): ~24 s for the 20-chain, ~16 s for 1 → 100 → 1");
     } else {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({"shapes": results, "idle": idle}))?
+            serde_json::to_string_pretty(
+                &json!({"shapes": results, "idle": idle, "catchup": catchup})
+            )?
         );
     }
-    token.cancel();
-    engine.await??;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -221,10 +260,16 @@ struct TaskTimes {
     end_date: Option<DateTime<Utc>>,
 }
 
-/// A task instance's (start, end).
-type Span = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// A task's instances (one, or a mapped task's many): their starts, and
+/// the end of the last of them.
+#[derive(Default)]
+struct Instances {
+    starts: Vec<DateTime<Utc>>,
+    last_end: Option<DateTime<Utc>>,
+}
 
-/// For every task with upstreams: its start minus its last upstream's end, in ms.
+/// For every task instance with upstreams: its start minus its last
+/// upstream's end (a mapped upstream's last instance), in ms.
 pub(crate) async fn dispatch_latencies(
     pool: &sqlx::PgPool,
     dag: &Dag,
@@ -237,22 +282,28 @@ pub(crate) async fn dispatch_latencies(
     .bind(run_id)
     .fetch_all(pool)
     .await?;
-    let times: std::collections::HashMap<String, Span> = rows
-        .into_iter()
-        .map(|r| (r.task_id, (r.start_date, r.end_date)))
-        .collect();
+    let mut tasks: std::collections::HashMap<String, Instances> = Default::default();
+    for r in rows {
+        let t = tasks.entry(r.task_id).or_default();
+        t.starts.extend(r.start_date);
+        t.last_end = t.last_end.max(r.end_date);
+    }
     let mut out = Vec::new();
     for t in dag.tasks() {
-        let Some((Some(start), _)) = times.get(&t.id) else {
+        let Some(me) = tasks.get(&t.id) else {
             continue;
         };
         let last_up = t
             .upstream
             .iter()
-            .filter_map(|u| times.get(u).and_then(|(_, e)| *e))
+            .filter_map(|u| tasks.get(u).and_then(|i| i.last_end))
             .max();
         if let Some(up_end) = last_up {
-            out.push((*start - up_end).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            out.extend(
+                me.starts
+                    .iter()
+                    .map(|s| (*s - up_end).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+            );
         }
     }
     Ok(out)

@@ -562,7 +562,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                 dag.id, task.id
             ),
             Decision::Run => {
-                let upstream = task
+                let upstream: HashMap<String, Value> = task
                     .upstream
                     .iter()
                     .filter_map(|u| run.outputs.get(u).map(|v| (u.clone(), v.clone())))

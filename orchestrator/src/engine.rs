@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::alert::{self, Notifiers};
 use crate::dag::DagBag;
 use crate::executor::{self, Finished, WorkerIdentity};
+use crate::record::Recorder;
 use crate::scheduler;
 use crate::store::write::WAKEUP_CHANNEL;
 use crate::store::{Store, StoreError};
@@ -38,6 +39,26 @@ pub struct EngineConfig {
     pub notifiers: Notifiers,
     /// First wait before an alert that could not be delivered is retried; it doubles.
     pub alert_backoff: Duration,
+    /// Where each scheduler pass's duration is kept, when someone measures
+    /// them (`betflow bench scheduler`); `/metrics` has the latest anyway.
+    pub pass_times: Option<PassTimes>,
+}
+
+/// The durations of the scheduler passes since this was made.
+#[derive(Debug, Clone, Default)]
+pub struct PassTimes(Arc<std::sync::Mutex<Vec<Duration>>>);
+
+impl PassTimes {
+    fn push(&self, pass: Duration) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(pass);
+        }
+    }
+
+    /// The passes so far, in order.
+    pub fn take(&self) -> Vec<Duration> {
+        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
 }
 
 impl Default for EngineConfig {
@@ -53,6 +74,7 @@ impl Default for EngineConfig {
             run_streams: true,
             notifiers: Notifiers::default(),
             alert_backoff: Duration::from_secs(5),
+            pass_times: None,
         }
     }
 }
@@ -359,24 +381,33 @@ async fn scheduler_loop(
         let create =
             config.create_scheduled_runs && last_runs_check.elapsed() >= Duration::from_secs(1);
         let pass_started = std::time::Instant::now();
+        // Set when a step left work for the next pass: run it at once.
+        let mut again = false;
         let res: Result<(), StoreError> = async {
             if create {
                 last_runs_check = tokio::time::Instant::now();
-                scheduler::create_due_runs(&store, &bag, chrono::Utc::now()).await?;
+                let created = scheduler::create_due_runs(&store, &bag, chrono::Utc::now()).await?;
+                if created.more {
+                    // Not once a second: until the backlog is created.
+                    last_runs_check -= Duration::from_secs(1);
+                    again = true;
+                }
                 crate::asset::create_triggered_runs(&store, &bag).await?;
             }
             if last_backfill_check.elapsed() >= Duration::from_secs(1) {
                 last_backfill_check = tokio::time::Instant::now();
                 crate::backfill::complete_finished(&store).await?;
             }
-            scheduler::start_queued_runs(&store, &bag).await?;
-            let (queued, finished) = scheduler::advance_runs(&store, &bag).await?;
-            if finished > 0 {
+            again |= scheduler::start_queued_runs(&store, &bag).await?.more;
+            let advanced = scheduler::advance_runs(&store, &bag).await?;
+            again |= advanced.more;
+            if advanced.finished > 0 {
                 // A backfill whose last run just ended is complete now, not
-                // at the next periodic check.
+                // at the next periodic check; a DAG's next run may start.
                 crate::backfill::complete_finished(&store).await?;
+                again = true;
             }
-            if queued > 0 {
+            if advanced.queued > 0 {
                 wake.executor.notify_one();
             }
             if last_zombie_check.elapsed() >= config.heartbeat_interval {
@@ -388,12 +419,15 @@ async fn scheduler_loop(
             Ok(())
         }
         .await;
-        loop_micros.store(
-            pass_started.elapsed().as_micros().max(1) as u64,
-            Ordering::Relaxed,
-        );
+        let took = pass_started.elapsed();
+        loop_micros.store(took.as_micros().max(1) as u64, Ordering::Relaxed);
+        if let Some(times) = &config.pass_times {
+            times.push(took);
+        }
         if let Err(e) = res {
             tracing::warn!("scheduler pass failed: {e}");
+        } else if again {
+            wake.scheduler.notify_one();
         }
         tokio::select! {
             _ = wake.scheduler.notified() => {}
@@ -412,6 +446,7 @@ async fn executor_loop(
     shutdown: CancellationToken,
 ) {
     let abort = CancellationToken::new();
+    let (recorder, recording) = Recorder::spawn(store.clone(), me.clone(), abort.clone());
     let mut running: JoinSet<Result<Finished, StoreError>> = JoinSet::new();
     loop {
         if shutdown.is_cancelled() {
@@ -423,13 +458,23 @@ async fn executor_loop(
             match executor::claim(store, &bag, me, free).await {
                 Ok(claimed) => {
                     claimed_all = !claimed.is_empty() && claimed.len() == free;
-                    for c in claimed {
+                    // Read here, the tries read their own inputs.
+                    let inputs: Vec<Option<executor::Inputs>> = match executor::load_inputs(store, &bag, &claimed).await {
+                        Ok(inputs) => inputs.into_iter().map(Some).collect(),
+                        Err(e) => {
+                            tracing::warn!("reading the claimed tries' inputs failed: {e}");
+                            vec![None; claimed.len()]
+                        }
+                    };
+                    for (c, inputs) in claimed.into_iter().zip(inputs) {
                         let Some(dag) = bag.get(&c.dag_id).cloned() else {
                             continue;
                         };
                         let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
+                        let recorder = recorder.clone();
                         running.spawn(async move {
-                            executor::run_claimed(&store, dag, &me, c, abort).await
+                            executor::run_claimed(&store, dag, &me, c, inputs, &recorder, abort)
+                                .await
                         });
                     }
                 }
@@ -477,12 +522,19 @@ async fn executor_loop(
             running.abort_all();
         }
     }
+    // The recorder ends with its last handle, once the batch it writes is in.
+    drop(recorder);
+    let _ = tokio::time::timeout(RECORDER_STOP_WAIT, recording).await;
     match executor::requeue_own(store, me).await {
         Ok(0) => {}
         Ok(n) => tracing::info!("returned {n} unfinished tries to the queue"),
         Err(e) => tracing::warn!("could not requeue unfinished tries: {e}"),
     }
 }
+
+/// How long a stop waits for the recorder's last batch: recording retries
+/// an unreachable database until told to abort, which a stop past its grace has.
+const RECORDER_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// The shutdown grace as (time for running tries to finish, then time for
 /// the ones told to stop to return): a quarter of it, at most 5 s, for the

@@ -11,11 +11,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::alert::{self, AlertEvent};
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
+use crate::record::{Outcome, Recorder};
 use crate::schedule::DataInterval;
-use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
-use crate::store::write::notify_wakeup;
 use crate::store::{Store, StoreError};
 use crate::task::{LogLine, TaskContext, TaskError, TaskLogger};
 
@@ -63,7 +61,7 @@ pub async fn claim(
         .await?;
     let candidates: Vec<(String, String, String, i32, String, i32)> = sqlx::query_as(
         "SELECT dag_id, run_id, task_id, map_index, pool, pool_slots FROM task_instances
-         WHERE state = 'queued' ORDER BY priority_weight DESC, queued_at, task_id
+         WHERE state = 'queued' ORDER BY priority_weight DESC, queued_at, task_id, map_index
          LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind((limit * 4) as i64)
@@ -155,15 +153,6 @@ fn unzip4(
     out
 }
 
-/// How a try ended.
-#[derive(Debug, Clone)]
-enum Outcome {
-    Success(Value),
-    Skipped(String),
-    Failed { error: String, retryable: bool },
-    Reschedule { at: DateTime<Utc> },
-}
-
 /// What the caller should wake after a try is recorded.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Finished {
@@ -173,13 +162,17 @@ pub struct Finished {
     pub needs_scheduler: bool,
 }
 
-/// Run one claimed try to its end and record it. `abort` is fired when the
-/// process shuts down hard; the try is then left for the shutdown path to requeue.
+/// Run one claimed try to its end and have `recorder` record it. `inputs`
+/// are its upstream outputs when [`load_inputs`] read them with its claim
+/// (else they are read here). `abort` is fired when the process shuts down
+/// hard; the try is then left for the shutdown path to requeue.
 pub async fn run_claimed(
     store: &Store,
     dag: Arc<Dag>,
     me: &WorkerIdentity,
     claimed: Claimed,
+    inputs: Option<Inputs>,
+    recorder: &Recorder,
     abort: CancellationToken,
 ) -> Result<Finished, StoreError> {
     let Some(task) = dag.task(&claimed.task_id) else {
@@ -204,7 +197,10 @@ pub async fn run_claimed(
         claimed.run_id,
         me.worker_id
     ));
-    let upstream = load_upstream_outputs(store, &dag, &claimed, task).await?;
+    let upstream = match inputs {
+        Some(inputs) => inputs,
+        None => Arc::new(load_upstream_outputs(store, &dag, &claimed, task).await?),
+    };
     let cancel = abort.child_token();
     let ctx = TaskContext::new(
         claimed.dag_id.clone(),
@@ -243,79 +239,7 @@ pub async fn run_claimed(
     }
     let _ = stop_tx.send(());
     let rest = writer.await.unwrap_or_default();
-    record_outcome_retrying(store, &dag, task, me, &claimed, outcome, rest, &abort).await
-}
-
-/// How long an outcome is retried through a database outage: a supervised
-/// embedded Postgres restarts within seconds; a failover takes longer.
-const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
-
-/// This worker recorded try `c` already (a sensor's reschedule writes no
-/// try row: its lost commit is taken as not recorded, and at worst its
-/// last log lines are stored twice).
-async fn try_recorded(store: &Store, c: &Claimed, me: &WorkerIdentity) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM task_tries WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
-                        AND map_index = $4 AND try_number = $5 AND worker_id = $6)",
-    )
-    .bind(&c.dag_id)
-    .bind(&c.run_id)
-    .bind(&c.task_id)
-    .bind(c.map_index)
-    .bind(c.try_number)
-    .bind(&me.worker_id)
-    .fetch_one(store.pool())
-    .await?)
-}
-
-/// [`record_outcome`], retried with backoff while the database cannot be
-/// reached, so a finished try is not lost to a restart of Postgres (and
-/// then run again by the zombie reaper). Recording is idempotent: it is
-/// guarded by worker and try, and a retry after a commit whose answer was
-/// lost finds the try recorded and stops.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "record_outcome's, plus the abort token"
-)]
-async fn record_outcome_retrying(
-    store: &Store,
-    dag: &Dag,
-    task: &TaskNode,
-    me: &WorkerIdentity,
-    c: &Claimed,
-    outcome: Outcome,
-    log_tail: Vec<LogLine>,
-    abort: &CancellationToken,
-) -> Result<Finished, StoreError> {
-    let deadline = Instant::now() + RECORD_RETRY_FOR;
-    let mut delay = Duration::from_millis(200);
-    let mut attempt: u32 = 1;
-    loop {
-        let result = record_outcome(
-            store,
-            dag,
-            task,
-            me,
-            c,
-            outcome.clone(),
-            log_tail.clone(),
-            attempt > 1,
-        )
-        .await;
-        match result {
-            Err(e) if e.is_connection() && Instant::now() < deadline && !abort.is_cancelled() => {
-                tracing::warn!(dag_id = %c.dag_id, task_id = %c.task_id, try_number = c.try_number,
-                    attempt, "recording the try's outcome failed, retrying in {delay:?}: {e}");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = abort.cancelled() => return Err(e),
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
+    recorder.record(dag, claimed, outcome, rest).await
 }
 
 async fn execute(
@@ -438,6 +362,97 @@ async fn load_upstream_outputs(
         .collect())
 }
 
+/// A try's upstream outputs, by upstream task id; shared by the instances
+/// of a mapped task claimed together.
+pub type Inputs = Arc<HashMap<String, Value>>;
+
+/// The upstream outputs of every claimed try, read in one query: a claim
+/// of many instances of a fan-out reads the output they share once, not
+/// once per try.
+pub async fn load_inputs(
+    store: &Store,
+    bag: &DagBag,
+    claimed: &[Claimed],
+) -> Result<Vec<Inputs>, StoreError> {
+    type TaskKey<'a> = (&'a str, &'a str, &'a str);
+    let mut wanted: Vec<TaskKey> = Vec::new();
+    for c in claimed {
+        if let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) {
+            wanted.extend(
+                task.upstream
+                    .iter()
+                    .map(|u| (c.dag_id.as_str(), c.run_id.as_str(), u.as_str())),
+            );
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut rows_of: HashMap<TaskKey, Vec<(i32, Value)>> = HashMap::new();
+    let rows: Vec<(String, String, String, i32, Value)> = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT x.dag_id, x.run_id, x.task_id, x.map_index, x.value
+             FROM xcom x
+             JOIN unnest($1::text[], $2::text[], $3::text[]) AS w(dag_id, run_id, task_id)
+               ON x.dag_id = w.dag_id AND x.run_id = w.run_id AND x.task_id = w.task_id
+             WHERE x.key = 'return_value'
+             ORDER BY x.dag_id, x.run_id, x.task_id, x.map_index",
+        )
+        .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
+        .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
+        .bind(wanted.iter().map(|w| w.2).collect::<Vec<_>>())
+        .fetch_all(store.pool())
+        .await?
+    };
+    for (dag_id, run_id, task_id, map_index, value) in &rows {
+        let k = wanted
+            .binary_search(&(dag_id.as_str(), run_id.as_str(), task_id.as_str()))
+            .map(|i| wanted[i]);
+        if let Ok(k) = k {
+            rows_of.entry(k).or_default().push((*map_index, value.clone()));
+        }
+    }
+    // A mapped upstream's outputs reach its readers as one list.
+    let mut outputs: HashMap<TaskKey, Value> = HashMap::new();
+    for k in &wanted {
+        let mapped = bag
+            .get(k.0)
+            .and_then(|d| d.task(k.2))
+            .is_some_and(|t| t.map.is_some());
+        let rows = rows_of.remove(k).unwrap_or_default();
+        if let Some(v) = crate::mapping::collect_outputs(mapped, rows) {
+            outputs.insert(*k, v);
+        }
+    }
+    let mut shared: HashMap<TaskKey, Inputs> = HashMap::new();
+    Ok(claimed
+        .iter()
+        .map(|c| {
+            let me = (c.dag_id.as_str(), c.run_id.as_str(), c.task_id.as_str());
+            shared
+                .entry(me)
+                .or_insert_with(|| {
+                    let upstream = bag
+                        .get(&c.dag_id)
+                        .and_then(|d| d.task(&c.task_id))
+                        .map(|t| t.upstream.as_slice())
+                        .unwrap_or_default();
+                    Arc::new(
+                        upstream
+                            .iter()
+                            .filter_map(|u| {
+                                let v = outputs.get(&(me.0, me.1, u.as_str()))?;
+                                Some((u.clone(), v.clone()))
+                            })
+                            .collect(),
+                    )
+                })
+                .clone()
+        })
+        .collect())
+}
+
 /// Flush log lines every half second, so running tasks can be followed.
 /// On stop, returns the lines not yet written: they are stored in the same
 /// transaction as the try's outcome, saving a commit per task.
@@ -466,7 +481,7 @@ async fn write_logs(
     buf
 }
 
-async fn flush_logs(store: &Store, c: &Claimed, buf: &mut Vec<LogLine>) {
+pub(crate) async fn flush_logs(store: &Store, c: &Claimed, buf: &mut Vec<LogLine>) {
     if buf.is_empty() {
         return;
     }
@@ -505,280 +520,6 @@ async fn insert_logs<'e, E: sqlx::PgExecutor<'e>>(
     .execute(db)
     .await?;
     Ok(())
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one try's identity, outcome and log"
-)]
-async fn record_outcome(
-    store: &Store,
-    dag: &Dag,
-    task: &TaskNode,
-    me: &WorkerIdentity,
-    c: &Claimed,
-    outcome: Outcome,
-    log_tail: Vec<LogLine>,
-    retrying: bool,
-) -> Result<Finished, StoreError> {
-    let (state, next_attempt, error, output, reschedule) = match outcome {
-        Outcome::Success(v) => (TaskState::Success, None, None, Some(v), false),
-        Outcome::Skipped(_) => (TaskState::Skipped, None, None, None, false),
-        Outcome::Reschedule { at } => (TaskState::UpForReschedule, Some(at), None, None, true),
-        Outcome::Failed { error, retryable } => {
-            if retryable && c.try_number <= c.max_tries {
-                let delay = task.retry.delay_after(c.try_number.max(1) as u32);
-                let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                (TaskState::UpForRetry, Some(at), Some(error), None, false)
-            } else {
-                (TaskState::Failed, None, Some(error), None, false)
-            }
-        }
-    };
-    let mut tx = store.pool().begin().await?;
-    // Guarded by worker and try: a zombie-reaped or requeued try must not overwrite newer state.
-    let owned: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-        "UPDATE task_instances SET state = $7, next_attempt_at = $8, end_date = now(),
-                duration = EXTRACT(EPOCH FROM now() - start_date),
-                first_attempt_at = CASE WHEN $9 THEN COALESCE(first_attempt_at, start_date) ELSE first_attempt_at END,
-                try_number = CASE WHEN $9 THEN try_number - 1 ELSE try_number END
-         WHERE dag_id = $1 AND run_id = $2 AND task_id = $3 AND map_index = $4
-           AND state = 'running' AND worker_id = $5 AND try_number = $6
-         RETURNING start_date",
-    )
-    .bind(&c.dag_id)
-    .bind(&c.run_id)
-    .bind(&c.task_id)
-    .bind(c.map_index)
-    .bind(&me.worker_id)
-    .bind(c.try_number)
-    .bind(state.as_str())
-    .bind(next_attempt)
-    .bind(reschedule)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(start_date) = owned else {
-        drop(tx);
-        if retrying && try_recorded(store, c, me).await? {
-            // An earlier attempt committed; only its answer was lost.
-            return Ok(Finished {
-                queued: false,
-                needs_scheduler: true,
-            });
-        }
-        let mut lines = log_tail;
-        flush_logs(store, c, &mut lines).await;
-        tracing::warn!(dag_id = %c.dag_id, task_id = %c.task_id, try_number = c.try_number,
-            "try no longer owned by this worker (reaped as zombie or cleared); outcome discarded");
-        return Ok(Finished::default());
-    };
-    insert_logs(&mut *tx, c, &log_tail).await?;
-    if !reschedule {
-        let try_state = if state == TaskState::UpForRetry {
-            "failed"
-        } else {
-            state.as_str()
-        };
-        sqlx::query(
-            "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, hostname, worker_id,
-                                     start_date, end_date, duration, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), EXTRACT(EPOCH FROM now() - $9), $10)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&c.dag_id)
-        .bind(&c.run_id)
-        .bind(&c.task_id)
-        .bind(c.map_index)
-        .bind(c.try_number)
-        .bind(try_state)
-        .bind(&me.hostname)
-        .bind(&me.worker_id)
-        .bind(start_date)
-        .bind(&error)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if let Some(value) = output.filter(|v| !v.is_null()) {
-        sqlx::query(
-            "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value) VALUES ($1, $2, $3, $4, 'return_value', $5)
-             ON CONFLICT (dag_id, run_id, task_id, map_index, key) DO UPDATE SET value = EXCLUDED.value, created_at = now()",
-        )
-        .bind(&c.dag_id)
-        .bind(&c.run_id)
-        .bind(&c.task_id)
-        .bind(c.map_index)
-        .bind(&value)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if state == TaskState::Success {
-        crate::asset::record_outlet_events(
-            &mut tx,
-            dag,
-            task,
-            &c.run_id,
-            c.map_index,
-            c.try_number,
-            DataInterval {
-                start: c.data_interval_start,
-                end: c.data_interval_end,
-            },
-        )
-        .await?;
-    }
-    if let Some(alerts) = &task.alerts {
-        let event = match state {
-            TaskState::Failed => Some(AlertEvent::Failure),
-            TaskState::UpForRetry => Some(AlertEvent::Retry),
-            TaskState::Success => Some(AlertEvent::Success),
-            _ => None,
-        };
-        if let Some(event) = event {
-            let what = match event {
-                AlertEvent::Failure => "failed",
-                AlertEvent::Retry => "failed and will be retried",
-                _ => "succeeded",
-            };
-            let mut message = format!(
-                "Task {}.{} {what} (run {}, try {} of {})",
-                c.dag_id,
-                c.task_id,
-                c.run_id,
-                c.try_number,
-                c.max_tries + 1
-            );
-            if let Some(e) = &error {
-                message.push_str(": ");
-                message.push_str(e);
-            }
-            let detail = serde_json::json!({
-                "error": error,
-                "next_attempt_at": next_attempt,
-                "hostname": me.hostname,
-            });
-            alert::enqueue(
-                &mut tx,
-                alerts,
-                event,
-                &c.dag_id,
-                &c.run_id,
-                Some(&c.task_id),
-                Some(c.try_number),
-                &message,
-                &detail,
-            )
-            .await?;
-        }
-    }
-    tx.commit().await?;
-
-    if !state.is_finished() {
-        // Retry or reschedule: the scheduler queues it again when due.
-        return Ok(Finished {
-            queued: false,
-            needs_scheduler: true,
-        });
-    }
-    queue_ready_downstream(store, dag, task, &c.run_id, state).await
-}
-
-/// After a task finishes, queue its downstream tasks that are now ready,
-/// without waiting for a scheduler pass: this keeps task-to-task latency in
-/// milliseconds. Anything other than "run now" is left to the scheduler.
-async fn queue_ready_downstream(
-    store: &Store,
-    dag: &Dag,
-    task: &TaskNode,
-    run_id: &str,
-    state: TaskState,
-) -> Result<Finished, StoreError> {
-    let mut finished = Finished {
-        queued: false,
-        needs_scheduler: task.downstream.is_empty() || state != TaskState::Success,
-    };
-    let downstream: Vec<&TaskNode> = task.downstream.iter().filter_map(|d| dag.task(d)).collect();
-    let mut ready: Vec<&str> = Vec::new();
-    for d in &downstream {
-        if waits_for_all(d.trigger_rule)
-            && d.upstream.len() > 1
-            && any_upstream_pending(store, dag, run_id, d).await?
-        {
-            continue;
-        }
-        let counts: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT state, count(*) FROM task_instances
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) GROUP BY state",
-        )
-        .bind(&dag.id)
-        .bind(run_id)
-        .bind(&d.upstream)
-        .fetch_all(store.pool())
-        .await?;
-        let summary = UpstreamSummary::from_states(counts.iter().flat_map(|(s, n)| {
-            std::iter::repeat_n(s.parse().unwrap_or(TaskState::None), *n as usize)
-        }));
-        match evaluate(d.trigger_rule, summary) {
-            // Expanding a mapped task is the scheduler's (crate::mapping).
-            Decision::Run if d.map.is_some() => finished.needs_scheduler = true,
-            Decision::Run => ready.push(&d.id),
-            Decision::Wait => {}
-            Decision::Skip | Decision::UpstreamFailed => finished.needs_scheduler = true,
-        }
-    }
-    if !ready.is_empty() {
-        let mut tx = store.pool().begin().await?;
-        let res = sqlx::query(
-            "UPDATE task_instances SET state = 'queued', queued_at = now()
-             WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND state = 'none'",
-        )
-        .bind(&dag.id)
-        .bind(run_id)
-        .bind(&ready)
-        .execute(&mut *tx)
-        .await?;
-        if res.rows_affected() > 0 {
-            notify_wakeup(&mut *tx).await?;
-            finished.queued = true;
-        }
-        tx.commit().await?;
-    }
-    Ok(finished)
-}
-
-/// Rules that cannot fire while any upstream is unfinished.
-fn waits_for_all(rule: TriggerRule) -> bool {
-    matches!(
-        rule,
-        TriggerRule::AllSuccess
-            | TriggerRule::AllFailed
-            | TriggerRule::AllDone
-            | TriggerRule::NoneFailed
-            | TriggerRule::NoneSkipped
-    )
-}
-
-/// Cheap early answer for fan-ins: is one of `d`'s upstreams certainly still
-/// unfinished? Looks at a few unfinished instances of the run (a partial
-/// index keeps this small) instead of all of `d`'s upstreams, so the n
-/// upstreams of a fan-in cost O(1) each instead of O(n). `false` means "not
-/// sure": the caller then counts properly.
-async fn any_upstream_pending(
-    store: &Store,
-    dag: &Dag,
-    run_id: &str,
-    d: &TaskNode,
-) -> Result<bool, StoreError> {
-    let pending: Vec<String> = sqlx::query_scalar(
-        "SELECT task_id FROM task_instances
-         WHERE dag_id = $1 AND run_id = $2
-           AND state IN ('none', 'scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule')
-         LIMIT 16",
-    )
-    .bind(&dag.id)
-    .bind(run_id)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(pending.iter().any(|p| d.upstream.iter().any(|u| u == p)))
 }
 
 /// Put this worker's running tries back in the queue (hard shutdown), as if

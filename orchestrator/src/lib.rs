@@ -11,6 +11,7 @@ pub mod dag;
 pub mod engine;
 pub mod executor;
 pub mod mapping;
+pub mod record;
 pub mod output;
 pub mod schedule;
 pub mod scheduler;

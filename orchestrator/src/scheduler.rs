@@ -15,6 +15,7 @@ use crate::alert::{self, AlertEvent};
 use crate::backfill;
 use crate::dag::{Dag, DagBag};
 use crate::mapping::{self, Expansion};
+use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
 use crate::store::{Store, StoreError};
@@ -29,23 +30,38 @@ pub struct PassReport {
     pub zombies: usize,
 }
 
-/// Create runs whose data interval has ended, for every unpaused DAG.
+/// The most runs one pass creates, and starts: a catch-up of many DAGs is
+/// spread over passes, keeping each pass short.
+pub const RUNS_CREATED_PER_PASS: usize = 1_000;
+pub const RUNS_STARTED_PER_PASS: usize = 1_000;
+
+/// What a pass's creating or starting did, and whether it left work for the next.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Step {
+    pub runs: usize,
+    /// More was due than one pass does: run the next pass at once.
+    pub more: bool,
+}
+
+/// Create runs whose data interval has ended, for every unpaused DAG,
+/// within each DAG's `max_active_runs`. DAGs take turns, earliest due run
+/// first, so no DAG waits for another's whole backlog.
 pub async fn create_due_runs(
     store: &Store,
     bag: &DagBag,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
+) -> Result<Step, StoreError> {
     let rows: Vec<(String, bool, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
         "SELECT d.dag_id, d.is_paused,
                 max(r.data_interval_end) FILTER (WHERE r.run_type = 'scheduled'),
                 count(r.id) FILTER (WHERE r.state IN ('queued', 'running') AND r.backfill_id IS NULL)
          FROM dags d LEFT JOIN dag_runs r ON r.dag_id = d.dag_id
          WHERE d.schedule IS NOT NULL AND NOT d.is_stale
-         GROUP BY d.dag_id, d.is_paused",
+         GROUP BY d.dag_id, d.is_paused ORDER BY d.dag_id",
     )
     .fetch_all(store.pool())
     .await?;
-    let mut created = 0;
+    let mut due: Vec<(&Dag, Vec<DataInterval>)> = Vec::new();
     for (dag_id, paused, last_end, active) in rows {
         let Some(dag) = bag.get(&dag_id) else {
             continue;
@@ -54,81 +70,178 @@ pub async fn create_due_runs(
         if paused || room == 0 {
             continue;
         }
-        for interval in dag.schedule.due_intervals(&dag.bounds, last_end, now, room) {
-            if store
-                .create_run(
-                    dag,
-                    RunType::Scheduled,
-                    interval,
-                    &Value::Object(Default::default()),
-                )
-                .await?
-                .is_some()
-            {
-                created += 1;
-            }
+        let intervals = dag.schedule.due_intervals(&dag.bounds, last_end, now, room);
+        if !intervals.is_empty() {
+            due.push((dag, intervals));
         }
     }
-    Ok(created)
+    let wants: Vec<usize> = due.iter().map(|(_, i)| i.len()).collect();
+    let shares = take_turns(&wants, RUNS_CREATED_PER_PASS);
+    let more = shares.iter().sum::<usize>() < wants.iter().sum::<usize>();
+    let picked: Vec<(&Dag, DataInterval)> = due
+        .iter()
+        .zip(&shares)
+        .flat_map(|((dag, intervals), n)| intervals[..*n].iter().map(|i| (*dag, *i)))
+        .collect();
+    let runs = store.create_runs(RunType::Scheduled, &picked).await?;
+    Ok(Step { runs, more })
+}
+
+/// Shares `budget` among queues wanting `wants[i]` items, one item to each
+/// in turn, so no queue waits for another's whole backlog.
+fn take_turns(wants: &[usize], budget: usize) -> Vec<usize> {
+    let mut share = vec![0; wants.len()];
+    let mut left = budget;
+    loop {
+        let mut gave = false;
+        for (s, w) in share.iter_mut().zip(wants) {
+            if left == 0 {
+                return share;
+            }
+            if *s < *w {
+                *s += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            return share;
+        }
+    }
 }
 
 /// Move queued runs to running, oldest logical date first, within each DAG's
-/// `max_active_runs`, and create their task instances. Runs of a backfill
-/// record start under the backfill's own limits ([`backfill::start_runs`]).
-pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<usize, StoreError> {
-    let mut started = start_backfill_runs(store, bag).await?;
+/// `max_active_runs`, and create their task instances, for all DAGs in one
+/// transaction. Runs of a backfill record start under the backfill's own
+/// limits ([`backfill::start_runs`]).
+pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, StoreError> {
+    let backfill = start_backfill_runs(store, bag).await?;
     // Paused DAGs start only backfill runs: a backfill is an explicit request.
-    let dag_ids: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT DISTINCT r.dag_id, d.is_paused FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
-         WHERE r.state = 'queued' AND r.backfill_id IS NULL
-           AND (NOT d.is_paused OR r.run_type = 'backfill')",
+    let waiting: Vec<(String, bool, i64, i64)> = sqlx::query_as(
+        "SELECT r.dag_id, d.is_paused,
+                count(*) FILTER (WHERE r.state = 'queued' AND (NOT d.is_paused OR r.run_type = 'backfill')),
+                count(*) FILTER (WHERE r.state = 'running')
+         FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
+         WHERE r.state IN ('queued', 'running') AND r.backfill_id IS NULL
+         GROUP BY r.dag_id, d.is_paused ORDER BY r.dag_id",
     )
     .fetch_all(store.pool())
     .await?;
-    for (dag_id, paused) in dag_ids {
-        let Some(dag) = bag.get(&dag_id) else {
-            continue;
-        };
-        let mut tx = store.pool().begin().await?;
-        // Serialize run starts per DAG across processes; skip if another process is at it.
-        let locked: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM dags WHERE dag_id = $1 FOR NO KEY UPDATE SKIP LOCKED",
-        )
-        .bind(&dag_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if locked.is_none() {
-            continue;
-        }
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dag_runs WHERE dag_id = $1 AND state = 'running' AND backfill_id IS NULL",
-        )
-        .bind(&dag_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let room = dag.max_active_runs as i64 - running;
-        if room <= 0 {
-            continue;
-        }
-        let run_ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE dag_runs SET state = 'running', start_date = now()
-             WHERE id IN (SELECT id FROM dag_runs WHERE dag_id = $1 AND state = 'queued'
-                            AND backfill_id IS NULL AND (NOT $3 OR run_type = 'backfill')
-                          ORDER BY logical_date LIMIT $2)
-             RETURNING run_id",
-        )
-        .bind(&dag_id)
-        .bind(room)
-        .bind(paused)
-        .fetch_all(&mut *tx)
-        .await?;
-        for run_id in &run_ids {
-            insert_task_instances(&mut tx, dag, run_id, None).await?;
-        }
-        tx.commit().await?;
-        started += run_ids.len();
+    let startable: Vec<(&Dag, bool, usize)> = waiting
+        .iter()
+        .filter_map(|(dag_id, paused, queued, running)| {
+            let dag: &Dag = bag.get(dag_id)?;
+            let room = (dag.max_active_runs as i64 - running).min(*queued);
+            (room > 0).then_some((dag, *paused, room as usize))
+        })
+        .collect();
+    if startable.is_empty() {
+        return Ok(Step {
+            runs: backfill,
+            more: false,
+        });
     }
-    Ok(started)
+    let mut tx = store.pool().begin().await?;
+    // Serialize run starts per DAG across processes; skip the DAGs another
+    // process is starting runs of.
+    let ids: Vec<&str> = startable.iter().map(|(d, _, _)| d.id.as_str()).collect();
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT dag_id FROM dags WHERE dag_id = ANY($1) ORDER BY dag_id FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Counted again under the locks: another process may have started some.
+    let running: HashMap<String, i64> = sqlx::query_as(
+        "SELECT dag_id, count(*) FROM dag_runs
+         WHERE dag_id = ANY($1) AND state = 'running' AND backfill_id IS NULL GROUP BY dag_id",
+    )
+    .bind(&locked)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mine: Vec<(&Dag, bool, usize)> = startable
+        .into_iter()
+        .filter(|(d, _, _)| locked.contains(&d.id))
+        .map(|(d, paused, queued)| {
+            let busy = running.get(&d.id).copied().unwrap_or(0);
+            let room = (d.max_active_runs as i64 - busy).max(0) as usize;
+            (d, paused, room.min(queued))
+        })
+        .collect();
+    let wants: Vec<usize> = mine.iter().map(|m| m.2).collect();
+    let shares = take_turns(&wants, RUNS_STARTED_PER_PASS);
+    let more = shares.iter().sum::<usize>() < wants.iter().sum::<usize>();
+    let started: Vec<(String, String)> = sqlx::query_as(
+        "UPDATE dag_runs SET state = 'running', start_date = now(), last_scheduling_decision = NULL
+         WHERE id IN (
+             SELECT id FROM (
+                 SELECT r.id, c.share,
+                        row_number() OVER (PARTITION BY r.dag_id ORDER BY r.logical_date) AS n
+                 FROM dag_runs r
+                 JOIN unnest($1::text[], $2::bool[], $3::int[]) AS c(dag_id, paused, share)
+                   ON r.dag_id = c.dag_id
+                 WHERE r.state = 'queued' AND r.backfill_id IS NULL
+                   AND (NOT c.paused OR r.run_type = 'backfill')) q
+             WHERE q.n <= q.share)
+         RETURNING dag_id, run_id",
+    )
+    .bind(mine.iter().map(|m| m.0.id.as_str()).collect::<Vec<_>>())
+    .bind(mine.iter().map(|m| m.1).collect::<Vec<_>>())
+    .bind(shares.iter().map(|n| *n as i32).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let runs: Vec<(&Dag, &str)> = started
+        .iter()
+        .filter_map(|(dag_id, run_id)| Some((&**bag.get(dag_id)?, run_id.as_str())))
+        .collect();
+    insert_run_task_instances(&mut tx, &runs).await?;
+    tx.commit().await?;
+    Ok(Step {
+        runs: backfill + started.len(),
+        more,
+    })
+}
+
+/// Create the task instances of many runs in one statement, each in state
+/// `none` (a mapped task gets its placeholder, docs/mapping.md).
+async fn insert_run_task_instances(
+    tx: &mut Transaction<'_, Postgres>,
+    runs: &[(&Dag, &str)],
+) -> Result<(), StoreError> {
+    let instances = runs
+        .iter()
+        .flat_map(|(dag, run_id)| dag.tasks().iter().map(move |t| (*dag, *run_id, t)));
+    let (mut dags, mut run_ids, mut ids) = (vec![], vec![], vec![]);
+    let (mut tries, mut pools, mut slots, mut weights) = (vec![], vec![], vec![], vec![]);
+    for (dag, run_id, t) in instances {
+        dags.push(dag.id.as_str());
+        run_ids.push(run_id);
+        ids.push(t.id.as_str());
+        tries.push(t.retry.retries as i32);
+        pools.push(t.pool.as_str());
+        slots.push(t.pool_slots as i32);
+        weights.push(t.priority_weight);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO task_instances (dag_id, run_id, task_id, max_tries, pool, pool_slots, priority_weight)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::int[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&dags)
+    .bind(&run_ids)
+    .bind(&ids)
+    .bind(&tries)
+    .bind(&pools)
+    .bind(&slots)
+    .bind(&weights)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Starts what each open, unpaused backfill may start now.
@@ -191,60 +304,105 @@ pub(crate) async fn insert_task_instances(
     Ok(())
 }
 
-/// Evaluate every running run this process can lock. Returns (tasks queued, runs finished).
-pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<(usize, usize), StoreError> {
-    let runs: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, dag_id, run_id FROM dag_runs WHERE state = 'running' ORDER BY id",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    let (mut queued, mut finished) = (0, 0);
-    for (id, dag_id, run_id) in runs {
-        let Some(dag) = bag.get(&dag_id) else {
-            continue;
-        };
-        let mut tx = store.pool().begin().await?;
-        let locked: Option<i64> = sqlx::query_scalar(
-            // NO KEY UPDATE: it excludes other schedulers as FOR UPDATE does,
-            // but not the KEY SHARE lock an executor's insert of a try, a log
-            // line or an output takes on its run (the foreign keys), which
-            // deadlocked with this lock while the scheduler waited on a task
-            // instance that executor had just updated.
-            "SELECT id FROM dag_runs WHERE id = $1 AND state = 'running' FOR NO KEY UPDATE SKIP LOCKED",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if locked.is_none() {
-            continue;
-        }
-        let (q, done) = advance_run(&mut tx, dag, &run_id).await?;
-        if q > 0 {
-            notify_wakeup(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        queued += q;
-        finished += usize::from(done);
-    }
-    Ok((queued, finished))
+/// The most running runs one scheduler pass examines: a pass stays short
+/// however many runs are active. Runs take turns, least recently examined
+/// first; a run flagged for attention (just started, or with a try
+/// recorded that needs the scheduler) comes before all others.
+pub const RUNS_PER_PASS: i64 = 256;
+
+/// What [`advance_runs`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Advanced {
+    pub queued: usize,
+    pub finished: usize,
+    /// Flagged runs were left for the next pass: run it at once.
+    pub more: bool,
 }
 
-/// One run: queue ready tasks, propagate skips and upstream failures, put
-/// retries whose delay has passed back in the queue, and finish the run when
-/// every task instance is done. Returns (tasks queued, run finished).
+/// One task instance of a run, as a pass reads it.
+type InstanceRow = (String, i32, String, Option<DateTime<Utc>>);
+
+/// An [`InstanceRow`] led by its DAG and run.
+type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>>);
+
+/// Examine up to [`RUNS_PER_PASS`] running runs this process can lock, in
+/// one transaction: their task instances are read in one query, and only
+/// runs with something to change write.
+pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    // NO KEY UPDATE: it excludes other schedulers as FOR UPDATE does,
+    // but not the KEY SHARE lock an executor's insert of a try, a log
+    // line or an output takes on its run (the foreign keys), which
+    // deadlocked with this lock while the scheduler waited on a task
+    // instance that executor had just updated.
+    let runs: Vec<(i64, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT id, dag_id, run_id, last_scheduling_decision FROM dag_runs WHERE state = 'running'
+         ORDER BY last_scheduling_decision NULLS FIRST, id LIMIT $1
+         FOR NO KEY UPDATE SKIP LOCKED",
+    )
+    .bind(RUNS_PER_PASS)
+    .fetch_all(&mut *tx)
+    .await?;
+    if runs.is_empty() {
+        return Ok(Advanced::default());
+    }
+    let ours: Vec<&(i64, String, String, Option<DateTime<Utc>>)> =
+        runs.iter().filter(|r| bag.get(&r.1).is_some()).collect();
+    let rows: Vec<RunInstanceRow> = sqlx::query_as(
+        "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.next_attempt_at
+         FROM task_instances ti
+         JOIN unnest($1::text[], $2::text[]) AS r(dag_id, run_id)
+           ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id
+         ORDER BY ti.dag_id, ti.run_id, ti.task_id, ti.map_index",
+    )
+    .bind(ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+    .bind(ours.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_run: HashMap<(String, String), Vec<InstanceRow>> = HashMap::new();
+    for (dag_id, run_id, task_id, map_index, state, next_attempt) in rows {
+        by_run
+            .entry((dag_id, run_id))
+            .or_default()
+            .push((task_id, map_index, state, next_attempt));
+    }
+    let mut done = Advanced::default();
+    for (_, dag_id, run_id, _) in &ours {
+        let Some(dag) = bag.get(dag_id) else {
+            continue;
+        };
+        let instances = by_run
+            .remove(&(dag_id.clone(), run_id.clone()))
+            .unwrap_or_default();
+        let (q, finished) = advance_run(&mut tx, dag, run_id, instances).await?;
+        done.queued += q;
+        done.finished += usize::from(finished);
+    }
+    // Runs of DAGs this binary lacks take their turn too, or they would
+    // stay first in line.
+    let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
+    sqlx::query("UPDATE dag_runs SET last_scheduling_decision = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    if done.queued > 0 {
+        notify_wakeup(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    done.more = runs.len() as i64 == RUNS_PER_PASS && runs.last().is_some_and(|r| r.3.is_none());
+    Ok(done)
+}
+
+/// One run, given its task instances (`rows`, ordered by task and index):
+/// queue ready tasks, propagate skips and upstream failures, put retries
+/// whose delay has passed back in the queue, and finish the run when every
+/// task instance is done. Returns (tasks queued, run finished).
 async fn advance_run(
     tx: &mut Transaction<'_, Postgres>,
     dag: &Dag,
     run_id: &str,
+    rows: Vec<InstanceRow>,
 ) -> Result<(usize, bool), StoreError> {
-    let rows: Vec<(String, i32, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT task_id, map_index, state, next_attempt_at FROM task_instances
-         WHERE dag_id = $1 AND run_id = $2 ORDER BY task_id, map_index",
-    )
-    .bind(&dag.id)
-    .bind(run_id)
-    .fetch_all(&mut **tx)
-    .await?;
     let now = Utc::now();
     // Each task's instances: its one instance (map_index -1), or a mapped
     // task's expanded ones (docs/mapping.md).
@@ -552,6 +710,14 @@ pub async fn reap_zombies(
         .bind(map_index)
         .execute(&mut *tx)
         .await?;
+        // Its run is first in line for the next pass (RUNS_PER_PASS).
+        sqlx::query(
+            "UPDATE dag_runs SET last_scheduling_decision = NULL WHERE dag_id = $1 AND run_id = $2",
+        )
+        .bind(dag_id)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
     }
     if !zombies.is_empty() {
         sqlx::query(
@@ -565,4 +731,21 @@ pub async fn reap_zombies(
     }
     tx.commit().await?;
     Ok(zombies.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_turns;
+
+    #[test]
+    fn queues_take_turns_within_the_budget() {
+        // Every queue gets one before any gets a second.
+        assert_eq!(take_turns(&[16, 16, 16], 4), vec![2, 1, 1]);
+        // A short queue gives its turns to the others.
+        assert_eq!(take_turns(&[1, 5, 0, 3], 8), vec![1, 4, 0, 3]);
+        // A budget larger than the wants gives each all it wants.
+        assert_eq!(take_turns(&[2, 3], 100), vec![2, 3]);
+        assert_eq!(take_turns(&[], 10), Vec::<usize>::new());
+        assert_eq!(take_turns(&[7], 0), vec![0]);
+    }
 }

@@ -169,7 +169,7 @@ impl TaskContext {
         params: Map<String, Value>,
         log: TaskLogger,
         cancel: CancellationToken,
-        upstream: HashMap<String, Value>,
+        upstream: impl Into<Arc<HashMap<String, Value>>>,
     ) -> Self {
         Self {
             dag_id,
@@ -182,7 +182,7 @@ impl TaskContext {
             params,
             log,
             cancel,
-            upstream: Arc::new(upstream),
+            upstream: upstream.into(),
             map_index: -1,
             map_item: None,
             store: None,

@@ -40,6 +40,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A batch of tries failed to record; each try's caller gets the error.
+    #[error("recording finished tries failed: {0}")]
+    Batch(std::sync::Arc<StoreError>),
+    #[error("the process's try recorder stopped before recording this try")]
+    RecorderStopped,
 }
 
 impl StoreError {
@@ -50,7 +55,8 @@ impl StoreError {
         match self {
             StoreError::Connect { .. } => true,
             StoreError::Sql(e) => is_connection_error(e),
-            StoreError::Migrate(_) => false,
+            StoreError::Batch(e) => e.is_connection(),
+            StoreError::Migrate(_) | StoreError::RecorderStopped => false,
         }
     }
 }

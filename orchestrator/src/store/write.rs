@@ -152,6 +152,45 @@ impl Store {
             .await
     }
 
+    /// Create queued runs of `run_type` with the conf `{}`, in one
+    /// statement; an interval whose run exists is left alone. Returns how
+    /// many were created.
+    pub async fn create_runs(
+        &self,
+        run_type: RunType,
+        runs: &[(&Dag, DataInterval)],
+    ) -> Result<usize, StoreError> {
+        if runs.is_empty() {
+            return Ok(0);
+        }
+        let created: i64 = sqlx::query_scalar(
+            "WITH created AS (
+                 INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start,
+                                       data_interval_end, run_type, state, conf, dag_version)
+                 SELECT c.dag_id, c.run_id, c.starts, c.starts, c.ends, $5, 'queued', '{}'::jsonb,
+                        (SELECT max(version_number) FROM dag_versions v WHERE v.dag_id = c.dag_id)
+                 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+                      AS c(dag_id, run_id, starts, ends)
+                 ON CONFLICT DO NOTHING RETURNING 1)
+             SELECT count(*) FROM created",
+        )
+        .bind(runs.iter().map(|(d, _)| d.id.as_str()).collect::<Vec<_>>())
+        .bind(
+            runs.iter()
+                .map(|(_, i)| run_id_for(run_type, i.start))
+                .collect::<Vec<_>>(),
+        )
+        .bind(runs.iter().map(|(_, i)| i.start).collect::<Vec<_>>())
+        .bind(runs.iter().map(|(_, i)| i.end).collect::<Vec<_>>())
+        .bind(run_type.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        if created > 0 {
+            self.wake().await?;
+        }
+        Ok(created as usize)
+    }
+
     /// Create a queued run under a caller-chosen run id (the REST API's
     /// `dag_run_id`); `None` when a run with that id or logical date exists.
     pub async fn create_run_with_id(
@@ -224,7 +263,8 @@ impl Store {
         }
         if !cleared.is_empty() {
             sqlx::query(
-                "UPDATE dag_runs SET state = 'running', end_date = NULL WHERE dag_id = $1 AND run_id = $2",
+                "UPDATE dag_runs SET state = 'running', end_date = NULL, last_scheduling_decision = NULL
+                 WHERE dag_id = $1 AND run_id = $2",
             )
             .bind(&dag.id)
             .bind(run_id)

@@ -1,0 +1,748 @@
+//! Recording finished tries: each try's state, its try row, its last log
+//! lines, its output, its asset events and alerts in one transaction, then
+//! queueing the downstream tasks that became ready.
+//!
+//! Tries that end together are recorded together by one [`Recorder`] per
+//! process: one transaction and one readiness check per batch instead of
+//! per try. A batch forms by itself (whatever ended while the last batch
+//! was written), so a lone try waits for nothing, and a wide fan-out
+//! records its tries hundreds at a time (docs/scheduler.md, "Recording").
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::alert::{self, AlertEvent};
+use crate::dag::{Dag, TaskNode};
+use crate::executor::{Claimed, Finished, WorkerIdentity};
+use crate::schedule::DataInterval;
+use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
+use crate::store::write::notify_wakeup;
+use crate::store::{Store, StoreError};
+use crate::task::LogLine;
+
+/// How a try ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Success(Value),
+    Skipped(String),
+    Failed { error: String, retryable: bool },
+    Reschedule { at: DateTime<Utc> },
+}
+
+/// How long a batch is retried through a database outage: a supervised
+/// embedded Postgres restarts within seconds; a failover takes longer.
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// The most tries one transaction records.
+const MAX_BATCH: usize = 512;
+
+/// A finished try waiting for the recorder.
+struct Pending {
+    dag: Arc<Dag>,
+    claimed: Claimed,
+    outcome: Outcome,
+    log_tail: Vec<LogLine>,
+    reply: oneshot::Sender<Result<Finished, StoreError>>,
+}
+
+/// The handle tries send their outcome through; the recording task ends
+/// when the last handle is dropped.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Recorder {
+    /// Start this process's recorder. `abort` ends its waits for an
+    /// unreachable database (a hard shutdown).
+    pub fn spawn(store: Store, me: WorkerIdentity, abort: CancellationToken) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(record_batches(store, me, abort, rx));
+        (Self { tx }, task)
+    }
+
+    /// Record one try's outcome, in whatever batch it falls into, and
+    /// queue its ready downstream tasks.
+    pub(crate) async fn record(
+        &self,
+        dag: Arc<Dag>,
+        claimed: Claimed,
+        outcome: Outcome,
+        log_tail: Vec<LogLine>,
+    ) -> Result<Finished, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            dag,
+            claimed,
+            outcome,
+            log_tail,
+            reply,
+        };
+        self.tx.send(pending).map_err(|_| StoreError::RecorderStopped)?;
+        answer.await.map_err(|_| StoreError::RecorderStopped)?
+    }
+}
+
+async fn record_batches(
+    store: Store,
+    me: WorkerIdentity,
+    abort: CancellationToken,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        record_batch(&store, &me, &abort, batch).await;
+    }
+}
+
+/// Record `batch`, retried with backoff while the database cannot be
+/// reached, so finished tries are not lost to a restart of Postgres (and
+/// then run again by the zombie reaper). Recording is idempotent: it is
+/// guarded by worker and try, and a retry after a commit whose answer was
+/// lost finds the tries recorded. When the database refuses the batch, each
+/// try is recorded alone, so one bad record cannot lose the others.
+async fn record_batch(
+    store: &Store,
+    me: &WorkerIdentity,
+    abort: &CancellationToken,
+    batch: Vec<Pending>,
+) {
+    let deadline = Instant::now() + RECORD_RETRY_FOR;
+    let mut delay = Duration::from_millis(200);
+    let mut attempt: u32 = 1;
+    loop {
+        match write_batch(store, me, &batch, attempt > 1).await {
+            Ok(finished) => {
+                for (p, f) in batch.into_iter().zip(finished) {
+                    let _ = p.reply.send(Ok(f));
+                }
+                return;
+            }
+            Err(e) if e.is_connection() && Instant::now() < deadline && !abort.is_cancelled() => {
+                tracing::warn!(tries = batch.len(), attempt,
+                    "recording finished tries failed, retrying in {delay:?}: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = abort.cancelled() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(e) if batch.len() > 1 && !e.is_connection() => {
+                tracing::warn!(tries = batch.len(), "recording a batch of tries failed, recording each alone: {e}");
+                for p in batch {
+                    let Pending { dag, claimed, outcome, log_tail, reply } = p;
+                    let (one, answer) = oneshot::channel();
+                    let single = vec![Pending { dag, claimed, outcome, log_tail, reply: one }];
+                    Box::pin(record_batch(store, me, abort, single)).await;
+                    let _ = reply.send(answer.await.unwrap_or(Err(StoreError::RecorderStopped)));
+                }
+                return;
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for p in batch {
+                    let _ = p.reply.send(Err(StoreError::Batch(e.clone())));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// What a try's outcome makes of its task instance.
+struct Settled {
+    state: TaskState,
+    next_attempt: Option<DateTime<Utc>>,
+    error: Option<String>,
+    output: Option<Value>,
+    reschedule: bool,
+}
+
+fn settle(task: &TaskNode, c: &Claimed, outcome: &Outcome) -> Settled {
+    let settled = |state, next_attempt, error, output, reschedule| Settled {
+        state,
+        next_attempt,
+        error,
+        output,
+        reschedule,
+    };
+    match outcome {
+        Outcome::Success(v) => settled(TaskState::Success, None, None, Some(v.clone()), false),
+        Outcome::Skipped(_) => settled(TaskState::Skipped, None, None, None, false),
+        Outcome::Reschedule { at } => settled(TaskState::UpForReschedule, Some(*at), None, None, true),
+        Outcome::Failed { error, retryable } => {
+            if *retryable && c.try_number <= c.max_tries {
+                let delay = task.retry.delay_after(c.try_number.max(1) as u32);
+                let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                settled(TaskState::UpForRetry, Some(at), Some(error.clone()), None, false)
+            } else {
+                settled(TaskState::Failed, None, Some(error.clone()), None, false)
+            }
+        }
+    }
+}
+
+/// One try of the batch, with its task.
+struct Item<'a> {
+    dag: &'a Dag,
+    task: &'a TaskNode,
+    c: &'a Claimed,
+    settled: Settled,
+    log_tail: &'a [LogLine],
+}
+
+/// One transaction for the whole batch; returns what each try's caller
+/// should wake.
+async fn write_batch(
+    store: &Store,
+    me: &WorkerIdentity,
+    batch: &[Pending],
+    retrying: bool,
+) -> Result<Vec<Finished>, StoreError> {
+    // A try of a task its DAG no longer has is not recorded (the task was
+    // looked up when the try started; this cannot happen in one process).
+    let items: Vec<Option<Item>> = batch
+        .iter()
+        .map(|p| {
+            let task = p.dag.task(&p.claimed.task_id)?;
+            Some(Item {
+                dag: &p.dag,
+                task,
+                c: &p.claimed,
+                settled: settle(task, &p.claimed, &p.outcome),
+                log_tail: &p.log_tail,
+            })
+        })
+        .collect();
+    let live: Vec<&Item> = items.iter().flatten().collect();
+
+    let mut tx = store.pool().begin().await?;
+    let owned = update_instances(&mut tx, me, &live).await?;
+    let is_owned = |i: &Item| owned.contains_key(&key(i.c));
+    let recorded: Vec<&Item> = live.iter().copied().filter(|i| is_owned(i)).collect();
+    insert_logs(&mut tx, &recorded).await?;
+    insert_tries(&mut tx, me, &recorded, &owned).await?;
+    insert_outputs(&mut tx, &recorded).await?;
+    for i in &recorded {
+        if i.settled.state == TaskState::Success {
+            crate::asset::record_outlet_events(
+                &mut tx,
+                i.dag,
+                i.task,
+                &i.c.run_id,
+                i.c.map_index,
+                i.c.try_number,
+                DataInterval {
+                    start: i.c.data_interval_start,
+                    end: i.c.data_interval_end,
+                },
+            )
+            .await?;
+        }
+        enqueue_alert(&mut tx, me, i).await?;
+    }
+    tx.commit().await?;
+
+    let mut finished: Vec<Finished> = Vec::with_capacity(items.len());
+    let mut ended: Vec<Ended> = Vec::new();
+    let mut flagged: Vec<(String, String)> = Vec::new();
+    for item in &items {
+        let Some(i) = item else {
+            finished.push(Finished::default());
+            continue;
+        };
+        if !is_owned(i) {
+            let f = not_owned(store, me, i, retrying).await?;
+            if f.needs_scheduler {
+                // Recorded by an earlier attempt: its downstream is the scheduler's now.
+                flagged.push((i.c.dag_id.clone(), i.c.run_id.clone()));
+            }
+            finished.push(f);
+        } else if !i.settled.state.is_finished() {
+            // Retry or reschedule: the scheduler queues it again when due.
+            flagged.push((i.c.dag_id.clone(), i.c.run_id.clone()));
+            finished.push(Finished {
+                queued: false,
+                needs_scheduler: true,
+            });
+        } else {
+            finished.push(Finished::default());
+            ended.push(Ended {
+                dag: i.dag,
+                task: i.task,
+                run_id: &i.c.run_id,
+                map_index: i.c.map_index,
+                state: i.settled.state,
+            });
+        }
+    }
+    if !ended.is_empty() {
+        // Every caller wakes what any of them needs: wake-ups coalesce.
+        let woken = queue_ready_downstream(store, &ended, &mut flagged).await?;
+        for f in &mut finished {
+            f.queued |= woken.queued;
+            f.needs_scheduler |= woken.needs_scheduler;
+        }
+    }
+    flagged.sort_unstable();
+    flagged.dedup();
+    flag_for_scheduler(store, &flagged).await?;
+    Ok(finished)
+}
+
+type InstanceKey = (String, String, String, i32);
+
+fn key(c: &Claimed) -> InstanceKey {
+    (
+        c.dag_id.clone(),
+        c.run_id.clone(),
+        c.task_id.clone(),
+        c.map_index,
+    )
+}
+
+/// Set each try's task instance to its outcome, where this worker still
+/// owns that try (a zombie-reaped or cleared try must not overwrite newer
+/// state). Returns the owned ones with their start dates.
+async fn update_instances(
+    tx: &mut sqlx::PgConnection,
+    me: &WorkerIdentity,
+    items: &[&Item<'_>],
+) -> Result<HashMap<InstanceKey, DateTime<Utc>>, StoreError> {
+    let rows: Vec<(String, String, String, i32, DateTime<Utc>)> = sqlx::query_as(
+        "UPDATE task_instances ti SET state = c.state, next_attempt_at = c.next_attempt_at,
+                end_date = now(), duration = EXTRACT(EPOCH FROM now() - ti.start_date),
+                first_attempt_at = CASE WHEN c.reschedule THEN COALESCE(ti.first_attempt_at, ti.start_date)
+                                        ELSE ti.first_attempt_at END,
+                try_number = CASE WHEN c.reschedule THEN ti.try_number - 1 ELSE ti.try_number END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
+                     $7::timestamptz[], $8::bool[])
+              AS c(dag_id, run_id, task_id, map_index, try_number, state, next_attempt_at, reschedule)
+         WHERE ti.dag_id = c.dag_id AND ti.run_id = c.run_id AND ti.task_id = c.task_id
+           AND ti.map_index = c.map_index AND ti.state = 'running' AND ti.worker_id = $9
+           AND ti.try_number = c.try_number
+         RETURNING ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.start_date",
+    )
+    .bind(items.iter().map(|i| i.c.dag_id.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.c.run_id.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.c.task_id.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.c.map_index).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.c.try_number).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.settled.state.as_str()).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.settled.next_attempt).collect::<Vec<_>>())
+    .bind(items.iter().map(|i| i.settled.reschedule).collect::<Vec<_>>())
+    .bind(&me.worker_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, r, t, m, start)| ((d, r, t, m), start))
+        .collect())
+}
+
+/// The log lines not yet written when each try ended.
+async fn insert_logs(tx: &mut sqlx::PgConnection, items: &[&Item<'_>]) -> Result<(), StoreError> {
+    let lines = items
+        .iter()
+        .flat_map(|i| i.log_tail.iter().map(move |l| (i.c, l)));
+    let (mut dags, mut runs, mut tasks, mut maps, mut tries) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut ts, mut levels, mut messages) = (vec![], vec![], vec![]);
+    for (c, l) in lines {
+        dags.push(c.dag_id.as_str());
+        runs.push(c.run_id.as_str());
+        tasks.push(c.task_id.as_str());
+        maps.push(c.map_index);
+        tries.push(c.try_number);
+        ts.push(l.ts);
+        levels.push(l.level);
+        messages.push(l.message.as_str());
+    }
+    if ts.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, ts, level, message)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[],
+                              $6::timestamptz[], $7::text[], $8::text[])",
+    )
+    .bind(&dags)
+    .bind(&runs)
+    .bind(&tasks)
+    .bind(&maps)
+    .bind(&tries)
+    .bind(&ts)
+    .bind(&levels)
+    .bind(&messages)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A try row for each try that ended (a sensor's reschedule is not a try).
+async fn insert_tries(
+    tx: &mut sqlx::PgConnection,
+    me: &WorkerIdentity,
+    items: &[&Item<'_>],
+    owned: &HashMap<InstanceKey, DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let tries: Vec<&&Item> = items.iter().filter(|i| !i.settled.reschedule).collect();
+    if tries.is_empty() {
+        return Ok(());
+    }
+    // A failed try that will be retried is a failed try.
+    let state = |i: &Item| match i.settled.state {
+        TaskState::UpForRetry => "failed",
+        s => s.as_str(),
+    };
+    sqlx::query(
+        "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, hostname,
+                                 worker_id, start_date, end_date, duration, error)
+         SELECT c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number, c.state, $9, $10,
+                c.start_date, now(), EXTRACT(EPOCH FROM now() - c.start_date), c.error
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
+                     $7::timestamptz[], $8::text[])
+              AS c(dag_id, run_id, task_id, map_index, try_number, state, start_date, error)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tries.iter().map(|i| i.c.dag_id.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| i.c.run_id.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| i.c.task_id.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| i.c.map_index).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| i.c.try_number).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| state(i)).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| owned.get(&key(i.c)).copied()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|i| i.settled.error.as_deref()).collect::<Vec<_>>())
+    .bind(&me.hostname)
+    .bind(&me.worker_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Each successful try's output (a null output is not stored).
+async fn insert_outputs(tx: &mut sqlx::PgConnection, items: &[&Item<'_>]) -> Result<(), StoreError> {
+    let outputs: Vec<(&Item, &Value)> = items
+        .iter()
+        .filter_map(|i| Some((*i, i.settled.output.as_ref().filter(|v| !v.is_null())?)))
+        .collect();
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO xcom (dag_id, run_id, task_id, map_index, key, value)
+         SELECT c.dag_id, c.run_id, c.task_id, c.map_index, 'return_value', c.value
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[])
+              AS c(dag_id, run_id, task_id, map_index, value)
+         ON CONFLICT (dag_id, run_id, task_id, map_index, key)
+         DO UPDATE SET value = EXCLUDED.value, created_at = now()",
+    )
+    .bind(outputs.iter().map(|(i, _)| i.c.dag_id.as_str()).collect::<Vec<_>>())
+    .bind(outputs.iter().map(|(i, _)| i.c.run_id.as_str()).collect::<Vec<_>>())
+    .bind(outputs.iter().map(|(i, _)| i.c.task_id.as_str()).collect::<Vec<_>>())
+    .bind(outputs.iter().map(|(i, _)| i.c.map_index).collect::<Vec<_>>())
+    .bind(outputs.iter().map(|(_, v)| (*v).clone()).collect::<Vec<Value>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The task's own alert for this try (failure, retry, success), if it has one.
+async fn enqueue_alert(
+    tx: &mut sqlx::PgConnection,
+    me: &WorkerIdentity,
+    i: &Item<'_>,
+) -> Result<(), StoreError> {
+    let Some(alerts) = &i.task.alerts else {
+        return Ok(());
+    };
+    let (event, what) = match i.settled.state {
+        TaskState::Failed => (AlertEvent::Failure, "failed"),
+        TaskState::UpForRetry => (AlertEvent::Retry, "failed and will be retried"),
+        TaskState::Success => (AlertEvent::Success, "succeeded"),
+        _ => return Ok(()),
+    };
+    let c = i.c;
+    let mut message = format!(
+        "Task {}.{} {what} (run {}, try {} of {})",
+        c.dag_id,
+        c.task_id,
+        c.run_id,
+        c.try_number,
+        c.max_tries + 1
+    );
+    if let Some(e) = &i.settled.error {
+        message.push_str(": ");
+        message.push_str(e);
+    }
+    let detail = serde_json::json!({
+        "error": i.settled.error,
+        "next_attempt_at": i.settled.next_attempt,
+        "hostname": me.hostname,
+    });
+    alert::enqueue(
+        tx,
+        alerts,
+        event,
+        &c.dag_id,
+        &c.run_id,
+        Some(&c.task_id),
+        Some(c.try_number),
+        &message,
+        &detail,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A try this worker no longer owns: recorded already when an earlier
+/// attempt's commit answer was lost, else reaped or cleared meanwhile and
+/// its outcome discarded (its last log lines are kept).
+async fn not_owned(
+    store: &Store,
+    me: &WorkerIdentity,
+    i: &Item<'_>,
+    retrying: bool,
+) -> Result<Finished, StoreError> {
+    if retrying && try_recorded(store, i.c, me).await? {
+        return Ok(Finished {
+            queued: false,
+            needs_scheduler: true,
+        });
+    }
+    let mut lines = i.log_tail.to_vec();
+    crate::executor::flush_logs(store, i.c, &mut lines).await;
+    tracing::warn!(dag_id = %i.c.dag_id, task_id = %i.c.task_id, try_number = i.c.try_number,
+        "try no longer owned by this worker (reaped as zombie or cleared); outcome discarded");
+    Ok(Finished::default())
+}
+
+/// This worker recorded try `c` already (a sensor's reschedule writes no
+/// try row: its lost commit is taken as not recorded, and at worst its
+/// last log lines are stored twice).
+async fn try_recorded(store: &Store, c: &Claimed, me: &WorkerIdentity) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM task_tries WHERE dag_id = $1 AND run_id = $2 AND task_id = $3
+                        AND map_index = $4 AND try_number = $5 AND worker_id = $6)",
+    )
+    .bind(&c.dag_id)
+    .bind(&c.run_id)
+    .bind(&c.task_id)
+    .bind(c.map_index)
+    .bind(c.try_number)
+    .bind(&me.worker_id)
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// A try that ended (success, skipped, failed), whose downstream tasks may
+/// now be ready.
+struct Ended<'a> {
+    dag: &'a Dag,
+    task: &'a TaskNode,
+    run_id: &'a str,
+    map_index: i32,
+    state: TaskState,
+}
+
+/// Queue the downstream tasks of `ended` that are now ready, without
+/// waiting for a scheduler pass: this keeps task-to-task latency in
+/// milliseconds. Anything other than "run now" (skips, upstream failures,
+/// expanding a mapped task) is left to the scheduler.
+async fn queue_ready_downstream(
+    store: &Store,
+    ended: &[Ended<'_>],
+    flagged: &mut Vec<(String, String)>,
+) -> Result<Finished, StoreError> {
+    let mut finished = Finished::default();
+    let mut runs: BTreeMap<(&str, &str), Vec<&Ended>> = BTreeMap::new();
+    for e in ended {
+        runs.entry((e.dag.id.as_str(), e.run_id)).or_default().push(e);
+    }
+    for ((dag_id, run_id), ended) in runs {
+        let dag = ended[0].dag;
+        let mut needs_scheduler = ended
+            .iter()
+            .any(|e| e.task.downstream.is_empty() || e.state != TaskState::Success);
+        let ready = ready_in_run(store, dag, run_id, &ended, &mut needs_scheduler).await?;
+        if needs_scheduler {
+            finished.needs_scheduler = true;
+            flagged.push((dag_id.to_owned(), run_id.to_owned()));
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let res = sqlx::query(
+            "UPDATE task_instances SET state = 'queued', queued_at = now()
+             WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) AND state = 'none'",
+        )
+        .bind(&dag.id)
+        .bind(run_id)
+        .bind(&ready)
+        .execute(store.pool())
+        .await?;
+        finished.queued |= res.rows_affected() > 0;
+    }
+    if finished.queued {
+        notify_wakeup(store.pool()).await?;
+    }
+    Ok(finished)
+}
+
+/// Put `runs` first in line for the scheduler's next pass
+/// (`scheduler::RUNS_PER_PASS`): they have something only it does.
+async fn flag_for_scheduler(store: &Store, runs: &[(String, String)]) -> Result<(), StoreError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE dag_runs r SET last_scheduling_decision = NULL
+         FROM unnest($1::text[], $2::text[]) AS f(dag_id, run_id)
+         WHERE r.dag_id = f.dag_id AND r.run_id = f.run_id AND r.state = 'running'
+           AND r.last_scheduling_decision IS NOT NULL",
+    )
+    .bind(runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// The downstream tasks of one run's ended tries that may run now.
+async fn ready_in_run<'d>(
+    store: &Store,
+    dag: &'d Dag,
+    run_id: &str,
+    ended: &[&Ended<'_>],
+    needs_scheduler: &mut bool,
+) -> Result<Vec<&'d str>, StoreError> {
+    // A task of one instance that ended in this batch: its state is known
+    // without asking (a fan-out's many downstreams cost no query).
+    let known: HashMap<&str, TaskState> = ended
+        .iter()
+        .filter(|e| e.map_index < 0)
+        .map(|e| (e.task.id.as_str(), e.state))
+        .collect();
+    let mut candidates: Vec<&TaskNode> = ended
+        .iter()
+        .flat_map(|e| e.task.downstream.iter())
+        .filter_map(|d| dag.task(d))
+        .collect();
+    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    candidates.dedup_by(|a, b| a.id == b.id);
+
+    let mut ready: Vec<&str> = Vec::new();
+    let mut pending: Option<Vec<String>> = None;
+    let mut to_count: Vec<&TaskNode> = Vec::new();
+    for d in candidates {
+        let local: Option<Vec<TaskState>> = d
+            .upstream
+            .iter()
+            .map(|u| known.get(u.as_str()).copied())
+            .collect();
+        if let Some(states) = local {
+            decide(d, UpstreamSummary::from_states(states), &mut ready, needs_scheduler);
+            continue;
+        }
+        if waits_for_all(d.trigger_rule) {
+            if pending.is_none() {
+                pending = Some(unfinished_sample(store, dag, run_id).await?);
+            }
+            let sample = pending.as_deref().unwrap_or_default();
+            if sample.iter().any(|p| d.upstream.contains(p)) {
+                continue;
+            }
+        }
+        to_count.push(d);
+    }
+    if to_count.is_empty() {
+        return Ok(ready);
+    }
+    let mut upstream: Vec<&str> = to_count
+        .iter()
+        .flat_map(|d| d.upstream.iter().map(String::as_str))
+        .collect();
+    upstream.sort_unstable();
+    upstream.dedup();
+    let counts: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT task_id, state, count(*) FROM task_instances
+         WHERE dag_id = $1 AND run_id = $2 AND task_id = ANY($3) GROUP BY task_id, state",
+    )
+    .bind(&dag.id)
+    .bind(run_id)
+    .bind(&upstream)
+    .fetch_all(store.pool())
+    .await?;
+    let mut by_task: HashMap<String, Vec<(TaskState, usize)>> = HashMap::new();
+    for (task_id, state, n) in counts {
+        let state = state.parse().unwrap_or(TaskState::None);
+        by_task.entry(task_id).or_default().push((state, n as usize));
+    }
+    for d in to_count {
+        let states = d
+            .upstream
+            .iter()
+            .filter_map(|u| by_task.get(u))
+            .flatten()
+            .flat_map(|(s, n)| std::iter::repeat_n(*s, *n));
+        decide(d, UpstreamSummary::from_states(states), &mut ready, needs_scheduler);
+    }
+    Ok(ready)
+}
+
+fn decide<'d>(
+    d: &'d TaskNode,
+    upstream: UpstreamSummary,
+    ready: &mut Vec<&'d str>,
+    needs_scheduler: &mut bool,
+) {
+    match evaluate(d.trigger_rule, upstream) {
+        // Expanding a mapped task is the scheduler's (crate::mapping).
+        Decision::Run if d.map.is_some() => *needs_scheduler = true,
+        Decision::Run => ready.push(&d.id),
+        Decision::Wait => {}
+        Decision::Skip | Decision::UpstreamFailed => *needs_scheduler = true,
+    }
+}
+
+/// Rules that cannot fire while any upstream is unfinished.
+fn waits_for_all(rule: TriggerRule) -> bool {
+    matches!(
+        rule,
+        TriggerRule::AllSuccess
+            | TriggerRule::AllFailed
+            | TriggerRule::AllDone
+            | TriggerRule::NoneFailed
+            | TriggerRule::NoneSkipped
+    )
+}
+
+/// A few unfinished task instances of the run (a partial index keeps this
+/// small): a fan-in whose upstream is among them certainly waits, so the n
+/// upstreams of a fan-in cost O(1) each instead of O(n). Not finding one
+/// means "not sure": the caller then counts properly.
+async fn unfinished_sample(store: &Store, dag: &Dag, run_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT task_id FROM task_instances
+         WHERE dag_id = $1 AND run_id = $2
+           AND state IN ('none', 'scheduled', 'queued', 'running', 'up_for_retry', 'up_for_reschedule')
+         LIMIT 16",
+    )
+    .bind(&dag.id)
+    .bind(run_id)
+    .fetch_all(store.pool())
+    .await?)
+}
