@@ -62,8 +62,8 @@ pub(crate) async fn run(
     engine: &EngineConfig,
     dags: usize,
 ) -> Result<CatchUpResult> {
-    let start = (Utc::now() - chrono::Duration::hours(HOURS))
-        .duration_trunc(chrono::Duration::hours(1))?;
+    let start =
+        (Utc::now() - chrono::Duration::hours(HOURS)).duration_trunc(chrono::Duration::hours(1))?;
     let mut bag = DagBag::new();
     for i in 0..dags {
         bag.add(hourly(i, start)?);
@@ -123,7 +123,8 @@ pub(crate) async fn run(
     .fetch_all(&db.pool)
     .await?;
     let secs = |t: DateTime<Utc>| (t - began).num_milliseconds() as f64 / 1000.0;
-    let max_or_nan = |v: Vec<f64>, pick: fn(f64, f64) -> f64| v.into_iter().reduce(pick).unwrap_or(f64::NAN);
+    let max_or_nan =
+        |v: Vec<f64>, pick: fn(f64, f64) -> f64| v.into_iter().reduce(pick).unwrap_or(f64::NAN);
     Ok(CatchUpResult {
         dags,
         runs,

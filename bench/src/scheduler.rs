@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use orchestrator::store::write::RunType;
-use orchestrator::{task_fn, typed_fn, Dag, DagBag, DataInterval, Node, Output, TaskSpec, TypedSpec};
+use orchestrator::{
+    task_fn, typed_fn, Dag, DagBag, DataInterval, Node, Output, TaskSpec, TypedSpec,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;

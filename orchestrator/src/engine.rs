@@ -57,7 +57,10 @@ impl PassTimes {
 
     /// The passes so far, in order.
     pub fn take(&self) -> Vec<Duration> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }
 
@@ -459,13 +462,14 @@ async fn executor_loop(
                 Ok(claimed) => {
                     claimed_all = !claimed.is_empty() && claimed.len() == free;
                     // Read here, the tries read their own inputs.
-                    let inputs: Vec<Option<executor::Inputs>> = match executor::load_inputs(store, &bag, &claimed).await {
-                        Ok(inputs) => inputs.into_iter().map(Some).collect(),
-                        Err(e) => {
-                            tracing::warn!("reading the claimed tries' inputs failed: {e}");
-                            vec![None; claimed.len()]
-                        }
-                    };
+                    let inputs: Vec<Option<executor::Inputs>> =
+                        match executor::load_inputs(store, &bag, &claimed).await {
+                            Ok(inputs) => inputs.into_iter().map(Some).collect(),
+                            Err(e) => {
+                                tracing::warn!("reading the claimed tries' inputs failed: {e}");
+                                vec![None; claimed.len()]
+                            }
+                        };
                     for (c, inputs) in claimed.into_iter().zip(inputs) {
                         let Some(dag) = bag.get(&c.dag_id).cloned() else {
                             continue;
@@ -494,7 +498,10 @@ async fn executor_loop(
                 _ = shutdown.cancelled() => break,
             }
         }
-        // Collect every try that has already ended, so one claim fills all free slots.
+        // Collect every try that has already ended, so one claim fills all
+        // free slots: tries recorded in one batch end together, and a yield
+        // lets the others the batch woke finish first.
+        tokio::task::yield_now().await;
         while let Some(done) = running.try_join_next() {
             after_try(done, &wake);
         }

@@ -134,6 +134,9 @@ pub async fn claim(
     .bind(&maps)
     .bind(&me.worker_id)
     .bind(&me.hostname)
+    // Planned with its lists (see `record.rs`): planned generically it
+    // nested-looped the claimed few against every queued instance.
+    .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -410,7 +413,10 @@ pub async fn load_inputs(
             .binary_search(&(dag_id.as_str(), run_id.as_str(), task_id.as_str()))
             .map(|i| wanted[i]);
         if let Ok(k) = k {
-            rows_of.entry(k).or_default().push((*map_index, value.clone()));
+            rows_of
+                .entry(k)
+                .or_default()
+                .push((*map_index, value.clone()));
         }
     }
     // A mapped upstream's outputs reach its readers as one list.

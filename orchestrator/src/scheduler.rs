@@ -357,6 +357,8 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     )
     .bind(ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
     .bind(ours.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+    // Planned with its lists, as the statements below: see `record.rs`.
+    .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
     let mut by_run: HashMap<(String, String), Vec<InstanceRow>> = HashMap::new();
@@ -531,6 +533,7 @@ async fn advance_run(
         .bind(&ids)
         .bind(&indexes)
         .bind(from.as_str())
+        .persistent(false)
         .execute(&mut **tx)
         .await?;
         if to == TaskState::Queued {

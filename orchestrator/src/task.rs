@@ -315,6 +315,13 @@ impl TaskLogger {
 
     fn line(&self, level: &'static str, message: String) {
         let ts = Utc::now();
+        // Postgres text cannot hold a NUL; a line with one would make its
+        // try's record fail.
+        let message = if message.contains('\0') {
+            message.replace('\0', "\u{FFFD}")
+        } else {
+            message
+        };
         if self.echo {
             eprintln!(
                 "[{}] {level} - {message}",
