@@ -486,9 +486,18 @@ async fn executor_loop(
             }
         }
         if claimed_all {
-            // Maybe more is queued: wait only for a free slot.
+            // Maybe more is queued: wait for a free slot, then briefly for
+            // the tries recorded in the same batch to end too, so the next
+            // claim fills many slots in one transaction instead of one.
             if let Some(done) = running.join_next().await {
                 after_try(done, &wake);
+            }
+            let until = tokio::time::Instant::now() + CLAIM_GATHER;
+            while running.len() > config.parallelism / 2 {
+                tokio::select! {
+                    Some(done) = running.join_next() => after_try(done, &wake),
+                    _ = tokio::time::sleep_until(until) => break,
+                }
             }
         } else {
             tokio::select! {
@@ -538,6 +547,10 @@ async fn executor_loop(
         Err(e) => tracing::warn!("could not requeue unfinished tries: {e}"),
     }
 }
+
+/// How long a saturated executor waits, after a slot frees, for more to
+/// free before it claims: a claim is a transaction whatever its size.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 /// How long a stop waits for the recorder's last batch: recording retries
 /// an unreachable database until told to abort, which a stop past its grace has.

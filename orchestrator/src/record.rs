@@ -24,7 +24,7 @@ use crate::executor::{Claimed, Finished, WorkerIdentity};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
 use crate::store::write::notify_wakeup;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, LONG_LIST};
 use crate::task::LogLine;
 
 /// How a try ended.
@@ -407,7 +407,6 @@ async fn update_instances(
     .bind(items.iter().map(|i| i.settled.next_attempt).collect::<Vec<_>>())
     .bind(items.iter().map(|i| i.settled.reschedule).collect::<Vec<_>>())
     .bind(&me.worker_id)
-    .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows
@@ -703,9 +702,6 @@ async fn queue_ready_downstream(
         if ready.is_empty() {
             continue;
         }
-        // Planned with its list (`persistent(false)`), so the planner knows
-        // its length: planned generically it nested-looped a fan-out of
-        // 10,000 against the run's 10,000 instances (over 15 s).
         let res = sqlx::query(
             "UPDATE task_instances ti SET state = 'queued', queued_at = now()
              FROM unnest($3::text[]) AS r(task_id)
@@ -714,7 +710,7 @@ async fn queue_ready_downstream(
         .bind(&dag.id)
         .bind(run_id)
         .bind(&ready)
-        .persistent(false)
+        .persistent(ready.len() <= LONG_LIST)
         .execute(store.pool())
         .await?;
         finished.queued |= res.rows_affected() > 0;

@@ -18,7 +18,7 @@ use crate::mapping::{self, Expansion};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, LONG_LIST};
 
 /// What one scheduler pass did, so the loop knows whether to wake executors.
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,7 +33,7 @@ pub struct PassReport {
 /// The most runs one pass creates, and starts: a catch-up of many DAGs is
 /// spread over passes, keeping each pass short.
 pub const RUNS_CREATED_PER_PASS: usize = 1_000;
-pub const RUNS_STARTED_PER_PASS: usize = 1_000;
+pub const RUNS_STARTED_PER_PASS: usize = 200;
 
 /// What a pass's creating or starting did, and whether it left work for the next.
 #[derive(Debug, Default, Clone, Copy)]
@@ -51,13 +51,21 @@ pub async fn create_due_runs(
     bag: &DagBag,
     now: DateTime<Utc>,
 ) -> Result<Step, StoreError> {
+    // Each DAG's latest scheduled run off the (dag_id, logical_date) index,
+    // and the active runs counted off the index of active runs: neither
+    // reads a DAG's whole history, which grows without end.
     let rows: Vec<(String, bool, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
-        "SELECT d.dag_id, d.is_paused,
-                max(r.data_interval_end) FILTER (WHERE r.run_type = 'scheduled'),
-                count(r.id) FILTER (WHERE r.state IN ('queued', 'running') AND r.backfill_id IS NULL)
-         FROM dags d LEFT JOIN dag_runs r ON r.dag_id = d.dag_id
+        "WITH active AS (
+             SELECT dag_id, count(*) AS n FROM dag_runs
+             WHERE state IN ('queued', 'running') AND backfill_id IS NULL GROUP BY dag_id)
+         SELECT d.dag_id, d.is_paused,
+                (SELECT r.data_interval_end FROM dag_runs r
+                 WHERE r.dag_id = d.dag_id AND r.run_type = 'scheduled'
+                 ORDER BY r.logical_date DESC LIMIT 1),
+                COALESCE(a.n, 0)
+         FROM dags d LEFT JOIN active a ON a.dag_id = d.dag_id
          WHERE d.schedule IS NOT NULL AND NOT d.is_stale
-         GROUP BY d.dag_id, d.is_paused ORDER BY d.dag_id",
+         ORDER BY d.dag_id",
     )
     .fetch_all(store.pool())
     .await?;
@@ -357,7 +365,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     )
     .bind(ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
     .bind(ours.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
-    // Planned with its lists, as the statements below: see `record.rs`.
+    // Planned with its lists, once a pass: see `LONG_LIST`.
     .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
@@ -519,6 +527,7 @@ async fn advance_run(
     }
     for ((from, to), instances) in changes {
         let (ids, indexes): (Vec<String>, Vec<i32>) = instances.into_iter().unzip();
+        let long = ids.len() > LONG_LIST;
         let res = sqlx::query(
             "UPDATE task_instances ti SET state = $3,
                     queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE ti.queued_at END,
@@ -533,7 +542,7 @@ async fn advance_run(
         .bind(&ids)
         .bind(&indexes)
         .bind(from.as_str())
-        .persistent(false)
+        .persistent(!long)
         .execute(&mut **tx)
         .await?;
         if to == TaskState::Queued {
