@@ -204,7 +204,7 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, Stor
         .iter()
         .filter_map(|(dag_id, run_id)| Some((&**bag.get(dag_id)?, run_id.as_str())))
         .collect();
-    insert_run_task_instances(&mut tx, &runs).await?;
+    insert_run_task_instances(&mut tx, &runs, None).await?;
     tx.commit().await?;
     Ok(Step {
         runs: backfill + started.len(),
@@ -212,15 +212,20 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, Stor
     })
 }
 
-/// Create the task instances of many runs in one statement, each in state
-/// `none` (a mapped task gets its placeholder, docs/mapping.md).
+/// Create the task instances of many runs (all their tasks, or only
+/// `only`) in one statement, each in state `none` (a mapped task gets its
+/// placeholder, docs/mapping.md).
 async fn insert_run_task_instances(
     tx: &mut Transaction<'_, Postgres>,
     runs: &[(&Dag, &str)],
+    only: Option<&[&str]>,
 ) -> Result<(), StoreError> {
-    let instances = runs
-        .iter()
-        .flat_map(|(dag, run_id)| dag.tasks().iter().map(move |t| (*dag, *run_id, t)));
+    let instances = runs.iter().flat_map(|(dag, run_id)| {
+        dag.tasks()
+            .iter()
+            .filter(move |t| only.is_none_or(|o| o.contains(&t.id.as_str())))
+            .map(move |t| (*dag, *run_id, t))
+    });
     let (mut dags, mut run_ids, mut ids) = (vec![], vec![], vec![]);
     let (mut tries, mut pools, mut slots, mut weights) = (vec![], vec![], vec![], vec![]);
     for (dag, run_id, t) in instances {
@@ -282,34 +287,7 @@ pub(crate) async fn insert_task_instances(
     run_id: &str,
     only: Option<&[&str]>,
 ) -> Result<(), StoreError> {
-    let tasks: Vec<_> = dag
-        .tasks()
-        .iter()
-        .filter(|t| only.is_none_or(|o| o.contains(&t.id.as_str())))
-        .collect();
-    if tasks.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
-    let tries: Vec<i32> = tasks.iter().map(|t| t.retry.retries as i32).collect();
-    let pools: Vec<&str> = tasks.iter().map(|t| t.pool.as_str()).collect();
-    let slots: Vec<i32> = tasks.iter().map(|t| t.pool_slots as i32).collect();
-    let weights: Vec<i32> = tasks.iter().map(|t| t.priority_weight).collect();
-    sqlx::query(
-        "INSERT INTO task_instances (dag_id, run_id, task_id, max_tries, pool, pool_slots, priority_weight)
-         SELECT $1, $2, * FROM unnest($3::text[], $4::int[], $5::text[], $6::int[], $7::int[])
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&dag.id)
-    .bind(run_id)
-    .bind(&ids)
-    .bind(&tries)
-    .bind(&pools)
-    .bind(&slots)
-    .bind(&weights)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    insert_run_task_instances(tx, &[(dag, run_id)], only).await
 }
 
 /// The most running runs one scheduler pass examines: a pass stays short
