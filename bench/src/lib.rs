@@ -45,7 +45,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         dags: usize,
         /// Runs spread over those DAGs.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 100_000)]
         runs: usize,
         /// Seconds of load per page.
         #[arg(long, default_value_t = 10)]

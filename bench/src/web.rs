@@ -12,10 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use services::database::Database;
 
-/// Tasks of the DAG whose grid is measured (50 tasks × 25 runs).
+/// Tasks of the DAG whose grid is measured; it holds a tenth of the runs
+/// (10,000 at the default 100,000), the grid shows the latest 25.
 const GRID_TASKS: usize = 50;
 const GRID_RUNS: usize = 25;
 const GRID_DAG: &str = "bench_web_grid";
+/// Tasks of every other DAG: with the grid DAG's, 100,000 runs hold about
+/// 1,040,000 task instances.
+const CHAIN_TASKS: usize = 6;
 
 fn chain_dag(id: &str, tasks: usize, tags: &[&str]) -> Result<Dag> {
     let mut b = Dag::builder(id)
@@ -85,24 +89,26 @@ const SEED_GOLD: &str = "
            ((hashtext(g::text || '-' || b::text || o) & 255) - 128) / 4000.0, 'bench'
     FROM generate_series(0, 1199) AS g, generate_series(1, 17) AS b, unnest(ARRAY['home', 'away']) AS o";
 
-/// Runs spread over the DAGs, newest logical dates last, most finished;
-/// task instances for every run of the grid DAG.
+/// `$2` runs of each DAG in `$1`, one a day, newest logical dates last,
+/// most finished.
 const SEED_RUNS: &str = "
     INSERT INTO dag_runs (dag_id, run_id, logical_date, data_interval_start, data_interval_end, run_type, state,
                           queued_at, start_date, end_date)
     SELECT d.dag_id, 'scheduled__' || n, ts, ts, ts + interval '1 day', 'scheduled',
            (ARRAY['success', 'success', 'success', 'failed'])[1 + n % 4],
            ts + interval '1 day', ts + interval '1 day', ts + interval '1 day 10 minutes'
-    FROM (SELECT dag_id, row_number() OVER (ORDER BY dag_id) - 1 AS k FROM dags WHERE dag_id = ANY($1)) d,
+    FROM unnest($1::text[]) AS d(dag_id),
          generate_series(0, $2 - 1) AS n,
-         LATERAL (SELECT timestamptz '2024-01-01' + (n * interval '1 day') AS ts) t
+         LATERAL (SELECT timestamptz '2000-01-01' + (n * interval '1 day') AS ts) t
     ON CONFLICT DO NOTHING";
 
-const SEED_GRID_TIS: &str = "
+/// One task instance per task in `$2` for every run of the DAGs in `$1`,
+/// in the run's state.
+const SEED_TIS: &str = "
     INSERT INTO task_instances (dag_id, run_id, task_id, state, try_number, start_date, end_date, duration)
     SELECT r.dag_id, r.run_id, t.task_id, r.state, 1, r.start_date, r.end_date, 600
     FROM dag_runs r, unnest($2::text[]) AS t(task_id)
-    WHERE r.dag_id = $1
+    WHERE r.dag_id = ANY($1)
     ON CONFLICT DO NOTHING";
 
 /// The mixed phase's settings (`--mixed-seconds`, `--mixed-clients`).
@@ -129,7 +135,11 @@ pub async fn run(
     let mut bag = DagBag::new();
     for i in 0..dags.saturating_sub(1) {
         let tag = ["games", "odds", "weather", "gold"][i % 4];
-        bag.add(chain_dag(&format!("bench_web_{i:03}"), 5, &["bench", tag])?);
+        bag.add(chain_dag(
+            &format!("bench_web_{i:03}"),
+            CHAIN_TASKS,
+            &["bench", tag],
+        )?);
     }
     bag.add(chain_dag(GRID_DAG, GRID_TASKS, &["bench"])?);
     if mixed.seconds > 0 {
@@ -145,23 +155,38 @@ pub async fn run(
     let db = Database::open_isolated(&bench_home, &bag).await?;
     let pool = db.pool.clone();
     let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
-    let per_dag = (runs / dags).max(GRID_RUNS) as i32;
-    eprintln!("seeding {dags} DAGs with {per_dag} runs each …");
+    // A tenth of the runs are the grid DAG's; the others share the rest.
+    let grid_runs = (runs / 10).max(GRID_RUNS) as i32;
+    let chain_ids: Vec<String> = ids
+        .iter()
+        .filter(|id| id.starts_with("bench_web_") && *id != GRID_DAG)
+        .cloned()
+        .collect();
+    let per_dag = (runs.saturating_sub(grid_runs as usize) / chain_ids.len().max(1)).max(1) as i32;
+    eprintln!(
+        "seeding {} DAGs with {per_dag} runs of {CHAIN_TASKS} tasks each, and {GRID_DAG} with {grid_runs} runs of {GRID_TASKS} tasks …",
+        chain_ids.len()
+    );
     sqlx::query("DELETE FROM dag_runs WHERE dag_id = ANY($1)")
         .bind(&ids)
         .execute(&pool)
         .await?;
-    sqlx::query(SEED_RUNS)
-        .bind(&ids)
-        .bind(per_dag)
-        .execute(&pool)
-        .await?;
-    let grid_tasks: Vec<String> = (0..GRID_TASKS).map(|i| format!("task_{i:02}")).collect();
-    sqlx::query(SEED_GRID_TIS)
-        .bind(GRID_DAG)
-        .bind(&grid_tasks)
-        .execute(&pool)
-        .await?;
+    let task_ids = |n: usize| -> Vec<String> { (0..n).map(|i| format!("task_{i:02}")).collect() };
+    for (dag_ids, runs, tasks) in [
+        (chain_ids.clone(), per_dag, task_ids(CHAIN_TASKS)),
+        (vec![GRID_DAG.to_owned()], grid_runs, task_ids(GRID_TASKS)),
+    ] {
+        sqlx::query(SEED_RUNS)
+            .bind(&dag_ids)
+            .bind(runs)
+            .execute(&pool)
+            .await?;
+        sqlx::query(SEED_TIS)
+            .bind(&dag_ids)
+            .bind(&tasks)
+            .execute(&pool)
+            .await?;
+    }
     eprintln!("seeding 2,000 odds events, 204,000 latest prices and a season of gold marts …");
     for table in [
         "odds_latest",
@@ -182,11 +207,21 @@ pub async fn run(
     sqlx::query(SEED_EVENTS).execute(&pool).await?;
     sqlx::query(SEED_PRICES).execute(&pool).await?;
     sqlx::raw_sql(SEED_GOLD).execute(&pool).await?;
+    // A long-lived database has been vacuumed by now: without it the
+    // measurement would race autovacuum over the million fresh rows.
+    sqlx::raw_sql("VACUUM (ANALYZE) dag_runs, task_instances, dag_run_counts")
+        .execute(&pool)
+        .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM dag_runs WHERE dag_id = ANY($1)")
         .bind(&ids)
         .fetch_one(&pool)
         .await?;
+    let total_tis: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM task_instances WHERE dag_id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&pool)
+            .await?;
 
     let user = match web::auth::create_user(
         &pool,
@@ -233,10 +268,28 @@ pub async fn run(
         token.clone(),
     ));
 
-    outln!("web bench: {dags} DAGs, {total} runs; grid of {GRID_TASKS} tasks × {GRID_RUNS} runs; wrk {seconds}s, {connections} connections");
+    outln!("web bench: {dags} DAGs, {total} runs, {total_tis} task instances; grid of {GRID_TASKS} tasks × the latest {GRID_RUNS} of {grid_runs} runs; wrk {seconds}s, {connections} connections");
     for (label, port, path, target) in [
         ("DAGs page", port, "/dags".to_owned(), "p99 < 100 ms"),
         ("grid", port, format!("/dags/{GRID_DAG}"), "p99 < 100 ms"),
+        (
+            "runs API",
+            port,
+            "/api/v2/dags/~/dagRuns?limit=50&order_by=-logical_date".to_owned(),
+            "p99 < 100 ms",
+        ),
+        (
+            "a DAG's runs API",
+            port,
+            format!("/api/v2/dags/{GRID_DAG}/dagRuns?limit=50&order_by=-logical_date"),
+            "p99 < 100 ms",
+        ),
+        (
+            "task inst. API",
+            port,
+            format!("/api/v2/dags/{GRID_DAG}/dagRuns/~/taskInstances?limit=50"),
+            "none; counts 500,000",
+        ),
         (
             "markets",
             port,

@@ -368,6 +368,11 @@ async fn heartbeat(
     }
 }
 
+/// How often a scheduler folds the run counts the triggers appended: each
+/// statement that moves runs adds a row per DAG and state, and readers sum
+/// them, so folding keeps a count's rows few.
+const RUN_COUNTS_COMPACTION: Duration = Duration::from_secs(10);
+
 async fn scheduler_loop(
     store: Store,
     bag: Arc<DagBag>,
@@ -379,6 +384,7 @@ async fn scheduler_loop(
     let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
     let mut last_zombie_check = tokio::time::Instant::now();
     let mut last_backfill_check = tokio::time::Instant::now();
+    let mut last_counts_compaction = tokio::time::Instant::now();
     loop {
         // Creating runs from schedules only needs to happen about once a second.
         let create =
@@ -418,6 +424,10 @@ async fn scheduler_loop(
                 if scheduler::reap_zombies(&store, &bag, config.zombie_threshold).await? > 0 {
                     wake.scheduler.notify_one();
                 }
+            }
+            if last_counts_compaction.elapsed() >= RUN_COUNTS_COMPACTION {
+                last_counts_compaction = tokio::time::Instant::now();
+                store.compact_run_counts().await?;
             }
             Ok(())
         }

@@ -6,13 +6,15 @@
 use std::time::{Duration, Instant};
 
 use orchestrator::schedule::DataInterval;
-use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use orchestrator::store::write::{RunType, SyncOptions};
+use orchestrator::store::write::RunType;
 use orchestrator::{
-    task_fn, typed_fn, Dag, DagBag, EngineConfig, Node, Output, Store, TaskSpec, TypedSpec,
+    task_fn, typed_fn, Dag, DagBag, EngineConfig, Node, Output, TaskSpec, TypedSpec,
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{cluster, Cluster};
 
 const WIDTH: usize = 300;
 
@@ -76,42 +78,6 @@ fn mapped() -> Dag {
         .reads(&doubled),
     );
     b.build().expect("mapped DAG builds")
-}
-
-struct Cluster {
-    store: Store,
-    pool: sqlx::PgPool,
-    // Dropped after the store: the server outlives the pool.
-    _pg: EmbeddedPostgres,
-    _home: tempfile::TempDir,
-}
-
-async fn cluster(bag: &DagBag) -> Cluster {
-    let home = tempfile::tempdir().expect("tempdir");
-    let opts = EmbeddedOptions {
-        home: home.path().to_path_buf(),
-        durable: false,
-    };
-    let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts))
-        .await
-        .expect("join")
-        .expect("embedded Postgres starts");
-    let pool = orchestrator::store::connect_pool(pg.url(), 10)
-        .await
-        .expect("connect");
-    let store = Store::new(pool.clone());
-    store.migrate().await.expect("migrate");
-    let opts = SyncOptions {
-        mark_missing_stale: false,
-        paused_at_creation: false,
-    };
-    store.sync_dags(bag, opts).await.expect("sync DAGs");
-    Cluster {
-        store,
-        pool,
-        _pg: pg,
-        _home: home,
-    }
 }
 
 /// Run `dag` once through a whole engine and return the run's end state.

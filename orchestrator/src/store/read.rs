@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, LONG_LIST};
 use crate::state::{RunState, StreamState, TaskState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -352,6 +352,20 @@ pub enum RunSort {
     Duration,
 }
 
+impl RunPageFilter {
+    /// Whether the filter narrows by DAG and state only, so the total is
+    /// the trigger-kept count rather than a count of matching rows.
+    fn counted_by_dag_and_state(&self) -> bool {
+        self.run_types.is_empty()
+            && self.logical_date_gte.is_none()
+            && self.logical_date_lte.is_none()
+            && self.start_date_gte.is_none()
+            && self.start_date_lte.is_none()
+            && self.end_date_gte.is_none()
+            && self.end_date_lte.is_none()
+    }
+}
+
 impl RunSort {
     fn column(self) -> &'static str {
         match self {
@@ -441,10 +455,38 @@ impl TaskInstanceSort {
     }
 }
 
+/// Sort columns that are `NOT NULL`: they sort without `NULLS LAST`, which
+/// would keep the planner from reading them off a `DESC` index.
+const NOT_NULL_SORTS: &[&str] = &[
+    "id",
+    "dag_id",
+    "run_id",
+    "state",
+    "run_type",
+    "logical_date",
+    "data_interval_start",
+    "data_interval_end",
+    "queued_at",
+    "is_paused",
+    "ti.dag_id",
+    "ti.run_id",
+    "ti.task_id",
+    "ti.state",
+    "ti.try_number",
+    "r.logical_date",
+];
+
 /// `ORDER BY` from whitelisted column expressions, then `tiebreak` so pages never overlap.
 fn order_clause(order: impl Iterator<Item = (&'static str, bool)>, tiebreak: &str) -> String {
     let mut parts: Vec<String> = order
-        .map(|(col, desc)| format!("{col} {} NULLS LAST", if desc { "DESC" } else { "ASC" }))
+        .map(|(col, desc)| {
+            let dir = if desc { "DESC" } else { "ASC" };
+            if NOT_NULL_SORTS.contains(&col) {
+                format!("{col} {dir}")
+            } else {
+                format!("{col} {dir} NULLS LAST")
+            }
+        })
         .collect();
     parts.push(tiebreak.to_owned());
     format!("ORDER BY {}", parts.join(", "))
@@ -565,21 +607,29 @@ impl Store {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM dag_runs WHERE {where_} ORDER BY logical_date DESC, id DESC LIMIT $4 OFFSET $5"
         );
+        // Planned with its values, so a DAG's runs are read off its index.
         let rows = sqlx::query_as(&sql)
             .bind(&f.dag_id)
             .bind(f.state)
             .bind(&f.run_type)
             .bind(f.limit)
             .bind(f.offset)
+            .persistent(false)
             .fetch_all(self.pool())
             .await?;
-        let total: i64 =
+        let total: i64 = if f.run_type.is_none() {
+            let dag_ids: Vec<String> = f.dag_id.iter().cloned().collect();
+            let states: Vec<RunState> = f.state.into_iter().collect();
+            self.count_runs(&dag_ids, &states).await?
+        } else {
             sqlx::query_scalar(&format!("SELECT count(*) FROM dag_runs WHERE {where_}"))
                 .bind(&f.dag_id)
                 .bind(f.state)
                 .bind(&f.run_type)
+                .persistent(false)
                 .fetch_one(self.pool())
-                .await?;
+                .await?
+        };
         Ok((rows, total))
     }
 
@@ -636,8 +686,19 @@ impl Store {
             .bind(f.end_date_lte)
             .bind(f.limit)
             .bind(f.offset)
+            .persistent(false)
             .fetch_all(self.pool())
             .await?;
+        if f.counted_by_dag_and_state() {
+            let dag_ids: Vec<String> = match &f.dag_id {
+                Some(id) if f.dag_ids.is_empty() => vec![id.clone()],
+                Some(id) if !f.dag_ids.contains(id) => return Ok((rows, 0)),
+                Some(id) => vec![id.clone()],
+                None => f.dag_ids.clone(),
+            };
+            let total = self.count_runs(&dag_ids, &f.states).await?;
+            return Ok((rows, total));
+        }
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM dag_runs WHERE {RUN_PAGE_WHERE}"
         ))
@@ -651,6 +712,7 @@ impl Store {
         .bind(f.start_date_lte)
         .bind(f.end_date_gte)
         .bind(f.end_date_lte)
+        .persistent(false)
         .fetch_one(self.pool())
         .await?;
         Ok((rows, total))
@@ -853,6 +915,7 @@ impl Store {
             .bind(f.end_date_lte)
             .bind(f.limit)
             .bind(f.offset)
+            .persistent(false)
             .fetch_all(self.pool())
             .await?;
         let total: i64 = sqlx::query_scalar(&format!(
@@ -870,6 +933,7 @@ impl Store {
         .bind(f.start_date_lte)
         .bind(f.end_date_gte)
         .bind(f.end_date_lte)
+        .persistent(false)
         .fetch_one(self.pool())
         .await?;
         Ok((rows, total))
@@ -1039,34 +1103,56 @@ impl Store {
         .await?)
     }
 
-    /// Runs per DAG and state in one grouped scan, with each group's newest
-    /// scheduled data-interval end (the DAGs page derives the next run from
-    /// it). `None` counts every DAG: a plain sequential scan, cheaper than
-    /// probing the index for most of the table's DAGs.
+    /// Runs per DAG and state (of `dag_ids`, or of every DAG with `None`),
+    /// read from the counts the triggers keep (migration 28), with the
+    /// DAG's newest scheduled data-interval end on each of its rows (the
+    /// DAGs page derives the next run from it): one index probe per DAG,
+    /// whatever the DAG's history.
     pub async fn run_counts_per_dag(
         &self,
         dag_ids: Option<&[String]>,
     ) -> Result<Vec<DagStateCountRow>, StoreError> {
-        const COLUMNS: &str = "dag_id, state, count(*) AS count,
-            max(data_interval_end) FILTER (WHERE run_type = 'scheduled') AS last_scheduled_end";
-        let rows = match dag_ids {
-            Some(ids) => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS} FROM dag_runs WHERE dag_id = ANY($1) GROUP BY dag_id, state"
-                ))
-                .bind(ids)
-                .fetch_all(self.pool())
-                .await?
-            }
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS} FROM dag_runs GROUP BY dag_id, state"
-                ))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
-        Ok(rows)
+        Ok(sqlx::query_as(
+            "WITH counted AS (
+                 SELECT dag_id, state, sum(runs)::bigint AS count FROM dag_run_counts
+                 WHERE $1::text[] IS NULL OR dag_id = ANY($1)
+                 GROUP BY dag_id, state HAVING sum(runs) > 0
+             ),
+             last_scheduled AS (
+                 SELECT d.dag_id, l.data_interval_end
+                 FROM (SELECT DISTINCT dag_id FROM counted) d
+                 CROSS JOIN LATERAL (
+                     SELECT data_interval_end FROM dag_runs r
+                     WHERE r.dag_id = d.dag_id AND r.run_type = 'scheduled'
+                     ORDER BY r.logical_date DESC LIMIT 1
+                 ) l
+             )
+             SELECT c.dag_id, c.state, c.count, l.data_interval_end AS last_scheduled_end
+             FROM counted c LEFT JOIN last_scheduled l USING (dag_id)
+             ORDER BY c.dag_id, c.state",
+        )
+        .bind(dag_ids)
+        .persistent(dag_ids.is_none_or(|ids| ids.len() <= LONG_LIST))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// How many runs of `dag_ids` (every DAG when empty) are in `states`
+    /// (any state when empty), from the trigger-kept counts.
+    pub async fn count_runs(
+        &self,
+        dag_ids: &[String],
+        states: &[RunState],
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(sum(runs), 0)::bigint FROM dag_run_counts
+             WHERE (cardinality($1::text[]) = 0 OR dag_id = ANY($1))
+               AND (cardinality($2::text[]) = 0 OR state = ANY($2))",
+        )
+        .bind(dag_ids)
+        .bind(states)
+        .fetch_one(self.pool())
+        .await?)
     }
 
     /// Task instance states of several runs of one DAG, for the grid.
@@ -1267,7 +1353,9 @@ impl Store {
         dag_id: Option<&str>,
     ) -> Result<Vec<(RunState, i64)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT state, count(*) FROM dag_runs WHERE ($1::text IS NULL OR dag_id = $1) GROUP BY state ORDER BY state",
+            "SELECT state, sum(runs)::bigint FROM dag_run_counts
+             WHERE $1::text IS NULL OR dag_id = $1
+             GROUP BY state HAVING sum(runs) > 0 ORDER BY state",
         )
         .bind(dag_id)
         .fetch_all(self.pool())
@@ -1290,7 +1378,8 @@ impl Store {
     /// Runs per DAG and state over all DAGs, for metrics.
     pub async fn run_counts_by_dag(&self) -> Result<Vec<(String, RunState, i64)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT dag_id, state, count(*) FROM dag_runs GROUP BY dag_id, state ORDER BY dag_id, state",
+            "SELECT dag_id, state, sum(runs)::bigint FROM dag_run_counts
+             GROUP BY dag_id, state HAVING sum(runs) > 0 ORDER BY dag_id, state",
         )
         .fetch_all(self.pool())
         .await?)

@@ -447,6 +447,15 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
+    /// Folds the run counts the triggers appended into one row per DAG and
+    /// state (migration 28); returns how many rows it folded, 0 when
+    /// another process was compacting.
+    pub async fn compact_run_counts(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT compact_dag_run_counts()")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     /// Wake every scheduler and executor listening on this database.
     pub async fn wake(&self) -> Result<(), StoreError> {
         notify_wakeup(self.pool()).await?;

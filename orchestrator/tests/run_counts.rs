@@ -1,0 +1,180 @@
+//! The run counts pages and the runs API read (kept by triggers on
+//! `dag_runs`, migration 28) equal a count of the runs themselves after
+//! runs are created, change state, are deleted, and after the counts are
+//! compacted.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use orchestrator::schedule::DataInterval;
+use orchestrator::store::read::RunPageFilter;
+use orchestrator::store::write::RunType;
+use orchestrator::{task_fn, Dag, DagBag, RunState, TaskSpec};
+use serde_json::Value;
+
+mod common;
+use common::{cluster, Cluster};
+
+fn daily(id: &str) -> Dag {
+    let mut b = Dag::builder(id).schedule("@daily", "UTC");
+    b.task(TaskSpec::new(
+        "only",
+        task_fn(|_| async { Ok(Value::Null) }),
+    ));
+    b.build().expect("DAG builds")
+}
+
+/// (DAG, state) → runs, counted from `dag_runs` itself.
+async fn counted(c: &Cluster) -> BTreeMap<(String, String), i64> {
+    sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT dag_id, state, count(*) FROM dag_runs GROUP BY dag_id, state",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .expect("count runs")
+    .into_iter()
+    .map(|(d, s, n)| ((d, s), n))
+    .collect()
+}
+
+/// (DAG, state) → runs, as the store reports them.
+async fn reported(c: &Cluster) -> BTreeMap<(String, String), i64> {
+    c.store
+        .run_counts_per_dag(None)
+        .await
+        .expect("run counts")
+        .into_iter()
+        .map(|r| ((r.dag_id, r.state.as_str().to_owned()), r.count))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_counts_follow_every_change_and_survive_compaction() {
+    let mut bag = DagBag::new();
+    bag.add(daily("counts_a"));
+    bag.add(daily("counts_b"));
+    let c = cluster(&bag).await;
+    let (a, b) = (
+        bag.get("counts_a").expect("A").clone(),
+        bag.get("counts_b").expect("B").clone(),
+    );
+
+    // 30 runs of A and 20 of B, created in one statement.
+    let day = |i: i64| {
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
+        DataInterval {
+            start,
+            end: start + chrono::Duration::days(1),
+        }
+    };
+    let runs: Vec<(&Dag, DataInterval)> = (0..30)
+        .map(|i| (a.as_ref(), day(i)))
+        .chain((0..20).map(|i| (b.as_ref(), day(i))))
+        .collect();
+    assert_eq!(
+        c.store
+            .create_runs(RunType::Scheduled, &runs)
+            .await
+            .expect("create runs"),
+        50
+    );
+    assert_eq!(reported(&c).await, counted(&c).await);
+
+    // Some succeed, some fail, one is deleted; an update that changes no
+    // state (a note) leaves the counts alone.
+    sqlx::query(
+        "UPDATE dag_runs SET state = CASE WHEN logical_date < '2024-01-11' THEN 'success' ELSE 'failed' END
+         WHERE dag_id = 'counts_a' AND logical_date < '2024-01-16'",
+    )
+    .execute(&c.pool)
+    .await
+    .expect("finish runs");
+    sqlx::query("UPDATE dag_runs SET note = 'seen' WHERE dag_id = 'counts_b'")
+        .execute(&c.pool)
+        .await
+        .expect("note runs");
+    let first_b = c
+        .store
+        .list_runs_page(&RunPageFilter {
+            dag_id: Some("counts_b".into()),
+            limit: 1,
+            ..RunPageFilter::default()
+        })
+        .await
+        .expect("runs of B")
+        .0
+        .remove(0);
+    assert!(c
+        .store
+        .delete_run("counts_b", &first_b.run_id)
+        .await
+        .expect("delete run"));
+
+    let expected = counted(&c).await;
+    assert_eq!(
+        expected.get(&("counts_a".into(), "success".into())),
+        Some(&10)
+    );
+    assert_eq!(
+        expected.get(&("counts_a".into(), "failed".into())),
+        Some(&5)
+    );
+    assert_eq!(
+        expected.get(&("counts_b".into(), "queued".into())),
+        Some(&19)
+    );
+    assert_eq!(reported(&c).await, expected);
+
+    // The runs API's total for a DAG, for states, and for every DAG.
+    let total = |f: RunPageFilter| {
+        let store = c.store.clone();
+        async move { store.list_runs_page(&f).await.expect("runs page").1 }
+    };
+    assert_eq!(
+        total(RunPageFilter {
+            dag_id: Some("counts_a".into()),
+            limit: 5,
+            ..RunPageFilter::default()
+        })
+        .await,
+        30
+    );
+    assert_eq!(
+        total(RunPageFilter {
+            states: vec![RunState::Success, RunState::Failed],
+            limit: 5,
+            ..RunPageFilter::default()
+        })
+        .await,
+        15
+    );
+    assert_eq!(
+        total(RunPageFilter {
+            limit: 5,
+            ..RunPageFilter::default()
+        })
+        .await,
+        49
+    );
+
+    // Compaction folds the appended rows into one per (DAG, state) and
+    // changes no count.
+    let folded = c.store.compact_run_counts().await.expect("compact");
+    assert!(folded > 4, "folded {folded} rows");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM dag_run_counts")
+        .fetch_one(&c.pool)
+        .await
+        .expect("count rows");
+    assert_eq!(rows, expected.len() as i64);
+    assert_eq!(reported(&c).await, expected);
+
+    // The newest scheduled interval's end rides along for the next run.
+    let a_rows: Vec<_> = c
+        .store
+        .run_counts_per_dag(Some(&["counts_a".to_owned()]))
+        .await
+        .expect("counts of A");
+    assert!(a_rows
+        .iter()
+        .all(|r| r.last_scheduled_end == Some(day(29).end)));
+}
