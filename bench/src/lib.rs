@@ -38,6 +38,10 @@ pub enum BenchCommand {
         /// scheduler pass times and fairness (0: skip).
         #[arg(long, default_value_t = 500)]
         catchup_dags: usize,
+        /// Run only these shapes (by DAG id, e.g. `bench_fanout_10000`;
+        /// repeatable); all of them when absent.
+        #[arg(long = "shape")]
+        shapes: Vec<String>,
     },
     /// The DAGs page with many DAGs and runs, and a large grid, under load from wrk.
     Web {
@@ -139,7 +143,21 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
             repeat,
             idle_secs,
             catchup_dags,
-        } => scheduler::run(home, engine, json, repeat, idle_secs, catchup_dags).await,
+            shapes,
+        } => {
+            scheduler::run(
+                home,
+                engine,
+                scheduler::Options {
+                    as_json: json,
+                    repeat,
+                    idle_secs,
+                    catchup_dags,
+                    shapes,
+                },
+            )
+            .await
+        }
         BenchCommand::Web {
             dags,
             runs,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use orchestrator::store::write::RunType;
 use orchestrator::{
@@ -117,14 +117,37 @@ struct IdleResult {
     rss_mb: f64,
 }
 
+/// What `bench scheduler` runs.
+pub struct Options {
+    pub as_json: bool,
+    /// Runs per shape; the median wall time is reported.
+    pub repeat: usize,
+    pub idle_secs: u64,
+    /// Hourly DAGs catching up a day (0: no catch-up).
+    pub catchup_dags: usize,
+    /// Only these shapes (DAG ids); every shape when empty.
+    pub shapes: Vec<String>,
+}
+
 pub async fn run(
     home: &Path,
     engine: orchestrator::EngineConfig,
-    as_json: bool,
-    repeat: usize,
-    idle_secs: u64,
-    catchup_dags: usize,
+    opts: Options,
 ) -> Result<ExitCode> {
+    let Options {
+        as_json,
+        repeat,
+        idle_secs,
+        catchup_dags,
+        shapes,
+    } = opts;
+    if let Some(unknown) = shapes
+        .iter()
+        .find(|s| !SHAPES.iter().any(|k| k.id == s.as_str()))
+    {
+        let known: Vec<&str> = SHAPES.iter().map(|k| k.id).collect();
+        bail!("no shape `{unknown}`; the shapes are {}", known.join(", "));
+    }
     let mut bag = DagBag::new();
     bag.add(chain("bench_chain_20", 20)?);
     bag.add(fanout("bench_fanout_100", 100)?);
@@ -152,7 +175,10 @@ pub async fn run(
 
     let mut results = Vec::new();
     let mut base = Utc::now();
-    for shape in &SHAPES {
+    for shape in SHAPES
+        .iter()
+        .filter(|k| shapes.is_empty() || shapes.iter().any(|s| s == k.id))
+    {
         let dag = bag.get(shape.id).context("bench DAG missing")?.clone();
         let mut walls = Vec::new();
         let mut latencies = Vec::new();

@@ -368,10 +368,11 @@ async fn heartbeat(
     }
 }
 
-/// How often a scheduler folds the run counts the triggers appended: each
-/// statement that moves runs adds a row per DAG and state, and readers sum
-/// them, so folding keeps a count's rows few.
-const RUN_COUNTS_COMPACTION: Duration = Duration::from_secs(10);
+/// How often a scheduler tidies the tables only ever appended to: it folds
+/// the run counts the triggers added (each statement that moves runs adds
+/// a row per DAG and state, and readers sum them) and drops requests for a
+/// pass whose run has ended.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
 
 async fn scheduler_loop(
     store: Store,
@@ -384,7 +385,7 @@ async fn scheduler_loop(
     let mut last_runs_check = tokio::time::Instant::now() - Duration::from_secs(60);
     let mut last_zombie_check = tokio::time::Instant::now();
     let mut last_backfill_check = tokio::time::Instant::now();
-    let mut last_counts_compaction = tokio::time::Instant::now();
+    let mut last_housekeeping = tokio::time::Instant::now();
     loop {
         // Creating runs from schedules only needs to happen about once a second.
         let create =
@@ -425,9 +426,10 @@ async fn scheduler_loop(
                     wake.scheduler.notify_one();
                 }
             }
-            if last_counts_compaction.elapsed() >= RUN_COUNTS_COMPACTION {
-                last_counts_compaction = tokio::time::Instant::now();
+            if last_housekeeping.elapsed() >= HOUSEKEEPING {
+                last_housekeeping = tokio::time::Instant::now();
                 store.compact_run_counts().await?;
+                store.drop_stale_schedule_requests().await?;
             }
             Ok(())
         }

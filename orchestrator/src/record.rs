@@ -24,7 +24,7 @@ use crate::executor::{Claimed, Finished, WorkerIdentity};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
 use crate::store::write::notify_wakeup;
-use crate::store::{Store, StoreError, LONG_LIST};
+use crate::store::{list_statement, Store, StoreError};
 use crate::task::LogLine;
 
 /// How a try ended.
@@ -702,17 +702,19 @@ async fn queue_ready_downstream(
         if ready.is_empty() {
             continue;
         }
-        let res = sqlx::query(
+        let (sql, prepared) = list_statement(
             "UPDATE task_instances ti SET state = 'queued', queued_at = now()
              FROM unnest($3::text[]) AS r(task_id)
              WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = r.task_id AND ti.state = 'none'",
-        )
-        .bind(&dag.id)
-        .bind(run_id)
-        .bind(&ready)
-        .persistent(ready.len() <= LONG_LIST)
-        .execute(store.pool())
-        .await?;
+            ready.len(),
+        );
+        let res = sqlx::query(&sql)
+            .bind(&dag.id)
+            .bind(run_id)
+            .bind(&ready)
+            .persistent(prepared)
+            .execute(store.pool())
+            .await?;
         finished.queued |= res.rows_affected() > 0;
     }
     if finished.queued {
@@ -722,16 +724,16 @@ async fn queue_ready_downstream(
 }
 
 /// Put `runs` first in line for the scheduler's next pass
-/// (`scheduler::RUNS_PER_PASS`): they have something only it does.
+/// (`scheduler::RUNS_PER_PASS`): they have something only it does. An
+/// insert into a table only passes delete from, so it never waits on a
+/// pass holding the runs (migration 29).
 async fn flag_for_scheduler(store: &Store, runs: &[(String, String)]) -> Result<(), StoreError> {
     if runs.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "UPDATE dag_runs r SET last_scheduling_decision = NULL
-         FROM unnest($1::text[], $2::text[]) AS f(dag_id, run_id)
-         WHERE r.dag_id = f.dag_id AND r.run_id = f.run_id AND r.state = 'running'
-           AND r.last_scheduling_decision IS NOT NULL",
+        "INSERT INTO run_schedule_requests (dag_id, run_id)
+         SELECT * FROM unnest($1::text[], $2::text[])",
     )
     .bind(runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
     .bind(runs.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())

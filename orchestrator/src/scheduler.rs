@@ -18,7 +18,7 @@ use crate::mapping::{self, Expansion};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
 use crate::store::write::{notify_wakeup, RunType};
-use crate::store::{Store, StoreError, LONG_LIST};
+use crate::store::{list_statement, Store, StoreError};
 
 /// What one scheduler pass did, so the loop knows whether to wake executors.
 #[derive(Debug, Default, Clone, Copy)]
@@ -292,8 +292,9 @@ pub(crate) async fn insert_task_instances(
 
 /// The most running runs one scheduler pass examines: a pass stays short
 /// however many runs are active. Runs take turns, least recently examined
-/// first; a run flagged for attention (just started, or with a try
-/// recorded that needs the scheduler) comes before all others.
+/// first; a run an executor asked a pass for (a try recorded that needs
+/// the scheduler) comes before all others, then runs flagged by a NULL
+/// `last_scheduling_decision` (just started, cleared, a zombie reaped).
 pub const RUNS_PER_PASS: i64 = 256;
 
 /// What [`advance_runs`] did.
@@ -308,6 +309,9 @@ pub struct Advanced {
 /// One task instance of a run, as a pass reads it.
 type InstanceRow = (String, i32, String, Option<DateTime<Utc>>);
 
+/// A running run a pass examines: id, DAG, run id, when a pass last did.
+type PassRun = (i64, String, String, Option<DateTime<Utc>>);
+
 /// An [`InstanceRow`] led by its DAG and run.
 type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>>);
 
@@ -321,19 +325,57 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     // line or an output takes on its run (the foreign keys), which
     // deadlocked with this lock while the scheduler waited on a task
     // instance that executor had just updated.
-    let runs: Vec<(i64, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT id, dag_id, run_id, last_scheduling_decision FROM dag_runs WHERE state = 'running'
-         ORDER BY last_scheduling_decision NULLS FIRST, id LIMIT $1
-         FOR NO KEY UPDATE SKIP LOCKED",
+    //
+    // First the runs executors asked a pass for (migration 29), then the
+    // least recently examined.
+    // Each request looks its run up by key: the requests are few, the
+    // running runs may be thousands.
+    let mut runs: Vec<PassRun> = sqlx::query_as(
+        "SELECT r.id, r.dag_id, r.run_id, r.last_scheduling_decision
+         FROM (SELECT DISTINCT dag_id, run_id FROM run_schedule_requests LIMIT $1) q
+         CROSS JOIN LATERAL (
+             SELECT id, dag_id, run_id, last_scheduling_decision FROM dag_runs
+             WHERE dag_runs.dag_id = q.dag_id AND dag_runs.run_id = q.run_id AND state = 'running'
+             FOR NO KEY UPDATE SKIP LOCKED
+         ) r
+         ORDER BY r.id",
     )
     .bind(RUNS_PER_PASS)
     .fetch_all(&mut *tx)
     .await?;
+    let requested = runs.len() as i64;
+    if requested < RUNS_PER_PASS {
+        let taken: Vec<i64> = runs.iter().map(|r| r.0).collect();
+        let turns: Vec<PassRun> = sqlx::query_as(
+            "SELECT id, dag_id, run_id, last_scheduling_decision FROM dag_runs
+             WHERE state = 'running' AND id <> ALL($2)
+             ORDER BY last_scheduling_decision NULLS FIRST, id LIMIT $1
+             FOR NO KEY UPDATE SKIP LOCKED",
+        )
+        .bind(RUNS_PER_PASS - requested)
+        .bind(&taken)
+        .fetch_all(&mut *tx)
+        .await?;
+        runs.extend(turns);
+    }
     if runs.is_empty() {
         return Ok(Advanced::default());
     }
-    let ours: Vec<&(i64, String, String, Option<DateTime<Utc>>)> =
-        runs.iter().filter(|r| bag.get(&r.1).is_some()).collect();
+    // Take the locked runs' requests before reading their task instances:
+    // an executor asks only after its tries committed, so the read below
+    // sees the tries of every request taken here; a request made later
+    // stays for the next pass.
+    sqlx::query(
+        "DELETE FROM run_schedule_requests q
+         USING unnest($1::text[], $2::text[]) AS r(dag_id, run_id)
+         WHERE q.dag_id = r.dag_id AND q.run_id = r.run_id",
+    )
+    .bind(runs.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+    .persistent(false)
+    .execute(&mut *tx)
+    .await?;
+    let ours: Vec<&PassRun> = runs.iter().filter(|r| bag.get(&r.1).is_some()).collect();
     let rows: Vec<RunInstanceRow> = sqlx::query_as(
         "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.next_attempt_at
          FROM task_instances ti
@@ -343,7 +385,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     )
     .bind(ours.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
     .bind(ours.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
-    // Planned with its lists, once a pass: see `LONG_LIST`.
+    // Planned with its lists, once a pass: see `store::LONG_LIST`.
     .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
@@ -377,7 +419,8 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
         notify_wakeup(&mut *tx).await?;
     }
     tx.commit().await?;
-    done.more = runs.len() as i64 == RUNS_PER_PASS && runs.last().is_some_and(|r| r.3.is_none());
+    done.more = requested == RUNS_PER_PASS
+        || (runs.len() as i64 == RUNS_PER_PASS && runs.last().is_some_and(|r| r.3.is_none()));
     Ok(done)
 }
 
@@ -505,24 +548,25 @@ async fn advance_run(
     }
     for ((from, to), instances) in changes {
         let (ids, indexes): (Vec<String>, Vec<i32>) = instances.into_iter().unzip();
-        let long = ids.len() > LONG_LIST;
-        let res = sqlx::query(
+        let (sql, prepared) = list_statement(
             "UPDATE task_instances ti SET state = $3,
                     queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE ti.queued_at END,
                     end_date = CASE WHEN $3 = 'queued' THEN ti.end_date ELSE now() END
              FROM unnest($4::text[], $5::int[]) AS c(task_id, map_index)
              WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
                AND ti.map_index = c.map_index AND ti.state = $6",
-        )
-        .bind(&dag.id)
-        .bind(run_id)
-        .bind(to.as_str())
-        .bind(&ids)
-        .bind(&indexes)
-        .bind(from.as_str())
-        .persistent(!long)
-        .execute(&mut **tx)
-        .await?;
+            ids.len(),
+        );
+        let res = sqlx::query(&sql)
+            .bind(&dag.id)
+            .bind(run_id)
+            .bind(to.as_str())
+            .bind(&ids)
+            .bind(&indexes)
+            .bind(from.as_str())
+            .persistent(prepared)
+            .execute(&mut **tx)
+            .await?;
         if to == TaskState::Queued {
             queued += res.rows_affected() as usize;
         }

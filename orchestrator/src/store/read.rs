@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Store, StoreError, LONG_LIST};
+use super::{Store, StoreError};
 use crate::state::{RunState, StreamState, TaskState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -1132,7 +1132,6 @@ impl Store {
              ORDER BY c.dag_id, c.state",
         )
         .bind(dag_ids)
-        .persistent(dag_ids.is_none_or(|ids| ids.len() <= LONG_LIST))
         .fetch_all(self.pool())
         .await?)
     }

@@ -456,6 +456,25 @@ impl Store {
             .await?)
     }
 
+    /// Drops the requests for a scheduler pass (migration 29) whose run is
+    /// no longer running: finished, marked or deleted meanwhile. Requests a
+    /// pass is taking are skipped, not waited for.
+    pub async fn drop_stale_schedule_requests(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM run_schedule_requests WHERE ctid IN (
+                 SELECT q.ctid FROM run_schedule_requests q
+                 WHERE NOT EXISTS (
+                     SELECT 1 FROM dag_runs r
+                     WHERE r.dag_id = q.dag_id AND r.run_id = q.run_id AND r.state = 'running'
+                 )
+                 FOR UPDATE SKIP LOCKED
+             )",
+        )
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     /// Wake every scheduler and executor listening on this database.
     pub async fn wake(&self) -> Result<(), StoreError> {
         notify_wakeup(self.pool()).await?;
