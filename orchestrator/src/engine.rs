@@ -369,9 +369,9 @@ async fn heartbeat(
 }
 
 /// How often a scheduler tidies the tables only ever appended to: it folds
-/// the run counts the triggers added (each statement that moves runs adds
-/// a row per DAG and state, and readers sum them) and drops requests for a
-/// pass whose run has ended.
+/// the run and task-instance counts the triggers added (each statement
+/// that moves runs or instances adds a row per DAG, and readers sum them)
+/// and drops requests for a pass whose run has ended.
 const HOUSEKEEPING: Duration = Duration::from_secs(10);
 
 async fn scheduler_loop(
@@ -429,6 +429,7 @@ async fn scheduler_loop(
             if last_housekeeping.elapsed() >= HOUSEKEEPING {
                 last_housekeeping = tokio::time::Instant::now();
                 store.compact_run_counts().await?;
+                store.compact_task_instance_counts().await?;
                 store.drop_stale_schedule_requests().await?;
             }
             Ok(())

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::schedule::DataInterval;
-use orchestrator::store::read::RunPageFilter;
+use orchestrator::store::read::{RunPageFilter, TaskInstancePageFilter};
 use orchestrator::store::write::RunType;
 use orchestrator::{task_fn, Dag, DagBag, RunState, TaskSpec};
 use serde_json::Value;
@@ -177,4 +177,84 @@ async fn run_counts_follow_every_change_and_survive_compaction() {
     assert!(a_rows
         .iter()
         .all(|r| r.last_scheduled_end == Some(day(29).end)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_instance_totals_follow_inserts_and_deletes() {
+    let mut bag = DagBag::new();
+    bag.add(daily("ti_counts_a"));
+    bag.add(daily("ti_counts_b"));
+    let c = cluster(&bag).await;
+    let day = |i: i64| {
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
+        DataInterval {
+            start,
+            end: start + chrono::Duration::days(1),
+        }
+    };
+    let (a, b) = (
+        bag.get("ti_counts_a").expect("A").clone(),
+        bag.get("ti_counts_b").expect("B").clone(),
+    );
+    let runs: Vec<(&Dag, DataInterval)> = (0..10)
+        .map(|i| (a.as_ref(), day(i)))
+        .chain((0..4).map(|i| (b.as_ref(), day(i))))
+        .collect();
+    c.store
+        .create_runs(RunType::Scheduled, &runs)
+        .await
+        .expect("create runs");
+    // Three instances per run of A (one of them as a mapped task's would
+    // be), two per run of B, in one statement.
+    sqlx::query(
+        "INSERT INTO task_instances (dag_id, run_id, task_id, map_index)
+         SELECT r.dag_id, r.run_id, t.task_id, t.map_index FROM dag_runs r,
+                (VALUES ('only', -1), ('mapped', 0), ('mapped', 1)) AS t(task_id, map_index)
+         WHERE r.dag_id = 'ti_counts_a' OR t.map_index >= 0 AND r.dag_id = 'ti_counts_b'",
+    )
+    .execute(&c.pool)
+    .await
+    .expect("insert instances");
+    // A run of A deleted takes its instances with it (the cascade).
+    let run_of_a: String = sqlx::query_scalar(
+        "SELECT run_id FROM dag_runs WHERE dag_id = 'ti_counts_a' ORDER BY logical_date LIMIT 1",
+    )
+    .fetch_one(&c.pool)
+    .await
+    .expect("a run of A");
+    assert!(c
+        .store
+        .delete_run("ti_counts_a", &run_of_a)
+        .await
+        .expect("delete run"));
+
+    let total = |dag_id: Option<&str>| {
+        let store = c.store.clone();
+        let f = TaskInstancePageFilter {
+            dag_id: dag_id.map(str::to_owned),
+            limit: 5,
+            ..TaskInstancePageFilter::default()
+        };
+        async move { store.list_task_instances_page(&f).await.expect("page").1 }
+    };
+    assert_eq!(total(Some("ti_counts_a")).await, 27);
+    assert_eq!(total(Some("ti_counts_b")).await, 8);
+    assert_eq!(total(None).await, 35);
+    c.store
+        .compact_task_instance_counts()
+        .await
+        .expect("compact");
+    assert_eq!(total(Some("ti_counts_a")).await, 27);
+    assert_eq!(total(None).await, 35);
+    // A filter beyond the DAG still counts the matching rows.
+    let f = TaskInstancePageFilter {
+        dag_id: Some("ti_counts_a".into()),
+        task_id: Some("mapped".into()),
+        limit: 5,
+        ..TaskInstancePageFilter::default()
+    };
+    assert_eq!(
+        c.store.list_task_instances_page(&f).await.expect("page").1,
+        18
+    );
 }

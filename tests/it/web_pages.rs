@@ -540,10 +540,15 @@ fn forms_need_the_csrf_token_and_the_operator_role() {
     ] {
         let resp = viewer.post(path, &fields);
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
-        assert_eq!(
-            resp.headers().get(CONTENT_TYPE).unwrap(),
-            "application/problem+json"
-        );
+        // A browser is told why on a page, not in the API's JSON.
+        assert!(resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(resp.text().unwrap().contains("Forbidden"), "{path}");
     }
     assert_eq!(env.scalar("SELECT count(*) FROM dag_runs"), "0");
 
@@ -847,6 +852,38 @@ fn an_admin_creates_an_api_token_in_the_ui_shown_once_and_revokes_it() {
     let events = b.page("/admin/events");
     assert!(events.contains("Events 1–"), "{events}");
     assert!(!events.contains(">older</a>"), "{events}");
+}
+
+#[test]
+fn a_missing_dag_run_or_task_gets_a_page_that_says_so() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    for (path, says) in [
+        ("/dags/no_such_dag", "no_such_dag"),
+        ("/dags/example_daily/runs/no_such_run", "no_such_run"),
+        (
+            "/dags/example_daily/runs/no_such_run/tasks/no_such_task",
+            "no_such_task",
+        ),
+    ] {
+        let resp = b.get(path);
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let content_type = resp.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{path}: {content_type}"
+        );
+        let html = resp.text().unwrap();
+        assert!(html.contains(r#"id="problem""#), "{path}: {html}");
+        assert!(html.contains(says), "{path}: {html}");
+    }
+    // The API keeps answering in problem details.
+    let resp = b.get("/api/v2/dags/no_such_dag");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.headers().get(CONTENT_TYPE).unwrap(),
+        "application/problem+json"
+    );
 }
 
 #[test]

@@ -425,6 +425,33 @@ pub struct TaskInstancePageFilter {
     pub offset: i64,
 }
 
+impl TaskInstancePageFilter {
+    /// The DAGs the filter narrows to when it narrows by DAG only (`None`
+    /// otherwise; an empty list: every DAG), so the total is the
+    /// trigger-kept count rather than a count of matching rows.
+    fn counted_by_dag(&self) -> Option<Vec<String>> {
+        let by_dag_only = self.run_id.is_none()
+            && self.task_id.is_none()
+            && self.run_ids.is_empty()
+            && self.task_ids.is_empty()
+            && self.pools.is_empty()
+            && self.states.is_empty()
+            && self.start_date_gte.is_none()
+            && self.start_date_lte.is_none()
+            && self.end_date_gte.is_none()
+            && self.end_date_lte.is_none();
+        if !by_dag_only {
+            return None;
+        }
+        Some(match &self.dag_id {
+            Some(id) if self.dag_ids.is_empty() || self.dag_ids.contains(id) => vec![id.clone()],
+            // A DAG outside the listed ones: nothing matches.
+            Some(_) => vec![String::new()],
+            None => self.dag_ids.clone(),
+        })
+    }
+}
+
 /// Columns a task-instance list may be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskInstanceSort {
@@ -918,6 +945,16 @@ impl Store {
             .persistent(false)
             .fetch_all(self.pool())
             .await?;
+        if let Some(dag_ids) = f.counted_by_dag() {
+            let total: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(instances), 0)::bigint FROM task_instance_counts
+                 WHERE cardinality($1::text[]) = 0 OR dag_id = ANY($1)",
+            )
+            .bind(&dag_ids)
+            .fetch_one(self.pool())
+            .await?;
+            return Ok((rows, total));
+        }
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM task_instances ti WHERE {TI_PAGE_WHERE}"
         ))

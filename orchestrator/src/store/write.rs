@@ -456,6 +456,13 @@ impl Store {
             .await?)
     }
 
+    /// The same for the task-instance counts (migration 30).
+    pub async fn compact_task_instance_counts(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT compact_task_instance_counts()")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     /// Drops the requests for a scheduler pass (migration 29) whose run is
     /// no longer running: finished, marked or deleted meanwhile. Requests a
     /// pass is taking are skipped, not waited for.

@@ -51,7 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(alerts::routes())
         .merge(assets::routes())
         .merge(admin::routes())
-        .layer(axum::middleware::from_fn(unavailable_page))
+        .layer(axum::middleware::from_fn(problem_page))
 }
 
 #[derive(Template)]
@@ -60,12 +60,25 @@ struct UnavailablePage {
     detail: String,
 }
 
-/// A browser asking for a page while the metadata database is unreachable
-/// gets a page that says so (503, `Retry-After`), not the API's
-/// problem-details JSON.
-async fn unavailable_page(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemPage {
+    title: String,
+    detail: String,
+}
+
+/// A page route that answers with a problem (an unknown DAG, run or task,
+/// a refused action) gets it as a page in the site's layout, not the API's
+/// problem-details JSON a browser would show raw. While the metadata
+/// database is unreachable the page says so (503, `Retry-After`).
+async fn problem_page(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let res = next.run(req).await;
-    if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+    let is_problem = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    let status = res.status();
+    if !is_problem && status != StatusCode::SERVICE_UNAVAILABLE {
         return res;
     }
     let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
@@ -73,14 +86,20 @@ async fn unavailable_page(req: axum::extract::Request, next: axum::middleware::N
         .unwrap_or_default();
     let detail = serde_json::from_slice::<Value>(&body)
         .ok()
-        .and_then(|v| v["detail"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "BetFlow cannot serve this page right now.".to_owned());
-    let mut page = render(&UnavailablePage { detail }, StatusCode::SERVICE_UNAVAILABLE);
-    page.headers_mut().insert(
-        axum::http::header::RETRY_AFTER,
-        axum::http::HeaderValue::from_static("5"),
-    );
-    page
+        .and_then(|v| v["detail"].as_str().map(str::to_owned));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let detail =
+            detail.unwrap_or_else(|| "BetFlow cannot serve this page right now.".to_owned());
+        let mut page = render(&UnavailablePage { detail }, status);
+        page.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+        return page;
+    }
+    let title = status.canonical_reason().unwrap_or("Error").to_owned();
+    let detail = detail.unwrap_or_else(|| title.clone());
+    render(&ProblemPage { title, detail }, status)
 }
 
 /// `/` is the DAGs page, as in Airflow; the redirect keeps one URL per page.
