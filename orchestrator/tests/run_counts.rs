@@ -4,6 +4,7 @@
 //! compacted.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::schedule::DataInterval;
@@ -22,6 +23,26 @@ fn daily(id: &str) -> Dag {
         task_fn(|_| async { Ok(Value::Null) }),
     ));
     b.build().expect("DAG builds")
+}
+
+/// Two daily DAGs, `{prefix}_a` and `{prefix}_b`, in a fresh cluster.
+async fn two_dags(prefix: &str) -> (DagBag, Cluster, Arc<Dag>, Arc<Dag>) {
+    let mut bag = DagBag::new();
+    bag.add(daily(&format!("{prefix}_a")));
+    bag.add(daily(&format!("{prefix}_b")));
+    let c = cluster(&bag).await;
+    let a = bag.get(&format!("{prefix}_a")).expect("A").clone();
+    let b = bag.get(&format!("{prefix}_b")).expect("B").clone();
+    (bag, c, a, b)
+}
+
+/// The `i`th day from 2024-01-01.
+fn day(i: i64) -> DataInterval {
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
+    DataInterval {
+        start,
+        end: start + chrono::Duration::days(1),
+    }
 }
 
 /// (DAG, state) → runs, counted from `dag_runs` itself.
@@ -50,23 +71,9 @@ async fn reported(c: &Cluster) -> BTreeMap<(String, String), i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_counts_follow_every_change_and_survive_compaction() {
-    let mut bag = DagBag::new();
-    bag.add(daily("counts_a"));
-    bag.add(daily("counts_b"));
-    let c = cluster(&bag).await;
-    let (a, b) = (
-        bag.get("counts_a").expect("A").clone(),
-        bag.get("counts_b").expect("B").clone(),
-    );
+    let (_bag, c, a, b) = two_dags("counts").await;
 
     // 30 runs of A and 20 of B, created in one statement.
-    let day = |i: i64| {
-        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
-        DataInterval {
-            start,
-            end: start + chrono::Duration::days(1),
-        }
-    };
     let runs: Vec<(&Dag, DataInterval)> = (0..30)
         .map(|i| (a.as_ref(), day(i)))
         .chain((0..20).map(|i| (b.as_ref(), day(i))))
@@ -181,21 +188,7 @@ async fn run_counts_follow_every_change_and_survive_compaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_instance_totals_follow_inserts_and_deletes() {
-    let mut bag = DagBag::new();
-    bag.add(daily("ti_counts_a"));
-    bag.add(daily("ti_counts_b"));
-    let c = cluster(&bag).await;
-    let day = |i: i64| {
-        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
-        DataInterval {
-            start,
-            end: start + chrono::Duration::days(1),
-        }
-    };
-    let (a, b) = (
-        bag.get("ti_counts_a").expect("A").clone(),
-        bag.get("ti_counts_b").expect("B").clone(),
-    );
+    let (_bag, c, a, b) = two_dags("ti_counts").await;
     let runs: Vec<(&Dag, DataInterval)> = (0..10)
         .map(|i| (a.as_ref(), day(i)))
         .chain((0..4).map(|i| (b.as_ref(), day(i))))
