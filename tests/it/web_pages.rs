@@ -874,6 +874,9 @@ fn a_missing_dag_run_or_task_gets_a_page_that_says_so() {
             "{path}: {content_type}"
         );
         let html = resp.text().unwrap();
+        // In the layout of every page: the header with the user, the reason.
+        assert!(html.contains(r#"id="nav-user""#), "{path}: {html}");
+        assert!(html.contains("Not Found"), "{path}: {html}");
         assert!(html.contains(r#"id="problem""#), "{path}: {html}");
         assert!(html.contains(says), "{path}: {html}");
     }

@@ -145,7 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/static/{file}", get(static_files::serve))
         .nest("/api/v2", api::routes())
-        .merge(pages::routes())
+        .merge(pages::routes(state.clone()))
         .layer(axum::middleware::from_fn(headers::add))
         .with_state(state)
 }

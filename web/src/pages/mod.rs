@@ -35,7 +35,7 @@ use crate::auth::extract::PageUser;
 use crate::problem::Problem;
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .merge(login::routes())
@@ -51,7 +51,7 @@ pub fn routes() -> Router<AppState> {
         .merge(alerts::routes())
         .merge(assets::routes())
         .merge(admin::routes())
-        .layer(axum::middleware::from_fn(problem_page))
+        .layer(axum::middleware::from_fn_with_state(state, problem_page))
 }
 
 #[derive(Template)]
@@ -71,7 +71,14 @@ struct ProblemPage {
 /// a refused action) gets it as a page in the site's layout, not the API's
 /// problem-details JSON a browser would show raw. While the metadata
 /// database is unreachable the page says so (503, `Retry-After`).
-async fn problem_page(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn problem_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // What finding the user again takes, kept in case the answer is a
+    // problem: the page then has the header every page has.
+    let (uri, headers) = (req.uri().clone(), req.headers().clone());
     let res = next.run(req).await;
     let is_problem = res
         .headers()
@@ -99,7 +106,24 @@ async fn problem_page(req: axum::extract::Request, next: axum::middleware::Next)
     }
     let title = status.canonical_reason().unwrap_or("Error").to_owned();
     let detail = detail.unwrap_or_else(|| title.clone());
-    render(&ProblemPage { title, detail }, status)
+    let mut parts = axum::http::Request::builder()
+        .uri(uri)
+        .body(())
+        .map(|r| r.into_parts().0)
+        .unwrap_or_else(|_| axum::http::Request::new(()).into_parts().0);
+    parts.headers = headers;
+    use axum::extract::FromRequestParts;
+    match PageUser::from_request_parts(&mut parts, &state).await {
+        Ok(user) => render(
+            &ErrorPage {
+                nav: Nav::new(&user, ""),
+                title,
+                message: detail,
+            },
+            status,
+        ),
+        Err(_) => render(&ProblemPage { title, detail }, status),
+    }
 }
 
 /// `/` is the DAGs page, as in Airflow; the redirect keeps one URL per page.
