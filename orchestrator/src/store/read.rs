@@ -189,8 +189,9 @@ pub struct RunTaskStateRow {
     pub task_state: Option<TaskState>,
 }
 
-/// How many runs of a DAG are in one state, and the end of the newest
-/// scheduled run's data interval among them (for the next run).
+/// How many runs of a DAG are in one state, and the end of the DAG's
+/// newest scheduled run's data interval (the same on each of the DAG's
+/// rows; the DAGs page derives the next run from it).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct DagStateCountRow {
     pub dag_id: String,

@@ -76,9 +76,10 @@ async fn problem_page(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    // What finding the user again takes, kept in case the answer is a
-    // problem: the page then has the header every page has.
-    let (uri, headers) = (req.uri().clone(), req.headers().clone());
+    // What finding the user again takes (the session cookie), kept in
+    // case the answer is a problem: the page then has the usual header.
+    let uri = req.uri().clone();
+    let cookie = req.headers().get(axum::http::header::COOKIE).cloned();
     let res = next.run(req).await;
     let is_problem = res
         .headers()
@@ -111,7 +112,9 @@ async fn problem_page(
         .body(())
         .map(|r| r.into_parts().0)
         .unwrap_or_else(|_| axum::http::Request::new(()).into_parts().0);
-    parts.headers = headers;
+    if let Some(cookie) = cookie {
+        parts.headers.insert(axum::http::header::COOKIE, cookie);
+    }
     use axum::extract::FromRequestParts;
     match PageUser::from_request_parts(&mut parts, &state).await {
         Ok(user) => render(
