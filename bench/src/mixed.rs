@@ -26,7 +26,7 @@ pub const CHAIN_DAG: &str = "bench_mixed_chain";
 pub const CHAIN_TASKS: usize = 1_000;
 
 /// Runs of the chain before the load, for the idle figure.
-const IDLE_RUNS: usize = 2;
+const IDLE_RUNS: usize = 3;
 
 /// Dispatch latencies (ms, sorted) and run walls (s) of the chain's runs.
 #[derive(Default)]
