@@ -276,6 +276,19 @@ impl TaskNode {
     pub fn is_sensor(&self) -> bool {
         matches!(self.kind, TaskKind::Sensor { .. })
     }
+
+    /// The upstream tasks whose outputs a try of this task is given: all of
+    /// them but the list a mapped task was expanded over, whose item each
+    /// instance already has (`TaskContext::item`), as in Airflow. Loading
+    /// that list again for each claim of a 10,000-wide expansion cost a
+    /// third of its run (`bench scheduler`, docs/mapping.md).
+    pub fn inputs(&self) -> impl Iterator<Item = &String> {
+        let source = match self.map.as_ref().map(|m| &m.over) {
+            Some(MapOver::Output(task)) => Some(task),
+            _ => None,
+        };
+        self.upstream.iter().filter(move |u| Some(*u) != source)
+    }
 }
 
 /// A long-running task of a stream task group, supervised by every process.

@@ -328,7 +328,8 @@ async fn load_upstream_outputs(
     claimed: &Claimed,
     task: &TaskNode,
 ) -> Result<HashMap<String, Value>, StoreError> {
-    if task.upstream.is_empty() {
+    let inputs: Vec<&str> = task.inputs().map(String::as_str).collect();
+    if inputs.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<(String, i32, Value)> = sqlx::query_as(
@@ -338,7 +339,7 @@ async fn load_upstream_outputs(
     )
     .bind(&claimed.dag_id)
     .bind(&claimed.run_id)
-    .bind(&task.upstream)
+    .bind(&inputs)
     .fetch_all(store.pool())
     .await?;
     let mut by_task: HashMap<String, Vec<(i32, Value)>> = HashMap::new();
@@ -346,13 +347,12 @@ async fn load_upstream_outputs(
         by_task.entry(task_id).or_default().push((map_index, value));
     }
     // A mapped upstream's outputs reach its readers as one list.
-    Ok(task
-        .upstream
-        .iter()
+    Ok(inputs
+        .into_iter()
         .filter_map(|up| {
             let mapped: bool = dag.task(up).is_some_and(|t| t.map.is_some());
             let rows: Vec<(i32, Value)> = by_task.remove(up).unwrap_or_default();
-            crate::mapping::collect_outputs(mapped, rows).map(|v| (up.clone(), v))
+            crate::mapping::collect_outputs(mapped, rows).map(|v| (up.to_owned(), v))
         })
         .collect())
 }
@@ -374,8 +374,7 @@ pub async fn load_inputs(
     for c in claimed {
         if let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) {
             wanted.extend(
-                task.upstream
-                    .iter()
+                task.inputs()
                     .map(|u| (c.dag_id.as_str(), c.run_id.as_str(), u.as_str())),
             );
         }
@@ -431,14 +430,11 @@ pub async fn load_inputs(
             shared
                 .entry(me)
                 .or_insert_with(|| {
-                    let upstream = bag
-                        .get(&c.dag_id)
-                        .and_then(|d| d.task(&c.task_id))
-                        .map(|t| t.upstream.as_slice())
-                        .unwrap_or_default();
+                    let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) else {
+                        return Arc::default();
+                    };
                     Arc::new(
-                        upstream
-                            .iter()
+                        task.inputs()
                             .filter_map(|u| {
                                 let v = outputs.get(&(me.0, me.1, u.as_str()))?;
                                 Some((u.clone(), v.clone()))
