@@ -391,6 +391,7 @@ async fn scheduler_loop(
         let create =
             config.create_scheduled_runs && last_runs_check.elapsed() >= Duration::from_secs(1);
         let pass_started = std::time::Instant::now();
+        let mut steps = PassSteps::default();
         // Set when a step left work for the next pass: run it at once.
         let mut again = false;
         let res: Result<(), StoreError> = async {
@@ -403,13 +404,20 @@ async fn scheduler_loop(
                     again = true;
                 }
                 crate::asset::create_triggered_runs(&store, &bag).await?;
+                steps.created = created.runs;
             }
+            steps.create = pass_started.elapsed();
             if last_backfill_check.elapsed() >= Duration::from_secs(1) {
                 last_backfill_check = tokio::time::Instant::now();
                 crate::backfill::complete_finished(&store).await?;
             }
-            again |= scheduler::start_queued_runs(&store, &bag).await?.more;
+            let step = std::time::Instant::now();
+            let started = scheduler::start_queued_runs(&store, &bag).await?;
+            (steps.start, steps.started) = (step.elapsed(), started.runs);
+            again |= started.more;
+            let step = std::time::Instant::now();
             let advanced = scheduler::advance_runs(&store, &bag).await?;
+            steps.advance = step.elapsed();
             again |= advanced.more;
             if advanced.finished > 0 {
                 // A backfill whose last run just ended is complete now, not
@@ -436,6 +444,17 @@ async fn scheduler_loop(
         }
         .await;
         let took = pass_started.elapsed();
+        if took >= SLOW_PASS {
+            tracing::debug!(
+                took_ms = took.as_millis() as u64,
+                create_ms = steps.create.as_millis() as u64,
+                created = steps.created,
+                start_ms = steps.start.as_millis() as u64,
+                started = steps.started,
+                advance_ms = steps.advance.as_millis() as u64,
+                "slow scheduler pass"
+            );
+        }
         loop_micros.store(took.as_micros().max(1) as u64, Ordering::Relaxed);
         if let Some(times) = &config.pass_times {
             times.push(took);
@@ -452,6 +471,20 @@ async fn scheduler_loop(
         }
     }
 }
+
+/// Where a scheduler pass spent its time, logged (at debug) when the pass
+/// took [`SLOW_PASS`] or more: creating runs, starting them, advancing them.
+#[derive(Default)]
+struct PassSteps {
+    create: Duration,
+    created: usize,
+    start: Duration,
+    started: usize,
+    advance: Duration,
+}
+
+/// A pass this long is logged with its steps (`RUST_LOG=orchestrator=debug`).
+const SLOW_PASS: Duration = Duration::from_millis(200);
 
 async fn executor_loop(
     store: &Store,
