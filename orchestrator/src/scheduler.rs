@@ -319,6 +319,9 @@ type InstanceRow = (String, i32, String, Option<DateTime<Utc>>);
 /// A running run a pass examines: id, DAG, run id, when a pass last did.
 type PassRun = (i64, String, String, Option<DateTime<Utc>>);
 
+/// A run a request names, as a pass locks it: a [`PassRun`] and its state.
+type RequestedRun = (i64, String, String, Option<DateTime<Utc>>, String);
+
 /// An [`InstanceRow`] led by its DAG and run.
 type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>>);
 
@@ -340,7 +343,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     // plan from statistics taken before a catch-up started its runs
     // scanned the index of active runs instead, 7,000 of them per request
     // (0.3-1.1 s a pass). A request whose run has ended is only dropped.
-    let requests: Vec<(i64, String, String, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+    let requests: Vec<RequestedRun> = sqlx::query_as(
         "SELECT r.id, r.dag_id, r.run_id, r.last_scheduling_decision, r.state
          FROM (SELECT DISTINCT dag_id, run_id FROM run_schedule_requests LIMIT $1) q
          CROSS JOIN LATERAL (
