@@ -2,32 +2,13 @@
 //! migration 29): a pass examines the running ones and takes their
 //! requests, and drops the requests of runs that have ended meanwhile.
 
-use chrono::{TimeZone, Utc};
 use orchestrator::schedule::DataInterval;
 use orchestrator::scheduler;
 use orchestrator::store::write::RunType;
-use orchestrator::{task_fn, Dag, DagBag, TaskSpec};
-use serde_json::Value;
+use orchestrator::{Dag, DagBag};
 
 mod common;
-use common::cluster;
-
-fn daily(id: &str) -> Dag {
-    let mut b = Dag::builder(id).schedule("@daily", "UTC");
-    b.task(TaskSpec::new(
-        "only",
-        task_fn(|_| async { Ok(Value::Null) }),
-    ));
-    b.build().expect("DAG builds")
-}
-
-fn day(i: i64) -> DataInterval {
-    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
-    DataInterval {
-        start,
-        end: start + chrono::Duration::days(1),
-    }
-}
+use common::{cluster, daily, day};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pass_takes_the_requests_of_running_runs_and_drops_those_of_ended_ones() {
@@ -80,26 +61,25 @@ async fn a_pass_takes_the_requests_of_running_runs_and_drops_those_of_ended_ones
 
     // The running run was examined: its one task is queued.
     assert_eq!(advanced.queued, 1);
-    let state: String = sqlx::query_scalar(
-        "SELECT state FROM task_instances WHERE dag_id = 'requests' AND run_id = $1 AND task_id = 'only'",
-    )
-    .bind(&run_ids[0])
-    .fetch_one(&c.pool)
-    .await
-    .expect("task state");
-    assert_eq!(state, "queued");
+    let task_state = |run_id: &str| {
+        let (pool, run_id) = (c.pool.clone(), run_id.to_owned());
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT state FROM task_instances
+                 WHERE dag_id = 'requests' AND run_id = $1 AND task_id = 'only'",
+            )
+            .bind(run_id)
+            .fetch_one(&pool)
+            .await
+            .expect("task state")
+        }
+    };
+    assert_eq!(task_state(&run_ids[0]).await, "queued");
     // Both runs' requests are gone; the ended run's task was left alone.
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM run_schedule_requests")
         .fetch_one(&c.pool)
         .await
         .expect("requests left");
     assert_eq!(left, 0);
-    let ended_task: String = sqlx::query_scalar(
-        "SELECT state FROM task_instances WHERE dag_id = 'requests' AND run_id = $1 AND task_id = 'only'",
-    )
-    .bind(&run_ids[1])
-    .fetch_one(&c.pool)
-    .await
-    .expect("ended run's task state");
-    assert_eq!(ended_task, "none");
+    assert_eq!(task_state(&run_ids[1]).await, "none");
 }

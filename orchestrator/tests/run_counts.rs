@@ -6,24 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
 use orchestrator::schedule::DataInterval;
 use orchestrator::store::read::{RunPageFilter, TaskInstancePageFilter};
 use orchestrator::store::write::RunType;
-use orchestrator::{task_fn, Dag, DagBag, RunState, TaskSpec};
-use serde_json::Value;
+use orchestrator::{Dag, DagBag, RunState};
 
 mod common;
-use common::{cluster, Cluster};
-
-fn daily(id: &str) -> Dag {
-    let mut b = Dag::builder(id).schedule("@daily", "UTC");
-    b.task(TaskSpec::new(
-        "only",
-        task_fn(|_| async { Ok(Value::Null) }),
-    ));
-    b.build().expect("DAG builds")
-}
+use common::{cluster, daily, day, Cluster};
 
 /// Two daily DAGs, `{prefix}_a` and `{prefix}_b`, in a fresh cluster.
 async fn two_dags(prefix: &str) -> (DagBag, Cluster, Arc<Dag>, Arc<Dag>) {
@@ -34,15 +23,6 @@ async fn two_dags(prefix: &str) -> (DagBag, Cluster, Arc<Dag>, Arc<Dag>) {
     let a = bag.get(&format!("{prefix}_a")).expect("A").clone();
     let b = bag.get(&format!("{prefix}_b")).expect("B").clone();
     (bag, c, a, b)
-}
-
-/// The `i`th day from 2024-01-01.
-fn day(i: i64) -> DataInterval {
-    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
-    DataInterval {
-        start,
-        end: start + chrono::Duration::days(1),
-    }
 }
 
 /// (DAG, state) → runs, counted from `dag_runs` itself.

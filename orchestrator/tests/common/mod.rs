@@ -1,9 +1,12 @@
 //! A throwaway embedded Postgres, migrated and with a bag's DAGs synced,
 //! for the tests that need the real database.
 
+use chrono::{TimeZone, Utc};
+use orchestrator::schedule::DataInterval;
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use orchestrator::store::write::SyncOptions;
-use orchestrator::{DagBag, Store};
+use orchestrator::{task_fn, Dag, DagBag, Store, TaskSpec};
+use serde_json::Value;
 
 pub struct Cluster {
     pub store: Store,
@@ -38,5 +41,27 @@ pub async fn cluster(bag: &DagBag) -> Cluster {
         pool,
         _pg: pg,
         _home: home,
+    }
+}
+
+/// A daily DAG of one no-op task, `only`. (Not every test file that
+/// includes this module uses every helper in it.)
+#[allow(dead_code)]
+pub fn daily(id: &str) -> Dag {
+    let mut b = Dag::builder(id).schedule("@daily", "UTC");
+    b.task(TaskSpec::new(
+        "only",
+        task_fn(|_| async { Ok(Value::Null) }),
+    ));
+    b.build().expect("DAG builds")
+}
+
+/// The `i`th day from 2024-01-01.
+#[allow(dead_code)]
+pub fn day(i: i64) -> DataInterval {
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(i);
+    DataInterval {
+        start,
+        end: start + chrono::Duration::days(1),
     }
 }
