@@ -483,7 +483,7 @@ struct PassSteps {
     advance: Duration,
 }
 
-/// A pass this long is logged with its steps (`RUST_LOG=orchestrator=debug`).
+/// A pass this long is logged with its steps (`BETFLOW_LOG=orchestrator=debug`).
 const SLOW_PASS: Duration = Duration::from_millis(200);
 
 async fn executor_loop(
