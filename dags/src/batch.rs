@@ -132,41 +132,64 @@ struct Family {
     /// `games`, `odds`, `weather` or `news`: lake path segment and table suffix.
     name: &'static str,
     family: DataKind,
-    /// Id of the per-sport fetch task.
+    /// Id of the fetch task, mapped over the run's sports.
     fetch: &'static str,
-    /// The source's pool.
+    /// The source's pool: each fetch instance takes one slot.
     pool: &'static str,
-    /// What the fetch does for one sport.
-    describe_fetch: fn(&Sport) -> String,
+    /// What the fetch does for each sport.
+    describe_fetch: &'static str,
+    /// What the fetch reads for one sport (its path, key or feeds).
+    sport_source: fn(&Sport) -> String,
     validate: &'static str,
     bronze: &'static str,
     silver: &'static str,
     quality: &'static str,
 }
 
+impl Family {
+    /// The fetch task's doc: what it fetches, and where it stores it.
+    fn fetch_doc(&self) -> String {
+        format!(
+            "{} ({}); one instance per sport of the run's `sports` param; stores the untouched bytes (gzip) at raw/historical/{{sport}}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
+            self.describe_fetch,
+            SPORTS
+                .iter()
+                .map(|s| format!("{}: {}", s.key, (self.sport_source)(s)))
+                .collect::<Vec<String>>()
+                .join("; "),
+            self.name
+        )
+    }
+
+    /// The validate task's doc.
+    fn validate_doc(&self) -> String {
+        format!("{}; one instance per fetched sport", self.validate)
+    }
+}
+
+/// Id of every family's validate task, mapped over its fetch's outputs.
+pub const VALIDATE: &str = "validate";
+
 /// Adds the shape every family shares and returns its quality gate:
 ///
 /// ```text
-/// after? >> {sport} group (built by `group`, ending in `{sport}.{leaf}`)
+/// after? >> {fetch} [one per sport] >> validate [one per sport]
 ///        >> transform.bronze_{family} >> transform.silver_{family} >> quality.silver_{family}
 /// ```
 ///
-/// `group` adds one sport's tasks, reading `after`'s output when given, and
-/// returns its last task; `after`, when given, is upstream of every group.
-fn ingest<G>(
+/// `fetch_and_validate` adds the family's two mapped tasks and returns
+/// them; `after`, when given, is upstream of the fetch.
+fn ingest(
     b: &mut DagBuilder,
     f: &Family,
     settings: &SharedSettings,
     after: Option<&Node>,
-    leaf: &'static str,
-    group: G,
-) -> Node
-where
-    G: Fn(&mut DagBuilder, &'static Sport) -> Node,
-{
+    fetch_and_validate: impl FnOnce(&mut DagBuilder) -> (Node, Node),
+) -> Node {
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
-    // Skipped (unselected) sports must not skip the fan-in: `none_failed`.
+    // An empty `sports` param skips the fetch and validate; the fan-in
+    // still runs, on no sports: `none_failed`.
     let bronze_spec = match spark_transform(settings, f.family, Layer::Bronze) {
         Some((task, engine)) => task.spec(&bronze_id, format!("{engine}: {}", f.bronze)),
         None => match settings.engine {
@@ -176,21 +199,17 @@ where
             _ => LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze),
         },
     };
+    let (fetch, validate) = fetch_and_validate(b);
+    if let Some(up) = after {
+        b.edge(up, &fetch);
+    }
     let bronze = b.group_task(
         "transform",
         bronze_spec
             .trigger_rule(TriggerRule::NoneFailed)
             .outlets([iceberg(&format!("bronze.{}", f.name))]),
     );
-    for sport in SPORTS {
-        let last = group(b, sport);
-        let group_node = b.group(sport.key);
-        if let Some(up) = after {
-            b.edge(up, &group_node);
-        }
-        debug_assert!(matches!(&last, Node::Task(id) if id.ends_with(leaf)));
-        b.edge(&group_node, &bronze);
-    }
+    b.edge(&validate, &bronze);
     let silver_spec = match spark_transform(settings, f.family, Layer::Silver) {
         Some((task, engine)) => task.spec(&silver_id, format!("{engine}: {}", f.silver)),
         None => match settings.engine {
@@ -226,105 +245,69 @@ fn silver_tables(family: DataKind) -> &'static [&'static str] {
     }
 }
 
-/// A games group: `fetch_scoreboard` (source → raw lake) >> `validate`
-/// (raw lake → counts and dead letters). The raw write happens inside the
-/// fetch, so the untouched bytes are stored before anything interprets them.
-fn games_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
-    let doc = format!(
-        "{}; store the untouched bytes (gzip) at raw/historical/{}/games/date=YYYY-MM-DD/, replacing that date on a re-run",
-        (GAMES.describe_fetch)(sport),
-        sport.key
+/// Games: `fetch_scoreboard` (source → raw lake) >> `validate` (raw lake →
+/// counts and dead letters), each mapped over the sports. The raw write
+/// happens inside the fetch, so the untouched bytes are stored before
+/// anything interprets them.
+fn games_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
+    let fetch = b.add_mapped(FetchScoreboard::new(settings.clone()).spec(
+        GAMES.fetch,
+        GAMES.fetch_doc(),
+        GAMES.pool,
+    ));
+    let validate = b.add_mapped(
+        ValidateScoreboard::new(fetch.clone(), settings.clone())
+            .spec(VALIDATE, GAMES.validate_doc()),
     );
-    let fetch = b.group_add(
-        sport.key,
-        FetchScoreboard::new(sport.key, settings.clone())
-            .spec(GAMES.fetch, doc)
-            .pool(GAMES.pool, 1),
-    );
-    let validate = b.group_add(
-        sport.key,
-        ValidateScoreboard::new(sport.key, fetch, settings.clone())
-            .spec("validate", GAMES.validate.to_owned()),
-    );
-    validate.node()
+    (fetch.node(), validate.node())
 }
 
-/// The raw-lake doc suffix of a family's fetch.
-fn stores(f: &Family, sport: &Sport) -> String {
-    format!(
-        "store the untouched bytes (gzip) at raw/historical/{}/{}/date=YYYY-MM-DD/, replacing that date on a re-run",
-        sport.key, f.name
-    )
+/// Odds: `fetch_odds_snapshots` (snapshots every N minutes of the day →
+/// raw lake) >> `validate` (raw lake → counts and dead letters).
+fn odds_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
+    let fetch = b.add_mapped(FetchOddsSnapshots::new(settings.clone()).spec(
+        ODDS.fetch,
+        ODDS.fetch_doc(),
+        ODDS.pool,
+    ));
+    let validate = b.add_mapped(
+        ValidateOddsSnapshots::new(fetch.clone(), settings.clone())
+            .spec(VALIDATE, ODDS.validate_doc()),
+    );
+    (fetch.node(), validate.node())
 }
 
-/// An odds group: `fetch_odds_snapshots` (snapshots every N minutes of the
-/// day → raw lake) >> `validate` (raw lake → counts and dead letters).
-fn odds_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
-    let doc = format!(
-        "{} every BETFLOW_ODDS_SNAPSHOT_MINUTES (default 60) of the sports day; {}",
-        (ODDS.describe_fetch)(sport),
-        stores(&ODDS, sport)
-    );
-    let fetch = b.group_add(
-        sport.key,
-        FetchOddsSnapshots::new(sport.key, settings.clone())
-            .spec(ODDS.fetch, doc)
-            .pool(ODDS.pool, 1),
-    );
-    let validate = b.group_add(
-        sport.key,
-        ValidateOddsSnapshots::new(sport.key, fetch, settings.clone())
-            .spec("validate", ODDS.validate.to_owned()),
-    );
-    validate.node()
-}
-
-/// A weather group: `fetch_open_meteo` (the venues `select_outdoor_venues`
-/// chose → raw lake) >> `validate`.
-fn weather_group(
+/// Weather: `fetch_open_meteo` (the venues `select_outdoor_venues` chose →
+/// raw lake) >> `validate`.
+fn weather_tasks(
     b: &mut DagBuilder,
-    sport: &'static Sport,
     venues: &Output<VenuesOutput>,
     settings: &SharedSettings,
-) -> Node {
-    let doc = format!(
-        "{}; {}",
-        (WEATHER_FAMILY.describe_fetch)(sport),
-        stores(&WEATHER_FAMILY, sport)
+) -> (Node, Node) {
+    let fetch = b.add_mapped(FetchOpenMeteo::new(venues.clone(), settings.clone()).spec(
+        WEATHER_FAMILY.fetch,
+        WEATHER_FAMILY.fetch_doc(),
+        WEATHER_FAMILY.pool,
+    ));
+    let validate = b.add_mapped(
+        ValidateWeather::new(fetch.clone(), settings.clone())
+            .spec(VALIDATE, WEATHER_FAMILY.validate_doc()),
     );
-    let fetch = b.group_add(
-        sport.key,
-        FetchOpenMeteo::new(sport.key, venues.clone(), settings.clone())
-            .spec(WEATHER_FAMILY.fetch, doc)
-            .pool(WEATHER_FAMILY.pool, 1),
-    );
-    let validate = b.group_add(
-        sport.key,
-        ValidateWeather::new(sport.key, fetch, settings.clone())
-            .spec("validate", WEATHER_FAMILY.validate.to_owned()),
-    );
-    validate.node()
+    (fetch.node(), validate.node())
 }
 
-/// A news group: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
-fn news_group(b: &mut DagBuilder, sport: &'static Sport, settings: &SharedSettings) -> Node {
-    let doc = format!(
-        "{}; {}",
-        (NEWS_FAMILY.describe_fetch)(sport),
-        stores(&NEWS_FAMILY, sport)
+/// News: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
+fn news_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
+    let fetch = b.add_mapped(FetchNews::new(settings.clone()).spec(
+        NEWS_FAMILY.fetch,
+        NEWS_FAMILY.fetch_doc(),
+        NEWS_FAMILY.pool,
+    ));
+    let validate = b.add_mapped(
+        ValidateNews::new(fetch.clone(), settings.clone())
+            .spec(VALIDATE, NEWS_FAMILY.validate_doc()),
     );
-    let fetch = b.group_add(
-        sport.key,
-        FetchNews::new(sport.key, settings.clone())
-            .spec(NEWS_FAMILY.fetch, doc)
-            .pool(NEWS_FAMILY.pool, 1),
-    );
-    let validate = b.group_add(
-        sport.key,
-        ValidateNews::new(sport.key, fetch, settings.clone())
-            .spec("validate", NEWS_FAMILY.validate.to_owned()),
-    );
-    validate.node()
+    (fetch.node(), validate.node())
 }
 
 const GAMES: Family = Family {
@@ -332,12 +315,8 @@ const GAMES: Family = Family {
     family: DataKind::Games,
     fetch: "fetch_scoreboard",
     pool: ESPN_POOL,
-    describe_fetch: |s| {
-        format!(
-            "fetch the ESPN scoreboard /apis/site/v2/sports/{}/scoreboard?dates=YYYYMMDD (final games of the day)",
-            s.espn_path
-        )
-    },
+    describe_fetch: "fetch the sport's ESPN scoreboard /apis/site/v2/sports/{league}/scoreboard?dates=YYYYMMDD (final games of the day)",
+    sport_source: |s| s.espn_path.to_owned(),
     validate: "validate the scoreboard JSON (ids, start times, status, teams, scores, venue); bad events go to the dead-letter table",
     bronze: "load the day's raw game payloads into Iceberg bronze.games",
     silver: "model silver.games (finals, canonical team/venue ids, margins, overtime) and silver.game_periods",
@@ -349,12 +328,8 @@ const ODDS: Family = Family {
     family: DataKind::Odds,
     fetch: "fetch_odds_snapshots",
     pool: ODDS_POOL,
-    describe_fetch: |s| {
-        format!(
-            "fetch The Odds API snapshots /v4/historical/sports/{}/odds around the day's games (h2h, spreads, totals; us)",
-            s.odds_api_key
-        )
-    },
+    describe_fetch: "fetch the sport's The Odds API snapshots /v4/historical/sports/{sport}/odds around the day's games (h2h, spreads, totals; us)",
+    sport_source: |s| s.odds_api_key.to_owned(),
     validate: "validate the snapshot JSON (timestamp, events, bookmakers, markets; h2h has two priced outcomes); bad records go to the dead-letter table",
     bronze: "load the day's raw odds snapshots into Iceberg bronze.odds",
     silver: "model silver.odds: dedupe, map events to games, implied and no-vig probability, overround, opening and closing lines",
@@ -366,12 +341,8 @@ const WEATHER_FAMILY: Family = Family {
     family: DataKind::Weather,
     fetch: "fetch_open_meteo",
     pool: WEATHER_POOL,
-    describe_fetch: |s| {
-        format!(
-            "fetch Open-Meteo /v1/archive hourly history (temperature, precipitation, wind, humidity) at the day's outdoor {} venues",
-            s.key
-        )
-    },
+    describe_fetch: "fetch Open-Meteo /v1/archive hourly history (temperature, precipitation, wind, humidity) at the sport's outdoor venues of the day",
+    sport_source: |s| format!("{} venues", s.key),
     validate: "validate the Open-Meteo JSON (hourly arrays of one length, units, coordinates); bad records go to the dead-letter table",
     bronze: "load the day's raw weather into Iceberg bronze.weather",
     silver: "model silver.weather per venue and hour",
@@ -383,10 +354,10 @@ const NEWS_FAMILY: Family = Family {
     family: DataKind::News,
     fetch: "fetch_news",
     pool: NEWS_POOL,
-    describe_fetch: |s| {
+    describe_fetch: "fetch the sport's news feeds (RSS or Atom), or offline the recorded NewsAPI headlines moved onto the day",
+    sport_source: |s| {
         format!(
-            "fetch the {} news feeds (BETFLOW_NEWS_FEEDS_{}, default {}; RSS or Atom), or offline the recorded NewsAPI headlines moved onto the day",
-            s.key,
+            "BETFLOW_NEWS_FEEDS_{}, default {}",
             s.key.to_ascii_uppercase(),
             s.news_feeds.join(", ")
         )
@@ -406,8 +377,8 @@ pub fn historical_games_daily(settings: SharedSettings) -> Result<Dag, DagError>
         "0 6 * * *",
         &["batch", "games", "espn"],
     );
-    ingest(&mut b, &GAMES, &settings, None, "validate", |b, s| {
-        games_group(b, s, &settings)
+    ingest(&mut b, &GAMES, &settings, None, |b| {
+        games_tasks(b, &settings)
     });
     b.build()
 }
@@ -427,8 +398,8 @@ pub fn historical_odds_daily(settings: SharedSettings) -> Result<Dag, DagError> 
             format!("wait for the day's silver.games ({HISTORICAL_GAMES} quality.silver_games), so odds events map to games"),
         ),
     );
-    ingest(&mut b, &ODDS, &settings, Some(&wait), "validate", |b, s| {
-        odds_group(b, s, &settings)
+    ingest(&mut b, &ODDS, &settings, Some(&wait), |b| {
+        odds_tasks(b, &settings)
     });
     b.build()
 }
@@ -458,8 +429,7 @@ pub fn weather_daily(settings: SharedSettings) -> Result<Dag, DagError> {
         &WEATHER_FAMILY,
         &settings,
         Some(&venues.node()),
-        "validate",
-        |b, s| weather_group(b, s, &venues, &settings),
+        |b| weather_tasks(b, &venues, &settings),
     );
     b.build()
 }
@@ -474,8 +444,8 @@ pub fn news_daily(settings: SharedSettings) -> Result<Dag, DagError> {
         "45 6 * * *",
         &["batch", "news", "rss"],
     );
-    ingest(&mut b, &NEWS_FAMILY, &settings, None, "validate", |b, s| {
-        news_group(b, s, &settings)
+    ingest(&mut b, &NEWS_FAMILY, &settings, None, |b| {
+        news_tasks(b, &settings)
     });
     b.build()
 }

@@ -323,36 +323,28 @@ fn the_marts_run_when_all_four_silver_tables_of_a_day_passed_their_gates() {
 #[test]
 fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
     let dag = build(HISTORICAL_GAMES);
-    let mut want = Vec::new();
-    for s in SPORTS {
-        for t in ["fetch_scoreboard", "validate"] {
-            want.push(format!("{}.{t}", s.key));
-        }
-    }
-    want.extend(
+    assert_eq!(
+        ids(&dag),
         [
+            "fetch_scoreboard",
+            "validate",
             "transform.bronze_games",
             "transform.silver_games",
             "quality.silver_games",
         ]
-        .map(String::from),
     );
-    let mut got = ids(&dag);
-    got.sort_unstable();
-    want.sort_unstable();
-    assert_eq!(got, want);
+    // One fetch instance per sport of the run, one validate per fetch.
+    let fetch = dag.task("fetch_scoreboard").unwrap();
+    let map = fetch.map.as_ref().expect("fetch is mapped");
+    assert_eq!(map.over, orchestrator::MapOver::Param("sports".into()));
+    assert_eq!(map.max_length, SPORTS.len());
+    let validate = dag.task("validate").unwrap();
     assert_eq!(
-        upstream(&dag, "nfl.validate"),
-        set(&["nfl.fetch_scoreboard"])
+        validate.map.as_ref().expect("validate is mapped").over,
+        orchestrator::MapOver::Output("fetch_scoreboard".into())
     );
-    let validates: Vec<String> = SPORTS
-        .iter()
-        .map(|s| format!("{}.validate", s.key))
-        .collect();
-    assert_eq!(
-        upstream(&dag, "transform.bronze_games"),
-        validates.into_iter().collect()
-    );
+    assert_eq!(upstream(&dag, "validate"), set(&["fetch_scoreboard"]));
+    assert_eq!(upstream(&dag, "transform.bronze_games"), set(&["validate"]));
     assert_eq!(
         dag.task("transform.bronze_games").unwrap().trigger_rule,
         orchestrator::TriggerRule::NoneFailed
@@ -364,10 +356,6 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
     assert_eq!(
         upstream(&dag, "quality.silver_games"),
         set(&["transform.silver_games"])
-    );
-    assert_eq!(
-        dag.groups()["nfl"],
-        ["nfl.fetch_scoreboard", "nfl.validate"]
     );
 }
 
@@ -381,20 +369,16 @@ fn fetch_tasks_run_in_their_sources_pool() {
     ];
     for (dag_id, fetch, pool) in pools {
         let dag = build(dag_id);
-        for t in dag.tasks() {
-            let in_pool = t.id.ends_with(&format!(".{fetch}"));
-            assert_eq!(
-                t.pool == pool,
-                in_pool,
-                "{dag_id}.{} in pool {}",
-                t.id,
-                t.pool
-            );
-        }
-        assert_eq!(
-            dag.tasks().iter().filter(|t| t.pool == pool).count(),
-            SPORTS.len()
-        );
+        let in_pool: Vec<&str> = dag
+            .tasks()
+            .iter()
+            .filter(|t| t.pool == pool)
+            .map(|t| t.id.as_str())
+            .collect();
+        assert_eq!(in_pool, [fetch], "{dag_id}");
+        // Each instance takes one slot, so a backfill of many days keeps
+        // to the pool's slots across sports and dates.
+        assert_eq!(dag.task(fetch).unwrap().pool_slots, 1, "{dag_id}");
     }
 }
 
@@ -421,12 +405,10 @@ fn historical_odds_daily_starts_with_the_games_sensor() {
         .map(|t| t.id.as_str())
         .collect();
     assert_eq!(roots, ["wait_for_games"]);
-    for s in SPORTS {
-        assert_eq!(
-            upstream(&dag, &format!("{}.fetch_odds_snapshots", s.key)),
-            set(&["wait_for_games"])
-        );
-    }
+    assert_eq!(
+        upstream(&dag, "fetch_odds_snapshots"),
+        set(&["wait_for_games"])
+    );
     assert_eq!(
         upstream(&dag, "transform.silver_odds"),
         set(&["transform.bronze_odds"])
@@ -444,12 +426,10 @@ fn weather_daily_selects_outdoor_venues_before_fetching() {
         upstream(&dag, "select_outdoor_venues"),
         set(&["wait_for_games"])
     );
-    for s in SPORTS {
-        assert_eq!(
-            upstream(&dag, &format!("{}.fetch_open_meteo", s.key)),
-            set(&["select_outdoor_venues"])
-        );
-    }
+    assert_eq!(
+        upstream(&dag, "fetch_open_meteo"),
+        set(&["select_outdoor_venues"])
+    );
     assert_eq!(
         upstream(&dag, "quality.silver_weather"),
         set(&["transform.silver_weather"])
@@ -520,17 +500,46 @@ fn gold_marts_depend_on_their_dims_then_one_gate_then_publish() {
 // ---- dry runs -------------------------------------------------------------
 
 struct DryRun {
+    /// Each task's state, and each instance's of a mapped one (`task[i]`).
+    /// A mapped task's own entry sums its instances up: failed if one
+    /// failed, skipped if all were, else success.
     states: BTreeMap<String, TaskState>,
+    /// Each task's output, or each instance's (`task[i]`); a mapped task's
+    /// own entry is the list of its instances' outputs, as readers get it.
     outputs: HashMap<String, Value>,
     errors: BTreeMap<String, String>,
     /// Whether each failed task's error lets its retries try again.
     retryable: BTreeMap<String, bool>,
     logs: Vec<LogLine>,
+    /// The states downstream trigger rules see: one per instance.
+    instances: HashMap<String, Vec<TaskState>>,
+    /// The run's `sports` param, the list the fetch tasks are mapped over.
+    sports: Vec<String>,
+}
+
+impl DryRun {
+    /// The key of `task`'s instance for `sport` (`fetch_scoreboard[2]`):
+    /// the fetch and validate tasks are mapped over the run's sports.
+    fn of(&self, task: &str, sport: &str) -> String {
+        let index = self
+            .sports
+            .iter()
+            .position(|s| s == sport)
+            .unwrap_or_else(|| panic!("`{sport}` is not in the run's sports {:?}", self.sports));
+        format!("{task}[{index}]")
+    }
 }
 
 /// Run the DAG's first scheduled interval in memory, as the executor would.
 async fn dry_run(dag: &Dag, conf: Value) -> DryRun {
     dry_run_at(dag, conf, dag.bounds.start_date).await
+}
+
+/// What one try of one task (or mapped instance) ended in.
+struct Ended {
+    state: TaskState,
+    output: Option<Value>,
+    error: Option<(String, bool)>,
 }
 
 /// Run the DAG's first scheduled interval at or after `at`, in memory.
@@ -551,35 +560,49 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
         errors: BTreeMap::new(),
         retryable: BTreeMap::new(),
         logs: Vec::new(),
+        instances: HashMap::new(),
+        sports: params
+            .get("sports")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default(),
     };
     for task in dag.tasks() {
-        let summary = UpstreamSummary::from_states(task.upstream.iter().map(|u| run.states[u]));
-        let state = match evaluate(task.trigger_rule, summary) {
-            Decision::Skip => TaskState::Skipped,
-            Decision::UpstreamFailed => TaskState::UpstreamFailed,
-            Decision::Wait => panic!(
+        let summary = UpstreamSummary::from_states(
+            task.upstream
+                .iter()
+                .flat_map(|u| run.instances[u].iter().copied()),
+        );
+        let decision = evaluate(task.trigger_rule, summary);
+        if decision == Decision::Wait {
+            panic!(
                 "{}: upstreams of `{}` not done in topological order",
                 dag.id, task.id
-            ),
-            Decision::Run => {
-                let upstream: HashMap<String, Value> = task
-                    .upstream
-                    .iter()
-                    .filter_map(|u| run.outputs.get(u).map(|v| (u.clone(), v.clone())))
-                    .collect();
-                let ctx = TaskContext::new(
-                    dag.id.clone(),
-                    task.id.clone(),
-                    run_id.clone(),
-                    interval,
-                    1,
-                    1 + task.retry.retries as i32,
-                    params.clone(),
-                    TaskLogger::channel(tx.clone()),
-                    CancellationToken::new(),
-                    upstream,
-                )
-                .with_store(meta.store.clone());
+            );
+        }
+        // Only direct upstreams' non-null outputs, without the list a
+        // mapped task was cut from.
+        let upstream: HashMap<String, Value> = task
+            .inputs()
+            .filter_map(|u| run.outputs.get(u).map(|v| (u.clone(), v.clone())))
+            .collect();
+        let try_one = |map: Option<(i32, Value)>| {
+            let mut ctx = TaskContext::new(
+                dag.id.clone(),
+                task.id.clone(),
+                run_id.clone(),
+                interval,
+                1,
+                1 + task.retry.retries as i32,
+                params.clone(),
+                TaskLogger::channel(tx.clone()),
+                CancellationToken::new(),
+                upstream.clone(),
+            )
+            .with_store(meta.store.clone());
+            if let Some((index, item)) = map {
+                ctx = ctx.with_map(index, Some(item));
+            }
+            async move {
                 let result = match &task.kind {
                     TaskKind::Operator(op) => op.execute(ctx).await,
                     TaskKind::Sensor { sensor, .. } => sensor.poke(ctx).await.map(|held| {
@@ -591,23 +614,78 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                     }),
                 };
                 match result {
-                    Ok(value) => {
-                        // The executor stores no XCom for a null output.
-                        if !value.is_null() {
-                            run.outputs.insert(task.id.clone(), value);
-                        }
-                        TaskState::Success
-                    }
-                    Err(TaskError::Skip(_)) => TaskState::Skipped,
+                    // The executor stores no XCom for a null output.
+                    Ok(value) => Ended {
+                        state: TaskState::Success,
+                        output: Some(value).filter(|v| !v.is_null()),
+                        error: None,
+                    },
+                    Err(TaskError::Skip(_)) => Ended {
+                        state: TaskState::Skipped,
+                        output: None,
+                        error: None,
+                    },
+                    Err(e) => Ended {
+                        state: TaskState::Failed,
+                        output: None,
+                        error: Some((e.to_string(), e.is_retryable())),
+                    },
+                }
+            }
+        };
+        let record = |run: &mut DryRun, key: &str, ended: Ended| {
+            if let Some(value) = ended.output {
+                run.outputs.insert(key.to_owned(), value);
+            }
+            if let Some((error, retryable)) = ended.error {
+                run.retryable.insert(key.to_owned(), retryable);
+                run.errors.insert(key.to_owned(), error);
+            }
+            run.states.insert(key.to_owned(), ended.state);
+            ended.state
+        };
+        let states: Vec<TaskState> = match (decision, &task.map) {
+            (Decision::Skip, _) => vec![TaskState::Skipped],
+            (Decision::UpstreamFailed, _) => vec![TaskState::UpstreamFailed],
+            (_, None) => vec![record(&mut run, &task.id, try_one(None).await)],
+            (_, Some(spec)) => {
+                let source: Option<&Value> = match &spec.over {
+                    orchestrator::MapOver::Output(up) => run.outputs.get(up),
+                    orchestrator::MapOver::Param(_) => None,
+                };
+                match orchestrator::mapping::items(spec, &params, source) {
                     Err(e) => {
-                        run.retryable.insert(task.id.clone(), e.is_retryable());
+                        run.retryable.insert(task.id.clone(), false);
                         run.errors.insert(task.id.clone(), e.to_string());
-                        TaskState::Failed
+                        vec![TaskState::Failed]
+                    }
+                    Ok(items) if items.is_empty() => vec![TaskState::Skipped],
+                    Ok(items) => {
+                        let mut states = Vec::new();
+                        let mut outputs = Vec::new();
+                        for (i, item) in items.into_iter().enumerate() {
+                            let key = format!("{}[{i}]", task.id);
+                            let ended = try_one(Some((i as i32, item))).await;
+                            outputs.extend(ended.output.clone());
+                            states.push(record(&mut run, &key, ended));
+                        }
+                        run.outputs.insert(task.id.clone(), Value::Array(outputs));
+                        states
                     }
                 }
             }
         };
-        run.states.insert(task.id.clone(), state);
+        let sum = if states.contains(&TaskState::Failed) {
+            TaskState::Failed
+        } else if states.contains(&TaskState::UpstreamFailed) {
+            TaskState::UpstreamFailed
+        } else if states.iter().all(|s| *s == TaskState::Skipped) {
+            TaskState::Skipped
+        } else {
+            TaskState::Success
+        };
+        run.states.insert(task.id.clone(), sum);
+        run.instances.insert(task.id.clone(), states);
     }
     drop(tx);
     while let Ok(line) = rx.try_recv() {
@@ -693,7 +771,7 @@ async fn games_dry_run_fetches_replay_into_the_lake_and_passes_counts_downstream
     }
     let mut total: u64 = 0;
     for s in SPORTS {
-        let fetch = &run.outputs[&format!("{}.fetch_scoreboard", s.key)];
+        let fetch = &run.outputs[&run.of("fetch_scoreboard", s.key)];
         assert_eq!(fetch["sport"], s.key);
         assert_eq!(fetch["date"], "2024-09-01");
         assert_eq!(fetch["source"], "replay");
@@ -706,7 +784,7 @@ async fn games_dry_run_fetches_replay_into_the_lake_and_passes_counts_downstream
             "{key}"
         );
         assert!(home.path().join("lake").join(key).is_file(), "{key}");
-        let validate = &run.outputs[&format!("{}.validate", s.key)];
+        let validate = &run.outputs[&run.of("validate", s.key)];
         assert_eq!(validate["rejected"], 0, "{validate}");
         assert_eq!(validate["games"], validate["final_games"], "{validate}");
         total += validate["games"].as_u64().unwrap();
@@ -753,9 +831,15 @@ async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
     );
     let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    assert_eq!(run.outputs["nfl.fetch_scoreboard"]["source"], "espn");
-    assert_eq!(run.outputs["nfl.fetch_scoreboard"]["bytes"], body.len());
-    let v = &run.outputs["nfl.validate"];
+    assert_eq!(
+        run.outputs[&run.of("fetch_scoreboard", "nfl")]["source"],
+        "espn"
+    );
+    assert_eq!(
+        run.outputs[&run.of("fetch_scoreboard", "nfl")]["bytes"],
+        body.len()
+    );
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["rejected"], 1, "{v}");
     assert_eq!(v["games"].as_u64().unwrap() as usize, n, "{v}");
     let dead = lake_files(home.path(), "raw/dead_letter");
@@ -780,15 +864,18 @@ async fn a_body_that_is_not_json_fails_the_fetch_for_a_retry_and_stores_nothing(
         },
     );
     let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
-    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Failed);
+    assert_eq!(
+        run.states[&run.of("fetch_scoreboard", "nfl")],
+        TaskState::Failed
+    );
     assert!(
-        run.errors["nfl.fetch_scoreboard"].contains("is not JSON"),
+        run.errors[&run.of("fetch_scoreboard", "nfl")].contains("is not JSON"),
         "{:?}",
         run.errors
     );
     // The source may answer properly on the next try: the fetch retries.
-    assert!(run.retryable["nfl.fetch_scoreboard"]);
-    assert_eq!(run.states["nfl.validate"], TaskState::UpstreamFailed);
+    assert!(run.retryable[&run.of("fetch_scoreboard", "nfl")]);
+    assert_eq!(run.states["validate"], TaskState::UpstreamFailed);
     assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
 }
 
@@ -802,16 +889,12 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
     let files = lake_files(home.path(), "raw/historical/nfl/games");
     let path = home.path().join("lake").join(&files[0]);
     std::fs::write(&path, crate::lake::gzip("k", b"<html>").unwrap()).unwrap();
-    let task = dag.task("nfl.validate").expect("validate task");
+    let task = dag.task("validate").expect("validate task");
     let orchestrator::dag::TaskKind::Operator(op) = &task.kind else {
         panic!("validate is an operator");
     };
-    let upstream = HashMap::from([(
-        "nfl.fetch_scoreboard".to_owned(),
-        run.outputs
-            .remove("nfl.fetch_scoreboard")
-            .expect("fetch output"),
-    )]);
+    let fetch_key = run.of("fetch_scoreboard", "nfl");
+    let fetched: Value = run.outputs.remove(&fetch_key).expect("fetch output");
     let (tx, _rx) = mpsc::unbounded_channel();
     let interval = dag
         .schedule
@@ -831,8 +914,9 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
         dag.resolve_params(&json!({"sports": ["nfl"]})),
         TaskLogger::channel(tx),
         CancellationToken::new(),
-        upstream,
-    );
+        HashMap::new(),
+    )
+    .with_map(0, Some(fetched));
     let err = op.execute(ctx).await.expect_err("a damaged payload fails");
     assert!(err.to_string().contains("is not JSON"), "{err}");
     assert!(
@@ -842,10 +926,15 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
 }
 
 #[tokio::test]
-async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
+async fn the_sports_param_decides_the_fetch_instances_and_the_fan_in_reads_them_in_table_order() {
     let home = tempfile::tempdir().unwrap();
     let settings = std::sync::Arc::new(Settings::new(home.path(), SourceMode::Replay));
-    for id in [HISTORICAL_GAMES, HISTORICAL_ODDS, WEATHER, NEWS] {
+    for (id, fetch) in [
+        (HISTORICAL_GAMES, "fetch_scoreboard"),
+        (HISTORICAL_ODDS, "fetch_odds_snapshots"),
+        (WEATHER, "fetch_open_meteo"),
+        (NEWS, "fetch_news"),
+    ] {
         let dag = match id {
             HISTORICAL_GAMES => batch::historical_games_daily(settings.clone()),
             HISTORICAL_ODDS => batch::historical_odds_daily(settings.clone()),
@@ -856,13 +945,18 @@ async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
         let run = dry_run(&dag, json!({"sports": ["nba", "nfl"]})).await;
         assert!(run.errors.is_empty(), "{id}: {:?}", run.errors);
         for (task, state) in &run.states {
-            let unselected = task.starts_with("ncaaf.") || task.starts_with("nhl.");
-            let want = if unselected {
-                TaskState::Skipped
-            } else {
-                TaskState::Success
-            };
-            assert_eq!(*state, want, "{id}.{task}");
+            assert_eq!(*state, TaskState::Success, "{id}.{task}");
+        }
+        // One fetch and one validate per selected sport, in the conf's order.
+        for task in [fetch, "validate"] {
+            assert_eq!(run.instances[task].len(), 2, "{id}.{task}");
+            let sports: Vec<&Value> = run.outputs[task]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| &o["sport"])
+                .collect();
+            assert_eq!(sports, [&json!("nba"), &json!("nfl")], "{id}.{task}");
         }
         let bronze = run
             .outputs
@@ -875,16 +969,31 @@ async fn the_sports_param_skips_unselected_sport_groups_but_not_the_fan_in() {
 }
 
 #[tokio::test]
-async fn an_unknown_sport_fails_loudly() {
+async fn no_sports_skip_the_fetch_and_validate_but_not_the_fan_in() {
     let home = tempfile::tempdir().unwrap();
     let dag = games_dag(home.path(), SourceMode::Replay);
-    let run = dry_run(&dag, json!({"sports": ["nfl", "mlb"]})).await;
-    assert_eq!(run.states["nfl.fetch_scoreboard"], TaskState::Failed);
-    assert!(
-        run.errors["nfl.fetch_scoreboard"].contains("mlb"),
-        "{:?}",
-        run.errors
-    );
+    let run = dry_run(&dag, json!({"sports": []})).await;
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.states["fetch_scoreboard"], TaskState::Skipped);
+    assert_eq!(run.states["validate"], TaskState::Skipped);
+    assert_eq!(run.states["transform.bronze_games"], TaskState::Success);
+    assert_eq!(run.outputs["transform.bronze_games"]["records"], 0);
+}
+
+#[tokio::test]
+async fn an_unknown_or_repeated_sport_fails_its_instance_loudly() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(home.path(), SourceMode::Replay);
+    let run = dry_run(&dag, json!({"sports": ["nfl", "mlb", "nfl"]})).await;
+    // nfl is fetched once; the unknown and the repeated key fail at once.
+    assert_eq!(run.states["fetch_scoreboard[0]"], TaskState::Success);
+    for (i, words) in [(1, "unknown sport `mlb`"), (2, "listed twice")] {
+        let key = format!("fetch_scoreboard[{i}]");
+        assert_eq!(run.states[&key], TaskState::Failed, "{key}");
+        assert!(run.errors[&key].contains(words), "{:?}", run.errors);
+        assert!(!run.retryable[&key], "no retry changes the conf");
+    }
+    assert_eq!(run.states["validate"], TaskState::UpstreamFailed);
     assert_eq!(
         run.states["transform.bronze_games"],
         TaskState::UpstreamFailed
@@ -892,6 +1001,14 @@ async fn an_unknown_sport_fails_loudly() {
     assert_eq!(
         run.states["quality.silver_games"],
         TaskState::UpstreamFailed
+    );
+    // More sports than there are fail the expansion, naming the cap.
+    let run = dry_run(&dag, json!({"sports": ["nfl", "nfl", "nfl", "nfl", "nfl"]})).await;
+    assert_eq!(run.states["fetch_scoreboard"], TaskState::Failed);
+    assert!(
+        run.errors["fetch_scoreboard"].contains("max_map_length of 4"),
+        "{:?}",
+        run.errors
     );
 }
 
@@ -912,37 +1029,30 @@ fn gunzip_json(home: &std::path::Path, key: &str) -> Value {
 }
 
 #[test]
-fn odds_and_weather_groups_fetch_then_validate() {
+fn odds_weather_and_news_fetch_per_sport_then_validate_each_fetch() {
     for (id, fetch) in [
         (HISTORICAL_ODDS, "fetch_odds_snapshots"),
         (WEATHER, "fetch_open_meteo"),
         (NEWS, "fetch_news"),
     ] {
         let dag = build(id);
-        for s in SPORTS {
-            assert_eq!(
-                dag.groups()[s.key],
-                [format!("{}.{fetch}", s.key), format!("{}.validate", s.key)],
-                "{id}"
-            );
-            assert_eq!(
-                upstream(&dag, &format!("{}.validate", s.key)),
-                set(&[&format!("{}.{fetch}", s.key)])
-            );
-        }
+        let task = dag.task(fetch).unwrap();
+        assert_eq!(
+            task.map.as_ref().map(|m| &m.over),
+            Some(&orchestrator::MapOver::Param("sports".into())),
+            "{id}"
+        );
+        assert_eq!(
+            dag.task("validate").unwrap().map.as_ref().map(|m| &m.over),
+            Some(&orchestrator::MapOver::Output(fetch.into())),
+            "{id}"
+        );
         let bronze = dag
             .tasks()
             .iter()
             .find(|t| t.id.starts_with("transform.bronze_"))
             .unwrap();
-        let validates: BTreeSet<String> = SPORTS
-            .iter()
-            .map(|s| format!("{}.validate", s.key))
-            .collect();
-        assert_eq!(
-            bronze.upstream.iter().cloned().collect::<BTreeSet<_>>(),
-            validates
-        );
+        assert_eq!(bronze.upstream, ["validate"], "{id}");
         assert!(!ids(&dag).iter().any(|t| t.ends_with("write_raw")), "{id}");
     }
 }
@@ -965,7 +1075,7 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
     let dag = batch::historical_odds_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
     assert_eq!(fetch["date"], "2024-09-08");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["requested"], 24);
@@ -982,7 +1092,7 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
         .iter()
         .map(|s| s["data"].as_array().unwrap().len())
         .sum();
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["snapshots"], 24, "{v}");
     assert_eq!(v["events"], events, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
@@ -993,11 +1103,11 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
     assert_eq!(v["quotes"], events * 6 * 6, "{v}");
     assert_eq!(run.outputs["transform.bronze_odds"]["records"], v["quotes"]);
     // No NBA games in September: an empty day still stores its snapshots.
-    assert_eq!(run.outputs["nba.validate"]["events"], 0);
+    assert_eq!(run.outputs[&run.of("validate", "nba")]["events"], 0);
     assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
     // Deterministic, and one object per sport and date on a re-run.
     let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
-    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
     assert_eq!(lake_files(home.path(), "raw/historical/nfl/odds").len(), 1);
 }
 
@@ -1009,7 +1119,7 @@ async fn odds_replay_uses_a_recorded_capture_for_its_date() {
     let at: chrono::DateTime<chrono::Utc> = "2023-01-01T09:00:00Z".parse().unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), at).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
     assert!(
         fetch["url"]
             .as_str()
@@ -1017,7 +1127,7 @@ async fn odds_replay_uses_a_recorded_capture_for_its_date() {
             .starts_with("replay://odds_api/nfl/historical"),
         "{fetch}"
     );
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert!(v["events"].as_u64().unwrap() > 0, "{v}");
 }
 
@@ -1072,7 +1182,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     let dag = batch::historical_odds_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
-        run.errors["nfl.fetch_odds_snapshots"].contains("ODDS_API_KEY"),
+        run.errors[&run.of("fetch_odds_snapshots", "nfl")].contains("ODDS_API_KEY"),
         "{:?}",
         run.errors
     );
@@ -1083,7 +1193,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     let dag = batch::historical_odds_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs["nfl.fetch_odds_snapshots"];
+    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
     assert_eq!(fetch["source"], "odds_api");
     assert_eq!(fetch["snapshots"], 1);
     assert_eq!(fetch["credits_used"], 10.0);
@@ -1093,7 +1203,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
         "{fetch}"
     );
     assert_eq!(fetch["bytes"], body.len() + 2);
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     // The broken h2h market is rejected alone: its event is kept with the
     // rest of its markets. The event without teams is rejected whole.
     assert_eq!(v["events"], n + 1, "{v}");
@@ -1131,7 +1241,9 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
     let run = dry_run_at(&weather, conf.clone(), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let venues = &run.outputs["select_outdoor_venues"]["sports"]["nfl"];
-    let games_key = g.outputs["nfl.fetch_scoreboard"]["key"].as_str().unwrap();
+    let games_key = g.outputs[&g.of("fetch_scoreboard", "nfl")]["key"]
+        .as_str()
+        .unwrap();
     assert_eq!(venues["games_key"], games_key);
     let scoreboard = gunzip_json(home.path(), games_key);
     let outdoor: BTreeSet<String> = scoreboard["events"]
@@ -1164,7 +1276,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
         json!([])
     );
 
-    let fetch = &run.outputs["nfl.fetch_open_meteo"];
+    let fetch = &run.outputs[&run.of("fetch_open_meteo", "nfl")];
     assert_eq!(fetch["venues"], chosen.len());
     let key = fetch["key"].as_str().unwrap();
     assert!(
@@ -1173,13 +1285,13 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
     );
     let stored = gunzip_json(home.path(), key);
     assert_eq!(stored.as_array().unwrap().len(), chosen.len());
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["venues"], chosen.len(), "{v}");
     // Two UTC days of hourly values per venue.
     assert_eq!(v["observations"], chosen.len() * 48, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
     let again = dry_run_at(&weather, conf, week1()).await;
-    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
     assert_eq!(
         lake_files(home.path(), "raw/historical/nfl/weather").len(),
         1
@@ -1216,11 +1328,11 @@ async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
     let weather = batch::weather_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&weather, conf, week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs["nfl.fetch_open_meteo"];
+    let fetch = &run.outputs[&run.of("fetch_open_meteo", "nfl")];
     assert_eq!(fetch["source"], "open_meteo");
     let n = fetch["venues"].as_u64().unwrap();
     assert!(n > 0);
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["venues"], 0, "{v}");
     assert_eq!(v["rejected"], n, "{v}");
     let dead = lake_files(home.path(), "raw/dead_letter");
@@ -1240,15 +1352,9 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     for (task, state) in &run.states {
-        let unselected = task.starts_with("ncaaf.") || task.starts_with("nhl.");
-        let want = if unselected {
-            TaskState::Skipped
-        } else {
-            TaskState::Success
-        };
-        assert_eq!(*state, want, "{task}");
+        assert_eq!(*state, TaskState::Success, "{task}");
     }
-    let fetch = &run.outputs["nfl.fetch_news"];
+    let fetch = &run.outputs[&run.of("fetch_news", "nfl")];
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["feeds"], 2);
     assert_eq!(fetch["failed_feeds"], 0);
@@ -1258,7 +1364,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
         "{key}"
     );
     // Every recorded article is moved onto the day: 20 + 14, none rejected.
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["items"], 34, "{v}");
     assert_eq!(v["outside_day"], 0, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
@@ -1275,7 +1381,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     assert_eq!(
         unmatched,
         v["unmatched_items"].as_u64().unwrap()
-            + run.outputs["nba.validate"]["unmatched_items"]
+            + run.outputs[&run.of("validate", "nba")]["unmatched_items"]
                 .as_u64()
                 .unwrap()
     );
@@ -1288,7 +1394,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
     // Deterministic: a re-run of the day counts the same and keeps one object.
     let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
-    assert_eq!(again.outputs["nfl.validate"], *v);
+    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
     assert_eq!(lake_files(home.path(), "raw/historical/nfl/news").len(), 1);
 }
 
@@ -1325,11 +1431,11 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
     let dag = batch::news_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs["nfl.fetch_news"];
+    let fetch = &run.outputs[&run.of("fetch_news", "nfl")];
     assert_eq!(fetch["source"], "rss");
     assert_eq!(fetch["feeds"], 2);
     assert_eq!(fetch["failed_feeds"], 1);
-    let v = &run.outputs["nfl.validate"];
+    let v = &run.outputs[&run.of("validate", "nfl")];
     assert_eq!(v["items"], 1, "{v}");
     assert_eq!(v["matched_items"], 1, "{v}");
     // The article without a link and the 404 feed.
@@ -1347,7 +1453,7 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
     let dag = batch::news_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
-        run.errors["nfl.fetch_news"].contains("every nfl news feed failed"),
+        run.errors[&run.of("fetch_news", "nfl")].contains("every nfl news feed failed"),
         "{:?}",
         run.errors
     );

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use orchestrator::dag::TaskKind;
+use orchestrator::dag::{TaskKind, TaskNode};
 use orchestrator::task::TaskLogger;
+use orchestrator::{mapping, MapOver};
 use orchestrator::{TaskContext, TaskError};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::dags::{find_dag, parse_conf};
@@ -27,6 +29,10 @@ pub enum TasksCommand {
         /// JSON object merged over the DAG's params.
         #[arg(long)]
         conf: Option<String>,
+        /// The instance of a task mapped over a param: the index of its
+        /// item in the param's list.
+        #[arg(long)]
+        map_index: Option<i32>,
     },
     /// Reset task instances of a run so the scheduler runs them again.
     Clear {
@@ -52,6 +58,66 @@ pub enum TasksCommand {
     },
 }
 
+/// The `(map_index, item)` that `tasks run` gives a mapped task, from its
+/// param's list; `None` for an unmapped task. A mapped task needs an index
+/// (the error lists its items), and one mapped over an upstream output
+/// cannot run alone: `tasks run` runs no upstream task.
+fn mapped_instance(
+    node: &TaskNode,
+    params: &serde_json::Map<String, Value>,
+    map_index: Option<i32>,
+) -> Result<Option<(i32, Value)>> {
+    let Some(spec) = &node.map else {
+        return match map_index {
+            Some(_) => Err(usage(format!(
+                "task `{}` is not mapped: leave out --map-index",
+                node.id
+            ))),
+            None => Ok(None),
+        };
+    };
+    if let MapOver::Output(up) = &spec.over {
+        return Err(usage(format!(
+            "task `{}` is mapped over the output of `{up}`, which `tasks run` does not run; trigger the DAG instead (`dags trigger … --wait`)",
+            node.id
+        )));
+    }
+    let items: Vec<Value> = mapping::items(spec, params, None)
+        .map_err(|e| usage(format!("task `{}`: {e}", node.id)))?;
+    if items.is_empty() {
+        return Err(usage(format!(
+            "task `{}` maps over an empty list: a run would skip it",
+            node.id
+        )));
+    }
+    let listed = || {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| format!("{i}: {item}"))
+            .collect::<Vec<String>>()
+            .join(", ")
+    };
+    let Some(index) = map_index else {
+        return Err(usage(format!(
+            "task `{}` is mapped: pick an instance with --map-index ({})",
+            node.id,
+            listed()
+        )));
+    };
+    let item = usize::try_from(index)
+        .ok()
+        .and_then(|i| items.get(i))
+        .ok_or_else(|| {
+            usage(format!(
+                "task `{}` has no instance {index} ({})",
+                node.id,
+                listed()
+            ))
+        })?;
+    Ok(Some((index, item.clone())))
+}
+
 pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
     let bag = super::dag_bag(settings)?;
     match cmd {
@@ -60,6 +126,7 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
             task,
             date,
             conf,
+            map_index,
         } => {
             let d = find_dag(&bag, &dag)?;
             let node = d
@@ -68,6 +135,8 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
             let logical =
                 orchestrator::schedule::parse_date(&date, d.schedule.timezone()).map_err(usage)?;
             let conf = parse_conf(conf.as_deref())?;
+            let params = d.resolve_params(&conf);
+            let instance = mapped_instance(node, &params, map_index)?;
             let interval = d
                 .schedule
                 .interval_from(logical)
@@ -79,11 +148,15 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
                 interval,
                 1,
                 node.retry.retries as i32,
-                d.resolve_params(&conf),
+                params,
                 TaskLogger::stderr(),
                 CancellationToken::new(),
                 HashMap::new(),
             );
+            let ctx = match instance {
+                Some((index, item)) => ctx.with_map(index, Some(item)),
+                None => ctx,
+            };
             // The try is not recorded, but the task reaches the database
             // as under the scheduler: transforms commit Iceberg tables
             // registered there, and publishers write serving tables.

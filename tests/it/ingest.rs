@@ -71,7 +71,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
     let payload: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(payload["events"].as_array().unwrap().len(), EVENTS);
 
-    let fetch = xcom(&env, &run_id, "nfl.fetch_scoreboard");
+    let fetch = xcom(&env, &run_id, "fetch_scoreboard");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["date"], DAY);
     assert_eq!(fetch["bytes"], bytes.len());
@@ -79,7 +79,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
         objects[0].ends_with(fetch["key"].as_str().unwrap()),
         "{fetch}"
     );
-    let validate = xcom(&env, &run_id, "nfl.validate");
+    let validate = xcom(&env, &run_id, "validate");
     assert_eq!(validate["sport"], "nfl");
     let games = validate["games"].as_u64().unwrap();
     let rejected = validate["rejected"].as_u64().unwrap();
@@ -90,13 +90,18 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
         xcom(&env, &run_id, "transform.bronze_games")["records"],
         games
     );
-    // Unselected sports skipped, and wrote nothing.
-    assert_eq!(
-        env.scalar(&format!(
-            "SELECT state FROM task_instances WHERE dag_id = '{DAG}' AND task_id = 'nba.fetch_scoreboard'"
-        )),
-        "skipped"
-    );
+    // The fetch and validate have one instance each: the run's one sport.
+    // The others have none, and wrote nothing.
+    for task in ["fetch_scoreboard", "validate"] {
+        assert_eq!(
+            env.sql(&format!(
+                "SELECT map_index || ' ' || state FROM task_instances
+                 WHERE dag_id = '{DAG}' AND run_id = '{run_id}' AND task_id = '{task}'"
+            )),
+            ["0 success"],
+            "{task}"
+        );
+    }
     assert!(!env.path("lake/raw/historical/nba").exists());
 
     // A second run of the same New York date replaces the object.
@@ -115,8 +120,34 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
     assert_eq!(again.len(), 1, "{again:?}");
     assert_ne!(again, objects, "the newer run's object replaced the older");
 
-    // One task, in-process and offline, the way an operator tests it.
-    let out = env.ok(&["tasks", "run", DAG, "nfl.fetch_scoreboard", "--date", DAY]);
+    // One task, in-process and offline, the way an operator tests it: an
+    // instance of a mapped task is picked by its index in the param.
+    let err = env.fails(&["tasks", "run", DAG, "fetch_scoreboard", "--date", DAY]);
+    assert!(
+        err.contains("--map-index") && err.contains(r#"0: "nfl""#),
+        "{err}"
+    );
+    let err = env.fails(&[
+        "tasks",
+        "run",
+        DAG,
+        "validate",
+        "--date",
+        DAY,
+        "--map-index",
+        "0",
+    ]);
+    assert!(err.contains("output of `fetch_scoreboard`"), "{err}");
+    let out = env.ok(&[
+        "tasks",
+        "run",
+        DAG,
+        "fetch_scoreboard",
+        "--date",
+        DAY,
+        "--map-index",
+        "0",
+    ]);
     let start = out.find('{').expect("JSON output");
     let fetched: Value = serde_json::from_str(&out[start..]).unwrap();
     assert_eq!(fetched["sport"], "nfl");
@@ -189,14 +220,14 @@ fn odds_and_weather_runs_land_their_day_in_the_lake_once_per_date() {
         .map(|s| s["data"].as_array().unwrap().len())
         .sum();
     assert!(events > 0);
-    let fetch = xcom_of(&env, ODDS, &run_id, "nfl.fetch_odds_snapshots");
+    let fetch = xcom_of(&env, ODDS, &run_id, "fetch_odds_snapshots");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["date"], WEEK1);
     assert!(
         objects[0].ends_with(fetch["key"].as_str().unwrap()),
         "{fetch}"
     );
-    let validate = xcom_of(&env, ODDS, &run_id, "nfl.validate");
+    let validate = xcom_of(&env, ODDS, &run_id, "validate");
     assert_eq!(validate["snapshots"], 24, "{validate}");
     assert_eq!(validate["events"], events, "{validate}");
     assert_eq!(validate["rejected"], 0, "{validate}");
@@ -215,7 +246,7 @@ fn odds_and_weather_runs_land_their_day_in_the_lake_once_per_date() {
     assert_eq!(objects.len(), 1, "{objects:?}");
     let stored = stored_json(&objects[0]);
     assert_eq!(stored.as_array().unwrap().len(), chosen);
-    let validate = xcom_of(&env, WEATHER, &run_id, "nfl.validate");
+    let validate = xcom_of(&env, WEATHER, &run_id, "validate");
     assert_eq!(validate["venues"], chosen, "{validate}");
     assert_eq!(validate["observations"], chosen * 48, "{validate}");
     assert_eq!(validate["rejected"], 0, "{validate}");

@@ -1,9 +1,10 @@
-//! The real ingestion tasks of `historical_games_daily`: fetch a sport's
-//! ESPN scoreboard for the run's sports day into the raw lake, then read it
-//! back and validate it, sending bad events to the dead-letter area.
+//! The real ingestion tasks of `historical_games_daily`: fetch each
+//! selected sport's ESPN scoreboard for the run's sports day into the raw
+//! lake, then read it back and validate it, sending bad events to the
+//! dead-letter area. Both are mapped over the run's sports.
 //!
 //! Fetch and validate are separate tasks so a validation bug can be fixed
-//! and re-run (`tasks clear --task nfl.validate`) without calling the API
+//! and re-run (`tasks clear --task validate`) without calling the API
 //! again: validate reads the object fetch wrote, never the network.
 
 use super::{StoredPayload, ValidateFrom};
@@ -15,8 +16,8 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
-    REPLAY_SEED,
+    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    SourceMode, REPLAY_SEED,
 };
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
@@ -28,7 +29,7 @@ use sources::{Fetched, HttpConfig};
 /// `{source}` of the games' dead-letter keys (the sport is its own segment).
 pub const DEAD_LETTER_SOURCE: &str = "espn.scoreboard";
 
-/// XCom of `{sport}.fetch_scoreboard`.
+/// XCom of an instance of `fetch_scoreboard`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -43,7 +44,7 @@ pub struct FetchOutput {
     pub url: String,
 }
 
-/// XCom of `{sport}.validate`.
+/// XCom of an instance of `validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -56,21 +57,21 @@ pub struct ValidateOutput {
     pub final_games: usize,
 }
 
-/// `{sport}.fetch_scoreboard`: the sport's scoreboard of the sports day,
-/// stored untouched in the raw lake.
+/// `fetch_scoreboard`, one instance per sport: the sport's scoreboard of
+/// the sports day, stored untouched in the raw lake.
 #[derive(Debug, Clone)]
 pub struct FetchScoreboard {
-    sport: &'static str,
     settings: SharedSettings,
 }
 
 impl FetchScoreboard {
-    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
-        Self { sport, settings }
+    pub fn new(settings: SharedSettings) -> Self {
+        Self { settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
-        TypedSpec::new(id, self).doc(doc)
+    /// The spec, mapped over the run's sports in `pool`.
+    pub fn spec(self, id: &str, doc: String, pool: &str) -> TypedSpec<FetchOutput> {
+        per_sport(TypedSpec::new(id, self).doc(doc), pool)
     }
 }
 
@@ -92,7 +93,7 @@ async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetc
 }
 
 /// The replayed scoreboard of `sport` on `date`: what
-/// `{sport}.fetch_scoreboard` stores in replay mode (also what
+/// a `fetch_scoreboard` instance stores in replay mode (also what
 /// `betflow stream replay` turns into live score updates). A real capture
 /// beats a generated day; the generator fills every other date so
 /// backfills over whole seasons have games.
@@ -108,7 +109,7 @@ impl TypedTask for FetchScoreboard {
     type Output = FetchOutput;
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
-        let sport: &Sport = selected(&ctx, self.sport)?;
+        let sport: &Sport = mapped_sport(&ctx)?;
         let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let fetched: Fetched = fetch(&settings.mode, sport, date).await?;
@@ -144,7 +145,8 @@ impl TypedTask for FetchScoreboard {
     }
 }
 
-/// `{sport}.validate`: the stored scoreboard, checked event by event.
+/// `validate`, one instance per fetched sport: the stored scoreboard,
+/// checked event by event.
 #[derive(Debug, Clone)]
 pub struct ValidateScoreboard(ValidateFrom<FetchOutput>);
 

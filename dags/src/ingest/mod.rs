@@ -1,7 +1,9 @@
 //! The real ingestion tasks of the nightly batch DAGs. Each family fetches
 //! a sport's day from its source into the raw lake, then a separate task
 //! reads the stored object back and validates it, sending bad records to
-//! the dead-letter area:
+//! the dead-letter area. Both are mapped tasks (docs/mapping.md): the fetch
+//! has one instance per sport of the run's `sports` param, and the validate
+//! one per fetch instance, whose output it gets as its item:
 //!
 //! - [`games`]: ESPN scoreboards (`historical_games_daily`);
 //! - [`odds`]: The Odds API historical snapshots (`historical_odds_daily`);
@@ -20,10 +22,9 @@ pub mod weather;
 
 use std::sync::Arc;
 
-use orchestrator::{Output, TaskContext, TaskError};
+use orchestrator::{Output, TaskContext, TaskError, TypedSpec};
 
-use crate::selected_sports;
-use crate::{sport, Sport};
+use crate::{sport, Sport, SPORTS};
 
 pub use games::{FetchOutput, FetchScoreboard, ValidateOutput, ValidateScoreboard};
 pub use news::{FetchNews, ValidateNews};
@@ -40,34 +41,66 @@ pub use crate::settings::{Settings, SourceMode, DEFAULT_ODDS_SNAPSHOT_MINUTES};
 /// shared by every task.
 pub type SharedSettings = Arc<Settings>;
 
-/// What every `{sport}.validate` task starts from: the sport, and the
-/// output of the fetch task that names the raw object to check.
+/// A fetch task's spec, mapped over the run's `sports` param: one instance
+/// per sport, each in its source's pool. There are no more distinct sports
+/// than [`SPORTS`], so a longer list fails the expansion.
+pub(crate) fn per_sport<T>(spec: TypedSpec<T>, pool: &str) -> TypedSpec<T> {
+    spec.expand_over_param("sports")
+        .max_map_length(SPORTS.len())
+        .pool(pool, 1)
+}
+
+/// The sport a fetch instance was expanded for. A key we do not cover, or
+/// one listed a second time in the param, fails the instance at once (no
+/// retry changes the run's conf), so a typo is loud instead of a silent
+/// gap, and no sport is fetched twice into the same raw object.
+pub(crate) fn mapped_sport(ctx: &TaskContext) -> Result<&'static Sport, TaskError> {
+    let key: String = ctx.item()?;
+    let Some(found) = sport(&key) else {
+        let known: Vec<&str> = SPORTS.iter().map(|s| s.key).collect();
+        return Err(TaskError::fatal(format!(
+            "unknown sport `{key}` in the `sports` param; known: {}",
+            known.join(", ")
+        )));
+    };
+    let listed: Vec<String> = ctx.param("sports")?;
+    let before: usize = usize::try_from(ctx.map_index).unwrap_or(0);
+    if let Some(first) = listed.iter().take(before).position(|k| *k == key) {
+        return Err(TaskError::fatal(format!(
+            "sport `{key}` is listed twice in the `sports` param (items {first} and {before}); it is fetched by instance {first}"
+        )));
+    }
+    Ok(found)
+}
+
+/// What every `validate` task starts from: the output of the fetch task
+/// that names the raw object to check. The validate task is mapped over
+/// that task's outputs, so each instance gets one sport's as its item.
 #[derive(Debug, Clone)]
 pub struct ValidateFrom<F> {
-    sport: &'static str,
-    pub(crate) fetch: Output<F>,
+    pub(crate) fetch: Output<Vec<F>>,
     settings: SharedSettings,
 }
 
-/// `new` and `spec` of a `{sport}.validate` task, a newtype over
-/// [`ValidateFrom`] of its fetch task's output: the spec reads that output,
-/// which is its edge.
+/// `new` and `spec` of a `validate` task, a newtype over [`ValidateFrom`]
+/// of its fetch task's outputs: the spec is mapped over them, which is its
+/// edge.
 macro_rules! validate_task {
     ($task:ident, $fetch:ty, $out:ty) => {
         impl $task {
             pub fn new(
-                sport: &'static str,
-                fetch: orchestrator::Output<$fetch>,
+                fetch: orchestrator::Output<Vec<$fetch>>,
                 settings: $crate::ingest::SharedSettings,
             ) -> Self {
-                Self($crate::ingest::ValidateFrom::new(sport, fetch, settings))
+                Self($crate::ingest::ValidateFrom::new(fetch, settings))
             }
 
             pub fn spec(self, id: &str, doc: String) -> orchestrator::TypedSpec<$out> {
                 let input = self.0.fetch.clone();
                 orchestrator::TypedSpec::new(id, self)
                     .doc(doc)
-                    .reads(&input)
+                    .expand_over(&input)
+                    .max_map_length($crate::SPORTS.len())
             }
         }
     };
@@ -76,6 +109,8 @@ pub(crate) use validate_task;
 
 /// A fetch task's output: where it stored the day's raw object.
 pub trait StoredRaw: serde::de::DeserializeOwned {
+    /// The sport it fetched.
+    fn sport_key(&self) -> &str;
     /// The raw object's key in the lake.
     fn raw_key(&self) -> &str;
     /// The sports day it holds.
@@ -85,6 +120,9 @@ pub trait StoredRaw: serde::de::DeserializeOwned {
 macro_rules! stored_raw {
     ($($t:ty),*) => {$(
         impl StoredRaw for $t {
+            fn sport_key(&self) -> &str {
+                &self.sport
+            }
             fn raw_key(&self) -> &str {
                 &self.key
             }
@@ -111,24 +149,27 @@ pub(crate) struct StoredPayload {
 }
 
 impl<F: StoredRaw> ValidateFrom<F> {
-    pub fn new(sport: &'static str, fetch: Output<F>, settings: SharedSettings) -> Self {
-        Self {
-            sport,
-            fetch,
-            settings,
-        }
+    pub fn new(fetch: Output<Vec<F>>, settings: SharedSettings) -> Self {
+        Self { fetch, settings }
     }
 
-    /// Resolve settings, find the fetch task's object and parse it; `what`
-    /// names the payload in errors (`scoreboard`, `odds snapshots`, …).
+    /// Resolve settings, find the object of this instance's fetch and
+    /// parse it; `what` names the payload in errors (`scoreboard`, `odds
+    /// snapshots`, …).
     pub(crate) async fn load(
         &self,
         ctx: &TaskContext,
         what: &str,
     ) -> Result<StoredPayload, TaskError> {
-        let sport: &'static Sport = selected(ctx, self.sport)?;
         let settings: &Settings = &self.settings;
-        let fetched: F = self.fetch.get(ctx)?;
+        let fetched: F = ctx.item()?;
+        let sport: &'static Sport = sport(fetched.sport_key()).ok_or_else(|| {
+            TaskError::fatal(format!(
+                "{} fetched unknown sport `{}`",
+                self.fetch.task_id(),
+                fetched.sport_key()
+            ))
+        })?;
         let store = settings.lake.open().map_err(lake_failed)?;
         let payload = read_fetched_json(
             store.as_ref(),
@@ -197,17 +238,6 @@ pub(crate) fn require_json(body: &[u8], url: &str, what: &str) -> Result<(), Tas
             "{what} from {url} is not JSON ({e}); nothing stored, the fetch is retried"
         ))),
     }
-}
-
-/// `sport` if the run selects it, else a skip (the skip flows down its group).
-pub(crate) fn selected(ctx: &TaskContext, key: &'static str) -> Result<&'static Sport, TaskError> {
-    let chosen: Vec<String> = selected_sports(ctx)?;
-    if !chosen.iter().any(|s| s == key) {
-        return Err(TaskError::skip(format!(
-            "sport `{key}` is not in this run's `sports` param {chosen:?}"
-        )));
-    }
-    sport(key).ok_or_else(|| TaskError::msg(format!("unknown sport `{key}`")))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{lake_failed, selected, Settings, SharedSettings, SourceMode};
+use super::{lake_failed, mapped_sport, per_sport, Settings, SharedSettings, SourceMode};
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
 use sources::news::{
@@ -30,7 +30,7 @@ use sources::news::{
 use sources::replay::Replay;
 use sources::Rejected;
 
-/// XCom of `{sport}.fetch_news`.
+/// XCom of an instance of `fetch_news`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -46,7 +46,7 @@ pub struct FetchOutput {
     pub failed_feeds: usize,
 }
 
-/// XCom of `{sport}.validate`.
+/// XCom of an instance of `validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -112,20 +112,21 @@ pub fn read_day(payload: &Value, date: NaiveDate) -> Result<DayItems, String> {
     Ok(out)
 }
 
-/// `{sport}.fetch_news`: the sport's feeds of the day, stored as fetched.
+/// `fetch_news`, one instance per sport: the sport's feeds of the day,
+/// stored as fetched.
 #[derive(Debug, Clone)]
 pub struct FetchNews {
-    sport: &'static str,
     settings: SharedSettings,
 }
 
 impl FetchNews {
-    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
-        Self { sport, settings }
+    pub fn new(settings: SharedSettings) -> Self {
+        Self { settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
-        TypedSpec::new(id, self).doc(doc)
+    /// The spec, mapped over the run's sports in `pool`.
+    pub fn spec(self, id: &str, doc: String, pool: &str) -> TypedSpec<FetchOutput> {
+        per_sport(TypedSpec::new(id, self).doc(doc), pool)
     }
 }
 
@@ -152,7 +153,7 @@ impl TypedTask for FetchNews {
     type Output = FetchOutput;
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
-        let sport: &Sport = selected(&ctx, self.sport)?;
+        let sport: &Sport = mapped_sport(&ctx)?;
         let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let feeds: Vec<StoredFeed> = match &settings.mode {
@@ -232,7 +233,7 @@ impl TypedTask for FetchNews {
     }
 }
 
-/// `{sport}.validate`: the stored feeds, checked article by article.
+/// `validate`, one instance per fetched sport: the stored feeds, checked article by article.
 #[derive(Debug, Clone)]
 pub struct ValidateNews(ValidateFrom<FetchOutput>);
 

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
-    REPLAY_SEED,
+    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    SourceMode, REPLAY_SEED,
 };
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
 use crate::{sports_day, Sport};
@@ -36,7 +36,7 @@ pub const DEAD_LETTER_SOURCE: &str = "odds_api.historical";
 /// Prices are requested (live) and generated/recorded (replay) as American.
 pub(crate) const FORMAT: OddsFormat = OddsFormat::American;
 
-/// XCom of `{sport}.fetch_odds_snapshots`.
+/// XCom of an instance of `fetch_odds_snapshots`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -58,7 +58,7 @@ pub struct FetchOutput {
     pub credits_remaining: Option<f64>,
 }
 
-/// XCom of `{sport}.validate`.
+/// XCom of an instance of `validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -100,20 +100,21 @@ pub fn snapshot_times(date: NaiveDate, minutes: u32) -> Vec<DateTime<Utc>> {
     out
 }
 
-/// `{sport}.fetch_odds_snapshots`: the day's snapshots, stored untouched.
+/// `fetch_odds_snapshots`, one instance per sport: the sport's snapshots
+/// of the day, stored untouched.
 #[derive(Debug, Clone)]
 pub struct FetchOddsSnapshots {
-    sport: &'static str,
     settings: SharedSettings,
 }
 
 impl FetchOddsSnapshots {
-    pub fn new(sport: &'static str, settings: SharedSettings) -> Self {
-        Self { sport, settings }
+    pub fn new(settings: SharedSettings) -> Self {
+        Self { settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
-        TypedSpec::new(id, self).doc(doc)
+    /// The spec, mapped over the run's sports in `pool`.
+    pub fn spec(self, id: &str, doc: String, pool: &str) -> TypedSpec<FetchOutput> {
+        per_sport(TypedSpec::new(id, self).doc(doc), pool)
     }
 }
 
@@ -150,7 +151,7 @@ fn replay(
 }
 
 /// The replayed snapshots of `sport` over sports day `date`, one every
-/// `minutes`: what `{sport}.fetch_odds_snapshots` stores in replay mode
+/// `minutes`: what a `fetch_odds_snapshots` instance stores in replay mode
 /// (also what `betflow stream replay` publishes).
 pub fn replay_day(sport: &Sport, date: NaiveDate, minutes: u32) -> Result<Vec<Fetched>, TaskError> {
     replay(sport, date, &snapshot_times(date, minutes))
@@ -176,7 +177,7 @@ impl TypedTask for FetchOddsSnapshots {
     type Output = FetchOutput;
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
-        let sport: &Sport = selected(&ctx, self.sport)?;
+        let sport: &Sport = mapped_sport(&ctx)?;
         let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let times: Vec<DateTime<Utc>> = snapshot_times(date, settings.odds_snapshot_minutes);
@@ -269,7 +270,7 @@ fn show(v: Option<f64>) -> String {
     v.map_or_else(|| "?".to_owned(), |v| v.to_string())
 }
 
-/// `{sport}.validate`: the stored snapshots, checked event by event.
+/// `validate`, one instance per fetched sport: the stored snapshots, checked event by event.
 #[derive(Debug, Clone)]
 pub struct ValidateOddsSnapshots(ValidateFrom<FetchOutput>);
 

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    lake_failed, require_json, selected, source_failed, Settings, SharedSettings, SourceMode,
+    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    SourceMode,
 };
 use crate::lake::layout::date_prefix;
 use crate::lake::{
@@ -238,7 +239,7 @@ impl TypedTask for SelectOutdoorVenues {
     }
 }
 
-/// XCom of `{sport}.fetch_open_meteo`.
+/// XCom of an instance of `fetch_open_meteo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -250,7 +251,7 @@ pub struct FetchOutput {
     pub venues: usize,
 }
 
-/// XCom of `{sport}.validate`.
+/// XCom of an instance of `validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -263,31 +264,25 @@ pub struct ValidateOutput {
     pub records: usize,
 }
 
-/// `{sport}.fetch_open_meteo`: hourly history (UTC, the sports day and the
-/// next, so evening kickoffs are covered) at each of the sport's venues.
+/// `fetch_open_meteo`, one instance per sport: hourly history (UTC, the
+/// sports day and the next, so evening kickoffs are covered) at each of the
+/// sport's venues.
 #[derive(Debug, Clone)]
 pub struct FetchOpenMeteo {
-    sport: &'static str,
     venues: Output<VenuesOutput>,
     settings: SharedSettings,
 }
 
 impl FetchOpenMeteo {
-    pub fn new(
-        sport: &'static str,
-        venues: Output<VenuesOutput>,
-        settings: SharedSettings,
-    ) -> Self {
-        Self {
-            sport,
-            venues,
-            settings,
-        }
+    pub fn new(venues: Output<VenuesOutput>, settings: SharedSettings) -> Self {
+        Self { venues, settings }
     }
 
-    pub fn spec(self, id: &str, doc: String) -> TypedSpec<FetchOutput> {
+    /// The spec, mapped over the run's sports in `pool`; every instance
+    /// reads the venues selected for all of them and takes its sport's.
+    pub fn spec(self, id: &str, doc: String, pool: &str) -> TypedSpec<FetchOutput> {
         let input = self.venues.clone();
-        TypedSpec::new(id, self).doc(doc).reads(&input)
+        per_sport(TypedSpec::new(id, self).doc(doc).reads(&input), pool)
     }
 }
 
@@ -387,7 +382,7 @@ impl TypedTask for FetchOpenMeteo {
     type Output = FetchOutput;
 
     async fn run(&self, ctx: TaskContext) -> Result<FetchOutput, TaskError> {
-        let sport: &Sport = selected(&ctx, self.sport)?;
+        let sport: &Sport = mapped_sport(&ctx)?;
         let settings: &Settings = &self.settings;
         let selection: VenuesOutput = self.venues.get(&ctx)?;
         let date: NaiveDate = selection.date;
@@ -503,7 +498,7 @@ fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, Strin
     Ok(parsed.observations().len())
 }
 
-/// `{sport}.validate`: the stored responses, checked venue by venue.
+/// `validate`, one instance per fetched sport: the stored responses, checked venue by venue.
 #[derive(Debug, Clone)]
 pub struct ValidateWeather(ValidateFrom<FetchOutput>);
 
