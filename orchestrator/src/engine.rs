@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -497,11 +497,18 @@ async fn executor_loop(
     let abort = CancellationToken::new();
     let (recorder, recording) = Recorder::spawn(store.clone(), me.clone(), abort.clone());
     let mut running: JoinSet<Result<Finished, StoreError>> = JoinSet::new();
+    // A try holds a slot while it executes and gives it back before its
+    // outcome is recorded (`executor::Slot`); at most `parallelism` more
+    // tries may be waiting for the recorder.
+    let slots = Arc::new(Semaphore::new(config.parallelism));
+    let freed = Arc::new(Notify::new());
     loop {
         if shutdown.is_cancelled() {
             break;
         }
-        let free = config.parallelism.saturating_sub(running.len());
+        let free = slots
+            .available_permits()
+            .min((2 * config.parallelism).saturating_sub(running.len()));
         let mut claimed_all = false;
         if free > 0 {
             match executor::claim(store, &bag, me, free).await {
@@ -520,11 +527,17 @@ async fn executor_loop(
                         let Some(dag) = bag.get(&c.dag_id).cloned() else {
                             continue;
                         };
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            unreachable!("a claim takes at most the free slots");
+                        };
+                        let slot = executor::Slot::new(permit, freed.clone());
                         let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
                         let recorder = recorder.clone();
                         running.spawn(async move {
-                            executor::run_claimed(&store, dag, &me, c, inputs, &recorder, abort)
-                                .await
+                            executor::run_claimed(
+                                &store, dag, &me, c, inputs, &recorder, abort, slot,
+                            )
+                            .await
                         });
                     }
                 }
@@ -533,15 +546,16 @@ async fn executor_loop(
         }
         if claimed_all {
             // Maybe more is queued: wait for a free slot, then briefly for
-            // the tries recorded in the same batch to end too, so the next
-            // claim fills many slots in one transaction instead of one.
-            if let Some(done) = running.join_next().await {
-                after_try(done, &wake);
+            // the tries that ended with it to give theirs back too, so the
+            // next claim fills many slots in one transaction instead of one.
+            tokio::select! {
+                _ = freed.notified() => {}
+                _ = shutdown.cancelled() => break,
             }
             let until = tokio::time::Instant::now() + CLAIM_GATHER;
-            while running.len() > config.parallelism / 2 {
+            while slots.available_permits() < config.parallelism / 2 {
                 tokio::select! {
-                    Some(done) = running.join_next() => after_try(done, &wake),
+                    _ = freed.notified() => {}
                     _ = tokio::time::sleep_until(until) => break,
                 }
             }

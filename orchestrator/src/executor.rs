@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
@@ -99,16 +99,15 @@ pub async fn claim(
     // Found by ctid alone (a TID scan), and joined to their runs only
     // after: matched on their keys, or updated in a join with their runs,
     // a plan from statistics behind a fan-out's burst read all of a run's
-    // 10,000 instances per claim (40-200 ms a claim of 32). The candidates
-    // were read without row locks, so the state is checked again: a row
-    // changed since (cleared, marked) has a new ctid or is not queued, and
-    // is left alone.
+    // 10,000 instances per claim (40-200 ms a claim of 32). Nothing else
+    // may stand beside the ctid: with `state = 'queued'` too, a plan from
+    // those statistics scanned the queue's partial index for the 32 rows.
     let claimed: Vec<Claimed> = sqlx::query_as(
         "WITH claimed AS (
              UPDATE task_instances ti SET state = 'running', try_number = ti.try_number + 1,
                     worker_id = $2, hostname = $3, start_date = now(), end_date = NULL,
                     duration = NULL, heartbeat_at = now()
-             WHERE ti.ctid = ANY($1::text[]::tid[]) AND ti.state = 'queued'
+             WHERE ti.ctid = ANY($1::text[]::tid[])
              RETURNING ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number,
                        ti.max_tries, ti.first_attempt_at, ti.map_item
          )
@@ -145,12 +144,8 @@ struct ClaimReads {
 /// bound by round trips. The lock and each read are statements of their
 /// own so that each read sees every claim committed before the lock was
 /// granted (a read in the lock's statement would use a snapshot taken
-/// before it). A queued row's ctid comes too, for the update to find it.
-///
-/// The queued rows are not locked (`FOR UPDATE`): claims are serialized by
-/// the claim lock already, and locking every candidate (four per free
-/// slot) wrote each of them once per claim, which made the read 1.75 ms on
-/// average in a 10,000-wide fan-out, the claim's largest cost.
+/// before it). A queued row's ctid comes too: the rows stay locked until
+/// the claim commits, so the update finds them by it.
 async fn claim_reads(
     tx: &mut sqlx::PgConnection,
     candidates: usize,
@@ -158,16 +153,23 @@ async fn claim_reads(
     use futures_util::TryStreamExt;
     use sqlx::{Either, Row};
 
+    // No sorts: the candidates come in the order of their partial index.
+    // On statistics from before a fan-out queued its instances (a new
+    // database, or before autovacuum's next analyze) the planner expected
+    // a few dozen queued rows and sorted all 10,000 instead, 10-15 ms a
+    // claim. Local to the claim's transaction.
     let sql = format!(
-        "SELECT pg_advisory_xact_lock({CLAIM_LOCK});
+        "SET LOCAL enable_sort = off;
+         SELECT pg_advisory_xact_lock({CLAIM_LOCK});
          SELECT ctid::text, dag_id, pool, pool_slots FROM task_instances
          WHERE state = 'queued' ORDER BY priority_weight DESC, queued_at, task_id, map_index
-         LIMIT {candidates};
+         LIMIT {candidates} FOR UPDATE SKIP LOCKED;
          SELECT dag_id, pool, count(*), sum(pool_slots)::bigint FROM task_instances
          WHERE state = 'running' GROUP BY dag_id, pool;
          SELECT name, slots::bigint FROM pools"
     );
-    // Rows of statement n come before its n-th completion.
+    // Rows of statement n (from 0) come before its completion: the
+    // candidates are set 2, the running counts 3, the pools 4.
     let mut sets: Vec<Vec<sqlx::postgres::PgRow>> = vec![Vec::new()];
     let mut stream = sqlx::raw_sql(&sql).fetch_many(&mut *tx);
     while let Some(item) = stream.try_next().await? {
@@ -178,15 +180,15 @@ async fn claim_reads(
     }
     drop(stream);
     let set = |n: usize| sets.get(n).map(Vec::as_slice).unwrap_or_default();
-    let candidates = set(1)
+    let candidates = set(2)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    let running = set(2)
+    let running = set(3)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    let pools = set(3)
+    let pools = set(4)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, sqlx::Error>>()?;
@@ -206,10 +208,38 @@ pub struct Finished {
     pub needs_scheduler: bool,
 }
 
-/// Run one claimed try to its end and have `recorder` record it. `inputs`
-/// are its upstream outputs when [`load_inputs`] read them with its claim
-/// (else they are read here). `abort` is fired when the process shuts down
-/// hard; the try is then left for the shutdown path to requeue.
+/// One of the executor's `parallelism` slots, held by a try while it
+/// executes. It is given back when the try has run, before its outcome is
+/// recorded, so the executor claims the next tries while the last ones
+/// are written: the two overlap instead of taking turns.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    freed: Arc<Notify>,
+}
+
+impl Slot {
+    pub fn new(permit: OwnedSemaphorePermit, freed: Arc<Notify>) -> Self {
+        Slot {
+            permit: Some(permit),
+            freed,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit first: whoever the notice wakes finds the slot free.
+        drop(self.permit.take());
+        self.freed.notify_one();
+    }
+}
+
+/// Run one claimed try to its end, give its slot back, and have `recorder`
+/// record it. `inputs` are its upstream outputs when [`load_inputs`] read
+/// them with its claim (else they are read here). `abort` is fired when
+/// the process shuts down hard; the try is then left for the shutdown path
+/// to requeue.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_claimed(
     store: &Store,
     dag: Arc<Dag>,
@@ -218,6 +248,7 @@ pub async fn run_claimed(
     inputs: Option<Inputs>,
     recorder: &Recorder,
     abort: CancellationToken,
+    slot: Slot,
 ) -> Result<Finished, StoreError> {
     let Some(task) = dag.task(&claimed.task_id) else {
         return Ok(Finished::default());
@@ -283,6 +314,7 @@ pub async fn run_claimed(
     }
     let _ = stop_tx.send(());
     let rest = writer.await.unwrap_or_default();
+    drop(slot);
     recorder.record(dag, claimed, outcome, rest).await
 }
 
