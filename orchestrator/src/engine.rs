@@ -356,10 +356,7 @@ async fn heartbeat(
                 .bind(loop_secs)
                 .execute(store.pool())
                 .await?;
-            sqlx::query("UPDATE task_instances SET heartbeat_at = now() WHERE worker_id = $1 AND state = 'running'")
-                .bind(&me.worker_id)
-                .execute(store.pool())
-                .await
+            executor::heartbeat_tries(&store, &me).await.map(|_| ())
         }
         .await;
         if let Err(e) = res {

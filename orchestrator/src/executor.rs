@@ -199,6 +199,25 @@ async fn claim_reads(
     })
 }
 
+/// Marks the tries `me` runs as alive (the zombie reaper requeues those
+/// whose heartbeat stops); returns how many it marked. Rows another
+/// transaction holds are skipped: the recorder holds the ones it is
+/// finishing, and waiting for them while holding others deadlocked with it
+/// (the two lock a worker's running rows in different orders), stalling
+/// both for the deadlock timeout.
+pub async fn heartbeat_tries(store: &Store, me: &WorkerIdentity) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE task_instances SET heartbeat_at = now()
+         WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM task_instances WHERE worker_id = $1 AND state = 'running'
+             FOR UPDATE SKIP LOCKED))",
+    )
+    .bind(&me.worker_id)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// What the caller should wake after a try is recorded.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Finished {
