@@ -17,6 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{
     AssetCondition, Dag, DagBuilder, Deadline, Node, Output, RetryPolicy, TaskSpec, TriggerRule,
+    TypedSpec,
 };
 
 use crate::assets::{iceberg, serving};
@@ -24,7 +25,6 @@ use crate::assets::{iceberg, serving};
 use crate::ingest::{
     FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, Settings,
     SharedSettings, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
-    VenuesOutput,
 };
 use crate::sensors::UpstreamDay;
 use crate::transform;
@@ -177,14 +177,19 @@ pub const VALIDATE: &str = "validate";
 ///        >> transform.bronze_{family} >> transform.silver_{family} >> quality.silver_{family}
 /// ```
 ///
-/// `fetch_and_validate` adds the family's two mapped tasks and returns
-/// them; `after`, when given, is upstream of the fetch.
-fn ingest(
+/// `fetch` makes the family's fetch spec from its id, doc and pool (the
+/// spec is mapped over the sports) and `validate` its validate spec, mapped
+/// over the fetch's outputs, from those outputs, its id and doc. The raw
+/// write happens inside the fetch, so the untouched bytes are stored
+/// before anything interprets them. `after`, when given, is upstream of
+/// the fetch.
+fn ingest<F, V>(
     b: &mut DagBuilder,
     f: &Family,
     settings: &SharedSettings,
     after: Option<&Node>,
-    fetch_and_validate: impl FnOnce(&mut DagBuilder) -> (Node, Node),
+    fetch: impl FnOnce(&str, String, &str) -> TypedSpec<F>,
+    validate: impl FnOnce(Output<Vec<F>>, &str, String) -> TypedSpec<V>,
 ) -> Node {
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
@@ -199,9 +204,12 @@ fn ingest(
             _ => LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze),
         },
     };
-    let (fetch, validate) = fetch_and_validate(b);
+    let fetched: Output<Vec<F>> = b.add_mapped(fetch(f.fetch, f.fetch_doc(), f.pool));
+    let validate = b
+        .add_mapped(validate(fetched.clone(), VALIDATE, f.validate_doc()))
+        .node();
     if let Some(up) = after {
-        b.edge(up, &fetch);
+        b.edge(up, &fetched.node());
     }
     let bronze = b.group_task(
         "transform",
@@ -243,71 +251,6 @@ fn silver_tables(family: DataKind) -> &'static [&'static str] {
         DataKind::Weather => &["silver.weather"],
         DataKind::News => &["silver.news"],
     }
-}
-
-/// Games: `fetch_scoreboard` (source → raw lake) >> `validate` (raw lake →
-/// counts and dead letters), each mapped over the sports. The raw write
-/// happens inside the fetch, so the untouched bytes are stored before
-/// anything interprets them.
-fn games_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
-    let fetch = b.add_mapped(FetchScoreboard::new(settings.clone()).spec(
-        GAMES.fetch,
-        GAMES.fetch_doc(),
-        GAMES.pool,
-    ));
-    let validate = b.add_mapped(
-        ValidateScoreboard::new(fetch.clone(), settings.clone())
-            .spec(VALIDATE, GAMES.validate_doc()),
-    );
-    (fetch.node(), validate.node())
-}
-
-/// Odds: `fetch_odds_snapshots` (snapshots every N minutes of the day →
-/// raw lake) >> `validate` (raw lake → counts and dead letters).
-fn odds_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
-    let fetch = b.add_mapped(FetchOddsSnapshots::new(settings.clone()).spec(
-        ODDS.fetch,
-        ODDS.fetch_doc(),
-        ODDS.pool,
-    ));
-    let validate = b.add_mapped(
-        ValidateOddsSnapshots::new(fetch.clone(), settings.clone())
-            .spec(VALIDATE, ODDS.validate_doc()),
-    );
-    (fetch.node(), validate.node())
-}
-
-/// Weather: `fetch_open_meteo` (the venues `select_outdoor_venues` chose →
-/// raw lake) >> `validate`.
-fn weather_tasks(
-    b: &mut DagBuilder,
-    venues: &Output<VenuesOutput>,
-    settings: &SharedSettings,
-) -> (Node, Node) {
-    let fetch = b.add_mapped(FetchOpenMeteo::new(venues.clone(), settings.clone()).spec(
-        WEATHER_FAMILY.fetch,
-        WEATHER_FAMILY.fetch_doc(),
-        WEATHER_FAMILY.pool,
-    ));
-    let validate = b.add_mapped(
-        ValidateWeather::new(fetch.clone(), settings.clone())
-            .spec(VALIDATE, WEATHER_FAMILY.validate_doc()),
-    );
-    (fetch.node(), validate.node())
-}
-
-/// News: `fetch_news` (the sport's feeds → raw lake) >> `validate`.
-fn news_tasks(b: &mut DagBuilder, settings: &SharedSettings) -> (Node, Node) {
-    let fetch = b.add_mapped(FetchNews::new(settings.clone()).spec(
-        NEWS_FAMILY.fetch,
-        NEWS_FAMILY.fetch_doc(),
-        NEWS_FAMILY.pool,
-    ));
-    let validate = b.add_mapped(
-        ValidateNews::new(fetch.clone(), settings.clone())
-            .spec(VALIDATE, NEWS_FAMILY.validate_doc()),
-    );
-    (fetch.node(), validate.node())
 }
 
 const GAMES: Family = Family {
@@ -377,9 +320,14 @@ pub fn historical_games_daily(settings: SharedSettings) -> Result<Dag, DagError>
         "0 6 * * *",
         &["batch", "games", "espn"],
     );
-    ingest(&mut b, &GAMES, &settings, None, |b| {
-        games_tasks(b, &settings)
-    });
+    ingest(
+        &mut b,
+        &GAMES,
+        &settings,
+        None,
+        |id, doc, pool| FetchScoreboard::new(settings.clone()).spec(id, doc, pool),
+        |fetched, id, doc| ValidateScoreboard::new(fetched, settings.clone()).spec(id, doc),
+    );
     b.build()
 }
 
@@ -398,9 +346,14 @@ pub fn historical_odds_daily(settings: SharedSettings) -> Result<Dag, DagError> 
             format!("wait for the day's silver.games ({HISTORICAL_GAMES} quality.silver_games), so odds events map to games"),
         ),
     );
-    ingest(&mut b, &ODDS, &settings, Some(&wait), |b| {
-        odds_tasks(b, &settings)
-    });
+    ingest(
+        &mut b,
+        &ODDS,
+        &settings,
+        Some(&wait),
+        |id, doc, pool| FetchOddsSnapshots::new(settings.clone()).spec(id, doc, pool),
+        |fetched, id, doc| ValidateOddsSnapshots::new(fetched, settings.clone()).spec(id, doc),
+    );
     b.build()
 }
 
@@ -429,7 +382,8 @@ pub fn weather_daily(settings: SharedSettings) -> Result<Dag, DagError> {
         &WEATHER_FAMILY,
         &settings,
         Some(&venues.node()),
-        |b| weather_tasks(b, &venues, &settings),
+        |id, doc, pool| FetchOpenMeteo::new(venues.clone(), settings.clone()).spec(id, doc, pool),
+        |fetched, id, doc| ValidateWeather::new(fetched, settings.clone()).spec(id, doc),
     );
     b.build()
 }
@@ -444,9 +398,14 @@ pub fn news_daily(settings: SharedSettings) -> Result<Dag, DagError> {
         "45 6 * * *",
         &["batch", "news", "rss"],
     );
-    ingest(&mut b, &NEWS_FAMILY, &settings, None, |b| {
-        news_tasks(b, &settings)
-    });
+    ingest(
+        &mut b,
+        &NEWS_FAMILY,
+        &settings,
+        None,
+        |id, doc, pool| FetchNews::new(settings.clone()).spec(id, doc, pool),
+        |fetched, id, doc| ValidateNews::new(fetched, settings.clone()).spec(id, doc),
+    );
     b.build()
 }
 
