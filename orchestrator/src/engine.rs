@@ -481,7 +481,7 @@ struct PassSteps {
 }
 
 /// A pass this long is logged with its steps (`BETFLOW_LOG=orchestrator=debug`).
-const SLOW_PASS: Duration = Duration::from_millis(200);
+const SLOW_PASS: Duration = Duration::from_millis(100);
 
 async fn executor_loop(
     store: &Store,

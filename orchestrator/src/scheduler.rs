@@ -32,8 +32,8 @@ pub struct PassReport {
 
 /// The most runs one pass creates, and starts: a catch-up of many DAGs is
 /// spread over passes, keeping each pass short.
-pub const RUNS_CREATED_PER_PASS: usize = 1_000;
-pub const RUNS_STARTED_PER_PASS: usize = 200;
+pub const RUNS_CREATED_PER_PASS: usize = 100;
+pub const RUNS_STARTED_PER_PASS: usize = 100;
 
 /// What a pass's creating or starting did, and whether it left work for the next.
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,8 +52,17 @@ pub async fn create_due_runs(
     now: DateTime<Utc>,
 ) -> Result<Step, StoreError> {
     // Each DAG's latest scheduled run off the (dag_id, logical_date) index,
-    // and the active runs counted off the index of active runs: neither
-    // reads a DAG's whole history, which grows without end.
+    // and the active runs counted off the index of waiting runs: neither
+    // reads a DAG's whole history, which grows without end. On statistics
+    // from before a catch-up created its runs, the planner fetched every
+    // run of each DAG and sorted them instead of reading the index in
+    // order (15-20 ms a pass for 500 DAGs): the transaction rules that out.
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(
+        "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
     let rows: Vec<(String, bool, Option<DateTime<Utc>>, i64)> = sqlx::query_as(
         "WITH active AS (
              SELECT dag_id, count(*) AS n FROM dag_runs
@@ -67,8 +76,9 @@ pub async fn create_due_runs(
          WHERE d.schedule IS NOT NULL AND NOT d.is_stale
          ORDER BY d.dag_id",
     )
-    .fetch_all(store.pool())
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut due: Vec<(&Dag, Vec<DataInterval>)> = Vec::new();
     for (dag_id, paused, last_end, active) in rows {
         let Some(dag) = bag.get(&dag_id) else {
@@ -125,13 +135,21 @@ fn take_turns(wants: &[usize], budget: usize) -> Vec<usize> {
 pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, StoreError> {
     let backfill = start_backfill_runs(store, bag).await?;
     // Paused DAGs start only backfill runs: a backfill is an explicit request.
+    // Counted per DAG off the index of waiting runs (migration 31) before
+    // the join, so the join sees one row per DAG, not one per run.
     let waiting: Vec<(String, bool, i64, i64)> = sqlx::query_as(
         "SELECT r.dag_id, d.is_paused,
-                count(*) FILTER (WHERE r.state = 'queued' AND (NOT d.is_paused OR r.run_type = 'backfill')),
-                count(*) FILTER (WHERE r.state = 'running')
-         FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
-         WHERE r.state IN ('queued', 'running') AND r.backfill_id IS NULL
-         GROUP BY r.dag_id, d.is_paused ORDER BY r.dag_id",
+                CASE WHEN d.is_paused THEN r.queued_backfills ELSE r.queued END,
+                r.running
+         FROM (SELECT dag_id,
+                      count(*) FILTER (WHERE state = 'queued') AS queued,
+                      count(*) FILTER (WHERE state = 'queued' AND run_type = 'backfill') AS queued_backfills,
+                      count(*) FILTER (WHERE state = 'running') AS running
+               FROM dag_runs
+               WHERE state IN ('queued', 'running') AND backfill_id IS NULL
+               GROUP BY dag_id) r
+         JOIN dags d ON d.dag_id = r.dag_id
+         ORDER BY r.dag_id",
     )
     .fetch_all(store.pool())
     .await?;
@@ -188,19 +206,18 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, Stor
         .zip(shares)
         .filter(|(_, share)| *share > 0)
         .unzip();
+    // Each DAG's oldest queued runs, its share of them, off the index of
+    // waiting runs (migration 31).
     let started: Vec<(String, String)> = sqlx::query_as(
         "UPDATE dag_runs SET state = 'running', start_date = now(), last_scheduling_decision = NULL
-         WHERE id IN (
-             SELECT id FROM (
-                 SELECT r.id, c.share,
-                        row_number() OVER (PARTITION BY r.dag_id ORDER BY r.logical_date) AS n
-                 FROM dag_runs r
-                 JOIN unnest($1::text[], $2::bool[], $3::int[]) AS c(dag_id, paused, share)
-                   ON r.dag_id = c.dag_id
-                 WHERE r.state = 'queued' AND r.backfill_id IS NULL
-                   AND (NOT c.paused OR r.run_type = 'backfill')) q
-             WHERE q.n <= q.share)
-         RETURNING dag_id, run_id",
+         FROM unnest($1::text[], $2::bool[], $3::int[]) AS c(dag_id, paused, share)
+         CROSS JOIN LATERAL (
+             SELECT r.id FROM dag_runs r
+             WHERE r.dag_id = c.dag_id AND r.state = 'queued' AND r.backfill_id IS NULL
+               AND (NOT c.paused OR r.run_type = 'backfill')
+             ORDER BY r.logical_date LIMIT c.share) q
+         WHERE dag_runs.id = q.id
+         RETURNING dag_runs.dag_id, dag_runs.run_id",
     )
     .bind(mine.iter().map(|m| m.0.id.as_str()).collect::<Vec<_>>())
     .bind(mine.iter().map(|m| m.1).collect::<Vec<_>>())
@@ -330,6 +347,14 @@ type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>
 /// runs with something to change write.
 pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, StoreError> {
     let mut tx = store.pool().begin().await?;
+    // Every statement of a pass finds its rows by key. On statistics from
+    // before a catch-up created its runs, the planner expected a few and
+    // scanned whole tables instead: stamping 256 runs compared each of
+    // 8,000 rows with the 256 ids (25-40 ms), and the pass's moves hashed
+    // every task instance (25 ms). Local to the pass's transaction.
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
     // NO KEY UPDATE: it excludes other schedulers as FOR UPDATE does,
     // but not the KEY SHARE lock an executor's insert of a try, a log
     // line or an output takes on its run (the foreign keys), which
@@ -431,6 +456,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
             .push((task_id, map_index, state, next_attempt));
     }
     let mut done = Advanced::default();
+    let mut writes = PassWrites::default();
     for (_, dag_id, run_id, _) in &ours {
         let Some(dag) = bag.get(dag_id) else {
             continue;
@@ -438,17 +464,33 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
         let instances = by_run
             .remove(&(dag_id.clone(), run_id.clone()))
             .unwrap_or_default();
-        let (q, finished) = advance_run(&mut tx, dag, run_id, instances).await?;
-        done.queued += q;
-        done.finished += usize::from(finished);
+        done.queued += advance_run(&mut tx, dag, run_id, instances, &mut writes).await?;
     }
+    done.queued += writes.moves.apply(&mut tx).await?;
+    done.finished = finish_runs(&mut tx, &writes.finished).await?;
     // Runs of DAGs this binary lacks take their turn too, or they would
-    // stay first in line.
-    let ids: Vec<i64> = runs.iter().map(|r| r.0).collect();
-    sqlx::query("UPDATE dag_runs SET last_scheduling_decision = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
+    // stay first in line. A run examined less than a second ago keeps its
+    // stamp, and a run that just ended needs none: each stamp rewrites the
+    // run's row and every index on it, and during a catch-up a run is
+    // examined several times a second (a third of a pass went to stamps).
+    // Turns are so ordered to the second, then by id.
+    // The conditions are written so that only the key can choose the
+    // plan: on stale statistics, `state = 'running'` or a bare range on the
+    // stamp chose a scan of the whole index of turns instead.
+    let ids: Vec<i64> = runs
+        .iter()
+        .filter(|r| !writes.finished.iter().any(|f| f.0 == r.1 && f.1 == r.2))
+        .map(|r| r.0)
+        .collect();
+    sqlx::query(
+        "UPDATE dag_runs SET last_scheduling_decision = now()
+         WHERE id = ANY($1)
+           AND (last_scheduling_decision IS NULL
+                OR last_scheduling_decision + interval '1 second' < now())",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     if done.queued > 0 {
         notify_wakeup(&mut *tx).await?;
     }
@@ -461,13 +503,17 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
 /// One run, given its task instances (`rows`, ordered by task and index):
 /// queue ready tasks, propagate skips and upstream failures, put retries
 /// whose delay has passed back in the queue, and finish the run when every
-/// task instance is done. Returns (tasks queued, run finished).
+/// task instance is done. The state changes and the finish go to `writes`,
+/// which the pass makes for all its runs at once; the rare writes (a
+/// mapped task's expansion, tasks added or removed since the run started)
+/// are made here. Returns the tasks queued here (by expansion).
 async fn advance_run(
     tx: &mut Transaction<'_, Postgres>,
     dag: &Dag,
     run_id: &str,
     rows: Vec<InstanceRow>,
-) -> Result<(usize, bool), StoreError> {
+    writes: &mut PassWrites,
+) -> Result<usize, StoreError> {
     let now = Utc::now();
     // Each task's instances: its one instance (map_index -1), or a mapped
     // task's expanded ones (docs/mapping.md).
@@ -503,7 +549,6 @@ async fn advance_run(
         }
     }
 
-    let mut changes: HashMap<(TaskState, TaskState), Vec<(String, i32)>> = HashMap::new();
     let mut conf: Option<Value> = None;
     let mut queued = 0;
     for task in dag.tasks() {
@@ -548,19 +593,17 @@ async fn advance_run(
             for (i, s) in instances.iter_mut() {
                 if *s == TaskState::None {
                     *s = next;
-                    changes
-                        .entry((TaskState::None, next))
-                        .or_default()
-                        .push((task.id.clone(), *i));
+                    writes
+                        .moves
+                        .push(&dag.id, run_id, &task.id, *i, TaskState::None, next);
                 }
             }
         }
     }
     for ((id, map_index), from) in due_again {
-        changes
-            .entry((from, TaskState::Queued))
-            .or_default()
-            .push((id.clone(), map_index));
+        writes
+            .moves
+            .push(&dag.id, run_id, &id, map_index, from, TaskState::Queued);
         if let Some(instances) = states.get_mut(&id) {
             for (i, s) in instances.iter_mut() {
                 if *i == map_index {
@@ -580,35 +623,10 @@ async fn advance_run(
         .execute(&mut **tx)
         .await?;
     }
-    for ((from, to), instances) in changes {
-        let (ids, indexes): (Vec<String>, Vec<i32>) = instances.into_iter().unzip();
-        let (sql, prepared) = list_statement(
-            "UPDATE task_instances ti SET state = $3,
-                    queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE ti.queued_at END,
-                    end_date = CASE WHEN $3 = 'queued' THEN ti.end_date ELSE now() END
-             FROM unnest($4::text[], $5::int[]) AS c(task_id, map_index)
-             WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id
-               AND ti.map_index = c.map_index AND ti.state = $6",
-            ids.len(),
-        );
-        let res = sqlx::query(&sql)
-            .bind(&dag.id)
-            .bind(run_id)
-            .bind(to.as_str())
-            .bind(&ids)
-            .bind(&indexes)
-            .bind(from.as_str())
-            .persistent(prepared)
-            .execute(&mut **tx)
-            .await?;
-        if to == TaskState::Queued {
-            queued += res.rows_affected() as usize;
-        }
-    }
 
     let all_done = states.values().flatten().all(|(_, s)| s.is_finished());
     if !all_done {
-        return Ok((queued, false));
+        return Ok(queued);
     }
     // As in Airflow: the run fails when a leaf task failed or never ran
     // because of a failure (for a mapped leaf: any of its instances).
@@ -622,15 +640,9 @@ async fn advance_run(
                 .any(|(_, s)| matches!(s, TaskState::Failed | TaskState::UpstreamFailed))
         });
     let state = if failed { "failed" } else { "success" };
-    sqlx::query(
-        "UPDATE dag_runs SET state = $3, end_date = now() WHERE dag_id = $1 AND run_id = $2 AND state = 'running'",
-    )
-    .bind(&dag.id)
-    .bind(run_id)
-    .bind(state)
-    .execute(&mut **tx)
-    .await?;
-    tracing::info!(dag_id = %dag.id, run_id, state, "run finished");
+    writes
+        .finished
+        .push((dag.id.clone(), run_id.to_owned(), state));
     let (event, message) = if failed {
         let mut culprits: Vec<&str> = states
             .iter()
@@ -664,7 +676,108 @@ async fn advance_run(
         &serde_json::json!({"state": state}),
     )
     .await?;
-    Ok((queued, true))
+    Ok(queued)
+}
+
+/// The writes [`advance_run`] leaves for the end of the pass, so that a
+/// pass over hundreds of runs makes two statements, not one or more per
+/// run (a catch-up's passes spent most of their time in those round trips).
+#[derive(Default)]
+struct PassWrites {
+    moves: Moves,
+    /// Runs whose every task instance is done: (DAG, run, final state).
+    finished: Vec<(String, String, &'static str)>,
+}
+
+/// Task instances to move from one state to another, as columns.
+#[derive(Default)]
+struct Moves {
+    dag_ids: Vec<String>,
+    run_ids: Vec<String>,
+    task_ids: Vec<String>,
+    map_indexes: Vec<i32>,
+    from: Vec<&'static str>,
+    to: Vec<&'static str>,
+}
+
+impl Moves {
+    fn push(
+        &mut self,
+        dag_id: &str,
+        run_id: &str,
+        task_id: &str,
+        map_index: i32,
+        from: TaskState,
+        to: TaskState,
+    ) {
+        self.dag_ids.push(dag_id.to_owned());
+        self.run_ids.push(run_id.to_owned());
+        self.task_ids.push(task_id.to_owned());
+        self.map_indexes.push(map_index);
+        self.from.push(from.as_str());
+        self.to.push(to.as_str());
+    }
+
+    /// Makes every move whose instance is still in its `from` state (one a
+    /// user cleared or marked meanwhile is left alone); returns how many
+    /// instances were queued.
+    async fn apply(&self, tx: &mut Transaction<'_, Postgres>) -> Result<usize, StoreError> {
+        if self.task_ids.is_empty() {
+            return Ok(0);
+        }
+        let (sql, prepared) = list_statement(
+            "WITH moved AS (
+                 UPDATE task_instances ti SET state = c.to_state,
+                        queued_at = CASE WHEN c.to_state = 'queued' THEN now() ELSE ti.queued_at END,
+                        end_date = CASE WHEN c.to_state = 'queued' THEN ti.end_date ELSE now() END
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
+                      AS c(dag_id, run_id, task_id, map_index, from_state, to_state)
+                 WHERE ti.dag_id = c.dag_id AND ti.run_id = c.run_id AND ti.task_id = c.task_id
+                   AND ti.map_index = c.map_index AND ti.state = c.from_state
+                 RETURNING ti.state)
+             SELECT count(*) FILTER (WHERE state = 'queued') FROM moved",
+            self.task_ids.len(),
+        );
+        let queued: i64 = sqlx::query_scalar(&sql)
+            .bind(&self.dag_ids)
+            .bind(&self.run_ids)
+            .bind(&self.task_ids)
+            .bind(&self.map_indexes)
+            .bind(&self.from)
+            .bind(&self.to)
+            .persistent(prepared)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(queued as usize)
+    }
+}
+
+/// Ends the runs [`advance_run`] found done, each still running; returns
+/// how many it ended.
+async fn finish_runs(
+    tx: &mut Transaction<'_, Postgres>,
+    runs: &[(String, String, &'static str)],
+) -> Result<usize, StoreError> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let (sql, prepared) = list_statement(
+        "UPDATE dag_runs r SET state = c.state, end_date = now()
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS c(dag_id, run_id, state)
+         WHERE r.dag_id = c.dag_id AND r.run_id = c.run_id AND r.state = 'running'",
+        runs.len(),
+    );
+    sqlx::query(&sql)
+        .bind(runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+        .bind(runs.iter().map(|r| r.2).collect::<Vec<_>>())
+        .persistent(prepared)
+        .execute(&mut **tx)
+        .await?;
+    for (dag_id, run_id, state) in runs {
+        tracing::info!(dag_id, run_id, state, "run finished");
+    }
+    Ok(runs.len())
 }
 
 /// The conf a run was triggered with (`{}` when none).
