@@ -499,6 +499,7 @@ async fn executor_loop(
     // tries may be waiting for the recorder.
     let slots = Arc::new(Semaphore::new(config.parallelism));
     let freed = Arc::new(Notify::new());
+    let mut lookahead = executor::Lookahead::default();
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -508,7 +509,7 @@ async fn executor_loop(
             .min((2 * config.parallelism).saturating_sub(running.len()));
         let mut claimed_all = false;
         if free > 0 {
-            match executor::claim(store, &bag, me, free).await {
+            match executor::claim(store, &bag, me, free, &mut lookahead).await {
                 Ok(claimed) => {
                     claimed_all = !claimed.is_empty() && claimed.len() == free;
                     // Read here, the tries read their own inputs.
