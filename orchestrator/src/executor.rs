@@ -193,9 +193,13 @@ async fn claim_reads(
     // On statistics from before a fan-out queued its instances (a new
     // database, or before autovacuum's next analyze) the planner expected
     // a few dozen queued rows and sorted all 10,000 instead, 10-15 ms a
-    // claim. Local to the claim's transaction.
+    // claim. Local to the claim's transaction, as is JIT's being off: a
+    // sort that cannot be avoided then costs 10^10, far past
+    // `jit_above_cost` (compiling a plan of a scheduler pass so took
+    // 150 ms, see `scheduler::advance_runs`).
     let sql = format!(
         "SET LOCAL enable_sort = off;
+         SET LOCAL jit = off;
          SELECT pg_advisory_xact_lock({CLAIM_LOCK});
          SELECT ctid::text, dag_id, pool, pool_slots FROM task_instances
          WHERE state = 'queued' ORDER BY priority_weight DESC, queued_at, task_id, map_index
@@ -205,7 +209,7 @@ async fn claim_reads(
          SELECT name, slots::bigint FROM pools"
     );
     // Rows of statement n (from 0) come before its completion: the
-    // candidates are set 2, the running counts 3, the pools 4.
+    // candidates are set 3, the running counts 4, the pools 5.
     let mut sets: Vec<Vec<sqlx::postgres::PgRow>> = vec![Vec::new()];
     let mut stream = sqlx::raw_sql(&sql).fetch_many(&mut *tx);
     while let Some(item) = stream.try_next().await? {
@@ -216,15 +220,15 @@ async fn claim_reads(
     }
     drop(stream);
     let set = |n: usize| sets.get(n).map(Vec::as_slice).unwrap_or_default();
-    let candidates = set(2)
+    let candidates = set(3)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    let running = set(3)
+    let running = set(4)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
         .collect::<Result<_, sqlx::Error>>()?;
-    let pools = set(4)
+    let pools = set(5)
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, sqlx::Error>>()?;

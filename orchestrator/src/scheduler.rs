@@ -56,10 +56,12 @@ pub async fn create_due_runs(
     // reads a DAG's whole history, which grows without end. On statistics
     // from before a catch-up created its runs, the planner fetched every
     // run of each DAG and sorted them instead of reading the index in
-    // order (15-20 ms a pass for 500 DAGs): the transaction rules that out.
+    // order (15-20 ms a pass for 500 DAGs): the transaction rules that out
+    // (and JIT, see `advance_runs`).
     let mut tx = store.pool().begin().await?;
     sqlx::query(
-        "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)",
+        "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true),
+                set_config('jit', 'off', true)",
     )
     .execute(&mut *tx)
     .await?;
@@ -351,8 +353,11 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     // before a catch-up created its runs, the planner expected a few and
     // scanned whole tables instead: stamping 256 runs compared each of
     // 8,000 rows with the 256 ids (25-40 ms), and the pass's moves hashed
-    // every task instance (25 ms). Local to the pass's transaction.
-    sqlx::query("SET LOCAL enable_seqscan = off")
+    // every task instance (25 ms). Local to the pass's transaction. JIT
+    // is off with it: a scan with no index to take instead (a temporary
+    // table, a table without one) then costs 10^10, far past
+    // `jit_above_cost`, and compiling it took 150 ms.
+    sqlx::query("SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)")
         .execute(&mut *tx)
         .await?;
     // NO KEY UPDATE: it excludes other schedulers as FOR UPDATE does,
