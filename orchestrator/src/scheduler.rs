@@ -4,7 +4,7 @@
 //! processes at once: rows are claimed with `FOR UPDATE SKIP LOCKED` and every
 //! state change is conditional on the state it expects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -482,9 +482,14 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     // The conditions are written so that only the key can choose the
     // plan: on stale statistics, `state = 'running'` or a bare range on the
     // stamp chose a scan of the whole index of turns instead.
+    let ended: HashSet<(&str, &str)> = writes
+        .finished
+        .iter()
+        .map(|f| (f.0.as_str(), f.1.as_str()))
+        .collect();
     let ids: Vec<i64> = runs
         .iter()
-        .filter(|r| !writes.finished.iter().any(|f| f.0 == r.1 && f.1 == r.2))
+        .filter(|r| !ended.contains(&(r.1.as_str(), r.2.as_str())))
         .map(|r| r.0)
         .collect();
     sqlx::query(
