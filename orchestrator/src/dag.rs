@@ -40,6 +40,12 @@ pub enum DagError {
         task: String,
         what: String,
     },
+    #[error("DAG `{dag}`: mapped group `{group}` {what}")]
+    BadMappedGroup {
+        dag: String,
+        group: String,
+        what: String,
+    },
 }
 
 /// How long to wait before try n+1: `delay * 2^(n-1)` when exponential, never above `max_delay`.
@@ -270,9 +276,20 @@ pub struct TaskNode {
     pub inlets: Vec<Asset>,
     /// Set when the task is mapped over a list (docs/mapping.md).
     pub map: Option<MapSpec>,
+    /// The task is in a mapped task group: it is mapped over the group's
+    /// list, and its instance `i` follows instance `i` of the group's
+    /// tasks upstream of it, not all of them (docs/mapping.md).
+    pub in_mapped_group: bool,
 }
 
 impl TaskNode {
+    /// Whether instance `i` of this task depends on instance `i` of
+    /// `upstream` alone, and reads that instance's output (both in the
+    /// same mapped task group), rather than on all of its instances.
+    pub fn follows_index_of(&self, upstream: &TaskNode) -> bool {
+        self.in_mapped_group && upstream.in_mapped_group && self.group == upstream.group
+    }
+
     pub fn is_sensor(&self) -> bool {
         matches!(self.kind, TaskKind::Sensor { .. })
     }
@@ -378,6 +395,9 @@ impl Dag {
                 if let Some(m) = &t.map {
                     task["expand"] = m.over.describe();
                     task["max_map_length"] = serde_json::json!(m.max_length);
+                }
+                if t.in_mapped_group {
+                    task["mapped_group"] = serde_json::json!(true);
                 }
                 task
             })
@@ -507,6 +527,8 @@ pub struct DagBuilder {
     partition_of: Option<PartitionFn>,
     /// Of a DAG without a cron (a cron names its own).
     timezone: String,
+    /// Mapped task groups: group name → the list its tasks map over.
+    mapped_groups: BTreeMap<String, MapSpec>,
 }
 
 impl DagBuilder {
@@ -533,6 +555,7 @@ impl DagBuilder {
             asset_schedule: None,
             partition_of: None,
             timezone: "UTC".to_owned(),
+            mapped_groups: BTreeMap::new(),
         }
     }
 
@@ -657,6 +680,27 @@ impl DagBuilder {
         spec.id = format!("{group}.{}", spec.id);
         spec.group = Some(group.to_owned());
         self.task(spec)
+    }
+
+    /// Makes `group` a mapped task group (Airflow's `@task_group(...).expand`):
+    /// each of its tasks is mapped over `over`, one instance per item, and
+    /// instance `i` of a task waits only for instance `i` of the group's
+    /// tasks upstream of it and reads their outputs; tasks after the group
+    /// wait for every instance and read each task's outputs as one list
+    /// (docs/mapping.md). A group mapped over an upstream's output runs
+    /// after that upstream.
+    pub fn mapped_group(&mut self, group: &str, over: MapOver, max_map_length: usize) {
+        if let MapOver::Output(up) = &over {
+            self.edges
+                .push((Node::Task(up.clone()), Node::Group(group.to_owned())));
+        }
+        self.mapped_groups.insert(
+            group.to_owned(),
+            MapSpec {
+                over,
+                max_length: max_map_length,
+            },
+        );
     }
 
     /// A whole group as one node: upstream of its roots, downstream of its leaves.
@@ -793,6 +837,42 @@ impl DagBuilder {
                 v.push(u.clone());
             }
         }
+        // A mapped group's tasks take its list; none may map on its own.
+        for (g, spec) in &self.mapped_groups {
+            let bad = |what: String| DagError::BadMappedGroup {
+                dag: dag_id.clone(),
+                group: g.clone(),
+                what,
+            };
+            let members = in_group(g);
+            if members.is_empty() {
+                return Err(bad("has no task".into()));
+            }
+            if let Some(s) = members.iter().find(|s| s.map.is_some()) {
+                return Err(bad(format!(
+                    "has task `{}` mapped on its own: the tasks of a mapped group are mapped over the group's list",
+                    s.id
+                )));
+            }
+            match &spec.over {
+                MapOver::Param(name) if !self.params.contains_key(name) => {
+                    return Err(bad(format!(
+                        "maps over param `{name}`, which the DAG does not declare"
+                    )));
+                }
+                MapOver::Output(up) if group_of.get(up.as_str()) == Some(&g.as_str()) => {
+                    return Err(bad(format!("maps over the output of its own task `{up}`")));
+                }
+                _ => {}
+            }
+            if spec.max_length == 0 {
+                return Err(bad(
+                    "may have at most 0 items (max_map_length must be at least 1)".into(),
+                ));
+            }
+        }
+        let group_map =
+            |s: &TaskSpec| -> Option<&MapSpec> { self.mapped_groups.get(s.group.as_deref()?) };
         for s in &self.specs {
             let Some(m) = &s.map else { continue };
             let bad = |what: String| DagError::BadMapping {
@@ -887,7 +967,8 @@ impl DagBuilder {
                 alerts: s.alerts.clone(),
                 outlets: s.outlets.clone(),
                 inlets: s.inlets.clone(),
-                map: s.map.clone(),
+                map: s.map.clone().or_else(|| group_map(s).cloned()),
+                in_mapped_group: group_map(s).is_some(),
             });
         }
         Ok(Dag {
@@ -1022,6 +1103,75 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(moved.fileloc, "elsewhere.rs");
+    }
+
+    #[test]
+    fn a_mapped_groups_tasks_take_its_list_and_follow_each_other_by_index() {
+        let mut b = Dag::builder("d").param("sports", serde_json::json!(["nfl"]));
+        let list = b.task(noop("list"));
+        b.mapped_group("per_sport", MapOver::Output("list".into()), 8);
+        let fetch = b.group_task("per_sport", noop("fetch"));
+        let check = b.group_task("per_sport", noop("check"));
+        b.edge(&fetch, &check);
+        let after = b.task(noop("after"));
+        b.edge(&b.group("per_sport"), &after);
+        let alone = b.task(noop("alone").expand_over_param("sports"));
+        b.edge(&list, &alone);
+        let dag = b.build().expect("valid");
+
+        let fetch = dag.task("per_sport.fetch").unwrap();
+        let check = dag.task("per_sport.check").unwrap();
+        let expected = MapSpec {
+            over: MapOver::Output("list".into()),
+            max_length: 8,
+        };
+        assert_eq!(fetch.map.as_ref(), Some(&expected));
+        assert_eq!(check.map.as_ref(), Some(&expected));
+        // The list's task runs before the group's roots; the rest by index.
+        assert_eq!(fetch.upstream, ["list"]);
+        assert_eq!(check.upstream, ["per_sport.fetch"]);
+        assert!(check.follows_index_of(fetch));
+        assert!(!fetch.follows_index_of(dag.task("list").unwrap()));
+        let after = dag.task("after").unwrap();
+        assert_eq!(after.upstream, ["per_sport.check"]);
+        assert!(!after.follows_index_of(check));
+        // Two mapped tasks outside a group wait for each other as wholes.
+        assert!(!dag.task("alone").unwrap().follows_index_of(fetch));
+        assert_eq!(dag.structure()["tasks"][1]["mapped_group"], true);
+    }
+
+    #[test]
+    fn a_mapped_group_is_refused_when_it_cannot_be_expanded() {
+        let build = |f: fn(&mut DagBuilder)| {
+            let mut b = Dag::builder("d").param("sports", serde_json::json!([]));
+            f(&mut b);
+            b.build().unwrap_err().to_string()
+        };
+        assert_eq!(
+            build(|b| {
+                b.mapped_group("g", MapOver::Param("sports".into()), 4);
+                b.group_task("g", noop("t").expand_over_param("sports"));
+            }),
+            "DAG `d`: mapped group `g` has task `g.t` mapped on its own: the tasks of a mapped group are mapped over the group's list"
+        );
+        assert_eq!(
+            build(|b| {
+                b.mapped_group("g", MapOver::Param("teams".into()), 4);
+                b.group_task("g", noop("t"));
+            }),
+            "DAG `d`: mapped group `g` maps over param `teams`, which the DAG does not declare"
+        );
+        assert_eq!(
+            build(|b| b.mapped_group("g", MapOver::Param("sports".into()), 4)),
+            "DAG `d`: mapped group `g` has no task"
+        );
+        assert_eq!(
+            build(|b| {
+                b.mapped_group("g", MapOver::Param("sports".into()), 0);
+                b.group_task("g", noop("t"));
+            }),
+            "DAG `d`: mapped group `g` may have at most 0 items (max_map_length must be at least 1)"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! global, per-DAG and pool limits, run them on tokio with timeouts, record
 //! the outcome of each try, and queue the downstream tasks that became ready.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -486,13 +486,15 @@ async fn load_upstream_outputs(
     for (task_id, map_index, value) in rows {
         by_task.entry(task_id).or_default().push((map_index, value));
     }
-    // A mapped upstream's outputs reach its readers as one list.
+    // A mapped upstream's outputs reach its readers as one list, unless
+    // they are in one mapped group (docs/mapping.md).
     Ok(inputs
         .into_iter()
         .filter_map(|up| {
-            let mapped: bool = dag.task(up).is_some_and(|t| t.map.is_some());
+            let up_task = dag.task(up)?;
             let rows: Vec<(i32, Value)> = by_task.remove(up).unwrap_or_default();
-            crate::mapping::collect_outputs(mapped, rows).map(|v| (up.to_owned(), v))
+            crate::mapping::input_of(task, claimed.map_index, up_task, rows)
+                .map(|v| (up.to_owned(), v))
         })
         .collect())
 }
@@ -550,9 +552,28 @@ pub async fn load_inputs(
                 .push((*map_index, value.clone()));
         }
     }
-    // A mapped upstream's outputs reach its readers as one list.
+    // A mapped upstream's outputs reach its readers as one list, computed
+    // once for all of them; a reader in the same mapped group gets its own
+    // instance's (docs/mapping.md).
+    let paired = |c: &Claimed, up: &str| -> Option<bool> {
+        let dag = bag.get(&c.dag_id)?;
+        Some(dag.task(&c.task_id)?.follows_index_of(dag.task(up)?))
+    };
+    let mut read_paired: HashSet<TaskKey> = HashSet::new();
+    for c in claimed {
+        if let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) {
+            for u in task.inputs() {
+                if paired(c, u) == Some(true) {
+                    read_paired.insert((c.dag_id.as_str(), c.run_id.as_str(), u.as_str()));
+                }
+            }
+        }
+    }
     let mut outputs: HashMap<TaskKey, Value> = HashMap::new();
     for k in &wanted {
+        if read_paired.contains(k) {
+            continue;
+        }
         let mapped = bag
             .get(k.0)
             .and_then(|d| d.task(k.2))
@@ -562,22 +583,34 @@ pub async fn load_inputs(
             outputs.insert(*k, v);
         }
     }
-    let mut shared: HashMap<TaskKey, Inputs> = HashMap::new();
+    // Shared by the tries of one task, or of one instance when it reads
+    // its mapped group's instances.
+    let mut shared: HashMap<(TaskKey, i32), Inputs> = HashMap::new();
     Ok(claimed
         .iter()
         .map(|c| {
             let me = (c.dag_id.as_str(), c.run_id.as_str(), c.task_id.as_str());
+            let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) else {
+                return Arc::default();
+            };
+            let per_instance =
+                task.in_mapped_group && task.inputs().any(|u| paired(c, u) == Some(true));
+            let index = if per_instance { c.map_index } else { i32::MIN };
             shared
-                .entry(me)
+                .entry((me, index))
                 .or_insert_with(|| {
-                    let Some(task) = bag.get(&c.dag_id).and_then(|d| d.task(&c.task_id)) else {
-                        return Arc::default();
-                    };
                     Arc::new(
                         task.inputs()
                             .filter_map(|u| {
-                                let v = outputs.get(&(me.0, me.1, u.as_str()))?;
-                                Some((u.clone(), v.clone()))
+                                let key = (me.0, me.1, u.as_str());
+                                if paired(c, u) == Some(true) {
+                                    let (_, v) = rows_of
+                                        .get(&key)?
+                                        .iter()
+                                        .find(|(i, _)| *i == c.map_index)?;
+                                    return Some((u.clone(), v.clone()));
+                                }
+                                Some((u.clone(), outputs.get(&key)?.clone()))
                             })
                             .collect(),
                     )

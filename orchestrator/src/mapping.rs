@@ -150,11 +150,32 @@ pub fn collect_outputs(mapped: bool, rows: Vec<(i32, Value)>) -> Option<Value> {
     rows.into_iter().find(|(i, _)| *i == -1).map(|(_, v)| v)
 }
 
+/// What instance `map_index` of `task` reads of upstream `up`, from the
+/// `(map_index, value)` rows `up` wrote: the same instance's value when
+/// both are in one mapped group, else as [`collect_outputs`] gives it.
+pub fn input_of(
+    task: &TaskNode,
+    map_index: i32,
+    up: &TaskNode,
+    rows: Vec<(i32, Value)>,
+) -> Option<Value> {
+    if task.follows_index_of(up) {
+        return rows
+            .into_iter()
+            .find(|(i, _)| *i == map_index)
+            .map(|(_, v)| v);
+    }
+    collect_outputs(up.map.is_some(), rows)
+}
+
 /// What expanding a mapped task did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expansion {
     /// This many instances, queued.
     Queued(usize),
+    /// This many instances of a task in a mapped group, each waiting for
+    /// the same instance of the group's tasks upstream of it.
+    Waiting(usize),
     /// The list was empty: the task is skipped.
     Skipped,
     /// The list could not be read: the task failed.
@@ -232,7 +253,7 @@ pub async fn expand(
     sqlx::query(
         "INSERT INTO task_instances (dag_id, run_id, task_id, map_index, map_item, state, queued_at,
                                      try_number, max_tries, pool, pool_slots, priority_weight)
-         SELECT $1, $2, $3, m.i, m.item, 'queued', now(),
+         SELECT $1, $2, $3, m.i, m.item, $10, CASE WHEN $10 = 'queued' THEN now() END,
                 coalesce(h.tries, 0), coalesce(h.tries, 0) + $6, $7, $8, $9
          FROM unnest($4::int[], $5::jsonb[]) AS m(i, item)
          LEFT JOIN (SELECT map_index, max(try_number) AS tries FROM task_tries
@@ -249,10 +270,17 @@ pub async fn expand(
     .bind(&task.pool)
     .bind(task.pool_slots as i32)
     .bind(task.priority_weight)
+    // A mapped group's instances wait: each queues when its own upstream
+    // instances allow, in the pass that expanded it or a later one.
+    .bind(if task.in_mapped_group { "none" } else { "queued" })
     .execute(&mut **tx)
     .await?;
     tracing::debug!(dag_id = %dag.id, run_id, task_id = %task.id, instances = list.len(), "expanded");
-    Ok(Expansion::Queued(list.len()))
+    Ok(if task.in_mapped_group {
+        Expansion::Waiting(list.len())
+    } else {
+        Expansion::Queued(list.len())
+    })
 }
 
 /// Turns the cleared mapped `tasks` of `run_id` back into their

@@ -169,6 +169,33 @@ impl<T: DeserializeOwned> Output<T> {
     }
 }
 
+/// What a task of a mapped task group writes, seen from inside the group
+/// (one instance) or after it (every instance).
+pub struct GroupOutput<T>(Output<T>);
+
+impl<T> Clone for GroupOutput<T> {
+    fn clone(&self) -> Self {
+        GroupOutput(self.0.clone())
+    }
+}
+
+impl<T> GroupOutput<T> {
+    /// For a task in the same group: instance `i` reads what instance `i`
+    /// of this task wrote.
+    pub fn each(&self) -> Output<T> {
+        self.0.clone()
+    }
+
+    /// For a task after the group: every instance's output, in
+    /// `map_index` order (instances that wrote none left out).
+    pub fn all(&self) -> Output<Vec<T>> {
+        Output {
+            task_id: self.0.task_id.clone(),
+            writes: PhantomData,
+        }
+    }
+}
+
 impl DagBuilder {
     /// Adds a typed task; downstream tasks read its output through the handle.
     pub fn add<T>(&mut self, spec: TypedSpec<T>) -> Output<T> {
@@ -187,6 +214,15 @@ impl DagBuilder {
     pub fn group_add<T>(&mut self, group: &str, spec: TypedSpec<T>) -> Output<T> {
         let node = self.group_task(group, spec.spec);
         Self::output_of(node)
+    }
+
+    /// Adds a typed task to mapped group `group` (see
+    /// [`DagBuilder::mapped_group`]): tasks in the group read one
+    /// instance's output through [`GroupOutput::each`], tasks after it all
+    /// of them through [`GroupOutput::all`].
+    pub fn mapped_group_add<T>(&mut self, group: &str, spec: TypedSpec<T>) -> GroupOutput<T> {
+        let node = self.group_task(group, spec.spec);
+        GroupOutput(Self::output_of(node))
     }
 
     fn output_of<T>(node: Node) -> Output<T> {

@@ -13,7 +13,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::alert::{self, AlertEvent};
 use crate::backfill;
-use crate::dag::{Dag, DagBag};
+use crate::dag::{Dag, DagBag, TaskNode};
 use crate::mapping::{self, Expansion};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
@@ -562,51 +562,48 @@ async fn advance_run(
     let mut conf: Option<Value> = None;
     let mut queued = 0;
     for task in dag.tasks() {
-        let waiting: Vec<i32> = states[&task.id]
-            .iter()
-            .filter(|(_, s)| *s == TaskState::None)
-            .map(|(i, _)| *i)
-            .collect();
-        if waiting.is_empty() {
-            continue;
-        }
-        let summary = UpstreamSummary::from_states(
-            task.upstream
-                .iter()
-                .flat_map(|u| states[u].iter().map(|(_, s)| *s)),
-        );
-        let next = match evaluate(task.trigger_rule, summary) {
-            Decision::Wait => continue,
-            Decision::Run => TaskState::Queued,
-            Decision::Skip => TaskState::Skipped,
-            Decision::UpstreamFailed => TaskState::UpstreamFailed,
-        };
-        if next == TaskState::Queued && task.map.is_some() && waiting == [-1] {
-            if conf.is_none() {
-                conf = Some(run_conf(tx, &dag.id, run_id).await?);
+        // Twice for a mapped group's task that was just expanded: its new
+        // instances are decided in the same pass.
+        let mut decide_again = true;
+        while std::mem::take(&mut decide_again) {
+            // One decision per waiting instance, in the order of `states`.
+            let decisions: Vec<(i32, Decision)> = decide(dag, task, &states);
+            if task.map.is_some() && decisions == [(-1, Decision::Run)] {
+                if conf.is_none() {
+                    conf = Some(run_conf(tx, &dag.id, run_id).await?);
+                }
+                let conf = conf.as_ref().unwrap_or(&Value::Null);
+                let instances: Vec<(i32, TaskState)> =
+                    match mapping::expand(tx, dag, run_id, task, conf).await? {
+                        Expansion::Queued(n) => {
+                            queued += n;
+                            (0..n as i32).map(|i| (i, TaskState::Queued)).collect()
+                        }
+                        Expansion::Waiting(n) => {
+                            decide_again = n > 0;
+                            (0..n as i32).map(|i| (i, TaskState::None)).collect()
+                        }
+                        Expansion::Skipped => vec![(-1, TaskState::Skipped)],
+                        Expansion::Failed(_) => vec![(-1, TaskState::Failed)],
+                    };
+                states.insert(task.id.clone(), instances);
+                continue;
             }
-            let expanded =
-                mapping::expand(tx, dag, run_id, task, conf.as_ref().unwrap_or(&Value::Null))
-                    .await?;
-            let instances: Vec<(i32, TaskState)> = match expanded {
-                Expansion::Queued(n) => {
-                    queued += n;
-                    (0..n as i32).map(|i| (i, TaskState::Queued)).collect()
-                }
-                Expansion::Skipped => vec![(-1, TaskState::Skipped)],
-                Expansion::Failed(_) => vec![(-1, TaskState::Failed)],
+            let Some(instances) = states.get_mut(&task.id) else {
+                continue;
             };
-            states.insert(task.id.clone(), instances);
-            continue;
-        }
-        if let Some(instances) = states.get_mut(&task.id) {
-            for (i, s) in instances.iter_mut() {
-                if *s == TaskState::None {
-                    *s = next;
-                    writes
-                        .moves
-                        .push(&dag.id, run_id, &task.id, *i, TaskState::None, next);
-                }
+            let waiting = instances.iter_mut().filter(|(_, s)| *s == TaskState::None);
+            for ((i, s), (_, decision)) in waiting.zip(decisions) {
+                let next = match decision {
+                    Decision::Wait => continue,
+                    Decision::Run => TaskState::Queued,
+                    Decision::Skip => TaskState::Skipped,
+                    Decision::UpstreamFailed => TaskState::UpstreamFailed,
+                };
+                *s = next;
+                writes
+                    .moves
+                    .push(&dag.id, run_id, &task.id, *i, TaskState::None, next);
             }
         }
     }
@@ -687,6 +684,79 @@ async fn advance_run(
     )
     .await?;
     Ok(queued)
+}
+
+/// What to do with each of `task`'s waiting instances (`map_index`,
+/// decision), by its trigger rule over its upstream instances: all of
+/// them, except that instance `i` of a mapped group's task looks only at
+/// instance `i` of the group's tasks upstream of it (docs/mapping.md).
+fn decide(
+    dag: &Dag,
+    task: &TaskNode,
+    states: &HashMap<String, Vec<(i32, TaskState)>>,
+) -> Vec<(i32, Decision)> {
+    let waiting: Vec<i32> = states[&task.id]
+        .iter()
+        .filter(|(_, s)| *s == TaskState::None)
+        .map(|(i, _)| *i)
+        .collect();
+    if waiting.is_empty() {
+        return Vec::new();
+    }
+    let paired: HashMap<&str, HashMap<i32, TaskState>> = task
+        .upstream
+        .iter()
+        .filter(|u| dag.task(u).is_some_and(|up| task.follows_index_of(up)))
+        .map(|u| (u.as_str(), states[u].iter().copied().collect()))
+        .collect();
+    if paired.is_empty() {
+        let summary = UpstreamSummary::from_states(
+            task.upstream
+                .iter()
+                .flat_map(|u| states[u].iter().map(|(_, s)| *s)),
+        );
+        let decision = evaluate(task.trigger_rule, summary);
+        return waiting.into_iter().map(|i| (i, decision)).collect();
+    }
+    let unpaired = || {
+        task.upstream
+            .iter()
+            .filter(|u| !paired.contains_key(u.as_str()))
+            .flat_map(|u| states[u].iter().map(|(_, s)| *s))
+    };
+    if waiting == [-1] {
+        // Not expanded yet. That waits until the group's tasks upstream of
+        // it are expanded, or ended at their placeholder (skipped for an
+        // empty list, failed), which then counts as their state.
+        let mut ended: Vec<TaskState> = Vec::new();
+        for instances in paired.values() {
+            match instances.get(&-1) {
+                Some(s) if !s.is_finished() => return Vec::new(),
+                Some(s) => ended.push(*s),
+                None => {}
+            }
+        }
+        let summary = UpstreamSummary::from_states(unpaired().chain(ended));
+        return vec![(-1, evaluate(task.trigger_rule, summary))];
+    }
+    waiting
+        .into_iter()
+        .map(|i| {
+            let mut same: Vec<TaskState> = unpaired().collect();
+            for (u, instances) in &paired {
+                match instances.get(&i) {
+                    Some(s) => same.push(*s),
+                    // No instance `i` upstream (its list changed since):
+                    // wait for all of it.
+                    None => same.extend(states[*u].iter().map(|(_, s)| *s)),
+                }
+            }
+            (
+                i,
+                evaluate(task.trigger_rule, UpstreamSummary::from_states(same)),
+            )
+        })
+        .collect()
 }
 
 /// The writes [`advance_run`] leaves for the end of the pass, so that a

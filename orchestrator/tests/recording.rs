@@ -3,18 +3,11 @@
 //! reader gets every output, and a try whose outcome the database refuses
 //! fails with the reason while the tries beside it are kept.
 
-use std::time::{Duration, Instant};
-
-use orchestrator::schedule::DataInterval;
-use orchestrator::store::write::RunType;
-use orchestrator::{
-    task_fn, typed_fn, Dag, DagBag, EngineConfig, Node, Output, TaskSpec, TypedSpec,
-};
+use orchestrator::{task_fn, typed_fn, Dag, DagBag, Node, Output, TaskSpec, TypedSpec};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{cluster, Cluster};
+use common::{cluster, run_once, Cluster};
 
 const WIDTH: usize = 300;
 
@@ -80,55 +73,6 @@ fn mapped() -> Dag {
     b.build().expect("mapped DAG builds")
 }
 
-/// Run `dag` once through a whole engine and return the run's end state.
-async fn run_once(c: &Cluster, bag: &DagBag, dag_id: &str) -> (String, String) {
-    let store = &c.store;
-    let dag = bag.get(dag_id).expect("DAG in bag").clone();
-    let now = chrono::Utc::now();
-    let interval = DataInterval {
-        start: now,
-        end: now,
-    };
-    let run_id = store
-        .create_run(&dag, RunType::Manual, interval, &json!({}))
-        .await
-        .expect("create run")
-        .expect("new run");
-    let config = EngineConfig {
-        run_streams: false,
-        create_scheduled_runs: false,
-        ..EngineConfig::default()
-    };
-    let token = CancellationToken::new();
-    let engine = tokio::spawn(orchestrator::engine::run(
-        store.clone(),
-        bag.clone(),
-        config,
-        token.clone(),
-    ));
-    let started = Instant::now();
-    let state = loop {
-        let state: String =
-            sqlx::query_scalar("SELECT state FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
-                .bind(dag_id)
-                .bind(&run_id)
-                .fetch_one(&c.pool)
-                .await
-                .expect("run state");
-        if state == "success" || state == "failed" {
-            break state;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{dag_id} still {state} after 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    token.cancel();
-    engine.await.expect("join").expect("engine stops cleanly");
-    (run_id, state)
-}
-
 async fn scalar<T>(c: &Cluster, sql: &str) -> T
 where
     T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
@@ -144,7 +88,7 @@ async fn a_refused_outcome_fails_its_try_and_keeps_every_other() {
     let mut bag = DagBag::new();
     bag.add(fan_out());
     let c = cluster(&bag).await;
-    let (run, state) = run_once(&c, &bag, "record_fan_out").await;
+    let (run, state) = run_once(&c, &bag, "record_fan_out", json!({})).await;
     // `end` is the only leaf and ran (all_done): the run succeeds.
     assert_eq!(state, "success");
 
@@ -198,7 +142,7 @@ async fn a_mapped_fan_out_gives_its_reader_every_output_in_order() {
     let mut bag = DagBag::new();
     bag.add(mapped());
     let c = cluster(&bag).await;
-    let (run, state) = run_once(&c, &bag, "record_mapped").await;
+    let (run, state) = run_once(&c, &bag, "record_mapped", json!({})).await;
     assert_eq!(state, "success");
     let total: String = scalar(
         &c,

@@ -1,12 +1,15 @@
 //! A throwaway embedded Postgres, migrated and with a bag's DAGs synced,
 //! for the tests that need the real database.
 
+use std::time::{Duration, Instant};
+
 use chrono::{TimeZone, Utc};
 use orchestrator::schedule::DataInterval;
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres};
-use orchestrator::store::write::SyncOptions;
-use orchestrator::{task_fn, Dag, DagBag, Store, TaskSpec};
+use orchestrator::store::write::{RunType, SyncOptions};
+use orchestrator::{task_fn, Dag, DagBag, EngineConfig, Store, TaskSpec};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 pub struct Cluster {
     pub store: Store,
@@ -64,4 +67,55 @@ pub fn day(i: i64) -> DataInterval {
         start,
         end: start + chrono::Duration::days(1),
     }
+}
+
+/// Run `dag_id` once with `conf` through a whole engine; returns the run's
+/// id and end state.
+#[allow(dead_code)]
+pub async fn run_once(c: &Cluster, bag: &DagBag, dag_id: &str, conf: Value) -> (String, String) {
+    let store = &c.store;
+    let dag = bag.get(dag_id).expect("DAG in bag").clone();
+    let now = chrono::Utc::now();
+    let interval = DataInterval {
+        start: now,
+        end: now,
+    };
+    let run_id = store
+        .create_run(&dag, RunType::Manual, interval, &conf)
+        .await
+        .expect("create run")
+        .expect("new run");
+    let config = EngineConfig {
+        run_streams: false,
+        create_scheduled_runs: false,
+        ..EngineConfig::default()
+    };
+    let token = CancellationToken::new();
+    let engine = tokio::spawn(orchestrator::engine::run(
+        store.clone(),
+        bag.clone(),
+        config,
+        token.clone(),
+    ));
+    let started = Instant::now();
+    let state = loop {
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
+                .bind(dag_id)
+                .bind(&run_id)
+                .fetch_one(&c.pool)
+                .await
+                .expect("run state");
+        if state == "success" || state == "failed" {
+            break state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{dag_id} still {state} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    token.cancel();
+    engine.await.expect("join").expect("engine stops cleanly");
+    (run_id, state)
 }
