@@ -236,7 +236,7 @@ fn origin(sport: &Sport, date: NaiveDate, kind: &str, at: DateTime<Utc>) -> Orig
 }
 
 /// The raw odds object of `sport` on `date`: every snapshot of the day as
-/// one JSON array of untouched bodies, as a `fetch_odds_snapshots` instance stores it.
+/// one JSON array of untouched bodies, as a `sport.fetch_odds_snapshots` instance stores it.
 fn odds_object(
     generator: &SeasonGenerator,
     sport: &Sport,

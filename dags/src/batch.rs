@@ -16,15 +16,16 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use orchestrator::dag::DagError;
 use orchestrator::{
-    AssetCondition, Dag, DagBuilder, Deadline, Node, Output, RetryPolicy, TaskSpec, TriggerRule,
-    TypedSpec,
+    AssetCondition, Dag, DagBuilder, Deadline, GroupOutput, Node, Output, RetryPolicy, TaskSpec,
+    TriggerRule, TypedSpec,
 };
 
 use crate::assets::{iceberg, serving};
 
 use crate::ingest::{
-    FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard, SelectOutdoorVenues, Settings,
-    SharedSettings, ValidateNews, ValidateOddsSnapshots, ValidateScoreboard, ValidateWeather,
+    map_sport_group, FetchNews, FetchOddsSnapshots, FetchOpenMeteo, FetchScoreboard,
+    SelectOutdoorVenues, Settings, SharedSettings, ValidateNews, ValidateOddsSnapshots,
+    ValidateScoreboard, ValidateWeather, SPORT_GROUP,
 };
 use crate::sensors::UpstreamDay;
 use crate::transform;
@@ -167,29 +168,29 @@ impl Family {
     }
 }
 
-/// Id of every family's validate task, mapped over its fetch's outputs.
+/// Id (in the [`SPORT_GROUP`]) of every family's validate task.
 pub const VALIDATE: &str = "validate";
 
 /// Adds the shape every family shares and returns its quality gate:
 ///
 /// ```text
-/// after? >> {fetch} [one per sport] >> validate [one per sport]
+/// after? >> sport.{fetch} >> sport.validate      [one of each per sport]
 ///        >> transform.bronze_{family} >> transform.silver_{family} >> quality.silver_{family}
 /// ```
 ///
-/// `fetch` makes the family's fetch spec from its id, doc and pool (the
-/// spec is mapped over the sports) and `validate` its validate spec, mapped
-/// over the fetch's outputs, from those outputs, its id and doc. The raw
-/// write happens inside the fetch, so the untouched bytes are stored
-/// before anything interprets them. `after`, when given, is upstream of
-/// the fetch.
+/// `fetch` makes the family's fetch spec from its id, doc and pool and
+/// `validate` its validate spec from the fetch's output, its id and doc;
+/// both go in the [`SPORT_GROUP`], mapped over the sports, so a sport's
+/// validate waits for and reads that sport's fetch alone. The raw write
+/// happens inside the fetch, so the untouched bytes are stored before
+/// anything interprets them. `after`, when given, is upstream of the fetch.
 fn ingest<F, V>(
     b: &mut DagBuilder,
     f: &Family,
     settings: &SharedSettings,
     after: Option<&Node>,
     fetch: impl FnOnce(&str, String, &str) -> TypedSpec<F>,
-    validate: impl FnOnce(Output<Vec<F>>, &str, String) -> TypedSpec<V>,
+    validate: impl FnOnce(Output<F>, &str, String) -> TypedSpec<V>,
 ) -> Node {
     let bronze_id = format!("bronze_{}", f.name);
     let silver_id = format!("silver_{}", f.name);
@@ -204,12 +205,16 @@ fn ingest<F, V>(
             _ => LoadBronze::new(f.family, settings.clone()).spec(&bronze_id, f.bronze),
         },
     };
-    let fetched: Output<Vec<F>> = b.add_mapped(fetch(f.fetch, f.fetch_doc(), f.pool));
-    let validate = b
-        .add_mapped(validate(fetched.clone(), VALIDATE, f.validate_doc()))
-        .node();
+    map_sport_group(b);
+    let fetched: GroupOutput<F> =
+        b.mapped_group_add(SPORT_GROUP, fetch(f.fetch, f.fetch_doc(), f.pool));
+    b.mapped_group_add(
+        SPORT_GROUP,
+        validate(fetched.each(), VALIDATE, f.validate_doc()),
+    );
+    let validate = b.group(SPORT_GROUP);
     if let Some(up) = after {
-        b.edge(up, &fetched.node());
+        b.edge(up, &validate);
     }
     let bronze = b.group_task(
         "transform",

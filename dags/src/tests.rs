@@ -326,25 +326,30 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
     assert_eq!(
         ids(&dag),
         [
-            "fetch_scoreboard",
-            "validate",
+            "sport.fetch_scoreboard",
+            "sport.validate",
             "transform.bronze_games",
             "transform.silver_games",
             "quality.silver_games",
         ]
     );
-    // One fetch instance per sport of the run, one validate per fetch.
-    let fetch = dag.task("fetch_scoreboard").unwrap();
+    // One fetch and one validate instance per sport of the run; a sport's
+    // validate follows that sport's fetch alone (a mapped task group).
+    let fetch = dag.task("sport.fetch_scoreboard").unwrap();
     let map = fetch.map.as_ref().expect("fetch is mapped");
     assert_eq!(map.over, orchestrator::MapOver::Param("sports".into()));
     assert_eq!(map.max_length, SPORTS.len());
-    let validate = dag.task("validate").unwrap();
+    let validate = dag.task("sport.validate").unwrap();
+    assert_eq!(validate.map.as_ref(), Some(map));
+    assert!(validate.follows_index_of(fetch));
     assert_eq!(
-        validate.map.as_ref().expect("validate is mapped").over,
-        orchestrator::MapOver::Output("fetch_scoreboard".into())
+        upstream(&dag, "sport.validate"),
+        set(&["sport.fetch_scoreboard"])
     );
-    assert_eq!(upstream(&dag, "validate"), set(&["fetch_scoreboard"]));
-    assert_eq!(upstream(&dag, "transform.bronze_games"), set(&["validate"]));
+    assert_eq!(
+        upstream(&dag, "transform.bronze_games"),
+        set(&["sport.validate"])
+    );
     assert_eq!(
         dag.task("transform.bronze_games").unwrap().trigger_rule,
         orchestrator::TriggerRule::NoneFailed
@@ -362,10 +367,10 @@ fn historical_games_daily_fans_out_per_sport_then_models_and_gates() {
 #[test]
 fn fetch_tasks_run_in_their_sources_pool() {
     let pools = [
-        (HISTORICAL_GAMES, "fetch_scoreboard", "espn_api"),
-        (HISTORICAL_ODDS, "fetch_odds_snapshots", "odds_api"),
-        (WEATHER, "fetch_open_meteo", "weather_api"),
-        (NEWS, "fetch_news", "news_feeds"),
+        (HISTORICAL_GAMES, "sport.fetch_scoreboard", "espn_api"),
+        (HISTORICAL_ODDS, "sport.fetch_odds_snapshots", "odds_api"),
+        (WEATHER, "sport.fetch_open_meteo", "weather_api"),
+        (NEWS, "sport.fetch_news", "news_feeds"),
     ];
     for (dag_id, fetch, pool) in pools {
         let dag = build(dag_id);
@@ -406,7 +411,7 @@ fn historical_odds_daily_starts_with_the_games_sensor() {
         .collect();
     assert_eq!(roots, ["wait_for_games"]);
     assert_eq!(
-        upstream(&dag, "fetch_odds_snapshots"),
+        upstream(&dag, "sport.fetch_odds_snapshots"),
         set(&["wait_for_games"])
     );
     assert_eq!(
@@ -427,7 +432,7 @@ fn weather_daily_selects_outdoor_venues_before_fetching() {
         set(&["wait_for_games"])
     );
     assert_eq!(
-        upstream(&dag, "fetch_open_meteo"),
+        upstream(&dag, "sport.fetch_open_meteo"),
         set(&["select_outdoor_venues"])
     );
     assert_eq!(
@@ -567,9 +572,18 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
             .unwrap_or_default(),
     };
     for task in dag.tasks() {
+        // The group's tasks upstream of a mapped group's task: its instance
+        // `i` follows their instance `i` once they were expanded.
+        let paired: Vec<&String> = task
+            .upstream
+            .iter()
+            .filter(|u| dag.task(u).is_some_and(|up| task.follows_index_of(up)))
+            .filter(|u| run.states.contains_key(&format!("{u}[0]")))
+            .collect();
         let summary = UpstreamSummary::from_states(
             task.upstream
                 .iter()
+                .filter(|u| !paired.contains(u))
                 .flat_map(|u| run.instances[u].iter().copied()),
         );
         let decision = evaluate(task.trigger_rule, summary);
@@ -585,7 +599,28 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
             .inputs()
             .filter_map(|u| run.outputs.get(u).map(|v| (u.clone(), v.clone())))
             .collect();
-        let try_one = |map: Option<(i32, Value)>| {
+        // Instance `i`'s own decision and inputs: the paired upstreams'
+        // instance `i` instead of all of them.
+        let instance = |run: &DryRun, i: usize| -> (Decision, HashMap<String, Value>) {
+            let mut inputs = upstream.clone();
+            let mut states: Vec<TaskState> = task
+                .upstream
+                .iter()
+                .filter(|u| !paired.contains(u))
+                .flat_map(|u| run.instances[u].iter().copied())
+                .collect();
+            for u in &paired {
+                let key = format!("{u}[{i}]");
+                states.push(run.states[&key]);
+                inputs.remove(*u);
+                if let Some(v) = run.outputs.get(&key) {
+                    inputs.insert((*u).clone(), v.clone());
+                }
+            }
+            let summary = UpstreamSummary::from_states(states);
+            (evaluate(task.trigger_rule, summary), inputs)
+        };
+        let try_one = |map: Option<(i32, Value)>, upstream: HashMap<String, Value>| {
             let mut ctx = TaskContext::new(
                 dag.id.clone(),
                 task.id.clone(),
@@ -596,7 +631,7 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                 params.clone(),
                 TaskLogger::channel(tx.clone()),
                 CancellationToken::new(),
-                upstream.clone(),
+                upstream,
             )
             .with_store(meta.store.clone());
             if let Some((index, item)) = map {
@@ -647,7 +682,11 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
         let states: Vec<TaskState> = match (decision, &task.map) {
             (Decision::Skip, _) => vec![TaskState::Skipped],
             (Decision::UpstreamFailed, _) => vec![TaskState::UpstreamFailed],
-            (_, None) => vec![record(&mut run, &task.id, try_one(None).await)],
+            (_, None) => vec![record(
+                &mut run,
+                &task.id,
+                try_one(None, upstream.clone()).await,
+            )],
             (_, Some(spec)) => {
                 let source: Option<&Value> = match &spec.over {
                     orchestrator::MapOver::Output(up) => run.outputs.get(up),
@@ -665,7 +704,20 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                         let mut outputs = Vec::new();
                         for (i, item) in items.into_iter().enumerate() {
                             let key = format!("{}[{i}]", task.id);
-                            let ended = try_one(Some((i as i32, item))).await;
+                            let (decision, inputs) = instance(&run, i);
+                            let ended = match decision {
+                                Decision::Skip => Ended {
+                                    state: TaskState::Skipped,
+                                    output: None,
+                                    error: None,
+                                },
+                                Decision::UpstreamFailed => Ended {
+                                    state: TaskState::UpstreamFailed,
+                                    output: None,
+                                    error: None,
+                                },
+                                _ => try_one(Some((i as i32, item)), inputs).await,
+                            };
                             outputs.extend(ended.output.clone());
                             states.push(record(&mut run, &key, ended));
                         }
@@ -771,7 +823,7 @@ async fn games_dry_run_fetches_replay_into_the_lake_and_passes_counts_downstream
     }
     let mut total: u64 = 0;
     for s in SPORTS {
-        let fetch = &run.outputs[&run.of("fetch_scoreboard", s.key)];
+        let fetch = &run.outputs[&run.of("sport.fetch_scoreboard", s.key)];
         assert_eq!(fetch["sport"], s.key);
         assert_eq!(fetch["date"], "2024-09-01");
         assert_eq!(fetch["source"], "replay");
@@ -784,7 +836,7 @@ async fn games_dry_run_fetches_replay_into_the_lake_and_passes_counts_downstream
             "{key}"
         );
         assert!(home.path().join("lake").join(key).is_file(), "{key}");
-        let validate = &run.outputs[&run.of("validate", s.key)];
+        let validate = &run.outputs[&run.of("sport.validate", s.key)];
         assert_eq!(validate["rejected"], 0, "{validate}");
         assert_eq!(validate["games"], validate["final_games"], "{validate}");
         total += validate["games"].as_u64().unwrap();
@@ -832,14 +884,14 @@ async fn live_mode_dead_letters_bad_events_and_keeps_the_good_ones() {
     let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     assert_eq!(
-        run.outputs[&run.of("fetch_scoreboard", "nfl")]["source"],
+        run.outputs[&run.of("sport.fetch_scoreboard", "nfl")]["source"],
         "espn"
     );
     assert_eq!(
-        run.outputs[&run.of("fetch_scoreboard", "nfl")]["bytes"],
+        run.outputs[&run.of("sport.fetch_scoreboard", "nfl")]["bytes"],
         body.len()
     );
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["rejected"], 1, "{v}");
     assert_eq!(v["games"].as_u64().unwrap() as usize, n, "{v}");
     let dead = lake_files(home.path(), "raw/dead_letter");
@@ -865,17 +917,17 @@ async fn a_body_that_is_not_json_fails_the_fetch_for_a_retry_and_stores_nothing(
     );
     let run = dry_run(&dag, json!({"sports": ["nfl"]})).await;
     assert_eq!(
-        run.states[&run.of("fetch_scoreboard", "nfl")],
+        run.states[&run.of("sport.fetch_scoreboard", "nfl")],
         TaskState::Failed
     );
     assert!(
-        run.errors[&run.of("fetch_scoreboard", "nfl")].contains("is not JSON"),
+        run.errors[&run.of("sport.fetch_scoreboard", "nfl")].contains("is not JSON"),
         "{:?}",
         run.errors
     );
     // The source may answer properly on the next try: the fetch retries.
-    assert!(run.retryable[&run.of("fetch_scoreboard", "nfl")]);
-    assert_eq!(run.states["validate"], TaskState::UpstreamFailed);
+    assert!(run.retryable[&run.of("sport.fetch_scoreboard", "nfl")]);
+    assert_eq!(run.states["sport.validate"], TaskState::UpstreamFailed);
     assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
 }
 
@@ -889,11 +941,11 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
     let files = lake_files(home.path(), "raw/historical/nfl/games");
     let path = home.path().join("lake").join(&files[0]);
     std::fs::write(&path, crate::lake::gzip("k", b"<html>").unwrap()).unwrap();
-    let task = dag.task("validate").expect("validate task");
+    let task = dag.task("sport.validate").expect("validate task");
     let orchestrator::dag::TaskKind::Operator(op) = &task.kind else {
         panic!("validate is an operator");
     };
-    let fetch_key = run.of("fetch_scoreboard", "nfl");
+    let fetch_key = run.of("sport.fetch_scoreboard", "nfl");
     let fetched: Value = run.outputs.remove(&fetch_key).expect("fetch output");
     let (tx, _rx) = mpsc::unbounded_channel();
     let interval = dag
@@ -914,9 +966,9 @@ async fn a_stored_payload_that_does_not_parse_fails_validate_without_retries() {
         dag.resolve_params(&json!({"sports": ["nfl"]})),
         TaskLogger::channel(tx),
         CancellationToken::new(),
-        HashMap::new(),
+        HashMap::from([(fetch_key.replace("[0]", ""), fetched)]),
     )
-    .with_map(0, Some(fetched));
+    .with_map(0, Some(json!("nfl")));
     let err = op.execute(ctx).await.expect_err("a damaged payload fails");
     assert!(err.to_string().contains("is not JSON"), "{err}");
     assert!(
@@ -930,10 +982,10 @@ async fn the_sports_param_decides_the_fetch_instances_and_the_fan_in_reads_them_
     let home = tempfile::tempdir().unwrap();
     let settings = std::sync::Arc::new(Settings::new(home.path(), SourceMode::Replay));
     for (id, fetch) in [
-        (HISTORICAL_GAMES, "fetch_scoreboard"),
-        (HISTORICAL_ODDS, "fetch_odds_snapshots"),
-        (WEATHER, "fetch_open_meteo"),
-        (NEWS, "fetch_news"),
+        (HISTORICAL_GAMES, "sport.fetch_scoreboard"),
+        (HISTORICAL_ODDS, "sport.fetch_odds_snapshots"),
+        (WEATHER, "sport.fetch_open_meteo"),
+        (NEWS, "sport.fetch_news"),
     ] {
         let dag = match id {
             HISTORICAL_GAMES => batch::historical_games_daily(settings.clone()),
@@ -948,7 +1000,7 @@ async fn the_sports_param_decides_the_fetch_instances_and_the_fan_in_reads_them_
             assert_eq!(*state, TaskState::Success, "{id}.{task}");
         }
         // One fetch and one validate per selected sport, in the conf's order.
-        for task in [fetch, "validate"] {
+        for task in [fetch, "sport.validate"] {
             assert_eq!(run.instances[task].len(), 2, "{id}.{task}");
             let sports: Vec<&Value> = run.outputs[task]
                 .as_array()
@@ -974,8 +1026,8 @@ async fn no_sports_skip_the_fetch_and_validate_but_not_the_fan_in() {
     let dag = games_dag(home.path(), SourceMode::Replay);
     let run = dry_run(&dag, json!({"sports": []})).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    assert_eq!(run.states["fetch_scoreboard"], TaskState::Skipped);
-    assert_eq!(run.states["validate"], TaskState::Skipped);
+    assert_eq!(run.states["sport.fetch_scoreboard"], TaskState::Skipped);
+    assert_eq!(run.states["sport.validate"], TaskState::Skipped);
     assert_eq!(run.states["transform.bronze_games"], TaskState::Success);
     assert_eq!(run.outputs["transform.bronze_games"]["records"], 0);
 }
@@ -986,14 +1038,18 @@ async fn an_unknown_or_repeated_sport_fails_its_instance_loudly() {
     let dag = games_dag(home.path(), SourceMode::Replay);
     let run = dry_run(&dag, json!({"sports": ["nfl", "mlb", "nfl"]})).await;
     // nfl is fetched once; the unknown and the repeated key fail at once.
-    assert_eq!(run.states["fetch_scoreboard[0]"], TaskState::Success);
+    assert_eq!(run.states["sport.fetch_scoreboard[0]"], TaskState::Success);
     for (i, words) in [(1, "unknown sport `mlb`"), (2, "listed twice")] {
-        let key = format!("fetch_scoreboard[{i}]");
+        let key = format!("sport.fetch_scoreboard[{i}]");
         assert_eq!(run.states[&key], TaskState::Failed, "{key}");
         assert!(run.errors[&key].contains(words), "{:?}", run.errors);
         assert!(!run.retryable[&key], "no retry changes the conf");
     }
-    assert_eq!(run.states["validate"], TaskState::UpstreamFailed);
+    // nfl's validate still ran: each sport's follows its own fetch.
+    assert_eq!(run.states["sport.validate[0]"], TaskState::Success);
+    assert_eq!(run.states["sport.validate[1]"], TaskState::UpstreamFailed);
+    assert_eq!(run.states["sport.validate[2]"], TaskState::UpstreamFailed);
+    assert_eq!(run.states["sport.validate"], TaskState::UpstreamFailed);
     assert_eq!(
         run.states["transform.bronze_games"],
         TaskState::UpstreamFailed
@@ -1004,9 +1060,9 @@ async fn an_unknown_or_repeated_sport_fails_its_instance_loudly() {
     );
     // More sports than there are fail the expansion, naming the cap.
     let run = dry_run(&dag, json!({"sports": ["nfl", "nfl", "nfl", "nfl", "nfl"]})).await;
-    assert_eq!(run.states["fetch_scoreboard"], TaskState::Failed);
+    assert_eq!(run.states["sport.fetch_scoreboard"], TaskState::Failed);
     assert!(
-        run.errors["fetch_scoreboard"].contains("max_map_length of 4"),
+        run.errors["sport.fetch_scoreboard"].contains("max_map_length of 4"),
         "{:?}",
         run.errors
     );
@@ -1031,9 +1087,9 @@ fn gunzip_json(home: &std::path::Path, key: &str) -> Value {
 #[test]
 fn odds_weather_and_news_fetch_per_sport_then_validate_each_fetch() {
     for (id, fetch) in [
-        (HISTORICAL_ODDS, "fetch_odds_snapshots"),
-        (WEATHER, "fetch_open_meteo"),
-        (NEWS, "fetch_news"),
+        (HISTORICAL_ODDS, "sport.fetch_odds_snapshots"),
+        (WEATHER, "sport.fetch_open_meteo"),
+        (NEWS, "sport.fetch_news"),
     ] {
         let dag = build(id);
         let task = dag.task(fetch).unwrap();
@@ -1042,17 +1098,16 @@ fn odds_weather_and_news_fetch_per_sport_then_validate_each_fetch() {
             Some(&orchestrator::MapOver::Param("sports".into())),
             "{id}"
         );
-        assert_eq!(
-            dag.task("validate").unwrap().map.as_ref().map(|m| &m.over),
-            Some(&orchestrator::MapOver::Output(fetch.into())),
-            "{id}"
-        );
+        // A sport's validate follows that sport's fetch (mapped task group).
+        let validate = dag.task("sport.validate").unwrap();
+        assert_eq!(validate.map, task.map, "{id}");
+        assert!(validate.follows_index_of(task), "{id}");
         let bronze = dag
             .tasks()
             .iter()
             .find(|t| t.id.starts_with("transform.bronze_"))
             .unwrap();
-        assert_eq!(bronze.upstream, ["validate"], "{id}");
+        assert_eq!(bronze.upstream, ["sport.validate"], "{id}");
         assert!(!ids(&dag).iter().any(|t| t.ends_with("write_raw")), "{id}");
     }
 }
@@ -1075,7 +1130,7 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
     let dag = batch::historical_odds_daily(settings(home.path(), SourceMode::Replay)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_odds_snapshots", "nfl")];
     assert_eq!(fetch["date"], "2024-09-08");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["requested"], 24);
@@ -1092,7 +1147,7 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
         .iter()
         .map(|s| s["data"].as_array().unwrap().len())
         .sum();
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["snapshots"], 24, "{v}");
     assert_eq!(v["events"], events, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
@@ -1103,11 +1158,11 @@ async fn odds_dry_run_stores_a_days_snapshots_and_counts_them() {
     assert_eq!(v["quotes"], events * 6 * 6, "{v}");
     assert_eq!(run.outputs["transform.bronze_odds"]["records"], v["quotes"]);
     // No NBA games in September: an empty day still stores its snapshots.
-    assert_eq!(run.outputs[&run.of("validate", "nba")]["events"], 0);
+    assert_eq!(run.outputs[&run.of("sport.validate", "nba")]["events"], 0);
     assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
     // Deterministic, and one object per sport and date on a re-run.
     let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
-    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
+    assert_eq!(again.outputs[&again.of("sport.validate", "nfl")], *v);
     assert_eq!(lake_files(home.path(), "raw/historical/nfl/odds").len(), 1);
 }
 
@@ -1119,7 +1174,7 @@ async fn odds_replay_uses_a_recorded_capture_for_its_date() {
     let at: chrono::DateTime<chrono::Utc> = "2023-01-01T09:00:00Z".parse().unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), at).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_odds_snapshots", "nfl")];
     assert!(
         fetch["url"]
             .as_str()
@@ -1127,7 +1182,7 @@ async fn odds_replay_uses_a_recorded_capture_for_its_date() {
             .starts_with("replay://odds_api/nfl/historical"),
         "{fetch}"
     );
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert!(v["events"].as_u64().unwrap() > 0, "{v}");
 }
 
@@ -1182,7 +1237,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     let dag = batch::historical_odds_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
-        run.errors[&run.of("fetch_odds_snapshots", "nfl")].contains("ODDS_API_KEY"),
+        run.errors[&run.of("sport.fetch_odds_snapshots", "nfl")].contains("ODDS_API_KEY"),
         "{:?}",
         run.errors
     );
@@ -1193,7 +1248,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
     let dag = batch::historical_odds_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs[&run.of("fetch_odds_snapshots", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_odds_snapshots", "nfl")];
     assert_eq!(fetch["source"], "odds_api");
     assert_eq!(fetch["snapshots"], 1);
     assert_eq!(fetch["credits_used"], 10.0);
@@ -1203,7 +1258,7 @@ async fn live_odds_dead_letter_bad_events_and_need_a_key() {
         "{fetch}"
     );
     assert_eq!(fetch["bytes"], body.len() + 2);
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     // The broken h2h market is rejected alone: its event is kept with the
     // rest of its markets. The event without teams is rejected whole.
     assert_eq!(v["events"], n + 1, "{v}");
@@ -1241,7 +1296,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
     let run = dry_run_at(&weather, conf.clone(), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let venues = &run.outputs["select_outdoor_venues"]["sports"]["nfl"];
-    let games_key = g.outputs[&g.of("fetch_scoreboard", "nfl")]["key"]
+    let games_key = g.outputs[&g.of("sport.fetch_scoreboard", "nfl")]["key"]
         .as_str()
         .unwrap();
     assert_eq!(venues["games_key"], games_key);
@@ -1276,7 +1331,7 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
         json!([])
     );
 
-    let fetch = &run.outputs[&run.of("fetch_open_meteo", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_open_meteo", "nfl")];
     assert_eq!(fetch["venues"], chosen.len());
     let key = fetch["key"].as_str().unwrap();
     assert!(
@@ -1285,13 +1340,13 @@ async fn weather_dry_run_fetches_the_outdoor_venues_of_the_days_games() {
     );
     let stored = gunzip_json(home.path(), key);
     assert_eq!(stored.as_array().unwrap().len(), chosen.len());
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["venues"], chosen.len(), "{v}");
     // Two UTC days of hourly values per venue.
     assert_eq!(v["observations"], chosen.len() * 48, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
     let again = dry_run_at(&weather, conf, week1()).await;
-    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
+    assert_eq!(again.outputs[&again.of("sport.validate", "nfl")], *v);
     assert_eq!(
         lake_files(home.path(), "raw/historical/nfl/weather").len(),
         1
@@ -1328,11 +1383,11 @@ async fn live_weather_dead_letters_a_response_for_the_wrong_place() {
     let weather = batch::weather_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&weather, conf, week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs[&run.of("fetch_open_meteo", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_open_meteo", "nfl")];
     assert_eq!(fetch["source"], "open_meteo");
     let n = fetch["venues"].as_u64().unwrap();
     assert!(n > 0);
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["venues"], 0, "{v}");
     assert_eq!(v["rejected"], n, "{v}");
     let dead = lake_files(home.path(), "raw/dead_letter");
@@ -1354,7 +1409,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     for (task, state) in &run.states {
         assert_eq!(*state, TaskState::Success, "{task}");
     }
-    let fetch = &run.outputs[&run.of("fetch_news", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_news", "nfl")];
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["feeds"], 2);
     assert_eq!(fetch["failed_feeds"], 0);
@@ -1364,7 +1419,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
         "{key}"
     );
     // Every recorded article is moved onto the day: 20 + 14, none rejected.
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["items"], 34, "{v}");
     assert_eq!(v["outside_day"], 0, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
@@ -1381,7 +1436,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     assert_eq!(
         unmatched,
         v["unmatched_items"].as_u64().unwrap()
-            + run.outputs[&run.of("validate", "nba")]["unmatched_items"]
+            + run.outputs[&run.of("sport.validate", "nba")]["unmatched_items"]
                 .as_u64()
                 .unwrap()
     );
@@ -1394,7 +1449,7 @@ async fn news_dry_run_replays_a_day_of_headlines_into_silver() {
     assert!(lake_files(home.path(), "raw/dead_letter").is_empty());
     // Deterministic: a re-run of the day counts the same and keeps one object.
     let again = dry_run_at(&dag, json!({"sports": ["nfl", "nba"]}), week1()).await;
-    assert_eq!(again.outputs[&again.of("validate", "nfl")], *v);
+    assert_eq!(again.outputs[&again.of("sport.validate", "nfl")], *v);
     assert_eq!(lake_files(home.path(), "raw/historical/nfl/news").len(), 1);
 }
 
@@ -1431,11 +1486,11 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
     let dag = batch::news_daily(std::sync::Arc::new(s.clone())).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let fetch = &run.outputs[&run.of("fetch_news", "nfl")];
+    let fetch = &run.outputs[&run.of("sport.fetch_news", "nfl")];
     assert_eq!(fetch["source"], "rss");
     assert_eq!(fetch["feeds"], 2);
     assert_eq!(fetch["failed_feeds"], 1);
-    let v = &run.outputs[&run.of("validate", "nfl")];
+    let v = &run.outputs[&run.of("sport.validate", "nfl")];
     assert_eq!(v["items"], 1, "{v}");
     assert_eq!(v["matched_items"], 1, "{v}");
     // The article without a link and the 404 feed.
@@ -1453,7 +1508,7 @@ async fn live_news_keeps_a_dead_feed_on_record_and_dead_letters_bad_articles() {
     let dag = batch::news_daily(std::sync::Arc::new(s)).unwrap();
     let run = dry_run_at(&dag, json!({"sports": ["nfl"]}), week1()).await;
     assert!(
-        run.errors[&run.of("fetch_news", "nfl")].contains("every nfl news feed failed"),
+        run.errors[&run.of("sport.fetch_news", "nfl")].contains("every nfl news feed failed"),
         "{:?}",
         run.errors
     );

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use orchestrator::dag::{TaskKind, TaskNode};
+use orchestrator::dag::{Dag, TaskKind, TaskNode};
 use orchestrator::task::TaskLogger;
 use orchestrator::{mapping, MapOver};
 use orchestrator::{TaskContext, TaskError};
@@ -60,9 +60,11 @@ pub enum TasksCommand {
 
 /// The `(map_index, item)` that `tasks run` gives a mapped task, from its
 /// param's list; `None` for an unmapped task. A mapped task needs an index
-/// (the error lists its items), and one mapped over an upstream output
-/// cannot run alone: `tasks run` runs no upstream task.
+/// (the error lists its items), and one mapped over an upstream output, or
+/// reading an instance of its mapped group, cannot run alone: `tasks run`
+/// runs no upstream task.
 fn mapped_instance(
+    dag: &Dag,
     node: &TaskNode,
     params: &serde_json::Map<String, Value>,
     map_index: Option<i32>,
@@ -76,6 +78,16 @@ fn mapped_instance(
             None => Ok(None),
         };
     };
+    let paired = node
+        .upstream
+        .iter()
+        .find(|u| dag.task(u).is_some_and(|up| node.follows_index_of(up)));
+    if let Some(up) = paired {
+        return Err(usage(format!(
+            "task `{}` reads the output of `{up}`'s instance of the same index in its mapped group, which `tasks run` does not run; trigger the DAG instead (`dags trigger … --wait`)",
+            node.id
+        )));
+    }
     if let MapOver::Output(up) = &spec.over {
         return Err(usage(format!(
             "task `{}` is mapped over the output of `{up}`, which `tasks run` does not run; trigger the DAG instead (`dags trigger … --wait`)",
@@ -136,7 +148,7 @@ pub async fn run(settings: &Settings, cmd: TasksCommand) -> Result<ExitCode> {
                 orchestrator::schedule::parse_date(&date, d.schedule.timezone()).map_err(usage)?;
             let conf = parse_conf(conf.as_deref())?;
             let params = d.resolve_params(&conf);
-            let instance = mapped_instance(node, &params, map_index)?;
+            let instance = mapped_instance(&d, node, &params, map_index)?;
             let interval = d
                 .schedule
                 .interval_from(logical)

@@ -71,7 +71,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
     let payload: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(payload["events"].as_array().unwrap().len(), EVENTS);
 
-    let fetch = xcom(&env, &run_id, "fetch_scoreboard");
+    let fetch = xcom(&env, &run_id, "sport.fetch_scoreboard");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["date"], DAY);
     assert_eq!(fetch["bytes"], bytes.len());
@@ -79,7 +79,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
         objects[0].ends_with(fetch["key"].as_str().unwrap()),
         "{fetch}"
     );
-    let validate = xcom(&env, &run_id, "validate");
+    let validate = xcom(&env, &run_id, "sport.validate");
     assert_eq!(validate["sport"], "nfl");
     let games = validate["games"].as_u64().unwrap();
     let rejected = validate["rejected"].as_u64().unwrap();
@@ -92,7 +92,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
     );
     // The fetch and validate have one instance each: the run's one sport.
     // The others have none, and wrote nothing.
-    for task in ["fetch_scoreboard", "validate"] {
+    for task in ["sport.fetch_scoreboard", "sport.validate"] {
         assert_eq!(
             env.sql(&format!(
                 "SELECT map_index || ' ' || state FROM task_instances
@@ -122,7 +122,7 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
 
     // One task, in-process and offline, the way an operator tests it: an
     // instance of a mapped task is picked by its index in the param.
-    let err = env.fails(&["tasks", "run", DAG, "fetch_scoreboard", "--date", DAY]);
+    let err = env.fails(&["tasks", "run", DAG, "sport.fetch_scoreboard", "--date", DAY]);
     assert!(
         err.contains("--map-index") && err.contains(r#"0: "nfl""#),
         "{err}"
@@ -131,18 +131,21 @@ fn a_games_run_lands_the_replayed_scoreboard_in_the_lake_once_per_date() {
         "tasks",
         "run",
         DAG,
-        "validate",
+        "sport.validate",
         "--date",
         DAY,
         "--map-index",
         "0",
     ]);
-    assert!(err.contains("output of `fetch_scoreboard`"), "{err}");
+    assert!(
+        err.contains("output of `sport.fetch_scoreboard`'s instance"),
+        "{err}"
+    );
     let out = env.ok(&[
         "tasks",
         "run",
         DAG,
-        "fetch_scoreboard",
+        "sport.fetch_scoreboard",
         "--date",
         DAY,
         "--map-index",
@@ -220,14 +223,14 @@ fn odds_and_weather_runs_land_their_day_in_the_lake_once_per_date() {
         .map(|s| s["data"].as_array().unwrap().len())
         .sum();
     assert!(events > 0);
-    let fetch = xcom_of(&env, ODDS, &run_id, "fetch_odds_snapshots");
+    let fetch = xcom_of(&env, ODDS, &run_id, "sport.fetch_odds_snapshots");
     assert_eq!(fetch["source"], "replay");
     assert_eq!(fetch["date"], WEEK1);
     assert!(
         objects[0].ends_with(fetch["key"].as_str().unwrap()),
         "{fetch}"
     );
-    let validate = xcom_of(&env, ODDS, &run_id, "validate");
+    let validate = xcom_of(&env, ODDS, &run_id, "sport.validate");
     assert_eq!(validate["snapshots"], 24, "{validate}");
     assert_eq!(validate["events"], events, "{validate}");
     assert_eq!(validate["rejected"], 0, "{validate}");
@@ -246,7 +249,7 @@ fn odds_and_weather_runs_land_their_day_in_the_lake_once_per_date() {
     assert_eq!(objects.len(), 1, "{objects:?}");
     let stored = stored_json(&objects[0]);
     assert_eq!(stored.as_array().unwrap().len(), chosen);
-    let validate = xcom_of(&env, WEATHER, &run_id, "validate");
+    let validate = xcom_of(&env, WEATHER, &run_id, "sport.validate");
     assert_eq!(validate["venues"], chosen, "{validate}");
     assert_eq!(validate["observations"], chosen * 48, "{validate}");
     assert_eq!(validate["rejected"], 0, "{validate}");

@@ -73,9 +73,9 @@ fn nightly_dags_model_the_day_into_iceberg_behind_recorded_quality_gates() {
     let odds_run = run_nfl(&env, ODDS, DAY);
     run_nfl(&env, WEATHER, DAY);
 
-    let validate = xcom(&env, GAMES, &games_run, "validate");
+    let validate = xcom(&env, GAMES, &games_run, "sport.validate");
     let finals = validate["final_games"].as_u64().unwrap();
-    let quotes = xcom(&env, ODDS, &odds_run, "validate")["quotes"]
+    let quotes = xcom(&env, ODDS, &odds_run, "sport.validate")["quotes"]
         .as_u64()
         .unwrap();
     let seen = pyiceberg(&env);
@@ -234,7 +234,7 @@ fn news_daily_models_headlines_into_iceberg_and_its_mart_reaches_serving() {
         env.ok(&["dags", "unpause", dag]);
     }
     let news_run = run_nfl(&env, NEWS, DAY);
-    let v = xcom(&env, NEWS, &news_run, "validate");
+    let v = xcom(&env, NEWS, &news_run, "sport.validate");
     let items = v["items"].as_u64().unwrap();
     assert!(items > 0, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");

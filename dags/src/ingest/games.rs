@@ -4,7 +4,7 @@
 //! dead-letter area. Both are mapped over the run's sports.
 //!
 //! Fetch and validate are separate tasks so a validation bug can be fixed
-//! and re-run (`tasks clear --task validate`) without calling the API
+//! and re-run (`tasks clear --task sport.validate`) without calling the API
 //! again: validate reads the object fetch wrote, never the network.
 
 use super::{StoredPayload, ValidateFrom};
@@ -29,7 +29,7 @@ use sources::{Fetched, HttpConfig};
 /// `{source}` of the games' dead-letter keys (the sport is its own segment).
 pub const DEAD_LETTER_SOURCE: &str = "espn.scoreboard";
 
-/// XCom of an instance of `fetch_scoreboard`.
+/// XCom of an instance of `sport.fetch_scoreboard`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -44,7 +44,7 @@ pub struct FetchOutput {
     pub url: String,
 }
 
-/// XCom of an instance of `validate`.
+/// XCom of an instance of `sport.validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -57,7 +57,7 @@ pub struct ValidateOutput {
     pub final_games: usize,
 }
 
-/// `fetch_scoreboard`, one instance per sport: the sport's scoreboard of
+/// `sport.fetch_scoreboard`, one instance per sport: the sport's scoreboard of
 /// the sports day, stored untouched in the raw lake.
 #[derive(Debug, Clone)]
 pub struct FetchScoreboard {
@@ -93,7 +93,7 @@ async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetc
 }
 
 /// The replayed scoreboard of `sport` on `date`: what
-/// a `fetch_scoreboard` instance stores in replay mode (also what
+/// a `sport.fetch_scoreboard` instance stores in replay mode (also what
 /// `betflow stream replay` turns into live score updates). A real capture
 /// beats a generated day; the generator fills every other date so
 /// backfills over whole seasons have games.
@@ -145,7 +145,7 @@ impl TypedTask for FetchScoreboard {
     }
 }
 
-/// `validate`, one instance per fetched sport: the stored scoreboard,
+/// `sport.validate`, one instance per fetched sport: the stored scoreboard,
 /// checked event by event.
 #[derive(Debug, Clone)]
 pub struct ValidateScoreboard(ValidateFrom<FetchOutput>);

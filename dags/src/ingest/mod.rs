@@ -1,9 +1,9 @@
 //! The real ingestion tasks of the nightly batch DAGs. Each family fetches
 //! a sport's day from its source into the raw lake, then a separate task
 //! reads the stored object back and validates it, sending bad records to
-//! the dead-letter area. Both are mapped tasks (docs/mapping.md): the fetch
-//! has one instance per sport of the run's `sports` param, and the validate
-//! one per fetch instance, whose output it gets as its item:
+//! the dead-letter area. Both are in the mapped task group `sport`
+//! (docs/mapping.md): each has one instance per sport of the run's `sports`
+//! param, and a sport's validate reads that sport's fetch output:
 //!
 //! - [`games`]: ESPN scoreboards (`historical_games_daily`);
 //! - [`odds`]: The Odds API historical snapshots (`historical_odds_daily`);
@@ -41,13 +41,25 @@ pub use crate::settings::{Settings, SourceMode, DEFAULT_ODDS_SNAPSHOT_MINUTES};
 /// shared by every task.
 pub type SharedSettings = Arc<Settings>;
 
-/// A fetch task's spec, mapped over the run's `sports` param: one instance
-/// per sport, each in its source's pool. There are no more distinct sports
-/// than [`SPORTS`], so a longer list fails the expansion.
+/// The mapped task group of each nightly load's fetch and validate: one
+/// instance of each per sport of the run's `sports` param. There are no
+/// more distinct sports than [`SPORTS`], so a longer list fails the
+/// expansion.
+pub const SPORT_GROUP: &str = "sport";
+
+/// Makes [`SPORT_GROUP`] a group mapped over the run's `sports` param.
+pub(crate) fn map_sport_group(b: &mut orchestrator::DagBuilder) {
+    b.mapped_group(
+        SPORT_GROUP,
+        orchestrator::MapOver::Param("sports".into()),
+        SPORTS.len(),
+    );
+}
+
+/// A fetch task's spec, for the [`SPORT_GROUP`]: each instance in its
+/// source's pool.
 pub(crate) fn per_sport<T>(spec: TypedSpec<T>, pool: &str) -> TypedSpec<T> {
-    spec.expand_over_param("sports")
-        .max_map_length(SPORTS.len())
-        .pool(pool, 1)
+    spec.pool(pool, 1)
 }
 
 /// The sport a fetch instance was expanded for. A key we do not cover, or
@@ -74,22 +86,21 @@ pub(crate) fn mapped_sport(ctx: &TaskContext) -> Result<&'static Sport, TaskErro
 }
 
 /// What every `validate` task starts from: the output of the fetch task
-/// that names the raw object to check. The validate task is mapped over
-/// that task's outputs, so each instance gets one sport's as its item.
+/// that names the raw object to check. Both are in the [`SPORT_GROUP`], so
+/// each validate instance reads its own sport's fetch instance.
 #[derive(Debug, Clone)]
 pub struct ValidateFrom<F> {
-    pub(crate) fetch: Output<Vec<F>>,
+    pub(crate) fetch: Output<F>,
     settings: SharedSettings,
 }
 
 /// `new` and `spec` of a `validate` task, a newtype over [`ValidateFrom`]
-/// of its fetch task's outputs: the spec is mapped over them, which is its
-/// edge.
+/// of its fetch task's output: the spec reads it, which is its edge.
 macro_rules! validate_task {
     ($task:ident, $fetch:ty, $out:ty) => {
         impl $task {
             pub fn new(
-                fetch: orchestrator::Output<Vec<$fetch>>,
+                fetch: orchestrator::Output<$fetch>,
                 settings: $crate::ingest::SharedSettings,
             ) -> Self {
                 Self($crate::ingest::ValidateFrom::new(fetch, settings))
@@ -99,8 +110,7 @@ macro_rules! validate_task {
                 let input = self.0.fetch.clone();
                 orchestrator::TypedSpec::new(id, self)
                     .doc(doc)
-                    .expand_over(&input)
-                    .max_map_length($crate::SPORTS.len())
+                    .reads(&input)
             }
         }
     };
@@ -149,7 +159,7 @@ pub(crate) struct StoredPayload {
 }
 
 impl<F: StoredRaw> ValidateFrom<F> {
-    pub fn new(fetch: Output<Vec<F>>, settings: SharedSettings) -> Self {
+    pub fn new(fetch: Output<F>, settings: SharedSettings) -> Self {
         Self { fetch, settings }
     }
 
@@ -162,7 +172,7 @@ impl<F: StoredRaw> ValidateFrom<F> {
         what: &str,
     ) -> Result<StoredPayload, TaskError> {
         let settings: &Settings = &self.settings;
-        let fetched: F = ctx.item()?;
+        let fetched: F = self.fetch.get(ctx)?;
         let sport: &'static Sport = sport(fetched.sport_key()).ok_or_else(|| {
             TaskError::fatal(format!(
                 "{} fetched unknown sport `{}`",

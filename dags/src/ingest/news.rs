@@ -30,7 +30,7 @@ use sources::news::{
 use sources::replay::Replay;
 use sources::Rejected;
 
-/// XCom of an instance of `fetch_news`.
+/// XCom of an instance of `sport.fetch_news`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -46,7 +46,7 @@ pub struct FetchOutput {
     pub failed_feeds: usize,
 }
 
-/// XCom of an instance of `validate`.
+/// XCom of an instance of `sport.validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -112,7 +112,7 @@ pub fn read_day(payload: &Value, date: NaiveDate) -> Result<DayItems, String> {
     Ok(out)
 }
 
-/// `fetch_news`, one instance per sport: the sport's feeds of the day,
+/// `sport.fetch_news`, one instance per sport: the sport's feeds of the day,
 /// stored as fetched.
 #[derive(Debug, Clone)]
 pub struct FetchNews {
@@ -233,7 +233,7 @@ impl TypedTask for FetchNews {
     }
 }
 
-/// `validate`, one instance per fetched sport: the stored feeds, checked article by article.
+/// `sport.validate`, one instance per fetched sport: the stored feeds, checked article by article.
 #[derive(Debug, Clone)]
 pub struct ValidateNews(ValidateFrom<FetchOutput>);
 

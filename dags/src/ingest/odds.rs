@@ -36,7 +36,7 @@ pub const DEAD_LETTER_SOURCE: &str = "odds_api.historical";
 /// Prices are requested (live) and generated/recorded (replay) as American.
 pub(crate) const FORMAT: OddsFormat = OddsFormat::American;
 
-/// XCom of an instance of `fetch_odds_snapshots`.
+/// XCom of an instance of `sport.fetch_odds_snapshots`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -58,7 +58,7 @@ pub struct FetchOutput {
     pub credits_remaining: Option<f64>,
 }
 
-/// XCom of an instance of `validate`.
+/// XCom of an instance of `sport.validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -100,7 +100,7 @@ pub fn snapshot_times(date: NaiveDate, minutes: u32) -> Vec<DateTime<Utc>> {
     out
 }
 
-/// `fetch_odds_snapshots`, one instance per sport: the sport's snapshots
+/// `sport.fetch_odds_snapshots`, one instance per sport: the sport's snapshots
 /// of the day, stored untouched.
 #[derive(Debug, Clone)]
 pub struct FetchOddsSnapshots {
@@ -151,7 +151,7 @@ fn replay(
 }
 
 /// The replayed snapshots of `sport` over sports day `date`, one every
-/// `minutes`: what a `fetch_odds_snapshots` instance stores in replay mode
+/// `minutes`: what a `sport.fetch_odds_snapshots` instance stores in replay mode
 /// (also what `betflow stream replay` publishes).
 pub fn replay_day(sport: &Sport, date: NaiveDate, minutes: u32) -> Result<Vec<Fetched>, TaskError> {
     replay(sport, date, &snapshot_times(date, minutes))
@@ -270,7 +270,7 @@ fn show(v: Option<f64>) -> String {
     v.map_or_else(|| "?".to_owned(), |v| v.to_string())
 }
 
-/// `validate`, one instance per fetched sport: the stored snapshots, checked event by event.
+/// `sport.validate`, one instance per fetched sport: the stored snapshots, checked event by event.
 #[derive(Debug, Clone)]
 pub struct ValidateOddsSnapshots(ValidateFrom<FetchOutput>);
 

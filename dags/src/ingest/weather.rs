@@ -239,7 +239,7 @@ impl TypedTask for SelectOutdoorVenues {
     }
 }
 
-/// XCom of an instance of `fetch_open_meteo`.
+/// XCom of an instance of `sport.fetch_open_meteo`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FetchOutput {
     pub sport: String,
@@ -251,7 +251,7 @@ pub struct FetchOutput {
     pub venues: usize,
 }
 
-/// XCom of an instance of `validate`.
+/// XCom of an instance of `sport.validate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateOutput {
     pub sport: String,
@@ -264,7 +264,7 @@ pub struct ValidateOutput {
     pub records: usize,
 }
 
-/// `fetch_open_meteo`, one instance per sport: hourly history (UTC, the
+/// `sport.fetch_open_meteo`, one instance per sport: hourly history (UTC, the
 /// sports day and the next, so evening kickoffs are covered) at each of the
 /// sport's venues.
 #[derive(Debug, Clone)]
@@ -498,7 +498,7 @@ fn check_response(venue: &OutdoorVenue, response: &Value) -> Result<usize, Strin
     Ok(parsed.observations().len())
 }
 
-/// `validate`, one instance per fetched sport: the stored responses, checked venue by venue.
+/// `sport.validate`, one instance per fetched sport: the stored responses, checked venue by venue.
 #[derive(Debug, Clone)]
 pub struct ValidateWeather(ValidateFrom<FetchOutput>);
 

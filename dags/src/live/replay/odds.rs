@@ -1,5 +1,5 @@
 //! Replayed odds: the historical snapshots of a sports day (what
-//! a `fetch_odds_snapshots` instance stores in replay mode), one message per
+//! a `sport.fetch_odds_snapshots` instance stores in replay mode), one message per
 //! event and snapshot, at the snapshot's timestamp.
 
 use chrono::NaiveDate;
