@@ -306,10 +306,18 @@ async fn task_page(
         can_act: user.can_operate() && dag.is_some(),
         mapped,
         map_source: node
-            .and_then(|n| n.map.as_ref())
-            .map(|m| match &m.over {
-                orchestrator::MapOver::Param(p) => format!("param {p}"),
-                orchestrator::MapOver::Output(t) => format!("the output of {t}"),
+            .and_then(|n| Some((n, n.map.as_ref()?)))
+            .map(|(n, m)| {
+                let list = match &m.over {
+                    orchestrator::MapOver::Param(p) => format!("param {p}"),
+                    orchestrator::MapOver::Output(t) => format!("the output of {t}"),
+                };
+                match (&n.group, n.in_mapped_group) {
+                    (Some(g), true) => format!(
+                        "{list}, as every task of mapped group {g}: instance i follows instance i of the group's tasks upstream of it"
+                    ),
+                    _ => list,
+                }
             })
             .unwrap_or_default(),
         map_note: match ti.state {
