@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use orchestrator::{
-    task_fn, typed_fn, AlertEvent, Alerts, Asset, AssetCondition, Dag, DagBag, Deadline, Output,
-    RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec, TriggerRule, TypedSpec,
+    task_fn, typed_fn, AlertEvent, Alerts, Asset, AssetCondition, Dag, DagBag, Deadline,
+    GroupOutput, MapOver, Output, RetryPolicy, Sensor, TaskContext, TaskError, TaskSpec,
+    TriggerRule, TypedSpec,
 };
 use polars::prelude::{DataFrame, NamedFrom, Series};
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,7 @@ pub fn add_to(bag: &mut DagBag) {
         asset_producer("example_asset_letters", "letters"),
         asset_consumer(),
         mapping(),
+        mapped_group(),
     ] {
         match dag {
             Ok(d) => bag.add(d),
@@ -123,6 +125,71 @@ fn mapping() -> Result<Dag, orchestrator::dag::DagError> {
             }),
         )
         .reads(&found),
+    );
+    b.build()
+}
+
+/// A mapped task group: `per_sport.fetch` then `per_sport.score`, once per
+/// sport of the run's `sports` param, each sport's score following its own
+/// fetch alone; `report` reads every score, whatever became of the others.
+fn mapped_group() -> Result<Dag, orchestrator::dag::DagError> {
+    let mut b = Dag::builder("example_mapped_task_group")
+        .description("Two tasks run once per sport; each sport's chain goes on its own")
+        .tags(&["example"])
+        .param("sports", crate::all_sports_param());
+    b.mapped_group("per_sport", MapOver::Param("sports".into()), 8);
+    let fetched: GroupOutput<SportFetch> = b.mapped_group_add(
+        "per_sport",
+        TypedSpec::new(
+            "fetch",
+            typed_fn(|ctx: TaskContext| async move {
+                let sport: String = ctx.item()?;
+                if crate::sport(&sport).is_none() {
+                    return Err(TaskError::fatal(format!("unknown sport `{sport}`")));
+                }
+                ctx.log.info(format!("fetching {sport}"));
+                Ok(SportFetch {
+                    games: sport.len() as i64,
+                    sport,
+                })
+            }),
+        ),
+    );
+    let mine = fetched.each();
+    let scored: GroupOutput<String> = b.mapped_group_add(
+        "per_sport",
+        TypedSpec::new(
+            "score",
+            typed_fn(move |ctx: TaskContext| {
+                let mine = mine.clone();
+                async move {
+                    // The fetch instance of this sport, not the list of all.
+                    let fetched: SportFetch = mine.get(&ctx)?;
+                    ctx.log.info(format!(
+                        "scoring {} ({} games) as instance {}",
+                        fetched.sport, fetched.games, ctx.map_index
+                    ));
+                    Ok(format!("{}: {} games", fetched.sport, fetched.games))
+                }
+            }),
+        )
+        .reads(&fetched.each()),
+    );
+    let all = scored.all();
+    b.add(
+        TypedSpec::new(
+            "report",
+            typed_fn(move |ctx: TaskContext| {
+                let all = all.clone();
+                async move {
+                    let lines: Vec<String> = all.get(&ctx)?;
+                    ctx.log.info(format!("{} sports scored", lines.len()));
+                    Ok(lines.join("; "))
+                }
+            }),
+        )
+        .reads(&scored.all())
+        .with(|s| s.trigger_rule(TriggerRule::AllDone)),
     );
     b.build()
 }

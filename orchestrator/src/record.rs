@@ -691,9 +691,17 @@ async fn queue_ready_downstream(
     }
     for ((dag_id, run_id), ended) in runs {
         let dag = ended[0].dag;
-        let mut needs_scheduler = ended
-            .iter()
-            .any(|e| e.task.downstream.is_empty() || e.state != TaskState::Success);
+        // The same instance of a mapped group's next tasks is the
+        // scheduler's to decide (`scheduler::decide`), instance by instance.
+        let mut needs_scheduler = ended.iter().any(|e| {
+            e.task.downstream.is_empty()
+                || e.state != TaskState::Success
+                || e.task.in_mapped_group
+                    && e.task
+                        .downstream
+                        .iter()
+                        .any(|d| dag.task(d).is_some_and(|d| d.follows_index_of(e.task)))
+        });
         let ready = ready_in_run(store, dag, run_id, &ended, &mut needs_scheduler).await?;
         if needs_scheduler {
             finished.needs_scheduler = true;

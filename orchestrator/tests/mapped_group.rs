@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use orchestrator::{
-    typed_fn, Dag, DagBag, GroupOutput, MapOver, TaskContext, TaskError, TypedSpec,
+    typed_fn, Dag, DagBag, EngineConfig, GroupOutput, MapOver, TaskContext, TaskError, TypedSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 mod common;
-use common::{cluster, run_once, Cluster};
+use common::{cluster, run_once, run_once_with, Cluster};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Fetched {
@@ -23,7 +23,8 @@ struct Fetched {
 
 /// `per_sport` = fetch >> check, mapped over the `sports` param, then
 /// `summary` (all_done) over every check. Fetching `mlb` fails; fetching
-/// `nhl` takes a second, so the other checks can be seen not to wait for it.
+/// `nhl` takes three seconds, so the other checks can be seen not to wait
+/// for it.
 fn per_sport() -> Dag {
     let mut b = Dag::builder("per_sport_group").param("sports", json!(["nfl", "mlb", "nhl"]));
     b.mapped_group("per_sport", MapOver::Param("sports".into()), 8);
@@ -35,7 +36,7 @@ fn per_sport() -> Dag {
                 let sport: String = ctx.item()?;
                 match sport.as_str() {
                     "mlb" => return Err(TaskError::fatal("no such league here")),
-                    "nhl" => tokio::time::sleep(Duration::from_secs(1)).await,
+                    "nhl" => tokio::time::sleep(Duration::from_secs(3)).await,
                     _ => {}
                 }
                 Ok(Fetched {
@@ -153,4 +154,39 @@ async fn an_empty_list_skips_the_whole_group_and_what_follows_it_runs_on_nothing
     assert_eq!(instances(&c, &run, "per_sport.fetch").await, "-1:skipped");
     assert_eq!(instances(&c, &run, "per_sport.check").await, "-1:skipped");
     assert_eq!(instances(&c, &run, "summary").await, "-1:success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_is_queued_as_soon_as_its_own_upstream_instance_succeeded() {
+    let mut bag = DagBag::new();
+    bag.add(per_sport());
+    let c = cluster(&bag).await;
+    // No periodic pass comes to the rescue: only the end of `fetch [0]`
+    // can get `check [0]` going before the slow `fetch [1]` ends.
+    let config = EngineConfig {
+        run_streams: false,
+        create_scheduled_runs: false,
+        poll_interval: Duration::from_secs(60),
+        ..EngineConfig::default()
+    };
+    let (run, state) = run_once_with(
+        &c,
+        &bag,
+        "per_sport_group",
+        json!({"sports": ["nfl", "nhl"]}),
+        config,
+    )
+    .await;
+    assert_eq!(state, "success");
+    let order = text(
+        &c,
+        &format!(
+            "SELECT ((SELECT end_date FROM task_instances WHERE run_id = '{run}'
+                       AND task_id = 'per_sport.check' AND map_index = 0)
+                  < (SELECT end_date FROM task_instances WHERE run_id = '{run}'
+                       AND task_id = 'per_sport.fetch' AND map_index = 1))::text"
+        ),
+    )
+    .await;
+    assert_eq!(order, "true", "check [0] ended before fetch [1]");
 }

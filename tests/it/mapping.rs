@@ -174,3 +174,76 @@ fn an_empty_list_skips_and_a_bad_one_fails_with_its_reason() {
         assert_eq!(output(&env, &run, "total"), r#"{"total": 12}"#);
     }
 }
+
+#[test]
+fn a_mapped_task_group_runs_each_items_chain_on_its_own() {
+    const GROUP_DAG: &str = "example_mapped_task_group";
+    let mut env = TestEnv::start();
+    let viewer = Viewer::log_in(&mut env);
+    env.create_user("olga", "operator", "operator-pass");
+    let op = Api::new(viewer.base(), Some(env.token("olga")));
+    let r = op.patch(&format!("/dags/{GROUP_DAG}"), json!({"is_paused": false}));
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // mlb is no sport of ours: its fetch fails, and only its score waits
+    // in vain; nfl's and nba's chains finish, and `report` (all_done) reads
+    // the scores there are.
+    let r = op.post(
+        &format!("/dags/{GROUP_DAG}/dagRuns"),
+        json!({"conf": {"sports": ["nfl", "mlb", "nba"]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = r.body["dag_run_id"].as_str().unwrap().to_owned();
+    op.wait_run(GROUP_DAG, &run, "success", 60);
+    let states = |task: &str| -> String {
+        env.scalar(&format!(
+            "SELECT string_agg(map_index || ':' || state, ',' ORDER BY map_index) FROM task_instances
+             WHERE dag_id = '{GROUP_DAG}' AND run_id = '{run}' AND task_id = '{task}'"
+        ))
+    };
+    assert_eq!(states("per_sport.fetch"), "0:success,1:failed,2:success");
+    assert_eq!(
+        states("per_sport.score"),
+        "0:success,1:upstream_failed,2:success"
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT value #>> '{{}}' FROM xcom
+             WHERE dag_id = '{GROUP_DAG}' AND run_id = '{run}' AND task_id = 'report'"
+        )),
+        "nfl: 3 games; nba: 3 games"
+    );
+
+    // The API lists each instance of the group's tasks.
+    let base = format!("/dags/{GROUP_DAG}/dagRuns/{run}/taskInstances");
+    let listed = op.ok(&format!("{base}/per_sport.score/listMapped"));
+    assert_eq!(listed["total_entries"], 3, "{listed}");
+    let score = op.ok(&format!("{base}/per_sport.score/2"));
+    assert_eq!(score["state"], "success", "{score}");
+    let log = op.ok(&format!("{base}/per_sport.score/logs/1?map_index=2"));
+    assert!(
+        log.to_string()
+            .contains("scoring nba (3 games) as instance 2"),
+        "the log of [2]: {log}"
+    );
+
+    // The task page says the instances follow the group's.
+    let page = viewer.get(&format!(
+        "/dags/{GROUP_DAG}/runs/{run}/tasks/per_sport.score?map_index=1"
+    ));
+    assert!(page.contains("mapped group per_sport"), "what it maps over");
+    assert!(page.contains("upstream_failed"), "the state of [1]");
+
+    // A task that reads its group's instance cannot run alone.
+    let err = env.fails(&[
+        "tasks",
+        "run",
+        GROUP_DAG,
+        "per_sport.score",
+        "--date",
+        "2025-01-01",
+        "--map-index",
+        "0",
+    ]);
+    assert!(err.contains("instance of the same index"), "{err}");
+}

@@ -73,6 +73,23 @@ pub fn day(i: i64) -> DataInterval {
 /// id and end state.
 #[allow(dead_code)]
 pub async fn run_once(c: &Cluster, bag: &DagBag, dag_id: &str, conf: Value) -> (String, String) {
+    let config = EngineConfig {
+        run_streams: false,
+        create_scheduled_runs: false,
+        ..EngineConfig::default()
+    };
+    run_once_with(c, bag, dag_id, conf, config).await
+}
+
+/// [`run_once`] with the engine's `config`.
+#[allow(dead_code)]
+pub async fn run_once_with(
+    c: &Cluster,
+    bag: &DagBag,
+    dag_id: &str,
+    conf: Value,
+    config: EngineConfig,
+) -> (String, String) {
     let store = &c.store;
     let dag = bag.get(dag_id).expect("DAG in bag").clone();
     let now = chrono::Utc::now();
@@ -85,11 +102,6 @@ pub async fn run_once(c: &Cluster, bag: &DagBag, dag_id: &str, conf: Value) -> (
         .await
         .expect("create run")
         .expect("new run");
-    let config = EngineConfig {
-        run_streams: false,
-        create_scheduled_runs: false,
-        ..EngineConfig::default()
-    };
     let token = CancellationToken::new();
     let engine = tokio::spawn(orchestrator::engine::run(
         store.clone(),
