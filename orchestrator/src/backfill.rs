@@ -641,10 +641,14 @@ pub async fn start_runs(
     }
     let order = if backwards { "DESC" } else { "ASC" };
     Ok(sqlx::query_as(&format!(
-        "UPDATE dag_runs SET state = 'running', start_date = now(), last_scheduling_decision = NULL
-         WHERE id IN (SELECT id FROM dag_runs WHERE backfill_id = $1 AND state = 'queued'
-                      ORDER BY logical_date {order} LIMIT $2)
-         RETURNING dag_id, run_id"
+        "WITH started AS (
+             UPDATE dag_runs SET state = 'running', start_date = now()
+             WHERE id IN (SELECT id FROM dag_runs WHERE backfill_id = $1 AND state = 'queued'
+                          ORDER BY logical_date {order} LIMIT $2)
+             RETURNING dag_id, run_id),
+         asked AS (INSERT INTO run_schedule_requests (dag_id, run_id)
+                   SELECT dag_id, run_id FROM started)
+         SELECT dag_id, run_id FROM started"
     ))
     .bind(backfill_id)
     .bind(room)

@@ -383,6 +383,7 @@ async fn scheduler_loop(
     let mut last_zombie_check = tokio::time::Instant::now();
     let mut last_backfill_check = tokio::time::Instant::now();
     let mut last_housekeeping = tokio::time::Instant::now();
+    let mut turns = scheduler::Turns::default();
     loop {
         // Creating runs from schedules only needs to happen about once a second.
         let create =
@@ -413,7 +414,7 @@ async fn scheduler_loop(
             (steps.start, steps.started) = (step.elapsed(), started.runs);
             again |= started.more;
             let step = std::time::Instant::now();
-            let advanced = scheduler::advance_runs(&store, &bag).await?;
+            let advanced = scheduler::advance_runs(&store, &bag, &mut turns).await?;
             steps.advance = step.elapsed();
             again |= advanced.more;
             if advanced.finished > 0 {

@@ -4,7 +4,7 @@
 //! processes at once: rows are claimed with `FOR UPDATE SKIP LOCKED` and every
 //! state change is conditional on the state it expects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -210,16 +210,22 @@ pub async fn start_queued_runs(store: &Store, bag: &DagBag) -> Result<Step, Stor
         .unzip();
     // Each DAG's oldest queued runs, its share of them, off the index of
     // waiting runs (migration 31).
+    // A started run asks for a pass: its first tasks are queued by the
+    // advance of this same pass.
     let started: Vec<(String, String)> = sqlx::query_as(
-        "UPDATE dag_runs SET state = 'running', start_date = now(), last_scheduling_decision = NULL
-         FROM unnest($1::text[], $2::bool[], $3::int[]) AS c(dag_id, paused, share)
-         CROSS JOIN LATERAL (
-             SELECT r.id FROM dag_runs r
-             WHERE r.dag_id = c.dag_id AND r.state = 'queued' AND r.backfill_id IS NULL
-               AND (NOT c.paused OR r.run_type = 'backfill')
-             ORDER BY r.logical_date LIMIT c.share) q
-         WHERE dag_runs.id = q.id
-         RETURNING dag_runs.dag_id, dag_runs.run_id",
+        "WITH started AS (
+             UPDATE dag_runs SET state = 'running', start_date = now()
+             FROM unnest($1::text[], $2::bool[], $3::int[]) AS c(dag_id, paused, share)
+             CROSS JOIN LATERAL (
+                 SELECT r.id FROM dag_runs r
+                 WHERE r.dag_id = c.dag_id AND r.state = 'queued' AND r.backfill_id IS NULL
+                   AND (NOT c.paused OR r.run_type = 'backfill')
+                 ORDER BY r.logical_date LIMIT c.share) q
+             WHERE dag_runs.id = q.id
+             RETURNING dag_runs.dag_id, dag_runs.run_id),
+         asked AS (INSERT INTO run_schedule_requests (dag_id, run_id)
+                   SELECT dag_id, run_id FROM started)
+         SELECT dag_id, run_id FROM started",
     )
     .bind(mine.iter().map(|m| m.0.id.as_str()).collect::<Vec<_>>())
     .bind(mine.iter().map(|m| m.1).collect::<Vec<_>>())
@@ -317,11 +323,22 @@ pub(crate) async fn insert_task_instances(
 }
 
 /// The most running runs one scheduler pass examines: a pass stays short
-/// however many runs are active. Runs take turns, least recently examined
-/// first; a run an executor asked a pass for (a try recorded that needs
-/// the scheduler) comes before all others, then runs flagged by a NULL
-/// `last_scheduling_decision` (just started, cleared, a zombie reaped).
+/// however many runs are active. Runs that asked for a pass come first
+/// (a try recorded that needs the scheduler, a run just started or
+/// cleared, a zombie reaped: `run_schedule_requests`); the others take
+/// turns by id ([`Turns`]).
 pub const RUNS_PER_PASS: i64 = 256;
+
+/// Where this process's passes are in their round of the running runs:
+/// each pass takes those after the last one the previous pass examined,
+/// by id, and starts over from the first once past the last. So every
+/// running run is examined at least once every `running / RUNS_PER_PASS`
+/// passes, and no pass writes to a run to say it examined it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Turns {
+    /// The id of the last run examined in turn (0: start from the first).
+    after: i64,
+}
 
 /// What [`advance_runs`] did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -335,11 +352,11 @@ pub struct Advanced {
 /// One task instance of a run, as a pass reads it.
 type InstanceRow = (String, i32, String, Option<DateTime<Utc>>);
 
-/// A running run a pass examines: id, DAG, run id, when a pass last did.
-type PassRun = (i64, String, String, Option<DateTime<Utc>>);
+/// A running run a pass examines: id, DAG, run id.
+type PassRun = (i64, String, String);
 
 /// A run a request names, as a pass locks it: a [`PassRun`] and its state.
-type RequestedRun = (i64, String, String, Option<DateTime<Utc>>, String);
+type RequestedRun = (i64, String, String, String);
 
 /// An [`InstanceRow`] led by its DAG and run.
 type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>>);
@@ -347,13 +364,17 @@ type RunInstanceRow = (String, String, String, i32, String, Option<DateTime<Utc>
 /// Examine up to [`RUNS_PER_PASS`] running runs this process can lock, in
 /// one transaction: their task instances are read in one query, and only
 /// runs with something to change write.
-pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, StoreError> {
+pub async fn advance_runs(
+    store: &Store,
+    bag: &DagBag,
+    turns: &mut Turns,
+) -> Result<Advanced, StoreError> {
     let mut tx = store.pool().begin().await?;
     // Every statement of a pass finds its rows by key. On statistics from
     // before a catch-up created its runs, the planner expected a few and
-    // scanned whole tables instead: stamping 256 runs compared each of
-    // 8,000 rows with the 256 ids (25-40 ms), and the pass's moves hashed
-    // every task instance (25 ms). Local to the pass's transaction. JIT
+    // scanned whole tables instead: an update of 256 runs by id compared
+    // each of 8,000 rows with the 256 ids (25-40 ms), and the pass's moves
+    // hashed every task instance (25 ms). Local to the pass's transaction. JIT
     // is off with it: a scan with no index to take instead (a temporary
     // table, a table without one) then costs 10^10, far past
     // `jit_above_cost`, and compiling it took 150 ms.
@@ -366,18 +387,18 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     // deadlocked with this lock while the scheduler waited on a task
     // instance that executor had just updated.
     //
-    // First the runs executors asked a pass for (migration 29), then the
-    // least recently examined.
+    // First the runs that asked for a pass (migration 29), then the others
+    // in turn.
     // Each request looks its run up by key alone: the requests are few,
     // the running runs may be thousands. With the state in the lookup, a
     // plan from statistics taken before a catch-up started its runs
     // scanned the index of active runs instead, 7,000 of them per request
     // (0.3-1.1 s a pass). A request whose run has ended is only dropped.
     let requests: Vec<RequestedRun> = sqlx::query_as(
-        "SELECT r.id, r.dag_id, r.run_id, r.last_scheduling_decision, r.state
+        "SELECT r.id, r.dag_id, r.run_id, r.state
          FROM (SELECT DISTINCT dag_id, run_id FROM run_schedule_requests LIMIT $1) q
          CROSS JOIN LATERAL (
-             SELECT id, dag_id, run_id, last_scheduling_decision, state FROM dag_runs
+             SELECT id, dag_id, run_id, state FROM dag_runs
              WHERE dag_runs.dag_id = q.dag_id AND dag_runs.run_id = q.run_id
              LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
          ) r
@@ -388,9 +409,9 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     .await?;
     let mut ended: Vec<(String, String)> = Vec::new();
     let mut runs: Vec<PassRun> = Vec::new();
-    for (id, dag_id, run_id, decided, state) in requests {
+    for (id, dag_id, run_id, state) in requests {
         if state == "running" {
-            runs.push((id, dag_id, run_id, decided));
+            runs.push((id, dag_id, run_id));
         } else {
             ended.push((dag_id, run_id));
         }
@@ -399,18 +420,36 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     let requests_left = (runs.len() + ended.len()) as i64 == RUNS_PER_PASS;
     let requested = runs.len() as i64;
     if requested < RUNS_PER_PASS {
-        let taken: Vec<i64> = runs.iter().map(|r| r.0).collect();
-        let turns: Vec<PassRun> = sqlx::query_as(
-            "SELECT id, dag_id, run_id, last_scheduling_decision FROM dag_runs
-             WHERE state = 'running' AND id <> ALL($2)
-             ORDER BY last_scheduling_decision NULLS FIRST, id LIMIT $1
-             FOR NO KEY UPDATE SKIP LOCKED",
-        )
-        .bind(RUNS_PER_PASS - requested)
-        .bind(&taken)
-        .fetch_all(&mut *tx)
-        .await?;
-        runs.extend(turns);
+        // The running runs after the last one examined in turn, then, once
+        // past the last, from the first. The partial index of running runs
+        // (migration 32) hands them over in id order.
+        let mut taken: Vec<i64> = runs.iter().map(|r| r.0).collect();
+        let mut want = RUNS_PER_PASS - requested;
+        let mut after = turns.after;
+        loop {
+            let next: Vec<PassRun> = sqlx::query_as(
+                "SELECT id, dag_id, run_id FROM dag_runs
+                 WHERE state = 'running' AND id > $3 AND id <> ALL($2)
+                 ORDER BY id LIMIT $1
+                 FOR NO KEY UPDATE SKIP LOCKED",
+            )
+            .bind(want)
+            .bind(&taken)
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?;
+            let short = (next.len() as i64) < want;
+            want -= next.len() as i64;
+            turns.after = next.last().map_or(0, |r| r.0);
+            taken.extend(next.iter().map(|r| r.0));
+            runs.extend(next);
+            // Past the last running run: once more from the first, unless
+            // this round already started there.
+            if !short || after == 0 {
+                break;
+            }
+            after = 0;
+        }
     }
     if runs.is_empty() && ended.is_empty() {
         return Ok(Advanced::default());
@@ -462,7 +501,7 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     }
     let mut done = Advanced::default();
     let mut writes = PassWrites::default();
-    for (_, dag_id, run_id, _) in &ours {
+    for (_, dag_id, run_id) in &ours {
         let Some(dag) = bag.get(dag_id) else {
             continue;
         };
@@ -473,40 +512,11 @@ pub async fn advance_runs(store: &Store, bag: &DagBag) -> Result<Advanced, Store
     }
     done.queued += writes.moves.apply(&mut tx).await?;
     done.finished = finish_runs(&mut tx, &writes.finished).await?;
-    // Runs of DAGs this binary lacks take their turn too, or they would
-    // stay first in line. A run examined less than a second ago keeps its
-    // stamp, and a run that just ended needs none: each stamp rewrites the
-    // run's row and every index on it, and during a catch-up a run is
-    // examined several times a second (a third of a pass went to stamps).
-    // Turns are so ordered to the second, then by id.
-    // The conditions are written so that only the key can choose the
-    // plan: on stale statistics, `state = 'running'` or a bare range on the
-    // stamp chose a scan of the whole index of turns instead.
-    let ended: HashSet<(&str, &str)> = writes
-        .finished
-        .iter()
-        .map(|f| (f.0.as_str(), f.1.as_str()))
-        .collect();
-    let ids: Vec<i64> = runs
-        .iter()
-        .filter(|r| !ended.contains(&(r.1.as_str(), r.2.as_str())))
-        .map(|r| r.0)
-        .collect();
-    sqlx::query(
-        "UPDATE dag_runs SET last_scheduling_decision = now()
-         WHERE id = ANY($1)
-           AND (last_scheduling_decision IS NULL
-                OR last_scheduling_decision + interval '1 second' < now())",
-    )
-    .bind(&ids)
-    .execute(&mut *tx)
-    .await?;
     if done.queued > 0 {
         notify_wakeup(&mut *tx).await?;
     }
     tx.commit().await?;
-    done.more = requests_left
-        || (runs.len() as i64 == RUNS_PER_PASS && runs.last().is_some_and(|r| r.3.is_none()));
+    done.more = requests_left;
     Ok(done)
 }
 
@@ -972,13 +982,11 @@ pub async fn reap_zombies(
         .execute(&mut *tx)
         .await?;
         // Its run is first in line for the next pass (RUNS_PER_PASS).
-        sqlx::query(
-            "UPDATE dag_runs SET last_scheduling_decision = NULL WHERE dag_id = $1 AND run_id = $2",
-        )
-        .bind(dag_id)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO run_schedule_requests (dag_id, run_id) VALUES ($1, $2)")
+            .bind(dag_id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
     }
     if !zombies.is_empty() {
         sqlx::query(

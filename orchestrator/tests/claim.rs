@@ -45,7 +45,7 @@ async fn a_claim_steps_over_a_full_dags_instances_and_fills_its_slots_from_other
     scheduler::start_queued_runs(&c.store, &bag)
         .await
         .expect("start runs");
-    let advanced = scheduler::advance_runs(&c.store, &bag)
+    let advanced = scheduler::advance_runs(&c.store, &bag, &mut scheduler::Turns::default())
         .await
         .expect("queue the tasks");
     assert_eq!(advanced.queued, 8);

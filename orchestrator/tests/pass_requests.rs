@@ -33,18 +33,11 @@ async fn a_pass_takes_the_requests_of_running_runs_and_drops_those_of_ended_ones
     .await
     .expect("run ids");
     // The second run ends (marked by a user) after an executor asked for it.
-    sqlx::query(
-        "UPDATE dag_runs SET state = 'success', last_scheduling_decision = now() WHERE run_id = $1",
-    )
-    .bind(&run_ids[1])
-    .execute(&c.pool)
-    .await
-    .expect("mark the second run");
-    sqlx::query("UPDATE dag_runs SET last_scheduling_decision = now() WHERE run_id = $1")
-        .bind(&run_ids[0])
+    sqlx::query("UPDATE dag_runs SET state = 'success' WHERE run_id = $1")
+        .bind(&run_ids[1])
         .execute(&c.pool)
         .await
-        .expect("note the first run as examined");
+        .expect("mark the second run");
     for run_id in &run_ids {
         sqlx::query(
             "INSERT INTO run_schedule_requests (dag_id, run_id) VALUES ('requests', $1), ('requests', $1)",
@@ -55,7 +48,7 @@ async fn a_pass_takes_the_requests_of_running_runs_and_drops_those_of_ended_ones
         .expect("request a pass");
     }
 
-    let advanced = scheduler::advance_runs(&c.store, &bag)
+    let advanced = scheduler::advance_runs(&c.store, &bag, &mut scheduler::Turns::default())
         .await
         .expect("a pass");
 

@@ -1,9 +1,8 @@
 //! How a scheduler pass starts queued runs and takes turns among running
 //! ones (docs/scheduler.md, "Passes"): each DAG starts its oldest queued
-//! runs within `max_active_runs`, a paused DAG starts none, and a pass
-//! stamps a run's turn at most once a second, never for a run it ended.
+//! runs within `max_active_runs`, a paused DAG starts none, running runs
+//! take turns by id, and a run just started goes before them.
 
-use chrono::{DateTime, Utc};
 use orchestrator::schedule::DataInterval;
 use orchestrator::scheduler;
 use orchestrator::store::write::RunType;
@@ -11,7 +10,7 @@ use orchestrator::{task_fn, Dag, DagBag, TaskSpec};
 use serde_json::Value;
 
 mod common;
-use common::{cluster, daily, day, Cluster};
+use common::{cluster, day, Cluster};
 
 /// A daily DAG of one no-op task that runs at most `n` runs at once.
 fn limited(id: &str, n: u32) -> Dag {
@@ -26,7 +25,11 @@ fn limited(id: &str, n: u32) -> Dag {
 }
 
 async fn queue_days(c: &Cluster, dag: &Dag, days: i64) {
-    let runs: Vec<(&Dag, DataInterval)> = (0..days).map(|i| (dag, day(i))).collect();
+    queue_days_from(c, dag, 0, days).await;
+}
+
+async fn queue_days_from(c: &Cluster, dag: &Dag, first: i64, days: i64) {
+    let runs: Vec<(&Dag, DataInterval)> = (first..first + days).map(|i| (dag, day(i))).collect();
     c.store
         .create_runs(RunType::Scheduled, &runs)
         .await
@@ -92,83 +95,62 @@ async fn each_dag_starts_its_oldest_queued_runs_within_max_active_runs() {
     assert_eq!(days_in(&c, "two_at_once", "running").await, [1, 2]);
 }
 
-/// Each run's turn stamp, by day.
-async fn stamps(c: &Cluster) -> Vec<Option<DateTime<Utc>>> {
-    sqlx::query_scalar("SELECT last_scheduling_decision FROM dag_runs ORDER BY logical_date")
-        .fetch_all(&c.pool)
-        .await
-        .expect("stamps")
+/// The days of the runs whose one task a pass queued, in order.
+async fn queued_days(c: &Cluster) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT ((r.logical_date AT TIME ZONE 'UTC')::date - DATE '2024-01-01')::bigint
+         FROM task_instances ti JOIN dag_runs r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id
+         WHERE ti.state = 'queued' ORDER BY r.logical_date",
+    )
+    .fetch_all(&c.pool)
+    .await
+    .expect("queued days")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pass_stamps_a_turn_at_most_once_a_second_and_never_for_a_run_it_ended() {
+async fn running_runs_take_turns_by_id_and_a_started_run_goes_first() {
     let mut bag = DagBag::new();
-    bag.add(daily("turns"));
+    bag.add(limited("turns", 10_000));
     let c = cluster(&bag).await;
-    queue_days(&c, bag.get("turns").expect("DAG"), 2).await;
-    scheduler::start_queued_runs(&c.store, &bag)
-        .await
-        .expect("start runs");
-
-    // The first pass examines both just-started runs, queues both tasks in
-    // one statement, and stamps both.
-    let first = scheduler::advance_runs(&c.store, &bag)
-        .await
-        .expect("first pass");
-    assert_eq!(first.queued, 2);
-    let stamped = stamps(&c).await;
-    assert!(stamped.iter().all(Option::is_some), "{stamped:?}");
-
-    // Examined again within the second (the stamps are put ahead of the
-    // clock, so that the test does not depend on how fast it runs): the
-    // stamps stay as they were.
-    sqlx::query("UPDATE dag_runs SET last_scheduling_decision = now() + interval '1 hour'")
+    let per_pass = scheduler::RUNS_PER_PASS;
+    let days = 2 * per_pass;
+    queue_days(&c, bag.get("turns").expect("DAG"), days).await;
+    // Running without asking for a pass (as after a restart): only turns
+    // reach them. Their task instances are made by the pass that first
+    // examines each.
+    sqlx::query("UPDATE dag_runs SET state = 'running'")
         .execute(&c.pool)
         .await
-        .expect("stamp both runs just now");
-    let stamped = stamps(&c).await;
-    scheduler::advance_runs(&c.store, &bag)
+        .expect("runs running");
+    let mut turns = scheduler::Turns::default();
+
+    // The first pass examines the first RUNS_PER_PASS runs by id, writing
+    // nothing to the runs it only looked at.
+    let first = scheduler::advance_runs(&c.store, &bag, &mut turns)
+        .await
+        .expect("first pass");
+    assert_eq!(first.queued, per_pass as usize);
+    assert_eq!(queued_days(&c).await, (0..per_pass).collect::<Vec<i64>>());
+
+    // A run started now asks for a pass: the next one takes it before its
+    // turn would come, then goes on with the turns where the last stopped.
+    queue_days_from(&c, bag.get("turns").expect("DAG"), days, 1).await;
+    let started = scheduler::start_queued_runs(&c.store, &bag)
+        .await
+        .expect("start the new run");
+    assert_eq!(started.runs, 1);
+    let second = scheduler::advance_runs(&c.store, &bag, &mut turns)
         .await
         .expect("second pass");
-    assert_eq!(stamps(&c).await, stamped);
+    assert_eq!(second.queued, per_pass as usize);
+    let mut expected: Vec<i64> = (0..days - 1).collect();
+    expected.push(days);
+    assert_eq!(queued_days(&c).await, expected);
 
-    // A stamp older than a second is renewed.
-    sqlx::query(
-        "UPDATE dag_runs SET last_scheduling_decision = last_scheduling_decision - interval '2 hours'
-         WHERE logical_date = '2024-01-01'",
-    )
-    .execute(&c.pool)
-    .await
-    .expect("age the first stamp");
-    let aged = stamps(&c).await;
-    scheduler::advance_runs(&c.store, &bag)
+    // The third goes on to the last run, then starts over from the first.
+    let third = scheduler::advance_runs(&c.store, &bag, &mut turns)
         .await
         .expect("third pass");
-    let renewed = stamps(&c).await;
-    assert!(renewed[0] > aged[0], "{aged:?} -> {renewed:?}");
-    assert_eq!(renewed[1], stamped[1]);
-
-    // The second run's task succeeds: the pass ends that run and leaves
-    // its stamp alone, however old.
-    sqlx::query(
-        "UPDATE dag_runs SET last_scheduling_decision = last_scheduling_decision - interval '2 hours'
-         WHERE logical_date = '2024-01-02'",
-    )
-    .execute(&c.pool)
-    .await
-    .expect("age the second stamp");
-    sqlx::query(
-        "UPDATE task_instances SET state = 'success', end_date = now()
-         WHERE run_id = (SELECT run_id FROM dag_runs WHERE logical_date = '2024-01-02')",
-    )
-    .execute(&c.pool)
-    .await
-    .expect("the second run's task succeeds");
-    let before = stamps(&c).await;
-    let last = scheduler::advance_runs(&c.store, &bag)
-        .await
-        .expect("fourth pass");
-    assert_eq!(last.finished, 1);
-    assert_eq!(days_in(&c, "turns", "success").await, [1]);
-    assert_eq!(stamps(&c).await[1], before[1]);
+    assert_eq!(third.queued, 1);
+    assert_eq!(queued_days(&c).await, (0..=days).collect::<Vec<i64>>());
 }

@@ -262,9 +262,11 @@ impl Store {
             crate::mapping::collapse(&mut tx, dag, run_id, &mapped).await?;
         }
         if !cleared.is_empty() {
+            // Running again, and first in line for the next pass.
             sqlx::query(
-                "UPDATE dag_runs SET state = 'running', end_date = NULL, last_scheduling_decision = NULL
-                 WHERE dag_id = $1 AND run_id = $2",
+                "WITH run AS (UPDATE dag_runs SET state = 'running', end_date = NULL
+                              WHERE dag_id = $1 AND run_id = $2 RETURNING dag_id, run_id)
+                 INSERT INTO run_schedule_requests (dag_id, run_id) SELECT dag_id, run_id FROM run",
             )
             .bind(&dag.id)
             .bind(run_id)
