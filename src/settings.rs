@@ -28,6 +28,12 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_PARALLELISM", default_value = "32",
           value_parser = |v: &str| at_least("BETFLOW_PARALLELISM", v, 1))]
     pub parallelism: u64,
+    /// Worker threads of the runtime that serves the web (`up`, `bench
+    /// web`); default half the cores, at least 1. The engine has a runtime
+    /// of its own with a thread per core.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_WEB_THREADS",
+          value_parser = |v: &str| at_least("BETFLOW_WEB_THREADS", v, 1))]
+    pub web_threads: Option<u64>,
     /// Longest scheduler/executor sleep when nothing wakes them, in ms.
     #[arg(long, global = true, hide = true, env = "BETFLOW_POLL_MS", default_value = "1000",
           value_parser = |v: &str| at_least("BETFLOW_POLL_MS", v, 10))]
@@ -120,6 +126,18 @@ fn smtp_url(var: &str, v: &str) -> Result<String, String> {
 }
 
 impl Settings {
+    /// Worker threads for the runtime serving the web: the setting, else
+    /// half the cores (at least one). The web gets a share of the cores,
+    /// not all of them: each thread rendering pages under a flood of
+    /// requests is one more runnable thread ahead of the scheduler's
+    /// (`betflow bench web --mixed-seconds`, README "Benchmark").
+    pub fn web_threads(&self) -> usize {
+        match self.web_threads {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1),
+        }
+    }
+
     /// The engine's settings.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {

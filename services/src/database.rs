@@ -33,18 +33,20 @@ pub struct Database {
     embedded: Option<Arc<Mutex<EmbeddedPostgres>>>,
 }
 
-/// Connections of the web server's own pool ([`Database::web_pool`]):
-/// twice the cores, at least 4 and at most 16. Each connection is a
-/// backend that competes with the engine's for the same cores; beyond
-/// about two per core, a flood of page requests only queues inside
-/// Postgres instead of in the pool, and every scheduling decision waits
-/// behind it. On 2 cores under 200 clients (`betflow bench web
-/// --mixed-seconds`), a 1,000-task chain's dispatch p99 was 76–100 ms with
-/// 16 connections and 33 ms with 4 (6 ms idle), the pages serving as many
-/// requests a second either way.
+/// Connections of the web server's own pool ([`Database::web_pool`]): two
+/// per worker thread of the runtime serving the web (`BETFLOW_WEB_THREADS`,
+/// half the cores by default), at least 2 and at most 16. Each connection
+/// is a backend that competes with the engine's for the same cores; beyond
+/// that, a flood of page requests only queues inside Postgres instead of in
+/// the pool, and every scheduling decision waits behind it. On 2 cores
+/// under 200 clients (`betflow bench web --mixed-seconds 40`), a 1,000-task
+/// chain's dispatch p99 was 4.7× idle with 2 web threads and 4 connections,
+/// 3.2× with 1 thread and 4, and 2.6× with 1 thread and 2 (the pages then
+/// served about 30 % fewer requests a second); with 16 connections it was
+/// 17×.
 pub fn web_pool_connections() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    u32::try_from(cores * 2).unwrap_or(u32::MAX).clamp(4, 16)
+    let workers = tokio::runtime::Handle::try_current().map_or(2, |h| h.metrics().num_workers());
+    u32::try_from(workers * 2).unwrap_or(u32::MAX).clamp(2, 16)
 }
 
 /// How long a page or API request waits for a connection before it

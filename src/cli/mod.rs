@@ -102,6 +102,15 @@ impl Command {
     pub fn is_daemon(&self) -> bool {
         matches!(self, Command::Up { .. } | Command::Scheduler)
     }
+
+    /// Whether the command serves the web from the process's runtime (`up`,
+    /// and `bench web`, which measures it as `up` runs it).
+    pub fn serves_web(&self) -> bool {
+        matches!(
+            self,
+            Command::Up { .. } | Command::Bench(::bench::BenchCommand::Web { .. })
+        )
+    }
 }
 
 /// The pipelines' settings of this `home` from the environment, with
