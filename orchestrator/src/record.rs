@@ -26,6 +26,7 @@ use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
 use crate::store::write::notify_wakeup;
 use crate::store::{list_statement, Store, StoreError};
 use crate::task::LogLine;
+use sqlx::PgConnection;
 
 /// How a try ended.
 #[derive(Debug, Clone)]
@@ -316,32 +317,29 @@ async fn write_batch(
         }
         enqueue_alert(&mut tx, me, i).await?;
     }
-    tx.commit().await?;
-
-    let mut finished: Vec<Finished> = Vec::with_capacity(items.len());
+    // In the same transaction: the downstream tasks these tries made ready
+    // are queued, and the runs with something for a pass ask for one. On a
+    // loaded machine each round trip waits for a core; a chain's every hop
+    // made three more after the commit.
+    let mut finished: Vec<Option<Finished>> = Vec::with_capacity(items.len());
     let mut ended: Vec<Ended> = Vec::new();
     let mut flagged: Vec<(String, String)> = Vec::new();
     for item in &items {
         let Some(i) = item else {
-            finished.push(Finished::default());
+            finished.push(Some(Finished::default()));
             continue;
         };
         if !is_owned(i) {
-            let f = not_owned(store, me, i, retrying).await?;
-            if f.needs_scheduler {
-                // Recorded by an earlier attempt: its downstream is the scheduler's now.
-                flagged.push((i.c.dag_id.clone(), i.c.run_id.clone()));
-            }
-            finished.push(f);
+            finished.push(None); // after the commit, below
         } else if !i.settled.state.is_finished() {
             // Retry or reschedule: the scheduler queues it again when due.
             flagged.push((i.c.dag_id.clone(), i.c.run_id.clone()));
-            finished.push(Finished {
+            finished.push(Some(Finished {
                 queued: false,
                 needs_scheduler: true,
-            });
+            }));
         } else {
-            finished.push(Finished::default());
+            finished.push(Some(Finished::default()));
             ended.push(Ended {
                 dag: i.dag,
                 task: i.task,
@@ -351,18 +349,42 @@ async fn write_batch(
             });
         }
     }
-    if !ended.is_empty() {
-        // Every caller wakes what any of them needs: wake-ups coalesce.
-        let woken = queue_ready_downstream(store, &ended, &mut flagged).await?;
-        for f in &mut finished {
-            f.queued |= woken.queued;
-            f.needs_scheduler |= woken.needs_scheduler;
-        }
-    }
+    let woken = if ended.is_empty() {
+        Finished::default()
+    } else {
+        queue_ready_downstream(&mut tx, &ended, &mut flagged).await?
+    };
     flagged.sort_unstable();
     flagged.dedup();
-    flag_for_scheduler(store, &flagged).await?;
-    Ok(finished)
+    flag_for_scheduler(&mut tx, &flagged).await?;
+    tx.commit().await?;
+
+    let mut late: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<Finished> = Vec::with_capacity(items.len());
+    for (item, f) in items.iter().zip(finished) {
+        match (item, f) {
+            (Some(i), None) => {
+                let f = not_owned(store, me, i, retrying).await?;
+                if f.needs_scheduler {
+                    // Recorded by an earlier attempt: its downstream is the scheduler's now.
+                    late.push((i.c.dag_id.clone(), i.c.run_id.clone()));
+                }
+                out.push(f);
+            }
+            (_, f) => {
+                let mut f = f.unwrap_or_default();
+                // Every caller wakes what any of them needs: wake-ups coalesce.
+                f.queued |= woken.queued;
+                f.needs_scheduler |= woken.needs_scheduler;
+                out.push(f);
+            }
+        }
+    }
+    if !late.is_empty() {
+        let mut conn = store.pool().acquire().await?;
+        flag_for_scheduler(&mut conn, &late).await?;
+    }
+    Ok(out)
 }
 
 type InstanceKey = (String, String, String, i32);
@@ -678,7 +700,7 @@ struct Ended<'a> {
 /// milliseconds. Anything other than "run now" (skips, upstream failures,
 /// expanding a mapped task) is left to the scheduler.
 async fn queue_ready_downstream(
-    store: &Store,
+    conn: &mut PgConnection,
     ended: &[Ended<'_>],
     flagged: &mut Vec<(String, String)>,
 ) -> Result<Finished, StoreError> {
@@ -702,7 +724,7 @@ async fn queue_ready_downstream(
                         .iter()
                         .any(|d| dag.task(d).is_some_and(|d| d.follows_index_of(e.task)))
         });
-        let ready = ready_in_run(store, dag, run_id, &ended, &mut needs_scheduler).await?;
+        let ready = ready_in_run(conn, dag, run_id, &ended, &mut needs_scheduler).await?;
         if needs_scheduler {
             finished.needs_scheduler = true;
             flagged.push((dag_id.to_owned(), run_id.to_owned()));
@@ -721,12 +743,12 @@ async fn queue_ready_downstream(
             .bind(run_id)
             .bind(&ready)
             .persistent(prepared)
-            .execute(store.pool())
+            .execute(&mut *conn)
             .await?;
         finished.queued |= res.rows_affected() > 0;
     }
     if finished.queued {
-        notify_wakeup(store.pool()).await?;
+        notify_wakeup(&mut *conn).await?;
     }
     Ok(finished)
 }
@@ -735,7 +757,10 @@ async fn queue_ready_downstream(
 /// (`scheduler::RUNS_PER_PASS`): they have something only it does. An
 /// insert into a table only passes delete from, so it never waits on a
 /// pass holding the runs (migration 29).
-async fn flag_for_scheduler(store: &Store, runs: &[(String, String)]) -> Result<(), StoreError> {
+async fn flag_for_scheduler(
+    conn: &mut PgConnection,
+    runs: &[(String, String)],
+) -> Result<(), StoreError> {
     if runs.is_empty() {
         return Ok(());
     }
@@ -745,14 +770,14 @@ async fn flag_for_scheduler(store: &Store, runs: &[(String, String)]) -> Result<
     )
     .bind(runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>())
     .bind(runs.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
-    .execute(store.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }
 
 /// The downstream tasks of one run's ended tries that may run now.
 async fn ready_in_run<'d>(
-    store: &Store,
+    conn: &mut PgConnection,
     dag: &'d Dag,
     run_id: &str,
     ended: &[&Ended<'_>],
@@ -793,7 +818,7 @@ async fn ready_in_run<'d>(
         }
         if waits_for_all(d.trigger_rule) {
             if pending.is_none() {
-                pending = Some(unfinished_sample(store, dag, run_id).await?);
+                pending = Some(unfinished_sample(&mut *conn, dag, run_id).await?);
             }
             let sample = pending.as_deref().unwrap_or_default();
             if sample.iter().any(|p| d.upstream.contains(p)) {
@@ -818,7 +843,7 @@ async fn ready_in_run<'d>(
     .bind(&dag.id)
     .bind(run_id)
     .bind(&upstream)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     let mut by_task: HashMap<String, Vec<(TaskState, usize)>> = HashMap::new();
     for (task_id, state, n) in counts {
@@ -877,7 +902,7 @@ fn waits_for_all(rule: TriggerRule) -> bool {
 /// upstreams of a fan-in cost O(1) each instead of O(n). Not finding one
 /// means "not sure": the caller then counts properly.
 async fn unfinished_sample(
-    store: &Store,
+    conn: &mut PgConnection,
     dag: &Dag,
     run_id: &str,
 ) -> Result<Vec<String>, StoreError> {
@@ -889,6 +914,6 @@ async fn unfinished_sample(
     )
     .bind(&dag.id)
     .bind(run_id)
-    .fetch_all(store.pool())
+    .fetch_all(conn)
     .await?)
 }
