@@ -327,7 +327,7 @@ pub(crate) async fn insert_task_instances(
 /// (a try recorded that needs the scheduler, a run just started or
 /// cleared, a zombie reaped: `run_schedule_requests`); the others take
 /// turns by id ([`Turns`]).
-pub const RUNS_PER_PASS: i64 = 256;
+pub const RUNS_PER_PASS: i64 = 128;
 
 /// Where this process's passes are in their round of the running runs:
 /// each pass takes those after the last one the previous pass examined,
