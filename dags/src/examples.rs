@@ -92,22 +92,9 @@ fn mapping() -> Result<Dag, orchestrator::dag::DagError> {
         .reads(&doubled),
     );
     let found: Output<Vec<SportFetch>> = b.add_mapped(
-        TypedSpec::new(
-            "fetch_sport",
-            typed_fn(|ctx: TaskContext| async move {
-                let sport: String = ctx.item()?;
-                if crate::sport(&sport).is_none() {
-                    return Err(TaskError::fatal(format!("unknown sport `{sport}`")));
-                }
-                ctx.log.info(format!("fetching {sport}"));
-                Ok(SportFetch {
-                    games: sport.len() as i64,
-                    sport,
-                })
-            }),
-        )
-        .expand_over_param("sports")
-        .max_map_length(8),
+        TypedSpec::new("fetch_sport", typed_fn(fetch_one_sport))
+            .expand_over_param("sports")
+            .max_map_length(8),
     );
     let input = found.clone();
     b.add(
@@ -140,20 +127,7 @@ fn mapped_group() -> Result<Dag, orchestrator::dag::DagError> {
     b.mapped_group("per_sport", MapOver::Param("sports".into()), 8);
     let fetched: GroupOutput<SportFetch> = b.mapped_group_add(
         "per_sport",
-        TypedSpec::new(
-            "fetch",
-            typed_fn(|ctx: TaskContext| async move {
-                let sport: String = ctx.item()?;
-                if crate::sport(&sport).is_none() {
-                    return Err(TaskError::fatal(format!("unknown sport `{sport}`")));
-                }
-                ctx.log.info(format!("fetching {sport}"));
-                Ok(SportFetch {
-                    games: sport.len() as i64,
-                    sport,
-                })
-            }),
-        ),
+        TypedSpec::new("fetch", typed_fn(fetch_one_sport)),
     );
     let mine = fetched.each();
     let scored: GroupOutput<String> = b.mapped_group_add(
@@ -192,6 +166,20 @@ fn mapped_group() -> Result<Dag, orchestrator::dag::DagError> {
         .with(|s| s.trigger_rule(TriggerRule::AllDone)),
     );
     b.build()
+}
+
+/// One sport's fetch in the mapping examples: its item is the sport's key;
+/// it "finds" as many games as the key has letters.
+async fn fetch_one_sport(ctx: TaskContext) -> Result<SportFetch, TaskError> {
+    let sport: String = ctx.item()?;
+    if crate::sport(&sport).is_none() {
+        return Err(TaskError::fatal(format!("unknown sport `{sport}`")));
+    }
+    ctx.log.info(format!("fetching {sport}"));
+    Ok(SportFetch {
+        games: sport.len() as i64,
+        sport,
+    })
 }
 
 /// What one `fetch_sport` instance of `example_dynamic_mapping` found.

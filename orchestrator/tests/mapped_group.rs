@@ -101,6 +101,22 @@ async fn instances(c: &Cluster, run: &str, task: &str) -> String {
     .await
 }
 
+/// Whether instance `a` ended before instance `b` in `run`.
+async fn ended_before(c: &Cluster, run: &str, a: (&str, i32), b: (&str, i32)) -> bool {
+    sqlx::query_scalar(
+        "SELECT (SELECT end_date FROM task_instances WHERE run_id = $1 AND task_id = $2 AND map_index = $3)
+              < (SELECT end_date FROM task_instances WHERE run_id = $1 AND task_id = $4 AND map_index = $5)",
+    )
+    .bind(run)
+    .bind(a.0)
+    .bind(a.1)
+    .bind(b.0)
+    .bind(b.1)
+    .fetch_one(&c.pool)
+    .await
+    .expect("end dates")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_item_runs_its_own_chain_and_one_failure_stops_only_its_own() {
     let mut bag = DagBag::new();
@@ -131,17 +147,10 @@ async fn each_item_runs_its_own_chain_and_one_failure_stops_only_its_own() {
         "0:nfl:30,2:nhl:30"
     );
     // nfl's check did not wait for nhl's slow fetch.
-    let order = text(
-        &c,
-        &format!(
-            "SELECT ((SELECT end_date FROM task_instances WHERE run_id = '{run}'
-                       AND task_id = 'per_sport.check' AND map_index = 0)
-                  < (SELECT end_date FROM task_instances WHERE run_id = '{run}'
-                       AND task_id = 'per_sport.fetch' AND map_index = 2))::text"
-        ),
-    )
-    .await;
-    assert_eq!(order, "true", "check [0] ended before fetch [2]");
+    assert!(
+        ended_before(&c, &run, ("per_sport.check", 0), ("per_sport.fetch", 2)).await,
+        "check [0] ended before fetch [2]"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,15 +187,8 @@ async fn an_instance_is_queued_as_soon_as_its_own_upstream_instance_succeeded() 
     )
     .await;
     assert_eq!(state, "success");
-    let order = text(
-        &c,
-        &format!(
-            "SELECT ((SELECT end_date FROM task_instances WHERE run_id = '{run}'
-                       AND task_id = 'per_sport.check' AND map_index = 0)
-                  < (SELECT end_date FROM task_instances WHERE run_id = '{run}'
-                       AND task_id = 'per_sport.fetch' AND map_index = 1))::text"
-        ),
-    )
-    .await;
-    assert_eq!(order, "true", "check [0] ended before fetch [1]");
+    assert!(
+        ended_before(&c, &run, ("per_sport.check", 0), ("per_sport.fetch", 1)).await,
+        "check [0] ended before fetch [1]"
+    );
 }

@@ -1691,8 +1691,10 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
     let cursor_before = env.scalar("SELECT published_through FROM serving.publisher_cursors");
     assert!(!cursor_before.is_empty(), "the leader saved its cursor");
     env.signal(leader, nix::sys::signal::Signal::SIGKILL);
+    // As generous as the first start: the new leader builds the day's
+    // replay too, which on a loaded machine has taken over a minute.
     let mut took_over = false;
-    for _ in 0..90 {
+    for _ in 0..180 {
         if publisher_roles(&env) == ["leader"] {
             took_over = true;
             break;
@@ -1703,6 +1705,14 @@ fn the_replay_publisher_feeds_the_consumers_live_and_one_process_leads() {
         took_over,
         "the standby took the lease: {:?}",
         publisher_roles(&env)
+    );
+    // It prepared the day's replay from the saved cursor and is publishing.
+    env.wait_for(
+        "SELECT count(*) FROM stream_tasks WHERE task_id = 'replay_publisher'
+           AND state = 'running' AND health ? 'day_messages'
+           AND heartbeat_at > now() - interval '10 seconds'",
+        "1",
+        180,
     );
     let late: i64 = env
         .scalar("SELECT count(*) FROM serving.dead_letter WHERE reason_code = 'late'")

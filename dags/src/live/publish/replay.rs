@@ -146,6 +146,11 @@ impl StreamTask for ReplayPublisher {
         else {
             return Ok(());
         };
+        // It leads from here: building the day's replay can take a minute on
+        // a loaded machine, and health should not say "standby" meanwhile.
+        ctx.report(
+            json!({"role": "leader", "mode": "replay", "lease": NAME, "state": "preparing"}),
+        );
         let producer: &Producer = self
             .producer
             .get()
