@@ -716,7 +716,9 @@ fn decide(
     let paired: HashMap<&str, HashMap<i32, TaskState>> = task
         .upstream
         .iter()
-        .filter(|u| dag.task(u).is_some_and(|up| task.follows_index_of(up)))
+        // Only a mapped group's task has any: the others skip the lookups
+        // (a 10,000-wide fan-in's waiting task is decided every pass).
+        .filter(|u| task.in_mapped_group && dag.task(u).is_some_and(|up| task.follows_index_of(up)))
         .map(|u| (u.as_str(), states[u].iter().copied().collect()))
         .collect();
     if paired.is_empty() {
