@@ -57,11 +57,24 @@ fn the_board_shows_best_prices_fair_prices_and_flags_for_the_day() {
     let viewer = Viewer::log_in(&mut env);
     seed(&env);
 
+    // A later game of the day that no bookmaker prices yet.
+    env.sql(
+        "INSERT INTO serving.odds_events (event_id, sport, home_team, away_team, commence_time, event_time)
+         VALUES ('e-buf', 'nfl', 'Buffalo Bills', 'Arizona Cardinals', '2024-09-08T20:00:00Z', '2024-09-08T16:00:00Z')",
+    );
+
     let html = viewer.get(&format!("/markets?sport=nfl&date={DAY}"));
     assert!(
         html.contains("Baltimore Ravens @ Kansas City Chiefs"),
         "{html}"
     );
+    // Shown, without prices, and without taking the other game's.
+    let unpriced = html
+        .split("Arizona Cardinals @ Buffalo Bills")
+        .nth(1)
+        .expect("the unpriced game is on the board");
+    assert!(unpriced.contains("No prices for this game yet."), "{html}");
+    assert!(!unpriced.contains("2.10 (+110)"), "{html}");
     assert!(html.contains(r#"href="/markets/nfl/e-kc""#), "{html}");
     // Live state from the games consumer's row.
     assert!(html.contains("live · P2 4:12"), "{html}");
@@ -96,7 +109,14 @@ fn the_board_shows_best_prices_fair_prices_and_flags_for_the_day() {
         .unwrap()
         .starts_with("sport,event_id,start_utc,"));
     let rows: Vec<&str> = lines.collect();
-    assert_eq!(rows.len(), 2, "{csv}");
+    // Two sides of e-kc's h2h, and the unpriced game's row with no market.
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(
+        rows.iter().any(|r| r.starts_with(
+            "nfl,e-buf,2024-09-08T20:00:00+00:00,Arizona Cardinals,Buffalo Bills,not_started,,,,"
+        )),
+        "{csv}"
+    );
     assert!(rows.iter().any(|r| r.starts_with("nfl,e-kc,2024-09-08T17:00:00+00:00,Baltimore Ravens,Kansas City Chiefs,in_progress,10,14,h2h,,home,,2.1,")), "{csv}");
 
     let empty = viewer.get("/markets?sport=nfl&date=2024-01-01");

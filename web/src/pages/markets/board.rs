@@ -5,7 +5,11 @@
 //! hold, steam, value); this module is pure, so they are tested here.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// A board hashes every price's names a few times over; SipHash was a
+// fifth of building one (`betflow bench web`, "markets, uncached").
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use chrono::{DateTime, Utc};
 
@@ -258,22 +262,24 @@ fn live_state(g: &GameRow) -> LiveState {
 
 /// The main line of each market of one event, in [`MARKETS`] order.
 pub fn markets_of(event_id: &str, inputs: &Inputs<'_>) -> Vec<MarketLine> {
-    let rows: Vec<&PriceRow> = inputs
-        .prices
-        .iter()
-        .filter(|p| p.event_id == event_id)
-        .collect();
+    let rows: Vec<&PriceRow> = inputs.prices.iter().collect();
+    let rows = filtered(&rows, |p| &*p.event_id == event_id);
     MARKETS
         .iter()
         .filter_map(|market| {
-            let of_market: Vec<&PriceRow> = rows
-                .iter()
-                .copied()
-                .filter(|p| p.market == *market)
-                .collect();
+            let of_market = filtered(&rows, |p| &*p.market == *market);
             main_line(event_id, market, &of_market, inputs)
         })
         .collect()
+}
+
+/// The rows of `rows` that `keep` keeps, in a vector sized once: a board
+/// filters its ten thousand prices down a few times per market, and
+/// growing each vector as it filled was a tenth of building a board.
+fn filtered<'a>(rows: &[&'a PriceRow], keep: impl Fn(&PriceRow) -> bool) -> Vec<&'a PriceRow> {
+    let mut kept = Vec::with_capacity(rows.len());
+    kept.extend(rows.iter().copied().filter(|r| keep(r)));
+    kept
 }
 
 fn main_line(
@@ -289,26 +295,22 @@ fn main_line(
         let entry = books
             .entry(line_of(market, &r.outcome, r.point))
             .or_default();
-        if !entry.contains(&r.bookmaker.as_str()) {
+        if !entry.contains(&&*r.bookmaker) {
             entry.push(&r.bookmaker);
         }
     }
     let (line, bookmakers) = books
         .into_iter()
         .max_by(|(la, a), (lb, b)| a.len().cmp(&b.len()).then(lb.cmp(la)))?;
-    let on_line: Vec<&PriceRow> = rows
-        .iter()
-        .copied()
-        .filter(|r| line_of(market, &r.outcome, r.point) == line)
-        .collect();
-    let mut outcomes: Vec<&str> = on_line.iter().map(|r| r.outcome.as_str()).collect();
+    let on_line = filtered(rows, |r| line_of(market, &r.outcome, r.point) == line);
+    let mut outcomes: Vec<&str> = on_line.iter().map(|r| &*r.outcome).collect();
     outcomes.sort_by_key(|o| outcome_order(o));
     outcomes.dedup();
     // Each bookmaker's implied probabilities in `outcomes` order, de-vigged
     // by the deployment's method; the anchor's, or the median, is fair.
     let quoted: HashMap<(&str, &str), &PriceRow> = on_line
         .iter()
-        .map(|r| ((r.bookmaker.as_str(), r.outcome.as_str()), *r))
+        .map(|r| ((&*r.bookmaker, &*r.outcome), *r))
         .collect();
     let implied: Vec<(&str, Vec<f64>)> = bookmakers
         .iter()
@@ -353,7 +355,7 @@ fn main_line(
 fn middle_of(market: &str, rows: &[&PriceRow]) -> Option<MiddleLine> {
     let offers = |outcome: &str| -> Vec<Offer<'_>> {
         rows.iter()
-            .filter(|r| r.outcome == outcome)
+            .filter(|r| &*r.outcome == outcome)
             .filter_map(|r| {
                 Some(Offer {
                     bookmaker: &r.bookmaker,
@@ -424,11 +426,7 @@ fn side(
     on_line: &[&PriceRow],
     inputs: &Inputs<'_>,
 ) -> Option<Side> {
-    let rows: Vec<&PriceRow> = on_line
-        .iter()
-        .copied()
-        .filter(|r| r.outcome == outcome)
-        .collect();
+    let rows = filtered(on_line, |r| &*r.outcome == outcome);
     let best: &PriceRow = rows
         .iter()
         .copied()
@@ -436,7 +434,7 @@ fn side(
     let mut best_bookmakers: Vec<String> = rows
         .iter()
         .filter(|r| r.price_decimal == best.price_decimal)
-        .map(|r| r.bookmaker.clone())
+        .map(|r| r.bookmaker.to_string())
         .collect();
     best_bookmakers.sort();
     let now: Option<f64> = median(rows.iter().map(|r| 1.0 / r.price_decimal).collect());
