@@ -262,12 +262,11 @@ fn live_state(g: &GameRow) -> LiveState {
 
 /// The main line of each market of one event, in [`MARKETS`] order.
 pub fn markets_of(event_id: &str, inputs: &Inputs<'_>) -> Vec<MarketLine> {
-    let rows: Vec<&PriceRow> = inputs.prices.iter().collect();
-    let rows = filtered(&rows, |p| &*p.event_id == event_id);
+    let rows = filtered(inputs.prices.iter(), |p| &*p.event_id == event_id);
     MARKETS
         .iter()
         .filter_map(|market| {
-            let of_market = filtered(&rows, |p| &*p.market == *market);
+            let of_market = filtered(rows.iter().copied(), |p| &*p.market == *market);
             main_line(event_id, market, &of_market, inputs)
         })
         .collect()
@@ -276,9 +275,12 @@ pub fn markets_of(event_id: &str, inputs: &Inputs<'_>) -> Vec<MarketLine> {
 /// The rows of `rows` that `keep` keeps, in a vector sized once: a board
 /// filters its ten thousand prices down a few times per market, and
 /// growing each vector as it filled was a tenth of building a board.
-fn filtered<'a>(rows: &[&'a PriceRow], keep: impl Fn(&PriceRow) -> bool) -> Vec<&'a PriceRow> {
+fn filtered<'a>(
+    rows: impl ExactSizeIterator<Item = &'a PriceRow>,
+    keep: impl Fn(&PriceRow) -> bool,
+) -> Vec<&'a PriceRow> {
     let mut kept = Vec::with_capacity(rows.len());
-    kept.extend(rows.iter().copied().filter(|r| keep(r)));
+    kept.extend(rows.filter(|r| keep(r)));
     kept
 }
 
@@ -302,7 +304,9 @@ fn main_line(
     let (line, bookmakers) = books
         .into_iter()
         .max_by(|(la, a), (lb, b)| a.len().cmp(&b.len()).then(lb.cmp(la)))?;
-    let on_line = filtered(rows, |r| line_of(market, &r.outcome, r.point) == line);
+    let on_line = filtered(rows.iter().copied(), |r| {
+        line_of(market, &r.outcome, r.point) == line
+    });
     let mut outcomes: Vec<&str> = on_line.iter().map(|r| &*r.outcome).collect();
     outcomes.sort_by_key(|o| outcome_order(o));
     outcomes.dedup();
@@ -426,7 +430,7 @@ fn side(
     on_line: &[&PriceRow],
     inputs: &Inputs<'_>,
 ) -> Option<Side> {
-    let rows = filtered(on_line, |r| &*r.outcome == outcome);
+    let rows = filtered(on_line.iter().copied(), |r| &*r.outcome == outcome);
     let best: &PriceRow = rows
         .iter()
         .copied()

@@ -141,8 +141,9 @@ impl<'r> Names<'r> {
 }
 
 /// What separates the names in [`PRICES`]' text columns: a control
-/// character no market, bookmaker or outcome key holds (they are checked
-/// by count below all the same).
+/// character, which validation refuses in every key from outside
+/// (docs/quality.md#text-fields); the split columns are checked by count
+/// below all the same.
 const SEPARATOR: char = '\x1f';
 
 /// Appends one event's prices (a row of [`PRICES`]) to `out`. The names
