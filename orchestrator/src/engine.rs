@@ -16,8 +16,8 @@ use crate::dag::DagBag;
 use crate::executor::{self, Finished, WorkerIdentity};
 use crate::record::Recorder;
 use crate::scheduler;
-use crate::store::write::WAKEUP_CHANNEL;
-use crate::store::{Store, StoreError};
+use crate::store::write::{Wakeup, WAKEUP_CHANNEL};
+use crate::store::{KeptConnection, Store, StoreError};
 use crate::stream;
 
 #[derive(Debug, Clone)]
@@ -175,7 +175,12 @@ pub async fn run(
     let loop_micros = Arc::new(AtomicU64::new(0));
 
     let mut loops = JoinSet::new();
-    loops.spawn(listen(store.clone(), wake.clone(), shutdown.clone()));
+    loops.spawn(listen(
+        store.clone(),
+        me.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
     loops.spawn(heartbeat(
         store.clone(),
         me.clone(),
@@ -299,7 +304,7 @@ async fn register_worker(store: &Store, me: &WorkerIdentity) -> Result<(), Store
 }
 
 /// LISTEN for wake-ups from other processes (and this one's own commits).
-async fn listen(store: Store, wake: Arc<Wakeups>, shutdown: CancellationToken) {
+async fn listen(store: Store, me: WorkerIdentity, wake: Arc<Wakeups>, shutdown: CancellationToken) {
     loop {
         let mut listener = match PgListener::connect_with(store.pool()).await {
             Ok(l) => l,
@@ -318,9 +323,14 @@ async fn listen(store: Store, wake: Arc<Wakeups>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 msg = listener.recv() => match msg {
-                    Ok(_) => {
-                        wake.executor.notify_one();
-                        wake.scheduler.notify_one();
+                    Ok(n) => {
+                        let to = Wakeup::of(n.payload(), &me.worker_id);
+                        if to.executor {
+                            wake.executor.notify_one();
+                        }
+                        if to.scheduler {
+                            wake.scheduler.notify_one();
+                        }
                     }
                     Err(e) => {
                         tracing::warn!("LISTEN connection lost: {e}");
@@ -501,6 +511,7 @@ async fn executor_loop(
     let slots = Arc::new(Semaphore::new(config.parallelism));
     let freed = Arc::new(Notify::new());
     let mut lookahead = executor::Lookahead::default();
+    let mut db = KeptConnection::new(store.clone());
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -510,12 +521,12 @@ async fn executor_loop(
             .min((2 * config.parallelism).saturating_sub(running.len()));
         let mut claimed_all = false;
         if free > 0 {
-            match executor::claim(store, &bag, me, free, &mut lookahead).await {
+            match executor::claim(&mut db, &bag, me, free, &mut lookahead).await {
                 Ok(claimed) => {
                     claimed_all = !claimed.is_empty() && claimed.len() == free;
                     // Read here, the tries read their own inputs.
                     let inputs: Vec<Option<executor::Inputs>> =
-                        match executor::load_inputs(store, &bag, &claimed).await {
+                        match executor::load_inputs(&mut db, &bag, &claimed).await {
                             Ok(inputs) => inputs.into_iter().map(Some).collect(),
                             Err(e) => {
                                 tracing::warn!("reading the claimed tries' inputs failed: {e}");
@@ -623,12 +634,13 @@ fn split_grace(grace: Duration) -> (Duration, Duration) {
     (grace - stop, stop)
 }
 
+/// Wakes the scheduler for a try that left its run to it. What the try
+/// queued needs no wake-up: the executor's loop, which calls this, claims
+/// again before it waits (a wake-up here only made it claim twice, the
+/// second time for nothing).
 fn after_try(done: Result<Result<Finished, StoreError>, tokio::task::JoinError>, wake: &Wakeups) {
     match done {
         Ok(Ok(f)) => {
-            if f.queued {
-                wake.executor.notify_one();
-            }
             if f.needs_scheduler {
                 wake.scheduler.notify_one();
             }

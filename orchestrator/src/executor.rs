@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
 use crate::record::{Outcome, Recorder};
 use crate::schedule::DataInterval;
-use crate::store::{Store, StoreError};
+use crate::store::{KeptConnection, Store, StoreError};
 use crate::task::{LogLine, TaskContext, TaskError, TaskLogger};
 
 /// Who this process is, as recorded on the task instances it runs.
@@ -57,9 +58,10 @@ pub struct Lookahead {
     crowded: bool,
 }
 
-/// Claim up to `limit` queued task instances for this worker.
+/// Claim up to `limit` queued task instances for this worker, on the
+/// executor's kept connection.
 pub async fn claim(
-    store: &Store,
+    db: &mut KeptConnection,
     bag: &DagBag,
     me: &WorkerIdentity,
     limit: usize,
@@ -68,7 +70,21 @@ pub async fn claim(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let mut tx = store.pool().begin().await?;
+    let claimed = match db.get().await {
+        Ok(conn) => claim_on(conn, bag, me, limit, lookahead).await,
+        Err(e) => Err(e),
+    };
+    db.checked(claimed)
+}
+
+async fn claim_on(
+    conn: &mut PgConnection,
+    bag: &DagBag,
+    me: &WorkerIdentity,
+    limit: usize,
+    lookahead: &mut Lookahead,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut tx = conn.begin().await?;
     let mut wide = lookahead.crowded;
     let picked = loop {
         let reads = claim_reads(&mut tx, if wide { limit * 4 } else { limit }).await?;
@@ -261,7 +277,7 @@ pub async fn heartbeat_tries(store: &Store, me: &WorkerIdentity) -> Result<u64, 
 /// What the caller should wake after a try is recorded.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Finished {
-    /// Downstream tasks were queued: wake executors.
+    /// Downstream tasks were queued (other processes' executors were woken).
     pub queued: bool,
     /// The run may need a full scheduler pass (leaf finished, failure, skip).
     pub needs_scheduler: bool,
@@ -507,7 +523,19 @@ pub type Inputs = Arc<HashMap<String, Value>>;
 /// of many instances of a fan-out reads the output they share once, not
 /// once per try.
 pub async fn load_inputs(
-    store: &Store,
+    db: &mut KeptConnection,
+    bag: &DagBag,
+    claimed: &[Claimed],
+) -> Result<Vec<Inputs>, StoreError> {
+    let inputs = match db.get().await {
+        Ok(conn) => load_inputs_on(conn, bag, claimed).await,
+        Err(e) => Err(e),
+    };
+    db.checked(inputs)
+}
+
+async fn load_inputs_on(
+    conn: &mut PgConnection,
     bag: &DagBag,
     claimed: &[Claimed],
 ) -> Result<Vec<Inputs>, StoreError> {
@@ -538,7 +566,7 @@ pub async fn load_inputs(
         .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
         .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
         .bind(wanted.iter().map(|w| w.2).collect::<Vec<_>>())
-        .fetch_all(store.pool())
+        .fetch_all(&mut *conn)
         .await?
     };
     for (dag_id, run_id, task_id, map_index, value) in &rows {
@@ -623,6 +651,9 @@ pub async fn load_inputs(
 /// Flush log lines every half second, so running tasks can be followed.
 /// On stop, returns the lines not yet written: they are stored in the same
 /// transaction as the try's outcome, saving a commit per task.
+/// How often a running try's log lines are stored, for readers following it.
+const LOG_FLUSH: Duration = Duration::from_millis(500);
+
 async fn write_logs(
     store: Store,
     claimed: Claimed,
@@ -630,8 +661,11 @@ async fn write_logs(
     mut stop: oneshot::Receiver<()>,
 ) -> Vec<LogLine> {
     let mut buf: Vec<LogLine> = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.tick().await;
+    // First due one period from now. `interval`'s first tick is immediate
+    // in name only: awaited, it waits for the timer's next millisecond,
+    // and every try (each hop of a chain) waited that long before its
+    // outcome could be recorded.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + LOG_FLUSH, LOG_FLUSH);
     loop {
         tokio::select! {
             line = rx.recv() => match line {

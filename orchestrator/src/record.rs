@@ -23,10 +23,10 @@ use crate::dag::{Dag, TaskNode};
 use crate::executor::{Claimed, Finished, WorkerIdentity};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, TriggerRule, UpstreamSummary};
-use crate::store::write::notify_wakeup;
-use crate::store::{list_statement, Store, StoreError};
+use crate::store::write::{notify_queued, notify_wakeup};
+use crate::store::{list_statement, KeptConnection, Store, StoreError};
 use crate::task::LogLine;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 /// How a try ended.
 #[derive(Debug, Clone)]
@@ -103,6 +103,7 @@ async fn record_batches(
     abort: CancellationToken,
     mut rx: mpsc::UnboundedReceiver<Pending>,
 ) {
+    let mut db = KeptConnection::new(store);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -111,7 +112,7 @@ async fn record_batches(
                 Err(_) => break,
             }
         }
-        record_batch(&store, &me, &abort, batch).await;
+        record_batch(&mut db, &me, &abort, batch).await;
     }
 }
 
@@ -122,7 +123,7 @@ async fn record_batches(
 /// lost finds the tries recorded. When the database refuses the batch, each
 /// try is recorded alone, so one bad record cannot lose the others.
 async fn record_batch(
-    store: &Store,
+    db: &mut KeptConnection,
     me: &WorkerIdentity,
     abort: &CancellationToken,
     batch: Vec<Pending>,
@@ -131,7 +132,7 @@ async fn record_batch(
     let mut delay = Duration::from_millis(200);
     let mut attempt: u32 = 1;
     loop {
-        match write_batch(store, me, &batch, attempt > 1).await {
+        match write_batch(db, me, &batch, attempt > 1).await {
             Ok(finished) => {
                 for (p, f) in batch.into_iter().zip(finished) {
                     let _ = p.reply.send(Ok(f));
@@ -172,7 +173,7 @@ async fn record_batch(
                         log_tail,
                         reply: one,
                     }];
-                    Box::pin(record_batch(store, me, abort, single)).await;
+                    Box::pin(record_batch(db, me, abort, single)).await;
                     let _ = reply.send(answer.await.unwrap_or(Err(StoreError::RecorderStopped)));
                 }
                 return;
@@ -193,7 +194,7 @@ async fn record_batch(
                     reply: one,
                     ..p
                 };
-                Box::pin(record_batch(store, me, abort, vec![refused])).await;
+                Box::pin(record_batch(db, me, abort, vec![refused])).await;
                 let _ = p
                     .reply
                     .send(answer.await.unwrap_or(Err(StoreError::RecorderStopped)));
@@ -269,7 +270,23 @@ struct Item<'a> {
 
 /// One transaction for the whole batch; returns what each try's caller
 /// should wake.
+/// [`write_batch_on`] the recorder's kept connection.
 async fn write_batch(
+    db: &mut KeptConnection,
+    me: &WorkerIdentity,
+    batch: &[Pending],
+    retrying: bool,
+) -> Result<Vec<Finished>, StoreError> {
+    let store = db.store().clone();
+    let written = match db.get().await {
+        Ok(conn) => write_batch_on(conn, &store, me, batch, retrying).await,
+        Err(e) => Err(e),
+    };
+    db.checked(written)
+}
+
+async fn write_batch_on(
+    conn: &mut PgConnection,
     store: &Store,
     me: &WorkerIdentity,
     batch: &[Pending],
@@ -292,7 +309,7 @@ async fn write_batch(
         .collect();
     let live: Vec<&Item> = items.iter().flatten().collect();
 
-    let mut tx = store.pool().begin().await?;
+    let mut tx = conn.begin().await?;
     let owned = update_instances(&mut tx, me, &live).await?;
     let is_owned = |i: &Item| owned.contains_key(&key(i.c));
     let recorded: Vec<&Item> = live.iter().copied().filter(|i| is_owned(i)).collect();
@@ -357,6 +374,14 @@ async fn write_batch(
     flagged.sort_unstable();
     flagged.dedup();
     flag_for_scheduler(&mut tx, &flagged).await?;
+    // Other processes' executors claim what was queued; this one's is woken
+    // by the callers (`Finished::queued`). Schedulers are woken only when a
+    // run waits for one: on a chain's every hop a pass ran for nothing.
+    if woken.queued && flagged.is_empty() {
+        notify_queued(&mut *tx, Some(&me.worker_id)).await?;
+    } else if woken.queued {
+        notify_wakeup(&mut *tx).await?;
+    }
     tx.commit().await?;
 
     let mut late: Vec<(String, String)> = Vec::new();
@@ -746,9 +771,6 @@ async fn queue_ready_downstream(
             .execute(&mut *conn)
             .await?;
         finished.queued |= res.rows_affected() > 0;
-    }
-    if finished.queued {
-        notify_wakeup(&mut *conn).await?;
     }
     Ok(finished)
 }

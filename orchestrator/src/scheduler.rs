@@ -17,7 +17,7 @@ use crate::dag::{Dag, DagBag, TaskNode};
 use crate::mapping::{self, Expansion};
 use crate::schedule::DataInterval;
 use crate::state::{evaluate, Decision, TaskState, UpstreamSummary};
-use crate::store::write::{notify_wakeup, RunType};
+use crate::store::write::{notify_queued, notify_wakeup, RunType};
 use crate::store::{list_statement, Store, StoreError};
 
 /// What one scheduler pass did, so the loop knows whether to wake executors.
@@ -512,7 +512,11 @@ pub async fn advance_runs(
     }
     done.queued += writes.moves.apply(&mut tx).await?;
     done.finished = finish_runs(&mut tx, &writes.finished).await?;
-    if done.queued > 0 {
+    // Queued tasks are the executors' alone; a run's end may let another
+    // scheduler start the DAG's next run, so that wakes everyone as before.
+    if done.queued > 0 && done.finished == 0 {
+        notify_queued(&mut *tx, None).await?;
+    } else if done.queued > 0 {
         notify_wakeup(&mut *tx).await?;
     }
     tx.commit().await?;

@@ -132,6 +132,45 @@ impl Store {
     }
 }
 
+/// A connection one loop keeps between its transactions: the executor's
+/// claims, the recorder's batches. sqlx pings each connection given back
+/// to the pool (a round trip) and hands it over through a task of its own;
+/// under load every round trip and wake-up waits for a core, and a chain
+/// gave three connections back on each hop. After an error the connection
+/// is given back (the pool closes a broken one) and the next use takes
+/// another, so a restarted database costs one failed statement.
+pub struct KeptConnection {
+    store: Store,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+impl KeptConnection {
+    pub fn new(store: Store) -> Self {
+        Self { store, conn: None }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The kept connection, taken from the pool first if there is none.
+    pub(crate) async fn get(&mut self) -> Result<&mut sqlx::PgConnection, StoreError> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.store.pool().acquire().await?,
+        };
+        Ok(&mut **self.conn.insert(conn))
+    }
+
+    /// Passes `result` on; an error gives the connection back first.
+    pub(crate) fn checked<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
 /// A connection pool to `url`, with the password masked in errors.
 pub async fn connect_pool(url: &str, max_connections: u32) -> Result<PgPool, StoreError> {
     connect_pool_waiting(url, max_connections, Duration::from_secs(30)).await

@@ -55,6 +55,64 @@ pub async fn notify_wakeup<'e, E: sqlx::PgExecutor<'e>>(db: E) -> Result<(), sql
     Ok(())
 }
 
+/// The payload of a wake-up for executors alone: tasks were queued, and
+/// nothing waits for a scheduler. A scheduler woken by every queued task
+/// ran a whole pass for nothing on each hop of a chain.
+const QUEUED: &str = "queued";
+
+/// Wake every executor to claim the tasks just queued (see
+/// [`notify_wakeup`] for when it is delivered). `by` names the worker that
+/// queued them, when one did: that process wakes its own executor
+/// directly, and skips the wake-up (see [`Wakeup::of`]).
+pub async fn notify_queued<'e, E: sqlx::PgExecutor<'e>>(
+    db: E,
+    by: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let payload = match by {
+        Some(worker_id) => format!("{QUEUED} {worker_id}"),
+        None => QUEUED.to_owned(),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WAKEUP_CHANNEL)
+        .bind(payload)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Which of a process's loops a wake-up on [`WAKEUP_CHANNEL`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wakeup {
+    pub scheduler: bool,
+    pub executor: bool,
+}
+
+impl Wakeup {
+    /// The loops of worker `me` a NOTIFY with `payload` wakes. Any payload
+    /// but a queued one (an older version's, or another process's empty
+    /// one) wakes both, as every wake-up once did.
+    pub fn of(payload: &str, me: &str) -> Wakeup {
+        let everyone = Wakeup {
+            scheduler: true,
+            executor: true,
+        };
+        let Some(rest) = payload.strip_prefix(QUEUED) else {
+            return everyone;
+        };
+        match rest.strip_prefix(' ') {
+            _ if rest.is_empty() => Wakeup {
+                scheduler: false,
+                executor: true,
+            },
+            Some(by) => Wakeup {
+                scheduler: false,
+                executor: by != me,
+            },
+            None => everyone,
+        }
+    }
+}
+
 impl Store {
     /// Record the DAGs and pools this binary defines. With
     /// `mark_missing_stale`, DAGs in the database but not in the bag are
@@ -504,5 +562,28 @@ mod tests {
             run_id_for(RunType::Backfill, d),
             "backfill__2024-01-02T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn a_wakeup_for_queued_tasks_skips_schedulers_and_the_worker_that_queued_them() {
+        let both = Wakeup {
+            scheduler: true,
+            executor: true,
+        };
+        let executor = Wakeup {
+            scheduler: false,
+            executor: true,
+        };
+        let nobody = Wakeup {
+            scheduler: false,
+            executor: false,
+        };
+        assert_eq!(Wakeup::of("", "w1"), both);
+        assert_eq!(Wakeup::of("queued", "w1"), executor);
+        assert_eq!(Wakeup::of("queued w2", "w1"), executor);
+        assert_eq!(Wakeup::of("queued w1", "w1"), nobody);
+        // Not ours: a payload we do not know wakes everyone, as before.
+        assert_eq!(Wakeup::of("queuedw1", "w1"), both);
+        assert_eq!(Wakeup::of("runs", "w1"), both);
     }
 }
