@@ -313,8 +313,7 @@ async fn write_batch_on(
     let owned = update_instances(&mut tx, me, &live).await?;
     let is_owned = |i: &Item| owned.contains_key(&key(i.c));
     let recorded: Vec<&Item> = live.iter().copied().filter(|i| is_owned(i)).collect();
-    insert_logs(&mut tx, &recorded).await?;
-    insert_tries(&mut tx, me, &recorded, &owned).await?;
+    insert_logs_and_tries(&mut tx, me, &recorded, &owned).await?;
     insert_outputs(&mut tx, &recorded).await?;
     for i in &recorded {
         if i.settled.state == TaskState::Success {
@@ -462,8 +461,16 @@ async fn update_instances(
         .collect())
 }
 
-/// The log lines not yet written when each try ended.
-async fn insert_logs(tx: &mut sqlx::PgConnection, items: &[&Item<'_>]) -> Result<(), StoreError> {
+/// The log lines not yet written when each try ended, and a try row for
+/// each try that ended (a sensor's reschedule is not a try): one statement,
+/// as every round trip of the recorder is on the path from one task to the
+/// next.
+async fn insert_logs_and_tries(
+    tx: &mut sqlx::PgConnection,
+    me: &WorkerIdentity,
+    items: &[&Item<'_>],
+    owned: &HashMap<InstanceKey, DateTime<Utc>>,
+) -> Result<(), StoreError> {
     let lines = items
         .iter()
         .flat_map(|i| i.log_tail.iter().map(move |l| (i.c, l)));
@@ -480,13 +487,29 @@ async fn insert_logs(tx: &mut sqlx::PgConnection, items: &[&Item<'_>]) -> Result
         levels.push(l.level);
         messages.push(l.message.as_str());
     }
-    if ts.is_empty() {
+    let ended: Vec<&&Item> = items.iter().filter(|i| !i.settled.reschedule).collect();
+    if ts.is_empty() && ended.is_empty() {
         return Ok(());
     }
+    // A failed try that will be retried is a failed try.
+    let state = |i: &Item| match i.settled.state {
+        TaskState::UpForRetry => "failed",
+        s => s.as_str(),
+    };
     sqlx::query(
-        "INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, ts, level, message)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[],
-                              $6::timestamptz[], $7::text[], $8::text[])",
+        "WITH logs AS (
+             INSERT INTO task_logs (dag_id, run_id, task_id, map_index, try_number, ts, level, message)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[],
+                                  $6::timestamptz[], $7::text[], $8::text[])
+         )
+         INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, hostname,
+                                 worker_id, start_date, end_date, duration, error)
+         SELECT c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number, c.state, $17, $18,
+                c.start_date, now(), EXTRACT(EPOCH FROM now() - c.start_date), c.error
+         FROM unnest($9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::text[],
+                     $15::timestamptz[], $16::text[])
+              AS c(dag_id, run_id, task_id, map_index, try_number, state, start_date, error)
+         ON CONFLICT DO NOTHING",
     )
     .bind(&dags)
     .bind(&runs)
@@ -496,66 +519,20 @@ async fn insert_logs(tx: &mut sqlx::PgConnection, items: &[&Item<'_>]) -> Result
     .bind(&ts)
     .bind(&levels)
     .bind(&messages)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// A try row for each try that ended (a sensor's reschedule is not a try).
-async fn insert_tries(
-    tx: &mut sqlx::PgConnection,
-    me: &WorkerIdentity,
-    items: &[&Item<'_>],
-    owned: &HashMap<InstanceKey, DateTime<Utc>>,
-) -> Result<(), StoreError> {
-    let tries: Vec<&&Item> = items.iter().filter(|i| !i.settled.reschedule).collect();
-    if tries.is_empty() {
-        return Ok(());
-    }
-    // A failed try that will be retried is a failed try.
-    let state = |i: &Item| match i.settled.state {
-        TaskState::UpForRetry => "failed",
-        s => s.as_str(),
-    };
-    sqlx::query(
-        "INSERT INTO task_tries (dag_id, run_id, task_id, map_index, try_number, state, hostname,
-                                 worker_id, start_date, end_date, duration, error)
-         SELECT c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number, c.state, $9, $10,
-                c.start_date, now(), EXTRACT(EPOCH FROM now() - c.start_date), c.error
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
-                     $7::timestamptz[], $8::text[])
-              AS c(dag_id, run_id, task_id, map_index, try_number, state, start_date, error)
-         ON CONFLICT DO NOTHING",
-    )
+    .bind(ended.iter().map(|i| i.c.dag_id.as_str()).collect::<Vec<_>>())
+    .bind(ended.iter().map(|i| i.c.run_id.as_str()).collect::<Vec<_>>())
+    .bind(ended.iter().map(|i| i.c.task_id.as_str()).collect::<Vec<_>>())
+    .bind(ended.iter().map(|i| i.c.map_index).collect::<Vec<_>>())
+    .bind(ended.iter().map(|i| i.c.try_number).collect::<Vec<_>>())
+    .bind(ended.iter().map(|i| state(i)).collect::<Vec<_>>())
     .bind(
-        tries
-            .iter()
-            .map(|i| i.c.dag_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        tries
-            .iter()
-            .map(|i| i.c.run_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        tries
-            .iter()
-            .map(|i| i.c.task_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(tries.iter().map(|i| i.c.map_index).collect::<Vec<_>>())
-    .bind(tries.iter().map(|i| i.c.try_number).collect::<Vec<_>>())
-    .bind(tries.iter().map(|i| state(i)).collect::<Vec<_>>())
-    .bind(
-        tries
+        ended
             .iter()
             .map(|i| owned.get(&key(i.c)).copied())
             .collect::<Vec<_>>(),
     )
     .bind(
-        tries
+        ended
             .iter()
             .map(|i| i.settled.error.as_deref())
             .collect::<Vec<_>>(),
