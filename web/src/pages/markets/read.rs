@@ -163,12 +163,17 @@ fn event_prices<'r>(
     let markets = split(1)?;
     let bookmakers = split(2)?;
     let outcomes = split(3)?;
-    let points: Vec<Option<f64>> = row.try_get(4)?;
-    let decimals: Vec<f64> = row.try_get(5)?;
-    let americans: Vec<Option<f64>> = row.try_get(6)?;
-    let overrounds: Vec<f64> = row.try_get(7)?;
-    let open_decimals: Vec<f64> = row.try_get(8)?;
-    let open_points: Vec<Option<f64>> = row.try_get(9)?;
+    let points = float8s(row, 4)?;
+    let decimals = float8s(row, 5)?;
+    let americans = float8s(row, 6)?;
+    let overrounds = float8s(row, 7)?;
+    let open_decimals = float8s(row, 8)?;
+    let open_points = float8s(row, 9)?;
+    let required = |column: &[Option<f64>], i: usize, name: &str| {
+        column[i].ok_or_else(|| {
+            sqlx::Error::Decode(format!("a price of {event_id} has no {name}").into())
+        })
+    };
     // Every column is one `array_agg` over the same rows.
     let lengths = [
         bookmakers.len(),
@@ -193,14 +198,72 @@ fn event_prices<'r>(
             bookmaker: names.get(bookmakers[i]),
             outcome: names.get(outcomes[i]),
             point: points[i],
-            price_decimal: decimals[i],
+            price_decimal: required(&decimals, i, "decimal price")?,
             price_american: americans[i],
-            overround: overrounds[i],
-            open_decimal: open_decimals[i],
+            overround: required(&overrounds, i, "overround")?,
+            open_decimal: required(&open_decimals, i, "open price")?,
             open_point: open_points[i],
         });
     }
     Ok(())
+}
+
+/// A `float8[]` column of `row`, read from Postgres's binary array format
+/// in place. sqlx decodes an array element by element through its generic
+/// decoder: the board's six number columns were an eighth of building an
+/// uncached board (`perf`, `betflow bench web`).
+fn float8s(row: &PgRow, column: usize) -> sqlx::Result<Vec<Option<f64>>> {
+    let value = row.try_get_raw(column)?;
+    let bad = |why: &str| sqlx::Error::Decode(format!("price column {column}: {why}").into());
+    if value.format() != sqlx::postgres::PgValueFormat::Binary {
+        return Err(bad("not in the binary format"));
+    }
+    let bytes = value.as_bytes().map_err(sqlx::Error::Decode)?;
+    parse_float8_array(bytes).ok_or_else(|| bad("not a one-dimensional float8 array"))
+}
+
+/// `float8` (type oid 701) arrays in `array_send`'s layout: dimensions,
+/// a has-nulls flag, the element type, then per dimension its length and
+/// lower bound, then each element as its length (-1 for NULL) and its
+/// big-endian bytes. `None` for anything else.
+fn parse_float8_array(bytes: &[u8]) -> Option<Vec<Option<f64>>> {
+    const FLOAT8: u32 = 701;
+    let mut rest = bytes;
+    let dimensions = read_i32(&mut rest)?;
+    let _has_nulls = read_i32(&mut rest)?;
+    if read_i32(&mut rest)? as u32 != FLOAT8 {
+        return None;
+    }
+    let len = match dimensions {
+        0 => 0,
+        1 => {
+            let len = usize::try_from(read_i32(&mut rest)?).ok()?;
+            let _lower_bound = read_i32(&mut rest)?;
+            len
+        }
+        _ => return None,
+    };
+    let mut values = Vec::with_capacity(len.min(rest.len() / 4));
+    for _ in 0..len {
+        let value = match read_i32(&mut rest)? {
+            -1 => None,
+            8 => Some(f64::from_be_bytes(take::<8>(&mut rest)?)),
+            _ => return None,
+        };
+        values.push(value);
+    }
+    rest.is_empty().then_some(values)
+}
+
+/// The next `N` bytes of `rest`, which moves past them.
+fn take<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, tail) = rest.split_first_chunk::<N>()?;
+    *rest = tail;
+    Some(*head)
+}
+
+fn read_i32(rest: &mut &[u8]) -> Option<i32> {
+    take::<4>(rest).map(i32::from_be_bytes)
 }
 
 /// The latest prices of `event_ids`, each event's rows together.
@@ -409,4 +472,64 @@ pub async fn team_sentiment(
         .bind(since)
         .fetch_all(pool)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_float8_array;
+
+    /// `array_send`'s layout of a one-dimensional `float8[]`.
+    fn float8_array(values: &[Option<f64>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for header in [
+            1,
+            i32::from(values.contains(&None)),
+            701,
+            values.len() as i32,
+            1,
+        ] {
+            out.extend(header.to_be_bytes());
+        }
+        for v in values {
+            match v {
+                Some(v) => {
+                    out.extend(8_i32.to_be_bytes());
+                    out.extend(v.to_be_bytes());
+                }
+                None => out.extend((-1_i32).to_be_bytes()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_float8_array_reads_with_its_nulls_in_place() {
+        let values = [Some(1.91), None, Some(-3.5)];
+        assert_eq!(
+            parse_float8_array(&float8_array(&values)),
+            Some(values.to_vec())
+        );
+        // An empty array has no dimensions.
+        let empty: Vec<u8> = [0_i32, 0, 701]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        assert_eq!(parse_float8_array(&empty), Some(Vec::new()));
+    }
+
+    #[test]
+    fn anything_but_a_whole_float8_array_is_refused() {
+        let good = float8_array(&[Some(2.0), Some(1.8)]);
+        // Cut short, or with bytes left over.
+        assert_eq!(parse_float8_array(&good[..good.len() - 1]), None);
+        assert_eq!(parse_float8_array(&[good.as_slice(), &[0]].concat()), None);
+        // Another element type (int8, oid 20).
+        let mut int8 = good.clone();
+        int8[8..12].copy_from_slice(&20_i32.to_be_bytes());
+        assert_eq!(parse_float8_array(&int8), None);
+        // Two dimensions.
+        let mut two = good;
+        two[0..4].copy_from_slice(&2_i32.to_be_bytes());
+        assert_eq!(parse_float8_array(&two), None);
+    }
 }
