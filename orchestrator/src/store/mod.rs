@@ -133,10 +133,10 @@ impl Store {
 }
 
 /// A connection one loop keeps between its transactions: the executor's
-/// claims, the recorder's batches. sqlx pings each connection given back
-/// to the pool (a round trip) and hands it over through a task of its own;
-/// under load every round trip and wake-up waits for a core, and a chain
-/// gave three connections back on each hop. After an error the connection
+/// claims and input reads. sqlx pings each connection given back to the
+/// pool (a round trip) and hands it over through a task of its own; under
+/// load every round trip and wake-up waits for a core, and each hop of a
+/// chain gave two connections back for its claim. After an error the connection
 /// is given back (the pool closes a broken one) and the next use takes
 /// another, so a restarted database costs one failed statement.
 pub struct KeptConnection {
