@@ -648,12 +648,12 @@ async fn load_inputs_on(
         .collect())
 }
 
-/// Flush log lines every half second, so running tasks can be followed.
-/// On stop, returns the lines not yet written: they are stored in the same
-/// transaction as the try's outcome, saving a commit per task.
 /// How often a running try's log lines are stored, for readers following it.
 const LOG_FLUSH: Duration = Duration::from_millis(500);
 
+/// Flush log lines every [`LOG_FLUSH`], so running tasks can be followed.
+/// On stop, returns the lines not yet written: they are stored in the same
+/// transaction as the try's outcome, saving a commit per task.
 async fn write_logs(
     store: Store,
     claimed: Claimed,

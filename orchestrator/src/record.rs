@@ -269,6 +269,7 @@ struct Item<'a> {
 
 /// One transaction for the whole batch; returns what each try's caller
 /// should wake.
+///
 /// The recorder takes a connection from the pool for each batch. Kept
 /// across batches, as the executor keeps its own, the loaded chain's
 /// dispatch p99 was 6.6 ms rather than 7.5 ms, but a 10,000-wide fan-out
@@ -361,9 +362,9 @@ async fn write_batch(
     flagged.sort_unstable();
     flagged.dedup();
     flag_for_scheduler(&mut tx, &flagged).await?;
-    // Other processes' executors claim what was queued; this one's is woken
-    // by the callers (`Finished::queued`). Schedulers are woken only when a
-    // run waits for one: on a chain's every hop a pass ran for nothing.
+    // Other processes' executors claim what was queued; this one's claims
+    // again as soon as the try's future ends. Schedulers are woken only
+    // when a run waits for one: on a chain's every hop a pass ran for nothing.
     if woken.queued && flagged.is_empty() {
         notify_queued(&mut *tx, Some(&me.worker_id)).await?;
     } else if woken.queued {

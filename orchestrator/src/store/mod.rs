@@ -136,9 +136,9 @@ impl Store {
 /// claims and input reads. sqlx pings each connection given back to the
 /// pool (a round trip) and hands it over through a task of its own; under
 /// load every round trip and wake-up waits for a core, and each hop of a
-/// chain gave two connections back for its claim. After an error the connection
-/// is given back (the pool closes a broken one) and the next use takes
-/// another, so a restarted database costs one failed statement.
+/// chain gave two connections back for its claim. After an error the
+/// connection is given back (the pool closes a broken one) and the next
+/// use takes another, so a restarted database costs one failed statement.
 pub struct KeptConnection {
     store: Store,
     conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
@@ -147,10 +147,6 @@ pub struct KeptConnection {
 impl KeptConnection {
     pub fn new(store: Store) -> Self {
         Self { store, conn: None }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// The kept connection, taken from the pool first if there is none.

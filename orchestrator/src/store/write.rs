@@ -88,27 +88,26 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
+    const EVERY_LOOP: Wakeup = Wakeup {
+        scheduler: true,
+        executor: true,
+    };
+
     /// The loops of worker `me` a NOTIFY with `payload` wakes. Any payload
     /// but a queued one (an older version's, or another process's empty
     /// one) wakes both, as every wake-up once did.
     pub fn of(payload: &str, me: &str) -> Wakeup {
-        let everyone = Wakeup {
-            scheduler: true,
-            executor: true,
-        };
-        let Some(rest) = payload.strip_prefix(QUEUED) else {
-            return everyone;
-        };
-        match rest.strip_prefix(' ') {
-            _ if rest.is_empty() => Wakeup {
-                scheduler: false,
-                executor: true,
+        let executor = match payload.strip_prefix(QUEUED) {
+            Some("") => true,
+            Some(rest) => match rest.strip_prefix(' ') {
+                Some(by) => by != me,
+                None => return Wakeup::EVERY_LOOP,
             },
-            Some(by) => Wakeup {
-                scheduler: false,
-                executor: by != me,
-            },
-            None => everyone,
+            None => return Wakeup::EVERY_LOOP,
+        };
+        Wakeup {
+            scheduler: false,
+            executor,
         }
     }
 }
