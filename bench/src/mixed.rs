@@ -1,8 +1,9 @@
 //! `betflow bench web --mixed-seconds N`: the scheduler under web load.
 //! One process serves the pages and the API and runs the engine, as
 //! `betflow up` does; a 1,000-task chain is run over and over, first with
-//! no web traffic, then while `--mixed-clients` concurrent connections
-//! (wrk) load the DAGs page, a grid, the runs API and the markets board.
+//! no web traffic for `--mixed-seconds`, then as long again while
+//! `--mixed-clients` concurrent connections (wrk) load the DAGs page, a
+//! grid, the runs API and the markets board.
 //! Prints the scheduler's dispatch p99 both ways (goal: loaded under 2×
 //! idle) and each page's p99 under the mix. Asserts nothing.
 
@@ -24,9 +25,6 @@ use crate::web::Mixed;
 /// so every hop is one scheduling decision and none waits for a slot.
 pub const CHAIN_DAG: &str = "bench_mixed_chain";
 pub const CHAIN_TASKS: usize = 1_000;
-
-/// Runs of the chain before the load, for the idle figure.
-const IDLE_RUNS: usize = 3;
 
 /// Dispatch latencies (ms, sorted) and run walls (s) of the chain's runs.
 #[derive(Default)]
@@ -95,8 +93,12 @@ pub async fn run(
         at += chrono::Duration::seconds(1);
         at
     };
+    // Idle for as long as the load will last, so that what the database
+    // does in the background (autovacuum of the chain's own rows,
+    // checkpoints) falls in both figures alike.
     let mut idle = Runs::default();
-    for _ in 0..IDLE_RUNS {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until || idle.walls.is_empty() {
         run_chain(db, &dag, next(), &mut idle).await?;
     }
 

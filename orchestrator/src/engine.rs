@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Notifiers};
 use crate::dag::DagBag;
-use crate::executor::{self, Finished, WorkerIdentity};
-use crate::record::Recorder;
+use crate::executor::{self, Claimed, Finished, WorkerIdentity};
+use crate::record::{Handed, Handoff, Recorder};
 use crate::scheduler;
 use crate::store::write::{Wakeup, WAKEUP_CHANNEL};
 use crate::store::{KeptConnection, Store, StoreError};
@@ -503,63 +503,90 @@ async fn executor_loop(
     shutdown: CancellationToken,
 ) {
     let abort = CancellationToken::new();
-    let (recorder, recording) = Recorder::spawn(store.clone(), me.clone(), abort.clone());
-    let mut running: JoinSet<Result<Finished, StoreError>> = JoinSet::new();
     // A try holds a slot while it executes and gives it back before its
     // outcome is recorded (`executor::Slot`); at most `parallelism` more
     // tries may be waiting for the recorder.
     let slots = Arc::new(Semaphore::new(config.parallelism));
     let freed = Arc::new(Notify::new());
+    let (to_executor, mut handed) = mpsc::unbounded_channel();
+    let handoff = Handoff {
+        bag: bag.clone(),
+        slots: slots.clone(),
+        to_executor,
+    };
+    let (recorder, recording) =
+        Recorder::spawn(store.clone(), me.clone(), abort.clone(), Some(handoff));
+    let mut running: JoinSet<Result<Finished, StoreError>> = JoinSet::new();
     let mut lookahead = executor::Lookahead::default();
     let mut db = KeptConnection::new(store.clone());
+    let start = |running: &mut JoinSet<_>, c: Claimed, inputs, permit| {
+        let Some(dag) = bag.get(&c.dag_id).cloned() else {
+            return;
+        };
+        let slot = executor::Slot::new(permit, freed.clone());
+        let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
+        let recorder = recorder.clone();
+        running.spawn(async move {
+            executor::run_claimed(&store, dag, &me, c, inputs, &recorder, abort, slot).await
+        });
+    };
+    // Whether something may be queued for this executor: a claim is a
+    // transaction, and a chain's next task comes handed over by the
+    // recorder (`record::Handoff`), so the loop claims only when woken for
+    // it, when its last claim left work behind, or once a poll interval.
+    let mut may_claim = true;
+    let mut given: Vec<Handed> = Vec::new();
     loop {
         if shutdown.is_cancelled() {
             break;
         }
-        let free = slots
-            .available_permits()
-            .min((2 * config.parallelism).saturating_sub(running.len()));
-        let mut claimed_all = false;
-        if free > 0 {
+        while let Ok(h) = handed.try_recv() {
+            given.push(h);
+        }
+        if !given.is_empty() {
+            let (claimed, permits): (Vec<Claimed>, Vec<_>) =
+                given.drain(..).map(|h| (h.claimed, h.permit)).unzip();
+            let inputs = read_inputs(&mut db, &bag, &claimed).await;
+            for ((c, inputs), permit) in claimed.into_iter().zip(inputs).zip(permits) {
+                start(&mut running, c, inputs, permit);
+            }
+        }
+        // The slots are taken before the claim: the recorder takes free
+        // ones too, for the tries it claims on this loop's behalf.
+        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+        if may_claim {
+            let free = (2 * config.parallelism).saturating_sub(running.len());
+            permits
+                .extend(std::iter::from_fn(|| slots.clone().try_acquire_owned().ok()).take(free));
+        }
+        // Every slot busy and more may be queued.
+        let mut saturated = may_claim && slots.available_permits() == 0 && permits.is_empty();
+        if !permits.is_empty() {
+            let free = permits.len();
             match executor::claim(&mut db, &bag, me, free, &mut lookahead).await {
                 Ok(claimed) => {
-                    claimed_all = !claimed.is_empty() && claimed.len() == free;
-                    // Read here, the tries read their own inputs.
-                    let inputs: Vec<Option<executor::Inputs>> =
-                        match executor::load_inputs(&mut db, &bag, &claimed).await {
-                            Ok(inputs) => inputs.into_iter().map(Some).collect(),
-                            Err(e) => {
-                                tracing::warn!("reading the claimed tries' inputs failed: {e}");
-                                vec![None; claimed.len()]
-                            }
-                        };
-                    for (c, inputs) in claimed.into_iter().zip(inputs) {
-                        let Some(dag) = bag.get(&c.dag_id).cloned() else {
-                            continue;
-                        };
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            unreachable!("a claim takes at most the free slots");
-                        };
-                        let slot = executor::Slot::new(permit, freed.clone());
-                        let (store, me, abort) = (store.clone(), me.clone(), abort.clone());
-                        let recorder = recorder.clone();
-                        running.spawn(async move {
-                            executor::run_claimed(
-                                &store, dag, &me, c, inputs, &recorder, abort, slot,
-                            )
-                            .await
-                        });
+                    saturated = !claimed.is_empty() && claimed.len() == free;
+                    // What the claim had to step over may fit once a try ends.
+                    may_claim = saturated || lookahead.is_crowded();
+                    let inputs = read_inputs(&mut db, &bag, &claimed).await;
+                    for ((c, inputs), permit) in claimed.into_iter().zip(inputs).zip(permits) {
+                        start(&mut running, c, inputs, permit);
                     }
                 }
                 Err(e) => tracing::warn!("claiming tasks failed: {e}"),
             }
         }
-        if claimed_all {
+        if saturated {
             // Maybe more is queued: wait for a free slot, then briefly for
             // the tries that ended with it to give theirs back too, so the
             // next claim fills many slots in one transaction instead of one.
             tokio::select! {
                 _ = freed.notified() => {}
+                // Tries the recorder claimed with the slots waited for.
+                Some(h) = handed.recv() => {
+                    given.push(h);
+                    continue;
+                }
                 _ = shutdown.cancelled() => break,
             }
             let until = tokio::time::Instant::now() + CLAIM_GATHER;
@@ -571,9 +598,12 @@ async fn executor_loop(
             }
         } else {
             tokio::select! {
-                Some(done) = running.join_next(), if !running.is_empty() => after_try(done, &wake),
-                _ = wake.executor.notified() => {}
-                _ = tokio::time::sleep(config.poll_interval) => {}
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    may_claim |= after_try(done, &wake) || lookahead.is_crowded();
+                }
+                Some(h) = handed.recv() => given.push(h),
+                _ = wake.executor.notified() => may_claim = true,
+                _ = tokio::time::sleep(config.poll_interval) => may_claim = true,
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -582,9 +612,12 @@ async fn executor_loop(
         // lets the others the batch woke finish first.
         tokio::task::yield_now().await;
         while let Some(done) = running.try_join_next() {
-            after_try(done, &wake);
+            may_claim |= after_try(done, &wake) || lookahead.is_crowded();
         }
     }
+    // The recorder hands no more tries over; those it did and the loop did
+    // not start are requeued below, as unfinished.
+    handed.close();
     // Graceful: let running tries finish within the grace period, then
     // tell the rest to stop, then requeue them; all within the grace.
     if !running.is_empty() {
@@ -596,7 +629,7 @@ async fn executor_loop(
         );
         let drained = tokio::time::timeout(drain, async {
             while let Some(done) = running.join_next().await {
-                after_try(done, &wake);
+                let _ = after_try(done, &wake);
             }
         })
         .await;
@@ -634,22 +667,49 @@ fn split_grace(grace: Duration) -> (Duration, Duration) {
     (grace - stop, stop)
 }
 
-/// Wakes the scheduler for a try that left its run to it. What the try
-/// queued needs no wake-up: the executor's loop, which calls this, claims
-/// again before it waits (a wake-up here only made it claim twice, the
-/// second time for nothing).
-fn after_try(done: Result<Result<Finished, StoreError>, tokio::task::JoinError>, wake: &Wakeups) {
+/// Wakes the scheduler for a try that left its run to it; returns whether
+/// the try left queued tasks for the executor's loop, which calls this, to
+/// claim (a wake-up for them only made it claim twice, the second time for
+/// nothing).
+fn after_try(
+    done: Result<Result<Finished, StoreError>, tokio::task::JoinError>,
+    wake: &Wakeups,
+) -> bool {
     match done {
         Ok(Ok(f)) => {
             if f.needs_scheduler {
                 wake.scheduler.notify_one();
             }
+            f.queued
         }
         Ok(Err(e)) => {
             tracing::warn!("recording a task try failed: {e}");
             wake.scheduler.notify_one();
+            true
         }
-        Err(e) => tracing::warn!("task supervisor panicked: {e}"),
+        Err(e) => {
+            tracing::warn!("task supervisor panicked: {e}");
+            true
+        }
+    }
+}
+
+/// The upstream outputs of tries about to start, read here in one query;
+/// on failure each try reads its own.
+async fn read_inputs(
+    db: &mut KeptConnection,
+    bag: &DagBag,
+    claimed: &[Claimed],
+) -> Vec<Option<executor::Inputs>> {
+    if claimed.is_empty() {
+        return Vec::new();
+    }
+    match executor::load_inputs(db, bag, claimed).await {
+        Ok(inputs) => inputs.into_iter().map(Some).collect(),
+        Err(e) => {
+            tracing::warn!("reading the claimed tries' inputs failed: {e}");
+            vec![None; claimed.len()]
+        }
     }
 }
 

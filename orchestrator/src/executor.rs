@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use crate::dag::{Dag, DagBag, TaskKind, TaskNode};
-use crate::record::{Outcome, Recorder};
+use crate::record::{Outcome, Ran, Recorder};
 use crate::schedule::DataInterval;
 use crate::store::{KeptConnection, Store, StoreError};
 use crate::task::{LogLine, TaskContext, TaskError, TaskLogger};
@@ -58,6 +58,14 @@ pub struct Lookahead {
     crowded: bool,
 }
 
+impl Lookahead {
+    /// The last claim stepped over queued tries (their DAG or pool full),
+    /// which may fit once a running try ends.
+    pub fn is_crowded(&self) -> bool {
+        self.crowded
+    }
+}
+
 /// Claim up to `limit` queued task instances for this worker, on the
 /// executor's kept connection.
 pub async fn claim(
@@ -85,9 +93,28 @@ async fn claim_on(
     lookahead: &mut Lookahead,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut tx = conn.begin().await?;
+    let claimed = claim_in(&mut tx, bag, me, limit, lookahead).await?;
+    // Ended now, even when empty: a transaction dropped unfinished is
+    // rolled back only at the connection's next use, and the executor
+    // keeps its connection, claim lock held, until its next claim.
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Claim up to `limit` queued task instances in the caller's transaction,
+/// which must end soon after: it holds the claim lock until it does. The
+/// recorder claims this way the downstream tasks it has just queued
+/// (`record::Handoff`), in the transaction that queued them.
+pub(crate) async fn claim_in(
+    tx: &mut PgConnection,
+    bag: &DagBag,
+    me: &WorkerIdentity,
+    limit: usize,
+    lookahead: &mut Lookahead,
+) -> Result<Vec<Claimed>, StoreError> {
     let mut wide = lookahead.crowded;
     let picked = loop {
-        let reads = claim_reads(&mut tx, if wide { limit * 4 } else { limit }).await?;
+        let reads = claim_reads(&mut *tx, if wide { limit * 4 } else { limit }).await?;
         let (picked, stepped_over) = pick(bag, reads, limit);
         lookahead.crowded = stepped_over;
         // Looked at one row per slot and stepped over some: look further
@@ -130,7 +157,6 @@ async fn claim_on(
     .bind(&me.hostname)
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(claimed)
 }
 
@@ -277,7 +303,9 @@ pub async fn heartbeat_tries(store: &Store, me: &WorkerIdentity) -> Result<u64, 
 /// What the caller should wake after a try is recorded.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Finished {
-    /// Downstream tasks were queued (other processes' executors were woken).
+    /// Downstream tasks were queued and not all of them handed to this
+    /// executor (`record::Handoff`): an executor should claim (other
+    /// processes' were woken).
     pub queued: bool,
     /// The run may need a full scheduler pass (leaf finished, failure, skip).
     pub needs_scheduler: bool,
@@ -369,7 +397,12 @@ pub async fn run_claimed(
     )
     .with_map(claimed.map_index, claimed.map_item.clone())
     .with_store(store.clone());
+    let start = Utc::now();
     let outcome = execute(task, ctx, &claimed, cancel).await;
+    let ran = Ran {
+        start,
+        end: Utc::now(),
+    };
     if abort.is_cancelled() {
         log.warn("process shutting down: try returned to the queue");
         let _ = stop_tx.send(());
@@ -390,7 +423,7 @@ pub async fn run_claimed(
     let _ = stop_tx.send(());
     let rest = writer.await.unwrap_or_default();
     drop(slot);
-    recorder.record(dag, claimed, outcome, rest).await
+    recorder.record(dag, claimed, outcome, ran, rest).await
 }
 
 async fn execute(

@@ -355,17 +355,29 @@ impl EmbeddedBroker {
     fn watch(mut self, every: Duration, stop: &std::sync::atomic::AtomicBool) {
         use std::sync::atomic::Ordering;
         let mut wait = every;
+        let log_path = self.dir.join("tansu.log");
+        let mut log_read: u64 = 0;
         while !stop.load(Ordering::Acquire) {
             std::thread::park_timeout(wait);
             if stop.load(Ordering::Acquire) {
                 break;
             }
-            let exited = match self.child.try_wait() {
-                Ok(Some(status)) => status,
-                Ok(None) => {
-                    wait = every;
-                    continue;
-                }
+            let exited: String = match self.child.try_wait() {
+                Ok(Some(status)) => format!("exited ({status})"),
+                Ok(None) => match panic_in_log(&log_path, &mut log_read) {
+                    // A panicked tansu may stay up and fail every request
+                    // after (0.6's SQLite storage, on an idempotent
+                    // producer's send after a kill): it is started again.
+                    Some(line) => {
+                        let _ = self.child.kill();
+                        let _ = self.child.wait();
+                        format!("panicked ({line})")
+                    }
+                    None => {
+                        wait = every;
+                        continue;
+                    }
+                },
                 Err(e) => {
                     tracing::warn!("cannot check the embedded Kafka broker: {e}");
                     continue;
@@ -383,9 +395,11 @@ impl EmbeddedBroker {
                     // remove the address file the running broker owns.
                     fresh.address_file = PathBuf::new();
                     drop(fresh);
+                    // A new log, written from its start.
+                    log_read = 0;
                     let _ = std::fs::write(&self.address_file, &self.bootstrap);
                     tracing::warn!(
-                        "the embedded Kafka broker exited ({exited}); started it again on {}",
+                        "the embedded Kafka broker {exited}; started it again on {}",
                         self.bootstrap
                     );
                     wait = every;
@@ -397,7 +411,7 @@ impl EmbeddedBroker {
                         StartError::Other(e) => format!("{e:#}"),
                     };
                     tracing::error!(
-                        "the embedded Kafka broker exited ({exited}) and did not start again: {why}; \
+                        "the embedded Kafka broker {exited} and did not start again: {why}; \
                          trying again in {}s",
                         wait.as_secs()
                     );
@@ -405,6 +419,39 @@ impl EmbeddedBroker {
             }
         }
     }
+}
+
+/// The first line past byte `read` of the broker's log that reports a
+/// panic, trimmed; `read` moves to the end of what was read. A log that
+/// cannot be read reports none.
+fn panic_in_log(log: &Path, read: &mut u64) -> Option<String> {
+    use std::io::{BufRead, BufReader, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    // Shorter than what was read: the log was started again.
+    if len < *read {
+        *read = 0;
+    }
+    file.seek(SeekFrom::Start(*read)).ok()?;
+    let mut found = None;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            // A line still being written is read again next time.
+            Ok(_) if line.last() != Some(&b'\n') => break,
+            Ok(n) => {
+                *read += n as u64;
+                let text = String::from_utf8_lossy(&line);
+                if found.is_none() && text.contains("panicked at") {
+                    found = Some(text.trim().chars().take(200).collect());
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The watcher of a running embedded broker ([`Broker::watch`]): dropping
@@ -519,6 +566,33 @@ mod tests {
             ]
         );
         assert!(INSTALL_HINT.contains(TANSU_VERSION) && INSTALL_HINT.contains(TANSU_FEATURES));
+    }
+
+    #[test]
+    fn a_panic_in_the_brokers_log_is_found_once_and_only_when_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("tansu.log");
+        let mut read = 0;
+        assert_eq!(panic_in_log(&log, &mut read), None, "no log yet");
+        std::fs::write(&log, "INFO listening\nINFO produce\n").expect("write");
+        assert_eq!(panic_in_log(&log, &mut read), None);
+        assert_eq!(read, 28);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        use std::io::Write;
+        f.write_all(b"thread 'tokio-runtime-worker' panicked at src/lite.rs:503:9")
+            .expect("append");
+        assert_eq!(panic_in_log(&log, &mut read), None, "a line not yet ended");
+        f.write_all(b":\nmore or less than one row\n")
+            .expect("append");
+        let found = panic_in_log(&log, &mut read).expect("the panic");
+        assert!(found.contains("panicked at src/lite.rs"), "{found}");
+        assert_eq!(panic_in_log(&log, &mut read), None, "reported once");
+        // Started again: a new, shorter log is read from its start.
+        std::fs::write(&log, "thread 'x' panicked at y\n").expect("write");
+        assert!(panic_in_log(&log, &mut read).is_some());
     }
 
     #[test]

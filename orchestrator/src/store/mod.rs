@@ -158,6 +158,10 @@ impl KeptConnection {
         Ok(&mut **self.conn.insert(conn))
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Passes `result` on; an error gives the connection back first.
     pub(crate) fn checked<T>(&mut self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if result.is_err() {
