@@ -182,22 +182,22 @@ async fn a_tries_dates_are_when_its_task_ran_and_the_next_starts_after_it() {
     assert_eq!(state, "success");
 
     type Dates = (String, DateTime<Utc>, DateTime<Utc>, f64);
-    let instances: Vec<Dates> = sqlx::query_as(
-        "SELECT task_id, start_date, end_date, duration FROM task_instances
-         WHERE run_id = $1 ORDER BY task_id",
-    )
-    .bind(&run)
-    .fetch_all(&c.pool)
-    .await
-    .expect("read instances");
-    let tries: Vec<Dates> = sqlx::query_as(
-        "SELECT task_id, start_date, end_date, duration FROM task_tries
-         WHERE run_id = $1 ORDER BY task_id",
-    )
-    .bind(&run)
-    .fetch_all(&c.pool)
-    .await
-    .expect("read tries");
+    let dates = |table: &'static str| {
+        let sql = format!(
+            "SELECT task_id, start_date, end_date, duration FROM {table}
+             WHERE run_id = $1 ORDER BY task_id"
+        );
+        let (pool, run) = (c.pool.clone(), run.clone());
+        async move {
+            sqlx::query_as::<_, Dates>(&sql)
+                .bind(&run)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("reading {table}: {e}"))
+        }
+    };
+    let instances = dates("task_instances").await;
+    let tries = dates("task_tries").await;
     assert_eq!(instances, tries, "an instance's dates are its last try's");
     let (_, first_start, first_end, first_took) = &instances[0];
     let (_, second_start, _, _) = &instances[1];
