@@ -2,7 +2,7 @@
 //! heartbeats, the LISTEN/NOTIFY wake-ups and the stream supervisors, with a
 //! graceful shutdown that leaves nothing `running` in the database.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Notifiers};
 use crate::dag::DagBag;
-use crate::executor::{self, Claimed, Finished, WorkerIdentity};
+use crate::executor::{self, Claimed, Finished, UnansweredClaims, WorkerIdentity};
 use crate::record::{Handed, Handoff, Recorder};
 use crate::scheduler;
 use crate::store::write::{Wakeup, WAKEUP_CHANNEL};
@@ -509,10 +509,14 @@ async fn executor_loop(
     let slots = Arc::new(Semaphore::new(config.parallelism));
     let freed = Arc::new(Notify::new());
     let (to_executor, mut handed) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicBool::new(false));
+    let unanswered = UnansweredClaims::default();
     let handoff = Handoff {
         bag: bag.clone(),
         slots: slots.clone(),
         to_executor,
+        backlog: backlog.clone(),
+        unanswered: unanswered.clone(),
     };
     let (recorder, recording) =
         Recorder::spawn(store.clone(), me.clone(), abort.clone(), Some(handoff));
@@ -543,6 +547,18 @@ async fn executor_loop(
         while let Ok(h) = handed.try_recv() {
             given.push(h);
         }
+        if !unanswered.is_empty() {
+            match unanswered.requeue(&mut db, me).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(
+                        "returned {n} tries to the queue whose claim's commit went unanswered"
+                    );
+                    may_claim = true;
+                }
+                Err(e) => tracing::warn!("returning unanswered claims to the queue failed: {e}"),
+            }
+        }
         if !given.is_empty() {
             let (claimed, permits): (Vec<Claimed>, Vec<_>) =
                 given.drain(..).map(|h| (h.claimed, h.permit)).unzip();
@@ -563,9 +579,10 @@ async fn executor_loop(
         let mut saturated = may_claim && slots.available_permits() == 0 && permits.is_empty();
         if !permits.is_empty() {
             let free = permits.len();
-            match executor::claim(&mut db, &bag, me, free, &mut lookahead).await {
+            match executor::claim(&mut db, &bag, me, free, &mut lookahead, &unanswered).await {
                 Ok(claimed) => {
                     saturated = !claimed.is_empty() && claimed.len() == free;
+                    backlog.store(saturated, Ordering::Relaxed);
                     // What the claim had to step over may fit once a try ends.
                     may_claim = saturated || lookahead.is_crowded();
                     let inputs = read_inputs(&mut db, &bag, &claimed).await;

@@ -67,19 +67,21 @@ impl Lookahead {
 }
 
 /// Claim up to `limit` queued task instances for this worker, on the
-/// executor's kept connection.
+/// executor's kept connection. A claim whose commit goes unanswered is
+/// added to `unanswered`.
 pub async fn claim(
     db: &mut KeptConnection,
     bag: &DagBag,
     me: &WorkerIdentity,
     limit: usize,
     lookahead: &mut Lookahead,
+    unanswered: &UnansweredClaims,
 ) -> Result<Vec<Claimed>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
     let claimed = match db.get().await {
-        Ok(conn) => claim_on(conn, bag, me, limit, lookahead).await,
+        Ok(conn) => claim_on(conn, bag, me, limit, lookahead, unanswered).await,
         Err(e) => Err(e),
     };
     db.checked(claimed)
@@ -91,14 +93,105 @@ async fn claim_on(
     me: &WorkerIdentity,
     limit: usize,
     lookahead: &mut Lookahead,
+    unanswered: &UnansweredClaims,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut tx = conn.begin().await?;
     let claimed = claim_in(&mut tx, bag, me, limit, lookahead).await?;
     // Ended now, even when empty: a transaction dropped unfinished is
     // rolled back only at the connection's next use, and the executor
     // keeps its connection, claim lock held, until its next claim.
-    tx.commit().await?;
+    if let Err(e) = tx.commit().await {
+        unanswered.add(claimed.iter());
+        return Err(e.into());
+    }
     Ok(claimed)
+}
+
+/// A try as claimed: its instance and the try number the claim gave it.
+type ClaimedTry = (String, String, String, i32, i32);
+
+/// Claims whose COMMIT went out and whose answer never came back (the
+/// connection broke): they may have committed, leaving rows `running`
+/// under this worker that no one runs, and that this worker's heartbeat
+/// would keep from the zombie reaper for as long as the process lives.
+/// The executor's claims and the recorder's claims for it add theirs; the
+/// executor's loop returns them to the queue ([`UnansweredClaims::requeue`]).
+#[derive(Clone, Default)]
+pub struct UnansweredClaims(Arc<std::sync::Mutex<Vec<ClaimedTry>>>);
+
+impl UnansweredClaims {
+    pub(crate) fn add<'c>(&self, claimed: impl Iterator<Item = &'c Claimed>) {
+        let mut tries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        tries.extend(claimed.map(|c| {
+            (
+                c.dag_id.clone(),
+                c.run_id.clone(),
+                c.task_id.clone(),
+                c.map_index,
+                c.try_number,
+            )
+        }));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Puts the tries back in the queue as if never claimed, where the claim
+    /// did commit: matched on this worker and the claim's try number, so a
+    /// claim that was rolled back, whose rows another worker may have
+    /// claimed since, matches nothing. Returns how many were requeued; on
+    /// an error the tries stay here for the next call.
+    pub async fn requeue(
+        &self,
+        db: &mut KeptConnection,
+        me: &WorkerIdentity,
+    ) -> Result<u64, StoreError> {
+        let tries = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        if tries.is_empty() {
+            return Ok(0);
+        }
+        let done = match db.get().await {
+            Ok(conn) => requeue_claimed(conn, me, &tries).await,
+            Err(e) => Err(e),
+        };
+        let done = db.checked(done);
+        if done.is_err() {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(tries);
+        }
+        done
+    }
+}
+
+async fn requeue_claimed(
+    conn: &mut PgConnection,
+    me: &WorkerIdentity,
+    tries: &[ClaimedTry],
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE task_instances ti SET state = 'queued', try_number = ti.try_number - 1,
+                worker_id = NULL, hostname = NULL, start_date = NULL, queued_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
+              AS k(dag_id, run_id, task_id, map_index, try_number)
+         WHERE ti.dag_id = k.dag_id AND ti.run_id = k.run_id AND ti.task_id = k.task_id
+           AND ti.map_index = k.map_index AND ti.try_number = k.try_number
+           AND ti.worker_id = $6 AND ti.state = 'running'",
+    )
+    .bind(tries.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|t| t.1.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|t| t.2.as_str()).collect::<Vec<_>>())
+    .bind(tries.iter().map(|t| t.3).collect::<Vec<_>>())
+    .bind(tries.iter().map(|t| t.4).collect::<Vec<_>>())
+    .bind(&me.worker_id)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() > 0 {
+        crate::store::write::notify_queued(&mut *conn, Some(&me.worker_id)).await?;
+    }
+    Ok(done.rows_affected())
 }
 
 /// Claim up to `limit` queued task instances in the caller's transaction,

@@ -52,11 +52,12 @@ async fn a_claim_steps_over_a_full_dags_instances_and_fills_its_slots_from_other
     assert_eq!(advanced.queued, 8);
     let me = orchestrator::engine::new_identity();
     let mut lookahead = Lookahead::default();
+    let unanswered = executor::UnansweredClaims::default();
     let mut db = KeptConnection::new(c.store.clone());
 
     // Two slots: the two best rows are both the narrow DAG's, so the claim
     // looks further and takes one instance of each DAG.
-    let first = executor::claim(&mut db, &bag, &me, 2, &mut lookahead)
+    let first = executor::claim(&mut db, &bag, &me, 2, &mut lookahead, &unanswered)
         .await
         .expect("first claim");
     let mut dags: Vec<&str> = first.iter().map(|t| t.dag_id.as_str()).collect();
@@ -64,14 +65,14 @@ async fn a_claim_steps_over_a_full_dags_instances_and_fills_its_slots_from_other
     assert_eq!(dags, ["narrow", "open"]);
 
     // The narrow DAG is full: the next claim takes the open DAG's other two.
-    let second = executor::claim(&mut db, &bag, &me, 4, &mut lookahead)
+    let second = executor::claim(&mut db, &bag, &me, 4, &mut lookahead, &unanswered)
         .await
         .expect("second claim");
     let dags: Vec<&str> = second.iter().map(|t| t.dag_id.as_str()).collect();
     assert_eq!(dags, ["open", "open"]);
 
     // Nothing else may run until the narrow DAG's running instance ends.
-    let third = executor::claim(&mut db, &bag, &me, 4, &mut lookahead)
+    let third = executor::claim(&mut db, &bag, &me, 4, &mut lookahead, &unanswered)
         .await
         .expect("third claim");
     assert!(third.is_empty(), "{third:?}");

@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Cluster {
     pub store: Store,
     pub pool: sqlx::PgPool,
+    /// The server's own address, for tests that put something in between.
+    #[allow(dead_code)]
+    pub url: String,
     // Dropped after the store: the server outlives the pool.
     _pg: EmbeddedPostgres,
     _home: tempfile::TempDir,
@@ -42,6 +45,7 @@ pub async fn cluster(bag: &DagBag) -> Cluster {
     Cluster {
         store,
         pool,
+        url: pg.url().to_owned(),
         _pg: pg,
         _home: home,
     }

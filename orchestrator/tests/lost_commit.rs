@@ -1,0 +1,249 @@
+//! A claim whose COMMIT reaches Postgres but whose answer never comes back
+//! (the connection breaks in between). The claim committed, so its rows
+//! are `running` under this worker; the engine does not know it claimed
+//! them. It must return them to the queue and run each task once, rather
+//! than leave them `running` under its own heartbeat for as long as it lives.
+//!
+//! The engine talks to the real (embedded) Postgres through a TCP relay
+//! that, once, lets a claim's COMMIT through, waits for Postgres's answer,
+//! and closes the connection instead of passing the answer on.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orchestrator::schedule::DataInterval;
+use orchestrator::store::write::RunType;
+use orchestrator::{task_fn, Dag, DagBag, EngineConfig, Node, Store, TaskSpec};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{cluster, Cluster};
+
+/// Text only a claim's UPDATE sends (`executor::claim_in`); its statement
+/// is parsed each time, so the text comes with every claim.
+const CLAIM: &[u8] = b"try_number = ti.try_number + 1";
+
+/// Cuts the connection of the `nth` transaction that claims tries, after
+/// Postgres has answered its COMMIT and before the answer is passed on.
+struct Relay {
+    addr: std::net::SocketAddr,
+    /// How many COMMIT answers it has cut: one at most.
+    cut: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    /// A relay to the server of `url` (postgres://user:pw@host:port/db).
+    async fn start(url: &str, nth: usize) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let upstream = host_port(url).to_owned();
+        let countdown = Arc::new(AtomicUsize::new(nth));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let (c, k) = (countdown.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = TcpStream::connect(&upstream).await.expect("Postgres");
+                tokio::spawn(relay(client, server, c.clone(), k.clone()));
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    /// `url` (the server's) with the relay's address instead.
+    fn url(&self, url: &str) -> String {
+        url.replacen(host_port(url), &self.addr.to_string(), 1)
+    }
+
+    fn cuts(&self) -> usize {
+        self.cut.load(Ordering::SeqCst)
+    }
+}
+
+async fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    countdown: Arc<AtomicUsize>,
+    cut: Arc<AtomicUsize>,
+) {
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_server, mut to_server) = server.split();
+    let cutting = std::sync::atomic::AtomicBool::new(false);
+    let up = async {
+        let mut claiming = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from_client.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let bytes = &buf[..n];
+            claiming |= contains(bytes, CLAIM);
+            if claiming && contains(bytes, b"COMMIT") {
+                claiming = false;
+                let left = countdown.fetch_sub(1, Ordering::SeqCst);
+                if left == 1 {
+                    cutting.store(true, Ordering::SeqCst);
+                }
+            }
+            if to_server.write_all(bytes).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from_server.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            if cutting.load(Ordering::SeqCst) {
+                // Postgres has answered the COMMIT: it committed.
+                cut.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if to_client.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    // Either side ending closes both connections.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}
+
+fn host_port(url: &str) -> &str {
+    let after = url.split_once('@').expect("user@host").1;
+    after.split('/').next().expect("host:port")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `first → second`, each counting its runs in `runs`.
+fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
+    let mut b = Dag::builder("lost_commit_chain");
+    let nodes: Vec<Node> = ["first", "second"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let runs = runs.clone();
+            b.task(TaskSpec::new(
+                id,
+                task_fn(move |_| {
+                    runs[i].fetch_add(1, Ordering::SeqCst);
+                    async { Ok(Value::Null) }
+                }),
+            ))
+        })
+        .collect();
+    b.chain(&nodes.iter().collect::<Vec<_>>());
+    b.build().expect("DAG builds")
+}
+
+/// Runs the chain once through an engine whose every connection goes
+/// through a relay cutting the `nth` claim's commit answer; returns the
+/// run's state, how often each task ran, their try numbers and the cuts.
+async fn run_cutting(nth: usize) -> (String, [usize; 2], Vec<i32>, usize) {
+    let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut bag = DagBag::new();
+    bag.add(chain(runs.clone()));
+    let c: Cluster = cluster(&bag).await;
+    let relay = Relay::start(&c.url, nth).await;
+    let pool = orchestrator::store::connect_pool(&relay.url(&c.url), 10)
+        .await
+        .expect("connect through the relay");
+    let store = Store::new(pool);
+
+    let dag = bag.get("lost_commit_chain").expect("DAG").clone();
+    let now = chrono::Utc::now();
+    let run_id = c
+        .store
+        .create_run(
+            &dag,
+            RunType::Manual,
+            DataInterval {
+                start: now,
+                end: now,
+            },
+            &json!({}),
+        )
+        .await
+        .expect("create run")
+        .expect("new run");
+    let config = EngineConfig {
+        run_streams: false,
+        create_scheduled_runs: false,
+        poll_interval: Duration::from_millis(200),
+        ..EngineConfig::default()
+    };
+    let token = CancellationToken::new();
+    let engine = tokio::spawn(orchestrator::engine::run(
+        store,
+        bag.clone(),
+        config,
+        token.clone(),
+    ));
+    let started = Instant::now();
+    let state = loop {
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
+                .bind("lost_commit_chain")
+                .bind(&run_id)
+                .fetch_one(&c.pool)
+                .await
+                .expect("run state");
+        if state == "success" || state == "failed" || started.elapsed() > Duration::from_secs(30) {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    token.cancel();
+    engine.await.expect("join").expect("engine stops cleanly");
+    let tries: Vec<i32> = sqlx::query_scalar(
+        "SELECT try_number FROM task_instances WHERE run_id = $1 ORDER BY task_id",
+    )
+    .bind(&run_id)
+    .fetch_all(&c.pool)
+    .await
+    .expect("tries");
+    let counts = [
+        runs[0].load(Ordering::SeqCst),
+        runs[1].load(Ordering::SeqCst),
+    ];
+    (state, counts, tries, relay.cuts())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
+    // The first claim is the executor's, of `first` (the scheduler queued it).
+    let (state, runs, tries, cuts) = run_cutting(1).await;
+    assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
+    assert_eq!(
+        state, "success",
+        "the run ends rather than waiting on a lost claim"
+    );
+    assert_eq!(runs, [1, 1], "each task ran once");
+    assert_eq!(tries, vec![1, 1], "the lost claim did not count as a try");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
+    // The second is the recorder's: it records `first`, queues `second`
+    // and claims it for its executor in one transaction.
+    let (state, runs, tries, cuts) = run_cutting(2).await;
+    assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
+    assert_eq!(
+        state, "success",
+        "the run ends rather than waiting on a lost claim"
+    );
+    assert_eq!(runs, [1, 1], "each task ran once");
+    assert_eq!(tries, vec![1, 1], "the lost claim did not count as a try");
+}
