@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::common::TestEnv;
+use crate::common::{children_named, TestEnv};
 use nix::sys::signal::Signal;
 
 #[test]
@@ -379,32 +379,6 @@ fn up_starts_its_embedded_broker_again_when_it_is_killed_and_the_consumers_carry
     );
     let status = env.signal(pid, Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
-}
-
-/// Pids of the direct children of `parent` whose command name is `name`.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let ppid: u32 = stat[close + 2..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if ppid == parent && comm == name {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 #[test]
