@@ -63,6 +63,11 @@ pub enum BenchCommand {
         /// Concurrent connections of the mixed load, shared between its paths.
         #[arg(long, default_value_t = 200)]
         mixed_clients: usize,
+        /// Paths the mixed load requests instead of the DAGs page, a grid,
+        /// the runs API and the markets board (comma-separated, e.g.
+        /// `/static/app.css`: a load that reads nothing from the database).
+        #[arg(long, value_delimiter = ',')]
+        mixed_paths: Vec<String>,
     },
     /// Odds updates through a real broker, the odds processor and Postgres:
     /// throughput draining a backlog, latency and RSS at a steady rate.
@@ -165,10 +170,12 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
             connections,
             mixed_seconds,
             mixed_clients,
+            mixed_paths,
         } => {
             let mixed = web::Mixed {
                 seconds: mixed_seconds,
                 clients: mixed_clients,
+                paths: mixed_paths,
                 engine,
             };
             web::run(home, dags, runs, seconds, connections, mixed).await

@@ -111,10 +111,13 @@ const SEED_TIS: &str = "
     WHERE r.dag_id = ANY($1)
     ON CONFLICT DO NOTHING";
 
-/// The mixed phase's settings (`--mixed-seconds`, `--mixed-clients`).
+/// The mixed phase's settings (`--mixed-seconds`, `--mixed-clients`,
+/// `--mixed-paths`).
 pub struct Mixed {
     pub seconds: u64,
     pub clients: usize,
+    /// What the load requests; the default pages when empty.
+    pub paths: Vec<String>,
     pub engine: orchestrator::EngineConfig,
 }
 
@@ -130,6 +133,9 @@ pub async fn run(
         bail!(
             "wrk is not installed; install it (Debian/Ubuntu: apt-get install wrk) and run again"
         );
+    }
+    if let Some(bad) = mixed.paths.iter().find(|p| !p.starts_with('/')) {
+        bail!("--mixed-paths takes paths on the server, each starting with `/`; got `{bad}`");
     }
     let dags = dags.max(1);
     let mut bag = DagBag::new();
@@ -347,12 +353,16 @@ pub async fn run(
         );
     }
     if mixed.seconds > 0 {
-        let paths: Vec<String> = vec![
-            "/dags".to_owned(),
-            format!("/dags/{GRID_DAG}"),
-            "/api/v2/dags/~/dagRuns?limit=50".to_owned(),
-            format!("/markets/live?date={BENCH_DAY}"),
-        ];
+        let paths: Vec<String> = if mixed.paths.is_empty() {
+            vec![
+                "/dags".to_owned(),
+                format!("/dags/{GRID_DAG}"),
+                "/api/v2/dags/~/dagRuns?limit=50".to_owned(),
+                format!("/markets/live?date={BENCH_DAY}"),
+            ]
+        } else {
+            mixed.paths.clone()
+        };
         crate::mixed::run(&db, &bag, &mixed, port, &session, &paths).await?;
     }
     token.cancel();

@@ -503,13 +503,19 @@ async fn requeue(
         .iter()
         .map(|t| (t.id.as_str(), t.retry.retries as i32))
         .unzip();
+    // The cleared instances' outputs go with them (`Store::clear_tasks`).
     sqlx::query(
-        "UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
-                queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
-         FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
-         WHERE ti.dag_id = $1 AND ti.run_id = ANY($2) AND ti.task_id = c.task_id
-           AND ti.state <> 'running'
-           AND (NOT $5 OR ti.state IN ('failed', 'upstream_failed'))",
+        "WITH cleared AS (
+             UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
+                    queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
+             FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
+             WHERE ti.dag_id = $1 AND ti.run_id = ANY($2) AND ti.task_id = c.task_id
+               AND ti.state <> 'running'
+               AND (NOT $5 OR ti.state IN ('failed', 'upstream_failed'))
+             RETURNING ti.run_id, ti.task_id, ti.map_index)
+         DELETE FROM xcom x USING cleared c
+         WHERE x.dag_id = $1 AND x.run_id = c.run_id AND x.task_id = c.task_id
+           AND x.map_index = c.map_index",
     )
     .bind(&dag.id)
     .bind(&queued)

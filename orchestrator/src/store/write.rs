@@ -292,14 +292,21 @@ impl Store {
             .iter()
             .filter_map(|id| dag.task(id).map(|t| (id.clone(), t.retry.retries as i32)))
             .unzip();
-        // Each cleared task gets its full retry budget again on top of the tries it used.
+        // Each cleared task gets its full retry budget again on top of the
+        // tries it used. Its outputs go with it, as Airflow clears a task's
+        // XComs before a try: a try that returns nothing must not leave its
+        // readers the output of the try before it.
         let cleared: Vec<String> = sqlx::query_scalar(
             "WITH cleared AS (
                  UPDATE task_instances ti SET state = 'none', next_attempt_at = NULL, first_attempt_at = NULL,
                         queued_at = NULL, end_date = NULL, duration = NULL, max_tries = ti.try_number + c.retries
                  FROM unnest($3::text[], $4::int[]) AS c(task_id, retries)
                  WHERE ti.dag_id = $1 AND ti.run_id = $2 AND ti.task_id = c.task_id AND ti.state <> 'running'
-                 RETURNING ti.task_id)
+                 RETURNING ti.task_id, ti.map_index),
+             outputs AS (
+                 DELETE FROM xcom x USING cleared c
+                 WHERE x.dag_id = $1 AND x.run_id = $2 AND x.task_id = c.task_id
+                   AND x.map_index = c.map_index)
              SELECT DISTINCT task_id FROM cleared ORDER BY task_id",
         )
         .bind(&dag.id)
