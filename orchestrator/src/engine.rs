@@ -560,8 +560,19 @@ async fn executor_loop(
             }
         }
         if !given.is_empty() {
-            let (claimed, permits): (Vec<Claimed>, Vec<_>) =
-                given.drain(..).map(|h| (h.claimed, h.permit)).unzip();
+            // Those whose inputs came with them start at once; the others'
+            // are read in one query.
+            let mut unread: (Vec<Claimed>, Vec<OwnedSemaphorePermit>) = Default::default();
+            for h in given.drain(..) {
+                match h.inputs {
+                    Some(inputs) => start(&mut running, h.claimed, Some(inputs), h.permit),
+                    None => {
+                        unread.0.push(h.claimed);
+                        unread.1.push(h.permit);
+                    }
+                }
+            }
+            let (claimed, permits) = unread;
             let inputs = read_inputs(&mut db, &bag, &claimed).await;
             for ((c, inputs), permit) in claimed.into_iter().zip(inputs).zip(permits) {
                 start(&mut running, c, inputs, permit);

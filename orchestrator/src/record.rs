@@ -76,6 +76,10 @@ pub struct Recorder {
 pub struct Handed {
     pub claimed: Claimed,
     pub permit: OwnedSemaphorePermit,
+    /// Its upstream outputs, when every upstream it reads ended in the
+    /// batch that handed it over ([`inputs_in_batch`]): a chain's next
+    /// task starts without reading them back.
+    pub inputs: Option<executor::Inputs>,
 }
 
 /// How the recorder claims, for its own executor, the downstream tasks a
@@ -427,6 +431,9 @@ async fn write_batch_on(
     let mut unanswered = None;
     if let Some(claims) = claims.filter(|_| !queued.is_empty()) {
         handed = claim_for_executor(&mut tx, me, claims, queued.len()).await?;
+        for h in &mut handed {
+            h.inputs = inputs_in_batch(&claims.handoff.bag, &h.claimed, &recorded);
+        }
         let taken: HashSet<InstanceKey> = handed.iter().map(|h| key(&h.claimed)).collect();
         woken.queued = queued.iter().any(|k| !taken.contains(k));
         to_executor = Some(claims.handoff.to_executor.clone());
@@ -826,6 +833,44 @@ async fn queue_ready_downstream(
     Ok((finished, queued))
 }
 
+/// The upstream outputs of `claimed`, as [`executor::load_inputs`] would
+/// read them, when every upstream it reads is a task of one instance whose
+/// try this batch recorded: the batch wrote those outputs (a clear deletes
+/// a task's outputs, so a try that returned nothing has none). `None` when
+/// some upstream ended elsewhere; the executor then reads them.
+fn inputs_in_batch(
+    bag: &DagBag,
+    claimed: &Claimed,
+    recorded: &[&Item<'_>],
+) -> Option<executor::Inputs> {
+    let dag = bag.get(&claimed.dag_id)?;
+    let task = dag.task(&claimed.task_id)?;
+    let mut inputs = HashMap::new();
+    for up in task.inputs() {
+        let up_task = dag.task(up)?;
+        if up_task.map.is_some() {
+            return None;
+        }
+        let ended = recorded.iter().find(|i| {
+            i.c.task_id == *up
+                && i.c.map_index < 0
+                && i.c.run_id == claimed.run_id
+                && i.c.dag_id == claimed.dag_id
+        })?;
+        if ended.settled.state != TaskState::Success {
+            return None;
+        }
+        let rows: Vec<(i32, Value)> = match &ended.settled.output {
+            Some(v) if !v.is_null() => vec![(-1, v.clone())],
+            _ => Vec::new(),
+        };
+        if let Some(v) = crate::mapping::input_of(task, claimed.map_index, up_task, rows) {
+            inputs.insert(up.clone(), v);
+        }
+    }
+    Some(Arc::new(inputs))
+}
+
 /// Claims up to `queued` tries for this process's executor, in the
 /// recorder's transaction, within the slots free now.
 async fn claim_for_executor(
@@ -853,6 +898,7 @@ async fn claim_for_executor(
             Some(Handed {
                 claimed,
                 permit: permits.pop()?,
+                inputs: None,
             })
         })
         .collect())

@@ -1,7 +1,8 @@
 //! The recorder claims the tasks it queues for its own executor, in the
 //! transaction that queued them (`record::Handoff`): such a claim keeps a
-//! pool's slots and a DAG's `max_active_tasks` like any other, and a try's
-//! dates say when its task ran.
+//! pool's slots and a DAG's `max_active_tasks` like any other, a try's
+//! dates say when its task ran, and a task handed over gets its upstream
+//! outputs whichever batch they were recorded in.
 
 use std::time::{Duration, Instant};
 
@@ -211,4 +212,58 @@ async fn a_tries_dates_are_when_its_task_ran_and_the_next_starts_after_it() {
         second_start >= first_end,
         "{second_start} before {first_end}"
     );
+}
+
+/// a → b → c and a → slow → fan_in ← c: `b` and `c` are handed over with
+/// the batch their upstream ended in, inputs and all; `fan_in` is handed
+/// over with `slow`'s batch, while `c` ended in an earlier one, so its
+/// inputs are read back. Each returns what it was given, added up.
+fn outputs() -> Dag {
+    let mut b = Dag::builder("handoff_outputs");
+    let a = b.task(TaskSpec::new("a", task_fn(|_| async { Ok(json!(1)) })));
+    let plus_one = |from: &'static str| {
+        task_fn(move |ctx| async move { Ok(json!(ctx.upstream::<i64>(from)? + 1)) })
+    };
+    let bb = b.task(TaskSpec::new("b", plus_one("a")));
+    let c = b.task(TaskSpec::new("c", plus_one("b")));
+    let slow = b.task(TaskSpec::new(
+        "slow",
+        task_fn(|_| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(json!(10))
+        }),
+    ));
+    let fan_in = b.task(TaskSpec::new(
+        "fan_in",
+        task_fn(|ctx| async move {
+            Ok(json!(
+                ctx.upstream::<i64>("c")? + ctx.upstream::<i64>("slow")?
+            ))
+        }),
+    ));
+    b.chain(&[&a, &bb, &c, &fan_in]);
+    b.edge(&a, &slow);
+    b.edge(&slow, &fan_in);
+    b.build().expect("DAG builds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_reach_handed_over_tasks_from_their_batch_or_read_back() {
+    let mut bag = DagBag::new();
+    bag.add(outputs());
+    let c = cluster(&bag).await;
+    let (run_id, state) = run_once(&c, &bag, "handoff_outputs", json!({})).await;
+    assert_eq!(state, "success");
+    let got: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT task_id, value FROM xcom WHERE run_id = $1 AND key = 'return_value' ORDER BY task_id",
+    )
+    .bind(&run_id)
+    .fetch_all(&c.pool)
+    .await
+    .expect("outputs");
+    let want: Vec<(String, Value)> = [("a", 1), ("b", 2), ("c", 3), ("fan_in", 13), ("slow", 10)]
+        .into_iter()
+        .map(|(t, v)| (t.to_owned(), json!(v)))
+        .collect();
+    assert_eq!(got, want);
 }
