@@ -96,15 +96,15 @@ async fn claim_on(
     unanswered: &UnansweredClaims,
 ) -> Result<Vec<Claimed>, StoreError> {
     let mut tx = conn.begin().await?;
-    let claimed = claim_in(&mut tx, bag, me, limit, lookahead).await?;
+    let claim = claim_in(&mut tx, bag, me, limit, lookahead).await?;
     // Ended now, even when empty: a transaction dropped unfinished is
     // rolled back only at the connection's next use, and the executor
     // keeps its connection, claim lock held, until its next claim.
     if let Err(e) = tx.commit().await {
-        unanswered.add(claimed.iter());
+        unanswered.add(claim.xact.as_ref(), claim.tries.iter());
         return Err(e.into());
     }
-    Ok(claimed)
+    Ok(claim.tries)
 }
 
 /// A try as claimed: its instance and the try number the claim gave it.
@@ -117,81 +117,126 @@ type ClaimedTry = (String, String, String, i32, i32);
 /// The executor's claims and the recorder's claims for it add theirs; the
 /// executor's loop returns them to the queue ([`UnansweredClaims::requeue`]).
 #[derive(Clone, Default)]
-pub struct UnansweredClaims(Arc<std::sync::Mutex<Vec<ClaimedTry>>>);
+pub struct UnansweredClaims(Arc<std::sync::Mutex<Vec<Unanswered>>>);
+
+/// One claim's transaction id and its tries.
+type Unanswered = (String, Vec<ClaimedTry>);
 
 impl UnansweredClaims {
-    pub(crate) fn add<'c>(&self, claimed: impl Iterator<Item = &'c Claimed>) {
-        let mut tries = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        tries.extend(claimed.map(|c| {
-            (
-                c.dag_id.clone(),
-                c.run_id.clone(),
-                c.task_id.clone(),
-                c.map_index,
-                c.try_number,
-            )
-        }));
+    /// The tries claimed in transaction `xact`, whose commit went unanswered.
+    pub(crate) fn add<'c>(&self, xact: Option<&String>, tries: impl Iterator<Item = &'c Claimed>) {
+        let Some(xact) = xact else {
+            return;
+        };
+        let tries = tries
+            .map(|c| {
+                (
+                    c.dag_id.clone(),
+                    c.run_id.clone(),
+                    c.task_id.clone(),
+                    c.map_index,
+                    c.try_number,
+                )
+            })
+            .collect();
+        self.lock().push((xact.clone(), tries));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Unanswered>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.lock().is_empty()
     }
 
-    /// Puts the tries back in the queue as if never claimed, where the claim
-    /// did commit: matched on this worker and the claim's try number, so a
-    /// claim that was rolled back, whose rows another worker may have
-    /// claimed since, matches nothing. Returns how many were requeued; on
-    /// an error the tries stay here for the next call.
+    /// Asks Postgres whether each claim's transaction committed
+    /// (`pg_xact_status`), and puts the tries of those that did back in
+    /// the queue as if never claimed. A claim that was rolled back is
+    /// forgotten: its rows were never this claim's, and this worker may
+    /// hold them under a later claim of the same try number (the
+    /// recorder's retry of its batch claims them again). One still in
+    /// progress (its commit not yet done) is asked about again next time.
+    /// Returns how many tries were requeued; on an error every claim stays.
     pub async fn requeue(
         &self,
         db: &mut KeptConnection,
         me: &WorkerIdentity,
     ) -> Result<u64, StoreError> {
-        let tries = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        if tries.is_empty() {
+        let claims = std::mem::take(&mut *self.lock());
+        if claims.is_empty() {
             return Ok(0);
         }
         let done = match db.get().await {
-            Ok(conn) => requeue_claimed(conn, me, &tries).await,
+            Ok(conn) => requeue_committed(conn, me, &claims).await,
             Err(e) => Err(e),
         };
-        let done = db.checked(done);
-        if done.is_err() {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(tries);
+        match db.checked(done) {
+            Ok((requeued, pending)) => {
+                self.lock()
+                    .extend(claims.into_iter().filter(|(x, _)| pending.contains(x)));
+                Ok(requeued)
+            }
+            Err(e) => {
+                self.lock().extend(claims);
+                Err(e)
+            }
         }
-        done
     }
 }
 
-async fn requeue_claimed(
+/// The requeue of [`UnansweredClaims::requeue`], in one statement: how many
+/// tries it requeued, and the transactions still in progress.
+async fn requeue_committed(
     conn: &mut PgConnection,
     me: &WorkerIdentity,
-    tries: &[ClaimedTry],
-) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "UPDATE task_instances ti SET state = 'queued', try_number = ti.try_number - 1,
-                worker_id = NULL, hostname = NULL, start_date = NULL, queued_at = now()
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
-              AS k(dag_id, run_id, task_id, map_index, try_number)
-         WHERE ti.dag_id = k.dag_id AND ti.run_id = k.run_id AND ti.task_id = k.task_id
-           AND ti.map_index = k.map_index AND ti.try_number = k.try_number
-           AND ti.worker_id = $6 AND ti.state = 'running'",
+    claims: &[Unanswered],
+) -> Result<(u64, Vec<String>), StoreError> {
+    let tries = claims
+        .iter()
+        .flat_map(|(x, tries)| tries.iter().map(move |t| (x.as_str(), t)));
+    let (mut xacts, mut dags, mut runs, mut tasks, mut maps, mut numbers) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (x, (dag, run, task, map, number)) in tries {
+        xacts.push(x);
+        dags.push(dag.as_str());
+        runs.push(run.as_str());
+        tasks.push(task.as_str());
+        maps.push(*map);
+        numbers.push(*number);
+    }
+    let (requeued, pending): (i64, Vec<String>) = sqlx::query_as(
+        "WITH status AS (
+             SELECT x, pg_xact_status(x::xid8) AS status FROM unnest($1::text[]) AS x),
+         requeued AS (
+             UPDATE task_instances ti SET state = 'queued', try_number = ti.try_number - 1,
+                    worker_id = NULL, hostname = NULL, start_date = NULL, queued_at = now()
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[])
+                  AS k(xact, dag_id, run_id, task_id, map_index, try_number)
+             JOIN status s ON s.x = k.xact
+             WHERE s.status = 'committed'
+               AND ti.dag_id = k.dag_id AND ti.run_id = k.run_id AND ti.task_id = k.task_id
+               AND ti.map_index = k.map_index AND ti.try_number = k.try_number
+               AND ti.worker_id = $8 AND ti.state = 'running'
+             RETURNING 1)
+         SELECT (SELECT count(*) FROM requeued),
+                coalesce(array_agg(x) FILTER (WHERE status = 'in progress'), '{}')
+         FROM status",
     )
-    .bind(tries.iter().map(|t| t.0.as_str()).collect::<Vec<_>>())
-    .bind(tries.iter().map(|t| t.1.as_str()).collect::<Vec<_>>())
-    .bind(tries.iter().map(|t| t.2.as_str()).collect::<Vec<_>>())
-    .bind(tries.iter().map(|t| t.3).collect::<Vec<_>>())
-    .bind(tries.iter().map(|t| t.4).collect::<Vec<_>>())
+    .bind(claims.iter().map(|(x, _)| x.as_str()).collect::<Vec<_>>())
+    .bind(&xacts)
+    .bind(&dags)
+    .bind(&runs)
+    .bind(&tasks)
+    .bind(&maps)
+    .bind(&numbers)
     .bind(&me.worker_id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    if done.rows_affected() > 0 {
+    if requeued > 0 {
         crate::store::write::notify_queued(&mut *conn, Some(&me.worker_id)).await?;
     }
-    Ok(done.rows_affected())
+    Ok((requeued as u64, pending))
 }
 
 /// Claim up to `limit` queued task instances in the caller's transaction,
@@ -204,7 +249,7 @@ pub(crate) async fn claim_in(
     me: &WorkerIdentity,
     limit: usize,
     lookahead: &mut Lookahead,
-) -> Result<Vec<Claimed>, StoreError> {
+) -> Result<Claim, StoreError> {
     let mut wide = lookahead.crowded;
     let picked = loop {
         let reads = claim_reads(&mut *tx, if wide { limit * 4 } else { limit }).await?;
@@ -220,7 +265,7 @@ pub(crate) async fn claim_in(
         break picked;
     };
     if picked.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Claim::default());
     }
     // Found by ctid alone (a TID scan), and joined to their runs only
     // after: matched on their keys, or updated in a join with their runs,
@@ -228,7 +273,7 @@ pub(crate) async fn claim_in(
     // 10,000 instances per claim (40-200 ms a claim of 32). Nothing else
     // may stand beside the ctid: with `state = 'queued'` too, a plan from
     // those statistics scanned the queue's partial index for the 32 rows.
-    let claimed: Vec<Claimed> = sqlx::query_as(
+    let rows: Vec<ClaimRow> = sqlx::query_as(
         "WITH claimed AS (
              UPDATE task_instances ti SET state = 'running', try_number = ti.try_number + 1,
                     worker_id = $2, hostname = $3, start_date = now(), end_date = NULL,
@@ -238,7 +283,8 @@ pub(crate) async fn claim_in(
                        ti.max_tries, ti.first_attempt_at, ti.map_item
          )
          SELECT c.dag_id, c.run_id, c.task_id, c.map_index, c.try_number, c.max_tries,
-                c.first_attempt_at, r.data_interval_start, r.data_interval_end, r.conf, c.map_item
+                c.first_attempt_at, r.data_interval_start, r.data_interval_end, r.conf, c.map_item,
+                pg_current_xact_id()::text AS xact
          FROM claimed c JOIN dag_runs r ON r.dag_id = c.dag_id AND r.run_id = c.run_id",
     )
     // Planned each time: a plan prepared while the table was small (a new
@@ -250,7 +296,26 @@ pub(crate) async fn claim_in(
     .bind(&me.hostname)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(claimed)
+    Ok(Claim {
+        xact: rows.first().map(|r| r.xact.clone()),
+        tries: rows.into_iter().map(|r| r.claimed).collect(),
+    })
+}
+
+/// What a claim took, and the id of the transaction it took it in.
+#[derive(Default)]
+pub(crate) struct Claim {
+    pub tries: Vec<Claimed>,
+    /// `pg_current_xact_id()`: whether the claim committed can be asked
+    /// later (`pg_xact_status`), when its commit goes unanswered.
+    pub xact: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    claimed: Claimed,
+    xact: String,
 }
 
 /// The ctids of the candidates to claim, best first, within each DAG's

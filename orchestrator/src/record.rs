@@ -429,8 +429,9 @@ async fn write_batch_on(
     let mut handed: Vec<Handed> = Vec::new();
     let mut to_executor = None;
     let mut unanswered = None;
+    let mut claim_xact: Option<String> = None;
     if let Some(claims) = claims.filter(|_| !queued.is_empty()) {
-        handed = claim_for_executor(&mut tx, me, claims, queued.len()).await?;
+        handed = claim_for_executor(&mut tx, me, claims, queued.len(), &mut claim_xact).await?;
         for h in &mut handed {
             h.inputs = inputs_in_batch(&claims.handoff.bag, &h.claimed, &recorded);
         }
@@ -452,7 +453,7 @@ async fn write_batch_on(
         // The batch is written again (`record_batch`), and the tries found
         // recorded if this commit went through; the claims are not.
         if let Some(unanswered) = unanswered {
-            unanswered.add(handed.iter().map(|h| &h.claimed));
+            unanswered.add(claim_xact.as_ref(), handed.iter().map(|h| &h.claimed));
         }
         return Err(e.into());
     }
@@ -878,6 +879,7 @@ async fn claim_for_executor(
     me: &WorkerIdentity,
     claims: &mut Claims,
     queued: usize,
+    xact: &mut Option<String>,
 ) -> Result<Vec<Handed>, StoreError> {
     let Claims { handoff, lookahead } = claims;
     // A stopping executor takes no more tries; a busy one claims its own.
@@ -891,8 +893,10 @@ async fn claim_for_executor(
     if permits.is_empty() {
         return Ok(Vec::new());
     }
-    let claimed = executor::claim_in(tx, &handoff.bag, me, permits.len(), lookahead).await?;
-    Ok(claimed
+    let claim = executor::claim_in(tx, &handoff.bag, me, permits.len(), lookahead).await?;
+    *xact = claim.xact;
+    Ok(claim
+        .tries
         .into_iter()
         .map_while(|claimed| {
             Some(Handed {

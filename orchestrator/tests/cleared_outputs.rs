@@ -13,8 +13,10 @@ use tokio_util::sync::CancellationToken;
 mod common;
 use common::{cluster, run_once, Cluster};
 
-/// `produce → read`: `produce` returns `{"v": 1}` on its first try and
-/// nothing after; `read` notes what it was given.
+/// `produce → read ← wait`: `produce` returns `{"v": 1}` on its first try
+/// and nothing after; `read` notes what it was given. `wait` ends after
+/// `produce`, so `read` is handed over with `wait`'s batch and reads
+/// `produce`'s output from the database.
 fn dag(tries: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Option<Value>>>>) -> Dag {
     let mut b = Dag::builder("cleared_outputs");
     let produce = b.task(TaskSpec::new(
@@ -39,7 +41,15 @@ fn dag(tries: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Option<Value>>>>) -> Dag {
             async { Ok(Value::Null) }
         }),
     ));
+    let wait = b.task(TaskSpec::new(
+        "wait",
+        task_fn(|_| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(Value::Null)
+        }),
+    ));
     b.edge(&produce, &read);
+    b.edge(&wait, &read);
     b.build().expect("DAG builds")
 }
 
@@ -63,7 +73,7 @@ async fn a_cleared_task_that_returns_nothing_leaves_its_readers_nothing() {
     assert_eq!(state, "success");
 
     let dag = bag.get("cleared_outputs").expect("DAG").clone();
-    let ids = vec!["produce".to_owned(), "read".to_owned()];
+    let ids = vec!["produce".to_owned(), "read".to_owned(), "wait".to_owned()];
     let cleared = c
         .store
         .clear_tasks(&dag, &run_id, &ids)

@@ -1,12 +1,15 @@
-//! A claim whose COMMIT reaches Postgres but whose answer never comes back
-//! (the connection breaks in between). The claim committed, so its rows
-//! are `running` under this worker; the engine does not know it claimed
-//! them. It must return them to the queue and run each task once, rather
-//! than leave them `running` under its own heartbeat for as long as it lives.
+//! A claim whose COMMIT goes unanswered (the connection breaks). When the
+//! COMMIT reached Postgres, the claim committed and its rows are `running`
+//! under this worker, which does not know it claimed them: it must return
+//! them to the queue rather than leave them `running` under its own
+//! heartbeat for as long as it lives. When the COMMIT never arrived, the
+//! claim was rolled back, and the worker may claim the same tries again
+//! (the recorder's retry of its batch does): those must run, once. Either
+//! way each task runs once, as its first try.
 //!
 //! The engine talks to the real (embedded) Postgres through a TCP relay
-//! that, once, lets a claim's COMMIT through, waits for Postgres's answer,
-//! and closes the connection instead of passing the answer on.
+//! that, once, cuts a claim's connection: after Postgres has answered its
+//! COMMIT, or instead of passing the COMMIT on.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,17 +30,25 @@ use common::{cluster, Cluster};
 /// is parsed each time, so the text comes with every claim.
 const CLAIM: &[u8] = b"try_number = ti.try_number + 1";
 
-/// Cuts the connection of the `nth` transaction that claims tries, after
-/// Postgres has answered its COMMIT and before the answer is passed on.
+/// Where the relay cuts a claim's connection.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    /// After Postgres has answered the COMMIT: the claim committed.
+    Answer,
+    /// Instead of passing the COMMIT on: the claim is rolled back.
+    Commit,
+}
+
+/// Cuts the connection of the `nth` transaction that claims tries.
 struct Relay {
     addr: std::net::SocketAddr,
-    /// How many COMMIT answers it has cut: one at most.
+    /// How many connections it has cut: one at most.
     cut: Arc<AtomicUsize>,
 }
 
 impl Relay {
     /// A relay to the server of `url` (postgres://user:pw@host:port/db).
-    async fn start(url: &str, nth: usize) -> Relay {
+    async fn start(url: &str, nth: usize, at: Cut) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let upstream = host_port(url).to_owned();
@@ -47,7 +58,7 @@ impl Relay {
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let server = TcpStream::connect(&upstream).await.expect("Postgres");
-                tokio::spawn(relay(client, server, c.clone(), k.clone()));
+                tokio::spawn(relay(client, server, at, c.clone(), k.clone()));
             }
         });
         Relay { addr, cut }
@@ -66,6 +77,7 @@ impl Relay {
 async fn relay(
     mut client: TcpStream,
     mut server: TcpStream,
+    at: Cut,
     countdown: Arc<AtomicUsize>,
     cut: Arc<AtomicUsize>,
 ) {
@@ -85,6 +97,10 @@ async fn relay(
             if claiming && contains(bytes, b"COMMIT") {
                 claiming = false;
                 let left = countdown.fetch_sub(1, Ordering::SeqCst);
+                if left == 1 && at == Cut::Commit {
+                    cut.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
                 if left == 1 {
                     cutting.store(true, Ordering::SeqCst);
                 }
@@ -149,14 +165,14 @@ fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
 }
 
 /// Runs the chain once through an engine whose every connection goes
-/// through a relay cutting the `nth` claim's commit answer; returns the
+/// through a relay cutting the `nth` claim's connection `at`; returns the
 /// run's state, how often each task ran, their try numbers and the cuts.
-async fn run_cutting(nth: usize) -> (String, [usize; 2], Vec<i32>, usize) {
+async fn run_cutting(nth: usize, at: Cut) -> (String, [usize; 2], Vec<i32>, usize) {
     let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut bag = DagBag::new();
     bag.add(chain(runs.clone()));
     let c: Cluster = cluster(&bag).await;
-    let relay = Relay::start(&c.url, nth).await;
+    let relay = Relay::start(&c.url, nth, at).await;
     let pool = orchestrator::store::connect_pool(&relay.url(&c.url), 10)
         .await
         .expect("connect through the relay");
@@ -181,7 +197,6 @@ async fn run_cutting(nth: usize) -> (String, [usize; 2], Vec<i32>, usize) {
     let config = EngineConfig {
         run_streams: false,
         create_scheduled_runs: false,
-        poll_interval: Duration::from_millis(200),
         ..EngineConfig::default()
     };
     let token = CancellationToken::new();
@@ -224,7 +239,7 @@ async fn run_cutting(nth: usize) -> (String, [usize; 2], Vec<i32>, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
     // The first claim is the executor's, of `first` (the scheduler queued it).
-    let (state, runs, tries, cuts) = run_cutting(1).await;
+    let (state, runs, tries, cuts) = run_cutting(1, Cut::Answer).await;
     assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
     assert_eq!(
         state, "success",
@@ -238,7 +253,7 @@ async fn an_executor_claim_whose_commit_goes_unanswered_is_requeued_and_run_once
 async fn a_recorder_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
     // The second is the recorder's: it records `first`, queues `second`
     // and claims it for its executor in one transaction.
-    let (state, runs, tries, cuts) = run_cutting(2).await;
+    let (state, runs, tries, cuts) = run_cutting(2, Cut::Answer).await;
     assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
     assert_eq!(
         state, "success",
@@ -246,4 +261,24 @@ async fn a_recorder_claim_whose_commit_goes_unanswered_is_requeued_and_run_once(
     );
     assert_eq!(runs, [1, 1], "each task ran once");
     assert_eq!(tries, vec![1, 1], "the lost claim did not count as a try");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_claim_whose_commit_never_arrives_runs_its_task_once() {
+    // The recorder's transaction is rolled back; its retry records `first`
+    // again and claims `second` again, with the same try number.
+    let (state, runs, tries, cuts) = run_cutting(2, Cut::Commit).await;
+    assert_eq!(cuts, 1, "the relay dropped one claim's commit");
+    assert_eq!(state, "success");
+    assert_eq!(runs, [1, 1], "each task ran once");
+    assert_eq!(tries, vec![1, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_claim_whose_commit_never_arrives_runs_its_task_once() {
+    let (state, runs, tries, cuts) = run_cutting(1, Cut::Commit).await;
+    assert_eq!(cuts, 1, "the relay dropped one claim's commit");
+    assert_eq!(state, "success");
+    assert_eq!(runs, [1, 1], "each task ran once");
+    assert_eq!(tries, vec![1, 1]);
 }

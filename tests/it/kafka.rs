@@ -1053,6 +1053,11 @@ struct Supervised {
 impl Supervised {
     fn start(home: &std::path::Path) -> Supervised {
         use services::broker::{Broker, BrokerLog, EmbeddedBroker};
+        assert!(
+            std::env::var("KAFKA_BROKERS").is_err()
+                && std::env::var("BETFLOW_EMBEDDED_KAFKA").is_err(),
+            "unset KAFKA_BROKERS and BETFLOW_EMBEDDED_KAFKA: this test runs `up`'s embedded broker"
+        );
         let broker = EmbeddedBroker::start_if_wanted(home, BrokerLog::Durable)
             .expect("the embedded broker starts")
             .expect("tansu is installed (scripts/test installs it)");
@@ -1074,11 +1079,31 @@ impl Supervised {
         }
     }
 
-    /// The broker's pid: the one tansu child of this test process.
-    fn pid(&self) -> u32 {
-        let pids = children_named(std::process::id(), "tansu");
-        assert_eq!(pids.len(), 1, "one embedded broker: {pids:?}");
-        pids[0]
+    /// The pid of the tansu child of this process listening on its
+    /// address, once there is one that is not `not` (a broker the watch is
+    /// replacing); other tests' brokers may be children too.
+    fn pid_other_than(&self, not: Option<u32>) -> u32 {
+        let url = format!("tcp://{}", self.bootstrap);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ours: Vec<u32> = children_named(std::process::id(), "tansu")
+                .into_iter()
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&url))
+                })
+                .filter(|pid| Some(*pid) != not)
+                .collect();
+            if let [pid] = ours[..] {
+                return pid;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no single broker on {url}: {ours:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
@@ -1360,11 +1385,12 @@ fn a_broker_killed_mid_stream_leaves_the_tables_of_a_clean_run() {
     let half = messages.len() / 2;
     let mut ends = Ends::new();
     rt.block_on(publish_in_order(&producer, &messages[..half], &mut ends));
-    let killed: u32 = broker.pid();
+    let killed: u32 = broker.pid_other_than(None);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(killed as i32), Signal::SIGKILL)
         .expect("kill tansu");
     rt.block_on(publish_in_order(&producer, &messages[half..], &mut ends));
-    assert_ne!(broker.pid(), killed, "the watch started another broker");
+    // The watch started another broker (or this waits for it, and fails).
+    broker.pid_other_than(Some(killed));
     let in_log: i64 = ends.values().sum();
     assert_eq!(
         in_log,
