@@ -13,18 +13,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use orchestrator::schedule::DataInterval;
-use orchestrator::store::write::RunType;
 use orchestrator::{task_fn, Dag, DagBag, EngineConfig, Node, Store, TaskSpec};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 
 mod common;
-use common::{cluster, Cluster};
+use common::{cluster, run_once_through, Cluster};
 
 /// Text only a claim's UPDATE sends (`executor::claim_in`); its statement
 /// is parsed each time, so the text comes with every claim.
@@ -165,9 +161,9 @@ fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
 }
 
 /// Runs the chain once through an engine whose every connection goes
-/// through a relay cutting the `nth` claim's connection `at`; returns the
-/// run's state, how often each task ran, their try numbers and the cuts.
-async fn run_cutting(nth: usize, at: Cut) -> (String, [usize; 2], Vec<i32>, usize) {
+/// through a relay cutting the `nth` claim's connection `at`, and checks
+/// that the relay cut one and each task ran once, as its first try.
+async fn each_task_runs_once_cutting(nth: usize, at: Cut) {
     let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut bag = DagBag::new();
     bag.add(chain(runs.clone()));
@@ -176,52 +172,27 @@ async fn run_cutting(nth: usize, at: Cut) -> (String, [usize; 2], Vec<i32>, usiz
     let pool = orchestrator::store::connect_pool(&relay.url(&c.url), 10)
         .await
         .expect("connect through the relay");
-    let store = Store::new(pool);
-
-    let dag = bag.get("lost_commit_chain").expect("DAG").clone();
-    let now = chrono::Utc::now();
-    let run_id = c
-        .store
-        .create_run(
-            &dag,
-            RunType::Manual,
-            DataInterval {
-                start: now,
-                end: now,
-            },
-            &json!({}),
-        )
-        .await
-        .expect("create run")
-        .expect("new run");
     let config = EngineConfig {
         run_streams: false,
         create_scheduled_runs: false,
         ..EngineConfig::default()
     };
-    let token = CancellationToken::new();
-    let engine = tokio::spawn(orchestrator::engine::run(
-        store,
-        bag.clone(),
+    let (run_id, state) = run_once_through(
+        &c,
+        &Store::new(pool),
+        &bag,
+        "lost_commit_chain",
+        json!({}),
         config,
-        token.clone(),
-    ));
-    let started = Instant::now();
-    let state = loop {
-        let state: String =
-            sqlx::query_scalar("SELECT state FROM dag_runs WHERE dag_id = $1 AND run_id = $2")
-                .bind("lost_commit_chain")
-                .bind(&run_id)
-                .fetch_one(&c.pool)
-                .await
-                .expect("run state");
-        if state == "success" || state == "failed" || started.elapsed() > Duration::from_secs(30) {
-            break state;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    token.cancel();
-    engine.await.expect("join").expect("engine stops cleanly");
+    )
+    .await;
+    assert_eq!(relay.cuts(), 1, "the relay cut one claim's connection");
+    assert_eq!(state, "success");
+    let counts = [
+        runs[0].load(Ordering::SeqCst),
+        runs[1].load(Ordering::SeqCst),
+    ];
+    assert_eq!(counts, [1, 1], "each task ran once");
     let tries: Vec<i32> = sqlx::query_scalar(
         "SELECT try_number FROM task_instances WHERE run_id = $1 ORDER BY task_id",
     )
@@ -229,56 +200,31 @@ async fn run_cutting(nth: usize, at: Cut) -> (String, [usize; 2], Vec<i32>, usiz
     .fetch_all(&c.pool)
     .await
     .expect("tries");
-    let counts = [
-        runs[0].load(Ordering::SeqCst),
-        runs[1].load(Ordering::SeqCst),
-    ];
-    (state, counts, tries, relay.cuts())
+    assert_eq!(tries, vec![1, 1], "the cut claim did not count as a try");
 }
+
+// The first claim is the executor's, of `first` (the scheduler queued it).
+// The second is the recorder's: it records `first`, queues `second` and
+// claims it for its executor in one transaction; when that is rolled back,
+// its retry records `first` again and claims `second` again, with the same
+// try number.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
-    // The first claim is the executor's, of `first` (the scheduler queued it).
-    let (state, runs, tries, cuts) = run_cutting(1, Cut::Answer).await;
-    assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
-    assert_eq!(
-        state, "success",
-        "the run ends rather than waiting on a lost claim"
-    );
-    assert_eq!(runs, [1, 1], "each task ran once");
-    assert_eq!(tries, vec![1, 1], "the lost claim did not count as a try");
+    each_task_runs_once_cutting(1, Cut::Answer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
-    // The second is the recorder's: it records `first`, queues `second`
-    // and claims it for its executor in one transaction.
-    let (state, runs, tries, cuts) = run_cutting(2, Cut::Answer).await;
-    assert_eq!(cuts, 1, "the relay cut one claim's commit answer");
-    assert_eq!(
-        state, "success",
-        "the run ends rather than waiting on a lost claim"
-    );
-    assert_eq!(runs, [1, 1], "each task ran once");
-    assert_eq!(tries, vec![1, 1], "the lost claim did not count as a try");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recorder_claim_whose_commit_never_arrives_runs_its_task_once() {
-    // The recorder's transaction is rolled back; its retry records `first`
-    // again and claims `second` again, with the same try number.
-    let (state, runs, tries, cuts) = run_cutting(2, Cut::Commit).await;
-    assert_eq!(cuts, 1, "the relay dropped one claim's commit");
-    assert_eq!(state, "success");
-    assert_eq!(runs, [1, 1], "each task ran once");
-    assert_eq!(tries, vec![1, 1]);
+    each_task_runs_once_cutting(2, Cut::Answer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_claim_whose_commit_never_arrives_runs_its_task_once() {
-    let (state, runs, tries, cuts) = run_cutting(1, Cut::Commit).await;
-    assert_eq!(cuts, 1, "the relay dropped one claim's commit");
-    assert_eq!(state, "success");
-    assert_eq!(runs, [1, 1], "each task ran once");
-    assert_eq!(tries, vec![1, 1]);
+    each_task_runs_once_cutting(1, Cut::Commit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_claim_whose_commit_never_arrives_runs_its_task_once() {
+    each_task_runs_once_cutting(2, Cut::Commit).await;
 }

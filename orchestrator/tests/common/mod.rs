@@ -94,6 +94,21 @@ pub async fn run_once_with(
     conf: Value,
     config: EngineConfig,
 ) -> (String, String) {
+    run_once_through(c, &c.store, bag, dag_id, conf, config).await
+}
+
+/// [`run_once_with`] whose engine reaches the cluster through `store`
+/// (another pool, such as one through a relay); the run is created and
+/// watched directly.
+#[allow(dead_code)]
+pub async fn run_once_through(
+    c: &Cluster,
+    engine_store: &Store,
+    bag: &DagBag,
+    dag_id: &str,
+    conf: Value,
+    config: EngineConfig,
+) -> (String, String) {
     let store = &c.store;
     let dag = bag.get(dag_id).expect("DAG in bag").clone();
     let now = chrono::Utc::now();
@@ -108,7 +123,7 @@ pub async fn run_once_with(
         .expect("new run");
     let token = CancellationToken::new();
     let engine = tokio::spawn(orchestrator::engine::run(
-        store.clone(),
+        engine_store.clone(),
         bag.clone(),
         config,
         token.clone(),
