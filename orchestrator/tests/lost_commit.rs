@@ -13,11 +13,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use orchestrator::{task_fn, Dag, DagBag, EngineConfig, Node, Store, TaskSpec};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 mod common;
 use common::{cluster, run_once_through, Cluster};
@@ -33,6 +35,10 @@ enum Cut {
     Answer,
     /// Instead of passing the COMMIT on: the claim is rolled back.
     Commit,
+    /// As `Commit`, and every other connection open then is cut too, as
+    /// when Postgres restarts: the executor's next requeue fails, and it
+    /// asks again only after the recorder has claimed the tries again.
+    Everything,
 }
 
 /// Cuts the connection of the `nth` transaction that claims tries.
@@ -51,10 +57,13 @@ impl Relay {
         let countdown = Arc::new(AtomicUsize::new(nth));
         let cut = Arc::new(AtomicUsize::new(0));
         let (c, k) = (countdown.clone(), cut.clone());
+        // Cancelled to cut every connection open at the time.
+        let open = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let server = TcpStream::connect(&upstream).await.expect("Postgres");
-                tokio::spawn(relay(client, server, at, c.clone(), k.clone()));
+                let (c, k, open) = (c.clone(), k.clone(), open.clone());
+                tokio::spawn(relay(client, server, at, c, k, open));
             }
         });
         Relay { addr, cut }
@@ -76,7 +85,9 @@ async fn relay(
     at: Cut,
     countdown: Arc<AtomicUsize>,
     cut: Arc<AtomicUsize>,
+    open: Arc<std::sync::Mutex<CancellationToken>>,
 ) {
+    let severed = open.lock().expect("token").clone();
     let (mut from_client, mut to_client) = client.split();
     let (mut from_server, mut to_server) = server.split();
     let cutting = std::sync::atomic::AtomicBool::new(false);
@@ -93,8 +104,13 @@ async fn relay(
             if claiming && contains(bytes, b"COMMIT") {
                 claiming = false;
                 let left = countdown.fetch_sub(1, Ordering::SeqCst);
-                if left == 1 && at == Cut::Commit {
+                if left == 1 && at != Cut::Answer {
                     cut.fetch_add(1, Ordering::SeqCst);
+                    if at == Cut::Everything {
+                        let mut open = open.lock().expect("token");
+                        open.cancel();
+                        *open = CancellationToken::new();
+                    }
                     return;
                 }
                 if left == 1 {
@@ -127,6 +143,7 @@ async fn relay(
     tokio::select! {
         () = up => {}
         () = down => {}
+        () = severed.cancelled() => {}
     }
 }
 
@@ -139,8 +156,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `first → second`, each counting its runs in `runs`.
-fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
+/// `first → second`, each counting its runs in `runs`; `second` takes `nap`.
+fn chain(runs: Arc<[AtomicUsize; 2]>, nap: Duration) -> Dag {
     let mut b = Dag::builder("lost_commit_chain");
     let nodes: Vec<Node> = ["first", "second"]
         .into_iter()
@@ -151,7 +168,12 @@ fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
                 id,
                 task_fn(move |_| {
                     runs[i].fetch_add(1, Ordering::SeqCst);
-                    async { Ok(Value::Null) }
+                    async move {
+                        if i == 1 {
+                            tokio::time::sleep(nap).await;
+                        }
+                        Ok(Value::Null)
+                    }
                 }),
             ))
         })
@@ -163,10 +185,10 @@ fn chain(runs: Arc<[AtomicUsize; 2]>) -> Dag {
 /// Runs the chain once through an engine whose every connection goes
 /// through a relay cutting the `nth` claim's connection `at`, and checks
 /// that the relay cut one and each task ran once, as its first try.
-async fn each_task_runs_once_cutting(nth: usize, at: Cut) {
+async fn each_task_runs_once_cutting(nth: usize, at: Cut, nap: Duration) {
     let runs = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut bag = DagBag::new();
-    bag.add(chain(runs.clone()));
+    bag.add(chain(runs.clone(), nap));
     let c: Cluster = cluster(&bag).await;
     let relay = Relay::start(&c.url, nth, at).await;
     let pool = orchestrator::store::connect_pool(&relay.url(&c.url), 10)
@@ -211,20 +233,28 @@ async fn each_task_runs_once_cutting(nth: usize, at: Cut) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
-    each_task_runs_once_cutting(1, Cut::Answer).await;
+    each_task_runs_once_cutting(1, Cut::Answer, Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_claim_whose_commit_goes_unanswered_is_requeued_and_run_once() {
-    each_task_runs_once_cutting(2, Cut::Answer).await;
+    each_task_runs_once_cutting(2, Cut::Answer, Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_claim_whose_commit_never_arrives_runs_its_task_once() {
-    each_task_runs_once_cutting(1, Cut::Commit).await;
+    each_task_runs_once_cutting(1, Cut::Commit, Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_claim_whose_commit_never_arrives_runs_its_task_once() {
-    each_task_runs_once_cutting(2, Cut::Commit).await;
+    each_task_runs_once_cutting(2, Cut::Commit, Duration::ZERO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_claim_is_not_requeued_once_its_tries_run_again() {
+    // Every connection is cut with the recorder's COMMIT: the executor's
+    // first requeue fails, and by its next turn the recorder's retry has
+    // claimed `second` again under the same try number; it is running.
+    each_task_runs_once_cutting(2, Cut::Everything, Duration::from_millis(2500)).await;
 }
