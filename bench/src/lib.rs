@@ -68,6 +68,13 @@ pub enum BenchCommand {
         /// `/static/app.css`: a load that reads nothing from the database).
         #[arg(long, value_delimiter = ',')]
         mixed_paths: Vec<String>,
+        /// The mixed run's engine commits without waiting for the WAL
+        /// flush (`synchronous_commit = off` on its sessions): what the
+        /// flush on every hop costs under the load. A diagnostic only:
+        /// `betflow up` never commits so, as a Postgres crash would then
+        /// lose the last claims and outcomes of tries that ran.
+        #[arg(long)]
+        mixed_async_commit: bool,
     },
     /// Odds updates through a real broker, the odds processor and Postgres:
     /// throughput draining a backlog, latency and RSS at a steady rate.
@@ -171,11 +178,13 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
             mixed_seconds,
             mixed_clients,
             mixed_paths,
+            mixed_async_commit,
         } => {
             let mixed = web::Mixed {
                 seconds: mixed_seconds,
                 clients: mixed_clients,
                 paths: mixed_paths,
+                async_commit: mixed_async_commit,
                 engine,
             };
             web::run(home, dags, runs, seconds, connections, mixed).await

@@ -5,8 +5,12 @@
 //! `--mixed-clients` concurrent connections (wrk) load the DAGs page, a
 //! grid, the runs API and the markets board.
 //! Prints the scheduler's dispatch p99 both ways (goal: loaded under 2×
-//! idle) and each page's p99 under the mix. Asserts nothing.
+//! idle), each page's p99 under the mix, and what a disk flush costs
+//! idle and under the load: every hop commits once, and a durable commit
+//! waits for a WAL flush. Asserts nothing.
 
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -63,7 +67,61 @@ async fn run_chain(db: &Database, dag: &Dag, at: DateTime<Utc>, runs: &mut Runs)
     Ok(())
 }
 
-/// The mixed phase against the server on `port`, authenticated by `session`.
+/// Flushes timed at most per probe, and the longest a probe lasts.
+const FLUSHES: usize = 200;
+const FLUSH_PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Durations (ms, sorted) of disk flushes in `dir`: an 8 KiB write and
+/// `fdatasync`, as Postgres flushes its WAL for a durable commit. On a
+/// virtual machine whose block completions wait for a free core, this is
+/// what every hop pays once a load keeps all cores busy.
+fn flush_latencies(dir: &Path) -> Result<Vec<f64>> {
+    let path = dir.join("flush-probe");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let block = [0u8; 8192];
+    let mut ms = Vec::with_capacity(FLUSHES);
+    let began = Instant::now();
+    while ms.len() < FLUSHES && began.elapsed() < FLUSH_PROBE_LIMIT {
+        let start = Instant::now();
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&block)?;
+        file.sync_data()
+            .with_context(|| format!("flushing {}", path.display()))?;
+        ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    ms.sort_by(f64::total_cmp);
+    Ok(ms)
+}
+
+async fn probe_flushes(dir: &Path) -> Result<Vec<f64>> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || flush_latencies(&dir)).await?
+}
+
+fn flush_line(label: &str, ms: &[f64]) -> String {
+    format!(
+        "{label:<14} {} flushes: p50 {:.3} ms  p99 {:.3} ms",
+        ms.len(),
+        percentile(ms, 0.50),
+        percentile(ms, 0.99)
+    )
+}
+
+/// `url` with `synchronous_commit = off` on every session it opens.
+fn without_flush_wait(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options[synchronous_commit]=off")
+}
+
+/// The mixed phase against the server on `port`, authenticated by
+/// `session`; the disk flushes are timed in `probe_dir`.
 pub async fn run(
     db: &Database,
     bag: &DagBag,
@@ -71,6 +129,7 @@ pub async fn run(
     port: u16,
     session: &str,
     paths: &[String],
+    probe_dir: &Path,
 ) -> Result<()> {
     let (seconds, clients) = (mixed.seconds, mixed.clients);
     let dag = bag.get(CHAIN_DAG).context("the mixed chain DAG")?.clone();
@@ -78,14 +137,14 @@ pub async fn run(
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();
+    let engine_url = if mixed.async_commit {
+        without_flush_wait(&db.url)
+    } else {
+        db.url.clone()
+    };
     // As `betflow up` runs it: on a thread, runtime and pool of its own.
-    let engine_thread = orchestrator::engine::spawn_dedicated(
-        db.url.clone(),
-        20,
-        bag.clone(),
-        config,
-        token.clone(),
-    )?;
+    let engine_thread =
+        orchestrator::engine::spawn_dedicated(engine_url, 20, bag.clone(), config, token.clone())?;
 
     // Run ids carry the logical date to the second: one second apart each.
     let mut at = Utc::now();
@@ -96,6 +155,7 @@ pub async fn run(
     // Idle for as long as the load will last, so that what the database
     // does in the background (autovacuum of the chain's own rows,
     // checkpoints) falls in both figures alike.
+    let idle_flushes = probe_flushes(probe_dir).await?;
     let mut idle = Runs::default();
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until || idle.walls.is_empty() {
@@ -125,6 +185,10 @@ pub async fn run(
         loads.push((path.clone(), tokio::spawn(child)));
     }
     let until = Instant::now() + Duration::from_secs(seconds);
+    // Once wrk has its connections open; the chain's runs follow within
+    // the load's time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let loaded_flushes = probe_flushes(probe_dir).await?;
     let mut loaded = Runs::default();
     while Instant::now() < until || loaded.walls.is_empty() {
         run_chain(db, &dag, next(), &mut loaded).await?;
@@ -134,10 +198,18 @@ pub async fn run(
         per_path * paths.len(),
         paths.len()
     );
+    if mixed.async_commit {
+        outln!("the engine's sessions commit without waiting for the WAL flush (--mixed-async-commit); `betflow up` never does");
+    }
     outln!("{}", idle.line("idle"));
     outln!("{}", loaded.line("under load"));
     let ratio = percentile(&loaded.dispatch_ms, 0.99) / percentile(&idle.dispatch_ms, 0.99);
     outln!("dispatch p99 under load / idle: {ratio:.2}× (goal < 2×)");
+    outln!(
+        "disk flush (8 KiB write + fdatasync beside the cluster; a durable commit waits for one):"
+    );
+    outln!("{}", flush_line("  idle", &idle_flushes));
+    outln!("{}", flush_line("  under load", &loaded_flushes));
     for (path, load) in loads {
         let out = load.await?.context("running wrk")?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -169,4 +241,44 @@ pub async fn run(
         .await?
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::postgres::PgConnectOptions;
+
+    fn options_of(url: &str) -> Option<String> {
+        let opts: PgConnectOptions = url.parse().expect("a valid URL");
+        opts.get_options().map(str::to_owned)
+    }
+
+    #[test]
+    fn the_async_commit_diagnostic_sets_synchronous_commit_on_the_engines_sessions() {
+        let plain = without_flush_wait("postgres://betflow:pw@127.0.0.1:5432/betflow");
+        assert_eq!(
+            options_of(&plain).as_deref(),
+            Some("-c synchronous_commit=off")
+        );
+        let with_query =
+            without_flush_wait("postgres://betflow:pw@127.0.0.1:5432/betflow?sslmode=disable");
+        assert!(
+            with_query.contains("?sslmode=disable&options"),
+            "{with_query}"
+        );
+        assert_eq!(
+            options_of(&with_query).as_deref(),
+            Some("-c synchronous_commit=off")
+        );
+    }
+
+    #[test]
+    fn flushes_are_timed_in_the_given_directory_and_leave_no_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let ms = flush_latencies(dir.path()).expect("flushes");
+        assert!(!ms.is_empty());
+        assert!(ms.windows(2).all(|w| w[0] <= w[1]), "sorted");
+        assert!(ms.iter().all(|m| m.is_finite() && *m >= 0.0));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

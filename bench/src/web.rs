@@ -112,12 +112,14 @@ const SEED_TIS: &str = "
     ON CONFLICT DO NOTHING";
 
 /// The mixed phase's settings (`--mixed-seconds`, `--mixed-clients`,
-/// `--mixed-paths`).
+/// `--mixed-paths`, `--mixed-async-commit`).
 pub struct Mixed {
     pub seconds: u64,
     pub clients: usize,
     /// What the load requests; the default pages when empty.
     pub paths: Vec<String>,
+    /// The engine's sessions commit with `synchronous_commit = off`.
+    pub async_commit: bool,
     pub engine: orchestrator::EngineConfig,
 }
 
@@ -363,7 +365,7 @@ pub async fn run(
         } else {
             mixed.paths.clone()
         };
-        crate::mixed::run(&db, &bag, &mixed, port, &session, &paths).await?;
+        crate::mixed::run(&db, &bag, &mixed, port, &session, &paths, &bench_home).await?;
     }
     token.cancel();
     server.await??;
