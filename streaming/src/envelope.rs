@@ -63,6 +63,15 @@ pub struct Envelope<P, K> {
 /// A payload that knows its message key (docs/topics.md#message-keys: game/event id; news: team id).
 pub trait Keyed {
     fn message_key(&self) -> &str;
+
+    /// Why a text field of the payload may not be kept, if one may not: a
+    /// NUL (Postgres refuses it, so one message would fail every write of
+    /// its partition), a bidirectional override or a name megabytes long.
+    /// Such a message is dead-lettered at decoding, before a processor
+    /// sees it. The deployment knows its fields; none are checked here.
+    fn text_problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why a message could not be decoded: the dead-letter row's `reason`.
@@ -86,6 +95,8 @@ pub enum DecodeError {
     KeyMismatch { key: String, expected: String },
     #[error("payload key is empty")]
     EmptyPayloadKey,
+    #[error("payload text cannot be kept: {reason}")]
+    Text { reason: String },
 }
 
 impl DecodeError {
@@ -101,6 +112,7 @@ impl DecodeError {
             DecodeError::KeyNotUtf8 => "key_not_utf8",
             DecodeError::KeyMismatch { .. } => "key_mismatch",
             DecodeError::EmptyPayloadKey => "empty_key",
+            DecodeError::Text { .. } => "bad_text",
         }
     }
 }
@@ -152,6 +164,9 @@ pub fn decode<S: TopicScheme, P: DeserializeOwned + Keyed>(
             key: key.to_string(),
             expected: expected.to_string(),
         });
+    }
+    if let Some(reason) = envelope.payload.text_problem() {
+        return Err(DecodeError::Text { reason });
     }
     Ok(envelope)
 }

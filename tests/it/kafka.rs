@@ -9,7 +9,7 @@
 use crate::common::{children_named, Tansu, TestEnv};
 use chrono::{DateTime, TimeDelta, Utc};
 use dags::live::envelope::{Envelope, Kind, Topic, SCHEMA_VERSION};
-use dags::live::games::{GameStatus, GameUpdate};
+use dags::live::games::{GameStatus, GameUpdate, Matchup};
 use dags::live::news::NewsItem;
 use dags::live::odds::OddsPayload;
 use dags::live::weather::WeatherUpdate;
@@ -776,7 +776,7 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
         ("n1", "t-1", 4, "Star guard injury, out for season"),
     ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (bad_json, oversized, late) = rt.block_on(async {
+    let (bad_json, oversized, bad_text, late) = rt.block_on(async {
         let producer = Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(3))
             .expect("producer");
         producer
@@ -808,7 +808,19 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
             .send_raw(&games.to_string(), Some(b"g-1"), huge.as_bytes())
             .await
             .expect("send oversized");
-        // Processing continues after both.
+        // A team name holding a NUL, which Postgres refuses: were it
+        // upserted, the batch would fail and the partition with it.
+        let mut spoiled = game("g-3", Scheduled, 0, 0, 0);
+        spoiled.matchup = Some(Matchup {
+            home_team: "Li\0ons".to_string(),
+            away_team: "Bears".to_string(),
+            start_time: min(0),
+        });
+        let (_, bad_text) = producer
+            .publish(games, &envelope("nba", Kind::Games, min(41), spoiled))
+            .await
+            .expect("publish a NUL");
+        // Processing continues after all three.
         producer
             .publish(
                 games,
@@ -860,7 +872,7 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
             )
             .await
             .expect("publish");
-        (bad_json, oversized, late)
+        (bad_json, oversized, bad_text, late)
     });
 
     // Games: the final state, lead changes through a tie-free swing, points per period.
@@ -903,9 +915,22 @@ fn games_weather_and_news_consumers_serve_rows_and_dead_letter_bad_messages() {
         ]
     );
     assert_eq!(
+        env.sql(&format!(
+            "SELECT \"offset\", reason FROM serving.dead_letter
+             WHERE topic = '{games}' AND reason_code = 'bad_text'"
+        )),
+        [format!(
+            "{bad_text}|payload text cannot be kept: home team name holds a NUL character"
+        )]
+    );
+    assert_eq!(
+        env.scalar("SELECT count(*) FROM serving.game_state WHERE game_id = 'g-3'"),
+        "0"
+    );
+    assert_eq!(
         env.scalar(&format!(
             "SELECT reason_code || ':' || (event_time = to_timestamp({})) FROM serving.dead_letter
-             WHERE topic = '{games}' AND reason_code NOT IN ('bad_json', 'oversized')",
+             WHERE topic = '{games}' AND reason_code NOT IN ('bad_json', 'oversized', 'bad_text')",
             min(15).timestamp()
         )),
         "stale:true"

@@ -23,6 +23,7 @@ pub mod odds;
 pub mod publish;
 pub mod replay;
 pub mod serving;
+pub mod text;
 pub mod weather;
 
 pub use streaming::PartitionState;

@@ -88,6 +88,26 @@ impl Keyed for GameUpdate {
     fn message_key(&self) -> &str {
         &self.game_id
     }
+
+    fn text_problem(&self) -> Option<String> {
+        use sources::text::{MAX_ID, MAX_NAME};
+        let check = || -> Result<(), String> {
+            crate::live::text::field("game id", &self.game_id, MAX_ID)?;
+            crate::live::text::field("home team id", &self.home_team_id, MAX_ID)?;
+            crate::live::text::field("away team id", &self.away_team_id, MAX_ID)?;
+            crate::live::text::optional("clock", self.clock.as_deref(), MAX_ID)?;
+            if let Some(m) = &self.matchup {
+                crate::live::text::field("home team name", &m.home_team, MAX_NAME)?;
+                crate::live::text::field("away team name", &m.away_team, MAX_NAME)?;
+            }
+            if let Some(b) = &self.box_score {
+                let value = serde_json::to_value(b).map_err(|e| format!("box score: {e}"))?;
+                crate::live::text::strings("box score", &value, MAX_NAME)?;
+            }
+            Ok(())
+        };
+        check().err()
+    }
 }
 
 impl From<&GameRecord> for GameUpdate {
@@ -352,6 +372,15 @@ impl GameTracker {
     /// ones last updated before `scheduled_before` (postponed), so a
     /// season-long stream keeps only live games. A game forgotten and seen
     /// again starts its state, and its serving row, afresh.
+    /// Forgets games whose latest update is stamped after `not_after` (a
+    /// checkpoint from before event times were checked against the clock):
+    /// every true update after it would be stale. Returns how many.
+    pub fn forget_after(&mut self, not_after: DateTime<Utc>) -> usize {
+        let n: usize = self.games.len();
+        self.games.retain(|_, g| g.event_time <= not_after);
+        n - self.games.len()
+    }
+
     pub fn evict(
         &mut self,
         final_before: DateTime<Utc>,

@@ -143,6 +143,10 @@ impl PartitionState for GamesProcessor {
         if self.windows.heal(not_after) {
             tracing::warn!(%not_after, "restored windows held event times past now; pulled back");
         }
+        let forgotten: usize = self.tracker.forget_after(not_after);
+        if forgotten > 0 {
+            tracing::warn!(%not_after, forgotten, "restored games updated past now; forgotten");
+        }
     }
 }
 
@@ -252,5 +256,35 @@ mod tests {
         for cut in [3, 17, 39] {
             assert_eq!(run(Some(cut)), clean, "restored before message {cut}");
         }
+    }
+
+    #[test]
+    fn a_restored_future_update_is_forgotten_on_heal() {
+        let mut poisoned = processor();
+        poisoned.handle(&msg("g1", 10, InProgress, 1, 7, 0));
+        poisoned.handle(&msg("g2", 60 * 24 * 365 * 70, InProgress, 1, 0, 0));
+        let json = serde_json::to_string(&poisoned.snapshot()).expect("json");
+        let restored = || {
+            let mut p = processor();
+            p.restore(serde_json::from_str(&json).expect("restores"));
+            p
+        };
+
+        let mut p = restored();
+        p.heal(at(20));
+        // (g1 was evicted already, against the future watermark.)
+        assert!(
+            p.tracker().get("g2").is_none(),
+            "the future game is forgotten"
+        );
+        let g2 = p.handle(&msg("g2", 25, InProgress, 1, 3, 0));
+        assert!(g2.problem.is_none(), "{:?}", g2.problem);
+        assert_eq!(g2.state.map(|s| s.home_score), Some(3));
+
+        let stale = restored().handle(&msg("g2", 25, InProgress, 1, 3, 0));
+        assert!(
+            stale.problem.is_some(),
+            "without heal the true update is refused"
+        );
     }
 }

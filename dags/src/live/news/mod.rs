@@ -43,6 +43,21 @@ impl Keyed for NewsItem {
     fn message_key(&self) -> &str {
         &self.team_id
     }
+
+    fn text_problem(&self) -> Option<String> {
+        use crate::live::text::{field, optional, prose};
+        use sources::text::{MAX_ID, MAX_NAME, MAX_TITLE};
+        field("item id", &self.item_id, MAX_ID)
+            .and_then(|()| field("team id", &self.team_id, MAX_ID))
+            .and_then(|()| optional("source", self.source.as_deref(), MAX_NAME))
+            .and_then(|()| prose("title", &self.title, MAX_TITLE))
+            .and_then(|()| {
+                self.description
+                    .as_deref()
+                    .map_or(Ok(()), |d| prose("description", d, MAX_TITLE))
+            })
+            .err()
+    }
 }
 
 /// Word weights in [−1, 1]; absent words are neutral.

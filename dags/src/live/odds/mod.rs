@@ -17,6 +17,7 @@ use crate::live::PartitionState;
 use market::{best_prices, BookMarket, MarketBest, Quote, Side};
 use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat};
 use sources::odds_math::american_to_decimal;
+use sources::text::{MAX_ID, MAX_NAME};
 use streaming::dead_letter::DeadLetterReason;
 use streaming::window::{Closed, LateEvent, WindowError, WindowSpec, Windowed, WindowedSnapshot};
 use window::{OddsWindow, OddsWindowOutput};
@@ -35,6 +36,19 @@ pub struct OddsPayload {
 impl Keyed for OddsPayload {
     fn message_key(&self) -> &str {
         &self.event.id
+    }
+
+    /// The event's own fields; a bookmaker's or a market's text rejects that
+    /// bookmaker or market alone ([`book_markets`]).
+    fn text_problem(&self) -> Option<String> {
+        use crate::live::text::{field, optional};
+        let e: &OddsEvent = &self.event;
+        field("event id", &e.id, MAX_ID)
+            .and_then(|()| field("home team", &e.home_team, MAX_NAME))
+            .and_then(|()| field("away team", &e.away_team, MAX_NAME))
+            .and_then(|()| optional("sport key", e.sport_key.as_deref(), MAX_ID))
+            .and_then(|()| optional("sport title", e.sport_title.as_deref(), MAX_NAME))
+            .err()
     }
 }
 
@@ -73,6 +87,7 @@ pub struct Rejection {
 fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<Quote>, String> {
     let mut quotes: Vec<Quote> = Vec::with_capacity(market.outcomes.len());
     for o in &market.outcomes {
+        crate::live::text::field("outcome name", &o.name, MAX_NAME)?;
         let side: Side = event
             .side(&o.name)
             .ok_or_else(|| format!("outcome `{}` matches neither team", o.name))?;
@@ -115,8 +130,35 @@ fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<
     Ok(quotes)
 }
 
+/// Why bookmaker `i` of `event` is refused whole, and the name its
+/// rejection goes by: a key out of the text bounds (named by position, as
+/// the key itself may not be stored), or a key listed before it in the
+/// same event (the first entry is kept, as the ingest validation keeps it).
+fn refused_bookmaker(event: &OddsEvent, i: usize) -> Option<(String, String)> {
+    let b: &Bookmaker = &event.bookmakers[i];
+    if let Err(p) = sources::text::check(&b.key, MAX_ID) {
+        return Some((
+            format!("bookmaker #{}", i + 1),
+            format!("bookmaker key {p}"),
+        ));
+    }
+    event.bookmakers[..i]
+        .iter()
+        .any(|earlier| earlier.key == b.key)
+        .then(|| {
+            (
+                b.key.clone(),
+                format!(
+                    "bookmaker `{}` listed twice; its first entry is kept",
+                    b.key
+                ),
+            )
+        })
+}
+
 /// Splits a payload into whole bookmaker markets; a market with a bad
-/// price or outcome is rejected alone (its overround would be wrong).
+/// price, outcome or key is rejected alone (its overround would be wrong),
+/// and a bookmaker listed twice or with a bad key with all its markets.
 pub fn book_markets(
     payload: &OddsPayload,
     event_time: DateTime<Utc>,
@@ -124,9 +166,27 @@ pub fn book_markets(
     let event: &OddsEvent = &payload.event;
     let mut good: Vec<BookMarket> = Vec::new();
     let mut rejected: Vec<Rejection> = Vec::new();
-    for b in &event.bookmakers {
+    for (i, b) in event.bookmakers.iter().enumerate() {
         let b: &Bookmaker = b;
-        for m in &b.markets {
+        if let Some((bookmaker, reason)) = refused_bookmaker(event, i) {
+            rejected.push(Rejection {
+                event_id: event.id.clone(),
+                bookmaker,
+                market: "every market".to_owned(),
+                reason,
+            });
+            continue;
+        }
+        for (j, m) in b.markets.iter().enumerate() {
+            if let Err(p) = sources::text::check(&m.key, MAX_ID) {
+                rejected.push(Rejection {
+                    event_id: event.id.clone(),
+                    bookmaker: b.key.clone(),
+                    market: format!("market #{}", j + 1),
+                    reason: format!("market key {p}"),
+                });
+                continue;
+            }
             match quotes(event, m, payload.odds_format) {
                 Ok(quotes) => good.push(BookMarket {
                     event_id: event.id.clone(),

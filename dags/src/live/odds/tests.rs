@@ -166,3 +166,84 @@ fn outcomes_are_mapped_by_name_not_position() {
         .iter()
         .any(|r| r.reason.contains("matches neither team")));
 }
+
+#[test]
+fn a_bookmaker_listed_twice_keeps_its_first_entry() {
+    let env = decoded(1, 110, 105);
+    let mut payload: OddsPayload = env.payload.clone();
+    let mut again = payload.event.bookmakers[0].clone();
+    again.markets[0].outcomes[0].price = 900.0;
+    payload.event.bookmakers.push(again);
+    let (markets, rejected) = book_markets(&payload, env.event_time);
+    let a: Vec<&BookMarket> = markets.iter().filter(|m| m.bookmaker == "a").collect();
+    assert_eq!(a.len(), 1, "one market of `a`: {markets:?}");
+    assert_eq!(a[0].quotes[0].decimal, 2.1, "the first entry's +110");
+    let twice: Vec<&Rejection> = rejected
+        .iter()
+        .filter(|r| r.reason.contains("listed twice"))
+        .collect();
+    assert_eq!(twice.len(), 1, "{rejected:?}");
+    assert_eq!(twice[0].bookmaker, "a");
+}
+
+/// Spoils one field of a payload.
+type Spoil = fn(&mut OddsPayload);
+
+#[test]
+fn bad_text_in_a_bookmaker_or_market_rejects_it_alone_without_quoting_it() {
+    let env = decoded(1, 110, 105);
+    let cases: [(Spoil, &str); 3] = [
+        (
+            |p| p.event.bookmakers[0].key = "a\0".into(),
+            "bookmaker key holds a NUL",
+        ),
+        (
+            |p| p.event.bookmakers[0].markets[0].key = "h2\u{202E}h".into(),
+            "market key holds the bidirectional override",
+        ),
+        (
+            |p| p.event.bookmakers[0].markets[0].outcomes[0].name = "x".repeat(201),
+            "outcome name is 201 characters long",
+        ),
+    ];
+    for (spoil, expected) in cases {
+        let mut payload: OddsPayload = env.payload.clone();
+        spoil(&mut payload);
+        let (markets, rejected) = book_markets(&payload, env.event_time);
+        let kept: Vec<&str> = markets.iter().map(|m| m.bookmaker.as_str()).collect();
+        assert_eq!(kept, ["b"], "{expected}: the other bookmaker stays");
+        let mine: Vec<&Rejection> = rejected
+            .iter()
+            .filter(|r| r.reason.contains(expected))
+            .collect();
+        assert_eq!(mine.len(), 1, "{expected}: {rejected:?}");
+        for r in &mine {
+            let stored = format!("{}/{}: {}", r.bookmaker, r.market, r.reason);
+            assert!(
+                sources::text::check(&stored, usize::MAX).is_ok(),
+                "{stored:?}"
+            );
+            assert!(!stored.contains('x'.to_string().repeat(201).as_str()));
+        }
+    }
+}
+
+#[test]
+fn an_event_with_bad_text_is_dead_lettered_at_decoding() {
+    for (field, value) in [
+        ("home_team", "Boston\u{0}Celtics".to_owned()),
+        ("away_team", "x".repeat(5 * 1024 * 1024)),
+        ("sport_title", "NBA\u{2066}".to_owned()),
+    ] {
+        let mut v: Value = serde_json::from_slice(&message(1, 110, 105)).expect("json");
+        v["payload"]["event"][field] = Value::String(value);
+        let err = decode::<OddsPayload>("betflow.odds.nba", Some(b"ev1"), v.to_string().as_bytes())
+            .expect_err(field);
+        assert_eq!(err.code(), "bad_text", "{field}: {err}");
+        assert!(!err.to_string().contains('\0'), "{field}");
+        assert!(
+            err.to_string().len() < 200,
+            "{field}: the reason does not quote the value"
+        );
+    }
+}

@@ -57,6 +57,15 @@ impl Keyed for WeatherUpdate {
     fn message_key(&self) -> &str {
         &self.game_id
     }
+
+    fn text_problem(&self) -> Option<String> {
+        use crate::live::text::{field, optional};
+        use sources::text::{MAX_ID, MAX_NAME};
+        field("game id", &self.game_id, MAX_ID)
+            .and_then(|()| field("venue id", &self.venue_id, MAX_ID))
+            .and_then(|()| optional("condition", self.condition.as_deref(), MAX_NAME))
+            .err()
+    }
 }
 
 /// Smallest moves worth an alert.
@@ -199,6 +208,16 @@ impl WeatherTracker {
     pub fn evict_before(&mut self, before: DateTime<Utc>) -> usize {
         let n: usize = self.venues.len();
         self.venues.retain(|_, v| v.event_time >= before);
+        n - self.venues.len()
+    }
+
+    /// Forgets venues last observed after `not_after`: a checkpoint from
+    /// before event times were checked against the clock may hold one
+    /// stamped years ahead, and every true observation after it would be
+    /// stale. Returns how many were dropped.
+    pub fn forget_after(&mut self, not_after: DateTime<Utc>) -> usize {
+        let n: usize = self.venues.len();
+        self.venues.retain(|_, v| v.event_time <= not_after);
         n - self.venues.len()
     }
 

@@ -109,6 +109,20 @@ impl PartitionState for WeatherProcessor {
         }
     }
 
+    /// A checkpoint whose newest observation is stamped in the future would
+    /// evict every venue at each message, and its venue would make every
+    /// true observation stale: both are pulled back.
+    fn heal(&mut self, not_after: DateTime<Utc>) {
+        let forgotten: usize = self.tracker.forget_after(not_after);
+        let newest_in_future: bool = self.newest.is_some_and(|n| n > not_after);
+        if newest_in_future {
+            self.newest = Some(not_after);
+        }
+        if forgotten > 0 || newest_in_future {
+            tracing::warn!(%not_after, forgotten, "restored weather held event times past now; pulled back");
+        }
+    }
+
     fn restore(&mut self, snapshot: WeatherSnapshot) {
         self.newest = snapshot.newest;
         self.tracker.venues = snapshot
@@ -281,5 +295,46 @@ mod tests {
         for cut in 1..script.len() {
             assert_eq!(run(Some(cut)), clean, "restored before message {cut}");
         }
+    }
+
+    /// A checkpoint taken after a message stamped far ahead (before event
+    /// times were checked against the clock) heals on restore: true
+    /// observations are current again, and other venues are not evicted.
+    #[test]
+    fn a_restored_future_observation_is_forgotten_on_heal() {
+        let mut poisoned = WeatherProcessor::new(Thresholds::default());
+        poisoned.handle(&msg("v1", 10, 2.0));
+        poisoned.handle(&msg("v2", 24 * 365 * 70, 2.0));
+        let json = serde_json::to_string(&poisoned.snapshot()).expect("json");
+
+        let mut p = WeatherProcessor::new(Thresholds::default());
+        p.restore(serde_json::from_str(&json).expect("restores"));
+        p.heal(at(12));
+        // v1 was evicted already against the future clock; v2 is forgotten.
+        assert_eq!(p.tracker().len(), 0);
+        let v2 = p.handle(&msg("v2", 11, 3.0));
+        assert!(v2.problem.is_none(), "{:?}", v2.problem);
+        assert!(v2.current.is_some());
+        p.handle(&msg("v1", 11, 2.0));
+        let v1 = p.handle(&msg("v1", 12, 9.5));
+        assert!(
+            v1.changes
+                .iter()
+                .any(|c| format!("{c:?}").contains("WindSpeedMs")),
+            "{v1:?}"
+        );
+        assert_eq!(
+            p.tracker().len(),
+            2,
+            "nothing evicted against a future clock"
+        );
+
+        let mut unhealed = WeatherProcessor::new(Thresholds::default());
+        unhealed.restore(serde_json::from_str(&json).expect("restores"));
+        let stale = unhealed.handle(&msg("v2", 11, 3.0));
+        assert!(
+            stale.problem.is_some(),
+            "without heal the true observation is stale"
+        );
     }
 }
