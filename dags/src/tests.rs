@@ -549,6 +549,17 @@ struct Ended {
 
 /// Run the DAG's first scheduled interval at or after `at`, in memory.
 async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -> DryRun {
+    dry_run_tries(dag, conf, at, false).await
+}
+
+/// [`dry_run`], each task running as its first try, or as its last when
+/// `last_try` (the retries spent).
+async fn dry_run_tries(
+    dag: &Dag,
+    conf: Value,
+    at: chrono::DateTime<chrono::Utc>,
+    last_try: bool,
+) -> DryRun {
     // A DAG without a cron (the marts run on assets) runs as triggered at `at`.
     let interval = match dag.schedule.tick_at_or_after(at) {
         Some(first) => dag.schedule.interval_from(first).expect("an interval"),
@@ -626,7 +637,11 @@ async fn dry_run_at(dag: &Dag, conf: Value, at: chrono::DateTime<chrono::Utc>) -
                 task.id.clone(),
                 run_id.clone(),
                 interval,
-                1,
+                if last_try {
+                    1 + task.retry.retries as i32
+                } else {
+                    1
+                },
                 1 + task.retry.retries as i32,
                 params.clone(),
                 TaskLogger::channel(tx.clone()),
@@ -929,6 +944,49 @@ async fn a_body_that_is_not_json_fails_the_fetch_for_a_retry_and_stores_nothing(
     assert!(run.retryable[&run.of("sport.fetch_scoreboard", "nfl")]);
     assert_eq!(run.states["sport.validate"], TaskState::UpstreamFailed);
     assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
+    assert!(
+        lake_files(home.path(), "raw/dead_letter").is_empty(),
+        "kept only on the last try"
+    );
+}
+
+#[tokio::test]
+async fn a_body_refused_on_the_last_try_is_kept_with_its_reason_in_the_dead_letter_area() {
+    let home = tempfile::tempdir().unwrap();
+    let dag = games_dag(
+        home.path(),
+        SourceMode::Live {
+            base_url: fake_espn("<html>maintenance</html>").await,
+        },
+    );
+    let last = dry_run_tries(
+        &dag,
+        json!({"sports": ["nfl"]}),
+        dag.bounds.start_date,
+        true,
+    )
+    .await;
+    let fetch = last.of("sport.fetch_scoreboard", "nfl");
+    assert_eq!(last.states[&fetch], TaskState::Failed);
+    let error = &last.errors[&fetch];
+    assert!(
+        error.contains("is not JSON") && error.contains("last try"),
+        "{error}"
+    );
+    assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
+    let kept = lake_files(home.path(), "raw/dead_letter/espn.scoreboard/nfl");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].ends_with(".fetch.ndjson.gz"), "{kept:?}");
+    assert!(error.contains(&kept[0]), "the error names where: {error}");
+    let gz = std::fs::read(home.path().join("lake").join(&kept[0])).unwrap();
+    let text = String::from_utf8(crate::lake::gunzip("k", &gz).unwrap()).unwrap();
+    let line: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["source"], "espn.scoreboard");
+    assert_eq!(line["raw"], "<html>maintenance</html>");
+    assert!(
+        line["reason"].as_str().unwrap().contains("is not JSON"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

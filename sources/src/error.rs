@@ -48,6 +48,14 @@ pub enum SourceError {
         attempts: u32,
         last: Box<SourceError>,
     },
+    /// The body went past the client's limit (`HttpConfig::max_body_bytes`);
+    /// what was read of it is dropped.
+    #[error("{api}: the response from {url} is larger than {limit} bytes; not read")]
+    TooLarge {
+        api: &'static str,
+        url: String,
+        limit: usize,
+    },
     /// A required setting (an API key, a base URL) is missing or invalid.
     #[error("{api}: configuration: {message}")]
     Config { api: &'static str, message: String },
@@ -60,8 +68,11 @@ impl SourceError {
         match self {
             SourceError::Status { status, .. } => *status == 429 || *status >= 500,
             SourceError::Timeout { .. } | SourceError::Transport { .. } => true,
+            // Not at once: the same server would likely send it again; the
+            // task's next try may find it answering properly.
             SourceError::Decode { .. }
             | SourceError::RetriesExhausted { .. }
+            | SourceError::TooLarge { .. }
             | SourceError::Config { .. } => false,
         }
     }
@@ -73,7 +84,11 @@ impl SourceError {
     /// be back by the task's next try). Settings and other 4xx will not
     /// change; a body that does not decode is the caller's to judge.
     pub fn retry_can_help(&self) -> bool {
-        self.is_transient() || matches!(self, SourceError::RetriesExhausted { .. })
+        self.is_transient()
+            || matches!(
+                self,
+                SourceError::RetriesExhausted { .. } | SourceError::TooLarge { .. }
+            )
     }
 }
 

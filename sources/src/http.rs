@@ -60,7 +60,15 @@ pub struct HttpConfig {
     /// Requests per second (ESPN 2, Odds 1, OpenWeather 1, Open-Meteo 2:
     /// docs/data-model.md#sources).
     pub rate_per_second: f64,
+    /// Longest body read, in bytes ([`MAX_BODY_BYTES`] in production): a
+    /// server that sends without end must not take the process's memory.
+    pub max_body_bytes: usize,
 }
+
+/// The longest response body a client reads by default: a day's largest
+/// payloads (an Odds API snapshot of every bookmaker, a busy scoreboard)
+/// are a few megabytes.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl HttpConfig {
     /// Production defaults for `base_url` at `rate_per_second`.
@@ -73,6 +81,7 @@ impl HttpConfig {
             backoff_base: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             rate_per_second,
+            max_body_bytes: MAX_BODY_BYTES,
         }
     }
 
@@ -263,10 +272,27 @@ impl HttpClient {
             .map_err(|e| (self.transport_error(e, shown), None))?;
         let status: StatusCode = response.status();
         let headers: HeaderMap = response.headers().clone();
-        let body = response
-            .bytes()
+        let limit: usize = self.config.max_body_bytes;
+        let too_large = || SourceError::TooLarge {
+            api: self.api,
+            url: shown.to_string(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err((too_large(), None));
+        }
+        let mut response = response;
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| (self.transport_error(e, shown), None))?;
+            .map_err(|e| (self.transport_error(e, shown), None))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err((too_large(), None));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let error = SourceError::Status {
                 api: self.api,
@@ -282,7 +308,7 @@ impl HttpClient {
         }
         Ok(Fetched {
             url: shown.to_string(),
-            body: body.to_vec(),
+            body,
             quota,
         })
     }

@@ -16,7 +16,7 @@ use orchestrator::{TaskContext, TaskError, TypedSpec, TypedTask};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    lake_failed, mapped_sport, per_sport, source_failed, BodyCheck, Settings, SharedSettings,
     SourceMode, REPLAY_SEED,
 };
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
@@ -85,7 +85,6 @@ async fn fetch(mode: &SourceMode, sport: &Sport, date: NaiveDate) -> Result<Fetc
                 .fetch_scoreboard(sport, Some(date))
                 .await
                 .map_err(source_failed)?;
-            require_json(&fetched.body, &fetched.url, "the scoreboard")?;
             Ok(fetched)
         }
         SourceMode::Replay => replay_scoreboard(sport, date),
@@ -113,6 +112,16 @@ impl TypedTask for FetchScoreboard {
         let settings: &Settings = &self.settings;
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let fetched: Fetched = fetch(&settings.mode, sport, date).await?;
+        if settings.mode.is_live() {
+            let check = BodyCheck {
+                ctx: &ctx,
+                settings,
+                source: DEAD_LETTER_SOURCE,
+                sport: sport.key,
+                date,
+            };
+            check.require_json(&fetched, "the scoreboard").await?;
+        }
         let source: &str = settings.mode.lake_source();
         let key = RawKey::new(
             sport.key,

@@ -238,15 +238,68 @@ pub(crate) fn lake_failed(e: crate::lake::LakeError) -> TaskError {
     TaskError::classified(e, retry)
 }
 
-/// Refuses a fetched body that is not JSON before it becomes the day's raw
-/// object: the source may answer properly on the fetch's next try, while a
-/// stored bad body would only fail every validate try after it.
-pub(crate) fn require_json(body: &[u8], url: &str, what: &str) -> Result<(), TaskError> {
-    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(TaskError::msg(format!(
-            "{what} from {url} is not JSON ({e}); nothing stored, the fetch is retried"
-        ))),
+/// What a fetch needs to keep a body it refuses: the try, the lake, and
+/// the dead-letter place of its source, sport and day.
+pub(crate) struct BodyCheck<'a> {
+    pub ctx: &'a TaskContext,
+    pub settings: &'a Settings,
+    /// The dead-letter `{source}` segment (docs/lake-layout.md#dead-letters).
+    pub source: &'static str,
+    pub sport: &'a str,
+    pub date: chrono::NaiveDate,
+}
+
+impl BodyCheck<'_> {
+    /// Refuses a fetched body that is not JSON before it becomes the day's
+    /// raw object: the source may answer properly on the fetch's next try
+    /// (a maintenance page, a cut-off transfer), while a stored bad body
+    /// would only fail every validate try after it. On the last try the
+    /// body is kept with the reason in the dead-letter area, so what the
+    /// source answered can still be looked at.
+    pub(crate) async fn require_json(
+        &self,
+        fetched: &sources::http::Fetched,
+        what: &str,
+    ) -> Result<(), TaskError> {
+        let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&fetched.body) else {
+            return Ok(());
+        };
+        let reason = format!("{what} from {} is not JSON ({e})", fetched.url);
+        if self.ctx.try_number < self.ctx.max_tries {
+            return Err(TaskError::msg(format!(
+                "{reason}; nothing stored, the fetch is retried"
+            )));
+        }
+        let kept = self.keep(&reason, fetched).await?;
+        Err(TaskError::msg(format!(
+            "{reason}; nothing stored, and this was the last try: the body is kept in {kept}"
+        )))
+    }
+
+    async fn keep(
+        &self,
+        reason: &str,
+        fetched: &sources::http::Fetched,
+    ) -> Result<String, TaskError> {
+        let key = crate::lake::layout::fetch_dead_letter_key(
+            self.source,
+            self.sport,
+            self.date,
+            &self.ctx.run_id,
+        )
+        .map_err(lake_failed)?;
+        let record = crate::lake::raw::DeadLetter {
+            source: self.source.to_owned(),
+            reason: reason.to_owned(),
+            raw: serde_json::Value::String(String::from_utf8_lossy(&fetched.body).into_owned()),
+        };
+        let mut line = serde_json::to_vec(&record)
+            .map_err(|e| TaskError::msg(format!("encoding the refused body: {e}")))?;
+        line.push(b'\n');
+        let store = self.settings.lake.open().map_err(lake_failed)?;
+        let gz = crate::lake::gzip(&key, &line).map_err(lake_failed)?;
+        store.put(&key, gz).await.map_err(lake_failed)?;
+        Ok(format!("{}/{key}", store.location()))
     }
 }
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    lake_failed, mapped_sport, per_sport, source_failed, BodyCheck, Settings, SharedSettings,
     SourceMode, REPLAY_SEED,
 };
 use crate::lake::{write_dead_letters, write_raw, Format, Kind, ObjectStore, RawKey};
@@ -203,7 +203,14 @@ impl TypedTask for FetchOddsSnapshots {
                         .fetch_historical_odds(sport, *t)
                         .await
                         .map_err(source_failed)?;
-                    require_json(&f.body, &f.url, "an odds snapshot")?;
+                    let check = BodyCheck {
+                        ctx: &ctx,
+                        settings,
+                        source: DEAD_LETTER_SOURCE,
+                        sport: sport.key,
+                        date,
+                    };
+                    check.require_json(&f, "an odds snapshot").await?;
                     if let Some(Quota {
                         remaining,
                         used,

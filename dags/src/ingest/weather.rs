@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
-    lake_failed, mapped_sport, per_sport, require_json, source_failed, Settings, SharedSettings,
+    lake_failed, mapped_sport, per_sport, source_failed, BodyCheck, Settings, SharedSettings,
     SourceMode,
 };
 use crate::lake::layout::date_prefix;
@@ -411,7 +411,14 @@ impl TypedTask for FetchOpenMeteo {
                         .fetch_archive(venue.lat, venue.lon, date, end)
                         .await
                         .map_err(source_failed)?;
-                    require_json(&f.body, &f.url, "a venue's weather")?;
+                    let check = BodyCheck {
+                        ctx: &ctx,
+                        settings,
+                        source: DEAD_LETTER_SOURCE,
+                        sport: sport.key,
+                        date,
+                    };
+                    check.require_json(&f, "a venue's weather").await?;
                     f
                 }
                 None => generated_archive(venue, date, end)?,

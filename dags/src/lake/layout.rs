@@ -141,6 +141,21 @@ pub fn date_prefix(sport: &str, kind: Kind, date: NaiveDate) -> String {
 /// one object per source, sport and run, replaced whole when the run is
 /// retried. The sport keeps the per-sport tasks of one run from
 /// overwriting each other's rejects.
+/// Where a fetch keeps, on its last try, a body it refused (not JSON):
+/// beside the run's rejected records, under a name of its own so the
+/// validate task's rewrite of those never removes it.
+pub fn fetch_dead_letter_key(
+    source: &str,
+    sport: &str,
+    date: NaiveDate,
+    run_id: &str,
+) -> Result<String, LakeError> {
+    let key = dead_letter_key(source, sport, date, run_id)?;
+    let suffix = Format::Ndjson.suffix();
+    let stem = key.strip_suffix(suffix).unwrap_or(&key);
+    Ok(format!("{stem}.fetch{suffix}"))
+}
+
 pub fn dead_letter_key(
     source: &str,
     sport: &str,
@@ -259,6 +274,10 @@ mod tests {
             "raw/dead_letter/espn.scoreboard/nfl/date=2024-09-08/manual__x~3Ay.ndjson.gz"
         );
         assert!(dead_letter_key("espn.scoreboard", "NFL", day(), "r").is_err());
+        assert_eq!(
+            fetch_dead_letter_key("espn.scoreboard", "nfl", day(), "manual__x:y").expect("key"),
+            "raw/dead_letter/espn.scoreboard/nfl/date=2024-09-08/manual__x~3Ay.fetch.ndjson.gz"
+        );
         assert!(dead_letter_key("espn.scoreboard", "", day(), "r").is_err());
         assert_eq!(encode_run_id(".hidden"), "~2Ehidden");
     }

@@ -105,6 +105,14 @@ async fn serve(State(state): State<Arc<Server>>, uri: Uri) -> Response {
             &[],
             br#"{"events": [ {"id": "1", "competitions": "#.to_vec(),
         ),
+        // A body past the client's limit, sent in one piece and in many.
+        "huge" => respond(200, &[], vec![b' '; 64 * 1024]),
+        "huge-chunked" => {
+            let chunks = futures_util::stream::iter(
+                (0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])),
+            );
+            Response::new(Body::from_stream(chunks))
+        }
         "slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             respond(200, &[], b"{}".to_vec())
@@ -677,6 +685,34 @@ async fn timeouts_are_typed() {
         panic!("{err:?}")
     };
     assert!(matches!(**last, SourceError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_body_past_the_limit_is_refused_for_a_later_try() {
+    let server = TestServer::start().await;
+    for capture in ["huge", "huge-chunked"] {
+        let mut config = server.config(capture);
+        config.max_body_bytes = 16 * 1024;
+        let client = EspnClient::new(config).expect("client");
+        let err = client
+            .fetch_scoreboard(sport("nfl"), None)
+            .await
+            .expect_err(capture);
+        assert!(
+            matches!(err, SourceError::TooLarge { limit: 16384, .. }),
+            "{capture}: {err:?}"
+        );
+        assert!(
+            err.retry_can_help(),
+            "{capture}: the task's next try may do"
+        );
+        assert_eq!(
+            server.hits(capture),
+            1,
+            "{capture}: not downloaded again at once"
+        );
+        assert!(err.to_string().contains("larger than 16384 bytes"), "{err}");
+    }
 }
 
 #[tokio::test]
