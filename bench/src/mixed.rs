@@ -121,13 +121,13 @@ fn without_flush_wait(url: &str) -> String {
 }
 
 /// The mixed phase against the server on `port`, authenticated by
-/// `session`; the disk flushes are timed in `probe_dir`.
+/// the `Cookie:` header `cookie`; the disk flushes are timed in `probe_dir`.
 pub async fn run(
     db: &Database,
     bag: &DagBag,
     mixed: &Mixed,
     port: u16,
-    session: &str,
+    cookie: &str,
     paths: &[String],
     probe_dir: &Path,
 ) -> Result<()> {
@@ -176,11 +176,7 @@ pub async fn run(
                 "--timeout",
                 "10s",
             ])
-            .args([
-                "-H",
-                &format!("Cookie: {}={session}", web::auth::extract::SESSION_COOKIE),
-                &url,
-            ])
+            .args(["-H", cookie, &url])
             .output();
         loads.push((path.clone(), tokio::spawn(child)));
     }

@@ -268,6 +268,11 @@ pub async fn run(
         bag.clone(),
     )
     .with_sports(dags::SPORTS.iter().map(|s| s.key));
+    // wrk's `Cookie` header: the session under the name this server reads.
+    let cookie = format!(
+        "Cookie: {}={session}",
+        web::auth::extract::session_cookie(state.secure_cookies)
+    );
     let server = tokio::spawn(web::serve(listener, state.clone(), token.clone()));
     // The same pages without the markets board's half-second cache: what
     // one board costs when no other viewer of its day asked just before.
@@ -326,11 +331,7 @@ pub async fn run(
                 &format!("{seconds}s"),
                 "--latency",
             ])
-            .args([
-                "-H",
-                &format!("Cookie: {}={session}", web::auth::extract::SESSION_COOKIE),
-                &url,
-            ])
+            .args(["-H", &cookie, &url])
             .output()
             .await
             .context("running wrk")?;
@@ -365,7 +366,7 @@ pub async fn run(
         } else {
             mixed.paths.clone()
         };
-        crate::mixed::run(&db, &bag, &mixed, port, &session, &paths, &bench_home).await?;
+        crate::mixed::run(&db, &bag, &mixed, port, &cookie, &paths, &bench_home).await?;
     }
     token.cancel();
     server.await??;

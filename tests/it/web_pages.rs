@@ -962,3 +962,62 @@ fn the_run_page_shows_the_runs_quality_check_results() {
     let css = b.page("/static/app.css");
     assert!(css.contains(".q-failed { background: var(--failed); }"));
 }
+
+/// With `Secure` cookies (the default), the session cookie is named with
+/// the `__Host-` prefix, which a browser takes only from this very host,
+/// with `Path=/` and no `Domain`; logging out needs the session's CSRF
+/// token, so a forged form cannot end it.
+#[test]
+fn a_secure_session_cookie_carries_the_host_prefix_and_logout_needs_its_token() {
+    let mut env = TestEnv::start();
+    // Not `spawn_up`: it turns `Secure` off for the plain-http tests.
+    env.spawn(&["up", "--port", "0"], &[("BETFLOW_KAFKA", "off")]);
+    let base = env.up_url(0);
+    env.create_user("op", "operator", "password123");
+    let mut b = Browser::new(&base);
+
+    let resp = b.login("op", "password123");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let session_header = set
+        .iter()
+        .find(|c| c.starts_with("__Host-betflow_session="))
+        .unwrap_or_else(|| panic!("a __Host- session cookie: {set:?}"));
+    for part in ["Path=/;", "Secure", "HttpOnly"] {
+        assert!(session_header.contains(part), "{part}: {session_header}");
+    }
+    assert!(!session_header.contains("Domain"), "{session_header}");
+    let cookie =
+        crate::common::viewer::set_cookie(&resp, "__Host-betflow_session").expect("the session");
+    let token = cookie.split_once('=').expect("name=value").1.to_owned();
+
+    // The unprefixed name is not read.
+    b.cookie = Some(format!("betflow_session={token}"));
+    assert_eq!(b.get("/dags").status(), StatusCode::SEE_OTHER);
+    b.cookie = Some(cookie.clone());
+    assert_eq!(b.get("/dags").status(), StatusCode::OK);
+
+    // A logout form without the session's token is refused, the session kept.
+    let forged = b.post("/logout", &[]);
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(b.get("/dags").status(), StatusCode::OK);
+    let csrf = b.csrf();
+    let out = b.post("/logout", &[("csrf", csrf.as_str())]);
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = out
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cleared.starts_with("__Host-betflow_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert_eq!(b.get("/dags").status(), StatusCode::SEE_OTHER, "logged out");
+}

@@ -13,7 +13,18 @@ use super::{session_user, token_user, Role, User};
 use crate::problem::Problem;
 use crate::AppState;
 
-pub const SESSION_COOKIE: &str = "betflow_session";
+/// The session cookie's name. A `Secure` one carries the `__Host-` prefix:
+/// a browser then takes it only from this very host, over https (or from
+/// localhost), with `Path=/` and no `Domain`, so a page on a sibling
+/// subdomain can neither plant a session of its own choosing nor
+/// overwrite this one.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        "__Host-betflow_session"
+    } else {
+        "betflow_session"
+    }
+}
 
 /// The value of one cookie from the request.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -85,7 +96,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 None => Err(Problem::unauthorized("invalid or revoked token")),
             };
         }
-        if let Some(token) = cookie(parts, SESSION_COOKIE) {
+        if let Some(token) = cookie(parts, session_cookie(state.secure_cookies)) {
             if let Some((user, csrf)) = session_user(pool, token).await.map_err(Problem::from)? {
                 let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
                 let header_csrf = parts
@@ -150,7 +161,7 @@ impl FromRequestParts<AppState> for PageUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(token) = cookie(parts, SESSION_COOKIE) {
+        if let Some(token) = cookie(parts, session_cookie(state.secure_cookies)) {
             match session_user(&state.db, token).await {
                 Ok(Some((user, csrf))) => {
                     return Ok(Self {

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::auth::extract::{constant_time_eq, cookie_from_headers, SESSION_COOKIE};
+use crate::auth::extract::{constant_time_eq, cookie_from_headers, session_cookie};
 use crate::auth::limiter::client_key;
 use crate::auth::{
     create_session, delete_session, random_hex, session_user, verify_login, SESSION_HOURS,
@@ -138,7 +138,8 @@ async fn login(
     crate::audit::record(&state.db, Some(&user.username), Some(addr.ip()), action).await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        session_cookie(state.secure_cookies),
         SESSION_HOURS * 3600
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
@@ -156,7 +157,8 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Response {
-    if let Some(token) = cookie_from_headers(&headers, SESSION_COOKIE) {
+    let name = session_cookie(state.secure_cookies);
+    if let Some(token) = cookie_from_headers(&headers, name) {
         // Only the session's own pages can end it: a forged form has no token.
         match session_user(&state.db, token).await {
             Ok(Some((_, csrf))) if !constant_time_eq(csrf.as_bytes(), form.csrf.as_bytes()) => {
@@ -180,6 +182,7 @@ async fn logout(
             return Problem::internal(e).into_response();
         }
     }
-    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }

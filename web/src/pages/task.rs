@@ -494,9 +494,11 @@ async fn log_stream(
             ),
         ));
     };
-    let session =
-        crate::auth::extract::cookie_from_headers(&headers, crate::auth::extract::SESSION_COOKIE)
-            .map(str::to_owned);
+    let session = crate::auth::extract::cookie_from_headers(
+        &headers,
+        crate::auth::extract::session_cookie(state.secure_cookies),
+    )
+    .map(str::to_owned);
     let follow = Follow {
         session,
         db: state.db.clone(),
