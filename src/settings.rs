@@ -34,6 +34,14 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_WEB_THREADS",
           value_parser = |v: &str| at_least("BETFLOW_WEB_THREADS", v, 1))]
     pub web_threads: Option<u64>,
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
+    /// `X-Forwarded-For` names the client, for the login limiter and the
+    /// audit log; none by default.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_TRUSTED_PROXIES",
+          default_value = "",
+          value_parser = |v: &str| v.parse::<web::proxy::TrustedProxies>()
+              .map_err(|e| format!("BETFLOW_TRUSTED_PROXIES: {e}")))]
+    pub trusted_proxies: web::proxy::TrustedProxies,
     /// Longest scheduler/executor sleep when nothing wakes them, in ms.
     #[arg(long, global = true, hide = true, env = "BETFLOW_POLL_MS", default_value = "1000",
           value_parser = |v: &str| at_least("BETFLOW_POLL_MS", v, 10))]

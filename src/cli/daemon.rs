@@ -107,7 +107,8 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     .with_sports(::dags::SPORTS.iter().map(|s| s.key))
     .with_rules(pipelines.rules.clone())
     .with_kafka(pipelines.live.kafka.as_ref().map(|k| k.brokers.as_str()))
-    .with_config(exposed_config(settings, &pipelines));
+    .with_config(exposed_config(settings, &pipelines))
+    .with_trusted_proxies(settings.trusted_proxies.clone());
     let mut web = tokio::spawn(web::serve(listener, state, shutdown.clone()));
     run_supervised(&db, bag, config, Runtime::Dedicated, shutdown.clone()).await?;
     shutdown.cancel();

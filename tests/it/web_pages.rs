@@ -1021,3 +1021,49 @@ fn a_secure_session_cookie_carries_the_host_prefix_and_logout_needs_its_token() 
     );
     assert_eq!(b.get("/dags").status(), StatusCode::SEE_OTHER, "logged out");
 }
+
+/// Behind a reverse proxy listed in `BETFLOW_TRUSTED_PROXIES`, the login
+/// limiter counts each client the proxy names apart: one client's failures
+/// lock out that client, not everyone behind the proxy; and a client
+/// cannot escape its count by writing the header itself.
+#[test]
+fn behind_a_trusted_proxy_failed_logins_lock_out_only_their_client() {
+    let mut env = TestEnv::start();
+    let (_pid, base) = env.spawn_up_with(&[("BETFLOW_TRUSTED_PROXIES", "127.0.0.1")]);
+    env.create_user("op", "operator", "password123");
+    let b = Browser::new(&base);
+    let login_as = |forwarded: &str, password: &str| -> StatusCode {
+        let (token, form_cookie) = b.login_form();
+        let body = format!(
+            "username=op&password={}&next=%2Fdags&csrf={}",
+            form_encode(password),
+            form_encode(&token)
+        );
+        b.client
+            .post(format!("{base}/login"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(COOKIE, form_cookie)
+            .header("x-forwarded-for", forwarded)
+            .body(body)
+            .send()
+            .expect("POST /login")
+            .status()
+    };
+    for _ in 0..5 {
+        assert_eq!(login_as("203.0.113.7", "wrong"), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        login_as("203.0.113.7", "password123"),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A forged leftmost entry does not make the locked client another one.
+    assert_eq!(
+        login_as("198.51.100.9, 203.0.113.7", "password123"),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another client behind the same proxy logs in.
+    assert_eq!(
+        login_as("198.51.100.9", "password123"),
+        StatusCode::SEE_OTHER
+    );
+}

@@ -13,6 +13,7 @@ mod headers;
 mod health;
 mod metrics;
 mod pages;
+pub mod proxy;
 mod static_files;
 
 use std::net::SocketAddr;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub(crate) follows: Arc<pages::follows::Follows>,
     /// What `/api/v2/config` shows, secrets already masked.
     pub config: Arc<[api::config::ConfigEntry]>,
+    /// Proxies whose `X-Forwarded-For` names the client (`BETFLOW_TRUSTED_PROXIES`).
+    pub proxies: proxy::TrustedProxies,
 }
 
 /// How long a rendered `/metrics` is served again (Prometheus scrapes
@@ -99,7 +102,15 @@ impl AppState {
             metrics_cache: Arc::new(pages::ttl_cache::TtlCache::new(METRICS_CACHE_FOR, 1)),
             follows: Arc::default(),
             config: Arc::from(Vec::new()),
+            proxies: proxy::TrustedProxies::default(),
         }
+    }
+
+    /// Believe `X-Forwarded-For` from these proxies (the login limiter
+    /// and the audit log then see each client behind them).
+    pub fn with_trusted_proxies(mut self, proxies: proxy::TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 
     /// The configuration `/api/v2/config` shows (entries mask their secrets).

@@ -57,11 +57,12 @@ impl ApiUser {
 }
 
 /// The client address of a request, when the server knows it.
-pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+/// The client's address: the peer's, or the one a trusted proxy names.
+pub fn client_addr(parts: &Parts, state: &AppState) -> Option<IpAddr> {
     parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| state.proxies.client(c.0.ip(), &parts.headers))
 }
 
 pub fn require(user: &User, role: Role) -> Result<(), Problem> {
@@ -92,7 +93,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 return Err(Problem::unauthorized("use `Authorization: Bearer <token>`"));
             };
             return match token_user(pool, token).await.map_err(Problem::from)? {
-                Some(user) => Ok(Self(user, client_addr(parts))),
+                Some(user) => Ok(Self(user, client_addr(parts, state))),
                 None => Err(Problem::unauthorized("invalid or revoked token")),
             };
         }
@@ -106,7 +107,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 if !safe && header_csrf != Some(csrf.as_str()) {
                     return Err(Problem::forbidden("missing or wrong X-CSRF-Token header"));
                 }
-                return Ok(Self(user, client_addr(parts)));
+                return Ok(Self(user, client_addr(parts, state)));
             }
         }
         Err(Problem::unauthorized(
@@ -167,7 +168,7 @@ impl FromRequestParts<AppState> for PageUser {
                     return Ok(Self {
                         user,
                         csrf,
-                        addr: client_addr(parts),
+                        addr: client_addr(parts, state),
                     })
                 }
                 Ok(None) => {}

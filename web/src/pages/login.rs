@@ -86,7 +86,8 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let client = client_key(addr.ip());
+    let ip = state.proxies.client(addr.ip(), &headers);
+    let client = client_key(ip);
     let next = safe_next(form.next.as_deref());
     let expected = cookie_from_headers(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
@@ -118,7 +119,7 @@ async fn login(
             event: "login_failed",
             ..Default::default()
         };
-        crate::audit::record(&state.db, Some(&shown), Some(addr.ip()), action).await;
+        crate::audit::record(&state.db, Some(&shown), Some(ip), action).await;
         return render(
             &state,
             next,
@@ -135,7 +136,7 @@ async fn login(
         event: "login",
         ..Default::default()
     };
-    crate::audit::record(&state.db, Some(&user.username), Some(addr.ip()), action).await;
+    crate::audit::record(&state.db, Some(&user.username), Some(ip), action).await;
     let secure = if state.secure_cookies { "; Secure" } else { "" };
     let cookie = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
@@ -172,8 +173,8 @@ async fn logout(
                     event: "logout",
                     ..Default::default()
                 };
-                crate::audit::record(&state.db, Some(&user.username), Some(addr.ip()), action)
-                    .await;
+                let ip = state.proxies.client(addr.ip(), &headers);
+                crate::audit::record(&state.db, Some(&user.username), Some(ip), action).await;
             }
             Ok(None) => {}
             Err(e) => return Problem::internal(e).into_response(),
