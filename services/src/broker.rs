@@ -354,11 +354,11 @@ impl EmbeddedBroker {
     /// the broker: its parent-death signal follows the thread that forks.
     fn watch(mut self, every: Duration, stop: &std::sync::atomic::AtomicBool) {
         use std::sync::atomic::Ordering;
-        let mut wait = every;
+        let mut restarts = crate::restarts::Restarts::new(every);
         let log_path = self.dir.join("tansu.log");
         let mut log_read: u64 = 0;
         while !stop.load(Ordering::Acquire) {
-            std::thread::park_timeout(wait);
+            std::thread::park_timeout(restarts.wait());
             if stop.load(Ordering::Acquire) {
                 break;
             }
@@ -374,7 +374,7 @@ impl EmbeddedBroker {
                         format!("panicked ({line})")
                     }
                     None => {
-                        wait = every;
+                        restarts.running(std::time::Instant::now());
                         continue;
                     }
                 },
@@ -398,14 +398,22 @@ impl EmbeddedBroker {
                     // A new log, written from its start.
                     log_read = 0;
                     let _ = std::fs::write(&self.address_file, &self.bootstrap);
+                    let looping = restarts.restarted(std::time::Instant::now());
                     tracing::warn!(
-                        "the embedded Kafka broker {exited}; started it again on {}",
-                        self.bootstrap
+                        "the embedded Kafka broker {exited}; started it again on {}{}",
+                        self.bootstrap,
+                        if looping {
+                            format!(
+                                "; it died soon after its last start, next look in {}s",
+                                restarts.wait().as_secs()
+                            )
+                        } else {
+                            String::new()
+                        }
                     );
-                    wait = every;
                 }
                 Err(e) => {
-                    wait = (wait * 2).min(Duration::from_secs(60));
+                    restarts.failed();
                     let why = match e {
                         StartError::NoSqlite => "tansu has no SQLite support".to_owned(),
                         StartError::Other(e) => format!("{e:#}"),
@@ -413,7 +421,7 @@ impl EmbeddedBroker {
                     tracing::error!(
                         "the embedded Kafka broker {exited} and did not start again: {why}; \
                          trying again in {}s",
-                        wait.as_secs()
+                        restarts.wait().as_secs()
                     );
                 }
             }

@@ -142,7 +142,8 @@ impl Database {
     /// Until `shutdown`, checks every `every` that the embedded cluster this
     /// process started still runs, and starts it again (same port, so the
     /// pool's URL stays right) when its postmaster is gone, waiting longer
-    /// after each failed start (up to a minute) and saying why in the log.
+    /// after each failed start, and while it keeps dying soon after each
+    /// start (up to a minute: [`crate::restarts`]), and saying why in the log.
     /// Connections in the pool fail meanwhile and reconnect after; the
     /// engine's tries survive as they do any database outage. Nothing to do
     /// with `DATABASE_URL` or a cluster another process owns.
@@ -150,11 +151,11 @@ impl Database {
         let Some(pg) = self.embedded.clone() else {
             return;
         };
-        let mut wait = every;
+        let mut restarts = crate::restarts::Restarts::new(every);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(restarts.wait()) => {}
             }
             let pg = pg.clone();
             let checked = tokio::task::spawn_blocking(move || {
@@ -162,29 +163,40 @@ impl Database {
                 pg.revive()
             })
             .await;
-            wait = match checked {
-                Ok(Ok(Health::Running)) => every,
-                Ok(Ok(Health::Restarted)) => {
-                    tracing::warn!(
-                        "the embedded PostgreSQL had stopped (its postmaster is gone); \
-                         started it again on the same port"
+            let now = std::time::Instant::now();
+            match checked {
+                Ok(Ok(Health::Running)) => restarts.running(now),
+                Ok(Ok(Health::Restarted { last_words })) => {
+                    let looping = restarts.restarted(now);
+                    let why = last_words.map_or_else(
+                        || " (its log says nothing: killed from outside?)".to_owned(),
+                        |line| format!("; its log's last words: {line}"),
                     );
-                    every
+                    tracing::warn!(
+                        "the embedded PostgreSQL had stopped (its postmaster is gone){why}; \
+                         started it again on the same port{}",
+                        if looping {
+                            format!(
+                                "; it died soon after its last start, next look in {}s",
+                                restarts.wait().as_secs()
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
                 }
                 Ok(Err(e)) => {
-                    let next = (wait * 2).min(Duration::from_secs(60));
+                    restarts.failed();
                     tracing::error!(
                         "the embedded PostgreSQL is down and did not start again: {e}; \
                          trying again in {}s",
-                        next.as_secs()
+                        restarts.wait().as_secs()
                     );
-                    next
                 }
                 Err(e) => {
                     tracing::error!("the embedded PostgreSQL check panicked: {e}");
-                    every
                 }
-            };
+            }
         }
     }
 }

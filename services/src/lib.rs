@@ -9,3 +9,4 @@ pub mod broker;
 pub mod database;
 pub mod notify;
 pub mod output;
+pub mod restarts;

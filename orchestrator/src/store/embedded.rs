@@ -130,8 +130,10 @@ pub struct EmbeddedPostgres {
 pub enum Health {
     /// The server runs (or this process does not own it, or stopped it).
     Running,
-    /// The server was gone and has been started again on the same port.
-    Restarted,
+    /// The server was gone and has been started again on the same port;
+    /// with the last line its log gave as the reason, when it gave one (a
+    /// killed postmaster writes nothing).
+    Restarted { last_words: Option<String> },
 }
 
 impl EmbeddedPostgres {
@@ -209,9 +211,10 @@ impl EmbeddedPostgres {
         if pid.is_some_and(|pid| pid_state(pid) != PidState::Dead) {
             return Ok(Health::Running);
         }
+        let last_words = last_words(&log_tail(&self.cluster.log_file, LOG_TAIL_LINES));
         let _lock = self.cluster.lock()?;
         self.cluster.start_server(self.durable, Some(self.port))?;
-        Ok(Health::Restarted)
+        Ok(Health::Restarted { last_words })
     }
 
     /// postgres://betflow:<password>@127.0.0.1:<port>/betflow
@@ -810,6 +813,24 @@ fn read_from(path: &Path, offset: u64) -> String {
     }
 }
 
+/// The last line of `tail`, since the server last became ready, that says
+/// why it stopped: a PANIC, or the postmaster reporting a process it lost.
+/// (A client's own FATAL, a refused password, says nothing of that.)
+fn last_words(tail: &str) -> Option<String> {
+    let since_ready: &str = tail
+        .rfind("ready to accept connections")
+        .map_or(tail, |at| &tail[at..]);
+    since_ready
+        .lines()
+        .rev()
+        .find(|l| {
+            l.contains("PANIC:")
+                || l.contains("was terminated by signal")
+                || l.contains("terminating any other active server processes")
+        })
+        .map(|l| l.trim().to_owned())
+}
+
 /// The last `lines` lines of a log that grows across restarts; only its end is read.
 fn log_tail(path: &Path, lines: usize) -> String {
     const MAX_TAIL_BYTES: u64 = 64 * 1024;
@@ -825,6 +846,25 @@ fn log_tail(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_words_of_a_server_log_are_its_last_panic_since_it_was_ready() {
+        let tail = "2026-12-07 LOG:  database system is ready to accept connections\n\
+                    2026-12-07 PANIC:  could not write to file \"pg_wal/xlogtemp.1\": No space left on device\n\
+                    2026-12-07 LOG:  checkpoint starting: time";
+        assert_eq!(
+            last_words(tail).as_deref(),
+            Some("2026-12-07 PANIC:  could not write to file \"pg_wal/xlogtemp.1\": No space left on device")
+        );
+        assert_eq!(
+            last_words("2026-12-07 LOG:  checkpoint starting: time"),
+            None
+        );
+        let before_ready =
+            "PANIC:  an old one\nLOG:  database system is ready to accept connections\n\
+                            FATAL:  password authentication failed for user \"x\"";
+        assert_eq!(last_words(before_ready), None);
+    }
 
     /// Runs one statement through psql and returns its unaligned output.
     fn psql(url: &str, sql: &str) -> String {

@@ -72,7 +72,7 @@ impl TestEnv {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match self.pg.revive() {
-                Ok(orchestrator::store::embedded::Health::Restarted) => return,
+                Ok(orchestrator::store::embedded::Health::Restarted { .. }) => return,
                 // Still exiting, or its backends still hold its memory.
                 Ok(_) | Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200))
