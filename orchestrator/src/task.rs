@@ -277,6 +277,26 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The longest log line kept, in bytes: a task that logs a whole response
+/// body must not make one line of a log page megabytes long (the log API
+/// pages by lines).
+pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+
+/// Cuts `message` to at most `max` bytes on a character boundary, noting
+/// how many bytes were cut.
+fn cut_to(message: &mut String, max: usize) {
+    if message.len() <= max {
+        return;
+    }
+    let mut end: usize = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut: usize = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!(" … ({cut} more bytes not kept)"));
+}
+
 /// Lines a task logs; stored per try and shown by `betflow tasks logs`.
 #[derive(Clone)]
 pub struct TaskLogger {
@@ -301,6 +321,8 @@ impl TaskLogger {
         }
     }
 
+    /// Logs `message` at INFO; a NUL becomes U+FFFD and a line past
+    /// [`MAX_LOG_LINE_BYTES`] is cut, saying how much.
     pub fn info(&self, message: impl Into<String>) {
         self.line("INFO", message.into());
     }
@@ -317,11 +339,12 @@ impl TaskLogger {
         let ts = Utc::now();
         // Postgres text cannot hold a NUL; a line with one would make its
         // try's record fail.
-        let message = if message.contains('\0') {
+        let mut message = if message.contains('\0') {
             message.replace('\0', "\u{FFFD}")
         } else {
             message
         };
+        cut_to(&mut message, MAX_LOG_LINE_BYTES);
         if self.echo {
             eprintln!(
                 "[{}] {level} - {message}",
@@ -333,5 +356,27 @@ impl TaskLogger {
             // that (a task that keeps logging past its end) is dropped on purpose.
             let _ = tx.send(LogLine { ts, level, message });
         }
+    }
+}
+
+#[cfg(test)]
+mod log_line_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_cut_on_a_character_boundary_saying_how_much() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = TaskLogger::channel(tx);
+        log.info(format!("body: {}", "é".repeat(MAX_LOG_LINE_BYTES)));
+        log.info("short\0line");
+        let long = rx.try_recv().expect("a line").message;
+        assert!(long.len() <= MAX_LOG_LINE_BYTES + 64, "{}", long.len());
+        assert!(
+            long.ends_with("more bytes not kept)"),
+            "{}",
+            &long[long.len() - 40..]
+        );
+        assert!(long.starts_with("body: éé"));
+        assert_eq!(rx.try_recv().expect("a line").message, "short\u{FFFD}line");
     }
 }

@@ -1,6 +1,6 @@
 //! `/health`: the metadata database, the freshest scheduler heartbeat and
 //! the Kafka broker, in the shape of Airflow's `/api/v2/monitor/health`
-//! (plus `kafka`). No login needed.
+//! (plus `kafka`: up or not, without its address). No login needed.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -35,7 +35,12 @@ pub async fn kafka_status(bootstrap: Option<&str>) -> Value {
 }
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let kafka = kafka_status(state.kafka_bootstrap.as_deref()).await;
+    let mut kafka = kafka_status(state.kafka_bootstrap.as_deref()).await;
+    // `/health` answers anyone: the broker's address is for the streams
+    // page, behind the login.
+    if let Some(k) = kafka.as_object_mut() {
+        k.remove("bootstrap");
+    }
     let latest: Result<Option<DateTime<Utc>>, sqlx::Error> =
         sqlx::query_scalar("SELECT max(heartbeat_at) FROM workers WHERE stopped_at IS NULL")
             .fetch_one(&state.db)

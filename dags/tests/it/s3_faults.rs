@@ -20,6 +20,8 @@ use lakehouse::lake::{LakeError, ObjectStore};
 enum Fault {
     /// Answer this many PUTs with 503 SlowDown, then pass them on.
     SlowDown(u32),
+    /// Answer this many PUTs with 500 InternalError, then pass them on.
+    Internal(u32),
     /// Answer every PUT with 403 AccessDenied.
     Denied,
 }
@@ -45,8 +47,13 @@ async fn proxy(State(s): State<Arc<Faulty>>, request: Request) -> Response {
                 "SlowDown",
                 "Please reduce your request rate.",
             )),
+            Fault::Internal(times) if n < times => Some((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )),
             Fault::Denied => Some((StatusCode::FORBIDDEN, "AccessDenied", "Access Denied")),
-            Fault::SlowDown(_) => None,
+            Fault::SlowDown(_) | Fault::Internal(_) => None,
         };
         if let Some((status, code, message)) = refuse {
             let xml = format!(
@@ -125,6 +132,19 @@ async fn a_write_that_meets_slowdown_is_retried_and_lands() {
     );
     let back = store.get("raw/nfl/odds/a.json.gz").await.expect("get");
     assert_eq!(back.as_deref(), Some(&b"{\"ok\":true}"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_meets_internal_errors_is_retried_and_lands() {
+    let moto = MotoServer::start();
+    let (store, proxy) = faulty_store(&moto, Fault::Internal(2)).await;
+    store
+        .put("raw/nfl/odds/c.json.gz", b"{\"ok\":1}".to_vec())
+        .await
+        .expect("the write lands once the server recovers");
+    assert_eq!(proxy.puts.load(Ordering::SeqCst), 3, "two 500s, one passed");
+    let back = store.get("raw/nfl/odds/c.json.gz").await.expect("get");
+    assert_eq!(back.as_deref(), Some(&b"{\"ok\":1}"[..]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -205,23 +205,26 @@ pub fn mask_password(url: &str) -> String {
         return url.to_owned();
     };
     let rest = &url[scheme_end + 3..];
-    let (before_query, query) = match rest.find('?') {
-        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
-        None => (rest, None),
-    };
-    // The user information ends at the last `@` before the query: a
-    // password may itself hold an unescaped `@`.
-    let masked_authority = match before_query.rfind('@') {
+    // The user information ends at the last `@` before the path: a password
+    // may itself hold an unescaped `@`, `?` or `#`. Without a path, a query
+    // holding an `@` masks more than the password, never less.
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let masked_authority = match authority.rfind('@') {
         Some(at) => {
-            let creds = &before_query[..at];
+            let creds = &authority[..at];
             match creds.find(':') {
-                Some(colon) => format!("{}:***{}", &creds[..colon], &before_query[at..]),
-                None => before_query.to_owned(),
+                Some(colon) => format!("{}:***{}", &creds[..colon], &authority[at..]),
+                None => authority.to_owned(),
             }
         }
-        None => before_query.to_owned(),
+        None => authority.to_owned(),
     };
-    let mut out = format!("{}://{masked_authority}", &url[..scheme_end]);
+    let after_scheme = format!("{masked_authority}{path}");
+    let (before_query, query) = match after_scheme.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (after_scheme.as_str(), None),
+    };
+    let mut out = format!("{}://{before_query}", &url[..scheme_end]);
     if let Some(query) = query {
         let params: Vec<String> = query
             .split('&')
@@ -272,5 +275,24 @@ mod tests {
             super::mask_password("postgres://localhost/db"),
             "postgres://localhost/db"
         );
+        // Unescaped `?`, `#` and `/`-free passwords with either.
+        assert_eq!(
+            super::mask_password("postgres://u:p?x=1@host:5432/db?sslmode=require"),
+            "postgres://u:***@host:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            super::mask_password("postgres://u:p#x@host/db"),
+            "postgres://u:***@host/db"
+        );
+        for leaky in [
+            "postgres://u:p?x@host",
+            "postgres://u:pw@h?application_name=a@b",
+        ] {
+            let masked = super::mask_password(leaky);
+            assert!(
+                !masked.contains("p?x") && !masked.contains(":pw"),
+                "{masked}"
+            );
+        }
     }
 }
