@@ -67,6 +67,10 @@ async fn run_chain(db: &Database, dag: &Dag, at: DateTime<Utc>, runs: &mut Runs)
     Ok(())
 }
 
+/// From the load's start to the chain's first loaded run: wrk's ramp-up
+/// (half a second) and the flush probe (at most [`FLUSH_PROBE_LIMIT`]).
+const LOAD_LEAD: Duration = Duration::from_secs(3);
+
 /// Flushes timed at most per probe, and the longest a probe lasts.
 const FLUSHES: usize = 200;
 const FLUSH_PROBE_LIMIT: Duration = Duration::from_secs(2);
@@ -171,7 +175,9 @@ pub async fn run(
             .args(["-t", "1", "-c", &per_path.to_string()])
             .args([
                 "-d",
-                &format!("{seconds}s"),
+                // The load also covers the ramp-up and the flush probe
+                // before the chain's runs, and the last run's overrun.
+                &format!("{}s", seconds + LOAD_LEAD.as_secs() + 10),
                 "--latency",
                 "--timeout",
                 "10s",
@@ -180,11 +186,13 @@ pub async fn run(
             .output();
         loads.push((path.clone(), tokio::spawn(child)));
     }
-    let until = Instant::now() + Duration::from_secs(seconds);
-    // Once wrk has its connections open; the chain's runs follow within
-    // the load's time.
+    // Once wrk has its connections open; then the chain runs for as long
+    // as it ran idle, all of it under the load.
+    let lead = Instant::now() + LOAD_LEAD;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let loaded_flushes = probe_flushes(probe_dir).await?;
+    tokio::time::sleep_until(lead.into()).await;
+    let until = Instant::now() + Duration::from_secs(seconds);
     let mut loaded = Runs::default();
     while Instant::now() < until || loaded.walls.is_empty() {
         run_chain(db, &dag, next(), &mut loaded).await?;

@@ -642,7 +642,7 @@ async fn dry_run_tries(
                 } else {
                     1
                 },
-                1 + task.retry.retries as i32,
+                task.retry.retries as i32,
                 params.clone(),
                 TaskLogger::channel(tx.clone()),
                 CancellationToken::new(),
@@ -976,7 +976,7 @@ async fn a_body_refused_on_the_last_try_is_kept_with_its_reason_in_the_dead_lett
     assert!(lake_files(home.path(), "raw/historical/nfl/games").is_empty());
     let kept = lake_files(home.path(), "raw/dead_letter/espn.scoreboard/nfl");
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert!(kept[0].ends_with(".fetch.ndjson.gz"), "{kept:?}");
+    assert!(kept[0].ends_with("~fetch.ndjson.gz"), "{kept:?}");
     assert!(error.contains(&kept[0]), "the error names where: {error}");
     let gz = std::fs::read(home.path().join("lake").join(&kept[0])).unwrap();
     let text = String::from_utf8(crate::lake::gunzip("k", &gz).unwrap()).unwrap();

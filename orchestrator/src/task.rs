@@ -140,6 +140,8 @@ pub struct TaskContext {
     pub logical_date: DateTime<Utc>,
     pub data_interval: DataInterval,
     pub try_number: i32,
+    /// Retries allowed, as Airflow counts them: tries
+    /// `1..=max_tries + 1` run (see [`TaskContext::is_last_try`]).
     pub max_tries: i32,
     /// DAG params with defaults, overridden by the run's conf.
     pub params: Map<String, Value>,
@@ -158,6 +160,12 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// Whether a retryable failure of this try ends the task: no retry
+    /// is left after it.
+    pub fn is_last_try(&self) -> bool {
+        self.try_number > self.max_tries
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         dag_id: String,

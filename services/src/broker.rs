@@ -402,14 +402,7 @@ impl EmbeddedBroker {
                     tracing::warn!(
                         "the embedded Kafka broker {exited}; started it again on {}{}",
                         self.bootstrap,
-                        if looping {
-                            format!(
-                                "; it died soon after its last start, next look in {}s",
-                                restarts.wait().as_secs()
-                            )
-                        } else {
-                            String::new()
-                        }
+                        restarts.looping_note(looping)
                     );
                 }
                 Err(e) => {

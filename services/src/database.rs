@@ -175,14 +175,7 @@ impl Database {
                     tracing::warn!(
                         "the embedded PostgreSQL had stopped (its postmaster is gone){why}; \
                          started it again on the same port{}",
-                        if looping {
-                            format!(
-                                "; it died soon after its last start, next look in {}s",
-                                restarts.wait().as_secs()
-                            )
-                        } else {
-                            String::new()
-                        }
+                        restarts.looping_note(looping)
                     );
                 }
                 Ok(Err(e)) => {

@@ -64,6 +64,19 @@ impl Restarts {
         looping
     }
 
+    /// What a restart's log line adds when [`Restarts::restarted`] found a
+    /// crash loop.
+    pub fn looping_note(&self, looping: bool) -> String {
+        if looping {
+            format!(
+                "; it died soon after its last start, next look in {}s",
+                self.wait.as_secs()
+            )
+        } else {
+            String::new()
+        }
+    }
+
     /// Starting it failed: try again later each time.
     pub fn failed(&mut self) {
         self.wait = (self.wait * 2).min(MAX_WAIT);

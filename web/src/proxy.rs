@@ -57,10 +57,18 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let entries: Vec<&str> = headers
+        // A line that is not text is not skipped: the proxy's own entry may
+        // be on it, and what stays readable would be the client's.
+        let Ok(lines) = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str())
+            .collect::<Result<Vec<&str>, _>>()
+        else {
+            return peer;
+        };
+        let entries: Vec<&str> = lines
+            .iter()
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect();
@@ -124,6 +132,13 @@ mod tests {
             proxies.client(ip("10.0.0.5"), &forwarded(&["unknown"])),
             ip("10.0.0.5")
         );
+        // A line that is not text: not skipped for what else is readable.
+        let mut binary = forwarded(&["203.0.113.7"]);
+        binary.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"6.6.6.6 \xff, 198.51.100.2").expect("header"),
+        );
+        assert_eq!(proxies.client(ip("10.0.0.5"), &binary), ip("10.0.0.5"));
         // An IPv4 peer on a dual-stack listener.
         assert_eq!(
             proxies.client(ip("::ffff:10.0.0.5"), &forwarded(&["2001:db8::1"])),

@@ -113,14 +113,9 @@ impl TypedTask for FetchScoreboard {
         let date: NaiveDate = sports_day(ctx.data_interval.start);
         let fetched: Fetched = fetch(&settings.mode, sport, date).await?;
         if settings.mode.is_live() {
-            let check = BodyCheck {
-                ctx: &ctx,
-                settings,
-                source: DEAD_LETTER_SOURCE,
-                sport: sport.key,
-                date,
-            };
-            check.require_json(&fetched, "the scoreboard").await?;
+            BodyCheck::new(&ctx, settings, DEAD_LETTER_SOURCE, sport.key, date)
+                .require_json(&fetched, "the scoreboard")
+                .await?;
         }
         let source: &str = settings.mode.lake_source();
         let key = RawKey::new(

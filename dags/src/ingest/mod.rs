@@ -241,15 +241,31 @@ pub(crate) fn lake_failed(e: crate::lake::LakeError) -> TaskError {
 /// What a fetch needs to keep a body it refuses: the try, the lake, and
 /// the dead-letter place of its source, sport and day.
 pub(crate) struct BodyCheck<'a> {
-    pub ctx: &'a TaskContext,
-    pub settings: &'a Settings,
+    ctx: &'a TaskContext,
+    settings: &'a Settings,
     /// The dead-letter `{source}` segment (docs/lake-layout.md#dead-letters).
-    pub source: &'static str,
-    pub sport: &'a str,
-    pub date: chrono::NaiveDate,
+    source: &'static str,
+    sport: &'a str,
+    date: chrono::NaiveDate,
 }
 
-impl BodyCheck<'_> {
+impl<'a> BodyCheck<'a> {
+    pub(crate) fn new(
+        ctx: &'a TaskContext,
+        settings: &'a Settings,
+        source: &'static str,
+        sport: &'a str,
+        date: chrono::NaiveDate,
+    ) -> Self {
+        Self {
+            ctx,
+            settings,
+            source,
+            sport,
+            date,
+        }
+    }
+
     /// Refuses a fetched body that is not JSON before it becomes the day's
     /// raw object: the source may answer properly on the fetch's next try
     /// (a maintenance page, a cut-off transfer), while a stored bad body
@@ -265,7 +281,7 @@ impl BodyCheck<'_> {
             return Ok(());
         };
         let reason = format!("{what} from {} is not JSON ({e})", fetched.url);
-        if self.ctx.try_number < self.ctx.max_tries {
+        if !self.ctx.is_last_try() {
             return Err(TaskError::msg(format!(
                 "{reason}; nothing stored, the fetch is retried"
             )));

@@ -203,14 +203,9 @@ impl TypedTask for FetchOddsSnapshots {
                         .fetch_historical_odds(sport, *t)
                         .await
                         .map_err(source_failed)?;
-                    let check = BodyCheck {
-                        ctx: &ctx,
-                        settings,
-                        source: DEAD_LETTER_SOURCE,
-                        sport: sport.key,
-                        date,
-                    };
-                    check.require_json(&f, "an odds snapshot").await?;
+                    BodyCheck::new(&ctx, settings, DEAD_LETTER_SOURCE, sport.key, date)
+                        .require_json(&f, "an odds snapshot")
+                        .await?;
                     if let Some(Quota {
                         remaining,
                         used,

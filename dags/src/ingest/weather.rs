@@ -411,14 +411,9 @@ impl TypedTask for FetchOpenMeteo {
                         .fetch_archive(venue.lat, venue.lon, date, end)
                         .await
                         .map_err(source_failed)?;
-                    let check = BodyCheck {
-                        ctx: &ctx,
-                        settings,
-                        source: DEAD_LETTER_SOURCE,
-                        sport: sport.key,
-                        date,
-                    };
-                    check.require_json(&f, "a venue's weather").await?;
+                    BodyCheck::new(&ctx, settings, DEAD_LETTER_SOURCE, sport.key, date)
+                        .require_json(&f, "a venue's weather")
+                        .await?;
                     f
                 }
                 None => generated_archive(venue, date, end)?,

@@ -137,13 +137,10 @@ pub fn date_prefix(sport: &str, kind: Kind, date: NaiveDate) -> String {
     )
 }
 
-/// `raw/dead_letter/{source}/{sport}/date=YYYY-MM-DD/{run_id}.ndjson.gz`:
-/// one object per source, sport and run, replaced whole when the run is
-/// retried. The sport keeps the per-sport tasks of one run from
-/// overwriting each other's rejects.
 /// Where a fetch keeps, on its last try, a body it refused (not JSON):
 /// beside the run's rejected records, under a name of its own so the
-/// validate task's rewrite of those never removes it.
+/// validate task's rewrite of those never removes it. Its `~fetch`
+/// suffix cannot end an encoded run id (escapes are upper-case hex).
 pub fn fetch_dead_letter_key(
     source: &str,
     sport: &str,
@@ -153,9 +150,13 @@ pub fn fetch_dead_letter_key(
     let key = dead_letter_key(source, sport, date, run_id)?;
     let suffix = Format::Ndjson.suffix();
     let stem = key.strip_suffix(suffix).unwrap_or(&key);
-    Ok(format!("{stem}.fetch{suffix}"))
+    Ok(format!("{stem}~fetch{suffix}"))
 }
 
+/// `raw/dead_letter/{source}/{sport}/date=YYYY-MM-DD/{run_id}.ndjson.gz`:
+/// one object per source, sport and run, replaced whole when the run is
+/// retried. The sport keeps the per-sport tasks of one run from
+/// overwriting each other's rejects.
 pub fn dead_letter_key(
     source: &str,
     sport: &str,
@@ -276,7 +277,7 @@ mod tests {
         assert!(dead_letter_key("espn.scoreboard", "NFL", day(), "r").is_err());
         assert_eq!(
             fetch_dead_letter_key("espn.scoreboard", "nfl", day(), "manual__x:y").expect("key"),
-            "raw/dead_letter/espn.scoreboard/nfl/date=2024-09-08/manual__x~3Ay.fetch.ndjson.gz"
+            "raw/dead_letter/espn.scoreboard/nfl/date=2024-09-08/manual__x~3Ay~fetch.ndjson.gz"
         );
         assert!(dead_letter_key("espn.scoreboard", "", day(), "r").is_err());
         assert_eq!(encode_run_id(".hidden"), "~2Ehidden");

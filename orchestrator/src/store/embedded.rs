@@ -820,15 +820,21 @@ fn last_words(tail: &str) -> Option<String> {
     let since_ready: &str = tail
         .rfind("ready to accept connections")
         .map_or(tail, |at| &tail[at..]);
-    since_ready
-        .lines()
-        .rev()
-        .find(|l| {
-            l.contains("PANIC:")
-                || l.contains("was terminated by signal")
+    // The PANIC says why; the postmaster's lines after it only say that a
+    // process went down.
+    let last = |pattern: &dyn Fn(&str) -> bool| {
+        since_ready
+            .lines()
+            .rev()
+            .find(|l| pattern(l))
+            .map(|l| l.trim().to_owned())
+    };
+    last(&|l| l.contains("PANIC:")).or_else(|| {
+        last(&|l| {
+            l.contains("was terminated by signal")
                 || l.contains("terminating any other active server processes")
         })
-        .map(|l| l.trim().to_owned())
+    })
 }
 
 /// The last `lines` lines of a log that grows across restarts; only its end is read.
@@ -860,6 +866,11 @@ mod tests {
             last_words("2026-12-07 LOG:  checkpoint starting: time"),
             None
         );
+        let crashed = "LOG:  database system is ready to accept connections\n\
+                       PANIC:  could not fsync file \"base/1/2\": Input/output error\n\
+                       LOG:  checkpointer process (PID 9) was terminated by signal 6: Aborted\n\
+                       LOG:  terminating any other active server processes";
+        assert!(last_words(crashed).is_some_and(|w| w.starts_with("PANIC:  could not fsync")));
         let before_ready =
             "PANIC:  an old one\nLOG:  database system is ready to accept connections\n\
                             FATAL:  password authentication failed for user \"x\"";

@@ -208,7 +208,15 @@ pub fn mask_password(url: &str) -> String {
     // The user information ends at the last `@` before the path: a password
     // may itself hold an unescaped `@`, `?` or `#`. Without a path, a query
     // holding an `@` masks more than the password, never less.
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut end = rest.find('/').unwrap_or(rest.len());
+    if !rest[..end].contains('@') {
+        // No `@` before the first `/`: the password may hold the `/`.
+        let before_query = rest.find('?').unwrap_or(rest.len());
+        if let Some(at) = rest[..before_query].rfind('@') {
+            end = rest[at..].find('/').map_or(rest.len(), |slash| at + slash);
+        }
+    }
+    let (authority, path) = rest.split_at(end);
     let masked_authority = match authority.rfind('@') {
         Some(at) => {
             let creds = &authority[..at];
@@ -283,6 +291,10 @@ mod tests {
         assert_eq!(
             super::mask_password("postgres://u:p#x@host/db"),
             "postgres://u:***@host/db"
+        );
+        assert_eq!(
+            super::mask_password("postgres://u:p/w+x@host:5432/db?sslmode=require"),
+            "postgres://u:***@host:5432/db?sslmode=require"
         );
         for leaky in [
             "postgres://u:p?x@host",

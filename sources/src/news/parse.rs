@@ -33,7 +33,10 @@ pub fn parse_feed(bytes: &[u8], feed_url: &str) -> Result<Validated<FeedItem>, S
         .title
         .as_ref()
         .map(|t| clean(&t.content))
-        .filter(|t| !t.is_empty())
+        // Out of the name bounds, the feed is named by its host instead:
+        // every article carries the outlet, and stream decoding refuses
+        // one out of bounds.
+        .filter(|t| !t.is_empty() && text::check(t, MAX_NAME).is_ok())
         .or_else(|| host(feed_url))
         .unwrap_or_else(|| feed_url.to_owned());
     let mut out: Validated<FeedItem> = Validated::default();

@@ -28,6 +28,25 @@ pub(super) struct Prepared<'m, O> {
     pub(super) problem: Option<DeadLetterReason>,
 }
 
+/// Longest dead-letter reason kept, in characters.
+const MAX_REASON_CHARS: usize = 4_000;
+
+/// `reason` as a `TEXT` column takes it: a reason may quote a key or a
+/// value from the message (a key mismatch names both), and a NUL there
+/// would make the dead-letter insert fail, and with it the batch, at
+/// every retry; a megabyte key would bloat the row.
+fn storable(reason: &str) -> String {
+    let mut out: String = reason
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect();
+    if reason.chars().nth(MAX_REASON_CHARS).is_some() {
+        out.push_str(" …");
+    }
+    out
+}
+
 impl<O> Prepared<'_, O> {
     /// The message's dead-letter row for `reason`.
     fn dead_letter(&self, processor: &'static str, reason: &DeadLetterReason) -> DeadLetterRow {
@@ -43,7 +62,7 @@ impl<O> Prepared<'_, O> {
             offset: self.msg.offset(),
             processor: Some(processor),
             reason_code: reason.code.to_string(),
-            reason: reason.reason.clone(),
+            reason: storable(&reason.reason),
             message_key: self.msg.key().map(<[u8]>::to_vec),
             payload: kept.to_vec(),
             received_at: Utc::now(),
@@ -207,5 +226,22 @@ impl<P: TopicProcessor> KafkaConsumer<P> {
             reason = format!("{reason}; {}", problem.reason);
         }
         Some(p.dead_letter(P::NAME, &DeadLetterReason::new("sink_error", reason)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_quoting_a_nul_or_a_huge_key_is_stored_all_the_same() {
+        assert_eq!(
+            storable("message key `g1\0` does not match"),
+            "message key `g1\u{FFFD}` does not match"
+        );
+        let huge = storable(&format!("key `{}`", "k".repeat(1_000_000)));
+        assert_eq!(huge.chars().count(), MAX_REASON_CHARS + 2);
+        assert!(huge.ends_with(" …"));
+        assert_eq!(storable("late"), "late");
     }
 }

@@ -366,12 +366,6 @@ impl GameTracker {
         Applied::Updated
     }
 
-    /// Forgets final games last updated before `final_before` (e.g. the
-    /// watermark minus an hour), games in progress last updated before
-    /// `started_before` (abandoned: their final never comes) and scheduled
-    /// ones last updated before `scheduled_before` (postponed), so a
-    /// season-long stream keeps only live games. A game forgotten and seen
-    /// again starts its state, and its serving row, afresh.
     /// Forgets games whose latest update is stamped after `not_after` (a
     /// checkpoint from before event times were checked against the clock):
     /// every true update after it would be stale. Returns how many.
@@ -381,6 +375,12 @@ impl GameTracker {
         n - self.games.len()
     }
 
+    /// Forgets final games last updated before `final_before` (e.g. the
+    /// watermark minus an hour), games in progress last updated before
+    /// `started_before` (abandoned: their final never comes) and scheduled
+    /// ones last updated before `scheduled_before` (postponed), so a
+    /// season-long stream keeps only live games. A game forgotten and seen
+    /// again starts its state, and its serving row, afresh.
     pub fn evict(
         &mut self,
         final_before: DateTime<Utc>,

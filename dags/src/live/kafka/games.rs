@@ -113,7 +113,11 @@ const UPSERT_STATE: &str = "INSERT INTO serving.game_state (game_id, sport, stat
         home_stats = COALESCE(EXCLUDED.home_stats, game_state.home_stats),
         away_stats = COALESCE(EXCLUDED.away_stats, game_state.away_stats),
         write_time = now()
-    WHERE EXCLUDED.event_time >= game_state.event_time";
+    WHERE EXCLUDED.event_time >= game_state.event_time
+       -- A row stamped a day past its own ingest time came from a clock
+       -- gone wrong, before such events were dead-lettered as `future`:
+       -- a true update replaces it (the processor forgets it on restore).
+       OR game_state.event_time > game_state.ingest_time + interval '1 day'";
 
 async fn upsert_state(conn: &mut PgConnection, r: &GameStateRow) -> Result<(), sqlx::Error> {
     let json = |v: serde_json::Result<serde_json::Value>| v.unwrap_or_default();

@@ -81,7 +81,11 @@ const UPSERT_LATEST: &str = "INSERT INTO serving.weather_latest (venue_id, game_
         precipitation_mm = EXCLUDED.precipitation_mm, humidity_pct = EXCLUDED.humidity_pct,
         condition = EXCLUDED.condition, event_time = EXCLUDED.event_time,
         ingest_time = EXCLUDED.ingest_time, write_time = now()
-    WHERE EXCLUDED.event_time >= weather_latest.event_time";
+    WHERE EXCLUDED.event_time >= weather_latest.event_time
+       -- A row stamped a day past its own ingest time came from a clock
+       -- gone wrong, before such events were dead-lettered as `future`:
+       -- a true observation replaces it (the processor forgets it on restore).
+       OR weather_latest.event_time > weather_latest.ingest_time + interval '1 day'";
 
 async fn upsert_latest(conn: &mut PgConnection, r: &WeatherLatestRow) -> Result<(), sqlx::Error> {
     sqlx::query(UPSERT_LATEST)
@@ -123,4 +127,58 @@ async fn upsert_alert(conn: &mut PgConnection, r: &WeatherAlertRow) -> Result<()
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+
+    fn row(wind: f64, event_time: DateTime<Utc>, ingest_time: DateTime<Utc>) -> WeatherLatestRow {
+        WeatherLatestRow {
+            venue_id: "v-heal".into(),
+            game_id: "g".into(),
+            sport: "nfl".into(),
+            temperature_c: None,
+            wind_speed_ms: Some(wind),
+            wind_deg: None,
+            wind_cardinal: None,
+            precipitation_mm: None,
+            humidity_pct: None,
+            condition: None,
+            event_time,
+            ingest_time,
+        }
+    }
+
+    async fn wind(conn: &mut PgConnection) -> f64 {
+        sqlx::query_scalar(
+            "SELECT wind_speed_ms FROM serving.weather_latest WHERE venue_id = 'v-heal'",
+        )
+        .fetch_one(conn)
+        .await
+        .expect("the row")
+    }
+
+    #[tokio::test]
+    async fn a_row_stamped_by_a_wrong_clock_gives_way_to_a_true_observation() {
+        let metadata = crate::tests::metadata().await;
+        let mut conn = metadata.pool().acquire().await.expect("connection");
+        let now = Utc::now();
+        let poisoned = row(1.0, now + TimeDelta::days(365 * 70), now);
+        upsert_latest(&mut conn, &poisoned).await.expect("upsert");
+        upsert_latest(&mut conn, &row(2.0, now, now))
+            .await
+            .expect("upsert");
+        assert_eq!(
+            wind(&mut conn).await,
+            2.0,
+            "the true observation replaced it"
+        );
+        // An older true observation still does not replace a newer one.
+        let older = row(3.0, now - TimeDelta::minutes(5), now);
+        upsert_latest(&mut conn, &older).await.expect("upsert");
+        assert_eq!(wind(&mut conn).await, 2.0);
+    }
 }
