@@ -1067,3 +1067,59 @@ fn behind_a_trusted_proxy_failed_logins_lock_out_only_their_client() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// A live log follow ends once its session does: logging out in another
+/// tab closes the stream within a few seconds, while the try still runs.
+#[test]
+fn a_followed_log_stream_ends_when_its_session_ends() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    env.ok(&["dags", "unpause", "example_slow"]);
+    env.ok(&[
+        "dags",
+        "trigger",
+        "example_slow",
+        "--logical-date",
+        "2024-03-03",
+        "--conf",
+        r#"{"first_ms": 60000}"#,
+    ]);
+    env.wait_for(
+        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'",
+        "running",
+        30,
+    );
+    let stream = format!(
+        "{}/dags/example_slow/runs/manual__2024-03-03T00%3A00%3A00%2B00%3A00/tasks/first/logs/stream?try=1",
+        b.base
+    );
+    let (client, cookie) = (b.client.clone(), b.cookie.clone().expect("a session"));
+    let follower = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let body = client
+            .get(stream)
+            .header(COOKIE, cookie)
+            .timeout(Duration::from_secs(50))
+            .send()
+            .and_then(|r| r.text())
+            .expect("the stream ends, not times out");
+        (body, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let csrf = b.csrf();
+    assert_eq!(
+        b.post("/logout", &[("csrf", csrf.as_str())]).status(),
+        StatusCode::SEE_OTHER
+    );
+    let (body, took) = follower.join().expect("the follower");
+    assert!(body.contains("Starting try 1"), "{body}");
+    assert!(body.contains("your session ended"), "{body}");
+    assert!(took < Duration::from_secs(15), "ended after {took:?}");
+    assert_eq!(
+        env.scalar(
+            "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'"
+        ),
+        "running",
+        "the try itself goes on"
+    );
+}

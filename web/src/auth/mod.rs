@@ -376,10 +376,17 @@ pub async fn token_user(pool: &PgPool, token: &str) -> Result<Option<User>, Auth
         return Ok(None);
     };
     if stale {
-        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-            .bind(token_id)
-            .execute(pool)
-            .await?;
+        // Requests in parallel may all have read it stale: the condition,
+        // checked again on the locked row, lets one of them write.
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = now()
+             WHERE id = $1
+               AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $2))",
+        )
+        .bind(token_id)
+        .bind(LAST_USED_EVERY_SECS)
+        .execute(pool)
+        .await?;
     }
     let role: Role = role.parse()?;
     Ok(Some(User {
