@@ -88,6 +88,12 @@ pub fn field(name: &str, text: &str, max: usize) -> Result<String, String> {
     bounded(text, max).map_err(|p| format!("{name} {p}"))
 }
 
+/// Like [`check`], for a field that names itself in the error (and never
+/// quotes its value): `"home team holds a NUL character"`.
+pub fn check_field(name: &str, text: &str, max: usize) -> Result<(), String> {
+    check(text, max).map_err(|p| format!("{name} {p}"))
+}
+
 /// The explicit embeddings, overrides and isolates (U+202A–U+202E,
 /// U+2066–U+2069): the characters of "Trojan Source" spoofing. Marks that
 /// only hint direction (U+200E/F) are harmless and kept.

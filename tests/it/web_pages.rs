@@ -727,25 +727,36 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "hostname=\"?\"".to_owned())
 }
 
-#[test]
-fn a_running_try_is_followed_live() {
-    let mut env = TestEnv::start();
-    let (b, _base) = logged_in(&mut env, "viewer");
+/// Triggers `example_slow` for `day`, its first task sleeping `first_ms`,
+/// and waits until that task runs; returns the task's page path.
+fn slow_first_running(env: &mut TestEnv, day: &str, first_ms: u64) -> String {
     env.ok(&["dags", "unpause", "example_slow"]);
+    let conf = format!(r#"{{"first_ms": {first_ms}}}"#);
     env.ok(&[
         "dags",
         "trigger",
         "example_slow",
         "--logical-date",
-        "2024-03-01",
+        day,
+        "--conf",
+        &conf,
     ]);
     env.wait_for(
-        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'",
+        &format!(
+            "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'
+             AND run_id LIKE '%{day}%'"
+        ),
         "running",
         30,
     );
-    let run = "manual__2024-03-01T00%3A00%3A00%2B00%3A00";
-    let task_path = format!("/dags/example_slow/runs/{run}/tasks/first");
+    format!("/dags/example_slow/runs/manual__{day}T00%3A00%3A00%2B00%3A00/tasks/first")
+}
+
+#[test]
+fn a_running_try_is_followed_live() {
+    let mut env = TestEnv::start();
+    let (b, _base) = logged_in(&mut env, "viewer");
+    let task_path = slow_first_running(&mut env, "2024-03-01", 4000);
     let html = b.page(&task_path);
     assert!(
         html.contains(&format!(
@@ -764,28 +775,18 @@ fn a_running_try_is_followed_live() {
     assert!(start < end && body[end..].contains("event: end"), "{body}");
 
     // A user holds at most four live follows; a closed one frees its slot.
-    env.ok(&[
-        "dags",
-        "trigger",
-        "example_slow",
-        "--logical-date",
-        "2024-03-02",
-    ]);
-    env.wait_for(
-        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'
-         AND run_id LIKE '%2024-03-02%'",
-        "running",
-        30,
+    let second = format!(
+        "{}/logs/stream?try=1",
+        slow_first_running(&mut env, "2024-03-02", 4000)
     );
-    let second = "/dags/example_slow/runs/manual__2024-03-02T00%3A00%3A00%2B00%3A00/tasks/first/logs/stream?try=1";
-    let mut open: Vec<Response> = (0..4).map(|_| b.get(second)).collect();
+    let mut open: Vec<Response> = (0..4).map(|_| b.get(&second)).collect();
     assert!(open.iter().all(|r| r.status() == StatusCode::OK));
-    let fifth = b.get(second);
+    let fifth = b.get(&second);
     assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(fifth.text().unwrap().contains("at most 4 live log follows"));
     drop(open.pop());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(b.get(second).status(), StatusCode::OK, "a slot given back");
+    assert_eq!(b.get(&second).status(), StatusCode::OK, "a slot given back");
     assert_eq!(
         env.scalar(
             "SELECT state FROM task_tries WHERE dag_id = 'example_slow' AND task_id = 'first'"
@@ -1074,25 +1075,8 @@ fn behind_a_trusted_proxy_failed_logins_lock_out_only_their_client() {
 fn a_followed_log_stream_ends_when_its_session_ends() {
     let mut env = TestEnv::start();
     let (b, _base) = logged_in(&mut env, "viewer");
-    env.ok(&["dags", "unpause", "example_slow"]);
-    env.ok(&[
-        "dags",
-        "trigger",
-        "example_slow",
-        "--logical-date",
-        "2024-03-03",
-        "--conf",
-        r#"{"first_ms": 60000}"#,
-    ]);
-    env.wait_for(
-        "SELECT state FROM task_instances WHERE dag_id = 'example_slow' AND task_id = 'first'",
-        "running",
-        30,
-    );
-    let stream = format!(
-        "{}/dags/example_slow/runs/manual__2024-03-03T00%3A00%3A00%2B00%3A00/tasks/first/logs/stream?try=1",
-        b.base
-    );
+    let task_path = slow_first_running(&mut env, "2024-03-03", 60_000);
+    let stream = format!("{}{task_path}/logs/stream?try=1", b.base);
     let (client, cookie) = (b.client.clone(), b.cookie.clone().expect("a session"));
     let follower = std::thread::spawn(move || {
         let started = std::time::Instant::now();

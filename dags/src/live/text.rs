@@ -11,9 +11,7 @@ use serde_json::Value;
 use sources::text;
 
 /// `value` against `max` characters, no control character or bidi override.
-pub fn field(name: &str, value: &str, max: usize) -> Result<(), String> {
-    text::check(value, max).map_err(|p| format!("{name} {p}"))
-}
+pub use text::check_field as field;
 
 /// [`field`] for a value that may be absent.
 pub fn optional(name: &str, value: Option<&str>, max: usize) -> Result<(), String> {
@@ -23,9 +21,7 @@ pub fn optional(name: &str, value: Option<&str>, max: usize) -> Result<(), Strin
 /// Titles and descriptions: as [`field`], but a tab or line break is
 /// allowed (the serving tables keep it as a space).
 pub fn prose(name: &str, value: &str, max: usize) -> Result<(), String> {
-    text::bounded(value, max)
-        .map(drop)
-        .map_err(|p| format!("{name} {p}"))
+    text::field(name, value, max).map(drop)
 }
 
 /// Every string of `value`, object keys included, against `max`: for

@@ -19,7 +19,7 @@ use crate::{decode_value, Validated};
 
 mod screen;
 
-pub use screen::{price_problem, screen, Screened};
+pub use screen::{bookmaker_problem, price_problem, screen, BookmakerProblem, Screened};
 
 pub const BASE_URL: &str = "https://api.the-odds-api.com";
 pub const API: &str = "odds_api";

@@ -92,22 +92,11 @@ pub fn screen(e: &mut OddsEvent, format: OddsFormat) -> Result<Screened, String>
     check_header(e)?;
     let mut out = Screened::default();
     for (b, book) in e.bookmakers.iter().enumerate() {
-        if let Err(p) = text::check(&book.key, MAX_ID) {
+        if let Some(problem) = bookmaker_problem(e, b) {
             out.removed.push(Removed {
                 bookmaker: b,
                 market: None,
-                reason: format!("event {}: bookmaker key {p}", e.id),
-            });
-            continue;
-        }
-        if e.bookmakers[..b]
-            .iter()
-            .any(|earlier| earlier.key == book.key)
-        {
-            out.removed.push(Removed {
-                bookmaker: b,
-                market: None,
-                reason: format!("event {}: bookmaker {} listed twice", e.id, book.key),
+                reason: format!("event {}: {problem}", e.id),
             });
             continue;
         }
@@ -125,6 +114,37 @@ pub fn screen(e: &mut OddsEvent, format: OddsFormat) -> Result<Screened, String>
         remove(e, &out.removed);
     }
     Ok(out)
+}
+
+/// Why a bookmaker is refused with all its markets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookmakerProblem {
+    /// Its key is out of the text bounds (and so is not quoted).
+    Key(text::TextProblem),
+    /// Listed before in the same event: the first entry is kept.
+    Twice(String),
+}
+
+impl std::fmt::Display for BookmakerProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BookmakerProblem::Key(p) => write!(f, "bookmaker key {p}"),
+            BookmakerProblem::Twice(key) => write!(f, "bookmaker {key} listed twice"),
+        }
+    }
+}
+
+/// Why bookmaker `i` of `e` is refused whole, if it is: the ingest
+/// validation and the stream's odds processor apply the same rule.
+pub fn bookmaker_problem(e: &OddsEvent, i: usize) -> Option<BookmakerProblem> {
+    let key: &str = &e.bookmakers[i].key;
+    if let Err(p) = text::check(key, MAX_ID) {
+        return Some(BookmakerProblem::Key(p));
+    }
+    e.bookmakers[..i]
+        .iter()
+        .any(|earlier| earlier.key == key)
+        .then(|| BookmakerProblem::Twice(key.to_owned()))
 }
 
 fn check_header(e: &OddsEvent) -> Result<(), String> {

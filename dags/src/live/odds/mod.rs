@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::live::envelope::{Envelope, Keyed};
 use crate::live::PartitionState;
 use market::{best_prices, BookMarket, MarketBest, Quote, Side};
-use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat};
+use sources::odds_api::{
+    bookmaker_problem, Bookmaker, BookmakerProblem, Market, OddsEvent, OddsFormat,
+};
 use sources::odds_math::american_to_decimal;
 use sources::text::{MAX_ID, MAX_NAME};
 use streaming::dead_letter::DeadLetterReason;
@@ -130,32 +132,6 @@ fn quotes(event: &OddsEvent, market: &Market, format: OddsFormat) -> Result<Vec<
     Ok(quotes)
 }
 
-/// Why bookmaker `i` of `event` is refused whole, and the name its
-/// rejection goes by: a key out of the text bounds (named by position, as
-/// the key itself may not be stored), or a key listed before it in the
-/// same event (the first entry is kept, as the ingest validation keeps it).
-fn refused_bookmaker(event: &OddsEvent, i: usize) -> Option<(String, String)> {
-    let b: &Bookmaker = &event.bookmakers[i];
-    if let Err(p) = sources::text::check(&b.key, MAX_ID) {
-        return Some((
-            format!("bookmaker #{}", i + 1),
-            format!("bookmaker key {p}"),
-        ));
-    }
-    event.bookmakers[..i]
-        .iter()
-        .any(|earlier| earlier.key == b.key)
-        .then(|| {
-            (
-                b.key.clone(),
-                format!(
-                    "bookmaker `{}` listed twice; its first entry is kept",
-                    b.key
-                ),
-            )
-        })
-}
-
 /// Splits a payload into whole bookmaker markets; a market with a bad
 /// price, outcome or key is rejected alone (its overround would be wrong),
 /// and a bookmaker listed twice or with a bad key with all its markets.
@@ -168,12 +144,17 @@ pub fn book_markets(
     let mut rejected: Vec<Rejection> = Vec::new();
     for (i, b) in event.bookmakers.iter().enumerate() {
         let b: &Bookmaker = b;
-        if let Some((bookmaker, reason)) = refused_bookmaker(event, i) {
+        if let Some(problem) = bookmaker_problem(event, i) {
+            // A key out of bounds may not be stored: named by its position.
+            let bookmaker = match &problem {
+                BookmakerProblem::Key(_) => format!("bookmaker #{}", i + 1),
+                BookmakerProblem::Twice(key) => key.clone(),
+            };
             rejected.push(Rejection {
                 event_id: event.id.clone(),
                 bookmaker,
                 market: "every market".to_owned(),
-                reason,
+                reason: problem.to_string(),
             });
             continue;
         }
