@@ -30,7 +30,9 @@ fn main() -> ExitCode {
     settings::init_tracing(args.command.is_daemon());
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if args.command.serves_web() {
-        builder.worker_threads(args.settings.web_threads());
+        builder
+            .worker_threads(args.settings.web_threads())
+            .thread_name("betflow-web");
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -34,6 +34,14 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_WEB_THREADS",
           value_parser = |v: &str| at_least("BETFLOW_WEB_THREADS", v, 1))]
     pub web_threads: Option<u64>,
+    /// CPUs kept for the engine of `up` (and of `bench web`'s mixed run),
+    /// as `taskset -c` lists them (`1`, `2-3`): its threads and, with the
+    /// embedded Postgres, its backends run there, and the web, the other
+    /// database processes and the broker on the CPUs left. None by default.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_ENGINE_CPUS",
+          value_parser = |v: &str| v.parse::<orchestrator::cpus::Cpus>()
+              .map_err(|e| format!("BETFLOW_ENGINE_CPUS: {e}")))]
+    pub engine_cpus: Option<orchestrator::cpus::Cpus>,
     /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
     /// `X-Forwarded-For` names the client, for the login limiter and the
     /// audit log; none by default.
@@ -144,6 +152,16 @@ impl Settings {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None => (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1),
         }
+    }
+
+    /// Where `BETFLOW_ENGINE_CPUS` puts the engine and the rest, checked
+    /// against the CPUs this process may use.
+    pub fn placement(&self) -> Result<Option<orchestrator::cpus::Placement>, String> {
+        self.engine_cpus
+            .clone()
+            .map(orchestrator::cpus::Placement::new)
+            .transpose()
+            .map_err(|e| format!("BETFLOW_ENGINE_CPUS: {e}"))
     }
 
     /// The engine's settings.

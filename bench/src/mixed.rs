@@ -118,6 +118,24 @@ fn flush_line(label: &str, ms: &[f64]) -> String {
     )
 }
 
+/// Runs `wrk` to its end on a thread of its own, placed on `cpus` first
+/// when given, so that wrk starts there whatever this process's threads
+/// are placed on.
+fn spawn_load(
+    mut wrk: std::process::Command,
+    cpus: Option<orchestrator::cpus::Cpus>,
+) -> tokio::sync::oneshot::Receiver<std::io::Result<std::process::Output>> {
+    let (done, out) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let ran = match cpus.map(|c| c.pin_this_thread()) {
+            Some(Err(e)) => Err(std::io::Error::other(e)),
+            _ => wrk.output(),
+        };
+        let _ = done.send(ran);
+    });
+    out
+}
+
 /// `url` with `synchronous_commit = off` on every session it opens.
 fn without_flush_wait(url: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
@@ -138,6 +156,15 @@ pub async fn run(
     let (seconds, clients) = (mixed.seconds, mixed.clients);
     let dag = bag.get(CHAIN_DAG).context("the mixed chain DAG")?.clone();
     let mut config = mixed.engine.clone();
+    // With `BETFLOW_ENGINE_CPUS`, placed as `betflow up` places them; the
+    // load generator, which stands for clients elsewhere, keeps every CPU.
+    let mut wrk_cpus = None;
+    if let Some(placed) = config.cpus.as_mut() {
+        placed.backends &= db.is_embedded();
+        placed.placement.rest.pin_this_process()?;
+        db.place_cluster(&placed.placement.rest)?;
+        wrk_cpus = Some(placed.placement.all());
+    }
     config.run_streams = false;
     config.create_scheduled_runs = false;
     let token = CancellationToken::new();
@@ -146,6 +173,7 @@ pub async fn run(
     } else {
         db.url.clone()
     };
+    let mixed_cpus = config.cpus.clone();
     // As `betflow up` runs it: on a thread, runtime and pool of its own.
     let engine_thread =
         orchestrator::engine::spawn_dedicated(engine_url, 20, bag.clone(), config, token.clone())?;
@@ -171,8 +199,8 @@ pub async fn run(
     let mut loads = Vec::new();
     for path in paths {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let child = tokio::process::Command::new("wrk")
-            .args(["-t", "1", "-c", &per_path.to_string()])
+        let mut wrk = std::process::Command::new("wrk");
+        wrk.args(["-t", "1", "-c", &per_path.to_string()])
             .args([
                 "-d",
                 // The load also covers the ramp-up and the flush probe
@@ -182,9 +210,8 @@ pub async fn run(
                 "--timeout",
                 "10s",
             ])
-            .args(["-H", cookie, &url])
-            .output();
-        loads.push((path.clone(), tokio::spawn(child)));
+            .args(["-H", cookie, &url]);
+        loads.push((path.clone(), spawn_load(wrk, wrk_cpus.clone())));
     }
     // Once wrk has its connections open; then the chain runs for as long
     // as it ran idle, all of it under the load.
@@ -202,6 +229,14 @@ pub async fn run(
         per_path * paths.len(),
         paths.len()
     );
+    if let Some(placed) = &mixed_cpus {
+        outln!(
+            "the engine's threads{} on CPUs {}, the web and the database's other processes on {}, wrk on any (BETFLOW_ENGINE_CPUS)",
+            if placed.backends { " and Postgres backends" } else { "" },
+            placed.placement.engine,
+            placed.placement.rest
+        );
+    }
     if mixed.async_commit {
         outln!("the engine's sessions commit without waiting for the WAL flush (--mixed-async-commit); `betflow up` never does");
     }

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Notifiers};
+use crate::cpus::EngineCpus;
 use crate::dag::DagBag;
 use crate::executor::{self, Claimed, Finished, UnansweredClaims, WorkerIdentity};
 use crate::record::{Handed, Handoff, Recorder};
@@ -42,6 +43,10 @@ pub struct EngineConfig {
     /// Where each scheduler pass's duration is kept, when someone measures
     /// them (`betflow bench scheduler`); `/metrics` has the latest anyway.
     pub pass_times: Option<PassTimes>,
+    /// Cores kept for the engine's threads and backends
+    /// (`BETFLOW_ENGINE_CPUS`); none: the OS places them. Only the engine
+    /// of [`spawn_dedicated`] has threads of its own to place.
+    pub cpus: Option<EngineCpus>,
 }
 
 /// The durations of the scheduler passes since this was made.
@@ -78,6 +83,7 @@ impl Default for EngineConfig {
             notifiers: Notifiers::default(),
             alert_backoff: Duration::from_secs(5),
             pass_times: None,
+            cpus: None,
         }
     }
 }
@@ -127,17 +133,46 @@ pub fn spawn_dedicated(
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), StoreError>>> {
     // As many workers as cores, as the default runtime has: the engine's
     // stream tasks (consumers) need them as much as the web does.
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // With cores of its own, as many as it has.
+    let workers = match &config.cpus {
+        Some(placed) => placed.placement.engine.len().max(1),
+        None => std::thread::available_parallelism().map_or(2, usize::from),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(placed) = &config.cpus {
+        // Every thread of the runtime, its blocking pool's too, and what
+        // they spawn (tasks' processes, Kafka clients' threads).
+        let cpus = placed.placement.engine.clone();
+        builder.on_thread_start(move || {
+            if let Err(e) = cpus.pin_this_thread() {
+                tracing::warn!("{e}");
+            }
+        });
+    }
+    let runtime = builder
         .worker_threads(workers)
         .thread_name("betflow-engine")
         .enable_all()
         .build()?;
+    let backends = config
+        .cpus
+        .as_ref()
+        .filter(|placed| placed.backends)
+        .map(|placed| placed.placement.engine.clone());
+    let block_on_cpus = config
+        .cpus
+        .as_ref()
+        .map(|placed| placed.placement.engine.clone());
     std::thread::Builder::new()
         .name("betflow-engine".into())
         .spawn(move || {
+            if let Some(cpus) = block_on_cpus {
+                if let Err(e) = cpus.pin_this_thread() {
+                    tracing::warn!("{e}");
+                }
+            }
             let ran = runtime.block_on(async move {
-                let connect = || Store::connect(&url, connections);
+                let connect = || Store::connect_engine(&url, connections, backends.clone());
                 let Some(store) =
                     until_reachable(&shutdown, "connecting the engine's pool", connect).await?
                 else {

@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod asset;
 pub mod backfill;
+pub mod cpus;
 pub mod dag;
 pub mod engine;
 pub mod executor;

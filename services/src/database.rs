@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use orchestrator::cpus::Cpus;
 use orchestrator::store::embedded::{EmbeddedOptions, EmbeddedPostgres, Health};
 use orchestrator::store::write::SyncOptions;
 use orchestrator::store::Migrations;
@@ -124,6 +125,29 @@ impl Database {
 
     pub fn is_embedded(&self) -> bool {
         self.embedded.is_some()
+    }
+
+    /// Runs the embedded cluster's processes on `cpus`: its postmaster, the
+    /// servers it forked, and so every one it forks from now on (a backend
+    /// the engine then places on its own CPUs excepted). Nothing to do with
+    /// `DATABASE_URL`.
+    pub fn place_cluster(&self, cpus: &Cpus) -> Result<()> {
+        let Some(pg) = &self.embedded else {
+            return Ok(());
+        };
+        let pid_file = {
+            let pg = pg.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            pg.data_dir().join("postmaster.pid")
+        };
+        let text = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {}", pid_file.display()))?;
+        let pid: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .with_context(|| format!("no postmaster pid in {}", pid_file.display()))?;
+        cpus.pin_process_tree(pid, "the embedded Postgres")?;
+        Ok(())
     }
 
     /// Stop an owned embedded cluster now (also happens on drop).

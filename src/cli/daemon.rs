@@ -39,6 +39,12 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
+    let placement = settings.placement().map_err(anyhow::Error::msg)?;
+    if let Some(placed) = &placement {
+        // Before the broker and the embedded cluster start: what this
+        // process spawns starts on the CPUs its spawning thread has.
+        placed.rest.pin_this_process()?;
+    }
     let broker = services::broker::EmbeddedBroker::start_or_provision(
         home,
         services::broker::BrokerLog::Durable,
@@ -51,6 +57,13 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     let grace: std::time::Duration = config.shutdown_grace;
     config.shutdown_grace = grace.saturating_sub(UP_STOP_RESERVE.min(grace / 4));
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
+    if let Some(placement) = placement {
+        db.place_cluster(&placement.rest)?;
+        config.cpus = Some(orchestrator::cpus::EngineCpus {
+            placement,
+            backends: db.is_embedded(),
+        });
+    }
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
@@ -68,6 +81,18 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     );
     if db.is_embedded() {
         outln!("home: {}", home.display());
+    }
+    if let Some(placed) = &config.cpus {
+        outln!(
+            "engine on CPUs {}{}; the rest on CPUs {}",
+            placed.placement.engine,
+            if placed.backends {
+                " with its Postgres backends"
+            } else {
+                " (its backends are the external database's)"
+            },
+            placed.placement.rest
+        );
     }
     match &broker {
         Some(services::broker::Broker::Provisioning { bootstrap, .. }) => {

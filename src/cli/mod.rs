@@ -191,7 +191,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Users(cmd) => users::users(settings, cmd).await,
         Command::Tokens(cmd) => users::tokens(settings, cmd).await,
         Command::Glue(cmd) => glue::run(settings, cmd).await,
-        Command::Bench(cmd) => ::bench::run(&settings.home, settings.engine_config(), cmd).await,
+        Command::Bench(cmd) => {
+            let mut engine = settings.engine_config();
+            // The mixed run places the engine as `up` does.
+            engine.cpus = settings
+                .placement()
+                .map_err(anyhow::Error::msg)?
+                .map(|placement| orchestrator::cpus::EngineCpus {
+                    placement,
+                    backends: true,
+                });
+            ::bench::run(&settings.home, engine, cmd).await
+        }
     }
 }
 

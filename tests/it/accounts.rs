@@ -194,3 +194,72 @@ fn users_and_tokens_are_managed_from_the_cli() {
         ]
     );
 }
+
+/// A token used by many requests at once, all of which may read its
+/// `last_used_at` as stale: the row is written once, not once a request.
+/// A trigger, created for the test, counts the row's real updates.
+#[test]
+fn a_token_used_by_parallel_requests_records_its_use_once() {
+    let mut env = TestEnv::start();
+    // Four web threads, so eight pool connections read the token at once.
+    let (_pid, base) = env.spawn_up_with(&[("BETFLOW_WEB_THREADS", "4")]);
+    create(
+        &env,
+        &["users", "create", "--username", "ops", "--role", "operator"],
+        "first-password\n",
+    );
+    let token = create(
+        &env,
+        &["tokens", "create", "--username", "ops", "--name", "ci"],
+        "",
+    )
+    .trim()
+    .to_owned();
+    env.sql(
+        "CREATE TABLE token_writes (at timestamptz NOT NULL);
+         CREATE FUNCTION count_token_write() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO token_writes VALUES (now()); RETURN NEW; END $$;
+         CREATE TRIGGER token_written AFTER UPDATE ON api_tokens
+           FOR EACH ROW EXECUTE FUNCTION count_token_write()",
+    );
+
+    let client = Client::new();
+    let burst = |token: &str| {
+        let barrier = std::sync::Barrier::new(32);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..32)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        get(&client, &base, token)
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().expect("request thread"), StatusCode::OK);
+            }
+        });
+    };
+
+    // Never used: every request of the burst finds it stale.
+    burst(&token);
+    assert_eq!(env.scalar("SELECT count(*) FROM token_writes"), "1");
+    assert_eq!(
+        env.scalar("SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'ci'"),
+        "t"
+    );
+
+    // Last used two minutes ago: stale again, written once again.
+    env.sql(
+        "UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE name = 'ci';
+         DELETE FROM token_writes",
+    );
+    burst(&token);
+    assert_eq!(env.scalar("SELECT count(*) FROM token_writes"), "1");
+    assert_eq!(
+        env.scalar(
+            "SELECT last_used_at > now() - interval '1 minute' FROM api_tokens WHERE name = 'ci'"
+        ),
+        "t"
+    );
+}

@@ -580,3 +580,160 @@ fn log_in(base: &str, username: &str, password: &str) -> String {
     assert_eq!(resp.status().as_u16(), 303, "log in as {username}");
     crate::common::viewer::set_cookie(&resp, "betflow_session").expect("a session")
 }
+
+/// The CPUs a thread or process may run on, as `/proc` lists them.
+fn cpus_allowed(status: impl AsRef<std::path::Path>) -> String {
+    std::fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `BETFLOW_ENGINE_CPUS` keeps CPUs for the engine: with the embedded
+/// cluster, the engine's threads and its Postgres backends run there, and
+/// the web's threads, the postmaster and the web's backends on the rest.
+#[test]
+fn up_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
+    let allowed = cpus_allowed("/proc/self/status");
+    let first: usize = allowed
+        .split([',', '-'])
+        .next()
+        .and_then(|c| c.parse().ok())
+        .expect("a CPU list");
+    let mut env = TestEnv::start();
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        // One CPU: none would be left for the rest, and `up` says so.
+        let out = env
+            .cmd(&["up", "--port", "0"])
+            .env("BETFLOW_ENGINE_CPUS", first.to_string())
+            .output()
+            .expect("run up");
+        assert!(!out.status.success());
+        assert!(crate::common::stderr(&out).contains("need one left"));
+        return;
+    }
+    let engine = first.to_string();
+    let (pid, base) = env.spawn_up_with(&[("DATABASE_URL", ""), ("BETFLOW_ENGINE_CPUS", &engine)]);
+    let out = std::fs::read_to_string(env.home.path().join("proc-0.out")).unwrap_or_default();
+    assert!(
+        out.contains(&format!(
+            "engine on CPUs {engine} with its Postgres backends"
+        )),
+        "{out}"
+    );
+
+    // The process's threads: the engine's on its CPU; the main thread and
+    // the web's elsewhere. (What the engine's tasks start, a library's
+    // runtime or thread pool, starts on the engine's CPU.)
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("up's threads") {
+        let task = task.expect("a thread").path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let name = name.trim().to_owned();
+        let cpus = cpus_allowed(task.join("status"));
+        if name.starts_with("betflow-engine") {
+            assert_eq!(cpus, engine, "engine thread {}", task.display());
+        } else if name == "betflow" || name.starts_with("betflow-web") {
+            assert!(
+                !cpus.is_empty() && cpus != engine && cpus != allowed,
+                "{name}: {cpus}"
+            );
+        } else {
+            continue;
+        }
+        *seen.entry(name).or_default() += 1;
+    }
+    assert!(seen.get("betflow-engine") >= Some(&2), "{seen:?}");
+    assert!(
+        seen.contains_key("betflow") && seen.contains_key("betflow-web"),
+        "{seen:?}"
+    );
+
+    // The cluster: the engine's backends on its CPU, the others not.
+    assert!(reqwest::blocking::get(format!("{base}/health")).is_ok());
+    let url = std::fs::read_to_string(env.home.path().join("proc-0.out"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("metadata database: "))
+        .map(str::to_owned)
+        .expect("the metadata database's URL");
+    assert!(url.contains("***"), "the URL is printed masked: {url}");
+    let password = std::fs::read_to_string(env.home.path().join("postgres/password"))
+        .expect("the embedded cluster's password");
+    let url = url.replace("***", password.trim());
+    let backends = |application: &str| -> Vec<i32> {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-At", &url, "-c"])
+            .arg(format!(
+                "SELECT pid FROM pg_stat_activity WHERE application_name {application}"
+            ))
+            .output()
+            .expect("psql");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    // A session is named as it opens and placed once open: the engine
+    // opens its connections as it starts, so they are waited for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let engines = backends("= 'betflow engine'");
+        let misplaced: Vec<(i32, String)> = engines
+            .iter()
+            .map(|b| (*b, cpus_allowed(format!("/proc/{b}/status"))))
+            .filter(|(_, cpus)| !cpus.is_empty() && *cpus != engine)
+            .collect();
+        if !engines.is_empty() && misplaced.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine's backends {engines:?}, misplaced: {misplaced:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let others = backends("<> 'betflow engine' AND backend_type = 'client backend'");
+    assert!(!others.is_empty(), "psql's own session at least");
+    for backend in others {
+        let cpus = cpus_allowed(format!("/proc/{backend}/status"));
+        assert!(
+            cpus != engine && !cpus.is_empty(),
+            "backend {backend}: {cpus}"
+        );
+    }
+    let postmaster: i32 =
+        std::fs::read_to_string(env.home.path().join("postgres/data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .expect("the postmaster's pid");
+    let cpus = cpus_allowed(format!("/proc/{postmaster}/status"));
+    assert!(cpus != engine && !cpus.is_empty(), "postmaster: {cpus}");
+}
+
+/// A CPU list that cannot be used is refused before anything starts.
+#[test]
+fn up_refuses_engine_cpus_it_cannot_use() {
+    let env = TestEnv::start();
+    let all = cpus_allowed("/proc/self/status");
+    for (cpus, says) in [
+        ("one", "not a CPU list"),
+        ("1023", "may run on CPUs"),
+        ("0-1023", "may run on CPUs"),
+        (all.as_str(), "need one left"),
+    ] {
+        let out = env
+            .cmd(&["up", "--port", "0"])
+            .env("BETFLOW_ENGINE_CPUS", cpus)
+            .output()
+            .expect("run up");
+        let err = crate::common::stderr(&out);
+        assert!(!out.status.success(), "{cpus}");
+        assert!(
+            err.contains("BETFLOW_ENGINE_CPUS") && err.contains(says),
+            "{cpus}: {err}"
+        );
+    }
+}

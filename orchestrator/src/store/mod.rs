@@ -16,6 +16,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use crate::cpus::Cpus;
+
 pub use assets::{
     AssetDagRef, AssetEventFilter, AssetEventRow, AssetFilter, AssetRow, AssetSort, AssetTaskRef,
     LastAssetEvent, QueuedAssetEventRow, TriggeredRunRow,
@@ -114,6 +116,23 @@ impl Store {
         Ok(Self::new(connect_pool(url, max_connections).await?))
     }
 
+    /// The engine's own pool: its sessions named [`ENGINE_APPLICATION`]
+    /// (unless `url` names them), and the backend of each placed on
+    /// `backends` when given: the database is this host's and its
+    /// processes are ours to place (the embedded cluster).
+    pub async fn connect_engine(
+        url: &str,
+        max_connections: u32,
+        backends: Option<Cpus>,
+    ) -> Result<Self, StoreError> {
+        let placing = Placing {
+            application: Some(ENGINE_APPLICATION),
+            backends,
+        };
+        let pool = connect_pool_with(url, max_connections, Duration::from_secs(30), placing);
+        Ok(Self::new(pool.await?))
+    }
+
     /// The store over a pool its process shares with the tables other
     /// crates own (web's users, the `serving` schema). Orchestration tables
     /// are read and written only through the store's methods, so the pool
@@ -184,14 +203,54 @@ pub async fn connect_pool_waiting(
     max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<PgPool, StoreError> {
-    let opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
+    connect_pool_with(url, max_connections, acquire_timeout, Placing::default()).await
+}
+
+/// The `application_name` of the engine's sessions in `pg_stat_activity`.
+pub const ENGINE_APPLICATION: &str = "betflow engine";
+
+/// What a pool's sessions are named and where their backends run.
+#[derive(Default)]
+struct Placing {
+    application: Option<&'static str>,
+    backends: Option<Cpus>,
+}
+
+async fn connect_pool_with(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    Placing {
+        application,
+        backends,
+    }: Placing,
+) -> Result<PgPool, StoreError> {
+    let mut opts: PgConnectOptions = url.parse().map_err(|source| StoreError::Connect {
         url: mask_password(url),
         source,
     })?;
-    PgPoolOptions::new()
+    if let Some(name) = application.filter(|_| opts.get_application_name().is_none()) {
+        opts = opts.application_name(name);
+    }
+    let mut pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(acquire_timeout)
-        .connect_with(opts)
+        .acquire_timeout(acquire_timeout);
+    if let Some(cpus) = backends {
+        pool = pool.after_connect(move |conn, _| {
+            let cpus = cpus.clone();
+            Box::pin(async move {
+                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                // A backend left where the OS puts it is slower, not wrong.
+                if let Err(e) = cpus.pin(pid, &format!("Postgres backend {pid}")) {
+                    tracing::warn!("{e}");
+                }
+                Ok(())
+            })
+        });
+    }
+    pool.connect_with(opts)
         .await
         .map_err(|source| StoreError::Connect {
             url: mask_password(url),

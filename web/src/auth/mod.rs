@@ -121,17 +121,39 @@ const UNKNOWN_USER_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21l
 /// Password checks at once, at most: argon2 spends tens of milliseconds of
 /// CPU and memory by design, so a login flood queues here, on the blocking
 /// pool, instead of occupying the runtime that schedules tasks.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+static HASHING: OffRuntime = OffRuntime::new(2);
+
+/// Runs blocking work on tokio's blocking pool, a bounded number at once;
+/// callers past the bound wait for a turn without holding a thread.
+struct OffRuntime {
+    turns: tokio::sync::Semaphore,
+}
+
+impl OffRuntime {
+    const fn new(at_once: usize) -> Self {
+        Self {
+            turns: tokio::sync::Semaphore::const_new(at_once),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Hash(e.to_string()))
+    }
+}
 
 async fn verify_off_runtime(password: &str, hash: String) -> Result<bool, AuthError> {
-    let _turn = HASHING
-        .acquire()
-        .await
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| AuthError::Hash(e.to_string()))
+    HASHING.run(move || verify_password(&password, &hash)).await
 }
 
 fn valid_username(u: &str) -> bool {
@@ -552,6 +574,59 @@ mod tests {
         assert!(meta.file_type().is_file());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Hashing never runs on the runtime's thread, and never more than its
+    /// bound at once: the test's loop, on a one-thread runtime, keeps
+    /// running while two checks block, and sees no third start.
+    #[tokio::test(flavor = "current_thread")]
+    async fn password_checks_run_off_the_runtime_two_at_a_time() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let limiter: &'static OffRuntime = Box::leak(Box::new(OffRuntime::new(2)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(AtomicBool::new(false));
+        // Should an assertion fail, the checks still end and the test with them.
+        struct Release(Arc<AtomicBool>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let _release_on_failure = Release(release.clone());
+        let runtime_thread = std::thread::current().id();
+        let checks: Vec<_> = (0..8)
+            .map(|_| {
+                let (running, peak, release) = (running.clone(), peak.clone(), release.clone());
+                tokio::spawn(limiter.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    while !release.load(Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    std::thread::current().id()
+                }))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while running.load(Ordering::SeqCst) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "two checks never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // Six more wait their turn, holding no thread; none starts meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(running.load(Ordering::SeqCst), 2);
+        release.store(true, Ordering::SeqCst);
+        for check in checks {
+            let thread = check.await.expect("joined").expect("ran");
+            assert_ne!(thread, runtime_thread, "hashed on the runtime's thread");
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -1,0 +1,332 @@
+//! Cores kept for the engine (`BETFLOW_ENGINE_CPUS`).
+//!
+//! On a host whose cores a web load keeps busy, every wake-up of the
+//! engine's threads and of its Postgres backends waits for a core behind
+//! that load, and so does the completion of each hop's WAL flush; a hop
+//! then takes several times as long (docs/scheduler.md, "Cores of its
+//! own"). Keeping some cores for the engine's threads and its backends, and
+//! everything else of the process (the web's runtime, the embedded
+//! cluster's other processes, the broker) off them, gives the engine cores
+//! nothing else waits on, as running the scheduler on a host of its own
+//! would.
+
+use std::fmt;
+use std::str::FromStr;
+
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+
+/// A set of CPU numbers, as `taskset -c` and cgroups' `cpuset.cpus` write
+/// them: `1`, `0,2`, `2-3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cpus(Vec<usize>);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpusError {
+    #[error("`{0}` is not a CPU list (e.g. `1` or `0,2-3`)")]
+    Syntax(String),
+    #[error("this process may run on CPUs {allowed} only; {asked} are not all among them")]
+    NotAllowed { asked: Cpus, allowed: Cpus },
+    #[error("CPUs {0} are all this process may run on: the web and the database need one left")]
+    NoneLeft(Cpus),
+    #[error("cannot place {what} on CPUs {cpus}: {source}")]
+    Affinity {
+        what: String,
+        cpus: Cpus,
+        source: nix::Error,
+    },
+}
+
+impl Cpus {
+    /// The CPUs the calling thread may run on.
+    pub fn of_this_thread() -> Result<Self, CpusError> {
+        let set = sched_getaffinity(Pid::from_raw(0)).map_err(|source| CpusError::Affinity {
+            what: "this thread".into(),
+            cpus: Cpus(Vec::new()),
+            source,
+        })?;
+        Ok(Cpus(
+            (0..CpuSet::count())
+                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                .collect(),
+        ))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn contains(&self, cpu: usize) -> bool {
+        self.0.binary_search(&cpu).is_ok()
+    }
+
+    fn without(&self, other: &Cpus) -> Cpus {
+        Cpus(
+            self.0
+                .iter()
+                .copied()
+                .filter(|&c| !other.contains(c))
+                .collect(),
+        )
+    }
+
+    fn set(&self) -> Result<CpuSet, nix::Error> {
+        let mut set = CpuSet::new();
+        for &cpu in &self.0 {
+            set.set(cpu)?;
+        }
+        Ok(set)
+    }
+
+    /// Runs the calling thread on these CPUs from now on; threads it
+    /// starts, and processes it spawns, start on them too.
+    pub fn pin_this_thread(&self) -> Result<(), CpusError> {
+        self.pin(0, "this thread")
+    }
+
+    /// Runs the thread or single-threaded process `pid` on these CPUs.
+    pub fn pin(&self, pid: i32, what: &str) -> Result<(), CpusError> {
+        self.set()
+            .and_then(|set| sched_setaffinity(Pid::from_raw(pid), &set))
+            .map_err(|source| CpusError::Affinity {
+                what: what.to_owned(),
+                cpus: self.clone(),
+                source,
+            })
+    }
+
+    /// Runs every thread of this process on these CPUs (threads started
+    /// later inherit their starter's CPUs).
+    pub fn pin_this_process(&self) -> Result<(), CpusError> {
+        // A thread not yet placed may start another meanwhile (jemalloc's
+        // background threads start when they are first needed): listed
+        // again until a listing holds no thread not placed.
+        let mut placed = std::collections::HashSet::new();
+        loop {
+            let new: Vec<i32> = tasks_of(std::process::id())
+                .into_iter()
+                .filter(|tid| !placed.contains(tid))
+                .collect();
+            if new.is_empty() {
+                return Ok(());
+            }
+            for tid in new {
+                self.pin_unless_gone(tid, &format!("thread {tid} of this process"))?;
+                placed.insert(tid);
+            }
+        }
+    }
+
+    /// [`Cpus::pin`], a thread or process that has exited since it was
+    /// listed skipped.
+    fn pin_unless_gone(&self, pid: i32, what: &str) -> Result<(), CpusError> {
+        match self.pin(pid, what) {
+            Err(CpusError::Affinity {
+                source: nix::Error::ESRCH,
+                ..
+            }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Runs the single-threaded process `pid` and its children on these
+    /// CPUs: a postmaster and the servers it forked, so the processes it
+    /// forks later start on them too.
+    pub fn pin_process_tree(&self, pid: i32, what: &str) -> Result<(), CpusError> {
+        self.pin(pid, what)?;
+        for child in children_of(pid) {
+            self.pin_unless_gone(child, &format!("process {child} of {what}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The thread ids of process `pid`.
+fn tasks_of(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The processes whose parent is `pid`, from each process's `stat`.
+fn children_of(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| parent_in_stat(&stat))
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// The parent pid in a `/proc/{pid}/stat` line: the second field after the
+/// command name, which is in parentheses and may itself hold spaces or `)`.
+fn parent_in_stat(stat: &str) -> Option<i32> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+impl FromStr for Cpus {
+    type Err = CpusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || CpusError::Syntax(s.to_owned());
+        let mut cpus = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (first, last) = match part.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (part, part),
+            };
+            let first: usize = first.parse().map_err(|_| bad())?;
+            let last: usize = last.parse().map_err(|_| bad())?;
+            if first > last || last >= CpuSet::count() {
+                return Err(bad());
+            }
+            cpus.extend(first..=last);
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(Cpus(cpus))
+    }
+}
+
+impl fmt::Display for Cpus {
+    /// Runs written as ranges: `0,2-3`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < self.0.len() {
+            let start = self.0[i];
+            let mut end = start;
+            while i + 1 < self.0.len() && self.0[i + 1] == end + 1 {
+                i += 1;
+                end = self.0[i];
+            }
+            parts.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}-{end}")
+            });
+            i += 1;
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// The engine's CPUs and the rest of those the process may use.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub engine: Cpus,
+    pub rest: Cpus,
+}
+
+impl Placement {
+    /// `engine` of the CPUs the calling thread may use; at least one must
+    /// be left for the rest.
+    pub fn new(engine: Cpus) -> Result<Self, CpusError> {
+        let allowed = Cpus::of_this_thread()?;
+        if !engine.0.iter().all(|&c| allowed.contains(c)) {
+            return Err(CpusError::NotAllowed {
+                asked: engine,
+                allowed,
+            });
+        }
+        let rest = allowed.without(&engine);
+        if rest.is_empty() {
+            return Err(CpusError::NoneLeft(engine));
+        }
+        Ok(Self { engine, rest })
+    }
+
+    /// Every CPU of the placement: those the process could use before.
+    pub fn all(&self) -> Cpus {
+        let mut all: Vec<usize> = self.engine.0.iter().chain(&self.rest.0).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        Cpus(all)
+    }
+}
+
+/// Where the engine of [`crate::engine::spawn_dedicated`] runs: its
+/// threads on the placement's engine CPUs, and its Postgres backends too
+/// when `backends` (the cluster is this host's and ours to place: the
+/// embedded one).
+#[derive(Debug, Clone)]
+pub struct EngineCpus {
+    pub placement: Placement,
+    pub backends: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_read_and_write_as_taskset_does() {
+        let cpus: Cpus = "3, 0-1,1".parse().unwrap();
+        assert_eq!(cpus.0, [0, 1, 3]);
+        assert_eq!(cpus.to_string(), "0-1,3");
+        assert_eq!("2".parse::<Cpus>().unwrap().to_string(), "2");
+        for bad in ["", "a", "1-", "3-1", "1,,2", "-1", "99999"] {
+            let err = bad.parse::<Cpus>().unwrap_err();
+            assert!(err.to_string().contains("not a CPU list"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_placement_keeps_a_cpu_for_the_rest_and_only_takes_allowed_ones() {
+        let allowed = Cpus::of_this_thread().unwrap();
+        let err = Placement::new(allowed.clone()).unwrap_err();
+        assert!(err.to_string().contains("need one left"), "{err}");
+        let past: Cpus = (CpuSet::count() - 1).to_string().parse().unwrap();
+        let err = Placement::new(past).unwrap_err();
+        assert!(err.to_string().contains("only"), "{err}");
+        if allowed.len() > 1 {
+            let first = Cpus(vec![allowed.0[0]]);
+            let placed = Placement::new(first.clone()).unwrap();
+            assert_eq!(placed.engine, first);
+            assert_eq!(placed.rest, allowed.without(&first));
+            assert_eq!(placed.all(), allowed);
+        }
+    }
+
+    #[test]
+    fn a_pinned_thread_runs_where_it_was_placed() {
+        let allowed = Cpus::of_this_thread().unwrap();
+        let last = Cpus(vec![*allowed.0.last().unwrap()]);
+        let (inner, child) = std::thread::spawn(move || {
+            last.pin_this_thread().unwrap();
+            // A thread started by a pinned one starts pinned.
+            let child = std::thread::spawn(|| Cpus::of_this_thread().unwrap())
+                .join()
+                .unwrap();
+            (Cpus::of_this_thread().unwrap(), child)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inner.len(), 1);
+        assert_eq!(child, inner);
+        assert_eq!(Cpus::of_this_thread().unwrap(), allowed, "others untouched");
+    }
+
+    #[test]
+    fn the_parent_is_read_past_a_command_name_holding_parentheses() {
+        assert_eq!(parent_in_stat("42 (postgres) S 7 42 42 0"), Some(7));
+        assert_eq!(parent_in_stat("42 (a) b) S 9 1"), Some(9));
+        assert_eq!(parent_in_stat("garbage"), None);
+    }
+}
