@@ -329,6 +329,38 @@ fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
 
 #[test]
 fn up_starts_its_embedded_broker_again_when_it_is_killed_and_the_consumers_carry_on() {
+    broker_fails_and_comes_back("exited", |_, broker| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(broker as i32), Signal::SIGKILL)
+            .expect("kill tansu");
+    });
+}
+
+/// A broker that panicked may stay up and fail every request after (seen
+/// with tansu 0.6's SQLite storage): the watch reads the broker's log, and
+/// a panic there has the broker started again like one that exited. The
+/// panic here is a line the test appends to the running broker's log, as
+/// a panicking tansu writes it.
+#[test]
+fn up_starts_its_embedded_broker_again_when_its_log_reports_a_panic() {
+    broker_fails_and_comes_back("panicked", |env, _| {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(env.home.path().join("kafka/tansu.log"))
+            .expect("the broker's log");
+        writeln!(
+            log,
+            "thread 'tokio-runtime-worker' panicked at tansu-storage/src/lite.rs:503:9:\nsequence out of order"
+        )
+        .expect("append to the broker's log");
+    });
+}
+
+/// `up` with its embedded broker; `fail(env, broker pid)` makes the broker
+/// fail; then a new broker process is up, the log says it `says`, the
+/// health check calls it healthy, and the consumers serve what a replay
+/// publishes through it.
+fn broker_fails_and_comes_back(says: &str, fail: impl FnOnce(&TestEnv, u32)) {
     let mut env = TestEnv::start();
     let pid = env.spawn(
         &["up", "--port", "0"],
@@ -341,12 +373,12 @@ fn up_starts_its_embedded_broker_again_when_it_is_killed_and_the_consumers_carry
     );
     let first = children_named(pid, "tansu");
     assert_eq!(first.len(), 1, "one embedded broker under `up`");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first[0] as i32), Signal::SIGKILL)
-        .expect("kill tansu");
+    fail(&env, first[0]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let line = format!("the embedded Kafka broker {says}");
     loop {
         let now = children_named(pid, "tansu");
-        let said = env.proc_log(0).contains("the embedded Kafka broker exited");
+        let said = env.proc_log(0).contains(&line);
         if now.len() == 1 && now[0] != first[0] && said {
             break;
         }
