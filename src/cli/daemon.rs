@@ -39,7 +39,7 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
-    let placement = settings.placement().map_err(anyhow::Error::msg)?;
+    let placement = settings.placement().map_err(super::usage)?;
     if let Some(placed) = &placement {
         // Before the broker and the embedded cluster start: what this
         // process spawns starts on the CPUs its spawning thread has.

@@ -194,13 +194,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => {
             let mut engine = settings.engine_config();
             // The mixed run places the engine as `up` does.
-            engine.cpus = settings
-                .placement()
-                .map_err(anyhow::Error::msg)?
-                .map(|placement| orchestrator::cpus::EngineCpus {
+            engine.cpus = settings.placement().map_err(usage)?.map(|placement| {
+                orchestrator::cpus::EngineCpus {
                     placement,
                     backends: true,
-                });
+                }
+            });
             ::bench::run(&settings.home, engine, cmd).await
         }
     }
