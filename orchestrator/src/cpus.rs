@@ -29,6 +29,8 @@ pub enum CpusError {
     NotAllowed { asked: Cpus, allowed: Cpus },
     #[error("CPUs {0} are all this process may run on: the web and the database need one left")]
     NoneLeft(Cpus),
+    #[error("cannot read the CPUs this thread may run on: {0}")]
+    Read(nix::Error),
     #[error("cannot place {what} on CPUs {cpus}: {source}")]
     Affinity {
         what: String,
@@ -40,11 +42,7 @@ pub enum CpusError {
 impl Cpus {
     /// The CPUs the calling thread may run on.
     pub fn of_this_thread() -> Result<Self, CpusError> {
-        let set = sched_getaffinity(Pid::from_raw(0)).map_err(|source| CpusError::Affinity {
-            what: "this thread".into(),
-            cpus: Cpus(Vec::new()),
-            source,
-        })?;
+        let set = sched_getaffinity(Pid::from_raw(0)).map_err(CpusError::Read)?;
         Ok(Cpus(
             (0..CpuSet::count())
                 .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
