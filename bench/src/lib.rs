@@ -148,7 +148,7 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
                 events,
                 linger_ms,
             };
-            stream::run(home, json, opts).await
+            stream::run(home, json, opts, engine.cpus).await
         }
         BenchCommand::Scheduler {
             json,

@@ -33,8 +33,9 @@ use dags::live::kafka::odds::OddsSink;
 use dags::live::odds::OddsPayload;
 use dags::live_streams::STREAM_RESTART;
 use futures_util::StreamExt;
+use orchestrator::cpus::EngineCpus;
 use orchestrator::setting::ProcessEnv;
-use orchestrator::{Dag, DagBag};
+use orchestrator::{Dag, DagBag, Store};
 use serde::Serialize;
 use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
 use sqlx::postgres::PgPool;
@@ -88,13 +89,90 @@ struct Report {
     rss_by_minute_mib: Vec<f64>,
 }
 
-pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> {
+/// The stream tasks' supervisor: on the process's runtime, or placed on
+/// the engine's CPUs on a thread and runtime of its own, as `betflow up`'s
+/// engine runs them under `BETFLOW_ENGINE_CPUS`.
+enum Supervisor {
+    Shared(tokio::task::JoinHandle<()>),
+    Placed(std::thread::JoinHandle<()>),
+}
+
+impl Supervisor {
+    fn start(
+        db: &Database,
+        bag: DagBag,
+        worker: String,
+        shutdown: CancellationToken,
+        placed: Option<EngineCpus>,
+    ) -> Result<Self> {
+        const GRACE: Duration = Duration::from_secs(10);
+        let Some(placed) = placed else {
+            let store = db.store.clone();
+            let supervise =
+                orchestrator::stream::supervise_all(store, bag, worker, shutdown, GRACE);
+            return Ok(Self::Shared(tokio::spawn(supervise)));
+        };
+        let cpus = placed.placement.engine.clone();
+        let on_start = cpus.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cpus.len().max(1))
+            .on_thread_start(move || {
+                if let Err(e) = on_start.pin_this_thread() {
+                    tracing::warn!("{e}");
+                }
+            })
+            .enable_all()
+            .build()?;
+        let url = db.url.clone();
+        let backends = placed.backends.then(|| cpus.clone());
+        Ok(Self::Placed(std::thread::spawn(move || {
+            if let Err(e) = cpus.pin_this_thread() {
+                tracing::warn!("{e}");
+            }
+            runtime.block_on(async move {
+                match Store::connect_engine(&url, 20, backends).await {
+                    Ok(store) => {
+                        orchestrator::stream::supervise_all(store, bag, worker, shutdown, GRACE)
+                            .await
+                    }
+                    Err(e) => tracing::error!("the consumer's pool: {e}"),
+                }
+            });
+        })))
+    }
+
+    async fn join(self) {
+        match self {
+            Self::Shared(task) => {
+                let _ = task.await;
+            }
+            Self::Placed(thread) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+        }
+    }
+}
+
+/// With `cpus` (`BETFLOW_ENGINE_CPUS`), the consumer runs as `betflow up`
+/// would run it, on the engine's CPUs with its Postgres backends, and the
+/// broker, the cluster's other processes and the load generator on the
+/// others.
+pub async fn run(
+    home: &Path,
+    as_json: bool,
+    opts: Options,
+    cpus: Option<EngineCpus>,
+) -> Result<ExitCode> {
     if opts.events == 0 || opts.rate == 0 || opts.seconds == 0 {
         bail!("--events, --rate and --seconds must be positive");
     }
     let bench_home = home.join("bench");
     std::fs::create_dir_all(&bench_home)
         .with_context(|| format!("creating {}", bench_home.display()))?;
+    if let Some(placed) = &cpus {
+        // Before the broker and the cluster start, as `up` does.
+        placed.placement.rest.pin_this_process()?;
+    }
     let broker = EmbeddedBroker::start_if_wanted(&bench_home, BrokerLog::Memory)?;
     let brokers: String = match (&broker, std::env::var("KAFKA_BROKERS")) {
         (Some(b), _) => b.bootstrap.clone(),
@@ -120,6 +198,22 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     bag.add(dag.build()?);
     let db = Database::open_isolated(&bench_home, &bag).await?;
     let pool: PgPool = db.pool.clone();
+    let placed: Option<EngineCpus> = match cpus {
+        Some(mut placed) => {
+            db.place_cluster(&placed.placement.rest)?;
+            placed.backends &= db.is_embedded();
+            if !as_json {
+                println!(
+                    "the consumer on CPUs {}{}, the broker, the cluster's other processes and the load on {} (BETFLOW_ENGINE_CPUS)",
+                    placed.placement.engine,
+                    if placed.backends { " with its Postgres backends" } else { "" },
+                    placed.placement.rest
+                );
+            }
+            Some(placed)
+        }
+        None => None,
+    };
 
     let topic = Topic::new(Kind::Odds, dags::sport("nba").context("nba")?);
     let producer = Producer::with_linger(&kafka, opts.linger_ms)?;
@@ -157,13 +251,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     }
     let shutdown = CancellationToken::new();
     let worker: String = format!("{run_id}-worker");
-    let supervisor = tokio::spawn(orchestrator::stream::supervise_all(
-        db.store.clone(),
-        bag.clone(),
-        worker.clone(),
-        shutdown.clone(),
-        std::time::Duration::from_secs(10),
-    ));
+    let supervisor = Supervisor::start(&db, bag.clone(), worker.clone(), shutdown.clone(), placed)?;
     let (drain_secs, throughput) = drain(&pool, &worker, opts.backlog).await?;
     if !as_json {
         println!("  drained in {drain_secs:.1} s: {throughput:.0} updates/s");
@@ -178,7 +266,7 @@ pub async fn run(home: &Path, as_json: bool, opts: Options) -> Result<ExitCode> 
     // 2 and 3. Steady rate, latency and memory.
     let steady = steady(&producer, topic, &gen, &pool, opts).await?;
     shutdown.cancel();
-    let _ = supervisor.await;
+    supervisor.join().await;
     cleanup(&pool, &run_id).await?;
     db.close().await?;
     // Clients first: a broker gone under them is logged as an error.
