@@ -34,10 +34,11 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_WEB_THREADS",
           value_parser = |v: &str| at_least("BETFLOW_WEB_THREADS", v, 1))]
     pub web_threads: Option<u64>,
-    /// CPUs kept for the engine of `up` (and of `bench web`'s mixed run),
-    /// as `taskset -c` lists them (`1`, `2-3`): its threads and, with the
-    /// embedded Postgres, its backends run there, and the web, the other
-    /// database processes and the broker on the CPUs left. None by default.
+    /// CPUs kept for the engine of `up` (and in `bench web`'s mixed run and
+    /// `bench stream`), as `taskset -c` lists them (`1`, `2-3`): its
+    /// threads and, with the embedded Postgres, its backends run there, and
+    /// the web, the other database processes and the broker on the CPUs
+    /// left. None by default.
     #[arg(long, global = true, hide = true, env = "BETFLOW_ENGINE_CPUS",
           value_parser = |v: &str| v.parse::<orchestrator::cpus::Cpus>()
               .map_err(|e| format!("BETFLOW_ENGINE_CPUS: {e}")))]

@@ -280,8 +280,16 @@ impl EmbeddedBroker {
         let bootstrap = format!("127.0.0.1:{port}");
         let url = format!("tcp://{bootstrap}");
         let log_path = dir.join("tansu.log");
-        let out = std::fs::File::create(&log_path)
+        // A new log, written from its start, and appended to: every write
+        // lands at its end whoever else writes the file (a rotation that
+        // truncates it, a line added by hand), none overwrites another.
+        std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))
+            .map_err(other)?;
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))
             .map_err(other)?;
         // tansu resolves a SQLite path against its working directory.
         let (storage, log_file) = match log {

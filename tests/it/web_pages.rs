@@ -148,6 +148,12 @@ fn logged_in(env: &mut TestEnv, role: &str) -> (Browser, String) {
 fn metrics_can_require_a_bearer_token() {
     let mut env = TestEnv::start();
     let (_pid, base) = env.spawn_up_with(&[("BETFLOW_METRICS_TOKEN", "scrape-secret")]);
+    // The web answers before the engine has registered its worker.
+    env.wait_for(
+        "SELECT count(*) FROM workers WHERE stopped_at IS NULL",
+        "1",
+        30,
+    );
     let client = Client::new();
     let get = |auth: Option<&str>| {
         let mut req = client.get(format!("{base}/metrics"));
