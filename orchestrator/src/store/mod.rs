@@ -320,41 +320,37 @@ mod tests {
 
     #[test]
     fn passwords_are_masked_in_urls() {
-        assert_eq!(
-            super::mask_password("postgres://betflow:p@ss@w0rd@db.example:5432/betflow"),
-            "postgres://betflow:***@db.example:5432/betflow"
-        );
-        assert_eq!(
-            super::mask_password(
-                "postgres://db.example/betflow?user=betflow&password=s3cr3t&sslmode=require"
+        // Unescaped `@`, `?`, `#` and `/` in passwords, and `password=` parameters.
+        for (url, masked) in [
+            (
+                "postgres://betflow:p@ss@w0rd@db.example:5432/betflow",
+                "postgres://betflow:***@db.example:5432/betflow",
             ),
-            "postgres://db.example/betflow?user=betflow&password=***&sslmode=require"
-        );
-        assert_eq!(
-            super::mask_password("postgres://u:pw@host/db?application_name=a@b"),
-            "postgres://u:***@host/db?application_name=a@b"
-        );
-        assert_eq!(
-            super::mask_password("postgres://betflow:s3cr3t@127.0.0.1:5432/betflow"),
-            "postgres://betflow:***@127.0.0.1:5432/betflow"
-        );
-        assert_eq!(
-            super::mask_password("postgres://localhost/db"),
-            "postgres://localhost/db"
-        );
-        // Unescaped `?`, `#` and `/`-free passwords with either.
-        assert_eq!(
-            super::mask_password("postgres://u:p?x=1@host:5432/db?sslmode=require"),
-            "postgres://u:***@host:5432/db?sslmode=require"
-        );
-        assert_eq!(
-            super::mask_password("postgres://u:p#x@host/db"),
-            "postgres://u:***@host/db"
-        );
-        assert_eq!(
-            super::mask_password("postgres://u:p/w+x@host:5432/db?sslmode=require"),
-            "postgres://u:***@host:5432/db?sslmode=require"
-        );
+            (
+                "postgres://db.example/betflow?user=betflow&password=s3cr3t&sslmode=require",
+                "postgres://db.example/betflow?user=betflow&password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:pw@host/db?application_name=a@b",
+                "postgres://u:***@host/db?application_name=a@b",
+            ),
+            (
+                "postgres://betflow:s3cr3t@127.0.0.1:5432/betflow",
+                "postgres://betflow:***@127.0.0.1:5432/betflow",
+            ),
+            ("postgres://localhost/db", "postgres://localhost/db"),
+            (
+                "postgres://u:p?x=1@host:5432/db?sslmode=require",
+                "postgres://u:***@host:5432/db?sslmode=require",
+            ),
+            ("postgres://u:p#x@host/db", "postgres://u:***@host/db"),
+            (
+                "postgres://u:p/w+x@host:5432/db?sslmode=require",
+                "postgres://u:***@host:5432/db?sslmode=require",
+            ),
+        ] {
+            assert_eq!(super::mask_password(url), masked, "{url}");
+        }
         for leaky in [
             "postgres://u:p?x@host",
             "postgres://u:pw@h?application_name=a@b",
