@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
+use orchestrator::cpus::{EngineCpus, Placement};
 use services::database::Database;
 
 /// A token cancelled on Ctrl-C or SIGTERM.
@@ -39,12 +40,7 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
-    let placement = settings.placement().map_err(super::usage)?;
-    if let Some(placed) = &placement {
-        // Before the broker and the embedded cluster start: what this
-        // process spawns starts on the CPUs its spawning thread has.
-        placed.rest.pin_this_process()?;
-    }
+    let placement = place_this_process(settings)?;
     let broker = services::broker::EmbeddedBroker::start_or_provision(
         home,
         services::broker::BrokerLog::Durable,
@@ -57,13 +53,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     let grace: std::time::Duration = config.shutdown_grace;
     config.shutdown_grace = grace.saturating_sub(UP_STOP_RESERVE.min(grace / 4));
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
-    if let Some(placement) = placement {
-        db.place_cluster(&placement.rest)?;
-        config.cpus = Some(orchestrator::cpus::EngineCpus {
-            placement,
-            backends: db.is_embedded(),
-        });
-    }
+    config.cpus = place_engine(&db, placement)?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
@@ -82,18 +72,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     if db.is_embedded() {
         outln!("home: {}", home.display());
     }
-    if let Some(placed) = &config.cpus {
-        outln!(
-            "engine on CPUs {}{}; the rest on CPUs {}",
-            placed.placement.engine,
-            if placed.backends {
-                " with its Postgres backends"
-            } else {
-                " (its backends are the external database's)"
-            },
-            placed.placement.rest
-        );
-    }
+    say_where_the_engine_runs(&config)?;
     match &broker {
         Some(services::broker::Broker::Provisioning { bootstrap, .. }) => {
             outln!("Kafka broker (embedded tansu): installing, then listening on {bootstrap}")
@@ -159,17 +138,66 @@ const UP_STOP_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
 const WEB_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
+    let placement = place_this_process(settings)?;
     let bag = super::dag_bag(settings)?;
-    let config = settings.engine_config();
+    let mut config = settings.engine_config();
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
+    config.cpus = place_engine(&db, placement)?;
     let shutdown = shutdown_on_signals();
     eprintln!(
         "scheduler running on {}",
         orchestrator::store::mask_password(&db.url)
     );
-    run_supervised(&db, bag, config, Runtime::Shared, shutdown).await?;
+    say_where_the_engine_runs(&config)?;
+    // Kept cores are the engine's own runtime's to hold.
+    let runtime = match config.cpus {
+        Some(_) => Runtime::Dedicated,
+        None => Runtime::Shared,
+    };
+    run_supervised(&db, bag, config, runtime, shutdown).await?;
     db.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `BETFLOW_ENGINE_CPUS`, every thread of this process moved off the
+/// engine's CPUs: before the broker and the embedded cluster start, so
+/// what this process spawns starts on the other CPUs too. A list that
+/// cannot be used is a usage error, before anything starts.
+fn place_this_process(settings: &Settings) -> Result<Option<Placement>> {
+    let placement = settings.placement().map_err(super::usage)?;
+    if let Some(placed) = &placement {
+        placed.rest.pin_this_process()?;
+    }
+    Ok(placement)
+}
+
+/// The engine's CPUs, and the embedded cluster (when `db` is one) moved
+/// off them, had it been running before this process.
+fn place_engine(db: &Database, placement: Option<Placement>) -> Result<Option<EngineCpus>> {
+    let Some(placement) = placement else {
+        return Ok(None);
+    };
+    db.place_cluster(&placement.rest)?;
+    Ok(Some(EngineCpus {
+        placement,
+        backends: db.is_embedded(),
+    }))
+}
+
+fn say_where_the_engine_runs(config: &orchestrator::EngineConfig) -> Result<()> {
+    if let Some(placed) = &config.cpus {
+        outln!(
+            "engine on CPUs {}{}; the rest on CPUs {}",
+            placed.placement.engine,
+            if placed.backends {
+                " with its Postgres backends"
+            } else {
+                " (its backends are the external database's)"
+            },
+            placed.placement.rest
+        );
+    }
+    Ok(())
 }
 
 /// Where the engine runs: on the process's runtime (`scheduler`, which

@@ -655,49 +655,120 @@ fn up_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
         )),
         "{out}"
     );
-
-    // The process's threads: the engine's on its CPU; the main thread and
-    // the web's elsewhere. (What the engine's tasks start, a library's
-    // runtime or thread pool, starts on the engine's CPU.)
-    let mut seen = std::collections::HashMap::<String, usize>::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("up's threads") {
-        let task = task.expect("a thread").path();
-        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
-        let name = name.trim().to_owned();
-        let cpus = cpus_allowed(task.join("status"));
-        if cpus.is_empty() {
-            continue; // ended since it was listed (an idle blocking thread)
-        }
-        if name.starts_with("betflow-engine") {
-            assert_eq!(cpus, engine, "engine thread {}", task.display());
-        } else if name == "betflow" || name.starts_with("betflow-web") {
-            assert!(
-                !cpus.is_empty() && cpus != engine && cpus != allowed,
-                "{name}: {cpus}"
-            );
-        } else {
-            continue;
-        }
-        *seen.entry(name).or_default() += 1;
-    }
-    assert!(seen.get("betflow-engine") >= Some(&2), "{seen:?}");
-    assert!(
-        seen.contains_key("betflow") && seen.contains_key("betflow-web"),
-        "{seen:?}"
-    );
-
-    // The cluster: the engine's backends on its CPU, the others not.
     assert!(reqwest::blocking::get(format!("{base}/health")).is_ok());
-    let url = std::fs::read_to_string(env.home.path().join("proc-0.out"))
-        .unwrap_or_default()
+    let url = out
         .lines()
         .find_map(|l| l.strip_prefix("metadata database: "))
         .map(str::to_owned)
         .expect("the metadata database's URL");
-    assert!(url.contains("***"), "the URL is printed masked: {url}");
+    assert_engine_placed(
+        &env,
+        pid,
+        &engine,
+        &allowed,
+        &["betflow", "betflow-web"],
+        &url,
+    );
+}
+
+/// `betflow scheduler`, which serves no pages, keeps CPUs for its engine
+/// as `up` does: from the host's other load.
+#[test]
+fn scheduler_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return; // `up`'s test checks the refusal on one CPU
+    }
+    let allowed = cpus_allowed("/proc/self/status");
+    let engine = allowed
+        .split([',', '-'])
+        .next()
+        .expect("a CPU list")
+        .to_owned();
+    let mut env = TestEnv::start();
+    let pid = env.spawn(
+        &["scheduler"],
+        &[("DATABASE_URL", ""), ("BETFLOW_ENGINE_CPUS", &engine)],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let said = format!("engine on CPUs {engine} with its Postgres backends");
+    let out = loop {
+        let out = std::fs::read_to_string(env.home.path().join("proc-0.out")).unwrap_or_default();
+        if out.contains(&said) {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{out}\n{}",
+            env.proc_log(0)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let url = env
+        .proc_log(0)
+        .lines()
+        .find_map(|l| {
+            l.split_once("scheduler running on ")
+                .map(|(_, u)| u.to_owned())
+        })
+        .unwrap_or_else(|| panic!("the metadata database's URL: {out}"));
+    let rest = ["betflow", "tokio-r"];
+    assert_engine_placed(&env, pid, &engine, &allowed, &rest, &url);
+}
+
+/// The threads of process `pid` named `betflow-engine` run on `engine`,
+/// those named as in `rest` on neither `engine` nor every CPU (`allowed`);
+/// the engine's backends in the embedded cluster at `masked_url` run on
+/// `engine`, the postmaster and the other sessions' backends not.
+fn assert_engine_placed(
+    env: &TestEnv,
+    pid: u32,
+    engine: &str,
+    allowed: &str,
+    rest: &[&str],
+    masked_url: &str,
+) {
+    // The process's threads: the engine's on its CPU; the main thread and
+    // the others elsewhere. (What the engine's tasks start, a library's
+    // runtime or thread pool, starts on the engine's CPU.)
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    // The engine's runtime starts its threads as the engine starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !seen.contains_key("betflow-engine") {
+        assert!(std::time::Instant::now() < deadline, "no engine thread");
+        seen.clear();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the threads") {
+            let task = task.expect("a thread").path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            let name = name.trim().to_owned();
+            let cpus = cpus_allowed(task.join("status"));
+            if cpus.is_empty() {
+                continue; // ended since it was listed (an idle blocking thread)
+            }
+            if name.starts_with("betflow-engine") {
+                assert_eq!(cpus, engine, "engine thread {}", task.display());
+            } else if rest.iter().any(|r| name.starts_with(r)) {
+                assert!(cpus != engine && cpus != allowed, "{name}: {cpus}");
+            } else {
+                continue;
+            }
+            *seen.entry(name).or_default() += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen.get("betflow-engine") >= Some(&2), "{seen:?}");
+    assert!(
+        rest.iter().all(|r| seen.keys().any(|n| n.starts_with(r))),
+        "{seen:?}"
+    );
+
+    // The cluster: the engine's backends on its CPU, the others not.
+    assert!(
+        masked_url.contains("***"),
+        "the URL is printed masked: {masked_url}"
+    );
     let password = std::fs::read_to_string(env.home.path().join("postgres/password"))
         .expect("the embedded cluster's password");
-    let url = url.replace("***", password.trim());
+    let url = masked_url.replace("***", password.trim());
     let backends = |application: &str| -> Vec<i32> {
         let out = std::process::Command::new("psql")
             .args(["-X", "-At", &url, "-c"])
@@ -752,25 +823,31 @@ fn up_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
 
 /// A CPU list that cannot be used is refused before anything starts.
 #[test]
-fn up_refuses_engine_cpus_it_cannot_use() {
+fn up_and_scheduler_refuse_engine_cpus_they_cannot_use() {
     let env = TestEnv::start();
     let all = cpus_allowed("/proc/self/status");
-    for (cpus, says) in [
-        ("one", "not a CPU list"),
-        ("1023", "may run on CPUs"),
-        ("0-1023", "may run on CPUs"),
-        (all.as_str(), "need one left"),
-    ] {
-        let out = env
-            .cmd(&["up", "--port", "0"])
-            .env("BETFLOW_ENGINE_CPUS", cpus)
-            .output()
-            .expect("run up");
-        let err = crate::common::stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{cpus}: a usage error");
-        assert!(
-            err.contains("BETFLOW_ENGINE_CPUS") && err.contains(says),
-            "{cpus}: {err}"
-        );
+    for command in [&["up", "--port", "0"][..], &["scheduler"]] {
+        for (cpus, says) in [
+            ("one", "not a CPU list"),
+            ("1023", "may run on CPUs"),
+            ("0-1023", "may run on CPUs"),
+            (all.as_str(), "need one left"),
+        ] {
+            let out = env
+                .cmd(command)
+                .env("BETFLOW_ENGINE_CPUS", cpus)
+                .output()
+                .expect("run betflow");
+            let err = crate::common::stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} {cpus}: a usage error"
+            );
+            assert!(
+                err.contains("BETFLOW_ENGINE_CPUS") && err.contains(says),
+                "{command:?} {cpus}: {err}"
+            );
+        }
     }
 }
