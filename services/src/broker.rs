@@ -366,7 +366,7 @@ impl EmbeddedBroker {
         let log_path = self.dir.join("tansu.log");
         let mut log_read: u64 = 0;
         while !stop.load(Ordering::Acquire) {
-            std::thread::park_timeout(restarts.wait());
+            std::thread::park_timeout(restarts.look_every());
             if stop.load(Ordering::Acquire) {
                 break;
             }
@@ -391,6 +391,23 @@ impl EmbeddedBroker {
                     continue;
                 }
             };
+            // In a crash loop: seen dead now, started again once the
+            // loop's spacing has passed.
+            let hold = restarts.hold(std::time::Instant::now());
+            if !hold.is_zero() {
+                tracing::warn!(
+                    "the embedded Kafka broker {exited}; it died soon after its last start, \
+                     starting it again in {}s",
+                    hold.as_secs_f64().ceil()
+                );
+                let until = std::time::Instant::now() + hold;
+                while !stop.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                    std::thread::park_timeout(until - std::time::Instant::now());
+                }
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+            }
             let port: Option<u16> = self
                 .bootstrap
                 .rsplit(':')
@@ -414,7 +431,7 @@ impl EmbeddedBroker {
                     );
                 }
                 Err(e) => {
-                    restarts.failed();
+                    restarts.failed(std::time::Instant::now());
                     let why = match e {
                         StartError::NoSqlite => "tansu has no SQLite support".to_owned(),
                         StartError::Other(e) => format!("{e:#}"),

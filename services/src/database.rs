@@ -163,11 +163,21 @@ impl Database {
         Ok(())
     }
 
+    /// The embedded cluster this process started has lost its postmaster.
+    fn cluster_is_down(&self) -> bool {
+        self.embedded.as_ref().is_some_and(|pg| {
+            pg.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_down()
+        })
+    }
+
     /// Until `shutdown`, checks every `every` that the embedded cluster this
     /// process started still runs, and starts it again (same port, so the
-    /// pool's URL stays right) when its postmaster is gone, waiting longer
-    /// after each failed start, and while it keeps dying soon after each
-    /// start (up to a minute: [`crate::restarts`]), and saying why in the log.
+    /// pool's URL stays right) when its postmaster is gone, spacing the
+    /// restarts out after each failed start, and while it keeps dying soon
+    /// after each start (up to a minute: [`crate::restarts`]), and saying
+    /// why in the log.
     /// Connections in the pool fail meanwhile and reconnect after; the
     /// engine's tries survive as they do any database outage. Nothing to do
     /// with `DATABASE_URL` or a cluster another process owns.
@@ -179,7 +189,21 @@ impl Database {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(restarts.wait()) => {}
+                _ = tokio::time::sleep(restarts.look_every()) => {}
+            }
+            // In a crash loop: seen dead now, started again once the
+            // loop's spacing has passed.
+            let hold = restarts.hold(std::time::Instant::now());
+            if !hold.is_zero() && self.cluster_is_down() {
+                tracing::warn!(
+                    "the embedded PostgreSQL stopped again soon after its last start; \
+                     starting it again in {}s",
+                    hold.as_secs_f64().ceil()
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(hold) => {}
+                }
             }
             let pg = pg.clone();
             let checked = tokio::task::spawn_blocking(move || {
@@ -203,7 +227,7 @@ impl Database {
                     );
                 }
                 Ok(Err(e)) => {
-                    restarts.failed();
+                    restarts.failed(now);
                     tracing::error!(
                         "the embedded PostgreSQL is down and did not start again: {e}; \
                          trying again in {}s",

@@ -356,6 +356,72 @@ fn up_starts_its_embedded_broker_again_when_its_log_reports_a_panic() {
     });
 }
 
+/// A broker that dies again right after each restart is not restarted in a
+/// tight loop: from the second quick death on, the next restart waits out
+/// a hold that doubles. The watch still sees each death at its next look and
+/// says when the restart will come.
+#[test]
+fn up_spaces_out_the_restarts_of_a_broker_that_keeps_dying() {
+    let mut env = TestEnv::start();
+    let pid = env.spawn(
+        &["up", "--port", "0"],
+        &[("BETFLOW_EMBEDDED_KAFKA", "true")],
+    );
+    // Up, its watch on the broker started.
+    env.wait_for(
+        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
+        "running",
+        60,
+    );
+    let restarted = |env: &TestEnv| -> Vec<String> {
+        env.proc_log(0)
+            .lines()
+            .filter(|l| l.contains("the embedded Kafka broker exited"))
+            .filter(|l| l.contains("started it again on"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for kills in 1..=4 {
+        // The broker running now: a restarted one once it listens.
+        let broker = children_named(pid, "tansu");
+        assert_eq!(broker.len(), 1, "{broker:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(broker[0] as i32),
+            Signal::SIGKILL,
+        )
+        .expect("kill tansu");
+        while restarted(&env).len() < kills {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no restart after kill {kills}:\n{}",
+                env.proc_log(0)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let started = restarted(&env);
+    let log = env.proc_log(0);
+    assert!(!started[0].contains("soon after"), "a first death: {log}");
+    // The hold a restart sets for the next, in seconds.
+    let hold = |line: &str| -> u64 {
+        line.split_once("not started again for ")
+            .and_then(|(_, rest)| rest.split_once("s if it dies again"))
+            .and_then(|(secs, _)| secs.parse().ok())
+            .unwrap_or_else(|| panic!("no hold in {line:?}: {log}"))
+    };
+    // From the second quick death on, a crash loop: each hold doubles.
+    let holds: Vec<u64> = started[1..].iter().map(|l| hold(l)).collect();
+    assert_eq!(holds, [holds[0], 2 * holds[0], 4 * holds[0]], "{log}");
+    // A death within a hold is seen at the next look and its restart held.
+    assert!(
+        log.contains("it died soon after its last start, starting it again in"),
+        "{log}"
+    );
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+}
+
 /// `up` with its embedded broker; `fail(env, broker pid)` makes the broker
 /// fail; then a new broker process is up, the log says it `says`, the
 /// health check calls it healthy, and the consumers serve what a replay

@@ -201,20 +201,26 @@ impl EmbeddedPostgres {
     /// old backends still hold its shared memory, fails to start: the
     /// caller tries again later.
     pub fn revive(&mut self) -> Result<Health, EmbeddedError> {
-        if !self.owned || self.stopped {
-            return Ok(Health::Running);
-        }
-        let pid_path = self.cluster.data_dir.join("postmaster.pid");
-        let pid: Option<i32> = fs::read_to_string(&pid_path)
-            .ok()
-            .and_then(|c| c.lines().next().and_then(|l| l.trim().parse().ok()));
-        if pid.is_some_and(|pid| pid_state(pid) != PidState::Dead) {
+        if !self.is_down() {
             return Ok(Health::Running);
         }
         let last_words = last_words(&log_tail(&self.cluster.log_file, LOG_TAIL_LINES));
         let _lock = self.cluster.lock()?;
         self.cluster.start_server(self.durable, Some(self.port))?;
         Ok(Health::Restarted { last_words })
+    }
+
+    /// True when this process owns the server, has not stopped it, and its
+    /// postmaster is gone: what [`EmbeddedPostgres::revive`] would restart.
+    pub fn is_down(&self) -> bool {
+        if !self.owned || self.stopped {
+            return false;
+        }
+        let pid_path = self.cluster.data_dir.join("postmaster.pid");
+        let pid: Option<i32> = fs::read_to_string(&pid_path)
+            .ok()
+            .and_then(|c| c.lines().next().and_then(|l| l.trim().parse().ok()));
+        !pid.is_some_and(|pid| pid_state(pid) != PidState::Dead)
     }
 
     /// postgres://betflow:<password>@127.0.0.1:<port>/betflow
