@@ -42,6 +42,7 @@ use dags::transform::gold::{self, SilverInputs};
 use dags::transform::{event_games, silver, silver_tables};
 use dags::{Sport, SPORTS};
 use lakehouse::iceberg::TableDef;
+use orchestrator::cpus::EngineCpus;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -98,6 +99,9 @@ pub struct Options {
     /// default: as many as polars uses.
     pub bronze_threads: Option<usize>,
     pub silver_columns: SilverColumns,
+    /// `BETFLOW_ENGINE_CPUS`: the pipeline run as a task of `up`'s engine
+    /// placed there would run.
+    pub cpus: Option<EngineCpus>,
 }
 
 /// `--silver-columns`: what the silver history handed to gold holds.
@@ -204,7 +208,32 @@ struct Report {
 pub async fn run(opts: Options) -> Result<ExitCode> {
     // Polars blocks the thread it runs on: keep it off the async workers.
     let job = opts.clone();
-    let report = tokio::task::spawn_blocking(move || bench(&job)).await??;
+    let report = match &opts.cpus {
+        None => tokio::task::spawn_blocking(move || bench(&job)).await??,
+        // As a task of `up`'s engine runs it: on the blocking pool of a
+        // runtime placed as the engine's, the rest of the process off the
+        // kept CPUs.
+        Some(placed) => {
+            placed.placement.rest.pin_this_process()?;
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            placed.place_runtime(&mut builder);
+            let engine = builder
+                .worker_threads(placed.placement.engine.len().max(1))
+                .enable_all()
+                .build()?;
+            let report = engine.spawn_blocking(move || bench(&job)).await??;
+            if !opts.json {
+                outln!(
+                    "placed as `up` places a task under BETFLOW_ENGINE_CPUS: its blocking work on CPUs {}, the engine's workers on {}, the rest of the process on {}",
+                    placed.placement.all(),
+                    placed.placement.engine,
+                    placed.placement.rest
+                );
+            }
+            tokio::task::spawn_blocking(move || drop(engine)).await?;
+            report
+        }
+    };
     if opts.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {

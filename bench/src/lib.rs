@@ -206,6 +206,7 @@ pub async fn run(home: &Path, engine: EngineConfig, cmd: BenchCommand) -> Result
                 export_dir,
                 bronze_threads,
                 silver_columns,
+                cpus: engine.cpus,
             })
             .await
         }

@@ -113,14 +113,10 @@ impl Supervisor {
             return Ok(Self::Shared(tokio::spawn(supervise)));
         };
         let cpus = placed.placement.engine.clone();
-        let on_start = cpus.clone();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        placed.place_runtime(&mut builder);
+        let runtime = builder
             .worker_threads(cpus.len().max(1))
-            .on_thread_start(move || {
-                if let Err(e) = on_start.pin_this_thread() {
-                    tracing::warn!("{e}");
-                }
-            })
             .enable_all()
             .build()?;
         let url = db.url.clone();

@@ -269,6 +269,49 @@ pub struct EngineCpus {
     pub backends: bool,
 }
 
+/// The name of the engine runtime's workers once placed on the kept CPUs.
+pub const ENGINE_THREAD: &str = "betflow-engine";
+/// The name of the engine runtime's blocking threads, on every CPU.
+pub const BLOCKING_THREAD: &str = "betflow-block";
+
+impl EngineCpus {
+    /// Places the threads of the runtime `builder` builds as the engine's:
+    /// its workers, which run the engine's loops and its tasks' async
+    /// parts, on the kept CPUs; its blocking threads on every CPU. What a
+    /// task does on the blocking pool (a polars transform, a file written,
+    /// and the thread pools polars starts from there) is the work itself:
+    /// held to the kept CPUs it would get a small share of a large host.
+    /// Both kinds start on every CPU (`on_thread_start`); a worker is
+    /// placed, and named [`ENGINE_THREAD`], when it first parks, which only
+    /// workers do.
+    pub fn place_runtime(&self, builder: &mut tokio::runtime::Builder) {
+        let all = self.placement.all();
+        let kept = self.placement.engine.clone();
+        builder
+            .thread_name(BLOCKING_THREAD)
+            .on_thread_start(move || {
+                // Started by a worker, a blocking thread starts on its CPUs.
+                if let Err(e) = all.pin_this_thread() {
+                    tracing::warn!("{e}");
+                }
+            })
+            .on_thread_park(move || {
+                thread_local! {
+                    static PLACED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+                }
+                if PLACED.with(|placed| placed.replace(true)) {
+                    return;
+                }
+                if let Err(e) = kept.pin_this_thread() {
+                    tracing::warn!("{e}");
+                }
+                if let Ok(name) = std::ffi::CString::new(ENGINE_THREAD) {
+                    let _ = nix::sys::prctl::set_name(&name);
+                }
+            });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +362,42 @@ mod tests {
         assert_eq!(inner.len(), 1);
         assert_eq!(child, inner);
         assert_eq!(Cpus::of_this_thread().unwrap(), allowed, "others untouched");
+    }
+
+    #[test]
+    fn an_engine_runtime_keeps_its_workers_on_the_kept_cpus_and_blocks_on_every_cpu() {
+        let allowed = Cpus::of_this_thread().unwrap();
+        if allowed.len() < 2 {
+            return; // no placement without a CPU left for the rest
+        }
+        let kept = Cpus(vec![*allowed.0.last().unwrap()]);
+        let placed = EngineCpus {
+            placement: Placement::new(kept.clone()).unwrap(),
+            backends: false,
+        };
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        placed.place_runtime(&mut builder);
+        let rt = builder.worker_threads(1).enable_all().build().unwrap();
+        // Placed once it has parked: asked again until it has.
+        let on_worker = || {
+            let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+            (Cpus::of_this_thread().unwrap(), name.trim().to_owned())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let worker = loop {
+            let seen = rt.block_on(rt.spawn(async move { on_worker() })).unwrap();
+            if seen.0 == kept || std::time::Instant::now() > deadline {
+                break seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(worker, (kept, ENGINE_THREAD.to_owned()));
+        // A blocking thread, started by the worker, runs on every CPU.
+        let blocking = rt
+            .block_on(rt.spawn(async move { tokio::task::spawn_blocking(on_worker).await }))
+            .unwrap()
+            .unwrap();
+        assert_eq!(blocking, (allowed, BLOCKING_THREAD.to_owned()));
     }
 
     #[test]

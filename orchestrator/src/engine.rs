@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::alert::{self, Notifiers};
-use crate::cpus::EngineCpus;
+use crate::cpus::{EngineCpus, ENGINE_THREAD};
 use crate::dag::DagBag;
 use crate::executor::{self, Claimed, Finished, UnansweredClaims, WorkerIdentity};
 use crate::record::{Handed, Handoff, Recorder};
@@ -139,21 +139,11 @@ pub fn spawn_dedicated(
         None => std::thread::available_parallelism().map_or(2, usize::from),
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.thread_name(ENGINE_THREAD);
     if let Some(placed) = &config.cpus {
-        // Every thread of the runtime, its blocking pool's too, and what
-        // they spawn (tasks' processes, Kafka clients' threads).
-        let cpus = placed.placement.engine.clone();
-        builder.on_thread_start(move || {
-            if let Err(e) = cpus.pin_this_thread() {
-                tracing::warn!("{e}");
-            }
-        });
+        placed.place_runtime(&mut builder);
     }
-    let runtime = builder
-        .worker_threads(workers)
-        .thread_name("betflow-engine")
-        .enable_all()
-        .build()?;
+    let runtime = builder.worker_threads(workers).enable_all().build()?;
     let backends = config
         .cpus
         .as_ref()
@@ -164,7 +154,7 @@ pub fn spawn_dedicated(
         .as_ref()
         .map(|placed| placed.placement.engine.clone());
     std::thread::Builder::new()
-        .name("betflow-engine".into())
+        .name(ENGINE_THREAD.into())
         .spawn(move || {
             if let Some(cpus) = block_on_cpus {
                 if let Err(e) = cpus.pin_this_thread() {

@@ -793,14 +793,17 @@ fn assert_engine_placed(
     rest: &[&str],
     masked_url: &str,
 ) {
-    // The process's threads: the engine's on its CPU; the main thread and
-    // the others elsewhere. (What the engine's tasks start, a library's
-    // runtime or thread pool, starts on the engine's CPU.)
+    // The process's threads: the engine's workers and the thread that
+    // runs its runtime on its CPU, its blocking pool on every CPU, the main
+    // thread and the others elsewhere.
     let mut seen = std::collections::HashMap::<String, usize>::new();
     // The engine's runtime starts its threads as the engine starts.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !seen.contains_key("betflow-engine") {
-        assert!(std::time::Instant::now() < deadline, "no engine thread");
+    while seen.get("betflow-engine") < Some(&2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "engine threads: {seen:?}"
+        );
         seen.clear();
         for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("the threads") {
             let task = task.expect("a thread").path();
@@ -812,6 +815,9 @@ fn assert_engine_placed(
             }
             if name.starts_with("betflow-engine") {
                 assert_eq!(cpus, engine, "engine thread {}", task.display());
+            } else if name.starts_with("betflow-block") {
+                // The engine runtime's blocking pool: its tasks' heavy work.
+                assert_eq!(cpus, allowed, "blocking thread {}", task.display());
             } else if rest.iter().any(|r| name.starts_with(r)) {
                 assert!(cpus != engine && cpus != allowed, "{name}: {cpus}");
             } else {
@@ -821,7 +827,6 @@ fn assert_engine_placed(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(seen.get("betflow-engine") >= Some(&2), "{seen:?}");
     assert!(
         rest.iter().all(|r| seen.keys().any(|n| n.starts_with(r))),
         "{seen:?}"
