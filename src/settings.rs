@@ -34,15 +34,16 @@ pub struct Settings {
     #[arg(long, global = true, hide = true, env = "BETFLOW_WEB_THREADS",
           value_parser = |v: &str| at_least("BETFLOW_WEB_THREADS", v, 1))]
     pub web_threads: Option<u64>,
-    /// CPUs kept for the engine of `up` (and in `bench web`'s mixed run and
-    /// `bench stream`), as `taskset -c` lists them (`1`, `2-3`): its
-    /// threads and, with the embedded Postgres, its backends run there, and
-    /// the web, the other database processes and the broker on the CPUs
-    /// left. None by default.
-    #[arg(long, global = true, hide = true, env = "BETFLOW_ENGINE_CPUS",
-          value_parser = |v: &str| v.parse::<orchestrator::cpus::Cpus>()
+    /// CPUs kept for the engine (docs/scheduler.md, "Cores of its own"):
+    /// `auto` (`up` keeps the last CPU when it may use two or more;
+    /// `scheduler` none), `none`, or a list as `taskset -c` writes it
+    /// (`1`, `2-3`). The engine's workers and, with the embedded Postgres,
+    /// its backends run there; the web, the other database processes and
+    /// the broker on the CPUs left. The benches place as `up` does.
+    #[arg(long, global = true, hide = true, env = "BETFLOW_ENGINE_CPUS", default_value = "auto",
+          value_parser = |v: &str| v.parse::<orchestrator::cpus::Keep>()
               .map_err(|e| format!("BETFLOW_ENGINE_CPUS: {e}")))]
-    pub engine_cpus: Option<orchestrator::cpus::Cpus>,
+    pub engine_cpus: orchestrator::cpus::Keep,
     /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose
     /// `X-Forwarded-For` names the client, for the login limiter and the
     /// audit log; none by default.
@@ -156,12 +157,14 @@ impl Settings {
     }
 
     /// Where `BETFLOW_ENGINE_CPUS` puts the engine and the rest, checked
-    /// against the CPUs this process may use.
-    pub fn placement(&self) -> Result<Option<orchestrator::cpus::Placement>, String> {
+    /// against the CPUs this process may use; `auto` as for a process that
+    /// serves pages when `serves_pages`.
+    pub fn placement(
+        &self,
+        serves_pages: bool,
+    ) -> Result<Option<orchestrator::cpus::Placement>, String> {
         self.engine_cpus
-            .clone()
-            .map(orchestrator::cpus::Placement::new)
-            .transpose()
+            .placement(serves_pages)
             .map_err(|e| format!("BETFLOW_ENGINE_CPUS: {e}"))
     }
 

@@ -121,7 +121,7 @@ fn flush_line(label: &str, ms: &[f64]) -> String {
 /// Runs `wrk` to its end on a thread of its own, placed on `cpus` first
 /// when given, so that wrk starts there whatever this process's threads
 /// are placed on.
-fn spawn_load(
+pub(crate) fn spawn_load(
     mut wrk: std::process::Command,
     cpus: Option<orchestrator::cpus::Cpus>,
 ) -> tokio::sync::oneshot::Receiver<std::io::Result<std::process::Output>> {
@@ -156,13 +156,12 @@ pub async fn run(
     let (seconds, clients) = (mixed.seconds, mixed.clients);
     let dag = bag.get(CHAIN_DAG).context("the mixed chain DAG")?.clone();
     let mut config = mixed.engine.clone();
-    // With `BETFLOW_ENGINE_CPUS`, placed as `betflow up` places them; the
-    // load generator, which stands for clients elsewhere, keeps every CPU.
+    // Placed as `betflow up` places them (`crate::web::run` placed this
+    // process and the cluster); the load generator, which stands for
+    // clients elsewhere, keeps every CPU.
     let mut wrk_cpus = None;
     if let Some(placed) = config.cpus.as_mut() {
         placed.backends &= db.is_embedded();
-        placed.placement.rest.pin_this_process()?;
-        db.place_cluster(&placed.placement.rest)?;
         wrk_cpus = Some(placed.placement.all());
     }
     config.run_streams = false;
@@ -231,7 +230,7 @@ pub async fn run(
     );
     if let Some(placed) = &mixed_cpus {
         outln!(
-            "the engine's threads{} on CPUs {}, the web and the database's other processes on {}, wrk on any (BETFLOW_ENGINE_CPUS)",
+            "the engine's workers{} on CPUs {}, the web and the database's other processes on {}, wrk on any (BETFLOW_ENGINE_CPUS)",
             if placed.backends { " and Postgres backends" } else { "" },
             placed.placement.engine,
             placed.placement.rest

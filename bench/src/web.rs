@@ -161,6 +161,18 @@ pub async fn run(
     std::fs::create_dir_all(&bench_home)
         .with_context(|| format!("creating {}", bench_home.display()))?;
     let db = Database::open_isolated(&bench_home, &bag).await?;
+    // Placed as `betflow up` places its threads and the cluster
+    // (`BETFLOW_ENGINE_CPUS`, `auto` by default): the pages are served on
+    // the CPUs `up` leaves the web. wrk, which stands for clients
+    // elsewhere, keeps every CPU.
+    let wrk_cpus = match &mixed.engine.cpus {
+        Some(placed) => {
+            placed.placement.rest.pin_this_process()?;
+            db.place_cluster(&placed.placement.rest)?;
+            Some(placed.placement.all())
+        }
+        None => None,
+    };
     let pool = db.pool.clone();
     let ids: Vec<String> = bag.dags().map(|d| d.id.clone()).collect();
     // A tenth of the runs are the grid DAG's; the others share the rest.
@@ -285,6 +297,13 @@ pub async fn run(
     ));
 
     outln!("web bench: {dags} DAGs, {total} runs, {total_tis} task instances; grid of {GRID_TASKS} tasks × the latest {GRID_RUNS} of {grid_runs} runs; wrk {seconds}s, {connections} connections");
+    if let Some(placed) = &mixed.engine.cpus {
+        outln!(
+            "the web and the database on CPUs {}, CPUs {} kept for the engine, as `up` places them (BETFLOW_ENGINE_CPUS); wrk on any",
+            placed.placement.rest,
+            placed.placement.engine
+        );
+    }
     for (label, port, path, target) in [
         ("DAGs page", port, "/dags".to_owned(), "p99 < 100 ms"),
         ("grid", port, format!("/dags/{GRID_DAG}"), "p99 < 100 ms"),
@@ -321,19 +340,19 @@ pub async fn run(
         ("analytics", port, "/analytics".to_owned(), "p99 < 50 ms"),
     ] {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let out = tokio::process::Command::new("wrk")
-            .args([
-                "-t",
-                "2",
-                "-c",
-                &connections.to_string(),
-                "-d",
-                &format!("{seconds}s"),
-                "--latency",
-            ])
-            .args(["-H", &cookie, &url])
-            .output()
-            .await
+        let mut wrk = std::process::Command::new("wrk");
+        wrk.args([
+            "-t",
+            "2",
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--latency",
+        ])
+        .args(["-H", &cookie, &url]);
+        let out = crate::mixed::spawn_load(wrk, wrk_cpus.clone())
+            .await?
             .context("running wrk")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let pick = |key: &str| -> String {

@@ -226,7 +226,7 @@ impl fmt::Display for Cpus {
 }
 
 /// The engine's CPUs and the rest of those the process may use.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub engine: Cpus,
     pub rest: Cpus,
@@ -256,6 +256,53 @@ impl Placement {
         all.sort_unstable();
         all.dedup();
         Cpus(all)
+    }
+}
+
+/// What `BETFLOW_ENGINE_CPUS` asks for: `auto` (the default), `none`, or
+/// a CPU list.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// A process that serves pages (`betflow up`) keeps the last CPU it may
+    /// use for its engine when it may use two or more; one that does not
+    /// (`betflow scheduler`) keeps none.
+    #[default]
+    Auto,
+    /// No CPU kept: every thread and process on every CPU.
+    Nothing,
+    /// These CPUs.
+    Cpus(Cpus),
+}
+
+impl FromStr for Keep {
+    type Err = CpusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" => Ok(Keep::Auto),
+            "none" => Ok(Keep::Nothing),
+            list => list.parse().map(Keep::Cpus),
+        }
+    }
+}
+
+impl Keep {
+    /// The placement asked for, checked against the CPUs the calling
+    /// thread may use; `auto` as a process that serves pages when
+    /// `serves_pages`.
+    pub fn placement(&self, serves_pages: bool) -> Result<Option<Placement>, CpusError> {
+        match self {
+            Keep::Nothing => Ok(None),
+            Keep::Cpus(cpus) => Placement::new(cpus.clone()).map(Some),
+            Keep::Auto if !serves_pages => Ok(None),
+            Keep::Auto => {
+                let allowed = Cpus::of_this_thread()?;
+                match allowed.0.last() {
+                    Some(&last) if allowed.len() >= 2 => Placement::new(Cpus(vec![last])).map(Some),
+                    _ => Ok(None),
+                }
+            }
+        }
     }
 }
 
@@ -341,6 +388,25 @@ mod tests {
             let placed = Placement::new(first.clone()).unwrap();
             assert_eq!(placed.engine, first);
             assert_eq!(placed.rest, allowed.without(&first));
+            assert_eq!(placed.all(), allowed);
+        }
+    }
+
+    #[test]
+    fn auto_keeps_the_last_cpu_for_a_process_that_serves_pages_when_it_has_two() {
+        let allowed = Cpus::of_this_thread().unwrap();
+        assert_eq!("auto".parse::<Keep>().unwrap(), Keep::Auto);
+        assert_eq!("none".parse::<Keep>().unwrap(), Keep::Nothing);
+        assert_eq!("0-1".parse::<Keep>().unwrap(), Keep::Cpus(Cpus(vec![0, 1])));
+        assert!("some".parse::<Keep>().is_err());
+        assert_eq!(Keep::Nothing.placement(true).unwrap(), None);
+        assert_eq!(Keep::Auto.placement(false).unwrap(), None);
+        let auto = Keep::Auto.placement(true).unwrap();
+        if allowed.len() < 2 {
+            assert_eq!(auto, None);
+        } else {
+            let placed = auto.expect("a placement");
+            assert_eq!(placed.engine, Cpus(vec![*allowed.0.last().unwrap()]));
             assert_eq!(placed.all(), allowed);
         }
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
-use orchestrator::cpus::{EngineCpus, Placement};
+use orchestrator::cpus::{EngineCpus, Keep, Placement};
 use services::database::Database;
 
 /// A token cancelled on Ctrl-C or SIGTERM.
@@ -40,7 +40,7 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Result<ExitCode> {
     let home: &Path = &settings.home;
-    let placement = place_this_process(settings)?;
+    let placement = place_this_process(settings, true)?;
     let broker = services::broker::EmbeddedBroker::start_or_provision(
         home,
         services::broker::BrokerLog::Durable,
@@ -53,7 +53,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     let grace: std::time::Duration = config.shutdown_grace;
     config.shutdown_grace = grace.saturating_sub(UP_STOP_RESERVE.min(grace / 4));
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
-    config.cpus = place_engine(&db, placement)?;
+    config.cpus = place_engine(settings, &db, placement)?;
     let listener = tokio::net::TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}; pick another with --port"))?;
@@ -72,7 +72,7 @@ pub async fn up(settings: &Settings, host: std::net::IpAddr, port: u16) -> Resul
     if db.is_embedded() {
         outln!("home: {}", home.display());
     }
-    say_where_the_engine_runs(&config)?;
+    say_where_the_engine_runs(settings, &config)?;
     match &broker {
         Some(services::broker::Broker::Provisioning { bootstrap, .. }) => {
             outln!("Kafka broker (embedded tansu): installing, then listening on {bootstrap}")
@@ -138,17 +138,17 @@ const UP_STOP_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
 const WEB_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
-    let placement = place_this_process(settings)?;
+    let placement = place_this_process(settings, false)?;
     let bag = super::dag_bag(settings)?;
     let mut config = settings.engine_config();
     let db = Database::open(&settings.home, &bag, settings.paused_at_creation).await?;
-    config.cpus = place_engine(&db, placement)?;
+    config.cpus = place_engine(settings, &db, placement)?;
     let shutdown = shutdown_on_signals();
     eprintln!(
         "scheduler running on {}",
         orchestrator::store::mask_password(&db.url)
     );
-    say_where_the_engine_runs(&config)?;
+    say_where_the_engine_runs(settings, &config)?;
     // Kept cores are the engine's own runtime's to hold.
     let runtime = match config.cpus {
         Some(_) => Runtime::Dedicated,
@@ -159,42 +159,69 @@ pub async fn scheduler(settings: &Settings) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// With `BETFLOW_ENGINE_CPUS`, every thread of this process moved off the
-/// engine's CPUs: before the broker and the embedded cluster start, so
-/// what this process spawns starts on the other CPUs too. A list that
-/// cannot be used is a usage error, before anything starts.
-fn place_this_process(settings: &Settings) -> Result<Option<Placement>> {
-    let placement = settings.placement().map_err(super::usage)?;
-    if let Some(placed) = &placement {
-        placed.rest.pin_this_process()?;
+/// Where `BETFLOW_ENGINE_CPUS` keeps the engine (`auto` as for a process
+/// that `serves_pages`), every thread of this process moved off its CPUs:
+/// before the broker and the embedded cluster start, so what this process
+/// spawns starts on the other CPUs too. A list that cannot be used is a
+/// usage error, before anything starts; under `auto`, a host that will not
+/// place threads runs the engine on every CPU, with a warning.
+fn place_this_process(settings: &Settings, serves_pages: bool) -> Result<Option<Placement>> {
+    let Some(placed) = settings.placement(serves_pages).map_err(super::usage)? else {
+        return Ok(None);
+    };
+    match placed.rest.pin_this_process() {
+        Ok(()) => Ok(Some(placed)),
+        Err(e) if settings.engine_cpus == Keep::Auto => {
+            tracing::warn!("{e}; the engine shares every CPU (BETFLOW_ENGINE_CPUS)");
+            if let Err(e) = placed.all().pin_this_process() {
+                tracing::warn!("{e}");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(placement)
 }
 
 /// The engine's CPUs, and the embedded cluster (when `db` is one) moved
-/// off them, had it been running before this process.
-fn place_engine(db: &Database, placement: Option<Placement>) -> Result<Option<EngineCpus>> {
+/// off them, had it been running before this process. Under `auto`, a
+/// cluster that cannot be moved stays where it is, with a warning.
+fn place_engine(
+    settings: &Settings,
+    db: &Database,
+    placement: Option<Placement>,
+) -> Result<Option<EngineCpus>> {
     let Some(placement) = placement else {
         return Ok(None);
     };
-    db.place_cluster(&placement.rest)?;
+    match db.place_cluster(&placement.rest) {
+        Err(e) if settings.engine_cpus == Keep::Auto => tracing::warn!("{e:#}"),
+        placed => placed?,
+    }
     Ok(Some(EngineCpus {
         placement,
         backends: db.is_embedded(),
     }))
 }
 
-fn say_where_the_engine_runs(config: &orchestrator::EngineConfig) -> Result<()> {
+fn say_where_the_engine_runs(
+    settings: &Settings,
+    config: &orchestrator::EngineConfig,
+) -> Result<()> {
     if let Some(placed) = &config.cpus {
         outln!(
-            "engine on CPUs {}{}; the rest on CPUs {}",
+            "engine on CPUs {}{}; the rest on CPUs {}{}",
             placed.placement.engine,
             if placed.backends {
                 " with its Postgres backends"
             } else {
                 " (its backends are the external database's)"
             },
-            placed.placement.rest
+            placed.placement.rest,
+            if settings.engine_cpus == Keep::Auto {
+                " (BETFLOW_ENGINE_CPUS=none shares every CPU)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

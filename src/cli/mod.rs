@@ -193,8 +193,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Glue(cmd) => glue::run(settings, cmd).await,
         Command::Bench(cmd) => {
             let mut engine = settings.engine_config();
-            // The mixed run places the engine as `up` does.
-            engine.cpus = settings.placement().map_err(usage)?.map(|placement| {
+            // The benches place the engine as `up` does.
+            engine.cpus = settings.placement(true).map_err(usage)?.map(|placement| {
                 orchestrator::cpus::EngineCpus {
                     placement,
                     backends: true,

@@ -737,6 +737,63 @@ fn up_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
     );
 }
 
+/// By default (`BETFLOW_ENGINE_CPUS=auto`) `up` keeps the last CPU it may
+/// use for its engine when it may use two or more; `none` shares every CPU.
+#[test]
+fn up_keeps_the_last_cpu_for_its_engine_unless_told_none() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        return; // one CPU: nothing to keep
+    }
+    let allowed = cpus_allowed("/proc/self/status");
+    let last = allowed
+        .rsplit([',', '-'])
+        .next()
+        .expect("a CPU list")
+        .to_owned();
+    let mut env = TestEnv::start();
+    let (pid, _) = env.spawn_up_with(&[("DATABASE_URL", "")]);
+    let out = std::fs::read_to_string(env.home.path().join("proc-0.out")).unwrap_or_default();
+    assert!(
+        out.contains(&format!("engine on CPUs {last} with its Postgres backends"))
+            && out.contains("BETFLOW_ENGINE_CPUS=none shares every CPU"),
+        "{out}"
+    );
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("metadata database: "))
+        .map(str::to_owned)
+        .expect("the metadata database's URL");
+    assert_engine_placed(
+        &env,
+        pid,
+        &last,
+        &allowed,
+        &["betflow", "betflow-web"],
+        &url,
+    );
+    let status = env.signal(pid, Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+
+    // `none`: no CPU kept, the engine's threads on every CPU.
+    let (pid, _) = env.spawn_up_with(&[("DATABASE_URL", ""), ("BETFLOW_ENGINE_CPUS", "none")]);
+    let out = std::fs::read_to_string(env.home.path().join("proc-1.out")).unwrap_or_default();
+    assert!(!out.contains("engine on CPUs"), "{out}");
+    let engine_threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("up's threads")
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            let name = std::fs::read_to_string(t.join("comm")).ok()?;
+            name.starts_with("betflow-engine")
+                .then(|| cpus_allowed(t.join("status")))
+        })
+        .collect();
+    assert!(!engine_threads.is_empty());
+    assert!(
+        engine_threads.iter().all(|c| *c == allowed),
+        "{engine_threads:?}"
+    );
+}
+
 /// `betflow scheduler`, which serves no pages, keeps CPUs for its engine
 /// as `up` does: from the host's other load.
 #[test]
