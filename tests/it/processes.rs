@@ -301,9 +301,9 @@ fn catchup_creates_a_run_for_every_missed_interval() {
     assert_eq!(contiguous, "t");
 }
 
-#[test]
-fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
-    let mut env = TestEnv::start();
+/// `up` with an embedded broker, once its stream consumers run (and so
+/// the watch on its broker has started); its pid.
+fn spawn_up_with_its_broker(env: &mut TestEnv) -> u32 {
     let pid = env.spawn(
         &["up", "--port", "0"],
         &[("BETFLOW_EMBEDDED_KAFKA", "true")],
@@ -313,6 +313,13 @@ fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
         "running",
         60,
     );
+    pid
+}
+
+#[test]
+fn up_runs_an_embedded_broker_for_its_stream_consumers_and_stops_it() {
+    let mut env = TestEnv::start();
+    let pid = spawn_up_with_its_broker(&mut env);
     let brokers = children_named(pid, "tansu");
     assert_eq!(brokers.len(), 1, "one embedded broker under `up`");
     let status = env.signal(pid, Signal::SIGTERM);
@@ -363,16 +370,7 @@ fn up_starts_its_embedded_broker_again_when_its_log_reports_a_panic() {
 #[test]
 fn up_spaces_out_the_restarts_of_a_broker_that_keeps_dying() {
     let mut env = TestEnv::start();
-    let pid = env.spawn(
-        &["up", "--port", "0"],
-        &[("BETFLOW_EMBEDDED_KAFKA", "true")],
-    );
-    // Up, its watch on the broker started.
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    let pid = spawn_up_with_its_broker(&mut env);
     let restarted = |env: &TestEnv| -> Vec<String> {
         env.proc_log(0)
             .lines()
@@ -428,15 +426,7 @@ fn up_spaces_out_the_restarts_of_a_broker_that_keeps_dying() {
 /// publishes through it.
 fn broker_fails_and_comes_back(says: &str, fail: impl FnOnce(&TestEnv, u32)) {
     let mut env = TestEnv::start();
-    let pid = env.spawn(
-        &["up", "--port", "0"],
-        &[("BETFLOW_EMBEDDED_KAFKA", "true")],
-    );
-    env.wait_for(
-        "SELECT state FROM stream_tasks WHERE task_id = 'odds_consumer'",
-        "running",
-        60,
-    );
+    let pid = spawn_up_with_its_broker(&mut env);
     let first = children_named(pid, "tansu");
     assert_eq!(first.len(), 1, "one embedded broker under `up`");
     fail(&env, first[0]);
