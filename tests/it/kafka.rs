@@ -14,7 +14,7 @@ use dags::live::news::NewsItem;
 use dags::live::odds::OddsPayload;
 use dags::live::weather::WeatherUpdate;
 use sources::odds_api::{Bookmaker, Market, OddsEvent, OddsFormat, Outcome};
-use streaming::kafka::producer::Producer;
+use streaming::kafka::producer::{ProduceError, Producer};
 use streaming::kafka::KafkaSettings;
 
 const EVENT: &str = "evt-kafka-1";
@@ -1036,6 +1036,43 @@ type Raw = (String, Vec<u8>, Vec<u8>);
 
 /// (topic, partition) → next offset after what was published.
 type Ends = std::collections::BTreeMap<(String, i32), i64>;
+
+/// A producer whose delivery failed for good (its broker gone past the
+/// message timeout, every attempt) starts over as a new producer, with a
+/// new producer id, and publishes once its broker is back, here one that
+/// came back empty, without the state of the old id.
+#[test]
+fn a_producer_whose_delivery_failed_starts_over_and_publishes_once_its_broker_is_back() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let env = TestEnv::start();
+    let mut broker = Tansu::start(env.home.path());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let topic = "betflow.test.start_over";
+    let producer =
+        Producer::new(&KafkaSettings::new(&broker.bootstrap).with_partitions(1)).expect("producer");
+    rt.block_on(producer.ensure_topics(&[topic]))
+        .expect("topic");
+    rt.block_on(producer.send_raw(topic, Some(b"k"), b"1"))
+        .expect("delivered");
+    assert_eq!(producer.stats().started_over.load(Relaxed), 0);
+
+    broker.kill();
+    let failed = rt.block_on(producer.send_raw(topic, Some(b"k"), b"2"));
+    assert!(
+        matches!(failed, Err(ProduceError::Delivery { attempts: 3, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(producer.stats().started_over.load(Relaxed), 1);
+
+    broker.start_empty_again();
+    rt.block_on(producer.ensure_topics(&[topic]))
+        .expect("topic");
+    let delivered = rt
+        .block_on(producer.send_raw(topic, Some(b"k"), b"3"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", broker.log()));
+    assert_eq!(delivered, (0, 0), "the first record of the empty broker");
+    assert_eq!(producer.stats().started_over.load(Relaxed), 1);
+}
 
 /// Publishes `messages` one at a time, in order, recording end offsets.
 async fn publish_in_order(producer: &Producer, messages: &[Raw], ends: &mut Ends) {

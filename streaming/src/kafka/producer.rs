@@ -4,7 +4,7 @@
 //! partition count; failed deliveries are retried and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::kafka::settings::KafkaSettings;
@@ -46,6 +46,9 @@ pub struct ProducerStats {
     pub delivered: AtomicU64,
     pub retried: AtomicU64,
     pub failed: AtomicU64,
+    /// Times the producer started over as a new one after a delivery
+    /// failed for good ([`Producer::send_raw`]).
+    pub started_over: AtomicU64,
 }
 
 /// `KAFKA_LINGER_MS`: how long the producer gathers a partition's messages
@@ -58,10 +61,31 @@ pub const DEFAULT_LINGER_MS: u64 = 5;
 /// Cheap to clone; every clone shares the underlying librdkafka producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer<QuietContext>,
+    /// The librdkafka producer and its generation: replaced by a new one
+    /// when a delivery fails for good.
+    inner: Arc<RwLock<(u64, FutureProducer<QuietContext>)>>,
     kafka: KafkaSettings,
+    linger_ms: u64,
     attempts: u32,
     stats: Arc<ProducerStats>,
+}
+
+/// An idempotent producer for `kafka`'s cluster, batching for `linger_ms`.
+fn client(
+    kafka: &KafkaSettings,
+    linger_ms: u64,
+) -> Result<FutureProducer<QuietContext>, KafkaError> {
+    kafka
+        .client_config()
+        .set("message.timeout.ms", "10000")
+        .set("acks", "all")
+        // librdkafka's own retries then neither duplicate nor reorder
+        // a partition's messages; a resend after `message.timeout.ms`
+        // (`send_raw`) is a new message, which the consumers' keyed
+        // upserts absorb.
+        .set("enable.idempotence", "true")
+        .set("linger.ms", linger_ms.to_string())
+        .create_with_context(QuietContext::default())
 }
 
 impl Producer {
@@ -74,23 +98,50 @@ impl Producer {
     /// [`Producer::new`] batching for `linger_ms`: a steady stream of
     /// independent updates goes out in fewer, larger record batches.
     pub fn with_linger(kafka: &KafkaSettings, linger_ms: u64) -> Result<Self, ProduceError> {
-        let inner: FutureProducer<QuietContext> = kafka
-            .client_config()
-            .set("message.timeout.ms", "10000")
-            .set("acks", "all")
-            // librdkafka's own retries then neither duplicate nor reorder
-            // a partition's messages; a resend after `message.timeout.ms`
-            // (`send_raw`) is a new message, which the consumers' keyed
-            // upserts absorb.
-            .set("enable.idempotence", "true")
-            .set("linger.ms", linger_ms.to_string())
-            .create_with_context(QuietContext::default())?;
         Ok(Self {
-            inner,
+            inner: Arc::new(RwLock::new((0, client(kafka, linger_ms)?))),
             kafka: kafka.clone(),
+            linger_ms,
             attempts: 3,
             stats: Arc::new(ProducerStats::default()),
         })
+    }
+
+    /// The librdkafka producer now, and its generation.
+    fn current(&self) -> (u64, FutureProducer<QuietContext>) {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        (inner.0, inner.1.clone())
+    }
+
+    /// Replaces generation `failed` of the librdkafka producer with a new
+    /// one, unless another send did already. The new one asks the broker
+    /// for a new producer id: a broker that restarted without the state of
+    /// the old id (seen with tansu 0.6, which then panicked on every batch
+    /// of that id, restart after restart) takes its batches as a new
+    /// producer's.
+    fn start_over(&self, failed: u64) {
+        let fresh = match client(&self.kafka, self.linger_ms) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!("cannot start the Kafka producer over: {e}");
+                return;
+            }
+        };
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if inner.0 != failed {
+            return;
+        }
+        let old = std::mem::replace(&mut *inner, (failed + 1, fresh));
+        drop(inner);
+        self.stats.started_over.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "the Kafka producer starts over with a new producer id after a failed delivery"
+        );
+        // Closing a librdkafka client joins its threads: off the runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+            Err(_) => drop(old),
+        }
     }
 
     pub fn stats(&self) -> &ProducerStats {
@@ -114,7 +165,9 @@ impl Producer {
     }
 
     /// Sends bytes as they are (replays, tests of malformed input); retries
-    /// a failed delivery up to the configured attempts. Returns (partition, offset).
+    /// a failed delivery up to the configured attempts, and after the last
+    /// starts the producer over ([`Producer::start_over`]). Returns
+    /// (partition, offset).
     pub async fn send_raw(
         &self,
         topic: &str,
@@ -128,7 +181,8 @@ impl Producer {
             if let Some(k) = key {
                 record = record.key(k);
             }
-            match self.inner.send(record, Duration::from_secs(10)).await {
+            let (generation, producer) = self.current();
+            match producer.send(record, Duration::from_secs(10)).await {
                 Ok(delivery) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     return Ok((delivery.partition, delivery.offset));
@@ -140,6 +194,9 @@ impl Producer {
                 }
                 Err((error, _)) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    // The old producer closes once its last send is done.
+                    drop(producer);
+                    self.start_over(generation);
                     return Err(ProduceError::Delivery {
                         topic: topic.to_string(),
                         attempts: attempt,
