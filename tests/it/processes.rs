@@ -712,19 +712,17 @@ fn up_keeps_the_engine_and_its_backends_on_the_cpus_it_is_given() {
         "{out}"
     );
     assert!(reqwest::blocking::get(format!("{base}/health")).is_ok());
+    assert_up_placed(&env, pid, &engine, &allowed, &out);
+}
+
+/// [`assert_engine_placed`] for an `up` that printed `out`: its web's
+/// threads off the engine's CPUs, its metadata database's URL read there.
+fn assert_up_placed(env: &TestEnv, pid: u32, engine: &str, allowed: &str, out: &str) {
     let url = out
         .lines()
         .find_map(|l| l.strip_prefix("metadata database: "))
-        .map(str::to_owned)
         .expect("the metadata database's URL");
-    assert_engine_placed(
-        &env,
-        pid,
-        &engine,
-        &allowed,
-        &["betflow", "betflow-web"],
-        &url,
-    );
+    assert_engine_placed(env, pid, engine, allowed, &["betflow", "betflow-web"], url);
 }
 
 /// By default (`BETFLOW_ENGINE_CPUS=auto`) `up` keeps the last CPU it may
@@ -748,19 +746,7 @@ fn up_keeps_the_last_cpu_for_its_engine_unless_told_none() {
             && out.contains("BETFLOW_ENGINE_CPUS=none shares every CPU"),
         "{out}"
     );
-    let url = out
-        .lines()
-        .find_map(|l| l.strip_prefix("metadata database: "))
-        .map(str::to_owned)
-        .expect("the metadata database's URL");
-    assert_engine_placed(
-        &env,
-        pid,
-        &last,
-        &allowed,
-        &["betflow", "betflow-web"],
-        &url,
-    );
+    assert_up_placed(&env, pid, &last, &allowed, &out);
     let status = env.signal(pid, Signal::SIGTERM);
     assert!(status.success(), "{status:?}");
 
