@@ -215,12 +215,7 @@ pub async fn run(opts: Options) -> Result<ExitCode> {
         // kept CPUs.
         Some(placed) => {
             placed.placement.rest.pin_this_process()?;
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            placed.place_runtime(&mut builder);
-            let engine = builder
-                .worker_threads(placed.placement.engine.len().max(1))
-                .enable_all()
-                .build()?;
+            let engine = placed.runtime()?;
             let report = engine.spawn_blocking(move || bench(&job)).await??;
             if !opts.json {
                 outln!(

@@ -113,12 +113,7 @@ impl Supervisor {
             return Ok(Self::Shared(tokio::spawn(supervise)));
         };
         let cpus = placed.placement.engine.clone();
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        placed.place_runtime(&mut builder);
-        let runtime = builder
-            .worker_threads(cpus.len().max(1))
-            .enable_all()
-            .build()?;
+        let runtime = placed.runtime()?;
         let url = db.url.clone();
         let backends = placed.backends.then(|| cpus.clone());
         Ok(Self::Placed(std::thread::spawn(move || {

@@ -322,6 +322,17 @@ pub const ENGINE_THREAD: &str = "betflow-engine";
 pub const BLOCKING_THREAD: &str = "betflow-block";
 
 impl EngineCpus {
+    /// A multi-threaded runtime placed as the engine's
+    /// ([`EngineCpus::place_runtime`]), a worker per kept CPU.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        self.place_runtime(&mut builder);
+        builder
+            .worker_threads(self.placement.engine.len().max(1))
+            .enable_all()
+            .build()
+    }
+
     /// Places the threads of the runtime `builder` builds as the engine's:
     /// its workers, which run the engine's loops and its tasks' async
     /// parts, on the kept CPUs; its blocking threads on every CPU. What a

@@ -131,19 +131,16 @@ pub fn spawn_dedicated(
     config: EngineConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), StoreError>>> {
-    // As many workers as cores, as the default runtime has: the engine's
-    // stream tasks (consumers) need them as much as the web does.
-    // With cores of its own, as many as it has.
-    let workers = match &config.cpus {
-        Some(placed) => placed.placement.engine.len().max(1),
-        None => std::thread::available_parallelism().map_or(2, usize::from),
+    // With cores of its own, a worker per kept core; else as many as
+    // cores, as the default runtime has: the engine's stream tasks
+    // (consumers) need them as much as the web does.
+    let runtime = match &config.cpus {
+        Some(placed) => placed.runtime()?,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .thread_name(ENGINE_THREAD)
+            .enable_all()
+            .build()?,
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.thread_name(ENGINE_THREAD);
-    if let Some(placed) = &config.cpus {
-        placed.place_runtime(&mut builder);
-    }
-    let runtime = builder.worker_threads(workers).enable_all().build()?;
     let backends = config
         .cpus
         .as_ref()

@@ -517,6 +517,59 @@ fn up_starts_its_embedded_postgres_again_when_the_postmaster_is_killed() {
     }
 }
 
+/// An embedded Postgres that dies again right after each restart is
+/// started again less and less often: from the second quick death on, the
+/// next restart waits out a hold; a death within it is seen at the next
+/// look and the log says when the restart comes.
+#[test]
+fn up_spaces_out_the_restarts_of_a_postgres_that_keeps_dying() {
+    let mut env = TestEnv::start();
+    let (_pid, _base) = env.spawn_up_with(&[("DATABASE_URL", "")]);
+    let pid_file = env.home.path().join("postgres/data/postmaster.pid");
+    let postmaster = || -> Option<i32> {
+        std::fs::read_to_string(&pid_file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let restarted = |env: &TestEnv| -> usize {
+        env.proc_log(0)
+            .lines()
+            .filter(|l| l.contains("the embedded PostgreSQL had stopped"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // Four: the holds grow (4 s, then 8 s), so a death within one is seen.
+    for kills in 1..=4 {
+        let pid = postmaster().expect("the embedded cluster's postmaster");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
+            .expect("kill the postmaster");
+        // Restarted: the log says so and a new postmaster runs.
+        while !(restarted(&env) >= kills && postmaster().is_some_and(|p| p != pid)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no restart after kill {kills}:\n{}",
+                env.proc_log(0)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let log = env.proc_log(0);
+    assert!(
+        log.contains("so it is not started again for"),
+        "a quick second death is a crash loop: {log}"
+    );
+    assert!(
+        log.contains(
+            "the embedded PostgreSQL stopped again soon after its last start; starting it again in"
+        ),
+        "a death within a hold is seen, its restart held: {log}"
+    );
+}
+
 #[test]
 fn health_says_when_the_kafka_broker_does_not_answer() {
     let mut env = TestEnv::start();

@@ -120,6 +120,10 @@ impl Producer {
     /// of that id, restart after restart) takes its batches as a new
     /// producer's.
     fn start_over(&self, failed: u64) {
+        // A burst of failed sends builds one new client, not one each.
+        if self.current().0 != failed {
+            return;
+        }
         let fresh = match client(&self.kafka, self.linger_ms) {
             Ok(fresh) => fresh,
             Err(e) => {
